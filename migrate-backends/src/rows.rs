@@ -1,0 +1,82 @@
+//! Decoding tracking-table rows, shared by every backend.
+
+use migrate_core::{
+    Direction, DirtyMark, Error, HistoryEntry, Outcome, Result, StateRow, Timestamp,
+};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+use std::time::Duration;
+
+fn get<'r, R, T>(row: &'r R, index: usize) -> Result<T>
+where
+    R: Row,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    row.try_get(index).map_err(Error::from)
+}
+
+fn corrupt(what: &str, value: &str) -> Error {
+    Error::Database {
+        message: format!("the tracking table holds an invalid {what}: `{value}`"),
+        source: None,
+    }
+}
+
+/// Decodes a row of `TrackingSql::read_state`.
+pub(crate) fn state_row<R>(row: &R) -> Result<StateRow>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    let dirty_version: Option<String> = get(row, 4)?;
+    let dirty = match dirty_version {
+        None => None,
+        Some(version) => {
+            let direction: Option<String> = get(row, 6)?;
+            let direction = direction.unwrap_or_default();
+            Some(DirtyMark {
+                version,
+                name: get::<_, Option<String>>(row, 5)?.unwrap_or_default(),
+                direction: Direction::parse(&direction)
+                    .ok_or_else(|| corrupt("direction", &direction))?,
+                since: Timestamp::from_micros(get::<_, Option<i64>>(row, 7)?.unwrap_or(0)),
+            })
+        }
+    };
+    Ok(StateRow {
+        module: get(row, 0)?,
+        table: get(row, 1)?,
+        version: get(row, 2)?,
+        checksum: get(row, 3)?,
+        dirty,
+    })
+}
+
+/// Decodes a row of `TrackingSql::history_select`.
+pub(crate) fn history_row<R>(row: &R) -> Result<HistoryEntry>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    let direction: String = get(row, 6)?;
+    let outcome: String = get(row, 7)?;
+    let execution: Option<i64> = get(row, 10)?;
+    Ok(HistoryEntry {
+        id: get(row, 0)?,
+        module: get(row, 1)?,
+        table: get(row, 2)?,
+        version: get(row, 3)?,
+        name: get(row, 4)?,
+        checksum: get(row, 5)?,
+        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
+        started_at: Timestamp::from_micros(get(row, 8)?),
+        finished_at: get::<_, Option<i64>>(row, 9)?.map(Timestamp::from_micros),
+        execution_time: execution.map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))),
+        error: get(row, 11)?,
+    })
+}

@@ -1,0 +1,88 @@
+//! Support for the code that `#[migration]` and `migrations!{}` expand to. Not a public API.
+//!
+//! The compile-time graph checks are built from items rustc compares itself, because proc macros
+//! share no state: each migration implements [`UniqueTableVersion`] for its (table, version), so
+//! a duplicate is a coherence error (E0119); each child implements [`SingleChildOf`] for its
+//! parent, so a fork is one too; each first migration implements [`SingleFirstMigration`]; and a
+//! `parent` must satisfy the bound of [`require_declared`], whose `on_unimplemented` message
+//! explains a missing parent. Tables are hashed to `u64` because `&str` const generics are not
+//! stable; versions are (major, minor, patch, hash of pre-release and build).
+
+pub use crate::conn::Conn;
+pub use crate::migration::{Migration, MigrationFn, MigrationFuture, MigrationSet, Reversal};
+pub use inventory;
+
+use std::future::Future;
+
+/// Boxes a migration's future; the shims that `#[migration]` generates call this.
+pub fn boxed<'a, F>(future: F) -> MigrationFuture<'a>
+where
+    F: Future<Output = crate::Result<()>> + Send + 'a,
+{
+    Box::pin(future)
+}
+
+/// Implemented once per (table, version) of a crate: a second `#[migration]` with the same
+/// table and version is a conflicting implementation.
+#[diagnostic::on_unimplemented(
+    message = "the `parent` version is not declared by any #[migration] of this table in this crate",
+    label = "no #[migration] of this table declares this version",
+    note = "every migration but a table's first names the version it upgrades from; declare that migration, or fix the version"
+)]
+pub trait UniqueTableVersion<
+    const TABLE: u64,
+    const MAJOR: u64,
+    const MINOR: u64,
+    const PATCH: u64,
+    const PRE: u64,
+>
+{
+}
+
+/// Implemented once per parent version: a second migration upgrading from the same version (a
+/// fork), or a migration upgrading from the version listed in `heads`, conflicts.
+pub trait SingleChildOf<
+    const TABLE: u64,
+    const MAJOR: u64,
+    const MINOR: u64,
+    const PATCH: u64,
+    const PRE: u64,
+>
+{
+}
+
+/// Implemented once per table by its first migration (the one without `parent`).
+pub trait SingleFirstMigration<const TABLE: u64> {}
+
+/// Implemented for every table listed in `heads { ... }`, or for all tables when the anchor
+/// lists no heads.
+#[diagnostic::on_unimplemented(
+    message = "this table is missing from `heads {{ ... }}` in migrations!{{}}",
+    label = "table not listed in heads",
+    note = "when migrations!{{}} declares heads, every table with migrations must be listed"
+)]
+pub trait TableListedInHeads<const TABLE: u64> {}
+
+/// Compiles only if `Anchor` declares the given (table, version).
+pub const fn require_declared<
+    Anchor: UniqueTableVersion<TABLE, MAJOR, MINOR, PATCH, PRE>,
+    const TABLE: u64,
+    const MAJOR: u64,
+    const MINOR: u64,
+    const PATCH: u64,
+    const PRE: u64,
+>() {
+}
+
+/// Compiles only if `Anchor` lists the table in its heads (or lists no heads).
+pub const fn require_listed_in_heads<Anchor: TableListedInHeads<TABLE>, const TABLE: u64>() {}
+
+/// The anchor's generated test: validates its set, panicking with the graph error.
+pub fn assert_valid(set: &'static MigrationSet) {
+    if let Err(err) = set.validate() {
+        panic!(
+            "the migration graph of crate `{}` is broken: {err}",
+            set.crate_name()
+        );
+    }
+}

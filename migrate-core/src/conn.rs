@@ -1,0 +1,188 @@
+//! [`Conn`], the portable connection a migration function receives.
+
+use crate::template;
+use crate::{BoxFuture, Error, Result};
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The database a connection speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+impl Dialect {
+    /// Quotes an identifier for this dialect, doubling any embedded quote character.
+    pub fn quote_ident(self, ident: &str) -> String {
+        let q = match self {
+            Dialect::MySql => '`',
+            Dialect::Sqlite | Dialect::Postgres => '"',
+        };
+        let mut out = String::with_capacity(ident.len() + 2);
+        out.push(q);
+        for c in ident.chars() {
+            if c == q {
+                out.push(q);
+            }
+            out.push(c);
+        }
+        out.push(q);
+        out
+    }
+
+    /// Quotes a string literal for this dialect.
+    pub fn quote_literal(self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len() + 2);
+        out.push('\'');
+        for c in value.chars() {
+            match c {
+                '\'' => out.push_str("''"),
+                '\\' if self == Dialect::MySql => out.push_str("\\\\"),
+                _ => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Sqlite => "SQLite",
+            Dialect::Postgres => "PostgreSQL",
+            Dialect::MySql => "MySQL/MariaDB",
+        })
+    }
+}
+
+/// A value read by [`Conn::query`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+impl Value {
+    /// The value as an integer, if it is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    /// The value as text, if it is text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One row returned by [`Conn::query`], its values in column order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    /// The value of column `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<&Value> {
+        self.0.get(index)
+    }
+}
+
+/// What a backend implements so that [`Conn`] can drive its connection.
+pub trait RawConn: Send {
+    /// The database this connection speaks to.
+    fn dialect(&self) -> Dialect;
+    /// Runs one or more statements, returning the rows affected.
+    fn execute<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<u64>>;
+    /// Runs a query and returns its rows as portable values.
+    fn query<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<Vec<Row>>>;
+    /// The driver's own connection, for typed access (see `migrate::ConnExt`).
+    fn driver(&mut self) -> &mut dyn Any;
+}
+
+/// The connection a migration function receives.
+///
+/// Inside a transactional step it is the step's transaction; for `transaction = false` steps it
+/// is a plain connection in autocommit mode. SQL passed to [`execute`](Conn::execute) and
+/// [`query`](Conn::query) may use `{{tables.name}}` (the quoted, schema-qualified table name)
+/// and `{{schema}}` (the quoted schema).
+pub struct Conn<'c> {
+    raw: &'c mut dyn RawConn,
+    schema: Option<&'c str>,
+}
+
+impl<'c> Conn<'c> {
+    /// Wraps a backend connection. `schema` qualifies `{{tables.x}}` (PostgreSQL schemas).
+    pub fn new(raw: &'c mut dyn RawConn, schema: Option<&'c str>) -> Self {
+        Conn { raw, schema }
+    }
+
+    /// The database this connection speaks to.
+    pub fn dialect(&self) -> Dialect {
+        self.raw.dialect()
+    }
+
+    /// The schema that `{{tables.x}}` is qualified with, if any.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema
+    }
+
+    /// Runs one or more SQL statements (templates rendered first); returns the rows affected.
+    pub async fn execute(&mut self, sql: &str) -> Result<u64> {
+        let sql = self.render(sql)?;
+        self.raw.execute(&sql).await
+    }
+
+    /// Runs a query (templates rendered first) and returns its rows.
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<Row>> {
+        let sql = self.render(sql)?;
+        self.raw.query(&sql).await
+    }
+
+    /// Runs a query that returns one integer, such as `SELECT COUNT(*) ...`.
+    pub async fn query_i64(&mut self, sql: &str) -> Result<i64> {
+        let rows = self.query(sql).await?;
+        rows.first()
+            .and_then(|r| r.get(0))
+            .and_then(Value::as_i64)
+            .ok_or_else(|| Error::msg(format!("query returned no integer: {sql}")))
+    }
+
+    /// Quotes an identifier for this connection's dialect.
+    pub fn quote_ident(&self, ident: &str) -> String {
+        self.dialect().quote_ident(ident)
+    }
+
+    /// The quoted, schema-qualified name of `table`, as `{{tables.table}}` renders it.
+    pub fn table(&self, table: &str) -> String {
+        template::qualified(self.dialect(), self.schema, table)
+    }
+
+    /// Renders `{{tables.x}}` and `{{schema}}` in `sql`.
+    pub fn render<'s>(&self, sql: &'s str) -> Result<Cow<'s, str>> {
+        template::render(self.dialect(), self.schema, sql)
+    }
+
+    /// The driver's connection, for the typed accessors of `migrate::ConnExt`.
+    pub fn driver(&mut self) -> &mut dyn Any {
+        self.raw.driver()
+    }
+}

@@ -1,0 +1,384 @@
+//! The version graph: one chain per (module, table), plus `after` edges between chains, sorted
+//! into one deterministic order.
+
+use crate::checksum;
+use crate::error::GraphError;
+use crate::migration::{Migration, MigrationSet};
+use semver::Version;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::fmt;
+
+/// Identifies one step: its module, table and version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepKey {
+    /// The migration set's module.
+    pub module: String,
+    /// The table.
+    pub table: String,
+    /// The version the step brings the table to.
+    pub version: Version,
+    /// The migration's name.
+    pub name: String,
+}
+
+impl fmt::Display for StepKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}@{} ({})",
+            self.module, self.table, self.version, self.name
+        )
+    }
+}
+
+/// One node of the graph.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) migration: &'static Migration,
+    pub(crate) version: Version,
+    /// Index of the chain this node belongs to.
+    pub(crate) chain: usize,
+    /// Position in the global deterministic order.
+    pub(crate) rank: usize,
+    /// Nodes this one must run after (besides its parent), from `after`.
+    pub(crate) after: Vec<usize>,
+}
+
+impl Node {
+    pub(crate) fn key(&self) -> StepKey {
+        StepKey {
+            module: self.migration.set.module().to_string(),
+            table: self.migration.table.to_string(),
+            version: self.version.clone(),
+            name: self.migration.name.to_string(),
+        }
+    }
+}
+
+/// One table's version line within one module, root first.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    pub(crate) module: &'static str,
+    pub(crate) table: &'static str,
+    /// Node indices, root first.
+    pub(crate) nodes: Vec<usize>,
+    /// `cumulative[i]`: the combined checksum of nodes `0..=i`.
+    pub(crate) cumulative: Vec<String>,
+}
+
+impl Chain {
+    /// The position of `version` in the chain.
+    pub(crate) fn position(&self, graph: &Graph, version: &Version) -> Option<usize> {
+        self.nodes
+            .binary_search_by(|&n| graph.nodes[n].version.cmp(version))
+            .ok()
+    }
+
+    /// How many nodes are at or below `version` (the prefix that counts as applied).
+    pub(crate) fn applied_len(&self, graph: &Graph, version: Option<&Version>) -> usize {
+        match version {
+            None => 0,
+            Some(v) => self
+                .nodes
+                .partition_point(|&n| graph.nodes[n].version <= *v),
+        }
+    }
+
+    pub(crate) fn head<'g>(&self, graph: &'g Graph) -> Option<&'g Version> {
+        self.nodes.last().map(|&n| &graph.nodes[n].version)
+    }
+}
+
+/// The validated graph of every migration in the sets given to it.
+#[derive(Debug)]
+pub struct Graph {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) chains: Vec<Chain>,
+    /// Node indices in the deterministic order in which `up` runs them.
+    pub(crate) order: Vec<usize>,
+}
+
+impl Graph {
+    /// Collects the migrations of `sets` and validates them: non-empty sets, distinct modules,
+    /// semver versions, one root and no fork per table, parents that exist and are lower,
+    /// heads that match, `after` edges that resolve and form no cycle.
+    pub fn build(
+        sets: impl IntoIterator<Item = &'static MigrationSet>,
+    ) -> Result<Graph, GraphError> {
+        let sets: Vec<&'static MigrationSet> = sets.into_iter().collect();
+        check_modules(&sets)?;
+        let mut by_set: Vec<Vec<&'static Migration>> = vec![Vec::new(); sets.len()];
+        for migration in inventory::iter::<Migration> {
+            if let Some(i) = sets.iter().position(|s| std::ptr::eq(*s, migration.set)) {
+                by_set[i].push(migration);
+            }
+        }
+        for (set, migrations) in sets.iter().zip(&by_set) {
+            if migrations.is_empty() {
+                return Err(GraphError::EmptySet {
+                    crate_name: set.crate_name().to_string(),
+                    module: set.module().to_string(),
+                });
+            }
+        }
+        let mut nodes = Vec::new();
+        for migration in by_set.into_iter().flatten() {
+            let version = parse_declared(migration, migration.version)?;
+            nodes.push(Node {
+                migration,
+                version,
+                chain: 0,
+                rank: 0,
+                after: Vec::new(),
+            });
+        }
+        let chains = build_chains(&mut nodes)?;
+        let mut graph = Graph {
+            nodes,
+            chains,
+            order: Vec::new(),
+        };
+        for set in &sets {
+            graph.check_heads(set)?;
+        }
+        graph.resolve_after()?;
+        graph.sort()?;
+        Ok(graph)
+    }
+
+    /// Every (module, table) with migrations, sorted.
+    pub fn tables(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.chains.iter().map(|c| (c.module, c.table))
+    }
+
+    /// The number of registered migrations.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the graph holds no migration (never true for a built graph).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Every step in the order `up` runs them.
+    pub fn steps(&self) -> impl Iterator<Item = StepKey> + '_ {
+        self.order.iter().map(|&n| self.nodes[n].key())
+    }
+
+    pub(crate) fn chain_index(&self, module: &str, table: &str) -> Option<usize> {
+        self.chains
+            .binary_search_by(|c| (c.module, c.table).cmp(&(module, table)))
+            .ok()
+    }
+
+    fn check_heads(&self, set: &MigrationSet) -> Result<(), GraphError> {
+        for &(table, head) in set.heads() {
+            let declared = Version::parse(head).map_err(|e| GraphError::InvalidVersion {
+                location: format!("heads of crate `{}`", set.crate_name()),
+                version: head.to_string(),
+                reason: e.to_string(),
+            })?;
+            let actual = self
+                .chain_index(set.module(), table)
+                .and_then(|c| self.chains[c].head(self));
+            if actual != Some(&declared) {
+                return Err(GraphError::HeadMismatch {
+                    crate_name: set.crate_name().to_string(),
+                    table: table.to_string(),
+                    head: head.to_string(),
+                    actual: actual.map_or_else(|| "no migrations".to_string(), |v| v.to_string()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_after(&mut self) -> Result<(), GraphError> {
+        for i in 0..self.nodes.len() {
+            let migration = self.nodes[i].migration;
+            let Some(after) = migration.after else {
+                continue;
+            };
+            let unknown = || GraphError::UnknownAfter {
+                location: migration.location(),
+                after: after.to_string(),
+            };
+            let (table, version) = after.split_once('@').ok_or_else(unknown)?;
+            let version = Version::parse(version).map_err(|_| unknown())?;
+            let chain = self
+                .chain_index(migration.set.module(), table)
+                .ok_or_else(unknown)?;
+            let pos = self.chains[chain]
+                .position(self, &version)
+                .ok_or_else(unknown)?;
+            let target = self.chains[chain].nodes[pos];
+            self.nodes[i].after.push(target);
+        }
+        Ok(())
+    }
+
+    /// Kahn's algorithm over parent and `after` edges; ties go to the smallest
+    /// (version, module, table), so every machine applies the same order.
+    fn sort(&mut self) -> Result<(), GraphError> {
+        let n = self.nodes.len();
+        let mut indegree = vec![0usize; n];
+        let mut successors: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for chain in &self.chains {
+            for pair in chain.nodes.windows(2) {
+                successors[pair[0]].push(pair[1]);
+                indegree[pair[1]] += 1;
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            for &before in &node.after {
+                successors[before].push(i);
+                indegree[i] += 1;
+            }
+        }
+        let sort_key = |i: usize| {
+            let node = &self.nodes[i];
+            std::cmp::Reverse((node.version.clone(), node.chain, i))
+        };
+        let mut ready: BinaryHeap<_> = (0..n).filter(|&i| indegree[i] == 0).map(sort_key).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(std::cmp::Reverse((_, _, i))) = ready.pop() {
+            order.push(i);
+            for &next in &successors[i] {
+                indegree[next] -= 1;
+                if indegree[next] == 0 {
+                    ready.push(sort_key(next));
+                }
+            }
+        }
+        if order.len() < n {
+            let stuck = (0..n)
+                .find(|&i| indegree[i] > 0 && !self.nodes[i].after.is_empty())
+                .unwrap_or(0);
+            let to = self.nodes[stuck].after.first().copied().unwrap_or(stuck);
+            return Err(GraphError::Cycle {
+                from: self.nodes[stuck].key().to_string(),
+                to: self.nodes[to].key().to_string(),
+            });
+        }
+        for (rank, &i) in order.iter().enumerate() {
+            self.nodes[i].rank = rank;
+        }
+        self.order = order;
+        Ok(())
+    }
+}
+
+fn check_modules(sets: &[&'static MigrationSet]) -> Result<(), GraphError> {
+    let mut seen: HashMap<&str, &MigrationSet> = HashMap::new();
+    for set in sets {
+        if let Some(first) = seen.insert(set.module(), set) {
+            if !std::ptr::eq(first, *set) {
+                return Err(GraphError::DuplicateModule {
+                    module: set.module().to_string(),
+                    first: first.crate_name().to_string(),
+                    second: set.crate_name().to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_declared(migration: &Migration, text: &str) -> Result<Version, GraphError> {
+    Version::parse(text).map_err(|e| GraphError::InvalidVersion {
+        location: migration.location(),
+        version: text.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Groups nodes into chains and checks each: one root, no fork, parents that exist and are lower.
+fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
+    let mut groups: BTreeMap<(&'static str, &'static str), Vec<usize>> = BTreeMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        groups
+            .entry((node.migration.set.module(), node.migration.table))
+            .or_default()
+            .push(i);
+    }
+    let mut chains = Vec::with_capacity(groups.len());
+    for ((module, table), mut members) in groups {
+        members.sort_by(|&a, &b| nodes[a].version.cmp(&nodes[b].version));
+        let mut root = None;
+        let mut child_of: HashMap<Version, usize> = HashMap::new();
+        for pair in members.windows(2) {
+            let (a, b) = (&nodes[pair[0]], &nodes[pair[1]]);
+            if a.version == b.version {
+                return Err(GraphError::Duplicate {
+                    module: module.to_string(),
+                    table: table.to_string(),
+                    version: a.version.to_string(),
+                    first: a.migration.location(),
+                    second: b.migration.location(),
+                });
+            }
+        }
+        for &i in &members {
+            let node = &nodes[i];
+            let Some(parent_text) = node.migration.parent else {
+                if let Some(first) = root.replace(i) {
+                    return Err(GraphError::TwoRoots {
+                        module: module.to_string(),
+                        table: table.to_string(),
+                        first: nodes[first].migration.location(),
+                        second: node.migration.location(),
+                    });
+                }
+                continue;
+            };
+            let parent = parse_declared(node.migration, parent_text)?;
+            if parent >= node.version {
+                return Err(GraphError::NotIncreasing {
+                    location: node.migration.location(),
+                    table: table.to_string(),
+                    version: node.version.to_string(),
+                    parent: parent.to_string(),
+                });
+            }
+            if members
+                .binary_search_by(|&m| nodes[m].version.cmp(&parent))
+                .is_err()
+            {
+                return Err(GraphError::MissingParent {
+                    location: node.migration.location(),
+                    module: module.to_string(),
+                    table: table.to_string(),
+                    version: node.version.to_string(),
+                    parent: parent.to_string(),
+                });
+            }
+            if let Some(first) = child_of.insert(parent.clone(), i) {
+                return Err(GraphError::Fork {
+                    module: module.to_string(),
+                    table: table.to_string(),
+                    parent: parent.to_string(),
+                    first: nodes[first].migration.location(),
+                    second: node.migration.location(),
+                });
+            }
+        }
+        // Every node has a parent that exists, parents are lower, and no parent has two
+        // children: with one root, sorted order is exactly the chain.
+        let chain_index = chains.len();
+        let mut cumulative = Vec::with_capacity(members.len());
+        let mut acc = String::new();
+        for &i in &members {
+            nodes[i].chain = chain_index;
+            acc = checksum::combine(&acc, nodes[i].migration.checksum);
+            cumulative.push(acc.clone());
+        }
+        chains.push(Chain {
+            module,
+            table,
+            nodes: members,
+            cumulative,
+        });
+    }
+    Ok(chains)
+}

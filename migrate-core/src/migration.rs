@@ -1,0 +1,186 @@
+//! Migration descriptors and the per-crate [`MigrationSet`] that `inventory` attributes them to.
+
+use crate::conn::Conn;
+use crate::BoxFuture;
+
+/// The future a migration function returns once boxed by the `#[migration]` shim.
+pub type MigrationFuture<'a> = BoxFuture<'a, crate::Result<()>>;
+
+/// A migration function as the registry stores it: the user's `async fn` behind a shim that
+/// boxes its future.
+pub type MigrationFn = for<'a, 'b> fn(&'a mut Conn<'b>) -> MigrationFuture<'a>;
+
+/// How a migration is undone.
+#[derive(Clone, Copy)]
+pub enum Reversal {
+    /// `down = path`: the function that reverts the migration.
+    Down(MigrationFn),
+    /// `irreversible`: the migration declares on purpose that it has no down.
+    Irreversible,
+}
+
+impl std::fmt::Debug for Reversal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reversal::Down(_) => f.write_str("Down(fn)"),
+            Reversal::Irreversible => f.write_str("Irreversible"),
+        }
+    }
+}
+
+/// One registered migration, as `#[migrate::migration]` declares it.
+///
+/// Values are built by the macro; the fields are public only so that the expansion can build
+/// them in a `static`. Read them through the accessors.
+pub struct Migration {
+    #[doc(hidden)]
+    pub set: &'static MigrationSet,
+    #[doc(hidden)]
+    pub table: &'static str,
+    #[doc(hidden)]
+    pub version: &'static str,
+    #[doc(hidden)]
+    pub parent: Option<&'static str>,
+    #[doc(hidden)]
+    pub name: &'static str,
+    #[doc(hidden)]
+    pub up: MigrationFn,
+    #[doc(hidden)]
+    pub reversal: Reversal,
+    #[doc(hidden)]
+    pub transaction: bool,
+    #[doc(hidden)]
+    pub after: Option<&'static str>,
+    #[doc(hidden)]
+    pub checksum: &'static str,
+    #[doc(hidden)]
+    pub file: &'static str,
+    #[doc(hidden)]
+    pub line: u32,
+}
+
+inventory::collect!(Migration);
+
+impl Migration {
+    /// The migration set (crate anchor) this migration belongs to.
+    pub fn set(&self) -> &'static MigrationSet {
+        self.set
+    }
+    /// The table whose version line this migration extends.
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+    /// The version this migration brings its table to, as written.
+    pub fn version_str(&self) -> &'static str {
+        self.version
+    }
+    /// The version it upgrades from; `None` for a table's first migration.
+    pub fn parent_str(&self) -> Option<&'static str> {
+        self.parent
+    }
+    /// The migration's name (the function name unless `name = "..."` was given).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+    /// Whether the step runs inside a transaction together with its tracking rows.
+    pub fn transactional(&self) -> bool {
+        self.transaction
+    }
+    /// How the migration is undone.
+    pub fn reversal(&self) -> Reversal {
+        self.reversal
+    }
+    /// The `after = "table@X.Y.Z"` ordering edge, if any.
+    pub fn after(&self) -> Option<&'static str> {
+        self.after
+    }
+    /// The checksum over the migration's token stream.
+    pub fn checksum(&self) -> &'static str {
+        self.checksum
+    }
+    /// `file:line` of the `#[migration]` attribute.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+impl std::fmt::Debug for Migration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Migration")
+            .field("module", &self.set.module)
+            .field("table", &self.table)
+            .field("version", &self.version)
+            .field("parent", &self.parent)
+            .field("name", &self.name)
+            .field("reversal", &self.reversal)
+            .field("transaction", &self.transaction)
+            .field("after", &self.after)
+            .field("location", &self.location())
+            .finish()
+    }
+}
+
+/// The migrations of one crate: the `pub static MIGRATIONS` that `migrate::migrations!{}`
+/// declares.
+///
+/// The host passes references to these statics to
+/// [`MigrationManager::new`](crate::MigrationManager::new). The reference makes the linker keep
+/// the crate, and every registered migration points back at its crate's set, so a set whose
+/// migrations never arrive is reported instead of silently ignored.
+pub struct MigrationSet {
+    module: &'static str,
+    crate_name: &'static str,
+    heads: &'static [(&'static str, &'static str)],
+}
+
+impl MigrationSet {
+    #[doc(hidden)]
+    pub const fn __new(
+        module: &'static str,
+        crate_name: &'static str,
+        heads: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        MigrationSet {
+            module,
+            crate_name,
+            heads,
+        }
+    }
+
+    /// The module name that isolates this set in the tracking table (default: the crate name).
+    pub fn module(&self) -> &'static str {
+        self.module
+    }
+
+    /// The name of the crate that declared the set.
+    pub fn crate_name(&self) -> &'static str {
+        self.crate_name
+    }
+
+    /// The `heads { table = "X.Y.Z" }` declared with the anchor.
+    pub fn heads(&self) -> &'static [(&'static str, &'static str)] {
+        self.heads
+    }
+
+    /// Every migration registered for this set, in registration order (which is unspecified).
+    pub fn migrations(&'static self) -> impl Iterator<Item = &'static Migration> {
+        inventory::iter::<Migration>
+            .into_iter()
+            .filter(move |m| std::ptr::eq(m.set, self))
+    }
+
+    /// Validates this set on its own: the graph check that the anchor's generated test runs.
+    pub fn validate(&'static self) -> crate::Result<crate::Graph> {
+        Ok(crate::Graph::build([self])?)
+    }
+}
+
+impl std::fmt::Debug for MigrationSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigrationSet")
+            .field("module", &self.module)
+            .field("crate_name", &self.crate_name)
+            .field("heads", &self.heads)
+            .finish()
+    }
+}

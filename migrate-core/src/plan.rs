@@ -1,0 +1,284 @@
+//! Plans: the graph walked from each selected table's current version to its target, in the
+//! graph's deterministic order. Planning is pure: it reads the state and changes nothing, so every
+//! bad request fails before the database is touched.
+
+use crate::executor::Direction;
+use crate::graph::{Graph, StepKey};
+use crate::migration::Reversal;
+use crate::status::DirtyMark;
+use crate::{Error, Result};
+use semver::Version;
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedStep {
+    /// Which step.
+    pub step: StepKey,
+    /// Up or down.
+    pub direction: Direction,
+    /// Whether it runs in a transaction with its tracking rows.
+    pub transactional: bool,
+    pub(crate) node: usize,
+    pub(crate) expected: Option<String>,
+    pub(crate) new_version: Option<String>,
+    pub(crate) new_checksum: Option<String>,
+}
+
+/// The steps a request would run, in order, and the already-satisfied steps it passes over.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// The steps, in the order they run.
+    pub steps: Vec<PlannedStep>,
+    /// Steps of the selected tables that are already where the request wants them.
+    pub skipped: Vec<StepKey>,
+}
+
+/// What the database says about one chain, as the planner needs it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChainState {
+    /// The stored version, parsed and known to be in the chain.
+    pub(crate) stored: Option<Version>,
+    /// The stored text, for the compare-and-set.
+    pub(crate) raw: Option<String>,
+    /// The baseline that applies when nothing is stored.
+    pub(crate) baseline: Option<Version>,
+    /// The unfinished step, if any.
+    pub(crate) dirty: Option<DirtyMark>,
+}
+
+impl ChainState {
+    pub(crate) fn current(&self) -> Option<&Version> {
+        self.stored.as_ref().or(self.baseline.as_ref())
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `up` without a target: each table's latest version.
+    Latest,
+    /// A version.
+    Version(Version),
+    /// `down` to nothing applied.
+    Base,
+}
+
+/// A validated request.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub(crate) direction: Direction,
+    pub(crate) target: Target,
+    /// Selected chains; all when `None`.
+    pub(crate) chains: Option<Vec<usize>>,
+    pub(crate) force: bool,
+}
+
+/// The version one chain should end at: `None` means nothing applied.
+fn chain_target(graph: &Graph, chain: usize, target: &Target) -> Option<Version> {
+    let chain = &graph.chains[chain];
+    match target {
+        Target::Latest => chain.head(graph).cloned(),
+        Target::Base => None,
+        Target::Version(v) => {
+            let len = chain.applied_len(graph, Some(v));
+            len.checked_sub(1)
+                .map(|i| graph.nodes[chain.nodes[i]].version.clone())
+        }
+    }
+}
+
+pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> Result<Plan> {
+    let selected: Vec<usize> = match &request.chains {
+        Some(chains) => chains.clone(),
+        None => (0..graph.chains.len()).collect(),
+    };
+    if let Target::Version(v) = &request.target {
+        let known = selected
+            .iter()
+            .any(|&c| graph.chains[c].position(graph, v).is_some());
+        if !known {
+            let table = match selected.as_slice() {
+                [only] => Some(graph.chains[*only].table.to_string()),
+                _ => None,
+            };
+            return Err(Error::UnknownVersion {
+                table,
+                version: v.clone(),
+            });
+        }
+    }
+    for &c in &selected {
+        if let Some(mark) = &states[c].dirty {
+            let chain = &graph.chains[c];
+            return Err(Error::Dirty {
+                module: chain.module.to_string(),
+                table: chain.table.to_string(),
+                version: mark.version.clone(),
+                name: mark.name.clone(),
+                direction: mark.direction.to_string(),
+                since: mark.since,
+            });
+        }
+    }
+    let mut plan = Plan::default();
+    for &c in &selected {
+        let target = chain_target(graph, c, &request.target);
+        match request.direction {
+            Direction::Up => plan_up(graph, c, &states[c], target, request, &mut plan)?,
+            Direction::Down => plan_down(graph, c, &states[c], target, request, &mut plan)?,
+        }
+    }
+    match request.direction {
+        Direction::Up => plan.steps.sort_by_key(|s| graph.nodes[s.node].rank),
+        Direction::Down => plan
+            .steps
+            .sort_by_key(|s| std::cmp::Reverse(graph.nodes[s.node].rank)),
+    }
+    check_after_edges(graph, states, request.direction, &plan)?;
+    Ok(plan)
+}
+
+fn plan_up(
+    graph: &Graph,
+    c: usize,
+    state: &ChainState,
+    target: Option<Version>,
+    request: &Request,
+    plan: &mut Plan,
+) -> Result<()> {
+    let chain = &graph.chains[c];
+    let current = state.current();
+    if !request.force {
+        if let (Some(cur), Target::Version(_)) = (current, &request.target) {
+            if target.as_ref().is_none_or(|t| cur > t) {
+                return Err(Error::TargetBelowCurrent {
+                    table: chain.table.to_string(),
+                    current: cur.clone(),
+                    target: target.unwrap_or_else(|| Version::new(0, 0, 0)),
+                });
+            }
+        }
+    }
+    let end = chain.applied_len(graph, target.as_ref());
+    let start = if request.force {
+        chain.applied_len(graph, state.baseline.as_ref())
+    } else {
+        chain.applied_len(graph, current).min(end)
+    };
+    for &n in &chain.nodes[..start.min(end)] {
+        plan.skipped.push(graph.nodes[n].key());
+    }
+    let mut expected = state.raw.clone();
+    for i in start..end {
+        let node = &graph.nodes[chain.nodes[i]];
+        let version = node.version.to_string();
+        plan.steps.push(PlannedStep {
+            step: node.key(),
+            direction: Direction::Up,
+            transactional: node.migration.transaction,
+            node: chain.nodes[i],
+            expected: expected.replace(version.clone()),
+            new_version: Some(version),
+            new_checksum: Some(chain.cumulative[i].clone()),
+        });
+    }
+    Ok(())
+}
+
+fn plan_down(
+    graph: &Graph,
+    c: usize,
+    state: &ChainState,
+    target: Option<Version>,
+    request: &Request,
+    plan: &mut Plan,
+) -> Result<()> {
+    let chain = &graph.chains[c];
+    let current = state.current();
+    if !request.force && target.is_some() && current < target.as_ref() {
+        if let Target::Version(requested) = &request.target {
+            return Err(Error::TargetAboveCurrent {
+                table: chain.table.to_string(),
+                current: current.cloned(),
+                target: requested.clone(),
+            });
+        }
+    }
+    let keep = chain.applied_len(graph, target.as_ref());
+    let end = if request.force {
+        chain.nodes.len()
+    } else {
+        chain.applied_len(graph, current).max(keep)
+    };
+    for &n in &chain.nodes[end..] {
+        plan.skipped.push(graph.nodes[n].key());
+    }
+    let mut expected = state.raw.clone();
+    for i in (keep..end).rev() {
+        let node = &graph.nodes[chain.nodes[i]];
+        if matches!(node.migration.reversal, Reversal::Irreversible) {
+            return Err(Error::Irreversible {
+                step: node.key().to_string(),
+            });
+        }
+        let new_version = i
+            .checked_sub(1)
+            .map(|p| graph.nodes[chain.nodes[p]].version.to_string());
+        let new_checksum = i.checked_sub(1).map(|p| chain.cumulative[p].clone());
+        let next_expected = new_version.clone();
+        plan.steps.push(PlannedStep {
+            step: node.key(),
+            direction: Direction::Down,
+            transactional: node.migration.transaction,
+            node: chain.nodes[i],
+            expected: std::mem::replace(&mut expected, next_expected),
+            new_version,
+            new_checksum,
+        });
+    }
+    Ok(())
+}
+
+/// `after` edges across tables: an up step needs its dependency applied or planned; a reverted
+/// step must not leave an applied dependent behind.
+fn check_after_edges(
+    graph: &Graph,
+    states: &[ChainState],
+    direction: Direction,
+    plan: &Plan,
+) -> Result<()> {
+    let planned: std::collections::HashSet<usize> = plan.steps.iter().map(|s| s.node).collect();
+    let is_applied = |n: usize| {
+        let node = &graph.nodes[n];
+        states[node.chain]
+            .current()
+            .is_some_and(|cur| node.version <= *cur)
+    };
+    match direction {
+        Direction::Up => {
+            for step in &plan.steps {
+                for &dep in &graph.nodes[step.node].after {
+                    if !is_applied(dep) && !planned.contains(&dep) {
+                        return Err(Error::DependencyNotApplied {
+                            step: step.step.to_string(),
+                            dependency: graph.nodes[dep].key().to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Direction::Down => {
+            for (n, node) in graph.nodes.iter().enumerate() {
+                for &dep in &node.after {
+                    if planned.contains(&dep) && is_applied(n) && !planned.contains(&n) {
+                        return Err(Error::DependentStillApplied {
+                            step: graph.nodes[dep].key().to_string(),
+                            dependent: node.key().to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

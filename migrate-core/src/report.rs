@@ -1,0 +1,53 @@
+//! The result of `up` and `down`.
+
+use crate::executor::Direction;
+use crate::graph::StepKey;
+use crate::plan::PlannedStep;
+use crate::Timestamp;
+use std::time::Duration;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportStatus {
+    /// Steps ran.
+    Success,
+    /// Nothing needed doing.
+    UpToDate,
+    /// A dry run: the plan is in [`Report::planned`]; nothing changed.
+    DryRun,
+}
+
+/// One step that ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedStep {
+    /// Which step.
+    pub step: StepKey,
+    /// Up or down.
+    pub direction: Direction,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// How long its function took.
+    pub execution_time: Duration,
+}
+
+/// What `up` or `down` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Success, up to date, or dry run.
+    pub status: ReportStatus,
+    /// The steps that ran, in order.
+    pub applied: Vec<AppliedStep>,
+    /// Steps of the selected tables that were already where the request wanted them.
+    pub skipped: Vec<StepKey>,
+    /// For a dry run, the steps that would run, in order.
+    pub planned: Vec<PlannedStep>,
+    /// Wall time of the whole call.
+    pub total_time: Duration,
+}
+
+impl Report {
+    /// The sum of the applied steps' execution times.
+    pub fn execution_time(&self) -> Duration {
+        self.applied.iter().map(|a| a.execution_time).sum()
+    }
+}

@@ -1,0 +1,130 @@
+//! The `up()` and `down()` request builders. Both are futures once configured:
+//! `manager.up().table("session").target("2.3.0").await`.
+
+use crate::executor::Direction;
+use crate::manager::{parse_version, MigrationManager};
+use crate::plan::{Request, Target};
+use crate::report::Report;
+use crate::{BoxFuture, Error, Result};
+use std::future::IntoFuture;
+
+/// The options shared by both directions.
+#[derive(Debug, Default)]
+struct Options {
+    target: Option<String>,
+    to_base: bool,
+    tables: Vec<String>,
+    force: bool,
+    dry_run: bool,
+}
+
+impl Options {
+    /// Turns the caller's options into a request, rejecting bad input before any query.
+    fn validate(self, manager: &MigrationManager, direction: Direction) -> Result<(Request, bool)> {
+        let target = match (&self.target, self.to_base, direction) {
+            (Some(v), _, _) => Target::Version(parse_version(v)?),
+            (None, true, Direction::Down) => Target::Base,
+            (None, _, Direction::Up) => Target::Latest,
+            (None, _, Direction::Down) => return Err(Error::MissingDownTarget),
+        };
+        let chains = if self.tables.is_empty() {
+            None
+        } else {
+            Some(manager.resolve_tables(&self.tables)?)
+        };
+        Ok((
+            Request {
+                direction,
+                target,
+                chains,
+                force: self.force,
+            },
+            self.dry_run,
+        ))
+    }
+}
+
+macro_rules! request_builder {
+    ($name:ident, $direction:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[must_use = "a request does nothing until it is awaited"]
+        #[derive(Debug)]
+        pub struct $name<'m> {
+            manager: &'m MigrationManager,
+            options: Options,
+        }
+
+        impl<'m> $name<'m> {
+            pub(crate) fn new(manager: &'m MigrationManager) -> Self {
+                $name {
+                    manager,
+                    options: Options::default(),
+                }
+            }
+
+            /// The version to go to (`"2.3.0"`; a leading `v` is accepted). Tables whose chain
+            /// lacks it go to their highest version below it.
+            pub fn target(mut self, version: impl Into<String>) -> Self {
+                self.options.target = Some(version.into());
+                self
+            }
+
+            /// Restricts the request to `table` (`"session"`, or `"module:session"` for one
+            /// module's). Call it again to add tables.
+            pub fn table(mut self, table: impl Into<String>) -> Self {
+                self.options.tables.push(table.into());
+                self
+            }
+
+            /// Re-runs steps whatever the stored version says: the recovery for a version
+            /// record that does not match the real schema. Checksum drift is not checked.
+            pub fn force(mut self, force: bool) -> Self {
+                self.options.force = force;
+                self
+            }
+
+            /// Plans and returns the plan in [`Report::planned`] without changing anything.
+            pub fn dry_run(mut self, dry_run: bool) -> Self {
+                self.options.dry_run = dry_run;
+                self
+            }
+
+            /// Runs the request (the same as awaiting it).
+            pub async fn run(self) -> Result<Report> {
+                let (request, dry_run) = self.options.validate(self.manager, $direction)?;
+                self.manager.execute(request, dry_run).await
+            }
+        }
+
+        impl<'m> IntoFuture for $name<'m> {
+            type Output = Result<Report>;
+            type IntoFuture = BoxFuture<'m, Result<Report>>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(self.run())
+            }
+        }
+    };
+}
+
+request_builder!(
+    UpRequest,
+    Direction::Up,
+    "An `up` request: applies pending steps. Without a target, every selected table goes to its \
+     latest version. With `force(true)`, the steps above the baseline up to the target run again \
+     even if recorded as applied."
+);
+request_builder!(
+    DownRequest,
+    Direction::Down,
+    "A `down` request: reverts applied steps, newest first, down to the target. With \
+     `force(true)`, every step above the target is reverted, even ones not recorded as applied."
+);
+
+impl DownRequest<'_> {
+    /// Reverts every step of the selected tables, root included (Alembic's `downgrade base`).
+    pub fn to_base(mut self) -> Self {
+        self.options.to_base = true;
+        self
+    }
+}

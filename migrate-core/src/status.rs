@@ -1,0 +1,85 @@
+//! Read-only views: where each table stands, what is pending or applied, and the history.
+
+use crate::executor::{Direction, Outcome};
+use crate::graph::StepKey;
+use crate::Timestamp;
+use semver::Version;
+use std::time::Duration;
+
+/// A step that started outside a transaction and never finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirtyMark {
+    /// The step's version.
+    pub version: String,
+    /// The step's name.
+    pub name: String,
+    /// Up or down.
+    pub direction: Direction,
+    /// When it started.
+    pub since: Timestamp,
+}
+
+/// Where one table stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStatus {
+    /// The migration set's module.
+    pub module: String,
+    /// The table.
+    pub table: String,
+    /// The current version: the stored one, else the baseline, else `None`.
+    pub current: Option<Version>,
+    /// Whether the version comes from a tracking row (`false`: baseline or nothing).
+    pub recorded: bool,
+    /// The newest version the linked migrations know.
+    pub latest: Version,
+    /// How many steps `up` would apply.
+    pub pending: usize,
+    /// The unfinished step, if any.
+    pub dirty: Option<DirtyMark>,
+}
+
+/// One migration, as listed by `pending()` and `applied()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationInfo {
+    /// Which step.
+    pub step: StepKey,
+    /// The version it upgrades from.
+    pub parent: Option<Version>,
+    /// Whether it runs in a transaction.
+    pub transactional: bool,
+    /// Whether it has a down.
+    pub reversible: bool,
+    /// Its checksum.
+    pub checksum: String,
+    /// `file:line` of its attribute.
+    pub location: String,
+}
+
+/// One row of the history: a step that ran (or started) up or down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Row id, increasing.
+    pub id: i64,
+    /// The migration set's module.
+    pub module: String,
+    /// The table.
+    pub table: String,
+    /// The step's version.
+    pub version: String,
+    /// The step's name.
+    pub name: String,
+    /// The step's checksum when it ran.
+    pub checksum: String,
+    /// Up or down.
+    pub direction: Direction,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it finished.
+    pub finished_at: Option<Timestamp>,
+    /// How long it took.
+    pub execution_time: Option<Duration>,
+    /// The error, for failed steps.
+    pub error: Option<String>,
+}

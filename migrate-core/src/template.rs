@@ -1,0 +1,92 @@
+//! `{{tables.x}}` and `{{schema}}` templates in migration SQL (pgdbm's convention).
+
+use crate::{Dialect, Error, Result};
+use std::borrow::Cow;
+
+/// The quoted, optionally schema-qualified table name.
+pub(crate) fn qualified(dialect: Dialect, schema: Option<&str>, table: &str) -> String {
+    match schema {
+        Some(s) => format!("{}.{}", dialect.quote_ident(s), dialect.quote_ident(table)),
+        None => dialect.quote_ident(table),
+    }
+}
+
+/// Replaces every `{{tables.name}}` and `{{schema}}`; SQL without `{{` is returned as is.
+pub(crate) fn render<'s>(
+    dialect: Dialect,
+    schema: Option<&str>,
+    sql: &'s str,
+) -> Result<Cow<'s, str>> {
+    if !sql.contains("{{") {
+        return Ok(Cow::Borrowed(sql));
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| Error::Template(format!("unclosed `{{{{` in: {sql}")))?;
+        let key = after[..end].trim();
+        if key == "schema" {
+            let schema = schema.ok_or_else(|| {
+                Error::Template(format!(
+                    "`{{{{schema}}}}` used, but no schema is configured: {sql}"
+                ))
+            })?;
+            out.push_str(&dialect.quote_ident(schema));
+        } else if let Some(table) = key.strip_prefix("tables.") {
+            if table.is_empty() {
+                return Err(Error::Template(format!(
+                    "empty table name in `{{{{{key}}}}}`"
+                )));
+            }
+            out.push_str(&qualified(dialect, schema, table));
+        } else {
+            return Err(Error::Template(format!(
+                "unknown placeholder `{{{{{key}}}}}` (expected tables.NAME or schema)"
+            )));
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_tables_and_schema() {
+        let sql = render(
+            Dialect::Postgres,
+            Some("app"),
+            "CREATE TABLE {{tables.users}} (); SET search_path = {{ schema }}",
+        )
+        .unwrap();
+        assert_eq!(
+            sql,
+            r#"CREATE TABLE "app"."users" (); SET search_path = "app""#
+        );
+        let sql = render(Dialect::MySql, None, "DROP TABLE {{tables.a`b}}").unwrap();
+        assert_eq!(sql, "DROP TABLE `a``b`");
+    }
+
+    #[test]
+    fn leaves_plain_sql_borrowed() {
+        assert!(matches!(
+            render(Dialect::Sqlite, None, "SELECT 1").unwrap(),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_placeholders() {
+        for bad in ["{{tables.x", "{{nope}}", "{{tables.}}", "{{schema}}"] {
+            let err = render(Dialect::Sqlite, None, bad).unwrap_err();
+            assert!(matches!(err, Error::Template(_)), "{bad}: {err}");
+        }
+    }
+}

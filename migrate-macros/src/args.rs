@@ -1,0 +1,285 @@
+//! Parsing of `#[migration(...)]` arguments, with every error spanned and combined.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Path, Token};
+
+/// The keys `#[migration]` accepts, listed in errors.
+pub(crate) const KEYS: &str =
+    "table, version, parent, down, irreversible, transaction, after, name";
+
+/// A semver version with the literal it came from.
+pub(crate) struct VersionArg {
+    pub(crate) version: semver::Version,
+    pub(crate) lit: LitStr,
+}
+
+/// `after = "table@X.Y.Z"`.
+pub(crate) struct AfterArg {
+    pub(crate) table: String,
+    pub(crate) version: semver::Version,
+    pub(crate) lit: LitStr,
+}
+
+/// How the migration is undone.
+pub(crate) enum DownArg {
+    Path(Path),
+    Irreversible,
+}
+
+/// The parsed arguments.
+pub(crate) struct MigrationArgs {
+    pub(crate) table: LitStr,
+    pub(crate) version: VersionArg,
+    pub(crate) parent: Option<VersionArg>,
+    pub(crate) down: DownArg,
+    pub(crate) transaction: bool,
+    pub(crate) after: Option<AfterArg>,
+    pub(crate) name: Option<LitStr>,
+}
+
+/// Accumulates errors the way serde's `Ctxt` does, so one build reports all of them.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, err: syn::Error) {
+        match &mut self.0 {
+            Some(existing) => existing.combine(err),
+            None => self.0 = Some(err),
+        }
+    }
+
+    pub(crate) fn add(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Parses `text` as semver, reporting a spanned error.
+pub(crate) fn parse_version(lit: &LitStr, what: &str) -> syn::Result<VersionArg> {
+    let text = lit.value();
+    semver::Version::parse(&text)
+        .map(|version| VersionArg {
+            version,
+            lit: lit.clone(),
+        })
+        .map_err(|e| {
+            syn::Error::new(
+                lit.span(),
+                format!("{what} `{text}` is not a semver version (expected MAJOR.MINOR.PATCH, like \"2.3.0\"): {e}"),
+            )
+        })
+}
+
+fn string(expr: &Expr, key: &str) -> syn::Result<LitStr> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{key}` takes a string literal, like {key} = \"...\""),
+        )),
+    }
+}
+
+fn boolean(expr: &Expr, key: &str) -> syn::Result<LitBool> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{key}` takes `true` or `false`"),
+        )),
+    }
+}
+
+fn path(expr: &Expr, key: &str) -> syn::Result<Path> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{key}` takes the path of the function that reverts this migration, like {key} = revert_it"),
+        )),
+    }
+}
+
+/// Parses the attribute's arguments, collecting every error.
+pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<MigrationArgs> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
+    let mut errors = Errors::default();
+    let mut seen: Vec<(String, Span)> = Vec::new();
+    let mut table = None;
+    let mut version = None;
+    let mut parent = None;
+    let mut down = None;
+    let mut irreversible = None;
+    let mut transaction = None;
+    let mut after = None;
+    let mut name = None;
+
+    for meta in &metas {
+        let key = meta
+            .path()
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+            let mut err = syn::Error::new(meta.path().span(), format!("`{key}` is given twice"));
+            err.combine(syn::Error::new(*first, format!("`{key}` first given here")));
+            errors.push(err);
+            continue;
+        }
+        seen.push((key.clone(), meta.path().span()));
+        let result: syn::Result<()> = (|| {
+            match (key.as_str(), meta) {
+                ("irreversible", Meta::Path(p)) => irreversible = Some(p.span()),
+                ("irreversible", other) => {
+                    return Err(syn::Error::new(
+                        other.span(),
+                        "`irreversible` takes no value",
+                    ))
+                }
+                (_, Meta::NameValue(nv)) => match key.as_str() {
+                    "table" => {
+                        let lit = string(&nv.value, "table")?;
+                        if lit.value().trim().is_empty() {
+                            return Err(syn::Error::new(lit.span(), "`table` must not be empty"));
+                        }
+                        table = Some(lit);
+                    }
+                    "version" => {
+                        version = Some(parse_version(&string(&nv.value, "version")?, "version")?)
+                    }
+                    "parent" => {
+                        parent = Some(parse_version(&string(&nv.value, "parent")?, "parent")?)
+                    }
+                    "down" => down = Some(path(&nv.value, "down")?),
+                    "transaction" => transaction = Some(boolean(&nv.value, "transaction")?.value),
+                    "after" => after = Some(parse_after(&string(&nv.value, "after")?)?),
+                    "name" => {
+                        let lit = string(&nv.value, "name")?;
+                        if lit.value().trim().is_empty() {
+                            return Err(syn::Error::new(lit.span(), "`name` must not be empty"));
+                        }
+                        name = Some(lit);
+                    }
+                    _ => return Err(unknown_key(meta)),
+                },
+                (
+                    "table" | "version" | "parent" | "down" | "transaction" | "after" | "name",
+                    other,
+                ) => {
+                    return Err(syn::Error::new(
+                        other.span(),
+                        format!("`{key}` needs a value: {key} = ..."),
+                    ))
+                }
+                _ => return Err(unknown_key(meta)),
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+
+    if table.is_none() && !seen.iter().any(|(k, _)| k == "table") {
+        errors.add(
+            attr_span,
+            "missing `table = \"...\"`: the table whose version line this migration extends",
+        );
+    }
+    if version.is_none() && !seen.iter().any(|(k, _)| k == "version") {
+        errors.add(
+            attr_span,
+            "missing `version = \"X.Y.Z\"`: the version this migration brings its table to",
+        );
+    }
+    if let (Some(v), Some(p)) = (&version, &parent) {
+        if v.version <= p.version {
+            errors.add(
+                v.lit.span(),
+                format!(
+                    "version {} is not greater than its parent {}",
+                    v.version, p.version
+                ),
+            );
+        }
+    }
+    let down = match (down, irreversible) {
+        (Some(path), None) => Some(DownArg::Path(path)),
+        (None, Some(_)) => Some(DownArg::Irreversible),
+        (Some(path), Some(span)) => {
+            let mut err = syn::Error::new(
+                span,
+                "give either `down = path` or `irreversible`, not both",
+            );
+            err.combine(syn::Error::new(path.span(), "`down` given here"));
+            errors.push(err);
+            None
+        }
+        (None, None) => {
+            if !seen.iter().any(|(k, _)| k == "down") {
+                errors.add(attr_span, "missing `down = path_to_revert_fn`, or `irreversible` to declare on purpose that this migration has no down");
+            }
+            None
+        }
+    };
+    errors.finish()?;
+    match (table, version, down) {
+        (Some(table), Some(version), Some(down)) => Ok(MigrationArgs {
+            table,
+            version,
+            parent,
+            down,
+            transaction: transaction.unwrap_or(true),
+            after,
+            name,
+        }),
+        _ => Err(syn::Error::new(attr_span, "invalid #[migration] arguments")),
+    }
+}
+
+fn unknown_key(meta: &Meta) -> syn::Error {
+    let key = meta
+        .path()
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::");
+    syn::Error::new(
+        meta.path().span(),
+        format!("unknown key `{key}` in #[migration]; expected one of: {KEYS}"),
+    )
+}
+
+fn parse_after(lit: &LitStr) -> syn::Result<AfterArg> {
+    let text = lit.value();
+    let bad = |why: String| {
+        syn::Error::new(
+            lit.span(),
+            format!("after = \"{text}\": {why}; expected \"table@X.Y.Z\""),
+        )
+    };
+    let (table, version) = text
+        .split_once('@')
+        .ok_or_else(|| bad("missing `@`".into()))?;
+    if table.trim().is_empty() {
+        return Err(bad("empty table".into()));
+    }
+    let version = semver::Version::parse(version).map_err(|e| bad(format!("bad version: {e}")))?;
+    Ok(AfterArg {
+        table: table.to_string(),
+        version,
+        lit: lit.clone(),
+    })
+}

@@ -25,9 +25,9 @@ where
 /// Implemented once per (table, version) of a crate: a second `#[migration]` with the same
 /// table and version is a conflicting implementation.
 #[diagnostic::on_unimplemented(
-    message = "the `parent` version is not declared by any #[migration] of this table in this crate",
-    label = "no #[migration] of this table declares this version",
-    note = "every migration but a table's first names the version it upgrades from; declare that migration, or fix the version"
+    message = "no #[migration] of this crate declares this version of this table",
+    label = "not declared by any #[migration] of this crate",
+    note = "`parent`, `after` and `heads` must name a table and version that a #[migration] of the same crate declares: declare that migration, or fix the version"
 )]
 pub trait UniqueTableVersion<
     const TABLE: u64,

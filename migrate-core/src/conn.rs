@@ -166,6 +166,46 @@ impl<'c> Conn<'c> {
             .ok_or_else(|| Error::msg(format!("query returned no integer: {sql}")))
     }
 
+    /// Whether `table` exists (in the configured schema on PostgreSQL, else the current one):
+    /// the guard that makes a migration safe to re-run with `force`.
+    pub async fn table_exists(&mut self, table: &str) -> Result<bool> {
+        let sql = self.catalog_query(table, None);
+        Ok(self.raw.query(&sql).await?.len() > 0)
+    }
+
+    /// Whether `table` has a column named `column`.
+    pub async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
+        let sql = self.catalog_query(table, Some(column));
+        Ok(self.raw.query(&sql).await?.len() > 0)
+    }
+
+    fn catalog_query(&self, table: &str, column: Option<&str>) -> String {
+        let dialect = self.dialect();
+        let t = dialect.quote_literal(table);
+        let schema = match (dialect, self.schema) {
+            (Dialect::Postgres, Some(s)) => dialect.quote_literal(s),
+            (Dialect::Postgres, None) => "current_schema()".to_string(),
+            _ => "DATABASE()".to_string(),
+        };
+        match (dialect, column) {
+            (Dialect::Sqlite, None) => format!(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {t}"
+            ),
+            (Dialect::Sqlite, Some(c)) => format!(
+                "SELECT 1 FROM pragma_table_info({t}) WHERE name = {}",
+                dialect.quote_literal(c)
+            ),
+            (_, None) => format!(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = {schema} AND table_name = {t}"
+            ),
+            (_, Some(c)) => format!(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = {schema} \
+                 AND table_name = {t} AND column_name = {}",
+                dialect.quote_literal(c)
+            ),
+        }
+    }
+
     /// Quotes an identifier for this connection's dialect.
     pub fn quote_ident(&self, ident: &str) -> String {
         self.dialect().quote_ident(ident)

@@ -65,10 +65,13 @@ impl Parse for AnchorInput {
                 }
                 "module" | "heads" => errors.add(key.span(), format!("`{key}` is given twice")),
                 _ => {
-                    return Err(syn::Error::new(
+                    errors.add(
                         key.span(),
                         format!("unknown key `{key}` in migrations!{{}}; expected `module = \"...\"` or `heads {{ table = \"X.Y.Z\", ... }}`"),
-                    ))
+                    );
+                    // What follows an unknown key cannot be parsed reliably.
+                    input.parse::<TokenStream>()?;
+                    break;
                 }
             }
             if !input.is_empty() {
@@ -110,11 +113,13 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
                 let v = version_key(&h.version.version);
                 let version_span = h.version.lit.span();
                 let table_span = h.table.span();
-                let listed = quote_spanned!(table_span=> impl #private::TableListedInHeads<#t> for __MigrateAnchor {});
+                let listed = quote_spanned! {table_span=>
+                    impl ::migrate::__private::TableListedInHeads<#t> for __MigrateAnchor {}
+                };
                 quote_spanned! {version_span=>
                     #listed
-                    impl #private::SingleChildOf<#t, #v> for __MigrateAnchor {}
-                    const _: () = #private::require_declared::<__MigrateAnchor, #t, #v>();
+                    impl ::migrate::__private::SingleChildOf<#t, #v> for __MigrateAnchor {}
+                    const _: () = ::migrate::__private::require_declared::<__MigrateAnchor, #t, #v>();
                 }
             });
             (quote!(#(#pairs),*), quote!(#(#checks)*))

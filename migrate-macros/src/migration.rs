@@ -116,32 +116,33 @@ fn generate(
     let t = table_key(&table);
     let version_text = args.version.version.to_string();
     let v = version_key(&args.version.version);
-    let anchor = quote!(crate::__MigrateAnchor);
     let private = quote!(::migrate::__private);
 
+    // Each check is spanned at the literal it is about, paths included, so that rustc points
+    // at that literal and not at the whole attribute.
     let version_check = quote_spanned! {args.version.lit.span()=>
-        impl #private::UniqueTableVersion<#t, #v> for #anchor {}
+        impl ::migrate::__private::UniqueTableVersion<#t, #v> for crate::__MigrateAnchor {}
     };
     let parent_checks = match &args.parent {
         Some(parent) => {
             let p = version_key(&parent.version);
             quote_spanned! {parent.lit.span()=>
-                impl #private::SingleChildOf<#t, #p> for #anchor {}
-                const _: () = #private::require_declared::<#anchor, #t, #p>();
+                impl ::migrate::__private::SingleChildOf<#t, #p> for crate::__MigrateAnchor {}
+                const _: () = ::migrate::__private::require_declared::<crate::__MigrateAnchor, #t, #p>();
             }
         }
         None => quote_spanned! {table_lit.span()=>
-            impl #private::SingleFirstMigration<#t> for #anchor {}
+            impl ::migrate::__private::SingleFirstMigration<#t> for crate::__MigrateAnchor {}
         },
     };
     let heads_check = quote_spanned! {table_lit.span()=>
-        const _: () = #private::require_listed_in_heads::<#anchor, #t>();
+        const _: () = ::migrate::__private::require_listed_in_heads::<crate::__MigrateAnchor, #t>();
     };
     let after_check = args.after.as_ref().map(|after| {
         let at = table_key(&after.table);
         let av = version_key(&after.version);
         quote_spanned! {after.lit.span()=>
-            const _: () = #private::require_declared::<#anchor, #at, #av>();
+            const _: () = ::migrate::__private::require_declared::<crate::__MigrateAnchor, #at, #av>();
         }
     });
 

@@ -1,0 +1,16 @@
+//! The compile-time graph checks: every mistake in the list below must fail `cargo build` with
+//! an error at the attribute, and a crate using every accepted form must compile and run.
+//! The expected compiler output is committed next to each case (`tests/ui/*.stderr`); refresh it
+//! with `TRYBUILD=overwrite cargo test --test compile_checks` after a toolchain bump.
+
+#[test]
+fn graph_mistakes_fail_the_build() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("tests/ui/*.rs");
+}
+
+#[test]
+fn accepted_forms_compile_and_run() {
+    let cases = trybuild::TestCases::new();
+    cases.pass("tests/ui-pass/*.rs");
+}

@@ -1,0 +1,3 @@
+migrate::migrations! { heads { session = "1.0" }, colour = "red" }
+
+fn main() {}

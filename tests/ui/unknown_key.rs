@@ -1,0 +1,8 @@
+migrate::migrations! {}
+
+#[migrate::migration(table = "session", version = "1.0.0", irreversible, transactional = false)]
+async fn create(_db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+    Ok(())
+}
+
+fn main() {}

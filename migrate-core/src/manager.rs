@@ -534,6 +534,12 @@ impl MigrationManager {
                         raced = Some(step.step.table.clone());
                         break;
                     }
+                    Err(err @ Error::LockTimeout { .. }) => {
+                        // Not a failed step: the step never started. What ran before is in the
+                        // history and the log.
+                        tracing::warn!(step = %step.step, applied = applied.len(), "could not take the lock for the next step");
+                        return Err(err);
+                    }
                     Err(source) => {
                         tracing::error!(step = %step.step, error = %source, "migration step failed");
                         return Err(Error::StepFailed {

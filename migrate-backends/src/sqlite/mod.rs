@@ -114,10 +114,12 @@ impl SqliteDb {
     }
 
     fn lock_error(&self, err: sqlx::Error) -> Error {
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), in their extended forms too.
         let busy = err
             .as_database_error()
             .and_then(|d| d.code())
-            .is_some_and(|c| c == "5" || c == "6");
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6));
         if busy {
             Error::LockTimeout {
                 waited: self.lock_timeout,
@@ -298,7 +300,8 @@ impl Executor for SqliteDb {
         Box::pin(async move {
             sqlx::raw_sql(AssertSqlSafe(self.sql.create.clone()))
                 .execute(&self.pool)
-                .await?;
+                .await
+                .map_err(|e| self.lock_error(e))?;
             Ok(())
         })
     }

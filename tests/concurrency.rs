@@ -1,0 +1,35 @@
+//! Concurrent runners on one SQLite file apply every step exactly once.
+
+include!("support/agno_migrations.rs");
+migrate::migrations! {}
+
+mod common;
+
+use common::TestDb;
+use migrate::MigrationManager;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runners_started_together_apply_each_step_exactly_once() {
+    for round in 0..5 {
+        let db = TestDb::new().await;
+        let mut runners = Vec::new();
+        for _ in 0..4 {
+            let manager = MigrationManager::new(db.executor().await, [&MIGRATIONS]).unwrap();
+            runners.push(tokio::spawn(async move { manager.up().await }));
+        }
+        let mut applied = 0;
+        for runner in runners {
+            let report = runner.await.expect("runner task").expect("every runner succeeds");
+            applied += report.applied.len();
+        }
+        assert_eq!(applied, 10, "round {round}: the runners together applied each step once");
+        let ups = db
+            .rows("SELECT table_name || '@' || version FROM migrate_schema_versions_history WHERE outcome = 'succeeded' ORDER BY id")
+            .await;
+        let mut unique = ups.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(ups.len(), 10, "round {round}: {ups:?}");
+        assert_eq!(unique.len(), 10, "round {round}: a step ran twice: {ups:?}");
+    }
+}

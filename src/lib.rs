@@ -48,8 +48,9 @@
 pub use migrate_core::{
     AppliedStep, BoxFuture, Conn, Dialect, Direction, DirtyMark, DownRequest, Error, Executor,
     Graph, GraphError, HistoryEntry, Migration, MigrationInfo, MigrationManager, MigrationSet,
-    Outcome, Plan, PlannedStep, Report, ReportStatus, Resolution, Result, Row, StepKey,
-    TableStatus, Timestamp, UpRequest, Value, Version,
+    NoLock, Outcome, Plan, PlannedStep, RawConn, Report, ReportStatus, Resolution, Result, Row,
+    RunLock, StateRow, StepKey, StepOutcome, StepRecord, StepRun, TableStatus, Timestamp,
+    UpRequest, Value, Version,
 };
 
 pub use migrate_backends::{ConnExt, DEFAULT_TRACKING_TABLE};

@@ -19,10 +19,16 @@ async fn runners_started_together_apply_each_step_exactly_once() {
         }
         let mut applied = 0;
         for runner in runners {
-            let report = runner.await.expect("runner task").expect("every runner succeeds");
+            let report = runner
+                .await
+                .expect("runner task")
+                .expect("every runner succeeds");
             applied += report.applied.len();
         }
-        assert_eq!(applied, 10, "round {round}: the runners together applied each step once");
+        assert_eq!(
+            applied, 10,
+            "round {round}: the runners together applied each step once"
+        );
         let ups = db
             .rows("SELECT table_name || '@' || version FROM migrate_schema_versions_history WHERE outcome = 'succeeded' ORDER BY id")
             .await;

@@ -26,29 +26,62 @@ async fn a_failing_step_stops_the_run_and_is_rolled_back() {
     db.control("metrics@2.1.0", "fail").await;
 
     let err = m.up().await.expect_err("metrics 2.1.0 fails");
-    let migrate::Error::StepFailed { step, applied, source } = &err else {
+    let migrate::Error::StepFailed {
+        step,
+        applied,
+        source,
+    } = &err
+    else {
         panic!("expected StepFailed, got {err:?}");
     };
     assert!(step.contains("metrics@2.1.0"), "{step}");
-    let before: Vec<String> = applied.iter().map(|a| format!("{}@{}", a.step.table, a.step.version)).collect();
-    assert_eq!(before, ["eval@2.0.0", "memory@2.0.0", "metrics@2.0.0", "session@2.0.0", "eval@2.1.0"]);
+    let before: Vec<String> = applied
+        .iter()
+        .map(|a| format!("{}@{}", a.step.table, a.step.version))
+        .collect();
+    assert_eq!(
+        before,
+        [
+            "eval@2.0.0",
+            "memory@2.0.0",
+            "metrics@2.0.0",
+            "session@2.0.0",
+            "eval@2.1.0"
+        ]
+    );
     assert!(source.to_string().contains("told to fail"), "{source}");
     let message = err.to_string();
-    assert!(message.contains("Nothing after it ran") && message.contains("eval@2.1.0"), "{message}");
+    assert!(
+        message.contains("Nothing after it ran") && message.contains("eval@2.1.0"),
+        "{message}"
+    );
 
     // The step's own change was rolled back with it, and nothing after it ran.
     assert!(!db.has_column("metrics", "tokens").await);
-    assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.0.0")));
-    assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.0.0")));
+    assert_eq!(
+        m.current_version("metrics").await.unwrap(),
+        Some(v("2.0.0"))
+    );
+    assert_eq!(
+        m.current_version("session").await.unwrap(),
+        Some(v("2.0.0"))
+    );
     assert!(!db.has_column("session", "created_at").await);
 
     let history = m.history(1).await.unwrap();
     assert_eq!(history[0].outcome, Outcome::Failed);
     assert_eq!(history[0].version, "2.1.0");
-    assert!(history[0].error.as_deref().unwrap_or("").contains("told to fail"));
+    assert!(history[0]
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("told to fail"));
 
     db.clear_control().await;
-    let report = m.up().await.expect("the run goes on once the cause is fixed");
+    let report = m
+        .up()
+        .await
+        .expect("the run goes on once the cause is fixed");
     assert_eq!(report.applied.len(), 5);
 }
 
@@ -61,9 +94,18 @@ async fn a_failing_journalled_step_leaves_a_dirty_mark_until_resolved() {
 
     let err = m.up().await.expect_err("metrics 2.5.0 fails");
     assert!(matches!(err, migrate::Error::StepFailed { .. }), "{err}");
-    let metrics = m.status().await.unwrap().into_iter().find(|s| s.table == "metrics").unwrap();
+    let metrics = m
+        .status()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.table == "metrics")
+        .unwrap();
     let mark = metrics.dirty.expect("dirty mark");
-    assert_eq!((mark.version.as_str(), mark.direction), ("2.5.0", Direction::Up));
+    assert_eq!(
+        (mark.version.as_str(), mark.direction),
+        ("2.5.0", Direction::Up)
+    );
     assert_eq!(metrics.current, Some(v("2.1.0")));
 
     db.clear_control().await;
@@ -71,12 +113,20 @@ async fn a_failing_journalled_step_leaves_a_dirty_mark_until_resolved() {
     assert!(matches!(err, migrate::Error::Dirty { .. }), "{err}");
 
     // The operator looked: the index was not created. Record the step as not run, and retry.
-    m.resolve_dirty("metrics", Resolution::RolledBack).await.expect("resolve");
-    assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.1.0")));
+    m.resolve_dirty("metrics", Resolution::RolledBack)
+        .await
+        .expect("resolve");
+    assert_eq!(
+        m.current_version("metrics").await.unwrap(),
+        Some(v("2.1.0"))
+    );
     let report = m.up().await.expect("up after resolving");
     // memory@2.3.0 and session@2.3.0 ran before metrics@2.5.0 failed; only it is left.
     assert_eq!(report.applied.len(), 1);
-    assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.5.0")));
+    assert_eq!(
+        m.current_version("metrics").await.unwrap(),
+        Some(v("2.5.0"))
+    );
 }
 
 #[tokio::test]
@@ -88,11 +138,24 @@ async fn resolving_as_completed_records_the_step_as_done() {
     m.up().table("metrics").await.expect_err("fails");
     db.clear_control().await;
     // The operator created the index by hand and records the step as completed.
-    db.exec("CREATE INDEX idx_metrics_day ON metrics (day)").await;
-    m.resolve_dirty("metrics", Resolution::Completed).await.expect("resolve");
-    assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.5.0")));
-    assert_eq!(m.up().table("metrics").await.unwrap().status, migrate::ReportStatus::UpToDate);
-    m.down().table("metrics").target("2.1.0").await.expect("and it comes down");
+    db.exec("CREATE INDEX idx_metrics_day ON metrics (day)")
+        .await;
+    m.resolve_dirty("metrics", Resolution::Completed)
+        .await
+        .expect("resolve");
+    assert_eq!(
+        m.current_version("metrics").await.unwrap(),
+        Some(v("2.5.0"))
+    );
+    assert_eq!(
+        m.up().table("metrics").await.unwrap().status,
+        migrate::ReportStatus::UpToDate
+    );
+    m.down()
+        .table("metrics")
+        .target("2.1.0")
+        .await
+        .expect("and it comes down");
 }
 
 /// Not a test of its own: the child process of `a_killed_journalled_step_leaves_a_dirty_mark`,
@@ -103,7 +166,9 @@ async fn child_runs_until_killed() {
     let path = std::env::var("MIGRATE_TEST_CHILD_DB").expect("MIGRATE_TEST_CHILD_DB");
     let db = migrate::sqlite::SqliteDb::open(&path).await.expect("open");
     let m = MigrationManager::new(db, [&MIGRATIONS]).expect("graph");
-    m.up().await.expect("the parent kills this process before up returns");
+    m.up()
+        .await
+        .expect("the parent kills this process before up returns");
     unreachable!("metrics@2.5.0 hangs until the process is killed");
 }
 
@@ -112,7 +177,12 @@ async fn a_killed_journalled_step_leaves_a_dirty_mark() {
     let db = TestDb::new().await;
     db.control("metrics@2.5.0", "hang").await;
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_runs_until_killed", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "child_runs_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("MIGRATE_TEST_CHILD_DB", &db.path)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -129,8 +199,14 @@ async fn a_killed_journalled_step_leaves_a_dirty_mark() {
         if journal == ["started"] {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the child never reached metrics@2.5.0");
-        assert!(child.try_wait().unwrap().is_none(), "the child exited early");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the child never reached metrics@2.5.0"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child exited early"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().expect("kill the child");
@@ -139,12 +215,24 @@ async fn a_killed_journalled_step_leaves_a_dirty_mark() {
     db.clear_control().await;
     let m = manager(&db).await;
     let err = m.up().await.expect_err("blocked by the dirty mark");
-    let migrate::Error::Dirty { table, version, name, .. } = &err else {
+    let migrate::Error::Dirty {
+        table,
+        version,
+        name,
+        ..
+    } = &err
+    else {
         panic!("expected Dirty, got {err:?}");
     };
-    assert_eq!((table.as_str(), version.as_str(), name.as_str()), ("metrics", "2.5.0", "metrics_2_5_0"));
+    assert_eq!(
+        (table.as_str(), version.as_str(), name.as_str()),
+        ("metrics", "2.5.0", "metrics_2_5_0")
+    );
     // Everything before the killed step is recorded as applied.
-    assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.3.0")));
+    assert_eq!(
+        m.current_version("session").await.unwrap(),
+        Some(v("2.3.0"))
+    );
 }
 
 #[tokio::test]
@@ -157,19 +245,26 @@ async fn a_held_write_lock_times_out_with_a_clear_error() {
     let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.path.display()))
         .await
         .expect("second connection");
-    let tx = holder.begin_with("BEGIN IMMEDIATE").await.expect("hold the write lock");
-
-    let executor = migrate::sqlite::SqliteDb::open_with_timeout(&db.path, Duration::from_millis(200))
+    let tx = holder
+        .begin_with("BEGIN IMMEDIATE")
         .await
-        .unwrap();
+        .expect("hold the write lock");
+
+    let executor =
+        migrate::sqlite::SqliteDb::open_with_timeout(&db.path, Duration::from_millis(200))
+            .await
+            .unwrap();
     let waiting = MigrationManager::new(executor, [&MIGRATIONS]).unwrap();
-    let before = db.rows("SELECT table_name, version FROM migrate_schema_versions ORDER BY table_name").await;
+    let before = db
+        .rows("SELECT table_name, version FROM migrate_schema_versions ORDER BY table_name")
+        .await;
     let err = waiting.up().await.expect_err("the lock is held");
     assert!(matches!(err, migrate::Error::LockTimeout { .. }), "{err:?}");
     assert!(err.to_string().contains("200ms"), "{err}");
     drop(tx);
     assert_eq!(
-        db.rows("SELECT table_name, version FROM migrate_schema_versions ORDER BY table_name").await,
+        db.rows("SELECT table_name, version FROM migrate_schema_versions ORDER BY table_name")
+            .await,
         before
     );
     waiting.up().await.expect("runs once the lock is free");

@@ -88,8 +88,13 @@ async fn up_brings_every_table_to_its_latest_version_once() {
 
     let history = manager.history(100).await.expect("history");
     assert_eq!(history.len(), 10, "one history row per step");
-    assert!(history.windows(2).all(|w| w[0].id > w[1].id), "newest first");
-    assert!(history.iter().all(|h| h.outcome == migrate::Outcome::Succeeded));
+    assert!(
+        history.windows(2).all(|w| w[0].id > w[1].id),
+        "newest first"
+    );
+    assert!(history
+        .iter()
+        .all(|h| h.outcome == migrate::Outcome::Succeeded));
 }
 
 #[tokio::test]
@@ -97,16 +102,34 @@ async fn up_to_a_target_for_one_table_then_for_all() {
     let db = TestDb::new().await;
     let manager = manager(&db).await;
 
-    let report = manager.up().table("session").target("2.1.0").await.expect("up session");
+    let report = manager
+        .up()
+        .table("session")
+        .target("2.1.0")
+        .await
+        .expect("up session");
     assert_eq!(steps(&report), ["session@2.0.0", "session@2.1.0"]);
-    assert_eq!(manager.current_version("session").await.unwrap(), Some(v("2.1.0")));
+    assert_eq!(
+        manager.current_version("session").await.unwrap(),
+        Some(v("2.1.0"))
+    );
     assert_eq!(manager.current_version("memory").await.unwrap(), None);
 
     // Agno writes targets as "v2.1.0"; tables whose chain lacks 2.1.0 stop below it.
-    let report = manager.up().target("v2.1.0").await.expect("up all to 2.1.0");
+    let report = manager
+        .up()
+        .target("v2.1.0")
+        .await
+        .expect("up all to 2.1.0");
     assert_eq!(
         steps(&report),
-        ["eval@2.0.0", "memory@2.0.0", "metrics@2.0.0", "eval@2.1.0", "metrics@2.1.0"]
+        [
+            "eval@2.0.0",
+            "memory@2.0.0",
+            "metrics@2.0.0",
+            "eval@2.1.0",
+            "metrics@2.1.0"
+        ]
     );
     assert_eq!(
         versions(&manager).await,
@@ -125,7 +148,12 @@ async fn down_to_a_middle_version_and_to_base() {
     let manager = manager(&db).await;
     manager.up().await.expect("up");
 
-    let report = manager.down().table("session").target("2.1.0").await.expect("down session");
+    let report = manager
+        .down()
+        .table("session")
+        .target("2.1.0")
+        .await
+        .expect("down session");
     assert_eq!(steps(&report), ["session@2.3.0"]);
     assert_eq!(report.applied[0].direction, Direction::Down);
     assert!(!db.has_column("session", "state").await);
@@ -133,7 +161,10 @@ async fn down_to_a_middle_version_and_to_base() {
 
     // memory@2.3.0 runs after session@2.1.0 and stays applied: session cannot go below it.
     let err = manager.down().table("session").to_base().await.unwrap_err();
-    assert!(matches!(err, migrate::Error::DependentStillApplied { .. }), "{err}");
+    assert!(
+        matches!(err, migrate::Error::DependentStillApplied { .. }),
+        "{err}"
+    );
 
     let report = manager
         .down()
@@ -144,12 +175,20 @@ async fn down_to_a_middle_version_and_to_base() {
         .expect("down to base");
     assert_eq!(
         steps(&report),
-        ["memory@2.3.0", "session@2.1.0", "session@2.0.0", "memory@2.0.0"],
+        [
+            "memory@2.3.0",
+            "session@2.1.0",
+            "session@2.0.0",
+            "memory@2.0.0"
+        ],
         "down runs the reverse of the up order"
     );
     assert!(!db.has_table("session").await && !db.has_table("memory").await);
     assert_eq!(manager.current_version("session").await.unwrap(), None);
-    assert_eq!(manager.current_version("metrics").await.unwrap(), Some(v("2.5.0")));
+    assert_eq!(
+        manager.current_version("metrics").await.unwrap(),
+        Some(v("2.5.0"))
+    );
 
     let history = manager.history(4).await.expect("history");
     assert!(history.iter().all(|h| h.direction == Direction::Down));
@@ -160,17 +199,36 @@ async fn down_of_every_table_to_a_version() {
     let db = TestDb::new().await;
     let manager = manager(&db).await;
     manager.up().await.expect("up");
-    let report = manager.down().table("session").table("memory").table("metrics").target("2.0.0").await.expect("down");
+    let report = manager
+        .down()
+        .table("session")
+        .table("memory")
+        .table("metrics")
+        .target("2.0.0")
+        .await
+        .expect("down");
     assert_eq!(
         steps(&report),
-        ["metrics@2.5.0", "session@2.3.0", "memory@2.3.0", "session@2.1.0", "metrics@2.1.0"]
+        [
+            "metrics@2.5.0",
+            "session@2.3.0",
+            "memory@2.3.0",
+            "session@2.1.0",
+            "metrics@2.1.0"
+        ]
     );
     assert!(!db.has_column("metrics", "tokens").await);
     // Back up: the same steps, in the up order.
     let report = manager.up().await.expect("up again");
     assert_eq!(
         steps(&report),
-        ["metrics@2.1.0", "session@2.1.0", "memory@2.3.0", "session@2.3.0", "metrics@2.5.0"]
+        [
+            "metrics@2.1.0",
+            "session@2.1.0",
+            "memory@2.3.0",
+            "session@2.3.0",
+            "metrics@2.5.0"
+        ]
     );
 }
 
@@ -189,13 +247,30 @@ async fn dry_run_returns_the_plan_and_changes_nothing() {
         .map(|p| format!("{}@{}", p.step.table, p.step.version))
         .collect();
     assert_eq!(planned, all_up());
-    assert!(!report.planned.iter().find(|p| p.step.table == "metrics" && p.step.version == v("2.5.0")).unwrap().transactional);
-    assert_eq!(db.fingerprint().await, before, "a dry run writes nothing, not even the tracking tables");
+    assert!(
+        !report
+            .planned
+            .iter()
+            .find(|p| p.step.table == "metrics" && p.step.version == v("2.5.0"))
+            .unwrap()
+            .transactional
+    );
+    assert_eq!(
+        db.fingerprint().await,
+        before,
+        "a dry run writes nothing, not even the tracking tables"
+    );
 
     let real = manager.up().await.expect("up");
     assert_eq!(steps(&real), planned, "the dry run predicted the real run");
 
-    let down = manager.down().target("2.0.0").table("metrics").dry_run(true).await.expect("dry down");
+    let down = manager
+        .down()
+        .target("2.0.0")
+        .table("metrics")
+        .dry_run(true)
+        .await
+        .expect("dry down");
     assert_eq!(down.planned.len(), 2);
     assert!(db.has_column("metrics", "tokens").await);
 }
@@ -213,15 +288,27 @@ async fn baseline_counts_unrecorded_tables_as_at_that_version() {
         db.exec(sql).await;
     }
     let manager = manager(&db).await.with_baseline("2.0.0").expect("baseline");
-    assert_eq!(manager.current_version("session").await.unwrap(), Some(v("2.0.0")));
+    assert_eq!(
+        manager.current_version("session").await.unwrap(),
+        Some(v("2.0.0"))
+    );
     let status = manager.status().await.unwrap();
-    assert!(status.iter().all(|s| !s.recorded && s.current == Some(v("2.0.0"))));
+    assert!(status
+        .iter()
+        .all(|s| !s.recorded && s.current == Some(v("2.0.0"))));
     assert_eq!(manager.pending().await.unwrap().len(), 6);
 
     let report = manager.up().await.expect("up from baseline");
     assert_eq!(
         steps(&report),
-        ["eval@2.1.0", "metrics@2.1.0", "session@2.1.0", "memory@2.3.0", "session@2.3.0", "metrics@2.5.0"]
+        [
+            "eval@2.1.0",
+            "metrics@2.1.0",
+            "session@2.1.0",
+            "memory@2.3.0",
+            "session@2.3.0",
+            "metrics@2.5.0"
+        ]
     );
     assert!(manager.status().await.unwrap().iter().all(|s| s.recorded));
 
@@ -229,7 +316,10 @@ async fn baseline_counts_unrecorded_tables_as_at_that_version() {
         .unwrap()
         .with_baseline("two")
         .unwrap_err();
-    assert!(matches!(err, migrate::Error::InvalidVersion { .. }), "{err}");
+    assert!(
+        matches!(err, migrate::Error::InvalidVersion { .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -244,14 +334,29 @@ async fn force_reruns_steps_whose_record_does_not_match_the_schema() {
     assert_eq!(report.status, ReportStatus::UpToDate);
     assert!(!db.has_column("session", "state").await);
 
-    let report = manager.up().table("session").force(true).await.expect("forced up");
-    assert_eq!(steps(&report), ["session@2.0.0", "session@2.1.0", "session@2.3.0"]);
+    let report = manager
+        .up()
+        .table("session")
+        .force(true)
+        .await
+        .expect("forced up");
+    assert_eq!(
+        steps(&report),
+        ["session@2.0.0", "session@2.1.0", "session@2.3.0"]
+    );
     assert!(db.has_column("session", "state").await);
-    assert_eq!(manager.current_version("session").await.unwrap(), Some(v("2.3.0")));
+    assert_eq!(
+        manager.current_version("session").await.unwrap(),
+        Some(v("2.3.0"))
+    );
 
     // Forced down reverts every step above the target, recorded or not.
-    db.exec("UPDATE migrate_schema_versions SET version = '2.1.0' WHERE table_name = 'session'").await;
-    manager.accept_checksums("session").await.expect("re-pin the hand-edited record");
+    db.exec("UPDATE migrate_schema_versions SET version = '2.1.0' WHERE table_name = 'session'")
+        .await;
+    manager
+        .accept_checksums("session")
+        .await
+        .expect("re-pin the hand-edited record");
     let report = manager
         .down()
         .table("session")
@@ -291,9 +396,16 @@ async fn listings_describe_the_graph_and_the_database() {
     manager.up().target("2.1.0").await.expect("up");
     let applied = manager.applied().await.unwrap();
     assert_eq!(applied.len(), 7);
-    let eval = applied.iter().find(|m| m.step.table == "eval" && m.step.version == v("2.1.0")).unwrap();
+    let eval = applied
+        .iter()
+        .find(|m| m.step.table == "eval" && m.step.version == v("2.1.0"))
+        .unwrap();
     assert!(!eval.reversible);
-    assert!(eval.location.contains("agno_migrations.rs"), "{}", eval.location);
+    assert!(
+        eval.location.contains("agno_migrations.rs"),
+        "{}",
+        eval.location
+    );
     assert!(eval.checksum.starts_with("fnv1a64:"));
     assert_eq!(manager.pending().await.unwrap().len(), 3);
     assert_eq!(manager.history(2).await.unwrap().len(), 2);
@@ -302,7 +414,11 @@ async fn listings_describe_the_graph_and_the_database() {
 #[tokio::test]
 async fn the_tracking_table_name_is_configurable() {
     let db = TestDb::new().await;
-    let executor = db.executor().await.with_tracking_table("agno_schema_versions").unwrap();
+    let executor = db
+        .executor()
+        .await
+        .with_tracking_table("agno_schema_versions")
+        .unwrap();
     let manager = MigrationManager::new(executor, [&MIGRATIONS]).unwrap();
     manager.up().await.expect("up");
     assert!(db.has_table("agno_schema_versions").await);
@@ -318,9 +434,99 @@ async fn module_names_isolate_sets_in_one_tracking_table() {
     let db = TestDb::new().await;
     let manager = manager(&db).await;
     manager.up().target("2.0.0").await.expect("up");
-    let modules = db.rows("SELECT DISTINCT module FROM migrate_schema_versions").await;
+    let modules = db
+        .rows("SELECT DISTINCT module FROM migrate_schema_versions")
+        .await;
     assert_eq!(modules, ["up_down"], "the default module is the crate name");
     // Rows of a module this binary does not link are not its business.
     db.exec("INSERT INTO migrate_schema_versions (module, table_name, version, updated_at) VALUES ('other_app', 'session', '9.0.0', 0)").await;
-    assert_eq!(manager.up().target("2.0.0").await.unwrap().status, ReportStatus::UpToDate);
+    assert_eq!(
+        manager.up().target("2.0.0").await.unwrap().status,
+        ReportStatus::UpToDate
+    );
+}
+
+/// Counts the executor calls a run makes, around a real SQLite executor.
+struct Counting {
+    inner: migrate::sqlite::SqliteDb,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+}
+
+impl Counting {
+    fn note(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+impl migrate::Executor for Counting {
+    fn dialect(&self) -> migrate::Dialect {
+        self.inner.dialect()
+    }
+    fn read_state(&self) -> migrate::BoxFuture<'_, migrate::Result<Vec<migrate::StateRow>>> {
+        self.note("read_state");
+        self.inner.read_state()
+    }
+    fn prepare(&self) -> migrate::BoxFuture<'_, migrate::Result<()>> {
+        self.note("prepare");
+        self.inner.prepare()
+    }
+    fn lock(&self) -> migrate::BoxFuture<'_, migrate::Result<Box<dyn migrate::RunLock>>> {
+        self.note("lock");
+        self.inner.lock()
+    }
+    fn run_step<'a>(
+        &'a self,
+        step: &'a migrate::StepRun<'a>,
+    ) -> migrate::BoxFuture<'a, migrate::Result<migrate::StepOutcome>> {
+        self.note("run_step");
+        self.inner.run_step(step)
+    }
+    fn history<'a>(
+        &'a self,
+        modules: &'a [&'a str],
+        limit: Option<usize>,
+    ) -> migrate::BoxFuture<'a, migrate::Result<Vec<migrate::HistoryEntry>>> {
+        self.note("history");
+        self.inner.history(modules, limit)
+    }
+    fn set_state<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: Option<&'a str>,
+        checksum: Option<&'a str>,
+    ) -> migrate::BoxFuture<'a, migrate::Result<()>> {
+        self.note("set_state");
+        self.inner.set_state(module, table, version, checksum)
+    }
+    fn set_step_checksum<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: &'a str,
+        checksum: &'a str,
+    ) -> migrate::BoxFuture<'a, migrate::Result<()>> {
+        self.note("set_step_checksum");
+        self.inner
+            .set_step_checksum(module, table, version, checksum)
+    }
+}
+
+#[tokio::test]
+async fn already_up_to_date_is_one_state_read() {
+    let db = TestDb::new().await;
+    manager(&db).await.up().await.expect("up");
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let counting = Counting {
+        inner: db.executor().await,
+        calls: calls.clone(),
+    };
+    let manager = MigrationManager::new(counting, [&MIGRATIONS]).unwrap();
+    let report = manager.up().await.expect("no-op up");
+    assert_eq!(report.status, ReportStatus::UpToDate);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        ["read_state"],
+        "a no-op is one state read, and the state read is one query"
+    );
 }

@@ -170,13 +170,13 @@ impl<'c> Conn<'c> {
     /// the guard that makes a migration safe to re-run with `force`.
     pub async fn table_exists(&mut self, table: &str) -> Result<bool> {
         let sql = self.catalog_query(table, None);
-        Ok(self.raw.query(&sql).await?.len() > 0)
+        Ok(!self.raw.query(&sql).await?.is_empty())
     }
 
     /// Whether `table` has a column named `column`.
     pub async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
         let sql = self.catalog_query(table, Some(column));
-        Ok(self.raw.query(&sql).await?.len() > 0)
+        Ok(!self.raw.query(&sql).await?.is_empty())
     }
 
     fn catalog_query(&self, table: &str, column: Option<&str>) -> String {

@@ -12,7 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The linked migration graph is broken (see [`GraphError`]).
     #[error(transparent)]
-    Graph(#[from] GraphError),
+    Graph(Box<GraphError>),
 
     /// A caller-supplied version is not semver.
     #[error("`{input}` is not a semver version (expected MAJOR.MINOR.PATCH): {reason}")]
@@ -103,8 +103,8 @@ pub enum Error {
         version: String,
         /// Its name.
         name: String,
-        /// `up` or `down`.
-        direction: String,
+        /// Up or down.
+        direction: crate::Direction,
         /// When it started.
         since: crate::Timestamp,
     },
@@ -232,6 +232,12 @@ impl Error {
             message: err.to_string(),
             source: Some(Box::new(err)),
         }
+    }
+}
+
+impl From<GraphError> for Error {
+    fn from(err: GraphError) -> Self {
+        Error::Graph(Box::new(err))
     }
 }
 

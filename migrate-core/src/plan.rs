@@ -115,7 +115,7 @@ pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> R
                 table: chain.table.to_string(),
                 version: mark.version.clone(),
                 name: mark.name.clone(),
-                direction: mark.direction.to_string(),
+                direction: mark.direction,
                 since: mark.since,
             });
         }

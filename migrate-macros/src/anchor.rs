@@ -51,7 +51,13 @@ impl Parse for AnchorInput {
                         match parse_version(&lit, "head") {
                             Ok(version) => {
                                 if list.iter().any(|h| h.table.value() == table.value()) {
-                                    errors.add(table.span(), format!("table `{}` is listed twice in heads", table.value()));
+                                    errors.add(
+                                        table.span(),
+                                        format!(
+                                            "table `{}` is listed twice in heads",
+                                            table.value()
+                                        ),
+                                    );
                                 }
                                 list.push(Head { table, version });
                             }

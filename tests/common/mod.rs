@@ -27,7 +27,9 @@ impl TestDb {
 
     /// A new executor on this database (each manager gets its own).
     pub async fn executor(&self) -> SqliteDb {
-        SqliteDb::open(&self.path).await.expect("open test database")
+        SqliteDb::open(&self.path)
+            .await
+            .expect("open test database")
     }
 
     /// Runs SQL outside the framework.
@@ -50,7 +52,10 @@ impl TestDb {
                     .map(|i| {
                         row.try_get::<Option<String>, _>(i)
                             .map(|v| v.unwrap_or_else(|| "NULL".into()))
-                            .or_else(|_| row.try_get::<Option<i64>, _>(i).map(|v| v.map_or("NULL".into(), |v| v.to_string())))
+                            .or_else(|_| {
+                                row.try_get::<Option<i64>, _>(i)
+                                    .map(|v| v.map_or("NULL".into(), |v| v.to_string()))
+                            })
                             .unwrap_or_else(|e| panic!("column {i} of {sql}: {e}"))
                     })
                     .collect::<Vec<_>>()
@@ -62,7 +67,9 @@ impl TestDb {
     /// Whether `table` has `column`.
     pub async fn has_column(&self, table: &str, column: &str) -> bool {
         !self
-            .rows(&format!("SELECT name FROM pragma_table_info('{table}') WHERE name = '{column}'"))
+            .rows(&format!(
+                "SELECT name FROM pragma_table_info('{table}') WHERE name = '{column}'"
+            ))
             .await
             .is_empty()
     }
@@ -70,7 +77,9 @@ impl TestDb {
     /// Whether `table` exists.
     pub async fn has_table(&self, table: &str) -> bool {
         !self
-            .rows(&format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{table}'"))
+            .rows(&format!(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{table}'"
+            ))
             .await
             .is_empty()
     }
@@ -89,8 +98,10 @@ impl TestDb {
 
     /// Tells `step` (as `table@version`) to `fail` or `hang` when it runs.
     pub async fn control(&self, step: &str, action: &str) {
-        self.exec("CREATE TABLE IF NOT EXISTS migrate_test_control (step TEXT PRIMARY KEY, action TEXT)")
-            .await;
+        self.exec(
+            "CREATE TABLE IF NOT EXISTS migrate_test_control (step TEXT PRIMARY KEY, action TEXT)",
+        )
+        .await;
         self.exec(&format!(
             "INSERT INTO migrate_test_control (step, action) VALUES ('{step}', '{action}') \
              ON CONFLICT (step) DO UPDATE SET action = excluded.action"

@@ -21,7 +21,20 @@ pub(crate) struct TrackingSql {
     /// Quoted, possibly schema-qualified, history table.
     pub(crate) history: String,
     pub(crate) read_state: Arc<str>,
-    pub(crate) create: String,
+    /// Statements that create the tracking tables if missing, in order.
+    pub(crate) create: Vec<String>,
+    /// Quoted, possibly schema-qualified, lock table (PostgreSQL's lock-table mode).
+    pub(crate) lock_table: String,
+}
+
+/// FNV-1a, 64 bits: lock keys and names derived from configuration.
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 /// Checks a caller-supplied identifier (table or schema name).
@@ -67,36 +80,41 @@ impl TrackingSql {
                 "INTEGER PRIMARY KEY AUTOINCREMENT",
             ),
         };
-        let schema_stmt = match (dialect, schema) {
-            (Dialect::Postgres, Some(s)) => format!("CREATE SCHEMA IF NOT EXISTS {};\n", q(s)),
+        let history_index = match dialect {
+            // MySQL has no CREATE INDEX IF NOT EXISTS; the index goes in the table definition.
+            Dialect::MySql => format!(", INDEX {index} (module, table_name, version)"),
             _ => String::new(),
         };
-        let index_stmt = match dialect {
-            Dialect::MySql => {
-                format!("CREATE INDEX {index} ON {history} (module, table_name, version)")
-            }
-            _ => format!(
-                "CREATE INDEX IF NOT EXISTS {index} ON {history} (module, table_name, version)"
-            ),
-        };
-        let create = format!(
-            "{schema_stmt}CREATE TABLE IF NOT EXISTS {state} (\
+        let mut create = Vec::new();
+        if let (Dialect::Postgres, Some(s)) = (dialect, schema) {
+            create.push(format!("CREATE SCHEMA IF NOT EXISTS {}", q(s)));
+        }
+        create.push(format!(
+            "CREATE TABLE IF NOT EXISTS {state} (\
              module {key} NOT NULL, table_name {key} NOT NULL, version {key}, checksum {key}, \
              dirty_version {key}, dirty_name {text}, dirty_direction {key}, dirty_since {big}, \
-             updated_at {big} NOT NULL, PRIMARY KEY (module, table_name));\n\
-             CREATE TABLE IF NOT EXISTS {history} (id {id}, \
+             updated_at {big} NOT NULL, PRIMARY KEY (module, table_name))"
+        ));
+        create.push(format!(
+            "CREATE TABLE IF NOT EXISTS {history} (id {id}, \
              module {key} NOT NULL, table_name {key} NOT NULL, version {key} NOT NULL, \
              name {text} NOT NULL, checksum {key} NOT NULL, direction {key} NOT NULL, \
              outcome {key} NOT NULL, started_at {big} NOT NULL, finished_at {big}, \
-             execution_us {big}, error {text});\n\
-             {index_stmt}"
-        );
+             execution_us {big}, error {text}{history_index})"
+        ));
+        if dialect != Dialect::MySql {
+            create.push(format!(
+                "CREATE INDEX IF NOT EXISTS {index} ON {history} (module, table_name, version)"
+            ));
+        }
+        let lock_table = qualify(&format!("{table}_lock"));
         TrackingSql {
             dialect,
             state,
             history,
             read_state: read_state.into(),
             create,
+            lock_table,
         }
     }
 
@@ -123,7 +141,7 @@ impl TrackingSql {
         checksum: Option<&str>,
         dirty: Option<Timestamp>,
         now: Timestamp,
-    ) -> String {
+    ) -> Vec<String> {
         let state = &self.state;
         let (dv, dn, dd, ds) = match dirty {
             Some(since) => (
@@ -134,32 +152,56 @@ impl TrackingSql {
             ),
             None => ("NULL".into(), "NULL".into(), "NULL".into(), "NULL".into()),
         };
+        let (module, table) = (self.lit(Some(r.module)), self.lit(Some(r.table)));
+        // Marking dirty keeps the stored version and checksum; finishing moves them.
+        let moved = if dirty.is_some() {
+            String::new()
+        } else {
+            format!(
+                "version = {}, checksum = {}, ",
+                self.lit(version),
+                self.lit(checksum)
+            )
+        };
+        if self.dialect == Dialect::MySql {
+            // No conditional upsert: make sure the row exists, then move it conditionally.
+            let cas = self.null_safe_eq("version", r.expected);
+            return vec![
+                format!(
+                    "INSERT IGNORE INTO {state} (module, table_name, updated_at) VALUES ({module}, {table}, {})",
+                    now.as_micros()
+                ),
+                format!(
+                    "UPDATE {state} SET {moved}dirty_version = {dv}, dirty_name = {dn}, \
+                     dirty_direction = {dd}, dirty_since = {ds}, updated_at = {} \
+                     WHERE module = {module} AND table_name = {table} AND {cas} AND dirty_version IS NULL",
+                    now.as_micros()
+                ),
+            ];
+        }
         let values = format!(
-            "{}, {}, {}, {}, {dv}, {dn}, {dd}, {ds}, {}",
-            self.lit(Some(r.module)),
-            self.lit(Some(r.table)),
+            "{module}, {table}, {}, {}, {dv}, {dn}, {dd}, {ds}, {}",
             self.lit(version),
             self.lit(checksum),
             now.as_micros()
         );
-        let cas = format!(
-            "{} AND {state}.dirty_version IS NULL",
-            self.null_safe_eq(&format!("{state}.version"), r.expected)
-        );
-        // Marking dirty keeps the stored version and checksum; finishing moves them.
         let moved = if dirty.is_some() {
             ""
         } else {
             "version = excluded.version, checksum = excluded.checksum, "
         };
-        format!(
-            "INSERT INTO {state} (module, table_name, version, checksum, dirty_version, dirty_name, \
+        let cas = format!(
+            "{} AND s.dirty_version IS NULL",
+            self.null_safe_eq("s.version", r.expected)
+        );
+        vec![format!(
+            "INSERT INTO {state} AS s (module, table_name, version, checksum, dirty_version, dirty_name, \
              dirty_direction, dirty_since, updated_at) VALUES ({values}) \
              ON CONFLICT (module, table_name) DO UPDATE SET {moved}\
              dirty_version = excluded.dirty_version, \
              dirty_name = excluded.dirty_name, dirty_direction = excluded.dirty_direction, \
              dirty_since = excluded.dirty_since, updated_at = excluded.updated_at WHERE {cas}"
-        )
+        )]
     }
 
     /// Overwrites the state row unconditionally, clearing any dirty mark.
@@ -170,19 +212,30 @@ impl TrackingSql {
         version: Option<&str>,
         checksum: Option<&str>,
         now: Timestamp,
-    ) -> String {
+    ) -> Vec<String> {
         let state = &self.state;
-        format!(
-            "INSERT INTO {state} (module, table_name, version, checksum, updated_at) VALUES ({}, {}, {}, {}, {}) \
-             ON CONFLICT (module, table_name) DO UPDATE SET version = excluded.version, \
-             checksum = excluded.checksum, dirty_version = NULL, dirty_name = NULL, \
-             dirty_direction = NULL, dirty_since = NULL, updated_at = excluded.updated_at",
+        let values = format!(
+            "{}, {}, {}, {}, {}",
             self.lit(Some(module)),
             self.lit(Some(table)),
             self.lit(version),
             self.lit(checksum),
             now.as_micros()
-        )
+        );
+        let clear = "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
+        let upsert = match self.dialect {
+            Dialect::MySql => format!(
+                "ON DUPLICATE KEY UPDATE version = VALUES(version), checksum = VALUES(checksum), \
+                 {clear}, updated_at = VALUES(updated_at)"
+            ),
+            _ => format!(
+                "ON CONFLICT (module, table_name) DO UPDATE SET version = excluded.version, \
+                 checksum = excluded.checksum, {clear}, updated_at = excluded.updated_at"
+            ),
+        };
+        vec![format!(
+            "INSERT INTO {state} (module, table_name, version, checksum, updated_at) VALUES ({values}) {upsert}"
+        )]
     }
 
     /// Inserts one history row.
@@ -317,24 +370,21 @@ mod tests {
     fn literals_are_quoted() {
         let sql = TrackingSql::new(Dialect::Sqlite, None, "track\"ing");
         assert_eq!(sql.state, "\"track\"\"ing\"");
-        let cas = sql.state_cas(
-            &record(),
-            Some("1.0.0"),
-            Some("c"),
-            None,
-            Timestamp::from_micros(7),
-        );
-        assert!(cas.contains("'it''s'"), "{cas}");
-        assert!(cas.contains("\"track\"\"ing\".version IS NULL"), "{cas}");
+        let stamp = Timestamp::from_micros(7);
+        let cas = sql.state_cas(&record(), Some("1.0.0"), Some("c"), None, stamp);
+        assert!(cas[0].contains("'it''s'"), "{cas:?}");
+        assert!(cas[0].contains("s.version IS NULL"), "{cas:?}");
+        let mysql = TrackingSql::new(Dialect::MySql, None, "t");
+        let cas = mysql.state_cas(&record(), Some("1.0.0"), Some("c"), None, stamp);
+        assert_eq!(cas.len(), 2, "MySQL: ensure the row, then move it conditionally");
+        assert!(cas[1].contains("version <=> NULL"), "{cas:?}");
     }
 
     #[test]
     fn postgres_qualifies_with_the_schema() {
         let sql = TrackingSql::new(Dialect::Postgres, Some("ops"), "t");
         assert_eq!(sql.history, "\"ops\".\"t_history\"");
-        assert!(sql
-            .create
-            .starts_with("CREATE SCHEMA IF NOT EXISTS \"ops\""));
+        assert_eq!(sql.create[0], "CREATE SCHEMA IF NOT EXISTS \"ops\"");
     }
 
     #[test]

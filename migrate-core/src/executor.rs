@@ -204,3 +204,48 @@ pub trait Executor: Send + Sync {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>>;
 }
+
+/// A boxed executor is an executor, so backends chosen at run time (`migrate::connect`) work
+/// with the manager.
+impl<E: Executor + ?Sized> Executor for Box<E> {
+    fn dialect(&self) -> Dialect {
+        (**self).dialect()
+    }
+    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+        (**self).read_state()
+    }
+    fn prepare(&self) -> BoxFuture<'_, Result<()>> {
+        (**self).prepare()
+    }
+    fn lock(&self) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+        (**self).lock()
+    }
+    fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
+        (**self).run_step(step)
+    }
+    fn history<'a>(
+        &'a self,
+        modules: &'a [&'a str],
+        limit: Option<usize>,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>>> {
+        (**self).history(modules, limit)
+    }
+    fn set_state<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: Option<&'a str>,
+        checksum: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        (**self).set_state(module, table, version, checksum)
+    }
+    fn set_step_checksum<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: &'a str,
+        checksum: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        (**self).set_step_checksum(module, table, version, checksum)
+    }
+}

@@ -442,7 +442,15 @@ impl MigrationManager {
     pub(crate) async fn execute(&self, request: Request, dry_run: bool) -> Result<Report> {
         let started = Instant::now();
         let states = self.read_states(request.force).await?;
-        let plan = plan::plan(&self.graph, &states, &request)?;
+        let plan = match plan::plan(&self.graph, &states, &request) {
+            // A dirty mark may belong to a runner that is still working: wait for the lock,
+            // and decide on the state read under it.
+            Err(Error::Dirty { .. }) if !dry_run => None,
+            other => Some(other?),
+        };
+        let Some(plan) = plan else {
+            return self.execute_locked(&request, started).await;
+        };
         if dry_run {
             return Ok(Report {
                 status: ReportStatus::DryRun,
@@ -461,9 +469,19 @@ impl MigrationManager {
                 total_time: started.elapsed(),
             });
         }
-        self.executor.prepare().await?;
+        self.execute_locked(&request, started).await
+    }
+
+    /// Takes the runner lock, re-reads the state under it, re-plans and applies.
+    async fn execute_locked(&self, request: &Request, started: Instant) -> Result<Report> {
         let lock = self.executor.lock().await?;
-        let outcome = self.apply(&request, plan).await;
+        let outcome = async {
+            self.executor.prepare().await?;
+            let states = self.read_states(request.force).await?;
+            let plan = plan::plan(&self.graph, &states, request)?;
+            self.apply(request, plan).await
+        }
+        .await;
         let released = lock.release().await;
         let (applied, skipped) = outcome?;
         released?;

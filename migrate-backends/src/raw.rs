@@ -1,0 +1,84 @@
+//! [`RawConn`] over any sqlx connection of a [`Driver`].
+
+use crate::driver::Driver;
+use migrate_core::{BoxFuture, Dialect, Error, RawConn, Result, Row, Value};
+use sqlx::{AssertSqlSafe, Column, ColumnIndex, Decode, Row as _, Type, TypeInfo, ValueRef};
+use std::any::Any;
+
+/// A connection (or the connection of an open transaction) seen as a [`RawConn`].
+pub(crate) struct SqlxRaw<'c, DB: Driver>(pub(crate) &'c mut DB::Connection);
+
+impl<DB: Driver> RawConn for SqlxRaw<'_, DB>
+where
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+{
+    fn dialect(&self) -> Dialect {
+        DB::DIALECT
+    }
+
+    fn execute<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            let done = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *self.0).await?;
+            Ok(DB::rows_affected(&done))
+        })
+    }
+
+    fn query<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<Vec<Row>>> {
+        Box::pin(async move {
+            let rows = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(&mut *self.0).await?;
+            rows.iter()
+                .map(|row| (0..row.len()).map(|i| DB::decode_value(row, i)).collect::<Result<Vec<_>>>().map(Row))
+                .collect()
+        })
+    }
+
+    fn driver(&mut self) -> &mut dyn Any {
+        &mut *self.0
+    }
+}
+
+/// Decodes one column into a portable [`Value`], trying the common types in turn.
+pub(crate) fn decode_value<DB>(row: &DB::Row, index: usize) -> Result<Value>
+where
+    DB: sqlx::Database,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> i16: Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
+    for<'r> f64: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+{
+    let raw = row.try_get_raw(index)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    if let Ok(v) = row.try_get::<i64, _>(index) {
+        return Ok(Value::Int(v));
+    }
+    if let Ok(v) = row.try_get::<i32, _>(index) {
+        return Ok(Value::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<i16, _>(index) {
+        return Ok(Value::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<bool, _>(index) {
+        return Ok(Value::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<f64, _>(index) {
+        return Ok(Value::Float(v));
+    }
+    if let Ok(v) = row.try_get::<String, _>(index) {
+        return Ok(Value::Text(v));
+    }
+    if let Ok(v) = row.try_get::<Vec<u8>, _>(index) {
+        return Ok(Value::Bytes(v));
+    }
+    let column = &row.columns()[index];
+    Err(Error::msg(format!(
+        "column `{}` has type {}, which Conn::query does not decode; cast it in SQL, or use the typed connection (migrate::ConnExt)",
+        column.name(),
+        column.type_info().name()
+    )))
+}

@@ -1,0 +1,406 @@
+//! [`SqlxDb`]: the executor for every sqlx database, written once over [`Driver`].
+//!
+//! - **Transactional steps** run in one transaction with their tracking writes. The state row is
+//!   moved by a compare-and-set in the same round trip as the history insert, so a runner that
+//!   planned from a stale state applies nothing and re-plans.
+//! - **Journalled steps** (`transaction = false`, and every step on MySQL) commit a "started"
+//!   history row and a dirty mark first, run in autocommit, then commit "finished". A crash or a
+//!   failure in between leaves the mark, which blocks the table until it is resolved.
+
+use crate::driver::Driver;
+use crate::raw::SqlxRaw;
+use crate::rows;
+use crate::tracking::{check_identifier, TrackingSql, DEFAULT_TRACKING_TABLE};
+use migrate_core::{
+    BoxFuture, Conn, Dialect, Error, Executor, HistoryEntry, Outcome, Result, RunLock, StateRow,
+    StepOutcome, StepRun, Timestamp,
+};
+use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, IntoArguments, Pool, Type};
+use std::time::{Duration, Instant};
+
+/// How long a runner waits for another runner's lock by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How PostgreSQL runners serialize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// A session advisory lock on a dedicated connection (the default).
+    Advisory,
+    /// A row in `<tracking table>_lock`, for databases or poolers without session advisory
+    /// locks (CockroachDB, PgBouncer in transaction mode). A crashed runner's row is taken over
+    /// once it is older than the lock timeout's `stale_after`.
+    Table {
+        /// How old a lock row must be before another runner may take it over.
+        stale_after: Duration,
+    },
+}
+
+/// The runner lock's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct LockConfig {
+    pub(crate) timeout: Duration,
+    pub(crate) mode: LockMode,
+    /// SQLite: the file whose OS lock serializes runners (none for in-memory databases).
+    pub(crate) file: Option<std::path::PathBuf>,
+}
+
+/// A database that migrations run on, over a sqlx pool. Use the aliases
+/// [`SqliteDb`](crate::sqlite::SqliteDb), [`PgDb`](crate::postgres::PgDb) and
+/// [`MySqlDb`](crate::mysql::MySqlDb), which add the constructors.
+pub struct SqlxDb<DB: Driver> {
+    pub(crate) pool: Pool<DB>,
+    pub(crate) sql: TrackingSql,
+    pub(crate) tracking_table: String,
+    pub(crate) schema: Option<String>,
+    pub(crate) lock: LockConfig,
+}
+
+impl<DB: Driver> Clone for SqlxDb<DB> {
+    fn clone(&self) -> Self {
+        SqlxDb {
+            pool: self.pool.clone(),
+            sql: self.sql.clone(),
+            tracking_table: self.tracking_table.clone(),
+            schema: self.schema.clone(),
+            lock: self.lock.clone(),
+        }
+    }
+}
+
+impl<DB: Driver> std::fmt::Debug for SqlxDb<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlxDb")
+            .field("dialect", &DB::DIALECT)
+            .field("tracking_table", &self.tracking_table)
+            .field("schema", &self.schema)
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Driver> SqlxDb<DB> {
+    pub(crate) fn with_pool(pool: Pool<DB>, lock_timeout: Duration) -> Self {
+        SqlxDb {
+            pool,
+            sql: TrackingSql::new(DB::DIALECT, None, DEFAULT_TRACKING_TABLE),
+            tracking_table: DEFAULT_TRACKING_TABLE.to_string(),
+            schema: None,
+            lock: LockConfig {
+                timeout: lock_timeout,
+                mode: LockMode::Advisory,
+                file: None,
+            },
+        }
+    }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Uses `name` (and `name_history`) as the tracking tables instead of
+    /// [`DEFAULT_TRACKING_TABLE`].
+    pub fn with_tracking_table(mut self, name: &str) -> Result<Self> {
+        check_identifier("tracking table", name)?;
+        self.tracking_table = name.to_string();
+        self.sql = TrackingSql::new(DB::DIALECT, self.schema.as_deref(), name);
+        Ok(self)
+    }
+
+    /// The current lock timeout.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock.timeout
+    }
+
+    pub(crate) fn set_schema(&mut self, schema: &str) -> Result<()> {
+        check_identifier("schema", schema)?;
+        self.schema = Some(schema.to_string());
+        self.sql = TrackingSql::new(DB::DIALECT, Some(schema), &self.tracking_table);
+        Ok(())
+    }
+}
+
+impl<DB: Driver> SqlxDb<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Runs `statements` in one round trip and returns the rows each affected.
+    async fn execute_each(conn: &mut DB::Connection, statements: &[String]) -> Result<Vec<u64>> {
+        let sql = statements.join(";\n");
+        let mut stream = sqlx::raw_sql(AssertSqlSafe(sql)).execute_many(conn);
+        let mut affected = Vec::with_capacity(statements.len());
+        while let Some(result) =
+            std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await
+        {
+            affected.push(DB::rows_affected(&result?));
+        }
+        Ok(affected)
+    }
+
+    async fn begin<'c>(&self, conn: &'c mut DB::Connection) -> Result<sqlx::Transaction<'c, DB>> {
+        let begin = DB::BEGIN.unwrap_or("BEGIN");
+        conn.begin_with(begin)
+            .await
+            .map_err(|e| DB::lock_error(e, self.lock.timeout))
+    }
+
+    pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
+        let mut conn = self.pool.acquire().await?;
+        match sqlx::query(AssertSqlSafe(self.sql.read_state.clone()))
+            .fetch_all(&mut *conn)
+            .await
+        {
+            Ok(rows) => rows.iter().map(rows::state_row).collect(),
+            Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
+        let r = &step.record;
+        let mut conn = self.pool.acquire().await?;
+        let started_at = Timestamp::now();
+        let mut tx = self.begin(&mut conn).await?;
+        let clock = Instant::now();
+        let result = {
+            let mut raw = SqlxRaw::<DB>(&mut tx);
+            let mut db = Conn::new(&mut raw, self.schema.as_deref());
+            (step.action)(&mut db).await
+        };
+        let elapsed = clock.elapsed();
+        match result {
+            Ok(()) => {
+                let mut statements =
+                    self.sql
+                        .state_cas(r, r.new_version, r.new_checksum, None, Timestamp::now());
+                let cas = statements.len() - 1;
+                statements.push(self.sql.history_insert(
+                    r,
+                    Outcome::Succeeded,
+                    started_at,
+                    Some(micros(elapsed)),
+                    None,
+                ));
+                let affected = Self::execute_each(&mut tx, &statements).await?;
+                if affected.get(cas) != Some(&1) {
+                    tx.rollback().await?;
+                    return Ok(StepOutcome::Raced);
+                }
+                tx.commit().await?;
+                Ok(StepOutcome::Done {
+                    started_at,
+                    execution_time: elapsed,
+                })
+            }
+            Err(err) => {
+                tx.rollback().await?;
+                drop(conn);
+                self.after_failure(step, started_at, elapsed, err).await
+            }
+        }
+    }
+
+    /// A failed transactional step: if another runner moved the table meanwhile, the failure
+    /// was the race (the step found its work done), so re-plan; otherwise record it.
+    async fn after_failure(
+        &self,
+        step: &StepRun<'_>,
+        started_at: Timestamp,
+        elapsed: Duration,
+        err: Error,
+    ) -> Result<StepOutcome> {
+        let r = &step.record;
+        let stored = self.read_state_rows().await.ok().map(|rows| {
+            rows.into_iter()
+                .find(|row| row.module == r.module && row.table == r.table)
+                .and_then(|row| row.version)
+        });
+        if stored.is_some_and(|v| v.as_deref() != r.expected) {
+            return Ok(StepOutcome::Raced);
+        }
+        let sql = self.sql.history_insert(
+            r,
+            Outcome::Failed,
+            started_at,
+            Some(micros(elapsed)),
+            Some(&err.to_string()),
+        );
+        self.record_best_effort(sql).await;
+        Err(err)
+    }
+
+    async fn record_best_effort(&self, sql: String) {
+        let written = async {
+            let mut conn = self.pool.acquire().await?;
+            Self::execute_each(&mut conn, &[sql]).await
+        }
+        .await;
+        if let Err(record_err) = written {
+            tracing::warn!(error = %record_err, "could not record the failed step in the history");
+        }
+    }
+
+    async fn run_journalled(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
+        let r = &step.record;
+        let mut conn = self.pool.acquire().await?;
+        let started_at = Timestamp::now();
+        {
+            let mut tx = self.begin(&mut conn).await?;
+            let mut statements = self
+                .sql
+                .state_cas(r, r.expected, None, Some(started_at), started_at);
+            let cas = statements.len() - 1;
+            statements.push(self.sql.history_insert(r, Outcome::Started, started_at, None, None));
+            let affected = Self::execute_each(&mut tx, &statements).await?;
+            if affected.get(cas) != Some(&1) {
+                tx.rollback().await?;
+                return Ok(StepOutcome::Raced);
+            }
+            tx.commit().await?;
+        }
+        let clock = Instant::now();
+        let result = {
+            let mut raw = SqlxRaw::<DB>(&mut conn);
+            let mut db = Conn::new(&mut raw, self.schema.as_deref());
+            (step.action)(&mut db).await
+        };
+        let elapsed = clock.elapsed();
+        let us = micros(elapsed);
+        match result {
+            Ok(()) => {
+                let mut tx = self.begin(&mut conn).await?;
+                let statements = [
+                    self.sql.state_finish(r, Timestamp::now()),
+                    self.sql
+                        .history_finish(r, Outcome::Succeeded, started_at, us, None),
+                ];
+                Self::execute_each(&mut tx, &statements).await?;
+                tx.commit().await?;
+                Ok(StepOutcome::Done {
+                    started_at,
+                    execution_time: elapsed,
+                })
+            }
+            Err(err) => {
+                // The dirty mark stays: what the step changed before failing is unknown.
+                drop(conn);
+                let sql = self.sql.history_finish(
+                    r,
+                    Outcome::Failed,
+                    started_at,
+                    us,
+                    Some(&err.to_string()),
+                );
+                self.record_best_effort(sql).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn run_statements(&self, statements: &[String]) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        Self::execute_each(&mut conn, statements).await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl<DB: Driver> Executor for SqlxDb<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    fn dialect(&self) -> Dialect {
+        DB::DIALECT
+    }
+
+    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+        Box::pin(self.read_state_rows())
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let mut conn = self.pool.acquire().await?;
+            for statement in &self.sql.create {
+                sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn lock(&self) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+        DB::lock(self)
+    }
+
+    fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
+        Box::pin(async move {
+            if step.transactional && DB::BEGIN.is_some() {
+                self.run_transactional(step).await
+            } else {
+                self.run_journalled(step).await
+            }
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        modules: &'a [&'a str],
+        limit: Option<usize>,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>>> {
+        Box::pin(async move {
+            let sql = self.sql.history_select(modules, limit);
+            let mut conn = self.pool.acquire().await?;
+            match sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *conn).await {
+                Ok(rows) => rows.iter().map(rows::history_row).collect(),
+                Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+                Err(err) => Err(err.into()),
+            }
+        })
+    }
+
+    fn set_state<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: Option<&'a str>,
+        checksum: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let statements = self
+                .sql
+                .state_set(module, table, version, checksum, Timestamp::now());
+            self.run_statements(&statements).await
+        })
+    }
+
+    fn set_step_checksum<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: &'a str,
+        checksum: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let statement = self.sql.set_step_checksum(module, table, version, checksum);
+            self.run_statements(&[statement]).await
+        })
+    }
+}

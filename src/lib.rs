@@ -98,3 +98,17 @@ pub use migrate_macros::migrations;
 pub mod __private {
     pub use migrate_core::__private::*;
 }
+
+/// The PostgreSQL backend (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub use migrate_backends::postgres;
+
+/// The MySQL/MariaDB backend (feature `mysql`).
+#[cfg(feature = "mysql")]
+pub use migrate_backends::mysql;
+
+/// Throwaway databases for tests (feature `testing`).
+#[cfg(feature = "testing")]
+pub use migrate_backends::testing;
+
+pub use migrate_backends::{connect, LockMode};

@@ -20,6 +20,8 @@ pub mod mysql;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use conn_ext::ConnExt;
 pub use driver::Driver;

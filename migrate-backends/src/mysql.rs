@@ -87,7 +87,10 @@ async fn lock_name(conn: &mut PoolConnection<MySql>, table: &str) -> Result<Stri
         .fetch_one(&mut **conn)
         .await?;
     let name = format!("{}:{table}", database.unwrap_or_default());
-    Ok(format!("migrate:{:016x}", crate::tracking::fnv1a64(name.as_bytes())))
+    Ok(format!(
+        "migrate:{:016x}",
+        crate::tracking::fnv1a64(name.as_bytes())
+    ))
 }
 
 async fn get_lock(db: &MySqlDb) -> Result<Box<dyn RunLock>> {

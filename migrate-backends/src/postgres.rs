@@ -194,16 +194,26 @@ async fn table_lock(db: &PgDb, stale_after: Duration) -> Result<Box<dyn RunLock>
     let holder = format!("pid {} at {}", std::process::id(), Timestamp::now());
     let mut conn = db.pool.acquire().await?;
     if let Some(schema) = &db.schema {
-        let create = format!("CREATE SCHEMA IF NOT EXISTS {}", Dialect::Postgres.quote_ident(schema));
-        sqlx::raw_sql(AssertSqlSafe(create)).execute(&mut *conn).await?;
+        let create = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            Dialect::Postgres.quote_ident(schema)
+        );
+        sqlx::raw_sql(AssertSqlSafe(create))
+            .execute(&mut *conn)
+            .await?;
     }
     let create = format!(
         "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL)"
     );
-    if let Err(err) = sqlx::raw_sql(AssertSqlSafe(create.clone())).execute(&mut *conn).await {
+    if let Err(err) = sqlx::raw_sql(AssertSqlSafe(create.clone()))
+        .execute(&mut *conn)
+        .await
+    {
         // Two runners creating the table at once: the loser sees a duplicate; retry once.
         tracing::debug!(error = %err, "creating the lock table raced; retrying");
-        sqlx::raw_sql(AssertSqlSafe(create)).execute(&mut *conn).await?;
+        sqlx::raw_sql(AssertSqlSafe(create))
+            .execute(&mut *conn)
+            .await?;
     }
     let deadline = Instant::now() + db.lock.timeout;
     loop {
@@ -227,10 +237,11 @@ async fn table_lock(db: &PgDb, stale_after: Duration) -> Result<Box<dyn RunLock>
             }));
         }
         if Instant::now() >= deadline {
-            let current: Option<String> =
-                sqlx::query_scalar(AssertSqlSafe(format!("SELECT holder FROM {table} WHERE id = 1")))
-                    .fetch_optional(&mut *conn)
-                    .await?;
+            let current: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT holder FROM {table} WHERE id = 1"
+            )))
+            .fetch_optional(&mut *conn)
+            .await?;
             return Err(Error::LockTimeout {
                 waited: db.lock.timeout,
                 holder: Some(format!(

@@ -18,16 +18,25 @@ where
 
     fn execute<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
-            let done = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *self.0).await?;
+            let done = sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut *self.0)
+                .await?;
             Ok(DB::rows_affected(&done))
         })
     }
 
     fn query<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<Vec<Row>>> {
         Box::pin(async move {
-            let rows = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(&mut *self.0).await?;
+            let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+                .fetch_all(&mut *self.0)
+                .await?;
             rows.iter()
-                .map(|row| (0..row.len()).map(|i| DB::decode_value(row, i)).collect::<Result<Vec<_>>>().map(Row))
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| DB::decode_value(row, i))
+                        .collect::<Result<Vec<_>>>()
+                        .map(Row)
+                })
                 .collect()
         })
     }

@@ -105,7 +105,8 @@ impl SqlxDb<Sqlite> {
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?.busy_timeout(DEFAULT_LOCK_TIMEOUT);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::connect_with_pool_size(options, DEFAULT_LOCK_TIMEOUT, if in_memory { 1 } else { 2 }).await
+        Self::connect_with_pool_size(options, DEFAULT_LOCK_TIMEOUT, if in_memory { 1 } else { 2 })
+            .await
     }
 
     async fn connect_with(options: SqliteConnectOptions, lock_timeout: Duration) -> Result<Self> {
@@ -122,7 +123,8 @@ impl SqlxDb<Sqlite> {
             .max_connections(connections)
             .test_before_acquire(false)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|e| Sqlite::lock_error(e, lock_timeout))?;
         let mut db = SqlxDb::with_pool(pool, lock_timeout);
         db.lock.file = lock_file(&filename);
         Ok(db)
@@ -165,7 +167,10 @@ async fn file_lock(path: &Path, timeout: Duration) -> Result<Box<dyn RunLock>> {
             Ok(()) => return Ok(Box::new(FileLock(file))),
             Err(std::fs::TryLockError::WouldBlock) => {}
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::Config(format!("cannot lock {}: {e}", path.display())))
+                return Err(Error::Config(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )))
             }
         }
         if std::time::Instant::now() >= deadline {

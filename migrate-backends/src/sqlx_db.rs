@@ -255,11 +255,14 @@ where
         let started_at = Timestamp::now();
         {
             let mut tx = self.begin(&mut conn).await?;
-            let mut statements = self
-                .sql
-                .state_cas(r, r.expected, None, Some(started_at), started_at);
+            let mut statements =
+                self.sql
+                    .state_cas(r, r.expected, None, Some(started_at), started_at);
             let cas = statements.len() - 1;
-            statements.push(self.sql.history_insert(r, Outcome::Started, started_at, None, None));
+            statements.push(
+                self.sql
+                    .history_insert(r, Outcome::Started, started_at, None, None),
+            );
             let affected = Self::execute_each(&mut tx, &statements).await?;
             if affected.get(cas) != Some(&1) {
                 tx.rollback().await?;

@@ -222,7 +222,8 @@ impl TrackingSql {
             self.lit(checksum),
             now.as_micros()
         );
-        let clear = "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
+        let clear =
+            "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
         let upsert = match self.dialect {
             Dialect::MySql => format!(
                 "ON DUPLICATE KEY UPDATE version = VALUES(version), checksum = VALUES(checksum), \
@@ -376,7 +377,11 @@ mod tests {
         assert!(cas[0].contains("s.version IS NULL"), "{cas:?}");
         let mysql = TrackingSql::new(Dialect::MySql, None, "t");
         let cas = mysql.state_cas(&record(), Some("1.0.0"), Some("c"), None, stamp);
-        assert_eq!(cas.len(), 2, "MySQL: ensure the row, then move it conditionally");
+        assert_eq!(
+            cas.len(),
+            2,
+            "MySQL: ensure the row, then move it conditionally"
+        );
         assert!(cas[1].contains("version <=> NULL"), "{cas:?}");
     }
 

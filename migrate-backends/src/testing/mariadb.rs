@@ -1,0 +1,61 @@
+//! A throwaway MariaDB server from the installed `mariadb-install-db` and `mariadbd`.
+
+use super::process::{find_binary, free_port, is_root, run, server_dir, watchdog};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts a server on a free loopback port; returns its admin URL, or why it could not.
+pub(crate) fn start() -> Result<String, String> {
+    let mariadbd = find_binary("mariadbd", &[PathBuf::from("/usr/sbin/mariadbd")])
+        .ok_or("mariadbd not found")?;
+    let install = find_binary(
+        "mariadb-install-db",
+        &[PathBuf::from("/usr/bin/mariadb-install-db")],
+    )
+    .ok_or("mariadb-install-db not found")?;
+    let dir = server_dir("mariadb")?;
+    let data = dir.join("data");
+    let root_user: &[&str] = if is_root() { &["--user=root"] } else { &[] };
+    run(
+        Command::new(&install)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .args(root_user),
+        "mariadb-install-db",
+    )?;
+    let port = free_port()?;
+    let child = Command::new(&mariadbd)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
+        .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
+        .arg(format!("--log-error={}", dir.join("error.log").display()))
+        .arg(format!("--port={port}"))
+        .args([
+            "--bind-address=127.0.0.1",
+            "--skip-grant-tables",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--max-connections=500",
+        ])
+        .args(root_user)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start mariadbd: {e}"))?;
+    watchdog(&format!("kill -9 {} 2>/dev/null", child.id()), &dir)?;
+    // Ready once it accepts TCP connections.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            return Err(format!("mariadbd did not start within 90 s: {log}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(format!("mysql://root@127.0.0.1:{port}/mysql"))
+}

@@ -1,0 +1,234 @@
+//! Throwaway databases for tests (feature `testing`): a SQLite file in a temporary directory, or
+//! a fresh database on a PostgreSQL or MariaDB server that the tests start themselves from the
+//! installed binaries (`initdb`/`pg_ctl`, `mariadb-install-db`/`mariadbd`), once per test
+//! process, on a free loopback port, torn down when the process ends.
+//!
+//! - `MIGRATE_TEST_POSTGRES_URL` / `MIGRATE_TEST_MYSQL_URL` point the tests at a server you
+//!   already have instead (the user needs the right to create databases; test databases are
+//!   named `migrate_test_*`).
+//! - A backend whose server cannot be had is reported on stderr as
+//!   `SKIPPED: postgres (initdb not found)`, and its tests pass without running. With
+//!   `MIGRATE_TEST_REQUIRE_ALL=1` (as in CI) it is an error instead.
+
+mod mariadb;
+mod postgres;
+mod process;
+
+use migrate_core::{Error, Executor, Result};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// A database the tests can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite, in a temporary file.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL/MariaDB.
+    MySql,
+}
+
+impl Backend {
+    /// Every backend.
+    pub const ALL: [Backend; 3] = [Backend::Sqlite, Backend::Postgres, Backend::MySql];
+
+    /// `sqlite`, `postgres` or `mysql`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        }
+    }
+}
+
+/// The admin URL of each server, started on first use.
+fn server(backend: Backend) -> &'static std::result::Result<String, String> {
+    static POSTGRES: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+    static MYSQL: OnceLock<std::result::Result<String, String>> = OnceLock::new();
+    match backend {
+        Backend::Postgres => {
+            POSTGRES.get_or_init(|| match std::env::var("MIGRATE_TEST_POSTGRES_URL") {
+                Ok(url) if !url.is_empty() => Ok(url),
+                _ => postgres::start(),
+            })
+        }
+        Backend::MySql => MYSQL.get_or_init(|| match std::env::var("MIGRATE_TEST_MYSQL_URL") {
+            Ok(url) if !url.is_empty() => Ok(url),
+            _ => mariadb::start(),
+        }),
+        Backend::Sqlite => {
+            static SQLITE: std::result::Result<String, String> = Ok(String::new());
+            &SQLITE
+        }
+    }
+}
+
+/// Whether `MIGRATE_TEST_REQUIRE_ALL=1` forbids skipping.
+pub fn require_all() -> bool {
+    std::env::var("MIGRATE_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1" || v == "true")
+}
+
+fn report_skip(backend: Backend, why: &str) {
+    static REPORTED: [std::sync::atomic::AtomicBool; 3] = [
+        std::sync::atomic::AtomicBool::new(false),
+        std::sync::atomic::AtomicBool::new(false),
+        std::sync::atomic::AtomicBool::new(false),
+    ];
+    if !REPORTED[backend as usize].swap(true, Ordering::Relaxed) {
+        // Straight to the process's stderr: the test harness captures eprintln!.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPED: {} ({why}); set MIGRATE_TEST_REQUIRE_ALL=1 to make this a failure\n",
+            backend.name()
+        );
+    }
+}
+
+/// A fresh database for one test. SQLite files are removed when it is dropped; server
+/// databases go with the throwaway server.
+#[derive(Debug)]
+pub struct TestDatabase {
+    backend: Backend,
+    url: String,
+    dir: Option<PathBuf>,
+}
+
+impl TestDatabase {
+    /// A fresh database on `backend`; `Ok(None)` when its server cannot be had (reported as
+    /// skipped), or an error instead under `MIGRATE_TEST_REQUIRE_ALL=1`.
+    pub async fn create(backend: Backend) -> Result<Option<TestDatabase>> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("migrate_test_{}_{n}", std::process::id());
+        if backend == Backend::Sqlite {
+            let dir = std::env::temp_dir().join(&name);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+            let path = dir.join("test.db");
+            // Created the way applications open it (WAL), so that later connections never
+            // have to switch the journal mode while another one holds a lock.
+            crate::sqlite::SqliteDb::open(&path).await?.close().await;
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            return Ok(Some(TestDatabase {
+                backend,
+                url,
+                dir: Some(dir),
+            }));
+        }
+        let admin = match server(backend) {
+            Ok(url) => url.clone(),
+            Err(why) if require_all() => {
+                return Err(Error::Config(format!(
+                    "{} is required (MIGRATE_TEST_REQUIRE_ALL=1) but unavailable: {why}",
+                    backend.name()
+                )))
+            }
+            Err(why) => {
+                report_skip(backend, why);
+                return Ok(None);
+            }
+        };
+        let create = format!("CREATE DATABASE {}", dialect(backend).quote_ident(&name));
+        let executor = crate::connect(&admin).await?;
+        drop(executor);
+        execute_on(&admin, &create).await?;
+        Ok(Some(TestDatabase {
+            backend,
+            url: with_database(&admin, &name),
+            dir: None,
+        }))
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The SQLite file, for SQLite.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join("test.db"))
+    }
+
+    /// A new executor on this database.
+    pub async fn executor(&self) -> Result<Box<dyn Executor>> {
+        crate::connect(&self.url).await
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn dialect(backend: Backend) -> migrate_core::Dialect {
+    match backend {
+        Backend::Sqlite => migrate_core::Dialect::Sqlite,
+        Backend::Postgres => migrate_core::Dialect::Postgres,
+        Backend::MySql => migrate_core::Dialect::MySql,
+    }
+}
+
+/// Runs one statement on the database a URL names.
+async fn execute_on(url: &str, sql: &str) -> Result<()> {
+    use sqlx::{AssertSqlSafe, Connection};
+    let sql = AssertSqlSafe(sql.to_string());
+    if url.starts_with("postgres") {
+        #[cfg(feature = "postgres")]
+        {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            sqlx::raw_sql(sql).execute(&mut conn).await?;
+            conn.close().await?;
+            return Ok(());
+        }
+    } else {
+        #[cfg(feature = "mysql")]
+        {
+            let mut conn = sqlx::MySqlConnection::connect(url).await?;
+            sqlx::raw_sql(sql).execute(&mut conn).await?;
+            conn.close().await?;
+            return Ok(());
+        }
+    }
+    #[allow(unreachable_code)]
+    Err(Error::Config(format!("no enabled backend for {url}")))
+}
+
+/// `url` with its database (path) replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = tail
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{authority}/{database}{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "t1"),
+            "postgres://u:p@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:3306", "t2"),
+            "mysql://root@127.0.0.1:3306/t2"
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! A throwaway PostgreSQL cluster from the installed `initdb` and `pg_ctl`.
+
+use super::process::{
+    command_as, find_binary, free_port, give_to, is_root, run, server_dir, watchdog,
+};
+use std::path::PathBuf;
+
+/// The user a root test process runs PostgreSQL as (it refuses root).
+const UNPRIVILEGED_USER: &str = "nobody";
+
+/// Starts a cluster on a free loopback port; returns its admin URL, or why it could not.
+pub(crate) fn start() -> Result<String, String> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.filter_map(|d| d.ok())
+                .map(|d| d.path().join("bin/initdb"))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort();
+    candidates.reverse();
+    let initdb = find_binary("initdb", &candidates).ok_or("initdb not found")?;
+    let bin = initdb
+        .parent()
+        .ok_or("initdb has no directory")?
+        .to_path_buf();
+    let pg_ctl = bin.join("pg_ctl");
+    if !pg_ctl.is_file() {
+        return Err(format!("pg_ctl not found beside {}", initdb.display()));
+    }
+    let user = is_root().then_some(UNPRIVILEGED_USER);
+    let dir = server_dir("postgres")?;
+    give_to(&dir, user)?;
+    let data = dir.join("data");
+    run(
+        command_as(user, &initdb).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]),
+        "initdb",
+    )?;
+    let port = free_port()?;
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=300",
+        dir.display()
+    );
+    let stop = format!(
+        "{} {} -D '{}' stop -m immediate",
+        user.map(|u| format!("runuser -u {u} --"))
+            .unwrap_or_default(),
+        pg_ctl.display(),
+        data.display()
+    );
+    watchdog(&stop, &dir)?;
+    run(
+        command_as(user, &pg_ctl)
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"]),
+        "pg_ctl start",
+    )?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+}

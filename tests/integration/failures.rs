@@ -1,0 +1,178 @@
+//! Failures: a failing step stops the run with nothing after it applied; a journalled step that
+//! fails or is killed leaves a dirty mark until an operator resolves it.
+//!
+//! MySQL commits DDL implicitly, so there every step is journalled: a failing step leaves a
+//! dirty mark and whatever DDL it had already run, instead of being rolled back. The tests
+//! assert that documented difference.
+
+use crate::harness::{each_backend, v, TestDb};
+use crate::MIGRATIONS;
+use migrate::testing::Backend;
+use migrate::{Direction, MigrationManager, Outcome, Resolution};
+use std::time::Duration;
+
+/// Runs this test binary again as a child that migrates the database at `url` until killed
+/// (a step told to `hang` keeps it there).
+pub fn spawn_child_runner(url: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "failures::child_runs_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("MIGRATE_TEST_CHILD_URL", url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the child runner")
+}
+
+/// Not a test of its own: the child process of the kill tests, which run it with `--ignored`
+/// and kill it while a step hangs.
+#[tokio::test]
+#[ignore = "run as a child process by the kill tests"]
+async fn child_runs_until_killed() {
+    let url = std::env::var("MIGRATE_TEST_CHILD_URL").expect("MIGRATE_TEST_CHILD_URL");
+    let executor = migrate::connect(&url).await.expect("connect");
+    let manager = MigrationManager::new(executor, [&MIGRATIONS]).expect("graph");
+    manager
+        .up()
+        .await
+        .expect("the parent kills this process before up returns");
+    unreachable!("a step hangs until the process is killed");
+}
+
+/// Waits until `check` holds, failing if the child exits or a minute passes.
+pub async fn wait_for(
+    db: &TestDb,
+    child: &mut std::process::Child,
+    what: &str,
+    sql: &str,
+    expected: &[&str],
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let ready =
+            db.has_table("migrate_schema_versions_history").await && db.rows(sql).await == expected;
+        if ready {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the child never reached {what}"
+        );
+        assert!(
+            child.try_wait().expect("child status").is_none(),
+            "the child exited before {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+each_backend! {
+    async fn a_failing_step_stops_the_run(db) {
+        let m = db.manager().await;
+        db.control("metrics@2.1.0", "fail").await;
+
+        let err = m.up().await.expect_err("metrics 2.1.0 fails");
+        let migrate::Error::StepFailed { step, applied, source } = &err else {
+            panic!("expected StepFailed, got {err:?}");
+        };
+        assert!(step.contains("metrics@2.1.0"), "{step}");
+        let before: Vec<String> = applied.iter().map(|a| format!("{}@{}", a.step.table, a.step.version)).collect();
+        assert_eq!(before, ["eval@2.0.0", "memory@2.0.0", "metrics@2.0.0", "session@2.0.0", "eval@2.1.0"]);
+        assert!(source.to_string().contains("told to fail"), "{source}");
+        let message = err.to_string();
+        assert!(message.contains("Nothing after it ran") && message.contains("eval@2.1.0"), "{message}");
+
+        // Nothing after it ran.
+        assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.0.0")));
+        assert!(!db.has_column("session", "created_at").await);
+        let history = m.history(1).await.unwrap();
+        assert_eq!(history[0].outcome, Outcome::Failed);
+        assert_eq!(history[0].version, "2.1.0");
+        assert!(history[0].error.as_deref().unwrap_or("").contains("told to fail"));
+        db.clear_control().await;
+
+        if db.backend() == Backend::MySql {
+            // Journalled: the ADD COLUMN before the failure stays, and so does the mark.
+            assert!(db.has_column("metrics", "tokens").await);
+            let err = m.up().await.expect_err("blocked by the dirty mark");
+            assert!(matches!(err, migrate::Error::Dirty { .. }), "{err}");
+            m.resolve_dirty("metrics", Resolution::RolledBack).await.expect("resolve");
+        } else {
+            // Rolled back with its transaction.
+            assert!(!db.has_column("metrics", "tokens").await);
+            assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.0.0")));
+        }
+        // The step is idempotent (it checks for its column), so the retry works everywhere.
+        let report = m.up().await.expect("the run goes on once the cause is fixed");
+        assert_eq!(report.applied.len(), 5);
+        assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.5.0")));
+    }
+
+    async fn a_failing_journalled_step_leaves_a_dirty_mark_until_resolved(db) {
+        let m = db.manager().await;
+        m.up().target("2.1.0").await.expect("up to 2.1.0");
+        db.control("metrics@2.5.0", "fail").await;
+
+        let err = m.up().await.expect_err("metrics 2.5.0 fails");
+        assert!(matches!(err, migrate::Error::StepFailed { .. }), "{err}");
+        let metrics = m.status().await.unwrap().into_iter().find(|s| s.table == "metrics").unwrap();
+        let mark = metrics.dirty.expect("dirty mark");
+        assert_eq!((mark.version.as_str(), mark.direction), ("2.5.0", Direction::Up));
+        assert_eq!(metrics.current, Some(v("2.1.0")));
+
+        db.clear_control().await;
+        let err = m.up().await.expect_err("blocked by the mark");
+        assert!(matches!(err, migrate::Error::Dirty { .. }), "{err}");
+
+        // The operator looked: the index was not created. Record the step as not run, and retry.
+        m.resolve_dirty("metrics", Resolution::RolledBack).await.expect("resolve");
+        assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.1.0")));
+        let report = m.up().await.expect("up after resolving");
+        // memory@2.3.0 and session@2.3.0 ran before metrics@2.5.0 failed; only it is left.
+        assert_eq!(report.applied.len(), 1);
+        assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.5.0")));
+    }
+
+    async fn resolving_as_completed_records_the_step_as_done(db) {
+        let m = db.manager().await;
+        m.up().target("2.1.0").await.expect("up to 2.1.0");
+        db.control("metrics@2.5.0", "fail").await;
+        m.up().table("metrics").await.expect_err("fails");
+        db.clear_control().await;
+        // The operator created the index by hand and records the step as completed.
+        db.exec("CREATE INDEX idx_metrics_day ON metrics (day)").await;
+        m.resolve_dirty("metrics", Resolution::Completed).await.expect("resolve");
+        assert_eq!(m.current_version("metrics").await.unwrap(), Some(v("2.5.0")));
+        assert_eq!(m.up().table("metrics").await.unwrap().status, migrate::ReportStatus::UpToDate);
+        m.down().table("metrics").target("2.1.0").await.expect("and it comes down");
+    }
+
+    async fn a_killed_journalled_step_leaves_a_dirty_mark(db) {
+        db.control("metrics@2.5.0", "hang").await;
+        let mut child = spawn_child_runner(db.url());
+        wait_for(
+            &db,
+            &mut child,
+            "metrics@2.5.0",
+            "SELECT outcome FROM migrate_schema_versions_history WHERE table_name = 'metrics' AND version = '2.5.0'",
+            &["started"],
+        )
+        .await;
+        child.kill().expect("kill the child");
+        child.wait().expect("reap the child");
+
+        db.clear_control().await;
+        let m = db.manager().await;
+        let err = m.up().await.expect_err("blocked by the dirty mark");
+        let migrate::Error::Dirty { table, version, name, .. } = &err else {
+            panic!("expected Dirty, got {err:?}");
+        };
+        assert_eq!((table.as_str(), version.as_str(), name.as_str()), ("metrics", "2.5.0", "metrics_2_5_0"));
+        // Everything before the killed step is recorded as applied.
+        assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.3.0")));
+    }
+}

@@ -1,0 +1,354 @@
+//! The integration suite's view of a test database: a fresh database per test on one backend
+//! (a SQLite file, or a database on a throwaway PostgreSQL or MariaDB server), and ways to look
+//! at it from outside the framework.
+
+use migrate::testing::{Backend, TestDatabase};
+use migrate::MigrationManager;
+use sqlx::{AssertSqlSafe, Row};
+use std::time::Duration;
+
+/// Runs each test body once per backend: `mod name { fn sqlite(), fn postgres(), fn mysql() }`.
+/// A backend whose server is missing is reported as skipped (an error under
+/// `MIGRATE_TEST_REQUIRE_ALL=1`).
+macro_rules! each_backend {
+    ($( $(#[$meta:meta])* async fn $name:ident($db:ident) $body:block )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($db: $crate::harness::TestDb) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(db) = $crate::harness::TestDb::new(migrate::testing::Backend::Sqlite).await {
+                    body(db).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = $crate::harness::TestDb::new(migrate::testing::Backend::Postgres).await {
+                    body(db).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                if let Some(db) = $crate::harness::TestDb::new(migrate::testing::Backend::MySql).await {
+                    body(db).await
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use each_backend;
+
+/// A pool on the test database, for looking at it from outside the framework.
+enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+}
+
+/// One test's database.
+pub struct TestDb {
+    pub database: TestDatabase,
+    pool: Pool,
+}
+
+fn cell<R: Row>(row: &R, i: usize) -> String
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i32>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let null = || "NULL".to_string();
+    if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+        return v.unwrap_or_else(null);
+    }
+    if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+        return v.map_or_else(null, |v| v.to_string());
+    }
+    if let Ok(v) = row.try_get::<Option<i32>, _>(i) {
+        return v.map_or_else(null, |v| v.to_string());
+    }
+    match row.try_get::<Option<Vec<u8>>, _>(i) {
+        Ok(v) => v.map_or_else(null, |v| String::from_utf8_lossy(&v).into_owned()),
+        Err(e) => panic!("column {i}: {e}"),
+    }
+}
+
+fn render<R: Row>(rows: Vec<R>) -> Vec<String>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i32>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| cell(row, i))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+impl TestDb {
+    /// A fresh database on `backend`, or `None` when its server is missing (reported).
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        let database = TestDatabase::create(backend)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", backend.name()))?;
+        let url = database.url().to_string();
+        let pool = match backend {
+            Backend::Sqlite => {
+                Pool::Sqlite(sqlx::SqlitePool::connect(&url).await.expect("sqlite pool"))
+            }
+            Backend::Postgres => {
+                Pool::Postgres(sqlx::PgPool::connect(&url).await.expect("postgres pool"))
+            }
+            Backend::MySql => {
+                Pool::MySql(sqlx::MySqlPool::connect(&url).await.expect("mysql pool"))
+            }
+        };
+        Some(TestDb { database, pool })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.database.backend()
+    }
+
+    pub fn url(&self) -> &str {
+        self.database.url()
+    }
+
+    /// A new executor on this database (each manager gets its own).
+    pub async fn executor(&self) -> Box<dyn migrate::Executor> {
+        self.database.executor().await.expect("executor")
+    }
+
+    /// An executor that waits at most `timeout` for another runner's lock.
+    pub async fn executor_with_lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Box<dyn migrate::Executor> {
+        let url = self.url();
+        match self.backend() {
+            Backend::Sqlite => {
+                let path = self.database.sqlite_path().expect("sqlite file");
+                Box::new(
+                    migrate::sqlite::SqliteDb::open_with_timeout(path, timeout)
+                        .await
+                        .expect("sqlite"),
+                )
+            }
+            Backend::Postgres => Box::new(
+                migrate::postgres::PgDb::connect(url)
+                    .await
+                    .expect("postgres")
+                    .with_lock_timeout(timeout),
+            ),
+            Backend::MySql => Box::new(
+                migrate::mysql::MySqlDb::connect(url)
+                    .await
+                    .expect("mysql")
+                    .with_lock_timeout(timeout),
+            ),
+        }
+    }
+
+    /// A manager over the fixture's migrations.
+    pub async fn manager(&self) -> MigrationManager {
+        MigrationManager::new(self.executor().await, [&crate::MIGRATIONS]).expect("valid graph")
+    }
+
+    /// Runs SQL outside the framework.
+    pub async fn exec(&self, sql: &str) {
+        let query = sqlx::raw_sql(AssertSqlSafe(sql.to_string()));
+        let done = match &self.pool {
+            Pool::Sqlite(p) => query.execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => query.execute(p).await.map(|_| ()),
+            Pool::MySql(p) => query.execute(p).await.map(|_| ()),
+        };
+        done.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Rows of a query, each rendered as `a|b|c`.
+    pub async fn rows(&self, sql: &str) -> Vec<String> {
+        let query = || sqlx::raw_sql(AssertSqlSafe(sql.to_string()));
+        let rows = match &self.pool {
+            Pool::Sqlite(p) => query().fetch_all(p).await.map(render),
+            Pool::Postgres(p) => query().fetch_all(p).await.map(render),
+            Pool::MySql(p) => query().fetch_all(p).await.map(render),
+        };
+        rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The schema (tables, columns, indexes) as sorted lines.
+    pub async fn schema(&self) -> Vec<String> {
+        let queries: &[&str] = match self.backend() {
+            Backend::Sqlite => &[
+                "SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master ORDER BY type, name",
+            ],
+            Backend::Postgres => &[
+                "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || COALESCE(column_default, '') \
+                 FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1",
+                "SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1",
+            ],
+            Backend::MySql => &[
+                "SELECT CONCAT(table_name, '.', column_name, ' ', column_type, ' ', is_nullable, ' ', COALESCE(column_default, '')) \
+                 FROM information_schema.columns WHERE table_schema = DATABASE() ORDER BY 1",
+                "SELECT CONCAT(table_name, ' ', index_name, ' ', column_name) FROM information_schema.statistics \
+                 WHERE table_schema = DATABASE() ORDER BY 1",
+            ],
+        };
+        let mut out = Vec::new();
+        for q in queries {
+            out.extend(self.rows(q).await);
+        }
+        out
+    }
+
+    /// Whether `table` has `column`.
+    pub async fn has_column(&self, table: &str, column: &str) -> bool {
+        let sql = match self.backend() {
+            Backend::Sqlite => format!("SELECT name FROM pragma_table_info('{table}') WHERE name = '{column}'"),
+            Backend::Postgres => format!(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{table}' AND column_name = '{column}'"
+            ),
+            Backend::MySql => format!(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' AND column_name = '{column}'"
+            ),
+        };
+        !self.rows(&sql).await.is_empty()
+    }
+
+    /// Whether `table` exists.
+    pub async fn has_table(&self, table: &str) -> bool {
+        let sql = match self.backend() {
+            Backend::Sqlite => format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{table}'"),
+            Backend::Postgres => format!(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{table}'"
+            ),
+            Backend::MySql => format!(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{table}'"
+            ),
+        };
+        !self.rows(&sql).await.is_empty()
+    }
+
+    /// Everything a bad request must leave alone: the schema, and every tracking row.
+    pub async fn fingerprint(&self) -> Vec<String> {
+        let mut out = self.schema().await;
+        if self.has_table("migrate_schema_versions").await {
+            out.extend(self.rows("SELECT module, table_name, version, checksum, dirty_version, updated_at FROM migrate_schema_versions ORDER BY module, table_name").await);
+            out.extend(self.rows("SELECT id, version, direction, outcome, checksum FROM migrate_schema_versions_history ORDER BY id").await);
+        }
+        out
+    }
+
+    /// Tells `step` (as `table@version`) to `fail` or `hang` when it runs.
+    pub async fn control(&self, step: &str, action: &str) {
+        self.exec("CREATE TABLE IF NOT EXISTS migrate_test_control (step VARCHAR(64) PRIMARY KEY, action VARCHAR(16))")
+            .await;
+        self.exec(&format!(
+            "DELETE FROM migrate_test_control WHERE step = '{step}'"
+        ))
+        .await;
+        self.exec(&format!(
+            "INSERT INTO migrate_test_control (step, action) VALUES ('{step}', '{action}')"
+        ))
+        .await;
+    }
+
+    /// Lets every step run normally again.
+    pub async fn clear_control(&self) {
+        self.exec("DROP TABLE IF EXISTS migrate_test_control").await;
+    }
+}
+
+/// A version from test text.
+pub fn v(text: &str) -> migrate::Version {
+    migrate::Version::parse(text).expect("test version")
+}
+
+/// The applied steps of a report, as `table@version`.
+pub fn steps(report: &migrate::Report) -> Vec<String> {
+    report
+        .applied
+        .iter()
+        .map(|a| format!("{}@{}", a.step.table, a.step.version))
+        .collect()
+}
+
+/// Every table's current version, as the manager reports it.
+pub async fn versions(manager: &MigrationManager) -> Vec<(String, Option<String>)> {
+    manager
+        .status()
+        .await
+        .expect("status")
+        .into_iter()
+        .map(|s| (s.table, s.current.map(|v| v.to_string())))
+        .collect()
+}
+
+/// Expected `versions`.
+pub fn at(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+    pairs
+        .iter()
+        .map(|(t, v)| (t.to_string(), v.map(str::to_string)))
+        .collect()
+}
+
+/// Every step of the fixture, in the graph's deterministic up order: by version, then by table,
+/// with memory@2.3.0 behind session@2.1.0 (its `after`).
+pub const ALL_UP: [&str; 10] = [
+    "eval@2.0.0",
+    "memory@2.0.0",
+    "metrics@2.0.0",
+    "session@2.0.0",
+    "eval@2.1.0",
+    "metrics@2.1.0",
+    "session@2.1.0",
+    "memory@2.3.0",
+    "session@2.3.0",
+    "metrics@2.5.0",
+];
+
+/// [`ALL_UP`] as owned strings.
+pub fn all_up() -> Vec<String> {
+    ALL_UP.iter().map(|s| s.to_string()).collect()
+}
+
+impl TestDb {
+    /// An executor whose tracking tables are `name` and `name_history`.
+    pub async fn executor_with_tracking_table(
+        &self,
+        name: &str,
+    ) -> migrate::Result<Box<dyn migrate::Executor>> {
+        let url = self.url();
+        Ok(match self.backend() {
+            Backend::Sqlite => Box::new(
+                migrate::sqlite::SqliteDb::connect(url)
+                    .await?
+                    .with_tracking_table(name)?,
+            ),
+            Backend::Postgres => Box::new(
+                migrate::postgres::PgDb::connect(url)
+                    .await?
+                    .with_tracking_table(name)?,
+            ),
+            Backend::MySql => Box::new(
+                migrate::mysql::MySqlDb::connect(url)
+                    .await?
+                    .with_tracking_table(name)?,
+            ),
+        })
+    }
+}

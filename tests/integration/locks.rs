@@ -1,0 +1,105 @@
+//! The runner lock: a held lock times out with an error that names its holder, and a killed
+//! runner's lock is freed with its process.
+
+use crate::failures::{spawn_child_runner, wait_for};
+use crate::harness::{each_backend, v};
+use crate::MIGRATIONS;
+use migrate::testing::Backend;
+use migrate::MigrationManager;
+use std::time::Duration;
+
+each_backend! {
+    async fn a_killed_runner_frees_its_lock(db) {
+        // The child holds the lock while session@2.3.0 hangs inside its transaction.
+        db.control("session@2.3.0", "hang").await;
+        let mut child = spawn_child_runner(db.url());
+        wait_for(
+            &db,
+            &mut child,
+            "session@2.3.0",
+            "SELECT version FROM migrate_schema_versions WHERE table_name = 'memory'",
+            &["2.3.0"],
+        )
+        .await;
+
+        let waiting = MigrationManager::new(
+            db.executor_with_lock_timeout(Duration::from_millis(300)).await,
+            [&MIGRATIONS],
+        )
+        .unwrap();
+        let before = db.fingerprint().await;
+        let err = waiting.up().await.expect_err("the child holds the lock");
+        let migrate::Error::LockTimeout { holder, .. } = &err else {
+            panic!("expected LockTimeout, got {err:?}");
+        };
+        let holder = holder.clone().unwrap_or_default();
+        let named = match db.backend() {
+            Backend::Postgres => "pid",
+            Backend::MySql => "connection id",
+            Backend::Sqlite => "migrate-lock",
+        };
+        assert!(holder.contains(named), "the error names the holder: {err}");
+        assert!(err.to_string().contains("300ms"), "{err}");
+        assert_eq!(db.fingerprint().await, before, "a runner that timed out changed nothing");
+
+        child.kill().expect("kill the child");
+        child.wait().expect("reap the child");
+        db.clear_control().await;
+
+        // The killed runner's lock is gone: the next runner proceeds and finishes the work,
+        // session@2.3.0 included (its transaction died with the child).
+        let next = MigrationManager::new(
+            db.executor_with_lock_timeout(Duration::from_secs(20)).await,
+            [&MIGRATIONS],
+        )
+        .unwrap();
+        if db.backend() == Backend::MySql {
+            // Every MySQL step is journalled: the killed step left its dirty mark, and the next
+            // runner (which got the lock, so no LockTimeout) stops at it until it is resolved.
+            let err = next.up().await.expect_err("dirty");
+            assert!(matches!(err, migrate::Error::Dirty { ref table, .. } if table == "session"), "{err}");
+            next.resolve_dirty("session", migrate::Resolution::RolledBack).await.expect("resolve");
+        }
+        let report = next.up().await.expect("the next runner proceeds");
+        assert!(report.applied.iter().any(|a| a.step.table == "session" && a.step.version == v("2.3.0")));
+        assert_eq!(next.current_version("session").await.unwrap(), Some(v("2.3.0")));
+    }
+}
+
+/// SQLite only: a write lock held by another connection (not a runner) is bounded by the busy
+/// timeout too.
+#[tokio::test]
+async fn sqlite_write_lock_held_elsewhere_times_out() {
+    let Some(db) = crate::harness::TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    db.manager()
+        .await
+        .up()
+        .target("2.0.0")
+        .await
+        .expect("up to 2.0.0");
+
+    use sqlx::Connection;
+    let mut holder = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("second connection");
+    let tx = holder
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .expect("hold the write lock");
+
+    let waiting = MigrationManager::new(
+        db.executor_with_lock_timeout(Duration::from_millis(200))
+            .await,
+        [&MIGRATIONS],
+    )
+    .unwrap();
+    let before = db.fingerprint().await;
+    let err = waiting.up().await.expect_err("the write lock is held");
+    assert!(matches!(err, migrate::Error::LockTimeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("200ms"), "{err}");
+    drop(tx);
+    assert_eq!(db.fingerprint().await, before);
+    waiting.up().await.expect("runs once the lock is free");
+}

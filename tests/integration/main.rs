@@ -1,0 +1,14 @@
+//! The integration suite. Every test body runs once per backend: SQLite (a temporary file),
+//! PostgreSQL and MariaDB (throwaway servers that the suite starts from the installed binaries,
+//! or `MIGRATE_TEST_POSTGRES_URL` / `MIGRATE_TEST_MYSQL_URL`).
+
+include!("agno_migrations.rs");
+migrate::migrations! { heads { session = "2.3.0", memory = "2.3.0", metrics = "2.5.0", eval = "2.1.0" } }
+
+mod harness;
+
+mod bad_input;
+mod concurrency;
+mod failures;
+mod locks;
+mod up_down;

@@ -1,0 +1,459 @@
+//! `up` and `down`: targets, table filters, dry runs, baselines, force, listings.
+
+use crate::harness::{all_up, at, each_backend, steps, v, versions};
+use crate::MIGRATIONS;
+use migrate::{Direction, MigrationManager, ReportStatus};
+
+each_backend! {
+    async fn up_brings_every_table_to_its_latest_version_once(db) {
+        let manager = db.manager().await;
+
+        let report = manager.up().await.expect("up");
+        assert_eq!(report.status, ReportStatus::Success);
+        assert_eq!(steps(&report), all_up());
+        assert!(report.applied.iter().all(|a| a.direction == Direction::Up));
+        assert_eq!(
+            versions(&manager).await,
+            at(&[
+                ("eval", Some("2.1.0")),
+                ("memory", Some("2.3.0")),
+                ("metrics", Some("2.5.0")),
+                ("session", Some("2.3.0")),
+            ])
+        );
+        assert!(db.has_column("session", "state").await);
+        assert!(db.has_column("memory", "created_at").await);
+
+        let again = manager.up().await.expect("second up");
+        assert_eq!(again.status, ReportStatus::UpToDate);
+        assert!(again.applied.is_empty());
+        assert_eq!(again.skipped.len(), 10);
+
+        let history = manager.history(100).await.expect("history");
+        assert_eq!(history.len(), 10, "one history row per step");
+        assert!(
+            history.windows(2).all(|w| w[0].id > w[1].id),
+            "newest first"
+        );
+        assert!(history
+            .iter()
+            .all(|h| h.outcome == migrate::Outcome::Succeeded));
+    }
+
+    async fn up_to_a_target_for_one_table_then_for_all(db) {
+        let manager = db.manager().await;
+
+        let report = manager
+            .up()
+            .table("session")
+            .target("2.1.0")
+            .await
+            .expect("up session");
+        assert_eq!(steps(&report), ["session@2.0.0", "session@2.1.0"]);
+        assert_eq!(
+            manager.current_version("session").await.unwrap(),
+            Some(v("2.1.0"))
+        );
+        assert_eq!(manager.current_version("memory").await.unwrap(), None);
+
+        // Agno writes targets as "v2.1.0"; tables whose chain lacks 2.1.0 stop below it.
+        let report = manager
+            .up()
+            .target("v2.1.0")
+            .await
+            .expect("up all to 2.1.0");
+        assert_eq!(
+            steps(&report),
+            [
+                "eval@2.0.0",
+                "memory@2.0.0",
+                "metrics@2.0.0",
+                "eval@2.1.0",
+                "metrics@2.1.0"
+            ]
+        );
+        assert_eq!(
+            versions(&manager).await,
+            at(&[
+                ("eval", Some("2.1.0")),
+                ("memory", Some("2.0.0")),
+                ("metrics", Some("2.1.0")),
+                ("session", Some("2.1.0")),
+            ])
+        );
+    }
+
+    async fn down_to_a_middle_version_and_to_base(db) {
+        let manager = db.manager().await;
+        manager.up().await.expect("up");
+
+        let report = manager
+            .down()
+            .table("session")
+            .target("2.1.0")
+            .await
+            .expect("down session");
+        assert_eq!(steps(&report), ["session@2.3.0"]);
+        assert_eq!(report.applied[0].direction, Direction::Down);
+        assert!(!db.has_column("session", "state").await);
+        assert!(db.has_column("session", "created_at").await);
+
+        // memory@2.3.0 runs after session@2.1.0 and stays applied: session cannot go below it.
+        let err = manager.down().table("session").to_base().await.unwrap_err();
+        assert!(
+            matches!(err, migrate::Error::DependentStillApplied { .. }),
+            "{err}"
+        );
+
+        let report = manager
+            .down()
+            .table("memory")
+            .table("session")
+            .to_base()
+            .await
+            .expect("down to base");
+        assert_eq!(
+            steps(&report),
+            [
+                "memory@2.3.0",
+                "session@2.1.0",
+                "session@2.0.0",
+                "memory@2.0.0"
+            ],
+            "down runs the reverse of the up order"
+        );
+        assert!(!db.has_table("session").await && !db.has_table("memory").await);
+        assert_eq!(manager.current_version("session").await.unwrap(), None);
+        assert_eq!(
+            manager.current_version("metrics").await.unwrap(),
+            Some(v("2.5.0"))
+        );
+
+        let history = manager.history(4).await.expect("history");
+        assert!(history.iter().all(|h| h.direction == Direction::Down));
+    }
+
+    async fn down_of_every_table_to_a_version(db) {
+        let manager = db.manager().await;
+        manager.up().await.expect("up");
+        let report = manager
+            .down()
+            .table("session")
+            .table("memory")
+            .table("metrics")
+            .target("2.0.0")
+            .await
+            .expect("down");
+        assert_eq!(
+            steps(&report),
+            [
+                "metrics@2.5.0",
+                "session@2.3.0",
+                "memory@2.3.0",
+                "session@2.1.0",
+                "metrics@2.1.0"
+            ]
+        );
+        assert!(!db.has_column("metrics", "tokens").await);
+        // Back up: the same steps, in the up order.
+        let report = manager.up().await.expect("up again");
+        assert_eq!(
+            steps(&report),
+            [
+                "metrics@2.1.0",
+                "session@2.1.0",
+                "memory@2.3.0",
+                "session@2.3.0",
+                "metrics@2.5.0"
+            ]
+        );
+    }
+
+    async fn dry_run_returns_the_plan_and_changes_nothing(db) {
+        let manager = db.manager().await;
+        let before = db.fingerprint().await;
+
+        let report = manager.up().dry_run(true).await.expect("dry run");
+        assert_eq!(report.status, ReportStatus::DryRun);
+        assert!(report.applied.is_empty());
+        let planned: Vec<String> = report
+            .planned
+            .iter()
+            .map(|p| format!("{}@{}", p.step.table, p.step.version))
+            .collect();
+        assert_eq!(planned, all_up());
+        assert!(
+            !report
+                .planned
+                .iter()
+                .find(|p| p.step.table == "metrics" && p.step.version == v("2.5.0"))
+                .unwrap()
+                .transactional
+        );
+        assert_eq!(
+            db.fingerprint().await,
+            before,
+            "a dry run writes nothing, not even the tracking tables"
+        );
+
+        let real = manager.up().await.expect("up");
+        assert_eq!(steps(&real), planned, "the dry run predicted the real run");
+
+        let down = manager
+            .down()
+            .target("2.0.0")
+            .table("metrics")
+            .dry_run(true)
+            .await
+            .expect("dry down");
+        assert_eq!(down.planned.len(), 2);
+        assert!(db.has_column("metrics", "tokens").await);
+    }
+
+    async fn baseline_counts_unrecorded_tables_as_at_that_version(db) {
+        // The application created the 2.0.0 tables itself and never recorded a version (Agno).
+        for sql in [
+            "CREATE TABLE session (session_id VARCHAR(64) PRIMARY KEY, data TEXT)",
+            "CREATE TABLE memory (memory_id VARCHAR(64) PRIMARY KEY, session_id VARCHAR(64))",
+            "CREATE TABLE metrics (id INTEGER PRIMARY KEY, day VARCHAR(10) NOT NULL)",
+            "CREATE TABLE eval (id INTEGER PRIMARY KEY, score BIGINT)",
+        ] {
+            db.exec(sql).await;
+        }
+        let manager = db.manager().await.with_baseline("2.0.0").expect("baseline");
+        assert_eq!(
+            manager.current_version("session").await.unwrap(),
+            Some(v("2.0.0"))
+        );
+        let status = manager.status().await.unwrap();
+        assert!(status
+            .iter()
+            .all(|s| !s.recorded && s.current == Some(v("2.0.0"))));
+        assert_eq!(manager.pending().await.unwrap().len(), 6);
+
+        let report = manager.up().await.expect("up from baseline");
+        assert_eq!(
+            steps(&report),
+            [
+                "eval@2.1.0",
+                "metrics@2.1.0",
+                "session@2.1.0",
+                "memory@2.3.0",
+                "session@2.3.0",
+                "metrics@2.5.0"
+            ]
+        );
+        assert!(manager.status().await.unwrap().iter().all(|s| s.recorded));
+
+        let err = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
+            .unwrap()
+            .with_baseline("two")
+            .unwrap_err();
+        assert!(
+            matches!(err, migrate::Error::InvalidVersion { .. }),
+            "{err}"
+        );
+    }
+
+    async fn force_reruns_steps_whose_record_does_not_match_the_schema(db) {
+        let manager = db.manager().await;
+        manager.up().await.expect("up");
+        // Someone dropped the column by hand: the record says 2.3.0, the schema says otherwise.
+        db.exec("ALTER TABLE session DROP COLUMN state").await;
+
+        let report = manager.up().table("session").await.expect("plain up");
+        assert_eq!(report.status, ReportStatus::UpToDate);
+        assert!(!db.has_column("session", "state").await);
+
+        let report = manager
+            .up()
+            .table("session")
+            .force(true)
+            .await
+            .expect("forced up");
+        assert_eq!(
+            steps(&report),
+            ["session@2.0.0", "session@2.1.0", "session@2.3.0"]
+        );
+        assert!(db.has_column("session", "state").await);
+        assert_eq!(
+            manager.current_version("session").await.unwrap(),
+            Some(v("2.3.0"))
+        );
+
+        // Forced down reverts every step above the target, recorded or not.
+        db.exec("UPDATE migrate_schema_versions SET version = '2.1.0' WHERE table_name = 'session'")
+            .await;
+        manager
+            .accept_checksums("session")
+            .await
+            .expect("re-pin the hand-edited record");
+        let report = manager
+            .down()
+            .table("session")
+            .target("2.1.0")
+            .force(true)
+            .await
+            .expect("forced down");
+        assert_eq!(steps(&report), ["session@2.3.0"]);
+        assert!(!db.has_column("session", "state").await);
+    }
+
+    async fn listings_describe_the_graph_and_the_database(db) {
+        let manager = db.manager().await;
+        assert_eq!(
+            manager.available_versions(),
+            [v("2.0.0"), v("2.1.0"), v("2.3.0"), v("2.5.0")]
+        );
+        assert_eq!(manager.latest_version(), Some(v("2.5.0")));
+        assert_eq!(manager.latest_version_of("session").unwrap(), v("2.3.0"));
+        assert!(matches!(
+            manager.latest_version_of("sessions"),
+            Err(migrate::Error::UnknownTable { .. })
+        ));
+
+        let pending: Vec<String> = manager
+            .pending()
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| format!("{}@{}", m.step.table, m.step.version))
+            .collect();
+        assert_eq!(pending, all_up());
+        assert!(manager.applied().await.unwrap().is_empty());
+
+        manager.up().target("2.1.0").await.expect("up");
+        let applied = manager.applied().await.unwrap();
+        assert_eq!(applied.len(), 7);
+        let eval = applied
+            .iter()
+            .find(|m| m.step.table == "eval" && m.step.version == v("2.1.0"))
+            .unwrap();
+        assert!(!eval.reversible);
+        assert!(
+            eval.location.contains("agno_migrations.rs"),
+            "{}",
+            eval.location
+        );
+        assert!(eval.checksum.starts_with("fnv1a64:"));
+        assert_eq!(manager.pending().await.unwrap().len(), 3);
+        assert_eq!(manager.history(2).await.unwrap().len(), 2);
+    }
+
+    async fn the_tracking_table_name_is_configurable(db) {
+        let executor = db
+            .executor_with_tracking_table("agno_schema_versions")
+            .await
+            .unwrap();
+        let manager = MigrationManager::new(executor, [&crate::MIGRATIONS]).unwrap();
+        manager.up().await.expect("up");
+        assert!(db.has_table("agno_schema_versions").await);
+        assert!(db.has_table("agno_schema_versions_history").await);
+        assert!(!db.has_table("migrate_schema_versions").await);
+
+        let Err(err) = db.executor_with_tracking_table("").await else {
+            panic!("an empty tracking table name must be refused");
+        };
+        assert!(matches!(err, migrate::Error::Config(_)), "{err}");
+    }
+
+    async fn module_names_isolate_sets_in_one_tracking_table(db) {
+        let manager = db.manager().await;
+        manager.up().target("2.0.0").await.expect("up");
+        let modules = db
+            .rows("SELECT DISTINCT module FROM migrate_schema_versions")
+            .await;
+        assert_eq!(modules, ["integration"], "the default module is the crate name");
+        // Rows of a module this binary does not link are not its business.
+        db.exec("INSERT INTO migrate_schema_versions (module, table_name, version, updated_at) VALUES ('other_app', 'session', '9.0.0', 0)").await;
+        assert_eq!(
+            manager.up().target("2.0.0").await.unwrap().status,
+            ReportStatus::UpToDate
+        );
+    }
+}
+
+/// Counts the executor calls a run makes, around a real SQLite executor.
+struct Counting {
+    inner: Box<dyn migrate::Executor>,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
+}
+
+impl Counting {
+    fn note(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+impl migrate::Executor for Counting {
+    fn dialect(&self) -> migrate::Dialect {
+        self.inner.dialect()
+    }
+    fn read_state(&self) -> migrate::BoxFuture<'_, migrate::Result<Vec<migrate::StateRow>>> {
+        self.note("read_state");
+        self.inner.read_state()
+    }
+    fn prepare(&self) -> migrate::BoxFuture<'_, migrate::Result<()>> {
+        self.note("prepare");
+        self.inner.prepare()
+    }
+    fn lock(&self) -> migrate::BoxFuture<'_, migrate::Result<Box<dyn migrate::RunLock>>> {
+        self.note("lock");
+        self.inner.lock()
+    }
+    fn run_step<'a>(
+        &'a self,
+        step: &'a migrate::StepRun<'a>,
+    ) -> migrate::BoxFuture<'a, migrate::Result<migrate::StepOutcome>> {
+        self.note("run_step");
+        self.inner.run_step(step)
+    }
+    fn history<'a>(
+        &'a self,
+        modules: &'a [&'a str],
+        limit: Option<usize>,
+    ) -> migrate::BoxFuture<'a, migrate::Result<Vec<migrate::HistoryEntry>>> {
+        self.note("history");
+        self.inner.history(modules, limit)
+    }
+    fn set_state<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: Option<&'a str>,
+        checksum: Option<&'a str>,
+    ) -> migrate::BoxFuture<'a, migrate::Result<()>> {
+        self.note("set_state");
+        self.inner.set_state(module, table, version, checksum)
+    }
+    fn set_step_checksum<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: &'a str,
+        checksum: &'a str,
+    ) -> migrate::BoxFuture<'a, migrate::Result<()>> {
+        self.note("set_step_checksum");
+        self.inner
+            .set_step_checksum(module, table, version, checksum)
+    }
+}
+
+each_backend! {
+    async fn already_up_to_date_is_one_state_read(db) {
+    db.manager().await.up().await.expect("up");
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let counting = Counting {
+        inner: db.executor().await,
+        calls: calls.clone(),
+    };
+    let manager = MigrationManager::new(counting, [&MIGRATIONS]).unwrap();
+    let report = manager.up().await.expect("no-op up");
+    assert_eq!(report.status, ReportStatus::UpToDate);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        ["read_state"],
+        "a no-op is one state read, and the state read is one query"
+    );
+}
+}

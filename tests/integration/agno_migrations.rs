@@ -6,7 +6,7 @@
 
 use migrate::{Conn, Error, Result};
 
-/// What the test asked `step` to do: `Some("fail")`, `Some("hang")`, or `None` (run normally).
+/// What the test asked `step` to do: `fail`, `hang`, `panic`, or `None` (run normally).
 async fn control(db: &mut Conn<'_>, step: &str) -> Result<Option<String>> {
     if !db.table_exists("migrate_test_control").await? {
         return Ok(None);
@@ -28,6 +28,7 @@ async fn obey(db: &mut Conn<'_>, step: &str) -> Result<()> {
         Some("hang") => loop {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         },
+        Some("panic") => panic!("{step} was told to panic"),
         _ => Ok(()),
     }
 }
@@ -150,8 +151,10 @@ async fn metrics_2_5_0(db: &mut Conn<'_>) -> Result<()> {
     Ok(())
 }
 async fn metrics_2_5_0_down(db: &mut Conn<'_>) -> Result<()> {
-    let sql = match db.dialect() {
-        migrate::Dialect::MySql => "DROP INDEX idx_metrics_day ON {{tables.metrics}}",
+    let sql = match (db.dialect(), db.schema()) {
+        (migrate::Dialect::MySql, _) => "DROP INDEX idx_metrics_day ON {{tables.metrics}}",
+        // PostgreSQL indexes live in the table's schema.
+        (migrate::Dialect::Postgres, Some(_)) => "DROP INDEX {{schema}}.idx_metrics_day",
         _ => "DROP INDEX idx_metrics_day",
     };
     db.execute(sql).await?;

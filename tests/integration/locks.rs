@@ -66,6 +66,43 @@ each_backend! {
     }
 }
 
+each_backend! {
+    async fn the_lock_is_released_after_a_failed_run(db) {
+        db.control("session@2.3.0", "fail").await;
+        db.manager().await.up().await.expect_err("session 2.3.0 fails");
+        db.clear_control().await;
+        // sqlx leaves its lock held on this path (launchbadge/sqlx#1871); this must not.
+        let next = MigrationManager::new(
+            db.executor_with_lock_timeout(Duration::from_millis(300)).await,
+            [&MIGRATIONS],
+        )
+        .unwrap();
+        if db.backend() == Backend::MySql {
+            next.resolve_dirty("session", migrate::Resolution::RolledBack).await.expect("resolve");
+        }
+        next.up().await.expect("the lock was released");
+    }
+
+    async fn the_lock_is_released_when_a_migration_panics(db) {
+        db.control("session@2.3.0", "panic").await;
+        let manager = db.manager().await;
+        let run = tokio::spawn(async move { manager.up().await });
+        let joined = run.await;
+        assert!(joined.expect_err("the migration panicked").is_panic());
+        db.clear_control().await;
+        let next = MigrationManager::new(
+            db.executor_with_lock_timeout(Duration::from_secs(5)).await,
+            [&MIGRATIONS],
+        )
+        .unwrap();
+        if db.backend() == Backend::MySql {
+            next.resolve_dirty("session", migrate::Resolution::RolledBack).await.expect("resolve");
+        }
+        let report = next.up().await.expect("the panicked run's lock was freed");
+        assert!(report.applied.iter().any(|a| a.step.table == "session" && a.step.version == v("2.3.0")));
+    }
+}
+
 /// SQLite only: a write lock held by another connection (not a runner) is bounded by the busy
 /// timeout too.
 #[tokio::test]

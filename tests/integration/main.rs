@@ -11,4 +11,5 @@ mod bad_input;
 mod concurrency;
 mod failures;
 mod locks;
+mod postgres;
 mod up_down;

@@ -1,0 +1,144 @@
+//! PostgreSQL only: the tracking tables in a schema of their own (one per tenant, as pgdbm's
+//! multi-tenant schemas), and the lock-table fallback for poolers and CockroachDB.
+
+use crate::harness::{v, TestDb};
+use crate::MIGRATIONS;
+use migrate::postgres::PgDb;
+use migrate::testing::Backend;
+use migrate::{LockMode, MigrationManager};
+use std::time::Duration;
+
+async fn postgres() -> Option<TestDb> {
+    TestDb::new(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_schema_has_its_own_tables_and_tracking() {
+    let Some(db) = postgres().await else { return };
+    for tenant in ["tenant_a", "tenant_b"] {
+        let executor = PgDb::connect(db.url())
+            .await
+            .unwrap()
+            .with_schema(tenant)
+            .unwrap();
+        let manager = MigrationManager::new(executor, [&MIGRATIONS]).unwrap();
+        let target = if tenant == "tenant_a" {
+            "2.5.0"
+        } else {
+            "2.1.0"
+        };
+        manager.up().target(target).await.expect("up");
+        assert_eq!(
+            manager.current_version("metrics").await.unwrap(),
+            Some(v(target))
+        );
+    }
+    let tables = db
+        .rows("SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_schema LIKE 'tenant_%' ORDER BY 1")
+        .await;
+    for tenant in ["tenant_a", "tenant_b"] {
+        for table in [
+            "eval",
+            "memory",
+            "metrics",
+            "migrate_schema_versions",
+            "migrate_schema_versions_history",
+            "session",
+        ] {
+            assert!(
+                tables.contains(&format!("{tenant}.{table}")),
+                "{tenant}.{table} in {tables:?}"
+            );
+        }
+    }
+    assert!(
+        !db.has_table("migrate_schema_versions").await,
+        "nothing in the default schema"
+    );
+    // tenant_a's index went into tenant_a, and comes back down from there.
+    let executor = PgDb::connect(db.url())
+        .await
+        .unwrap()
+        .with_schema("tenant_a")
+        .unwrap();
+    let manager = MigrationManager::new(executor, [&MIGRATIONS]).unwrap();
+    manager
+        .down()
+        .table("metrics")
+        .target("2.1.0")
+        .await
+        .expect("down in tenant_a");
+    let err = PgDb::connect(db.url())
+        .await
+        .unwrap()
+        .with_schema("")
+        .unwrap_err();
+    assert!(matches!(err, migrate::Error::Config(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_table_fallback_serializes_runners() {
+    let Some(db) = postgres().await else { return };
+    let mode = LockMode::Table {
+        stale_after: Duration::from_secs(600),
+    };
+    let mut runners = Vec::new();
+    for _ in 0..3 {
+        let executor = PgDb::connect(db.url()).await.unwrap().with_lock_mode(mode);
+        let manager = MigrationManager::new(executor, [&MIGRATIONS]).unwrap();
+        runners.push(tokio::spawn(async move { manager.up().await }));
+    }
+    let mut applied = 0;
+    for runner in runners {
+        applied += runner.await.unwrap().expect("runner").applied.len();
+    }
+    assert_eq!(applied, 10);
+    assert!(
+        db.rows("SELECT holder FROM migrate_schema_versions_lock")
+            .await
+            .is_empty(),
+        "released"
+    );
+
+    // A row held by someone else times out with the holder's name.
+    db.exec("INSERT INTO migrate_schema_versions_lock (id, holder, acquired_at) VALUES (1, 'pid 4242 elsewhere', 9999999999999999)")
+        .await;
+    let executor = PgDb::connect(db.url())
+        .await
+        .unwrap()
+        .with_lock_mode(mode)
+        .with_lock_timeout(Duration::from_millis(200));
+    let manager = MigrationManager::new(executor, [&MIGRATIONS]).unwrap();
+    manager
+        .down()
+        .table("eval")
+        .target("2.1.0")
+        .await
+        .expect("nothing to do needs no lock");
+    let err = manager
+        .down()
+        .table("metrics")
+        .target("2.0.0")
+        .await
+        .expect_err("held");
+    assert!(err.to_string().contains("pid 4242 elsewhere"), "{err}");
+
+    // A stale row (its runner crashed long ago) is taken over.
+    db.exec("UPDATE migrate_schema_versions_lock SET acquired_at = 0")
+        .await;
+    manager
+        .down()
+        .table("metrics")
+        .target("2.0.0")
+        .await
+        .expect("stale lock taken over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_access_reaches_the_postgres_connection() {
+    let Some(db) = postgres().await else { return };
+    db.manager().await.up().await.expect("up");
+    // The fixture's portable helpers ran on PostgreSQL: the columns are really there.
+    assert!(db.has_column("session", "state").await);
+    assert!(db.has_column("memory", "created_at").await);
+}

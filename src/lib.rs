@@ -45,6 +45,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod round_trip_tests;
+
 pub use migrate_core::{
     AppliedStep, BoxFuture, Conn, Dialect, Direction, DirtyMark, DownRequest, Error, Executor,
     Graph, GraphError, HistoryEntry, Migration, MigrationInfo, MigrationManager, MigrationSet,
@@ -107,7 +109,9 @@ pub use migrate_backends::postgres;
 #[cfg(feature = "mysql")]
 pub use migrate_backends::mysql;
 
-/// Throwaway databases for tests (feature `testing`).
+/// Round-trip verification for `cargo test` (feature `testing`): throwaway databases on every
+/// backend, schema snapshots and their diffs, the stairway, and the harness behind
+/// [`round_trip_tests!`].
 #[cfg(feature = "testing")]
 pub use migrate_backends::testing;
 

@@ -84,6 +84,17 @@ where
     if let Ok(v) = row.try_get::<Vec<u8>, _>(index) {
         return Ok(Value::Bytes(v));
     }
+    // DECIMAL/NUMERIC and other types without a portable decoder: `Conn::query` runs over the
+    // text protocol (PostgreSQL simple queries, MySQL COM_QUERY), so the value is its text.
+    if let Ok(text) = row.try_get_unchecked::<String, _>(index) {
+        if let Ok(int) = text.parse::<i64>() {
+            return Ok(Value::Int(int));
+        }
+        if let Ok(float) = text.parse::<f64>() {
+            return Ok(Value::Float(float));
+        }
+        return Ok(Value::Text(text));
+    }
     let column = &row.columns()[index];
     Err(Error::msg(format!(
         "column `{}` has type {}, which Conn::query does not decode; cast it in SQL, or use the typed connection (migrate::ConnExt)",

@@ -13,6 +13,13 @@
 mod mariadb;
 mod postgres;
 mod process;
+mod round_trip;
+pub mod snapshot;
+mod stairway;
+
+pub use round_trip::{assert_single_heads, block_on, round_trip, RoundTrip};
+pub use snapshot::{snapshot, Schema, SchemaDiff};
+pub use stairway::{DataCheck, Phase, Stairway, StairwayFailure, StairwayReport};
 
 use migrate_core::{Error, Executor, Result};
 use std::io::Write;

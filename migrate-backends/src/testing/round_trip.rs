@@ -1,0 +1,97 @@
+//! What `migrate::round_trip_tests!` runs: per backend, the stairway and "upgrade from empty to
+//! head", and once, "single head per table". These are test assertions: they panic on failure.
+
+use super::snapshot::snapshot;
+use super::{Backend, Stairway, TestDatabase};
+use crate::DEFAULT_TRACKING_TABLE;
+use migrate_core::{Graph, MigrationManager, MigrationSet, Result};
+use std::future::Future;
+
+/// Runs a future to completion on a fresh tokio runtime, for synchronous `#[test]`s.
+///
+/// # Panics
+/// If the runtime cannot be built.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the test")
+        .block_on(future)
+}
+
+/// Which round trip to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundTrip {
+    /// Every step up, down and up again (see [`Stairway`]).
+    Stairway,
+    /// A fresh database up to every table's head, then (when no step is irreversible) back
+    /// down to an empty schema.
+    UpgradeFromEmpty,
+}
+
+/// Asserts that the linked graph of `sets` is valid: one chain, so one head, per table, and
+/// the declared `heads` match.
+///
+/// # Panics
+/// With the graph error.
+pub fn assert_single_heads(sets: &[&'static MigrationSet]) {
+    if let Err(err) = Graph::build(sets.iter().copied()) {
+        panic!("the migration graph is broken: {err}");
+    }
+}
+
+/// Runs `kind` on `backend` for `sets`, panicking with a precise message on failure. A backend
+/// whose server is unavailable is reported as skipped (a failure under
+/// `MIGRATE_TEST_REQUIRE_ALL=1`).
+///
+/// # Panics
+/// When the round trip fails.
+pub fn round_trip(backend: Backend, sets: &[&'static MigrationSet], kind: RoundTrip) {
+    let outcome = block_on(async {
+        match kind {
+            RoundTrip::Stairway => Stairway::new(sets.iter().copied())
+                .run(backend)
+                .await
+                .map(|report| report.map(|r| r.assert_ok())),
+            RoundTrip::UpgradeFromEmpty => upgrade_from_empty(backend, sets).await,
+        }
+    });
+    if let Err(err) = outcome {
+        panic!("{kind:?} on {}: {err}", backend.name());
+    }
+}
+
+async fn upgrade_from_empty(
+    backend: Backend,
+    sets: &[&'static MigrationSet],
+) -> Result<Option<()>> {
+    let Some(db) = TestDatabase::create(backend).await? else {
+        return Ok(None);
+    };
+    let empty = snapshot(db.url(), None, DEFAULT_TRACKING_TABLE).await?;
+    let manager = MigrationManager::new(db.executor().await?, sets.iter().copied())?;
+    manager.up().await?;
+    for table in manager.status().await? {
+        assert_eq!(
+            table.current.as_ref(),
+            Some(&table.latest),
+            "{}:{} did not reach its head on {}",
+            table.module,
+            table.table,
+            backend.name()
+        );
+    }
+    let reversible = manager.applied().await?.iter().all(|m| m.reversible);
+    if reversible {
+        manager.down().to_base().await?;
+        let after = snapshot(db.url(), None, DEFAULT_TRACKING_TABLE).await?;
+        let diff = empty.diff(&after);
+        assert!(
+            diff.is_empty_ignoring_moves(),
+            "down from head to base on {} left the schema changed:\n{diff}",
+            backend.name()
+        );
+    }
+    Ok(Some(()))
+}

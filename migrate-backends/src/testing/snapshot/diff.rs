@@ -1,0 +1,339 @@
+//! Diffs of two schema snapshots, worded like review comments:
+//! `column session.state: default changed from NULL to '{}'`.
+
+use super::{Column, Schema, Table};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A column whose position changed (dropped and re-added, typically).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnMove {
+    /// `table.column`.
+    pub column: String,
+    /// Position before (1-based).
+    pub from: usize,
+    /// Position after.
+    pub to: usize,
+}
+
+/// What changed between two snapshots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaDiff {
+    /// Every difference but column moves, one line each.
+    pub changes: Vec<String>,
+    /// Columns that only moved.
+    pub moves: Vec<ColumnMove>,
+}
+
+impl SchemaDiff {
+    /// No change at all, moves included.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.moves.is_empty()
+    }
+
+    /// No change other than column moves.
+    pub fn is_empty_ignoring_moves(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+impl fmt::Display for SchemaDiff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for change in &self.changes {
+            writeln!(f, "  - {change}")?;
+        }
+        for m in &self.moves {
+            writeln!(
+                f,
+                "  - column {}: moved from position {} to {}",
+                m.column, m.from, m.to
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn describe(column: &Column) -> String {
+    format!(
+        "{}{}{}",
+        column.data_type,
+        if column.nullable {
+            " NULL"
+        } else {
+            " NOT NULL"
+        },
+        column
+            .default
+            .as_ref()
+            .map(|d| format!(" DEFAULT {d}"))
+            .unwrap_or_default()
+    )
+}
+
+fn default_text(default: &Option<String>) -> String {
+    default.clone().unwrap_or_else(|| "NULL".to_string())
+}
+
+/// Added, removed and changed entries of a name-to-definition map.
+fn diff_map<V: PartialEq>(
+    what: &str,
+    before: &BTreeMap<String, V>,
+    after: &BTreeMap<String, V>,
+    show: impl Fn(&V) -> String,
+    out: &mut Vec<String>,
+) {
+    for (name, old) in before {
+        match after.get(name) {
+            None => out.push(format!("{what} {name}: removed (was {})", show(old))),
+            Some(new) if new != old => out.push(format!(
+                "{what} {name}: changed from {} to {}",
+                show(old),
+                show(new)
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, new) in after {
+        if !before.contains_key(name) {
+            out.push(format!("{what} {name}: added ({})", show(new)));
+        }
+    }
+}
+
+fn diff_table(name: &str, before: &Table, after: &Table, out: &mut SchemaDiff) {
+    let changes = &mut out.changes;
+    for (column, old) in &before.columns {
+        let path = format!("{name}.{column}");
+        let Some(new) = after.columns.get(column) else {
+            changes.push(format!("column {path}: removed (was {})", describe(old)));
+            continue;
+        };
+        if old.data_type != new.data_type {
+            changes.push(format!(
+                "column {path}: type changed from {} to {}",
+                old.data_type, new.data_type
+            ));
+        }
+        if old.nullable != new.nullable {
+            let word = |n: bool| if n { "NULL" } else { "NOT NULL" };
+            changes.push(format!(
+                "column {path}: nullability changed from {} to {}",
+                word(old.nullable),
+                word(new.nullable)
+            ));
+        }
+        if old.default != new.default {
+            changes.push(format!(
+                "column {path}: default changed from {} to {}",
+                default_text(&old.default),
+                default_text(&new.default)
+            ));
+        }
+    }
+    for (column, new) in &after.columns {
+        if !before.columns.contains_key(column) {
+            changes.push(format!("column {name}.{column}: added ({})", describe(new)));
+        }
+    }
+    diff_map(
+        &format!("index on {name}:"),
+        &before.indexes,
+        &after.indexes,
+        Clone::clone,
+        changes,
+    );
+    diff_map(
+        &format!("constraint on {name}:"),
+        &before.constraints,
+        &after.constraints,
+        Clone::clone,
+        changes,
+    );
+    for fk in before.foreign_keys.difference(&after.foreign_keys) {
+        changes.push(format!("foreign key on {name}: removed ({fk})"));
+    }
+    for fk in after.foreign_keys.difference(&before.foreign_keys) {
+        changes.push(format!("foreign key on {name}: added ({fk})"));
+    }
+    // Moves: compare the relative order of the columns both sides share.
+    let shared = |order: &[String]| -> Vec<String> {
+        order
+            .iter()
+            .filter(|c| before.columns.contains_key(*c) && after.columns.contains_key(*c))
+            .cloned()
+            .collect()
+    };
+    let (old_order, new_order) = (shared(&before.order), shared(&after.order));
+    if old_order != new_order {
+        for (i, column) in old_order.iter().enumerate() {
+            let Some(j) = new_order.iter().position(|c| c == column) else {
+                continue;
+            };
+            if i != j {
+                out.moves.push(super::ColumnMove {
+                    column: format!("{name}.{column}"),
+                    from: before
+                        .order
+                        .iter()
+                        .position(|c| c == column)
+                        .map_or(0, |p| p + 1),
+                    to: after
+                        .order
+                        .iter()
+                        .position(|c| c == column)
+                        .map_or(0, |p| p + 1),
+                });
+            }
+        }
+    }
+}
+
+pub(crate) fn diff(before: &Schema, after: &Schema) -> SchemaDiff {
+    let mut out = SchemaDiff::default();
+    for (name, old) in &before.tables {
+        match after.tables.get(name) {
+            None => out.changes.push(format!(
+                "table {name}: removed ({} columns)",
+                old.columns.len()
+            )),
+            Some(new) => diff_table(name, old, new, &mut out),
+        }
+    }
+    for (name, new) in &after.tables {
+        if !before.tables.contains_key(name) {
+            let columns: Vec<&str> = new.order.iter().map(String::as_str).collect();
+            out.changes
+                .push(format!("table {name}: added ({})", columns.join(", ")));
+        }
+    }
+    diff_map(
+        "view",
+        &before.views,
+        &after.views,
+        Clone::clone,
+        &mut out.changes,
+    );
+    diff_map(
+        "trigger",
+        &before.triggers,
+        &after.triggers,
+        Clone::clone,
+        &mut out.changes,
+    );
+    diff_map(
+        "sequence",
+        &before.sequences,
+        &after.sequences,
+        Clone::clone,
+        &mut out.changes,
+    );
+    diff_map(
+        "enum",
+        &before.enums,
+        &after.enums,
+        |labels| labels.join(", "),
+        &mut out.changes,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(ty: &str, nullable: bool, default: Option<&str>) -> Column {
+        Column {
+            data_type: ty.to_string(),
+            nullable,
+            default: default.map(str::to_string),
+        }
+    }
+
+    fn table(columns: &[(&str, Column)]) -> Table {
+        Table {
+            columns: columns
+                .iter()
+                .map(|(n, c)| (n.to_string(), c.clone()))
+                .collect(),
+            order: columns.iter().map(|(n, _)| n.to_string()).collect(),
+            ..Table::default()
+        }
+    }
+
+    fn schema(tables: &[(&str, Table)]) -> Schema {
+        Schema {
+            tables: tables
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.clone()))
+                .collect(),
+            ..Schema::default()
+        }
+    }
+
+    #[test]
+    fn reads_like_a_review_comment() {
+        let before = schema(&[(
+            "session",
+            table(&[
+                ("id", column("TEXT", false, None)),
+                ("state", column("TEXT", true, None)),
+            ]),
+        )]);
+        let mut after_table = table(&[
+            ("id", column("TEXT", false, None)),
+            ("state", column("TEXT", true, Some("'{}'"))),
+        ]);
+        after_table
+            .indexes
+            .insert("idx_state".into(), "(state)".into());
+        let after = schema(&[("session", after_table)]);
+        let diff = before.diff(&after);
+        assert_eq!(
+            diff.changes,
+            [
+                "column session.state: default changed from NULL to '{}'",
+                "index on session: idx_state: added ((state))"
+            ]
+        );
+        assert!(diff.moves.is_empty());
+        assert!(before.diff(&before).is_empty());
+    }
+
+    #[test]
+    fn a_dropped_and_re_added_column_shows_as_moved() {
+        let before = schema(&[(
+            "t",
+            table(&[
+                ("a", column("INT", true, None)),
+                ("b", column("INT", true, None)),
+                ("c", column("INT", true, None)),
+            ]),
+        )]);
+        let after = schema(&[(
+            "t",
+            table(&[
+                ("a", column("INT", true, None)),
+                ("c", column("INT", true, None)),
+                ("b", column("INT", true, None)),
+            ]),
+        )]);
+        let diff = before.diff(&after);
+        assert!(diff.is_empty_ignoring_moves());
+        assert!(!diff.is_empty());
+        assert_eq!(
+            diff.to_string().lines().next(),
+            Some("  - column t.b: moved from position 2 to 3")
+        );
+    }
+
+    #[test]
+    fn tables_and_columns_added_and_removed() {
+        let before = schema(&[("old", table(&[("x", column("INT", false, None))]))]);
+        let after = schema(&[("new", table(&[("y", column("TEXT", true, None))]))]);
+        let diff = before.diff(&after);
+        assert_eq!(
+            diff.changes,
+            ["table old: removed (1 columns)", "table new: added (y)"]
+        );
+    }
+}

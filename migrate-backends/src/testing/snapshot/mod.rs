@@ -1,0 +1,105 @@
+//! Schema snapshots: a normalized, ordered, diffable description of a database's schema, read
+//! from the database's own catalog, with the tracking tables left out.
+//!
+//! - SQLite: `pragma_table_xinfo`, `pragma_index_list`/`pragma_index_xinfo` and
+//!   `pragma_foreign_key_list`; normalized SQL text only for views and triggers (the raw
+//!   `sqlite_schema.sql` of a table changes on a rebuild, so it is not used).
+//! - PostgreSQL: `pg_catalog` (columns, `pg_get_constraintdef`, `pg_get_indexdef`, views,
+//!   sequences, enums, triggers), not `pg_dump`.
+//! - MySQL/MariaDB: `information_schema` (COLUMNS, STATISTICS, TABLE_CONSTRAINTS,
+//!   KEY_COLUMN_USAGE, REFERENTIAL_CONSTRAINTS, CHECK_CONSTRAINTS, VIEWS, TRIGGERS);
+//!   `AUTO_INCREMENT` counters are never read.
+//!
+//! Columns are keyed by name; their positions are kept apart, so a column that was dropped and
+//! re-added shows as *moved*, and the caller decides whether that matters.
+
+mod diff;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use diff::{ColumnMove, SchemaDiff};
+
+use migrate_core::{Error, Result};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Column {
+    /// The type as the catalog spells it.
+    pub data_type: String,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+    /// The default expression, if any.
+    pub default: Option<String>,
+}
+
+/// One table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    /// Columns by name.
+    pub columns: BTreeMap<String, Column>,
+    /// Column names in position order.
+    pub order: Vec<String>,
+    /// Indexes by name, with a normalized definition.
+    pub indexes: BTreeMap<String, String>,
+    /// Constraints (primary key, unique, check, foreign key) by name, with their definition.
+    pub constraints: BTreeMap<String, String>,
+    /// Foreign keys that have no stable name (SQLite), as definitions.
+    pub foreign_keys: BTreeSet<String>,
+}
+
+/// A database's schema, as far as a round trip can change it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    /// Tables by name.
+    pub tables: BTreeMap<String, Table>,
+    /// Views by name, with their normalized definition.
+    pub views: BTreeMap<String, String>,
+    /// Triggers by name, with their normalized definition.
+    pub triggers: BTreeMap<String, String>,
+    /// Sequences by name, with their settings (not their current value).
+    pub sequences: BTreeMap<String, String>,
+    /// Enum types by name, with their labels in order.
+    pub enums: BTreeMap<String, Vec<String>>,
+}
+
+impl Schema {
+    /// What changed from `self` (before) to `after`.
+    pub fn diff(&self, after: &Schema) -> SchemaDiff {
+        diff::diff(self, after)
+    }
+}
+
+/// Whether `name` belongs to the tracking tables (`<tracking>`, `<tracking>_history`, ...).
+pub(crate) fn is_tracking(name: &str, tracking_table: &str) -> bool {
+    name.starts_with(tracking_table)
+}
+
+/// Folds runs of whitespace, so that formatting of view and trigger SQL does not count.
+pub(crate) fn normalize_sql(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reads the schema of the database at `url` (its current schema on PostgreSQL, or `schema`),
+/// leaving out the tracking tables whose name starts with `tracking_table`.
+pub async fn snapshot(url: &str, schema: Option<&str>, tracking_table: &str) -> Result<Schema> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        #[cfg(feature = "sqlite")]
+        "sqlite" => sqlite::snapshot(url, tracking_table).await,
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => postgres::snapshot(url, schema, tracking_table).await,
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => mysql::snapshot(url, tracking_table).await,
+        _ => {
+            let _ = schema;
+            Err(Error::Config(format!(
+                "no snapshot reader for URL scheme `{scheme}:` (features: sqlite, postgres, mysql)"
+            )))
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! MySQL/MariaDB snapshots from `information_schema`. `AUTO_INCREMENT` counters are never read.
+
+use super::{is_tracking, normalize_sql, Column, Schema};
+use migrate_core::Result;
+use sqlx::{AssertSqlSafe, Connection, MySqlConnection, Row};
+
+type Rows = Vec<Vec<Option<String>>>;
+
+async fn rows(conn: &mut MySqlConnection, sql: &str) -> Result<Rows> {
+    let rows = sqlx::query(AssertSqlSafe(sql.to_string()))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| {
+                    row.try_get::<Option<String>, _>(i)
+                        .ok()
+                        .flatten()
+                        .or_else(|| {
+                            row.try_get::<Option<Vec<u8>>, _>(i)
+                                .ok()
+                                .flatten()
+                                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        })
+                })
+                .collect()
+        })
+        .collect())
+}
+
+fn text(row: &[Option<String>], i: usize) -> String {
+    row.get(i).cloned().flatten().unwrap_or_default()
+}
+
+const COLUMNS: &str = "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \
+    CAST(ORDINAL_POSITION AS CHAR), EXTRA FROM information_schema.COLUMNS c \
+    WHERE TABLE_SCHEMA = DATABASE() AND EXISTS (SELECT 1 FROM information_schema.TABLES t \
+    WHERE t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE') \
+    ORDER BY TABLE_NAME, ORDINAL_POSITION";
+const INDEXES: &str = "SELECT TABLE_NAME, INDEX_NAME, CAST(NON_UNIQUE AS CHAR), COLUMN_NAME, CAST(SUB_PART AS CHAR), \
+    COLLATION FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+    ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX";
+const CONSTRAINTS: &str = "SELECT tc.TABLE_NAME, tc.CONSTRAINT_NAME, tc.CONSTRAINT_TYPE, \
+    (SELECT GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION) FROM information_schema.KEY_COLUMN_USAGE k \
+      WHERE k.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND k.TABLE_NAME = tc.TABLE_NAME AND k.CONSTRAINT_NAME = tc.CONSTRAINT_NAME), \
+    (SELECT CONCAT(r.REFERENCED_TABLE_NAME, ' ON UPDATE ', r.UPDATE_RULE, ' ON DELETE ', r.DELETE_RULE) \
+      FROM information_schema.REFERENTIAL_CONSTRAINTS r WHERE r.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA \
+      AND r.TABLE_NAME = tc.TABLE_NAME AND r.CONSTRAINT_NAME = tc.CONSTRAINT_NAME), \
+    (SELECT cc.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS cc WHERE cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA \
+      AND cc.TABLE_NAME = tc.TABLE_NAME AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME) \
+    FROM information_schema.TABLE_CONSTRAINTS tc WHERE tc.CONSTRAINT_SCHEMA = DATABASE() ORDER BY 1, 2";
+const VIEWS: &str = "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1";
+const TRIGGERS: &str = "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, CONCAT(ACTION_TIMING, ' ', EVENT_MANIPULATION, ' ', ACTION_STATEMENT) \
+    FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1, 2";
+
+/// MariaDB spells "no default" on a nullable column as the text `NULL`.
+fn default_of(raw: Option<String>) -> Option<String> {
+    raw.filter(|d| d != "NULL")
+}
+
+pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> {
+    let mut conn = MySqlConnection::connect(url).await?;
+    let mut out = Schema::default();
+    for row in rows(&mut conn, COLUMNS).await? {
+        let table = text(&row, 0);
+        if is_tracking(&table, tracking_table) {
+            continue;
+        }
+        let entry = out.tables.entry(table).or_default();
+        let name = text(&row, 1);
+        let extra = text(&row, 6);
+        let data_type = if extra.is_empty() {
+            text(&row, 2)
+        } else {
+            format!("{} {}", text(&row, 2), extra.to_uppercase())
+        };
+        entry.order.push(name.clone());
+        entry.columns.insert(
+            name,
+            Column {
+                data_type,
+                nullable: text(&row, 3) == "YES",
+                default: default_of(row.get(4).cloned().flatten()),
+            },
+        );
+    }
+    let mut indexes: std::collections::BTreeMap<(String, String), (bool, Vec<String>)> =
+        Default::default();
+    for row in rows(&mut conn, INDEXES).await? {
+        let key = (text(&row, 0), text(&row, 1));
+        let entry = indexes
+            .entry(key)
+            .or_insert_with(|| (text(&row, 2) == "0", Vec::new()));
+        let part = match row.get(4).cloned().flatten() {
+            Some(len) => format!("{}({len})", text(&row, 3)),
+            None => text(&row, 3),
+        };
+        let order = if text(&row, 5) == "D" { " DESC" } else { "" };
+        entry.1.push(format!("{part}{order}"));
+    }
+    for ((table, name), (unique, columns)) in indexes {
+        if let Some(t) = out.tables.get_mut(&table) {
+            let unique = if unique { "UNIQUE " } else { "" };
+            t.indexes
+                .insert(name, format!("{unique}({})", columns.join(", ")));
+        }
+    }
+    for row in rows(&mut conn, CONSTRAINTS).await? {
+        if let Some(t) = out.tables.get_mut(&text(&row, 0)) {
+            let mut def = format!("{} ({})", text(&row, 2), text(&row, 3));
+            if let Some(reference) = row.get(4).cloned().flatten() {
+                def.push_str(&format!(" REFERENCES {reference}"));
+            }
+            if let Some(check) = row.get(5).cloned().flatten() {
+                def.push_str(&format!(" {}", normalize_sql(&check)));
+            }
+            t.constraints.insert(text(&row, 1), def);
+        }
+    }
+    for row in rows(&mut conn, VIEWS).await? {
+        out.views
+            .insert(text(&row, 0), normalize_sql(&text(&row, 1)));
+    }
+    for row in rows(&mut conn, TRIGGERS).await? {
+        if !is_tracking(&text(&row, 0), tracking_table) {
+            out.triggers.insert(
+                format!("{}.{}", text(&row, 0), text(&row, 1)),
+                normalize_sql(&text(&row, 2)),
+            );
+        }
+    }
+    conn.close().await?;
+    Ok(out)
+}

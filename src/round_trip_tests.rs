@@ -1,0 +1,72 @@
+//! `migrate::round_trip_tests!`: the round-trip tests a migrations crate puts in its `tests/`.
+
+/// Generates the round-trip tests for some migration sets, in a module `migrate_round_trip`:
+///
+/// - `single_head_per_table`: the linked graph is valid, one head per table;
+/// - `stairway_<backend>`: every step up, down and up again on a fresh database, comparing
+///   schema snapshots (a failure names the step and shows the diff);
+/// - `upgrade_from_empty_to_head_<backend>`: a fresh database up to every head, and back down
+///   to an empty schema when every step is reversible.
+///
+/// Backends default to `sqlite, postgres, mysql`; PostgreSQL and MariaDB are throwaway servers
+/// started from the installed binaries (or `MIGRATE_TEST_POSTGRES_URL`/`MIGRATE_TEST_MYSQL_URL`),
+/// reported as skipped when missing unless `MIGRATE_TEST_REQUIRE_ALL=1`. Needs the `testing`
+/// feature (and the backends' features).
+///
+/// ```text
+/// // tests/round_trip.rs of a crate whose migrations live in `my_migrations`
+/// migrate::round_trip_tests!(my_migrations::MIGRATIONS);
+/// migrate::round_trip_tests!(my_migrations::MIGRATIONS; backends = [sqlite, postgres]);
+/// ```
+#[macro_export]
+macro_rules! round_trip_tests {
+    ($($set:path),+ $(,)?) => {
+        $crate::round_trip_tests!($($set),+; backends = [sqlite, postgres, mysql]);
+    };
+    ($($set:path),+ ; backends = [$($backend:ident),+ $(,)?]) => {
+        #[allow(non_snake_case)]
+        mod migrate_round_trip {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn sets() -> ::std::vec::Vec<&'static $crate::MigrationSet> {
+                ::std::vec![$(&$set),+]
+            }
+
+            #[test]
+            fn single_head_per_table() {
+                $crate::testing::assert_single_heads(&sets());
+            }
+
+            $( $crate::round_trip_tests!(@backend $backend); )+
+        }
+    };
+    (@backend sqlite) => {
+        $crate::round_trip_tests!(@tests stairway_sqlite, upgrade_from_empty_to_head_sqlite, Sqlite);
+    };
+    (@backend postgres) => {
+        $crate::round_trip_tests!(@tests stairway_postgres, upgrade_from_empty_to_head_postgres, Postgres);
+    };
+    (@backend mysql) => {
+        $crate::round_trip_tests!(@tests stairway_mysql, upgrade_from_empty_to_head_mysql, MySql);
+    };
+    (@tests $stairway:ident, $upgrade:ident, $backend:ident) => {
+        #[test]
+        fn $stairway() {
+            $crate::testing::round_trip(
+                $crate::testing::Backend::$backend,
+                &sets(),
+                $crate::testing::RoundTrip::Stairway,
+            );
+        }
+
+        #[test]
+        fn $upgrade() {
+            $crate::testing::round_trip(
+                $crate::testing::Backend::$backend,
+                &sets(),
+                $crate::testing::RoundTrip::UpgradeFromEmpty,
+            );
+        }
+    };
+}

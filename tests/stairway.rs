@@ -1,0 +1,308 @@
+//! The stairway catches wrong downs, on every backend: three deliberately wrong migrations (a
+//! down that forgets an index, one that leaves a column behind, one that restores the wrong
+//! default) each fail it with a precise message, while correct steps (a SQLite-style table
+//! rebuild, a data migration with checks) pass and an irreversible step is passed over.
+
+use migrate::testing::{Backend, DataCheck, Phase, Stairway};
+use migrate::{Conn, Dialect, Error, Result};
+
+migrate::migrations! {}
+
+async fn run(db: &mut Conn<'_>, statements: &[&str]) -> Result<()> {
+    for sql in statements {
+        db.execute(sql).await?;
+    }
+    Ok(())
+}
+
+async fn nothing(_db: &mut Conn<'_>) -> Result<()> {
+    Ok(())
+}
+
+// --- a down that forgets an index ---------------------------------------------------------
+
+#[migrate::migration(table = "forgotten_index", version = "1.0.0", down = drop_forgotten_index)]
+async fn create_forgotten_index(db: &mut Conn<'_>) -> Result<()> {
+    run(
+        db,
+        &["CREATE TABLE forgotten_index (id INTEGER PRIMARY KEY, b VARCHAR(20))"],
+    )
+    .await
+}
+async fn drop_forgotten_index(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["DROP TABLE forgotten_index"]).await
+}
+
+#[migrate::migration(table = "forgotten_index", version = "1.1.0", parent = "1.0.0", down = nothing)]
+async fn index_b(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["CREATE INDEX idx_forgotten_b ON forgotten_index (b)"]).await
+}
+
+// --- a down that leaves a column behind ---------------------------------------------------
+
+#[migrate::migration(table = "leftover_column", version = "1.0.0", down = drop_leftover)]
+async fn create_leftover(db: &mut Conn<'_>) -> Result<()> {
+    run(
+        db,
+        &["CREATE TABLE leftover_column (id INTEGER PRIMARY KEY)"],
+    )
+    .await
+}
+async fn drop_leftover(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["DROP TABLE leftover_column"]).await
+}
+
+#[migrate::migration(table = "leftover_column", version = "1.1.0", parent = "1.0.0", down = forget_to_drop)]
+async fn add_note(db: &mut Conn<'_>) -> Result<()> {
+    run(
+        db,
+        &["ALTER TABLE leftover_column ADD COLUMN note VARCHAR(100)"],
+    )
+    .await
+}
+async fn forget_to_drop(db: &mut Conn<'_>) -> Result<()> {
+    // Written as if "IF EXISTS" were enough; the column stays.
+    if !db.column_exists("leftover_column", "note").await? {
+        return Err(Error::msg("expected the column"));
+    }
+    Ok(())
+}
+
+// --- a down that restores the wrong default ------------------------------------------------
+
+/// Sets the default of `wrong_default.status`; SQLite cannot alter a column, so it rebuilds
+/// the table (its 12-step procedure, shortened).
+async fn set_status_default(db: &mut Conn<'_>, default: &str) -> Result<()> {
+    match db.dialect() {
+        Dialect::Sqlite => {
+            let create = format!(
+                "CREATE TABLE wrong_default_new (id INTEGER PRIMARY KEY, status VARCHAR(16) DEFAULT '{default}')"
+            );
+            run(
+                db,
+                &[
+                    &create,
+                    "INSERT INTO wrong_default_new (id, status) SELECT id, status FROM wrong_default",
+                    "DROP TABLE wrong_default",
+                    "ALTER TABLE wrong_default_new RENAME TO wrong_default",
+                ],
+            )
+            .await
+        }
+        _ => {
+            let sql =
+                format!("ALTER TABLE wrong_default ALTER COLUMN status SET DEFAULT '{default}'");
+            run(db, &[&sql]).await
+        }
+    }
+}
+
+#[migrate::migration(table = "wrong_default", version = "1.0.0", down = drop_wrong_default)]
+async fn create_wrong_default(db: &mut Conn<'_>) -> Result<()> {
+    run(
+        db,
+        &["CREATE TABLE wrong_default (id INTEGER PRIMARY KEY, status VARCHAR(16) DEFAULT 'new')"],
+    )
+    .await
+}
+async fn drop_wrong_default(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["DROP TABLE wrong_default"]).await
+}
+
+#[migrate::migration(table = "wrong_default", version = "1.1.0", parent = "1.0.0", down = restore_wrong_default)]
+async fn default_open(db: &mut Conn<'_>) -> Result<()> {
+    set_status_default(db, "open").await
+}
+async fn restore_wrong_default(db: &mut Conn<'_>) -> Result<()> {
+    set_status_default(db, "pending").await
+}
+
+// --- correct steps: a rebuild that restores exactly, a data migration, an irreversible step --
+
+#[migrate::migration(table = "healthy", version = "1.0.0", down = drop_healthy)]
+async fn create_healthy(db: &mut Conn<'_>) -> Result<()> {
+    run(
+        db,
+        &[
+            "CREATE TABLE healthy (id INTEGER PRIMARY KEY, score INTEGER NOT NULL DEFAULT 0, label VARCHAR(20) UNIQUE)",
+            "CREATE INDEX idx_healthy_score ON healthy (score)",
+        ],
+    )
+    .await
+}
+async fn drop_healthy(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["DROP TABLE healthy"]).await
+}
+
+#[migrate::migration(table = "healthy", version = "1.1.0", parent = "1.0.0", down = drop_percent)]
+async fn add_percent(db: &mut Conn<'_>) -> Result<()> {
+    run(
+        db,
+        &[
+            "ALTER TABLE healthy ADD COLUMN percent INTEGER",
+            "UPDATE healthy SET percent = score * 100",
+        ],
+    )
+    .await
+}
+async fn drop_percent(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["ALTER TABLE healthy DROP COLUMN percent"]).await
+}
+
+#[migrate::migration(table = "healthy", version = "1.2.0", parent = "1.1.0", irreversible)]
+async fn clear_labels(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["UPDATE healthy SET label = NULL"]).await
+}
+
+async fn seed_scores(db: &mut Conn<'_>) -> Result<()> {
+    run(
+        db,
+        &["INSERT INTO healthy (id, score, label) VALUES (1, 2, 'a'), (2, 3, 'b')"],
+    )
+    .await
+}
+async fn percent_filled(db: &mut Conn<'_>) -> Result<()> {
+    let wrong = db
+        .query_i64("SELECT COUNT(*) FROM healthy WHERE percent IS NULL OR percent <> score * 100")
+        .await?;
+    match wrong {
+        0 => Ok(()),
+        n => Err(Error::msg(format!("{n} rows without their percent"))),
+    }
+}
+async fn scores_kept(db: &mut Conn<'_>) -> Result<()> {
+    match db
+        .query_i64("SELECT COALESCE(SUM(score), 0) FROM healthy")
+        .await?
+    {
+        5 => Ok(()),
+        other => Err(Error::msg(format!("scores sum to {other}, expected 5"))),
+    }
+}
+
+fn stairway() -> Stairway {
+    Stairway::new([&MIGRATIONS]).check(
+        "healthy@1.1.0",
+        DataCheck {
+            seed: |db| Box::pin(seed_scores(db)),
+            after_up: |db| Box::pin(percent_filled(db)),
+            after_down: |db| Box::pin(scores_kept(db)),
+        },
+    )
+}
+
+fn assert_catches_the_wrong_downs(backend: Backend) {
+    let Some(report) = migrate::testing::block_on(stairway().run(backend)).expect("stairway runs")
+    else {
+        return;
+    };
+    let failed: Vec<String> = report
+        .failures
+        .iter()
+        .map(|f| format!("{}@{}", f.step.table, f.step.version))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "forgotten_index@1.1.0",
+            "leftover_column@1.1.0",
+            "wrong_default@1.1.0"
+        ],
+        "exactly the wrong downs fail:\n{report}"
+    );
+    assert!(
+        report.failures.iter().all(|f| f.phase == Phase::Down),
+        "{report}"
+    );
+    let message = |table: &str| {
+        report
+            .failures
+            .iter()
+            .find(|f| f.step.table == table)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    };
+    let index = message("forgotten_index");
+    assert!(
+        index.contains("index on forgotten_index: idx_forgotten_b: added")
+            && index.contains("forgotten_index@1.1.0"),
+        "{index}"
+    );
+    let column = message("leftover_column");
+    assert!(
+        column.contains("column leftover_column.note: added"),
+        "{column}"
+    );
+    let default = message("wrong_default");
+    assert!(
+        default.contains("column wrong_default.status: default changed from")
+            && default.contains("'new'")
+            && default.contains("'pending'"),
+        "{default}"
+    );
+    let passed: Vec<String> = report
+        .passed
+        .iter()
+        .map(|s| format!("{}@{}", s.table, s.version))
+        .collect();
+    for good in [
+        "healthy@1.0.0",
+        "healthy@1.1.0",
+        "forgotten_index@1.0.0",
+        "wrong_default@1.0.0",
+    ] {
+        assert!(
+            passed.contains(&good.to_string()),
+            "{good} passes: {report}"
+        );
+    }
+    assert_eq!(report.irreversible.len(), 1, "{report}");
+    assert_eq!(report.irreversible[0].table, "healthy");
+    assert!(
+        report.to_string().contains("irreversible, not reverted"),
+        "{report}"
+    );
+}
+
+#[test]
+fn stairway_catches_wrong_downs_on_sqlite() {
+    assert_catches_the_wrong_downs(Backend::Sqlite);
+}
+
+#[test]
+fn stairway_catches_wrong_downs_on_postgres() {
+    assert_catches_the_wrong_downs(Backend::Postgres);
+}
+
+#[test]
+fn stairway_catches_wrong_downs_on_mysql() {
+    assert_catches_the_wrong_downs(Backend::MySql);
+}
+
+#[test]
+fn a_failing_data_check_names_its_step() {
+    async fn never(_db: &mut Conn<'_>) -> Result<()> {
+        Err(Error::msg("the data did not survive"))
+    }
+    let stairway = Stairway::new([&MIGRATIONS]).check(
+        "healthy@1.1.0",
+        DataCheck {
+            seed: |db| Box::pin(seed_scores(db)),
+            after_up: |db| Box::pin(never(db)),
+            after_down: |db| Box::pin(scores_kept(db)),
+        },
+    );
+    let report = migrate::testing::block_on(stairway.run(Backend::Sqlite))
+        .expect("runs")
+        .expect("sqlite is always there");
+    let failure = report
+        .failures
+        .iter()
+        .find(|f| f.step.table == "healthy")
+        .expect("the data check failed");
+    assert_eq!(failure.phase, Phase::Data);
+    assert!(
+        failure.to_string().contains("the data did not survive"),
+        "{failure}"
+    );
+}

@@ -121,8 +121,32 @@ impl Graph {
                 });
             }
         }
+        Self::from_parts(&sets, by_set.into_iter().flatten())
+    }
+
+    /// Builds the graph of migrations made at run time instead of registered by
+    /// `#[migration]` (generated sets, benchmarks), with the same validation. Their sets are
+    /// the distinct `set` they point to.
+    pub fn from_migrations(
+        migrations: impl IntoIterator<Item = &'static Migration>,
+    ) -> Result<Graph, GraphError> {
+        let migrations: Vec<&'static Migration> = migrations.into_iter().collect();
+        let mut sets: Vec<&'static MigrationSet> = Vec::new();
+        for m in &migrations {
+            if !sets.iter().any(|s| std::ptr::eq(*s, m.set)) {
+                sets.push(m.set);
+            }
+        }
+        check_modules(&sets)?;
+        Self::from_parts(&sets, migrations)
+    }
+
+    fn from_parts(
+        sets: &[&'static MigrationSet],
+        migrations: impl IntoIterator<Item = &'static Migration>,
+    ) -> Result<Graph, GraphError> {
         let mut nodes = Vec::new();
-        for migration in by_set.into_iter().flatten() {
+        for migration in migrations {
             let version = parse_declared(migration, migration.version)?;
             nodes.push(Node {
                 migration,
@@ -138,7 +162,7 @@ impl Graph {
             chains,
             order: Vec::new(),
         };
-        for set in &sets {
+        for set in sets {
             graph.check_heads(set)?;
         }
         graph.resolve_after()?;
@@ -381,4 +405,130 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
         });
     }
     Ok(chains)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::Conn;
+    use crate::migration::{MigrationFuture, Reversal};
+
+    fn noop<'a>(_: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
+    static SET: MigrationSet = MigrationSet::__new("app", "app_crate", &[]);
+
+    fn migration(
+        table: &'static str,
+        version: &'static str,
+        parent: Option<&'static str>,
+        after: Option<&'static str>,
+    ) -> &'static Migration {
+        Box::leak(Box::new(Migration {
+            set: &SET,
+            table,
+            version,
+            parent,
+            name: "m",
+            up: noop,
+            reversal: Reversal::Down(noop),
+            transaction: true,
+            after,
+            checksum: "fnv1a64:0000000000000000",
+            file: "graph.rs",
+            line: 1,
+        }))
+    }
+
+    fn order(graph: &Graph) -> Vec<String> {
+        graph
+            .steps()
+            .map(|s| format!("{}@{}", s.table, s.version))
+            .collect()
+    }
+
+    #[test]
+    fn orders_by_version_then_table_respecting_after() {
+        let graph = Graph::from_migrations([
+            migration("b", "1.0.0", None, None),
+            migration("a", "1.0.0", None, None),
+            migration("a", "2.0.0", Some("1.0.0"), Some("b@3.0.0")),
+            migration("b", "3.0.0", Some("1.0.0"), None),
+        ])
+        .unwrap();
+        assert_eq!(order(&graph), ["a@1.0.0", "b@1.0.0", "b@3.0.0", "a@2.0.0"]);
+    }
+
+    #[test]
+    fn rejects_forks_roots_gaps_duplicates_and_cycles() {
+        let err = |ms: Vec<&'static Migration>| Graph::from_migrations(ms).unwrap_err();
+        assert!(matches!(
+            err(vec![
+                migration("t", "1.0.0", None, None),
+                migration("t", "1.1.0", Some("1.0.0"), None),
+                migration("t", "1.2.0", Some("1.0.0"), None),
+            ]),
+            GraphError::Fork { .. }
+        ));
+        assert!(matches!(
+            err(vec![
+                migration("t", "1.0.0", None, None),
+                migration("t", "2.0.0", None, None)
+            ]),
+            GraphError::TwoRoots { .. }
+        ));
+        assert!(matches!(
+            err(vec![
+                migration("t", "1.0.0", None, None),
+                migration("t", "1.2.0", Some("1.1.0"), None)
+            ]),
+            GraphError::MissingParent { .. }
+        ));
+        assert!(matches!(
+            err(vec![
+                migration("t", "1.0.0", None, None),
+                migration("t", "1.0.0", None, None)
+            ]),
+            GraphError::Duplicate { .. }
+        ));
+        assert!(matches!(
+            err(vec![
+                migration("t", "2.0.0", None, None),
+                migration("t", "1.0.0", Some("2.0.0"), None)
+            ]),
+            GraphError::NotIncreasing { .. }
+        ));
+        assert!(matches!(
+            err(vec![
+                migration("a", "1.0.0", None, Some("b@1.0.0")),
+                migration("b", "1.0.0", None, Some("a@1.0.0")),
+            ]),
+            GraphError::Cycle { .. }
+        ));
+        assert!(matches!(
+            err(vec![migration("a", "1.0.0", None, Some("b@9.0.0"))]),
+            GraphError::UnknownAfter { .. }
+        ));
+    }
+
+    #[test]
+    fn ten_thousand_migrations_build_into_one_chain_per_table() {
+        let mut ms = Vec::new();
+        let tables = ["s", "m", "x", "e", "k", "c"];
+        let mut last: [Option<&'static str>; 6] = [None; 6];
+        for i in 0..10_000 {
+            let t = i % 6;
+            let version: &'static str = Box::leak(format!("1.0.{i}").into_boxed_str());
+            ms.push(migration(tables[t], version, last[t], None));
+            last[t] = Some(version);
+        }
+        let graph = Graph::from_migrations(ms).unwrap();
+        assert_eq!(graph.len(), 10_000);
+        assert_eq!(graph.chains.len(), 6);
+        assert_eq!(
+            graph.steps().next().map(|s| s.version.to_string()),
+            Some("1.0.0".into())
+        );
+    }
 }

@@ -85,6 +85,27 @@ impl MigrationManager {
         })
     }
 
+    /// Builds a manager over migrations made at run time (see [`Graph::from_migrations`]).
+    pub fn from_migrations<E: Executor + 'static>(
+        db: E,
+        migrations: impl IntoIterator<Item = &'static crate::Migration>,
+    ) -> Result<Self> {
+        let graph = Graph::from_migrations(migrations)?;
+        let mut sets: Vec<&'static MigrationSet> = Vec::new();
+        for node in &graph.nodes {
+            if !sets.iter().any(|s| std::ptr::eq(*s, node.migration.set)) {
+                sets.push(node.migration.set);
+            }
+        }
+        Ok(MigrationManager {
+            executor: Box::new(db),
+            graph,
+            sets,
+            baseline: None,
+            table_baselines: HashMap::new(),
+        })
+    }
+
     /// The version a table is at when the tracking table has no row for it (Agno: "no stored
     /// version means 2.0.0"). Without a baseline such a table has nothing applied.
     pub fn with_baseline(mut self, version: &str) -> Result<Self> {

@@ -9,6 +9,7 @@
 
 mod conn_ext;
 mod driver;
+mod held;
 mod raw;
 mod rows;
 mod sqlx_db;

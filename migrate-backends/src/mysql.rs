@@ -61,9 +61,13 @@ impl SqlxDb<MySql> {
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = MySqlPoolOptions::new()
             .max_connections(3)
+            .min_connections(2)
             .test_before_acquire(false)
             .connect(url)
             .await?;
+        // Open the lock's connection and the steps' connection now, not inside the first run.
+        let (a, b) = (pool.acquire().await?, pool.acquire().await?);
+        drop((a, b));
         Ok(Self::from_pool(pool))
     }
 

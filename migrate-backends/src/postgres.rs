@@ -70,9 +70,13 @@ impl SqlxDb<Postgres> {
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(3)
+            .min_connections(2)
             .test_before_acquire(false)
             .connect(url)
             .await?;
+        // Open the lock's connection and the steps' connection now, not inside the first run.
+        let (a, b) = (pool.acquire().await?, pool.acquire().await?);
+        drop((a, b));
         Ok(Self::from_pool(pool))
     }
 

@@ -99,11 +99,16 @@ impl SqlxDb<Sqlite> {
         Self::connect_with(options, lock_timeout).await
     }
 
-    /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`.
+    /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`, with the same
+    /// settings as [`open`](Self::open) (WAL, `synchronous = NORMAL`: durable across a crash of
+    /// the application, and one fsync per checkpoint instead of one per commit).
     /// An in-memory URL (`sqlite::memory:`) gets a single connection, since every connection
     /// to `:memory:` is a database of its own.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?.busy_timeout(DEFAULT_LOCK_TIMEOUT);
+        let options = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(DEFAULT_LOCK_TIMEOUT);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         Self::connect_with_pool_size(options, DEFAULT_LOCK_TIMEOUT, if in_memory { 1 } else { 2 })
             .await

@@ -8,6 +8,7 @@
 //!   failure in between leaves the mark, which blocks the table until it is resolved.
 
 use crate::driver::Driver;
+use crate::held::Slot;
 use crate::raw::SqlxRaw;
 use crate::rows;
 use crate::tracking::{check_identifier, TrackingSql, DEFAULT_TRACKING_TABLE};
@@ -53,6 +54,8 @@ pub struct SqlxDb<DB: Driver> {
     pub(crate) tracking_table: String,
     pub(crate) schema: Option<String>,
     pub(crate) lock: LockConfig,
+    /// The connection kept between calls (shared by clones).
+    pub(crate) held: std::sync::Arc<Slot<DB>>,
 }
 
 impl<DB: Driver> Clone for SqlxDb<DB> {
@@ -63,6 +66,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             tracking_table: self.tracking_table.clone(),
             schema: self.schema.clone(),
             lock: self.lock.clone(),
+            held: self.held.clone(),
         }
     }
 }
@@ -90,6 +94,7 @@ impl<DB: Driver> SqlxDb<DB> {
                 mode: LockMode::Advisory,
                 file: None,
             },
+            held: Default::default(),
         }
     }
 
@@ -154,20 +159,22 @@ where
     }
 
     pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
-        let mut conn = self.pool.acquire().await?;
-        match sqlx::query(AssertSqlSafe(self.sql.read_state.clone()))
+        let mut conn = self.held.take(&self.pool).await?;
+        let rows = match sqlx::query(AssertSqlSafe(self.sql.read_state.clone()))
             .fetch_all(&mut *conn)
             .await
         {
             Ok(rows) => rows.iter().map(rows::state_row).collect(),
             Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
-            Err(err) => Err(err.into()),
-        }
+            Err(err) => return Err(err.into()),
+        };
+        conn.keep();
+        rows
     }
 
     async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
         let r = &step.record;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.held.take(&self.pool).await?;
         let started_at = Timestamp::now();
         let mut tx = self.begin(&mut conn).await?;
         let clock = Instant::now();
@@ -193,9 +200,11 @@ where
                 let affected = Self::execute_each(&mut tx, &statements).await?;
                 if affected.get(cas) != Some(&1) {
                     tx.rollback().await?;
+                    conn.keep();
                     return Ok(StepOutcome::Raced);
                 }
                 tx.commit().await?;
+                conn.keep();
                 Ok(StepOutcome::Done {
                     started_at,
                     execution_time: elapsed,
@@ -203,7 +212,7 @@ where
             }
             Err(err) => {
                 tx.rollback().await?;
-                drop(conn);
+                conn.keep();
                 self.after_failure(step, started_at, elapsed, err).await
             }
         }
@@ -240,8 +249,10 @@ where
 
     async fn record_best_effort(&self, sql: String) {
         let written = async {
-            let mut conn = self.pool.acquire().await?;
-            Self::execute_each(&mut conn, &[sql]).await
+            let mut conn = self.held.take(&self.pool).await?;
+            let written = Self::execute_each(&mut conn, &[sql]).await?;
+            conn.keep();
+            Ok::<_, Error>(written)
         }
         .await;
         if let Err(record_err) = written {
@@ -251,7 +262,7 @@ where
 
     async fn run_journalled(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
         let r = &step.record;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.held.take(&self.pool).await?;
         let started_at = Timestamp::now();
         {
             let mut tx = self.begin(&mut conn).await?;
@@ -266,6 +277,7 @@ where
             let affected = Self::execute_each(&mut tx, &statements).await?;
             if affected.get(cas) != Some(&1) {
                 tx.rollback().await?;
+                conn.keep();
                 return Ok(StepOutcome::Raced);
             }
             tx.commit().await?;
@@ -288,6 +300,7 @@ where
                 ];
                 Self::execute_each(&mut tx, &statements).await?;
                 tx.commit().await?;
+                conn.keep();
                 Ok(StepOutcome::Done {
                     started_at,
                     execution_time: elapsed,
@@ -310,8 +323,9 @@ where
     }
 
     async fn run_statements(&self, statements: &[String]) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.held.take(&self.pool).await?;
         Self::execute_each(&mut conn, statements).await?;
+        conn.keep();
         Ok(())
     }
 }
@@ -338,13 +352,14 @@ where
 
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.held.take(&self.pool).await?;
             for statement in &self.sql.create {
                 sqlx::raw_sql(AssertSqlSafe(statement.clone()))
                     .execute(&mut *conn)
                     .await
                     .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
             }
+            conn.keep();
             Ok(())
         })
     }
@@ -370,12 +385,14 @@ where
     ) -> BoxFuture<'a, Result<Vec<HistoryEntry>>> {
         Box::pin(async move {
             let sql = self.sql.history_select(modules, limit);
-            let mut conn = self.pool.acquire().await?;
-            match sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *conn).await {
+            let mut conn = self.held.take(&self.pool).await?;
+            let rows = match sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *conn).await {
                 Ok(rows) => rows.iter().map(rows::history_row).collect(),
                 Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
-                Err(err) => Err(err.into()),
-            }
+                Err(err) => return Err(err.into()),
+            };
+            conn.keep();
+            rows
         })
     }
 

@@ -1,0 +1,368 @@
+//! The side-by-side benchmark: the project against a raw sqlx floor, sqlx's `Migrator`,
+//! refinery and sea-orm-migration, on one deterministic workload, interleaved in one process.
+//!
+//! ```text
+//! cargo run --release --manifest-path benches/Cargo.toml -- [--quick] [--backends sqlite,postgres,mysql]
+//! ```
+//!
+//! Figures are medians with min–max, and ratios to the floor measured in the same run. See
+//! BENCHMARKS.md for the latest results and their caveats.
+
+mod contenders;
+mod target;
+mod workload;
+
+use contenders::{Kind, Runner};
+use migrate::testing::Backend;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use target::Target;
+
+/// The headline workload size; keep it equal to `APPLY_N` in `build.rs`.
+pub const APPLY_N: usize = 300;
+
+migrate::migrations! {}
+include!(concat!(env!("OUT_DIR"), "/workload_fns.rs"));
+
+/// A temporary directory removed on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(kind: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("migrate-bench-{kind}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A sqlx SQLite connection with every contender's settings: WAL, synchronous = NORMAL.
+pub async fn sqlite_connection(url: &str) -> sqlx::SqliteConnection {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    SqliteConnectOptions::from_str(url)
+        .expect("sqlite url")
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .connect()
+        .await
+        .expect("connect")
+}
+
+struct Config {
+    backends: Vec<Backend>,
+    n: usize,
+    runs: usize,
+    noop_calls: usize,
+    fresh_calls: usize,
+    growth: Vec<usize>,
+    quick: bool,
+}
+
+fn config() -> Config {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let backends = args
+        .iter()
+        .position(|a| a == "--backends")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| {
+            list.split(',')
+                .map(|b| match b {
+                    "sqlite" => Backend::Sqlite,
+                    "postgres" => Backend::Postgres,
+                    "mysql" => Backend::MySql,
+                    other => panic!("unknown backend {other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| Backend::ALL.to_vec());
+    Config {
+        backends,
+        n: APPLY_N,
+        runs: if quick { 1 } else { 5 },
+        noop_calls: if quick { 5 } else { 50 },
+        fresh_calls: if quick { 3 } else { 20 },
+        growth: if quick {
+            vec![100]
+        } else {
+            vec![100, 1_000, 10_000]
+        },
+        quick,
+    }
+}
+
+#[derive(Default, Clone)]
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn median(&self) -> Duration {
+        let mut v = self.0.clone();
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    }
+    fn min(&self) -> Duration {
+        self.0.iter().min().copied().unwrap_or_default()
+    }
+    fn max(&self) -> Duration {
+        self.0.iter().max().copied().unwrap_or_default()
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1e6)
+}
+
+async fn timed(runner: &mut Runner) -> Duration {
+    let clock = Instant::now();
+    runner.run().await;
+    clock.elapsed()
+}
+
+/// Checks what an apply left: N version rows, and the seeded rows.
+async fn verify(kind: Kind, target: &Target, n: usize) {
+    let rows = target
+        .scalar(&format!("SELECT COUNT(*) FROM {}", kind.version_table()))
+        .await;
+    assert_eq!(
+        rows,
+        n as i64,
+        "{} recorded {rows} of {n} migrations",
+        kind.name()
+    );
+    if n >= 12 {
+        assert_eq!(
+            target.scalar("SELECT COUNT(*) FROM culture").await,
+            64,
+            "{}",
+            kind.name()
+        );
+    }
+}
+
+struct BackendResult {
+    backend: Backend,
+    apply: Vec<(Kind, Samples)>,
+    noop_warm: Vec<(Kind, Samples)>,
+    noop_fresh: Vec<(Kind, Samples)>,
+}
+
+async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult> {
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| k.supports(backend))
+        .collect();
+    let steps = Arc::new(workload::workload(cfg.n));
+    let mut apply: Vec<(Kind, Samples)> = kinds.iter().map(|k| (*k, Samples::default())).collect();
+    let mut last: Vec<(Kind, Runner, Target)> = Vec::new();
+    // One untimed warm-up round, then `runs` timed rounds; the order rotates every round.
+    for round in 0..=cfg.runs {
+        last.clear();
+        for offset in 0..kinds.len() {
+            let kind = kinds[(round + offset) % kinds.len()];
+            let target = Target::fresh(backend).await?;
+            let mut runner = Runner::open(kind, &target, &steps, true).await;
+            let elapsed = timed(&mut runner).await;
+            verify(kind, &target, cfg.n).await;
+            if round > 0 {
+                apply
+                    .iter_mut()
+                    .find(|(k, _)| *k == kind)
+                    .map(|(_, s)| s.0.push(elapsed));
+            }
+            last.push((kind, runner, target));
+        }
+    }
+    let mut noop_warm: Vec<(Kind, Samples)> =
+        kinds.iter().map(|k| (*k, Samples::default())).collect();
+    for call in 0..cfg.noop_calls {
+        for offset in 0..last.len() {
+            let (kind, runner, _) = &mut last[(call + offset) % kinds.len()];
+            let elapsed = timed(runner).await;
+            noop_warm
+                .iter_mut()
+                .find(|(k, _)| k == kind)
+                .map(|(_, s)| s.0.push(elapsed));
+        }
+    }
+    let mut noop_fresh: Vec<(Kind, Samples)> =
+        kinds.iter().map(|k| (*k, Samples::default())).collect();
+    for _ in 0..cfg.fresh_calls {
+        for (kind, _, target) in &last {
+            let mut runner = Runner::open(*kind, target, &steps, true).await;
+            let elapsed = timed(&mut runner).await;
+            noop_fresh
+                .iter_mut()
+                .find(|(k, _)| k == kind)
+                .map(|(_, s)| s.0.push(elapsed));
+        }
+    }
+    for (kind, _, target) in &last {
+        verify(*kind, target, cfg.n).await;
+    }
+    Some(BackendResult {
+        backend,
+        apply,
+        noop_warm,
+        noop_fresh,
+    })
+}
+
+async fn measure_growth(cfg: &Config, backend: Backend) -> Option<Vec<(Kind, Vec<Duration>)>> {
+    let kinds: Vec<Kind> = Kind::ALL
+        .into_iter()
+        .filter(|k| k.supports(backend))
+        .collect();
+    let mut out: Vec<(Kind, Vec<Duration>)> = kinds.iter().map(|k| (*k, Vec::new())).collect();
+    for &n in &cfg.growth {
+        let steps = Arc::new(workload::workload(n));
+        for (kind, medians) in out.iter_mut() {
+            let target = Target::fresh(backend).await?;
+            let mut runner = Runner::open(*kind, &target, &steps, false).await;
+            runner.run().await;
+            verify(*kind, &target, n).await;
+            let mut samples = Samples::default();
+            for _ in 0..cfg.fresh_calls {
+                samples.0.push(timed(&mut runner).await);
+            }
+            medians.push(samples.median());
+        }
+    }
+    Some(out)
+}
+
+fn print_backend(cfg: &Config, r: &BackendResult) {
+    let floor_apply = r
+        .apply
+        .iter()
+        .find(|(k, _)| *k == Kind::Floor)
+        .map(|(_, s)| s.median())
+        .unwrap_or_default();
+    let floor_warm = r
+        .noop_warm
+        .iter()
+        .find(|(k, _)| *k == Kind::Floor)
+        .map(|(_, s)| s.median())
+        .unwrap_or_default();
+    let floor_fresh = r
+        .noop_fresh
+        .iter()
+        .find(|(k, _)| *k == Kind::Floor)
+        .map(|(_, s)| s.median())
+        .unwrap_or_default();
+    println!(
+        "\n### {} (N = {}, {} apply runs)\n",
+        r.backend.name(),
+        cfg.n,
+        cfg.runs
+    );
+    println!("| contender | apply, ms (min–max) | × floor | overhead µs/migration | no-op warm, µs (min–max) | × floor | no-op fresh conn, µs | × floor |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (kind, apply) in &r.apply {
+        let warm = &r
+            .noop_warm
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        let fresh = &r
+            .noop_fresh
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        let overhead =
+            (apply.median().as_secs_f64() - floor_apply.as_secs_f64()) * 1e6 / cfg.n as f64;
+        println!(
+            "| {} | {} ({}–{}) | {:.2} | {:+.1} | {} ({}–{}) | {:.2} | {} | {:.2} |",
+            kind.name(),
+            ms(apply.median()),
+            ms(apply.min()),
+            ms(apply.max()),
+            apply.median().as_secs_f64() / floor_apply.as_secs_f64(),
+            overhead,
+            us(warm.median()),
+            us(warm.min()),
+            us(warm.max()),
+            warm.median().as_secs_f64() / floor_warm.as_secs_f64(),
+            us(fresh.median()),
+            fresh.median().as_secs_f64() / floor_fresh.as_secs_f64(),
+        );
+    }
+}
+
+fn print_growth(cfg: &Config, backend: Backend, rows: &[(Kind, Vec<Duration>)]) {
+    let header: Vec<String> = cfg.growth.iter().map(|n| format!("N={n}")).collect();
+    println!(
+        "\n### no-op (warm) growth on {}, µs (median of {} calls)\n",
+        backend.name(),
+        cfg.fresh_calls
+    );
+    println!(
+        "| contender | {} | × floor at N={} |",
+        header.join(" | "),
+        cfg.growth.last().copied().unwrap_or(0)
+    );
+    println!("|---|{}---:|", "---:|".repeat(cfg.growth.len()));
+    let floor = rows
+        .iter()
+        .find(|(k, _)| *k == Kind::Floor)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    for (kind, medians) in rows {
+        let cells: Vec<String> = medians.iter().map(|d| us(*d)).collect();
+        let ratio = match (medians.last(), floor.last()) {
+            (Some(m), Some(f)) => m.as_secs_f64() / f.as_secs_f64(),
+            _ => 0.0,
+        };
+        println!("| {} | {} | {ratio:.2} |", kind.name(), cells.join(" | "));
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cfg = config();
+    println!(
+        "# migrate benchmark{}",
+        if cfg.quick { " (quick)" } else { "" }
+    );
+    println!(
+        "\nrustc release build; SQLite WAL + synchronous=NORMAL; PostgreSQL and MariaDB are throwaway local servers (fsync off)."
+    );
+    for &backend in &cfg.backends {
+        match measure_backend(&cfg, backend).await {
+            Some(result) => print_backend(&cfg, &result),
+            None => println!("\n### {}: SKIPPED (server unavailable)", backend.name()),
+        }
+    }
+    for &backend in &cfg.backends {
+        if let Some(rows) = measure_growth(&cfg, backend).await {
+            print_growth(&cfg, backend, &rows);
+        }
+    }
+    let samples = if cfg.quick { 3 } else { 21 };
+    println!("\n### planning\n");
+    for n in [1_000, 10_000] {
+        println!(
+            "- build and validate the graph of {n} migrations: {:.2} ms (median of {samples})",
+            contenders::planning_time(n, samples).as_secs_f64() * 1e3
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! The executor's own connection, kept between calls.
+//!
+//! Returning a connection to a sqlx pool costs a ping (a round trip) in a spawned task, and
+//! acquiring one costs a pool check-out. A migration run makes several queries per step and the
+//! "already up to date" check should be one query, so the executor keeps one connection of its
+//! pool and returns it only when a call fails (the pool then checks it).
+
+use sqlx::pool::PoolConnection;
+use sqlx::Pool;
+use std::ops::{Deref, DerefMut};
+use std::sync::Mutex;
+
+/// The slot holding the kept connection.
+pub(crate) struct Slot<DB: sqlx::Database>(Mutex<Option<PoolConnection<DB>>>);
+
+impl<DB: sqlx::Database> Default for Slot<DB> {
+    fn default() -> Self {
+        Slot(Mutex::new(None))
+    }
+}
+
+impl<DB: sqlx::Database> Slot<DB> {
+    /// The kept connection, or a new one from the pool.
+    pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
+        let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
+        let conn = match kept {
+            Some(conn) => conn,
+            None => pool.acquire().await?,
+        };
+        Ok(Held {
+            slot: self,
+            conn: Some(conn),
+            keep: false,
+        })
+    }
+}
+
+/// A connection out of the slot. Put back by [`Held::keep`] once a call succeeded; otherwise
+/// it goes back to the pool, which checks it.
+pub(crate) struct Held<'s, DB: sqlx::Database> {
+    slot: &'s Slot<DB>,
+    conn: Option<PoolConnection<DB>>,
+    keep: bool,
+}
+
+impl<DB: sqlx::Database> Held<'_, DB> {
+    /// Marks the connection as healthy: it returns to the slot when dropped.
+    pub(crate) fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl<DB: sqlx::Database> Deref for Held<'_, DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        self.conn.as_deref().expect("a held connection is present until dropped")
+    }
+}
+
+impl<DB: sqlx::Database> DerefMut for Held<'_, DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        self.conn.as_deref_mut().expect("a held connection is present until dropped")
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Held<'_, DB> {
+    fn drop(&mut self) {
+        if self.keep {
+            if let (Some(conn), Ok(mut slot)) = (self.conn.take(), self.slot.0.lock()) {
+                if slot.is_none() {
+                    *slot = Some(conn);
+                }
+            }
+        }
+    }
+}

@@ -51,8 +51,8 @@ pub use migrate_core::{
     AppliedStep, BoxFuture, Conn, Dialect, Direction, DirtyMark, DownRequest, Error, Executor,
     Graph, GraphError, HistoryEntry, Migration, MigrationFn, MigrationFuture, MigrationInfo,
     MigrationManager, MigrationSet, NoLock, Outcome, Plan, PlannedStep, RawConn, Report,
-    ReportStatus, Resolution, Result, Reversal, Row, RunLock, StateRow, StepKey, StepOutcome,
-    StepRecord, StepRun, TableStatus, Timestamp, UpRequest, Value, Version,
+    ReportStatus, Resolution, Result, Reversal, Row, RunLock, Skipped, StateRow, StepKey,
+    StepOutcome, StepRecord, StepRun, TableStatus, Timestamp, UpRequest, Value, Version,
 };
 
 pub use migrate_backends::{ConnExt, DEFAULT_TRACKING_TABLE};

@@ -2,7 +2,7 @@
 //! refinery and sea-orm-migration, on one deterministic workload, interleaved in one process.
 //!
 //! ```text
-//! cargo run --release --manifest-path benches/Cargo.toml -- [--quick] [--backends sqlite,postgres,mysql]
+//! cargo run --release --manifest-path benches/Cargo.toml -- [--quick] [--backends sqlite,postgres,mysql] [--growth 100,1000,10000]
 //! ```
 //!
 //! Figures are medians with min–max, and ratios to the floor measured in the same run. See
@@ -90,17 +90,24 @@ fn config() -> Config {
                 .collect()
         })
         .unwrap_or_else(|| Backend::ALL.to_vec());
+    let growth_arg = args
+        .iter()
+        .position(|a| a == "--growth")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').filter_map(|n| n.parse().ok()).collect::<Vec<usize>>());
     Config {
         backends,
         n: APPLY_N,
         runs: if quick { 1 } else { 5 },
         noop_calls: if quick { 5 } else { 50 },
         fresh_calls: if quick { 3 } else { 20 },
-        growth: if quick {
-            vec![100]
-        } else {
-            vec![100, 1_000, 10_000]
-        },
+        growth: growth_arg.unwrap_or_else(|| {
+            if quick {
+                vec![100]
+            } else {
+                vec![100, 1_000, 10_000]
+            }
+        }),
         quick,
     }
 }

@@ -53,13 +53,17 @@ impl<DB: sqlx::Database> Held<'_, DB> {
 impl<DB: sqlx::Database> Deref for Held<'_, DB> {
     type Target = DB::Connection;
     fn deref(&self) -> &DB::Connection {
-        self.conn.as_deref().expect("a held connection is present until dropped")
+        self.conn
+            .as_deref()
+            .expect("a held connection is present until dropped")
     }
 }
 
 impl<DB: sqlx::Database> DerefMut for Held<'_, DB> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
-        self.conn.as_deref_mut().expect("a held connection is present until dropped")
+        self.conn
+            .as_deref_mut()
+            .expect("a held connection is present until dropped")
     }
 }
 

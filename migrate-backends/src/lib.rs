@@ -13,6 +13,7 @@ mod held;
 mod raw;
 mod rows;
 mod sqlx_db;
+mod step_sql;
 mod tracking;
 
 #[cfg(feature = "mysql")]

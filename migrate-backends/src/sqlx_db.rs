@@ -11,12 +11,13 @@ use crate::driver::Driver;
 use crate::held::Slot;
 use crate::raw::SqlxRaw;
 use crate::rows;
+use crate::step_sql::{Param, Stmt, Values};
 use crate::tracking::{check_identifier, TrackingSql, DEFAULT_TRACKING_TABLE};
 use migrate_core::{
     BoxFuture, Conn, Dialect, Error, Executor, HistoryEntry, Outcome, Result, RunLock, StateRow,
     StepOutcome, StepRun, Timestamp,
 };
-use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, IntoArguments, Pool, Type};
+use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, IntoArguments, Pool, Type};
 use std::time::{Duration, Instant};
 
 /// How long a runner waits for another runner's lock by default.
@@ -136,19 +137,43 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
     for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// Runs `statements` in one round trip and returns the rows each affected.
-    async fn execute_each(conn: &mut DB::Connection, statements: &[String]) -> Result<Vec<u64>> {
-        let sql = statements.join(";\n");
-        let mut stream = sqlx::raw_sql(AssertSqlSafe(sql)).execute_many(conn);
-        let mut affected = Vec::with_capacity(statements.len());
-        while let Some(result) =
-            std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await
-        {
-            affected.push(DB::rows_affected(&result?));
+    /// Runs prepared statements with their values, one round trip each; returns the rows each
+    /// affected.
+    async fn run_prepared(
+        conn: &mut DB::Connection,
+        stmts: &[Stmt],
+        values: &Values,
+    ) -> Result<Vec<u64>> {
+        let mut affected = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            let mut query = sqlx::query(AssertSqlSafe(stmt.sql.clone()));
+            for &i in &stmt.params {
+                query = match values.0.get(i) {
+                    Some(Param::Text(v)) => query.bind(v.clone()),
+                    Some(Param::Int(v)) => query.bind(*v),
+                    None => query.bind(None::<i64>),
+                };
+            }
+            let done = query.execute(&mut *conn).await?;
+            affected.push(DB::rows_affected(&done));
         }
         Ok(affected)
+    }
+
+    /// Runs literal statements (the rare paths) on the kept connection.
+    async fn run_statements(&self, statements: &[String]) -> Result<()> {
+        let mut conn = self.held.take(&self.pool).await?;
+        for statement in statements {
+            sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                .execute(&mut *conn)
+                .await?;
+        }
+        conn.keep();
+        Ok(())
     }
 
     async fn begin<'c>(&self, conn: &'c mut DB::Connection) -> Result<sqlx::Transaction<'c, DB>> {
@@ -186,19 +211,16 @@ where
         let elapsed = clock.elapsed();
         match result {
             Ok(()) => {
-                let mut statements =
-                    self.sql
-                        .state_cas(r, r.new_version, r.new_checksum, None, Timestamp::now());
-                let cas = statements.len() - 1;
-                statements.push(self.sql.history_insert(
+                let values = Values::new(
                     r,
                     Outcome::Succeeded,
                     started_at,
                     Some(micros(elapsed)),
                     None,
-                ));
-                let affected = Self::execute_each(&mut tx, &statements).await?;
-                if affected.get(cas) != Some(&1) {
+                );
+                let sql = &self.sql.step;
+                let affected = Self::run_prepared(&mut tx, &sql.record, &values).await?;
+                if affected.get(sql.record_cas) != Some(&1) {
                     tx.rollback().await?;
                     conn.keep();
                     return Ok(StepOutcome::Raced);
@@ -236,23 +258,25 @@ where
         if stored.is_some_and(|v| v.as_deref() != r.expected) {
             return Ok(StepOutcome::Raced);
         }
-        let sql = self.sql.history_insert(
+        let message = err.to_string();
+        let values = Values::new(
             r,
             Outcome::Failed,
             started_at,
             Some(micros(elapsed)),
-            Some(&err.to_string()),
+            Some(&message),
         );
-        self.record_best_effort(sql).await;
+        self.record_best_effort(&self.sql.step.history, &values)
+            .await;
         Err(err)
     }
 
-    async fn record_best_effort(&self, sql: String) {
+    async fn record_best_effort(&self, stmt: &Stmt, values: &Values) {
         let written = async {
             let mut conn = self.held.take(&self.pool).await?;
-            let written = Self::execute_each(&mut conn, &[sql]).await?;
+            Self::run_prepared(&mut conn, std::slice::from_ref(stmt), values).await?;
             conn.keep();
-            Ok::<_, Error>(written)
+            Ok::<_, Error>(())
         }
         .await;
         if let Err(record_err) = written {
@@ -262,20 +286,14 @@ where
 
     async fn run_journalled(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
         let r = &step.record;
+        let sql = &self.sql.step;
         let mut conn = self.held.take(&self.pool).await?;
         let started_at = Timestamp::now();
         {
             let mut tx = self.begin(&mut conn).await?;
-            let mut statements =
-                self.sql
-                    .state_cas(r, r.expected, None, Some(started_at), started_at);
-            let cas = statements.len() - 1;
-            statements.push(
-                self.sql
-                    .history_insert(r, Outcome::Started, started_at, None, None),
-            );
-            let affected = Self::execute_each(&mut tx, &statements).await?;
-            if affected.get(cas) != Some(&1) {
+            let values = Values::new(r, Outcome::Started, started_at, None, None);
+            let affected = Self::run_prepared(&mut tx, &sql.start, &values).await?;
+            if affected.get(sql.start_cas) != Some(&1) {
                 tx.rollback().await?;
                 conn.keep();
                 return Ok(StepOutcome::Raced);
@@ -293,12 +311,8 @@ where
         match result {
             Ok(()) => {
                 let mut tx = self.begin(&mut conn).await?;
-                let statements = [
-                    self.sql.state_finish(r, Timestamp::now()),
-                    self.sql
-                        .history_finish(r, Outcome::Succeeded, started_at, us, None),
-                ];
-                Self::execute_each(&mut tx, &statements).await?;
+                let values = Values::new(r, Outcome::Succeeded, started_at, Some(us), None);
+                Self::run_prepared(&mut tx, &sql.finish, &values).await?;
                 tx.commit().await?;
                 conn.keep();
                 Ok(StepOutcome::Done {
@@ -309,24 +323,12 @@ where
             Err(err) => {
                 // The dirty mark stays: what the step changed before failing is unknown.
                 drop(conn);
-                let sql = self.sql.history_finish(
-                    r,
-                    Outcome::Failed,
-                    started_at,
-                    us,
-                    Some(&err.to_string()),
-                );
-                self.record_best_effort(sql).await;
+                let message = err.to_string();
+                let values = Values::new(r, Outcome::Failed, started_at, Some(us), Some(&message));
+                self.record_best_effort(&sql.history_finish, &values).await;
                 Err(err)
             }
         }
-    }
-
-    async fn run_statements(&self, statements: &[String]) -> Result<()> {
-        let mut conn = self.held.take(&self.pool).await?;
-        Self::execute_each(&mut conn, statements).await?;
-        conn.keep();
-        Ok(())
     }
 }
 
@@ -340,6 +342,8 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
     for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
     fn dialect(&self) -> Dialect {

@@ -2,11 +2,12 @@
 //!
 //! Two tables: `<name>` holds one row per (module, table) with the current version, the chain
 //! checksum and the dirty mark, so "where does everything stand" is one small query; and
-//! `<name>_history` holds one row per step run. Writes that happen on the step path are rendered
-//! with quoted literals, so that the compare-and-set of the state row and the history insert go
-//! to the database in one round trip.
+//! `<name>_history` holds one row per step run. The statements of the step path are prepared
+//! with bound parameters (see `step_sql`); the rare ones here (resolving a dirty mark, reading
+//! the history) are rendered with quoted literals.
 
-use migrate_core::{Dialect, Error, Result, StepRecord, Timestamp};
+use crate::step_sql::StepSql;
+use migrate_core::{Dialect, Error, Result, Timestamp};
 use std::sync::Arc;
 
 /// The default name of the state table; the history table is `<name>_history`.
@@ -25,6 +26,8 @@ pub(crate) struct TrackingSql {
     pub(crate) create: Vec<String>,
     /// Quoted, possibly schema-qualified, lock table (PostgreSQL's lock-table mode).
     pub(crate) lock_table: String,
+    /// The prepared statements of the step path.
+    pub(crate) step: StepSql,
 }
 
 /// FNV-1a, 64 bits: lock keys and names derived from configuration.
@@ -109,6 +112,7 @@ impl TrackingSql {
         }
         let lock_table = qualify(&format!("{table}_lock"));
         TrackingSql {
+            step: StepSql::new(dialect, &state, &history),
             dialect,
             state,
             history,
@@ -120,88 +124,6 @@ impl TrackingSql {
 
     fn lit(&self, value: Option<&str>) -> String {
         value.map_or_else(|| "NULL".to_string(), |v| self.dialect.quote_literal(v))
-    }
-
-    fn null_safe_eq(&self, column: &str, value: Option<&str>) -> String {
-        let value = self.lit(value);
-        match self.dialect {
-            Dialect::MySql => format!("{column} <=> {value}"),
-            Dialect::Postgres => format!("{column} IS NOT DISTINCT FROM {value}"),
-            _ => format!("{column} IS {value}"),
-        }
-    }
-
-    /// Compare-and-set of the state row: creates it or moves it to `version`, but only if it
-    /// still holds `expected` and carries no dirty mark. Affects one row, or none on a race.
-    /// `dirty` writes a dirty mark instead of clearing it (the journal's "started").
-    pub(crate) fn state_cas(
-        &self,
-        r: &StepRecord<'_>,
-        version: Option<&str>,
-        checksum: Option<&str>,
-        dirty: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Vec<String> {
-        let state = &self.state;
-        let (dv, dn, dd, ds) = match dirty {
-            Some(since) => (
-                self.lit(Some(r.version)),
-                self.lit(Some(r.name)),
-                self.lit(Some(r.direction.as_str())),
-                since.as_micros().to_string(),
-            ),
-            None => ("NULL".into(), "NULL".into(), "NULL".into(), "NULL".into()),
-        };
-        let (module, table) = (self.lit(Some(r.module)), self.lit(Some(r.table)));
-        // Marking dirty keeps the stored version and checksum; finishing moves them.
-        let moved = if dirty.is_some() {
-            String::new()
-        } else {
-            format!(
-                "version = {}, checksum = {}, ",
-                self.lit(version),
-                self.lit(checksum)
-            )
-        };
-        if self.dialect == Dialect::MySql {
-            // No conditional upsert: make sure the row exists, then move it conditionally.
-            let cas = self.null_safe_eq("version", r.expected);
-            return vec![
-                format!(
-                    "INSERT IGNORE INTO {state} (module, table_name, updated_at) VALUES ({module}, {table}, {})",
-                    now.as_micros()
-                ),
-                format!(
-                    "UPDATE {state} SET {moved}dirty_version = {dv}, dirty_name = {dn}, \
-                     dirty_direction = {dd}, dirty_since = {ds}, updated_at = {} \
-                     WHERE module = {module} AND table_name = {table} AND {cas} AND dirty_version IS NULL",
-                    now.as_micros()
-                ),
-            ];
-        }
-        let values = format!(
-            "{module}, {table}, {}, {}, {dv}, {dn}, {dd}, {ds}, {}",
-            self.lit(version),
-            self.lit(checksum),
-            now.as_micros()
-        );
-        let moved = if dirty.is_some() {
-            ""
-        } else {
-            "version = excluded.version, checksum = excluded.checksum, "
-        };
-        let cas = format!(
-            "{} AND s.dirty_version IS NULL",
-            self.null_safe_eq("s.version", r.expected)
-        );
-        vec![format!(
-            "INSERT INTO {state} AS s (module, table_name, version, checksum, dirty_version, dirty_name, \
-             dirty_direction, dirty_since, updated_at) VALUES ({values}) \
-             ON CONFLICT (module, table_name) DO UPDATE SET {moved}\
-             dirty_version = excluded.dirty_version, \
-             dirty_name = excluded.dirty_name, dirty_direction = excluded.dirty_direction, \
-             dirty_since = excluded.dirty_since, updated_at = excluded.updated_at WHERE {cas}"
-        )]
     }
 
     /// Overwrites the state row unconditionally, clearing any dirty mark.
@@ -237,75 +159,6 @@ impl TrackingSql {
         vec![format!(
             "INSERT INTO {state} (module, table_name, version, checksum, updated_at) VALUES ({values}) {upsert}"
         )]
-    }
-
-    /// Inserts one history row.
-    pub(crate) fn history_insert(
-        &self,
-        r: &StepRecord<'_>,
-        outcome: migrate_core::Outcome,
-        started_at: Timestamp,
-        execution_us: Option<i64>,
-        error: Option<&str>,
-    ) -> String {
-        let finished = execution_us.map_or_else(
-            || "NULL".to_string(),
-            |us| (started_at.as_micros() + us).to_string(),
-        );
-        format!(
-            "INSERT INTO {} (module, table_name, version, name, checksum, direction, outcome, \
-             started_at, finished_at, execution_us, error) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {finished}, {}, {})",
-            self.history,
-            self.lit(Some(r.module)),
-            self.lit(Some(r.table)),
-            self.lit(Some(r.version)),
-            self.lit(Some(r.name)),
-            self.lit(Some(r.checksum)),
-            self.lit(Some(r.direction.as_str())),
-            self.lit(Some(outcome.as_str())),
-            started_at.as_micros(),
-            execution_us.map_or_else(|| "NULL".to_string(), |us| us.to_string()),
-            self.lit(error),
-        )
-    }
-
-    /// Finishes the journalled history row of a step that started at `started_at`.
-    pub(crate) fn history_finish(
-        &self,
-        r: &StepRecord<'_>,
-        outcome: migrate_core::Outcome,
-        started_at: Timestamp,
-        execution_us: i64,
-        error: Option<&str>,
-    ) -> String {
-        format!(
-            "UPDATE {} SET outcome = {}, finished_at = {}, execution_us = {execution_us}, error = {} \
-             WHERE module = {} AND table_name = {} AND version = {} AND direction = {} \
-             AND outcome = 'started' AND started_at = {}",
-            self.history,
-            self.lit(Some(outcome.as_str())),
-            started_at.as_micros() + execution_us,
-            self.lit(error),
-            self.lit(Some(r.module)),
-            self.lit(Some(r.table)),
-            self.lit(Some(r.version)),
-            self.lit(Some(r.direction.as_str())),
-            started_at.as_micros(),
-        )
-    }
-
-    /// Moves a journalled step's state row to its new version and clears the dirty mark.
-    pub(crate) fn state_finish(&self, r: &StepRecord<'_>, now: Timestamp) -> String {
-        format!(
-            "UPDATE {} SET version = {}, checksum = {}, dirty_version = NULL, dirty_name = NULL, \
-             dirty_direction = NULL, dirty_since = NULL, updated_at = {} WHERE module = {} AND table_name = {}",
-            self.state,
-            self.lit(r.new_version),
-            self.lit(r.new_checksum),
-            now.as_micros(),
-            self.lit(Some(r.module)),
-            self.lit(Some(r.table)),
-        )
     }
 
     /// The history of some modules, newest first.
@@ -351,38 +204,25 @@ impl TrackingSql {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use migrate_core::Direction;
-
-    fn record() -> StepRecord<'static> {
-        StepRecord {
-            module: "app",
-            table: "it's",
-            version: "1.0.0",
-            name: "create",
-            checksum: "fnv1a64:0",
-            direction: Direction::Up,
-            expected: None,
-            new_version: Some("1.0.0"),
-            new_checksum: Some("c"),
-        }
-    }
 
     #[test]
-    fn literals_are_quoted() {
+    fn identifiers_and_literals_are_quoted() {
         let sql = TrackingSql::new(Dialect::Sqlite, None, "track\"ing");
         assert_eq!(sql.state, "\"track\"\"ing\"");
-        let stamp = Timestamp::from_micros(7);
-        let cas = sql.state_cas(&record(), Some("1.0.0"), Some("c"), None, stamp);
-        assert!(cas[0].contains("'it''s'"), "{cas:?}");
-        assert!(cas[0].contains("s.version IS NULL"), "{cas:?}");
-        let mysql = TrackingSql::new(Dialect::MySql, None, "t");
-        let cas = mysql.state_cas(&record(), Some("1.0.0"), Some("c"), None, stamp);
-        assert_eq!(
-            cas.len(),
-            2,
-            "MySQL: ensure the row, then move it conditionally"
+        let set = sql.state_set(
+            "app",
+            "it's",
+            Some("1.0.0"),
+            None,
+            Timestamp::from_micros(7),
         );
-        assert!(cas[1].contains("version <=> NULL"), "{cas:?}");
+        assert!(set[0].contains("'it''s'"), "{set:?}");
+        let mysql = TrackingSql::new(Dialect::MySql, None, "t");
+        let set = mysql.state_set("a\\b", "t", None, None, Timestamp::from_micros(7));
+        assert!(
+            set[0].contains("ON DUPLICATE KEY UPDATE") && set[0].contains("'a\\\\b'"),
+            "{set:?}"
+        );
     }
 
     #[test]

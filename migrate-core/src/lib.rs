@@ -33,7 +33,7 @@ pub use executor::{
 pub use graph::{Graph, StepKey};
 pub use manager::{DownRequest, MigrationManager, Resolution, UpRequest};
 pub use migration::{Migration, MigrationFn, MigrationFuture, MigrationSet, Reversal};
-pub use plan::{Plan, PlannedStep};
+pub use plan::{Plan, PlannedStep, Skipped};
 pub use report::{AppliedStep, Report, ReportStatus};
 pub use semver::Version;
 pub use status::{DirtyMark, HistoryEntry, MigrationInfo, TableStatus};

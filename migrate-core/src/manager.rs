@@ -525,7 +525,7 @@ impl MigrationManager {
         &self,
         request: &Request,
         mut plan: Plan,
-    ) -> Result<(Vec<AppliedStep>, Vec<crate::StepKey>)> {
+    ) -> Result<(Vec<AppliedStep>, Vec<crate::plan::Skipped>)> {
         let mut applied = Vec::new();
         for attempt in 1..=MAX_ATTEMPTS {
             let mut raced = None;

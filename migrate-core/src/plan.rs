@@ -24,13 +24,38 @@ pub struct PlannedStep {
     pub(crate) new_checksum: Option<String>,
 }
 
+/// Steps of one table that a request passes over, because they are already where it wants them.
+///
+/// Kept per table, not per step, so that an "already up to date" run costs the same at 10 and
+/// at 10,000 migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The migration set's module.
+    pub module: String,
+    /// The table.
+    pub table: String,
+    /// How many of its steps were passed over.
+    pub steps: usize,
+}
+
 /// The steps a request would run, in order, and the already-satisfied steps it passes over.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     /// The steps, in the order they run.
     pub steps: Vec<PlannedStep>,
-    /// Steps of the selected tables that are already where the request wants them.
-    pub skipped: Vec<StepKey>,
+    /// Per selected table, the steps already where the request wants them.
+    pub skipped: Vec<Skipped>,
+}
+
+fn skip(plan: &mut Plan, graph: &Graph, chain: usize, steps: usize) {
+    if steps > 0 {
+        let chain = &graph.chains[chain];
+        plan.skipped.push(Skipped {
+            module: chain.module.to_string(),
+            table: chain.table.to_string(),
+            steps,
+        });
+    }
 }
 
 /// What the database says about one chain, as the planner needs it.
@@ -165,9 +190,7 @@ fn plan_up(
     } else {
         chain.applied_len(graph, current).min(end)
     };
-    for &n in &chain.nodes[..start.min(end)] {
-        plan.skipped.push(graph.nodes[n].key());
-    }
+    skip(plan, graph, c, start.min(end));
     let mut expected = state.raw.clone();
     for i in start..end {
         let node = &graph.nodes[chain.nodes[i]];
@@ -210,9 +233,7 @@ fn plan_down(
     } else {
         chain.applied_len(graph, current).max(keep)
     };
-    for &n in &chain.nodes[end..] {
-        plan.skipped.push(graph.nodes[n].key());
-    }
+    skip(plan, graph, c, chain.nodes.len() - end);
     let mut expected = state.raw.clone();
     for i in (keep..end).rev() {
         let node = &graph.nodes[chain.nodes[i]];

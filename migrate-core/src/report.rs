@@ -2,7 +2,7 @@
 
 use crate::executor::Direction;
 use crate::graph::StepKey;
-use crate::plan::PlannedStep;
+use crate::plan::{PlannedStep, Skipped};
 use crate::Timestamp;
 use std::time::Duration;
 
@@ -37,8 +37,8 @@ pub struct Report {
     pub status: ReportStatus,
     /// The steps that ran, in order.
     pub applied: Vec<AppliedStep>,
-    /// Steps of the selected tables that were already where the request wanted them.
-    pub skipped: Vec<StepKey>,
+    /// Per selected table, the steps that were already where the request wanted them.
+    pub skipped: Vec<Skipped>,
     /// For a dry run, the steps that would run, in order.
     pub planned: Vec<PlannedStep>,
     /// Wall time of the whole call.

@@ -20,6 +20,13 @@ impl<DB: sqlx::Database> Default for Slot<DB> {
 }
 
 impl<DB: sqlx::Database> Slot<DB> {
+    /// Keeps `conn` (a connection opened ahead of the first call).
+    pub(crate) fn put(&self, conn: PoolConnection<DB>) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(conn);
+        }
+    }
+
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let kept = self.0.lock().ok().and_then(|mut slot| slot.take());

@@ -70,14 +70,14 @@ impl SqlxDb<Postgres> {
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(3)
-            .min_connections(2)
             .test_before_acquire(false)
             .connect(url)
             .await?;
-        // Open the lock's connection and the steps' connection now, not inside the first run.
-        let (a, b) = (pool.acquire().await?, pool.acquire().await?);
-        drop((a, b));
-        Ok(Self::from_pool(pool))
+        // The connection for the steps and the state reads, opened now rather than inside the
+        // first call (the lock's connection is opened when a run has work to do).
+        let db = Self::from_pool(pool);
+        db.held.put(db.pool.acquire().await?);
+        Ok(db)
     }
 
     /// Runs migrations on an existing pool. It needs at least two connections: the advisory

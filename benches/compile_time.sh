@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Compile time of N #[migration] functions against sqlx's migrate! embedding N files.
+# Usage: bash benches/compile_time.sh [N]   (from the repository root; N defaults to 1000)
+# Each crate is built three times in a target directory of its own:
+#   clean      everything from nothing, dependencies included;
+#   crate only the migrations crate alone, its dependencies already built;
+#   touch one  after editing one migration (incremental).
+set -euo pipefail
+cd "$(dirname "$0")"
+n="${1:-1000}"
+work="target/compile-bench"
+rm -rf "$work"
+cargo run --release --quiet -- --emit-compile-crates "$work" "$n"
+
+time_cmd() { local start end; start=$(date +%s.%N); "$@" >/dev/null 2>&1; end=$(date +%s.%N); echo "$end - $start" | bc; }
+
+for crate in ours sqlx; do
+  dir="$work/$crate"
+  export CARGO_TARGET_DIR="$PWD/$work/target-$crate"
+  clean=$(time_cmd cargo build --manifest-path "$dir/Cargo.toml")
+  cargo clean --manifest-path "$dir/Cargo.toml" -p "compile_$crate" >/dev/null 2>&1
+  alone=$(time_cmd cargo build --manifest-path "$dir/Cargo.toml")
+  if [ "$crate" = ours ]; then
+    sed -i '0,/Ok(())/s//let _ = 1;\n    Ok(())/' "$dir/src/lib.rs"
+  else
+    echo "-- touched" >> "$dir/migrations/00500_m500.sql"
+  fi
+  touched=$(time_cmd cargo build --manifest-path "$dir/Cargo.toml")
+  printf '| %s | %d | %.1f | %.1f | %.1f |\n' "$crate" "$n" "$clean" "$alone" "$touched"
+done

@@ -145,6 +145,14 @@ fn us(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e6)
 }
 
+/// Adds a sample to a contender's series.
+fn record(series: &mut [(Kind, Samples)], kind: impl std::borrow::Borrow<Kind>, elapsed: Duration) {
+    let kind = *kind.borrow();
+    if let Some((_, samples)) = series.iter_mut().find(|(k, _)| *k == kind) {
+        samples.0.push(elapsed);
+    }
+}
+
 async fn timed(runner: &mut Runner) -> Duration {
     let clock = Instant::now();
     runner.run().await;
@@ -197,10 +205,7 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
             let elapsed = timed(&mut runner).await;
             verify(kind, &target, cfg.n).await;
             if round > 0 {
-                apply
-                    .iter_mut()
-                    .find(|(k, _)| *k == kind)
-                    .map(|(_, s)| s.0.push(elapsed));
+                record(&mut apply, kind, elapsed);
             }
             last.push((kind, runner, target));
         }
@@ -211,10 +216,7 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
         for offset in 0..last.len() {
             let (kind, runner, _) = &mut last[(call + offset) % kinds.len()];
             let elapsed = timed(runner).await;
-            noop_warm
-                .iter_mut()
-                .find(|(k, _)| k == kind)
-                .map(|(_, s)| s.0.push(elapsed));
+            record(&mut noop_warm, kind, elapsed);
         }
     }
     let mut noop_fresh: Vec<(Kind, Samples)> =
@@ -223,10 +225,7 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
         for (kind, _, target) in &last {
             let mut runner = Runner::open(*kind, target, &steps, true).await;
             let elapsed = timed(&mut runner).await;
-            noop_fresh
-                .iter_mut()
-                .find(|(k, _)| k == kind)
-                .map(|(_, s)| s.0.push(elapsed));
+            record(&mut noop_fresh, kind, elapsed);
         }
     }
     for (kind, _, target) in &last {

@@ -15,7 +15,7 @@ use crate::driver::{Driver, Sealed};
 use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
 use crate::SqlxDb;
 use migrate_core::{BoxFuture, Dialect, Error, Result, RunLock, Value};
-use sqlx::mysql::{MySqlPoolOptions, MySqlQueryResult, MySqlRow};
+use sqlx::mysql::{MySqlQueryResult, MySqlRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{MySql, MySqlPool};
 use std::time::Duration;
@@ -59,16 +59,7 @@ impl SqlxDb<MySql> {
     /// Connects with a MySQL URL (`mysql://user:password@host/database`). The pool keeps one
     /// connection for the runner lock and one for the steps.
     pub async fn connect(url: &str) -> Result<Self> {
-        let pool = MySqlPoolOptions::new()
-            .max_connections(3)
-            .test_before_acquire(false)
-            .connect(url)
-            .await?;
-        // The connection for the steps and the state reads, opened now rather than inside the
-        // first call (the lock's connection is opened when a run has work to do).
-        let db = Self::from_pool(pool);
-        db.held.put(db.pool.acquire().await?);
-        Ok(db)
+        SqlxDb::connect_server(url).await
     }
 
     /// Runs migrations on an existing pool. It needs at least two connections: the lock holds

@@ -16,7 +16,7 @@ use crate::sqlx_db::{micros, LockMode, DEFAULT_LOCK_TIMEOUT};
 use crate::SqlxDb;
 use migrate_core::{BoxFuture, Dialect, Error, Result, RunLock, Timestamp, Value};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::postgres::{PgQueryResult, PgRow};
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
 use std::time::{Duration, Instant};
 
@@ -68,16 +68,7 @@ impl SqlxDb<Postgres> {
     /// Connects with a PostgreSQL URL. The pool keeps one connection for the runner lock and
     /// one for the steps.
     pub async fn connect(url: &str) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(3)
-            .test_before_acquire(false)
-            .connect(url)
-            .await?;
-        // The connection for the steps and the state reads, opened now rather than inside the
-        // first call (the lock's connection is opened when a run has work to do).
-        let db = Self::from_pool(pool);
-        db.held.put(db.pool.acquire().await?);
-        Ok(db)
+        SqlxDb::connect_server(url).await
     }
 
     /// Runs migrations on an existing pool. It needs at least two connections: the advisory

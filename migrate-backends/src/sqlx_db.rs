@@ -99,6 +99,20 @@ impl<DB: Driver> SqlxDb<DB> {
         }
     }
 
+    /// Connects to a database server: a small pool (the runner lock holds one connection for a
+    /// run, the steps use another) whose step connection is opened now, not inside the first
+    /// call, and is kept (see `held`).
+    pub(crate) async fn connect_server(url: &str) -> Result<Self> {
+        let pool = sqlx::pool::PoolOptions::<DB>::new()
+            .max_connections(3)
+            .test_before_acquire(false)
+            .connect(url)
+            .await?;
+        let db = SqlxDb::with_pool(pool, DEFAULT_LOCK_TIMEOUT);
+        db.held.put(db.pool.acquire().await?);
+        Ok(db)
+    }
+
     /// The pool, for the application's own queries.
     pub fn pool(&self) -> &Pool<DB> {
         &self.pool

@@ -6,9 +6,9 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 
-/// The database a connection speaks to.
+/// The database a connection speaks to. Exhaustive on purpose: a migration may `match` on it
+/// with one arm per database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Dialect {
     /// SQLite.
     Sqlite,

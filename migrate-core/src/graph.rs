@@ -62,8 +62,8 @@ pub(crate) struct Chain {
     pub(crate) table: &'static str,
     /// Node indices, root first.
     pub(crate) nodes: Vec<usize>,
-    /// `cumulative[i]`: the combined checksum of nodes `0..=i`.
-    pub(crate) cumulative: Vec<String>,
+    /// `cumulative[i]`: the combined checksum of nodes `0..=i` (see `checksum::render`).
+    pub(crate) cumulative: Vec<u64>,
 }
 
 impl Chain {
@@ -391,11 +391,11 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
         // children: with one root, sorted order is exactly the chain.
         let chain_index = chains.len();
         let mut cumulative = Vec::with_capacity(members.len());
-        let mut acc = String::new();
+        let mut acc = 0;
         for &i in &members {
             nodes[i].chain = chain_index;
-            acc = checksum::combine(&acc, nodes[i].migration.checksum);
-            cumulative.push(acc.clone());
+            acc = checksum::combine(acc, nodes[i].migration.checksum);
+            cumulative.push(acc);
         }
         chains.push(Chain {
             module,

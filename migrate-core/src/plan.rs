@@ -202,7 +202,7 @@ fn plan_up(
             node: chain.nodes[i],
             expected: expected.replace(version.clone()),
             new_version: Some(version),
-            new_checksum: Some(chain.cumulative[i].clone()),
+            new_checksum: Some(crate::checksum::render(chain.cumulative[i])),
         });
     }
     Ok(())
@@ -245,7 +245,9 @@ fn plan_down(
         let new_version = i
             .checked_sub(1)
             .map(|p| graph.nodes[chain.nodes[p]].version.to_string());
-        let new_checksum = i.checked_sub(1).map(|p| chain.cumulative[p].clone());
+        let new_checksum = i
+            .checked_sub(1)
+            .map(|p| crate::checksum::render(chain.cumulative[p]));
         let next_expected = new_version.clone();
         plan.steps.push(PlannedStep {
             step: node.key(),

@@ -245,7 +245,7 @@ impl MigrationManager {
             );
             let keep = if done { Some(pos) } else { pos.checked_sub(1) };
             let version = keep.map(|p| self.graph.nodes[chain.nodes[p]].version.to_string());
-            let checksum = keep.map(|p| chain.cumulative[p].as_str());
+            let checksum = keep.map(|p| crate::checksum::render(chain.cumulative[p]));
             tracing::info!(
                 module = chain.module,
                 table = chain.table,
@@ -253,7 +253,12 @@ impl MigrationManager {
                 "resolving dirty mark"
             );
             self.executor
-                .set_state(chain.module, chain.table, version.as_deref(), checksum)
+                .set_state(
+                    chain.module,
+                    chain.table,
+                    version.as_deref(),
+                    checksum.as_deref(),
+                )
                 .await?;
         }
         Ok(())
@@ -285,7 +290,7 @@ impl MigrationManager {
                         chain.module,
                         chain.table,
                         Some(&version),
-                        Some(&chain.cumulative[last]),
+                        Some(&crate::checksum::render(chain.cumulative[last])),
                     )
                     .await?;
             }

@@ -180,15 +180,84 @@ async fn scores_kept(db: &mut Conn<'_>) -> Result<()> {
     }
 }
 
+/// Typed access through `migrate::ConnExt`: the accessor of the database the check runs on
+/// reaches its sqlx connection (binds and typed rows), and another database's accessor is
+/// refused with `WrongDialect`.
+async fn typed_access(db: &mut Conn<'_>) -> Result<()> {
+    use migrate::ConnExt;
+    let other = match db.dialect() {
+        Dialect::Sqlite => db.postgres().map(|_| ()),
+        Dialect::Postgres => db.mysql().map(|_| ()),
+        Dialect::MySql => db.sqlite().map(|_| ()),
+    };
+    if !matches!(other, Err(Error::WrongDialect { .. })) {
+        return Err(Error::msg("another database's accessor must be refused"));
+    }
+    let count: i64 = match db.dialect() {
+        Dialect::Sqlite => {
+            let conn = db.sqlite()?;
+            sqlx::query("INSERT INTO healthy (id, score) VALUES (?1, ?2)")
+                .bind(99_i64)
+                .bind(7_i64)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query_scalar("SELECT COUNT(*) FROM healthy WHERE score = ?1")
+                .bind(7_i64)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+        Dialect::Postgres => {
+            let conn = db.postgres()?;
+            sqlx::query("INSERT INTO healthy (id, score) VALUES ($1, $2)")
+                .bind(99_i32)
+                .bind(7_i32)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query_scalar("SELECT COUNT(*) FROM healthy WHERE score = $1")
+                .bind(7_i32)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+        Dialect::MySql => {
+            let conn = db.mysql()?;
+            sqlx::query("INSERT INTO healthy (id, score) VALUES (?, ?)")
+                .bind(99_i64)
+                .bind(7_i64)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query_scalar("SELECT COUNT(*) FROM healthy WHERE score = ?")
+                .bind(7_i64)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+    };
+    db.execute("DELETE FROM healthy WHERE id = 99").await?;
+    match count {
+        1 => Ok(()),
+        other => Err(Error::msg(format!(
+            "typed access saw {other} rows, expected 1"
+        ))),
+    }
+}
+
 fn stairway() -> Stairway {
-    Stairway::new([&MIGRATIONS]).check(
-        "healthy@1.1.0",
-        DataCheck {
-            seed: |db| Box::pin(seed_scores(db)),
-            after_up: |db| Box::pin(percent_filled(db)),
-            after_down: |db| Box::pin(scores_kept(db)),
-        },
-    )
+    Stairway::new([&MIGRATIONS])
+        .check(
+            "healthy@1.0.0",
+            DataCheck {
+                seed: |db| Box::pin(nothing(db)),
+                after_up: |db| Box::pin(typed_access(db)),
+                after_down: |db| Box::pin(nothing(db)),
+            },
+        )
+        .check(
+            "healthy@1.1.0",
+            DataCheck {
+                seed: |db| Box::pin(seed_scores(db)),
+                after_up: |db| Box::pin(percent_filled(db)),
+                after_down: |db| Box::pin(scores_kept(db)),
+            },
+        )
 }
 
 fn assert_catches_the_wrong_downs(backend: Backend) {

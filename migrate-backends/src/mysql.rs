@@ -84,7 +84,7 @@ async fn lock_name(conn: &mut PoolConnection<MySql>, table: &str) -> Result<Stri
     let name = format!("{}:{table}", database.unwrap_or_default());
     Ok(format!(
         "migrate:{:016x}",
-        crate::tracking::fnv1a64(name.as_bytes())
+        migrate_core::__private::stable_hash(name.as_bytes())
     ))
 }
 

@@ -104,7 +104,7 @@ impl SqlxDb<Postgres> {
             self.schema.as_deref().unwrap_or(""),
             self.tracking_table
         );
-        i64::from_ne_bytes(crate::tracking::fnv1a64(name.as_bytes()).to_ne_bytes())
+        i64::from_ne_bytes(migrate_core::__private::stable_hash(name.as_bytes()).to_ne_bytes())
     }
 }
 

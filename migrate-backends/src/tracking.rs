@@ -30,16 +30,6 @@ pub(crate) struct TrackingSql {
     pub(crate) step: StepSql,
 }
 
-/// FNV-1a, 64 bits: lock keys and names derived from configuration.
-pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// Checks a caller-supplied identifier (table or schema name).
 pub(crate) fn check_identifier(what: &str, name: &str) -> Result<()> {
     if name.trim().is_empty() || name.contains('\0') || name.len() > 60 {

@@ -14,6 +14,11 @@ pub use inventory;
 
 use std::future::Future;
 
+/// FNV-1a, 64 bits: the one stable hash of the project, for the backends' lock keys.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    crate::checksum::stable_hash(bytes)
+}
+
 /// Boxes a migration's future; the shims that `#[migration]` generates call this.
 pub fn boxed<'a, F>(future: F) -> MigrationFuture<'a>
 where

@@ -18,6 +18,11 @@ fn fnv1a64(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
+/// FNV-1a of `bytes`: a stable 64-bit hash for names derived from configuration (lock keys).
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
+    fnv1a64(FNV_OFFSET, bytes)
+}
+
 /// The checksum of the chain up to a step, from the chain's checksum up to its parent (0 for
 /// the first step). Kept as a number; [`render`] gives the stored form.
 pub(crate) fn combine(previous: u64, step: &str) -> u64 {

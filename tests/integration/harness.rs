@@ -217,28 +217,38 @@ impl TestDb {
 
     /// Whether `table` has `column`.
     pub async fn has_column(&self, table: &str, column: &str) -> bool {
-        let sql = match self.backend() {
-            Backend::Sqlite => format!("SELECT name FROM pragma_table_info('{table}') WHERE name = '{column}'"),
-            Backend::Postgres => format!(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{table}' AND column_name = '{column}'"
-            ),
-            Backend::MySql => format!(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' AND column_name = '{column}'"
-            ),
-        };
-        !self.rows(&sql).await.is_empty()
+        self.in_catalog(table, Some(column)).await
     }
 
     /// Whether `table` exists.
     pub async fn has_table(&self, table: &str) -> bool {
-        let sql = match self.backend() {
-            Backend::Sqlite => format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{table}'"),
-            Backend::Postgres => format!(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{table}'"
-            ),
-            Backend::MySql => format!(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '{table}'"
-            ),
+        self.in_catalog(table, None).await
+    }
+
+    /// Looks `table` (and `column`) up in the database's own catalog, independently of the
+    /// framework's `Conn::table_exists`/`column_exists`.
+    async fn in_catalog(&self, table: &str, column: Option<&str>) -> bool {
+        let sql = match (self.backend(), column) {
+            (Backend::Sqlite, Some(c)) => {
+                format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{c}'")
+            }
+            (Backend::Sqlite, None) => {
+                format!("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}'")
+            }
+            (backend, column) => {
+                let schema = if backend == Backend::Postgres {
+                    "current_schema()"
+                } else {
+                    "DATABASE()"
+                };
+                let (catalog, column) = match column {
+                    Some(c) => ("columns", format!(" AND column_name = '{c}'")),
+                    None => ("tables", String::new()),
+                };
+                format!(
+                    "SELECT 1 FROM information_schema.{catalog} WHERE table_schema = {schema} AND table_name = '{table}'{column}"
+                )
+            }
         };
         !self.rows(&sql).await.is_empty()
     }

@@ -135,7 +135,7 @@ async fn the_lock_table_fallback_serializes_runners() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn typed_access_reaches_the_postgres_connection() {
+async fn the_portable_guards_work_on_postgres() {
     let Some(db) = postgres().await else { return };
     db.manager().await.up().await.expect("up");
     // The fixture's portable helpers ran on PostgreSQL: the columns are really there.

@@ -74,6 +74,39 @@ impl Schema {
     }
 }
 
+/// Catalog rows, every value as text (`None` for NULL).
+pub(crate) type Rows = Vec<Vec<Option<String>>>;
+
+/// A catalog row's values as text: text as is, integers printed, bytes read as UTF-8 (MariaDB
+/// returns some `information_schema` columns as binary strings).
+pub(crate) fn cells<R>(row: &R) -> Vec<Option<String>>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    (0..row.len())
+        .map(|i| {
+            let text = row.try_get::<Option<String>, _>(i).ok().flatten();
+            text.or_else(|| {
+                let int = row.try_get::<Option<i64>, _>(i).ok().flatten();
+                int.map(|v| v.to_string())
+            })
+            .or_else(|| {
+                let bytes = row.try_get::<Option<Vec<u8>>, _>(i).ok().flatten();
+                bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+            })
+        })
+        .collect()
+}
+
+/// Column `i` of a catalog row, empty when NULL.
+pub(crate) fn text(row: &[Option<String>], i: usize) -> String {
+    row.get(i).cloned().flatten().unwrap_or_default()
+}
+
 /// Whether `name` belongs to the tracking tables (`<tracking>`, `<tracking>_history`, ...).
 pub(crate) fn is_tracking(name: &str, tracking_table: &str) -> bool {
     name.starts_with(tracking_table)

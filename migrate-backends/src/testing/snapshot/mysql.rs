@@ -1,37 +1,14 @@
 //! MySQL/MariaDB snapshots from `information_schema`. `AUTO_INCREMENT` counters are never read.
 
-use super::{is_tracking, normalize_sql, Column, Schema};
+use super::{cells, is_tracking, normalize_sql, text, Column, Rows, Schema};
 use migrate_core::Result;
-use sqlx::{AssertSqlSafe, Connection, MySqlConnection, Row};
-
-type Rows = Vec<Vec<Option<String>>>;
+use sqlx::{AssertSqlSafe, Connection, MySqlConnection};
 
 async fn rows(conn: &mut MySqlConnection, sql: &str) -> Result<Rows> {
     let rows = sqlx::query(AssertSqlSafe(sql.to_string()))
         .fetch_all(&mut *conn)
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| {
-                    row.try_get::<Option<String>, _>(i)
-                        .ok()
-                        .flatten()
-                        .or_else(|| {
-                            row.try_get::<Option<Vec<u8>>, _>(i)
-                                .ok()
-                                .flatten()
-                                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        })
-                })
-                .collect()
-        })
-        .collect())
-}
-
-fn text(row: &[Option<String>], i: usize) -> String {
-    row.get(i).cloned().flatten().unwrap_or_default()
+    Ok(rows.iter().map(cells).collect())
 }
 
 const COLUMNS: &str = "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \

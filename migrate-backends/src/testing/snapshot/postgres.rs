@@ -1,10 +1,8 @@
 //! PostgreSQL snapshots from `pg_catalog`.
 
-use super::{is_tracking, normalize_sql, Column, Schema};
+use super::{cells, is_tracking, normalize_sql, text, Column, Rows, Schema};
 use migrate_core::Result;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
-
-type Rows = Vec<Vec<Option<String>>>;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 /// Runs a catalog query whose columns are all cast to text, bound to the schema name.
 async fn rows(conn: &mut PgConnection, sql: &str, schema: &str) -> Result<Rows> {
@@ -12,18 +10,7 @@ async fn rows(conn: &mut PgConnection, sql: &str, schema: &str) -> Result<Rows> 
         .bind(schema.to_string())
         .fetch_all(&mut *conn)
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| row.try_get::<Option<String>, _>(i).ok().flatten())
-                .collect()
-        })
-        .collect())
-}
-
-fn text(row: &[Option<String>], i: usize) -> String {
-    row.get(i).cloned().flatten().unwrap_or_default()
+    Ok(rows.iter().map(cells).collect())
 }
 
 const COLUMNS: &str = "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \

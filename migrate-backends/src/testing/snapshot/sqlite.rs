@@ -1,10 +1,8 @@
 //! SQLite snapshots from the `pragma_*` table-valued functions.
 
-use super::{is_tracking, normalize_sql, Column, Schema, Table};
+use super::{cells, is_tracking, normalize_sql, text, Column, Rows, Schema, Table};
 use migrate_core::Result;
-use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection};
-
-type Rows = Vec<Vec<Option<String>>>;
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 async fn rows(conn: &mut SqliteConnection, sql: String, bind: Option<&str>) -> Result<Rows> {
     let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -12,28 +10,7 @@ async fn rows(conn: &mut SqliteConnection, sql: String, bind: Option<&str>) -> R
         query = query.bind(value.to_string());
     }
     let rows = query.fetch_all(&mut *conn).await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| {
-                    row.try_get::<Option<String>, _>(i)
-                        .ok()
-                        .flatten()
-                        .or_else(|| {
-                            row.try_get::<Option<i64>, _>(i)
-                                .ok()
-                                .flatten()
-                                .map(|v| v.to_string())
-                        })
-                })
-                .collect()
-        })
-        .collect())
-}
-
-fn text(row: &[Option<String>], i: usize) -> String {
-    row.get(i).cloned().flatten().unwrap_or_default()
+    Ok(rows.iter().map(cells).collect())
 }
 
 pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> {

@@ -3,7 +3,7 @@
 //! Database migrations as ordinary async Rust functions, with the version graph checked by the
 //! compiler.
 //!
-//! ```no_run
+//! ```
 //! migrate::migrations! { heads { session = "2.3.0" } }
 //!
 //! #[migrate::migration(table = "session", version = "2.0.0", down = drop_session)]
@@ -27,12 +27,15 @@
 //! }
 //!
 //! # async fn run() -> migrate::Result<()> {
-//! let db = migrate::sqlite::SqliteDb::open("app.db").await?;
+//! let db = migrate::connect("sqlite::memory:").await?;
 //! let manager = migrate::MigrationManager::new(db, [&MIGRATIONS])?;
 //! let report = manager.up().await?;
 //! assert_eq!(manager.current_version("session").await?, Some("2.3.0".parse().unwrap()));
 //! # Ok(()) }
-//! # fn main() {}
+//! # fn main() {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+//! #         .block_on(run()).unwrap();
+//! # }
 //! ```
 //!
 //! Mistakes in the graph fail `cargo build` at the attribute: a duplicate (table, version), a
@@ -42,30 +45,48 @@
 //! What only the linked binary can see (several crates, `after` cycles, an unlinked crate) is
 //! checked by [`MigrationManager::new`] and by the `#[test]` that `migrations!{}` generates.
 
+//!
+//! The root holds what a migration author and a host application touch. The rest is in
+//! modules: [`report`] (what runs and listings return), [`manager`] (the request builders and
+//! repairs), [`registry`] (the migration sets the anchors declare), [`query`] (rows read by
+//! [`Conn::query`]), [`error`] (the graph and driver errors inside [`Error`]) and [`backend`]
+//! (what a database backend implements). Each database has its module: [`sqlite`],
+//! `postgres`, `mysql`, and `testing` for round-trip tests.
+
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod round_trip_tests;
 
-pub use migrate_core::{
-    AppliedStep, BoxFuture, Conn, Dialect, Direction, DirtyMark, DownRequest, Error, Executor,
-    Graph, GraphError, HistoryEntry, Migration, MigrationFn, MigrationFuture, MigrationInfo,
-    MigrationManager, MigrationSet, NoLock, Outcome, Plan, PlannedStep, RawConn, Report,
-    ReportStatus, Resolution, Result, Reversal, Row, RunLock, Skipped, StateRow, StepKey,
-    StepOutcome, StepRecord, StepRun, TableStatus, Timestamp, UpRequest, Value, Version,
-};
-
-pub use migrate_backends::{ConnExt, DEFAULT_TRACKING_TABLE};
-
-/// The SQLite backend (feature `sqlite`, on by default; SQLite is bundled).
-#[cfg(feature = "sqlite")]
-pub use migrate_backends::sqlite;
+pub use migrate_backends::{connect, ConnExt};
+pub use migrate_core::conn::Conn;
+pub use migrate_core::dialect::Dialect;
+pub use migrate_core::error::{Error, Result};
+pub use migrate_core::manager::MigrationManager;
+pub use migrate_core::Version;
 
 /// Registers an async function as a migration of one table's version line.
 ///
-/// ```text
-/// #[migrate::migration(table = "session", version = "2.3.0", parent = "2.0.0", down = revert)]
-/// async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()> { ... }
+/// ```
+/// migrate::migrations! { heads { session = "2.3.0" } }
+///
+/// #[migrate::migration(table = "session", version = "2.0.0", irreversible)]
+/// async fn create_session(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+///     db.execute("CREATE TABLE {{tables.session}} (id TEXT PRIMARY KEY)").await?;
+///     Ok(())
+/// }
+///
+/// #[migrate::migration(table = "session", version = "2.3.0", parent = "2.0.0", down = drop_state)]
+/// async fn add_state(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+///     db.execute("ALTER TABLE {{tables.session}} ADD COLUMN state TEXT").await?;
+///     Ok(())
+/// }
+/// async fn drop_state(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+///     db.execute("ALTER TABLE {{tables.session}} DROP COLUMN state").await?;
+///     Ok(())
+/// }
+/// # fn main() {}
 /// ```
 ///
 /// | key | meaning |
@@ -78,6 +99,7 @@ pub use migrate_backends::sqlite;
 /// | `transaction = false` | run outside a transaction (journalled; see the README) |
 /// | `after = "table@X.Y.Z"` | run after another table's migration of the same crate |
 /// | `name = "..."` | the name recorded in the history (default: the function name) |
+/// | `crate = "path"` | where the `migrate` crate is, when the host renames or re-exports it |
 ///
 /// The crate must declare its anchor with [`migrations!`] at its root.
 pub use migrate_macros::migration;
@@ -85,21 +107,79 @@ pub use migrate_macros::migration;
 /// Declares the crate's migration anchor, once, at the crate root: `pub static MIGRATIONS`,
 /// which the host passes to [`MigrationManager::new`].
 ///
-/// ```text
-/// migrate::migrations! {}                                           // module = the crate name
-/// migrate::migrations! { module = "auth", heads { session = "2.3.0", memory = "2.3.0" } }
+/// ```
+/// // module = the crate name, every table's head free:
+/// migrate::migrations! {}
+/// # #[migrate::migration(table = "t", version = "1.0.0", irreversible)]
+/// # async fn t(_: &mut migrate::Conn<'_>) -> migrate::Result<()> { Ok(()) }
+/// # fn main() { assert_eq!(MIGRATIONS.heads(), &[]); }
 /// ```
 ///
-/// `module` isolates this crate's rows in the shared tracking table (pgdbm's `module_name`).
-/// `heads` pins each table's latest version: adding a migration without moving its head, or
-/// leaving a table out, is a compile error. The macro also generates a `#[test]` that validates
-/// the linked graph, so `cargo test` fails on what the compiler cannot see.
+/// ```
+/// migrate::migrations! { module = "auth", heads { session = "1.0.0" } }
+/// # #[migrate::migration(table = "session", version = "1.0.0", irreversible)]
+/// # async fn s(_: &mut migrate::Conn<'_>) -> migrate::Result<()> { Ok(()) }
+/// # fn main() { assert_eq!(MIGRATIONS.module(), "auth"); }
+/// ```
+///
+/// `module` isolates this crate's rows in the shared tracking table. `heads` pins each table's
+/// latest version: adding a migration without moving its head, or leaving a table out, is a
+/// compile error. `crate = "path"` names the `migrate` crate when the host renames or
+/// re-exports it (then give the same key to every `#[migration]`). The macro also generates a
+/// `#[test]` that validates the linked graph, so `cargo test` fails on what the compiler cannot
+/// see.
 pub use migrate_macros::migrations;
+
+/// What `up`, `down` and the listings return.
+pub mod report {
+    pub use migrate_core::report::{PlannedStep, Report, ReportStatus, Skipped};
+    pub use migrate_core::status::{HistoryEntry, MigrationInfo, TableStatus};
+    pub use migrate_core::step::{AppliedStep, Direction, DirtyMark, Outcome, StepKey};
+    pub use migrate_core::time::Timestamp;
+}
+
+/// The request builders that [`MigrationManager::up`] and [`MigrationManager::down`] return,
+/// and how an operator settles a dirty mark.
+pub mod manager {
+    pub use migrate_core::manager::{DownRequest, Resolution, UpRequest};
+}
+
+/// The migration sets that `migrations!{}` declares and the migrations they hold.
+pub mod registry {
+    pub use migrate_core::migration::{Migration, MigrationSet, Reversal};
+}
+
+/// The rows and values that [`Conn::query`](crate::Conn::query) returns.
+pub mod query {
+    pub use migrate_core::conn::{Row, Value};
+}
+
+/// The errors inside [`Error`](crate::Error): the graph's and the driver's.
+pub mod error {
+    pub use migrate_core::error::{DatabaseError, Error, GraphError, Result};
+}
+
+/// What a database backend implements, for backends outside this crate and for the hosts
+/// that hold one behind a trait object ([`connect`](crate::connect) returns one).
+pub mod backend {
+    pub use migrate_backends::{Driver, SqlxDb, DEFAULT_LOCK_TIMEOUT, DEFAULT_TRACKING_TABLE};
+    pub use migrate_core::backend::{
+        MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
+    };
+    pub use migrate_core::conn::RawConn;
+    pub use migrate_core::future::BoxFuture;
+    pub use migrate_core::migration::{MigrationFn, MigrationFuture};
+}
 
 #[doc(hidden)]
 pub mod __private {
     pub use migrate_core::__private::*;
+    pub use migrate_core::graph::Graph;
 }
+
+/// The SQLite backend (feature `sqlite`, on by default; SQLite is bundled).
+#[cfg(feature = "sqlite")]
+pub use migrate_backends::sqlite;
 
 /// The PostgreSQL backend (feature `postgres`).
 #[cfg(feature = "postgres")]
@@ -114,5 +194,3 @@ pub use migrate_backends::mysql;
 /// [`round_trip_tests!`].
 #[cfg(feature = "testing")]
 pub use migrate_backends::testing;
-
-pub use migrate_backends::{connect, LockMode};

@@ -29,7 +29,7 @@ macro_rules! round_trip_tests {
             #[allow(unused_imports)]
             use super::*;
 
-            fn sets() -> ::std::vec::Vec<&'static $crate::MigrationSet> {
+            fn sets() -> ::std::vec::Vec<&'static $crate::registry::MigrationSet> {
                 ::std::vec![$(&$set),+]
             }
 

@@ -87,10 +87,10 @@ fn stable_across_runs_and_rebuilds(backend: Backend) {
             return;
         };
         exec(&db, &schema_sql(backend)).await;
-        let first = snapshot(db.url(), None, migrate::DEFAULT_TRACKING_TABLE)
+        let first = snapshot(db.url(), None, migrate::backend::DEFAULT_TRACKING_TABLE)
             .await
             .expect("snapshot");
-        let second = snapshot(db.url(), None, migrate::DEFAULT_TRACKING_TABLE)
+        let second = snapshot(db.url(), None, migrate::backend::DEFAULT_TRACKING_TABLE)
             .await
             .expect("snapshot");
         assert_eq!(first, second, "stable across runs");
@@ -113,7 +113,7 @@ fn stable_across_runs_and_rebuilds(backend: Backend) {
         }
 
         exec(&db, &rebuild_sql(backend)).await;
-        let rebuilt = snapshot(db.url(), None, migrate::DEFAULT_TRACKING_TABLE)
+        let rebuilt = snapshot(db.url(), None, migrate::backend::DEFAULT_TRACKING_TABLE)
             .await
             .expect("snapshot");
         let diff = first.diff(&rebuilt);
@@ -126,7 +126,7 @@ fn stable_across_runs_and_rebuilds(backend: Backend) {
         let manager =
             migrate::MigrationManager::new(db.executor().await.unwrap(), [&MIGRATIONS]).unwrap();
         manager.up().await.expect("up");
-        let with_tracking = snapshot(db.url(), None, migrate::DEFAULT_TRACKING_TABLE)
+        let with_tracking = snapshot(db.url(), None, migrate::backend::DEFAULT_TRACKING_TABLE)
             .await
             .expect("snapshot");
         let diff = rebuilt.diff(&with_tracking);
@@ -138,7 +138,7 @@ fn stable_across_runs_and_rebuilds(backend: Backend) {
 
         // A column dropped and re-added moves to the end: shown as a move, not as a change.
         exec(&db, &["ALTER TABLE item DROP COLUMN note".to_string()]).await;
-        let dropped = snapshot(db.url(), None, migrate::DEFAULT_TRACKING_TABLE)
+        let dropped = snapshot(db.url(), None, migrate::backend::DEFAULT_TRACKING_TABLE)
             .await
             .expect("snapshot");
         exec(
@@ -146,7 +146,7 @@ fn stable_across_runs_and_rebuilds(backend: Backend) {
             &["ALTER TABLE item ADD COLUMN note VARCHAR(10)".to_string()],
         )
         .await;
-        let readded = snapshot(db.url(), None, migrate::DEFAULT_TRACKING_TABLE)
+        let readded = snapshot(db.url(), None, migrate::backend::DEFAULT_TRACKING_TABLE)
             .await
             .expect("snapshot");
         let removed = with_tracking.diff(&dropped);

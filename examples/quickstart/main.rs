@@ -23,7 +23,7 @@ async fn print_status(manager: &MigrationManager) -> Result<()> {
     Ok(())
 }
 
-fn print_report(what: &str, report: &migrate::Report) {
+fn print_report(what: &str, report: &migrate::report::Report) {
     println!(
         "{what}: {:?}, {} step(s) in {:?}",
         report.status,

@@ -1,13 +1,15 @@
 //! Typed access to the sqlx connection behind a [`Conn`].
 
-use migrate_core::{Conn, Dialect, Error, Result};
+use migrate_core::conn::Conn;
+use migrate_core::dialect::Dialect;
+use migrate_core::error::{Error, Result};
 
 /// Typed access to the sqlx connection of a migration's [`Conn`], for what the portable
 /// `execute`/`query` cannot express (binds, typed rows, sqlx's query builders).
 ///
 /// ```no_run
 /// # #[cfg(feature = "sqlite")]
-/// # async fn demo(db: &mut migrate_core::Conn<'_>) -> migrate_core::Result<()> {
+/// # async fn demo(db: &mut migrate_core::conn::Conn<'_>) -> migrate_core::error::Result<()> {
 /// use migrate_backends::ConnExt;
 /// sqlx::query("UPDATE session SET state = ?1 WHERE state IS NULL")
 ///     .bind("{}")

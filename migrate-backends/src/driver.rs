@@ -1,8 +1,14 @@
 //! What differs between the databases, behind one trait, so that the step flows in
-//! [`crate::SqlxDb`] are written once.
+//! [`crate::SqlxDb`] are written once. Adding a database means one file that implements
+//! [`Driver`]: its statements, its placeholders, how it reads its errors, and its run lock.
 
+use crate::statements::{Statements, TrackingNames};
 use crate::SqlxDb;
-use migrate_core::{BoxFuture, Dialect, Error, Result, RunLock, Value};
+use migrate_core::backend::RunLock;
+use migrate_core::dialect::Dialect;
+use migrate_core::error::{Error, Result};
+use migrate_core::future::BoxFuture;
+use migrate_core::conn::Value;
 use std::time::Duration;
 
 mod sealed {
@@ -19,6 +25,14 @@ pub trait Driver: sqlx::Database + Sealed {
     /// (MySQL, whose DDL commits implicitly).
     const BEGIN: Option<&'static str>;
 
+    /// The placeholder of the `index`-th bound value (1-based): `?1`, `$1` or `?`.
+    #[doc(hidden)]
+    fn placeholder(index: usize) -> String;
+
+    /// Every statement this database runs for one tracking-table configuration.
+    #[doc(hidden)]
+    fn statements(names: &TrackingNames) -> Statements;
+
     /// Rows affected by one statement.
     #[doc(hidden)]
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -30,6 +44,11 @@ pub trait Driver: sqlx::Database + Sealed {
     /// Whether the error says that the tracking table (or its schema) does not exist.
     #[doc(hidden)]
     fn is_missing_table(err: &sqlx::Error) -> bool;
+
+    /// Whether an upgrade statement failed because its change is already in place (a column
+    /// that exists).
+    #[doc(hidden)]
+    fn is_already_done(err: &sqlx::Error) -> bool;
 
     /// Maps an error raised while waiting for the write lock (SQLite's busy timeout).
     #[doc(hidden)]

@@ -27,6 +27,13 @@ impl<DB: sqlx::Database> Slot<DB> {
         }
     }
 
+    /// Returns the kept connection to the pool, so the next call takes a fresh one.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.take();
+        }
+    }
+
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let kept = self.0.lock().ok().and_then(|mut slot| slot.take());

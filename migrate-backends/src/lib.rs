@@ -1,11 +1,11 @@
 //! The executors of `migrate`: SQLite, PostgreSQL and MySQL/MariaDB on sqlx.
 //!
-//! Every backend is a [`SqlxDb`] over a sqlx pool, implementing [`migrate_core::Executor`]: the
+//! Every backend is a [`SqlxDb`] over a sqlx pool, implementing [`MigrationBackend`](migrate_core::backend::MigrationBackend): the
 //! tracking tables, the runner lock, transactions, and the journal of steps that run outside
 //! one. What differs between databases sits behind [`Driver`].
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod conn_ext;
 mod driver;
@@ -13,8 +13,8 @@ mod held;
 mod raw;
 mod rows;
 mod sqlx_db;
-mod step_sql;
-mod tracking;
+mod statements;
+mod url;
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -27,14 +27,32 @@ pub mod testing;
 
 pub use conn_ext::ConnExt;
 pub use driver::Driver;
-pub use sqlx_db::{LockMode, SqlxDb, DEFAULT_LOCK_TIMEOUT};
-pub use tracking::DEFAULT_TRACKING_TABLE;
+pub use sqlx_db::{SqlxDb, DEFAULT_LOCK_TIMEOUT};
+pub use statements::{Statements, TrackingNames, DEFAULT_TRACKING_TABLE};
 
-use migrate_core::{Error, Executor, Result};
+use migrate_core::backend::MigrationBackend;
+use migrate_core::error::{Error, Result};
 
 /// Connects to the database a URL names, choosing the backend by its scheme: `sqlite:`,
 /// `postgres:`/`postgresql:`, `mysql:`/`mariadb:`. The backend's feature must be enabled.
-pub async fn connect(url: &str) -> Result<Box<dyn Executor>> {
+///
+/// No error it returns shows the URL's password, in its message or its `Debug` output.
+///
+/// ```
+/// # async fn demo() -> migrate_core::error::Result<()> {
+/// let db = migrate_backends::connect("sqlite::memory:").await?;
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+/// ```
+pub async fn connect(url: &str) -> Result<Box<dyn MigrationBackend>> {
+    let secret = url::password(url);
+    let decoded = url::percent_decode(&secret);
+    connect_scheme(url)
+        .await
+        .map_err(|e| e.redact(&secret).redact(&decoded))
+}
+
+async fn connect_scheme(url: &str) -> Result<Box<dyn MigrationBackend>> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         #[cfg(feature = "sqlite")]
@@ -49,7 +67,8 @@ pub async fn connect(url: &str) -> Result<Box<dyn Executor>> {
             Ok(Box::new(mysql::MySqlDb::connect(&url).await?))
         }
         _ => Err(Error::Config(format!(
-            "no enabled backend for URL scheme `{scheme}:` (features: sqlite, postgres, mysql)"
+            "no enabled backend for URL scheme `{}:` (features: sqlite, postgres, mysql)",
+            scheme.escape_debug()
         ))),
     }
 }

@@ -12,18 +12,23 @@
 //!   connection, which frees the lock, and so does a killed runner's.
 
 use crate::driver::{Driver, Sealed};
-use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
+use crate::statements::{
+    compile, Statements, TrackingNames, HISTORY_COLUMNS, HISTORY_VALUES,
+};
 use crate::SqlxDb;
-use migrate_core::{BoxFuture, Dialect, Error, Result, RunLock, Value};
+use migrate_core::backend::RunLock;
+use migrate_core::conn::Value;
+use migrate_core::dialect::Dialect;
+use migrate_core::error::{Error, Result};
+use migrate_core::future::BoxFuture;
 use sqlx::mysql::{MySqlQueryResult, MySqlRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{MySql, MySqlPool};
-use std::time::Duration;
 
 /// A MySQL or MariaDB database that migrations run on.
 ///
 /// ```no_run
-/// # async fn demo() -> migrate_core::Result<()> {
+/// # async fn demo() -> migrate_core::error::Result<()> {
 /// let db = migrate_backends::mysql::MySqlDb::connect("mysql://app@localhost/app").await?;
 /// # Ok(()) }
 /// ```
@@ -34,6 +39,120 @@ impl Sealed for MySql {}
 impl Driver for MySql {
     const DIALECT: Dialect = Dialect::MySql;
     const BEGIN: Option<&'static str> = None;
+
+    fn placeholder(_index: usize) -> String {
+        "?".to_string()
+    }
+
+    fn statements(n: &TrackingNames) -> Statements {
+        let (state, history) = (&n.state, &n.history);
+        let s = compile::<MySql>;
+        let history_row = s(&format!(
+            "INSERT INTO {history} ({HISTORY_COLUMNS}) VALUES ({HISTORY_VALUES})"
+        ));
+        let clear =
+            "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
+        // No conditional upsert: make sure the row exists, then move it conditionally.
+        let ensure = s(&format!(
+            "INSERT IGNORE INTO {state} (module, table_name, updated_at) VALUES ($(module), $(table), $(now))"
+        ));
+        let cas = "module = $(module) AND table_name = $(table) AND version <=> $(expected) \
+                   AND dirty_version IS NULL";
+        let moved = s(&format!(
+            "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), {clear}, \
+             updated_at = $(now) WHERE {cas}"
+        ));
+        let marked = s(&format!(
+            "UPDATE {state} SET dirty_version = $(step_version), dirty_name = $(name), \
+             dirty_direction = $(direction), dirty_since = $(dirty_since), updated_at = $(now) \
+             WHERE {cas}"
+        ));
+        let history_finish = s(&format!(
+            "UPDATE {history} SET outcome = $(outcome), finished_at = $(finished_at), \
+             execution_us = $(execution_us), error = $(error) WHERE module = $(module) \
+             AND table_name = $(table) AND version = $(step_version) AND direction = $(direction) \
+             AND outcome = 'started' AND started_at = $(started_at)"
+        ));
+        // VARCHAR(191): the longest key that fits an index of utf8mb4 on every InnoDB format.
+        Statements {
+            read_state: format!(
+                "SELECT module, table_name, version, checksum, dirty_version, dirty_name, \
+                 dirty_direction, dirty_since FROM {state}"
+            )
+            .into(),
+            create: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {state} (module VARCHAR(191) NOT NULL, \
+                     table_name VARCHAR(191) NOT NULL, version VARCHAR(191), \
+                     checksum VARCHAR(191), dirty_version VARCHAR(191), dirty_name TEXT, \
+                     dirty_direction VARCHAR(191), dirty_since BIGINT, updated_at BIGINT NOT NULL, \
+                     PRIMARY KEY (module, table_name))"
+                ),
+                // MySQL has no CREATE INDEX IF NOT EXISTS: the index goes in the table.
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {history} (\
+                     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, module VARCHAR(191) NOT NULL, \
+                     table_name VARCHAR(191) NOT NULL, version VARCHAR(191) NOT NULL, \
+                     name TEXT NOT NULL, checksum VARCHAR(191) NOT NULL, \
+                     direction VARCHAR(191) NOT NULL, outcome VARCHAR(191) NOT NULL, \
+                     started_at BIGINT NOT NULL, started_at_utc VARCHAR(32), finished_at BIGINT, \
+                     execution_us BIGINT, error TEXT, \
+                     INDEX {} (module, table_name, version))",
+                    n.history_index
+                ),
+            ],
+            // MySQL 8 has no ADD COLUMN IF NOT EXISTS; its "duplicate column" error is skipped.
+            upgrade: vec![format!(
+                "ALTER TABLE {history} ADD COLUMN started_at_utc VARCHAR(32) AFTER started_at"
+            )],
+            record: vec![ensure.clone(), moved, history_row.clone()],
+            record_cas: 1,
+            start: vec![ensure.clone(), marked, history_row.clone()],
+            start_cas: 1,
+            finish: vec![
+                s(&format!(
+                    "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
+                     {clear}, updated_at = $(now) WHERE module = $(module) AND table_name = $(table)"
+                )),
+                history_finish.clone(),
+            ],
+            history: history_row,
+            history_finish,
+            state_set: vec![
+                ensure,
+                s(&format!(
+                    "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
+                     {clear}, updated_at = $(now) WHERE module = $(module) AND table_name = $(table)"
+                )),
+            ],
+            set_step_checksum: s(&format!(
+                "UPDATE {history} SET checksum = $(step_checksum) WHERE module = $(module) \
+                 AND table_name = $(table) AND version = $(step_version) AND direction = 'up' \
+                 AND outcome = 'succeeded'"
+            )),
+            history_select: format!(
+                "SELECT id, module, table_name, version, name, checksum, direction, outcome, \
+                 started_at, finished_at, execution_us, error FROM {history} \
+                 WHERE module IN ({{modules}}) ORDER BY id DESC{{limit}}"
+            ),
+            table_exists: s(
+                "SELECT 1 FROM information_schema.tables \
+                 WHERE table_schema = COALESCE($(schema), DATABASE()) AND table_name = $(table)",
+            ),
+            column_exists: s(
+                "SELECT 1 FROM information_schema.columns \
+                 WHERE table_schema = COALESCE($(schema), DATABASE()) \
+                 AND table_name = $(table) AND column_name = $(column)",
+            ),
+        }
+    }
+
+    fn is_already_done(err: &sqlx::Error) -> bool {
+        // ER_DUP_FIELDNAME
+        err.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "42S21")
+    }
 
     fn rows_affected(result: &MySqlQueryResult) -> u64 {
         result.rows_affected()
@@ -65,13 +184,7 @@ impl SqlxDb<MySql> {
     /// Runs migrations on an existing pool. It needs at least two connections: the lock holds
     /// one for the whole run.
     pub fn from_pool(pool: MySqlPool) -> Self {
-        SqlxDb::with_pool(pool, DEFAULT_LOCK_TIMEOUT)
-    }
-
-    /// How long a runner waits for another runner's lock.
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock.timeout = timeout;
-        self
+        SqlxDb::with_pool(pool)
     }
 }
 
@@ -117,6 +230,7 @@ async fn get_lock(db: &MySqlDb) -> Result<Box<dyn RunLock>> {
 }
 
 /// A held `GET_LOCK` and the connection that holds it.
+#[derive(Debug)]
 struct NamedLock {
     conn: Option<PoolConnection<MySql>>,
     name: String,

@@ -1,25 +1,88 @@
 //! [`RawConn`] over any sqlx connection of a [`Driver`].
 
 use crate::driver::Driver;
-use migrate_core::{BoxFuture, Dialect, Error, RawConn, Result, Row, Value};
-use sqlx::{AssertSqlSafe, Column, ColumnIndex, Decode, Row as _, Type, TypeInfo, ValueRef};
+use crate::sqlx_db::bound;
+use crate::statements::{Name, Statements, Stmt, Values};
+use migrate_core::conn::{RawConn, Row, Value};
+use migrate_core::dialect::Dialect;
+use migrate_core::error::{Error, Result};
+use migrate_core::future::BoxFuture;
+use sqlx::{
+    AssertSqlSafe, Column, ColumnIndex, Decode, Encode, IntoArguments, Row as _, Type, TypeInfo,
+    ValueRef,
+};
 use std::any::Any;
 
 /// A connection (or the connection of an open transaction) seen as a [`RawConn`].
-pub(crate) struct SqlxRaw<'c, DB: Driver>(pub(crate) &'c mut DB::Connection);
+pub(crate) struct SqlxRaw<'c, DB: Driver> {
+    conn: &'c mut DB::Connection,
+    sql: &'c Statements,
+}
+
+impl<'c, DB: Driver> SqlxRaw<'c, DB> {
+    pub(crate) fn new(conn: &'c mut DB::Connection, sql: &'c Statements) -> Self {
+        SqlxRaw { conn, sql }
+    }
+
+    async fn any_row(&mut self, stmt: &Stmt, values: &Values) -> Result<bool>
+    where
+        for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+        DB::Arguments: IntoArguments<DB>,
+        for<'e> Option<String>: Encode<'e, DB> + Type<DB>,
+        for<'e> Option<i64>: Encode<'e, DB> + Type<DB>,
+    {
+        let row = bound::<DB>(stmt, values)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(row.is_some())
+    }
+}
 
 impl<DB: Driver> RawConn for SqlxRaw<'_, DB>
 where
     for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'e> Option<String>: Encode<'e, DB> + Type<DB>,
+    for<'e> Option<i64>: Encode<'e, DB> + Type<DB>,
 {
     fn dialect(&self) -> Dialect {
         DB::DIALECT
     }
 
+    fn table_exists<'a>(
+        &'a mut self,
+        schema: Option<&'a str>,
+        table: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let values = Values::new()
+                .text(Name::Schema, schema)
+                .text(Name::Table, Some(table));
+            let stmt = self.sql.table_exists.clone();
+            self.any_row(&stmt, &values).await
+        })
+    }
+
+    fn column_exists<'a>(
+        &'a mut self,
+        schema: Option<&'a str>,
+        table: &'a str,
+        column: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let values = Values::new()
+                .text(Name::Schema, schema)
+                .text(Name::Table, Some(table))
+                .text(Name::Column, Some(column));
+            let stmt = self.sql.column_exists.clone();
+            self.any_row(&stmt, &values).await
+        })
+    }
+
     fn execute<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
             let done = sqlx::raw_sql(AssertSqlSafe(sql))
-                .execute(&mut *self.0)
+                .execute(&mut *self.conn)
                 .await?;
             Ok(DB::rows_affected(&done))
         })
@@ -28,21 +91,21 @@ where
     fn query<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<Vec<Row>>> {
         Box::pin(async move {
             let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-                .fetch_all(&mut *self.0)
+                .fetch_all(&mut *self.conn)
                 .await?;
             rows.iter()
                 .map(|row| {
                     (0..row.len())
                         .map(|i| DB::decode_value(row, i))
                         .collect::<Result<Vec<_>>>()
-                        .map(Row)
+                        .map(Row::new)
                 })
                 .collect()
         })
     }
 
     fn driver(&mut self) -> &mut dyn Any {
-        &mut *self.0
+        &mut *self.conn
     }
 }
 

@@ -1,8 +1,10 @@
 //! Decoding tracking-table rows, shared by every backend.
 
-use migrate_core::{
-    Direction, DirtyMark, Error, HistoryEntry, Outcome, Result, StateRow, Timestamp,
-};
+use migrate_core::backend::StateRow;
+use migrate_core::error::{DatabaseError, Error, Result};
+use migrate_core::status::HistoryEntry;
+use migrate_core::step::{Direction, DirtyMark, Outcome};
+use migrate_core::time::Timestamp;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use std::time::Duration;
 
@@ -16,10 +18,10 @@ where
 }
 
 fn corrupt(what: &str, value: &str) -> Error {
-    Error::Database {
-        message: format!("the tracking table holds an invalid {what}: `{value}`"),
-        source: None,
-    }
+    Error::Database(DatabaseError::message(format!(
+        "the tracking table holds an invalid {what}: `{}`",
+        value.escape_debug()
+    )))
 }
 
 /// Decodes a row of `TrackingSql::read_state`.
@@ -36,13 +38,12 @@ where
         Some(version) => {
             let direction: Option<String> = get(row, 6)?;
             let direction = direction.unwrap_or_default();
-            Some(DirtyMark {
+            Some(DirtyMark::new(
                 version,
-                name: get::<_, Option<String>>(row, 5)?.unwrap_or_default(),
-                direction: Direction::parse(&direction)
-                    .ok_or_else(|| corrupt("direction", &direction))?,
-                since: Timestamp::from_micros(get::<_, Option<i64>>(row, 7)?.unwrap_or(0)),
-            })
+                get::<_, Option<String>>(row, 5)?.unwrap_or_default(),
+                Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
+                Timestamp::from_micros(get::<_, Option<i64>>(row, 7)?.unwrap_or(0)),
+            ))
         }
     };
     Ok(StateRow {
@@ -65,18 +66,18 @@ where
     let direction: String = get(row, 6)?;
     let outcome: String = get(row, 7)?;
     let execution: Option<i64> = get(row, 10)?;
-    Ok(HistoryEntry {
-        id: get(row, 0)?,
-        module: get(row, 1)?,
-        table: get(row, 2)?,
-        version: get(row, 3)?,
-        name: get(row, 4)?,
-        checksum: get(row, 5)?,
-        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
-        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
-        started_at: Timestamp::from_micros(get(row, 8)?),
-        finished_at: get::<_, Option<i64>>(row, 9)?.map(Timestamp::from_micros),
-        execution_time: execution.map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))),
-        error: get(row, 11)?,
-    })
+    Ok(HistoryEntry::__new(
+        get(row, 0)?,
+        get(row, 1)?,
+        get(row, 2)?,
+        get(row, 3)?,
+        get(row, 4)?,
+        get(row, 5)?,
+        Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
+        Outcome::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
+        Timestamp::from_micros(get(row, 8)?),
+        get::<_, Option<i64>>(row, 9)?.map(Timestamp::from_micros),
+        execution.map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))),
+        get(row, 11)?,
+    ))
 }

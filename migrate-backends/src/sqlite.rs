@@ -9,34 +9,142 @@
 //!   together; `transaction = false` steps are journalled.
 
 use crate::driver::{Driver, Sealed};
+use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
+use crate::statements::{
+    compile, Statements, TrackingNames, HISTORY_COLUMNS, HISTORY_VALUES, STATE_COLUMNS,
+};
 use crate::SqlxDb;
-use migrate_core::{BoxFuture, Dialect, Error, NoLock, Result, RunLock, Value};
+use migrate_core::backend::{NoLock, RunLock};
+use migrate_core::conn::Value;
+use migrate_core::dialect::Dialect;
+use migrate_core::error::{Error, Result};
+use migrate_core::future::BoxFuture;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{Executor as _, Sqlite, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A SQLite database that migrations run on.
 ///
 /// ```no_run
-/// # async fn demo() -> migrate_core::Result<()> {
+/// # async fn demo() -> migrate_core::error::Result<()> {
 /// let db = migrate_backends::sqlite::SqliteDb::open("app.db").await?;
 /// # Ok(()) }
 /// ```
 pub type SqliteDb = SqlxDb<Sqlite>;
-
-/// How long a SQLite runner waits for the write lock by default.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Sealed for Sqlite {}
 
 impl Driver for Sqlite {
     const DIALECT: Dialect = Dialect::Sqlite;
     const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
+
+    fn placeholder(index: usize) -> String {
+        format!("?{index}")
+    }
+
+    fn statements(n: &TrackingNames) -> Statements {
+        let (state, history) = (&n.state, &n.history);
+        let s = compile::<Sqlite>;
+        let history_row = s(&format!(
+            "INSERT INTO {history} ({HISTORY_COLUMNS}) VALUES ({HISTORY_VALUES})"
+        ));
+        let clear =
+            "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
+        // Moves the state row only if it still holds what the plan was made from.
+        let cas = "WHERE s.version IS $(expected) AND s.dirty_version IS NULL";
+        let moved = s(&format!(
+            "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), \
+             $(new_version), $(new_checksum), NULL, NULL, NULL, NULL, $(now)) \
+             ON CONFLICT (module, table_name) DO UPDATE SET version = excluded.version, \
+             checksum = excluded.checksum, {clear}, updated_at = excluded.updated_at {cas}"
+        ));
+        let marked = s(&format!(
+            "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), NULL, NULL, \
+             $(step_version), $(name), $(direction), $(dirty_since), $(now)) \
+             ON CONFLICT (module, table_name) DO UPDATE SET dirty_version = excluded.dirty_version, \
+             dirty_name = excluded.dirty_name, dirty_direction = excluded.dirty_direction, \
+             dirty_since = excluded.dirty_since, updated_at = excluded.updated_at {cas}"
+        ));
+        let history_finish = s(&format!(
+            "UPDATE {history} SET outcome = $(outcome), finished_at = $(finished_at), \
+             execution_us = $(execution_us), error = $(error) WHERE module = $(module) \
+             AND table_name = $(table) AND version = $(step_version) AND direction = $(direction) \
+             AND outcome = 'started' AND started_at = $(started_at)"
+        ));
+        Statements {
+            read_state: format!(
+                "SELECT module, table_name, version, checksum, dirty_version, dirty_name, \
+                 dirty_direction, dirty_since FROM {state}"
+            )
+            .into(),
+            create: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {state} (module TEXT NOT NULL, \
+                     table_name TEXT NOT NULL, version TEXT, checksum TEXT, dirty_version TEXT, \
+                     dirty_name TEXT, dirty_direction TEXT, dirty_since INTEGER, \
+                     updated_at INTEGER NOT NULL, PRIMARY KEY (module, table_name))"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {history} (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                     module TEXT NOT NULL, table_name TEXT NOT NULL, version TEXT NOT NULL, \
+                     name TEXT NOT NULL, checksum TEXT NOT NULL, direction TEXT NOT NULL, \
+                     outcome TEXT NOT NULL, started_at INTEGER NOT NULL, started_at_utc TEXT, \
+                     finished_at INTEGER, execution_us INTEGER, error TEXT)"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {history} (module, table_name, version)",
+                    n.history_index
+                ),
+            ],
+            upgrade: vec![format!("ALTER TABLE {history} ADD COLUMN started_at_utc TEXT")],
+            record: vec![moved.clone(), history_row.clone()],
+            record_cas: 0,
+            start: vec![marked, history_row.clone()],
+            start_cas: 0,
+            finish: vec![
+                s(&format!(
+                    "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
+                     {clear}, updated_at = $(now) WHERE module = $(module) AND table_name = $(table)"
+                )),
+                history_finish.clone(),
+            ],
+            history: history_row,
+            history_finish,
+            state_set: vec![s(&format!(
+                "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), \
+                 $(new_version), $(new_checksum), NULL, NULL, NULL, NULL, $(now)) \
+                 ON CONFLICT (module, table_name) DO UPDATE SET version = excluded.version, \
+                 checksum = excluded.checksum, {clear}, updated_at = excluded.updated_at"
+            ))],
+            set_step_checksum: s(&format!(
+                "UPDATE {history} SET checksum = $(step_checksum) WHERE module = $(module) \
+                 AND table_name = $(table) AND version = $(step_version) AND direction = 'up' \
+                 AND outcome = 'succeeded'"
+            )),
+            history_select: format!(
+                "SELECT id, module, table_name, version, name, checksum, direction, outcome, \
+                 started_at, finished_at, execution_us, error FROM {history} \
+                 WHERE module IN ({{modules}}) ORDER BY id DESC{{limit}}"
+            ),
+            // SQLite's schemas are attached databases; `{{schema}}` is not used with it.
+            table_exists: s("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $(table)"),
+            column_exists: s(
+                "SELECT 1 FROM pragma_table_info($(table)) WHERE name = $(column)",
+            ),
+        }
+    }
+
+    fn is_already_done(err: &sqlx::Error) -> bool {
+        err.as_database_error()
+            .is_some_and(|d| d.message().contains("duplicate column name"))
+    }
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
@@ -82,21 +190,22 @@ impl Driver for Sqlite {
 
 impl SqlxDb<Sqlite> {
     /// Opens (creating if missing) the database file at `path`, in WAL mode with
-    /// `synchronous = NORMAL` and a busy timeout of [`DEFAULT_LOCK_TIMEOUT`].
+    /// `synchronous = NORMAL`, waiting at most [`DEFAULT_LOCK_TIMEOUT`] for another runner
+    /// (change it with [`with_lock_timeout`](SqlxDb::with_lock_timeout)).
+    ///
+    /// ```
+    /// # async fn demo() -> migrate_core::error::Result<()> {
+    /// let dir = std::env::temp_dir().join(format!("migrate-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let db = migrate_backends::sqlite::SqliteDb::open(dir.join("app.db")).await?;
+    /// # Ok(()) }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+    /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with_timeout(path, DEFAULT_LOCK_TIMEOUT).await
-    }
-
-    /// Like [`open`](Self::open), waiting at most `lock_timeout` for another runner's write
-    /// lock (SQLite's busy timeout).
-    pub async fn open_with_timeout(path: impl AsRef<Path>, lock_timeout: Duration) -> Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(lock_timeout);
-        Self::connect_with(options, lock_timeout).await
+            .create_if_missing(true);
+        Self::connect_with_pool_size(options, 2).await
     }
 
     /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`, with the same
@@ -105,44 +214,62 @@ impl SqlxDb<Sqlite> {
     /// An in-memory URL (`sqlite::memory:`) gets a single connection, since every connection
     /// to `:memory:` is a database of its own.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        Self::connect_with_pool_size(options, if in_memory { 1 } else { 2 }).await
+    }
+
+    async fn connect_with_pool_size(options: SqliteConnectOptions, connections: u32) -> Result<Self> {
+        let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(DEFAULT_LOCK_TIMEOUT);
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::connect_with_pool_size(options, DEFAULT_LOCK_TIMEOUT, if in_memory { 1 } else { 2 })
-            .await
-    }
-
-    async fn connect_with(options: SqliteConnectOptions, lock_timeout: Duration) -> Result<Self> {
-        Self::connect_with_pool_size(options, lock_timeout, 2).await
-    }
-
-    async fn connect_with_pool_size(
-        options: SqliteConnectOptions,
-        lock_timeout: Duration,
-        connections: u32,
-    ) -> Result<Self> {
         let filename = options.get_filename().to_path_buf();
+        // `with_lock_timeout` may change the busy timeout after the pool is open: a connection
+        // handed out after that gets the new one first.
+        let busy_ms = Arc::new(AtomicU64::new(millis(DEFAULT_LOCK_TIMEOUT)));
+        let (on_acquire, on_connect) = (busy_ms.clone(), busy_ms.clone());
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
             .test_before_acquire(false)
+            .before_acquire(move |conn, _| {
+                let ms = on_acquire.load(Ordering::Relaxed);
+                Box::pin(async move { set_busy_timeout(conn, ms).await.map(|()| true) })
+            })
+            .after_connect(move |conn, _| {
+                let ms = on_connect.load(Ordering::Relaxed);
+                Box::pin(set_busy_timeout(conn, ms))
+            })
             .connect_with(options)
             .await
-            .map_err(|e| Sqlite::lock_error(e, lock_timeout))?;
-        let mut db = SqlxDb::with_pool(pool, lock_timeout);
+            .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
+        let mut db = SqlxDb::with_pool(pool);
         db.lock.file = lock_file(&filename);
+        db.lock.busy_ms = Some(busy_ms);
         Ok(db)
     }
 
     /// Runs migrations on an existing pool; its busy timeout bounds the wait for the write lock,
-    /// and [`DEFAULT_LOCK_TIMEOUT`] the wait for the run lock.
+    /// and the lock timeout the wait for the run lock.
     pub fn from_pool(pool: SqlitePool) -> Self {
         let filename = pool.connect_options().get_filename().to_path_buf();
-        let mut db = SqlxDb::with_pool(pool, DEFAULT_LOCK_TIMEOUT);
+        let mut db = SqlxDb::with_pool(pool);
         db.lock.file = lock_file(&filename);
         db
     }
+}
+
+/// Sets a connection's busy timeout when it differs from the one it was opened with.
+async fn set_busy_timeout(conn: &mut sqlx::SqliteConnection, ms: u64) -> sqlx::Result<()> {
+    if ms != millis(DEFAULT_LOCK_TIMEOUT) {
+        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
+            .await?;
+    }
+    Ok(())
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The run-lock file beside a database file; none for in-memory databases.
@@ -165,17 +292,27 @@ async fn file_lock(path: &Path, timeout: Duration) -> Result<Box<dyn RunLock>> {
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Error::Config(format!("cannot open lock file {}: {e}", path.display())))?;
+        .map_err(|source| Error::Io {
+            operation: "open the run-lock file",
+            path: path.to_path_buf(),
+            source,
+        })?;
     let deadline = std::time::Instant::now() + timeout;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(Box::new(FileLock(file))),
+            Ok(()) => {
+                return Ok(Box::new(FileLock {
+                    file,
+                    path: path.to_path_buf(),
+                }))
+            }
             Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::Config(format!(
-                    "cannot lock {}: {e}",
-                    path.display()
-                )))
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(Error::Io {
+                    operation: "lock the run-lock file",
+                    path: path.to_path_buf(),
+                    source,
+                })
             }
         }
         if std::time::Instant::now() >= deadline {
@@ -190,14 +327,19 @@ async fn file_lock(path: &Path, timeout: Duration) -> Result<Box<dyn RunLock>> {
 
 /// A held OS lock on the lock file; closing the file releases it, and so does the end of the
 /// process.
-struct FileLock(std::fs::File);
+#[derive(Debug)]
+struct FileLock {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
 
 impl RunLock for FileLock {
     fn release(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        let unlocked = self
-            .0
-            .unlock()
-            .map_err(|e| Error::Config(format!("cannot unlock the lock file: {e}")));
+        let unlocked = self.file.unlock().map_err(|source| Error::Io {
+            operation: "unlock the run-lock file",
+            path: self.path.clone(),
+            source,
+        });
         Box::pin(async move { unlocked })
     }
 }

@@ -11,39 +11,47 @@ use crate::driver::Driver;
 use crate::held::Slot;
 use crate::raw::SqlxRaw;
 use crate::rows;
-use crate::step_sql::{Param, Stmt, Values};
-use crate::tracking::{check_identifier, TrackingSql, DEFAULT_TRACKING_TABLE};
-use migrate_core::{
-    BoxFuture, Conn, Dialect, Error, Executor, HistoryEntry, Outcome, Result, RunLock, StateRow,
-    StepOutcome, StepRun, Timestamp,
+use crate::statements::{
+    Name, Param, Statements, Stmt, TrackingNames, Values, DEFAULT_TRACKING_TABLE,
 };
+use migrate_core::backend::{MigrationBackend, RunLock, StateRow, StepOutcome, StepRun};
+use migrate_core::conn::Conn;
+use migrate_core::dialect::Dialect;
+use migrate_core::error::{Error, Result};
+use migrate_core::future::BoxFuture;
+use migrate_core::status::HistoryEntry;
+use migrate_core::step::Outcome;
+use migrate_core::time::Timestamp;
 use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, IntoArguments, Pool, Type};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a runner waits for another runner's lock by default.
+/// How long a runner waits for another runner's lock, on every backend, unless
+/// [`SqlxDb::with_lock_timeout`] says otherwise.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How PostgreSQL runners serialize.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockMode {
-    /// A session advisory lock on a dedicated connection (the default).
-    Advisory,
-    /// A row in `<tracking table>_lock`, for databases or poolers without session advisory
-    /// locks (CockroachDB, PgBouncer in transaction mode). A crashed runner's row is taken over
-    /// once it is older than the lock timeout's `stale_after`.
-    Table {
-        /// How old a lock row must be before another runner may take it over.
-        stale_after: Duration,
-    },
-}
 
 /// The runner lock's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct LockConfig {
     pub(crate) timeout: Duration,
-    pub(crate) mode: LockMode,
+    #[cfg(feature = "postgres")]
+    pub(crate) mode: crate::postgres::LockMode,
     /// SQLite: the file whose OS lock serializes runners (none for in-memory databases).
     pub(crate) file: Option<std::path::PathBuf>,
+    /// SQLite: the busy timeout that connections of a pool this crate opened should have.
+    pub(crate) busy_ms: Option<Arc<AtomicU64>>,
+}
+
+/// Checks a caller-supplied identifier (table or schema name).
+pub(crate) fn check_identifier(what: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.contains('\0') || name.len() > 60 {
+        return Err(Error::Config(format!(
+            "{what} `{}` must be 1 to 60 characters without NUL",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
 }
 
 /// A database that migrations run on, over a sqlx pool. Use the aliases
@@ -51,7 +59,8 @@ pub(crate) struct LockConfig {
 /// [`MySqlDb`](crate::mysql::MySqlDb), which add the constructors.
 pub struct SqlxDb<DB: Driver> {
     pub(crate) pool: Pool<DB>,
-    pub(crate) sql: TrackingSql,
+    pub(crate) names: TrackingNames,
+    pub(crate) sql: Arc<Statements>,
     pub(crate) tracking_table: String,
     pub(crate) schema: Option<String>,
     pub(crate) lock: LockConfig,
@@ -63,6 +72,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
     fn clone(&self) -> Self {
         SqlxDb {
             pool: self.pool.clone(),
+            names: self.names.clone(),
             sql: self.sql.clone(),
             tracking_table: self.tracking_table.clone(),
             schema: self.schema.clone(),
@@ -84,33 +94,53 @@ impl<DB: Driver> std::fmt::Debug for SqlxDb<DB> {
 }
 
 impl<DB: Driver> SqlxDb<DB> {
-    pub(crate) fn with_pool(pool: Pool<DB>, lock_timeout: Duration) -> Self {
+    pub(crate) fn with_pool(pool: Pool<DB>) -> Self {
+        let names = TrackingNames::new(DB::DIALECT, None, DEFAULT_TRACKING_TABLE);
         SqlxDb {
             pool,
-            sql: TrackingSql::new(DB::DIALECT, None, DEFAULT_TRACKING_TABLE),
+            sql: Arc::new(DB::statements(&names)),
+            names,
             tracking_table: DEFAULT_TRACKING_TABLE.to_string(),
             schema: None,
             lock: LockConfig {
-                timeout: lock_timeout,
-                mode: LockMode::Advisory,
+                timeout: DEFAULT_LOCK_TIMEOUT,
+                #[cfg(feature = "postgres")]
+                mode: crate::postgres::LockMode::Advisory,
                 file: None,
+                busy_ms: None,
             },
             held: Default::default(),
         }
     }
 
+    fn configure(&mut self, schema: Option<String>, table: String) {
+        self.names = TrackingNames::new(DB::DIALECT, schema.as_deref(), &table);
+        self.sql = Arc::new(DB::statements(&self.names));
+        self.schema = schema;
+        self.tracking_table = table;
+    }
+
     /// Connects to a database server: a small pool (the runner lock holds one connection for a
     /// run, the steps use another) whose step connection is opened now, not inside the first
     /// call, and is kept (see `held`).
+    /// Errors never show the URL's password.
     pub(crate) async fn connect_server(url: &str) -> Result<Self> {
-        let pool = sqlx::pool::PoolOptions::<DB>::new()
-            .max_connections(3)
-            .test_before_acquire(false)
-            .connect(url)
-            .await?;
-        let db = SqlxDb::with_pool(pool, DEFAULT_LOCK_TIMEOUT);
-        db.held.put(db.pool.acquire().await?);
-        Ok(db)
+        let secret = crate::url::password(url);
+        let decoded = crate::url::percent_decode(&secret);
+        let connected = async {
+            let pool = sqlx::pool::PoolOptions::<DB>::new()
+                .max_connections(3)
+                .test_before_acquire(false)
+                .acquire_timeout(DEFAULT_LOCK_TIMEOUT)
+                .connect(url)
+                .await?;
+            let db = SqlxDb::with_pool(pool);
+            db.held.put(db.pool.acquire().await?);
+            Ok::<_, Error>(db)
+        };
+        connected
+            .await
+            .map_err(|e| e.redact(&secret).redact(&decoded))
     }
 
     /// The pool, for the application's own queries.
@@ -127,9 +157,25 @@ impl<DB: Driver> SqlxDb<DB> {
     /// [`DEFAULT_TRACKING_TABLE`].
     pub fn with_tracking_table(mut self, name: &str) -> Result<Self> {
         check_identifier("tracking table", name)?;
-        self.tracking_table = name.to_string();
-        self.sql = TrackingSql::new(DB::DIALECT, self.schema.as_deref(), name);
+        let schema = self.schema.clone();
+        self.configure(schema, name.to_string());
         Ok(self)
+    }
+
+    /// How long a runner waits for another runner's lock (default [`DEFAULT_LOCK_TIMEOUT`]):
+    /// the advisory lock on PostgreSQL, `GET_LOCK` on MySQL, and on SQLite both the lock file
+    /// and the database's write lock (the busy timeout of the connections this crate opened).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock.timeout = timeout;
+        if let Some(busy) = &self.lock.busy_ms {
+            busy.store(
+                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            // The kept connection has the old timeout: the next call takes a fresh one.
+            self.held.clear();
+        }
+        self
     }
 
     /// The current lock timeout.
@@ -139,8 +185,8 @@ impl<DB: Driver> SqlxDb<DB> {
 
     pub(crate) fn set_schema(&mut self, schema: &str) -> Result<()> {
         check_identifier("schema", schema)?;
-        self.schema = Some(schema.to_string());
-        self.sql = TrackingSql::new(DB::DIALECT, Some(schema), &self.tracking_table);
+        let table = self.tracking_table.clone();
+        self.configure(Some(schema.to_string()), table);
         Ok(())
     }
 }
@@ -164,28 +210,16 @@ where
     ) -> Result<Vec<u64>> {
         let mut affected = Vec::with_capacity(stmts.len());
         for stmt in stmts {
-            let mut query = sqlx::query(AssertSqlSafe(stmt.sql.clone()));
-            for &i in &stmt.params {
-                query = match values.0.get(i) {
-                    Some(Param::Text(v)) => query.bind(v.clone()),
-                    Some(Param::Int(v)) => query.bind(*v),
-                    None => query.bind(None::<i64>),
-                };
-            }
-            let done = query.execute(&mut *conn).await?;
+            let done = bound(stmt, values).execute(&mut *conn).await?;
             affected.push(DB::rows_affected(&done));
         }
         Ok(affected)
     }
 
-    /// Runs literal statements (the rare paths) on the kept connection.
-    async fn run_statements(&self, statements: &[String]) -> Result<()> {
+    /// Runs prepared statements on the kept connection.
+    async fn run_kept(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
         let mut conn = self.held.take(&self.pool).await?;
-        for statement in statements {
-            sqlx::raw_sql(AssertSqlSafe(statement.clone()))
-                .execute(&mut *conn)
-                .await?;
-        }
+        Self::run_prepared(&mut conn, stmts, values).await?;
         conn.keep();
         Ok(())
     }
@@ -218,21 +252,21 @@ where
         let mut tx = self.begin(&mut conn).await?;
         let clock = Instant::now();
         let result = {
-            let mut raw = SqlxRaw::<DB>(&mut tx);
+            let mut raw = SqlxRaw::<DB>::new(&mut tx, &self.sql);
             let mut db = Conn::new(&mut raw, self.schema.as_deref());
             (step.action)(&mut db).await
         };
         let elapsed = clock.elapsed();
         match result {
             Ok(()) => {
-                let values = Values::new(
+                let values = Values::step(
                     r,
                     Outcome::Succeeded,
                     started_at,
                     Some(micros(elapsed)),
                     None,
                 );
-                let sql = &self.sql.step;
+                let sql = &self.sql;
                 let affected = Self::run_prepared(&mut tx, &sql.record, &values).await?;
                 if affected.get(sql.record_cas) != Some(&1) {
                     tx.rollback().await?;
@@ -273,14 +307,14 @@ where
             return Ok(StepOutcome::Raced);
         }
         let message = err.to_string();
-        let values = Values::new(
+        let values = Values::step(
             r,
             Outcome::Failed,
             started_at,
             Some(micros(elapsed)),
             Some(&message),
         );
-        self.record_best_effort(&self.sql.step.history, &values)
+        self.record_best_effort(&self.sql.history, &values)
             .await;
         Err(err)
     }
@@ -300,12 +334,12 @@ where
 
     async fn run_journalled(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
         let r = &step.record;
-        let sql = &self.sql.step;
+        let sql = &self.sql;
         let mut conn = self.held.take(&self.pool).await?;
         let started_at = Timestamp::now();
         {
             let mut tx = self.begin(&mut conn).await?;
-            let values = Values::new(r, Outcome::Started, started_at, None, None);
+            let values = Values::step(r, Outcome::Started, started_at, None, None);
             let affected = Self::run_prepared(&mut tx, &sql.start, &values).await?;
             if affected.get(sql.start_cas) != Some(&1) {
                 tx.rollback().await?;
@@ -316,7 +350,7 @@ where
         }
         let clock = Instant::now();
         let result = {
-            let mut raw = SqlxRaw::<DB>(&mut conn);
+            let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
             let mut db = Conn::new(&mut raw, self.schema.as_deref());
             (step.action)(&mut db).await
         };
@@ -325,7 +359,7 @@ where
         match result {
             Ok(()) => {
                 let mut tx = self.begin(&mut conn).await?;
-                let values = Values::new(r, Outcome::Succeeded, started_at, Some(us), None);
+                let values = Values::step(r, Outcome::Succeeded, started_at, Some(us), None);
                 Self::run_prepared(&mut tx, &sql.finish, &values).await?;
                 tx.commit().await?;
                 conn.keep();
@@ -338,7 +372,7 @@ where
                 // The dirty mark stays: what the step changed before failing is unknown.
                 drop(conn);
                 let message = err.to_string();
-                let values = Values::new(r, Outcome::Failed, started_at, Some(us), Some(&message));
+                let values = Values::step(r, Outcome::Failed, started_at, Some(us), Some(&message));
                 self.record_best_effort(&sql.history_finish, &values).await;
                 Err(err)
             }
@@ -346,11 +380,32 @@ where
     }
 }
 
+/// A prepared statement with its values bound.
+pub(crate) fn bound<'q, DB>(
+    stmt: &Stmt,
+    values: &Values,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    for<'e> Option<String>: Encode<'e, DB> + Type<DB>,
+    for<'e> Option<i64>: Encode<'e, DB> + Type<DB>,
+{
+    let mut query = sqlx::query(AssertSqlSafe(stmt.sql.clone()));
+    for &i in &stmt.params {
+        query = match values.get(i) {
+            Some(Param::Text(v)) => query.bind(v.clone()),
+            Some(Param::Int(v)) => query.bind(*v),
+            None => query.bind(None::<i64>),
+        };
+    }
+    query
+}
+
 pub(crate) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-impl<DB: Driver> Executor for SqlxDb<DB>
+impl<DB: Driver> MigrationBackend for SqlxDb<DB>
 where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
@@ -377,6 +432,16 @@ where
                     .await
                     .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
             }
+            for statement in &self.sql.upgrade {
+                match sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                    .execute(&mut *conn)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(err) if DB::is_already_done(&err) => {}
+                    Err(err) => return Err(DB::lock_error(err, self.lock.timeout)),
+                }
+            }
             conn.keep();
             Ok(())
         })
@@ -402,9 +467,25 @@ where
         limit: Option<usize>,
     ) -> BoxFuture<'a, Result<Vec<HistoryEntry>>> {
         Box::pin(async move {
-            let sql = self.sql.history_select(modules, limit);
+            if modules.is_empty() {
+                return Ok(Vec::new());
+            }
+            let placeholders: Vec<String> =
+                (1..=modules.len()).map(DB::placeholder).collect();
+            let sql = self
+                .sql
+                .history_select
+                .replace("{modules}", &placeholders.join(", "))
+                .replace(
+                    "{limit}",
+                    &limit.map_or_else(String::new, |n| format!(" LIMIT {n}")),
+                );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for module in modules {
+                query = query.bind(Some(module.to_string()));
+            }
             let mut conn = self.held.take(&self.pool).await?;
-            let rows = match sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *conn).await {
+            let rows = match query.fetch_all(&mut *conn).await {
                 Ok(rows) => rows.iter().map(rows::history_row).collect(),
                 Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
                 Err(err) => return Err(err.into()),
@@ -422,10 +503,13 @@ where
         checksum: Option<&'a str>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let statements = self
-                .sql
-                .state_set(module, table, version, checksum, Timestamp::now());
-            self.run_statements(&statements).await
+            let values = Values::new()
+                .text(Name::Module, Some(module))
+                .text(Name::Table, Some(table))
+                .text(Name::NewVersion, version)
+                .text(Name::NewChecksum, checksum)
+                .int(Name::Now, Some(Timestamp::now().as_micros()));
+            self.run_kept(&self.sql.state_set, &values).await
         })
     }
 
@@ -437,8 +521,13 @@ where
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let statement = self.sql.set_step_checksum(module, table, version, checksum);
-            self.run_statements(&[statement]).await
+            let values = Values::new()
+                .text(Name::Module, Some(module))
+                .text(Name::Table, Some(table))
+                .text(Name::StepVersion, Some(version))
+                .text(Name::StepChecksum, Some(checksum));
+            self.run_kept(std::slice::from_ref(&self.sql.set_step_checksum), &values)
+                .await
         })
     }
 }

@@ -1,17 +1,27 @@
 //! Support for the code that `#[migration]` and `migrations!{}` expand to. Not a public API.
 //!
 //! The compile-time graph checks are built from items rustc compares itself, because proc macros
-//! share no state: each migration implements [`UniqueTableVersion`] for its (table, version), so
-//! a duplicate is a coherence error (E0119); each child implements [`SingleChildOf`] for its
-//! parent, so a fork is one too; each first migration implements [`SingleFirstMigration`]; and a
-//! `parent` must satisfy the bound of [`require_declared`], whose `on_unimplemented` message
-//! explains a missing parent. Tables are hashed to `u64` because `&str` const generics are not
-//! stable; versions are (major, minor, patch, hash of pre-release and build).
+//! share no state. Each rule is a marker trait whose name states the rule, so that the
+//! compiler's "conflicting implementations of trait `...`" reads as the mistake:
+//! - every migration implements [`EachTableVersionIsDeclaredOnce`] for its (table, version): a
+//!   duplicate is a conflict;
+//! - every child implements [`TwoMigrationsShareThisParent`] for its parent: a fork is a
+//!   conflict;
+//! - every first migration implements [`TwoFirstMigrationsForThisTable`];
+//! - every `heads` entry implements [`HeadsEntryIsNotTheLatestVersion`] for every type, and every
+//!   child for a type of its own, named after its table and versions (the message shows it), so
+//!   a child of the head (the head was not moved) conflicts;
+//! - `parent`, `after` and `heads` must satisfy the bound of [`require_declared`], whose
+//!   `on_unimplemented` message explains a missing version.
+//!
+//! Tables are hashed to `u64` because `&str` const generics are not stable; versions are (major,
+//! minor, patch, hash of pre-release and build).
 
 pub use crate::conn::Conn;
 pub use crate::migration::{Migration, MigrationFn, MigrationFuture, MigrationSet, Reversal};
 pub use inventory;
 
+use crate::error::Result;
 use std::future::Future;
 
 /// FNV-1a, 64 bits: the one stable hash of the project, for the backends' lock keys.
@@ -22,19 +32,20 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// Boxes a migration's future; the shims that `#[migration]` generates call this.
 pub fn boxed<'a, F>(future: F) -> MigrationFuture<'a>
 where
-    F: Future<Output = crate::Result<()>> + Send + 'a,
+    F: Future<Output = Result<()>> + Send + 'a,
 {
     Box::pin(future)
 }
 
-/// Implemented once per (table, version) of a crate: a second `#[migration]` with the same
-/// table and version is a conflicting implementation.
+/// Implemented once per (table, version) that a `#[migration]` of the crate declares: a second
+/// `#[migration]` with the same table and version is a conflicting implementation, and
+/// `parent`, `after` and `heads` are checked against it.
 #[diagnostic::on_unimplemented(
     message = "no #[migration] of this crate declares this version of this table",
     label = "not declared by any #[migration] of this crate",
     note = "`parent`, `after` and `heads` must name a table and version that a #[migration] of the same crate declares: declare that migration, or fix the version"
 )]
-pub trait UniqueTableVersion<
+pub trait EachTableVersionIsDeclaredOnce<
     const TABLE: u64,
     const MAJOR: u64,
     const MINOR: u64,
@@ -45,8 +56,22 @@ pub trait UniqueTableVersion<
 }
 
 /// Implemented once per parent version: a second migration upgrading from the same version (a
-/// fork), or a migration upgrading from the version listed in `heads`, conflicts.
-pub trait SingleChildOf<
+/// fork) conflicts.
+pub trait TwoMigrationsShareThisParent<
+    const TABLE: u64,
+    const MAJOR: u64,
+    const MINOR: u64,
+    const PATCH: u64,
+    const PRE: u64,
+>
+{
+}
+
+/// Implemented by each `heads` entry for every `Child`, and by each migration for its parent
+/// and a `Child` type of its own: a migration upgrading from the version listed in `heads`
+/// conflicts, because the head was not moved to it.
+pub trait HeadsEntryIsNotTheLatestVersion<
+    Child,
     const TABLE: u64,
     const MAJOR: u64,
     const MINOR: u64,
@@ -57,7 +82,7 @@ pub trait SingleChildOf<
 }
 
 /// Implemented once per table by its first migration (the one without `parent`).
-pub trait SingleFirstMigration<const TABLE: u64> {}
+pub trait TwoFirstMigrationsForThisTable<const TABLE: u64> {}
 
 /// Implemented for every table listed in `heads { ... }`, or for all tables when the anchor
 /// lists no heads.
@@ -70,7 +95,7 @@ pub trait TableListedInHeads<const TABLE: u64> {}
 
 /// Compiles only if `Anchor` declares the given (table, version).
 pub const fn require_declared<
-    Anchor: UniqueTableVersion<TABLE, MAJOR, MINOR, PATCH, PRE>,
+    Anchor: EachTableVersionIsDeclaredOnce<TABLE, MAJOR, MINOR, PATCH, PRE>,
     const TABLE: u64,
     const MAJOR: u64,
     const MINOR: u64,

@@ -1,70 +1,15 @@
 //! [`Conn`], the portable connection a migration function receives.
 
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::future::BoxFuture;
 use crate::template;
-use crate::{BoxFuture, Error, Result};
 use std::any::Any;
 use std::borrow::Cow;
-use std::fmt;
-
-/// The database a connection speaks to. Exhaustive on purpose: a migration may `match` on it
-/// with one arm per database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// SQLite.
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-    /// MySQL or MariaDB.
-    MySql,
-}
-
-impl Dialect {
-    /// Quotes an identifier for this dialect, doubling any embedded quote character.
-    pub fn quote_ident(self, ident: &str) -> String {
-        let q = match self {
-            Dialect::MySql => '`',
-            Dialect::Sqlite | Dialect::Postgres => '"',
-        };
-        let mut out = String::with_capacity(ident.len() + 2);
-        out.push(q);
-        for c in ident.chars() {
-            if c == q {
-                out.push(q);
-            }
-            out.push(c);
-        }
-        out.push(q);
-        out
-    }
-
-    /// Quotes a string literal for this dialect.
-    pub fn quote_literal(self, value: &str) -> String {
-        let mut out = String::with_capacity(value.len() + 2);
-        out.push('\'');
-        for c in value.chars() {
-            match c {
-                '\'' => out.push_str("''"),
-                '\\' if self == Dialect::MySql => out.push_str("\\\\"),
-                _ => out.push(c),
-            }
-        }
-        out.push('\'');
-        out
-    }
-}
-
-impl fmt::Display for Dialect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Dialect::Sqlite => "SQLite",
-            Dialect::Postgres => "PostgreSQL",
-            Dialect::MySql => "MySQL/MariaDB",
-        })
-    }
-}
 
 /// A value read by [`Conn::query`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     /// SQL NULL.
     Null,
@@ -97,9 +42,20 @@ impl Value {
 
 /// One row returned by [`Conn::query`], its values in column order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row(pub Vec<Value>);
+pub struct Row(Vec<Value>);
 
 impl Row {
+    /// A row of `values`, in column order (for backends).
+    pub fn new(values: Vec<Value>) -> Self {
+        Row(values)
+    }
+
+    /// The values, in column order.
+    pub fn values(&self) -> &[Value] {
+        &self.0
+    }
+
+
     /// The value of column `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<&Value> {
         self.0.get(index)
@@ -114,6 +70,20 @@ pub trait RawConn: Send {
     fn execute<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<u64>>;
     /// Runs a query and returns its rows as portable values.
     fn query<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<Vec<Row>>>;
+    /// Whether `table` exists in `schema` (the connection's current schema or database when
+    /// `None`). The backend asks its own catalog.
+    fn table_exists<'a>(
+        &'a mut self,
+        schema: Option<&'a str>,
+        table: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Whether `table` in `schema` has a column named `column`.
+    fn column_exists<'a>(
+        &'a mut self,
+        schema: Option<&'a str>,
+        table: &'a str,
+        column: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
     /// The driver's own connection, for typed access (see `migrate::ConnExt`).
     fn driver(&mut self) -> &mut dyn Any;
 }
@@ -127,6 +97,15 @@ pub trait RawConn: Send {
 pub struct Conn<'c> {
     raw: &'c mut dyn RawConn,
     schema: Option<&'c str>,
+}
+
+impl std::fmt::Debug for Conn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("dialect", &self.raw.dialect())
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'c> Conn<'c> {
@@ -169,41 +148,12 @@ impl<'c> Conn<'c> {
     /// Whether `table` exists (in the configured schema on PostgreSQL, else the current one):
     /// the guard that makes a migration safe to re-run with `force`.
     pub async fn table_exists(&mut self, table: &str) -> Result<bool> {
-        let sql = self.catalog_query(table, None);
-        Ok(!self.raw.query(&sql).await?.is_empty())
+        self.raw.table_exists(self.schema, table).await
     }
 
     /// Whether `table` has a column named `column`.
     pub async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
-        let sql = self.catalog_query(table, Some(column));
-        Ok(!self.raw.query(&sql).await?.is_empty())
-    }
-
-    fn catalog_query(&self, table: &str, column: Option<&str>) -> String {
-        let dialect = self.dialect();
-        let t = dialect.quote_literal(table);
-        let schema = match (dialect, self.schema) {
-            (Dialect::Postgres, Some(s)) => dialect.quote_literal(s),
-            (Dialect::Postgres, None) => "current_schema()".to_string(),
-            _ => "DATABASE()".to_string(),
-        };
-        match (dialect, column) {
-            (Dialect::Sqlite, None) => format!(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {t}"
-            ),
-            (Dialect::Sqlite, Some(c)) => format!(
-                "SELECT 1 FROM pragma_table_info({t}) WHERE name = {}",
-                dialect.quote_literal(c)
-            ),
-            (_, None) => format!(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = {schema} AND table_name = {t}"
-            ),
-            (_, Some(c)) => format!(
-                "SELECT 1 FROM information_schema.columns WHERE table_schema = {schema} \
-                 AND table_name = {t} AND column_name = {}",
-                dialect.quote_literal(c)
-            ),
-        }
+        self.raw.column_exists(self.schema, table, column).await
     }
 
     /// Quotes an identifier for this connection's dialect.

@@ -1,6 +1,14 @@
 //! The typed errors of the framework. Every variant names the thing at fault.
+//!
+//! Each cause is printed once: a variant that wraps another error ([`Error::StepFailed`]) returns
+//! it from [`source()`](std::error::Error::source) and leaves it out of its own message, so
+//! `anyhow`'s `{:#}` or any chain printer shows every cause exactly once.
 
-use crate::report::AppliedStep;
+use crate::dialect::Dialect;
+use crate::step::{AppliedStep, Direction, StepKey};
+use crate::time::Timestamp;
+use semver::Version;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `Result` with this crate's [`Error`]: the return type of every migration function.
@@ -29,7 +37,7 @@ pub enum Error {
         /// The table the target was meant for, when the request named one.
         table: Option<String>,
         /// The version that was asked for.
-        version: semver::Version,
+        version: Version,
     },
 
     /// A caller-supplied table has no migrations.
@@ -49,9 +57,9 @@ pub enum Error {
         /// The table.
         table: String,
         /// Where it stands.
-        current: semver::Version,
+        current: Version,
         /// Where the caller wanted it.
-        target: semver::Version,
+        target: Version,
     },
 
     /// `down` to a version above the one a table is at.
@@ -60,9 +68,9 @@ pub enum Error {
         /// The table.
         table: String,
         /// Where it stands (`None`: nothing applied).
-        current: Option<semver::Version>,
+        current: Option<Version>,
         /// Where the caller wanted it.
-        target: semver::Version,
+        target: Version,
     },
 
     /// `down` was awaited without a target.
@@ -84,8 +92,8 @@ pub enum Error {
     /// An applied migration was edited after it ran.
     #[error("checksum drift in {step}: it was applied with checksum {applied}, but the binary now has {current}; revert the edit, or accept it with MigrationManager::accept_checksums")]
     ChecksumMismatch {
-        /// The step, as `module:table@version (name)`.
-        step: String,
+        /// The edited step.
+        step: StepKey,
         /// The checksum recorded when it was applied.
         applied: String,
         /// The checksum of the migration in this binary.
@@ -104,25 +112,25 @@ pub enum Error {
         /// Its name.
         name: String,
         /// Up or down.
-        direction: crate::Direction,
+        direction: Direction,
         /// When it started.
-        since: crate::Timestamp,
+        since: Timestamp,
     },
 
     /// `down` would have to cross a migration declared `irreversible`.
     #[error("cannot revert {step}: it is declared irreversible")]
     Irreversible {
-        /// The step, as `module:table@version (name)`.
-        step: String,
+        /// The irreversible step.
+        step: StepKey,
     },
 
     /// An `after` dependency of a planned step is neither applied nor part of the run.
     #[error("{step} must run after {dependency}, which is not applied and not part of this run; include its table")]
     DependencyNotApplied {
         /// The step that waits.
-        step: String,
+        step: StepKey,
         /// What it waits for.
-        dependency: String,
+        dependency: StepKey,
     },
 
     /// Reverting a step would leave a step that runs `after` it applied.
@@ -131,9 +139,9 @@ pub enum Error {
     )]
     DependentStillApplied {
         /// The step that would be reverted.
-        step: String,
+        step: StepKey,
         /// The applied step that depends on it.
-        dependent: String,
+        dependent: StepKey,
     },
 
     /// Another runner holds the migration lock.
@@ -154,11 +162,13 @@ pub enum Error {
         attempts: u32,
     },
 
-    /// A step failed. Nothing after it ran.
-    #[error("migration {step} failed: {source}. Applied before it in this run: [{}]. Nothing after it ran.", applied_list(.applied))]
+    /// A step failed. Nothing after it ran. Why it failed is the [`source`](std::error::Error::source).
+    #[error("migration {step} failed ({direction}); applied before it in this run: [{}]; nothing after it ran", applied_list(.applied))]
     StepFailed {
-        /// The step, as `module:table@version (name)`.
-        step: String,
+        /// The step that failed.
+        step: StepKey,
+        /// Whether it was going up or down.
+        direction: Direction,
         /// What this run applied before the failure.
         applied: Vec<AppliedStep>,
         /// Why it failed.
@@ -174,28 +184,34 @@ pub enum Error {
     #[error("this migration needs {wanted}, but it runs on {actual}")]
     WrongDialect {
         /// The database the code asked for.
-        wanted: crate::Dialect,
+        wanted: Dialect,
         /// The database it runs on.
-        actual: crate::Dialect,
+        actual: Dialect,
     },
 
     /// A configuration value is unusable (an empty table name, say).
     #[error("invalid configuration: {0}")]
     Config(String),
 
-    /// An error reported by a migration function itself.
-    #[error("{0}")]
-    Migration(String),
+    /// A file the framework needs (the SQLite run-lock file) could not be used.
+    #[error("could not {operation} `{}`", path.display())]
+    Io {
+        /// What was being done: "open", "lock", "unlock".
+        operation: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An error reported by a migration function itself, with its own chain of causes.
+    #[error(transparent)]
+    Migration(Box<dyn std::error::Error + Send + Sync + 'static>),
 
     /// The database driver failed.
-    #[error("database error: {message}")]
-    Database {
-        /// The driver's message.
-        message: String,
-        /// The driver's error.
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
+    #[error(transparent)]
+    Database(DatabaseError),
 }
 
 fn in_table(table: &Option<String>) -> String {
@@ -222,17 +238,140 @@ fn applied_list(applied: &[AppliedStep]) -> String {
 
 impl Error {
     /// An error from a migration function, with a message of its own.
+    ///
+    /// ```
+    /// # async fn step(db: &mut migrate_core::conn::Conn<'_>) -> migrate_core::error::Result<()> {
+    /// if db.table_exists("legacy").await? {
+    ///     return Err(migrate_core::error::Error::msg("drop the `legacy` table first"));
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn msg(message: impl std::fmt::Display) -> Self {
-        Error::Migration(message.to_string())
+        Error::Migration(message.to_string().into())
     }
 
-    /// Wraps any driver error.
+    /// An error from a migration function that keeps `err` and its chain of causes.
+    pub fn migration(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Migration(Box::new(err))
+    }
+
+    /// Wraps any driver error. Its message is kept with any password in a URL blanked out.
     pub fn database(err: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Error::Database {
-            message: err.to_string(),
-            source: Some(Box::new(err)),
+        Error::Database(DatabaseError::new(Box::new(err)))
+    }
+
+    /// The same error with every occurrence of `secret` in its messages replaced by `***`: a
+    /// backend applies it to the errors of a connection made with that password.
+    pub fn redact(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        match self {
+            Error::Database(db) => Error::Database(db.redact(secret)),
+            Error::Config(text) => Error::Config(text.replace(secret, "***")),
+            other => other,
         }
     }
+}
+
+/// A database driver's error. Its message is the driver's, with any password in a URL replaced
+/// by `***`; [`source`](std::error::Error::source) continues with the driver error's own causes,
+/// and [`driver_error`](Self::driver_error) gives the driver's error for downcasting.
+pub struct DatabaseError {
+    message: String,
+    driver: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl DatabaseError {
+    fn new(driver: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        DatabaseError {
+            message: redact_urls(&driver.to_string()),
+            driver: Some(driver),
+        }
+    }
+
+    /// A driver error made of a message alone (a corrupt tracking row, say).
+    pub fn message(message: impl Into<String>) -> Self {
+        DatabaseError {
+            message: redact_urls(&message.into()),
+            driver: None,
+        }
+    }
+
+    fn redact(mut self, secret: &str) -> Self {
+        self.message = self.message.replace(secret, "***");
+        if self.driver_text_contains(secret) {
+            // The driver's own error would show the secret through `source()` or `Debug`.
+            self.driver = None;
+        }
+        self
+    }
+
+    fn driver_text_contains(&self, secret: &str) -> bool {
+        let mut next = self
+            .driver
+            .as_deref()
+            .map(|d| d as &(dyn std::error::Error + 'static));
+        while let Some(err) = next {
+            if err.to_string().contains(secret) || format!("{err:?}").contains(secret) {
+                return true;
+            }
+            next = err.source();
+        }
+        false
+    }
+
+    /// The driver's error (a `sqlx::Error`, for the built-in backends), for downcasting.
+    pub fn driver_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.driver.as_deref()
+    }
+}
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "database error: {}", self.message)
+    }
+}
+
+impl std::fmt::Debug for DatabaseError {
+    /// The redacted message only: a driver's `Debug` may print connection options.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseError")
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The driver's message is already this error's: continue below it.
+        self.driver.as_deref().and_then(|d| d.source())
+    }
+}
+
+/// Replaces the password of every `scheme://user:password@host` in `text` with `***`.
+pub(crate) fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (before, after) = rest.split_at(start + 3);
+        out.push_str(before);
+        let authority_end = after
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &after[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl From<GraphError> for Error {
@@ -242,8 +381,8 @@ impl From<GraphError> for Error {
 }
 
 #[cfg(feature = "sqlx")]
-impl From<sqlx_core::Error> for Error {
-    fn from(err: sqlx_core::Error) -> Self {
+impl From<sqlx_core::error::Error> for Error {
+    fn from(err: sqlx_core::error::Error) -> Self {
         Error::database(err)
     }
 }
@@ -384,4 +523,47 @@ pub enum GraphError {
         /// The chain's real head (or "no migrations").
         actual: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_urls("cannot reach postgres://app:s3cret@db:5432/app?x=1 now"),
+            "cannot reach postgres://app:***@db:5432/app?x=1 now"
+        );
+        assert_eq!(redact_urls("mysql://root@h/db"), "mysql://root@h/db");
+        assert_eq!(redact_urls("a://u:p@h b://v:q@i"), "a://u:***@h b://v:***@i");
+        assert_eq!(redact_urls("no url"), "no url");
+    }
+
+    #[test]
+    fn a_step_failure_prints_its_cause_once() {
+        let cause = Error::msg("column `x` exists");
+        let err = Error::StepFailed {
+            step: StepKey {
+                module: "app".into(),
+                table: "t".into(),
+                version: Version::new(1, 0, 0),
+                name: "m".into(),
+            },
+            direction: Direction::Up,
+            applied: Vec::new(),
+            source: Box::new(cause),
+        };
+        assert!(!err.to_string().contains("column `x` exists"), "{err}");
+        let source = err.source().map(|s| s.to_string());
+        assert_eq!(source.as_deref(), Some("column `x` exists"));
+    }
+
+    #[test]
+    fn redaction_reaches_message_and_debug() {
+        let err = Error::database(std::io::Error::other("login failed for hunter2")).redact("hunter2");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    }
 }

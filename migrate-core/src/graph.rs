@@ -2,34 +2,11 @@
 //! into one deterministic order.
 
 use crate::checksum;
-use crate::error::GraphError;
+use crate::error::{GraphError, Result};
 use crate::migration::{Migration, MigrationSet};
+use crate::step::StepKey;
 use semver::Version;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::fmt;
-
-/// Identifies one step: its module, table and version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StepKey {
-    /// The migration set's module.
-    pub module: String,
-    /// The table.
-    pub table: String,
-    /// The version the step brings the table to.
-    pub version: Version,
-    /// The migration's name.
-    pub name: String,
-}
-
-impl fmt::Display for StepKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}@{} ({})",
-            self.module, self.table, self.version, self.name
-        )
-    }
-}
 
 /// One node of the graph.
 #[derive(Debug)]
@@ -47,10 +24,10 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn key(&self) -> StepKey {
         StepKey {
-            module: self.migration.set.module().to_string(),
-            table: self.migration.table.to_string(),
+            module: self.migration.set().module().to_string(),
+            table: self.migration.table().to_string(),
             version: self.version.clone(),
-            name: self.migration.name.to_string(),
+            name: self.migration.name().to_string(),
         }
     }
 }
@@ -109,7 +86,7 @@ impl Graph {
         check_modules(&sets)?;
         let mut by_set: Vec<Vec<&'static Migration>> = vec![Vec::new(); sets.len()];
         for migration in inventory::iter::<Migration> {
-            if let Some(i) = sets.iter().position(|s| std::ptr::eq(*s, migration.set)) {
+            if let Some(i) = sets.iter().position(|s| std::ptr::eq(*s, migration.set())) {
                 by_set[i].push(migration);
             }
         }
@@ -133,8 +110,8 @@ impl Graph {
         let migrations: Vec<&'static Migration> = migrations.into_iter().collect();
         let mut sets: Vec<&'static MigrationSet> = Vec::new();
         for m in &migrations {
-            if !sets.iter().any(|s| std::ptr::eq(*s, m.set)) {
-                sets.push(m.set);
+            if !sets.iter().any(|s| std::ptr::eq(*s, m.set())) {
+                sets.push(m.set());
             }
         }
         check_modules(&sets)?;
@@ -147,7 +124,7 @@ impl Graph {
     ) -> Result<Graph, GraphError> {
         let mut nodes = Vec::new();
         for migration in migrations {
-            let version = parse_declared(migration, migration.version)?;
+            let version = parse_declared(migration, migration.version_str())?;
             nodes.push(Node {
                 migration,
                 version,
@@ -221,7 +198,7 @@ impl Graph {
     fn resolve_after(&mut self) -> Result<(), GraphError> {
         for i in 0..self.nodes.len() {
             let migration = self.nodes[i].migration;
-            let Some(after) = migration.after else {
+            let Some(after) = migration.after() else {
                 continue;
             };
             let unknown = || GraphError::UnknownAfter {
@@ -231,7 +208,7 @@ impl Graph {
             let (table, version) = after.split_once('@').ok_or_else(unknown)?;
             let version = Version::parse(version).map_err(|_| unknown())?;
             let chain = self
-                .chain_index(migration.set.module(), table)
+                .chain_index(migration.set().module(), table)
                 .ok_or_else(unknown)?;
             let pos = self.chains[chain]
                 .position(self, &version)
@@ -293,6 +270,13 @@ impl Graph {
     }
 }
 
+impl MigrationSet {
+    /// Validates this set on its own: the graph check that the anchor's generated test runs.
+    pub fn validate(&'static self) -> Result<Graph> {
+        Ok(Graph::build([self])?)
+    }
+}
+
 fn check_modules(sets: &[&'static MigrationSet]) -> Result<(), GraphError> {
     let mut seen: HashMap<&str, &MigrationSet> = HashMap::new();
     for set in sets {
@@ -322,7 +306,7 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
     let mut groups: BTreeMap<(&'static str, &'static str), Vec<usize>> = BTreeMap::new();
     for (i, node) in nodes.iter().enumerate() {
         groups
-            .entry((node.migration.set.module(), node.migration.table))
+            .entry((node.migration.set().module(), node.migration.table()))
             .or_default()
             .push(i);
     }
@@ -345,7 +329,7 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
         }
         for &i in &members {
             let node = &nodes[i];
-            let Some(parent_text) = node.migration.parent else {
+            let Some(parent_text) = node.migration.parent_str() else {
                 if let Some(first) = root.replace(i) {
                     return Err(GraphError::TwoRoots {
                         module: module.to_string(),
@@ -394,7 +378,7 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
         let mut acc = 0;
         for &i in &members {
             nodes[i].chain = chain_index;
-            acc = checksum::combine(acc, nodes[i].migration.checksum);
+            acc = checksum::combine(acc, nodes[i].migration.checksum());
             cumulative.push(acc);
         }
         chains.push(Chain {
@@ -425,20 +409,20 @@ mod tests {
         parent: Option<&'static str>,
         after: Option<&'static str>,
     ) -> &'static Migration {
-        Box::leak(Box::new(Migration {
-            set: &SET,
+        Box::leak(Box::new(Migration::__new(
+            &SET,
             table,
             version,
             parent,
-            name: "m",
-            up: noop,
-            reversal: Reversal::Down(noop),
-            transaction: true,
+            "m",
+            noop,
+            Reversal::Down(noop),
+            true,
             after,
-            checksum: "fnv1a64:0000000000000000",
-            file: "graph.rs",
-            line: 1,
-        }))
+            "fnv1a64:0000000000000000",
+            "graph.rs",
+            1,
+        )))
     }
 
     fn order(graph: &Graph) -> Vec<String> {

@@ -1,43 +1,38 @@
-//! The database-independent core of [`migrate`](https://docs.rs/migrate).
+//! The database-independent core of `migrate`. Use it through the `migrate` facade, which
+//! re-exports what a migration author and a host application need.
 //!
-//! It holds the migration descriptors that `#[migrate::migration]` registers, the registry that
-//! collects them per crate, the per-table version graph, the plans walked over that graph, and
-//! the [`MigrationManager`] that drives a plan through an [`Executor`]. It knows no database:
-//! the executors live in `migrate-backends`.
+//! The modules form layers, each using only those above it in this list:
+//! 1. [`future`], [`time`], [`dialect`], [`step`] (shared types) and `checksum`;
+//! 2. [`error`];
+//! 3. `template` and [`conn`] (the connection a migration receives);
+//! 4. [`migration`] (descriptors and the per-crate registry);
+//! 5. [`graph`] (the validated version graph);
+//! 6. `plan` (pure planning over the graph) and [`report`], [`status`];
+//! 7. [`backend`] (what a database backend implements);
+//! 8. [`manager`] (the engine that drives a plan through a backend).
+//!
+//! It knows no SQL of its own: every statement lives in a backend.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+pub mod backend;
 mod checksum;
-mod conn;
-mod error;
-mod executor;
-mod graph;
-mod manager;
-mod migration;
+pub mod conn;
+pub mod dialect;
+pub mod error;
+pub mod future;
+pub mod graph;
+pub mod manager;
+pub mod migration;
 mod plan;
-mod report;
-mod request;
-mod status;
+pub mod report;
+pub mod status;
+pub mod step;
 mod template;
-mod time;
+pub mod time;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use conn::{Conn, Dialect, RawConn, Row, Value};
-pub use error::{Error, GraphError, Result};
-pub use executor::{
-    Direction, Executor, NoLock, Outcome, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
-};
-pub use graph::{Graph, StepKey};
-pub use manager::{DownRequest, MigrationManager, Resolution, UpRequest};
-pub use migration::{Migration, MigrationFn, MigrationFuture, MigrationSet, Reversal};
-pub use plan::{Plan, PlannedStep, Skipped};
-pub use report::{AppliedStep, Report, ReportStatus};
 pub use semver::Version;
-pub use status::{DirtyMark, HistoryEntry, MigrationInfo, TableStatus};
-pub use time::Timestamp;
-
-/// A boxed, sendable future, the return type of the object-safe async traits in this crate.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -1,10 +1,11 @@
 //! Migration descriptors and the per-crate [`MigrationSet`] that `inventory` attributes them to.
 
 use crate::conn::Conn;
-use crate::BoxFuture;
+use crate::error::Result;
+use crate::future::BoxFuture;
 
 /// The future a migration function returns once boxed by the `#[migration]` shim.
-pub type MigrationFuture<'a> = BoxFuture<'a, crate::Result<()>>;
+pub type MigrationFuture<'a> = BoxFuture<'a, Result<()>>;
 
 /// A migration function as the registry stores it: the user's `async fn` behind a shim that
 /// boxes its future.
@@ -30,38 +31,58 @@ impl std::fmt::Debug for Reversal {
 
 /// One registered migration, as `#[migrate::migration]` declares it.
 ///
-/// Values are built by the macro; the fields are public only so that the expansion can build
-/// them in a `static`. Read them through the accessors.
+/// Values are built by the macro (or, for migrations made at run time, by the hidden
+/// constructor); read them through the accessors.
 pub struct Migration {
-    #[doc(hidden)]
-    pub set: &'static MigrationSet,
-    #[doc(hidden)]
-    pub table: &'static str,
-    #[doc(hidden)]
-    pub version: &'static str,
-    #[doc(hidden)]
-    pub parent: Option<&'static str>,
-    #[doc(hidden)]
-    pub name: &'static str,
-    #[doc(hidden)]
-    pub up: MigrationFn,
-    #[doc(hidden)]
-    pub reversal: Reversal,
-    #[doc(hidden)]
-    pub transaction: bool,
-    #[doc(hidden)]
-    pub after: Option<&'static str>,
-    #[doc(hidden)]
-    pub checksum: &'static str,
-    #[doc(hidden)]
-    pub file: &'static str,
-    #[doc(hidden)]
-    pub line: u32,
+    set: &'static MigrationSet,
+    table: &'static str,
+    version: &'static str,
+    parent: Option<&'static str>,
+    name: &'static str,
+    up: MigrationFn,
+    reversal: Reversal,
+    transaction: bool,
+    after: Option<&'static str>,
+    checksum: &'static str,
+    file: &'static str,
+    line: u32,
 }
 
 inventory::collect!(Migration);
 
 impl Migration {
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn __new(
+        set: &'static MigrationSet,
+        table: &'static str,
+        version: &'static str,
+        parent: Option<&'static str>,
+        name: &'static str,
+        up: MigrationFn,
+        reversal: Reversal,
+        transaction: bool,
+        after: Option<&'static str>,
+        checksum: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> Self {
+        Migration {
+            set,
+            table,
+            version,
+            parent,
+            name,
+            up,
+            reversal,
+            transaction,
+            after,
+            checksum,
+            file,
+            line,
+        }
+    }
+
     /// The migration set (crate anchor) this migration belongs to.
     pub fn set(&self) -> &'static MigrationSet {
         self.set
@@ -89,6 +110,10 @@ impl Migration {
     /// How the migration is undone.
     pub fn reversal(&self) -> Reversal {
         self.reversal
+    }
+    /// The function that applies the migration.
+    pub fn up(&self) -> MigrationFn {
+        self.up
     }
     /// The `after = "table@X.Y.Z"` ordering edge, if any.
     pub fn after(&self) -> Option<&'static str> {
@@ -124,7 +149,7 @@ impl std::fmt::Debug for Migration {
 /// declares.
 ///
 /// The host passes references to these statics to
-/// [`MigrationManager::new`](crate::MigrationManager::new). The reference makes the linker keep
+/// `MigrationManager::new`. The reference makes the linker keep
 /// the crate, and every registered migration points back at its crate's set, so a set whose
 /// migrations never arrive is reported instead of silently ignored.
 pub struct MigrationSet {
@@ -167,11 +192,6 @@ impl MigrationSet {
         inventory::iter::<Migration>
             .into_iter()
             .filter(move |m| std::ptr::eq(m.set, self))
-    }
-
-    /// Validates this set on its own: the graph check that the anchor's generated test runs.
-    pub fn validate(&'static self) -> crate::Result<crate::Graph> {
-        Ok(crate::Graph::build([self])?)
     }
 }
 

@@ -2,15 +2,16 @@
 //! graph's deterministic order. Planning is pure: it reads the state and changes nothing, so every
 //! bad request fails before the database is touched.
 
-use crate::executor::Direction;
-use crate::graph::{Graph, StepKey};
+use crate::checksum;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
 use crate::migration::Reversal;
-use crate::status::DirtyMark;
-use crate::{Error, Result};
+use crate::step::{Direction, DirtyMark, StepKey};
 use semver::Version;
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PlannedStep {
     /// Which step.
     pub step: StepKey,
@@ -29,6 +30,7 @@ pub struct PlannedStep {
 /// Kept per table, not per step, so that an "already up to date" run costs the same at 10 and
 /// at 10,000 migrations.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Skipped {
     /// The migration set's module.
     pub module: String,
@@ -40,11 +42,11 @@ pub struct Skipped {
 
 /// The steps a request would run, in order, and the already-satisfied steps it passes over.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The steps, in the order they run.
-    pub steps: Vec<PlannedStep>,
+    pub(crate) steps: Vec<PlannedStep>,
     /// Per selected table, the steps already where the request wants them.
-    pub skipped: Vec<Skipped>,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 fn skip(plan: &mut Plan, graph: &Graph, chain: usize, steps: usize) {
@@ -198,11 +200,11 @@ fn plan_up(
         plan.steps.push(PlannedStep {
             step: node.key(),
             direction: Direction::Up,
-            transactional: node.migration.transaction,
+            transactional: node.migration.transactional(),
             node: chain.nodes[i],
             expected: expected.replace(version.clone()),
             new_version: Some(version),
-            new_checksum: Some(crate::checksum::render(chain.cumulative[i])),
+            new_checksum: Some(checksum::render(chain.cumulative[i])),
         });
     }
     Ok(())
@@ -237,22 +239,20 @@ fn plan_down(
     let mut expected = state.raw.clone();
     for i in (keep..end).rev() {
         let node = &graph.nodes[chain.nodes[i]];
-        if matches!(node.migration.reversal, Reversal::Irreversible) {
-            return Err(Error::Irreversible {
-                step: node.key().to_string(),
-            });
+        if matches!(node.migration.reversal(), Reversal::Irreversible) {
+            return Err(Error::Irreversible { step: node.key() });
         }
         let new_version = i
             .checked_sub(1)
             .map(|p| graph.nodes[chain.nodes[p]].version.to_string());
         let new_checksum = i
             .checked_sub(1)
-            .map(|p| crate::checksum::render(chain.cumulative[p]));
+            .map(|p| checksum::render(chain.cumulative[p]));
         let next_expected = new_version.clone();
         plan.steps.push(PlannedStep {
             step: node.key(),
             direction: Direction::Down,
-            transactional: node.migration.transaction,
+            transactional: node.migration.transactional(),
             node: chain.nodes[i],
             expected: std::mem::replace(&mut expected, next_expected),
             new_version,
@@ -283,8 +283,8 @@ fn check_after_edges(
                 for &dep in &graph.nodes[step.node].after {
                     if !is_applied(dep) && !planned.contains(&dep) {
                         return Err(Error::DependencyNotApplied {
-                            step: step.step.to_string(),
-                            dependency: graph.nodes[dep].key().to_string(),
+                            step: step.step.clone(),
+                            dependency: graph.nodes[dep].key(),
                         });
                     }
                 }
@@ -295,8 +295,8 @@ fn check_after_edges(
                 for &dep in &node.after {
                     if planned.contains(&dep) && is_applied(n) && !planned.contains(&n) {
                         return Err(Error::DependentStillApplied {
-                            step: graph.nodes[dep].key().to_string(),
-                            dependent: node.key().to_string(),
+                            step: graph.nodes[dep].key(),
+                            dependent: node.key(),
                         });
                     }
                 }

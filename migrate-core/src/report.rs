@@ -1,13 +1,12 @@
 //! The result of `up` and `down`.
 
-use crate::executor::Direction;
-use crate::graph::StepKey;
-use crate::plan::{PlannedStep, Skipped};
-use crate::Timestamp;
+pub use crate::plan::{PlannedStep, Skipped};
+use crate::step::AppliedStep;
 use std::time::Duration;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReportStatus {
     /// Steps ran.
     Success,
@@ -17,21 +16,9 @@ pub enum ReportStatus {
     DryRun,
 }
 
-/// One step that ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppliedStep {
-    /// Which step.
-    pub step: StepKey,
-    /// Up or down.
-    pub direction: Direction,
-    /// When it started.
-    pub started_at: Timestamp,
-    /// How long its function took.
-    pub execution_time: Duration,
-}
-
 /// What `up` or `down` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// Success, up to date, or dry run.
     pub status: ReportStatus,

@@ -1,26 +1,13 @@
 //! Read-only views: where each table stands, what is pending or applied, and the history.
 
-use crate::executor::{Direction, Outcome};
-use crate::graph::StepKey;
-use crate::Timestamp;
+use crate::step::{Direction, DirtyMark, Outcome, StepKey};
+use crate::time::Timestamp;
 use semver::Version;
 use std::time::Duration;
 
-/// A step that started outside a transaction and never finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirtyMark {
-    /// The step's version.
-    pub version: String,
-    /// The step's name.
-    pub name: String,
-    /// Up or down.
-    pub direction: Direction,
-    /// When it started.
-    pub since: Timestamp,
-}
-
 /// Where one table stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TableStatus {
     /// The migration set's module.
     pub module: String,
@@ -40,6 +27,7 @@ pub struct TableStatus {
 
 /// One migration, as listed by `pending()` and `applied()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigrationInfo {
     /// Which step.
     pub step: StepKey,
@@ -57,6 +45,7 @@ pub struct MigrationInfo {
 
 /// One row of the history: a step that ran (or started) up or down.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HistoryEntry {
     /// Row id, increasing.
     pub id: i64,
@@ -82,4 +71,38 @@ pub struct HistoryEntry {
     pub execution_time: Option<Duration>,
     /// The error, for failed steps.
     pub error: Option<String>,
+}
+
+impl HistoryEntry {
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn __new(
+        id: i64,
+        module: String,
+        table: String,
+        version: String,
+        name: String,
+        checksum: String,
+        direction: Direction,
+        outcome: Outcome,
+        started_at: Timestamp,
+        finished_at: Option<Timestamp>,
+        execution_time: Option<Duration>,
+        error: Option<String>,
+    ) -> Self {
+        HistoryEntry {
+            id,
+            module,
+            table,
+            version,
+            name,
+            checksum,
+            direction,
+            outcome,
+            started_at,
+            finished_at,
+            execution_time,
+            error,
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `{{tables.x}}` and `{{schema}}` templates in migration SQL (pgdbm's convention).
 
-use crate::{Dialect, Error, Result};
+use crate::dialect::Dialect;
+use crate::error::{Error, Result};
 use std::borrow::Cow;
 
 /// The quoted, optionally schema-qualified table name.

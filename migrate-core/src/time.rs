@@ -4,6 +4,12 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A UTC instant with microsecond precision, as the tracking tables store it.
+///
+/// ```
+/// use migrate_core::time::Timestamp;
+/// let t = Timestamp::from_micros(1_764_000_000_123_456);
+/// assert_eq!(t.to_string(), "2025-11-24T16:00:00.123456Z");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
@@ -28,34 +34,25 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with microseconds: `2025-11-24T16:00:00.123456Z`. An instant outside the
+    /// calendar's range prints as its microseconds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
+        let nanos = i128::from(self.0) * 1_000;
+        match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(t) => write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.microsecond()
+            ),
+            Err(_) => write!(f, "{}µs since 1970-01-01T00:00:00Z", self.0),
+        }
     }
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
@@ -69,12 +66,13 @@ mod tests {
             "1970-01-01T00:00:00.000000Z"
         );
         assert_eq!(
-            Timestamp::from_micros(1_764_000_000_123_456).to_string(),
-            "2025-11-24T16:00:00.123456Z"
-        );
-        assert_eq!(
             Timestamp::from_micros(951_782_400_000_000).to_string(),
             "2000-02-29T00:00:00.000000Z"
         );
+        assert_eq!(
+            Timestamp::from_micros(-1).to_string(),
+            "1969-12-31T23:59:59.999999Z"
+        );
+        assert!(Timestamp::from_micros(i64::MAX).to_string().contains("µs"));
     }
 }

@@ -2,9 +2,9 @@
 //! anchor: `pub static MIGRATIONS`, the marker type the graph checks implement traits for, the
 //! `heads` checks, and a `#[test]` that validates the linked graph.
 
-use crate::args::{parse_version, Errors, VersionArg};
+use crate::args::{parse_crate_path, parse_version, CratePath, Errors, VersionArg};
 use crate::keys::{table_key, version_key};
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::{braced, Ident, LitStr, Token};
@@ -17,16 +17,31 @@ struct Head {
 struct AnchorInput {
     module: Option<LitStr>,
     heads: Option<Vec<Head>>,
+    krate: Option<CratePath>,
 }
 
 impl Parse for AnchorInput {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut module = None;
         let mut heads = None;
+        let mut krate = None;
         let mut errors = Errors::default();
         while !input.is_empty() {
-            let key: Ident = input.parse()?;
+            let key: Ident = if input.peek(Token![crate]) {
+                let token: Token![crate] = input.parse()?;
+                Ident::new("crate", token.span)
+            } else {
+                input.parse()?
+            };
             match key.to_string().as_str() {
+                "crate" if krate.is_none() => {
+                    input.parse::<Token![=]>()?;
+                    let lit: LitStr = input.parse()?;
+                    match parse_crate_path(&lit) {
+                        Ok(path) => krate = Some(path),
+                        Err(e) => errors.push(e),
+                    }
+                }
                 "module" if module.is_none() => {
                     input.parse::<Token![=]>()?;
                     let lit: LitStr = input.parse()?;
@@ -69,11 +84,13 @@ impl Parse for AnchorInput {
                     }
                     heads = Some(list);
                 }
-                "module" | "heads" => errors.add(key.span(), format!("`{key}` is given twice")),
+                "module" | "heads" | "crate" => {
+                    errors.add(key.span(), format!("`{key}` is given twice"))
+                }
                 _ => {
                     errors.add(
                         key.span(),
-                        format!("unknown key `{key}` in migrations!{{}}; expected `module = \"...\"` or `heads {{ table = \"X.Y.Z\", ... }}`"),
+                        format!("unknown key `{key}` in migrations!{{}}; expected `module = \"...\"`, `heads {{ table = \"X.Y.Z\", ... }}` or `crate = \"path\"`"),
                     );
                     // What follows an unknown key cannot be parsed reliably.
                     input.parse::<TokenStream>()?;
@@ -85,7 +102,11 @@ impl Parse for AnchorInput {
             }
         }
         errors.finish()?;
-        Ok(AnchorInput { module, heads })
+        Ok(AnchorInput {
+            module,
+            heads,
+            krate,
+        })
     }
 }
 
@@ -98,7 +119,9 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 }
 
 fn generate(anchor: &AnchorInput) -> TokenStream {
-    let private = quote!(::migrate::__private);
+    let krate = anchor.krate.as_ref();
+    let facade = CratePath::at(krate, Span::call_site());
+    let private = quote!(#facade::__private);
     let module = match &anchor.module {
         Some(lit) => quote!(#lit),
         None => quote!(::core::env!("CARGO_CRATE_NAME")),
@@ -119,13 +142,17 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
                 let v = version_key(&h.version.version);
                 let version_span = h.version.lit.span();
                 let table_span = h.table.span();
-                let listed = quote_spanned! {table_span=>
-                    impl ::migrate::__private::TableListedInHeads<#t> for __MigrateAnchor {}
+                let listed = {
+                    let facade = CratePath::at(krate, table_span);
+                    quote_spanned! {table_span=>
+                        impl #facade::__private::TableListedInHeads<#t> for __MigrateAnchor {}
+                    }
                 };
+                let facade = CratePath::at(krate, version_span);
                 quote_spanned! {version_span=>
                     #listed
-                    impl ::migrate::__private::SingleChildOf<#t, #v> for __MigrateAnchor {}
-                    const _: () = ::migrate::__private::require_declared::<__MigrateAnchor, #t, #v>();
+                    impl<Child> #facade::__private::HeadsEntryIsNotTheLatestVersion<Child, #t, #v> for __MigrateAnchor {}
+                    const _: () = #facade::__private::require_declared::<__MigrateAnchor, #t, #v>();
                 }
             });
             (quote!(#(#pairs),*), quote!(#(#checks)*))
@@ -133,8 +160,8 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
     };
     quote! {
         /// The migrations of this crate. Pass `&MIGRATIONS` to `migrate::MigrationManager::new`.
-        pub static MIGRATIONS: ::migrate::MigrationSet =
-            ::migrate::MigrationSet::__new(#module, ::core::env!("CARGO_CRATE_NAME"), &[#head_pairs]);
+        pub static MIGRATIONS: #private::MigrationSet =
+            #private::MigrationSet::__new(#module, ::core::env!("CARGO_CRATE_NAME"), &[#head_pairs]);
 
         /// The type that this crate's `#[migration]` checks implement marker traits for.
         #[doc(hidden)]
@@ -158,35 +185,58 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{compile_errors, implemented_traits};
 
     #[test]
     fn without_heads_every_table_is_listed() {
-        let out = expand(quote!()).to_string();
-        assert!(out.contains("pub static MIGRATIONS"), "{out}");
-        assert!(out.contains("impl < const TABLE : u64 >"), "{out}");
-        assert!(out.contains("CARGO_CRATE_NAME"), "{out}");
-        assert!(out.contains("fn migrate_graph_is_valid"), "{out}");
+        let out = expand(quote!());
+        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+        assert!(
+            file.items.iter().any(|i| matches!(i, syn::Item::Static(s) if s.ident == "MIGRATIONS")),
+            "{out}"
+        );
+        assert!(
+            file.items.iter().any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "migrate_graph_is_valid")),
+            "{out}"
+        );
+        assert_eq!(implemented_traits(&out), ["TableListedInHeads"]);
     }
 
     #[test]
     fn heads_pin_each_table() {
-        let out =
-            expand(quote!(module = "auth", heads { session = "2.3.0", "odd name" = "1.0.0" }))
-                .to_string();
-        assert!(out.contains("\"auth\""), "{out}");
-        assert!(out.contains("(\"session\" , \"2.3.0\")"), "{out}");
-        assert!(out.contains("(\"odd name\" , \"1.0.0\")"), "{out}");
-        assert_eq!(out.matches("SingleChildOf").count(), 2, "{out}");
-        assert!(!out.contains("impl < const TABLE"), "{out}");
+        let out = expand(quote!(module = "auth", heads { session = "2.3.0", "odd name" = "1.0.0" }));
+        let traits = implemented_traits(&out);
+        assert_eq!(
+            traits.iter().filter(|t| *t == "HeadsEntryIsNotTheLatestVersion").count(),
+            2,
+            "{traits:?}"
+        );
+        assert_eq!(traits.iter().filter(|t| *t == "TableListedInHeads").count(), 2);
+        let file: syn::File = syn::parse2(out).expect("output parses");
+        let syn::Item::Static(set) = &file.items[0] else {
+            panic!("MIGRATIONS first");
+        };
+        let syn::Expr::Call(call) = &*set.expr else {
+            panic!("a constructor call");
+        };
+        assert_eq!(call.args[0], syn::parse_quote!("auth"));
+        assert_eq!(call.args[2], syn::parse_quote!(&[("session", "2.3.0"), ("odd name", "1.0.0")]));
+    }
+
+    #[test]
+    fn the_crate_key_is_honoured() {
+        let out = expand(quote!(crate = "renamed", heads { t = "1.0.0" }));
+        assert!(compile_errors(&out).is_empty(), "{out}");
+        assert!(!out.to_string().contains(":: migrate ::"), "{out}");
     }
 
     #[test]
     fn bad_input_is_reported() {
-        let out = expand(quote!(heads { session = "2.x" })).to_string();
-        assert!(out.contains("is not a semver version"), "{out}");
-        let out = expand(quote!(colour = "red")).to_string();
-        assert!(out.contains("unknown key `colour`"), "{out}");
-        let out = expand(quote!(heads { a = "1.0.0", a = "2.0.0" })).to_string();
-        assert!(out.contains("listed twice"), "{out}");
+        let errors = compile_errors(&expand(quote!(heads { session = "2.x" })));
+        assert!(errors.iter().any(|e| e.contains("is not a semver version")), "{errors:?}");
+        let errors = compile_errors(&expand(quote!(colour = "red")));
+        assert!(errors.iter().any(|e| e.contains("unknown key `colour`")), "{errors:?}");
+        let errors = compile_errors(&expand(quote!(heads { a = "1.0.0", a = "2.0.0" })));
+        assert!(errors.iter().any(|e| e.contains("listed twice")), "{errors:?}");
     }
 }

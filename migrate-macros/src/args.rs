@@ -4,11 +4,12 @@ use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
+use quote::ToTokens;
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Path, Token};
 
 /// The keys `#[migration]` accepts, listed in errors.
 pub(crate) const KEYS: &str =
-    "table, version, parent, down, irreversible, transaction, after, name";
+    "table, version, parent, down, irreversible, transaction, after, name, crate";
 
 /// A semver version with the literal it came from.
 pub(crate) struct VersionArg {
@@ -38,6 +39,56 @@ pub(crate) struct MigrationArgs {
     pub(crate) transaction: bool,
     pub(crate) after: Option<AfterArg>,
     pub(crate) name: Option<LitStr>,
+    /// `crate = "path"`: where the `migrate` facade is, for hosts that rename or re-export it.
+    pub(crate) krate: Option<CratePath>,
+}
+
+/// The path of the `migrate` facade, with the literal it was given in.
+pub(crate) struct CratePath {
+    pub(crate) path: Path,
+}
+
+impl CratePath {
+    /// The facade's path as tokens, every token spanned at `span`, so that errors in generated
+    /// items still point where the item's check belongs.
+    pub(crate) fn at(krate: Option<&CratePath>, span: Span) -> TokenStream {
+        let tokens = match krate {
+            Some(k) => k.path.to_token_stream(),
+            None => quote::quote!(::migrate),
+        };
+        respan(tokens, span)
+    }
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
+}
+
+/// Parses `crate = "path"`.
+pub(crate) fn parse_crate_path(lit: &LitStr) -> syn::Result<CratePath> {
+    let path: Path = lit.parse().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "`crate` takes the path of the migrate facade, like crate = \"my_migrate\" or crate = \"::app::migrate\"; `{}` is not a path",
+                lit.value()
+            ),
+        )
+    })?;
+    Ok(CratePath { path })
 }
 
 /// Accumulates errors the way serde's `Ctxt` does, so one build reports all of them.
@@ -124,6 +175,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
     let mut transaction = None;
     let mut after = None;
     let mut name = None;
+    let mut krate = None;
 
     for meta in &metas {
         let key = meta
@@ -171,10 +223,12 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
                         }
                         name = Some(lit);
                     }
+                    "crate" => krate = Some(parse_crate_path(&string(&nv.value, "crate")?)?),
                     _ => return Err(unknown_key(meta)),
                 },
                 (
-                    "table" | "version" | "parent" | "down" | "transaction" | "after" | "name",
+                    "table" | "version" | "parent" | "down" | "transaction" | "after" | "name"
+                    | "crate",
                     other,
                 ) => {
                     return Err(syn::Error::new(
@@ -243,6 +297,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
             transaction: transaction.unwrap_or(true),
             after,
             name,
+            krate,
         }),
         _ => Err(syn::Error::new(attr_span, "invalid #[migration] arguments")),
     }

@@ -46,9 +46,16 @@ mod tests {
             table_key("session").to_string(),
             table_key("memory").to_string()
         );
-        let release = version_key(&semver::Version::parse("2.3.0").unwrap()).to_string();
-        let beta = version_key(&semver::Version::parse("2.3.0-beta.1").unwrap()).to_string();
-        assert_eq!(release, "2 , 3 , 0 , 0");
-        assert_ne!(release, beta);
+        let numbers = |v: &str| -> Vec<u64> {
+            let key = version_key(&semver::Version::parse(v).unwrap());
+            let list: syn::punctuated::Punctuated<syn::LitInt, syn::Token![,]> =
+                syn::parse::Parser::parse2(syn::punctuated::Punctuated::parse_terminated, key)
+                    .unwrap();
+            list.iter().map(|l| l.base10_parse().unwrap()).collect()
+        };
+        assert_eq!(numbers("2.3.0"), [2, 3, 0, 0]);
+        let beta = numbers("2.3.0-beta.1");
+        assert_eq!(&beta[..3], [2, 3, 0]);
+        assert_ne!(beta[3], 0);
     }
 }

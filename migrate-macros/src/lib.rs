@@ -9,6 +9,8 @@ mod args;
 mod checksum;
 mod keys;
 mod migration;
+#[cfg(test)]
+mod test_support;
 
 use proc_macro::TokenStream;
 

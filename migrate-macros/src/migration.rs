@@ -4,7 +4,7 @@
 //! holding the graph-check items (see `migrate_core::__private`), the shims that box the
 //! function's future, and the `inventory` registration.
 
-use crate::args::{self, DownArg, Errors, MigrationArgs};
+use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
 use crate::checksum::checksum;
 use crate::keys::{table_key, version_key};
 use proc_macro2::{Span, TokenStream};
@@ -104,6 +104,31 @@ fn check_signature(function: &ItemFn) -> syn::Result<syn::Type> {
     arg_type.ok_or_else(|| syn::Error::new(sig.span(), "invalid migration signature"))
 }
 
+/// The name of the type that stands for a child migration in the `heads` check, in words:
+/// `session_1_1_0_upgrades_from_1_0_0`.
+fn child_name(
+    table: &str,
+    version: &semver::Version,
+    parent: &semver::Version,
+    span: Span,
+) -> syn::Ident {
+    let words = |text: &str| -> String {
+        text.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect()
+    };
+    let mut name = format!(
+        "{}_{}_upgrades_from_{}",
+        words(table),
+        words(&version.to_string()),
+        words(&parent.to_string())
+    );
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        name.insert_str(0, "table_");
+    }
+    syn::Ident::new(&name, span)
+}
+
 fn generate(
     function: &ItemFn,
     args: &MigrationArgs,
@@ -116,35 +141,65 @@ fn generate(
     let t = table_key(&table);
     let version_text = args.version.version.to_string();
     let v = version_key(&args.version.version);
-    let private = quote!(::migrate::__private);
-
+    let krate = args.krate.as_ref();
+    let private = {
+        let path = CratePath::at(krate, Span::call_site());
+        quote!(#path::__private)
+    };
     // Each check is spanned at the literal it is about, paths included, so that rustc points
     // at that literal and not at the whole attribute.
-    let version_check = quote_spanned! {args.version.lit.span()=>
-        impl ::migrate::__private::UniqueTableVersion<#t, #v> for crate::__MigrateAnchor {}
+    let at = |span: Span| {
+        let path = CratePath::at(krate, span);
+        quote_spanned!(span=> #path::__private)
+    };
+    let version_span = args.version.lit.span();
+    let p = at(version_span);
+    let version_check = quote_spanned! {version_span=>
+        impl #p::EachTableVersionIsDeclaredOnce<#t, #v> for crate::__MigrateAnchor {}
     };
     let parent_checks = match &args.parent {
         Some(parent) => {
-            let p = version_key(&parent.version);
-            quote_spanned! {parent.lit.span()=>
-                impl ::migrate::__private::SingleChildOf<#t, #p> for crate::__MigrateAnchor {}
-                const _: () = ::migrate::__private::require_declared::<crate::__MigrateAnchor, #t, #p>();
+            let pv = version_key(&parent.version);
+            let span = parent.lit.span();
+            let p = at(span);
+            let child = child_name(&table, &args.version.version, &parent.version, span);
+            quote_spanned! {span=>
+                /// Stands for this migration in the `heads` check; its name is in the message.
+                #[allow(dead_code, non_camel_case_types)]
+                struct #child;
+                impl #p::TwoMigrationsShareThisParent<#t, #pv> for crate::__MigrateAnchor {}
+                impl #p::HeadsEntryIsNotTheLatestVersion<#child, #t, #pv> for crate::__MigrateAnchor {}
+                const _: () = #p::require_declared::<crate::__MigrateAnchor, #t, #pv>();
             }
         }
-        None => quote_spanned! {table_lit.span()=>
-            impl ::migrate::__private::SingleFirstMigration<#t> for crate::__MigrateAnchor {}
-        },
+        None => {
+            let span = table_lit.span();
+            let p = at(span);
+            quote_spanned! {span=>
+                impl #p::TwoFirstMigrationsForThisTable<#t> for crate::__MigrateAnchor {}
+            }
+        }
     };
-    let heads_check = quote_spanned! {table_lit.span()=>
-        const _: () = ::migrate::__private::require_listed_in_heads::<crate::__MigrateAnchor, #t>();
+    let heads_check = {
+        let span = table_lit.span();
+        let p = at(span);
+        quote_spanned! {span=>
+            const _: () = #p::require_listed_in_heads::<crate::__MigrateAnchor, #t>();
+        }
     };
     let after_check = args.after.as_ref().map(|after| {
-        let at = table_key(&after.table);
+        let at_table = table_key(&after.table);
         let av = version_key(&after.version);
-        quote_spanned! {after.lit.span()=>
-            const _: () = ::migrate::__private::require_declared::<crate::__MigrateAnchor, #at, #av>();
+        let span = after.lit.span();
+        let p = at(span);
+        quote_spanned! {span=>
+            const _: () = #p::require_declared::<crate::__MigrateAnchor, #at_table, #av>();
         }
     });
+    let conn = {
+        let path = CratePath::at(krate, Span::call_site());
+        quote!(#path::__private::Conn)
+    };
 
     let ty_span = arg_type.span();
     let ret_span = match &function.sig.output {
@@ -158,7 +213,7 @@ fn generate(
             let call = quote_spanned!(path.span()=> #private::boxed(#path(db)));
             (
                 quote! {
-                    fn __migrate_down<'a, 'b>(db: &'a mut ::migrate::Conn<'b>) -> #private::MigrationFuture<'a> {
+                    fn __migrate_down<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
                         #call
                     }
                 },
@@ -199,26 +254,26 @@ fn generate(
             #heads_check
             #after_check
 
-            fn __migrate_up<'a, 'b>(db: &'a mut ::migrate::Conn<'b>) -> #private::MigrationFuture<'a> {
+            fn __migrate_up<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
                 #up_boxed
             }
             #down_shim
 
             #private::inventory::submit! {
-                #private::Migration {
-                    set: &crate::MIGRATIONS,
-                    table: #table,
-                    version: #version_text,
-                    parent: #parent_expr,
-                    name: #name,
-                    up: __migrate_up,
-                    reversal: #reversal,
-                    transaction: #transaction,
-                    after: #after_expr,
-                    checksum: #sum,
-                    file: ::core::file!(),
-                    line: #line,
-                }
+                #private::Migration::__new(
+                    &crate::MIGRATIONS,
+                    #table,
+                    #version_text,
+                    #parent_expr,
+                    #name,
+                    __migrate_up,
+                    #reversal,
+                    #transaction,
+                    #after_expr,
+                    #sum,
+                    ::core::file!(),
+                    #line,
+                )
             }
         };
     }
@@ -227,42 +282,54 @@ fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{compile_errors, implemented_traits, registered_call};
     use quote::quote;
 
-    fn expand_str(attr: TokenStream, item: TokenStream) -> String {
-        expand(attr, item).to_string()
+    fn up_fn() -> TokenStream {
+        quote!(
+            async fn add_state(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                Ok(())
+            }
+        )
     }
 
     #[test]
-    fn expands_a_reversible_migration() {
-        let out = expand_str(
-            quote!(
-                table = "session",
-                version = "2.3.0",
-                parent = "2.0.0",
-                down = revert
-            ),
-            quote!(
-                async fn add_state(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
-                    Ok(())
-                }
-            ),
+    fn a_child_claims_its_version_and_its_parent() {
+        let out = expand(
+            quote!(table = "session", version = "2.3.0", parent = "2.0.0", down = revert),
+            up_fn(),
         );
-        assert!(out.contains("async fn add_state"), "{out}");
-        assert!(out.contains("UniqueTableVersion"), "{out}");
-        assert!(out.contains("SingleChildOf"), "{out}");
-        assert!(out.contains("require_declared"), "{out}");
-        assert!(out.contains("Reversal :: Down (__migrate_down)"), "{out}");
-        assert!(
-            out.contains("parent : :: core :: option :: Option :: Some (\"2.0.0\")"),
-            "{out}"
-        );
-        assert!(!out.contains("compile_error"), "{out}");
+        assert!(compile_errors(&out).is_empty(), "{out}");
+        let traits = implemented_traits(&out);
+        for expected in [
+            "EachTableVersionIsDeclaredOnce",
+            "TwoMigrationsShareThisParent",
+            "HeadsEntryIsNotTheLatestVersion",
+        ] {
+            assert!(traits.iter().any(|t| t == expected), "{expected} in {traits:?}");
+        }
+        assert!(!traits.iter().any(|t| t == "TwoFirstMigrationsForThisTable"));
+        let call = registered_call(&out).expect("one registration");
+        assert_eq!(call.args[1], syn::parse_quote!("session"));
+        assert_eq!(call.args[2], syn::parse_quote!("2.3.0"));
+        assert_eq!(call.args[3], syn::parse_quote!(::core::option::Option::Some("2.0.0")));
+        assert_eq!(call.args[6], syn::parse_quote!(::migrate::__private::Reversal::Down(__migrate_down)));
     }
 
     #[test]
-    fn first_migration_claims_the_root() {
-        let out = expand_str(
+    fn the_heads_check_names_the_child_in_words() {
+        let name = |table: &str, version: &str, parent: &str| {
+            let v = |t: &str| semver::Version::parse(t).unwrap();
+            child_name(table, &v(version), &v(parent), Span::call_site()).to_string()
+        };
+        assert_eq!(name("session", "1.1.0", "1.0.0"), "session_1_1_0_upgrades_from_1_0_0");
+        assert_eq!(name("odd-näme", "2.0.0-rc.1", "1.0.0"), "odd_n_me_2_0_0_rc_1_upgrades_from_1_0_0");
+        assert_eq!(name("9lives", "1.0.1", "1.0.0"), "table_9lives_1_0_1_upgrades_from_1_0_0");
+    }
+
+    #[test]
+    fn a_first_migration_claims_the_root() {
+        let out = expand(
             quote!(
                 table = "session",
                 version = "2.0.0",
@@ -270,21 +337,34 @@ mod tests {
                 transaction = false,
                 name = "create"
             ),
-            quote!(
-                async fn create(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
-                    Ok(())
-                }
-            ),
+            up_fn(),
         );
-        assert!(out.contains("SingleFirstMigration"), "{out}");
-        assert!(out.contains("Reversal :: Irreversible"), "{out}");
-        assert!(out.contains("transaction : false"), "{out}");
-        assert!(out.contains("name : \"create\""), "{out}");
+        let traits = implemented_traits(&out);
+        assert!(traits.iter().any(|t| t == "TwoFirstMigrationsForThisTable"), "{traits:?}");
+        assert!(!traits.iter().any(|t| t == "TwoMigrationsShareThisParent"), "{traits:?}");
+        let call = registered_call(&out).expect("one registration");
+        assert_eq!(call.args[4], syn::parse_quote!("create"));
+        assert_eq!(call.args[6], syn::parse_quote!(::migrate::__private::Reversal::Irreversible));
+        assert_eq!(call.args[7], syn::parse_quote!(false));
+    }
+
+    #[test]
+    fn the_crate_key_replaces_every_path_to_the_facade() {
+        let out = expand(
+            quote!(table = "t", version = "1.0.0", parent = "0.1.0", down = revert, crate = "::host::db"),
+            up_fn(),
+        );
+        assert!(compile_errors(&out).is_empty(), "{out}");
+        let text = out.to_string();
+        assert!(!text.contains(":: migrate ::"), "no hard-coded facade: {text}");
+        assert!(text.contains(":: host :: db :: __private"), "{text}");
+        let bad = expand(quote!(table = "t", version = "1.0.0", irreversible, crate = "not a path"), up_fn());
+        assert!(compile_errors(&bad).iter().any(|e| e.contains("is not a path")), "{bad}");
     }
 
     #[test]
     fn errors_are_combined_and_the_item_is_kept() {
-        let out = expand_str(
+        let out = expand(
             quote!(
                 table = "session",
                 version = "two",
@@ -298,65 +378,37 @@ mod tests {
                 }
             ),
         );
-        assert!(out.contains("fn not_async"), "original item kept: {out}");
-        assert!(out.contains("is not a semver version"), "{out}");
-        assert!(out.contains("unknown key `colour`"), "{out}");
-        assert!(out.contains("`down` is given twice"), "{out}");
+        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
         assert!(
-            !out.contains("inventory"),
-            "nothing registered on error: {out}"
+            file.items.iter().any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "not_async")),
+            "original item kept: {out}"
         );
+        let errors = compile_errors(&out);
+        for expected in ["is not a semver version", "unknown key `colour`", "`down` is given twice"] {
+            assert!(errors.iter().any(|e| e.contains(expected)), "{expected} in {errors:?}");
+        }
+        assert!(registered_call(&out).is_none(), "nothing registered on error");
     }
 
     #[test]
     fn rejects_signatures_that_cannot_be_migrations() {
-        let out = expand_str(
+        let out = expand(
             quote!(table = "t", version = "1.0.0", irreversible),
             quote!(
                 fn m(a: &mut migrate::Conn<'_>, b: u8) {}
             ),
         );
-        assert!(out.contains("must be an `async fn`"), "{out}");
-        assert!(out.contains("must return `migrate::Result<()>`"), "{out}");
-        assert!(out.contains("exactly one argument"), "{out}");
+        let errors = compile_errors(&out);
+        for expected in ["must be an `async fn`", "must return `migrate::Result<()>`", "exactly one argument"] {
+            assert!(errors.iter().any(|e| e.contains(expected)), "{expected} in {errors:?}");
+        }
     }
 
     #[test]
     fn rejects_versions_not_above_the_parent_and_missing_down() {
-        let out = expand_str(
-            quote!(table = "t", version = "1.0.0", parent = "1.0.0"),
-            quote!(
-                async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
-                    Ok(())
-                }
-            ),
-        );
-        assert!(out.contains("not greater than its parent"), "{out}");
-        assert!(out.contains("missing `down"), "{out}");
-    }
-
-    #[test]
-    fn checksum_ignores_formatting_of_the_body() {
-        let a = expand_str(
-            quote!(table = "t", version = "1.0.0", irreversible),
-            quote!(
-                async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
-                    db.execute("X").await?;
-                    Ok(())
-                }
-            ),
-        );
-        let b = expand_str(
-            quote!(table = "t", version = "1.0.0", irreversible),
-            quote!(
-                async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
-                    db.execute("X").await?;
-                    Ok(())
-                }
-            ),
-        );
-        let sum = |s: &str| s.split("checksum : ").nth(1).map(|r| r[..27].to_string());
-        assert_eq!(sum(&a), sum(&b));
-        assert!(sum(&a).is_some());
+        let out = expand(quote!(table = "t", version = "1.0.0", parent = "1.0.0"), up_fn());
+        let errors = compile_errors(&out);
+        assert!(errors.iter().any(|e| e.contains("not greater than its parent")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("missing `down")), "{errors:?}");
     }
 }

@@ -12,8 +12,8 @@ async fn control(db: &mut Conn<'_>, step: &str) -> Result<Option<String>> {
         return Ok(None);
     }
     let sql = format!(
-        "SELECT action FROM migrate_test_control WHERE step = {}",
-        db.dialect().quote_literal(step)
+        "SELECT action FROM migrate_test_control WHERE step = '{}'",
+        step.replace('\'', "''")
     );
     let rows = db.query(&sql).await?;
     Ok(rows

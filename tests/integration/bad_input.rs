@@ -3,7 +3,8 @@
 
 use crate::harness::{each_backend, TestDb};
 use crate::MIGRATIONS;
-use migrate::{Error, MigrationManager, MigrationSet};
+use migrate::{Error, MigrationManager};
+use migrate::registry::MigrationSet;
 
 /// A database in the middle of its history: every table at (or below) 2.1.0.
 async fn midway(db: &TestDb) -> MigrationManager {
@@ -166,7 +167,7 @@ each_backend! {
         m.accept_checksums("session").await.expect("accept");
         assert_eq!(
             m.up().target("2.1.0").await.expect("up").status,
-            migrate::ReportStatus::UpToDate
+            migrate::report::ReportStatus::UpToDate
         );
     }
 
@@ -218,7 +219,7 @@ each_backend! {
         static EMPTY: MigrationSet = MigrationSet::__new("empty", "empty_crate", &[]);
         let err = MigrationManager::new(db.executor().await, [&EMPTY]).unwrap_err();
         assert!(
-            matches!(err, Error::Graph(ref g) if matches!(**g, migrate::GraphError::EmptySet { .. })),
+            matches!(err, Error::Graph(ref g) if matches!(**g, migrate::error::GraphError::EmptySet { .. })),
             "{err}"
         );
         assert!(err.to_string().contains("empty_crate"), "{err}");
@@ -228,7 +229,7 @@ each_backend! {
         assert!(
             matches!(
                 err,
-                Error::Graph(ref g) if matches!(**g, migrate::GraphError::DuplicateModule { .. })
+                Error::Graph(ref g) if matches!(**g, migrate::error::GraphError::DuplicateModule { .. })
             ),
             "{err}"
         );

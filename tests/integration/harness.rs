@@ -129,7 +129,7 @@ impl TestDb {
     }
 
     /// A new executor on this database (each manager gets its own).
-    pub async fn executor(&self) -> Box<dyn migrate::Executor> {
+    pub async fn executor(&self) -> Box<dyn migrate::backend::MigrationBackend> {
         self.database.executor().await.expect("executor")
     }
 
@@ -137,15 +137,16 @@ impl TestDb {
     pub async fn executor_with_lock_timeout(
         &self,
         timeout: Duration,
-    ) -> Box<dyn migrate::Executor> {
+    ) -> Box<dyn migrate::backend::MigrationBackend> {
         let url = self.url();
         match self.backend() {
             Backend::Sqlite => {
                 let path = self.database.sqlite_path().expect("sqlite file");
                 Box::new(
-                    migrate::sqlite::SqliteDb::open_with_timeout(path, timeout)
+                    migrate::sqlite::SqliteDb::open(path)
                         .await
-                        .expect("sqlite"),
+                        .expect("sqlite")
+                        .with_lock_timeout(timeout),
                 )
             }
             Backend::Postgres => Box::new(
@@ -289,7 +290,7 @@ pub fn v(text: &str) -> migrate::Version {
 }
 
 /// The applied steps of a report, as `table@version`.
-pub fn steps(report: &migrate::Report) -> Vec<String> {
+pub fn steps(report: &migrate::report::Report) -> Vec<String> {
     report
         .applied
         .iter()
@@ -341,7 +342,7 @@ impl TestDb {
     pub async fn executor_with_tracking_table(
         &self,
         name: &str,
-    ) -> migrate::Result<Box<dyn migrate::Executor>> {
+    ) -> migrate::Result<Box<dyn migrate::backend::MigrationBackend>> {
         let url = self.url();
         Ok(match self.backend() {
             Backend::Sqlite => Box::new(

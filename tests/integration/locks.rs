@@ -58,7 +58,7 @@ each_backend! {
             // runner (which got the lock, so no LockTimeout) stops at it until it is resolved.
             let err = next.up().await.expect_err("dirty");
             assert!(matches!(err, migrate::Error::Dirty { ref table, .. } if table == "session"), "{err}");
-            next.resolve_dirty("session", migrate::Resolution::RolledBack).await.expect("resolve");
+            next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
         }
         let report = next.up().await.expect("the next runner proceeds");
         assert!(report.applied.iter().any(|a| a.step.table == "session" && a.step.version == v("2.3.0")));
@@ -78,7 +78,7 @@ each_backend! {
         )
         .unwrap();
         if db.backend() == Backend::MySql {
-            next.resolve_dirty("session", migrate::Resolution::RolledBack).await.expect("resolve");
+            next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
         }
         next.up().await.expect("the lock was released");
     }
@@ -96,7 +96,7 @@ each_backend! {
         )
         .unwrap();
         if db.backend() == Backend::MySql {
-            next.resolve_dirty("session", migrate::Resolution::RolledBack).await.expect("resolve");
+            next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
         }
         let report = next.up().await.expect("the panicked run's lock was freed");
         assert!(report.applied.iter().any(|a| a.step.table == "session" && a.step.version == v("2.3.0")));

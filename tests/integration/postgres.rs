@@ -5,7 +5,8 @@ use crate::harness::{v, TestDb};
 use crate::MIGRATIONS;
 use migrate::postgres::PgDb;
 use migrate::testing::Backend;
-use migrate::{LockMode, MigrationManager};
+use migrate::postgres::LockMode;
+use migrate::MigrationManager;
 use std::time::Duration;
 
 async fn postgres() -> Option<TestDb> {

@@ -2,7 +2,8 @@
 
 use crate::harness::{all_up, at, each_backend, steps, v, versions};
 use crate::MIGRATIONS;
-use migrate::{Direction, MigrationManager, ReportStatus};
+use migrate::MigrationManager;
+use migrate::report::{Direction, ReportStatus};
 
 each_backend! {
     async fn up_brings_every_table_to_its_latest_version_once(db) {
@@ -38,7 +39,7 @@ each_backend! {
         );
         assert!(history
             .iter()
-            .all(|h| h.outcome == migrate::Outcome::Succeeded));
+            .all(|h| h.outcome == migrate::report::Outcome::Succeeded));
     }
 
     async fn up_to_a_target_for_one_table_then_for_all(db) {
@@ -376,7 +377,7 @@ each_backend! {
 
 /// Counts the executor calls a run makes, around a real SQLite executor.
 struct Counting {
-    inner: Box<dyn migrate::Executor>,
+    inner: Box<dyn migrate::backend::MigrationBackend>,
     calls: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
 }
 
@@ -386,26 +387,26 @@ impl Counting {
     }
 }
 
-impl migrate::Executor for Counting {
+impl migrate::backend::MigrationBackend for Counting {
     fn dialect(&self) -> migrate::Dialect {
         self.inner.dialect()
     }
-    fn read_state(&self) -> migrate::BoxFuture<'_, migrate::Result<Vec<migrate::StateRow>>> {
+    fn read_state(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<Vec<migrate::backend::StateRow>>> {
         self.note("read_state");
         self.inner.read_state()
     }
-    fn prepare(&self) -> migrate::BoxFuture<'_, migrate::Result<()>> {
+    fn prepare(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<()>> {
         self.note("prepare");
         self.inner.prepare()
     }
-    fn lock(&self) -> migrate::BoxFuture<'_, migrate::Result<Box<dyn migrate::RunLock>>> {
+    fn lock(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<Box<dyn migrate::backend::RunLock>>> {
         self.note("lock");
         self.inner.lock()
     }
     fn run_step<'a>(
         &'a self,
-        step: &'a migrate::StepRun<'a>,
-    ) -> migrate::BoxFuture<'a, migrate::Result<migrate::StepOutcome>> {
+        step: &'a migrate::backend::StepRun<'a>,
+    ) -> migrate::backend::BoxFuture<'a, migrate::Result<migrate::backend::StepOutcome>> {
         self.note("run_step");
         self.inner.run_step(step)
     }
@@ -413,7 +414,7 @@ impl migrate::Executor for Counting {
         &'a self,
         modules: &'a [&'a str],
         limit: Option<usize>,
-    ) -> migrate::BoxFuture<'a, migrate::Result<Vec<migrate::HistoryEntry>>> {
+    ) -> migrate::backend::BoxFuture<'a, migrate::Result<Vec<migrate::report::HistoryEntry>>> {
         self.note("history");
         self.inner.history(modules, limit)
     }
@@ -423,7 +424,7 @@ impl migrate::Executor for Counting {
         table: &'a str,
         version: Option<&'a str>,
         checksum: Option<&'a str>,
-    ) -> migrate::BoxFuture<'a, migrate::Result<()>> {
+    ) -> migrate::backend::BoxFuture<'a, migrate::Result<()>> {
         self.note("set_state");
         self.inner.set_state(module, table, version, checksum)
     }
@@ -433,7 +434,7 @@ impl migrate::Executor for Counting {
         table: &'a str,
         version: &'a str,
         checksum: &'a str,
-    ) -> migrate::BoxFuture<'a, migrate::Result<()>> {
+    ) -> migrate::backend::BoxFuture<'a, migrate::Result<()>> {
         self.note("set_step_checksum");
         self.inner
             .set_step_checksum(module, table, version, checksum)

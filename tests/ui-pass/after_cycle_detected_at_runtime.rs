@@ -21,7 +21,7 @@ async fn memory_needs_session(_db: &mut migrate::Conn<'_>) -> migrate::Result<()
 fn main() {
     let err = MIGRATIONS.validate().expect_err("a cycle");
     let message = err.to_string();
-    assert!(matches!(err, migrate::Error::Graph(ref g) if matches!(**g, migrate::GraphError::Cycle { .. })), "{message}");
+    assert!(matches!(err, migrate::Error::Graph(ref g) if matches!(**g, migrate::error::GraphError::Cycle { .. })), "{message}");
     assert!(message.contains("memory@1.0.0") && message.contains("session@1.1.0"), "{message}");
 
     std::panic::set_hook(Box::new(|_| {}));

@@ -21,7 +21,8 @@ pub use round_trip::{assert_single_heads, block_on, round_trip, RoundTrip};
 pub use snapshot::{snapshot, Schema, SchemaDiff};
 pub use stairway::{DataCheck, Phase, Stairway, StairwayFailure, StairwayReport};
 
-use migrate_core::{Error, Executor, Result};
+use migrate_core::backend::MigrationBackend;
+use migrate_core::error::{Error, Result};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -166,7 +167,7 @@ impl TestDatabase {
     }
 
     /// A new executor on this database.
-    pub async fn executor(&self) -> Result<Box<dyn Executor>> {
+    pub async fn executor(&self) -> Result<Box<dyn MigrationBackend>> {
         crate::connect(&self.url).await
     }
 }
@@ -179,11 +180,11 @@ impl Drop for TestDatabase {
     }
 }
 
-fn dialect(backend: Backend) -> migrate_core::Dialect {
+fn dialect(backend: Backend) -> migrate_core::dialect::Dialect {
     match backend {
-        Backend::Sqlite => migrate_core::Dialect::Sqlite,
-        Backend::Postgres => migrate_core::Dialect::Postgres,
-        Backend::MySql => migrate_core::Dialect::MySql,
+        Backend::Sqlite => migrate_core::dialect::Dialect::Sqlite,
+        Backend::Postgres => migrate_core::dialect::Dialect::Postgres,
+        Backend::MySql => migrate_core::dialect::Dialect::MySql,
     }
 }
 

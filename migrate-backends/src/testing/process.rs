@@ -72,7 +72,7 @@ pub(crate) fn server_dir(kind: &str) -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!(
         "migrate-test-{kind}-{}-{}",
         std::process::id(),
-        migrate_core::Timestamp::now().as_micros()
+        migrate_core::time::Timestamp::now().as_micros()
     ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     Ok(dir)

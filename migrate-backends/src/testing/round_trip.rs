@@ -4,7 +4,10 @@
 use super::snapshot::snapshot;
 use super::{Backend, Stairway, TestDatabase};
 use crate::DEFAULT_TRACKING_TABLE;
-use migrate_core::{Graph, MigrationManager, MigrationSet, Result};
+use migrate_core::error::Result;
+use migrate_core::graph::Graph;
+use migrate_core::manager::MigrationManager;
+use migrate_core::migration::MigrationSet;
 use std::future::Future;
 
 /// Runs a future to completion on a fresh tokio runtime, for synchronous `#[test]`s.

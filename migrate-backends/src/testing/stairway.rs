@@ -11,9 +11,11 @@
 use super::snapshot::{snapshot, ColumnMove, Schema};
 use super::{Backend, TestDatabase};
 use crate::DEFAULT_TRACKING_TABLE;
-use migrate_core::{
-    Error, MigrationFn, MigrationInfo, MigrationManager, MigrationSet, Result, StepKey,
-};
+use migrate_core::error::{Error, Result};
+use migrate_core::manager::MigrationManager;
+use migrate_core::migration::{MigrationFn, MigrationSet};
+use migrate_core::status::MigrationInfo;
+use migrate_core::step::StepKey;
 use std::fmt;
 
 /// Rows to seed before a step's up, and assertions after its up and after its down: for data
@@ -133,7 +135,7 @@ impl fmt::Display for StairwayReport {
 /// Configures and runs the stairway over some migration sets.
 ///
 /// ```no_run
-/// # async fn demo(set: &'static migrate_core::MigrationSet) -> migrate_core::Result<()> {
+/// # async fn demo(set: &'static migrate_core::migration::MigrationSet) -> migrate_core::error::Result<()> {
 /// use migrate_backends::testing::{Backend, Stairway};
 /// if let Some(report) = Stairway::new([set]).run(Backend::Sqlite).await? {
 ///     report.assert_ok();
@@ -145,6 +147,22 @@ pub struct Stairway {
     sets: Vec<&'static MigrationSet>,
     strict_column_order: bool,
     checks: Vec<(String, DataCheck)>,
+}
+
+impl fmt::Debug for DataCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataCheck").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Stairway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stairway")
+            .field("sets", &self.sets)
+            .field("strict_column_order", &self.strict_column_order)
+            .field("checks", &self.checks.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Stairway {
@@ -310,9 +328,16 @@ async fn run_check(db: &TestDatabase, f: MigrationFn) -> Result<()> {
     macro_rules! on {
         ($conn:ty) => {{
             use sqlx::Connection;
+            type Db = <$conn as Connection>::Database;
+            let names = crate::statements::TrackingNames::new(
+                <Db as crate::driver::Driver>::DIALECT,
+                None,
+                DEFAULT_TRACKING_TABLE,
+            );
+            let sql = <Db as crate::driver::Driver>::statements(&names);
             let mut conn = <$conn>::connect(url).await?;
-            let mut raw = crate::raw::SqlxRaw::<<$conn as Connection>::Database>(&mut conn);
-            let mut wrapped = migrate_core::Conn::new(&mut raw, None);
+            let mut raw = crate::raw::SqlxRaw::<<$conn as Connection>::Database>::new(&mut conn, &sql);
+            let mut wrapped = migrate_core::conn::Conn::new(&mut raw, None);
             let result = f(&mut wrapped).await;
             conn.close().await?;
             result

@@ -1,18 +1,22 @@
 //! Running a request: read the state, plan, take the lock when there is work, re-plan under it,
 //! and apply step by step, re-planning when another runner moved a table first.
 
-use super::{MigrationManager, MAX_ATTEMPTS};
-use crate::executor::{Direction, StepOutcome, StepRecord, StepRun};
+use super::setup::MigrationManager;
+use crate::backend::{StepOutcome, StepRecord, StepRun};
+use crate::error::{Error, Result};
 use crate::migration::Reversal;
-use crate::plan::{self, Plan, Request};
-use crate::report::{AppliedStep, Report, ReportStatus};
-use crate::{Error, Result};
+use crate::plan::{self, Plan, Request, Skipped};
+use crate::report::{Report, ReportStatus};
+use crate::step::{AppliedStep, Direction};
 use std::time::Instant;
+
+/// How many times a run re-plans after another runner moved a tracking row under it.
+const MAX_ATTEMPTS: u32 = 16;
 
 impl MigrationManager {
     /// Runs a validated request: reads the state, plans, and (unless it is a dry run or there
     /// is nothing to do) takes the lock and applies the plan step by step.
-    pub(crate) async fn execute(&self, request: Request, dry_run: bool) -> Result<Report> {
+    pub(super) async fn execute(&self, request: Request, dry_run: bool) -> Result<Report> {
         let started = Instant::now();
         let states = self.read_states(request.force).await?;
         let plan = match plan::plan(&self.graph, &states, &request) {
@@ -47,9 +51,9 @@ impl MigrationManager {
 
     /// Takes the runner lock, re-reads the state under it, re-plans and applies.
     async fn execute_locked(&self, request: &Request, started: Instant) -> Result<Report> {
-        let lock = self.executor.lock().await?;
+        let lock = self.backend.lock().await?;
         let outcome = async {
-            self.executor.prepare().await?;
+            self.backend.prepare().await?;
             let states = self.read_states(request.force).await?;
             let plan = plan::plan(&self.graph, &states, request)?;
             self.apply(request, plan).await
@@ -77,49 +81,49 @@ impl MigrationManager {
         &self,
         request: &Request,
         mut plan: Plan,
-    ) -> Result<(Vec<AppliedStep>, Vec<crate::plan::Skipped>)> {
+    ) -> Result<(Vec<AppliedStep>, Vec<Skipped>)> {
         let mut applied = Vec::new();
         for attempt in 1..=MAX_ATTEMPTS {
             let mut raced = None;
             for step in &plan.steps {
                 let node = &self.graph.nodes[step.node];
                 let migration = node.migration;
-                let action = match (step.direction, migration.reversal) {
-                    (Direction::Up, _) => migration.up,
+                let action = match (step.direction, migration.reversal()) {
+                    (Direction::Up, _) => migration.up(),
                     (Direction::Down, Reversal::Down(f)) => f,
                     (Direction::Down, Reversal::Irreversible) => {
                         return Err(Error::Irreversible {
-                            step: step.step.to_string(),
+                            step: step.step.clone(),
                         })
                     }
                 };
                 let version = node.version.to_string();
                 let run = StepRun {
                     record: StepRecord {
-                        module: migration.set.module(),
-                        table: migration.table,
+                        module: migration.set().module(),
+                        table: migration.table(),
                         version: &version,
-                        name: migration.name,
-                        checksum: migration.checksum,
+                        name: migration.name(),
+                        checksum: migration.checksum(),
                         direction: step.direction,
                         expected: step.expected.as_deref(),
                         new_version: step.new_version.as_deref(),
                         new_checksum: step.new_checksum.as_deref(),
                     },
                     action,
-                    transactional: migration.transaction,
+                    transactional: migration.transactional(),
                 };
                 tracing::info!(step = %step.step, direction = %step.direction, "running migration step");
-                match self.executor.run_step(&run).await {
+                match self.backend.run_step(&run).await {
                     Ok(StepOutcome::Done {
                         started_at,
                         execution_time,
-                    }) => applied.push(AppliedStep {
-                        step: step.step.clone(),
-                        direction: step.direction,
+                    }) => applied.push(AppliedStep::new(
+                        step.step.clone(),
+                        step.direction,
                         started_at,
                         execution_time,
-                    }),
+                    )),
                     Ok(StepOutcome::Raced) => {
                         tracing::info!(step = %step.step, "another runner moved this table first; re-planning");
                         raced = Some(step.step.table.clone());
@@ -134,7 +138,8 @@ impl MigrationManager {
                     Err(source) => {
                         tracing::error!(step = %step.step, error = %source, "migration step failed");
                         return Err(Error::StepFailed {
-                            step: step.step.to_string(),
+                            step: step.step.clone(),
+                            direction: step.direction,
                             applied,
                             source: Box::new(source),
                         });

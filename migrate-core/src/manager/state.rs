@@ -1,17 +1,19 @@
 //! Reading the state table and checking it against the linked graph: versions this binary does
 //! not know, and checksum drift (the history is read only when a chain checksum differs).
 
-use super::MigrationManager;
-use crate::executor::{Direction, StateRow};
+use super::setup::MigrationManager;
+use crate::backend::StateRow;
+use crate::checksum;
+use crate::error::{Error, Result};
 use crate::plan::ChainState;
-use crate::{Error, Result};
+use crate::step::{Direction, Outcome};
 use semver::Version;
 
 impl MigrationManager {
     /// Reads the state table (one query) and checks it against the graph: a version this binary
     /// does not know is an error, and so is checksum drift unless `force` (the recovery path).
-    pub(crate) async fn read_states(&self, force: bool) -> Result<Vec<ChainState>> {
-        let rows = self.executor.read_state().await?;
+    pub(super) async fn read_states(&self, force: bool) -> Result<Vec<ChainState>> {
+        let rows = self.backend.read_state().await?;
         let mut states: Vec<ChainState> = self
             .graph
             .chains
@@ -46,7 +48,7 @@ impl MigrationManager {
             state.stored = Some(self.graph.nodes[chain.nodes[pos]].version.clone());
             state.raw = Some(text);
             if row.checksum.as_deref()
-                != Some(crate::checksum::render(chain.cumulative[pos]).as_str())
+                != Some(checksum::render(chain.cumulative[pos]).as_str())
             {
                 suspects.push((c, row));
             }
@@ -61,7 +63,7 @@ impl MigrationManager {
     /// history and reports both checksums.
     async fn find_drift(&self, suspects: &[(usize, StateRow)]) -> Result<()> {
         let modules = self.modules();
-        let history = self.executor.history(&modules, None).await?;
+        let history = self.backend.history(&modules, None).await?;
         for (c, row) in suspects {
             let chain = &self.graph.chains[*c];
             let stored = row.version.as_deref().and_then(|v| Version::parse(v).ok());
@@ -75,14 +77,14 @@ impl MigrationManager {
                         && h.table == chain.table
                         && h.version == version
                         && h.direction == Direction::Up
-                        && h.outcome == crate::executor::Outcome::Succeeded
+                        && h.outcome == Outcome::Succeeded
                 });
                 if let Some(h) = recorded {
-                    if h.checksum != node.migration.checksum {
+                    if h.checksum != node.migration.checksum() {
                         return Err(Error::ChecksumMismatch {
-                            step: node.key().to_string(),
+                            step: node.key(),
                             applied: h.checksum.clone(),
-                            current: node.migration.checksum.to_string(),
+                            current: node.migration.checksum().to_string(),
                         });
                     }
                 }

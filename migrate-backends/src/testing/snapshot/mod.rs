@@ -23,7 +23,7 @@ mod sqlite;
 
 pub use diff::{ColumnMove, SchemaDiff};
 
-use migrate_core::{Error, Result};
+use migrate_core::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One column.

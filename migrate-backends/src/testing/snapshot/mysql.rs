@@ -1,7 +1,7 @@
 //! MySQL/MariaDB snapshots from `information_schema`. `AUTO_INCREMENT` counters are never read.
 
 use super::{cells, is_tracking, normalize_sql, text, Column, Rows, Schema};
-use migrate_core::Result;
+use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, Connection, MySqlConnection};
 
 async fn rows(conn: &mut MySqlConnection, sql: &str) -> Result<Rows> {

@@ -1,7 +1,7 @@
 //! PostgreSQL snapshots from `pg_catalog`.
 
 use super::{cells, is_tracking, normalize_sql, text, Column, Rows, Schema};
-use migrate_core::Result;
+use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 /// Runs a catalog query whose columns are all cast to text, bound to the schema name.

@@ -1,7 +1,7 @@
 //! SQLite snapshots from the `pragma_*` table-valued functions.
 
 use super::{cells, is_tracking, normalize_sql, text, Column, Rows, Schema, Table};
-use migrate_core::Result;
+use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 async fn rows(conn: &mut SqliteConnection, sql: String, bind: Option<&str>) -> Result<Rows> {

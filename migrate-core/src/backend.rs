@@ -1,83 +1,14 @@
-//! The [`Executor`] trait: what a backend provides so the engine can run a plan on a database.
+//! The [`MigrationBackend`] trait: what a database backend provides so that the manager can run
+//! a plan on it.
 
-use crate::conn::Dialect;
+use crate::dialect::Dialect;
+use crate::error::Result;
+use crate::future::BoxFuture;
 use crate::migration::MigrationFn;
-use crate::status::{DirtyMark, HistoryEntry};
-use crate::{BoxFuture, Result, Timestamp};
-use std::fmt;
+use crate::status::HistoryEntry;
+use crate::step::{Direction, DirtyMark};
+use crate::time::Timestamp;
 use std::time::Duration;
-
-/// Whether a step goes up or comes down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Applies a migration.
-    Up,
-    /// Reverts a migration.
-    Down,
-}
-
-impl Direction {
-    /// `"up"` or `"down"`, as stored in the tracking table.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Up => "up",
-            Direction::Down => "down",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "up" => Some(Direction::Up),
-            "down" => Some(Direction::Down),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a recorded step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Journalled as started and not (yet) finished: the dirty state.
-    Started,
-    /// Finished successfully.
-    Succeeded,
-    /// Returned an error.
-    Failed,
-}
-
-impl Outcome {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Started => "started",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-        }
-    }
-
-    /// Parses the stored form.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "started" => Some(Outcome::Started),
-            "succeeded" => Some(Outcome::Succeeded),
-            "failed" => Some(Outcome::Failed),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One (module, table) row of the tracking table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +25,7 @@ pub struct StateRow {
     pub dirty: Option<DirtyMark>,
 }
 
-/// What the engine asks the executor to record for one step.
+/// What the engine asks the backend to record for one step.
 #[derive(Debug, Clone)]
 pub struct StepRecord<'a> {
     /// The migration set's module.
@@ -109,7 +40,7 @@ pub struct StepRecord<'a> {
     pub checksum: &'a str,
     /// Up or down.
     pub direction: Direction,
-    /// The stored version the engine planned from. The executor writes the new state only if
+    /// The stored version the engine planned from. The backend writes the new state only if
     /// the row still holds this (compare-and-set), so two runners never apply a step twice.
     pub expected: Option<&'a str>,
     /// The stored version once the step is done (`None`: nothing applied).
@@ -118,7 +49,7 @@ pub struct StepRecord<'a> {
     pub new_checksum: Option<&'a str>,
 }
 
-/// One step for the executor to run: the record, the function and how to run it.
+/// One step for the backend to run: the record, the function and how to run it.
 pub struct StepRun<'a> {
     /// What to record.
     pub record: StepRecord<'a>,
@@ -160,8 +91,17 @@ impl RunLock for NoLock {
     }
 }
 
+impl std::fmt::Debug for StepRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepRun")
+            .field("record", &self.record)
+            .field("transactional", &self.transactional)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A database backend. Implemented by `migrate-backends` for SQLite, PostgreSQL and MySQL.
-pub trait Executor: Send + Sync {
+pub trait MigrationBackend: Send + Sync {
     /// The database's dialect.
     fn dialect(&self) -> Dialect;
 
@@ -205,9 +145,9 @@ pub trait Executor: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
 }
 
-/// A boxed executor is an executor, so backends chosen at run time (`migrate::connect`) work
-/// with the manager.
-impl<E: Executor + ?Sized> Executor for Box<E> {
+/// A boxed backend is a backend, so backends chosen at run time (`migrate::connect`) work with
+/// the manager.
+impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
     fn dialect(&self) -> Dialect {
         (**self).dialect()
     }

@@ -1,11 +1,12 @@
 //! The `up()` and `down()` request builders. Both are futures once configured:
 //! `manager.up().table("session").target("2.3.0").await`.
 
-use crate::executor::Direction;
-use crate::manager::{parse_version, MigrationManager};
+use super::setup::{parse_version, MigrationManager};
+use crate::error::{Error, Result};
+use crate::future::BoxFuture;
 use crate::plan::{Request, Target};
 use crate::report::Report;
-use crate::{BoxFuture, Error, Result};
+use crate::step::Direction;
 use std::future::IntoFuture;
 
 /// The options shared by both directions.
@@ -55,7 +56,7 @@ macro_rules! request_builder {
         }
 
         impl<'m> $name<'m> {
-            pub(crate) fn new(manager: &'m MigrationManager) -> Self {
+            pub(super) fn new(manager: &'m MigrationManager) -> Self {
                 $name {
                     manager,
                     options: Options::default(),
@@ -126,5 +127,20 @@ impl DownRequest<'_> {
     pub fn to_base(mut self) -> Self {
         self.options.to_base = true;
         self
+    }
+}
+
+impl MigrationManager {
+    /// Starts an `up` request: every table to its latest version unless narrowed with
+    /// [`target`](UpRequest::target) and [`table`](UpRequest::table). Await it to run it.
+    pub fn up(&self) -> UpRequest<'_> {
+        UpRequest::new(self)
+    }
+
+    /// Starts a `down` request. It needs [`target`](DownRequest::target) (or
+    /// [`to_base`](DownRequest::to_base)); awaiting it without one is
+    /// [`Error::MissingDownTarget`].
+    pub fn down(&self) -> DownRequest<'_> {
+        DownRequest::new(self)
     }
 }

@@ -1,0 +1,312 @@
+//! The statements a backend runs, as each database's module writes them, compiled once per
+//! tracking-table configuration into prepared statements with bound parameters.
+//!
+//! A statement's template names its values with `$(name)` markers; [`compile`] turns each marker
+//! into the database's placeholder ([`Driver::placeholder`]) and remembers which value it binds,
+//! so that one list of values ([`Values`]) serves every statement and every database.
+//! This file holds no SQL: the text of every statement is in `sqlite.rs`, `postgres.rs` and
+//! `mysql.rs`.
+
+use crate::driver::Driver;
+use migrate_core::backend::StepRecord;
+use migrate_core::dialect::Dialect;
+use migrate_core::step::Outcome;
+use migrate_core::time::Timestamp;
+use std::sync::Arc;
+
+/// The default name of the state table; the history table is `<name>_history`.
+pub const DEFAULT_TRACKING_TABLE: &str = "migrate_schema_versions";
+
+/// A value a statement can bind, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Name {
+    Module,
+    Table,
+    NewVersion,
+    NewChecksum,
+    Expected,
+    Now,
+    StepVersion,
+    StepName,
+    StepChecksum,
+    Direction,
+    Outcome,
+    StartedAt,
+    StartedAtUtc,
+    FinishedAt,
+    ExecutionUs,
+    Error,
+    DirtySince,
+    Schema,
+    Column,
+}
+
+const NAMES: [(Name, &str); 19] = [
+    (Name::Module, "module"),
+    (Name::Table, "table"),
+    (Name::NewVersion, "new_version"),
+    (Name::NewChecksum, "new_checksum"),
+    (Name::Expected, "expected"),
+    (Name::Now, "now"),
+    (Name::StepVersion, "step_version"),
+    (Name::StepName, "name"),
+    (Name::StepChecksum, "step_checksum"),
+    (Name::Direction, "direction"),
+    (Name::Outcome, "outcome"),
+    (Name::StartedAt, "started_at"),
+    (Name::StartedAtUtc, "started_at_utc"),
+    (Name::FinishedAt, "finished_at"),
+    (Name::ExecutionUs, "execution_us"),
+    (Name::Error, "error"),
+    (Name::DirtySince, "dirty_since"),
+    (Name::Schema, "schema"),
+    (Name::Column, "column"),
+];
+
+/// One bound value.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// The values of one call's statements, by [`Name`].
+#[derive(Debug, Clone)]
+pub(crate) struct Values(Vec<Param>);
+
+impl Values {
+    pub(crate) fn new() -> Values {
+        Values(vec![Param::Text(None); NAMES.len()])
+    }
+
+    pub(crate) fn text(mut self, name: Name, value: Option<&str>) -> Values {
+        self.0[name as usize] = Param::Text(value.map(str::to_string));
+        self
+    }
+
+    pub(crate) fn int(mut self, name: Name, value: Option<i64>) -> Values {
+        self.0[name as usize] = Param::Int(value);
+        self
+    }
+
+    pub(crate) fn get(&self, index: usize) -> Option<&Param> {
+        self.0.get(index)
+    }
+
+    /// The values of one step's tracking writes.
+    pub(crate) fn step(
+        r: &StepRecord<'_>,
+        outcome: Outcome,
+        started_at: Timestamp,
+        execution_us: Option<i64>,
+        error: Option<&str>,
+    ) -> Values {
+        Values::new()
+            .text(Name::Module, Some(r.module))
+            .text(Name::Table, Some(r.table))
+            .text(Name::NewVersion, r.new_version)
+            .text(Name::NewChecksum, r.new_checksum)
+            .text(Name::Expected, r.expected)
+            .int(Name::Now, Some(Timestamp::now().as_micros()))
+            .text(Name::StepVersion, Some(r.version))
+            .text(Name::StepName, Some(r.name))
+            .text(Name::StepChecksum, Some(r.checksum))
+            .text(Name::Direction, Some(r.direction.as_str()))
+            .text(Name::Outcome, Some(outcome.as_str()))
+            .int(Name::StartedAt, Some(started_at.as_micros()))
+            .text(Name::StartedAtUtc, Some(&started_at.to_string()))
+            .int(
+                Name::FinishedAt,
+                execution_us.map(|us| started_at.as_micros() + us),
+            )
+            .int(Name::ExecutionUs, execution_us)
+            .text(Name::Error, error)
+            .int(Name::DirtySince, Some(started_at.as_micros()))
+    }
+}
+
+/// A prepared statement: its text and, per placeholder, the index of the value it binds.
+#[derive(Debug, Clone)]
+pub(crate) struct Stmt {
+    pub(crate) sql: Arc<str>,
+    pub(crate) params: Vec<usize>,
+}
+
+/// Turns the `$(name)` markers of a template into `DB`'s placeholders.
+pub(crate) fn compile<DB: Driver>(template: &str) -> Stmt {
+    let mut sql = String::with_capacity(template.len());
+    let mut params = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("$(") {
+        sql.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find(')').unwrap_or(after.len());
+        let name = &after[..end];
+        // Templates are this crate's own; a unit test proves every marker is known.
+        let index = NAMES
+            .iter()
+            .position(|(_, n)| *n == name)
+            .unwrap_or(NAMES.len());
+        params.push(index);
+        sql.push_str(&DB::placeholder(params.len()));
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    sql.push_str(rest);
+    Stmt {
+        sql: sql.into(),
+        params,
+    }
+}
+
+/// The quoted names of one tracking-table configuration, for the databases' templates.
+#[derive(Debug, Clone)]
+pub struct TrackingNames {
+    /// The quoted schema, if any (PostgreSQL).
+    pub(crate) schema: Option<String>,
+    /// The quoted, possibly schema-qualified, state table.
+    pub(crate) state: String,
+    /// The quoted, possibly schema-qualified, history table.
+    pub(crate) history: String,
+    /// The quoted name of the history table's index (never qualified).
+    pub(crate) history_index: String,
+    /// The quoted, possibly schema-qualified, lock table (PostgreSQL's lock-table mode).
+    pub(crate) lock_table: String,
+}
+
+impl TrackingNames {
+    pub(crate) fn new(dialect: Dialect, schema: Option<&str>, table: &str) -> Self {
+        let q = |s: &str| dialect.quote_ident(s);
+        let qualify = |t: &str| match schema {
+            Some(s) => format!("{}.{}", q(s), q(t)),
+            None => q(t),
+        };
+        TrackingNames {
+            schema: schema.map(q),
+            state: qualify(table),
+            history: qualify(&format!("{table}_history")),
+            history_index: q(&format!("{table}_history_step")),
+            lock_table: qualify(&format!("{table}_lock")),
+        }
+    }
+}
+
+/// Every statement of one tracking-table configuration.
+#[derive(Debug, Clone)]
+pub struct Statements {
+    /// Reads every state row (one query: the whole cost of an "already up to date" run).
+    pub(crate) read_state: Arc<str>,
+    /// Creates the tracking tables if missing, in order.
+    pub(crate) create: Vec<String>,
+    /// Brings tracking tables made by an earlier version up to date; a statement that fails
+    /// because its change is already in place is skipped ([`Driver::is_already_done`]).
+    pub(crate) upgrade: Vec<String>,
+    /// A transactional step's tracking writes: move the state row (compare-and-set) and insert
+    /// the history row. The statement at `record_cas` affects one row, or none on a race.
+    pub(crate) record: Vec<Stmt>,
+    pub(crate) record_cas: usize,
+    /// A journalled step's start: the dirty mark (same compare-and-set) and a "started" row.
+    pub(crate) start: Vec<Stmt>,
+    pub(crate) start_cas: usize,
+    /// A journalled step's end: the state row moved, the dirty mark cleared, the row finished.
+    pub(crate) finish: Vec<Stmt>,
+    /// One history row (a failed transactional step).
+    pub(crate) history: Stmt,
+    /// Finishes a journalled step's history row only (it failed: the mark stays).
+    pub(crate) history_finish: Stmt,
+    /// Overwrites a state row, clearing its dirty mark.
+    pub(crate) state_set: Vec<Stmt>,
+    /// Rewrites the checksum of a step's successful ups.
+    pub(crate) set_step_checksum: Stmt,
+    /// The history's columns, read newest first; a filter on modules and a limit follow.
+    pub(crate) history_select: String,
+    /// One row if the table exists (binds `schema`, `table`).
+    pub(crate) table_exists: Stmt,
+    /// One row if the column exists (binds `schema`, `table`, `column`).
+    pub(crate) column_exists: Stmt,
+}
+
+/// The column list of the history table, as every database's insert names it.
+pub(crate) const HISTORY_COLUMNS: &str = "module, table_name, version, name, checksum, direction, \
+     outcome, started_at, started_at_utc, finished_at, execution_us, error";
+
+/// The values of a history insert, in [`HISTORY_COLUMNS`] order.
+pub(crate) const HISTORY_VALUES: &str = "$(module), $(table), $(step_version), $(name), \
+     $(step_checksum), $(direction), $(outcome), $(started_at), $(started_at_utc), \
+     $(finished_at), $(execution_us), $(error)";
+
+/// The columns of the state table, as the upserts name them.
+pub(crate) const STATE_COLUMNS: &str = "module, table_name, version, checksum, dirty_version, \
+     dirty_name, dirty_direction, dirty_since, updated_at";
+
+#[cfg(test)]
+pub(crate) fn assert_templates_known(stmts: &Statements) {
+    let all = stmts
+        .record
+        .iter()
+        .chain(&stmts.start)
+        .chain(&stmts.finish)
+        .chain(&stmts.state_set)
+        .chain([
+            &stmts.history,
+            &stmts.history_finish,
+            &stmts.set_step_checksum,
+            &stmts.table_exists,
+            &stmts.column_exists,
+        ]);
+    for stmt in all {
+        assert!(
+            stmt.params.iter().all(|&i| i < NAMES.len()) && !stmt.sql.contains("$("),
+            "{stmt:?}"
+        );
+    }
+    assert!(stmts.record_cas < stmts.record.len());
+    assert!(stmts.start_cas < stmts.start.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_the_database() {
+        #[cfg(feature = "sqlite")]
+        {
+            let stmt = compile::<sqlx::Sqlite>("a = $(module) AND b = $(table) AND c = $(module)");
+            assert_eq!(&*stmt.sql, "a = ?1 AND b = ?2 AND c = ?3");
+            assert_eq!(stmt.params, [0, 1, 0]);
+        }
+        #[cfg(feature = "postgres")]
+        assert_eq!(&*compile::<sqlx::Postgres>("x = $(now)").sql, "x = $1");
+        #[cfg(feature = "mysql")]
+        {
+            let stmt = compile::<sqlx::MySql>("x = $(now), y = $(error)");
+            assert_eq!(&*stmt.sql, "x = ?, y = ?");
+            assert_eq!(stmt.params, [Name::Now as usize, Name::Error as usize]);
+        }
+    }
+
+    #[test]
+    fn every_database_writes_known_markers_and_quotes_names() {
+        #[cfg(feature = "sqlite")]
+        {
+            let names = TrackingNames::new(Dialect::Sqlite, None, "track\"ing");
+            assert_eq!(names.state, "\"track\"\"ing\"");
+            assert_templates_known(&<sqlx::Sqlite as Driver>::statements(&names));
+        }
+        #[cfg(feature = "postgres")]
+        {
+            let names = TrackingNames::new(Dialect::Postgres, Some("ops"), "t");
+            assert_eq!(names.history, "\"ops\".\"t_history\"");
+            let stmts = <sqlx::Postgres as Driver>::statements(&names);
+            assert_eq!(stmts.create[0], "CREATE SCHEMA IF NOT EXISTS \"ops\"");
+            assert_eq!(stmts.record.len(), 1, "one round trip per step");
+            assert_templates_known(&stmts);
+        }
+        #[cfg(feature = "mysql")]
+        {
+            let names = TrackingNames::new(Dialect::MySql, None, "a`b");
+            assert_eq!(names.state, "`a``b`");
+            assert_templates_known(&<sqlx::MySql as Driver>::statements(&names));
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The password of a database URL, so that errors about that URL can leave it out.
+
+/// The password in `scheme://user:password@host/...`, as written and percent-decoded (an
+/// empty string when there is none). Both forms are what a message might show.
+pub(crate) fn password(url: &str) -> String {
+    let Some((_, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return String::new();
+    };
+    match userinfo.split_once(':') {
+        Some((_, password)) => password.to_string(),
+        None => String::new(),
+    }
+}
+
+/// `text` with `%XX` escapes decoded (invalid escapes are kept as written).
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_password() {
+        assert_eq!(password("postgres://app:s%40cret@db:5432/app"), "s%40cret");
+        assert_eq!(percent_decode("s%40cret"), "s@cret");
+        assert_eq!(password("mysql://root@localhost/db"), "");
+        assert_eq!(password("sqlite://app.db"), "");
+        assert_eq!(password("postgres://u:p@h/d?x=@"), "p");
+        assert_eq!(password("not a url"), "");
+    }
+}

@@ -1,0 +1,51 @@
+//! [`Dialect`]: which database a connection speaks to.
+
+use std::fmt;
+
+/// The database a connection speaks to. Exhaustive on purpose: a migration may `match` on it
+/// with one arm per database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+impl Dialect {
+    /// Quotes an identifier for this dialect, doubling any embedded quote character.
+    ///
+    /// ```
+    /// use migrate_core::dialect::Dialect;
+    /// assert_eq!(Dialect::Postgres.quote_ident("my \"table\""), r#""my ""table""""#);
+    /// assert_eq!(Dialect::MySql.quote_ident("session"), "`session`");
+    /// ```
+    pub fn quote_ident(self, ident: &str) -> String {
+        let q = match self {
+            Dialect::MySql => '`',
+            Dialect::Sqlite | Dialect::Postgres => '"',
+        };
+        let mut out = String::with_capacity(ident.len() + 2);
+        out.push(q);
+        for c in ident.chars() {
+            if c == q {
+                out.push(q);
+            }
+            out.push(c);
+        }
+        out.push(q);
+        out
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Sqlite => "SQLite",
+            Dialect::Postgres => "PostgreSQL",
+            Dialect::MySql => "MySQL/MariaDB",
+        })
+    }
+}

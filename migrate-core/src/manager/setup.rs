@@ -1,0 +1,171 @@
+//! [`MigrationManager`]: what it holds, how it is built, and how it resolves the tables and
+//! versions a caller names.
+
+use crate::backend::MigrationBackend;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::migration::{Migration, MigrationSet};
+use semver::Version;
+use std::collections::HashMap;
+
+/// Runs the migrations of the given sets against one database.
+///
+/// ```no_run
+/// # async fn demo(db: impl migrate_core::backend::MigrationBackend + 'static, set: &'static migrate_core::migration::MigrationSet) -> migrate_core::error::Result<()> {
+/// use migrate_core::manager::MigrationManager;
+/// let manager = MigrationManager::new(db, [set])?.with_baseline("2.0.0")?;
+/// let report = manager.up().await?;                       // every table to its latest version
+/// manager.up().table("memory").target("2.3.0").await?;    // one table, to a version
+/// manager.down().target("2.0.0").await?;                  // every table back to 2.0.0
+/// println!("{:?} in {:?}", report.status, report.total_time);
+/// # Ok(()) }
+/// ```
+pub struct MigrationManager {
+    pub(super) backend: Box<dyn MigrationBackend>,
+    pub(super) graph: Graph,
+    pub(super) sets: Vec<&'static MigrationSet>,
+    pub(super) baseline: Option<Version>,
+    pub(super) table_baselines: HashMap<String, Version>,
+}
+
+impl std::fmt::Debug for MigrationManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigrationManager")
+            .field("dialect", &self.backend.dialect())
+            .field("sets", &self.sets)
+            .field("migrations", &self.graph.len())
+            .field("baseline", &self.baseline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a caller's version, accepting a leading `v` (`"v2.3.0"`).
+pub(super) fn parse_version(input: &str) -> Result<Version> {
+    let trimmed = input.trim();
+    let text = trimmed.strip_prefix('v').unwrap_or(trimmed);
+    Version::parse(text).map_err(|e| Error::InvalidVersion {
+        input: input.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+impl MigrationManager {
+    /// Builds a manager over the migrations of `sets`, validating the linked graph (an empty set,
+    /// a duplicate module, an `after` cycle are errors here). Touches no database.
+    pub fn new<B: MigrationBackend + 'static>(
+        db: B,
+        sets: impl IntoIterator<Item = &'static MigrationSet>,
+    ) -> Result<Self> {
+        let sets: Vec<_> = sets.into_iter().collect();
+        let graph = Graph::build(sets.iter().copied())?;
+        Ok(Self::with_graph(Box::new(db), graph, sets))
+    }
+
+    /// Builds a manager over migrations made at run time instead of registered by
+    /// `#[migration]` (generated sets, benchmarks), with the same validation.
+    #[doc(hidden)]
+    pub fn from_migrations<B: MigrationBackend + 'static>(
+        db: B,
+        migrations: impl IntoIterator<Item = &'static Migration>,
+    ) -> Result<Self> {
+        let graph = Graph::from_migrations(migrations)?;
+        let mut sets: Vec<&'static MigrationSet> = Vec::new();
+        for node in &graph.nodes {
+            let set = node.migration.set();
+            if !sets.iter().any(|s| std::ptr::eq(*s, set)) {
+                sets.push(set);
+            }
+        }
+        Ok(Self::with_graph(Box::new(db), graph, sets))
+    }
+
+    fn with_graph(
+        backend: Box<dyn MigrationBackend>,
+        graph: Graph,
+        sets: Vec<&'static MigrationSet>,
+    ) -> Self {
+        MigrationManager {
+            backend,
+            graph,
+            sets,
+            baseline: None,
+            table_baselines: HashMap::new(),
+        }
+    }
+
+    /// The version a table is at when the tracking table has no row for it ("no stored
+    /// version means 2.0.0"). Without a baseline such a table has nothing applied.
+    pub fn with_baseline(mut self, version: &str) -> Result<Self> {
+        self.baseline = Some(parse_version(version)?);
+        Ok(self)
+    }
+
+    /// A baseline for one table, overriding [`with_baseline`](Self::with_baseline).
+    pub fn with_table_baseline(mut self, table: &str, version: &str) -> Result<Self> {
+        self.resolve_tables(&[table.to_string()])?;
+        self.table_baselines
+            .insert(table.to_string(), parse_version(version)?);
+        Ok(self)
+    }
+
+    /// The validated graph.
+    #[doc(hidden)]
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The backend this manager runs on.
+    pub fn backend(&self) -> &dyn MigrationBackend {
+        self.backend.as_ref()
+    }
+
+    pub(super) fn modules(&self) -> Vec<&'static str> {
+        self.sets.iter().map(|s| s.module()).collect()
+    }
+
+    pub(super) fn unknown_table(&self, table: &str) -> Error {
+        let mut known: Vec<String> = self
+            .graph
+            .tables()
+            .map(|(_, table)| table.to_string())
+            .collect();
+        known.dedup();
+        Error::UnknownTable {
+            table: table.to_string(),
+            known,
+        }
+    }
+    /// Chains named by `tables`: `table` matches that table in every module, `module:table`
+    /// one module's.
+    pub(super) fn resolve_tables(&self, tables: &[String]) -> Result<Vec<usize>> {
+        let mut chains = Vec::new();
+        for name in tables {
+            let (module, table) = match name.split_once(':') {
+                Some((m, t)) => (Some(m), t),
+                None => (None, name.as_str()),
+            };
+            let matched: Vec<usize> = (0..self.graph.chains.len())
+                .filter(|&c| {
+                    let chain = &self.graph.chains[c];
+                    chain.table == table && module.is_none_or(|m| m == chain.module)
+                })
+                .collect();
+            if matched.is_empty() {
+                return Err(self.unknown_table(name));
+            }
+            for c in matched {
+                if !chains.contains(&c) {
+                    chains.push(c);
+                }
+            }
+        }
+        Ok(chains)
+    }
+
+    pub(super) fn baseline_of(&self, table: &str) -> Option<Version> {
+        self.table_baselines
+            .get(table)
+            .or(self.baseline.as_ref())
+            .cloned()
+    }
+}

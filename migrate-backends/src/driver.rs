@@ -5,10 +5,10 @@
 use crate::statements::{Statements, TrackingNames};
 use crate::SqlxDb;
 use migrate_core::backend::RunLock;
+use migrate_core::conn::Value;
 use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use migrate_core::future::BoxFuture;
-use migrate_core::conn::Value;
 use std::time::Duration;
 
 mod sealed {

@@ -12,9 +12,7 @@
 //!   connection, which frees the lock, and so does a killed runner's.
 
 use crate::driver::{Driver, Sealed};
-use crate::statements::{
-    compile, Statements, TrackingNames, HISTORY_COLUMNS, HISTORY_VALUES,
-};
+use crate::statements::{compile, Statements, TrackingNames, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::SqlxDb;
 use migrate_core::backend::RunLock;
 use migrate_core::conn::Value;

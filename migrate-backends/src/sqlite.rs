@@ -219,7 +219,10 @@ impl SqlxDb<Sqlite> {
         Self::connect_with_pool_size(options, if in_memory { 1 } else { 2 }).await
     }
 
-    async fn connect_with_pool_size(options: SqliteConnectOptions, connections: u32) -> Result<Self> {
+    async fn connect_with_pool_size(
+        options: SqliteConnectOptions,
+        connections: u32,
+    ) -> Result<Self> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)

@@ -314,8 +314,7 @@ where
             Some(micros(elapsed)),
             Some(&message),
         );
-        self.record_best_effort(&self.sql.history, &values)
-            .await;
+        self.record_best_effort(&self.sql.history, &values).await;
         Err(err)
     }
 
@@ -470,8 +469,7 @@ where
             if modules.is_empty() {
                 return Ok(Vec::new());
             }
-            let placeholders: Vec<String> =
-                (1..=modules.len()).map(DB::placeholder).collect();
+            let placeholders: Vec<String> = (1..=modules.len()).map(DB::placeholder).collect();
             let sql = self
                 .sql
                 .history_select

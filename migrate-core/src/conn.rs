@@ -55,7 +55,6 @@ impl Row {
         &self.0
     }
 
-
     /// The value of column `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<&Value> {
         self.0.get(index)

@@ -537,7 +537,10 @@ mod tests {
             "cannot reach postgres://app:***@db:5432/app?x=1 now"
         );
         assert_eq!(redact_urls("mysql://root@h/db"), "mysql://root@h/db");
-        assert_eq!(redact_urls("a://u:p@h b://v:q@i"), "a://u:***@h b://v:***@i");
+        assert_eq!(
+            redact_urls("a://u:p@h b://v:q@i"),
+            "a://u:***@h b://v:***@i"
+        );
         assert_eq!(redact_urls("no url"), "no url");
     }
 
@@ -562,7 +565,8 @@ mod tests {
 
     #[test]
     fn redaction_reaches_message_and_debug() {
-        let err = Error::database(std::io::Error::other("login failed for hunter2")).redact("hunter2");
+        let err =
+            Error::database(std::io::Error::other("login failed for hunter2")).redact("hunter2");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
     }

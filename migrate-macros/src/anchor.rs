@@ -192,11 +192,15 @@ mod tests {
         let out = expand(quote!());
         let file: syn::File = syn::parse2(out.clone()).expect("output parses");
         assert!(
-            file.items.iter().any(|i| matches!(i, syn::Item::Static(s) if s.ident == "MIGRATIONS")),
+            file.items
+                .iter()
+                .any(|i| matches!(i, syn::Item::Static(s) if s.ident == "MIGRATIONS")),
             "{out}"
         );
         assert!(
-            file.items.iter().any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "migrate_graph_is_valid")),
+            file.items
+                .iter()
+                .any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "migrate_graph_is_valid")),
             "{out}"
         );
         assert_eq!(implemented_traits(&out), ["TableListedInHeads"]);
@@ -204,14 +208,21 @@ mod tests {
 
     #[test]
     fn heads_pin_each_table() {
-        let out = expand(quote!(module = "auth", heads { session = "2.3.0", "odd name" = "1.0.0" }));
+        let out =
+            expand(quote!(module = "auth", heads { session = "2.3.0", "odd name" = "1.0.0" }));
         let traits = implemented_traits(&out);
         assert_eq!(
-            traits.iter().filter(|t| *t == "HeadsEntryIsNotTheLatestVersion").count(),
+            traits
+                .iter()
+                .filter(|t| *t == "HeadsEntryIsNotTheLatestVersion")
+                .count(),
             2,
             "{traits:?}"
         );
-        assert_eq!(traits.iter().filter(|t| *t == "TableListedInHeads").count(), 2);
+        assert_eq!(
+            traits.iter().filter(|t| *t == "TableListedInHeads").count(),
+            2
+        );
         let file: syn::File = syn::parse2(out).expect("output parses");
         let syn::Item::Static(set) = &file.items[0] else {
             panic!("MIGRATIONS first");
@@ -220,7 +231,10 @@ mod tests {
             panic!("a constructor call");
         };
         assert_eq!(call.args[0], syn::parse_quote!("auth"));
-        assert_eq!(call.args[2], syn::parse_quote!(&[("session", "2.3.0"), ("odd name", "1.0.0")]));
+        assert_eq!(
+            call.args[2],
+            syn::parse_quote!(&[("session", "2.3.0"), ("odd name", "1.0.0")])
+        );
     }
 
     #[test]
@@ -233,10 +247,19 @@ mod tests {
     #[test]
     fn bad_input_is_reported() {
         let errors = compile_errors(&expand(quote!(heads { session = "2.x" })));
-        assert!(errors.iter().any(|e| e.contains("is not a semver version")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("is not a semver version")),
+            "{errors:?}"
+        );
         let errors = compile_errors(&expand(quote!(colour = "red")));
-        assert!(errors.iter().any(|e| e.contains("unknown key `colour`")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("unknown key `colour`")),
+            "{errors:?}"
+        );
         let errors = compile_errors(&expand(quote!(heads { a = "1.0.0", a = "2.0.0" })));
-        assert!(errors.iter().any(|e| e.contains("listed twice")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("listed twice")),
+            "{errors:?}"
+        );
     }
 }

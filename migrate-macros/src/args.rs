@@ -1,10 +1,10 @@
 //! Parsing of `#[migration(...)]` arguments, with every error spanned and combined.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use quote::ToTokens;
 use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Path, Token};
 
 /// The keys `#[migration]` accepts, listed in errors.

@@ -296,7 +296,12 @@ mod tests {
     #[test]
     fn a_child_claims_its_version_and_its_parent() {
         let out = expand(
-            quote!(table = "session", version = "2.3.0", parent = "2.0.0", down = revert),
+            quote!(
+                table = "session",
+                version = "2.3.0",
+                parent = "2.0.0",
+                down = revert
+            ),
             up_fn(),
         );
         assert!(compile_errors(&out).is_empty(), "{out}");
@@ -306,14 +311,23 @@ mod tests {
             "TwoMigrationsShareThisParent",
             "HeadsEntryIsNotTheLatestVersion",
         ] {
-            assert!(traits.iter().any(|t| t == expected), "{expected} in {traits:?}");
+            assert!(
+                traits.iter().any(|t| t == expected),
+                "{expected} in {traits:?}"
+            );
         }
         assert!(!traits.iter().any(|t| t == "TwoFirstMigrationsForThisTable"));
         let call = registered_call(&out).expect("one registration");
         assert_eq!(call.args[1], syn::parse_quote!("session"));
         assert_eq!(call.args[2], syn::parse_quote!("2.3.0"));
-        assert_eq!(call.args[3], syn::parse_quote!(::core::option::Option::Some("2.0.0")));
-        assert_eq!(call.args[6], syn::parse_quote!(::migrate::__private::Reversal::Down(__migrate_down)));
+        assert_eq!(
+            call.args[3],
+            syn::parse_quote!(::core::option::Option::Some("2.0.0"))
+        );
+        assert_eq!(
+            call.args[6],
+            syn::parse_quote!(::migrate::__private::Reversal::Down(__migrate_down))
+        );
     }
 
     #[test]
@@ -322,9 +336,18 @@ mod tests {
             let v = |t: &str| semver::Version::parse(t).unwrap();
             child_name(table, &v(version), &v(parent), Span::call_site()).to_string()
         };
-        assert_eq!(name("session", "1.1.0", "1.0.0"), "session_1_1_0_upgrades_from_1_0_0");
-        assert_eq!(name("odd-näme", "2.0.0-rc.1", "1.0.0"), "odd_n_me_2_0_0_rc_1_upgrades_from_1_0_0");
-        assert_eq!(name("9lives", "1.0.1", "1.0.0"), "table_9lives_1_0_1_upgrades_from_1_0_0");
+        assert_eq!(
+            name("session", "1.1.0", "1.0.0"),
+            "session_1_1_0_upgrades_from_1_0_0"
+        );
+        assert_eq!(
+            name("odd-näme", "2.0.0-rc.1", "1.0.0"),
+            "odd_n_me_2_0_0_rc_1_upgrades_from_1_0_0"
+        );
+        assert_eq!(
+            name("9lives", "1.0.1", "1.0.0"),
+            "table_9lives_1_0_1_upgrades_from_1_0_0"
+        );
     }
 
     #[test]
@@ -340,26 +363,57 @@ mod tests {
             up_fn(),
         );
         let traits = implemented_traits(&out);
-        assert!(traits.iter().any(|t| t == "TwoFirstMigrationsForThisTable"), "{traits:?}");
-        assert!(!traits.iter().any(|t| t == "TwoMigrationsShareThisParent"), "{traits:?}");
+        assert!(
+            traits.iter().any(|t| t == "TwoFirstMigrationsForThisTable"),
+            "{traits:?}"
+        );
+        assert!(
+            !traits.iter().any(|t| t == "TwoMigrationsShareThisParent"),
+            "{traits:?}"
+        );
         let call = registered_call(&out).expect("one registration");
         assert_eq!(call.args[4], syn::parse_quote!("create"));
-        assert_eq!(call.args[6], syn::parse_quote!(::migrate::__private::Reversal::Irreversible));
+        assert_eq!(
+            call.args[6],
+            syn::parse_quote!(::migrate::__private::Reversal::Irreversible)
+        );
         assert_eq!(call.args[7], syn::parse_quote!(false));
     }
 
     #[test]
     fn the_crate_key_replaces_every_path_to_the_facade() {
         let out = expand(
-            quote!(table = "t", version = "1.0.0", parent = "0.1.0", down = revert, crate = "::host::db"),
+            quote!(
+                table = "t",
+                version = "1.0.0",
+                parent = "0.1.0",
+                down = revert,
+                crate = "::host::db"
+            ),
             up_fn(),
         );
         assert!(compile_errors(&out).is_empty(), "{out}");
         let text = out.to_string();
-        assert!(!text.contains(":: migrate ::"), "no hard-coded facade: {text}");
+        assert!(
+            !text.contains(":: migrate ::"),
+            "no hard-coded facade: {text}"
+        );
         assert!(text.contains(":: host :: db :: __private"), "{text}");
-        let bad = expand(quote!(table = "t", version = "1.0.0", irreversible, crate = "not a path"), up_fn());
-        assert!(compile_errors(&bad).iter().any(|e| e.contains("is not a path")), "{bad}");
+        let bad = expand(
+            quote!(
+                table = "t",
+                version = "1.0.0",
+                irreversible,
+                crate = "not a path"
+            ),
+            up_fn(),
+        );
+        assert!(
+            compile_errors(&bad)
+                .iter()
+                .any(|e| e.contains("is not a path")),
+            "{bad}"
+        );
     }
 
     #[test]
@@ -380,14 +434,26 @@ mod tests {
         );
         let file: syn::File = syn::parse2(out.clone()).expect("output parses");
         assert!(
-            file.items.iter().any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "not_async")),
+            file.items
+                .iter()
+                .any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "not_async")),
             "original item kept: {out}"
         );
         let errors = compile_errors(&out);
-        for expected in ["is not a semver version", "unknown key `colour`", "`down` is given twice"] {
-            assert!(errors.iter().any(|e| e.contains(expected)), "{expected} in {errors:?}");
+        for expected in [
+            "is not a semver version",
+            "unknown key `colour`",
+            "`down` is given twice",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "{expected} in {errors:?}"
+            );
         }
-        assert!(registered_call(&out).is_none(), "nothing registered on error");
+        assert!(
+            registered_call(&out).is_none(),
+            "nothing registered on error"
+        );
     }
 
     #[test]
@@ -399,16 +465,34 @@ mod tests {
             ),
         );
         let errors = compile_errors(&out);
-        for expected in ["must be an `async fn`", "must return `migrate::Result<()>`", "exactly one argument"] {
-            assert!(errors.iter().any(|e| e.contains(expected)), "{expected} in {errors:?}");
+        for expected in [
+            "must be an `async fn`",
+            "must return `migrate::Result<()>`",
+            "exactly one argument",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "{expected} in {errors:?}"
+            );
         }
     }
 
     #[test]
     fn rejects_versions_not_above_the_parent_and_missing_down() {
-        let out = expand(quote!(table = "t", version = "1.0.0", parent = "1.0.0"), up_fn());
+        let out = expand(
+            quote!(table = "t", version = "1.0.0", parent = "1.0.0"),
+            up_fn(),
+        );
         let errors = compile_errors(&out);
-        assert!(errors.iter().any(|e| e.contains("not greater than its parent")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("missing `down")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("not greater than its parent")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("missing `down")),
+            "{errors:?}"
+        );
     }
 }

@@ -12,13 +12,16 @@ pub(crate) fn compile_errors(out: &TokenStream) -> Vec<String> {
         .iter()
         .filter_map(|item| match item {
             Item::Macro(m)
-                if m.mac.path.segments.last().is_some_and(|s| s.ident == "compile_error") =>
+                if m.mac
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "compile_error") =>
             {
-                m
-                .mac
-                .parse_body::<syn::LitStr>()
-                .ok()
-                .map(|lit| lit.value())
+                m.mac
+                    .parse_body::<syn::LitStr>()
+                    .ok()
+                    .map(|lit| lit.value())
             }
             _ => None,
         })
@@ -68,10 +71,12 @@ pub(crate) fn implemented_traits(out: &TokenStream) -> Vec<String> {
 /// The `Migration::__new(...)` call inside the `inventory::submit!`, if the output registers one.
 pub(crate) fn registered_call(out: &TokenStream) -> Option<ExprCall> {
     let file: syn::File = syn::parse2(out.clone()).ok()?;
-    nested_items(&file.items).into_iter().find_map(|item| match &item {
-        Item::Macro(m) if m.mac.path.segments.last()?.ident == "submit" => {
-            m.mac.parse_body::<ExprCall>().ok()
-        }
-        _ => None,
-    })
+    nested_items(&file.items)
+        .into_iter()
+        .find_map(|item| match &item {
+            Item::Macro(m) if m.mac.path.segments.last()?.ident == "submit" => {
+                m.mac.parse_body::<ExprCall>().ok()
+            }
+            _ => None,
+        })
 }

@@ -3,8 +3,8 @@
 
 use crate::harness::{each_backend, TestDb};
 use crate::MIGRATIONS;
-use migrate::{Error, MigrationManager};
 use migrate::registry::MigrationSet;
+use migrate::{Error, MigrationManager};
 
 /// A database in the middle of its history: every table at (or below) 2.1.0.
 async fn midway(db: &TestDb) -> MigrationManager {

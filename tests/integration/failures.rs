@@ -7,10 +7,10 @@
 
 use crate::harness::{each_backend, v, TestDb};
 use crate::MIGRATIONS;
-use migrate::testing::Backend;
-use migrate::MigrationManager;
 use migrate::manager::Resolution;
 use migrate::report::{Direction, Outcome};
+use migrate::testing::Backend;
+use migrate::MigrationManager;
 use std::time::Duration;
 
 /// Runs this test binary again as a child that migrates the database at `url` until killed

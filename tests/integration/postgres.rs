@@ -3,9 +3,9 @@
 
 use crate::harness::{v, TestDb};
 use crate::MIGRATIONS;
+use migrate::postgres::LockMode;
 use migrate::postgres::PgDb;
 use migrate::testing::Backend;
-use migrate::postgres::LockMode;
 use migrate::MigrationManager;
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 
 use crate::harness::{all_up, at, each_backend, steps, v, versions};
 use crate::MIGRATIONS;
-use migrate::MigrationManager;
 use migrate::report::{Direction, ReportStatus};
+use migrate::MigrationManager;
 
 each_backend! {
     async fn up_brings_every_table_to_its_latest_version_once(db) {
@@ -391,7 +391,9 @@ impl migrate::backend::MigrationBackend for Counting {
     fn dialect(&self) -> migrate::Dialect {
         self.inner.dialect()
     }
-    fn read_state(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<Vec<migrate::backend::StateRow>>> {
+    fn read_state(
+        &self,
+    ) -> migrate::backend::BoxFuture<'_, migrate::Result<Vec<migrate::backend::StateRow>>> {
         self.note("read_state");
         self.inner.read_state()
     }
@@ -399,7 +401,9 @@ impl migrate::backend::MigrationBackend for Counting {
         self.note("prepare");
         self.inner.prepare()
     }
-    fn lock(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<Box<dyn migrate::backend::RunLock>>> {
+    fn lock(
+        &self,
+    ) -> migrate::backend::BoxFuture<'_, migrate::Result<Box<dyn migrate::backend::RunLock>>> {
         self.note("lock");
         self.inner.lock()
     }

@@ -160,7 +160,10 @@ impl fmt::Debug for Stairway {
         f.debug_struct("Stairway")
             .field("sets", &self.sets)
             .field("strict_column_order", &self.strict_column_order)
-            .field("checks", &self.checks.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "checks",
+                &self.checks.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -336,7 +339,8 @@ async fn run_check(db: &TestDatabase, f: MigrationFn) -> Result<()> {
             );
             let sql = <Db as crate::driver::Driver>::statements(&names);
             let mut conn = <$conn>::connect(url).await?;
-            let mut raw = crate::raw::SqlxRaw::<<$conn as Connection>::Database>::new(&mut conn, &sql);
+            let mut raw =
+                crate::raw::SqlxRaw::<<$conn as Connection>::Database>::new(&mut conn, &sql);
             let mut wrapped = migrate_core::conn::Conn::new(&mut raw, None);
             let result = f(&mut wrapped).await;
             conn.close().await?;

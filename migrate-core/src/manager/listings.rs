@@ -1,10 +1,10 @@
 //! Read-only views of where the database stands against the linked graph.
 
 use super::setup::MigrationManager;
-use crate::plan::ChainState;
-use crate::migration::Reversal;
-use crate::status::{HistoryEntry, MigrationInfo, TableStatus};
 use crate::error::Result;
+use crate::migration::Reversal;
+use crate::plan::ChainState;
+use crate::status::{HistoryEntry, MigrationInfo, TableStatus};
 use semver::Version;
 
 impl MigrationManager {

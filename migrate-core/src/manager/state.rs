@@ -47,9 +47,7 @@ impl MigrationManager {
                 .ok_or_else(|| ahead(&row.module, &row.table, text.clone()))?;
             state.stored = Some(self.graph.nodes[chain.nodes[pos]].version.clone());
             state.raw = Some(text);
-            if row.checksum.as_deref()
-                != Some(checksum::render(chain.cumulative[pos]).as_str())
-            {
+            if row.checksum.as_deref() != Some(checksum::render(chain.cumulative[pos]).as_str()) {
                 suspects.push((c, row));
             }
         }

@@ -124,6 +124,7 @@ impl<DB: Driver> SqlxDb<DB> {
     /// run, the steps use another) whose step connection is opened now, not inside the first
     /// call, and is kept (see `held`).
     /// Errors never show the URL's password.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) async fn connect_server(url: &str) -> Result<Self> {
         let secret = crate::url::password(url);
         let decoded = crate::url::percent_decode(&secret);
@@ -183,6 +184,7 @@ impl<DB: Driver> SqlxDb<DB> {
         self.lock.timeout
     }
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn set_schema(&mut self, schema: &str) -> Result<()> {
         check_identifier("schema", schema)?;
         let table = self.tracking_table.clone();

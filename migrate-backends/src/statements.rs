@@ -162,6 +162,7 @@ pub(crate) fn compile<DB: Driver>(template: &str) -> Stmt {
 #[derive(Debug, Clone)]
 pub struct TrackingNames {
     /// The quoted schema, if any (PostgreSQL).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) schema: Option<String>,
     /// The quoted, possibly schema-qualified, state table.
     pub(crate) state: String,
@@ -170,6 +171,7 @@ pub struct TrackingNames {
     /// The quoted name of the history table's index (never qualified).
     pub(crate) history_index: String,
     /// The quoted, possibly schema-qualified, lock table (PostgreSQL's lock-table mode).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) lock_table: String,
 }
 

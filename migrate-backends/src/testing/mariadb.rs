@@ -1,6 +1,8 @@
 //! A throwaway MariaDB server from the installed `mariadb-install-db` and `mariadbd`.
 
-use super::process::{find_binary, free_port, is_root, run, server_dir, watchdog};
+use super::process::{
+    find_binary, free_port, is_root, run, server_dir, watchdog, PORT_ATTEMPTS,
+};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,13 +27,33 @@ pub(crate) fn start() -> Result<String, String> {
             .args(root_user),
         "mariadb-install-db",
     )?;
+    let mut failure = String::new();
+    for attempt in 0..PORT_ATTEMPTS {
+        match serve(&mariadbd, &dir, root_user, attempt) {
+            Ok(url) => return Ok(url),
+            // Most likely the port was taken between the check and the bind: try another.
+            Err(e) => failure = e,
+        }
+    }
+    Err(failure)
+}
+
+/// Starts `mariadbd` on a free port and waits until it accepts connections.
+fn serve(
+    mariadbd: &std::path::Path,
+    dir: &std::path::Path,
+    root_user: &[&str],
+    attempt: usize,
+) -> Result<String, String> {
+    let data = dir.join("data");
     let port = free_port()?;
-    let child = Command::new(&mariadbd)
+    let log = dir.join(format!("error-{attempt}.log"));
+    let mut child = Command::new(mariadbd)
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
         .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
-        .arg(format!("--log-error={}", dir.join("error.log").display()))
+        .arg(format!("--log-error={}", log.display()))
         .arg(format!("--port={port}"))
         .args([
             "--bind-address=127.0.0.1",
@@ -47,13 +69,15 @@ pub(crate) fn start() -> Result<String, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start mariadbd: {e}"))?;
-    watchdog(&format!("kill -9 {} 2>/dev/null", child.id()), &dir)?;
-    // Ready once it accepts TCP connections.
+    watchdog(&format!("kill -9 {} 2>/dev/null", child.id()), dir)?;
+    // Ready once it accepts TCP connections; a server that exits lost the port (or failed).
     let deadline = Instant::now() + Duration::from_secs(90);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            return Err(format!("mariadbd did not start within 90 s: {log}"));
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = child.kill();
+            return Err(format!("mariadbd did not start on port {port}: {log}"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -113,9 +113,15 @@ impl TestDatabase {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("migrate_test_{}_{n}", std::process::id());
         if backend == Backend::Sqlite {
-            let dir = std::env::temp_dir().join(&name);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("{name}_"))
+                .tempdir()
+                .map(tempfile::TempDir::keep)
+                .map_err(|source| Error::Io {
+                    operation: "create a temporary directory in",
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
             let path = dir.join("test.db");
             // Created the way applications open it (WAL), so that later connections never
             // have to switch the journal mode while another one holds a lock.

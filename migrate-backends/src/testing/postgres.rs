@@ -2,6 +2,7 @@
 
 use super::process::{
     command_as, find_binary, free_port, give_to, is_root, run, server_dir, watchdog,
+    PORT_ATTEMPTS,
 };
 use std::path::PathBuf;
 
@@ -44,12 +45,6 @@ pub(crate) fn start() -> Result<String, String> {
         ]),
         "initdb",
     )?;
-    let port = free_port()?;
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=300",
-        dir.display()
-    );
     let stop = format!(
         "{} {} -D '{}' stop -m immediate",
         user.map(|u| format!("runuser -u {u} --"))
@@ -58,14 +53,27 @@ pub(crate) fn start() -> Result<String, String> {
         data.display()
     );
     watchdog(&stop, &dir)?;
-    run(
-        command_as(user, &pg_ctl)
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("server.log"))
-            .args(["-w", "-t", "60", "-o", &options, "start"]),
-        "pg_ctl start",
-    )?;
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    let mut failure = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let port = free_port()?;
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=300",
+            dir.display()
+        );
+        match run(
+            command_as(user, &pg_ctl)
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("server.log"))
+                .args(["-w", "-t", "60", "-o", &options, "start"]),
+            "pg_ctl start",
+        ) {
+            Ok(()) => return Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres")),
+            // Most likely the port was taken between the check and the bind: try another.
+            Err(e) => failure = e,
+        }
+    }
+    Err(failure)
 }

@@ -21,12 +21,7 @@ pub(crate) fn find_binary(name: &str, candidates: &[PathBuf]) -> Option<PathBuf>
 
 /// Whether this process runs as root (PostgreSQL refuses to).
 pub(crate) fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .is_some_and(|uid| uid.trim() == "0")
+    rustix::process::geteuid().is_root()
 }
 
 /// A command run as `user` when this process is root (through `runuser`), else as is.
@@ -59,7 +54,11 @@ pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
-/// A free TCP port on the loopback interface.
+/// How many times a server start is tried on a new port: a port found free can be taken by
+/// another process before the server binds it.
+pub(crate) const PORT_ATTEMPTS: usize = 5;
+
+/// A free TCP port on the loopback interface (free now; see [`PORT_ATTEMPTS`]).
 pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -67,15 +66,13 @@ pub(crate) fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
-/// A fresh directory for one server, world-writable so an unprivileged server user can use it.
+/// A fresh directory for one server. It outlives this call: the watchdog removes it.
 pub(crate) fn server_dir(kind: &str) -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "migrate-test-{kind}-{}-{}",
-        std::process::id(),
-        migrate_core::time::Timestamp::now().as_micros()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    Ok(dir)
+    tempfile::Builder::new()
+        .prefix(&format!("migrate-test-{kind}-"))
+        .tempdir()
+        .map(tempfile::TempDir::keep)
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))
 }
 
 /// Hands `dir` to `user` (when running as root).

@@ -154,13 +154,13 @@ pub mod query {
     pub use migrate_core::conn::{Row, Value};
 }
 
-/// The errors inside [`Error`](crate::Error): the graph's and the driver's.
+/// The errors inside [`Error`]: the graph's and the driver's.
 pub mod error {
     pub use migrate_core::error::{DatabaseError, Error, GraphError, Result};
 }
 
 /// What a database backend implements, for backends outside this crate and for the hosts
-/// that hold one behind a trait object ([`connect`](crate::connect) returns one).
+/// that hold one behind a trait object ([`connect`] returns one).
 pub mod backend {
     pub use migrate_backends::{Driver, SqlxDb, DEFAULT_LOCK_TIMEOUT, DEFAULT_TRACKING_TABLE};
     pub use migrate_core::backend::{

@@ -29,6 +29,7 @@ impl<DB: sqlx::Database> Slot<DB> {
     }
 
     /// Returns the kept connection to the pool, so the next call takes a fresh one.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn clear(&self) {
         if let Ok(mut slot) = self.0.lock() {
             slot.take();

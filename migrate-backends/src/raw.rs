@@ -2,7 +2,7 @@
 
 use crate::driver::Driver;
 use crate::sqlx_db::bound;
-use crate::statements::{Name, Statements, Stmt, Values};
+use crate::statements::{Bind, Statements, Stmt, Values};
 use migrate_core::conn::{RawConn, Row, Value};
 use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
@@ -56,8 +56,8 @@ where
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let values = Values::new()
-                .text(Name::Schema, schema)
-                .text(Name::Table, Some(table));
+                .text(Bind::Schema, schema)
+                .text(Bind::Table, Some(table));
             let stmt = self.sql.table_exists.clone();
             self.any_row(&stmt, &values).await
         })
@@ -71,9 +71,9 @@ where
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let values = Values::new()
-                .text(Name::Schema, schema)
-                .text(Name::Table, Some(table))
-                .text(Name::Column, Some(column));
+                .text(Bind::Schema, schema)
+                .text(Bind::Table, Some(table))
+                .text(Bind::Column, Some(column));
             let stmt = self.sql.column_exists.clone();
             self.any_row(&stmt, &values).await
         })

@@ -12,7 +12,7 @@ use crate::held::Slot;
 use crate::raw::SqlxRaw;
 use crate::rows;
 use crate::statements::{
-    Name, Param, Statements, Stmt, TrackingNames, Values, DEFAULT_TRACKING_TABLE,
+    Bind, Param, Statements, Stmt, TrackingNames, Values, DEFAULT_TRACKING_TABLE,
 };
 use migrate_core::backend::{MigrationBackend, RunLock, StateRow, StepOutcome, StepRun};
 use migrate_core::conn::Conn;
@@ -23,6 +23,7 @@ use migrate_core::status::HistoryEntry;
 use migrate_core::step::Outcome;
 use migrate_core::time::Timestamp;
 use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, IntoArguments, Pool, Type};
+#[cfg(feature = "sqlite")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,8 +39,10 @@ pub(crate) struct LockConfig {
     #[cfg(feature = "postgres")]
     pub(crate) mode: crate::postgres::LockMode,
     /// SQLite: the file whose OS lock serializes runners (none for in-memory databases).
+    #[cfg(feature = "sqlite")]
     pub(crate) file: Option<std::path::PathBuf>,
     /// SQLite: the busy timeout that connections of a pool this crate opened should have.
+    #[cfg(feature = "sqlite")]
     pub(crate) busy_ms: Option<Arc<AtomicU64>>,
 }
 
@@ -106,7 +109,9 @@ impl<DB: Driver> SqlxDb<DB> {
                 timeout: DEFAULT_LOCK_TIMEOUT,
                 #[cfg(feature = "postgres")]
                 mode: crate::postgres::LockMode::Advisory,
+                #[cfg(feature = "sqlite")]
                 file: None,
+                #[cfg(feature = "sqlite")]
                 busy_ms: None,
             },
             held: Default::default(),
@@ -168,6 +173,7 @@ impl<DB: Driver> SqlxDb<DB> {
     /// and the database's write lock (the busy timeout of the connections this crate opened).
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock.timeout = timeout;
+        #[cfg(feature = "sqlite")]
         if let Some(busy) = &self.lock.busy_ms {
             busy.store(
                 u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
@@ -504,11 +510,11 @@ where
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let values = Values::new()
-                .text(Name::Module, Some(module))
-                .text(Name::Table, Some(table))
-                .text(Name::NewVersion, version)
-                .text(Name::NewChecksum, checksum)
-                .int(Name::Now, Some(Timestamp::now().as_micros()));
+                .text(Bind::Module, Some(module))
+                .text(Bind::Table, Some(table))
+                .text(Bind::NewVersion, version)
+                .text(Bind::NewChecksum, checksum)
+                .int(Bind::Now, Some(Timestamp::now().as_micros()));
             self.run_kept(&self.sql.state_set, &values).await
         })
     }
@@ -522,10 +528,10 @@ where
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let values = Values::new()
-                .text(Name::Module, Some(module))
-                .text(Name::Table, Some(table))
-                .text(Name::StepVersion, Some(version))
-                .text(Name::StepChecksum, Some(checksum));
+                .text(Bind::Module, Some(module))
+                .text(Bind::Table, Some(table))
+                .text(Bind::StepVersion, Some(version))
+                .text(Bind::StepChecksum, Some(checksum));
             self.run_kept(std::slice::from_ref(&self.sql.set_step_checksum), &values)
                 .await
         })

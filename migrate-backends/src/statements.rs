@@ -19,7 +19,7 @@ pub const DEFAULT_TRACKING_TABLE: &str = "migrate_schema_versions";
 
 /// A value a statement can bind, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Name {
+pub(crate) enum Bind {
     Module,
     Table,
     NewVersion,
@@ -41,26 +41,26 @@ pub(crate) enum Name {
     Column,
 }
 
-const NAMES: [(Name, &str); 19] = [
-    (Name::Module, "module"),
-    (Name::Table, "table"),
-    (Name::NewVersion, "new_version"),
-    (Name::NewChecksum, "new_checksum"),
-    (Name::Expected, "expected"),
-    (Name::Now, "now"),
-    (Name::StepVersion, "step_version"),
-    (Name::StepName, "name"),
-    (Name::StepChecksum, "step_checksum"),
-    (Name::Direction, "direction"),
-    (Name::Outcome, "outcome"),
-    (Name::StartedAt, "started_at"),
-    (Name::StartedAtUtc, "started_at_utc"),
-    (Name::FinishedAt, "finished_at"),
-    (Name::ExecutionUs, "execution_us"),
-    (Name::Error, "error"),
-    (Name::DirtySince, "dirty_since"),
-    (Name::Schema, "schema"),
-    (Name::Column, "column"),
+const NAMES: [(Bind, &str); 19] = [
+    (Bind::Module, "module"),
+    (Bind::Table, "table"),
+    (Bind::NewVersion, "new_version"),
+    (Bind::NewChecksum, "new_checksum"),
+    (Bind::Expected, "expected"),
+    (Bind::Now, "now"),
+    (Bind::StepVersion, "step_version"),
+    (Bind::StepName, "name"),
+    (Bind::StepChecksum, "step_checksum"),
+    (Bind::Direction, "direction"),
+    (Bind::Outcome, "outcome"),
+    (Bind::StartedAt, "started_at"),
+    (Bind::StartedAtUtc, "started_at_utc"),
+    (Bind::FinishedAt, "finished_at"),
+    (Bind::ExecutionUs, "execution_us"),
+    (Bind::Error, "error"),
+    (Bind::DirtySince, "dirty_since"),
+    (Bind::Schema, "schema"),
+    (Bind::Column, "column"),
 ];
 
 /// One bound value.
@@ -70,7 +70,7 @@ pub(crate) enum Param {
     Int(Option<i64>),
 }
 
-/// The values of one call's statements, by [`Name`].
+/// The values of one call's statements, by [`Bind`].
 #[derive(Debug, Clone)]
 pub(crate) struct Values(Vec<Param>);
 
@@ -79,12 +79,12 @@ impl Values {
         Values(vec![Param::Text(None); NAMES.len()])
     }
 
-    pub(crate) fn text(mut self, name: Name, value: Option<&str>) -> Values {
+    pub(crate) fn text(mut self, name: Bind, value: Option<&str>) -> Values {
         self.0[name as usize] = Param::Text(value.map(str::to_string));
         self
     }
 
-    pub(crate) fn int(mut self, name: Name, value: Option<i64>) -> Values {
+    pub(crate) fn int(mut self, name: Bind, value: Option<i64>) -> Values {
         self.0[name as usize] = Param::Int(value);
         self
     }
@@ -102,26 +102,26 @@ impl Values {
         error: Option<&str>,
     ) -> Values {
         Values::new()
-            .text(Name::Module, Some(r.module))
-            .text(Name::Table, Some(r.table))
-            .text(Name::NewVersion, r.new_version)
-            .text(Name::NewChecksum, r.new_checksum)
-            .text(Name::Expected, r.expected)
-            .int(Name::Now, Some(Timestamp::now().as_micros()))
-            .text(Name::StepVersion, Some(r.version))
-            .text(Name::StepName, Some(r.name))
-            .text(Name::StepChecksum, Some(r.checksum))
-            .text(Name::Direction, Some(r.direction.as_str()))
-            .text(Name::Outcome, Some(outcome.as_str()))
-            .int(Name::StartedAt, Some(started_at.as_micros()))
-            .text(Name::StartedAtUtc, Some(&started_at.to_string()))
+            .text(Bind::Module, Some(r.module))
+            .text(Bind::Table, Some(r.table))
+            .text(Bind::NewVersion, r.new_version)
+            .text(Bind::NewChecksum, r.new_checksum)
+            .text(Bind::Expected, r.expected)
+            .int(Bind::Now, Some(Timestamp::now().as_micros()))
+            .text(Bind::StepVersion, Some(r.version))
+            .text(Bind::StepName, Some(r.name))
+            .text(Bind::StepChecksum, Some(r.checksum))
+            .text(Bind::Direction, Some(r.direction.as_str()))
+            .text(Bind::Outcome, Some(outcome.as_str()))
+            .int(Bind::StartedAt, Some(started_at.as_micros()))
+            .text(Bind::StartedAtUtc, Some(&started_at.to_string()))
             .int(
-                Name::FinishedAt,
+                Bind::FinishedAt,
                 execution_us.map(|us| started_at.as_micros() + us),
             )
-            .int(Name::ExecutionUs, execution_us)
-            .text(Name::Error, error)
-            .int(Name::DirtySince, Some(started_at.as_micros()))
+            .int(Bind::ExecutionUs, execution_us)
+            .text(Bind::Error, error)
+            .int(Bind::DirtySince, Some(started_at.as_micros()))
     }
 }
 
@@ -237,6 +237,7 @@ pub(crate) const HISTORY_VALUES: &str = "$(module), $(table), $(step_version), $
      $(finished_at), $(execution_us), $(error)";
 
 /// The columns of the state table, as the upserts name them.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const STATE_COLUMNS: &str = "module, table_name, version, checksum, dirty_version, \
      dirty_name, dirty_direction, dirty_since, updated_at";
 
@@ -283,7 +284,7 @@ mod tests {
         {
             let stmt = compile::<sqlx::MySql>("x = $(now), y = $(error)");
             assert_eq!(&*stmt.sql, "x = ?, y = ?");
-            assert_eq!(stmt.params, [Name::Now as usize, Name::Error as usize]);
+            assert_eq!(stmt.params, [Bind::Now as usize, Bind::Error as usize]);
         }
     }
 

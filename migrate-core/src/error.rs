@@ -93,7 +93,7 @@ pub enum Error {
     #[error("checksum drift in {step}: it was applied with checksum {applied}, but the binary now has {current}; revert the edit, or accept it with MigrationManager::accept_checksums")]
     ChecksumMismatch {
         /// The edited step.
-        step: StepKey,
+        step: Box<StepKey>,
         /// The checksum recorded when it was applied.
         applied: String,
         /// The checksum of the migration in this binary.
@@ -121,16 +121,16 @@ pub enum Error {
     #[error("cannot revert {step}: it is declared irreversible")]
     Irreversible {
         /// The irreversible step.
-        step: StepKey,
+        step: Box<StepKey>,
     },
 
     /// An `after` dependency of a planned step is neither applied nor part of the run.
     #[error("{step} must run after {dependency}, which is not applied and not part of this run; include its table")]
     DependencyNotApplied {
         /// The step that waits.
-        step: StepKey,
+        step: Box<StepKey>,
         /// What it waits for.
-        dependency: StepKey,
+        dependency: Box<StepKey>,
     },
 
     /// Reverting a step would leave a step that runs `after` it applied.
@@ -139,9 +139,9 @@ pub enum Error {
     )]
     DependentStillApplied {
         /// The step that would be reverted.
-        step: StepKey,
+        step: Box<StepKey>,
         /// The applied step that depends on it.
-        dependent: StepKey,
+        dependent: Box<StepKey>,
     },
 
     /// Another runner holds the migration lock.
@@ -166,7 +166,7 @@ pub enum Error {
     #[error("migration {step} failed ({direction}); applied before it in this run: [{}]; nothing after it ran", applied_list(.applied))]
     StepFailed {
         /// The step that failed.
-        step: StepKey,
+        step: Box<StepKey>,
         /// Whether it was going up or down.
         direction: Direction,
         /// What this run applied before the failure.
@@ -548,12 +548,12 @@ mod tests {
     fn a_step_failure_prints_its_cause_once() {
         let cause = Error::msg("column `x` exists");
         let err = Error::StepFailed {
-            step: StepKey {
+            step: Box::new(StepKey {
                 module: "app".into(),
                 table: "t".into(),
                 version: Version::new(1, 0, 0),
                 name: "m".into(),
-            },
+            }),
             direction: Direction::Up,
             applied: Vec::new(),
             source: Box::new(cause),

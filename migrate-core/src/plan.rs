@@ -240,7 +240,9 @@ fn plan_down(
     for i in (keep..end).rev() {
         let node = &graph.nodes[chain.nodes[i]];
         if matches!(node.migration.reversal(), Reversal::Irreversible) {
-            return Err(Error::Irreversible { step: node.key() });
+            return Err(Error::Irreversible {
+                step: Box::new(node.key()),
+            });
         }
         let new_version = i
             .checked_sub(1)
@@ -283,8 +285,8 @@ fn check_after_edges(
                 for &dep in &graph.nodes[step.node].after {
                     if !is_applied(dep) && !planned.contains(&dep) {
                         return Err(Error::DependencyNotApplied {
-                            step: step.step.clone(),
-                            dependency: graph.nodes[dep].key(),
+                            step: Box::new(step.step.clone()),
+                            dependency: Box::new(graph.nodes[dep].key()),
                         });
                     }
                 }
@@ -295,8 +297,8 @@ fn check_after_edges(
                 for &dep in &node.after {
                     if planned.contains(&dep) && is_applied(n) && !planned.contains(&n) {
                         return Err(Error::DependentStillApplied {
-                            step: graph.nodes[dep].key(),
-                            dependent: node.key(),
+                            step: Box::new(graph.nodes[dep].key()),
+                            dependent: Box::new(node.key()),
                         });
                     }
                 }

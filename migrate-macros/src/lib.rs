@@ -1,8 +1,10 @@
 //! Procedural macros of `migrate`: `#[migration]` and `migrations!{}`.
 //!
 //! This crate is a thin shim: the expansion logic lives in plain functions over `proc_macro2`
-//! (see [`attribute`], [`anchor`]) so that it can be unit-tested. Use the macros through the
+//! (see the `migration` and `anchor` modules) so that it can be unit-tested. Use the macros through the
 //! `migrate` facade, which documents them.
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod anchor;
 mod args;

@@ -12,4 +12,5 @@ mod concurrency;
 mod failures;
 mod locks;
 mod postgres;
+mod secrets;
 mod up_down;

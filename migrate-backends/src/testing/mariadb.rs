@@ -1,8 +1,6 @@
 //! A throwaway MariaDB server from the installed `mariadb-install-db` and `mariadbd`.
 
-use super::process::{
-    find_binary, free_port, is_root, run, server_dir, watchdog, PORT_ATTEMPTS,
-};
+use super::process::{find_binary, free_port, is_root, run, server_dir, watchdog, PORT_ATTEMPTS};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! A throwaway PostgreSQL cluster from the installed `initdb` and `pg_ctl`.
 
 use super::process::{
-    command_as, find_binary, free_port, give_to, is_root, run, server_dir, watchdog,
-    PORT_ATTEMPTS,
+    command_as, find_binary, free_port, give_to, is_root, run, server_dir, watchdog, PORT_ATTEMPTS,
 };
 use std::path::PathBuf;
 

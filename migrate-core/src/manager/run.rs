@@ -93,7 +93,7 @@ impl MigrationManager {
                     (Direction::Down, Reversal::Down(f)) => f,
                     (Direction::Down, Reversal::Irreversible) => {
                         return Err(Error::Irreversible {
-                            step: step.step.clone(),
+                            step: Box::new(step.step.clone()),
                         })
                     }
                 };
@@ -138,7 +138,7 @@ impl MigrationManager {
                     Err(source) => {
                         tracing::error!(step = %step.step, error = %source, "migration step failed");
                         return Err(Error::StepFailed {
-                            step: step.step.clone(),
+                            step: Box::new(step.step.clone()),
                             direction: step.direction,
                             applied,
                             source: Box::new(source),

@@ -80,7 +80,7 @@ impl MigrationManager {
                 if let Some(h) = recorded {
                     if h.checksum != node.migration.checksum() {
                         return Err(Error::ChecksumMismatch {
-                            step: node.key(),
+                            step: Box::new(node.key()),
                             applied: h.checksum.clone(),
                             current: node.migration.checksum().to_string(),
                         });

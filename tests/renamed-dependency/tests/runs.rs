@@ -12,5 +12,8 @@ async fn migrations_of_a_renamed_dependency_run_up_and_down() {
         Some(db::Version::new(1, 1, 0))
     );
     manager.down().to_base().await.expect("down");
-    assert_eq!(manager.current_version("session").await.expect("version"), None);
+    assert_eq!(
+        manager.current_version("session").await.expect("version"),
+        None
+    );
 }

@@ -1,0 +1,76 @@
+//! Passwords in database URLs never appear in an error's message, its `Debug` output or any
+//! error in its source chain, whatever went wrong: a malformed URL, a port nobody listens on,
+//! a database that does not exist, an unknown scheme.
+
+use crate::harness::each_backend;
+use migrate::testing::Backend;
+
+const PASSWORD: &str = "Sup3r-s3cret-pw";
+/// The same password written percent-encoded in the URL: `!` is `%21`.
+const ENCODED: &str = "Sup3r%21s3cret";
+const DECODED: &str = "Sup3r!s3cret";
+
+/// Every text an error shows: its message, its `Debug`, and each source's message.
+fn every_text(err: &migrate::Error) -> String {
+    let mut text = format!("{err}\n{err:?}\n");
+    let mut next = std::error::Error::source(err);
+    while let Some(source) = next {
+        text.push_str(&format!("{source}\n{source:?}\n"));
+        next = source.source();
+    }
+    text
+}
+
+async fn assert_hidden(url: &str) {
+    let err = match migrate::connect(url).await {
+        Ok(_) => panic!("{url} connected"),
+        Err(err) => err,
+    };
+    let text = every_text(&err);
+    for secret in [PASSWORD, ENCODED, DECODED] {
+        assert!(
+            !text.contains(secret),
+            "{url}: the password shows in\n{text}"
+        );
+    }
+    assert!(!text.trim().is_empty());
+}
+
+/// `scheme://host:port` of a server URL (`scheme://user@host:port/db`).
+fn server(url: &str) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a server URL");
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    (scheme.to_string(), host.to_string())
+}
+
+each_backend! {
+    async fn bad_urls_never_show_the_password(db) {
+        if db.backend() == Backend::Sqlite {
+            for url in [
+                format!("sqlite://u:{PASSWORD}@/nonexistent-dir/x/y.db"),
+                format!("sqlite:///nonexistent-dir-{PASSWORD}/db.sqlite?mode=ro"),
+            ] {
+                assert_hidden(&url).await;
+            }
+            return;
+        }
+        let (scheme, host) = server(db.url());
+        let user = if scheme == "mysql" { "root" } else { "postgres" };
+        for url in [
+            // A database that does not exist on a real server.
+            format!("{scheme}://{user}:{PASSWORD}@{host}/no_such_database"),
+            format!("{scheme}://{user}:{ENCODED}@{host}/no_such_database"),
+            // A port nobody listens on.
+            format!("{scheme}://{user}:{PASSWORD}@127.0.0.1:1/app"),
+            // Malformed URLs.
+            format!("{scheme}://{user}:{PASSWORD}@127.0.0.1:notaport/app"),
+            format!("{scheme}://{user}:{PASSWORD}@[::1/app"),
+            format!("{scheme}://{user}:{PASSWORD}@{host}/app?sslmode=bogus&ssl-mode=bogus"),
+            // A scheme no backend serves.
+            format!("oracle://{user}:{PASSWORD}@{host}/app"),
+        ] {
+            assert_hidden(&url).await;
+        }
+    }
+}

@@ -13,10 +13,26 @@
 /// reported as skipped when missing unless `MIGRATE_TEST_REQUIRE_ALL=1`. Needs the `testing`
 /// feature (and the backends' features).
 ///
-/// ```text
-/// // tests/round_trip.rs of a crate whose migrations live in `my_migrations`
-/// migrate::round_trip_tests!(my_migrations::MIGRATIONS);
-/// migrate::round_trip_tests!(my_migrations::MIGRATIONS; backends = [sqlite, postgres]);
+/// In `tests/round_trip.rs` of a crate whose migrations live in `my_migrations`:
+/// `migrate::round_trip_tests!(my_migrations::MIGRATIONS);`, or with a choice of backends as
+/// below.
+///
+#[cfg_attr(feature = "testing", doc = "```")]
+#[cfg_attr(not(feature = "testing"), doc = "```ignore")]
+/// migrate::migrations! {}
+///
+/// #[migrate::migration(table = "session", version = "1.0.0", down = drop_session)]
+/// async fn create_session(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+///     db.execute("CREATE TABLE {{tables.session}} (id TEXT PRIMARY KEY)").await?;
+///     Ok(())
+/// }
+/// async fn drop_session(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+///     db.execute("DROP TABLE {{tables.session}}").await?;
+///     Ok(())
+/// }
+///
+/// migrate::round_trip_tests!(MIGRATIONS; backends = [sqlite]);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! round_trip_tests {

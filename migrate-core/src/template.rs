@@ -1,4 +1,4 @@
-//! `{{tables.x}}` and `{{schema}}` templates in migration SQL (pgdbm's convention).
+//! `{{tables.x}}` and `{{schema}}` templates in migration SQL.
 
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};

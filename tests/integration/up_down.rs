@@ -463,3 +463,33 @@ each_backend! {
     );
 }
 }
+
+/// `2026-11-25T06:16:35.123456Z`
+fn is_iso_8601_utc(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 27
+        && [4, 7].iter().all(|&i| b[i] == b'-')
+        && b[10] == b'T'
+        && [13, 16].iter().all(|&i| b[i] == b':')
+        && b[19] == b'.'
+        && b[26] == b'Z'
+        && text.chars().filter(char::is_ascii_digit).count() == 20
+}
+
+each_backend! {
+    async fn the_history_shows_start_times_as_iso_8601_even_in_old_tracking_tables(db) {
+        let manager = db.manager().await;
+        manager.up().table("session").target("2.0.0").await.expect("up");
+        let times = db.rows("SELECT started_at_utc FROM migrate_schema_versions_history").await;
+        assert!(!times.is_empty() && times.iter().all(|t| is_iso_8601_utc(t)), "{times:?}");
+
+        // A history table made before the column existed gains it on the next run.
+        db.exec("ALTER TABLE migrate_schema_versions_history DROP COLUMN started_at_utc").await;
+        manager.up().table("session").await.expect("up again");
+        let times = db
+            .rows("SELECT started_at_utc FROM migrate_schema_versions_history ORDER BY id DESC")
+            .await;
+        assert!(is_iso_8601_utc(&times[0]), "{times:?}");
+        assert_eq!(manager.history(1).await.expect("history").len(), 1);
+    }
+}

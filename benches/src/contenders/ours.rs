@@ -5,10 +5,12 @@
 
 use crate::target::Target;
 use crate::workload::Step;
-use migrate::{
-    BoxFuture, Conn, Dialect, Executor, HistoryEntry, Migration, MigrationFuture, MigrationManager,
-    MigrationSet, Result, RunLock, StateRow, StepOutcome, StepRun,
+use migrate::backend::{
+    BoxFuture, MigrationBackend, MigrationFuture, RunLock, StateRow, StepOutcome, StepRun,
 };
+use migrate::registry::{Migration, MigrationSet, Reversal};
+use migrate::report::HistoryEntry;
+use migrate::{Conn, Dialect, MigrationManager, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -46,20 +48,20 @@ pub fn dynamic(n: usize) -> Vec<&'static Migration> {
                 .map(|step| {
                     let version: &'static str = Box::leak(step.version().into_boxed_str());
                     let parent = last.insert(step.table, version);
-                    &*Box::leak(Box::new(Migration {
-                        set: &DYNAMIC_SET,
-                        table: step.table,
+                    &*Box::leak(Box::new(Migration::__new(
+                        &DYNAMIC_SET,
+                        step.table,
                         version,
                         parent,
-                        name: "step",
-                        up: run_current,
-                        reversal: migrate::Reversal::Irreversible,
-                        transaction: true,
-                        after: None,
-                        checksum: "fnv1a64:0000000000000000",
-                        file: "bench",
-                        line: 0,
-                    }))
+                        "step",
+                        run_current,
+                        Reversal::Irreversible,
+                        true,
+                        None,
+                        "fnv1a64:0000000000000000",
+                        "bench",
+                        0,
+                    )))
                 })
                 .collect()
         })
@@ -72,7 +74,7 @@ pub fn planning_time(n: usize, samples: usize) -> Duration {
     let mut times: Vec<Duration> = (0..samples)
         .map(|_| {
             let clock = Instant::now();
-            let graph = migrate::Graph::from_migrations(migrations.iter().copied()).expect("graph");
+            let graph = migrate::__private::Graph::from_migrations(migrations.iter().copied()).expect("graph");
             let elapsed = clock.elapsed();
             assert_eq!(graph.len(), n);
             elapsed
@@ -84,11 +86,11 @@ pub fn planning_time(n: usize, samples: usize) -> Duration {
 
 /// Sets the SQL of each step before the real executor runs it.
 struct Feeding {
-    inner: Box<dyn Executor>,
+    inner: Box<dyn MigrationBackend>,
     sql: HashMap<String, Arc<str>>,
 }
 
-impl Executor for Feeding {
+impl MigrationBackend for Feeding {
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }

@@ -123,7 +123,7 @@ request_builder!(
 );
 
 impl DownRequest<'_> {
-    /// Reverts every step of the selected tables, root included (Alembic's `downgrade base`).
+    /// Reverts every step of the selected tables, root included.
     pub fn to_base(mut self) -> Self {
         self.options.to_base = true;
         self

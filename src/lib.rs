@@ -130,6 +130,33 @@ pub use migrate_macros::migration;
 /// see.
 pub use migrate_macros::migrations;
 
+/// Embeds a directory of SQL files as steps of one table's version line, checked at compile
+/// time like `#[migration]` functions. Put it beside [`migrations!`] in the crate that owns the
+/// files.
+///
+/// ```text
+/// migrate::sql_dir!(table = "auth", dir = "migrations/auth");
+/// migrate::sql_dir!(table = "session", dir = "migrations/session", parent = "2.3.0", down = "required");
+/// ```
+///
+/// | key | meaning |
+/// |---|---|
+/// | `table = "..."` | the table whose version line the files extend (required) |
+/// | `dir = "..."` | the directory, relative to the crate root (or to the invoking file) (required) |
+/// | `parent = "X.Y.Z"` | the version the first file upgrades from: a Rust chain it continues |
+/// | `down = "required"` | every file needs its `<stem>.down.sql` (default `"optional"`: a file without one is irreversible) |
+/// | `crate = "path"` | where the `migrate` crate is, when it is renamed or re-exported |
+///
+/// File names: `001_name.sql` (1.0.0; a numbered sequence may have no gap), Flyway's
+/// `V1__name.sql` and `V1_2__name.sql` (1.0.0, 1.2.0), timestamps `20251025120000_name.sql` or
+/// `20251025_120000_name.sql` (major = the timestamp), and `2.3.0_name.sql`. A file whose
+/// first line is `-- migrate: no-transaction` runs outside a transaction, journalled, one
+/// statement at a time. `{{tables.NAME}}` and `{{schema}}` work as in Rust steps; `\{{`
+/// writes a literal `{{`. Every mistake in the directory is a compile error naming the file.
+/// Cargo does not watch a directory for new files on its own: add a `build.rs` with
+/// `println!("cargo::rerun-if-changed=migrations");` (see the README).
+pub use migrate_macros::sql_dir;
+
 /// What `up`, `down` and the listings return.
 pub mod report {
     pub use migrate_core::report::{PlannedStep, Report, ReportStatus, Skipped};

@@ -14,7 +14,9 @@ use crate::rows;
 use crate::statements::{
     Bind, Param, Statements, Stmt, TrackingNames, Values, DEFAULT_TRACKING_TABLE,
 };
-use migrate_core::backend::{MigrationBackend, RunLock, StateRow, StepOutcome, StepRun};
+use migrate_core::backend::{
+    MigrationBackend, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
+};
 use migrate_core::conn::Conn;
 use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
@@ -424,6 +426,31 @@ where
 {
     fn dialect(&self) -> Dialect {
         DB::DIALECT
+    }
+
+    fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    fn record_without_running<'a>(
+        &'a self,
+        record: &'a StepRecord<'a>,
+        outcome: Outcome,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let mut conn = self.held.take(&self.pool).await?;
+            let mut tx = conn.begin_with("BEGIN").await?;
+            let values = Values::step(record, outcome, Timestamp::now(), Some(0), None);
+            let affected = Self::run_prepared(&mut tx, &self.sql.record, &values).await?;
+            let moved = affected.get(self.sql.record_cas) == Some(&1);
+            if moved {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            conn.keep();
+            Ok(moved)
+        })
     }
 
     fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {

@@ -37,15 +37,20 @@ where
     Box::pin(future)
 }
 
-/// Implemented once per (table, version) that a `#[migration]` of the crate declares: a second
-/// `#[migration]` with the same table and version is a conflicting implementation, and
-/// `parent`, `after` and `heads` are checked against it.
+/// Implemented once per (table, version) that a step of the crate declares: a second step with
+/// the same table and version is a conflicting implementation, and `parent`, `after` and
+/// `heads` are checked against it (for [`AnyDeclarer`]).
+///
+/// A `#[migration]` function implements it for every `Declarer`; a SQL file for a type named
+/// after the file, and for [`AnyDeclarer`]. So two functions conflict, and a function and a
+/// file conflict with the file's name in the message.
 #[diagnostic::on_unimplemented(
     message = "no #[migration] of this crate declares this version of this table",
     label = "not declared by any #[migration] of this crate",
     note = "`parent`, `after` and `heads` must name a table and version that a #[migration] of the same crate declares: declare that migration, or fix the version"
 )]
 pub trait EachTableVersionIsDeclaredOnce<
+    Declarer,
     const TABLE: u64,
     const MAJOR: u64,
     const MINOR: u64,
@@ -53,6 +58,20 @@ pub trait EachTableVersionIsDeclaredOnce<
     const PRE: u64,
 >
 {
+}
+
+/// Runs the statements of a SQL file in order: the whole file as one, or its statements one by
+/// one for a `-- migrate: no-transaction` file (split by `sql_dir!` at compile time).
+pub fn run_sql<'a>(
+    db: &'a mut Conn<'_>,
+    statements: &'static [&'static str],
+) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        for statement in statements {
+            db.execute(statement).await?;
+        }
+        Ok(())
+    })
 }
 
 /// Implemented once per parent version: a second migration upgrading from the same version (a
@@ -93,9 +112,14 @@ pub trait TwoFirstMigrationsForThisTable<const TABLE: u64> {}
 )]
 pub trait TableListedInHeads<const TABLE: u64> {}
 
+/// The declarer that `parent`, `after` and `heads` ask about: every step implements
+/// [`EachTableVersionIsDeclaredOnce`] for it.
+#[derive(Debug)]
+pub struct AnyDeclarer;
+
 /// Compiles only if `Anchor` declares the given (table, version).
 pub const fn require_declared<
-    Anchor: EachTableVersionIsDeclaredOnce<TABLE, MAJOR, MINOR, PATCH, PRE>,
+    Anchor: EachTableVersionIsDeclaredOnce<AnyDeclarer, TABLE, MAJOR, MINOR, PATCH, PRE>,
     const TABLE: u64,
     const MAJOR: u64,
     const MINOR: u64,

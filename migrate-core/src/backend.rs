@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::future::BoxFuture;
 use crate::migration::MigrationFn;
 use crate::status::HistoryEntry;
-use crate::step::{Direction, DirtyMark};
+use crate::step::{Direction, DirtyMark, Outcome};
 use crate::time::Timestamp;
 use std::time::Duration;
 
@@ -105,6 +105,11 @@ pub trait MigrationBackend: Send + Sync {
     /// The database's dialect.
     fn dialect(&self) -> Dialect;
 
+    /// The schema that `{{tables.x}}` is qualified with, if any (PostgreSQL schemas).
+    fn schema(&self) -> Option<&str> {
+        None
+    }
+
     /// Reads every row of the state table in one query. A missing tracking table reads as no
     /// rows: this is the whole cost of an "already up to date" run.
     fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>>;
@@ -135,6 +140,15 @@ pub trait MigrationBackend: Send + Sync {
         checksum: Option<&'a str>,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// Records a step as applied or reverted without running it (`stamp`, `unstamp`): moves the
+    /// state row with the same compare-and-set as a step, and writes a history row with
+    /// `outcome`, in one transaction. `Ok(false)`: the row did not hold `record.expected`.
+    fn record_without_running<'a>(
+        &'a self,
+        record: &'a StepRecord<'a>,
+        outcome: Outcome,
+    ) -> BoxFuture<'a, Result<bool>>;
+
     /// Rewrites the recorded checksum of the successful `up` rows of one step.
     fn set_step_checksum<'a>(
         &'a self,
@@ -150,6 +164,16 @@ pub trait MigrationBackend: Send + Sync {
 impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
     fn dialect(&self) -> Dialect {
         (**self).dialect()
+    }
+    fn schema(&self) -> Option<&str> {
+        (**self).schema()
+    }
+    fn record_without_running<'a>(
+        &'a self,
+        record: &'a StepRecord<'a>,
+        outcome: Outcome,
+    ) -> BoxFuture<'a, Result<bool>> {
+        (**self).record_without_running(record, outcome)
     }
     fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
         (**self).read_state()

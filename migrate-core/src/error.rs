@@ -90,10 +90,12 @@ pub enum Error {
     },
 
     /// An applied migration was edited after it ran.
-    #[error("checksum drift in {step}: it was applied with checksum {applied}, but the binary now has {current}; revert the edit, or accept it with MigrationManager::accept_checksums")]
+    #[error("checksum drift in {step}, declared at {location}: it was applied with checksum {applied}, but the binary now has {current}; revert the edit, or accept it with MigrationManager::accept_checksums")]
     ChecksumMismatch {
         /// The edited step.
         step: Box<StepKey>,
+        /// Where it is declared: `file:line` of its `#[migration]`, or its SQL file.
+        location: String,
         /// The checksum recorded when it was applied.
         applied: String,
         /// The checksum of the migration in this binary.

@@ -46,6 +46,8 @@ pub struct Migration {
     checksum: &'static str,
     file: &'static str,
     line: u32,
+    sql: Option<&'static str>,
+    down_sql: Option<&'static str>,
 }
 
 inventory::collect!(Migration);
@@ -80,7 +82,28 @@ impl Migration {
             checksum,
             file,
             line,
+            sql: None,
+            down_sql: None,
         }
+    }
+
+    /// The same migration, declared by a SQL file: `sql` is what its up runs and `down_sql`
+    /// what its down runs (as written, before templates are rendered).
+    #[doc(hidden)]
+    pub const fn __with_sql(mut self, sql: &'static str, down_sql: Option<&'static str>) -> Self {
+        self.sql = Some(sql);
+        self.down_sql = down_sql;
+        self
+    }
+
+    /// For a migration declared by a SQL file, the SQL its up runs, as written.
+    pub fn sql(&self) -> Option<&'static str> {
+        self.sql
+    }
+
+    /// For a migration declared by a SQL file, the SQL its down runs, as written.
+    pub fn down_sql(&self) -> Option<&'static str> {
+        self.down_sql
     }
 
     /// The migration set (crate anchor) this migration belongs to.
@@ -119,11 +142,11 @@ impl Migration {
     pub fn after(&self) -> Option<&'static str> {
         self.after
     }
-    /// The checksum over the migration's token stream.
+    /// The step's checksum: SHA-256 over what it runs (see the README).
     pub fn checksum(&self) -> &'static str {
         self.checksum
     }
-    /// `file:line` of the `#[migration]` attribute.
+    /// `file:line` of the `#[migration]` attribute, or the SQL file.
     pub fn location(&self) -> String {
         format!("{}:{}", self.file, self.line)
     }

@@ -19,6 +19,9 @@ pub struct PlannedStep {
     pub direction: Direction,
     /// Whether it runs in a transaction with its tracking rows.
     pub transactional: bool,
+    /// For a dry run of a step declared by a SQL file: the SQL it would run, templates
+    /// rendered for this database.
+    pub sql: Option<String>,
     pub(crate) node: usize,
     pub(crate) expected: Option<String>,
     pub(crate) new_version: Option<String>,
@@ -71,6 +74,9 @@ pub(crate) struct ChainState {
     pub(crate) baseline: Option<Version>,
     /// The unfinished step, if any.
     pub(crate) dirty: Option<DirtyMark>,
+    /// The stored checksums were written by the earlier algorithm: trusted, and re-pinned by
+    /// the next run that takes the lock.
+    pub(crate) legacy: bool,
 }
 
 impl ChainState {
@@ -201,6 +207,7 @@ fn plan_up(
             step: node.key(),
             direction: Direction::Up,
             transactional: node.migration.transactional(),
+            sql: None,
             node: chain.nodes[i],
             expected: expected.replace(version.clone()),
             new_version: Some(version),
@@ -255,6 +262,7 @@ fn plan_down(
             step: node.key(),
             direction: Direction::Down,
             transactional: node.migration.transactional(),
+            sql: None,
             node: chain.nodes[i],
             expected: std::mem::replace(&mut expected, next_expected),
             new_version,

@@ -73,6 +73,10 @@ pub enum Outcome {
     Succeeded,
     /// Returned an error.
     Failed,
+    /// Recorded as applied by `stamp`, without running.
+    Stamped,
+    /// Recorded as not applied by `unstamp`, without running its down.
+    Unstamped,
 }
 
 impl Outcome {
@@ -82,6 +86,8 @@ impl Outcome {
             Outcome::Started => "started",
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
+            Outcome::Stamped => "stamped",
+            Outcome::Unstamped => "unstamped",
         }
     }
 
@@ -91,6 +97,8 @@ impl Outcome {
             "started" => Some(Outcome::Started),
             "succeeded" => Some(Outcome::Succeeded),
             "failed" => Some(Outcome::Failed),
+            "stamped" => Some(Outcome::Stamped),
+            "unstamped" => Some(Outcome::Unstamped),
             _ => None,
         }
     }

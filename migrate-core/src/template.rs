@@ -12,7 +12,8 @@ pub(crate) fn qualified(dialect: Dialect, schema: Option<&str>, table: &str) -> 
     }
 }
 
-/// Replaces every `{{tables.name}}` and `{{schema}}`; SQL without `{{` is returned as is.
+/// Replaces every `{{tables.name}}` and `{{schema}}`; `\{{` writes a literal `{{` (for a JSON
+/// default, say). SQL without `{{` is returned as is.
 pub(crate) fn render<'s>(
     dialect: Dialect,
     schema: Option<&str>,
@@ -24,6 +25,12 @@ pub(crate) fn render<'s>(
     let mut out = String::with_capacity(sql.len() + 16);
     let mut rest = sql;
     while let Some(start) = rest.find("{{") {
+        if rest[..start].ends_with('\\') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("{{");
+            rest = &rest[start + 2..];
+            continue;
+        }
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after
@@ -73,6 +80,17 @@ mod tests {
         );
         let sql = render(Dialect::MySql, None, "DROP TABLE {{tables.a`b}}").unwrap();
         assert_eq!(sql, "DROP TABLE `a``b`");
+    }
+
+    #[test]
+    fn a_backslash_escapes_a_literal_brace_pair() {
+        let sql = render(
+            Dialect::Sqlite,
+            None,
+            "INSERT INTO {{tables.t}} VALUES ('\\{{\"a\": 1}}')",
+        )
+        .unwrap();
+        assert_eq!(sql, r#"INSERT INTO "t" VALUES ('{{"a": 1}}')"#);
     }
 
     #[test]

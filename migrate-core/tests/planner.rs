@@ -2,7 +2,9 @@
 //! baselines, `after` edges, dirty marks and races, with no database in the way. What each
 //! step did is read from the backend's log of executed SQL, not from the tracking rows alone.
 
-use migrate_core::backend::{MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRun};
+use migrate_core::backend::{
+    MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
+};
 use migrate_core::conn::{Conn, RawConn, Row};
 use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
@@ -11,7 +13,7 @@ use migrate_core::manager::{MigrationManager, Resolution};
 use migrate_core::migration::{Migration, MigrationFuture, MigrationSet, Reversal};
 use migrate_core::report::ReportStatus;
 use migrate_core::status::HistoryEntry;
-use migrate_core::step::{Direction, DirtyMark};
+use migrate_core::step::{Direction, DirtyMark, Outcome};
 use migrate_core::time::Timestamp;
 use std::any::Any;
 use std::future::Future as _;
@@ -170,6 +172,23 @@ impl MigrationBackend for Memory {
         row.checksum = checksum.map(str::to_string);
         row.dirty = None;
         Box::pin(async { Ok(()) })
+    }
+    fn record_without_running<'a>(
+        &'a self,
+        r: &'a StepRecord<'a>,
+        outcome: Outcome,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let mut store = self.0.lock().unwrap();
+        store
+            .log
+            .push(format!("{outcome} {}@{}", r.table, r.version));
+        let row = row_mut(&mut store.rows, r.module, r.table);
+        let moved = row.version.as_deref() == r.expected;
+        if moved {
+            row.version = r.new_version.map(str::to_string);
+            row.checksum = r.new_checksum.map(str::to_string);
+        }
+        Box::pin(async move { Ok(moved) })
     }
     fn set_step_checksum<'a>(
         &'a self,
@@ -479,4 +498,24 @@ fn a_version_the_graph_does_not_know_is_the_database_ahead() {
         matches!(&err, Error::UnknownAppliedVersion { version, .. } if version == "7.0.0"),
         "{err}"
     );
+}
+
+#[test]
+fn stamp_and_unstamp_move_the_record_without_running() {
+    let (manager, memory) = manager(graph());
+    block_on(manager.stamp("a", "2.0.0")).unwrap();
+    assert_eq!(memory.version("a").as_deref(), Some("2.0.0"));
+    assert_eq!(memory.log(), ["stamped a@2.0.0"], "nothing ran");
+    let report = block_on(manager.up().table("a")).unwrap();
+    assert_eq!(ran(&report), ["up a@3.0.0"]);
+    block_on(manager.unstamp("a")).unwrap();
+    assert_eq!(memory.version("a").as_deref(), Some("2.0.0"));
+    assert_eq!(
+        memory.log().last().map(String::as_str),
+        Some("unstamped a@3.0.0")
+    );
+    let err = block_on(manager.stamp("a", "9.0.0")).unwrap_err();
+    assert!(matches!(err, Error::UnknownVersion { .. }), "{err}");
+    let err = block_on(manager.unstamp("b")).unwrap_err();
+    assert!(err.to_string().contains("no recorded version"), "{err}");
 }

@@ -1,36 +1,199 @@
-//! The checksum of a migration: over its tokens, so formatting does not matter.
+//! The checksum of a step: SHA-256 over everything the step runs, in a canonical form, so that
+//! formatting never changes it and a real edit always does.
 //!
-//! Tokens are written out one by one, separated by single spaces, so whitespace, comments and
-//! line endings in the source never reach the hash. Inside string literals, runs of whitespace
-//! are folded too, so re-indenting the SQL of a multi-line string does not count as an edit.
+//! - **Rust steps:** the up function's body and the down function's body (when the down is in
+//!   the same file), plus the text of every file the bodies pull in with `include_str!`. Bodies
+//!   are hashed as tokens, written canonically: comments and layout are not tokens, runs of
+//!   whitespace inside string literals are folded, and what rustfmt may add or remove (trailing
+//!   commas, a `;` after a final `return`/`break`/`continue`, braces around a match arm's
+//!   expression, doubled parentheses) is written one way. A one-element tuple `(x,)` stays
+//!   distinct from `(x)`.
+//! - **SQL steps:** the up file and the down file, with line endings and trailing whitespace
+//!   normalised.
 
-use crate::keys::fnv1a64;
-use proc_macro2::{Delimiter, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
+use sha2::{Digest, Sha256};
 
-/// The algorithm's name, stored as a prefix of every checksum.
-const ALGORITHM: &str = "fnv1a64";
+/// The prefix that names the algorithm in every stored step checksum.
+pub(crate) const ALGORITHM: &str = "sha256";
 
-/// The checksum of `tokens`, as stored in the tracking table.
-pub(crate) fn checksum(tokens: &TokenStream) -> String {
-    let mut canonical = String::new();
-    write_canonical(tokens, &mut canonical);
-    format!("{ALGORITHM}:{:016x}", fnv1a64(canonical.as_bytes()))
+fn render(hasher: Sha256) -> String {
+    let digest = hasher.finalize();
+    let mut out = String::with_capacity(ALGORITHM.len() + 1 + 64);
+    out.push_str(ALGORITHM);
+    out.push(':');
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
 }
 
-fn write_canonical(tokens: &TokenStream, out: &mut String) {
-    for token in tokens.clone() {
+/// The checksum of a Rust step: its up body, the canonical text of its down body (see
+/// [`canonical`]; when known) and the files they include, as `(path as written, content)`.
+pub(crate) fn rust_step(
+    up: &TokenStream,
+    down: Option<&str>,
+    included: &[(String, String)],
+) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"rust\0up\0");
+    hasher.update(canonical(up).as_bytes());
+    if let Some(down) = down {
+        hasher.update(b"\0down\0");
+        hasher.update(down.as_bytes());
+    }
+    for (path, content) in included {
+        hasher.update(b"\0include\0");
+        hasher.update(path.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(normalize_text(content).as_bytes());
+    }
+    render(hasher)
+}
+
+/// The checksum of a SQL step: its up file and its down file.
+pub(crate) fn sql_step(up: &str, down: Option<&str>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"sql\0up\0");
+    hasher.update(normalize_text(up).as_bytes());
+    if let Some(down) = down {
+        hasher.update(b"\0down\0");
+        hasher.update(normalize_text(down).as_bytes());
+    }
+    render(hasher)
+}
+
+/// A stable 64-bit hash (the first eight bytes of SHA-256), for the compile-time table keys.
+pub(crate) fn stable_u64(bytes: &[u8]) -> u64 {
+    let digest = Sha256::digest(bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// Text with CRLF and CR turned into LF, trailing whitespace removed from every line, and
+/// trailing blank lines dropped: an editor's or a checkout's changes, not the author's.
+pub(crate) fn normalize_text(text: &str) -> String {
+    let unified = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out: String = unified
+        .split('\n')
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
+    while out.ends_with('\n') {
+        out.pop();
+    }
+    out
+}
+
+/// Keywords after which a parenthesised group is an expression or a tuple, not a call's
+/// arguments.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "box", "break", "const", "continue", "crate", "dyn", "else", "enum",
+    "extern", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "static", "struct", "trait", "type", "unsafe", "use", "where", "while",
+    "yield",
+];
+
+/// The canonical text of a token stream (see the module docs).
+pub(crate) fn canonical(tokens: &TokenStream) -> String {
+    let mut out = String::new();
+    write_stream(tokens.clone().into_iter().collect(), &mut out);
+    out
+}
+
+fn is_punct(token: &TokenTree, ch: char) -> bool {
+    matches!(token, TokenTree::Punct(p) if p.as_char() == ch)
+}
+
+/// Whether a parenthesised group after `prev` holds a call's (or a tuple struct's, or a
+/// macro's) arguments, where a trailing comma means nothing.
+fn call_like(prev: Option<&TokenTree>) -> bool {
+    match prev {
+        Some(TokenTree::Ident(ident)) => !KEYWORDS.contains(&ident.to_string().as_str()),
+        Some(TokenTree::Punct(p)) => matches!(p.as_char(), '>' | '!'),
+        Some(TokenTree::Group(g)) => {
+            matches!(g.delimiter(), Delimiter::Parenthesis | Delimiter::Bracket)
+        }
+        _ => false,
+    }
+}
+
+/// An expression group's tokens without a redundant layer of parentheses: `((x))` is `(x)`.
+/// A call's argument `f(())` and the unit value `(())` keep theirs.
+fn strip_nested_parens(group: &proc_macro2::Group) -> Vec<TokenTree> {
+    let mut inner: Vec<TokenTree> = group.stream().into_iter().collect();
+    while let [TokenTree::Group(only)] = inner.as_slice() {
+        if only.delimiter() != Delimiter::Parenthesis || only.stream().is_empty() {
+            break;
+        }
+        inner = only.stream().into_iter().collect();
+    }
+    inner
+}
+
+/// The tokens of a brace group, without a `;` after a final `return`, `break` or `continue`.
+fn brace_contents(group: &proc_macro2::Group) -> Vec<TokenTree> {
+    let mut inner: Vec<TokenTree> = group.stream().into_iter().collect();
+    if inner.last().is_some_and(|t| is_punct(t, ';')) {
+        let body = &inner[..inner.len() - 1];
+        let start = body
+            .iter()
+            .rposition(|t| is_punct(t, ';'))
+            .map_or(0, |i| i + 1);
+        let diverges = matches!(body.get(start), Some(TokenTree::Ident(i))
+            if matches!(i.to_string().as_str(), "return" | "break" | "continue"));
+        if diverges {
+            inner.pop();
+        }
+    }
+    inner
+}
+
+fn write_stream(tokens: Vec<TokenTree>, out: &mut String) {
+    let mut prev: Option<&TokenTree> = None;
+    let mut after_arrow = false;
+    for (i, token) in tokens.iter().enumerate() {
         match token {
+            // Commas are separators whose trailing form rustfmt chooses: never written. A
+            // tuple's commas are kept as a marker (below), so `(x,)` and `(x)` differ.
+            TokenTree::Punct(p) if p.as_char() == ',' => {
+                prev = Some(token);
+                continue;
+            }
             TokenTree::Group(group) => {
-                let (open, close) = match group.delimiter() {
-                    Delimiter::Parenthesis => ("(", ")"),
-                    Delimiter::Brace => ("{", "}"),
-                    Delimiter::Bracket => ("[", "]"),
-                    Delimiter::None => ("", ""),
-                };
-                out.push_str(open);
-                out.push(' ');
-                write_canonical(&group.stream(), out);
-                out.push_str(close);
+                match group.delimiter() {
+                    Delimiter::Parenthesis => {
+                        let call = call_like(prev);
+                        let inner = if call {
+                            group.stream().into_iter().collect()
+                        } else {
+                            strip_nested_parens(group)
+                        };
+                        let tuple = !call && inner.iter().any(|t| is_punct(t, ','));
+                        out.push_str(if tuple { "(, " } else { "( " });
+                        write_stream(inner, out);
+                        out.push(')');
+                    }
+                    Delimiter::Bracket => {
+                        out.push_str("[ ");
+                        write_stream(group.stream().into_iter().collect(), out);
+                        out.push(']');
+                    }
+                    Delimiter::Brace => {
+                        let inner = brace_contents(group);
+                        // `=> { expr }` is `=> expr`: rustfmt wraps long arms in braces.
+                        let arm = after_arrow && !inner.iter().any(|t| is_punct(t, ';'));
+                        if !arm {
+                            out.push_str("{ ");
+                        }
+                        write_stream(inner, out);
+                        if !arm {
+                            out.push('}');
+                        }
+                    }
+                    Delimiter::None => write_stream(group.stream().into_iter().collect(), out),
+                }
             }
             TokenTree::Ident(ident) => out.push_str(&ident.to_string()),
             TokenTree::Punct(punct) => out.push(punct.as_char()),
@@ -43,7 +206,13 @@ fn write_canonical(tokens: &TokenStream, out: &mut String) {
                 }
             }
         }
-        out.push(' ');
+        if !out.ends_with(' ') {
+            out.push(' ');
+        }
+        after_arrow = is_punct(token, '>')
+            && i > 0
+            && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '=' && p.spacing() == Spacing::Joint);
+        prev = Some(token);
     }
 }
 
@@ -53,23 +222,83 @@ mod tests {
     use std::str::FromStr;
 
     fn sum(src: &str) -> String {
-        checksum(&TokenStream::from_str(src).unwrap())
+        rust_step(&TokenStream::from_str(src).unwrap(), None, &[])
     }
 
     #[test]
-    fn formatting_and_comments_do_not_matter() {
+    fn layout_comments_and_trailing_commas_do_not_matter() {
         let a = sum("{ db.execute(\"CREATE TABLE t (id INT)\").await?; Ok(()) }");
-        let b = sum("{\n    // make the table\n    db . execute(\n  \"CREATE TABLE t\n      (id INT)\"\n ).await ?;\r\n Ok(())\n}");
+        let b = sum("{\n    // make the table\n    db . execute(\n  \"CREATE TABLE t\n      (id INT)\",\n ).await ?;\r\n Ok(())\n}");
         assert_eq!(a, b);
+        let c = sum("{ let v = vec![1, 2, 3,]; f(a, b,); match x { A => 1, B => { g(x) }, } }");
+        let d = sum("{ let v = vec![1, 2, 3]; f(a, b); match x { A => 1, B => g(x) } }");
+        assert_eq!(c, d);
+        assert_eq!(
+            sum("{ if x { return y; } ((z)) }"),
+            sum("{ if x { return y } (z) }")
+        );
     }
 
     #[test]
-    fn edits_do_matter() {
+    fn real_edits_do_matter() {
         let a = sum("{ db.execute(\"CREATE TABLE t (id INT)\").await?; Ok(()) }");
-        let b = sum("{ db.execute(\"CREATE TABLE t (id BIGINT)\").await?; Ok(()) }");
-        let c = sum("{ db.execute(\"CREATE TABLE t (id INT)\").await?; Ok(()) } ");
-        assert_ne!(a, b);
-        assert_eq!(a, c);
-        assert!(a.starts_with("fnv1a64:") && a.len() == "fnv1a64:".len() + 16);
+        assert_ne!(
+            a,
+            sum("{ db.execute(\"CREATE TABLE t (id BIGINT)\").await?; Ok(()) }")
+        );
+        assert_ne!(
+            sum("{ let t = (x,); }"),
+            sum("{ let t = (x); }"),
+            "a one-element tuple"
+        );
+        assert_ne!(
+            sum("{ match (a,) { _ => 1 } }"),
+            sum("{ match (a) { _ => 1 } }")
+        );
+        assert_ne!(
+            sum("{ f(); }"),
+            sum("{ f() }"),
+            "a unit statement is not a tail value"
+        );
+        assert_ne!(
+            sum("{ Ok(()) }"),
+            sum("{ Ok() }"),
+            "a unit argument is an argument"
+        );
+        assert!(a.starts_with("sha256:") && a.len() == "sha256:".len() + 64);
+    }
+
+    #[test]
+    fn the_down_and_included_files_are_covered() {
+        let up = TokenStream::from_str("{ Ok(()) }").unwrap();
+        let down = canonical(&TokenStream::from_str("{ drop() }").unwrap());
+        let edited = canonical(&TokenStream::from_str("{ drop_all() }").unwrap());
+        let file = |text: &str| vec![("up.sql".to_string(), text.to_string())];
+        assert_ne!(
+            rust_step(&up, Some(&down), &[]),
+            rust_step(&up, Some(&edited), &[])
+        );
+        assert_ne!(
+            rust_step(&up, None, &file("A")),
+            rust_step(&up, None, &file("B"))
+        );
+        assert_eq!(
+            rust_step(&up, None, &file("A;\r\nB;  \r\n")),
+            rust_step(&up, None, &file("A;\nB;\n"))
+        );
+    }
+
+    #[test]
+    fn sql_files_ignore_line_endings_and_trailing_space_only() {
+        assert_eq!(
+            sql_step("CREATE TABLE t();\r\n", None),
+            sql_step("CREATE TABLE t();  \n\n", None)
+        );
+        assert_ne!(
+            sql_step("CREATE TABLE t();", None),
+            sql_step("CREATE TABLE  t();", None)
+        );
+        assert_ne!(sql_step("A", Some("B")), sql_step("A", Some("C")));
+        assert_ne!(sql_step("A", None), sql_step("A", Some("")));
     }
 }

@@ -1,24 +1,15 @@
 //! The constants that stand for tables and versions in the trait-based graph checks.
 //!
-//! `&str` const generics are not stable, so a table is its FNV-1a hash and a version is
-//! (major, minor, patch, hash of pre-release and build metadata).
+//! `&str` const generics are not stable, so a table is a 64-bit hash of its name and a version
+//! is (major, minor, patch, hash of pre-release and build metadata).
 
+use crate::checksum::stable_u64;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-/// FNV-1a, 64 bits.
-pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// The const argument for a table.
 pub(crate) fn table_key(table: &str) -> TokenStream {
-    let key = Literal::u64_unsuffixed(fnv1a64(table.as_bytes()));
+    let key = Literal::u64_unsuffixed(stable_u64(table.as_bytes()));
     quote!(#key)
 }
 
@@ -30,7 +21,7 @@ pub(crate) fn version_key(version: &semver::Version) -> TokenStream {
     let pre = if version.pre.is_empty() && version.build.is_empty() {
         0
     } else {
-        fnv1a64(format!("{}+{}", version.pre, version.build).as_bytes())
+        stable_u64(format!("{}+{}", version.pre, version.build).as_bytes())
     };
     let pre = Literal::u64_unsuffixed(pre);
     quote!(#major, #minor, #patch, #pre)

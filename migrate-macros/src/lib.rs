@@ -11,6 +11,11 @@ mod args;
 mod checksum;
 mod keys;
 mod migration;
+mod register;
+mod source;
+mod sql_dir;
+mod sql_names;
+mod sql_text;
 #[cfg(test)]
 mod test_support;
 
@@ -19,7 +24,13 @@ use proc_macro::TokenStream;
 /// Registers an async function as a migration. See `migrate::migration` for the keys.
 #[proc_macro_attribute]
 pub fn migration(attr: TokenStream, item: TokenStream) -> TokenStream {
-    migration::expand(attr.into(), item.into()).into()
+    let source = invoking_file().and_then(|path| source::SourceFile::load(&path));
+    migration::expand(attr.into(), item.into(), source.as_ref()).into()
+}
+
+/// The file the macro was invoked in, when the compiler says (not for generated code).
+fn invoking_file() -> Option<std::path::PathBuf> {
+    proc_macro::Span::call_site().local_file()
 }
 
 /// Declares a crate's migration anchor: `pub static MIGRATIONS` and the items the compile-time
@@ -27,4 +38,13 @@ pub fn migration(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn migrations(input: TokenStream) -> TokenStream {
     anchor::expand(input.into()).into()
+}
+
+/// Embeds a directory of SQL files as steps of one table's version line. See
+/// `migrate::sql_dir`.
+#[proc_macro]
+pub fn sql_dir(input: TokenStream) -> TokenStream {
+    let file = invoking_file();
+    let dir = file.as_deref().and_then(std::path::Path::parent);
+    sql_dir::expand(input.into(), dir).into()
 }

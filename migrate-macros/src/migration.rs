@@ -5,8 +5,9 @@
 //! function's future, and the `inventory` registration.
 
 use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
-use crate::checksum::checksum;
-use crate::keys::{table_key, version_key};
+use crate::checksum;
+use crate::register::{register, Declaration, Step};
+use crate::source::{included_paths, SourceFile};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -14,9 +15,16 @@ use syn::{FnArg, ItemFn, ReturnType};
 
 /// Expands the attribute. On error, returns the original item together with the errors, so
 /// that the rest of the crate (and rust-analyzer) still sees the function.
-pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+///
+/// `source` is the file the attribute is in, when the compiler tells: the checksum then covers
+/// the down function and the files the bodies include.
+pub(crate) fn expand(
+    attr: TokenStream,
+    item: TokenStream,
+    source: Option<&SourceFile>,
+) -> TokenStream {
     let attr_span = attr_span(&attr);
-    match try_expand(attr, item.clone(), attr_span) {
+    match try_expand(attr, item.clone(), attr_span, source) {
         Ok(tokens) => tokens,
         Err(err) => {
             let errors = err.into_compile_error();
@@ -40,7 +48,12 @@ fn attr_span(attr: &TokenStream) -> Span {
     }
 }
 
-fn try_expand(attr: TokenStream, item: TokenStream, attr_span: Span) -> syn::Result<TokenStream> {
+fn try_expand(
+    attr: TokenStream,
+    item: TokenStream,
+    attr_span: Span,
+    source: Option<&SourceFile>,
+) -> syn::Result<TokenStream> {
     let function: syn::Result<ItemFn> = syn::parse2(item.clone());
     let args = args::parse(attr, attr_span);
     let (function, args) = match (function, args) {
@@ -52,7 +65,7 @@ fn try_expand(attr: TokenStream, item: TokenStream, attr_span: Span) -> syn::Res
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
     let arg_type = check_signature(&function)?;
-    Ok(generate(&function, &args, &arg_type, &item))
+    Ok(generate(&function, &args, &arg_type, &item, source))
 }
 
 /// A migration is `async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>`: checks
@@ -104,184 +117,96 @@ fn check_signature(function: &ItemFn) -> syn::Result<syn::Type> {
     arg_type.ok_or_else(|| syn::Error::new(sig.span(), "invalid migration signature"))
 }
 
-/// The name of the type that stands for a child migration in the `heads` check, in words:
-/// `session_1_1_0_upgrades_from_1_0_0`.
-fn child_name(
-    table: &str,
-    version: &semver::Version,
-    parent: &semver::Version,
-    span: Span,
-) -> syn::Ident {
-    let words = |text: &str| -> String {
-        text.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect()
-    };
-    let mut name = format!(
-        "{}_{}_upgrades_from_{}",
-        words(table),
-        words(&version.to_string()),
-        words(&parent.to_string())
-    );
-    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        name.insert_str(0, "table_");
-    }
-    syn::Ident::new(&name, span)
-}
-
 fn generate(
     function: &ItemFn,
     args: &MigrationArgs,
     arg_type: &syn::Type,
     item: &TokenStream,
+    source: Option<&SourceFile>,
 ) -> TokenStream {
     let fn_name = &function.sig.ident;
-    let table = args.table.value();
-    let table_lit = &args.table;
-    let t = table_key(&table);
-    let version_text = args.version.version.to_string();
-    let v = version_key(&args.version.version);
     let krate = args.krate.as_ref();
     let private = {
         let path = CratePath::at(krate, Span::call_site());
         quote!(#path::__private)
     };
-    // Each check is spanned at the literal it is about, paths included, so that rustc points
-    // at that literal and not at the whole attribute.
-    let at = |span: Span| {
-        let path = CratePath::at(krate, span);
-        quote_spanned!(span=> #path::__private)
-    };
-    let version_span = args.version.lit.span();
-    let p = at(version_span);
-    let version_check = quote_spanned! {version_span=>
-        impl #p::EachTableVersionIsDeclaredOnce<#t, #v> for crate::__MigrateAnchor {}
-    };
-    let parent_checks = match &args.parent {
-        Some(parent) => {
-            let pv = version_key(&parent.version);
-            let span = parent.lit.span();
-            let p = at(span);
-            let child = child_name(&table, &args.version.version, &parent.version, span);
-            quote_spanned! {span=>
-                /// Stands for this migration in the `heads` check; its name is in the message.
-                #[allow(dead_code, non_camel_case_types)]
-                struct #child;
-                impl #p::TwoMigrationsShareThisParent<#t, #pv> for crate::__MigrateAnchor {}
-                impl #p::HeadsEntryIsNotTheLatestVersion<#child, #t, #pv> for crate::__MigrateAnchor {}
-                const _: () = #p::require_declared::<crate::__MigrateAnchor, #t, #pv>();
-            }
-        }
-        None => {
-            let span = table_lit.span();
-            let p = at(span);
-            quote_spanned! {span=>
-                impl #p::TwoFirstMigrationsForThisTable<#t> for crate::__MigrateAnchor {}
-            }
-        }
-    };
-    let heads_check = {
-        let span = table_lit.span();
-        let p = at(span);
-        quote_spanned! {span=>
-            const _: () = #p::require_listed_in_heads::<crate::__MigrateAnchor, #t>();
-        }
-    };
-    let after_check = args.after.as_ref().map(|after| {
-        let at_table = table_key(&after.table);
-        let av = version_key(&after.version);
-        let span = after.lit.span();
-        let p = at(span);
-        quote_spanned! {span=>
-            const _: () = #p::require_declared::<crate::__MigrateAnchor, #at_table, #av>();
-        }
-    });
-    let conn = {
-        let path = CratePath::at(krate, Span::call_site());
-        quote!(#path::__private::Conn)
-    };
-
     let ty_span = arg_type.span();
     let ret_span = match &function.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => fn_name.span(),
     };
     let up_call = quote_spanned!(ty_span=> #fn_name(db));
-    let up_boxed = quote_spanned!(ret_span=> #private::boxed(#up_call));
-    let (down_shim, reversal) = match &args.down {
-        DownArg::Path(path) => {
-            let call = quote_spanned!(path.span()=> #private::boxed(#path(db)));
-            (
-                quote! {
-                    fn __migrate_down<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
-                        #call
-                    }
-                },
-                quote!(#private::Reversal::Down(__migrate_down)),
-            )
-        }
-        DownArg::Irreversible => (quote!(), quote!(#private::Reversal::Irreversible)),
-    };
-    let parent_expr = match &args.parent {
-        Some(p) => {
-            let text = p.version.to_string();
-            quote!(::core::option::Option::Some(#text))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let after_expr = match &args.after {
-        Some(a) => {
-            let text = format!("{}@{}", a.table, a.version);
-            quote!(::core::option::Option::Some(#text))
-        }
-        None => quote!(::core::option::Option::None),
+    let up = quote_spanned!(ret_span=> #private::boxed(#up_call));
+    let down = match &args.down {
+        DownArg::Path(path) => Some(quote_spanned!(path.span()=> #private::boxed(#path(db)))),
+        DownArg::Irreversible => None,
     };
     let name = args
         .name
         .as_ref()
         .map_or_else(|| fn_name.to_string(), syn::LitStr::value);
-    let transaction = args.transaction;
-    let sum = checksum(&function.block.to_token_stream());
-    let line = quote_spanned!(table_lit.span()=> ::core::line!());
-
+    let sum = step_checksum(function, args, source);
+    let table = args.table.value();
+    let step = Step {
+        krate,
+        table: &table,
+        table_span: args.table.span(),
+        version: &args.version.version,
+        version_span: args.version.lit.span(),
+        parent: args.parent.as_ref().map(|p| (&p.version, p.lit.span())),
+        after: args
+            .after
+            .as_ref()
+            .map(|a| (a.table.as_str(), &a.version, a.lit.span())),
+        declaration: Declaration::Function,
+        name: &name,
+        transaction: args.transaction,
+        up,
+        down,
+        checksum: &sum,
+        sql: None,
+        file: quote!(::core::file!()),
+        line: quote_spanned!(args.table.span()=> ::core::line!()),
+    };
+    let registration = register(&step);
     quote! {
         #item
-
-        #[doc(hidden)]
-        const _: () = {
-            #version_check
-            #parent_checks
-            #heads_check
-            #after_check
-
-            fn __migrate_up<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
-                #up_boxed
-            }
-            #down_shim
-
-            #private::inventory::submit! {
-                #private::Migration::__new(
-                    &crate::MIGRATIONS,
-                    #table,
-                    #version_text,
-                    #parent_expr,
-                    #name,
-                    __migrate_up,
-                    #reversal,
-                    #transaction,
-                    #after_expr,
-                    #sum,
-                    ::core::file!(),
-                    #line,
-                )
-            }
-        };
+        #registration
     }
+}
+
+/// The step's checksum: its body, its down's body when the down is in the same file (else the
+/// down's path), and the files both pull in with `include_str!`.
+fn step_checksum(function: &ItemFn, args: &MigrationArgs, source: Option<&SourceFile>) -> String {
+    let body = function.block.to_token_stream();
+    let mut included = Vec::new();
+    let mut down_text = None;
+    if let Some(source) = source {
+        included = source.read_included(&included_paths(&body));
+    }
+    if let DownArg::Path(path) = &args.down {
+        let last = path.segments.last().map(|s| s.ident.to_string());
+        let found = source
+            .zip(last)
+            .and_then(|(src, name)| src.body_of(&name).map(|b| (src, b)));
+        down_text = Some(match found {
+            Some((source, body)) => {
+                included.extend(source.read_included(&body.includes));
+                body.canonical.clone()
+            }
+            None => format!("down = {}", path.to_token_stream()),
+        });
+    }
+    checksum::rust_step(&body, down_text.as_deref(), &included)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+        super::expand(attr, item, None)
+    }
     use crate::test_support::{compile_errors, implemented_traits, registered_call};
     use quote::quote;
 
@@ -334,7 +259,8 @@ mod tests {
     fn the_heads_check_names_the_child_in_words() {
         let name = |table: &str, version: &str, parent: &str| {
             let v = |t: &str| semver::Version::parse(t).unwrap();
-            child_name(table, &v(version), &v(parent), Span::call_site()).to_string()
+            crate::register::child_name(table, &v(version), &v(parent), Span::call_site())
+                .to_string()
         };
         assert_eq!(
             name("session", "1.1.0", "1.0.0"),

@@ -432,6 +432,17 @@ impl migrate::backend::MigrationBackend for Counting {
         self.note("set_state");
         self.inner.set_state(module, table, version, checksum)
     }
+    fn schema(&self) -> Option<&str> {
+        self.inner.schema()
+    }
+    fn record_without_running<'a>(
+        &'a self,
+        record: &'a migrate::backend::StepRecord<'a>,
+        outcome: migrate::report::Outcome,
+    ) -> migrate::backend::BoxFuture<'a, migrate::Result<bool>> {
+        self.note("record_without_running");
+        self.inner.record_without_running(record, outcome)
+    }
     fn set_step_checksum<'a>(
         &'a self,
         module: &'a str,

@@ -6,7 +6,8 @@
 use crate::target::Target;
 use crate::workload::Step;
 use migrate::backend::{
-    BoxFuture, MigrationBackend, MigrationFuture, RunLock, StateRow, StepOutcome, StepRun,
+    BoxFuture, MigrationBackend, MigrationFuture, RunLock, StateRow, StepOutcome, StepRecord,
+    StepRun,
 };
 use migrate::registry::{Migration, MigrationSet, Reversal};
 use migrate::report::HistoryEntry;
@@ -122,6 +123,16 @@ impl MigrationBackend for Feeding {
         checksum: Option<&'a str>,
     ) -> BoxFuture<'a, Result<()>> {
         self.inner.set_state(module, table, version, checksum)
+    }
+    fn schema(&self) -> Option<&str> {
+        self.inner.schema()
+    }
+    fn record_without_running<'a>(
+        &'a self,
+        record: &'a StepRecord<'a>,
+        outcome: migrate::report::Outcome,
+    ) -> BoxFuture<'a, migrate::Result<bool>> {
+        self.inner.record_without_running(record, outcome)
     }
     fn set_step_checksum<'a>(
         &'a self,

@@ -1,9 +1,11 @@
 //! Operator repairs: settling a dirty mark, and re-pinning the checksums of an edited step.
 
 use super::setup::{parse_version, MigrationManager};
+use crate::backend::StepRecord;
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::step::Direction;
+use crate::plan::ChainState;
+use crate::step::{Direction, Outcome};
 
 /// How an operator resolves a dirty mark after checking the schema by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,9 +17,30 @@ pub enum Resolution {
 }
 
 impl MigrationManager {
-    /// Clears the dirty mark of `table` after an operator checked the schema by hand.
+    /// Runs `f` holding the run lock (taking it as a run does, within the lock timeout), so
+    /// that repairs never interleave with a run.
+    async fn locked<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let lock = self.backend.lock().await?;
+        let outcome = async {
+            self.backend.prepare().await?;
+            f.await
+        }
+        .await;
+        let released = lock.release().await;
+        let value = outcome?;
+        released?;
+        Ok(value)
+    }
+
+    /// Clears the dirty mark of `table` after an operator checked the schema by hand. Takes
+    /// the run lock.
     pub async fn resolve_dirty(&self, table: &str, resolution: Resolution) -> Result<()> {
         let chains = self.resolve_tables(&[table.to_string()])?;
+        self.locked(self.resolve_dirty_locked(chains, resolution))
+            .await
+    }
+
+    async fn resolve_dirty_locked(&self, chains: Vec<usize>, resolution: Resolution) -> Result<()> {
         let states = self.read_states(true).await?;
         for c in chains {
             let Some(mark) = &states[c].dirty else {
@@ -58,9 +81,133 @@ impl MigrationManager {
     }
 
     /// Accepts the current binary's checksums for the applied steps of `table`: the explicit
-    /// re-pin after an intentional edit of an applied migration.
+    /// re-pin after an intentional edit of an applied migration. Takes the run lock.
     pub async fn accept_checksums(&self, table: &str) -> Result<()> {
         let chains = self.resolve_tables(&[table.to_string()])?;
+        self.locked(self.repin(chains)).await
+    }
+
+    /// Re-pins the tables whose stored checksums the earlier algorithm wrote (clean ones: a
+    /// dirty table waits for `resolve_dirty`). Runs under the lock of a run; returns whether
+    /// anything was re-pinned.
+    pub(super) async fn repin_legacy_checksums(&self, states: &[ChainState]) -> Result<bool> {
+        let legacy: Vec<usize> = (0..states.len())
+            .filter(|&c| states[c].legacy && states[c].dirty.is_none())
+            .collect();
+        if legacy.is_empty() {
+            return Ok(false);
+        }
+        tracing::info!(
+            tables = legacy.len(),
+            "re-pinning checksums written before SHA-256"
+        );
+        self.repin(legacy).await?;
+        Ok(true)
+    }
+
+    /// Marks `table` as being at `version` without running anything (Alembic's `stamp`): for a
+    /// schema that was brought there by hand. `version` must be in the table's chain. Takes the
+    /// run lock, and writes a `stamped` history row.
+    pub async fn stamp(&self, table: &str, version: &str) -> Result<()> {
+        let chains = self.resolve_tables(&[table.to_string()])?;
+        let target = parse_version(version)?;
+        let Some((c, pos)) = chains.iter().find_map(|&c| {
+            self.graph.chains[c]
+                .position(&self.graph, &target)
+                .map(|pos| (c, pos))
+        }) else {
+            return Err(Error::UnknownVersion {
+                table: Some(table.to_string()),
+                version: target,
+            });
+        };
+        self.locked(self.move_record(c, Some(pos), Outcome::Stamped))
+            .await
+    }
+
+    /// Steps the record of `table` back one version without running the down: the tracking
+    /// row forgets the newest applied step, the schema is left as it is. Takes the run lock,
+    /// and writes an `unstamped` history row.
+    pub async fn unstamp(&self, table: &str) -> Result<()> {
+        let chains = self.resolve_tables(&[table.to_string()])?;
+        self.locked(async {
+            let states = self.read_states(true).await?;
+            let Some((c, pos)) = chains.iter().find_map(|&c| {
+                let stored = states[c].stored.as_ref()?;
+                let pos = self.graph.chains[c].position(&self.graph, stored)?;
+                Some((c, pos))
+            }) else {
+                return Err(Error::Config(format!(
+                    "table `{table}` has no recorded version to unstamp"
+                )));
+            };
+            self.move_record(c, pos.checked_sub(1), Outcome::Unstamped)
+                .await
+        })
+        .await
+    }
+
+    /// Moves the record of chain `c` to its node at `to` (`None`: nothing applied), under the
+    /// lock, with a history row naming the step it stamps or unstamps.
+    async fn move_record(&self, c: usize, to: Option<usize>, outcome: Outcome) -> Result<()> {
+        let states = self.read_states(true).await?;
+        let state = &states[c];
+        let chain = &self.graph.chains[c];
+        if let Some(mark) = &state.dirty {
+            return Err(Error::Dirty {
+                module: chain.module.to_string(),
+                table: chain.table.to_string(),
+                version: mark.version.clone(),
+                name: mark.name.clone(),
+                direction: mark.direction,
+                since: mark.since,
+            });
+        }
+        // The step the row names: the one stamped, or the one unstamped.
+        let (step, direction) = match (outcome, to) {
+            (Outcome::Unstamped, _) => {
+                let current = state
+                    .stored
+                    .as_ref()
+                    .and_then(|v| chain.position(&self.graph, v));
+                (current, Direction::Down)
+            }
+            (_, to) => (to, Direction::Up),
+        };
+        let Some(step) = step else {
+            return Ok(());
+        };
+        let node = &self.graph.nodes[chain.nodes[step]];
+        let version = node.version.to_string();
+        let new_version = to.map(|p| self.graph.nodes[chain.nodes[p]].version.to_string());
+        let new_checksum = to.map(|p| checksum::render(chain.cumulative[p]));
+        let record = StepRecord {
+            module: chain.module,
+            table: chain.table,
+            version: &version,
+            name: node.migration.name(),
+            checksum: node.migration.checksum(),
+            direction,
+            expected: state.raw.as_deref(),
+            new_version: new_version.as_deref(),
+            new_checksum: new_checksum.as_deref(),
+        };
+        tracing::info!(module = chain.module, table = chain.table, %outcome, to = ?new_version, "moving the record without running");
+        if self
+            .backend
+            .record_without_running(&record, outcome)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::ConcurrentRunners {
+                table: chain.table.to_string(),
+                attempts: 1,
+            })
+        }
+    }
+
+    async fn repin(&self, chains: Vec<usize>) -> Result<()> {
         let states = self.read_states(true).await?;
         for c in chains {
             let chain = &self.graph.chains[c];

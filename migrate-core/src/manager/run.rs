@@ -5,9 +5,10 @@ use super::setup::MigrationManager;
 use crate::backend::{StepOutcome, StepRecord, StepRun};
 use crate::error::{Error, Result};
 use crate::migration::Reversal;
-use crate::plan::{self, Plan, Request, Skipped};
+use crate::plan::{self, Plan, PlannedStep, Request, Skipped};
 use crate::report::{Report, ReportStatus};
 use crate::step::{AppliedStep, Direction};
+use crate::template;
 use std::time::Instant;
 
 /// How many times a run re-plans after another runner moved a tracking row under it.
@@ -29,11 +30,12 @@ impl MigrationManager {
             return self.execute_locked(&request, started).await;
         };
         if dry_run {
+            let planned = self.with_sql(plan.steps)?;
             return Ok(Report {
                 status: ReportStatus::DryRun,
                 applied: Vec::new(),
                 skipped: plan.skipped,
-                planned: plan.steps,
+                planned,
                 total_time: started.elapsed(),
             });
         }
@@ -49,12 +51,33 @@ impl MigrationManager {
         self.execute_locked(&request, started).await
     }
 
+    /// The planned steps with the SQL of the steps that SQL files declare, rendered for this
+    /// database: the offline `--sql` view of a run.
+    fn with_sql(&self, mut steps: Vec<PlannedStep>) -> Result<Vec<PlannedStep>> {
+        let dialect = self.backend.dialect();
+        let schema = self.backend.schema();
+        for step in &mut steps {
+            let migration = self.graph.nodes[step.node].migration;
+            let sql = match step.direction {
+                Direction::Up => migration.sql(),
+                Direction::Down => migration.down_sql(),
+            };
+            if let Some(sql) = sql {
+                step.sql = Some(template::render(dialect, schema, sql)?.into_owned());
+            }
+        }
+        Ok(steps)
+    }
+
     /// Takes the runner lock, re-reads the state under it, re-plans and applies.
     async fn execute_locked(&self, request: &Request, started: Instant) -> Result<Report> {
         let lock = self.backend.lock().await?;
         let outcome = async {
             self.backend.prepare().await?;
-            let states = self.read_states(request.force).await?;
+            let mut states = self.read_states(request.force).await?;
+            if self.repin_legacy_checksums(&states).await? {
+                states = self.read_states(request.force).await?;
+            }
             let plan = plan::plan(&self.graph, &states, request)?;
             self.apply(request, plan).await
         }

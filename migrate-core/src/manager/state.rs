@@ -47,7 +47,12 @@ impl MigrationManager {
                 .ok_or_else(|| ahead(&row.module, &row.table, text.clone()))?;
             state.stored = Some(self.graph.nodes[chain.nodes[pos]].version.clone());
             state.raw = Some(text);
-            if row.checksum.as_deref() != Some(checksum::render(chain.cumulative[pos]).as_str()) {
+            if row.checksum.as_deref().is_some_and(checksum::is_legacy) {
+                // Written before SHA-256: trusted as is, re-pinned by the next locked run.
+                state.legacy = true;
+            } else if row.checksum.as_deref()
+                != Some(checksum::render(chain.cumulative[pos]).as_str())
+            {
                 suspects.push((c, row));
             }
         }
@@ -78,9 +83,11 @@ impl MigrationManager {
                         && h.outcome == Outcome::Succeeded
                 });
                 if let Some(h) = recorded {
-                    if h.checksum != node.migration.checksum() {
+                    if h.checksum != node.migration.checksum() && !checksum::is_legacy(&h.checksum)
+                    {
                         return Err(Error::ChecksumMismatch {
                             step: Box::new(node.key()),
+                            location: node.migration.location(),
                             applied: h.checksum.clone(),
                             current: node.migration.checksum().to_string(),
                         });

@@ -1,0 +1,203 @@
+//! What every step expands to, whether a `#[migration]` function or a file of `sql_dir!`: the
+//! graph-check items rustc compares, the shims that box the step's future, and the `inventory`
+//! registration.
+
+use crate::args::CratePath;
+use crate::keys::{table_key, version_key};
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+
+/// Who declares a step, for the duplicate check.
+pub(crate) enum Declaration {
+    /// A `#[migration]` function: it claims its (table, version) for every declarer type, so a
+    /// second function or a file with the same version conflicts.
+    Function,
+    /// A SQL file, named by a type whose name is the file's: a function declaring the same
+    /// version conflicts with it, and the message shows the file.
+    SqlFile(syn::Ident),
+}
+
+/// One step to register.
+pub(crate) struct Step<'a> {
+    pub(crate) krate: Option<&'a CratePath>,
+    pub(crate) table: &'a str,
+    /// Where errors about the table point.
+    pub(crate) table_span: Span,
+    pub(crate) version: &'a semver::Version,
+    pub(crate) version_span: Span,
+    pub(crate) parent: Option<(&'a semver::Version, Span)>,
+    /// `after = "table@X.Y.Z"`.
+    pub(crate) after: Option<(&'a str, &'a semver::Version, Span)>,
+    pub(crate) declaration: Declaration,
+    pub(crate) name: &'a str,
+    pub(crate) transaction: bool,
+    /// An expression of type `MigrationFuture<'a>` over `db: &'a mut Conn<'b>`.
+    pub(crate) up: TokenStream,
+    /// The same for the down; `None` is irreversible.
+    pub(crate) down: Option<TokenStream>,
+    pub(crate) checksum: &'a str,
+    /// The SQL a dry run shows: expressions of type `&'static str`.
+    pub(crate) sql: Option<(TokenStream, Option<TokenStream>)>,
+    /// An expression of type `&'static str` naming where the step is declared, and its line.
+    pub(crate) file: TokenStream,
+    pub(crate) line: TokenStream,
+}
+
+/// The name of the type that stands for a child step in the `heads` check, in words:
+/// `session_1_1_0_upgrades_from_1_0_0`.
+pub(crate) fn child_name(
+    table: &str,
+    version: &semver::Version,
+    parent: &semver::Version,
+    span: Span,
+) -> syn::Ident {
+    let mut name = format!(
+        "{}_{}_upgrades_from_{}",
+        words(table),
+        words(&version.to_string()),
+        words(&parent.to_string())
+    );
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        name.insert_str(0, "table_");
+    }
+    syn::Ident::new(&name, span)
+}
+
+/// `text` with every character that cannot be in an identifier replaced by `_`.
+pub(crate) fn words(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// The items of one step, in a `const _: () = { ... };` block.
+pub(crate) fn register(step: &Step<'_>) -> TokenStream {
+    let krate = step.krate;
+    let private = {
+        let path = CratePath::at(krate, Span::call_site());
+        quote!(#path::__private)
+    };
+    // Each check is spanned at the literal it is about, paths included, so that rustc points
+    // at that literal and not at the whole attribute.
+    let at = |span: Span| {
+        let path = CratePath::at(krate, span);
+        quote_spanned!(span=> #path::__private)
+    };
+    let t = table_key(step.table);
+    let v = version_key(step.version);
+    let p = at(step.version_span);
+    let version_check = match &step.declaration {
+        Declaration::Function => quote_spanned! {step.version_span=>
+            impl<Declarer> #p::EachTableVersionIsDeclaredOnce<Declarer, #t, #v> for crate::__MigrateAnchor {}
+        },
+        Declaration::SqlFile(file) => quote_spanned! {step.version_span=>
+            /// Stands for the file in the duplicate check; its name is in the message.
+            #[allow(dead_code, non_camel_case_types)]
+            struct #file;
+            impl #p::EachTableVersionIsDeclaredOnce<#file, #t, #v> for crate::__MigrateAnchor {}
+            impl #p::EachTableVersionIsDeclaredOnce<#p::AnyDeclarer, #t, #v> for crate::__MigrateAnchor {}
+        },
+    };
+    let parent_checks = match step.parent {
+        Some((parent, span)) => {
+            let pv = version_key(parent);
+            let p = at(span);
+            let child = child_name(step.table, step.version, parent, span);
+            quote_spanned! {span=>
+                /// Stands for this step in the `heads` check; its name is in the message.
+                #[allow(dead_code, non_camel_case_types)]
+                struct #child;
+                impl #p::TwoMigrationsShareThisParent<#t, #pv> for crate::__MigrateAnchor {}
+                impl #p::HeadsEntryIsNotTheLatestVersion<#child, #t, #pv> for crate::__MigrateAnchor {}
+                const _: () = #p::require_declared::<crate::__MigrateAnchor, #t, #pv>();
+            }
+        }
+        None => {
+            let p = at(step.table_span);
+            quote_spanned! {step.table_span=>
+                impl #p::TwoFirstMigrationsForThisTable<#t> for crate::__MigrateAnchor {}
+            }
+        }
+    };
+    let heads_check = {
+        let p = at(step.table_span);
+        quote_spanned! {step.table_span=>
+            const _: () = #p::require_listed_in_heads::<crate::__MigrateAnchor, #t>();
+        }
+    };
+    let after_check = step.after.map(|(table, version, span)| {
+        let at_table = table_key(table);
+        let av = version_key(version);
+        let p = at(span);
+        quote_spanned! {span=>
+            const _: () = #p::require_declared::<crate::__MigrateAnchor, #at_table, #av>();
+        }
+    });
+    let conn = quote!(#private::Conn);
+    let up = &step.up;
+    let (down_shim, reversal) = match &step.down {
+        Some(down) => (
+            quote! {
+                fn __migrate_down<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
+                    #down
+                }
+            },
+            quote!(#private::Reversal::Down(__migrate_down)),
+        ),
+        None => (quote!(), quote!(#private::Reversal::Irreversible)),
+    };
+    let some = |text: String| quote!(::core::option::Option::Some(#text));
+    let none = quote!(::core::option::Option::None);
+    let parent_expr = step
+        .parent
+        .map_or(none.clone(), |(p, _)| some(p.to_string()));
+    let after_expr = step
+        .after
+        .map_or(none.clone(), |(t, v, _)| some(format!("{t}@{v}")));
+    let table = step.table;
+    let version = step.version.to_string();
+    let name = step.name;
+    let transaction = step.transaction;
+    let checksum = step.checksum;
+    let file = &step.file;
+    let line = &step.line;
+    let with_sql = step.sql.as_ref().map(|(up, down)| {
+        let down = down
+            .as_ref()
+            .map_or(none.clone(), |d| quote!(::core::option::Option::Some(#d)));
+        quote!(.__with_sql(#up, #down))
+    });
+
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            #version_check
+            #parent_checks
+            #heads_check
+            #after_check
+
+            fn __migrate_up<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
+                #up
+            }
+            #down_shim
+
+            #private::inventory::submit! {
+                #private::Migration::__new(
+                    &crate::MIGRATIONS,
+                    #table,
+                    #version,
+                    #parent_expr,
+                    #name,
+                    __migrate_up,
+                    #reversal,
+                    #transaction,
+                    #after_expr,
+                    #checksum,
+                    #file,
+                    #line,
+                )
+                #with_sql
+            }
+        };
+    }
+}

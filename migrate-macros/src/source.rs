@@ -1,0 +1,146 @@
+//! What a step's checksum needs from the source file that declares it: the canonical text of
+//! its down function (when the down is defined in the same file) and the files its bodies pull
+//! in with `include_str!`.
+//!
+//! A file is read and tokenized once per compilation, however many migrations it holds.
+
+use crate::checksum::canonical;
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// One function of a file: its body's canonical text and the paths it `include_str!`s.
+#[derive(Debug)]
+pub(crate) struct Body {
+    pub(crate) canonical: String,
+    pub(crate) includes: Vec<String>,
+}
+
+/// Every function of one file, by name (the first of a name wins).
+type Bodies = HashMap<String, Body>;
+
+/// The file a macro was invoked in, as far as the checksum needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceFile {
+    /// The file's path, for resolving `include_str!` paths.
+    path: PathBuf,
+    bodies: Arc<Bodies>,
+}
+
+impl SourceFile {
+    /// Reads and indexes `path` (cached per path and modification time); `None` when it
+    /// cannot be read or tokenized.
+    pub(crate) fn load(path: &Path) -> Option<SourceFile> {
+        static CACHE: Mutex<Option<HashMap<PathBuf, (SystemTime, Arc<Bodies>)>>> = Mutex::new(None);
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+        let mut cache = CACHE.lock().ok()?;
+        let cache = cache.get_or_insert_with(HashMap::new);
+        if let Some((at, bodies)) = cache.get(path) {
+            if *at == modified {
+                return Some(SourceFile {
+                    path: path.to_path_buf(),
+                    bodies: bodies.clone(),
+                });
+            }
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        let tokens = TokenStream::from_str(&text).ok()?;
+        let mut bodies = Bodies::new();
+        index_functions(tokens, &mut bodies);
+        let bodies = Arc::new(bodies);
+        cache.insert(path.to_path_buf(), (modified, bodies.clone()));
+        Some(SourceFile {
+            path: path.to_path_buf(),
+            bodies,
+        })
+    }
+
+    /// The function named `name`, if this file defines one.
+    pub(crate) fn body_of(&self, name: &str) -> Option<&Body> {
+        self.bodies.get(name)
+    }
+
+    /// Reads the files `paths` name, relative to this file; unreadable ones are left out (the
+    /// compiler reports them at the `include_str!`).
+    pub(crate) fn read_included(&self, paths: &[String]) -> Vec<(String, String)> {
+        paths
+            .iter()
+            .filter_map(|p| {
+                let content = std::fs::read_to_string(self.dir().join(p)).ok()?;
+                Some((p.clone(), content))
+            })
+            .collect()
+    }
+
+    /// The directory `include_str!` paths are relative to.
+    pub(crate) fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Records `fn name ... { body }` at every nesting level (modules, impls), outermost first.
+fn index_functions(tokens: TokenStream, bodies: &mut Bodies) {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut nested = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if let (TokenTree::Ident(kw), Some(TokenTree::Ident(name))) =
+            (&tokens[i], tokens.get(i + 1))
+        {
+            if kw == "fn" {
+                let body = tokens[i + 2..].iter().find_map(|t| match t {
+                    TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => Some(g),
+                    _ => None,
+                });
+                if let Some(body) = body {
+                    bodies.entry(name.to_string()).or_insert_with(|| Body {
+                        canonical: canonical(&body.stream()),
+                        includes: included_paths(&body.stream()),
+                    });
+                }
+            }
+        }
+        if let TokenTree::Group(g) = &tokens[i] {
+            if g.delimiter() == Delimiter::Brace {
+                nested.push(g.stream());
+            }
+        }
+        i += 1;
+    }
+    for stream in nested {
+        index_functions(stream, bodies);
+    }
+}
+
+/// The paths that `tokens` pull in with `include_str!("...")`, as written.
+pub(crate) fn included_paths(tokens: &TokenStream) -> Vec<String> {
+    let mut found = Vec::new();
+    collect_includes(tokens.clone(), &mut found);
+    found
+}
+
+fn collect_includes(tokens: TokenStream, found: &mut Vec<String>) {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            TokenTree::Ident(ident) if ident == "include_str" => {
+                let bang =
+                    matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+                let literal = match tokens.get(i + 2) {
+                    Some(TokenTree::Group(g)) if bang => g.stream().into_iter().next(),
+                    _ => None,
+                };
+                if let Some(TokenTree::Literal(lit)) = literal {
+                    if let Ok(path) = syn::parse_str::<syn::LitStr>(&lit.to_string()) {
+                        found.push(path.value());
+                    }
+                }
+            }
+            TokenTree::Group(g) => collect_includes(g.stream(), found),
+            _ => {}
+        }
+    }
+}

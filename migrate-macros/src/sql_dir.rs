@@ -1,0 +1,391 @@
+//! Expansion of `sql_dir!(table = "...", dir = "...")`: every `.sql` file of a directory becomes
+//! a step of one table's version line, checked and registered like a `#[migration]` function.
+//!
+//! Every mistake in the directory is a compile error that names the file: a name that matches
+//! no pattern, a gap in a numbered sequence, two files with one version, a down without its up,
+//! a file that is not UTF-8, an unknown `{{...}}` template, a file that opens or closes a
+//! transaction itself, and (with `down = "required"`) an up without its down. A version that a
+//! `#[migration]` function of the same table also declares conflicts in the trait checks, whose
+//! message names the file.
+
+use crate::args::{parse_crate_path, parse_version, CratePath, Errors, VersionArg};
+use crate::checksum;
+use crate::register::{register, words, Declaration, Step};
+use crate::sql_names::{self, Parsed, Style};
+use crate::sql_text;
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use syn::parse::{Parse, ParseStream};
+use syn::{Ident, LitStr, Token};
+
+/// The macro's arguments.
+struct Args {
+    table: LitStr,
+    dir: LitStr,
+    parent: Option<VersionArg>,
+    down_required: bool,
+    krate: Option<CratePath>,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut table = None;
+        let mut dir = None;
+        let mut parent = None;
+        let mut down_required = false;
+        let mut krate = None;
+        let mut errors = Errors::default();
+        let mut seen: Vec<String> = Vec::new();
+        while !input.is_empty() {
+            let key: Ident = if input.peek(Token![crate]) {
+                let token: Token![crate] = input.parse()?;
+                Ident::new("crate", token.span)
+            } else {
+                input.parse()?
+            };
+            input.parse::<Token![=]>()?;
+            let value: LitStr = input.parse()?;
+            let name = key.to_string();
+            if seen.contains(&name) {
+                errors.add(key.span(), format!("`{name}` is given twice"));
+            }
+            seen.push(name.clone());
+            match name.as_str() {
+                "table" if value.value().trim().is_empty() => {
+                    errors.add(value.span(), "`table` must not be empty")
+                }
+                "table" => table = Some(value),
+                "dir" => dir = Some(value),
+                "parent" => match parse_version(&value, "parent") {
+                    Ok(v) => parent = Some(v),
+                    Err(e) => errors.push(e),
+                },
+                "down" => match value.value().as_str() {
+                    "required" => down_required = true,
+                    "optional" => down_required = false,
+                    other => errors.add(
+                        value.span(),
+                        format!("`down` is \"required\" or \"optional\", not \"{other}\""),
+                    ),
+                },
+                "crate" => match parse_crate_path(&value) {
+                    Ok(path) => krate = Some(path),
+                    Err(e) => errors.push(e),
+                },
+                _ => errors.add(
+                    key.span(),
+                    format!("unknown key `{name}` in sql_dir!; expected table, dir, parent, down or crate"),
+                ),
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        if table.is_none() && !seen.iter().any(|k| k == "table") {
+            errors.add(
+                Span::call_site(),
+                "missing `table = \"...\"`: the table the files migrate",
+            );
+        }
+        if dir.is_none() {
+            errors.add(
+                Span::call_site(),
+                "missing `dir = \"...\"`: the directory of the files, relative to the crate root",
+            );
+        }
+        errors.finish()?;
+        match (table, dir) {
+            (Some(table), Some(dir)) => Ok(Args {
+                table,
+                dir,
+                parent,
+                down_required,
+                krate,
+            }),
+            _ => Err(syn::Error::new(
+                Span::call_site(),
+                "invalid sql_dir! arguments",
+            )),
+        }
+    }
+}
+
+/// One up file, with its down if there is one.
+struct SqlStep {
+    parsed: Parsed,
+    /// The path as the errors and the history show it: `dir/file`.
+    shown: String,
+    path: PathBuf,
+    sql: String,
+    down: Option<(PathBuf, String)>,
+}
+
+/// Expands the macro. `invoking_dir` is the directory of the file that invokes it, where `dir`
+/// is looked for when the crate root has no such directory.
+pub(crate) fn expand(input: TokenStream, invoking_dir: Option<&Path>) -> TokenStream {
+    match syn::parse2::<Args>(input).and_then(|args| generate(&args, invoking_dir)) {
+        Ok(tokens) => tokens,
+        Err(err) => err.into_compile_error(),
+    }
+}
+
+fn resolve_dir(dir: &str, invoking_dir: Option<&Path>) -> Option<PathBuf> {
+    let from_root =
+        std::env::var_os("CARGO_MANIFEST_DIR").map(|root| PathBuf::from(root).join(dir));
+    let from_file = invoking_dir.map(|d| d.join(dir));
+    from_root.into_iter().chain(from_file).find(|p| p.is_dir())
+}
+
+fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream> {
+    let span = args.dir.span();
+    let dir_text = args.dir.value();
+    let dir = resolve_dir(&dir_text, invoking_dir).ok_or_else(|| {
+        syn::Error::new(
+            span,
+            format!("sql_dir!: `{dir_text}` is not a directory (relative to the crate root, or to this file)"),
+        )
+    })?;
+    let steps = read_steps(&dir, &dir_text, args, span)?;
+    let table = args.table.value();
+    let mut out = TokenStream::new();
+    let mut parent = args.parent.as_ref().map(|p| p.version.clone());
+    for step in &steps {
+        out.extend(step_tokens(args, &table, step, parent.as_ref()));
+        parent = Some(step.parsed.version.clone());
+    }
+    Ok(out)
+}
+
+/// Reads and checks every file, returning the up steps in version order.
+fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Result<Vec<SqlStep>> {
+    let mut errors = Errors::default();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| syn::Error::new(span, format!("sql_dir!: cannot read `{dir_text}`: {e}")))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.') && name.ends_with(".sql"))
+        .collect();
+    names.sort();
+    let shown = |name: &str| format!("{}/{name}", dir_text.trim_end_matches('/'));
+    let mut ups: BTreeMap<semver::Version, SqlStep> = BTreeMap::new();
+    let mut downs: Vec<(Parsed, String)> = Vec::new();
+    for name in &names {
+        let parsed = match sql_names::parse(name) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                errors.add(
+                    span,
+                    format!(
+                        "sql_dir!: `{}` matches no file-name pattern: {why}",
+                        shown(name)
+                    ),
+                );
+                continue;
+            }
+        };
+        let path = dir.join(name);
+        let sql = match std::fs::read(&path).map(String::from_utf8) {
+            Ok(Ok(sql)) => sql,
+            Ok(Err(_)) => {
+                errors.add(
+                    span,
+                    format!("sql_dir!: `{}` is not UTF-8 text", shown(name)),
+                );
+                continue;
+            }
+            Err(e) => {
+                errors.add(
+                    span,
+                    format!("sql_dir!: cannot read `{}`: {e}", shown(name)),
+                );
+                continue;
+            }
+        };
+        for unknown in sql_text::unknown_placeholders(&sql) {
+            errors.add(
+                span,
+                format!("sql_dir!: `{}` uses the unknown template `{unknown}`; the templates are {{{{tables.NAME}}}} and {{{{schema}}}}, and `\\{{{{` writes a literal `{{{{`", shown(name)),
+            );
+        }
+        if let Some(statement) = sql_text::transaction_control(&sql) {
+            errors.add(
+                span,
+                format!("sql_dir!: `{}` controls its own transaction (`{}`): every file runs in one transaction already; remove it, or put `{}` on the first line to run the file outside one", shown(name), statement.lines().next().unwrap_or_default(), sql_text::NO_TRANSACTION),
+            );
+        }
+        if parsed.down {
+            downs.push((parsed, name.clone()));
+            continue;
+        }
+        if let Some(first) = ups.get(&parsed.version) {
+            errors.add(
+                span,
+                format!(
+                    "sql_dir!: `{}` and `{}` both declare version {} of table `{}`",
+                    first.shown,
+                    shown(name),
+                    parsed.version,
+                    args.table.value()
+                ),
+            );
+            continue;
+        }
+        ups.insert(
+            parsed.version.clone(),
+            SqlStep {
+                shown: shown(name),
+                path,
+                sql,
+                down: None,
+                parsed,
+            },
+        );
+    }
+    for (parsed, name) in downs {
+        let up = ups.values_mut().find(|up| up.parsed.stem == parsed.stem);
+        match up {
+            Some(up) => {
+                let path = dir.join(&name);
+                match std::fs::read(&path).map(String::from_utf8) {
+                    Ok(Ok(sql)) => up.down = Some((path, sql)),
+                    _ => errors.add(
+                        span,
+                        format!("sql_dir!: `{}` is not readable UTF-8 text", shown(&name)),
+                    ),
+                }
+            }
+            None => errors.add(
+                span,
+                format!(
+                    "sql_dir!: `{}` is a down without its up: there is no `{}.sql`",
+                    shown(&name),
+                    parsed.stem
+                ),
+            ),
+        }
+    }
+    check_gaps(&ups, &mut errors, span);
+    if args.down_required {
+        for up in ups.values().filter(|up| up.down.is_none()) {
+            errors.add(
+                span,
+                format!("sql_dir!: `{}` has no down, and this directory says down = \"required\": add `{}.down.sql`", up.shown, up.parsed.stem),
+            );
+        }
+    }
+    if ups.is_empty() && errors.is_empty() {
+        errors.add(span, format!("sql_dir!: `{dir_text}` holds no `.sql` file"));
+    }
+    errors.finish()?;
+    Ok(ups.into_values().collect())
+}
+
+/// Numbered files must follow each other without a gap: `001`, `002`, `004` is missing `003`.
+fn check_gaps(ups: &BTreeMap<semver::Version, SqlStep>, errors: &mut Errors, span: Span) {
+    let numbered: Vec<&SqlStep> = ups
+        .values()
+        .filter(|s| matches!(s.parsed.style, Style::Numbered { .. }))
+        .collect();
+    for pair in numbered.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        let (a, b) = (before.parsed.version.major, after.parsed.version.major);
+        if b != a + 1 {
+            let width = match after.parsed.style {
+                Style::Numbered { width } => width,
+                _ => 3,
+            };
+            errors.add(
+                span,
+                format!(
+                    "sql_dir!: a gap in the numbered files: `{}` follows `{}`, so {:0width$} is missing",
+                    after.shown,
+                    before.shown,
+                    a + 1
+                ),
+            );
+        }
+    }
+}
+
+/// The statements a shim runs: the whole file at once, or one by one outside a transaction.
+fn statements_expr(path: &Path, sql: &str, split: bool) -> TokenStream {
+    let path = path.to_string_lossy().into_owned();
+    if split {
+        let statements = sql_text::statements(sql);
+        // The file is still included, so that editing it rebuilds the crate.
+        quote!({
+            const _: &str = ::core::include_str!(#path);
+            &[#(#statements),*]
+        })
+    } else {
+        quote!(&[::core::include_str!(#path)])
+    }
+}
+
+fn step_tokens(
+    args: &Args,
+    table: &str,
+    step: &SqlStep,
+    parent: Option<&semver::Version>,
+) -> TokenStream {
+    let span = args.dir.span();
+    let krate = args.krate.as_ref();
+    let private = {
+        let path = CratePath::at(krate, Span::call_site());
+        quote!(#path::__private)
+    };
+    let no_transaction = sql_text::no_transaction(&step.sql)
+        || step
+            .down
+            .as_ref()
+            .is_some_and(|(_, sql)| sql_text::no_transaction(sql));
+    let up_statements = statements_expr(&step.path, &step.sql, no_transaction);
+    let up = quote!(#private::run_sql(db, #up_statements));
+    let down = step.down.as_ref().map(|(path, sql)| {
+        let statements = statements_expr(path, sql, no_transaction);
+        quote!(#private::run_sql(db, #statements))
+    });
+    let up_text = step.path.to_string_lossy().into_owned();
+    let down_text = step.down.as_ref().map(|(path, _)| {
+        let path = path.to_string_lossy().into_owned();
+        quote!(::core::include_str!(#path))
+    });
+    let sum = checksum::sql_step(&step.sql, step.down.as_ref().map(|(_, sql)| sql.as_str()));
+    let file_type = Ident::new(&format!("sql_file_{}", words(&step.shown)), span);
+    let shown = &step.shown;
+    register(&Step {
+        krate,
+        table,
+        table_span: args.table.span(),
+        version: &step.parsed.version,
+        version_span: span,
+        parent: parent.map(|p| {
+            (
+                p,
+                args.parent
+                    .as_ref()
+                    .filter(|_| step_is_first(parent, args))
+                    .map_or(span, |p| p.lit.span()),
+            )
+        }),
+        after: None,
+        declaration: Declaration::SqlFile(file_type),
+        name: &step.parsed.stem,
+        transaction: !no_transaction,
+        up,
+        down,
+        checksum: &sum,
+        sql: Some((quote!(::core::include_str!(#up_text)), down_text)),
+        file: quote!(#shown),
+        line: quote!(1u32),
+    })
+}
+
+/// Whether `parent` is the macro's own `parent` (the first file continues a Rust chain).
+fn step_is_first(parent: Option<&semver::Version>, args: &Args) -> bool {
+    args.parent.as_ref().map(|p| &p.version) == parent
+}

@@ -1,0 +1,167 @@
+//! The file names `sql_dir!` recognises, and the versions they map to.
+//!
+//! | file name | version |
+//! |---|---|
+//! | `001_create_users.sql` (a number) | 1.0.0 |
+//! | `V1__init.sql`, `V1_2__add.sql`, `V1_2_3__fix.sql` (Flyway) | 1.0.0, 1.2.0, 1.2.3 |
+//! | `20251025120000_add.sql`, `20251025_120000_add.sql` (a timestamp) | 20251025120000.0.0 |
+//! | `2.3.0_add_state.sql` (semver) | 2.3.0 |
+//!
+//! `<stem>.down.sql` is the down of `<stem>.sql`.
+
+use semver::Version;
+
+/// How a file's version is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// `001_...`: a sequence number, checked for gaps.
+    Numbered {
+        /// How many digits, for naming the missing file in a gap error and for scaffolding.
+        width: usize,
+    },
+    /// `V1_2__...`.
+    Flyway,
+    /// `20251025120000_...`.
+    Timestamp,
+    /// `2.3.0_...`.
+    Semver,
+}
+
+/// One recognised file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    /// The name without `.sql` and `.down`: the step's name in the history.
+    pub(crate) stem: String,
+    pub(crate) version: Version,
+    pub(crate) style: Style,
+    pub(crate) down: bool,
+}
+
+/// Parses a file name; `Err` says why it matches no pattern.
+pub(crate) fn parse(file: &str) -> Result<Parsed, String> {
+    let Some(base) = file.strip_suffix(".sql") else {
+        return Err("it does not end in `.sql`".into());
+    };
+    let (stem, down) = match base.strip_suffix(".down") {
+        Some(stem) => (stem, true),
+        None => (base, false),
+    };
+    let (version, style) = version_of(stem)?;
+    Ok(Parsed {
+        stem: stem.to_string(),
+        version,
+        style,
+        down,
+    })
+}
+
+fn digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn number(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .map_err(|_| format!("`{text}` is too large a number for a version"))
+}
+
+fn described(desc: &str) -> Result<(), String> {
+    if desc.trim().is_empty() {
+        Err("the description after the version is empty".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn version_of(stem: &str) -> Result<(Version, Style), String> {
+    const EXPECTED: &str = "expected `001_name.sql`, `V1__name.sql`, `V1_2__name.sql`, \
+                            `20251025120000_name.sql` or `2.3.0_name.sql`";
+    if let Some(rest) = stem.strip_prefix('V') {
+        if let Some((parts, desc)) = rest.split_once("__") {
+            let parts: Vec<&str> = parts.split('_').collect();
+            if parts.len() <= 3 && parts.iter().all(|p| digits(p)) {
+                described(desc)?;
+                let n = |i: usize| parts.get(i).map_or(Ok(0), |p| number(p));
+                return Ok((Version::new(n(0)?, n(1)?, n(2)?), Style::Flyway));
+            }
+        }
+        return Err(format!(
+            "`V...` names are Flyway's, `V<major>[_<minor>[_<patch>]]__<name>`; {EXPECTED}"
+        ));
+    }
+    let Some((head, desc)) = stem.split_once('_') else {
+        return Err(format!(
+            "no `_` between the version and the name; {EXPECTED}"
+        ));
+    };
+    if head.contains('.') {
+        let version = Version::parse(head).map_err(|e| format!("`{head}` is not semver: {e}"))?;
+        described(desc)?;
+        return Ok((version, Style::Semver));
+    }
+    if !digits(head) {
+        return Err(format!("`{head}` is not a version; {EXPECTED}"));
+    }
+    // pgdbm's `20251025_120000_name`: a date, then a time.
+    if head.len() == 8 {
+        if let Some((time, desc)) = desc.split_once('_') {
+            if time.len() == 6 && digits(time) {
+                described(desc)?;
+                let stamp = number(&format!("{head}{time}"))?;
+                return Ok((Version::new(stamp, 0, 0), Style::Timestamp));
+            }
+        }
+    }
+    described(desc)?;
+    let value = number(head)?;
+    if head.len() >= 12 {
+        Ok((Version::new(value, 0, 0), Style::Timestamp))
+    } else {
+        Ok((
+            Version::new(value, 0, 0),
+            Style::Numbered { width: head.len() },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(file: &str) -> String {
+        parse(file)
+            .map(|p| p.version.to_string())
+            .unwrap_or_else(|e| format!("error: {e}"))
+    }
+
+    #[test]
+    fn every_style_maps_to_its_version() {
+        assert_eq!(v("001_create_users.sql"), "1.0.0");
+        assert_eq!(v("V1__init.sql"), "1.0.0");
+        assert_eq!(v("V1_2__add.sql"), "1.2.0");
+        assert_eq!(v("V1_2_3__fix.sql"), "1.2.3");
+        assert_eq!(v("20251025120000_add.sql"), "20251025120000.0.0");
+        assert_eq!(v("20251025_120000_add_users.sql"), "20251025120000.0.0");
+        assert_eq!(v("2.3.0_add_state.sql"), "2.3.0");
+        let down = parse("001_create_users.down.sql").unwrap();
+        assert!(down.down && down.stem == "001_create_users");
+        assert_eq!(
+            parse("012_x.sql").unwrap().style,
+            Style::Numbered { width: 3 }
+        );
+    }
+
+    #[test]
+    fn other_names_say_why() {
+        for bad in [
+            "create_users.sql",
+            "001.sql",
+            "001_.sql",
+            "V1_x__a.sql",
+            "Vfoo.sql",
+            "2.x.0_a.sql",
+            "001_a.txt",
+        ] {
+            assert!(v(bad).starts_with("error: "), "{bad}: {}", v(bad));
+        }
+    }
+}

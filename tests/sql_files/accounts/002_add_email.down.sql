@@ -1,0 +1,1 @@
+ALTER TABLE {{tables.accounts}} DROP COLUMN email;

@@ -1,0 +1,2 @@
+-- migrate: no-transaction
+ALTER TABLE {{tables.accounts}} DROP COLUMN nickname;

@@ -1,0 +1,1 @@
+CREATE TABLE {{tables.events}} (id INTEGER PRIMARY KEY, at BIGINT NOT NULL)

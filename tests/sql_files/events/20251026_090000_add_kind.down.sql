@@ -1,0 +1,1 @@
+ALTER TABLE {{tables.events}} DROP COLUMN kind

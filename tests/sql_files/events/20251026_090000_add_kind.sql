@@ -1,0 +1,1 @@
+ALTER TABLE {{tables.events}} ADD COLUMN kind VARCHAR(20)

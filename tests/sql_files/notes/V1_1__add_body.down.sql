@@ -1,0 +1,1 @@
+ALTER TABLE {{tables.notes}} DROP COLUMN body

@@ -1,0 +1,1 @@
+ALTER TABLE {{tables.notes}} ADD COLUMN body VARCHAR(500)

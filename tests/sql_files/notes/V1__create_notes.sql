@@ -1,0 +1,1 @@
+CREATE TABLE {{tables.notes}} (id INTEGER PRIMARY KEY, title VARCHAR(100) NOT NULL)

@@ -1,0 +1,1 @@
+ALTER TABLE {{tables.profiles}} DROP COLUMN bio

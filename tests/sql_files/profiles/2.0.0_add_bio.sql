@@ -1,0 +1,1 @@
+ALTER TABLE {{tables.profiles}} ADD COLUMN bio VARCHAR(300)

@@ -355,7 +355,12 @@ fn step_tokens(
         quote!(::core::include_str!(#path))
     });
     let sum = checksum::sql_step(&step.sql, step.down.as_ref().map(|(_, sql)| sql.as_str()));
-    let file_type = Ident::new(&format!("sql_file_{}", words(&step.shown)), span);
+    let file_words: Vec<String> = words(&step.shown)
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let file_type = Ident::new(&format!("sql_file_{}", file_words.join("_")), span);
     let shown = &step.shown;
     register(&Step {
         krate,

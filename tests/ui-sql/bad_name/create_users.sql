@@ -1,0 +1,1 @@
+CREATE TABLE x_create_users (id INT);

@@ -1,0 +1,1 @@
+CREATE TABLE x_002_b_down (id INT);

@@ -1,0 +1,1 @@
+CREATE TABLE x__1__b (id INT);

@@ -1,0 +1,1 @@
+CREATE TABLE x_004_d (id INT);

@@ -1,0 +1,1 @@
+CREATE TABLE t (name TEXT DEFAULT 'ÿþ');

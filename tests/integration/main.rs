@@ -13,4 +13,5 @@ mod failures;
 mod locks;
 mod postgres;
 mod secrets;
+mod surgery;
 mod up_down;

@@ -1,0 +1,81 @@
+//! Record surgery and repairs on real databases: `stamp` and `unstamp` move the record without
+//! running anything and leave a history row; they, `resolve_dirty` and `accept_checksums` wait
+//! for the run lock and are refused, changing nothing, while another runner holds it. And a
+//! database whose checksums an earlier version wrote (FNV-1a) keeps working and is re-pinned.
+
+use crate::harness::{each_backend, v};
+use crate::MIGRATIONS;
+use migrate::manager::Resolution;
+use migrate::report::Outcome;
+use migrate::MigrationManager;
+use std::time::Duration;
+
+each_backend! {
+    async fn stamp_and_unstamp_move_the_record_and_leave_history(db) {
+        let m = db.manager().await;
+        m.stamp("session", "2.0.0").await.expect("stamp");
+        assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.0.0")));
+        assert!(!db.has_table("session").await, "stamping runs nothing");
+        let history = m.history(1).await.unwrap();
+        assert_eq!((history[0].outcome, history[0].version.as_str()), (Outcome::Stamped, "2.0.0"));
+
+        let err = m.stamp("session", "9.9.9").await.expect_err("not in the graph");
+        assert!(matches!(err, migrate::Error::UnknownVersion { .. }), "{err}");
+        let err = m.stamp("nope", "2.0.0").await.expect_err("unknown table");
+        assert!(matches!(err, migrate::Error::UnknownTable { .. }), "{err}");
+
+        // Bring the real schema to 2.3.0, then forget the newest step without running its down.
+        m.stamp("session", "2.0.0").await.expect("stamp again is idempotent");
+        m.down().table("session").to_base().force(true).await.ok();
+        m.up().table("session").await.expect("up");
+        m.unstamp("session").await.expect("unstamp");
+        assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.1.0")), "one step back");
+        assert!(db.has_column("session", "state").await, "unstamping runs no down of 2.3.0");
+        let history = m.history(1).await.unwrap();
+        assert_eq!((history[0].outcome, history[0].version.as_str()), (Outcome::Unstamped, "2.3.0"));
+    }
+
+    async fn repairs_are_refused_while_another_runner_holds_the_lock(db) {
+        db.manager().await.up().table("session").await.expect("up");
+        let holder = db.executor().await;
+        let held = holder.lock().await.expect("hold the run lock");
+        let waiting = MigrationManager::new(
+            db.executor_with_lock_timeout(Duration::from_millis(300)).await,
+            [&MIGRATIONS],
+        )
+        .unwrap();
+        let before = db.fingerprint().await;
+        for (what, result) in [
+            ("stamp", waiting.stamp("session", "2.0.0").await),
+            ("unstamp", waiting.unstamp("session").await),
+            ("resolve_dirty", waiting.resolve_dirty("session", Resolution::RolledBack).await),
+            ("accept_checksums", waiting.accept_checksums("session").await),
+        ] {
+            let err = result.expect_err(what);
+            assert!(matches!(err, migrate::Error::LockTimeout { .. }), "{what}: {err}");
+        }
+        assert_eq!(db.fingerprint().await, before, "nothing changed");
+        held.release().await.expect("release");
+        waiting.unstamp("session").await.expect("unstamp once the lock is free");
+    }
+
+    async fn checksums_written_before_sha256_keep_working_and_are_repinned(db) {
+        let m = db.manager().await;
+        m.up().table("session").target("2.0.0").await.expect("up");
+        // What an earlier version left: FNV-1a checksums in the state row and the history.
+        db.exec("UPDATE migrate_schema_versions SET checksum = 'fnv1a64:00000000000000ff'").await;
+        db.exec("UPDATE migrate_schema_versions_history SET checksum = 'fnv1a64:00000000000000aa'").await;
+        assert_eq!(m.up().table("session").dry_run(true).await.expect("plans").planned.len(), 2);
+        assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.0.0")));
+        m.up().table("session").await.expect("a locked run re-pins, then applies");
+        let sums = db.rows("SELECT checksum FROM migrate_schema_versions").await;
+        assert!(sums.iter().all(|s| s.starts_with("sha256-64:")), "{sums:?}");
+        let steps = db.rows("SELECT checksum FROM migrate_schema_versions_history").await;
+        assert!(steps.iter().all(|s| s.starts_with("sha256:")), "{steps:?}");
+        // Drift is seen again once re-pinned.
+        db.exec("UPDATE migrate_schema_versions_history SET checksum = 'sha256:00'").await;
+        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000'").await;
+        let err = m.up().await.expect_err("drift");
+        assert!(matches!(err, migrate::Error::ChecksumMismatch { .. }), "{err}");
+    }
+}

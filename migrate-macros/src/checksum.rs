@@ -5,8 +5,8 @@
 //!   the same file), plus the text of every file the bodies pull in with `include_str!`. Bodies
 //!   are hashed as tokens, written canonically: comments and layout are not tokens, runs of
 //!   whitespace inside string literals are folded, and what rustfmt may add or remove (trailing
-//!   commas, a `;` after a final `return`/`break`/`continue`, braces around a match arm's
-//!   expression, doubled parentheses) is written one way. A one-element tuple `(x,)` stays
+//!   commas, a `;` after a final `return`/`break`/`continue`, braces around a match arm's or a
+//!   closure's expression, doubled parentheses) is written one way. A one-element tuple `(x,)` stays
 //!   distinct from `(x)`.
 //! - **SQL steps:** the up file and the down file, with line endings and trailing whitespace
 //!   normalised.
@@ -182,7 +182,8 @@ fn write_stream(tokens: Vec<TokenTree>, out: &mut String) {
                     }
                     Delimiter::Brace => {
                         let inner = brace_contents(group);
-                        // `=> { expr }` is `=> expr`: rustfmt wraps long arms in braces.
+                        // `=> { expr }` is `=> expr`, and `|x| { expr }` is `|x| expr`: rustfmt
+                        // wraps a long match arm or closure body in braces.
                         let arm = after_arrow && !inner.iter().any(|t| is_punct(t, ';'));
                         if !arm {
                             out.push_str("{ ");
@@ -209,9 +210,10 @@ fn write_stream(tokens: Vec<TokenTree>, out: &mut String) {
         if !out.ends_with(' ') {
             out.push(' ');
         }
-        after_arrow = is_punct(token, '>')
-            && i > 0
-            && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '=' && p.spacing() == Spacing::Joint);
+        after_arrow = is_punct(token, '|')
+            || is_punct(token, '>')
+                && i > 0
+                && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '=' && p.spacing() == Spacing::Joint);
         prev = Some(token);
     }
 }

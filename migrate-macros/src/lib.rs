@@ -12,6 +12,8 @@ mod checksum;
 mod keys;
 mod migration;
 mod register;
+#[cfg(test)]
+mod rustfmt_tests;
 mod source;
 mod sql_dir;
 mod sql_names;

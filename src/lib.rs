@@ -58,6 +58,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod round_trip_tests;
+pub mod scaffold;
 
 pub use migrate_backends::{connect, ConnExt};
 pub use migrate_core::conn::Conn;

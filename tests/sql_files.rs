@@ -178,3 +178,17 @@ async fn files_run_on_postgres() {
 async fn files_run_on_mysql() {
     files_apply_in_version_order_and_come_back_down(Backend::MySql).await;
 }
+
+#[test]
+fn the_next_rust_step_continues_a_line_that_files_share() {
+    let source = migrate::scaffold::new_rust("profiles", "add nickname").expect("scaffold");
+    assert!(
+        source.contains("table = \"profiles\", version = \"3.1.0\", parent = \"3.0.0\""),
+        "{source}"
+    );
+    let source = migrate::scaffold::new_rust("accounts", "x").expect("scaffold");
+    assert!(
+        source.contains("version = \"3.1.0\", parent = \"3.0.0\""),
+        "{source}"
+    );
+}

@@ -52,6 +52,11 @@ pub struct Migration {
 
 inventory::collect!(Migration);
 
+/// Every migration linked into this binary, of every set, in no particular order.
+pub fn registered() -> impl Iterator<Item = &'static Migration> {
+    inventory::iter::<Migration>.into_iter()
+}
+
 impl Migration {
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]

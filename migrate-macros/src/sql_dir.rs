@@ -311,10 +311,11 @@ fn check_gaps(ups: &BTreeMap<semver::Version, SqlStep>, errors: &mut Errors, spa
     }
 }
 
-/// The statements a shim runs: the whole file at once, or one by one outside a transaction.
+/// The statements a shim runs: the whole file at once, or one by one outside a transaction (a
+/// file of nothing but comments runs nothing).
 fn statements_expr(path: &Path, sql: &str, split: bool) -> TokenStream {
     let path = path.to_string_lossy().into_owned();
-    if split {
+    if split || sql_text::statements(sql).is_empty() {
         let statements = sql_text::statements(sql);
         // The file is still included, so that editing it rebuilds the crate.
         quote!({

@@ -1,0 +1,257 @@
+//! Writing the next migration: a SQL file (and its down) in a directory's own naming style, or
+//! the `#[migration]` function that continues a table's line.
+
+use migrate_core::error::{Error, Result};
+use migrate_core::migration::registered;
+use migrate_core::Version;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// How the files of a directory name their versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Numbered { width: usize },
+    Flyway,
+    Timestamp { split: bool },
+    Semver,
+}
+
+/// The version prefix of a file name, and its style.
+fn prefix_of(stem: &str) -> Option<(Version, Style)> {
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = stem.strip_prefix('V') {
+        let (parts, _) = rest.split_once("__")?;
+        let mut numbers = parts.split('_').map(|p| p.parse::<u64>().ok());
+        let major = numbers.next()??;
+        let minor = numbers.next().flatten().unwrap_or(0);
+        return Some((Version::new(major, minor, 0), Style::Flyway));
+    }
+    let (head, rest) = stem.split_once('_')?;
+    if head.contains('.') {
+        return Version::parse(head).ok().map(|v| (v, Style::Semver));
+    }
+    if !digits(head) {
+        return None;
+    }
+    if head.len() == 8 {
+        if let Some((time, _)) = rest.split_once('_') {
+            if time.len() == 6 && digits(time) {
+                let stamp = format!("{head}{time}").parse().ok()?;
+                return Some((Version::new(stamp, 0, 0), Style::Timestamp { split: true }));
+            }
+        }
+    }
+    let value = head.parse().ok()?;
+    let style = if head.len() >= 12 {
+        Style::Timestamp { split: false }
+    } else {
+        Style::Numbered { width: head.len() }
+    };
+    Some((Version::new(value, 0, 0), style))
+}
+
+/// `name` as the part of a file name or a function name after the version.
+fn slug(name: &str) -> Result<String> {
+    let slug: String = name
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let slug = slug.trim_matches('_').to_string();
+    if slug.is_empty() {
+        return Err(Error::Config(format!(
+            "`{}` has nothing a migration can be named after: use letters or digits",
+            name.escape_debug()
+        )));
+    }
+    Ok(slug)
+}
+
+/// Now in UTC, as `YYYYMMDDHHMMSS`.
+fn timestamp_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// Writes the next SQL migration of `dir` and its down, named in the style the directory's
+/// files already use (`001_name.sql` when it has none), and returns their paths. Never
+/// overwrites a file.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("migrate-scaffold-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("001_create_users.sql"), "CREATE TABLE users (id INT);").unwrap();
+/// let (up, down) = migrate::scaffold::new_sql(&dir, "Add email").unwrap();
+/// assert!(up.ends_with("002_add_email.sql") && down.ends_with("002_add_email.down.sql"));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn new_sql(dir: impl AsRef<Path>, name: &str) -> Result<(PathBuf, PathBuf)> {
+    let dir = dir.as_ref();
+    let slug = slug(name)?;
+    let io = |operation: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io {
+            operation,
+            path,
+            source,
+        }
+    };
+    let mut latest: Option<(Version, Style)> = None;
+    for entry in std::fs::read_dir(dir).map_err(io("read the migrations directory", dir))? {
+        let entry = entry.map_err(io("read the migrations directory", dir))?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = file.strip_suffix(".sql") else {
+            continue;
+        };
+        let stem = stem.strip_suffix(".down").unwrap_or(stem);
+        if let Some((version, style)) = prefix_of(stem) {
+            if latest.as_ref().is_none_or(|(v, _)| version > *v) {
+                latest = Some((version, style));
+            }
+        }
+    }
+    let prefix = match latest {
+        None => "001".to_string(),
+        Some((v, Style::Numbered { width })) => format!("{:0width$}", v.major + 1),
+        Some((v, Style::Flyway)) => format!("V{}_", v.major + 1),
+        Some((_, Style::Timestamp { split })) => {
+            let now = timestamp_now();
+            if split {
+                format!("{}_{}", &now[..8], &now[8..])
+            } else {
+                now
+            }
+        }
+        Some((v, Style::Semver)) => format!("{}.{}.0", v.major, v.minor + 1),
+    };
+    let stem = format!("{prefix}_{slug}");
+    let up = dir.join(format!("{stem}.sql"));
+    let down = dir.join(format!("{stem}.down.sql"));
+    for (path, text) in [
+        (&up, format!("-- {name}: what this migration does.\n")),
+        (
+            &down,
+            format!("-- {name}: how to undo it. Delete this file if it cannot be undone.\n"),
+        ),
+    ] {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io("create the migration file", path))?;
+        file.write_all(text.as_bytes())
+            .map_err(io("write the migration file", path))?;
+    }
+    Ok((up, down))
+}
+
+/// The source of the next `#[migration]` function of `table`, continuing the newest version any
+/// linked migration declares for it (a minor bump), or starting it at 1.0.0. Its body returns an
+/// error until it is written.
+///
+/// ```
+/// let source = migrate::scaffold::new_rust("audit_log", "create audit log").unwrap();
+/// assert!(source.contains("table = \"audit_log\", version = \"1.0.0\""));
+/// assert!(source.contains("async fn create_audit_log("));
+/// ```
+pub fn new_rust(table: &str, name: &str) -> Result<String> {
+    if table.trim().is_empty() {
+        return Err(Error::Config("the table name is empty".into()));
+    }
+    let function = slug(name)?;
+    let function = if function.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("m_{function}")
+    } else {
+        function
+    };
+    let parent = registered()
+        .filter(|m| m.table() == table)
+        .filter_map(|m| Version::parse(m.version_str()).ok())
+        .max();
+    let (version, parent_key) = match &parent {
+        Some(p) => (
+            Version::new(p.major, p.minor + 1, 0),
+            format!(", parent = \"{p}\""),
+        ),
+        None => (Version::new(1, 0, 0), String::new()),
+    };
+    Ok(format!(
+        "#[migrate::migration(table = \"{table}\", version = \"{version}\"{parent_key}, down = revert_{function})]\n\
+         async fn {function}(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {{\n    \
+             let _ = db;\n    \
+             Err(migrate::Error::msg(\"{function} is not written yet\"))\n\
+         }}\n\n\
+         async fn revert_{function}(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {{\n    \
+             let _ = db;\n    \
+             Err(migrate::Error::msg(\"revert_{function} is not written yet\"))\n\
+         }}\n",
+        table = table.escape_debug()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(files: &[&str], name: &str) -> Result<String> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for file in files {
+            std::fs::write(dir.path().join(file), "SELECT 1;").expect("write");
+        }
+        let (up, down) = new_sql(dir.path(), name)?;
+        assert!(down.exists() && up.exists());
+        Ok(up.file_name().unwrap().to_string_lossy().into_owned())
+    }
+
+    #[test]
+    fn each_style_continues_itself() {
+        assert_eq!(next(&[], "init").unwrap(), "001_init.sql");
+        assert_eq!(
+            next(&["001_a.sql", "001_a.down.sql", "0002_b.sql"], "c").unwrap(),
+            "0003_c.sql"
+        );
+        assert_eq!(
+            next(&["V1__a.sql", "V1_2__b.sql"], "c").unwrap(),
+            "V2__c.sql"
+        );
+        assert_eq!(
+            next(&["2.3.0_a.sql"], "Add state!").unwrap(),
+            "2.4.0_add_state.sql"
+        );
+        let stamped = next(&["20240101120000_a.sql"], "b").unwrap();
+        assert!(
+            stamped.len() == "20240101120000_b.sql".len() && stamped > "2025".to_string(),
+            "{stamped}"
+        );
+        let split = next(&["20240101_120000_a.sql"], "b").unwrap();
+        assert_eq!(split.as_bytes()[8], b'_', "{split}");
+    }
+
+    #[test]
+    fn bad_names_and_missing_directories_are_typed_errors() {
+        assert!(matches!(next(&[], " !! "), Err(Error::Config(_))));
+        let err = new_sql("/nonexistent/migrations", "x").unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/migrations"), "{err}");
+    }
+
+    #[test]
+    fn a_version_any_file_holds_is_never_reused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("002_x.down.sql"), "keep me").expect("write");
+        std::fs::write(dir.path().join("001_a.sql"), "SELECT 1;").expect("write");
+        let (up, _) = new_sql(dir.path(), "x").expect("written");
+        assert!(up.ends_with("003_x.sql"), "{}", up.display());
+        let kept = std::fs::read_to_string(dir.path().join("002_x.down.sql")).unwrap();
+        assert_eq!(kept, "keep me");
+    }
+}

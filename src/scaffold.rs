@@ -229,7 +229,7 @@ mod tests {
         );
         let stamped = next(&["20240101120000_a.sql"], "b").unwrap();
         assert!(
-            stamped.len() == "20240101120000_b.sql".len() && stamped > "2025".to_string(),
+            stamped.len() == "20240101120000_b.sql".len() && stamped.as_str() > "2025",
             "{stamped}"
         );
         let split = next(&["20240101_120000_a.sql"], "b").unwrap();

@@ -109,13 +109,7 @@ async fn files_apply_in_version_order_and_come_back_down(backend: Backend) {
         history.iter().all(|h| h.checksum.starts_with("sha256:")),
         "{history:#?}"
     );
-    let no_transaction = manager
-        .pending()
-        .await
-        .expect("pending")
-        .into_iter()
-        .count();
-    assert_eq!(no_transaction, 0);
+    assert!(manager.pending().await.expect("pending").is_empty());
     let infos = manager.applied().await.expect("applied");
     let nickname = infos
         .iter()

@@ -22,6 +22,9 @@ pub(crate) struct Body {
 /// Every function of one file, by name (the first of a name wins).
 type Bodies = HashMap<String, Body>;
 
+/// The files read in this compilation, with the modification time they were read at.
+type Cache = HashMap<PathBuf, (SystemTime, Arc<Bodies>)>;
+
 /// The file a macro was invoked in, as far as the checksum needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceFile {
@@ -34,7 +37,7 @@ impl SourceFile {
     /// Reads and indexes `path` (cached per path and modification time); `None` when it
     /// cannot be read or tokenized.
     pub(crate) fn load(path: &Path) -> Option<SourceFile> {
-        static CACHE: Mutex<Option<HashMap<PathBuf, (SystemTime, Arc<Bodies>)>>> = Mutex::new(None);
+        static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
         let mut cache = CACHE.lock().ok()?;
         let cache = cache.get_or_insert_with(HashMap::new);

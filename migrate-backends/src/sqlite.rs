@@ -278,7 +278,12 @@ pub(crate) fn millis(d: Duration) -> u64 {
 /// The run-lock file beside a database file; none for in-memory databases.
 fn lock_file(database: &Path) -> Option<std::path::PathBuf> {
     let name = database.to_str().unwrap_or_default();
-    if name.is_empty() || name.contains(":memory:") {
+    // sqlx names an in-memory database `file:sqlx-in-memory-N`; a `mode=memory` URI is one too.
+    if name.is_empty()
+        || name.contains(":memory:")
+        || name.starts_with("file:sqlx-in-memory-")
+        || name.contains("mode=memory")
+    {
         return None;
     }
     let mut lock = database.as_os_str().to_owned();
@@ -344,5 +349,27 @@ impl RunLock for FileLock {
             source,
         });
         Box::pin(async move { unlocked })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_file;
+    use std::path::Path;
+
+    #[test]
+    fn in_memory_databases_get_no_lock_file() {
+        for name in [
+            "",
+            ":memory:",
+            "file:sqlx-in-memory-0",
+            "file:shared?mode=memory&cache=shared",
+        ] {
+            assert_eq!(lock_file(Path::new(name)), None, "{name}");
+        }
+        assert_eq!(
+            lock_file(Path::new("/tmp/app.db")),
+            Some("/tmp/app.db.migrate-lock".into())
+        );
     }
 }

@@ -149,13 +149,13 @@ each_backend! {
             .await
             .remove(0);
         // As if session 2.0.0 had been edited after it ran: the recorded sums no longer match.
-        db.exec("UPDATE migrate_schema_versions_history SET checksum = 'fnv1a64:00000000000000ff' WHERE table_name = 'session' AND version = '2.0.0'").await;
-        db.exec("UPDATE migrate_schema_versions SET checksum = 'fnv1a64:0000000000000000' WHERE table_name = 'session'").await;
+        db.exec("UPDATE migrate_schema_versions_history SET checksum = 'sha256:00000000000000000000000000000000000000000000000000000000000000ff' WHERE table_name = 'session' AND version = '2.0.0'").await;
+        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
         let err = rejects!(
             db,
             m.up(),
             Error::ChecksumMismatch { .. },
-            "fnv1a64:00000000000000ff"
+            "sha256:00000000000000000000000000000000000000000000000000000000000000ff"
         );
         assert!(
             err.to_string().contains(&real),

@@ -337,7 +337,11 @@ each_backend! {
             "{}",
             eval.location
         );
-        assert!(eval.checksum.starts_with("fnv1a64:"));
+        assert!(
+            eval.checksum.starts_with("sha256:") && eval.checksum.len() == "sha256:".len() + 64,
+            "{}",
+            eval.checksum
+        );
         assert_eq!(manager.pending().await.unwrap().len(), 3);
         assert_eq!(manager.history(2).await.unwrap().len(), 2);
     }

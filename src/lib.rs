@@ -161,7 +161,7 @@ pub use migrate_macros::sql_dir;
 /// What `up`, `down` and the listings return.
 pub mod report {
     pub use migrate_core::report::{PlannedStep, Report, ReportStatus, Skipped};
-    pub use migrate_core::status::{HistoryEntry, MigrationInfo, TableStatus};
+    pub use migrate_core::status::{ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus};
     pub use migrate_core::step::{AppliedStep, Direction, DirtyMark, Outcome, StepKey};
     pub use migrate_core::time::Timestamp;
 }
@@ -190,7 +190,9 @@ pub mod error {
 /// What a database backend implements, for backends outside this crate and for the hosts
 /// that hold one behind a trait object ([`connect`] returns one).
 pub mod backend {
-    pub use migrate_backends::{Driver, SqlxDb, DEFAULT_LOCK_TIMEOUT, DEFAULT_TRACKING_TABLE};
+    pub use migrate_backends::{
+        Driver, SqlxDb, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_TRACKING_TABLE,
+    };
     pub use migrate_core::backend::{
         MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
     };

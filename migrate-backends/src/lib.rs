@@ -27,7 +27,7 @@ pub mod testing;
 
 pub use conn_ext::ConnExt;
 pub use driver::Driver;
-pub use sqlx_db::{SqlxDb, DEFAULT_LOCK_TIMEOUT};
+pub use sqlx_db::{SqlxDb, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT};
 pub use statements::{Statements, TrackingNames, DEFAULT_TRACKING_TABLE};
 
 use migrate_core::backend::MigrationBackend;

@@ -176,7 +176,15 @@ impl SqlxDb<MySql> {
     /// Connects with a MySQL URL (`mysql://user:password@host/database`). The pool keeps one
     /// connection for the runner lock and one for the steps.
     pub async fn connect(url: &str) -> Result<Self> {
-        SqlxDb::connect_server(url).await
+        SqlxDb::connect_server(url, crate::sqlx_db::DEFAULT_CONNECT_TIMEOUT).await
+    }
+
+    /// Like [`connect`](Self::connect), giving up after `timeout` (instead of
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::sqlx_db::DEFAULT_CONNECT_TIMEOUT)) with
+    /// [`Error::Unreachable`](migrate_core::error::Error::Unreachable) when the server does not
+    /// answer.
+    pub async fn connect_with_timeout(url: &str, timeout: std::time::Duration) -> Result<Self> {
+        SqlxDb::connect_server(url, timeout).await
     }
 
     /// Runs migrations on an existing pool. It needs at least two connections: the lock holds

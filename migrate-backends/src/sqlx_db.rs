@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 /// [`SqlxDb::with_lock_timeout`] says otherwise.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long `connect` keeps trying to open the first connection to a database server before it
+/// gives up with [`Error::Unreachable`](migrate_core::error::Error::Unreachable).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The runner lock's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct LockConfig {
@@ -130,18 +134,26 @@ impl<DB: Driver> SqlxDb<DB> {
     /// Connects to a database server: a small pool (the runner lock holds one connection for a
     /// run, the steps use another) whose step connection is opened now, not inside the first
     /// call, and is kept (see `held`).
-    /// Errors never show the URL's password.
+    /// Gives up after `timeout` with [`Error::Unreachable`] when no connection opens (sqlx retries
+    /// a refused connection until then). Errors never show the URL's password.
     #[cfg(any(feature = "postgres", feature = "mysql"))]
-    pub(crate) async fn connect_server(url: &str) -> Result<Self> {
+    pub(crate) async fn connect_server(url: &str, timeout: Duration) -> Result<Self> {
         let secret = crate::url::password(url);
         let decoded = crate::url::percent_decode(&secret);
         let connected = async {
             let pool = sqlx::pool::PoolOptions::<DB>::new()
                 .max_connections(3)
                 .test_before_acquire(false)
-                .acquire_timeout(DEFAULT_LOCK_TIMEOUT)
+                .acquire_timeout(timeout)
                 .connect(url)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::PoolTimedOut => Error::Unreachable {
+                        target: crate::url::server(url),
+                        waited: timeout,
+                    },
+                    other => other.into(),
+                })?;
             let db = SqlxDb::with_pool(pool);
             db.held.put(db.pool.acquire().await?);
             Ok::<_, Error>(db)

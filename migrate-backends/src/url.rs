@@ -16,6 +16,18 @@ pub(crate) fn password(url: &str) -> String {
     }
 }
 
+/// The server a URL names, as `scheme://host:port/database`: no user, no password, no query.
+pub(crate) fn server(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "the database URL".to_string();
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let rest = &rest[..end];
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
 /// `text` with `%XX` escapes decoded (invalid escapes are kept as written).
 pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -53,5 +65,15 @@ mod tests {
         assert_eq!(password("sqlite://app.db"), "");
         assert_eq!(password("postgres://u:p@h/d?x=@"), "p");
         assert_eq!(password("not a url"), "");
+    }
+
+    #[test]
+    fn names_the_server_without_credentials() {
+        assert_eq!(
+            server("postgres://app:s%40cret@db:5432/app?sslmode=disable"),
+            "postgres://db:5432/app"
+        );
+        assert_eq!(server("mysql://root@127.0.0.1:1/x"), "mysql://127.0.0.1:1/x");
+        assert_eq!(server("not a url"), "the database URL");
     }
 }

@@ -155,6 +155,16 @@ pub enum Error {
         holder: Option<String>,
     },
 
+    /// No connection to the database server could be opened within the connect timeout: the
+    /// server is down, the address is wrong, or a firewall drops the packets.
+    #[error("could not connect to {target} within {waited:?}: is the server running, and is the address right?")]
+    Unreachable {
+        /// The server, as `scheme://host:port/database` (never the user or password).
+        target: String,
+        /// How long connecting was tried.
+        waited: Duration,
+    },
+
     /// Other runners kept moving the tracking rows under this one.
     #[error("gave up after {attempts} attempts: other runners kept changing `{table}` while this one planned")]
     ConcurrentRunners {

@@ -77,6 +77,9 @@ pub(crate) struct ChainState {
     /// The stored checksums were written by the earlier algorithm: trusted, and re-pinned by
     /// the next run that takes the lock.
     pub(crate) legacy: bool,
+    /// A stored version this binary does not know (a newer binary ran, or the row was edited
+    /// by hand). Runs refuse it; listings show it.
+    pub(crate) unknown: Option<String>,
 }
 
 impl ChainState {

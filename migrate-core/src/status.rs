@@ -5,7 +5,9 @@ use crate::time::Timestamp;
 use semver::Version;
 use std::time::Duration;
 
-/// Where one table stands.
+/// Where one table stands. Listings never fail on what the tracking rows say: a dirty mark,
+/// checksum drift, or a version this binary does not know are shown here, and only runs refuse
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TableStatus {
@@ -13,7 +15,8 @@ pub struct TableStatus {
     pub module: String,
     /// The table.
     pub table: String,
-    /// The current version: the stored one, else the baseline, else `None`.
+    /// The current version: the stored one (also when this binary does not know it, as long as
+    /// it parses), else the baseline, else `None`.
     pub current: Option<Version>,
     /// Whether the version comes from a tracking row (`false`: baseline or nothing).
     pub recorded: bool,
@@ -23,6 +26,39 @@ pub struct TableStatus {
     pub pending: usize,
     /// The unfinished step, if any.
     pub dirty: Option<DirtyMark>,
+    /// The recorded version, when this binary has no migration of that version for the table:
+    /// the database is ahead of the binary, or the row was edited by hand.
+    pub unknown_version: Option<String>,
+    /// An applied step that was edited after it ran.
+    pub drift: Option<ChecksumDrift>,
+    /// Whether this binary links migrations for the table; `false` for a table a newer binary
+    /// recorded under one of this manager's modules (`latest` is then `0.0.0`).
+    pub linked: bool,
+}
+
+impl TableStatus {
+    /// Whether a run would be refused for this table, or an operator should look: a dirty
+    /// mark, checksum drift, an unknown version, or a table this binary does not know.
+    pub fn needs_attention(&self) -> bool {
+        self.dirty.is_some()
+            || self.drift.is_some()
+            || self.unknown_version.is_some()
+            || !self.linked
+    }
+}
+
+/// An applied step whose migration changed after it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChecksumDrift {
+    /// The edited step.
+    pub step: StepKey,
+    /// Where it is declared: `file:line` of its `#[migration]`, or its SQL file.
+    pub location: String,
+    /// The checksum recorded when it was applied.
+    pub applied: String,
+    /// The checksum of the migration in this binary.
+    pub current: String,
 }
 
 /// One migration, as listed by `pending()` and `applied()`.

@@ -135,10 +135,13 @@ fn generate(
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => fn_name.span(),
     };
-    let up_call = quote_spanned!(ty_span=> #fn_name(db));
+    // The shims' parameter, with the same hygiene where it is declared (register.rs, at the call
+    // site) and where it is used here, even when the user's spans come from a macro_rules! body.
+    let db = syn::Ident::new("db", Span::call_site());
+    let up_call = quote_spanned!(ty_span=> #fn_name(#db));
     let up = quote_spanned!(ret_span=> #private::boxed(#up_call));
     let down = match &args.down {
-        DownArg::Path(path) => Some(quote_spanned!(path.span()=> #private::boxed(#path(db)))),
+        DownArg::Path(path) => Some(quote_spanned!(path.span()=> #private::boxed(#path(#db)))),
         DownArg::Irreversible => None,
     };
     let name = args

@@ -9,9 +9,11 @@ mod harness;
 
 mod bad_input;
 mod concurrency;
+mod connect_errors;
 mod failures;
 mod locks;
 mod postgres;
 mod secrets;
 mod surgery;
+mod tampering;
 mod up_down;

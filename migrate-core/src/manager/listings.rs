@@ -1,18 +1,39 @@
-//! Read-only views of where the database stands against the linked graph.
+//! Read-only views of where the database stands against the linked graph. They never fail on
+//! what the tracking rows say (dirty, drifted, or newer than the binary): they show it.
 
 use super::setup::MigrationManager;
 use crate::error::Result;
 use crate::migration::Reversal;
+use crate::error::Error;
 use crate::plan::ChainState;
 use crate::status::{HistoryEntry, MigrationInfo, TableStatus};
 use semver::Version;
 
 impl MigrationManager {
     /// The current version of `table`: the stored one, else the baseline, else `None`.
+    ///
+    /// A stored version this binary does not know is returned as it is, so that a database
+    /// ahead of the binary shows where it stands; one that is not a version at all (a row edited
+    /// by hand) is [`Error::UnknownAppliedVersion`]. Dirty marks and checksum drift do not
+    /// matter here: [`status`](Self::status) shows them.
     pub async fn current_version(&self, table: &str) -> Result<Option<Version>> {
         let chains = self.resolve_tables(&[table.to_string()])?;
-        let states = self.read_states(false).await?;
-        Ok(chains.first().and_then(|&c| states[c].current().cloned()))
+        let survey = self.survey().await?;
+        let Some(&c) = chains.first() else {
+            return Ok(None);
+        };
+        let state = &survey.states[c];
+        match &state.unknown {
+            Some(text) => Version::parse(text).map(Some).map_err(|_| {
+                let chain = &self.graph.chains[c];
+                Error::UnknownAppliedVersion {
+                    module: chain.module.to_string(),
+                    table: chain.table.to_string(),
+                    version: text.clone(),
+                }
+            }),
+            None => Ok(state.current().cloned()),
+        }
     }
 
     /// The newest version any linked migration declares.
@@ -40,15 +61,17 @@ impl MigrationManager {
         versions
     }
 
-    /// The steps `up` would apply, in order.
+    /// The steps `up` would apply, in order: those above each table's current version. For a
+    /// table whose recorded version this binary does not know, the steps above that version
+    /// (none, when the database is ahead).
     pub async fn pending(&self) -> Result<Vec<MigrationInfo>> {
-        let states = self.read_states(false).await?;
+        let states = self.survey().await?.states;
         Ok(self.infos(|n| !self.is_applied(&states, n)))
     }
 
     /// The steps that are applied (at or below each table's current version), in order.
     pub async fn applied(&self) -> Result<Vec<MigrationInfo>> {
-        let states = self.read_states(false).await?;
+        let states = self.survey().await?.states;
         Ok(self.infos(|n| self.is_applied(&states, n)))
     }
 
@@ -58,38 +81,65 @@ impl MigrationManager {
         self.backend.history(&modules, Some(limit)).await
     }
 
-    /// Where every table stands.
+    /// Where every table stands, with what would make a run refuse it: dirty marks, checksum
+    /// drift (the history is read only when a chain checksum differs), versions this binary does
+    /// not know, and tables a newer binary recorded. It fails only when the database cannot be
+    /// read.
     pub async fn status(&self) -> Result<Vec<TableStatus>> {
-        let states = self.read_states(false).await?;
-        Ok(self
+        let survey = self.survey().await?;
+        let mut drifts = if survey.suspects.is_empty() {
+            Vec::new()
+        } else {
+            self.find_drift(&survey.suspects).await?
+        };
+        let mut rows: Vec<TableStatus> = self
             .graph
             .chains
             .iter()
             .enumerate()
             .map(|(c, chain)| {
-                let state = &states[c];
-                let applied = chain.applied_len(&self.graph, state.current());
+                let state = &survey.states[c];
+                let current = shown_version(state);
+                let applied = chain.applied_len(&self.graph, current.as_ref());
+                let drift = drifts
+                    .iter()
+                    .position(|(d, _)| *d == c)
+                    .map(|i| drifts.swap_remove(i).1);
                 TableStatus {
                     module: chain.module.to_string(),
                     table: chain.table.to_string(),
-                    current: state.current().cloned(),
-                    recorded: state.stored.is_some(),
+                    current,
+                    recorded: state.stored.is_some() || state.unknown.is_some(),
                     latest: chain
                         .head(&self.graph)
                         .cloned()
                         .unwrap_or_else(|| Version::new(0, 0, 0)),
                     pending: chain.nodes.len() - applied,
                     dirty: state.dirty.clone(),
+                    unknown_version: state.unknown.clone(),
+                    drift,
+                    linked: true,
                 }
             })
-            .collect())
+            .collect();
+        rows.extend(survey.strangers.into_iter().map(|row| TableStatus {
+            current: row.version.as_deref().and_then(|v| Version::parse(v).ok()),
+            recorded: true,
+            latest: Version::new(0, 0, 0),
+            pending: 0,
+            dirty: row.dirty,
+            unknown_version: row.version,
+            drift: None,
+            linked: false,
+            module: row.module,
+            table: row.table,
+        }));
+        Ok(rows)
     }
 
     fn is_applied(&self, states: &[ChainState], node: usize) -> bool {
         let node = &self.graph.nodes[node];
-        states[node.chain]
-            .current()
-            .is_some_and(|cur| node.version <= *cur)
+        shown_version(&states[node.chain]).is_some_and(|cur| node.version <= cur)
     }
 
     fn infos(&self, keep: impl Fn(usize) -> bool) -> Vec<MigrationInfo> {
@@ -111,5 +161,14 @@ impl MigrationManager {
                 }
             })
             .collect()
+    }
+}
+
+/// The version a listing shows for a chain: the stored one even when this binary does not know
+/// it (as long as it parses), else the baseline.
+fn shown_version(state: &ChainState) -> Option<Version> {
+    match &state.unknown {
+        Some(text) => Version::parse(text).ok(),
+        None => state.current().cloned(),
     }
 }

@@ -1,18 +1,59 @@
 //! Reading the state table and checking it against the linked graph: versions this binary does
 //! not know, and checksum drift (the history is read only when a chain checksum differs).
+//!
+//! Reading is split from judging: [`MigrationManager::survey`] never fails on what the rows say,
+//! so the listings can show a dirty, drifted or newer database; [`MigrationManager::read_states`]
+//! turns the same survey into the errors that refuse a run.
 
 use super::setup::MigrationManager;
 use crate::backend::StateRow;
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::plan::ChainState;
+use crate::status::ChecksumDrift;
 use crate::step::{Direction, Outcome};
 use semver::Version;
+
+/// What the state table says about this manager's modules, before any judgement.
+pub(super) struct Survey {
+    /// One state per chain of the graph, in the graph's chain order.
+    pub(super) states: Vec<ChainState>,
+    /// Rows that record a version for a table this binary has no migrations for.
+    pub(super) strangers: Vec<StateRow>,
+    /// Chains whose stored chain checksum differs from the binary's, with their row.
+    pub(super) suspects: Vec<(usize, StateRow)>,
+}
 
 impl MigrationManager {
     /// Reads the state table (one query) and checks it against the graph: a version this binary
     /// does not know is an error, and so is checksum drift unless `force` (the recovery path).
     pub(super) async fn read_states(&self, force: bool) -> Result<Vec<ChainState>> {
+        let survey = self.survey().await?;
+        if let Some(row) = survey.strangers.first() {
+            return Err(ahead(&row.module, &row.table, row.version.clone()));
+        }
+        for (c, state) in survey.states.iter().enumerate() {
+            if let Some(text) = &state.unknown {
+                let chain = &self.graph.chains[c];
+                return Err(ahead(chain.module, chain.table, Some(text.clone())));
+            }
+        }
+        if !survey.suspects.is_empty() && !force {
+            if let Some((_, drift)) = self.find_drift(&survey.suspects).await?.into_iter().next() {
+                return Err(Error::ChecksumMismatch {
+                    step: Box::new(drift.step),
+                    location: drift.location,
+                    applied: drift.applied,
+                    current: drift.current,
+                });
+            }
+        }
+        Ok(survey.states)
+    }
+
+    /// Reads the state table (one query) without judging it: versions this binary does not know
+    /// are kept as text in [`ChainState::unknown`], and chains whose checksum differs are listed.
+    pub(super) async fn survey(&self) -> Result<Survey> {
         let rows = self.backend.read_state().await?;
         let mut states: Vec<ChainState> = self
             .graph
@@ -23,15 +64,15 @@ impl MigrationManager {
                 ..ChainState::default()
             })
             .collect();
+        let mut strangers = Vec::new();
         let mut suspects = Vec::new();
         for row in rows {
             if !self.sets.iter().any(|s| s.module() == row.module) {
                 continue;
             }
-            let chain = self.graph.chain_index(&row.module, &row.table);
-            let Some(c) = chain else {
-                if let Some(version) = row.version {
-                    return Err(ahead(&row.module, &row.table, version));
+            let Some(c) = self.graph.chain_index(&row.module, &row.table) else {
+                if row.version.is_some() {
+                    strangers.push(row);
                 }
                 continue;
             };
@@ -41,10 +82,13 @@ impl MigrationManager {
                 continue;
             };
             let chain = &self.graph.chains[c];
-            let pos = Version::parse(&text)
+            let position = Version::parse(&text)
                 .ok()
-                .and_then(|v| chain.position(&self.graph, &v))
-                .ok_or_else(|| ahead(&row.module, &row.table, text.clone()))?;
+                .and_then(|v| chain.position(&self.graph, &v));
+            let Some(pos) = position else {
+                state.unknown = Some(text);
+                continue;
+            };
             state.stored = Some(self.graph.nodes[chain.nodes[pos]].version.clone());
             state.raw = Some(text);
             if row.checksum.as_deref().is_some_and(checksum::is_legacy) {
@@ -56,22 +100,27 @@ impl MigrationManager {
                 suspects.push((c, row));
             }
         }
-        if !suspects.is_empty() && !force {
-            self.find_drift(&suspects).await?;
-        }
-        Ok(states)
+        Ok(Survey {
+            states,
+            strangers,
+            suspects,
+        })
     }
 
-    /// The slow path, taken only when a chain checksum differs: finds the edited step in the
-    /// history and reports both checksums.
-    async fn find_drift(&self, suspects: &[(usize, StateRow)]) -> Result<()> {
+    /// The slow path, taken only when a chain checksum differs: finds, per suspect chain, the
+    /// first applied step whose recorded checksum differs from the binary's.
+    pub(super) async fn find_drift(
+        &self,
+        suspects: &[(usize, StateRow)],
+    ) -> Result<Vec<(usize, ChecksumDrift)>> {
         let modules = self.modules();
         let history = self.backend.history(&modules, None).await?;
+        let mut drifts = Vec::new();
         for (c, row) in suspects {
             let chain = &self.graph.chains[*c];
             let stored = row.version.as_deref().and_then(|v| Version::parse(v).ok());
             let applied = chain.applied_len(&self.graph, stored.as_ref());
-            for &n in &chain.nodes[..applied] {
+            let drifted = chain.nodes[..applied].iter().find_map(|&n| {
                 let node = &self.graph.nodes[n];
                 let version = node.version.to_string();
                 // History is newest first: the latest successful up of this step is what ran.
@@ -81,33 +130,34 @@ impl MigrationManager {
                         && h.version == version
                         && h.direction == Direction::Up
                         && h.outcome == Outcome::Succeeded
-                });
-                if let Some(h) = recorded {
-                    if h.checksum != node.migration.checksum() && !checksum::is_legacy(&h.checksum)
-                    {
-                        return Err(Error::ChecksumMismatch {
-                            step: Box::new(node.key()),
-                            location: node.migration.location(),
-                            applied: h.checksum.clone(),
-                            current: node.migration.checksum().to_string(),
-                        });
-                    }
-                }
+                })?;
+                let current = node.migration.checksum();
+                (recorded.checksum != current && !checksum::is_legacy(&recorded.checksum)).then(
+                    || ChecksumDrift {
+                        step: node.key(),
+                        location: node.migration.location(),
+                        applied: recorded.checksum.clone(),
+                        current: current.to_string(),
+                    },
+                )
+            });
+            match drifted {
+                Some(drift) => drifts.push((*c, drift)),
+                None => tracing::debug!(
+                    module = chain.module,
+                    table = chain.table,
+                    "chain checksum differs, but no applied step drifted (steps below the baseline)"
+                ),
             }
-            tracing::debug!(
-                module = chain.module,
-                table = chain.table,
-                "chain checksum differs, but no applied step drifted (steps below the baseline)"
-            );
         }
-        Ok(())
+        Ok(drifts)
     }
 }
 
-fn ahead(module: &str, table: &str, version: String) -> Error {
+fn ahead(module: &str, table: &str, version: Option<String>) -> Error {
     Error::UnknownAppliedVersion {
         module: module.to_string(),
         table: table.to_string(),
-        version,
+        version: version.unwrap_or_default(),
     }
 }

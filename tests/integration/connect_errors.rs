@@ -1,0 +1,80 @@
+//! Connecting with bad input: malformed URLs, a port nobody listens on (which must fail within
+//! the connect timeout, never hang), and a file that is not a SQLite database (which must be
+//! left byte for byte as it was).
+
+use crate::harness::each_backend;
+use migrate::testing::Backend;
+use migrate::Error;
+use std::time::{Duration, Instant};
+
+each_backend! {
+    async fn malformed_urls_are_typed_errors(db) {
+        let scheme = match db.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        };
+        let urls = [
+            format!("{scheme}://u@127.0.0.1:notaport/app"),
+            format!("{scheme}://u@[::1/app"),
+            format!("{scheme}:/"),
+            format!("{scheme}://u@127.0.0.1:99999/app"),
+        ];
+        for url in urls.iter().map(String::as_str).chain(["", "nope://x", "://", "sqlite"]) {
+            let started = Instant::now();
+            let err = match migrate::connect(url).await {
+                Ok(_) if scheme == "sqlite" && url.starts_with("sqlite") => continue,
+                Ok(_) => panic!("`{url}` connected"),
+                Err(err) => err,
+            };
+            assert!(
+                matches!(err, Error::Config(_) | Error::Database(_) | Error::Io { .. } | Error::Unreachable { .. }),
+                "{url}: {err:?}"
+            );
+            assert!(!err.to_string().trim().is_empty());
+            assert!(started.elapsed() < Duration::from_secs(15), "{url} took {:?}", started.elapsed());
+        }
+    }
+
+    async fn an_unreachable_port_fails_within_the_connect_timeout(db) {
+        let timeout = Duration::from_secs(2);
+        let started = Instant::now();
+        let err = match db.backend() {
+            Backend::Sqlite => return,
+            Backend::Postgres => migrate::postgres::PgDb::connect_with_timeout("postgres://postgres:pw@127.0.0.1:1/app", timeout)
+                .await
+                .map(|_| ())
+                .expect_err("nobody listens on port 1"),
+            Backend::MySql => migrate::mysql::MySqlDb::connect_with_timeout("mysql://root:pw@127.0.0.1:1/app", timeout)
+                .await
+                .map(|_| ())
+                .expect_err("nobody listens on port 1"),
+        };
+        let waited = started.elapsed();
+        let Error::Unreachable { ref target, .. } = err else {
+            panic!("expected Unreachable, got {err:?}");
+        };
+        assert!(target.ends_with("://127.0.0.1:1/app"), "{target}");
+        assert!(!err.to_string().contains("pw"), "{err}");
+        assert!(waited >= timeout && waited < timeout + Duration::from_secs(3), "took {waited:?}");
+        println!("RELIABILITY unreachable backend={} timeout_ms={} failed_after_ms={}", db.backend().name(), timeout.as_millis(), waited.as_millis());
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_sqlite_database_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notes.db");
+    let content = "these are my notes, not a database\n".repeat(200);
+    std::fs::write(&path, &content).expect("write");
+    let outcome = async {
+        let db = migrate::sqlite::SqliteDb::open(&path).await?;
+        let manager = migrate::MigrationManager::new(db, [&crate::MIGRATIONS])?;
+        manager.up().await
+    }
+    .await;
+    let err = outcome.expect_err("not a database");
+    assert!(matches!(err, Error::Database(_)), "{err:?}");
+    assert!(err.to_string().contains("not a database"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), content);
+}

@@ -1,0 +1,141 @@
+//! Tracking tables altered by hand, and states only a newer binary or an interrupted run
+//! leaves: runs refuse them with a typed error that names the row at fault and change nothing;
+//! listings never fail on them, they show them.
+
+use crate::harness::{each_backend, TestDb};
+use migrate::{Error, MigrationManager};
+
+async fn midway(db: &TestDb) -> MigrationManager {
+    let manager = db.manager().await;
+    manager.up().target("2.1.0").await.expect("up to 2.1.0");
+    manager
+}
+
+/// `request` fails as `pattern`, naming `needle`, and leaves the database as it was.
+/// With `db => snapshot`, `snapshot` (an async expression) is what must not change, for
+/// tracking tables too broken for the harness's fingerprint.
+macro_rules! refused {
+    ($db:expr, $request:expr, $pattern:pat, $needle:expr) => {
+        refused!($db => $db.fingerprint(), $request, $pattern, $needle)
+    };
+    ($db:expr => $snapshot:expr, $request:expr, $pattern:pat, $needle:expr) => {{
+        let before = $snapshot.await;
+        let err = $request.await.expect_err("the request must fail");
+        assert!(matches!(err, $pattern), "unexpected error: {err:?}");
+        let message = err.to_string();
+        assert!(message.contains($needle), "`{message}` should name `{}`", $needle);
+        assert_eq!($snapshot.await, before, "a refused request changed the database");
+        err
+    }};
+}
+
+/// The schema and every row of the state table, however many columns it has left.
+async fn raw_snapshot(db: &TestDb) -> Vec<String> {
+    let mut out = db.schema().await;
+    out.extend(db.rows("SELECT * FROM migrate_schema_versions").await);
+    out
+}
+
+/// Every listing works and leaves the database as it was.
+async fn listings_work(db: &TestDb, m: &MigrationManager) -> Vec<migrate::report::TableStatus> {
+    let before = db.fingerprint().await;
+    let status = m.status().await.expect("status never fails on a bad state");
+    m.pending().await.expect("pending");
+    m.applied().await.expect("applied");
+    m.history(10).await.expect("history");
+    m.current_version("memory").await.expect("an unrelated table's version");
+    assert_eq!(db.fingerprint().await, before);
+    status
+}
+
+fn row<'s>(status: &'s [migrate::report::TableStatus], table: &str) -> &'s migrate::report::TableStatus {
+    status.iter().find(|s| s.table == table).unwrap_or_else(|| panic!("no status row for {table}"))
+}
+
+each_backend! {
+    async fn targets_that_are_not_versions_of_the_graph(db) {
+        let m = midway(&db).await;
+        for target in ["", "v", "-1.0.0", "99999999999999999999.0.0", "1.0", "v2.1.0x", "2.1.0; DROP TABLE session"] {
+            refused!(db, m.up().target(target), Error::InvalidVersion { .. }, target.trim());
+            refused!(db, m.down().target(target), Error::InvalidVersion { .. }, target.trim());
+        }
+        // Surrounding spaces and a leading `v` are accepted (`" v2.1.0 "` is 2.1.0); a pre-release
+        // parses, but no migration declares it.
+        refused!(db, m.up().target("1.0.0-rc.1"), Error::UnknownVersion { .. }, "1.0.0-rc.1");
+        refused!(db, m.down().target("2.0.0-rc.1"), Error::UnknownVersion { .. }, "2.0.0-rc.1");
+    }
+
+    async fn a_garbage_version_is_refused_by_runs_and_shown_by_listings(db) {
+        let m = midway(&db).await;
+        db.exec("UPDATE migrate_schema_versions SET version = 'banana' WHERE table_name = 'session'").await;
+        refused!(db, m.up(), Error::UnknownAppliedVersion { .. }, "banana");
+        refused!(db, m.down().to_base(), Error::UnknownAppliedVersion { .. }, "session");
+        refused!(db, m.current_version("session"), Error::UnknownAppliedVersion { .. }, "banana");
+        let status = listings_work(&db, &m).await;
+        let session = row(&status, "session");
+        assert_eq!(session.unknown_version.as_deref(), Some("banana"));
+        assert!(session.needs_attention() && !row(&status, "memory").needs_attention());
+    }
+
+    async fn a_database_ahead_of_the_binary_is_listed_not_refused(db) {
+        let m = midway(&db).await;
+        db.exec("UPDATE migrate_schema_versions SET version = '2.9.0' WHERE table_name = 'session'").await;
+        db.exec("INSERT INTO migrate_schema_versions (module, table_name, version, updated_at) VALUES ('integration', 'knowledge', '1.0.0', 0)").await;
+        refused!(db, m.up(), Error::UnknownAppliedVersion { .. }, "integration");
+        let status = listings_work(&db, &m).await;
+        let session = row(&status, "session");
+        assert_eq!(session.current, Some(migrate::Version::new(2, 9, 0)));
+        assert_eq!((session.pending, session.unknown_version.as_deref()), (0, Some("2.9.0")));
+        let knowledge = row(&status, "knowledge");
+        assert!(!knowledge.linked && knowledge.needs_attention());
+        assert_eq!(m.current_version("session").await.unwrap(), Some(migrate::Version::new(2, 9, 0)));
+        assert!(m.pending().await.unwrap().iter().all(|p| p.step.table != "session"));
+    }
+
+    async fn drift_in_one_table_does_not_hide_the_others(db) {
+        let m = midway(&db).await;
+        db.exec("UPDATE migrate_schema_versions_history SET checksum = 'sha256:00000000000000000000000000000000000000000000000000000000000000ee' WHERE table_name = 'session' AND version = '2.0.0'").await;
+        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
+        refused!(db, m.up(), Error::ChecksumMismatch { .. }, "session@2.0.0");
+        // Agno's current_version("memory") once failed on drift in session.
+        assert_eq!(m.current_version("memory").await.unwrap(), Some(migrate::Version::new(2, 0, 0)));
+        let status = listings_work(&db, &m).await;
+        let drift = row(&status, "session").drift.clone().expect("drift shown");
+        assert_eq!((drift.step.table.as_str(), drift.step.version.to_string()), ("session", "2.0.0".to_string()));
+        assert!(drift.applied.ends_with("ee") && drift.current.starts_with("sha256:"));
+        assert!(row(&status, "memory").drift.is_none());
+    }
+
+    async fn a_dirty_table_is_listed(db) {
+        let m = midway(&db).await;
+        db.exec("UPDATE migrate_schema_versions SET dirty_version = '2.3.0', dirty_name = 'session_2_3_0', dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'").await;
+        refused!(db, m.up(), Error::Dirty { .. }, "session");
+        let status = listings_work(&db, &m).await;
+        let dirty = row(&status, "session").dirty.clone().expect("dirty shown");
+        assert_eq!(dirty.version, "2.3.0");
+    }
+
+    async fn a_null_version_means_nothing_recorded(db) {
+        let m = midway(&db).await;
+        db.exec("UPDATE migrate_schema_versions SET version = NULL, checksum = NULL WHERE table_name = 'eval'").await;
+        let status = listings_work(&db, &m).await;
+        let eval = row(&status, "eval");
+        assert_eq!((eval.current.as_ref(), eval.recorded), (None, false));
+        assert!(!eval.needs_attention());
+    }
+
+    async fn a_tracking_table_missing_a_column(db) {
+        let m = midway(&db).await;
+        db.exec("ALTER TABLE migrate_schema_versions DROP COLUMN checksum").await;
+        refused!(db => raw_snapshot(&db), m.up(), Error::Database(_), "checksum");
+        refused!(db => raw_snapshot(&db), m.status(), Error::Database(_), "checksum");
+    }
+
+    async fn an_unrelated_table_with_the_tracking_tables_name(db) {
+        db.exec("CREATE TABLE migrate_schema_versions (id INTEGER PRIMARY KEY, name VARCHAR(20))").await;
+        db.exec("INSERT INTO migrate_schema_versions (id, name) VALUES (1, 'not ours')").await;
+        let m = db.manager().await;
+        refused!(db => raw_snapshot(&db), m.up(), Error::Database(_), "module");
+        refused!(db => raw_snapshot(&db), m.status(), Error::Database(_), "module");
+    }
+}

@@ -1,0 +1,139 @@
+//! Sixteen runner processes start the same request at the same moment on one database, over
+//! 44 steps on 4 tables (some slow, some journalled, one a Rust data step). Exactly once is
+//! counted from the steps' own ledger rows. Every runner must end in success or up to date; the
+//! only acceptable error is a lock timeout that names the holder.
+
+use crate::harness::{each_backend, TestDb};
+use crate::ledger::{self, all_steps, count};
+use crate::runner::{race, Outcome, Plan};
+use crate::TABLES;
+use std::collections::BTreeMap;
+
+/// 16 runners.
+const RUNNERS: usize = 16;
+
+/// `MIGRATE_RELIABILITY_ROUNDS`, or `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Asserts every outcome is a success, up to date, or a lock timeout naming its holder; returns
+/// how many of each.
+fn tally(outcomes: &[Outcome]) -> (usize, usize, usize) {
+    let (mut success, mut up_to_date, mut timeouts) = (0, 0, 0);
+    for outcome in outcomes {
+        match outcome {
+            Ok(status) if status == "success" => success += 1,
+            Ok(_) => up_to_date += 1,
+            Err((kind, message)) if kind == "LockTimeout" && message.contains("held by") => {
+                timeouts += 1
+            }
+            Err((kind, message)) => panic!("a runner failed with {kind}: {message}"),
+        }
+    }
+    (success, up_to_date, timeouts)
+}
+
+/// Per step, how many more `direction` effects `after` holds than `before`.
+fn delta(
+    before: &BTreeMap<String, Vec<String>>,
+    after: &BTreeMap<String, Vec<String>>,
+    direction: &str,
+) -> BTreeMap<String, usize> {
+    all_steps()
+        .map(|(t, k)| {
+            let step = format!("{t}@{k}");
+            let d = count(after, &step, direction) - count(before, &step, direction);
+            (step, d)
+        })
+        .collect()
+}
+
+/// The mix: up, down to base, and single-table ups and downs, interleaved.
+fn mixed_plans() -> Vec<Plan> {
+    (0..RUNNERS)
+        .map(|i| match i % 4 {
+            0 => Plan::Up,
+            1 => Plan::DownBase,
+            2 => Plan::UpTable(TABLES[i / 4 % TABLES.len()]),
+            _ => Plan::DownBaseTable(TABLES[(i / 4 + 1) % TABLES.len()]),
+        })
+        .collect()
+}
+
+async fn round(db: &TestDb, figures: &mut Figures) {
+    // Up: from base, every step exactly once.
+    let before = ledger::effects(db).await;
+    let outcomes = race(db.url(), &vec![Plan::Up; RUNNERS]).await;
+    let (success, up_to_date, timeouts) = tally(&outcomes);
+    assert_eq!(success + up_to_date + timeouts, RUNNERS);
+    let after = ledger::effects(db).await;
+    let ups = delta(&before, &after, "up");
+    figures.steps += ups.len();
+    figures.duplicated += ups.values().filter(|&&n| n > 1).count();
+    figures.lost += ups.values().filter(|&&n| n == 0).count();
+    assert!(ups.values().all(|&n| n == 1), "up ran a step other than once: {ups:?}");
+    assert!(delta(&before, &after, "down").values().all(|&n| n == 0));
+    figures.runs += RUNNERS;
+    figures.timeouts += timeouts;
+
+    // Down to base: every step reverted exactly once.
+    let before = after;
+    let outcomes = race(db.url(), &vec![Plan::DownBase; RUNNERS]).await;
+    let (_, _, timeouts) = tally(&outcomes);
+    let after = ledger::effects(db).await;
+    let downs = delta(&before, &after, "down");
+    figures.steps += downs.len();
+    figures.duplicated += downs.values().filter(|&&n| n > 1).count();
+    figures.lost += downs.values().filter(|&&n| n == 0).count();
+    assert!(downs.values().all(|&n| n == 1), "down reverted a step other than once: {downs:?}");
+    assert!(delta(&before, &after, "up").values().all(|&n| n == 0));
+    figures.runs += RUNNERS;
+    figures.timeouts += timeouts;
+
+    // A mix of targets: the ledger alternates and matches the tracking rows and the schema.
+    let outcomes = race(db.url(), &mixed_plans()).await;
+    let (_, _, timeouts) = tally(&outcomes);
+    let manager = db.manager().await;
+    let violations = ledger::check(db, &manager).await;
+    figures.duplicated += violations.duplicated;
+    figures.lost += violations.phantom;
+    assert_eq!(violations, ledger::Violations::default());
+    figures.runs += RUNNERS;
+    figures.timeouts += timeouts;
+    // Back to base for the next round.
+    manager.down().to_base().await.expect("down to base");
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    runs: usize,
+    steps: usize,
+    timeouts: usize,
+    duplicated: usize,
+    lost: usize,
+}
+
+each_backend! {
+    async fn sixteen_runner_processes_apply_each_step_exactly_once(db) {
+        ledger::create(&db).await;
+        ledger::assert_fixture_modes(&db.manager().await).await;
+        let rounds = env_count("MIGRATE_RELIABILITY_ROUNDS", 5);
+        let mut figures = Figures::default();
+        for _ in 0..rounds {
+            round(&db, &mut figures).await;
+        }
+        println!(
+            "RELIABILITY race backend={} rounds={rounds} runner_processes={} step_checks={} lock_timeouts={} duplicated={} lost={}",
+            db.backend().name(),
+            figures.runs,
+            figures.steps,
+            figures.timeouts,
+            figures.duplicated,
+            figures.lost
+        );
+    }
+}

@@ -17,6 +17,7 @@ pub(crate) fn password(url: &str) -> String {
 }
 
 /// The server a URL names, as `scheme://host:port/database`: no user, no password, no query.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) fn server(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "the database URL".to_string();
@@ -24,7 +25,9 @@ pub(crate) fn server(url: &str) -> String {
     let end = rest.find(['?', '#']).unwrap_or(rest.len());
     let rest = &rest[..end];
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     format!("{scheme}://{host}{path}")
 }
 
@@ -73,7 +76,10 @@ mod tests {
             server("postgres://app:s%40cret@db:5432/app?sslmode=disable"),
             "postgres://db:5432/app"
         );
-        assert_eq!(server("mysql://root@127.0.0.1:1/x"), "mysql://127.0.0.1:1/x");
+        assert_eq!(
+            server("mysql://root@127.0.0.1:1/x"),
+            "mysql://127.0.0.1:1/x"
+        );
         assert_eq!(server("not a url"), "the database URL");
     }
 }

@@ -137,11 +137,16 @@ fn generate(
     };
     // The shims' parameter, with the same hygiene where it is declared (register.rs, at the call
     // site) and where it is used here, even when the user's spans come from a macro_rules! body.
-    let db = syn::Ident::new("db", Span::call_site());
-    let up_call = quote_spanned!(ty_span=> #fn_name(#db));
+    // Located at the user's tokens, so type errors point there.
+    let db = |at: Span| syn::Ident::new("db", Span::call_site().located_at(at));
+    let up_db = db(ty_span);
+    let up_call = quote_spanned!(ty_span=> #fn_name(#up_db));
     let up = quote_spanned!(ret_span=> #private::boxed(#up_call));
     let down = match &args.down {
-        DownArg::Path(path) => Some(quote_spanned!(path.span()=> #private::boxed(#path(#db)))),
+        DownArg::Path(path) => {
+            let down_db = db(path.span());
+            Some(quote_spanned!(path.span()=> #private::boxed(#path(#down_db))))
+        }
         DownArg::Irreversible => None,
     };
     let name = args

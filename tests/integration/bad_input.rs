@@ -134,7 +134,6 @@ each_backend! {
             .await;
         let err = rejects!(db, m.up(), Error::UnknownAppliedVersion { .. }, "2.9.0");
         assert!(err.to_string().contains("session"), "{err}");
-        rejects!(db, m.status(), Error::UnknownAppliedVersion { .. }, "2.9.0");
         // A table the binary has never heard of, recorded by a newer binary.
         db.exec("UPDATE migrate_schema_versions SET version = '2.1.0' WHERE table_name = 'session'")
             .await;

@@ -1,6 +1,6 @@
 //! Passwords in database URLs never appear in an error's message, its `Debug` output or any
 //! error in its source chain, whatever went wrong: a malformed URL, a port nobody listens on,
-//! a database that does not exist, an unknown scheme.
+//! a database that does not exist, an unknown scheme, and (on PostgreSQL) a wrong password.
 
 use crate::harness::each_backend;
 use migrate::testing::Backend;
@@ -71,6 +71,21 @@ each_backend! {
             format!("oracle://{user}:{PASSWORD}@{host}/app"),
         ] {
             assert_hidden(&url).await;
+        }
+        // A wrong password, on the throwaway cluster whose `password_login` members must give
+        // one (a server of your own may trust everyone).
+        if db.backend() == Backend::Postgres && std::env::var_os("MIGRATE_TEST_POSTGRES_URL").is_none() {
+            let role = format!("pw_{}", std::process::id());
+            db.exec("DO $$ BEGIN CREATE ROLE password_login NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$").await;
+            db.exec(&format!("CREATE ROLE {role} LOGIN PASSWORD 'right-pw' IN ROLE password_login")).await;
+            let wrong = format!("postgres://{role}:{PASSWORD}@{host}/postgres");
+            assert_hidden(&wrong).await;
+            let err = migrate::connect(&wrong).await.map(|_| ()).expect_err("wrong password");
+            assert!(matches!(err, migrate::Error::Database(_)), "{err:?}");
+            assert!(err.to_string().contains("password authentication failed"), "{err}");
+            migrate::connect(&format!("postgres://{role}:right-pw@{host}/postgres"))
+                .await
+                .expect("the right password connects");
         }
     }
 }

@@ -43,13 +43,21 @@ async fn listings_work(db: &TestDb, m: &MigrationManager) -> Vec<migrate::report
     m.pending().await.expect("pending");
     m.applied().await.expect("applied");
     m.history(10).await.expect("history");
-    m.current_version("memory").await.expect("an unrelated table's version");
+    m.current_version("memory")
+        .await
+        .expect("an unrelated table's version");
     assert_eq!(db.fingerprint().await, before);
     status
 }
 
-fn row<'s>(status: &'s [migrate::report::TableStatus], table: &str) -> &'s migrate::report::TableStatus {
-    status.iter().find(|s| s.table == table).unwrap_or_else(|| panic!("no status row for {table}"))
+fn row<'s>(
+    status: &'s [migrate::report::TableStatus],
+    table: &str,
+) -> &'s migrate::report::TableStatus {
+    status
+        .iter()
+        .find(|s| s.table == table)
+        .unwrap_or_else(|| panic!("no status row for {table}"))
 }
 
 each_backend! {

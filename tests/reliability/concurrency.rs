@@ -75,7 +75,10 @@ async fn round(db: &TestDb, figures: &mut Figures) {
     figures.steps += ups.len();
     figures.duplicated += ups.values().filter(|&&n| n > 1).count();
     figures.lost += ups.values().filter(|&&n| n == 0).count();
-    assert!(ups.values().all(|&n| n == 1), "up ran a step other than once: {ups:?}");
+    assert!(
+        ups.values().all(|&n| n == 1),
+        "up ran a step other than once: {ups:?}"
+    );
     assert!(delta(&before, &after, "down").values().all(|&n| n == 0));
     figures.runs += RUNNERS;
     figures.timeouts += timeouts;
@@ -89,7 +92,10 @@ async fn round(db: &TestDb, figures: &mut Figures) {
     figures.steps += downs.len();
     figures.duplicated += downs.values().filter(|&&n| n > 1).count();
     figures.lost += downs.values().filter(|&&n| n == 0).count();
-    assert!(downs.values().all(|&n| n == 1), "down reverted a step other than once: {downs:?}");
+    assert!(
+        downs.values().all(|&n| n == 1),
+        "down reverted a step other than once: {downs:?}"
+    );
     assert!(delta(&before, &after, "up").values().all(|&n| n == 0));
     figures.runs += RUNNERS;
     figures.timeouts += timeouts;

@@ -31,8 +31,11 @@ async fn manager(db: &TestDb) -> MigrationManager {
         .await
         .expect("sql_mode");
     assert!(mode.contains("NO_BACKSLASH_ESCAPES"), "{mode}");
-    MigrationManager::new(migrate::mysql::MySqlDb::from_pool(pool), [&crate::MIGRATIONS])
-        .expect("graph")
+    MigrationManager::new(
+        migrate::mysql::MySqlDb::from_pool(pool),
+        [&crate::MIGRATIONS],
+    )
+    .expect("graph")
 }
 
 each_backend! {

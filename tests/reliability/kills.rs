@@ -42,8 +42,65 @@ fn seed() -> u64 {
         })
 }
 
+/// On SQLite, the undo runs on a new connection inside `BEGIN IMMEDIATE`, so that what it
+/// checks and what it changes are read from the newest state of the file.
+async fn undo_partial_sqlite(db: &TestDb, table: &str, k: u64, direction: Direction) {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("sqlite");
+    conn.execute("BEGIN IMMEDIATE").await.expect("begin");
+    let column = format!("c{k}");
+    let exists: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(match kind(table, k) {
+        Kind::Create => {
+            format!("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}'")
+        }
+        _ => format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"),
+    }))
+    .fetch_optional(&mut conn)
+    .await
+    .expect("catalog");
+    let exists = exists.is_some();
+    let sql = match (kind(table, k), direction) {
+        (Kind::Create, Direction::Up) if exists => format!("DROP TABLE {table}"),
+        (Kind::Create, Direction::Down) if !exists => {
+            format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY, note VARCHAR(64))")
+        }
+        (Kind::Column, Direction::Up) if exists => {
+            format!("ALTER TABLE {table} DROP COLUMN {column}")
+        }
+        (Kind::Column, Direction::Down) if !exists => {
+            format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER")
+        }
+        (Kind::Data, _) => {
+            let mut sql = format!("DELETE FROM {table} WHERE id >= 1000;");
+            if direction == Direction::Down {
+                for i in 0..DATA_ROWS {
+                    sql.push_str(&format!(
+                        "INSERT INTO {table} (id, note) VALUES ({}, 'data');",
+                        1000 + i
+                    ));
+                }
+            }
+            sql
+        }
+        _ => String::new(),
+    };
+    if !sql.is_empty() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("undo");
+    }
+    conn.execute("COMMIT").await.expect("commit");
+    conn.close().await.expect("close");
+}
+
 /// Puts the schema back to how it was before the step in doubt, for a step that did not finish.
 async fn undo_partial(db: &TestDb, table: &str, k: u64, direction: Direction) {
+    if db.backend() == migrate::testing::Backend::Sqlite {
+        return undo_partial_sqlite(db, table, k, direction).await;
+    }
     let column = format!("c{k}");
     match (kind(table, k), direction) {
         (Kind::Create, Direction::Up) => db.exec(&format!("DROP TABLE IF EXISTS {table}")).await,
@@ -57,19 +114,23 @@ async fn undo_partial(db: &TestDb, table: &str, k: u64, direction: Direction) {
         }
         (Kind::Column, Direction::Up) => {
             if db.has_column(table, &column).await {
-                db.exec(&format!("ALTER TABLE {table} DROP COLUMN {column}")).await
+                db.exec(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
+                    .await
             }
         }
         (Kind::Column, Direction::Down) => {
             if !db.has_column(table, &column).await {
-                db.exec(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER")).await
+                db.exec(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"))
+                    .await
             }
         }
         (Kind::Data, Direction::Up) => {
-            db.exec(&format!("DELETE FROM {table} WHERE id >= 1000")).await
+            db.exec(&format!("DELETE FROM {table} WHERE id >= 1000"))
+                .await
         }
         (Kind::Data, Direction::Down) => {
-            db.exec(&format!("DELETE FROM {table} WHERE id >= 1000")).await;
+            db.exec(&format!("DELETE FROM {table} WHERE id >= 1000"))
+                .await;
             for i in 0..DATA_ROWS {
                 db.exec(&format!(
                     "INSERT INTO {table} (id, note) VALUES ({}, 'data')",
@@ -108,8 +169,13 @@ async fn recover(db: &TestDb, manager: &MigrationManager, figures: &mut Figures)
                 direction,
                 ..
             }) => {
-                assert!(!settled, "a second dirty mark after settling {table}@{version}");
-                let k = migrate::Version::parse(&version).expect("fixture version").minor;
+                assert!(
+                    !settled,
+                    "a second dirty mark after settling {table}@{version}"
+                );
+                let k = migrate::Version::parse(&version)
+                    .expect("fixture version")
+                    .minor;
                 let step = format!("{table}@{k}");
                 let effects = ledger::effects(db).await;
                 let wanted = match direction {
@@ -150,6 +216,7 @@ each_backend! {
         let kills = env_count("MIGRATE_RELIABILITY_KILLS", 70);
         let seed = seed();
         let mut rng = Rng(seed);
+        eprintln!("kills on {}: MIGRATE_RELIABILITY_SEED={seed} replays them", db.backend().name());
         let mut figures = Figures::default();
         let started = Instant::now();
         let manager = MigrationManager::new(

@@ -172,7 +172,11 @@ fn print(result: migrate::Result<migrate::report::Report>) {
             };
             println!("RESULT ok {status}");
         }
-        Err(err) => println!("RESULT err {} {}", kind(&err), err.to_string().replace('\n', " ")),
+        Err(err) => println!(
+            "RESULT err {} {}",
+            kind(&err),
+            err.to_string().replace('\n', " ")
+        ),
     }
 }
 
@@ -192,7 +196,13 @@ async fn child() {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    let table = |t: &str| crate::TABLES.iter().copied().find(|x| *x == t).expect("table");
+    let table = |t: &str| {
+        crate::TABLES
+            .iter()
+            .copied()
+            .find(|x| *x == t)
+            .expect("table")
+    };
     match plan.split_once(':') {
         None if plan == "up" => print(manager.up().await),
         None if plan == "down" => print(manager.down().to_base().await),

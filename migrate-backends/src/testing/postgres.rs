@@ -44,6 +44,15 @@ pub(crate) fn start() -> Result<String, String> {
         ]),
         "initdb",
     )?;
+    // Members of the role `password_login` must give their password (SCRAM); everyone else is
+    // trusted. Tests create such a member to see what a wrong password does.
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).map_err(|e| format!("read pg_hba.conf: {e}"))?;
+    std::fs::write(
+        &hba,
+        format!("host all +password_login 127.0.0.1/32 scram-sha-256\n{rules}"),
+    )
+    .map_err(|e| format!("write pg_hba.conf: {e}"))?;
     let stop = format!(
         "{} {} -D '{}' stop -m immediate",
         user.map(|u| format!("runuser -u {u} --"))

@@ -2,9 +2,9 @@
 //! what the tracking rows say (dirty, drifted, or newer than the binary): they show it.
 
 use super::setup::MigrationManager;
+use crate::error::Error;
 use crate::error::Result;
 use crate::migration::Reversal;
-use crate::error::Error;
 use crate::plan::ChainState;
 use crate::status::{HistoryEntry, MigrationInfo, TableStatus};
 use semver::Version;

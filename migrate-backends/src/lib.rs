@@ -45,11 +45,9 @@ use migrate_core::error::{Error, Result};
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<Box<dyn MigrationBackend>> {
-    let secret = url::password(url);
-    let decoded = url::percent_decode(&secret);
     connect_scheme(url)
         .await
-        .map_err(|e| e.redact(&secret).redact(&decoded))
+        .map_err(|e| url::redact_password(e, url))
 }
 
 async fn connect_scheme(url: &str) -> Result<Box<dyn MigrationBackend>> {

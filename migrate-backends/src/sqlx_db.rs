@@ -138,8 +138,6 @@ impl<DB: Driver> SqlxDb<DB> {
     /// a refused connection until then). Errors never show the URL's password.
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) async fn connect_server(url: &str, timeout: Duration) -> Result<Self> {
-        let secret = crate::url::password(url);
-        let decoded = crate::url::percent_decode(&secret);
         let connected = async {
             let pool = sqlx::pool::PoolOptions::<DB>::new()
                 .max_connections(3)
@@ -160,7 +158,7 @@ impl<DB: Driver> SqlxDb<DB> {
         };
         connected
             .await
-            .map_err(|e| e.redact(&secret).redact(&decoded))
+            .map_err(|e| crate::url::redact_password(e, url))
     }
 
     /// The pool, for the application's own queries.

@@ -1,34 +1,56 @@
-//! The password of a database URL, so that errors about that URL can leave it out.
+//! The credentials of a database URL, so that errors about that URL can leave them out.
 
-/// The password in `scheme://user:password@host/...`, as written and percent-decoded (an
-/// empty string when there is none). Both forms are what a message might show.
+/// The pieces of `scheme://userinfo@host:port/path?query#fragment` the helpers below need.
+struct Parts<'u> {
+    scheme: &'u str,
+    userinfo: Option<&'u str>,
+    host: &'u str,
+    /// The path, without query or fragment.
+    path: &'u str,
+}
+
+fn parts(url: &str) -> Option<Parts<'_>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let path = &tail[..tail.find(['?', '#']).unwrap_or(tail.len())];
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (Some(userinfo), host),
+        None => (None, authority),
+    };
+    Some(Parts {
+        scheme,
+        userinfo,
+        host,
+        path,
+    })
+}
+
+/// The password in `scheme://user:password@host/...`, as written (an empty string when there
+/// is none); [`percent_decode`] gives the other form a message might show.
 pub(crate) fn password(url: &str) -> String {
-    let Some((_, rest)) = url.split_once("://") else {
-        return String::new();
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let Some((userinfo, _)) = authority.rsplit_once('@') else {
-        return String::new();
-    };
-    match userinfo.split_once(':') {
-        Some((_, password)) => password.to_string(),
-        None => String::new(),
-    }
+    parts(url)
+        .and_then(|p| p.userinfo)
+        .and_then(|userinfo| userinfo.split_once(':'))
+        .map_or_else(String::new, |(_, password)| password.to_string())
 }
 
 /// The server a URL names, as `scheme://host:port/database`: no user, no password, no query.
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) fn server(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "the database URL".to_string();
-    };
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let rest = &rest[..end];
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    format!("{scheme}://{host}{path}")
+    match parts(url) {
+        Some(p) => format!("{}://{}{}", p.scheme, p.host, p.path),
+        None => "the database URL".to_string(),
+    }
+}
+
+/// `err` with the password of `url` blanked out, as written and percent-decoded.
+pub(crate) fn redact_password(
+    err: migrate_core::error::Error,
+    url: &str,
+) -> migrate_core::error::Error {
+    let secret = password(url);
+    let decoded = percent_decode(&secret);
+    err.redact(&secret).redact(&decoded)
 }
 
 /// `text` with `%XX` escapes decoded (invalid escapes are kept as written).

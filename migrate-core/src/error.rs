@@ -5,7 +5,7 @@
 //! `anyhow`'s `{:#}` or any chain printer shows every cause exactly once.
 
 use crate::dialect::Dialect;
-use crate::step::{AppliedStep, Direction, StepKey};
+use crate::step::{AppliedStep, Direction, DirtyMark, StepKey};
 use crate::time::Timestamp;
 use semver::Version;
 use std::path::PathBuf;
@@ -249,6 +249,27 @@ fn applied_list(applied: &[AppliedStep]) -> String {
 }
 
 impl Error {
+    /// The error a run meets at a table's dirty mark.
+    pub(crate) fn dirty(module: &str, table: &str, mark: &DirtyMark) -> Self {
+        Error::Dirty {
+            module: module.to_string(),
+            table: table.to_string(),
+            version: mark.version.clone(),
+            name: mark.name.clone(),
+            direction: mark.direction,
+            since: mark.since,
+        }
+    }
+
+    /// The error for a recorded version that no linked migration of the table declares.
+    pub(crate) fn unknown_applied(module: &str, table: &str, version: impl Into<String>) -> Self {
+        Error::UnknownAppliedVersion {
+            module: module.to_string(),
+            table: table.to_string(),
+            version: version.into(),
+        }
+    }
+
     /// An error from a migration function, with a message of its own.
     ///
     /// ```

@@ -146,14 +146,7 @@ pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> R
     for &c in &selected {
         if let Some(mark) = &states[c].dirty {
             let chain = &graph.chains[c];
-            return Err(Error::Dirty {
-                module: chain.module.to_string(),
-                table: chain.table.to_string(),
-                version: mark.version.clone(),
-                name: mark.name.clone(),
-                direction: mark.direction,
-                since: mark.since,
-            });
+            return Err(Error::dirty(chain.module, chain.table, mark));
         }
     }
     let mut plan = Plan::default();

@@ -1,5 +1,6 @@
 //! Read-only views: where each table stands, what is pending or applied, and the history.
 
+use crate::error::Error;
 use crate::step::{Direction, DirtyMark, Outcome, StepKey};
 use crate::time::Timestamp;
 use semver::Version;
@@ -59,6 +60,18 @@ pub struct ChecksumDrift {
     pub applied: String,
     /// The checksum of the migration in this binary.
     pub current: String,
+}
+
+impl ChecksumDrift {
+    /// The error a run meets at this drift.
+    pub(crate) fn into_error(self) -> Error {
+        Error::ChecksumMismatch {
+            step: Box::new(self.step),
+            location: self.location,
+            applied: self.applied,
+            current: self.current,
+        }
+    }
 }
 
 /// One migration, as listed by `pending()` and `applied()`.

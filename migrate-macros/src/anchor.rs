@@ -2,7 +2,7 @@
 //! anchor: `pub static MIGRATIONS`, the marker type the graph checks implement traits for, the
 //! `heads` checks, and a `#[test]` that validates the linked graph.
 
-use crate::args::{parse_crate_path, parse_version, CratePath, Errors, VersionArg};
+use crate::args::{parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg};
 use crate::keys::{table_key, version_key};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -27,12 +27,7 @@ impl Parse for AnchorInput {
         let mut krate = None;
         let mut errors = Errors::default();
         while !input.is_empty() {
-            let key: Ident = if input.peek(Token![crate]) {
-                let token: Token![crate] = input.parse()?;
-                Ident::new("crate", token.span)
-            } else {
-                input.parse()?
-            };
+            let key = parse_key(input)?;
             match key.to_string().as_str() {
                 "crate" if krate.is_none() => {
                     input.parse::<Token![=]>()?;

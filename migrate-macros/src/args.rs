@@ -77,6 +77,17 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
+/// The key of a `key = value` argument of the function-like macros; `crate`, a keyword, is
+/// accepted as a key too.
+pub(crate) fn parse_key(input: syn::parse::ParseStream<'_>) -> syn::Result<syn::Ident> {
+    if input.peek(Token![crate]) {
+        let token: Token![crate] = input.parse()?;
+        Ok(syn::Ident::new("crate", token.span))
+    } else {
+        input.parse()
+    }
+}
+
 /// Parses `crate = "path"`.
 pub(crate) fn parse_crate_path(lit: &LitStr) -> syn::Result<CratePath> {
     let path: Path = lit.parse().map_err(|_| {

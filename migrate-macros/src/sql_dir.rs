@@ -8,7 +8,7 @@
 //! `#[migration]` function of the same table also declares conflicts in the trait checks, whose
 //! message names the file.
 
-use crate::args::{parse_crate_path, parse_version, CratePath, Errors, VersionArg};
+use crate::args::{parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg};
 use crate::checksum;
 use crate::register::{register, words, Declaration, Step};
 use crate::sql_names::{self, Parsed, Style};
@@ -39,12 +39,7 @@ impl Parse for Args {
         let mut errors = Errors::default();
         let mut seen: Vec<String> = Vec::new();
         while !input.is_empty() {
-            let key: Ident = if input.peek(Token![crate]) {
-                let token: Token![crate] = input.parse()?;
-                Ident::new("crate", token.span)
-            } else {
-                input.parse()?
-            };
+            let key = parse_key(input)?;
             input.parse::<Token![=]>()?;
             let value: LitStr = input.parse()?;
             let name = key.to_string();

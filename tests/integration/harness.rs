@@ -138,30 +138,7 @@ impl TestDb {
         &self,
         timeout: Duration,
     ) -> Box<dyn migrate::backend::MigrationBackend> {
-        let url = self.url();
-        match self.backend() {
-            Backend::Sqlite => {
-                let path = self.database.sqlite_path().expect("sqlite file");
-                Box::new(
-                    migrate::sqlite::SqliteDb::open(path)
-                        .await
-                        .expect("sqlite")
-                        .with_lock_timeout(timeout),
-                )
-            }
-            Backend::Postgres => Box::new(
-                migrate::postgres::PgDb::connect(url)
-                    .await
-                    .expect("postgres")
-                    .with_lock_timeout(timeout),
-            ),
-            Backend::MySql => Box::new(
-                migrate::mysql::MySqlDb::connect(url)
-                    .await
-                    .expect("mysql")
-                    .with_lock_timeout(timeout),
-            ),
-        }
+        executor_with_lock_timeout(self.url(), timeout).await
     }
 
     /// A manager over the fixture's migrations.
@@ -281,6 +258,36 @@ impl TestDb {
     /// Lets every step run normally again.
     pub async fn clear_control(&self) {
         self.exec("DROP TABLE IF EXISTS migrate_test_control").await;
+    }
+}
+
+/// An executor on the test database at `url` (of any backend) that waits at most `timeout`
+/// for another runner's lock: for tests, and for the child processes they start.
+pub async fn executor_with_lock_timeout(
+    url: &str,
+    timeout: Duration,
+) -> Box<dyn migrate::backend::MigrationBackend> {
+    if url.starts_with("sqlite:") {
+        Box::new(
+            migrate::sqlite::SqliteDb::connect(url)
+                .await
+                .expect("sqlite")
+                .with_lock_timeout(timeout),
+        )
+    } else if url.starts_with("postgres") {
+        Box::new(
+            migrate::postgres::PgDb::connect(url)
+                .await
+                .expect("postgres")
+                .with_lock_timeout(timeout),
+        )
+    } else {
+        Box::new(
+            migrate::mysql::MySqlDb::connect(url)
+                .await
+                .expect("mysql")
+                .with_lock_timeout(timeout),
+        )
     }
 }
 

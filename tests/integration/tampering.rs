@@ -2,37 +2,20 @@
 //! leaves: runs refuse them with a typed error that names the row at fault and change nothing;
 //! listings never fail on them, they show them.
 
+use crate::bad_input::{midway, rejects};
 use crate::harness::{each_backend, TestDb};
 use migrate::{Error, MigrationManager};
 
-async fn midway(db: &TestDb) -> MigrationManager {
-    let manager = db.manager().await;
-    manager.up().target("2.1.0").await.expect("up to 2.1.0");
-    manager
-}
-
-/// `request` fails as `pattern`, naming `needle`, and leaves the database as it was.
-/// With `db => snapshot`, `snapshot` (an async expression) is what must not change, for
-/// tracking tables too broken for the harness's fingerprint.
-macro_rules! refused {
-    ($db:expr, $request:expr, $pattern:pat, $needle:expr) => {
-        refused!($db => $db.fingerprint(), $request, $pattern, $needle)
-    };
-    ($db:expr => $snapshot:expr, $request:expr, $pattern:pat, $needle:expr) => {{
-        let before = $snapshot.await;
-        let err = $request.await.expect_err("the request must fail");
-        assert!(matches!(err, $pattern), "unexpected error: {err:?}");
-        let message = err.to_string();
-        assert!(message.contains($needle), "`{message}` should name `{}`", $needle);
-        assert_eq!($snapshot.await, before, "a refused request changed the database");
-        err
-    }};
-}
-
-/// The schema and every row of the state table, however many columns it has left.
+/// The schema and every tracking row, however many columns the state table has left.
 async fn raw_snapshot(db: &TestDb) -> Vec<String> {
     let mut out = db.schema().await;
     out.extend(db.rows("SELECT * FROM migrate_schema_versions").await);
+    if db.has_table("migrate_schema_versions_history").await {
+        out.extend(
+            db.rows("SELECT * FROM migrate_schema_versions_history ORDER BY id")
+                .await,
+        );
+    }
     out
 }
 
@@ -64,21 +47,21 @@ each_backend! {
     async fn targets_that_are_not_versions_of_the_graph(db) {
         let m = midway(&db).await;
         for target in ["", "v", "-1.0.0", "99999999999999999999.0.0", "1.0", "v2.1.0x", "2.1.0; DROP TABLE session"] {
-            refused!(db, m.up().target(target), Error::InvalidVersion { .. }, target.trim());
-            refused!(db, m.down().target(target), Error::InvalidVersion { .. }, target.trim());
+            rejects!(db, m.up().target(target), Error::InvalidVersion { .. }, target.trim());
+            rejects!(db, m.down().target(target), Error::InvalidVersion { .. }, target.trim());
         }
         // Surrounding spaces and a leading `v` are accepted (`" v2.1.0 "` is 2.1.0); a pre-release
         // parses, but no migration declares it.
-        refused!(db, m.up().target("1.0.0-rc.1"), Error::UnknownVersion { .. }, "1.0.0-rc.1");
-        refused!(db, m.down().target("2.0.0-rc.1"), Error::UnknownVersion { .. }, "2.0.0-rc.1");
+        rejects!(db, m.up().target("1.0.0-rc.1"), Error::UnknownVersion { .. }, "1.0.0-rc.1");
+        rejects!(db, m.down().target("2.0.0-rc.1"), Error::UnknownVersion { .. }, "2.0.0-rc.1");
     }
 
     async fn a_garbage_version_is_refused_by_runs_and_shown_by_listings(db) {
         let m = midway(&db).await;
         db.exec("UPDATE migrate_schema_versions SET version = 'banana' WHERE table_name = 'session'").await;
-        refused!(db, m.up(), Error::UnknownAppliedVersion { .. }, "banana");
-        refused!(db, m.down().to_base(), Error::UnknownAppliedVersion { .. }, "session");
-        refused!(db, m.current_version("session"), Error::UnknownAppliedVersion { .. }, "banana");
+        rejects!(db, m.up(), Error::UnknownAppliedVersion { .. }, "banana");
+        rejects!(db, m.down().to_base(), Error::UnknownAppliedVersion { .. }, "session");
+        rejects!(db, m.current_version("session"), Error::UnknownAppliedVersion { .. }, "banana");
         let status = listings_work(&db, &m).await;
         let session = row(&status, "session");
         assert_eq!(session.unknown_version.as_deref(), Some("banana"));
@@ -89,7 +72,7 @@ each_backend! {
         let m = midway(&db).await;
         db.exec("UPDATE migrate_schema_versions SET version = '2.9.0' WHERE table_name = 'session'").await;
         db.exec("INSERT INTO migrate_schema_versions (module, table_name, version, updated_at) VALUES ('integration', 'knowledge', '1.0.0', 0)").await;
-        refused!(db, m.up(), Error::UnknownAppliedVersion { .. }, "integration");
+        rejects!(db, m.up(), Error::UnknownAppliedVersion { .. }, "integration");
         let status = listings_work(&db, &m).await;
         let session = row(&status, "session");
         assert_eq!(session.current, Some(migrate::Version::new(2, 9, 0)));
@@ -104,7 +87,7 @@ each_backend! {
         let m = midway(&db).await;
         db.exec("UPDATE migrate_schema_versions_history SET checksum = 'sha256:00000000000000000000000000000000000000000000000000000000000000ee' WHERE table_name = 'session' AND version = '2.0.0'").await;
         db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
-        refused!(db, m.up(), Error::ChecksumMismatch { .. }, "session@2.0.0");
+        rejects!(db, m.up(), Error::ChecksumMismatch { .. }, "session@2.0.0");
         // Agno's current_version("memory") once failed on drift in session.
         assert_eq!(m.current_version("memory").await.unwrap(), Some(migrate::Version::new(2, 0, 0)));
         let status = listings_work(&db, &m).await;
@@ -117,7 +100,7 @@ each_backend! {
     async fn a_dirty_table_is_listed(db) {
         let m = midway(&db).await;
         db.exec("UPDATE migrate_schema_versions SET dirty_version = '2.3.0', dirty_name = 'session_2_3_0', dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'").await;
-        refused!(db, m.up(), Error::Dirty { .. }, "session");
+        rejects!(db, m.up(), Error::Dirty { .. }, "session");
         let status = listings_work(&db, &m).await;
         let dirty = row(&status, "session").dirty.clone().expect("dirty shown");
         assert_eq!(dirty.version, "2.3.0");
@@ -135,15 +118,15 @@ each_backend! {
     async fn a_tracking_table_missing_a_column(db) {
         let m = midway(&db).await;
         db.exec("ALTER TABLE migrate_schema_versions DROP COLUMN checksum").await;
-        refused!(db => raw_snapshot(&db), m.up(), Error::Database(_), "checksum");
-        refused!(db => raw_snapshot(&db), m.status(), Error::Database(_), "checksum");
+        rejects!(db => raw_snapshot(&db), m.up(), Error::Database(_), "checksum");
+        rejects!(db => raw_snapshot(&db), m.status(), Error::Database(_), "checksum");
     }
 
     async fn an_unrelated_table_with_the_tracking_tables_name(db) {
         db.exec("CREATE TABLE migrate_schema_versions (id INTEGER PRIMARY KEY, name VARCHAR(20))").await;
         db.exec("INSERT INTO migrate_schema_versions (id, name) VALUES (1, 'not ours')").await;
         let m = db.manager().await;
-        refused!(db => raw_snapshot(&db), m.up(), Error::Database(_), "module");
-        refused!(db => raw_snapshot(&db), m.status(), Error::Database(_), "module");
+        rejects!(db => raw_snapshot(&db), m.up(), Error::Database(_), "module");
+        rejects!(db => raw_snapshot(&db), m.status(), Error::Database(_), "module");
     }
 }

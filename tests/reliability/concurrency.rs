@@ -64,41 +64,32 @@ fn mixed_plans() -> Vec<Plan> {
         .collect()
 }
 
-async fn round(db: &TestDb, figures: &mut Figures) {
-    // Up: from base, every step exactly once.
+/// Sixteen runners all run `plan`: each step gains exactly one `direction` row in the ledger,
+/// and none of the other direction.
+async fn exactly_once(db: &TestDb, plan: Plan, direction: &str, figures: &mut Figures) {
+    let other = if direction == "up" { "down" } else { "up" };
     let before = ledger::effects(db).await;
-    let outcomes = race(db.url(), &vec![Plan::Up; RUNNERS]).await;
+    let outcomes = race(db.url(), &vec![plan; RUNNERS]).await;
     let (success, up_to_date, timeouts) = tally(&outcomes);
     assert_eq!(success + up_to_date + timeouts, RUNNERS);
     let after = ledger::effects(db).await;
-    let ups = delta(&before, &after, "up");
-    figures.steps += ups.len();
-    figures.duplicated += ups.values().filter(|&&n| n > 1).count();
-    figures.lost += ups.values().filter(|&&n| n == 0).count();
+    let ran = delta(&before, &after, direction);
+    figures.steps += ran.len();
+    figures.duplicated += ran.values().filter(|&&n| n > 1).count();
+    figures.lost += ran.values().filter(|&&n| n == 0).count();
     assert!(
-        ups.values().all(|&n| n == 1),
-        "up ran a step other than once: {ups:?}"
+        ran.values().all(|&n| n == 1),
+        "{direction} ran a step other than once: {ran:?}"
     );
-    assert!(delta(&before, &after, "down").values().all(|&n| n == 0));
+    assert!(delta(&before, &after, other).values().all(|&n| n == 0));
     figures.runs += RUNNERS;
     figures.timeouts += timeouts;
+}
 
-    // Down to base: every step reverted exactly once.
-    let before = after;
-    let outcomes = race(db.url(), &vec![Plan::DownBase; RUNNERS]).await;
-    let (_, _, timeouts) = tally(&outcomes);
-    let after = ledger::effects(db).await;
-    let downs = delta(&before, &after, "down");
-    figures.steps += downs.len();
-    figures.duplicated += downs.values().filter(|&&n| n > 1).count();
-    figures.lost += downs.values().filter(|&&n| n == 0).count();
-    assert!(
-        downs.values().all(|&n| n == 1),
-        "down reverted a step other than once: {downs:?}"
-    );
-    assert!(delta(&before, &after, "up").values().all(|&n| n == 0));
-    figures.runs += RUNNERS;
-    figures.timeouts += timeouts;
+async fn round(db: &TestDb, figures: &mut Figures) {
+    // Up from base, then down to base: every step exactly once each way.
+    exactly_once(db, Plan::Up, "up", figures).await;
+    exactly_once(db, Plan::DownBase, "down", figures).await;
 
     // A mix of targets: the ledger alternates and matches the tracking rows and the schema.
     let outcomes = race(db.url(), &mixed_plans()).await;

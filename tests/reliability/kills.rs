@@ -42,104 +42,75 @@ fn seed() -> u64 {
         })
 }
 
-/// On SQLite, the undo runs on a new connection inside `BEGIN IMMEDIATE`, so that what it
-/// checks and what it changes are read from the newest state of the file.
-async fn undo_partial_sqlite(db: &TestDb, table: &str, k: u64, direction: Direction) {
+/// The statements that put the schema back to how it was before a step in doubt that did not
+/// finish, given whether the step's table (k = 0) or column exists now.
+fn undo_statements(table: &str, k: u64, direction: Direction, exists: bool) -> Vec<String> {
+    let column = format!("c{k}");
+    match (kind(table, k), direction) {
+        (Kind::Create, Direction::Up) if exists => vec![format!("DROP TABLE {table}")],
+        (Kind::Create, Direction::Down) if !exists => vec![format!(
+            "CREATE TABLE {table} (id INTEGER PRIMARY KEY, note VARCHAR(64))"
+        )],
+        (Kind::Column, Direction::Up) if exists => {
+            vec![format!("ALTER TABLE {table} DROP COLUMN {column}")]
+        }
+        (Kind::Column, Direction::Down) if !exists => {
+            vec![format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER")]
+        }
+        (Kind::Data, direction) => {
+            let mut statements = vec![format!("DELETE FROM {table} WHERE id >= 1000")];
+            if direction == Direction::Down {
+                statements.extend((0..DATA_ROWS).map(|i| {
+                    format!(
+                        "INSERT INTO {table} (id, note) VALUES ({}, 'data')",
+                        1000 + i
+                    )
+                }));
+            }
+            statements
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Undoes a step in doubt that did not finish. On SQLite the check and the undo run on a new
+/// connection inside `BEGIN IMMEDIATE`, so that both read the newest state of the file (a
+/// pooled connection once saw an older schema there).
+async fn undo_partial(db: &TestDb, table: &str, k: u64, direction: Direction) {
+    let column = format!("c{k}");
+    if db.backend() != migrate::testing::Backend::Sqlite {
+        let exists = match kind(table, k) {
+            Kind::Create => db.has_table(table).await,
+            _ => db.has_column(table, &column).await,
+        };
+        for statement in undo_statements(table, k, direction, exists) {
+            db.exec(&statement).await;
+        }
+        return;
+    }
     use sqlx::{Connection, Executor};
     let mut conn = sqlx::SqliteConnection::connect(db.url())
         .await
         .expect("sqlite");
     conn.execute("BEGIN IMMEDIATE").await.expect("begin");
-    let column = format!("c{k}");
-    let exists: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(match kind(table, k) {
+    let catalog = match kind(table, k) {
         Kind::Create => {
             format!("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}'")
         }
         _ => format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}'"),
-    }))
-    .fetch_optional(&mut conn)
-    .await
-    .expect("catalog");
-    let exists = exists.is_some();
-    let sql = match (kind(table, k), direction) {
-        (Kind::Create, Direction::Up) if exists => format!("DROP TABLE {table}"),
-        (Kind::Create, Direction::Down) if !exists => {
-            format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY, note VARCHAR(64))")
-        }
-        (Kind::Column, Direction::Up) if exists => {
-            format!("ALTER TABLE {table} DROP COLUMN {column}")
-        }
-        (Kind::Column, Direction::Down) if !exists => {
-            format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER")
-        }
-        (Kind::Data, _) => {
-            let mut sql = format!("DELETE FROM {table} WHERE id >= 1000;");
-            if direction == Direction::Down {
-                for i in 0..DATA_ROWS {
-                    sql.push_str(&format!(
-                        "INSERT INTO {table} (id, note) VALUES ({}, 'data');",
-                        1000 + i
-                    ));
-                }
-            }
-            sql
-        }
-        _ => String::new(),
     };
-    if !sql.is_empty() {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
+    let exists = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(catalog))
+        .fetch_optional(&mut conn)
+        .await
+        .expect("catalog")
+        .is_some();
+    for statement in undo_statements(table, k, direction, exists) {
+        conn.execute(sqlx::AssertSqlSafe(statement))
             .await
             .expect("undo");
     }
     conn.execute("COMMIT").await.expect("commit");
     conn.close().await.expect("close");
-}
-
-/// Puts the schema back to how it was before the step in doubt, for a step that did not finish.
-async fn undo_partial(db: &TestDb, table: &str, k: u64, direction: Direction) {
-    if db.backend() == migrate::testing::Backend::Sqlite {
-        return undo_partial_sqlite(db, table, k, direction).await;
-    }
-    let column = format!("c{k}");
-    match (kind(table, k), direction) {
-        (Kind::Create, Direction::Up) => db.exec(&format!("DROP TABLE IF EXISTS {table}")).await,
-        (Kind::Create, Direction::Down) => {
-            if !db.has_table(table).await {
-                db.exec(&format!(
-                    "CREATE TABLE {table} (id INTEGER PRIMARY KEY, note VARCHAR(64))"
-                ))
-                .await
-            }
-        }
-        (Kind::Column, Direction::Up) => {
-            if db.has_column(table, &column).await {
-                db.exec(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
-                    .await
-            }
-        }
-        (Kind::Column, Direction::Down) => {
-            if !db.has_column(table, &column).await {
-                db.exec(&format!("ALTER TABLE {table} ADD COLUMN {column} INTEGER"))
-                    .await
-            }
-        }
-        (Kind::Data, Direction::Up) => {
-            db.exec(&format!("DELETE FROM {table} WHERE id >= 1000"))
-                .await
-        }
-        (Kind::Data, Direction::Down) => {
-            db.exec(&format!("DELETE FROM {table} WHERE id >= 1000"))
-                .await;
-            for i in 0..DATA_ROWS {
-                db.exec(&format!(
-                    "INSERT INTO {table} (id, note) VALUES ({}, 'data')",
-                    1000 + i
-                ))
-                .await;
-            }
-        }
-    }
 }
 
 #[derive(Debug, Default)]
@@ -220,7 +191,7 @@ each_backend! {
         let mut figures = Figures::default();
         let started = Instant::now();
         let manager = MigrationManager::new(
-            runner::connect(db.url(), Duration::from_secs(10)).await,
+            crate::harness::executor_with_lock_timeout(db.url(), Duration::from_secs(10)).await,
             [&crate::MIGRATIONS],
         )
         .expect("graph");

@@ -1,7 +1,6 @@
 //! Runner processes: this test binary, started again as a child that performs one request on a
 //! database (or cycles until it is killed) and prints each outcome as a `RESULT` line.
 
-use migrate::backend::MigrationBackend;
 use migrate::report::ReportStatus;
 use migrate::{Error, MigrationManager};
 use std::path::Path;
@@ -126,32 +125,6 @@ pub async fn race(url: &str, plans: &[Plan]) -> Vec<Outcome> {
         .expect("collect the runners")
 }
 
-/// An executor on `url` that waits up to `lock_timeout` for the run lock.
-pub async fn connect(url: &str, lock_timeout: Duration) -> Box<dyn MigrationBackend> {
-    if url.starts_with("sqlite:") {
-        Box::new(
-            migrate::sqlite::SqliteDb::connect(url)
-                .await
-                .expect("sqlite")
-                .with_lock_timeout(lock_timeout),
-        )
-    } else if url.starts_with("postgres") {
-        Box::new(
-            migrate::postgres::PgDb::connect(url)
-                .await
-                .expect("postgres")
-                .with_lock_timeout(lock_timeout),
-        )
-    } else {
-        Box::new(
-            migrate::mysql::MySqlDb::connect(url)
-                .await
-                .expect("mysql")
-                .with_lock_timeout(lock_timeout),
-        )
-    }
-}
-
 fn kind(err: &Error) -> &'static str {
     match err {
         Error::LockTimeout { .. } => "LockTimeout",
@@ -186,7 +159,7 @@ fn print(result: migrate::Result<migrate::report::Report>) {
 async fn child() {
     let url = std::env::var(URL).expect("the parent sets the URL");
     let plan = std::env::var(PLAN).expect("the parent sets the plan");
-    let backend = connect(&url, RUNNER_LOCK_TIMEOUT).await;
+    let backend = crate::harness::executor_with_lock_timeout(&url, RUNNER_LOCK_TIMEOUT).await;
     let manager = MigrationManager::new(backend, [&crate::MIGRATIONS]).expect("graph");
     if let Ok(go) = std::env::var(GO) {
         std::fs::write(format!("{go}.{}.ready", std::process::id()), b"").expect("ready file");

@@ -2,11 +2,10 @@
 //! what the tracking rows say (dirty, drifted, or newer than the binary): they show it.
 
 use super::setup::MigrationManager;
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::migration::Reversal;
 use crate::plan::ChainState;
-use crate::status::{HistoryEntry, MigrationInfo, TableStatus};
+use crate::status::{ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus};
 use semver::Version;
 
 impl MigrationManager {
@@ -23,16 +22,12 @@ impl MigrationManager {
             return Ok(None);
         };
         let state = &survey.states[c];
-        match &state.unknown {
-            Some(text) => Version::parse(text).map(Some).map_err(|_| {
+        match (&state.unknown, shown_version(state)) {
+            (Some(text), None) => {
                 let chain = &self.graph.chains[c];
-                Error::UnknownAppliedVersion {
-                    module: chain.module.to_string(),
-                    table: chain.table.to_string(),
-                    version: text.clone(),
-                }
-            }),
-            None => Ok(state.current().cloned()),
+                Err(Error::unknown_applied(chain.module, chain.table, text))
+            }
+            (_, shown) => Ok(shown),
         }
     }
 
@@ -87,11 +82,13 @@ impl MigrationManager {
     /// read.
     pub async fn status(&self) -> Result<Vec<TableStatus>> {
         let survey = self.survey().await?;
-        let mut drifts = if survey.suspects.is_empty() {
-            Vec::new()
-        } else {
-            self.find_drift(&survey.suspects).await?
-        };
+        // The slow path, only when a chain checksum differs: the drifted step of each chain.
+        let mut drift_of: Vec<Option<ChecksumDrift>> = vec![None; self.graph.chains.len()];
+        if !survey.suspects.is_empty() {
+            for (c, drift) in self.find_drift(&survey.suspects).await? {
+                drift_of[c] = Some(drift);
+            }
+        }
         let mut rows: Vec<TableStatus> = self
             .graph
             .chains
@@ -101,10 +98,6 @@ impl MigrationManager {
                 let state = &survey.states[c];
                 let current = shown_version(state);
                 let applied = chain.applied_len(&self.graph, current.as_ref());
-                let drift = drifts
-                    .iter()
-                    .position(|(d, _)| *d == c)
-                    .map(|i| drifts.swap_remove(i).1);
                 TableStatus {
                     module: chain.module.to_string(),
                     table: chain.table.to_string(),
@@ -117,7 +110,7 @@ impl MigrationManager {
                     pending: chain.nodes.len() - applied,
                     dirty: state.dirty.clone(),
                     unknown_version: state.unknown.clone(),
-                    drift,
+                    drift: drift_of[c].take(),
                     linked: true,
                 }
             })

@@ -48,13 +48,9 @@ impl MigrationManager {
             };
             let chain = &self.graph.chains[c];
             let version = parse_version(&mark.version)?;
-            let pos = chain.position(&self.graph, &version).ok_or_else(|| {
-                Error::UnknownAppliedVersion {
-                    module: chain.module.to_string(),
-                    table: chain.table.to_string(),
-                    version: mark.version.clone(),
-                }
-            })?;
+            let pos = chain
+                .position(&self.graph, &version)
+                .ok_or_else(|| Error::unknown_applied(chain.module, chain.table, &mark.version))?;
             let done = matches!(
                 (mark.direction, resolution),
                 (Direction::Up, Resolution::Completed) | (Direction::Down, Resolution::RolledBack)
@@ -154,14 +150,7 @@ impl MigrationManager {
         let state = &states[c];
         let chain = &self.graph.chains[c];
         if let Some(mark) = &state.dirty {
-            return Err(Error::Dirty {
-                module: chain.module.to_string(),
-                table: chain.table.to_string(),
-                version: mark.version.clone(),
-                name: mark.name.clone(),
-                direction: mark.direction,
-                since: mark.since,
-            });
+            return Err(Error::dirty(chain.module, chain.table, mark));
         }
         // The step the row names: the one stamped, or the one unstamped.
         let (step, direction) = match (outcome, to) {

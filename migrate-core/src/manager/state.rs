@@ -30,22 +30,18 @@ impl MigrationManager {
     pub(super) async fn read_states(&self, force: bool) -> Result<Vec<ChainState>> {
         let survey = self.survey().await?;
         if let Some(row) = survey.strangers.first() {
-            return Err(ahead(&row.module, &row.table, row.version.clone()));
+            let version = row.version.as_deref().unwrap_or_default();
+            return Err(Error::unknown_applied(&row.module, &row.table, version));
         }
         for (c, state) in survey.states.iter().enumerate() {
             if let Some(text) = &state.unknown {
                 let chain = &self.graph.chains[c];
-                return Err(ahead(chain.module, chain.table, Some(text.clone())));
+                return Err(Error::unknown_applied(chain.module, chain.table, text));
             }
         }
         if !survey.suspects.is_empty() && !force {
             if let Some((_, drift)) = self.find_drift(&survey.suspects).await?.into_iter().next() {
-                return Err(Error::ChecksumMismatch {
-                    step: Box::new(drift.step),
-                    location: drift.location,
-                    applied: drift.applied,
-                    current: drift.current,
-                });
+                return Err(drift.into_error());
             }
         }
         Ok(survey.states)
@@ -151,13 +147,5 @@ impl MigrationManager {
             }
         }
         Ok(drifts)
-    }
-}
-
-fn ahead(module: &str, table: &str, version: Option<String>) -> Error {
-    Error::UnknownAppliedVersion {
-        module: module.to_string(),
-        table: table.to_string(),
-        version: version.unwrap_or_default(),
     }
 }

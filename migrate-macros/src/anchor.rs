@@ -116,7 +116,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 fn generate(anchor: &AnchorInput) -> TokenStream {
     let krate = anchor.krate.as_ref();
     let facade = CratePath::at(krate, Span::call_site());
-    let private = quote!(#facade::__private);
+    let private = CratePath::private(krate, Span::call_site());
     let module = match &anchor.module {
         Some(lit) => quote!(#lit),
         None => quote!(::core::env!("CARGO_CRATE_NAME")),

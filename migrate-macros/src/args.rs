@@ -58,6 +58,12 @@ impl CratePath {
         };
         respan(tokens, span)
     }
+
+    /// The path of the facade's hidden `__private` module, spanned at `span`.
+    pub(crate) fn private(krate: Option<&CratePath>, span: Span) -> TokenStream {
+        let path = CratePath::at(krate, span);
+        quote::quote_spanned!(span=> #path::__private)
+    }
 }
 
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {

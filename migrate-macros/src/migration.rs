@@ -126,10 +126,7 @@ fn generate(
 ) -> TokenStream {
     let fn_name = &function.sig.ident;
     let krate = args.krate.as_ref();
-    let private = {
-        let path = CratePath::at(krate, Span::call_site());
-        quote!(#path::__private)
-    };
+    let private = CratePath::private(krate, Span::call_site());
     let ty_span = arg_type.span();
     let ret_span = match &function.sig.output {
         ReturnType::Type(_, ty) => ty.span(),

@@ -73,16 +73,10 @@ pub(crate) fn words(text: &str) -> String {
 /// The items of one step, in a `const _: () = { ... };` block.
 pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     let krate = step.krate;
-    let private = {
-        let path = CratePath::at(krate, Span::call_site());
-        quote!(#path::__private)
-    };
+    let private = CratePath::private(krate, Span::call_site());
     // Each check is spanned at the literal it is about, paths included, so that rustc points
     // at that literal and not at the whole attribute.
-    let at = |span: Span| {
-        let path = CratePath::at(krate, span);
-        quote_spanned!(span=> #path::__private)
-    };
+    let at = |span: Span| CratePath::private(krate, span);
     let t = table_key(step.table);
     let v = version_key(step.version);
     let p = at(step.version_span);

@@ -145,10 +145,12 @@ fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream
     let steps = read_steps(&dir, &dir_text, args, span)?;
     let table = args.table.value();
     let mut out = TokenStream::new();
-    let mut parent = args.parent.as_ref().map(|p| p.version.clone());
+    // The first file continues the macro's own `parent` (errors about it point at that literal);
+    // each later file continues the one before it.
+    let mut parent = args.parent.as_ref().map(|p| (&p.version, p.lit.span()));
     for step in &steps {
-        out.extend(step_tokens(args, &table, step, parent.as_ref()));
-        parent = Some(step.parsed.version.clone());
+        out.extend(step_tokens(args, &table, step, parent));
+        parent = Some((&step.parsed.version, args.dir.span()));
     }
     Ok(out)
 }
@@ -167,7 +169,7 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
     names.sort();
     let shown = |name: &str| format!("{}/{name}", dir_text.trim_end_matches('/'));
     let mut ups: BTreeMap<semver::Version, SqlStep> = BTreeMap::new();
-    let mut downs: Vec<(Parsed, String)> = Vec::new();
+    let mut downs: Vec<(Parsed, String, PathBuf, String)> = Vec::new();
     for name in &names {
         let parsed = match sql_names::parse(name) {
             Ok(parsed) => parsed,
@@ -213,7 +215,7 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
             );
         }
         if parsed.down {
-            downs.push((parsed, name.clone()));
+            downs.push((parsed, name.clone(), path, sql));
             continue;
         }
         if let Some(first) = ups.get(&parsed.version) {
@@ -240,19 +242,10 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
             },
         );
     }
-    for (parsed, name) in downs {
+    for (parsed, name, path, sql) in downs {
         let up = ups.values_mut().find(|up| up.parsed.stem == parsed.stem);
         match up {
-            Some(up) => {
-                let path = dir.join(&name);
-                match std::fs::read(&path).map(String::from_utf8) {
-                    Ok(Ok(sql)) => up.down = Some((path, sql)),
-                    _ => errors.add(
-                        span,
-                        format!("sql_dir!: `{}` is not readable UTF-8 text", shown(&name)),
-                    ),
-                }
-            }
+            Some(up) => up.down = Some((path, sql)),
             None => errors.add(
                 span,
                 format!(
@@ -281,18 +274,17 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
 
 /// Numbered files must follow each other without a gap: `001`, `002`, `004` is missing `003`.
 fn check_gaps(ups: &BTreeMap<semver::Version, SqlStep>, errors: &mut Errors, span: Span) {
-    let numbered: Vec<&SqlStep> = ups
+    let numbered: Vec<(&SqlStep, usize)> = ups
         .values()
-        .filter(|s| matches!(s.parsed.style, Style::Numbered { .. }))
+        .filter_map(|s| match s.parsed.style {
+            Style::Numbered { width } => Some((s, width)),
+            _ => None,
+        })
         .collect();
     for pair in numbered.windows(2) {
-        let (before, after) = (pair[0], pair[1]);
+        let ((before, _), (after, width)) = (pair[0], pair[1]);
         let (a, b) = (before.parsed.version.major, after.parsed.version.major);
         if b != a + 1 {
-            let width = match after.parsed.style {
-                Style::Numbered { width } => width,
-                _ => 3,
-            };
             errors.add(
                 span,
                 format!(
@@ -310,8 +302,8 @@ fn check_gaps(ups: &BTreeMap<semver::Version, SqlStep>, errors: &mut Errors, spa
 /// file of nothing but comments runs nothing).
 fn statements_expr(path: &Path, sql: &str, split: bool) -> TokenStream {
     let path = path.to_string_lossy().into_owned();
-    if split || sql_text::statements(sql).is_empty() {
-        let statements = sql_text::statements(sql);
+    let statements = sql_text::statements(sql);
+    if split || statements.is_empty() {
         // The file is still included, so that editing it rebuilds the crate.
         quote!({
             const _: &str = ::core::include_str!(#path);
@@ -326,14 +318,11 @@ fn step_tokens(
     args: &Args,
     table: &str,
     step: &SqlStep,
-    parent: Option<&semver::Version>,
+    parent: Option<(&semver::Version, Span)>,
 ) -> TokenStream {
     let span = args.dir.span();
     let krate = args.krate.as_ref();
-    let private = {
-        let path = CratePath::at(krate, Span::call_site());
-        quote!(#path::__private)
-    };
+    let private = CratePath::private(krate, Span::call_site());
     let no_transaction = sql_text::no_transaction(&step.sql)
         || step
             .down
@@ -364,15 +353,7 @@ fn step_tokens(
         table_span: args.table.span(),
         version: &step.parsed.version,
         version_span: span,
-        parent: parent.map(|p| {
-            (
-                p,
-                args.parent
-                    .as_ref()
-                    .filter(|_| step_is_first(parent, args))
-                    .map_or(span, |p| p.lit.span()),
-            )
-        }),
+        parent,
         after: None,
         declaration: Declaration::SqlFile(file_type),
         name: &step.parsed.stem,
@@ -384,9 +365,4 @@ fn step_tokens(
         file: quote!(#shown),
         line: quote!(1u32),
     })
-}
-
-/// Whether `parent` is the macro's own `parent` (the first file continues a Rust chain).
-fn step_is_first(parent: Option<&semver::Version>, args: &Args) -> bool {
-    args.parent.as_ref().map(|p| &p.version) == parent
 }

@@ -178,7 +178,12 @@ mod tests {
     #[test]
     fn finds_transaction_control_and_unknown_templates() {
         assert!(transaction_control("BEGIN;\nCREATE TABLE a ();\nCOMMIT;").is_some());
-        assert!(transaction_control("CREATE TABLE a (x TEXT DEFAULT 'BEGIN');").is_none());
+        // Control words inside quotes are text: these only pass if the split respects quotes.
+        assert!(transaction_control("INSERT INTO t VALUES ('x; COMMIT; y');").is_none());
+        assert!(transaction_control(
+            "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END; $$ LANGUAGE plpgsql;"
+        )
+        .is_none());
         assert_eq!(
             unknown_placeholders("SELECT {{tables.a}}, {{ schema }}, {{table.b}}, '\\{{json}}'"),
             ["{{table.b}}"]

@@ -115,7 +115,6 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 
 fn generate(anchor: &AnchorInput) -> TokenStream {
     let krate = anchor.krate.as_ref();
-    let facade = CratePath::at(krate, Span::call_site());
     let private = CratePath::private(krate, Span::call_site());
     let module = match &anchor.module {
         Some(lit) => quote!(#lit),

@@ -89,7 +89,7 @@ async fn files_apply_in_version_order_and_come_back_down(backend: Backend) {
 
     let report = manager.up().await.expect("up");
     let applied = steps(&report);
-    for expected in [
+    let expected = [
         "accounts@1.0.0 001_create_accounts",
         "accounts@3.0.0 003_add_nickname",
         "notes@1.1.0 V1_1__add_body",
@@ -98,11 +98,27 @@ async fn files_apply_in_version_order_and_come_back_down(backend: Backend) {
         "events@20251026090000.0.0 20251026_090000_add_kind",
         "profiles@2.0.0 2.0.0_add_bio",
         "profiles@3.0.0 add_avatar",
-    ] {
-        assert!(
-            applied.iter().any(|s| s == expected),
-            "{expected} in {applied:#?}"
-        );
+    ];
+    let position = |step: &str| {
+        applied
+            .iter()
+            .position(|s| s == step)
+            .unwrap_or_else(|| panic!("{step} in {applied:#?}"))
+    };
+    // Each table's files apply in version order (tables may interleave).
+    for pair in expected.windows(2) {
+        let table = |s: &str| s.split('@').next().unwrap_or_default().to_string();
+        if table(pair[0]) == table(pair[1]) {
+            assert!(
+                position(pair[0]) < position(pair[1]),
+                "{} before {} in {applied:#?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+    for step in expected {
+        position(step);
     }
     let history = manager.history(100).await.expect("history");
     assert!(

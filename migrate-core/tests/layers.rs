@@ -189,6 +189,12 @@ fn the_core_writes_no_sql() {
             "pragma_table_info",
             "information_schema",
             "SELECT ",
+            "INSERT INTO",
+            "UPDATE ",
+            "DELETE FROM",
+            "CREATE TABLE",
+            "ALTER TABLE",
+            "DROP TABLE",
         ] {
             let code = text
                 .split("#[cfg(test)]\nmod tests")

@@ -23,8 +23,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 struct Store {
     rows: Vec<StateRow>,
-    /// Every statement the migrations ran, in order.
+    /// Every statement the migrations ran, in order, as `<statement> <table>@<version>`.
     log: Vec<String>,
+    /// The step running now, as `<table>@<version>`, for the log.
+    running: String,
     /// When set, the next step finds its row moved by "another runner" to this version.
     race_to: Option<String>,
 }
@@ -85,7 +87,9 @@ impl RawConn for Recorder {
             if sql.contains("FAIL") {
                 return Err(Error::msg(format!("told to fail: {sql}")));
             }
-            self.0.lock().unwrap().log.push(sql.to_string());
+            let mut store = self.0.lock().unwrap();
+            let line = format!("{sql} {}", store.running);
+            store.log.push(line);
             Ok(0)
         })
     }
@@ -138,6 +142,7 @@ impl MigrationBackend for Memory {
                 if row.version.as_deref() != r.expected {
                     return Ok(StepOutcome::Raced);
                 }
+                store.running = format!("{}@{}", r.table, r.version);
             }
             let mut raw = Recorder(self.0.clone());
             let mut conn = Conn::new(&mut raw, None);
@@ -203,8 +208,8 @@ impl MigrationBackend for Memory {
 
 static SET: MigrationSet = MigrationSet::__new("app", "planner_test", &[]);
 
-/// Each step runs `up <table>@<version>`; its down runs `down <table>@<version>`. A version
-/// ending in `.9` fails; `-irr` versions are irreversible.
+/// Each step runs the statement `up`, its down `down`, and a failing step `FAIL`; the log
+/// records each with the step that ran it (`up a@1.0.0`).
 fn up<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
     Box::pin(async move { db.execute("up").await.map(|_| ()) })
 }
@@ -326,7 +331,11 @@ fn up_runs_every_step_in_graph_order_once() {
             "up b@2.0.0"
         ]
     );
-    assert_eq!(memory.log().len(), 5, "each step's SQL ran once");
+    assert_eq!(
+        memory.log(),
+        ran(&report),
+        "each step's SQL ran once, in order"
+    );
     let again = block_on(manager.up()).unwrap();
     assert_eq!(again.status, ReportStatus::UpToDate);
     assert_eq!(memory.log().len(), 5);
@@ -405,7 +414,7 @@ fn a_baseline_counts_as_applied_and_force_reruns_above_it() {
         ["up a@3.0.0"],
         "force re-runs what is above the baseline"
     );
-    assert_eq!(memory.log().len(), 2);
+    assert_eq!(memory.log(), ["up a@3.0.0", "up a@3.0.0"]);
 }
 
 #[test]

@@ -14,14 +14,10 @@ pub async fn midway(db: &TestDb) -> MigrationManager {
 }
 
 /// Runs `request`, asserts that it fails as `$pattern`, naming `$needle`, and that nothing
-/// changed: the harness's fingerprint, or with `db => snapshot` that async expression (for
-/// tracking tables too broken for the fingerprint to read).
+/// changed (the harness's fingerprint: the schema and every tracking row).
 macro_rules! rejects {
-    ($db:expr, $request:expr, $pattern:pat, $needle:expr) => {
-        rejects!($db => $db.fingerprint(), $request, $pattern, $needle)
-    };
-    ($db:expr => $snapshot:expr, $request:expr, $pattern:pat, $needle:expr) => {{
-        let before = $snapshot.await;
+    ($db:expr, $request:expr, $pattern:pat, $needle:expr) => {{
+        let before = $db.fingerprint().await;
         let err = $request.await.expect_err("the request must fail");
         assert!(matches!(err, $pattern), "unexpected error: {err:?}");
         let message = err.to_string();
@@ -31,7 +27,7 @@ macro_rules! rejects {
             $needle
         );
         assert_eq!(
-            $snapshot.await,
+            $db.fingerprint().await,
             before,
             "a rejected request changed the database: {message}"
         );

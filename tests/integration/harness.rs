@@ -168,7 +168,7 @@ impl TestDb {
         rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    /// The schema (tables, columns, indexes) as sorted lines.
+    /// The schema (tables, columns, indexes, constraints) as sorted lines.
     pub async fn schema(&self) -> Vec<String> {
         let queries: &[&str] = match self.backend() {
             Backend::Sqlite => &[
@@ -178,11 +178,15 @@ impl TestDb {
                 "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || COALESCE(column_default, '') \
                  FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1",
                 "SELECT indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1",
+                "SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+                 WHERE connamespace = current_schema()::regnamespace ORDER BY 1",
             ],
             Backend::MySql => &[
                 "SELECT CONCAT(table_name, '.', column_name, ' ', column_type, ' ', is_nullable, ' ', COALESCE(column_default, '')) \
                  FROM information_schema.columns WHERE table_schema = DATABASE() ORDER BY 1",
                 "SELECT CONCAT(table_name, ' ', index_name, ' ', column_name) FROM information_schema.statistics \
+                 WHERE table_schema = DATABASE() ORDER BY 1",
+                "SELECT CONCAT(table_name, ' ', constraint_name, ' ', constraint_type) FROM information_schema.table_constraints \
                  WHERE table_schema = DATABASE() ORDER BY 1",
             ],
         };
@@ -206,28 +210,7 @@ impl TestDb {
     /// Looks `table` (and `column`) up in the database's own catalog, independently of the
     /// framework's `Conn::table_exists`/`column_exists`.
     async fn in_catalog(&self, table: &str, column: Option<&str>) -> bool {
-        let sql = match (self.backend(), column) {
-            (Backend::Sqlite, Some(c)) => {
-                format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{c}'")
-            }
-            (Backend::Sqlite, None) => {
-                format!("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}'")
-            }
-            (backend, column) => {
-                let schema = if backend == Backend::Postgres {
-                    "current_schema()"
-                } else {
-                    "DATABASE()"
-                };
-                let (catalog, column) = match column {
-                    Some(c) => ("columns", format!(" AND column_name = '{c}'")),
-                    None => ("tables", String::new()),
-                };
-                format!(
-                    "SELECT 1 FROM information_schema.{catalog} WHERE table_schema = {schema} AND table_name = '{table}'{column}"
-                )
-            }
-        };
+        let sql = catalog_query(self.backend(), table, column);
         !self.rows(&sql).await.is_empty()
     }
 
@@ -235,8 +218,19 @@ impl TestDb {
     pub async fn fingerprint(&self) -> Vec<String> {
         let mut out = self.schema().await;
         if self.has_table("migrate_schema_versions").await {
-            out.extend(self.rows("SELECT module, table_name, version, checksum, dirty_version, updated_at FROM migrate_schema_versions ORDER BY module, table_name").await);
-            out.extend(self.rows("SELECT id, version, direction, outcome, checksum FROM migrate_schema_versions_history ORDER BY id").await);
+            // Every column, so that a dirty mark or a history field cannot change unseen; by
+            // position, so that a tracking table missing columns (or an unrelated table of the
+            // same name) can be fingerprinted too.
+            out.extend(
+                self.rows("SELECT * FROM migrate_schema_versions ORDER BY 1, 2")
+                    .await,
+            );
+        }
+        if self.has_table("migrate_schema_versions_history").await {
+            out.extend(
+                self.rows("SELECT * FROM migrate_schema_versions_history ORDER BY 1")
+                    .await,
+            );
         }
         out
     }
@@ -288,6 +282,33 @@ pub async fn executor_with_lock_timeout(
                 .expect("mysql")
                 .with_lock_timeout(timeout),
         )
+    }
+}
+
+/// The query that returns a row when `table` (and `column`) exists, read from the database's
+/// own catalog.
+pub fn catalog_query(backend: Backend, table: &str, column: Option<&str>) -> String {
+    match (backend, column) {
+        (Backend::Sqlite, Some(c)) => {
+            format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{c}'")
+        }
+        (Backend::Sqlite, None) => {
+            format!("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}'")
+        }
+        (backend, column) => {
+            let schema = if backend == Backend::Postgres {
+                "current_schema()"
+            } else {
+                "DATABASE()"
+            };
+            let (catalog, column) = match column {
+                Some(c) => ("columns", format!(" AND column_name = '{c}'")),
+                None => ("tables", String::new()),
+            };
+            format!(
+                    "SELECT 1 FROM information_schema.{catalog} WHERE table_schema = {schema} AND table_name = '{table}'{column}"
+                )
+        }
     }
 }
 

@@ -6,19 +6,6 @@ use crate::bad_input::{midway, rejects};
 use crate::harness::{each_backend, TestDb};
 use migrate::{Error, MigrationManager};
 
-/// The schema and every tracking row, however many columns the state table has left.
-async fn raw_snapshot(db: &TestDb) -> Vec<String> {
-    let mut out = db.schema().await;
-    out.extend(db.rows("SELECT * FROM migrate_schema_versions").await);
-    if db.has_table("migrate_schema_versions_history").await {
-        out.extend(
-            db.rows("SELECT * FROM migrate_schema_versions_history ORDER BY id")
-                .await,
-        );
-    }
-    out
-}
-
 /// Every listing works and leaves the database as it was.
 async fn listings_work(db: &TestDb, m: &MigrationManager) -> Vec<migrate::report::TableStatus> {
     let before = db.fingerprint().await;
@@ -47,8 +34,10 @@ each_backend! {
     async fn targets_that_are_not_versions_of_the_graph(db) {
         let m = midway(&db).await;
         for target in ["", "v", "-1.0.0", "99999999999999999999.0.0", "1.0", "v2.1.0x", "2.1.0; DROP TABLE session"] {
-            rejects!(db, m.up().target(target), Error::InvalidVersion { .. }, target.trim());
-            rejects!(db, m.down().target(target), Error::InvalidVersion { .. }, target.trim());
+            // The message quotes the target as given, even when it is empty.
+            let quoted = format!("`{target}` is not a semver version");
+            rejects!(db, m.up().target(target), Error::InvalidVersion { .. }, quoted.as_str());
+            rejects!(db, m.down().target(target), Error::InvalidVersion { .. }, quoted.as_str());
         }
         // Surrounding spaces and a leading `v` are accepted (`" v2.1.0 "` is 2.1.0); a pre-release
         // parses, but no migration declares it.
@@ -118,15 +107,15 @@ each_backend! {
     async fn a_tracking_table_missing_a_column(db) {
         let m = midway(&db).await;
         db.exec("ALTER TABLE migrate_schema_versions DROP COLUMN checksum").await;
-        rejects!(db => raw_snapshot(&db), m.up(), Error::Database(_), "checksum");
-        rejects!(db => raw_snapshot(&db), m.status(), Error::Database(_), "checksum");
+        rejects!(db, m.up(), Error::Database(_), "checksum");
+        rejects!(db, m.status(), Error::Database(_), "checksum");
     }
 
     async fn an_unrelated_table_with_the_tracking_tables_name(db) {
         db.exec("CREATE TABLE migrate_schema_versions (id INTEGER PRIMARY KEY, name VARCHAR(20))").await;
         db.exec("INSERT INTO migrate_schema_versions (id, name) VALUES (1, 'not ours')").await;
         let m = db.manager().await;
-        rejects!(db => raw_snapshot(&db), m.up(), Error::Database(_), "module");
-        rejects!(db => raw_snapshot(&db), m.status(), Error::Database(_), "module");
+        rejects!(db, m.up(), Error::Database(_), "module");
+        rejects!(db, m.status(), Error::Database(_), "module");
     }
 }

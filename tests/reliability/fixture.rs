@@ -56,45 +56,37 @@ async fn effect(db: &mut Conn<'_>, table: &str, k: u64, direction: &str) -> Resu
     Ok(())
 }
 
+/// The statements of step `k`'s change in one direction, on the table named `name` (as
+/// written in SQL): the steps run them, and the kill test runs them to undo a half-done step.
+pub fn change_statements(name: &str, table: &str, k: u64, up: bool) -> Vec<String> {
+    match (kind(table, k), up) {
+        (Kind::Create, true) => vec![format!(
+            "CREATE TABLE {name} (id INTEGER PRIMARY KEY, note VARCHAR(64))"
+        )],
+        (Kind::Create, false) => vec![format!("DROP TABLE {name}")],
+        (Kind::Column, true) => vec![format!("ALTER TABLE {name} ADD COLUMN c{k} INTEGER")],
+        (Kind::Column, false) => vec![format!("ALTER TABLE {name} DROP COLUMN c{k}")],
+        (Kind::Data, true) => (0..DATA_ROWS)
+            .map(|i| format!("INSERT INTO {name} (id, note) VALUES ({}, 'data')", 1000 + i))
+            .collect(),
+        (Kind::Data, false) => vec![format!("DELETE FROM {name} WHERE id >= 1000")],
+    }
+}
+
 async fn fixture_up(db: &mut Conn<'_>, table: &str, k: u64) -> Result<()> {
     if slow(k) {
         tokio::time::sleep(SLOW_STEP).await;
     }
-    let name = db.table(table);
-    match kind(table, k) {
-        Kind::Create => {
-            db.execute(&format!(
-                "CREATE TABLE {name} (id INTEGER PRIMARY KEY, note VARCHAR(64))"
-            ))
-            .await?;
-        }
-        Kind::Column => {
-            db.execute(&format!("ALTER TABLE {name} ADD COLUMN c{k} INTEGER"))
-                .await?;
-        }
-        Kind::Data => {
-            for i in 0..DATA_ROWS {
-                db.execute(&format!(
-                    "INSERT INTO {name} (id, note) VALUES ({}, 'data')",
-                    1000 + i
-                ))
-                .await?;
-            }
-        }
+    for statement in change_statements(&db.table(table), table, k, true) {
+        db.execute(&statement).await?;
     }
     effect(db, table, k, "up").await
 }
 
 async fn fixture_down(db: &mut Conn<'_>, table: &str, k: u64) -> Result<()> {
-    let name = db.table(table);
-    match kind(table, k) {
-        Kind::Create => db.execute(&format!("DROP TABLE {name}")).await?,
-        Kind::Column => db.execute(&format!("ALTER TABLE {name} DROP COLUMN c{k}")).await?,
-        Kind::Data => {
-            db.execute(&format!("DELETE FROM {name} WHERE id >= 1000"))
-                .await?
-        }
-    };
+    for statement in change_statements(&db.table(table), table, k, false) {
+        db.execute(&statement).await?;
+    }
     effect(db, table, k, "down").await
 }
 

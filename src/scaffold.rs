@@ -16,15 +16,22 @@ enum Style {
     Semver,
 }
 
-/// The version prefix of a file name, and its style.
+/// The version prefix of a file name, and its style; `None` for a name `sql_dir!` rejects.
+/// The same rules as the macro's `sql_names::version_of` (which also says why a name is wrong);
+/// the unit test below holds the macro test's table of names and versions, so the two agree.
 fn prefix_of(stem: &str) -> Option<(Version, Style)> {
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
     if let Some(rest) = stem.strip_prefix('V') {
         let (parts, _) = rest.split_once("__")?;
-        let mut numbers = parts.split('_').map(|p| p.parse::<u64>().ok());
-        let major = numbers.next()??;
-        let minor = numbers.next().flatten().unwrap_or(0);
-        return Some((Version::new(major, minor, 0), Style::Flyway));
+        let parts: Vec<u64> = parts
+            .split('_')
+            .map(|p| if digits(p) { p.parse().ok() } else { None })
+            .collect::<Option<_>>()?;
+        let part = |i: usize| parts.get(i).copied().unwrap_or(0);
+        if parts.len() > 3 {
+            return None;
+        }
+        return Some((Version::new(part(0), part(1), part(2)), Style::Flyway));
     }
     let (head, rest) = stem.split_once('_')?;
     if head.contains('.') {
@@ -210,6 +217,27 @@ mod tests {
         let (up, down) = new_sql(dir.path(), name)?;
         assert!(down.exists() && up.exists());
         Ok(up.file_name().unwrap().to_string_lossy().into_owned())
+    }
+
+    /// The names and versions of `migrate-macros/src/sql_names.rs`'s
+    /// `every_style_maps_to_its_version`, and names it rejects.
+    #[test]
+    fn reads_versions_as_sql_dir_does() {
+        let version = |stem: &str| prefix_of(stem).map(|(v, _)| v.to_string());
+        for (stem, expected) in [
+            ("001_create_users", "1.0.0"),
+            ("V1__init", "1.0.0"),
+            ("V1_2__add", "1.2.0"),
+            ("V1_2_3__fix", "1.2.3"),
+            ("20251025120000_add", "20251025120000.0.0"),
+            ("20251025_120000_add_users", "20251025120000.0.0"),
+            ("2.3.0_add_state", "2.3.0"),
+        ] {
+            assert_eq!(version(stem).as_deref(), Some(expected), "{stem}");
+        }
+        for bad in ["create_users", "V1_x__a", "Vfoo", "V1_2_3_4__a"] {
+            assert_eq!(version(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod conn_ext;
 mod driver;
 mod held;
+mod portable;
 mod raw;
 mod rows;
 mod sqlx_db;

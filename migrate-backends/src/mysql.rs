@@ -12,7 +12,8 @@
 //!   connection, which frees the lock, and so does a killed runner's.
 
 use crate::driver::{Driver, Sealed};
-use crate::statements::{compile, Statements, TrackingNames, HISTORY_COLUMNS, HISTORY_VALUES};
+use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
+use crate::statements::{compile, Statements, TrackingNames};
 use crate::SqlxDb;
 use migrate_core::backend::RunLock;
 use migrate_core::conn::Value;
@@ -48,8 +49,7 @@ impl Driver for MySql {
         let history_row = s(&format!(
             "INSERT INTO {history} ({HISTORY_COLUMNS}) VALUES ({HISTORY_VALUES})"
         ));
-        let clear =
-            "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
+        let clear = portable::CLEAR_DIRTY;
         // No conditional upsert: make sure the row exists, then move it conditionally.
         let ensure = s(&format!(
             "INSERT IGNORE INTO {state} (module, table_name, updated_at) VALUES ($(module), $(table), $(now))"
@@ -65,19 +65,10 @@ impl Driver for MySql {
              dirty_direction = $(direction), dirty_since = $(dirty_since), updated_at = $(now) \
              WHERE {cas}"
         ));
-        let history_finish = s(&format!(
-            "UPDATE {history} SET outcome = $(outcome), finished_at = $(finished_at), \
-             execution_us = $(execution_us), error = $(error) WHERE module = $(module) \
-             AND table_name = $(table) AND version = $(step_version) AND direction = $(direction) \
-             AND outcome = 'started' AND started_at = $(started_at)"
-        ));
+        let history_finish = s(&portable::history_finish(history));
         // VARCHAR(191): the longest key that fits an index of utf8mb4 on every InnoDB format.
         Statements {
-            read_state: format!(
-                "SELECT module, table_name, version, checksum, dirty_version, dirty_name, \
-                 dirty_direction, dirty_since FROM {state}"
-            )
-            .into(),
+            read_state: portable::read_state(state).into(),
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module VARCHAR(191) NOT NULL, \
@@ -107,41 +98,17 @@ impl Driver for MySql {
             record_cas: 1,
             start: vec![ensure.clone(), marked, history_row.clone()],
             start_cas: 1,
-            finish: vec![
-                s(&format!(
-                    "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
-                     {clear}, updated_at = $(now) WHERE module = $(module) AND table_name = $(table)"
-                )),
-                history_finish.clone(),
-            ],
+            finish: vec![s(&portable::state_move(state)), history_finish.clone()],
             history: history_row,
             history_finish,
-            state_set: vec![
-                ensure,
-                s(&format!(
-                    "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
-                     {clear}, updated_at = $(now) WHERE module = $(module) AND table_name = $(table)"
-                )),
-            ],
-            set_step_checksum: s(&format!(
-                "UPDATE {history} SET checksum = $(step_checksum) WHERE module = $(module) \
-                 AND table_name = $(table) AND version = $(step_version) AND direction = 'up' \
-                 AND outcome = 'succeeded'"
-            )),
-            history_select: format!(
-                "SELECT id, module, table_name, version, name, checksum, direction, outcome, \
-                 started_at, finished_at, execution_us, error FROM {history} \
-                 WHERE module IN ({{modules}}) ORDER BY id DESC{{limit}}"
-            ),
-            table_exists: s(
-                "SELECT 1 FROM information_schema.tables \
-                 WHERE table_schema = COALESCE($(schema), DATABASE()) AND table_name = $(table)",
-            ),
-            column_exists: s(
-                "SELECT 1 FROM information_schema.columns \
+            state_set: vec![ensure, s(&portable::state_move(state))],
+            set_step_checksum: s(&portable::set_step_checksum(history)),
+            history_select: portable::history_select(history),
+            table_exists: s("SELECT 1 FROM information_schema.tables \
+                 WHERE table_schema = COALESCE($(schema), DATABASE()) AND table_name = $(table)"),
+            column_exists: s("SELECT 1 FROM information_schema.columns \
                  WHERE table_schema = COALESCE($(schema), DATABASE()) \
-                 AND table_name = $(table) AND column_name = $(column)",
-            ),
+                 AND table_name = $(table) AND column_name = $(column)"),
         }
     }
 

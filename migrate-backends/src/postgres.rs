@@ -12,10 +12,9 @@
 //!   and qualifies `{{tables.x}}` with it.
 
 use crate::driver::{Driver, Sealed};
+use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::micros;
-use crate::statements::{
-    compile, Statements, TrackingNames, HISTORY_COLUMNS, HISTORY_VALUES, STATE_COLUMNS,
-};
+use crate::statements::{compile, Statements, TrackingNames};
 use crate::SqlxDb;
 use migrate_core::backend::RunLock;
 use migrate_core::conn::Value;
@@ -71,34 +70,16 @@ impl Driver for Postgres {
         let s = compile::<Postgres>;
         let insert_history = format!("INSERT INTO {history} ({HISTORY_COLUMNS})");
         let history_row = s(&format!("{insert_history} VALUES ({HISTORY_VALUES})"));
-        let clear =
-            "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
         let cas = "WHERE s.version IS NOT DISTINCT FROM $(expected) AND s.dirty_version IS NULL";
-        let moved = format!(
-            "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), \
-             $(new_version), $(new_checksum), NULL, NULL, NULL, NULL, $(now)) \
-             ON CONFLICT (module, table_name) DO UPDATE SET version = excluded.version, \
-             checksum = excluded.checksum, {clear}, updated_at = excluded.updated_at {cas}"
-        );
-        let marked = format!(
-            "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), NULL, NULL, \
-             $(step_version), $(name), $(direction), $(dirty_since), $(now)) \
-             ON CONFLICT (module, table_name) DO UPDATE SET dirty_version = excluded.dirty_version, \
-             dirty_name = excluded.dirty_name, dirty_direction = excluded.dirty_direction, \
-             dirty_since = excluded.dirty_since, updated_at = excluded.updated_at {cas}"
-        );
+        let moved = portable::state_upsert(state, cas);
+        let marked = portable::mark_upsert(state, cas);
         // One round trip: the history row is inserted only if the state row moved.
         let with_history = |upsert: &str| {
             s(&format!(
                 "WITH moved AS ({upsert} RETURNING 1) {insert_history} SELECT {HISTORY_VALUES} FROM moved"
             ))
         };
-        let history_finish = s(&format!(
-            "UPDATE {history} SET outcome = $(outcome), finished_at = $(finished_at), \
-             execution_us = $(execution_us), error = $(error) WHERE module = $(module) \
-             AND table_name = $(table) AND version = $(step_version) AND direction = $(direction) \
-             AND outcome = 'started' AND started_at = $(started_at)"
-        ));
+        let history_finish = s(&portable::history_finish(history));
         let mut create = Vec::new();
         if let Some(schema) = &n.schema {
             create.push(format!("CREATE SCHEMA IF NOT EXISTS {schema}"));
@@ -124,11 +105,7 @@ impl Driver for Postgres {
             ),
         ]);
         Statements {
-            read_state: format!(
-                "SELECT module, table_name, version, checksum, dirty_version, dirty_name, \
-                 dirty_direction, dirty_since FROM {state}"
-            )
-            .into(),
+            read_state: portable::read_state(state).into(),
             create,
             upgrade: vec![format!(
                 "ALTER TABLE {history} ADD COLUMN IF NOT EXISTS started_at_utc TEXT"
@@ -137,31 +114,12 @@ impl Driver for Postgres {
             record_cas: 0,
             start: vec![with_history(&marked)],
             start_cas: 0,
-            finish: vec![
-                s(&format!(
-                    "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
-                     {clear}, updated_at = $(now) WHERE module = $(module) AND table_name = $(table)"
-                )),
-                history_finish.clone(),
-            ],
+            finish: vec![s(&portable::state_move(state)), history_finish.clone()],
             history: history_row,
             history_finish,
-            state_set: vec![s(&format!(
-                "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), \
-                 $(new_version), $(new_checksum), NULL, NULL, NULL, NULL, $(now)) \
-                 ON CONFLICT (module, table_name) DO UPDATE SET version = excluded.version, \
-                 checksum = excluded.checksum, {clear}, updated_at = excluded.updated_at"
-            ))],
-            set_step_checksum: s(&format!(
-                "UPDATE {history} SET checksum = $(step_checksum) WHERE module = $(module) \
-                 AND table_name = $(table) AND version = $(step_version) AND direction = 'up' \
-                 AND outcome = 'succeeded'"
-            )),
-            history_select: format!(
-                "SELECT id, module, table_name, version, name, checksum, direction, outcome, \
-                 started_at, finished_at, execution_us, error FROM {history} \
-                 WHERE module IN ({{modules}}) ORDER BY id DESC{{limit}}"
-            ),
+            state_set: vec![s(&portable::state_upsert(state, ""))],
+            set_step_checksum: s(&portable::set_step_checksum(history)),
+            history_select: portable::history_select(history),
             table_exists: s(
                 "SELECT 1 FROM information_schema.tables \
                  WHERE table_schema = COALESCE($(schema), current_schema()) AND table_name = $(table)",

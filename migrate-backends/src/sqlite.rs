@@ -9,10 +9,9 @@
 //!   together; `transaction = false` steps are journalled.
 
 use crate::driver::{Driver, Sealed};
+use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
-use crate::statements::{
-    compile, Statements, TrackingNames, HISTORY_COLUMNS, HISTORY_VALUES, STATE_COLUMNS,
-};
+use crate::statements::{compile, Statements, TrackingNames};
 use crate::SqlxDb;
 use migrate_core::backend::{NoLock, RunLock};
 use migrate_core::conn::Value;
@@ -55,35 +54,13 @@ impl Driver for Sqlite {
         let history_row = s(&format!(
             "INSERT INTO {history} ({HISTORY_COLUMNS}) VALUES ({HISTORY_VALUES})"
         ));
-        let clear =
-            "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
         // Moves the state row only if it still holds what the plan was made from.
         let cas = "WHERE s.version IS $(expected) AND s.dirty_version IS NULL";
-        let moved = s(&format!(
-            "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), \
-             $(new_version), $(new_checksum), NULL, NULL, NULL, NULL, $(now)) \
-             ON CONFLICT (module, table_name) DO UPDATE SET version = excluded.version, \
-             checksum = excluded.checksum, {clear}, updated_at = excluded.updated_at {cas}"
-        ));
-        let marked = s(&format!(
-            "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), NULL, NULL, \
-             $(step_version), $(name), $(direction), $(dirty_since), $(now)) \
-             ON CONFLICT (module, table_name) DO UPDATE SET dirty_version = excluded.dirty_version, \
-             dirty_name = excluded.dirty_name, dirty_direction = excluded.dirty_direction, \
-             dirty_since = excluded.dirty_since, updated_at = excluded.updated_at {cas}"
-        ));
-        let history_finish = s(&format!(
-            "UPDATE {history} SET outcome = $(outcome), finished_at = $(finished_at), \
-             execution_us = $(execution_us), error = $(error) WHERE module = $(module) \
-             AND table_name = $(table) AND version = $(step_version) AND direction = $(direction) \
-             AND outcome = 'started' AND started_at = $(started_at)"
-        ));
+        let moved = s(&portable::state_upsert(state, cas));
+        let marked = s(&portable::mark_upsert(state, cas));
+        let history_finish = s(&portable::history_finish(history));
         Statements {
-            read_state: format!(
-                "SELECT module, table_name, version, checksum, dirty_version, dirty_name, \
-                 dirty_direction, dirty_since FROM {state}"
-            )
-            .into(),
+            read_state: portable::read_state(state).into(),
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module TEXT NOT NULL, \
@@ -103,41 +80,22 @@ impl Driver for Sqlite {
                     n.history_index
                 ),
             ],
-            upgrade: vec![format!("ALTER TABLE {history} ADD COLUMN started_at_utc TEXT")],
+            upgrade: vec![format!(
+                "ALTER TABLE {history} ADD COLUMN started_at_utc TEXT"
+            )],
             record: vec![moved.clone(), history_row.clone()],
             record_cas: 0,
             start: vec![marked, history_row.clone()],
             start_cas: 0,
-            finish: vec![
-                s(&format!(
-                    "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
-                     {clear}, updated_at = $(now) WHERE module = $(module) AND table_name = $(table)"
-                )),
-                history_finish.clone(),
-            ],
+            finish: vec![s(&portable::state_move(state)), history_finish.clone()],
             history: history_row,
             history_finish,
-            state_set: vec![s(&format!(
-                "INSERT INTO {state} AS s ({STATE_COLUMNS}) VALUES ($(module), $(table), \
-                 $(new_version), $(new_checksum), NULL, NULL, NULL, NULL, $(now)) \
-                 ON CONFLICT (module, table_name) DO UPDATE SET version = excluded.version, \
-                 checksum = excluded.checksum, {clear}, updated_at = excluded.updated_at"
-            ))],
-            set_step_checksum: s(&format!(
-                "UPDATE {history} SET checksum = $(step_checksum) WHERE module = $(module) \
-                 AND table_name = $(table) AND version = $(step_version) AND direction = 'up' \
-                 AND outcome = 'succeeded'"
-            )),
-            history_select: format!(
-                "SELECT id, module, table_name, version, name, checksum, direction, outcome, \
-                 started_at, finished_at, execution_us, error FROM {history} \
-                 WHERE module IN ({{modules}}) ORDER BY id DESC{{limit}}"
-            ),
+            state_set: vec![s(&portable::state_upsert(state, ""))],
+            set_step_checksum: s(&portable::set_step_checksum(history)),
+            history_select: portable::history_select(history),
             // SQLite's schemas are attached databases; `{{schema}}` is not used with it.
             table_exists: s("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $(table)"),
-            column_exists: s(
-                "SELECT 1 FROM pragma_table_info($(table)) WHERE name = $(column)",
-            ),
+            column_exists: s("SELECT 1 FROM pragma_table_info($(table)) WHERE name = $(column)"),
         }
     }
 
@@ -202,10 +160,11 @@ impl SqlxDb<Sqlite> {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
     /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let in_memory = is_in_memory(path.as_ref());
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect_with_pool_size(options, 2).await
+        Self::connect_with_options(options, in_memory).await
     }
 
     /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`, with the same
@@ -215,14 +174,15 @@ impl SqlxDb<Sqlite> {
     /// to `:memory:` is a database of its own.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::connect_with_pool_size(options, if in_memory { 1 } else { 2 }).await
+        // sqlx keeps the file name of a `mode=memory` URL, and has no getter for the mode.
+        let in_memory = is_in_memory(options.get_filename()) || url.contains("mode=memory");
+        Self::connect_with_options(options, in_memory).await
     }
 
-    async fn connect_with_pool_size(
-        options: SqliteConnectOptions,
-        connections: u32,
-    ) -> Result<Self> {
+    /// The pool behind `open` and `connect`: one connection for an in-memory database (each
+    /// connection would be a database of its own), which also needs no run-lock file.
+    async fn connect_with_options(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
+        let connections = if in_memory { 1 } else { 2 };
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -247,7 +207,11 @@ impl SqlxDb<Sqlite> {
             .await
             .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
         let mut db = SqlxDb::with_pool(pool);
-        db.lock.file = lock_file(&filename);
+        db.lock.file = if in_memory {
+            None
+        } else {
+            lock_file(&filename)
+        };
         db.lock.busy_ms = Some(busy_ms);
         Ok(db)
     }
@@ -275,15 +239,19 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The run-lock file beside a database file; none for in-memory databases.
-fn lock_file(database: &Path) -> Option<std::path::PathBuf> {
+/// Whether sqlx's filename names an in-memory database: `:memory:`, sqlx's own
+/// `file:sqlx-in-memory-N` for `sqlite::memory:`, or a `mode=memory` URI (or no file at all).
+fn is_in_memory(database: &Path) -> bool {
     let name = database.to_str().unwrap_or_default();
-    // sqlx names an in-memory database `file:sqlx-in-memory-N`; a `mode=memory` URI is one too.
-    if name.is_empty()
+    name.is_empty()
         || name.contains(":memory:")
         || name.starts_with("file:sqlx-in-memory-")
         || name.contains("mode=memory")
-    {
+}
+
+/// The run-lock file beside a database file; none for in-memory databases.
+fn lock_file(database: &Path) -> Option<std::path::PathBuf> {
+    if is_in_memory(database) {
         return None;
     }
     let mut lock = database.as_os_str().to_owned();

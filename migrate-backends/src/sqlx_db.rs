@@ -187,10 +187,7 @@ impl<DB: Driver> SqlxDb<DB> {
         self.lock.timeout = timeout;
         #[cfg(feature = "sqlite")]
         if let Some(busy) = &self.lock.busy_ms {
-            busy.store(
-                u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
+            busy.store(crate::sqlite::millis(timeout), Ordering::Relaxed);
             // The kept connection has the old timeout: the next call takes a fresh one.
             self.held.clear();
         }
@@ -339,13 +336,7 @@ where
     }
 
     async fn record_best_effort(&self, stmt: &Stmt, values: &Values) {
-        let written = async {
-            let mut conn = self.held.take(&self.pool).await?;
-            Self::run_prepared(&mut conn, std::slice::from_ref(stmt), values).await?;
-            conn.keep();
-            Ok::<_, Error>(())
-        }
-        .await;
+        let written = self.run_kept(std::slice::from_ref(stmt), values).await;
         if let Err(record_err) = written {
             tracing::warn!(error = %record_err, "could not record the failed step in the history");
         }
@@ -449,7 +440,7 @@ where
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
             let mut conn = self.held.take(&self.pool).await?;
-            let mut tx = conn.begin_with("BEGIN").await?;
+            let mut tx = self.begin(&mut conn).await?;
             let values = Values::step(record, outcome, Timestamp::now(), Some(0), None);
             let affected = Self::run_prepared(&mut tx, &self.sql.record, &values).await?;
             let moved = affected.get(self.sql.record_cas) == Some(&1);

@@ -5,7 +5,7 @@
 //! into the database's placeholder ([`Driver::placeholder`]) and remembers which value it binds,
 //! so that one list of values ([`Values`]) serves every statement and every database.
 //! This file holds no SQL: the text of every statement is in `sqlite.rs`, `postgres.rs` and
-//! `mysql.rs`.
+//! `mysql.rs`, and in `portable.rs` where all three write it the same way.
 
 use crate::driver::Driver;
 use migrate_core::backend::StepRecord;
@@ -226,20 +226,6 @@ pub struct Statements {
     /// One row if the column exists (binds `schema`, `table`, `column`).
     pub(crate) column_exists: Stmt,
 }
-
-/// The column list of the history table, as every database's insert names it.
-pub(crate) const HISTORY_COLUMNS: &str = "module, table_name, version, name, checksum, direction, \
-     outcome, started_at, started_at_utc, finished_at, execution_us, error";
-
-/// The values of a history insert, in [`HISTORY_COLUMNS`] order.
-pub(crate) const HISTORY_VALUES: &str = "$(module), $(table), $(step_version), $(name), \
-     $(step_checksum), $(direction), $(outcome), $(started_at), $(started_at_utc), \
-     $(finished_at), $(execution_us), $(error)";
-
-/// The columns of the state table, as the upserts name them.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) const STATE_COLUMNS: &str = "module, table_name, version, checksum, dirty_version, \
-     dirty_name, dirty_direction, dirty_since, updated_at";
 
 #[cfg(test)]
 pub(crate) fn assert_templates_known(stmts: &Statements) {

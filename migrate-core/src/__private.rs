@@ -24,7 +24,8 @@ pub use inventory;
 use crate::error::Result;
 use std::future::Future;
 
-/// FNV-1a, 64 bits: the one stable hash of the project, for the backends' lock keys.
+/// FNV-1a, 64 bits: the stable hash that names the backends' runner locks (never changed, so
+/// that runners of two versions take the same lock).
 pub fn stable_hash(bytes: &[u8]) -> u64 {
     crate::checksum::stable_hash(bytes)
 }

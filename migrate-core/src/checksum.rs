@@ -12,12 +12,13 @@ pub(crate) const ALGORITHM: &str = "sha256-64";
 /// run that takes the lock.
 pub(crate) const LEGACY_PREFIX: &str = "fnv1a64:";
 
-/// The first eight bytes of SHA-256: a stable 64-bit hash for names (lock keys).
+/// FNV-1a, 64 bits: the stable hash that names the runner locks (PostgreSQL's advisory key,
+/// MySQL's `GET_LOCK` name). It must never change: runners of two versions of this crate that
+/// meet during a rolling deploy must take the same lock.
 pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
-    let digest = Sha256::digest(bytes);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first)
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The checksum of the chain up to a step, from the chain's checksum up to its parent (0 for
@@ -59,11 +60,9 @@ mod tests {
     }
 
     #[test]
-    fn stable_hash_is_sha256() {
-        // SHA-256("abc") starts ba 78 16 bf 8f 01 cf ea.
-        assert_eq!(
-            stable_hash(b"abc"),
-            u64::from_le_bytes([0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea])
-        );
+    fn lock_names_keep_the_hash_earlier_versions_used() {
+        // FNV-1a 64 test vectors: the empty input is the offset basis.
+        assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::checksum;
 use crate::error::{GraphError, Result};
-use crate::migration::{Migration, MigrationSet};
+use crate::migration::{registered, Migration, MigrationSet};
 use crate::step::StepKey;
 use semver::Version;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -85,7 +85,7 @@ impl Graph {
         let sets: Vec<&'static MigrationSet> = sets.into_iter().collect();
         check_modules(&sets)?;
         let mut by_set: Vec<Vec<&'static Migration>> = vec![Vec::new(); sets.len()];
-        for migration in inventory::iter::<Migration> {
+        for migration in registered() {
             if let Some(i) = sets.iter().position(|s| std::ptr::eq(*s, migration.set())) {
                 by_set[i].push(migration);
             }

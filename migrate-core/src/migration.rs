@@ -217,9 +217,7 @@ impl MigrationSet {
 
     /// Every migration registered for this set, in registration order (which is unspecified).
     pub fn migrations(&'static self) -> impl Iterator<Item = &'static Migration> {
-        inventory::iter::<Migration>
-            .into_iter()
-            .filter(move |m| std::ptr::eq(m.set, self))
+        registered().filter(move |m| std::ptr::eq(m.set, self))
     }
 }
 

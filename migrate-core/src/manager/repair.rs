@@ -17,21 +17,6 @@ pub enum Resolution {
 }
 
 impl MigrationManager {
-    /// Runs `f` holding the run lock (taking it as a run does, within the lock timeout), so
-    /// that repairs never interleave with a run.
-    async fn locked<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        let lock = self.backend.lock().await?;
-        let outcome = async {
-            self.backend.prepare().await?;
-            f.await
-        }
-        .await;
-        let released = lock.release().await;
-        let value = outcome?;
-        released?;
-        Ok(value)
-    }
-
     /// Clears the dirty mark of `table` after an operator checked the schema by hand. Takes
     /// the run lock.
     pub async fn resolve_dirty(&self, table: &str, resolution: Resolution) -> Result<()> {
@@ -42,6 +27,8 @@ impl MigrationManager {
 
     async fn resolve_dirty_locked(&self, chains: Vec<usize>, resolution: Resolution) -> Result<()> {
         let states = self.read_states(true).await?;
+        // Every mark is checked before any is cleared: a refused repair changes nothing.
+        let mut writes = Vec::new();
         for c in chains {
             let Some(mark) = &states[c].dirty else {
                 continue;
@@ -58,6 +45,9 @@ impl MigrationManager {
             let keep = if done { Some(pos) } else { pos.checked_sub(1) };
             let version = keep.map(|p| self.graph.nodes[chain.nodes[p]].version.to_string());
             let checksum = keep.map(|p| checksum::render(chain.cumulative[p]));
+            writes.push((chain, version, checksum));
+        }
+        for (chain, version, checksum) in writes {
             tracing::info!(
                 module = chain.module,
                 table = chain.table,
@@ -117,8 +107,12 @@ impl MigrationManager {
                 version: target,
             });
         };
-        self.locked(self.move_record(c, Some(pos), Outcome::Stamped))
-            .await
+        self.locked(async {
+            let states = self.read_states(true).await?;
+            self.move_record(&states, c, Some(pos), Outcome::Stamped)
+                .await
+        })
+        .await
     }
 
     /// Steps the record of `table` back one version without running the down: the tracking
@@ -126,27 +120,39 @@ impl MigrationManager {
     /// and writes an `unstamped` history row.
     pub async fn unstamp(&self, table: &str) -> Result<()> {
         let chains = self.resolve_tables(&[table.to_string()])?;
-        self.locked(async {
-            let states = self.read_states(true).await?;
-            let Some((c, pos)) = chains.iter().find_map(|&c| {
+        let recorded = |states: &[ChainState]| {
+            chains.iter().find_map(|&c| {
                 let stored = states[c].stored.as_ref()?;
                 let pos = self.graph.chains[c].position(&self.graph, stored)?;
                 Some((c, pos))
-            }) else {
-                return Err(Error::Config(format!(
-                    "table `{table}` has no recorded version to unstamp"
-                )));
-            };
-            self.move_record(c, pos.checked_sub(1), Outcome::Unstamped)
+            })
+        };
+        let nothing = || {
+            Error::Config(format!(
+                "table `{table}` has no recorded version to unstamp"
+            ))
+        };
+        // Refused before the lock, which would create the tracking tables; checked again under it.
+        recorded(&self.read_states(true).await?).ok_or_else(nothing)?;
+        self.locked(async {
+            let states = self.read_states(true).await?;
+            let (c, pos) = recorded(&states).ok_or_else(nothing)?;
+            self.move_record(&states, c, pos.checked_sub(1), Outcome::Unstamped)
                 .await
         })
         .await
     }
 
     /// Moves the record of chain `c` to its node at `to` (`None`: nothing applied), under the
-    /// lock, with a history row naming the step it stamps or unstamps.
-    async fn move_record(&self, c: usize, to: Option<usize>, outcome: Outcome) -> Result<()> {
-        let states = self.read_states(true).await?;
+    /// lock and from `states` read under it, with a history row naming the step it stamps or
+    /// unstamps.
+    async fn move_record(
+        &self,
+        states: &[ChainState],
+        c: usize,
+        to: Option<usize>,
+        outcome: Outcome,
+    ) -> Result<()> {
         let state = &states[c];
         let chain = &self.graph.chains[c];
         if let Some(mark) = &state.dirty {

@@ -69,22 +69,38 @@ impl MigrationManager {
         Ok(steps)
     }
 
-    /// Takes the runner lock, re-reads the state under it, re-plans and applies.
-    async fn execute_locked(&self, request: &Request, started: Instant) -> Result<Report> {
+    /// Runs `f` holding the run lock (taken within the lock timeout, the tracking tables
+    /// prepared under it) and releases the lock whatever `f` returns: runs and repairs never
+    /// interleave.
+    pub(super) async fn locked<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         let lock = self.backend.lock().await?;
         let outcome = async {
             self.backend.prepare().await?;
-            let mut states = self.read_states(request.force).await?;
-            if self.repin_legacy_checksums(&states).await? {
-                states = self.read_states(request.force).await?;
-            }
-            let plan = plan::plan(&self.graph, &states, request)?;
-            self.apply(request, plan).await
+            f.await
         }
         .await;
         let released = lock.release().await;
-        let (applied, skipped) = outcome?;
+        let value = outcome?;
         released?;
+        Ok(value)
+    }
+
+    /// Takes the runner lock, re-reads the state under it, re-plans and applies.
+    async fn execute_locked(&self, request: &Request, started: Instant) -> Result<Report> {
+        let (applied, skipped) = self
+            .locked(async {
+                let mut states = self.read_states(request.force).await?;
+                if self.repin_legacy_checksums(&states).await? {
+                    // Re-pinning rewrites the stored version text the compare-and-set expects.
+                    states = self.read_states(request.force).await?;
+                }
+                let plan = plan::plan(&self.graph, &states, request)?;
+                self.apply(request, plan).await
+            })
+            .await?;
         Ok(Report {
             status: if applied.is_empty() {
                 ReportStatus::UpToDate

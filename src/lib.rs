@@ -60,7 +60,7 @@
 mod round_trip_tests;
 pub mod scaffold;
 
-pub use migrate_backends::{connect, ConnExt};
+pub use migrate_backends::{connect, connect_with, ConnExt, ConnectOptions};
 pub use migrate_core::conn::Conn;
 pub use migrate_core::dialect::Dialect;
 pub use migrate_core::error::{Error, Result};
@@ -160,7 +160,7 @@ pub use migrate_macros::sql_dir;
 
 /// What `up`, `down` and the listings return.
 pub mod report {
-    pub use migrate_core::report::{PlannedStep, Report, ReportStatus, Skipped};
+    pub use migrate_core::report::{PlannedStep, Progress, Report, ReportStatus, Skipped};
     pub use migrate_core::status::{ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus};
     pub use migrate_core::step::{AppliedStep, Direction, DirtyMark, Outcome, StepKey};
     pub use migrate_core::time::Timestamp;

@@ -56,7 +56,7 @@ pub trait Driver: sqlx::Database + Sealed {
         err.into()
     }
 
-    /// Takes the runner lock for a whole run.
+    /// Takes the runner lock for a whole run, waiting at most `timeout`.
     #[doc(hidden)]
-    fn lock(db: &SqlxDb<Self>) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
+    fn lock(db: &SqlxDb<Self>, timeout: Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
 }

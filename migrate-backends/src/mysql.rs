@@ -12,6 +12,7 @@
 //!   connection, which frees the lock, and so does a killed runner's.
 
 use crate::driver::{Driver, Sealed};
+use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::statements::{compile, Statements, TrackingNames};
 use crate::SqlxDb;
@@ -134,8 +135,8 @@ impl Driver for MySql {
             .is_some_and(|c| c == "42S02")
     }
 
-    fn lock(db: &MySqlDb) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
-        Box::pin(get_lock(db))
+    fn lock(db: &MySqlDb, timeout: std::time::Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+        Box::pin(get_lock(db, LockWait::new(timeout)))
     }
 }
 
@@ -174,31 +175,44 @@ async fn lock_name(conn: &mut PoolConnection<MySql>, table: &str) -> Result<Stri
     ))
 }
 
-async fn get_lock(db: &MySqlDb) -> Result<Box<dyn RunLock>> {
+/// Takes the named lock, waiting in slices of at most the report interval so that a waiting
+/// runner says who it waits for.
+async fn get_lock(db: &MySqlDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> {
     let mut conn = db.pool.acquire().await?;
     let name = lock_name(&mut conn, &db.tracking_table).await?;
-    let seconds = db.lock.timeout.as_secs_f64();
-    let taken: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-        .bind(&name)
-        .bind(seconds)
-        .fetch_one(&mut *conn)
-        .await?;
-    if taken == Some(1) {
-        return Ok(Box::new(NamedLock {
-            conn: Some(conn),
-            name,
-        }));
+    loop {
+        let taken: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+            .bind(&name)
+            .bind(wait.next_slice().as_secs_f64())
+            .fetch_one(&mut *conn)
+            .await?;
+        if taken == Some(1) {
+            return Ok(Box::new(NamedLock {
+                conn: Some(conn),
+                name,
+            }));
+        }
+        if wait.expired() {
+            return Err(Error::LockTimeout {
+                waited: wait.timeout(),
+                holder: Some(lock_holder(&mut conn, &name).await?),
+            });
+        }
+        if wait.report_due() {
+            wait.report(&lock_holder(&mut conn, &name).await?);
+        }
     }
+}
+
+/// Who holds the named lock: the connection id, when the server still shows one.
+async fn lock_holder(conn: &mut PoolConnection<MySql>, name: &str) -> Result<String> {
     let holder: Option<i64> = sqlx::query_scalar("SELECT IS_USED_LOCK(?)")
-        .bind(&name)
-        .fetch_one(&mut *conn)
+        .bind(name)
+        .fetch_one(&mut **conn)
         .await?;
-    Err(Error::LockTimeout {
-        waited: db.lock.timeout,
-        holder: Some(match holder {
-            Some(id) => format!("MySQL connection id {id} (GET_LOCK '{name}')"),
-            None => format!("another connection (GET_LOCK '{name}')"),
-        }),
+    Ok(match holder {
+        Some(id) => format!("MySQL connection id {id} (GET_LOCK '{name}')"),
+        None => format!("another connection (GET_LOCK '{name}')"),
     })
 }
 

@@ -12,6 +12,7 @@
 //!   and qualifies `{{tables.x}}` with it.
 
 use crate::driver::{Driver, Sealed};
+use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::micros;
 use crate::statements::{compile, Statements, TrackingNames};
@@ -24,8 +25,8 @@ use migrate_core::future::BoxFuture;
 use migrate_core::time::Timestamp;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgQueryResult, PgRow};
-use sqlx::{AssertSqlSafe, PgPool, Postgres};
-use std::time::{Duration, Instant};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres};
+use std::time::Duration;
 
 /// A PostgreSQL database that migrations run on.
 ///
@@ -154,11 +155,12 @@ impl Driver for Postgres {
             .is_some_and(|c| c == "42P01" || c == "3F000")
     }
 
-    fn lock(db: &PgDb) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+    fn lock(db: &PgDb, timeout: Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
         Box::pin(async move {
+            let wait = LockWait::new(timeout);
             match db.lock.mode {
-                LockMode::Advisory => advisory_lock(db).await,
-                LockMode::Table { stale_after } => table_lock(db, stale_after).await,
+                LockMode::Advisory => advisory_lock(db, wait).await,
+                LockMode::Table { stale_after } => table_lock(db, stale_after, wait).await,
             }
         })
     }
@@ -210,10 +212,9 @@ impl SqlxDb<Postgres> {
     }
 }
 
-async fn advisory_lock(db: &PgDb) -> Result<Box<dyn RunLock>> {
+async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> {
     let key = db.lock_key();
     let mut conn = db.pool.acquire().await?;
-    let deadline = Instant::now() + db.lock.timeout;
     loop {
         let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(key)
@@ -225,25 +226,46 @@ async fn advisory_lock(db: &PgDb) -> Result<Box<dyn RunLock>> {
                 key,
             }));
         }
-        if Instant::now() >= deadline {
-            let pid: Option<i32> = sqlx::query_scalar(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                 AND classid = ((($1::bigint) >> 32) & 4294967295)::oid \
-                 AND objid = (($1::bigint) & 4294967295)::oid AND objsubid = 1 LIMIT 1",
-            )
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
+        if wait.expired() {
             return Err(Error::LockTimeout {
-                waited: db.lock.timeout,
-                holder: Some(match pid {
-                    Some(pid) => format!("PostgreSQL backend pid {pid} (advisory lock {key})"),
-                    None => format!("another session (advisory lock {key})"),
-                }),
+                waited: wait.timeout(),
+                holder: Some(advisory_holder(&mut conn, key).await?),
             });
+        }
+        if wait.report_due() {
+            wait.report(&advisory_holder(&mut conn, key).await?);
         }
         tokio::time::sleep(LOCK_POLL).await;
     }
+}
+
+/// Who holds the advisory lock `key`: the backend pid, when `pg_locks` shows it.
+async fn advisory_holder(conn: &mut PgConnection, key: i64) -> Result<String> {
+    let pid: Option<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND classid = ((($1::bigint) >> 32) & 4294967295)::oid \
+         AND objid = (($1::bigint) & 4294967295)::oid AND objsubid = 1 LIMIT 1",
+    )
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match pid {
+        Some(pid) => format!("PostgreSQL backend pid {pid} (advisory lock {key})"),
+        None => format!("another session (advisory lock {key})"),
+    })
+}
+
+/// Who holds the lock row of `table`, as the holder wrote itself there.
+async fn lock_row_holder(conn: &mut PgConnection, table: &str) -> Result<String> {
+    let current: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT holder FROM {table} WHERE id = 1"
+    )))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(format!(
+        "{} (lock row in {table})",
+        current.unwrap_or_else(|| "a runner that just released it".to_string())
+    ))
 }
 
 /// A held session advisory lock and the connection that holds it.
@@ -287,7 +309,11 @@ impl Drop for AdvisoryLock {
     }
 }
 
-async fn table_lock(db: &PgDb, stale_after: Duration) -> Result<Box<dyn RunLock>> {
+async fn table_lock(
+    db: &PgDb,
+    stale_after: Duration,
+    mut wait: LockWait,
+) -> Result<Box<dyn RunLock>> {
     let table = db.names.lock_table.clone();
     let holder = format!("pid {} at {}", std::process::id(), Timestamp::now());
     let mut conn = db.pool.acquire().await?;
@@ -310,7 +336,6 @@ async fn table_lock(db: &PgDb, stale_after: Duration) -> Result<Box<dyn RunLock>
             .execute(&mut *conn)
             .await?;
     }
-    let deadline = Instant::now() + db.lock.timeout;
     loop {
         let now = Timestamp::now().as_micros();
         let stale = now - micros(stale_after);
@@ -331,19 +356,14 @@ async fn table_lock(db: &PgDb, stale_after: Duration) -> Result<Box<dyn RunLock>
                 holder,
             }));
         }
-        if Instant::now() >= deadline {
-            let current: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT holder FROM {table} WHERE id = 1"
-            )))
-            .fetch_optional(&mut *conn)
-            .await?;
+        if wait.expired() {
             return Err(Error::LockTimeout {
-                waited: db.lock.timeout,
-                holder: Some(format!(
-                    "{} (lock row in {table})",
-                    current.unwrap_or_else(|| "a runner that just released it".to_string())
-                )),
+                waited: wait.timeout(),
+                holder: Some(lock_row_holder(&mut conn, &table).await?),
             });
+        }
+        if wait.report_due() {
+            wait.report(&lock_row_holder(&mut conn, &table).await?);
         }
         tokio::time::sleep(LOCK_POLL).await;
     }

@@ -9,6 +9,7 @@
 //!   together; `transaction = false` steps are journalled.
 
 use crate::driver::{Driver, Sealed};
+use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
 use crate::statements::{compile, Statements, TrackingNames};
@@ -134,10 +135,10 @@ impl Driver for Sqlite {
         }
     }
 
-    fn lock(db: &SqliteDb) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+    fn lock(db: &SqliteDb, timeout: Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
         Box::pin(async move {
             match &db.lock.file {
-                Some(path) => file_lock(path, db.lock.timeout).await,
+                Some(path) => file_lock(path, timeout).await,
                 // In-memory, or a pool passed in: per-step BEGIN IMMEDIATE and the
                 // compare-and-set keep every step exactly-once.
                 None => Ok(Box::new(NoLock) as Box<dyn RunLock>),
@@ -207,6 +208,11 @@ impl SqlxDb<Sqlite> {
             .await
             .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
         let mut db = SqlxDb::with_pool(pool);
+        db.target = if in_memory {
+            "in-memory database".to_string()
+        } else {
+            filename.display().to_string()
+        };
         db.lock.file = if in_memory {
             None
         } else {
@@ -221,6 +227,7 @@ impl SqlxDb<Sqlite> {
     pub fn from_pool(pool: SqlitePool) -> Self {
         let filename = pool.connect_options().get_filename().to_path_buf();
         let mut db = SqlxDb::with_pool(pool);
+        db.target = filename.display().to_string();
         db.lock.file = lock_file(&filename);
         db
     }
@@ -273,7 +280,8 @@ async fn file_lock(path: &Path, timeout: Duration) -> Result<Box<dyn RunLock>> {
             path: path.to_path_buf(),
             source,
         })?;
-    let deadline = std::time::Instant::now() + timeout;
+    let mut wait = LockWait::new(timeout);
+    let holder = || format!("another runner holding {}", path.display());
     loop {
         match file.try_lock() {
             Ok(()) => {
@@ -291,11 +299,14 @@ async fn file_lock(path: &Path, timeout: Duration) -> Result<Box<dyn RunLock>> {
                 })
             }
         }
-        if std::time::Instant::now() >= deadline {
+        if wait.expired() {
             return Err(Error::LockTimeout {
-                waited: timeout,
-                holder: Some(format!("another runner holding {}", path.display())),
+                waited: wait.timeout(),
+                holder: Some(holder()),
             });
+        }
+        if wait.report_due() {
+            wait.report(&holder());
         }
         tokio::time::sleep(LOCK_POLL).await;
     }

@@ -73,6 +73,8 @@ pub struct SqlxDb<DB: Driver> {
     pub(crate) tracking_table: String,
     pub(crate) schema: Option<String>,
     pub(crate) lock: LockConfig,
+    /// Where the pool points, for messages: the server without credentials, or the file.
+    pub(crate) target: String,
     /// The connection kept between calls (shared by clones).
     pub(crate) held: std::sync::Arc<Slot<DB>>,
 }
@@ -86,6 +88,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             tracking_table: self.tracking_table.clone(),
             schema: self.schema.clone(),
             lock: self.lock.clone(),
+            target: self.target.clone(),
             held: self.held.clone(),
         }
     }
@@ -97,6 +100,7 @@ impl<DB: Driver> std::fmt::Debug for SqlxDb<DB> {
             .field("dialect", &DB::DIALECT)
             .field("tracking_table", &self.tracking_table)
             .field("schema", &self.schema)
+            .field("target", &self.target)
             .field("lock", &self.lock)
             .finish_non_exhaustive()
     }
@@ -120,6 +124,7 @@ impl<DB: Driver> SqlxDb<DB> {
                 #[cfg(feature = "sqlite")]
                 busy_ms: None,
             },
+            target: "a pool passed in".to_string(),
             held: Default::default(),
         }
     }
@@ -152,7 +157,8 @@ impl<DB: Driver> SqlxDb<DB> {
                     },
                     other => other.into(),
                 })?;
-            let db = SqlxDb::with_pool(pool);
+            let mut db = SqlxDb::with_pool(pool);
+            db.target = crate::url::server(url);
             db.held.put(db.pool.acquire().await?);
             Ok::<_, Error>(db)
         };
@@ -482,8 +488,17 @@ where
         })
     }
 
-    fn lock(&self) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
-        DB::lock(self)
+    fn describe(&self) -> String {
+        let mut text = format!("{} {}", DB::DIALECT, self.target);
+        if let Some(schema) = &self.schema {
+            text.push_str(&format!(", schema {schema}"));
+        }
+        text.push_str(&format!(", tracking table {}", self.tracking_table));
+        text
+    }
+
+    fn lock(&self, wait: Option<Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+        DB::lock(self, wait.unwrap_or(self.lock.timeout))
     }
 
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {

@@ -110,6 +110,12 @@ pub trait MigrationBackend: Send + Sync {
         None
     }
 
+    /// Where migrations run, for logs and start-up messages: the database (server and
+    /// database name, or file), the schema and the tracking table. Never a password.
+    fn describe(&self) -> String {
+        format!("a {} database", self.dialect())
+    }
+
     /// Reads every row of the state table in one query. A missing tracking table reads as no
     /// rows: this is the whole cost of an "already up to date" run.
     fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>>;
@@ -117,8 +123,11 @@ pub trait MigrationBackend: Send + Sync {
     /// Creates the tracking tables if they do not exist.
     fn prepare(&self) -> BoxFuture<'_, Result<()>>;
 
-    /// Takes the runner lock that serializes concurrent runners for a whole run.
-    fn lock(&self) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
+    /// Takes the runner lock that serializes concurrent runners for a whole run, waiting at
+    /// most `wait` (`None`: the backend's own lock timeout). A zero wait tries once. While
+    /// waiting, it emits a `tracing` event at least every 5 s naming the holder; when the wait
+    /// ends it returns [`Error::LockTimeout`](crate::error::Error::LockTimeout) naming it.
+    fn lock(&self, wait: Option<Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
 
     /// Runs one step with its tracking writes.
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>>;
@@ -168,6 +177,9 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
     fn schema(&self) -> Option<&str> {
         (**self).schema()
     }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
     fn record_without_running<'a>(
         &'a self,
         record: &'a StepRecord<'a>,
@@ -181,8 +193,8 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         (**self).prepare()
     }
-    fn lock(&self) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
-        (**self).lock()
+    fn lock(&self, wait: Option<Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+        (**self).lock(wait)
     }
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
         (**self).run_step(step)

@@ -11,6 +11,7 @@ use semver::Version;
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct PlannedStep {
     /// Which step.
@@ -22,9 +23,13 @@ pub struct PlannedStep {
     /// For a dry run of a step declared by a SQL file: the SQL it would run, templates
     /// rendered for this database.
     pub sql: Option<String>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) node: usize,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) expected: Option<String>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) new_version: Option<String>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) new_checksum: Option<String>,
 }
 
@@ -33,6 +38,7 @@ pub struct PlannedStep {
 /// Kept per table, not per step, so that an "already up to date" run costs the same at 10 and
 /// at 10,000 migrations.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Skipped {
     /// The migration set's module.

@@ -1,11 +1,13 @@
 //! The result of `up` and `down`.
 
 pub use crate::plan::{PlannedStep, Skipped};
-use crate::step::AppliedStep;
+use crate::step::{AppliedStep, Direction, StepKey};
 use std::time::Duration;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum ReportStatus {
     /// Steps ran.
@@ -16,8 +18,26 @@ pub enum ReportStatus {
     DryRun,
 }
 
+/// A step starting or ending, as told to [`on_progress`](crate::manager::UpRequest::on_progress).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// The step's position in the run, from 1.
+    pub index: usize,
+    /// How many steps the run has planned. It can change when another runner moved a table and
+    /// the run planned again.
+    pub total: usize,
+    /// Which step.
+    pub step: StepKey,
+    /// Up or down.
+    pub direction: Direction,
+    /// `None` as the step starts; how long it took once it has ended successfully.
+    pub finished: Option<Duration>,
+}
+
 /// What `up` or `down` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Report {
     /// Success, up to date, or dry run.
@@ -28,7 +48,11 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// For a dry run, the steps that would run, in order.
     pub planned: Vec<PlannedStep>,
-    /// Wall time of the whole call.
+    /// Wall time of the whole call (`total_time_ms` in JSON).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "total_time_ms", serialize_with = "crate::time::serialize_millis")
+    )]
     pub total_time: Duration,
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 /// checksum drift, or a version this binary does not know are shown here, and only runs refuse
 /// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct TableStatus {
     /// The migration set's module.
@@ -50,6 +51,7 @@ impl TableStatus {
 
 /// An applied step whose migration changed after it ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct ChecksumDrift {
     /// The edited step.
@@ -76,6 +78,7 @@ impl ChecksumDrift {
 
 /// One migration, as listed by `pending()` and `applied()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct MigrationInfo {
     /// Which step.
@@ -94,6 +97,7 @@ pub struct MigrationInfo {
 
 /// One row of the history: a step that ran (or started) up or down.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct HistoryEntry {
     /// Row id, increasing.
@@ -116,7 +120,14 @@ pub struct HistoryEntry {
     pub started_at: Timestamp,
     /// When it finished.
     pub finished_at: Option<Timestamp>,
-    /// How long it took.
+    /// How long it took (`execution_time_ms` in JSON).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "execution_time_ms",
+            serialize_with = "crate::time::serialize_optional_millis"
+        )
+    )]
     pub execution_time: Option<Duration>,
     /// The error, for failed steps.
     pub error: Option<String>,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 /// Identifies one step: its module, table and version, and the migration's name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct StepKey {
     /// The migration set's module.
     pub module: String,
@@ -31,6 +32,8 @@ impl fmt::Display for StepKey {
 
 /// Whether a step goes up or comes down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Direction {
     /// Applies a migration.
     Up,
@@ -65,6 +68,8 @@ impl fmt::Display for Direction {
 
 /// How a recorded step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum Outcome {
     /// Journalled as started and not (yet) finished: the dirty state.
@@ -112,6 +117,7 @@ impl fmt::Display for Outcome {
 
 /// One step that ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct AppliedStep {
     /// Which step.
@@ -120,7 +126,11 @@ pub struct AppliedStep {
     pub direction: Direction,
     /// When it started.
     pub started_at: Timestamp,
-    /// How long its function took.
+    /// How long its function took (`execution_time_ms` in JSON).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "execution_time_ms", serialize_with = "crate::time::serialize_millis")
+    )]
     pub execution_time: Duration,
 }
 
@@ -143,6 +153,7 @@ impl AppliedStep {
 
 /// A step that started outside a transaction and never finished, as the state table records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct DirtyMark {
     /// The step's version, as stored.

@@ -13,6 +13,35 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
+/// Serialized as its RFC 3339 text, the same as it displays.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// A duration as fractional milliseconds, the unit every JSON report uses.
+#[cfg(feature = "serde")]
+pub(crate) fn serialize_millis<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64() * 1_000.0)
+}
+
+/// [`serialize_millis`] for a duration that may be absent (`null`).
+#[cfg(feature = "serde")]
+pub(crate) fn serialize_optional_millis<S: serde::Serializer>(
+    duration: &Option<std::time::Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match duration {
+        Some(d) => serialize_millis(d, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 impl Timestamp {
     /// The current time.
     pub fn now() -> Self {

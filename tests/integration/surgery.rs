@@ -38,7 +38,7 @@ each_backend! {
     async fn repairs_are_refused_while_another_runner_holds_the_lock(db) {
         db.manager().await.up().table("session").await.expect("up");
         let holder = db.executor().await;
-        let held = holder.lock().await.expect("hold the run lock");
+        let held = holder.lock(None).await.expect("hold the run lock");
         let waiting = MigrationManager::new(
             db.executor_with_lock_timeout(Duration::from_millis(300)).await,
             [&MIGRATIONS],

@@ -407,9 +407,10 @@ impl migrate::backend::MigrationBackend for Counting {
     }
     fn lock(
         &self,
+        wait: Option<std::time::Duration>,
     ) -> migrate::backend::BoxFuture<'_, migrate::Result<Box<dyn migrate::backend::RunLock>>> {
         self.note("lock");
-        self.inner.lock()
+        self.inner.lock(wait)
     }
     fn run_step<'a>(
         &'a self,

@@ -101,8 +101,8 @@ impl MigrationBackend for Feeding {
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         self.inner.prepare()
     }
-    fn lock(&self) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
-        self.inner.lock()
+    fn lock(&self, wait: Option<std::time::Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+        self.inner.lock(wait)
     }
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
         *CURRENT_SQL.lock().expect("sql slot") = self.sql.get(step.record.version).cloned();

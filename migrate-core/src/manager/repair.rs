@@ -21,7 +21,7 @@ impl MigrationManager {
     /// the run lock.
     pub async fn resolve_dirty(&self, table: &str, resolution: Resolution) -> Result<()> {
         let chains = self.resolve_tables(&[table.to_string()])?;
-        self.locked(self.resolve_dirty_locked(chains, resolution))
+        self.locked(None, self.resolve_dirty_locked(chains, resolution))
             .await
     }
 
@@ -70,7 +70,7 @@ impl MigrationManager {
     /// re-pin after an intentional edit of an applied migration. Takes the run lock.
     pub async fn accept_checksums(&self, table: &str) -> Result<()> {
         let chains = self.resolve_tables(&[table.to_string()])?;
-        self.locked(self.repin(chains)).await
+        self.locked(None, self.repin(chains)).await
     }
 
     /// Re-pins the tables whose stored checksums the earlier algorithm wrote (clean ones: a
@@ -107,7 +107,7 @@ impl MigrationManager {
                 version: target,
             });
         };
-        self.locked(async {
+        self.locked(None, async {
             let states = self.read_states(true).await?;
             self.move_record(&states, c, Some(pos), Outcome::Stamped)
                 .await
@@ -134,7 +134,7 @@ impl MigrationManager {
         };
         // Refused before the lock, which would create the tracking tables; checked again under it.
         recorded(&self.read_states(true).await?).ok_or_else(nothing)?;
-        self.locked(async {
+        self.locked(None, async {
             let states = self.read_states(true).await?;
             let (c, pos) = recorded(&states).ok_or_else(nothing)?;
             self.move_record(&states, c, pos.checked_sub(1), Outcome::Unstamped)

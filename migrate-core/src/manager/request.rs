@@ -5,23 +5,55 @@ use super::setup::{parse_version, MigrationManager};
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
 use crate::plan::{Request, Target};
-use crate::report::Report;
+use crate::report::{Progress, Report};
 use crate::step::Direction;
 use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A callback told of every step as it starts and as it ends.
+pub(super) type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How a validated request runs: for real or dry, how long it waits for the lock, and who is
+/// told of its progress.
+#[derive(Default)]
+pub(super) struct RunOptions {
+    pub(super) dry_run: bool,
+    pub(super) lock_wait: Option<Duration>,
+    pub(super) progress: Option<ProgressFn>,
+}
 
 /// The options shared by both directions.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Options {
     target: Option<String>,
     to_base: bool,
     tables: Vec<String>,
     force: bool,
-    dry_run: bool,
+    run: RunOptions,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("target", &self.target)
+            .field("to_base", &self.to_base)
+            .field("tables", &self.tables)
+            .field("force", &self.force)
+            .field("dry_run", &self.run.dry_run)
+            .field("lock_wait", &self.run.lock_wait)
+            .field("progress", &self.run.progress.is_some())
+            .finish()
+    }
 }
 
 impl Options {
     /// Turns the caller's options into a request, rejecting bad input before any query.
-    fn validate(self, manager: &MigrationManager, direction: Direction) -> Result<(Request, bool)> {
+    fn validate(
+        self,
+        manager: &MigrationManager,
+        direction: Direction,
+    ) -> Result<(Request, RunOptions)> {
         let target = match (&self.target, self.to_base, direction) {
             (Some(v), _, _) => Target::Version(parse_version(v)?),
             (None, true, Direction::Down) => Target::Base,
@@ -40,7 +72,7 @@ impl Options {
                 chains,
                 force: self.force,
             },
-            self.dry_run,
+            self.run,
         ))
     }
 }
@@ -86,14 +118,30 @@ macro_rules! request_builder {
 
             /// Plans and returns the plan in [`Report::planned`] without changing anything.
             pub fn dry_run(mut self, dry_run: bool) -> Self {
-                self.options.dry_run = dry_run;
+                self.options.run.dry_run = dry_run;
+                self
+            }
+
+            /// How long to wait for another runner's lock, instead of the backend's lock
+            /// timeout. `Duration::ZERO` tries once: a request that must not queue behind
+            /// another run (an HTTP endpoint) fails at once with
+            /// [`Error::LockTimeout`](crate::error::Error::LockTimeout) naming the holder.
+            pub fn lock_timeout(mut self, wait: Duration) -> Self {
+                self.options.run.lock_wait = Some(wait);
+                self
+            }
+
+            /// Calls `progress` as each step starts and as it ends (see [`Progress`]): for a
+            /// progress bar, or `k/n` lines. It runs on the runner's task: keep it short.
+            pub fn on_progress(mut self, progress: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+                self.options.run.progress = Some(Arc::new(progress));
                 self
             }
 
             /// Runs the request (the same as awaiting it).
             pub async fn run(self) -> Result<Report> {
-                let (request, dry_run) = self.options.validate(self.manager, $direction)?;
-                self.manager.execute(request, dry_run).await
+                let (request, run) = self.options.validate(self.manager, $direction)?;
+                self.manager.execute(request, run).await
             }
         }
 

@@ -1,15 +1,17 @@
 //! Running a request: read the state, plan, take the lock when there is work, re-plan under it,
 //! and apply step by step, re-planning when another runner moved a table first.
 
+use super::request::RunOptions;
 use super::setup::MigrationManager;
 use crate::backend::{StepOutcome, StepRecord, StepRun};
 use crate::error::{Error, Result};
 use crate::migration::Reversal;
 use crate::plan::{self, Plan, PlannedStep, Request, Skipped};
-use crate::report::{Report, ReportStatus};
+use crate::report::{Progress, Report, ReportStatus};
 use crate::step::{AppliedStep, Direction};
 use crate::template;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// How many times a run re-plans after another runner moved a tracking row under it.
 const MAX_ATTEMPTS: u32 = 16;
@@ -17,7 +19,35 @@ const MAX_ATTEMPTS: u32 = 16;
 impl MigrationManager {
     /// Runs a validated request: reads the state, plans, and (unless it is a dry run or there
     /// is nothing to do) takes the lock and applies the plan step by step.
-    pub(super) async fn execute(&self, request: Request, dry_run: bool) -> Result<Report> {
+    pub(super) async fn execute(&self, request: Request, run: RunOptions) -> Result<Report> {
+        let span = tracing::info_span!(
+            "migrate_run",
+            direction = %request.direction,
+            dry_run = run.dry_run,
+            dialect = %self.backend.dialect(),
+            schema = self.backend.schema(),
+        );
+        let outcome = self.execute_in_span(request, run).instrument(span.clone()).await;
+        match &outcome {
+            Ok(report) => tracing::info!(
+                parent: &span,
+                status = ?report.status,
+                steps = report.applied.len(),
+                duration_ms = millis(report.total_time),
+                "migration run ended"
+            ),
+            Err(err) => tracing::warn!(
+                parent: &span,
+                kind = err.kind(),
+                error = %err,
+                "migration run failed"
+            ),
+        }
+        outcome
+    }
+
+    async fn execute_in_span(&self, request: Request, run: RunOptions) -> Result<Report> {
+        let dry_run = run.dry_run;
         let started = Instant::now();
         let states = self.read_states(request.force).await?;
         let plan = match plan::plan(&self.graph, &states, &request) {
@@ -27,7 +57,7 @@ impl MigrationManager {
             other => Some(other?),
         };
         let Some(plan) = plan else {
-            return self.execute_locked(&request, started).await;
+            return self.execute_locked(&request, &run, started).await;
         };
         if dry_run {
             let planned = self.with_sql(plan.steps)?;
@@ -48,7 +78,7 @@ impl MigrationManager {
                 total_time: started.elapsed(),
             });
         }
-        self.execute_locked(&request, started).await
+        self.execute_locked(&request, &run, started).await
     }
 
     /// The planned steps with the SQL of the steps that SQL files declare, rendered for this
@@ -69,14 +99,15 @@ impl MigrationManager {
         Ok(steps)
     }
 
-    /// Runs `f` holding the run lock (taken within the lock timeout, the tracking tables
-    /// prepared under it) and releases the lock whatever `f` returns: runs and repairs never
-    /// interleave.
+    /// Runs `f` holding the run lock (taken within `wait`, else the backend's lock timeout,
+    /// the tracking tables prepared under it) and releases the lock whatever `f` returns: runs
+    /// and repairs never interleave.
     pub(super) async fn locked<T>(
         &self,
+        wait: Option<Duration>,
         f: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        let lock = self.backend.lock().await?;
+        let lock = self.backend.lock(wait).await?;
         let outcome = async {
             self.backend.prepare().await?;
             f.await
@@ -89,16 +120,21 @@ impl MigrationManager {
     }
 
     /// Takes the runner lock, re-reads the state under it, re-plans and applies.
-    async fn execute_locked(&self, request: &Request, started: Instant) -> Result<Report> {
+    async fn execute_locked(
+        &self,
+        request: &Request,
+        run: &RunOptions,
+        started: Instant,
+    ) -> Result<Report> {
         let (applied, skipped) = self
-            .locked(async {
+            .locked(run.lock_wait, async {
                 let mut states = self.read_states(request.force).await?;
                 if self.repin_legacy_checksums(&states).await? {
                     // Re-pinning rewrites the stored version text the compare-and-set expects.
                     states = self.read_states(request.force).await?;
                 }
                 let plan = plan::plan(&self.graph, &states, request)?;
-                self.apply(request, plan).await
+                self.apply(request, run, plan).await
             })
             .await?;
         Ok(Report {
@@ -119,11 +155,13 @@ impl MigrationManager {
     async fn apply(
         &self,
         request: &Request,
+        run: &RunOptions,
         mut plan: Plan,
     ) -> Result<(Vec<AppliedStep>, Vec<Skipped>)> {
         let mut applied = Vec::new();
         for attempt in 1..=MAX_ATTEMPTS {
             let mut raced = None;
+            let total = applied.len() + plan.steps.len();
             for step in &plan.steps {
                 let node = &self.graph.nodes[step.node];
                 let migration = node.migration;
@@ -137,7 +175,7 @@ impl MigrationManager {
                     }
                 };
                 let version = node.version.to_string();
-                let run = StepRun {
+                let run_step = StepRun {
                     record: StepRecord {
                         module: migration.set().module(),
                         table: migration.table(),
@@ -152,30 +190,57 @@ impl MigrationManager {
                     action,
                     transactional: migration.transactional(),
                 };
-                tracing::info!(step = %step.step, direction = %step.direction, "running migration step");
-                match self.backend.run_step(&run).await {
+                let span = tracing::info_span!(
+                    "migrate_step",
+                    module = step.step.module,
+                    table = step.step.table,
+                    version = %step.step.version,
+                    name = step.step.name,
+                    direction = %step.direction,
+                );
+                let mut progress = Progress {
+                    index: applied.len() + 1,
+                    total,
+                    step: step.step.clone(),
+                    direction: step.direction,
+                    finished: None,
+                };
+                if let Some(report) = &run.progress {
+                    report(&progress);
+                }
+                let step_started = Instant::now();
+                let outcome = self.backend.run_step(&run_step).instrument(span.clone()).await;
+                let duration_ms = millis(step_started.elapsed());
+                match outcome {
                     Ok(StepOutcome::Done {
                         started_at,
                         execution_time,
-                    }) => applied.push(AppliedStep::new(
-                        step.step.clone(),
-                        step.direction,
-                        started_at,
-                        execution_time,
-                    )),
+                    }) => {
+                        tracing::info!(parent: &span, duration_ms, outcome = "applied", "migration step ended");
+                        progress.finished = Some(execution_time);
+                        if let Some(report) = &run.progress {
+                            report(&progress);
+                        }
+                        applied.push(AppliedStep::new(
+                            step.step.clone(),
+                            step.direction,
+                            started_at,
+                            execution_time,
+                        ))
+                    }
                     Ok(StepOutcome::Raced) => {
-                        tracing::info!(step = %step.step, "another runner moved this table first; re-planning");
+                        tracing::info!(parent: &span, duration_ms, outcome = "raced", "another runner moved this table first; re-planning");
                         raced = Some(step.step.table.clone());
                         break;
                     }
                     Err(err @ Error::LockTimeout { .. }) => {
                         // Not a failed step: the step never started. What ran before is in the
                         // history and the log.
-                        tracing::warn!(step = %step.step, applied = applied.len(), "could not take the lock for the next step");
+                        tracing::warn!(parent: &span, duration_ms, outcome = "lock_timeout", applied = applied.len(), error = %err, "could not take the lock for the step");
                         return Err(err);
                     }
                     Err(source) => {
-                        tracing::error!(step = %step.step, error = %source, "migration step failed");
+                        tracing::error!(parent: &span, duration_ms, outcome = "failed", error = %source, "migration step failed");
                         return Err(Error::StepFailed {
                             step: Box::new(step.step.clone()),
                             direction: step.direction,
@@ -199,4 +264,9 @@ impl MigrationManager {
         }
         Ok((applied, plan.skipped))
     }
+}
+
+/// A duration as whole milliseconds, for log fields.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -11,6 +11,9 @@ use semver::Version;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod category;
+pub use category::ErrorCategory;
+
 /// `Result` with this crate's [`Error`]: the return type of every migration function.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -186,6 +189,14 @@ pub enum Error {
         /// Why it failed.
         #[source]
         source: Box<Error>,
+    },
+
+    /// A method of the blocking API was called on a thread that is already running an async
+    /// runtime, where blocking on it would stall that runtime.
+    #[error("migrate::blocking::{method} was called inside an async runtime; use the async MigrationManager there, or call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
+    InsideRuntime {
+        /// The method called.
+        method: &'static str,
     },
 
     /// A `{{...}}` template in SQL could not be rendered.

@@ -1,0 +1,164 @@
+//! Connecting to the database a URL names, with the backend chosen by the URL's scheme: what a
+//! CLI, a start-up hook or a fleet does with a URL from the environment.
+
+use crate::sqlx_db::{SqlxDb, DEFAULT_CONNECT_TIMEOUT};
+use migrate_core::backend::MigrationBackend;
+use migrate_core::error::{Error, Result};
+use std::time::Duration;
+
+/// How [`connect_with`] sets up the backend it opens. Every option has the backend's default
+/// when unset.
+///
+/// ```
+/// # async fn demo() -> migrate_core::error::Result<()> {
+/// use migrate_backends::ConnectOptions;
+/// let options = ConnectOptions::new()
+///     .tracking_table("app_migrations")
+///     .lock_timeout(std::time::Duration::from_secs(5));
+/// let db = migrate_backends::connect_with("sqlite::memory:", &options).await?;
+/// assert!(db.describe().contains("tracking table app_migrations"));
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// The PostgreSQL schema of the tracking tables and of `{{tables.x}}` (an error on the
+    /// other databases, which have no schemas apart from databases).
+    pub schema: Option<String>,
+    /// The tracking table, instead of [`DEFAULT_TRACKING_TABLE`](crate::DEFAULT_TRACKING_TABLE).
+    pub tracking_table: Option<String>,
+    /// How long a runner waits for another's lock, instead of
+    /// [`DEFAULT_LOCK_TIMEOUT`](crate::DEFAULT_LOCK_TIMEOUT).
+    pub lock_timeout: Option<Duration>,
+    /// How long connecting to a server is tried, instead of [`DEFAULT_CONNECT_TIMEOUT`].
+    pub connect_timeout: Option<Duration>,
+}
+
+impl ConnectOptions {
+    /// Every option at its default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`schema`](Self::schema).
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Sets [`tracking_table`](Self::tracking_table).
+    pub fn tracking_table(mut self, table: impl Into<String>) -> Self {
+        self.tracking_table = Some(table.into());
+        self
+    }
+
+    /// Sets [`lock_timeout`](Self::lock_timeout).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Applies the options every backend shares.
+    fn apply<DB: crate::Driver>(&self, mut db: SqlxDb<DB>) -> Result<SqlxDb<DB>> {
+        if let Some(table) = &self.tracking_table {
+            db = db.with_tracking_table(table)?;
+        }
+        if let Some(timeout) = self.lock_timeout {
+            db = db.with_lock_timeout(timeout);
+        }
+        Ok(db)
+    }
+
+    /// Refuses a schema on a database that has none.
+    fn no_schema(&self, database: &str) -> Result<()> {
+        match &self.schema {
+            Some(schema) => Err(Error::Config(format!(
+                "schema `{}` given, but {database} has no schemas: only PostgreSQL URLs take one",
+                schema.escape_debug()
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Connects to the database a URL names, choosing the backend by its scheme: `sqlite:`,
+/// `postgres:`/`postgresql:`, `mysql:`/`mariadb:`. The backend's feature must be enabled.
+///
+/// No error it returns shows the URL's password, in its message or its `Debug` output.
+///
+/// ```
+/// # async fn demo() -> migrate_core::error::Result<()> {
+/// let db = migrate_backends::connect("sqlite::memory:").await?;
+/// # Ok(()) }
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(demo()).unwrap();
+/// ```
+pub async fn connect(url: &str) -> Result<Box<dyn MigrationBackend>> {
+    connect_with(url, &ConnectOptions::default()).await
+}
+
+/// [`connect`] with a schema, a tracking table and timeouts. A bad option (a schema on
+/// SQLite, a tracking table that is not a plain identifier) is an
+/// [`Error::Config`] naming it, returned before anything is created.
+pub async fn connect_with(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<Box<dyn MigrationBackend>> {
+    connect_scheme(url, options)
+        .await
+        .map_err(|e| crate::url::redact_password(e, url))
+}
+
+async fn connect_scheme(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<Box<dyn MigrationBackend>> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    // Checked before connecting: a bad name opens no connection and creates no file.
+    if let Some(table) = &options.tracking_table {
+        crate::sqlx_db::check_identifier("tracking table", table)?;
+    }
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    let timeout = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    #[cfg(not(any(feature = "postgres", feature = "mysql")))]
+    let _ = DEFAULT_CONNECT_TIMEOUT;
+    match scheme {
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            options.no_schema("SQLite")?;
+            let db = crate::sqlite::SqliteDb::connect(url).await?;
+            Ok(Box::new(options.apply(db)?))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            if let Some(schema) = &options.schema {
+                crate::sqlx_db::check_identifier("schema", schema)?;
+            }
+            let mut db = crate::postgres::PgDb::connect_with_timeout(url, timeout).await?;
+            if let Some(schema) = &options.schema {
+                db = db.with_schema(schema)?;
+            }
+            Ok(Box::new(options.apply(db)?))
+        }
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => {
+            options.no_schema("MySQL/MariaDB")?;
+            let url = match url.strip_prefix("mariadb") {
+                Some(rest) => format!("mysql{rest}"),
+                None => url.to_string(),
+            };
+            let db = crate::mysql::MySqlDb::connect_with_timeout(&url, timeout).await?;
+            Ok(Box::new(options.apply(db)?))
+        }
+        _ => Err(Error::Config(format!(
+            "no enabled backend for URL scheme `{}:` (features: sqlite, postgres, mysql)",
+            scheme.escape_debug()
+        ))),
+    }
+}

@@ -1,0 +1,88 @@
+//! Waiting for the runner lock: the deadline, and an event at least every
+//! [`LOCK_WAIT_REPORT_EVERY`] that names who holds the lock, so an operator watching the logs
+//! of a runner that seems stuck sees why.
+
+use std::time::{Duration, Instant};
+
+/// How often a waiting runner says, through `tracing`, that it is still waiting and for whom.
+pub const LOCK_WAIT_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// One runner's wait for the lock.
+#[derive(Debug)]
+pub(crate) struct LockWait {
+    started: Instant,
+    timeout: Duration,
+    next_report: Instant,
+}
+
+impl LockWait {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        let started = Instant::now();
+        LockWait {
+            started,
+            timeout,
+            next_report: started + LOCK_WAIT_REPORT_EVERY,
+        }
+    }
+
+    /// The whole timeout: what a [`LockTimeout`](migrate_core::error::Error::LockTimeout)
+    /// reports as waited.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether the timeout has passed.
+    pub(crate) fn expired(&self) -> bool {
+        self.started.elapsed() >= self.timeout
+    }
+
+    /// How long is left before the timeout, at most until the next report is due: the slice a
+    /// blocking wait (MySQL's `GET_LOCK`) may take before the runner reports again.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    pub(crate) fn next_slice(&self) -> Duration {
+        let now = Instant::now();
+        let deadline = self.started + self.timeout;
+        deadline
+            .min(self.next_report)
+            .saturating_duration_since(now)
+    }
+
+    /// Whether a report is due; if so, the next one is due [`LOCK_WAIT_REPORT_EVERY`] later.
+    pub(crate) fn report_due(&mut self) -> bool {
+        let now = Instant::now();
+        if now < self.next_report {
+            return false;
+        }
+        self.next_report = now + LOCK_WAIT_REPORT_EVERY;
+        true
+    }
+
+    /// The event a waiting runner emits.
+    pub(crate) fn report(&self, holder: &str) {
+        tracing::info!(
+            holder,
+            waited_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            "waiting for the migration lock"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_spaced_and_the_deadline_holds() {
+        let mut wait = LockWait::new(Duration::ZERO);
+        assert!(wait.expired());
+        assert_eq!(wait.next_slice(), Duration::ZERO);
+        let mut wait = LockWait::new(Duration::from_secs(60));
+        assert!(!wait.expired());
+        assert!(!wait.report_due(), "no report before the first interval");
+        assert!(wait.next_slice() <= LOCK_WAIT_REPORT_EVERY);
+        wait.next_report = Instant::now();
+        assert!(wait.report_due());
+        assert!(!wait.report_due(), "the next report waits a whole interval");
+    }
+}

@@ -57,8 +57,18 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod blocking;
+#[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
+pub mod cli;
+#[cfg(any(feature = "cli", feature = "http"))]
+mod error_json;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod round_trip_tests;
 pub mod scaffold;
+pub mod startup;
 
 pub use migrate_backends::{connect, connect_with, ConnExt, ConnectOptions};
 pub use migrate_core::conn::Conn;
@@ -184,14 +194,15 @@ pub mod query {
 
 /// The errors inside [`Error`]: the graph's and the driver's.
 pub mod error {
-    pub use migrate_core::error::{DatabaseError, Error, GraphError, Result};
+    pub use migrate_core::error::{DatabaseError, Error, ErrorCategory, GraphError, Result};
 }
 
 /// What a database backend implements, for backends outside this crate and for the hosts
 /// that hold one behind a trait object ([`connect`] returns one).
 pub mod backend {
     pub use migrate_backends::{
-        Driver, SqlxDb, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT, DEFAULT_TRACKING_TABLE,
+        redact_url_password, Driver, SqlxDb, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT,
+        DEFAULT_TRACKING_TABLE, LOCK_WAIT_REPORT_EVERY,
     };
     pub use migrate_core::backend::{
         MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRecord, StepRun,

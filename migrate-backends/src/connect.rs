@@ -115,10 +115,7 @@ pub async fn connect_with(
         .map_err(|e| crate::url::redact_password(e, url))
 }
 
-async fn connect_scheme(
-    url: &str,
-    options: &ConnectOptions,
-) -> Result<Box<dyn MigrationBackend>> {
+async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn MigrationBackend>> {
     let scheme = url.split(':').next().unwrap_or_default();
     // Checked before connecting: a bad name opens no connection and creates no file.
     if let Some(table) = &options.tracking_table {

@@ -34,4 +34,4 @@ pub use driver::Driver;
 pub use lock_wait::LOCK_WAIT_REPORT_EVERY;
 pub use sqlx_db::{SqlxDb, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT};
 pub use statements::{Statements, TrackingNames, DEFAULT_TRACKING_TABLE};
-
+pub use url::redact_url_password;

@@ -43,6 +43,31 @@ pub(crate) fn server(url: &str) -> String {
     }
 }
 
+/// `text` with the password of `url` replaced by `***`, as written and percent-decoded: for a
+/// host that prints messages which might quote the URL it was given.
+///
+/// ```
+/// let url = "postgres://app:s%40cret@db.internal/app";
+/// let text = format!("cannot reach {url} (password s@cret)");
+/// assert_eq!(
+///     migrate_backends::redact_url_password(&text, url),
+///     "cannot reach postgres://app:***@db.internal/app (password ***)"
+/// );
+/// ```
+pub fn redact_url_password(text: &str, url: &str) -> String {
+    let secret = password(url);
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    let decoded = percent_decode(&secret);
+    let text = text.replace(&secret, "***");
+    if decoded.is_empty() {
+        text
+    } else {
+        text.replace(&decoded, "***")
+    }
+}
+
 /// `err` with the password of `url` blanked out, as written and percent-decoded.
 pub(crate) fn redact_password(
     err: migrate_core::error::Error,

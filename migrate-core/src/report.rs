@@ -51,7 +51,10 @@ pub struct Report {
     /// Wall time of the whole call (`total_time_ms` in JSON).
     #[cfg_attr(
         feature = "serde",
-        serde(rename = "total_time_ms", serialize_with = "crate::time::serialize_millis")
+        serde(
+            rename = "total_time_ms",
+            serialize_with = "crate::time::serialize_millis"
+        )
     )]
     pub total_time: Duration,
 }

@@ -129,7 +129,10 @@ pub struct AppliedStep {
     /// How long its function took (`execution_time_ms` in JSON).
     #[cfg_attr(
         feature = "serde",
-        serde(rename = "execution_time_ms", serialize_with = "crate::time::serialize_millis")
+        serde(
+            rename = "execution_time_ms",
+            serialize_with = "crate::time::serialize_millis"
+        )
     )]
     pub execution_time: Duration,
 }

@@ -133,7 +133,10 @@ macro_rules! request_builder {
 
             /// Calls `progress` as each step starts and as it ends (see [`Progress`]): for a
             /// progress bar, or `k/n` lines. It runs on the runner's task: keep it short.
-            pub fn on_progress(mut self, progress: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+            pub fn on_progress(
+                mut self,
+                progress: impl Fn(&Progress) + Send + Sync + 'static,
+            ) -> Self {
                 self.options.run.progress = Some(Arc::new(progress));
                 self
             }

@@ -27,7 +27,10 @@ impl MigrationManager {
             dialect = %self.backend.dialect(),
             schema = self.backend.schema(),
         );
-        let outcome = self.execute_in_span(request, run).instrument(span.clone()).await;
+        let outcome = self
+            .execute_in_span(request, run)
+            .instrument(span.clone())
+            .await;
         match &outcome {
             Ok(report) => tracing::info!(
                 parent: &span,
@@ -209,7 +212,11 @@ impl MigrationManager {
                     report(&progress);
                 }
                 let step_started = Instant::now();
-                let outcome = self.backend.run_step(&run_step).instrument(span.clone()).await;
+                let outcome = self
+                    .backend
+                    .run_step(&run_step)
+                    .instrument(span.clone())
+                    .await;
                 let duration_ms = millis(step_started.elapsed());
                 match outcome {
                     Ok(StepOutcome::Done {

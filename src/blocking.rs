@@ -1,0 +1,360 @@
+//! The manager for hosts without an async runtime: the same methods as
+//! [`crate::MigrationManager`], each one blocking the calling thread on a private
+//! current-thread runtime.
+//!
+//! ```
+//! migrate::migrations! {}
+//! # #[migrate::migration(table = "session", version = "1.0.0", down = drop_session)]
+//! # async fn create_session(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+//! #     db.execute("CREATE TABLE session (id TEXT)").await?;
+//! #     Ok(())
+//! # }
+//! # async fn drop_session(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+//! #     db.execute("DROP TABLE session").await?;
+//! #     Ok(())
+//! # }
+//!
+//! fn main() -> migrate::Result<()> {
+//!     let manager = migrate::blocking::MigrationManager::connect("sqlite::memory:", [&MIGRATIONS])?;
+//!     let report = manager.up().run()?;
+//!     assert_eq!(report.applied.len(), 1);
+//!     manager.down().to_base().run()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Called on a thread that already runs an async runtime, every method returns
+//! [`Error::InsideRuntime`] instead of blocking that runtime (or panicking, as a nested
+//! `block_on` would).
+
+use crate::manager::Resolution;
+use crate::registry::MigrationSet;
+use crate::report::{HistoryEntry, MigrationInfo, Progress, Report, TableStatus};
+use crate::{ConnectOptions, Error, Result, Version};
+use migrate_core::backend::MigrationBackend;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+
+/// A [`crate::MigrationManager`] driven from plain threads.
+pub struct MigrationManager {
+    // The manager (and its pool) drop before the runtime its connections belong to.
+    inner: Option<crate::MigrationManager>,
+    runtime: Option<Runtime>,
+}
+
+impl std::fmt::Debug for MigrationManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::MigrationManager")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Refuses to block a thread that runs an async runtime.
+fn outside_runtime(method: &'static str) -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::InsideRuntime { method });
+    }
+    Ok(())
+}
+
+fn new_runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            operation: "start the private runtime of",
+            path: "migrate::blocking".into(),
+            source,
+        })
+}
+
+impl MigrationManager {
+    /// Connects to the database a URL names (see [`crate::connect`]) and builds a manager over
+    /// `sets`.
+    pub fn connect(
+        url: &str,
+        sets: impl IntoIterator<Item = &'static MigrationSet>,
+    ) -> Result<Self> {
+        Self::connect_with(url, &ConnectOptions::default(), sets)
+    }
+
+    /// [`connect`](Self::connect) with a schema, a tracking table and timeouts.
+    pub fn connect_with(
+        url: &str,
+        options: &ConnectOptions,
+        sets: impl IntoIterator<Item = &'static MigrationSet>,
+    ) -> Result<Self> {
+        Self::open(|| crate::connect_with(url, options), sets)
+    }
+
+    /// Builds a manager over the backend that `open` makes. `open` runs on the private
+    /// runtime, where a backend's connections must be made:
+    /// `MigrationManager::open(|| migrate::sqlite::SqliteDb::open("app.db"), [&MIGRATIONS])`.
+    pub fn open<B, F>(
+        open: impl FnOnce() -> F,
+        sets: impl IntoIterator<Item = &'static MigrationSet>,
+    ) -> Result<Self>
+    where
+        B: MigrationBackend + 'static,
+        F: Future<Output = Result<B>>,
+    {
+        outside_runtime("MigrationManager::open")?;
+        let runtime = new_runtime()?;
+        let db = runtime.block_on(open())?;
+        let inner = crate::MigrationManager::new(db, sets)?;
+        Ok(MigrationManager {
+            inner: Some(inner),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// See [`crate::MigrationManager::with_baseline`].
+    pub fn with_baseline(mut self, version: &str) -> Result<Self> {
+        if let Some(inner) = self.inner.take() {
+            self.inner = Some(inner.with_baseline(version)?);
+        }
+        Ok(self)
+    }
+
+    /// See [`crate::MigrationManager::with_table_baseline`].
+    pub fn with_table_baseline(mut self, table: &str, version: &str) -> Result<Self> {
+        if let Some(inner) = self.inner.take() {
+            self.inner = Some(inner.with_table_baseline(table, version)?);
+        }
+        Ok(self)
+    }
+
+    /// The async manager inside, for what this API does not wrap.
+    pub fn manager(&self) -> Result<&crate::MigrationManager> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| Error::Config("the blocking manager was taken apart".to_string()))
+    }
+
+    /// Runs `f` on the private runtime, refusing inside another runtime.
+    fn block<'a, T, F>(
+        &'a self,
+        method: &'static str,
+        f: impl FnOnce(&'a crate::MigrationManager) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + 'a,
+    {
+        outside_runtime(method)?;
+        let inner = self.manager()?;
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Error::Config("the blocking manager has no runtime".to_string()))?;
+        runtime.block_on(f(inner))
+    }
+
+    /// Starts an `up` request; [`run`](UpRequest::run) it.
+    pub fn up(&self) -> UpRequest<'_> {
+        UpRequest {
+            manager: self,
+            options: Options::default(),
+        }
+    }
+
+    /// Starts a `down` request; it needs [`target`](DownRequest::target) or
+    /// [`to_base`](DownRequest::to_base).
+    pub fn down(&self) -> DownRequest<'_> {
+        DownRequest {
+            manager: self,
+            options: Options::default(),
+        }
+    }
+
+    /// See [`crate::MigrationManager::status`].
+    pub fn status(&self) -> Result<Vec<TableStatus>> {
+        self.block("MigrationManager::status", |m| m.status())
+    }
+
+    /// See [`crate::MigrationManager::history`].
+    pub fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>> {
+        self.block("MigrationManager::history", move |m| m.history(limit))
+    }
+
+    /// See [`crate::MigrationManager::current_version`].
+    pub fn current_version(&self, table: &str) -> Result<Option<Version>> {
+        self.block("MigrationManager::current_version", move |m| {
+            m.current_version(table)
+        })
+    }
+
+    /// See [`crate::MigrationManager::latest_version_of`].
+    pub fn latest_version_of(&self, table: &str) -> Result<Version> {
+        self.manager()?.latest_version_of(table)
+    }
+
+    /// See [`crate::MigrationManager::pending`].
+    pub fn pending(&self) -> Result<Vec<MigrationInfo>> {
+        self.block("MigrationManager::pending", |m| m.pending())
+    }
+
+    /// See [`crate::MigrationManager::applied`].
+    pub fn applied(&self) -> Result<Vec<MigrationInfo>> {
+        self.block("MigrationManager::applied", |m| m.applied())
+    }
+
+    /// See [`crate::MigrationManager::stamp`].
+    pub fn stamp(&self, table: &str, version: &str) -> Result<()> {
+        self.block("MigrationManager::stamp", move |m| m.stamp(table, version))
+    }
+
+    /// See [`crate::MigrationManager::unstamp`].
+    pub fn unstamp(&self, table: &str) -> Result<()> {
+        self.block("MigrationManager::unstamp", move |m| m.unstamp(table))
+    }
+
+    /// See [`crate::MigrationManager::resolve_dirty`].
+    pub fn resolve_dirty(&self, table: &str, resolution: Resolution) -> Result<()> {
+        self.block("MigrationManager::resolve_dirty", move |m| {
+            m.resolve_dirty(table, resolution)
+        })
+    }
+
+    /// See [`crate::MigrationManager::accept_checksums`].
+    pub fn accept_checksums(&self, table: &str) -> Result<()> {
+        self.block("MigrationManager::accept_checksums", move |m| {
+            m.accept_checksums(table)
+        })
+    }
+}
+
+impl Drop for MigrationManager {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        if let Some(runtime) = self.runtime.take() {
+            // Dropping a runtime blocks, which a thread running another runtime must not do.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+}
+
+/// The options of a blocking request, handed to the async builder when it runs.
+#[derive(Default)]
+struct Options {
+    target: Option<String>,
+    to_base: bool,
+    tables: Vec<String>,
+    force: bool,
+    dry_run: bool,
+    lock_timeout: Option<Duration>,
+    progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("target", &self.target)
+            .field("to_base", &self.to_base)
+            .field("tables", &self.tables)
+            .field("force", &self.force)
+            .field("dry_run", &self.dry_run)
+            .field("lock_timeout", &self.lock_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! blocking_request {
+    ($name:ident, $start:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[must_use = "a request does nothing until it is run"]
+        #[derive(Debug)]
+        pub struct $name<'m> {
+            manager: &'m MigrationManager,
+            options: Options,
+        }
+
+        impl $name<'_> {
+            /// See [`crate::manager::UpRequest::target`].
+            pub fn target(mut self, version: impl Into<String>) -> Self {
+                self.options.target = Some(version.into());
+                self
+            }
+
+            /// See [`crate::manager::UpRequest::table`].
+            pub fn table(mut self, table: impl Into<String>) -> Self {
+                self.options.tables.push(table.into());
+                self
+            }
+
+            /// See [`crate::manager::UpRequest::force`].
+            pub fn force(mut self, force: bool) -> Self {
+                self.options.force = force;
+                self
+            }
+
+            /// See [`crate::manager::UpRequest::dry_run`].
+            pub fn dry_run(mut self, dry_run: bool) -> Self {
+                self.options.dry_run = dry_run;
+                self
+            }
+
+            /// See [`crate::manager::UpRequest::lock_timeout`].
+            pub fn lock_timeout(mut self, wait: Duration) -> Self {
+                self.options.lock_timeout = Some(wait);
+                self
+            }
+
+            /// See [`crate::manager::UpRequest::on_progress`].
+            pub fn on_progress(
+                mut self,
+                progress: impl Fn(&Progress) + Send + Sync + 'static,
+            ) -> Self {
+                self.options.progress = Some(Arc::new(progress));
+                self
+            }
+
+            /// Runs the request, blocking until it ends.
+            pub fn run(self) -> Result<Report> {
+                let options = self.options;
+                self.manager
+                    .block(concat!("MigrationManager::", stringify!($start)), |m| {
+                        let mut request = m.$start();
+                        if let Some(target) = options.target {
+                            request = request.target(target);
+                        }
+                        for table in options.tables {
+                            request = request.table(table);
+                        }
+                        request = request.force(options.force).dry_run(options.dry_run);
+                        if let Some(wait) = options.lock_timeout {
+                            request = request.lock_timeout(wait);
+                        }
+                        if let Some(progress) = options.progress {
+                            request = request.on_progress(move |p| progress(p));
+                        }
+                        blocking_request!(@base request, options.to_base, $start);
+                        request.run()
+                    })
+            }
+        }
+    };
+    (@base $request:ident, $to_base:expr, up) => {
+        let _ = $to_base;
+    };
+    (@base $request:ident, $to_base:expr, down) => {
+        if $to_base {
+            $request = $request.to_base();
+        }
+    };
+}
+
+blocking_request!(UpRequest, up, "A blocking `up` request.");
+blocking_request!(DownRequest, down, "A blocking `down` request.");
+
+impl DownRequest<'_> {
+    /// See [`crate::manager::DownRequest::to_base`].
+    pub fn to_base(mut self) -> Self {
+        self.options.to_base = true;
+        self
+    }
+}

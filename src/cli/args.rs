@@ -1,0 +1,181 @@
+//! The command line: global options and one subcommand, as clap parses them.
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The exit codes, printed under `--help`.
+pub(super) const EXIT_CODES: &str = "\
+Exit codes:
+  0  success, or nothing to do
+  1  a step failed, or another error (connection, database, I/O)
+  2  usage: a bad argument, table, version or target
+  3  migrations are pending (status --check, verify)
+  4  drift: an applied migration was edited, or the database is ahead of this binary
+  5  locked: another runner held the migration lock past the lock timeout
+  6  dirty: a step started outside a transaction and never finished (see `repair`)";
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "Runs and inspects this application's database migrations",
+    after_help = EXIT_CODES,
+    disable_version_flag = true
+)]
+pub(super) struct Arguments {
+    /// The database (sqlite://file.db?mode=rwc, postgres://…, mysql://…). Never printed.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub(super) database_url: Option<String>,
+
+    /// The PostgreSQL schema of the tracking tables and of `{{tables.x}}`.
+    #[arg(long, global = true)]
+    pub(super) schema: Option<String>,
+
+    /// The tracking table (default: migrate_versions).
+    #[arg(long, global = true)]
+    pub(super) tracking_table: Option<String>,
+
+    /// How long to wait for another runner's lock, in seconds (default 30).
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub(super) lock_timeout: Option<std::time::Duration>,
+
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub(super) json: bool,
+
+    /// Log through tracing to stderr: -v info, -vv debug, -vvv trace.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(super) verbose: u8,
+
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Where every table stands: module, table, current, latest, pending, dirty.
+    Status {
+        /// Exit non-zero when anything is pending (3), drifted or ahead (4), or dirty (6).
+        #[arg(long)]
+        check: bool,
+    },
+    /// The current version of every table.
+    Current,
+    /// The newest rows of the migration history.
+    History {
+        /// How many rows.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Applies pending migrations.
+    Up(UpArgs),
+    /// Reverts applied migrations: --to V, -1 (one step of one table), or --base.
+    Down(DownArgs),
+    /// What `up` would run, with the SQL of SQL-file steps. Changes nothing.
+    Plan {
+        /// The version to go to.
+        #[arg(long, value_parser = parse_version)]
+        to: Option<String>,
+        /// Only these tables (repeatable; `module:table` for one module's).
+        #[arg(long = "table", value_name = "TABLE")]
+        tables: Vec<String>,
+    },
+    /// The CI gate: the graph, checksums, dirty marks, pending steps, and whether the
+    /// database is ahead. Prints every problem; exits 6, 4 or 3 for the worst one.
+    Verify,
+    /// Records TABLE as being at VERSION without running anything.
+    Stamp {
+        /// The table.
+        table: String,
+        /// The version.
+        #[arg(value_parser = parse_version)]
+        version: String,
+    },
+    /// Records TABLE's newest step as not applied, without running its down.
+    Unstamp {
+        /// The table.
+        table: String,
+    },
+    /// Settles a dirty mark after checking the schema by hand. Prints the mark first.
+    #[command(group(ArgGroup::new("resolution").required(true).args(["completed", "rolled_back"])))]
+    Repair {
+        /// The table.
+        table: String,
+        /// The unfinished step's change is fully in place: record it as done.
+        #[arg(long)]
+        completed: bool,
+        /// The unfinished step left nothing behind: record it as not run.
+        #[arg(long)]
+        rolled_back: bool,
+    },
+    /// Re-pins the recorded checksums of TABLE's applied steps to this binary's.
+    AcceptChecksums {
+        /// The table.
+        table: String,
+    },
+    /// Scaffolds the next migration of TABLE: a Rust function (printed), or with --sql DIR a
+    /// SQL file and its down in DIR.
+    New {
+        /// The table.
+        table: String,
+        /// What the migration does (`add email`).
+        name: String,
+        /// Write SQL files into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        sql: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(super) struct UpArgs {
+    /// The version to go to (default: every table's latest).
+    #[arg(long, value_parser = parse_version)]
+    pub(super) to: Option<String>,
+    /// Only these tables (repeatable; `module:table` for one module's).
+    #[arg(long = "table", value_name = "TABLE")]
+    pub(super) tables: Vec<String>,
+    /// Re-run steps whatever the tracking table says (recovery only).
+    #[arg(long)]
+    pub(super) force: bool,
+    /// Print the plan, with the SQL of SQL-file steps, and change nothing.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["to", "one", "base"])))]
+pub(super) struct DownArgs {
+    /// The version to go down to.
+    #[arg(long, value_parser = parse_version)]
+    pub(super) to: Option<String>,
+    /// One step down (Alembic's `downgrade -1`); needs exactly one table.
+    #[arg(short = '1')]
+    pub(super) one: bool,
+    /// Revert every step, first ones included.
+    #[arg(long)]
+    pub(super) base: bool,
+    /// Only these tables (repeatable; `module:table` for one module's).
+    #[arg(long = "table", value_name = "TABLE")]
+    pub(super) tables: Vec<String>,
+    /// Revert every step above the target, recorded or not (recovery only).
+    #[arg(long)]
+    pub(super) force: bool,
+    /// Print the plan, with the SQL of SQL-file steps, and change nothing.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+}
+
+/// A semver version (a leading `v` allowed), checked while parsing so that a typo is a usage
+/// error.
+fn parse_version(text: &str) -> Result<String, String> {
+    let bare = text.trim().strip_prefix('v').unwrap_or(text.trim());
+    crate::Version::parse(bare)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("not a semver version (MAJOR.MINOR.PATCH): {e}"))
+}
+
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("`{text}` is not a usable number of seconds"))
+}

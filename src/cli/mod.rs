@@ -1,0 +1,241 @@
+//! The host binary's migration commands (feature `cli`), built with one call:
+//!
+//! ```no_run
+//! migrate::migrations! {}
+//! # #[migrate::migration(table = "session", version = "1.0.0", irreversible)]
+//! # async fn create_session(_: &mut migrate::Conn<'_>) -> migrate::Result<()> { Ok(()) }
+//! fn main() -> std::process::ExitCode {
+//!     migrate::cli::run([&MIGRATIONS])
+//! }
+//! ```
+//!
+//! `status [--check]`, `current`, `history [--limit N]`, `up [--to V] [--table T]... [--force]
+//! [--dry-run]`, `down (--to V | -1 | --base) [--table T]... [--force] [--dry-run]`, `plan`,
+//! `verify`, `stamp T V`, `unstamp T`, `repair T --completed|--rolled-back`,
+//! `accept-checksums T` and `new T NAME [--sql DIR]`. The database is `--database-url` or
+//! `DATABASE_URL`; its password never appears in any output. `--json` prints one JSON document
+//! on stdout. The exit codes are in [`exit`] and under `--help`.
+//!
+//! A host that configures its manager (a baseline, say) uses [`Cli`]:
+//! `Cli::new([&MIGRATIONS]).configure(|m| m.with_baseline("2.0.0")).run()`.
+
+mod args;
+mod commands;
+mod output;
+
+use crate::error::ErrorCategory;
+use crate::registry::MigrationSet;
+use crate::{ConnectOptions, Error, MigrationManager, Result};
+use args::{Arguments, Command};
+use clap::{CommandFactory, Parser};
+use output::Printer;
+use serde_json::json;
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// The exit codes of the CLI.
+pub mod exit {
+    /// Success, or nothing to do.
+    pub const OK: u8 = 0;
+    /// A step failed, or another error (connection, database, I/O).
+    pub const FAILED: u8 = 1;
+    /// Usage: a bad argument (clap's own), or a table, version or target the migrations do not
+    /// know.
+    pub const USAGE: u8 = 2;
+    /// Migrations are pending (`status --check`, `verify`).
+    pub const PENDING: u8 = 3;
+    /// Drift (an applied migration was edited) or the database is ahead of this binary.
+    pub const DRIFT: u8 = 4;
+    /// Another runner held the migration lock past the lock timeout.
+    pub const LOCKED: u8 = 5;
+    /// A table is dirty: a step started outside a transaction never finished.
+    pub const DIRTY: u8 = 6;
+}
+
+/// The exit code for an error, by its [`ErrorCategory`].
+pub fn exit_code(err: &Error) -> u8 {
+    match err.category() {
+        ErrorCategory::BadInput => exit::USAGE,
+        ErrorCategory::Drift => exit::DRIFT,
+        ErrorCategory::Locked => exit::LOCKED,
+        ErrorCategory::Dirty => exit::DIRTY,
+        _ => exit::FAILED,
+    }
+}
+
+/// Parses the process's arguments and runs the command over `sets`.
+pub fn run(sets: impl IntoIterator<Item = &'static MigrationSet>) -> ExitCode {
+    Cli::new(sets).run()
+}
+
+type Configure = Box<dyn FnOnce(MigrationManager) -> Result<MigrationManager>>;
+
+/// The CLI with the host's own configuration of its manager.
+pub struct Cli {
+    sets: Vec<&'static MigrationSet>,
+    configure: Option<Configure>,
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("sets", &self.sets)
+            .field("configure", &self.configure.is_some())
+            .finish()
+    }
+}
+
+impl Cli {
+    /// The CLI over the migrations of `sets`.
+    pub fn new(sets: impl IntoIterator<Item = &'static MigrationSet>) -> Self {
+        Cli {
+            sets: sets.into_iter().collect(),
+            configure: None,
+        }
+    }
+
+    /// Adjusts the manager after it is built and before any command runs:
+    /// `.configure(|m| m.with_baseline("2.0.0"))`.
+    pub fn configure(
+        mut self,
+        configure: impl FnOnce(MigrationManager) -> Result<MigrationManager> + 'static,
+    ) -> Self {
+        self.configure = Some(Box::new(configure));
+        self
+    }
+
+    /// Runs with the process's arguments, stdout and stderr.
+    pub fn run(self) -> ExitCode {
+        let code = self.run_from(
+            std::env::args_os(),
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+        );
+        ExitCode::from(code)
+    }
+
+    /// Runs with the given arguments (the first is the program name) and writers, and returns
+    /// the exit code: what [`run`](Self::run) does, for tests and for hosts that embed the
+    /// commands in a CLI of their own.
+    pub fn run_from<I, T>(
+        self,
+        args: I,
+        stdout: Box<dyn Write + Send>,
+        stderr: Box<dyn Write + Send>,
+    ) -> u8
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut printer = Printer::new(stdout, stderr);
+        let arguments = match Arguments::try_parse_from(args) {
+            Ok(arguments) => arguments,
+            Err(err) => {
+                let text = err.render().to_string();
+                if err.use_stderr() {
+                    printer.err_raw(&text);
+                } else {
+                    printer.out_raw(&text);
+                }
+                return u8::try_from(err.exit_code()).unwrap_or(exit::USAGE);
+            }
+        };
+        if let Some(url) = &arguments.database_url {
+            printer.hide_password_of(url);
+        }
+        init_logging(arguments.verbose);
+        if let Command::New { table, name, sql } = &arguments.command {
+            return scaffold(table, name, sql.as_deref(), &printer, arguments.json);
+        }
+        let Some(url) = arguments.database_url.clone() else {
+            let err = Arguments::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "this command needs a database: pass --database-url URL or set DATABASE_URL",
+            );
+            printer.err_raw(&err.render().to_string());
+            return exit::USAGE;
+        };
+        match self.execute(&arguments, &url, &printer) {
+            Ok(code) => code,
+            Err(err) => commands::report_error(&err, &printer, arguments.json),
+        }
+    }
+
+    fn execute(self, arguments: &Arguments, url: &str, printer: &Printer) -> Result<u8> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::InsideRuntime { method: "cli::run" });
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io {
+                operation: "start the runtime of",
+                path: "migrate::cli".into(),
+                source,
+            })?;
+        let mut options = ConnectOptions::new();
+        options.schema = arguments.schema.clone();
+        options.tracking_table = arguments.tracking_table.clone();
+        options.lock_timeout = arguments.lock_timeout;
+        runtime.block_on(async {
+            let db = crate::connect_with(url, &options).await?;
+            let mut manager = MigrationManager::new(db, self.sets)?;
+            if let Some(configure) = self.configure {
+                manager = configure(manager)?;
+            }
+            tracing::info!(target = %manager.backend().describe(), "migrate cli");
+            commands::execute(&arguments.command, &manager, printer, arguments.json).await
+        })
+    }
+}
+
+/// `new`: needs no database.
+fn scaffold(
+    table: &str,
+    name: &str,
+    sql: Option<&std::path::Path>,
+    printer: &Printer,
+    json: bool,
+) -> u8 {
+    let result = match sql {
+        Some(dir) => crate::scaffold::new_sql(dir, name).map(|(up, down)| {
+            if json {
+                printer.json(&json!({ "ok": true, "table": table, "up": up, "down": down }));
+            } else {
+                printer.out(&format!(
+                    "created {}\ncreated {}",
+                    up.display(),
+                    down.display()
+                ));
+            }
+        }),
+        None => crate::scaffold::new_rust(table, name).map(|source| {
+            if json {
+                printer.json(&json!({ "ok": true, "table": table, "source": source }));
+            } else {
+                printer.out(&source);
+            }
+        }),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(err) => commands::report_error(&err, printer, json),
+    }
+}
+
+/// `-v`: the library's tracing events on stderr (info, then debug, then trace).
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    // A host (or a test) may have installed a subscriber already: keep it.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}

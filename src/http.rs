@@ -1,0 +1,327 @@
+//! Migration endpoints for the host's own HTTP server (feature `http`): an axum [`Router`] to
+//! mount, as AgentOS offers its migrate endpoints.
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /migrations/status` | `{"ok": true, "tables": [...]}`, as `status --json` |
+//! | `GET /migrations/history?limit=N` | `{"ok": true, "history": [...]}`, newest first |
+//! | `POST /migrations/up` | runs `up`; the JSON body holds `target`, `tables`, `force`, `dry_run` |
+//! | `POST /migrations/down` | runs `down`; `target` or `to_base: true` is required |
+//!
+//! The two `POST` routes need `Authorization: Bearer <token>` (compared in constant time), and
+//! so do the reads with [`HttpConfig::protect_reads`]. A run never queues behind another: while
+//! another runner holds the lock the answer is `409` naming the holder. Bad input is `400`, a
+//! failed step `500` with the step; every error body is `{"ok": false, "error": {"kind",
+//! "category", "message", ...}}`.
+//!
+//! ```no_run
+//! # migrate::migrations! {}
+//! # #[migrate::migration(table = "t", version = "1.0.0", irreversible)]
+//! # async fn t(_: &mut migrate::Conn<'_>) -> migrate::Result<()> { Ok(()) }
+//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+//! use migrate::http::{router, HttpConfig};
+//! let manager = migrate::MigrationManager::new(migrate::connect("sqlite://app.db").await?, [&MIGRATIONS])?;
+//! let token = std::env::var("MIGRATE_HTTP_TOKEN")?;
+//! let app = axum::Router::new().merge(router(manager, HttpConfig { token: Some(token), ..Default::default() })?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! # fn main() {}
+//! ```
+
+use crate::error::ErrorCategory;
+use crate::error_json::error_json;
+use crate::{Error, MigrationManager, Result};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+/// How the router authenticates and runs.
+#[derive(Clone, Default)]
+pub struct HttpConfig {
+    /// The bearer token the mutating routes require. Without one (and without
+    /// [`insecure_no_auth`](Self::insecure_no_auth)) [`router`] refuses to build.
+    pub token: Option<String>,
+    /// Require the token on the `GET` routes too.
+    pub protect_reads: bool,
+    /// How long a run waits for another runner's lock before answering `409` (default zero:
+    /// requests never queue).
+    pub lock_wait: Duration,
+    /// The most history rows one request may ask for (default 1,000).
+    pub max_history: Option<usize>,
+    /// Serve without any token. Only through [`insecure_no_auth`](Self::insecure_no_auth).
+    pub insecure_no_auth: bool,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("protect_reads", &self.protect_reads)
+            .field("lock_wait", &self.lock_wait)
+            .field("max_history", &self.max_history)
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .finish()
+    }
+}
+
+impl HttpConfig {
+    /// Every route open to anyone who can reach the server: for a server bound to loopback in
+    /// a test, never for one reachable from a network.
+    pub fn insecure_no_auth() -> Self {
+        HttpConfig {
+            insecure_no_auth: true,
+            ..Default::default()
+        }
+    }
+}
+
+const DEFAULT_HISTORY: usize = 50;
+const DEFAULT_MAX_HISTORY: usize = 1_000;
+
+struct Shared {
+    manager: Arc<MigrationManager>,
+    /// SHA-256 of the token: compared in constant time whatever the length of what is sent.
+    token: Option<[u8; 32]>,
+    protect_reads: bool,
+    lock_wait: Duration,
+    max_history: usize,
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// The routes under `/migrations`, ready to merge into the host's router. Refuses (an
+/// [`Error::Config`]) to build without a token unless the config is
+/// [`HttpConfig::insecure_no_auth`].
+pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> Result<Router> {
+    let token = config.token.as_deref().filter(|t| !t.is_empty());
+    if token.is_none() && !config.insecure_no_auth {
+        return Err(Error::Config(
+            "the migration routes need a bearer token: set HttpConfig { token: Some(..), .. }, \
+             or pass HttpConfig::insecure_no_auth() to serve them to anyone"
+                .to_string(),
+        ));
+    }
+    let shared = Arc::new(Shared {
+        manager: manager.into(),
+        token: token.map(digest),
+        protect_reads: config.protect_reads,
+        lock_wait: config.lock_wait,
+        max_history: config.max_history.unwrap_or(DEFAULT_MAX_HISTORY),
+    });
+    Ok(Router::new()
+        .route("/migrations/status", get(status))
+        .route("/migrations/history", get(history))
+        .route("/migrations/up", post(up))
+        .route("/migrations/down", post(down))
+        .with_state(shared))
+}
+
+/// An error answer: the status and `{"ok": false, "error": {...}}`.
+fn error_response(status: StatusCode, error: Value) -> Response {
+    (status, Json(json!({ "ok": false, "error": error }))).into_response()
+}
+
+fn status_of(err: &Error) -> StatusCode {
+    match err.category() {
+        ErrorCategory::BadInput => StatusCode::BAD_REQUEST,
+        ErrorCategory::Locked
+        | ErrorCategory::Dirty
+        | ErrorCategory::Drift
+        | ErrorCategory::Refused => StatusCode::CONFLICT,
+        ErrorCategory::Unreachable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn failure(err: &Error) -> Response {
+    error_response(status_of(err), error_json(err))
+}
+
+fn bad_request(kind: &str, message: String) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        json!({ "kind": kind, "category": "bad_input", "message": message }),
+    )
+}
+
+/// `None` when the request may go on; else the `401`.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let expected = shared.token?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| digest(t.trim()));
+    let authorized = given.is_some_and(|given| bool::from(given.ct_eq(&expected)));
+    if authorized {
+        return None;
+    }
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        json!({
+            "kind": "Unauthorized",
+            "category": "unauthorized",
+            "message": "this route needs `Authorization: Bearer <token>` with the configured token",
+        }),
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(response)
+}
+
+async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if shared.protect_reads {
+        if let Some(denied) = authorize(&shared, &headers) {
+            return denied;
+        }
+    }
+    match shared.manager.status().await {
+        Ok(tables) => Json(json!({ "ok": true, "tables": tables })).into_response(),
+        Err(err) => failure(&err),
+    }
+}
+
+async fn history(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if shared.protect_reads {
+        if let Some(denied) = authorize(&shared, &headers) {
+            return denied;
+        }
+    }
+    let mut limit = DEFAULT_HISTORY;
+    for pair in query.as_deref().unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("limit", value)) => match value.parse::<usize>() {
+                Ok(n) if n <= shared.max_history => limit = n,
+                _ => {
+                    return bad_request(
+                        "InvalidLimit",
+                        format!(
+                            "limit `{value}` is not a number from 0 to {}",
+                            shared.max_history
+                        ),
+                    )
+                }
+            },
+            _ if pair.is_empty() => {}
+            _ => {
+                return bad_request(
+                    "InvalidQuery",
+                    format!("unknown query parameter `{pair}`: only `limit` is accepted"),
+                )
+            }
+        }
+    }
+    match shared.manager.history(limit).await {
+        Ok(history) => Json(json!({ "ok": true, "history": history })).into_response(),
+        Err(err) => failure(&err),
+    }
+}
+
+/// The body of `up` and `down`: the manager's request options.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RunBody {
+    #[serde(alias = "to")]
+    target: Option<String>,
+    table: Option<String>,
+    tables: Vec<String>,
+    force: bool,
+    dry_run: bool,
+    to_base: bool,
+}
+
+fn parse_body(body: &Bytes) -> std::result::Result<RunBody, Response> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RunBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        bad_request(
+            "InvalidBody",
+            format!("the body is not a run request ({{\"target\", \"tables\", \"force\", \"dry_run\", \"to_base\"}}): {e}"),
+        )
+    })
+}
+
+async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(denied) = authorize(&shared, &headers) {
+        return denied;
+    }
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    if body.to_base {
+        return bad_request(
+            "InvalidBody",
+            "`to_base` belongs to down, not up".to_string(),
+        );
+    }
+    let mut request = shared
+        .manager
+        .up()
+        .force(body.force)
+        .dry_run(body.dry_run)
+        .lock_timeout(shared.lock_wait);
+    if let Some(target) = body.target {
+        request = request.target(target);
+    }
+    for table in body.table.into_iter().chain(body.tables) {
+        request = request.table(table);
+    }
+    respond(request.await)
+}
+
+async fn down(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(denied) = authorize(&shared, &headers) {
+        return denied;
+    }
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    if body.to_base && body.target.is_some() {
+        return bad_request(
+            "InvalidBody",
+            "give `target` or `to_base: true`, not both".to_string(),
+        );
+    }
+    let mut request = shared
+        .manager
+        .down()
+        .force(body.force)
+        .dry_run(body.dry_run)
+        .lock_timeout(shared.lock_wait);
+    if let Some(target) = body.target {
+        request = request.target(target);
+    }
+    if body.to_base {
+        request = request.to_base();
+    }
+    for table in body.table.into_iter().chain(body.tables) {
+        request = request.table(table);
+    }
+    respond(request.await)
+}
+
+fn respond(outcome: Result<crate::report::Report>) -> Response {
+    match outcome {
+        Ok(report) => Json(json!({ "ok": true, "report": report })).into_response(),
+        Err(err) => failure(&err),
+    }
+}

@@ -228,8 +228,12 @@ impl MigrationManager {
 
 impl Drop for MigrationManager {
     fn drop(&mut self) {
-        drop(self.inner.take());
         if let Some(runtime) = self.runtime.take() {
+            // A pool hands its connections back on the runtime it belongs to.
+            {
+                let _entered = runtime.enter();
+                drop(self.inner.take());
+            }
             // Dropping a runtime blocks, which a thread running another runtime must not do.
             if tokio::runtime::Handle::try_current().is_ok() {
                 runtime.shutdown_background();

@@ -8,12 +8,20 @@ migrate::migrations! { heads { session = "2.3.0", memory = "2.3.0", metrics = "2
 mod harness;
 
 mod bad_input;
+mod blocking;
+#[cfg(feature = "cli")]
+mod cli;
 mod concurrency;
 mod connect_errors;
 mod failures;
+#[cfg(feature = "http")]
+mod http;
 mod locks;
+#[cfg(feature = "cli")]
+mod observability;
 mod postgres;
 mod secrets;
+mod startup;
 mod surgery;
 mod tampering;
 mod up_down;

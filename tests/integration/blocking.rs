@@ -1,0 +1,76 @@
+//! `migrate::blocking` from plain threads, and its refusal inside a runtime.
+
+use crate::harness::TestDb;
+use migrate::testing::Backend;
+
+#[test]
+fn the_blocking_manager_runs_from_a_plain_thread() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("blocking.db").display()
+    );
+    let m =
+        migrate::blocking::MigrationManager::connect(&url, [&crate::MIGRATIONS]).expect("connect");
+    assert_eq!(m.pending().expect("pending").len(), 10);
+    let report = m.up().table("session").target("2.1.0").run().expect("up");
+    assert_eq!(report.applied.len(), 2);
+    assert_eq!(
+        m.current_version("session").expect("current"),
+        Some(crate::harness::v("2.1.0"))
+    );
+    let report = m.up().run().expect("up");
+    assert_eq!(report.applied.len(), 8);
+    assert_eq!(m.history(3).expect("history").len(), 3);
+    assert!(m.status().expect("status").iter().all(|s| s.pending == 0));
+    m.down()
+        .table("metrics")
+        .target("2.1.0")
+        .run()
+        .expect("down");
+    assert_eq!(
+        m.current_version("metrics").expect("current"),
+        Some(crate::harness::v("2.1.0"))
+    );
+    let err = m.down().run().expect_err("no target");
+    assert!(matches!(err, migrate::Error::MissingDownTarget), "{err}");
+    m.down()
+        .table("metrics")
+        .to_base()
+        .run()
+        .expect("down to base");
+    assert_eq!(m.current_version("metrics").expect("current"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_a_runtime_it_errors_instead_of_blocking_or_panicking() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let err = migrate::blocking::MigrationManager::connect(db.url(), [&crate::MIGRATIONS])
+        .expect_err("inside a runtime");
+    assert!(matches!(err, migrate::Error::InsideRuntime { .. }), "{err}");
+    assert!(err.to_string().contains("inside an async runtime"), "{err}");
+
+    // Built on a plain thread, then used (and dropped) on a runtime's thread.
+    let url = db.url().to_string();
+    let m = std::thread::spawn(move || {
+        migrate::blocking::MigrationManager::connect(&url, [&crate::MIGRATIONS])
+    })
+    .join()
+    .expect("thread")
+    .expect("connect");
+    let err = m.status().expect_err("inside a runtime");
+    assert!(
+        matches!(
+            err,
+            migrate::Error::InsideRuntime {
+                method: "MigrationManager::status"
+            }
+        ),
+        "{err}"
+    );
+    let err = m.up().run().expect_err("inside a runtime");
+    assert!(matches!(err, migrate::Error::InsideRuntime { .. }), "{err}");
+    drop(m);
+}

@@ -1,0 +1,372 @@
+//! `migrate::cli` on every backend, in-process through `Cli::run_from` with captured output,
+//! and the built `examples/cli` binary as a newcomer runs it. Every database URL carries a
+//! password (the throwaway servers trust any), and no byte of output may show it.
+
+use crate::harness::{each_backend, TestDb};
+use migrate::cli::{exit, Cli};
+use migrate::testing::Backend;
+use serde_json::Value;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+const PASSWORD: &str = "Cli-pw-7f3a9";
+
+/// A writer whose bytes the test reads afterwards.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("buffer")).into_owned()
+    }
+}
+
+/// One CLI run's exit code, stdout and stderr.
+struct Run {
+    code: u8,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", self.stdout))
+    }
+}
+
+/// The URL with a password in it: the throwaway servers accept any.
+fn with_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme != "sqlite" => match rest.split_once('@') {
+            Some((user, host)) => format!("{scheme}://{user}:{PASSWORD}@{host}"),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+/// Runs the CLI over the fixture's migrations on a thread of its own (it refuses to block a
+/// runtime's thread), and checks that the password shows nowhere.
+async fn cli(url: &str, args: &[&str]) -> Run {
+    let mut argv = vec![
+        "migrate".to_string(),
+        "--database-url".to_string(),
+        url.to_string(),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let (stdout, stderr) = (Captured::default(), Captured::default());
+    let (out, err) = (stdout.clone(), stderr.clone());
+    let code = tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || {
+            Cli::new([&crate::MIGRATIONS]).run_from(argv, Box::new(out), Box::new(err))
+        })
+        .join()
+        .expect("the CLI thread")
+    })
+    .await
+    .expect("join");
+    let run = Run {
+        code,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+    };
+    for text in [&run.stdout, &run.stderr] {
+        assert!(
+            !text.contains(PASSWORD),
+            "{args:?}: the password shows in\n{text}"
+        );
+    }
+    run
+}
+
+fn table<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap_or_else(|| panic!("no table {name} in {doc}"))
+}
+
+async fn expect(url: &str, args: &[&str], code: u8) -> Run {
+    let run = cli(url, args).await;
+    assert_eq!(
+        run.code, code,
+        "{args:?}\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    run
+}
+
+each_backend! {
+    async fn every_command_runs_and_prints_what_it_says(db) {
+        let url = with_password(db.url());
+        let status = expect(&url, &["--json", "status"], exit::OK).await.json();
+        let session = table(&status, "session");
+        for field in ["module", "table", "current", "latest", "pending", "dirty"] {
+            assert!(session.get(field).is_some(), "status lacks {field}: {session}");
+        }
+        assert_eq!((session["current"].clone(), session["latest"].as_str(), session["pending"].as_u64()), (Value::Null, Some("2.3.0"), Some(3)));
+        let human = expect(&url, &["status"], exit::OK).await.stdout;
+        for word in ["module", "table", "current", "latest", "pending", "dirty", "session", "2.3.0"] {
+            assert!(human.contains(word), "{word} missing from\n{human}");
+        }
+        expect(&url, &["status", "--check"], exit::PENDING).await;
+        expect(&url, &["verify"], exit::PENDING).await;
+        expect(&url, &["--json", "verify"], exit::PENDING).await;
+
+        let plan = expect(&url, &["--json", "plan"], exit::OK).await.json();
+        assert_eq!(plan["planned"].as_array().map(Vec::len), Some(10));
+        let up = expect(&url, &["--json", "up"], exit::OK).await;
+        let report = &up.json()["report"];
+        assert_eq!(report["status"], "success");
+        assert_eq!(report["applied"].as_array().map(Vec::len), Some(10));
+        assert!(report["total_time_ms"].as_f64().is_some(), "{report}");
+        assert!(up.stderr.contains("[10/10]"), "progress lines:\n{}", up.stderr);
+        expect(&url, &["status", "--check"], exit::OK).await;
+        let verified = expect(&url, &["verify"], exit::OK).await.stdout;
+        assert!(verified.starts_with("ok:"), "{verified}");
+        let again = expect(&url, &["--json", "up"], exit::OK).await.json();
+        assert_eq!(again["report"]["status"], "up_to_date");
+
+        let down = expect(&url, &["--json", "down", "-1", "--table", "session"], exit::OK).await.json();
+        assert_eq!(down["report"]["applied"][0]["step"]["version"], "2.3.0");
+        let current = expect(&url, &["--json", "current"], exit::OK).await.json();
+        assert_eq!(table(&current, "session")["current"], "2.1.0");
+        assert_eq!(table(&current, "memory")["current"], "2.3.0");
+        expect(&url, &["verify"], exit::PENDING).await;
+        let history = expect(&url, &["--json", "history", "--limit", "2"], exit::OK).await.json();
+        let rows = history["history"].as_array().expect("history");
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0]["direction"].as_str(), rows[0]["table"].as_str(), rows[0]["outcome"].as_str()), (Some("down"), Some("session"), Some("succeeded")));
+
+        // A dry run changes nothing and shows its plan.
+        let dry = expect(&url, &["down", "--to", "2.1.0", "--table", "metrics", "--dry-run"], exit::OK).await.stdout;
+        assert!(dry.contains("metrics@2.5.0") && dry.contains("dry run"), "{dry}");
+        let current = expect(&url, &["--json", "current"], exit::OK).await.json();
+        assert_eq!(table(&current, "session")["current"], "2.1.0");
+
+        // stamp and unstamp move the record only.
+        expect(&url, &["stamp", "session", "2.3.0"], exit::OK).await;
+        let current = expect(&url, &["--json", "current"], exit::OK).await.json();
+        assert_eq!(table(&current, "session")["current"], "2.3.0");
+        expect(&url, &["unstamp", "session"], exit::OK).await;
+        let current = expect(&url, &["--json", "current"], exit::OK).await.json();
+        assert_eq!(table(&current, "session")["current"], "2.1.0");
+
+        expect(&url, &["down", "--base", "--table", "metrics"], exit::OK).await;
+        let again = expect(&url, &["--json", "down", "--base", "--table", "metrics"], exit::OK).await.json();
+        assert_eq!(again["report"]["status"], "up_to_date");
+        assert!(!db.has_table("metrics").await);
+        // eval@2.1.0 is irreversible: refused (exit 1), nothing reverted.
+        let refused = expect(&url, &["--json", "down", "--base", "--table", "eval"], exit::FAILED).await.json();
+        assert_eq!(refused["error"]["kind"], "Irreversible");
+        assert!(db.has_table("eval").await);
+    }
+
+    async fn wrong_input_is_a_usage_error_that_changes_nothing(db) {
+        let url = with_password(db.url());
+        expect(&url, &["up", "--table", "session", "--to", "2.1.0"], exit::OK).await;
+        let before = db.fingerprint().await;
+        for args in [
+            &["down"][..],
+            &["down", "-1"],
+            &["down", "--to", "2.0.0", "--base"],
+            &["up", "--to", "banana"],
+            &["up", "--table", "nope"],
+            &["stamp", "session", "x.y"],
+            &["stamp", "session", "9.9.9"],
+            &["repair", "session"],
+            &["--schema", "tenant", "status"],
+            &["--tracking-table", "", "status"],
+            &["no-such-command"],
+        ] {
+            let run = cli(&url, args).await;
+            if *args == ["--schema", "tenant", "status"] && db.backend() == Backend::Postgres {
+                assert_eq!(run.code, exit::OK, "{args:?}: {}", run.stderr);
+                continue;
+            }
+            assert_eq!(run.code, exit::USAGE, "{args:?}\n{}\n{}", run.stdout, run.stderr);
+            assert!(run.stderr.contains("error"), "{args:?}: {}", run.stderr);
+        }
+        let json = cli(&url, &["--json", "up", "--table", "nope"]).await.json();
+        assert_eq!((json["ok"].as_bool(), json["error"]["kind"].as_str()), (Some(false), Some("UnknownTable")));
+        assert_eq!(db.fingerprint().await, before);
+    }
+
+    async fn exit_codes_name_locked_dirty_and_drift(db) {
+        let url = with_password(db.url());
+        expect(&url, &["up", "--to", "2.1.0"], exit::OK).await;
+
+        // Locked: another runner holds the lock while there is work to do.
+        let holder = db.executor().await;
+        let held = holder.lock(None).await.expect("hold the run lock");
+        let locked = expect(&url, &["--lock-timeout", "0.3", "--json", "up"], exit::LOCKED).await;
+        assert_eq!(locked.json()["error"]["kind"], "LockTimeout");
+        assert!(locked.json()["error"]["holder"].is_string(), "{}", locked.stdout);
+        assert!(locked.stderr.contains("held by"), "{}", locked.stderr);
+        held.release().await.expect("release");
+
+        // Dirty: a journalled step fails and leaves its mark.
+        db.control("metrics@2.5.0", "fail").await;
+        let failed = expect(&url, &["--json", "up"], exit::FAILED).await.json();
+        assert_eq!(failed["error"]["kind"], "StepFailed");
+        assert_eq!(failed["error"]["step"]["version"], "2.5.0");
+        db.clear_control().await;
+        expect(&url, &["up"], exit::DIRTY).await;
+        expect(&url, &["status", "--check"], exit::DIRTY).await;
+        let verify = expect(&url, &["verify"], exit::DIRTY).await.stdout;
+        assert!(verify.contains("dirty") && verify.contains("repair metrics"), "{verify}");
+        let repair = expect(&url, &["repair", "metrics", "--rolled-back"], exit::OK).await.stdout;
+        assert!(repair.contains("is dirty: up step 2.5.0") && repair.contains("outside a transaction"), "{repair}");
+        expect(&url, &["up"], exit::OK).await;
+        expect(&url, &["verify"], exit::OK).await;
+
+        // Drift: an applied step's recorded checksum no longer matches.
+        db.exec("UPDATE migrate_schema_versions_history SET checksum = 'sha256:00000000000000000000000000000000000000000000000000000000000000ee' WHERE table_name = 'session' AND version = '2.0.0'").await;
+        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
+        expect(&url, &["verify"], exit::DRIFT).await;
+        expect(&url, &["down", "-1", "--table", "session"], exit::DRIFT).await;
+        expect(&url, &["accept-checksums", "session"], exit::OK).await;
+        expect(&url, &["verify"], exit::OK).await;
+
+        // Ahead: the database records a version this binary does not know.
+        db.exec("UPDATE migrate_schema_versions SET version = '2.9.0' WHERE table_name = 'session'").await;
+        let ahead = expect(&url, &["verify"], exit::DRIFT).await.stdout;
+        assert!(ahead.contains("is ahead"), "{ahead}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_never_show_the_password() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let url = with_password(db.url());
+    let (scheme, rest) = url.split_once("://").expect("url");
+    let (userinfo, _) = rest.split_once('@').expect("userinfo");
+    for bad in [
+        format!("{scheme}://{userinfo}@127.0.0.1:1/app"),
+        format!("{scheme}://{userinfo}@127.0.0.1:notaport/app"),
+        format!("oracle://{userinfo}@localhost/app"),
+    ] {
+        let run = cli(&bad, &["--json", "status"]).await;
+        assert_ne!(run.code, exit::OK, "{bad}");
+        assert_eq!(run.json()["ok"], false);
+    }
+}
+
+#[test]
+fn scaffolding_needs_no_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("001_create.sql"),
+        "CREATE TABLE t (id INT);",
+    )
+    .expect("write");
+    let (out, err) = (Captured::default(), Captured::default());
+    let sql_dir = dir.path().to_string_lossy().into_owned();
+    let code = Cli::new([&crate::MIGRATIONS]).run_from(
+        ["migrate", "new", "t", "add email", "--sql", &sql_dir],
+        Box::new(out.clone()),
+        Box::new(err.clone()),
+    );
+    assert_eq!(code, exit::OK, "{}", err.text());
+    assert!(
+        dir.path().join("002_add_email.sql").exists()
+            && dir.path().join("002_add_email.down.sql").exists()
+    );
+    let (out, err) = (Captured::default(), Captured::default());
+    let code = Cli::new([&crate::MIGRATIONS]).run_from(
+        ["migrate", "new", "session", "add state"],
+        Box::new(out.clone()),
+        Box::new(err.clone()),
+    );
+    assert_eq!(code, exit::OK, "{}", err.text());
+    assert!(
+        out.text()
+            .contains("table = \"session\", version = \"2.4.0\", parent = \"2.3.0\""),
+        "{}",
+        out.text()
+    );
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let (out, err) = (Captured::default(), Captured::default());
+    let code = Cli::new([&crate::MIGRATIONS]).run_from(
+        ["migrate", "--help"],
+        Box::new(out.clone()),
+        Box::new(err),
+    );
+    assert_eq!(code, exit::OK);
+    for line in [
+        "3  migrations are pending",
+        "5  locked",
+        "6  dirty",
+        "DATABASE_URL",
+    ] {
+        assert!(
+            out.text().contains(line),
+            "{line} missing from\n{}",
+            out.text()
+        );
+    }
+}
+
+/// The built example, as a newcomer runs it from the README: `DATABASE_URL` from the
+/// environment, real exit codes.
+#[test]
+fn the_example_binary_runs_the_quickstart_migrations() {
+    let exe = std::env::current_exe().expect("test binary");
+    let examples = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("examples");
+    let cli = examples.join(format!("cli{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        cli.exists(),
+        "{} is not built (cargo test --all-features builds it)",
+        cli.display()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&cli)
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run the example");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(run(&["status", "--check"]).0, Some(3));
+    assert_eq!(run(&["up"]).0, Some(0));
+    let (code, json) = run(&["--json", "status"]);
+    assert_eq!(code, Some(0));
+    let doc: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(table(&doc, "session")["current"], "2.3.0");
+    assert_eq!(
+        run(&["down", "-1"]).0,
+        Some(2),
+        "three tables: -1 needs --table"
+    );
+    assert_eq!(run(&["down", "-1", "--table", "session"]).0, Some(0));
+    assert_eq!(run(&["verify"]).0, Some(3));
+    assert_eq!(run(&["up"]).0, Some(0));
+    assert_eq!(run(&["verify"]).0, Some(0));
+}

@@ -1,0 +1,254 @@
+//! `migrate::http` on a real server over loopback, driven by a real (minimal, hand-written)
+//! HTTP/1.1 client: authentication, bad input, a held lock, a failed step, and the example
+//! binary.
+
+use crate::harness::{each_backend, TestDb};
+use migrate::http::{router, HttpConfig};
+use serde_json::Value;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "test-token-5b1e";
+
+/// One request on a fresh connection: the status code and the JSON body.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    head.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    stream.write_all(head.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// Serves the fixture's migrations on `db` at a free loopback port.
+async fn serve(db: &TestDb, config: HttpConfig) -> SocketAddr {
+    let app = router(db.manager().await, config).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn with_token() -> HttpConfig {
+    HttpConfig {
+        token: Some(TOKEN.to_string()),
+        ..Default::default()
+    }
+}
+
+each_backend! {
+    async fn the_routes_answer_with_the_documented_statuses(db) {
+        let addr = serve(&db, with_token()).await;
+        let (code, status) = request(addr, "GET", "/migrations/status", None, None).await;
+        assert_eq!(code, 200, "{status}");
+        assert_eq!(status["tables"].as_array().map(Vec::len), Some(4));
+
+        // Mutations need the token.
+        for token in [None, Some("wrong"), Some("")] {
+            let (code, body) = request(addr, "POST", "/migrations/up", token, None).await;
+            assert_eq!((code, body["error"]["kind"].as_str()), (401, Some("Unauthorized")), "{token:?}");
+        }
+        assert!(!db.has_table("session").await, "a refused request changed nothing");
+
+        // Bad input: 400 with the error's kind.
+        for (path, body, kind) in [
+            ("/migrations/up", r#"{"target": "banana"}"#, "InvalidVersion"),
+            ("/migrations/up", r#"{"tables": ["nope"]}"#, "UnknownTable"),
+            ("/migrations/down", "{}", "MissingDownTarget"),
+            ("/migrations/down", r#"{"target": "2.0.0", "to_base": true}"#, "InvalidBody"),
+            ("/migrations/up", r#"{"colour": "blue"}"#, "InvalidBody"),
+            ("/migrations/up", "not json", "InvalidBody"),
+        ] {
+            let (code, json) = request(addr, "POST", path, Some(TOKEN), Some(body)).await;
+            assert_eq!((code, json["error"]["kind"].as_str()), (400, Some(kind)), "{body}: {json}");
+            assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+        let (code, _) = request(addr, "GET", "/migrations/history?limit=many", None, None).await;
+        assert_eq!(code, 400);
+        assert!(!db.has_table("session").await, "bad input changed nothing");
+
+        // A dry run plans and changes nothing.
+        let (code, dry) = request(addr, "POST", "/migrations/up", Some(TOKEN), Some(r#"{"dry_run": true}"#)).await;
+        assert_eq!((code, dry["report"]["status"].as_str()), (200, Some("dry_run")));
+        assert_eq!(dry["report"]["planned"].as_array().map(Vec::len), Some(10));
+
+        // A run while another runner holds the lock: 409 at once, naming the holder.
+        let holder = db.executor().await;
+        let held = holder.lock(None).await.expect("hold the lock");
+        let started = std::time::Instant::now();
+        let (code, locked) = request(addr, "POST", "/migrations/up", Some(TOKEN), None).await;
+        assert_eq!((code, locked["error"]["kind"].as_str()), (409, Some("LockTimeout")), "{locked}");
+        assert!(locked["error"]["holder"].as_str().is_some_and(|h| !h.is_empty()), "{locked}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "it did not queue");
+        held.release().await.expect("release");
+
+        // A failed step: 500 with the step.
+        db.control("session@2.3.0", "fail").await;
+        let (code, failed) = request(addr, "POST", "/migrations/up", Some(TOKEN), Some(r#"{"table": "session"}"#)).await;
+        assert_eq!((code, failed["error"]["kind"].as_str()), (500, Some("StepFailed")), "{failed}");
+        assert_eq!(failed["error"]["step"]["version"], "2.3.0");
+        assert_eq!(failed["error"]["applied"].as_array().map(Vec::len), Some(2));
+        assert!(failed["error"]["cause"].as_str().is_some_and(|c| c.contains("told to fail")), "{failed}");
+        db.clear_control().await;
+        if db.backend() == migrate::testing::Backend::MySql {
+            // MySQL commits DDL as it goes: the step ran journalled and left its mark, which a
+            // run answers with 409 until an operator settles it.
+            let (code, dirty) = request(addr, "POST", "/migrations/up", Some(TOKEN), None).await;
+            assert_eq!((code, dirty["error"]["kind"].as_str()), (409, Some("Dirty")), "{dirty}");
+            db.manager().await.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
+        }
+
+        let (code, up) = request(addr, "POST", "/migrations/up", Some(TOKEN), None).await;
+        assert_eq!((code, up["report"]["status"].as_str()), (200, Some("success")), "{up}");
+        let (code, down) = request(addr, "POST", "/migrations/down", Some(TOKEN), Some(r#"{"target": "2.1.0", "tables": ["session"]}"#)).await;
+        assert_eq!(code, 200, "{down}");
+        assert_eq!(down["report"]["applied"][0]["step"]["version"], "2.3.0");
+        let (code, history) = request(addr, "GET", "/migrations/history?limit=1", None, None).await;
+        assert_eq!(code, 200);
+        assert_eq!(history["history"].as_array().map(Vec::len), Some(1));
+        assert_eq!(history["history"][0]["direction"], "down");
+    }
+}
+
+#[tokio::test]
+async fn a_router_without_a_token_refuses_to_build_unless_told() {
+    let Some(db) = TestDb::new(migrate::testing::Backend::Sqlite).await else {
+        return;
+    };
+    for config in [
+        HttpConfig::default(),
+        HttpConfig {
+            token: Some(String::new()),
+            ..Default::default()
+        },
+    ] {
+        let err = router(db.manager().await, config).expect_err("no token");
+        assert!(
+            matches!(err, migrate::Error::Config(_))
+                && err.to_string().contains("insecure_no_auth"),
+            "{err}"
+        );
+    }
+    assert!(
+        !format!("{:?}", with_token()).contains(TOKEN),
+        "Debug hides the token"
+    );
+    let addr = serve(&db, HttpConfig::insecure_no_auth()).await;
+    let (code, _) = request(addr, "POST", "/migrations/up", None, None).await;
+    assert_eq!(code, 200);
+    let protected = serve(
+        &db,
+        HttpConfig {
+            protect_reads: true,
+            ..with_token()
+        },
+    )
+    .await;
+    assert_eq!(
+        request(protected, "GET", "/migrations/status", None, None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        request(protected, "GET", "/migrations/status", Some(TOKEN), None)
+            .await
+            .0,
+        200
+    );
+}
+
+/// The example as the README starts it: `--addr 127.0.0.1:0`, then `listening on <addr>`.
+#[tokio::test]
+async fn the_example_server_prints_its_address_and_serves() {
+    let exe = std::env::current_exe().expect("test binary");
+    let examples = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target")
+        .join("examples");
+    let http = examples.join(format!("http{}", std::env::consts::EXE_SUFFIX));
+    assert!(http.exists(), "{} is not built", http.display());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("http.db").display());
+    let mut child = tokio::process::Command::new(&http)
+        .args(["--addr", "127.0.0.1:0", "--database-url", &url])
+        .env("MIGRATE_HTTP_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the example");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        let n = stdout.read(&mut byte).await.expect("read");
+        assert_ne!(
+            n,
+            0,
+            "the example exited: {}",
+            String::from_utf8_lossy(&line)
+        );
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&line);
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("not `listening on <addr>`: {line}"));
+    assert_eq!(
+        request(addr, "POST", "/migrations/up", None, None).await.0,
+        401
+    );
+    assert_eq!(
+        request(
+            addr,
+            "POST",
+            "/migrations/up",
+            Some(TOKEN),
+            Some(r#"{"target": "x"}"#)
+        )
+        .await
+        .0,
+        400
+    );
+    let (code, up) = request(addr, "POST", "/migrations/up", Some(TOKEN), None).await;
+    assert_eq!(
+        (code, up["report"]["applied"].as_array().map(Vec::len)),
+        (200, Some(7))
+    );
+    let (code, status) = request(addr, "GET", "/migrations/status", None, None).await;
+    assert_eq!(code, 200);
+    assert!(
+        status["tables"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["pending"] == 0)),
+        "{status}"
+    );
+    child.kill().await.expect("stop");
+}

@@ -1,0 +1,132 @@
+//! What a run tells `tracing`: a span per run and per step with its fields, an event as each
+//! step ends with its duration and outcome, and, while a runner waits for the lock, an event at
+//! least every 5 s naming the holder.
+
+use crate::harness::TestDb;
+use migrate::testing::Backend;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log")).into_owned()
+    }
+}
+
+/// A subscriber for this thread that writes every info event, with its spans, into a buffer.
+fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+async fn spans_and_step_events(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let (log, _guard) = capture();
+    let m = db.manager().await;
+    m.up().table("session").target("2.1.0").await.expect("up");
+    let text = log.text();
+    let ended: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("migration step ended"))
+        .collect();
+    assert_eq!(ended.len(), 2, "one event per step:\n{text}");
+    for line in &ended {
+        for field in [
+            "migrate_run{",
+            "direction=up",
+            "migrate_step{",
+            "module=",
+            "table=\"session\"",
+            "version=",
+            "duration_ms=",
+            "outcome=\"applied\"",
+        ] {
+            assert!(line.contains(field), "{field} missing from {line}");
+        }
+    }
+    assert!(
+        text.contains("version=2.1.0") && text.contains("migration run ended"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_step_has_a_span_and_an_end_event_on_sqlite() {
+    spans_and_step_events(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_step_has_a_span_and_an_end_event_on_postgres() {
+    spans_and_step_events(Backend::Postgres).await;
+}
+
+/// Holds the lock for a little over one report interval: the waiting runner must say so.
+async fn lock_waits_are_reported(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let (log, _guard) = capture();
+    let holder = db.executor().await;
+    let held = holder.lock(None).await.expect("hold the lock");
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(migrate::backend::LOCK_WAIT_REPORT_EVERY + Duration::from_millis(700))
+            .await;
+        held.release().await.expect("release");
+    });
+    let m = db.manager().await;
+    let report = m
+        .up()
+        .lock_timeout(Duration::from_secs(20))
+        .await
+        .expect("up after the wait");
+    assert_eq!(report.applied.len(), 10);
+    release.await.expect("released");
+    let text = log.text();
+    let waits: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("waiting for the migration lock"))
+        .collect();
+    assert_eq!(waits.len(), 1, "one report in ~5.7 s:\n{text}");
+    assert!(
+        waits[0].contains("holder=") && waits[0].contains("waited_ms="),
+        "{}",
+        waits[0]
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_runner_names_the_holder_on_sqlite() {
+    lock_waits_are_reported(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_waiting_runner_names_the_holder_on_postgres() {
+    lock_waits_are_reported(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_waiting_runner_names_the_holder_on_mariadb() {
+    lock_waits_are_reported(Backend::MySql).await;
+}

@@ -242,6 +242,9 @@ impl Drop for MigrationManager {
     }
 }
 
+/// A callback told of every step as it starts and ends.
+type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// The options of a blocking request, handed to the async builder when it runs.
 #[derive(Default)]
 struct Options {
@@ -251,7 +254,7 @@ struct Options {
     force: bool,
     dry_run: bool,
     lock_timeout: Option<Duration>,
-    progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+    progress: Option<ProgressFn>,
 }
 
 impl std::fmt::Debug for Options {

@@ -246,15 +246,13 @@ struct RunBody {
     to_base: bool,
 }
 
-fn parse_body(body: &Bytes) -> std::result::Result<RunBody, Response> {
+/// The body, or why it is not a run request.
+fn parse_body(body: &Bytes) -> std::result::Result<RunBody, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(RunBody::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        bad_request(
-            "InvalidBody",
-            format!("the body is not a run request ({{\"target\", \"tables\", \"force\", \"dry_run\", \"to_base\"}}): {e}"),
-        )
+        format!("the body is not a run request ({{\"target\", \"tables\", \"force\", \"dry_run\", \"to_base\"}}): {e}")
     })
 }
 
@@ -264,7 +262,7 @@ async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
     }
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(message) => return bad_request("InvalidBody", message),
     };
     if body.to_base {
         return bad_request(
@@ -293,7 +291,7 @@ async fn down(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     }
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(message) => return bad_request("InvalidBody", message),
     };
     if body.to_base && body.target.is_some() {
         return bad_request(

@@ -51,7 +51,9 @@
 //! repairs), [`registry`] (the migration sets the anchors declare), [`query`] (rows read by
 //! [`Conn::query`]), [`error`] (the graph and driver errors inside [`Error`]) and [`backend`]
 //! (what a database backend implements). Each database has its module: [`sqlite`],
-//! `postgres`, `mysql`, and `testing` for round-trip tests.
+//! `postgres`, `mysql`, and `testing` for round-trip tests. Operators reach the migrations
+//! through [`startup`] (migrate before serving), [`blocking`] (without an async runtime), and,
+//! behind features, `cli` (the host binary's commands) and `http` (an axum router).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]

@@ -77,6 +77,7 @@ impl ConnectOptions {
     }
 
     /// Refuses a schema on a database that has none.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
     fn no_schema(&self, database: &str) -> Result<()> {
         match &self.schema {
             Some(schema) => Err(Error::Config(format!(

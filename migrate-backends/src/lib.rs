@@ -1,6 +1,6 @@
 //! The executors of `migrate`: SQLite, PostgreSQL and MySQL/MariaDB on sqlx.
 //!
-//! Every backend is a [`SqlxDb`] over a sqlx pool, implementing [`MigrationBackend`]: the
+//! Every backend is a [`SqlxDb`] over a sqlx pool, implementing [`MigrationBackend`](migrate_core::backend::MigrationBackend): the
 //! tracking tables, the runner lock, transactions, and the journal of steps that run outside
 //! one. What differs between databases sits behind [`Driver`].
 

@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn reports_are_spaced_and_the_deadline_holds() {
-        let mut wait = LockWait::new(Duration::ZERO);
+        let wait = LockWait::new(Duration::ZERO);
         assert!(wait.expired());
         assert_eq!(wait.next_slice(), Duration::ZERO);
         let mut wait = LockWait::new(Duration::from_secs(60));

@@ -127,7 +127,7 @@ impl MigrationBackend for Memory {
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
     }
-    fn lock(&self) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+    fn lock(&self, _wait: Option<std::time::Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
         Box::pin(async { Ok(Box::new(NoLock) as Box<dyn RunLock>) })
     }
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {

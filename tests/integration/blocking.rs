@@ -1,6 +1,6 @@
 //! `migrate::blocking` from plain threads, and its refusal inside a runtime.
 
-use crate::harness::TestDb;
+use crate::harness::{example, TestDb};
 use migrate::testing::Backend;
 
 #[test]
@@ -73,4 +73,25 @@ async fn inside_a_runtime_it_errors_instead_of_blocking_or_panicking() {
     let err = m.up().run().expect_err("inside a runtime");
     assert!(matches!(err, migrate::Error::InsideRuntime { .. }), "{err}");
     drop(m);
+}
+
+/// The example is a plain `fn main` with no runtime of its own.
+#[test]
+fn the_example_runs_from_a_plain_main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(example("blocking"))
+        .current_dir(dir.path())
+        .output()
+        .expect("run the example");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("up: Success, 7 step(s)") && text.contains("session    2.3.0"),
+        "{text}"
+    );
+    assert!(dir.path().join("blocking-example.db").exists());
 }

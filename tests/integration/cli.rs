@@ -2,34 +2,12 @@
 //! and the built `examples/cli` binary as a newcomer runs it. Every database URL carries a
 //! password (the throwaway servers trust any), and no byte of output may show it.
 
-use crate::harness::{each_backend, TestDb};
+use crate::harness::{each_backend, example, Captured, TestDb};
 use migrate::cli::{exit, Cli};
 use migrate::testing::Backend;
 use serde_json::Value;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 const PASSWORD: &str = "Cli-pw-7f3a9";
-
-/// A writer whose bytes the test reads afterwards.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("buffer")).into_owned()
-    }
-}
 
 /// One CLI run's exit code, stdout and stderr.
 struct Run {
@@ -329,18 +307,7 @@ fn help_lists_the_exit_codes() {
 /// environment, real exit codes.
 #[test]
 fn the_example_binary_runs_the_quickstart_migrations() {
-    let exe = std::env::current_exe().expect("test binary");
-    let examples = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("examples");
-    let cli = examples.join(format!("cli{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        cli.exists(),
-        "{} is not built (cargo test --all-features builds it)",
-        cli.display()
-    );
+    let cli = example("cli");
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
     let run = |args: &[&str]| {

@@ -391,3 +391,43 @@ impl TestDb {
         })
     }
 }
+
+/// A built example of this package (`cargo test --all-features` builds them beside the test
+/// binaries), as a newcomer runs it.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let examples = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("examples");
+    let path = examples.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is not built (cargo test --all-features builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A writer whose bytes a test reads afterwards: captured CLI output, a tracing log.
+#[derive(Clone, Default)]
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("buffer")).into_owned()
+    }
+}

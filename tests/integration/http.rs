@@ -2,7 +2,7 @@
 //! HTTP/1.1 client: authentication, bad input, a held lock, a failed step, and the example
 //! binary.
 
-use crate::harness::{each_backend, TestDb};
+use crate::harness::{each_backend, example, TestDb};
 use migrate::http::{router, HttpConfig};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -185,14 +185,7 @@ async fn a_router_without_a_token_refuses_to_build_unless_told() {
 /// The example as the README starts it: `--addr 127.0.0.1:0`, then `listening on <addr>`.
 #[tokio::test]
 async fn the_example_server_prints_its_address_and_serves() {
-    let exe = std::env::current_exe().expect("test binary");
-    let examples = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target")
-        .join("examples");
-    let http = examples.join(format!("http{}", std::env::consts::EXE_SUFFIX));
-    assert!(http.exists(), "{} is not built", http.display());
+    let http = example("http");
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("http.db").display());
     let mut child = tokio::process::Command::new(&http)

@@ -2,30 +2,9 @@
 //! step ends with its duration and outcome, and, while a runner waits for the lock, an event at
 //! least every 5 s naming the holder.
 
-use crate::harness::TestDb;
+use crate::harness::{Captured as Log, TestDb};
 use migrate::testing::Backend;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Log {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log")).into_owned()
-    }
-}
 
 /// A subscriber for this thread that writes every info event, with its spans, into a buffer.
 fn capture() -> (Log, tracing::subscriber::DefaultGuard) {

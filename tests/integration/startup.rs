@@ -1,7 +1,7 @@
 //! `migrate::startup::ensure`: one test per policy on every backend, and the example binary
 //! reading `MIGRATE_ON_STARTUP` from its environment.
 
-use crate::harness::{each_backend, v};
+use crate::harness::{each_backend, example, v};
 use migrate::startup::{ensure, Policy, Problem, StartupError};
 
 each_backend! {
@@ -63,13 +63,7 @@ each_backend! {
 /// The example reads the policy from its environment, as a deployed service does.
 #[test]
 fn the_example_follows_migrate_on_startup() {
-    let exe = std::env::current_exe().expect("test binary");
-    let examples = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target")
-        .join("examples");
-    let startup = examples.join(format!("startup{}", std::env::consts::EXE_SUFFIX));
+    let startup = example("startup");
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!(
         "sqlite://{}?mode=rwc",

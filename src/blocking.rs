@@ -33,7 +33,6 @@ use crate::report::{HistoryEntry, MigrationInfo, Progress, Report, TableStatus};
 use crate::{ConnectOptions, Error, Result, Version};
 use migrate_core::backend::MigrationBackend;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
@@ -53,14 +52,15 @@ impl std::fmt::Debug for MigrationManager {
 }
 
 /// Refuses to block a thread that runs an async runtime.
-fn outside_runtime(method: &'static str) -> Result<()> {
+pub(crate) fn outside_runtime(method: &'static str) -> Result<()> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(Error::InsideRuntime { method });
     }
     Ok(())
 }
 
-fn new_runtime() -> Result<Runtime> {
+/// The private current-thread runtime the blocking API (and the CLI) run on.
+pub(crate) fn new_runtime() -> Result<Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -154,19 +154,13 @@ impl MigrationManager {
 
     /// Starts an `up` request; [`run`](UpRequest::run) it.
     pub fn up(&self) -> UpRequest<'_> {
-        UpRequest {
-            manager: self,
-            options: Options::default(),
-        }
+        UpRequest::new(self)
     }
 
     /// Starts a `down` request; it needs [`target`](DownRequest::target) or
     /// [`to_base`](DownRequest::to_base).
     pub fn down(&self) -> DownRequest<'_> {
-        DownRequest {
-            manager: self,
-            options: Options::default(),
-        }
+        DownRequest::new(self)
     }
 
     /// See [`crate::MigrationManager::status`].
@@ -242,115 +236,71 @@ impl Drop for MigrationManager {
     }
 }
 
-/// A callback told of every step as it starts and ends.
-type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
-
-/// The options of a blocking request, handed to the async builder when it runs.
-#[derive(Default)]
-struct Options {
-    target: Option<String>,
-    to_base: bool,
-    tables: Vec<String>,
-    force: bool,
-    dry_run: bool,
-    lock_timeout: Option<Duration>,
-    progress: Option<ProgressFn>,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("target", &self.target)
-            .field("to_base", &self.to_base)
-            .field("tables", &self.tables)
-            .field("force", &self.force)
-            .field("dry_run", &self.dry_run)
-            .field("lock_timeout", &self.lock_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
 macro_rules! blocking_request {
     ($name:ident, $start:ident, $doc:literal) => {
         #[doc = $doc]
         #[must_use = "a request does nothing until it is run"]
         #[derive(Debug)]
         pub struct $name<'m> {
-            manager: &'m MigrationManager,
-            options: Options,
+            owner: &'m MigrationManager,
+            /// The async request it configures and runs (an error when the manager is gone).
+            inner: Result<crate::manager::$name<'m>>,
         }
 
-        impl $name<'_> {
-            /// See [`crate::manager::UpRequest::target`].
-            pub fn target(mut self, version: impl Into<String>) -> Self {
-                self.options.target = Some(version.into());
+        impl<'m> $name<'m> {
+            fn new(owner: &'m MigrationManager) -> Self {
+                $name {
+                    owner,
+                    inner: owner.manager().map(|m| m.$start()),
+                }
+            }
+
+            fn with(
+                mut self,
+                f: impl FnOnce(crate::manager::$name<'m>) -> crate::manager::$name<'m>,
+            ) -> Self {
+                self.inner = self.inner.map(f);
                 self
+            }
+
+            /// See [`crate::manager::UpRequest::target`].
+            pub fn target(self, version: impl Into<String>) -> Self {
+                self.with(|r| r.target(version))
             }
 
             /// See [`crate::manager::UpRequest::table`].
-            pub fn table(mut self, table: impl Into<String>) -> Self {
-                self.options.tables.push(table.into());
-                self
+            pub fn table(self, table: impl Into<String>) -> Self {
+                self.with(|r| r.table(table))
             }
 
             /// See [`crate::manager::UpRequest::force`].
-            pub fn force(mut self, force: bool) -> Self {
-                self.options.force = force;
-                self
+            pub fn force(self, force: bool) -> Self {
+                self.with(|r| r.force(force))
             }
 
             /// See [`crate::manager::UpRequest::dry_run`].
-            pub fn dry_run(mut self, dry_run: bool) -> Self {
-                self.options.dry_run = dry_run;
-                self
+            pub fn dry_run(self, dry_run: bool) -> Self {
+                self.with(|r| r.dry_run(dry_run))
             }
 
             /// See [`crate::manager::UpRequest::lock_timeout`].
-            pub fn lock_timeout(mut self, wait: Duration) -> Self {
-                self.options.lock_timeout = Some(wait);
-                self
+            pub fn lock_timeout(self, wait: Duration) -> Self {
+                self.with(|r| r.lock_timeout(wait))
             }
 
             /// See [`crate::manager::UpRequest::on_progress`].
-            pub fn on_progress(
-                mut self,
-                progress: impl Fn(&Progress) + Send + Sync + 'static,
-            ) -> Self {
-                self.options.progress = Some(Arc::new(progress));
-                self
+            pub fn on_progress(self, progress: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+                self.with(|r| r.on_progress(progress))
             }
 
             /// Runs the request, blocking until it ends.
             pub fn run(self) -> Result<Report> {
-                let options = self.options;
-                self.manager
-                    .block(concat!("MigrationManager::", stringify!($start)), |m| {
-                        let mut request = m.$start();
-                        if let Some(target) = options.target {
-                            request = request.target(target);
-                        }
-                        for table in options.tables {
-                            request = request.table(table);
-                        }
-                        request = request.force(options.force).dry_run(options.dry_run);
-                        if let Some(wait) = options.lock_timeout {
-                            request = request.lock_timeout(wait);
-                        }
-                        if let Some(progress) = options.progress {
-                            request = request.on_progress(move |p| progress(p));
-                        }
-                        blocking_request!(@base request, options.to_base, $start);
+                let request = self.inner?;
+                self.owner
+                    .block(concat!("MigrationManager::", stringify!($start)), |_| {
                         request.run()
                     })
             }
-        }
-    };
-    (@base $request:ident, $to_base:expr, up) => {
-        let _ = $to_base;
-    };
-    (@base $request:ident, $to_base:expr, down) => {
-        if $to_base {
-            $request = $request.to_base();
         }
     };
 }
@@ -360,8 +310,7 @@ blocking_request!(DownRequest, down, "A blocking `down` request.");
 
 impl DownRequest<'_> {
     /// See [`crate::manager::DownRequest::to_base`].
-    pub fn to_base(mut self) -> Self {
-        self.options.to_base = true;
-        self
+    pub fn to_base(self) -> Self {
+        self.with(|r| r.to_base())
     }
 }

@@ -126,19 +126,29 @@ pub fn new_sql(dir: impl AsRef<Path>, name: &str) -> Result<(PathBuf, PathBuf)> 
             }
         }
     }
+    let next = |n: u64, v: &Version| {
+        n.checked_add(1).ok_or_else(|| {
+            Error::Config(format!(
+                "the newest migration, version {v}, has no next version"
+            ))
+        })
+    };
     let prefix = match latest {
         None => "001".to_string(),
-        Some((v, Style::Numbered { width })) => format!("{:0width$}", v.major + 1),
-        Some((v, Style::Flyway)) => format!("V{}_", v.major + 1),
-        Some((_, Style::Timestamp { split })) => {
-            let now = timestamp_now();
-            if split {
-                format!("{}_{}", &now[..8], &now[8..])
+        Some((v, Style::Numbered { width })) => format!("{:0width$}", next(v.major, &v)?),
+        Some((v, Style::Flyway)) => format!("V{}_", next(v.major, &v)?),
+        Some((v, Style::Timestamp { split })) => {
+            // Never below the newest file: a stamp taken in another time zone, or a skewed
+            // clock, would otherwise put the new step in the middle of the chain.
+            let now: u64 = timestamp_now().parse().unwrap_or(0);
+            let stamp = format!("{:014}", now.max(next(v.major, &v)?));
+            if split && stamp.len() == 14 {
+                format!("{}_{}", &stamp[..8], &stamp[8..])
             } else {
-                now
+                stamp
             }
         }
-        Some((v, Style::Semver)) => format!("{}.{}.0", v.major, v.minor + 1),
+        Some((v, Style::Semver)) => format!("{}.{}.0", v.major, next(v.minor, &v)?),
     };
     let stem = format!("{prefix}_{slug}");
     let up = dir.join(format!("{stem}.sql"));
@@ -186,7 +196,15 @@ pub fn new_rust(table: &str, name: &str) -> Result<String> {
         .max();
     let (version, parent_key) = match &parent {
         Some(p) => (
-            Version::new(p.major, p.minor + 1, 0),
+            Version::new(
+                p.major,
+                p.minor.checked_add(1).ok_or_else(|| {
+                    Error::Config(format!(
+                        "`{table}` is at {p}, which has no next minor version"
+                    ))
+                })?,
+                0,
+            ),
             format!(", parent = \"{p}\""),
         ),
         None => (Version::new(1, 0, 0), String::new()),

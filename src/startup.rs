@@ -28,6 +28,7 @@
 //! (`MigrationBackend::describe`: server or file, schema, tracking table, never a password), so
 //! a service pointed at the wrong database or schema says so instead of serving.
 
+use crate::error::ErrorCategory;
 use crate::report::{ChecksumDrift, DirtyMark, Report, TableStatus};
 use crate::{Error, MigrationManager, Version};
 use std::fmt;
@@ -40,7 +41,7 @@ pub const POLICY_ENV: &str = "MIGRATE_ON_STARTUP";
 #[non_exhaustive]
 pub enum Policy {
     /// Apply pending migrations, then serve. A dirty, drifted or ahead database is refused
-    /// before anything runs.
+    /// before anything runs. Up to date, it costs one read of the state table.
     Apply,
     /// Serve only if the database is exactly where this binary expects it: not behind, not
     /// ahead, not dirty, no drift.
@@ -286,27 +287,38 @@ pub async fn ensure(manager: &MigrationManager, policy: Policy) -> Result<Ready,
             tracing::info!(%target, "{POLICY_ENV}=off: not checking migrations");
             None
         }
-        Policy::Check | Policy::Apply => {
+        Policy::Check => {
             let problems = Problem::of_all(&manager.status().await.map_err(failed)?);
-            let blocking: Vec<Problem> = match policy {
-                Policy::Apply => problems.into_iter().filter(|p| !p.is_behind()).collect(),
-                _ => problems,
+            if !problems.is_empty() {
+                return Err(StartupError::NotReady { target, problems });
+            }
+            tracing::info!(%target, "database matches this binary's migrations");
+            None
+        }
+        Policy::Apply => {
+            // `up` itself refuses a dirty, drifted or ahead database before any step runs, and
+            // costs one state read when nothing is pending; the status is read only to explain
+            // a refusal.
+            tracing::info!(%target, "applying pending migrations at start-up");
+            let report = match manager.up().await {
+                Ok(report) => report,
+                Err(err)
+                    if matches!(err.category(), ErrorCategory::Dirty | ErrorCategory::Drift) =>
+                {
+                    let statuses = manager.status().await.map_err(failed)?;
+                    let problems: Vec<Problem> = Problem::of_all(&statuses)
+                        .into_iter()
+                        .filter(|p| !p.is_behind())
+                        .collect();
+                    if problems.is_empty() {
+                        return Err(failed(err));
+                    }
+                    return Err(StartupError::NotReady { target, problems });
+                }
+                Err(err) => return Err(failed(err)),
             };
-            if !blocking.is_empty() {
-                return Err(StartupError::NotReady {
-                    target,
-                    problems: blocking,
-                });
-            }
-            if policy == Policy::Apply {
-                tracing::info!(%target, "applying pending migrations at start-up");
-                let report = manager.up().await.map_err(failed)?;
-                tracing::info!(%target, steps = report.applied.len(), "migrations applied");
-                Some(report)
-            } else {
-                tracing::info!(%target, "database matches this binary's migrations");
-                None
-            }
+            tracing::info!(%target, steps = report.applied.len(), "migrations applied");
+            Some(report)
         }
     };
     Ok(Ready {

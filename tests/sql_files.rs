@@ -91,14 +91,18 @@ async fn files_apply_in_version_order_and_come_back_down(backend: Backend) {
     let applied = steps(&report);
     let expected = [
         "accounts@1.0.0 001_create_accounts",
+        "accounts@2.0.0 002_add_email",
         "accounts@3.0.0 003_add_nickname",
+        "notes@1.0.0 V1__create_notes",
         "notes@1.1.0 V1_1__add_body",
         "notes@2.0.0 V2__seed",
         "events@20251025120000.0.0 20251025120000_create_events",
         "events@20251026090000.0.0 20251026_090000_add_kind",
+        "profiles@1.0.0 create_profiles",
         "profiles@2.0.0 2.0.0_add_bio",
         "profiles@3.0.0 add_avatar",
     ];
+    assert_eq!(applied.len(), expected.len(), "{applied:#?}");
     let position = |step: &str| {
         applied
             .iter()
@@ -140,6 +144,10 @@ async fn files_apply_in_version_order_and_come_back_down(backend: Backend) {
         "tests/sql_files/accounts/003_add_nickname.sql:1"
     );
 
+    // `\{{` in V2__seed is a literal pair of braces, not a template.
+    let body = notes_body(backend, db.url()).await;
+    assert_eq!(body, r#"{{"greeting": "hello"}}"#);
+
     let seeded = manager
         .status()
         .await
@@ -172,6 +180,34 @@ async fn files_apply_in_version_order_and_come_back_down(backend: Backend) {
         .await
         .expect("profiles down");
     assert_eq!(manager.current_version("accounts").await.expect("v"), None);
+}
+
+/// The body V2__seed wrote, read outside the framework.
+async fn notes_body(backend: Backend, url: &str) -> String {
+    let sql = "SELECT body FROM notes WHERE id = 1";
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.expect("sqlite");
+            sqlx::query_scalar(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("body")
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.expect("postgres");
+            sqlx::query_scalar(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("body")
+        }
+        Backend::MySql => {
+            let pool = sqlx::MySqlPool::connect(url).await.expect("mysql");
+            sqlx::query_scalar(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("body")
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

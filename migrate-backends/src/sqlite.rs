@@ -249,7 +249,10 @@ pub(crate) fn millis(d: Duration) -> u64 {
 /// Whether sqlx's filename names an in-memory database: `:memory:`, sqlx's own
 /// `file:sqlx-in-memory-N` for `sqlite::memory:`, or a `mode=memory` URI (or no file at all).
 fn is_in_memory(database: &Path) -> bool {
-    let name = database.to_str().unwrap_or_default();
+    // A path that is not UTF-8 is a real file: none of the in-memory names below.
+    let Some(name) = database.to_str() else {
+        return false;
+    };
     name.is_empty()
         || name.contains(":memory:")
         || name.starts_with("file:sqlx-in-memory-")

@@ -417,6 +417,9 @@ where
     query
 }
 
+/// The history column that `Statements::upgrade` adds to tracking tables made before it.
+const UPGRADE_COLUMN: &str = "started_at_utc";
+
 pub(crate) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -473,7 +476,19 @@ where
                     .await
                     .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
             }
-            for statement in &self.sql.upgrade {
+            // The upgrade adds a column that older tracking tables lack. Ask first: on
+            // PostgreSQL even `ADD COLUMN IF NOT EXISTS` takes an exclusive lock on the history.
+            let history = format!("{}_history", self.tracking_table);
+            let values = Values::new()
+                .text(Bind::Schema, self.schema.as_deref())
+                .text(Bind::Table, Some(&history))
+                .text(Bind::Column, Some(UPGRADE_COLUMN));
+            let upgraded = bound::<DB>(&self.sql.column_exists, &values)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| DB::lock_error(e, self.lock.timeout))?
+                .is_some();
+            for statement in self.sql.upgrade.iter().filter(|_| !upgraded) {
                 match sqlx::raw_sql(AssertSqlSafe(statement.clone()))
                     .execute(&mut *conn)
                     .await

@@ -61,9 +61,9 @@ pub(super) enum Command {
     Current,
     /// The newest rows of the migration history.
     History {
-        /// How many rows.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// How many rows (at most 1,000,000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(..=1_000_000))]
+        limit: u32,
     },
     /// Applies pending migrations.
     Up(UpArgs),

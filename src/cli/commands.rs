@@ -47,7 +47,7 @@ pub(super) async fn execute(
             Ok(exit::OK)
         }
         Command::History { limit } => {
-            let entries = manager.history(*limit).await?;
+            let entries = manager.history(*limit as usize).await?;
             if json {
                 printer.json(&json!({ "ok": true, "history": entries }));
             } else if entries.is_empty() {
@@ -203,55 +203,48 @@ async fn down(
     Ok(print_report(printer, json, "down", &report))
 }
 
+/// Whether `name` (`table` or `module:table`) names this module's table.
+fn names(name: &str, module: &str, table: &str) -> bool {
+    match name.split_once(':') {
+        Some((m, t)) => m == module && t == table,
+        None => name == table,
+    }
+}
+
 /// For `down -1`: the one selected table (as `module:table`) and the version below its
-/// current one (`None`: its first step, so down to base).
+/// current one (`None`: its first step, so down to base). The table is chosen from the linked
+/// graph; the database is read once.
 async fn one_step_target(
     manager: &MigrationManager,
     tables: &[String],
 ) -> Result<(String, Option<String>)> {
-    let statuses = manager.status().await?;
-    let matches = |s: &&TableStatus, name: &str| match name.split_once(':') {
-        Some((module, table)) => s.module == module && s.table == table,
-        None => s.table == name,
-    };
-    let selected: Vec<&TableStatus> = match tables {
-        [] => statuses.iter().filter(|s| s.linked).collect(),
-        [name] => statuses.iter().filter(|s| matches(s, name)).collect(),
+    let linked: Vec<(&str, &str)> = manager.graph().tables().collect();
+    let selected: Vec<&(&str, &str)> = match tables {
+        [] => linked.iter().collect(),
+        [name] => linked.iter().filter(|(m, t)| names(name, m, t)).collect(),
         _ => Vec::new(),
     };
-    let [status] = selected.as_slice() else {
-        let known: Vec<String> = statuses
-            .iter()
-            .map(|s| format!("{}:{}", s.module, s.table))
-            .collect();
+    let [&(module, table)] = selected.as_slice() else {
+        let known: Vec<String> = linked.iter().map(|(m, t)| format!("{m}:{t}")).collect();
         return Err(Error::Config(format!(
             "down -1 reverts one step of exactly one table: name it with --table ({}), once",
             known.join(", ")
         )));
     };
-    let Some(current) = &status.current else {
-        return Err(Error::Config(format!(
-            "down -1: `{}` table `{}` has nothing applied",
-            status.module, status.table
-        )));
-    };
-    let steps = manager.applied().await?;
-    let parent = steps
-        .iter()
-        .find(|m| {
-            m.step.module == status.module
-                && m.step.table == status.table
-                && &m.step.version == current
-        })
-        .ok_or_else(|| Error::UnknownAppliedVersion {
-            module: status.module.clone(),
-            table: status.table.clone(),
-            version: current.to_string(),
-        })?
-        .parent
-        .as_ref()
-        .map(ToString::to_string);
-    Ok((format!("{}:{}", status.module, status.table), parent))
+    let newest = manager
+        .applied()
+        .await?
+        .into_iter()
+        .rfind(|m| m.step.module == module && m.step.table == table)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "down -1: `{module}` table `{table}` has nothing applied"
+            ))
+        })?;
+    Ok((
+        format!("{module}:{table}"),
+        newest.parent.as_ref().map(ToString::to_string),
+    ))
 }
 
 async fn verify(manager: &MigrationManager, printer: &Printer, json: bool) -> Result<u8> {
@@ -295,15 +288,20 @@ async fn repair(
     let statuses = manager.status().await?;
     let marks: Vec<&TableStatus> = statuses
         .iter()
-        .filter(|s| s.table == table || format!("{}:{}", s.module, s.table) == table)
-        .filter(|s| s.dirty.is_some())
+        .filter(|s| s.dirty.is_some() && names(table, &s.module, &s.table))
         .collect();
-    let mut infos = manager.pending().await?;
-    infos.extend(manager.applied().await?);
+    // A known table without a mark would be "repaired" of nothing: say so instead. (An unknown
+    // name goes on to resolve_dirty, which names the known tables before taking the lock.)
+    if marks.is_empty() && statuses.iter().any(|s| names(table, &s.module, &s.table)) {
+        return Err(Error::Config(format!(
+            "`{table}` has no dirty mark: nothing to repair"
+        )));
+    }
+    let migrations = manager.migrations();
     let mut described = Vec::new();
     for status in &marks {
         if let Some(mark) = &status.dirty {
-            let step = infos
+            let step = migrations
                 .iter()
                 .find(|m| {
                     m.step.module == status.module

@@ -163,17 +163,8 @@ impl Cli {
     }
 
     fn execute(self, arguments: &Arguments, url: &str, printer: &Printer) -> Result<u8> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::InsideRuntime { method: "cli::run" });
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Io {
-                operation: "start the runtime of",
-                path: "migrate::cli".into(),
-                source,
-            })?;
+        crate::blocking::outside_runtime("cli::run")?;
+        let runtime = crate::blocking::new_runtime()?;
         let mut options = ConnectOptions::new();
         options.schema = arguments.schema.clone();
         options.tracking_table = arguments.tracking_table.clone();

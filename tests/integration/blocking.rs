@@ -22,7 +22,9 @@ fn the_blocking_manager_runs_from_a_plain_thread() {
     let report = m.up().run().expect("up");
     assert_eq!(report.applied.len(), 8);
     assert_eq!(m.history(3).expect("history").len(), 3);
-    assert!(m.status().expect("status").iter().all(|s| s.pending == 0));
+    let statuses = m.status().expect("status");
+    assert_eq!(statuses.len(), 4);
+    assert!(statuses.iter().all(|s| s.pending == 0));
     m.down()
         .table("metrics")
         .target("2.1.0")

@@ -178,6 +178,10 @@ each_backend! {
             assert_eq!(run.code, exit::USAGE, "{args:?}\n{}\n{}", run.stdout, run.stderr);
             assert!(run.stderr.contains("error"), "{args:?}: {}", run.stderr);
         }
+        if db.backend() == Backend::Postgres {
+            let tenant = db.rows("SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'tenant'").await;
+            assert!(tenant.is_empty(), "status under --schema created it: {tenant:?}");
+        }
         let json = cli(&url, &["--json", "up", "--table", "nope"]).await.json();
         assert_eq!((json["ok"].as_bool(), json["error"]["kind"].as_str()), (Some(false), Some("UnknownTable")));
         assert_eq!(db.fingerprint().await, before);

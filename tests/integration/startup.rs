@@ -10,7 +10,9 @@ each_backend! {
         let err = ensure(&m, Policy::Check).await.expect_err("behind");
         let StartupError::NotReady { target, problems } = &err else { panic!("{err}") };
         assert!(problems.iter().all(Problem::is_behind) && problems.len() == 4, "{err}");
-        assert!(!target.is_empty() && err.to_string().contains(target.as_str()), "names the database: {err}");
+        let database = db.url().split('?').next().and_then(|u| u.rsplit('/').next()).expect("a database name");
+        assert!(target.contains(database) && target.contains("tracking table migrate_schema_versions"), "names the database: {target}");
+        assert!(err.to_string().contains(target.as_str()), "{err}");
         assert!(err.to_string().contains("run `up`"), "says how to fix it: {err}");
         assert!(!db.has_table("session").await, "check changes nothing");
 

@@ -26,7 +26,9 @@ each_backend! {
 
         // Bring the real schema to 2.3.0, then forget the newest step without running its down.
         m.stamp("session", "2.0.0").await.expect("stamp again is idempotent");
-        m.down().table("session").to_base().force(true).await.ok();
+        assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.0.0")));
+        m.down().table("session").to_base().force(true).await.expect("forced down to base");
+        assert_eq!(m.current_version("session").await.unwrap(), None);
         m.up().table("session").await.expect("up");
         m.unstamp("session").await.expect("unstamp");
         assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.1.0")), "one step back");

@@ -93,6 +93,31 @@ each_backend! {
         let status = listings_work(&db, &m).await;
         let dirty = row(&status, "session").dirty.clone().expect("dirty shown");
         assert_eq!(dirty.version, "2.3.0");
+        // Re-pinning checksums must not settle the step in doubt: that is resolve_dirty's call.
+        rejects!(db, m.accept_checksums("session"), Error::Dirty { .. }, "session");
+    }
+
+    async fn a_newer_binarys_first_step_left_dirty_is_refused_and_listed(db) {
+        let m = midway(&db).await;
+        db.exec("INSERT INTO migrate_schema_versions (module, table_name, version, checksum, dirty_version, dirty_name, dirty_direction, dirty_since, updated_at) VALUES ('integration', 'knowledge', NULL, NULL, '1.0.0', 'create_knowledge', 'up', 1, 1)").await;
+        rejects!(db, m.up(), Error::Dirty { .. }, "knowledge");
+        let status = listings_work(&db, &m).await;
+        let knowledge = row(&status, "knowledge");
+        assert!(!knowledge.linked && knowledge.dirty.is_some(), "{knowledge:?}");
+    }
+
+    async fn a_per_table_baseline_may_name_the_module(db) {
+        let m = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
+            .expect("graph")
+            .with_table_baseline("integration:session", "2.0.0")
+            .expect("baseline");
+        assert_eq!(m.current_version("session").await.unwrap(), Some(migrate::Version::new(2, 0, 0)));
+        assert_eq!(m.current_version("memory").await.unwrap(), None);
+    }
+
+    async fn down_with_both_a_target_and_base_is_refused(db) {
+        let m = midway(&db).await;
+        rejects!(db, m.down().target("2.0.0").to_base(), Error::Config(_), "to_base");
     }
 
     async fn a_null_version_means_nothing_recorded(db) {

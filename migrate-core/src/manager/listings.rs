@@ -64,6 +64,11 @@ impl MigrationManager {
         Ok(self.infos(|n| !self.is_applied(&states, n)))
     }
 
+    /// Every linked migration, in the order `up` runs them. Touches no database.
+    pub fn migrations(&self) -> Vec<MigrationInfo> {
+        self.infos(|_| true)
+    }
+
     /// The steps that are applied (at or below each table's current version), in order.
     pub async fn applied(&self) -> Result<Vec<MigrationInfo>> {
         let states = self.survey().await?.states;

@@ -34,9 +34,9 @@ impl MigrationManager {
                 continue;
             };
             let chain = &self.graph.chains[c];
-            let version = parse_version(&mark.version)?;
-            let pos = chain
-                .position(&self.graph, &version)
+            let pos = semver::Version::parse(&mark.version)
+                .ok()
+                .and_then(|version| chain.position(&self.graph, &version))
                 .ok_or_else(|| Error::unknown_applied(chain.module, chain.table, &mark.version))?;
             let done = matches!(
                 (mark.direction, resolution),
@@ -204,6 +204,14 @@ impl MigrationManager {
 
     async fn repin(&self, chains: Vec<usize>) -> Result<()> {
         let states = self.read_states(true).await?;
+        // Re-pinning rewrites the state row, which would clear a dirty mark: settling a step in
+        // doubt is resolve_dirty's decision, so a dirty table is refused before any write.
+        for &c in &chains {
+            if let Some(mark) = &states[c].dirty {
+                let chain = &self.graph.chains[c];
+                return Err(Error::dirty(chain.module, chain.table, mark));
+            }
+        }
         for c in chains {
             let chain = &self.graph.chains[c];
             let applied = chain.applied_len(&self.graph, states[c].stored.as_ref());

@@ -54,6 +54,11 @@ impl Options {
         manager: &MigrationManager,
         direction: Direction,
     ) -> Result<(Request, RunOptions)> {
+        if self.target.is_some() && self.to_base {
+            return Err(Error::Config(
+                "down got both a target and to_base: give one".to_string(),
+            ));
+        }
         let target = match (&self.target, self.to_base, direction) {
             (Some(v), _, _) => Target::Version(parse_version(v)?),
             (None, true, Direction::Down) => Target::Base,

@@ -25,7 +25,8 @@ pub struct MigrationManager {
     pub(super) graph: Graph,
     pub(super) sets: Vec<&'static MigrationSet>,
     pub(super) baseline: Option<Version>,
-    pub(super) table_baselines: HashMap<String, Version>,
+    /// Per-table baselines, by chain index (a name may select one module's chain or all).
+    pub(super) table_baselines: HashMap<usize, Version>,
 }
 
 impl std::fmt::Debug for MigrationManager {
@@ -102,9 +103,10 @@ impl MigrationManager {
 
     /// A baseline for one table, overriding [`with_baseline`](Self::with_baseline).
     pub fn with_table_baseline(mut self, table: &str, version: &str) -> Result<Self> {
-        self.resolve_tables(&[table.to_string()])?;
-        self.table_baselines
-            .insert(table.to_string(), parse_version(version)?);
+        let version = parse_version(version)?;
+        for c in self.resolve_tables(&[table.to_string()])? {
+            self.table_baselines.insert(c, version.clone());
+        }
         Ok(self)
     }
 
@@ -129,6 +131,7 @@ impl MigrationManager {
             .tables()
             .map(|(_, table)| table.to_string())
             .collect();
+        known.sort();
         known.dedup();
         Error::UnknownTable {
             table: table.to_string(),
@@ -162,9 +165,9 @@ impl MigrationManager {
         Ok(chains)
     }
 
-    pub(super) fn baseline_of(&self, table: &str) -> Option<Version> {
+    pub(super) fn baseline_of(&self, chain: usize) -> Option<Version> {
         self.table_baselines
-            .get(table)
+            .get(&chain)
             .or(self.baseline.as_ref())
             .cloned()
     }

@@ -30,8 +30,14 @@ impl MigrationManager {
     pub(super) async fn read_states(&self, force: bool) -> Result<Vec<ChainState>> {
         let survey = self.survey().await?;
         if let Some(row) = survey.strangers.first() {
-            let version = row.version.as_deref().unwrap_or_default();
-            return Err(Error::unknown_applied(&row.module, &row.table, version));
+            return Err(match (&row.version, &row.dirty) {
+                (None, Some(mark)) => Error::dirty(&row.module, &row.table, mark),
+                (version, _) => Error::unknown_applied(
+                    &row.module,
+                    &row.table,
+                    version.as_deref().unwrap_or_default(),
+                ),
+            });
         }
         for (c, state) in survey.states.iter().enumerate() {
             if let Some(text) = &state.unknown {
@@ -51,12 +57,9 @@ impl MigrationManager {
     /// are kept as text in [`ChainState::unknown`], and chains whose checksum differs are listed.
     pub(super) async fn survey(&self) -> Result<Survey> {
         let rows = self.backend.read_state().await?;
-        let mut states: Vec<ChainState> = self
-            .graph
-            .chains
-            .iter()
+        let mut states: Vec<ChainState> = (0..self.graph.chains.len())
             .map(|c| ChainState {
-                baseline: self.baseline_of(c.table),
+                baseline: self.baseline_of(c),
                 ..ChainState::default()
             })
             .collect();
@@ -67,7 +70,8 @@ impl MigrationManager {
                 continue;
             }
             let Some(c) = self.graph.chain_index(&row.module, &row.table) else {
-                if row.version.is_some() {
+                // A newer binary's table: recorded, or dirty from its first step.
+                if row.version.is_some() || row.dirty.is_some() {
                     strangers.push(row);
                 }
                 continue;

@@ -470,20 +470,57 @@ where
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let mut conn = self.held.take(&self.pool).await?;
+            let history = format!("{}_history", self.tracking_table);
+            let exists = |table: &str, column: Option<&str>| {
+                let values = Values::new()
+                    .text(Bind::Schema, self.schema.as_deref())
+                    .text(Bind::Table, Some(table))
+                    .text(Bind::Column, column);
+                let sql = if column.is_some() {
+                    &self.sql.column_exists
+                } else {
+                    &self.sql.table_exists
+                };
+                (sql, values)
+            };
+            // The upgrade adds a column that older tracking tables lack; with it in place and
+            // the state table there, nothing needs creating. Asking first costs two catalog
+            // reads and no CREATE right, so a role that may only write the tracking tables can
+            // run; and on PostgreSQL even `ADD COLUMN IF NOT EXISTS` takes an exclusive lock.
+            let (sql, values) = exists(&history, Some(UPGRADE_COLUMN));
+            let upgraded = bound::<DB>(sql, &values)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| DB::lock_error(e, self.lock.timeout))?
+                .is_some();
+            if upgraded {
+                let (sql, values) = exists(&self.tracking_table, None);
+                let state = bound::<DB>(sql, &values)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+                if state.is_some() {
+                    conn.keep();
+                    return Ok(());
+                }
+            }
             for statement in &self.sql.create {
                 sqlx::raw_sql(AssertSqlSafe(statement.clone()))
                     .execute(&mut *conn)
                     .await
-                    .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+                    .map_err(|e| match DB::lock_error(e, self.lock.timeout) {
+                        // The driver's message (`permission denied for schema public`) does
+                        // not say which tables were being created, or where.
+                        Error::Database(db) => Error::Database(db.context(format_args!(
+                            "creating the tracking tables on {}",
+                            self.describe()
+                        ))),
+                        other => other,
+                    })?;
             }
-            // The upgrade adds a column that older tracking tables lack. Ask first: on
-            // PostgreSQL even `ADD COLUMN IF NOT EXISTS` takes an exclusive lock on the history.
-            let history = format!("{}_history", self.tracking_table);
-            let values = Values::new()
-                .text(Bind::Schema, self.schema.as_deref())
-                .text(Bind::Table, Some(&history))
-                .text(Bind::Column, Some(UPGRADE_COLUMN));
-            let upgraded = bound::<DB>(&self.sql.column_exists, &values)
+            // Tables just created have the column; only an older history lacks it.
+            let (sql, values) = exists(&history, Some(UPGRADE_COLUMN));
+            let upgraded = bound::<DB>(sql, &values)
                 .fetch_optional(&mut *conn)
                 .await
                 .map_err(|e| DB::lock_error(e, self.lock.timeout))?

@@ -29,6 +29,11 @@ async fn obey(db: &mut Conn<'_>, step: &str) -> Result<()> {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         },
         Some("panic") => panic!("{step} was told to panic"),
+        // Busy on the server (PostgreSQL), so that a restart ends the step's session.
+        Some("server_sleep") => {
+            db.execute("SELECT pg_sleep(60)").await?;
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -135,7 +140,8 @@ async fn metrics_2_1_0(db: &mut Conn<'_>) -> Result<()> {
     obey(db, "metrics@2.1.0").await
 }
 async fn metrics_2_1_0_down(db: &mut Conn<'_>) -> Result<()> {
-    drop_column(db, "metrics", "tokens").await
+    drop_column(db, "metrics", "tokens").await?;
+    obey(db, "metrics@2.1.0 down").await
 }
 
 #[migrate::migration(
@@ -177,5 +183,6 @@ async fn drop_eval(db: &mut Conn<'_>) -> Result<()> {
 #[migrate::migration(table = "eval", version = "2.1.0", parent = "2.0.0", irreversible)]
 async fn eval_scores_to_percent(db: &mut Conn<'_>) -> Result<()> {
     db.execute("UPDATE {{tables.eval}} SET score = score * 100").await?;
-    Ok(())
+    // Told to fail: a data step that fails after writing rows.
+    obey(db, "eval@2.1.0").await
 }

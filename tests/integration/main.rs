@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod connect_errors;
 mod failures;
+mod faults;
 #[cfg(feature = "http")]
 mod http;
 mod locks;

@@ -1,6 +1,6 @@
 //! Passwords in database URLs never appear in an error's message, its `Debug` output or any
 //! error in its source chain, whatever went wrong: a malformed URL, a port nobody listens on,
-//! a database that does not exist, an unknown scheme, and (on PostgreSQL) a wrong password.
+//! a database that does not exist, an unknown scheme, and a wrong password.
 
 use crate::harness::each_backend;
 use migrate::testing::Backend;
@@ -44,6 +44,12 @@ fn server(url: &str) -> (String, String) {
     (scheme.to_string(), host.to_string())
 }
 
+/// The database a server URL names (`scheme://user@host:port/db?options`).
+fn database_of(url: &str) -> &str {
+    let path = url.rsplit('/').next().unwrap_or_default();
+    path.split('?').next().unwrap_or_default()
+}
+
 each_backend! {
     async fn bad_urls_never_show_the_password(db) {
         if db.backend() == Backend::Sqlite {
@@ -72,20 +78,36 @@ each_backend! {
         ] {
             assert_hidden(&url).await;
         }
-        // A wrong password, on the throwaway cluster whose `password_login` members must give
-        // one (a server of your own may trust everyone).
-        if db.backend() == Backend::Postgres && std::env::var_os("MIGRATE_TEST_POSTGRES_URL").is_none() {
-            let role = format!("pw_{}", std::process::id());
+        // A wrong password, on the throwaway servers, which check it (a server of your own
+        // may trust everyone): PostgreSQL's `password_login` members must give one, and
+        // MariaDB checks every user's.
+        let own_server = ["MIGRATE_TEST_POSTGRES_URL", "MIGRATE_TEST_MYSQL_URL"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some());
+        if own_server {
+            return;
+        }
+        let role = format!("pw_{}", std::process::id());
+        let refusal = if db.backend() == Backend::Postgres {
             db.exec("DO $$ BEGIN CREATE ROLE password_login NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$").await;
             db.exec(&format!("CREATE ROLE {role} LOGIN PASSWORD 'right-pw' IN ROLE password_login")).await;
-            let wrong = format!("postgres://{role}:{PASSWORD}@{host}/postgres");
-            assert_hidden(&wrong).await;
-            let err = migrate::connect(&wrong).await.map(|_| ()).expect_err("wrong password");
-            assert!(matches!(err, migrate::Error::Database(_)), "{err:?}");
-            assert!(err.to_string().contains("password authentication failed"), "{err}");
-            migrate::connect(&format!("postgres://{role}:right-pw@{host}/postgres"))
-                .await
-                .expect("the right password connects");
-        }
+            "password authentication failed"
+        } else {
+            db.exec(&format!("CREATE USER '{role}'@'127.0.0.1' IDENTIFIED BY 'right-pw'")).await;
+            db.exec(&format!("GRANT ALL ON `{}`.* TO '{role}'@'127.0.0.1'", database_of(db.url()))).await;
+            "Access denied"
+        };
+        let database = match db.backend() {
+            Backend::Postgres => "postgres",
+            _ => database_of(db.url()),
+        };
+        let wrong = format!("{scheme}://{role}:{PASSWORD}@{host}/{database}");
+        assert_hidden(&wrong).await;
+        let err = migrate::connect(&wrong).await.map(|_| ()).expect_err("wrong password");
+        assert!(matches!(err, migrate::Error::Database(_)), "{err:?}");
+        assert!(err.to_string().contains(refusal), "{err}");
+        migrate::connect(&format!("{scheme}://{role}:right-pw@{host}/{database}"))
+            .await
+            .expect("the right password connects");
     }
 }

@@ -46,6 +46,16 @@ fn serve(
     let data = dir.join("data");
     let port = free_port()?;
     let log = dir.join(format!("error-{attempt}.log"));
+    // Privileges are checked, so that tests can see what a wrong password does; the init file
+    // lets the password-less root in over loopback TCP (name resolution is off, so the client
+    // is `127.0.0.1`, not `localhost`).
+    let init = dir.join("init.sql");
+    std::fs::write(
+        &init,
+        "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';\n\
+         GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n",
+    )
+    .map_err(|e| format!("cannot write {}: {e}", init.display()))?;
     let mut child = Command::new(mariadbd)
         .arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
@@ -53,9 +63,10 @@ fn serve(
         .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
         .arg(format!("--log-error={}", log.display()))
         .arg(format!("--port={port}"))
+        .arg(format!("--init-file={}", init.display()))
         .args([
             "--bind-address=127.0.0.1",
-            "--skip-grant-tables",
+            "--skip-name-resolve",
             "--skip-log-bin",
             "--innodb-buffer-pool-size=64M",
             "--innodb-flush-log-at-trx-commit=2",

@@ -17,6 +17,7 @@ mod round_trip;
 pub mod snapshot;
 mod stairway;
 
+pub use postgres::PostgresServer;
 pub use round_trip::{assert_single_heads, block_on, round_trip, RoundTrip};
 pub use snapshot::{snapshot, Schema, SchemaDiff};
 pub use stairway::{DataCheck, Phase, Stairway, StairwayFailure, StairwayReport};
@@ -80,6 +81,19 @@ pub fn require_all() -> bool {
     std::env::var("MIGRATE_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1" || v == "true")
 }
 
+/// A server that cannot be had: an error under `MIGRATE_TEST_REQUIRE_ALL=1`, else reported
+/// on stderr as skipped (once per backend).
+fn unavailable(backend: Backend, why: &str) -> Result<()> {
+    if require_all() {
+        return Err(Error::Config(format!(
+            "{} is required (MIGRATE_TEST_REQUIRE_ALL=1) but unavailable: {why}",
+            backend.name()
+        )));
+    }
+    report_skip(backend, why);
+    Ok(())
+}
+
 fn report_skip(backend: Backend, why: &str) {
     static REPORTED: [std::sync::atomic::AtomicBool; 3] = [
         std::sync::atomic::AtomicBool::new(false),
@@ -135,16 +149,7 @@ impl TestDatabase {
         }
         let admin = match server(backend) {
             Ok(url) => url.clone(),
-            Err(why) if require_all() => {
-                return Err(Error::Config(format!(
-                    "{} is required (MIGRATE_TEST_REQUIRE_ALL=1) but unavailable: {why}",
-                    backend.name()
-                )))
-            }
-            Err(why) => {
-                report_skip(backend, why);
-                return Ok(None);
-            }
+            Err(why) => return unavailable(backend, why).map(|()| None),
         };
         let create = format!("CREATE DATABASE {}", dialect(backend).quote_ident(&name));
         let executor = crate::connect(&admin).await?;

@@ -365,6 +365,23 @@ impl DatabaseError {
         false
     }
 
+    /// The same error, its message preceded by what was being done (`creating the tracking
+    /// tables of …`): the driver's message alone rarely names the object at fault.
+    ///
+    /// ```
+    /// use migrate_core::error::DatabaseError;
+    /// let err = DatabaseError::message("permission denied for schema public")
+    ///     .context("creating the tracking table `versions`");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "database error: creating the tracking table `versions`: permission denied for schema public"
+    /// );
+    /// ```
+    pub fn context(mut self, doing: impl std::fmt::Display) -> Self {
+        self.message = format!("{doing}: {}", self.message);
+        self
+    }
+
     /// The driver's error (a `sqlx::Error`, for the built-in backends), for downcasting.
     pub fn driver_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         self.driver.as_deref()

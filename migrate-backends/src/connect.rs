@@ -120,7 +120,7 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
     let scheme = url.split(':').next().unwrap_or_default();
     // Checked before connecting: a bad name opens no connection and creates no file.
     if let Some(table) = &options.tracking_table {
-        crate::sqlx_db::check_identifier("tracking table", table)?;
+        crate::sqlx_db::check_tracking_table(table)?;
     }
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     let timeout = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
@@ -136,7 +136,7 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
             if let Some(schema) = &options.schema {
-                crate::sqlx_db::check_identifier("schema", schema)?;
+                crate::sqlx_db::check_schema(schema)?;
             }
             let mut db = crate::postgres::PgDb::connect_with_timeout(url, timeout).await?;
             if let Some(schema) = &options.schema {

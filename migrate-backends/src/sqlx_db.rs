@@ -52,12 +52,31 @@ pub(crate) struct LockConfig {
     pub(crate) busy_ms: Option<Arc<AtomicU64>>,
 }
 
-/// Checks a caller-supplied identifier (table or schema name).
-pub(crate) fn check_identifier(what: &str, name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.contains('\0') || name.len() > 60 {
+/// The longest name PostgreSQL keeps (it cuts longer ones silently); MySQL allows 64
+/// characters, which is never fewer bytes.
+pub(crate) const MAX_IDENTIFIER_BYTES: usize = migrate_core::dialect::MAX_IDENTIFIER_BYTES;
+
+/// The longest tracking-table name: the history index adds `_history_step`.
+pub(crate) const MAX_TRACKING_TABLE_BYTES: usize = MAX_IDENTIFIER_BYTES - "_history_step".len();
+
+/// Checks a caller-supplied tracking-table name: every name derived from it must fit.
+pub(crate) fn check_tracking_table(name: &str) -> Result<()> {
+    check_identifier("tracking table", name, MAX_TRACKING_TABLE_BYTES)
+}
+
+/// Checks a caller-supplied schema name.
+pub(crate) fn check_schema(name: &str) -> Result<()> {
+    check_identifier("schema", name, MAX_IDENTIFIER_BYTES)
+}
+
+/// A name is quoted wherever it is used, so any text is safe in SQL; what a database cannot
+/// keep exactly is refused: blank, NUL, or longer than `max` bytes (cut, or refused, there).
+fn check_identifier(what: &str, name: &str, max: usize) -> Result<()> {
+    if name.trim().is_empty() || name.contains('\0') || name.len() > max {
         return Err(Error::Config(format!(
-            "{what} `{}` must be 1 to 60 characters without NUL",
-            name.escape_debug()
+            "{what} `{}` must be 1 to {max} bytes, not blank, without NUL (it has {} bytes)",
+            name.escape_debug(),
+            name.len()
         )));
     }
     Ok(())
@@ -180,7 +199,7 @@ impl<DB: Driver> SqlxDb<DB> {
     /// Uses `name` (and `name_history`) as the tracking tables instead of
     /// [`DEFAULT_TRACKING_TABLE`].
     pub fn with_tracking_table(mut self, name: &str) -> Result<Self> {
-        check_identifier("tracking table", name)?;
+        check_tracking_table(name)?;
         let schema = self.schema.clone();
         self.configure(schema, name.to_string());
         Ok(self)
@@ -207,7 +226,7 @@ impl<DB: Driver> SqlxDb<DB> {
 
     #[cfg(feature = "postgres")]
     pub(crate) fn set_schema(&mut self, schema: &str) -> Result<()> {
-        check_identifier("schema", schema)?;
+        check_schema(schema)?;
         let table = self.tracking_table.clone();
         self.configure(Some(schema.to_string()), table);
         Ok(())

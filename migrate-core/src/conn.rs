@@ -126,12 +126,14 @@ impl<'c> Conn<'c> {
     /// Runs one or more SQL statements (templates rendered first); returns the rows affected.
     pub async fn execute(&mut self, sql: &str) -> Result<u64> {
         let sql = self.render(sql)?;
+        refuse_nul(&sql)?;
         self.raw.execute(&sql).await
     }
 
     /// Runs a query (templates rendered first) and returns its rows.
     pub async fn query(&mut self, sql: &str) -> Result<Vec<Row>> {
         let sql = self.render(sql)?;
+        refuse_nul(&sql)?;
         self.raw.query(&sql).await
     }
 
@@ -173,5 +175,30 @@ impl<'c> Conn<'c> {
     /// The driver's connection, for the typed accessors of `migrate::ConnExt`.
     pub fn driver(&mut self) -> &mut dyn Any {
         self.raw.driver()
+    }
+}
+
+/// Statement text cannot carry a NUL: SQLite and PostgreSQL would read it as the end of the
+/// statement and run what comes before it.
+fn refuse_nul(sql: &str) -> Result<()> {
+    match sql.find('\0') {
+        None => Ok(()),
+        Some(at) => Err(Error::Template(format!(
+            "SQL text has a NUL byte at offset {at}: {}",
+            sql.escape_debug()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_text_with_a_nul_is_refused_naming_where() {
+        assert!(refuse_nul("SELECT 1").is_ok());
+        let err = refuse_nul("DROP TABLE \"a\0b\"").unwrap_err();
+        assert!(matches!(err, Error::Template(_)), "{err:?}");
+        assert!(err.to_string().contains("offset 13"), "{err}");
     }
 }

@@ -2,6 +2,11 @@
 
 use std::fmt;
 
+/// The longest identifier, in bytes, that every dialect keeps exactly: PostgreSQL cuts longer
+/// names to 63 bytes without an error, and MySQL refuses more than 64 characters. Names that
+/// this crate quotes (`{{tables.x}}`, schemas, tracking tables) are held to it.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
 /// The database a connection speaks to. Exhaustive on purpose: a migration may `match` on it
 /// with one arm per database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

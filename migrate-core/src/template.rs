@@ -1,6 +1,6 @@
 //! `{{tables.x}}` and `{{schema}}` templates in migration SQL.
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, MAX_IDENTIFIER_BYTES};
 use crate::error::{Error, Result};
 use std::borrow::Cow;
 
@@ -12,8 +12,23 @@ pub(crate) fn qualified(dialect: Dialect, schema: Option<&str>, table: &str) -> 
     }
 }
 
+/// A table name that every dialect keeps exactly: not empty, no NUL, at most
+/// [`MAX_IDENTIFIER_BYTES`] bytes (PostgreSQL would silently cut a longer one).
+fn check_table_name(table: &str) -> Result<()> {
+    if table.is_empty() || table.contains('\0') || table.len() > MAX_IDENTIFIER_BYTES {
+        return Err(Error::Template(format!(
+            "table name `{}` in `{{{{tables.…}}}}` must be 1 to {MAX_IDENTIFIER_BYTES} bytes without NUL (it has {} bytes)",
+            table.escape_debug(),
+            table.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Replaces every `{{tables.name}}` and `{{schema}}`; `\{{` writes a literal `{{` (for a JSON
-/// default, say). SQL without `{{` is returned as is.
+/// default, say). SQL without `{{` is returned as is. The name runs to the first `}}` and loses
+/// trailing whitespace, so a name that contains `}}` or ends in a space cannot be written here:
+/// quote it with `Conn::table`.
 pub(crate) fn render<'s>(
     dialect: Dialect,
     schema: Option<&str>,
@@ -45,11 +60,7 @@ pub(crate) fn render<'s>(
             })?;
             out.push_str(&dialect.quote_ident(schema));
         } else if let Some(table) = key.strip_prefix("tables.") {
-            if table.is_empty() {
-                return Err(Error::Template(format!(
-                    "empty table name in `{{{{{key}}}}}`"
-                )));
-            }
+            check_table_name(table)?;
             out.push_str(&qualified(dialect, schema, table));
         } else {
             return Err(Error::Template(format!(
@@ -106,6 +117,31 @@ mod tests {
         for bad in ["{{tables.x", "{{nope}}", "{{tables.}}", "{{schema}}"] {
             let err = render(Dialect::Sqlite, None, bad).unwrap_err();
             assert!(matches!(err, Error::Template(_)), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_table_names_a_database_would_not_keep_exactly() {
+        let longest = "t".repeat(MAX_IDENTIFIER_BYTES);
+        let sql = format!("DROP TABLE {{{{tables.{longest}}}}}");
+        assert_eq!(
+            render(Dialect::Postgres, None, &sql).unwrap(),
+            format!("DROP TABLE \"{longest}\"")
+        );
+        // 64 bytes (PostgreSQL would cut it to 63), and a NUL (the end of a statement).
+        for name in [
+            format!("{longest}t"),
+            "a\0b".to_string(),
+            format!("{}é", "t".repeat(62)),
+        ] {
+            let sql = format!("DROP TABLE {{{{tables.{name}}}}}");
+            let err = render(Dialect::Postgres, None, &sql).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("must be 1 to 63 bytes")
+                    && text.contains(&name.escape_debug().to_string()),
+                "{text}"
+            );
         }
     }
 }

@@ -21,6 +21,7 @@ mod harness;
 
 mod concurrency;
 mod escapes;
+mod identifiers;
 mod kills;
 mod ledger;
 mod runner;

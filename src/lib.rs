@@ -172,7 +172,9 @@ pub use migrate_macros::sql_dir;
 
 /// What `up`, `down` and the listings return.
 pub mod report {
-    pub use migrate_core::report::{PlannedStep, Progress, Report, ReportStatus, Skipped};
+    pub use migrate_core::report::{
+        PlannedStep, Progress, Report, ReportStatus, SkipReason, Skipped,
+    };
     pub use migrate_core::status::{ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus};
     pub use migrate_core::step::{AppliedStep, Direction, DirtyMark, Outcome, StepKey};
     pub use migrate_core::time::Timestamp;

@@ -33,7 +33,7 @@ pub struct PlannedStep {
     pub(crate) new_checksum: Option<String>,
 }
 
-/// Steps of one table that a request passes over, because they are already where it wants them.
+/// Steps of one table that a request passes over, and why.
 ///
 /// Kept per table, not per step, so that an "already up to date" run costs the same at 10 and
 /// at 10,000 migrations.
@@ -47,6 +47,38 @@ pub struct Skipped {
     pub table: String,
     /// How many of its steps were passed over.
     pub steps: usize,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+/// Why a request passed a table's steps over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The steps are already where the request wants them.
+    AlreadyThere,
+    /// An `up` to a release target over several tables found this table above it: it stays
+    /// where it is (`steps` counts its steps above the target). Naming the table with
+    /// `.table(..)` makes this an error instead.
+    AboveTarget {
+        /// Where the table stands.
+        current: Version,
+        /// The release the request asked for.
+        target: Version,
+    },
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::AlreadyThere => f.write_str("already there"),
+            SkipReason::AboveTarget { current, target } => {
+                write!(f, "at {current}, above the target {target}: left as it is")
+            }
+        }
+    }
 }
 
 /// The steps a request would run, in order, and the already-satisfied steps it passes over.
@@ -58,13 +90,14 @@ pub(crate) struct Plan {
     pub(crate) skipped: Vec<Skipped>,
 }
 
-fn skip(plan: &mut Plan, graph: &Graph, chain: usize, steps: usize) {
-    if steps > 0 {
+fn skip(plan: &mut Plan, graph: &Graph, chain: usize, steps: usize, reason: SkipReason) {
+    if steps > 0 || reason != SkipReason::AlreadyThere {
         let chain = &graph.chains[chain];
         plan.skipped.push(Skipped {
             module: chain.module.to_string(),
             table: chain.table.to_string(),
             steps,
+            reason,
         });
     }
 }
@@ -184,8 +217,20 @@ fn plan_up(
     let chain = &graph.chains[c];
     let current = state.current();
     if !request.force {
-        if let (Some(cur), Target::Version(_)) = (current, &request.target) {
+        if let (Some(cur), Target::Version(requested)) = (current, &request.target) {
             if target.as_ref().is_none_or(|t| cur > t) {
+                // A release target over every table (Agno's way): a table already past it
+                // stays where it is. A table named in the request is an error instead.
+                if request.chains.is_none() {
+                    let steps = chain.applied_len(graph, Some(cur))
+                        - chain.applied_len(graph, target.as_ref());
+                    let reason = SkipReason::AboveTarget {
+                        current: cur.clone(),
+                        target: requested.clone(),
+                    };
+                    skip(plan, graph, c, steps, reason);
+                    return Ok(());
+                }
                 return Err(Error::TargetBelowCurrent {
                     table: chain.table.to_string(),
                     current: cur.clone(),
@@ -200,7 +245,7 @@ fn plan_up(
     } else {
         chain.applied_len(graph, current).min(end)
     };
-    skip(plan, graph, c, start.min(end));
+    skip(plan, graph, c, start.min(end), SkipReason::AlreadyThere);
     let mut expected = state.raw.clone();
     for i in start..end {
         let node = &graph.nodes[chain.nodes[i]];
@@ -244,7 +289,13 @@ fn plan_down(
     } else {
         chain.applied_len(graph, current).max(keep)
     };
-    skip(plan, graph, c, chain.nodes.len() - end);
+    skip(
+        plan,
+        graph,
+        c,
+        chain.nodes.len() - end,
+        SkipReason::AlreadyThere,
+    );
     let mut expected = state.raw.clone();
     for i in (keep..end).rev() {
         let node = &graph.nodes[chain.nodes[i]];

@@ -1,6 +1,6 @@
 //! The result of `up` and `down`.
 
-pub use crate::plan::{PlannedStep, Skipped};
+pub use crate::plan::{PlannedStep, SkipReason, Skipped};
 use crate::step::{AppliedStep, Direction, StepKey};
 use std::time::Duration;
 

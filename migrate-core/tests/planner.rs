@@ -278,6 +278,66 @@ impl Spec {
 }
 
 /// Two tables: a (1.0.0 → 2.0.0 → 3.0.0) and b (1.0.0 → 2.0.0, whose 2.0.0 runs after a@3.0.0).
+#[test]
+fn a_release_target_moves_each_table_to_its_newest_version_at_or_below_it() {
+    use migrate_core::report::{ReportStatus, SkipReason};
+    let specs = vec![
+        m("a", "1.0.0", None),
+        m("a", "2.0.0", Some("1.0.0")),
+        m("a", "3.0.0", Some("2.0.0")),
+        m("b", "1.0.0", None),
+        m("b", "1.5.0", Some("1.0.0")),
+        m("b", "2.5.0", Some("1.5.0")),
+        m("c", "3.0.0", None),
+    ];
+    let (manager, memory) = manager(specs);
+    block_on(manager.up().table("a")).unwrap();
+
+    // Release 2.0.0: `a` (at 3.0.0) is above it and stays; `b` goes to 1.5.0, its newest
+    // version at or below 2.0.0; `c` starts at 3.0.0, so it gets nothing.
+    let report = block_on(manager.up().target("v2.0.0")).unwrap();
+    assert_eq!(ran(&report), ["up b@1.0.0", "up b@1.5.0"]);
+    assert_eq!(memory.version("a").as_deref(), Some("3.0.0"));
+    assert_eq!(memory.version("b").as_deref(), Some("1.5.0"));
+    assert_eq!(memory.version("c"), None);
+    let above: Vec<_> = report
+        .skipped
+        .iter()
+        .filter(|s| s.reason != SkipReason::AlreadyThere)
+        .collect();
+    assert_eq!(above.len(), 1, "{report:?}");
+    assert_eq!((above[0].table.as_str(), above[0].steps), ("a", 1));
+    let SkipReason::AboveTarget { current, target } = &above[0].reason else {
+        panic!("{above:?}");
+    };
+    assert_eq!(
+        (current.to_string(), target.to_string()),
+        ("3.0.0".into(), "2.0.0".into())
+    );
+    assert_eq!(
+        above[0].reason.to_string(),
+        "at 3.0.0, above the target 2.0.0: left as it is"
+    );
+
+    // Again: nothing to do, and `a` is still reported as left above the target.
+    let again = block_on(manager.up().target("2.0.0")).unwrap();
+    assert_eq!(again.status, ReportStatus::UpToDate);
+    assert!(again
+        .skipped
+        .iter()
+        .any(|s| s.table == "a" && s.reason != SkipReason::AlreadyThere));
+
+    // Named, a table above the target is an error, and nothing runs.
+    let err = block_on(manager.up().table("a").table("b").target("2.0.0")).unwrap_err();
+    assert!(
+        matches!(err, Error::TargetBelowCurrent { ref table, .. } if table == "a"),
+        "{err}"
+    );
+    // A target no table declares is still a typo, not a release.
+    let err = block_on(manager.up().target("2.1.0")).unwrap_err();
+    assert!(matches!(err, Error::UnknownVersion { .. }), "{err}");
+}
+
 fn graph() -> Vec<Spec> {
     vec![
         m("a", "1.0.0", None),
@@ -354,7 +414,10 @@ fn targets_and_table_filters_narrow_the_plan() {
         ["up b@1.0.0"],
         "a leading v is accepted: {report:?}"
     );
-    let err = block_on(manager.up().target("1.0.0")).unwrap_err();
+    // A release target over every table leaves `a`, above it, where it is (see
+    // `a_release_target_moves_each_table_to_its_newest_version_at_or_below_it`); naming `a`
+    // makes that an error.
+    let err = block_on(manager.up().table("a").target("1.0.0")).unwrap_err();
     assert!(matches!(err, Error::TargetBelowCurrent { .. }), "{err}");
     let err = block_on(manager.up().target("9.9.9")).unwrap_err();
     assert!(matches!(err, Error::UnknownVersion { .. }), "{err}");

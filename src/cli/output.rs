@@ -239,6 +239,20 @@ pub(super) fn plan_text(steps: &[PlannedStep]) -> String {
 
 /// What a run did, for people.
 pub(super) fn report_text(what: &str, report: &Report) -> String {
+    let mut text = run_text(what, report);
+    // Tables a release target left alone say so; tables already there are not news.
+    for skipped in &report.skipped {
+        if skipped.reason != crate::report::SkipReason::AlreadyThere {
+            text.push_str(&format!(
+                "\nskipped {}:{}: {}",
+                skipped.module, skipped.table, skipped.reason
+            ));
+        }
+    }
+    text
+}
+
+fn run_text(what: &str, report: &Report) -> String {
     use crate::report::ReportStatus;
     match report.status {
         ReportStatus::DryRun => format!(

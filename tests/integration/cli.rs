@@ -108,6 +108,22 @@ async fn expect(url: &str, args: &[&str], code: u8) -> Run {
 }
 
 each_backend! {
+    async fn a_release_target_names_the_tables_it_leaves_above_it(db) {
+        let url = url_with_password(&db).await;
+        expect(&url, &["up", "--table", "metrics"], exit::OK).await;
+        let run = expect(&url, &["up", "--to", "v2.1.0"], exit::OK).await;
+        assert!(
+            run.stdout.contains("skipped integration:metrics: at 2.5.0, above the target 2.1.0: left as it is"),
+            "{}",
+            run.stdout
+        );
+        let json = expect(&url, &["--json", "up", "--to", "2.1.0"], exit::OK).await.json();
+        let skipped = json["report"]["skipped"].as_array().expect("skipped").clone();
+        let metrics = skipped.iter().find(|s| s["table"] == "metrics").expect("metrics skipped");
+        assert_eq!(metrics["reason"]["kind"], "above_target", "{json}");
+        assert_eq!(metrics["reason"]["current"], "2.5.0", "{json}");
+    }
+
     async fn every_command_runs_and_prints_what_it_says(db) {
         let url = url_with_password(&db).await;
         let status = expect(&url, &["--json", "status"], exit::OK).await.json();

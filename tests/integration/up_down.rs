@@ -2,7 +2,7 @@
 
 use crate::harness::{all_up, at, each_backend, steps, v, versions};
 use crate::MIGRATIONS;
-use migrate::report::{Direction, ReportStatus};
+use migrate::report::{Direction, ReportStatus, SkipReason};
 use migrate::MigrationManager;
 
 each_backend! {
@@ -83,6 +83,41 @@ each_backend! {
                 ("session", Some("2.1.0")),
             ])
         );
+    }
+
+    async fn a_release_target_leaves_tables_above_it_where_they_are(db) {
+        let manager = db.manager().await;
+        manager.up().table("metrics").await.expect("metrics to 2.5.0");
+        let before = db.fingerprint().await;
+
+        // Release 2.1.0 over every table: metrics, at 2.5.0, is above it and stays there,
+        // reported with the reason; the others move to their newest version at or below it.
+        let report = manager.up().target("v2.1.0").await.expect("release 2.1.0");
+        assert_eq!(steps(&report), ["eval@2.0.0", "memory@2.0.0", "session@2.0.0", "eval@2.1.0", "session@2.1.0"]);
+        let above: Vec<String> = report
+            .skipped
+            .iter()
+            .filter(|s| s.reason != SkipReason::AlreadyThere)
+            .map(|s| format!("{} {} {}", s.table, s.steps, s.reason))
+            .collect();
+        assert_eq!(above, ["metrics 1 at 2.5.0, above the target 2.1.0: left as it is"]);
+        assert_eq!(
+            versions(&manager).await,
+            at(&[
+                ("eval", Some("2.1.0")),
+                ("memory", Some("2.0.0")),
+                ("metrics", Some("2.5.0")),
+                ("session", Some("2.1.0")),
+            ])
+        );
+        assert!(db.has_column("metrics", "tokens").await, "metrics was not touched");
+
+        // Naming the table makes it an error, before anything runs.
+        let now = db.fingerprint().await;
+        assert_ne!(now, before);
+        let err = manager.up().table("metrics").table("session").target("2.1.0").await.expect_err("named");
+        assert!(matches!(err, migrate::Error::TargetBelowCurrent { ref table, .. } if table == "metrics"), "{err}");
+        assert_eq!(db.fingerprint().await, now);
     }
 
     async fn down_to_a_middle_version_and_to_base(db) {

@@ -100,8 +100,13 @@ macro_rules! request_builder {
                 }
             }
 
-            /// The version to go to (`"2.3.0"`; a leading `v` is accepted). Tables whose chain
-            /// lacks it go to their highest version below it.
+            /// The version to go to (`"2.3.0"`; a leading `v` is accepted): a release. Each
+            /// table goes to its highest version at or below it. On `up` over every table, a
+            /// table already above it is left where it is and listed in
+            /// [`Report::skipped`](crate::report::Report::skipped) with
+            /// [`SkipReason::AboveTarget`](crate::report::SkipReason::AboveTarget); a table
+            /// named with [`table`](Self::table) that is above it is
+            /// [`Error::TargetBelowCurrent`](crate::error::Error::TargetBelowCurrent).
             pub fn target(mut self, version: impl Into<String>) -> Self {
                 self.options.target = Some(version.into());
                 self

@@ -65,6 +65,7 @@ pub(crate) fn check_tracking_table(name: &str) -> Result<()> {
 }
 
 /// Checks a caller-supplied schema name.
+#[cfg(feature = "postgres")]
 pub(crate) fn check_schema(name: &str) -> Result<()> {
     check_identifier("schema", name, MAX_IDENTIFIER_BYTES)
 }

@@ -159,6 +159,9 @@ fn no_op<'a>(_db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
     Box::pin(async { Ok(()) })
 }
 
+/// A catalog object: `(schema, name, kind)`.
+type Object = (String, String, String);
+
 /// A pool on the test database, for the catalog.
 enum Catalog {
     Sqlite(sqlx::SqlitePool),
@@ -167,8 +170,8 @@ enum Catalog {
 
 impl Catalog {
     /// Every object outside the system schemas: `(schema, name, kind)`.
-    async fn objects(&self) -> BTreeSet<(String, String, String)> {
-        let rows: Vec<(String, String, String)> = match self {
+    async fn objects(&self) -> BTreeSet<Object> {
+        let rows: Vec<Object> = match self {
             Catalog::Sqlite(pool) => sqlx::query("SELECT 'main', name, type FROM sqlite_master")
                 .fetch_all(pool)
                 .await
@@ -233,10 +236,7 @@ impl Catalog {
 }
 
 /// The objects `after` has that `before` has not, and the reverse.
-fn difference(
-    before: &BTreeSet<(String, String, String)>,
-    after: &BTreeSet<(String, String, String)>,
-) -> (Vec<(String, String, String)>, Vec<(String, String, String)>) {
+fn difference(before: &BTreeSet<Object>, after: &BTreeSet<Object>) -> (Vec<Object>, Vec<Object>) {
     (
         after.difference(before).cloned().collect(),
         before.difference(after).cloned().collect(),

@@ -244,6 +244,29 @@ where
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// Whether `table` (and `column`) exist, asked of the catalog with bound names.
+    async fn in_catalog(
+        &self,
+        conn: &mut DB::Connection,
+        table: &str,
+        column: Option<&str>,
+    ) -> Result<bool> {
+        let values = Values::new()
+            .text(Bind::Schema, self.schema.as_deref())
+            .text(Bind::Table, Some(table))
+            .text(Bind::Column, column);
+        let sql = if column.is_some() {
+            &self.sql.column_exists
+        } else {
+            &self.sql.table_exists
+        };
+        let row = bound::<DB>(sql, &values)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+        Ok(row.is_some())
+    }
+
     /// Runs prepared statements with their values, one round trip each; returns the rows each
     /// affected.
     async fn run_prepared(
@@ -491,38 +514,19 @@ where
         Box::pin(async move {
             let mut conn = self.held.take(&self.pool).await?;
             let history = format!("{}_history", self.tracking_table);
-            let exists = |table: &str, column: Option<&str>| {
-                let values = Values::new()
-                    .text(Bind::Schema, self.schema.as_deref())
-                    .text(Bind::Table, Some(table))
-                    .text(Bind::Column, column);
-                let sql = if column.is_some() {
-                    &self.sql.column_exists
-                } else {
-                    &self.sql.table_exists
-                };
-                (sql, values)
-            };
             // The upgrade adds a column that older tracking tables lack; with it in place and
             // the state table there, nothing needs creating. Asking first costs two catalog
             // reads and no CREATE right, so a role that may only write the tracking tables can
             // run; and on PostgreSQL even `ADD COLUMN IF NOT EXISTS` takes an exclusive lock.
-            let (sql, values) = exists(&history, Some(UPGRADE_COLUMN));
-            let upgraded = bound::<DB>(sql, &values)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(|e| DB::lock_error(e, self.lock.timeout))?
-                .is_some();
-            if upgraded {
-                let (sql, values) = exists(&self.tracking_table, None);
-                let state = bound::<DB>(sql, &values)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
-                if state.is_some() {
-                    conn.keep();
-                    return Ok(());
-                }
+            if self
+                .in_catalog(&mut conn, &history, Some(UPGRADE_COLUMN))
+                .await?
+                && self
+                    .in_catalog(&mut conn, &self.tracking_table, None)
+                    .await?
+            {
+                conn.keep();
+                return Ok(());
             }
             for statement in &self.sql.create {
                 sqlx::raw_sql(AssertSqlSafe(statement.clone()))
@@ -539,12 +543,9 @@ where
                     })?;
             }
             // Tables just created have the column; only an older history lacks it.
-            let (sql, values) = exists(&history, Some(UPGRADE_COLUMN));
-            let upgraded = bound::<DB>(sql, &values)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(|e| DB::lock_error(e, self.lock.timeout))?
-                .is_some();
+            let upgraded = self
+                .in_catalog(&mut conn, &history, Some(UPGRADE_COLUMN))
+                .await?;
             for statement in self.sql.upgrade.iter().filter(|_| !upgraded) {
                 match sqlx::raw_sql(AssertSqlSafe(statement.clone()))
                     .execute(&mut *conn)

@@ -13,6 +13,7 @@ pub(crate) fn category_name(category: ErrorCategory) -> &'static str {
         ErrorCategory::Drift => "drift",
         ErrorCategory::Refused => "refused",
         ErrorCategory::StepFailed => "step_failed",
+        ErrorCategory::Blocked => "blocked",
         ErrorCategory::Unreachable => "unreachable",
         _ => "other",
     }
@@ -82,6 +83,12 @@ pub(crate) fn error_json(err: &Error) -> Value {
             version,
         } => json!({ "module": module, "table": table, "version": version }),
         Error::UnknownTable { table, known } => json!({ "table": table, "known": known }),
+        Error::Blocked {
+            reason,
+            fix,
+            step,
+            report,
+        } => json!({ "reason": reason, "fix": fix, "step": step, "report": report }),
         _ => Value::Null,
     };
     if let (Value::Object(body), Value::Object(details)) = (&mut body, details) {

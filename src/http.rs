@@ -138,7 +138,8 @@ fn status_of(err: &Error) -> StatusCode {
         ErrorCategory::Locked
         | ErrorCategory::Dirty
         | ErrorCategory::Drift
-        | ErrorCategory::Refused => StatusCode::CONFLICT,
+        | ErrorCategory::Refused
+        | ErrorCategory::Blocked => StatusCode::CONFLICT,
         ErrorCategory::Unreachable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

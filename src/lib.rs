@@ -77,6 +77,7 @@ pub use migrate_core::conn::Conn;
 pub use migrate_core::dialect::Dialect;
 pub use migrate_core::error::{Error, Result};
 pub use migrate_core::manager::MigrationManager;
+pub use migrate_core::table_names::TableNames;
 pub use migrate_core::Version;
 
 /// Registers an async function as a migration of one table's version line.

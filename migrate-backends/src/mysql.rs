@@ -100,6 +100,7 @@ impl Driver for MySql {
             start: vec![ensure.clone(), marked, history_row.clone()],
             start_cas: 1,
             finish: vec![s(&portable::state_move(state)), history_finish.clone()],
+            refuse: vec![s(&portable::clear_mark(state)), history_finish.clone()],
             history: history_row,
             history_finish,
             state_set: vec![ensure, s(&portable::state_move(state))],

@@ -38,6 +38,15 @@ pub(crate) fn state_move(state: &str) -> String {
     )
 }
 
+/// Clears the dirty mark a journalled step set, leaving the version as it was: the step
+/// refused before changing anything.
+pub(crate) fn clear_mark(state: &str) -> String {
+    format!(
+        "UPDATE {state} SET {CLEAR_DIRTY}, updated_at = $(now) WHERE module = $(module) \
+         AND table_name = $(table) AND dirty_version = $(step_version)"
+    )
+}
+
 /// Finishes the history row a journalled step started.
 pub(crate) fn history_finish(history: &str) -> String {
     format!(

@@ -89,6 +89,7 @@ impl Driver for Sqlite {
             start: vec![marked, history_row.clone()],
             start_cas: 0,
             finish: vec![s(&portable::state_move(state)), history_finish.clone()],
+            refuse: vec![s(&portable::clear_mark(state)), history_finish.clone()],
             history: history_row,
             history_finish,
             state_set: vec![s(&portable::state_upsert(state, ""))],

@@ -290,6 +290,16 @@ where
         Ok(())
     }
 
+    /// Runs `stmts` in one transaction on a held connection.
+    async fn run_in_transaction(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
+        let mut conn = self.held.take(&self.pool).await?;
+        let mut tx = self.begin(&mut conn).await?;
+        Self::run_prepared(&mut tx, stmts, values).await?;
+        tx.commit().await?;
+        conn.keep();
+        Ok(())
+    }
+
     async fn begin<'c>(&self, conn: &'c mut DB::Connection) -> Result<sqlx::Transaction<'c, DB>> {
         let begin = DB::BEGIN.unwrap_or("BEGIN");
         conn.begin_with(begin)
@@ -319,7 +329,8 @@ where
         let clock = Instant::now();
         let result = {
             let mut raw = SqlxRaw::<DB>::new(&mut tx, &self.sql);
-            let mut db = Conn::new(&mut raw, self.schema.as_deref());
+            let mut db =
+                Conn::new(&mut raw, self.schema.as_deref()).with_table_names(step.table_names);
             (step.action)(&mut db).await
         };
         let elapsed = clock.elapsed();
@@ -373,9 +384,14 @@ where
             return Ok(StepOutcome::Raced);
         }
         let message = err.to_string();
+        let outcome = if matches!(err, Error::Blocked { .. }) {
+            Outcome::Blocked
+        } else {
+            Outcome::Failed
+        };
         let values = Values::step(
             r,
-            Outcome::Failed,
+            outcome,
             started_at,
             Some(micros(elapsed)),
             Some(&message),
@@ -410,7 +426,8 @@ where
         let clock = Instant::now();
         let result = {
             let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
-            let mut db = Conn::new(&mut raw, self.schema.as_deref());
+            let mut db =
+                Conn::new(&mut raw, self.schema.as_deref()).with_table_names(step.table_names);
             (step.action)(&mut db).await
         };
         let elapsed = clock.elapsed();
@@ -426,6 +443,17 @@ where
                     started_at,
                     execution_time: elapsed,
                 })
+            }
+            Err(err @ Error::Blocked { .. }) => {
+                // A refusal comes before any change: the mark goes, the version stays.
+                drop(conn);
+                let message = err.to_string();
+                let values =
+                    Values::step(r, Outcome::Blocked, started_at, Some(us), Some(&message));
+                if let Err(clear_err) = self.run_in_transaction(&sql.refuse, &values).await {
+                    tracing::warn!(error = %clear_err, "could not clear the dirty mark of a step that refused");
+                }
+                Err(err)
             }
             Err(err) => {
                 // The dirty mark stays: what the step changed before failing is unknown.

@@ -211,6 +211,9 @@ pub struct Statements {
     pub(crate) start_cas: usize,
     /// A journalled step's end: the state row moved, the dirty mark cleared, the row finished.
     pub(crate) finish: Vec<Stmt>,
+    /// A journalled step that refused (`Error::blocked`): its dirty mark cleared, the
+    /// version left as it was, the history row finished as blocked.
+    pub(crate) refuse: Vec<Stmt>,
     /// One history row (a failed transactional step).
     pub(crate) history: Stmt,
     /// Finishes a journalled step's history row only (it failed: the mark stays).
@@ -234,6 +237,7 @@ pub(crate) fn assert_templates_known(stmts: &Statements) {
         .iter()
         .chain(&stmts.start)
         .chain(&stmts.finish)
+        .chain(&stmts.refuse)
         .chain(&stmts.state_set)
         .chain([
             &stmts.history,

@@ -7,6 +7,7 @@ use crate::future::BoxFuture;
 use crate::migration::MigrationFn;
 use crate::status::HistoryEntry;
 use crate::step::{Direction, DirtyMark, Outcome};
+use crate::table_names::TableNames;
 use crate::time::Timestamp;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ pub struct StateRow {
 pub struct StepRecord<'a> {
     /// The migration set's module.
     pub module: &'a str,
-    /// The table.
+    /// The table's physical name (the logical name unless the manager renames it).
     pub table: &'a str,
     /// The step's version.
     pub version: &'a str,
@@ -58,6 +59,9 @@ pub struct StepRun<'a> {
     /// `true`: run the action and the tracking writes in one transaction. `false`: journal a
     /// "started" row, run the action outside a transaction, then record "finished".
     pub transactional: bool,
+    /// The physical names of renamed tables: the backend gives them to the step's
+    /// [`Conn`](crate::conn::Conn) with [`Conn::with_table_names`](crate::conn::Conn::with_table_names).
+    pub table_names: &'a TableNames,
 }
 
 /// What happened to a step.

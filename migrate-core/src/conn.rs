@@ -3,6 +3,7 @@
 use crate::dialect::Dialect;
 use crate::error::{Error, Result};
 use crate::future::BoxFuture;
+use crate::table_names::TableNames;
 use crate::template;
 use std::any::Any;
 use std::borrow::Cow;
@@ -96,6 +97,7 @@ pub trait RawConn: Send {
 pub struct Conn<'c> {
     raw: &'c mut dyn RawConn,
     schema: Option<&'c str>,
+    names: &'c TableNames,
 }
 
 impl std::fmt::Debug for Conn<'_> {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for Conn<'_> {
         f.debug_struct("Conn")
             .field("dialect", &self.raw.dialect())
             .field("schema", &self.schema)
+            .field("names", &self.names)
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +113,24 @@ impl std::fmt::Debug for Conn<'_> {
 impl<'c> Conn<'c> {
     /// Wraps a backend connection. `schema` qualifies `{{tables.x}}` (PostgreSQL schemas).
     pub fn new(raw: &'c mut dyn RawConn, schema: Option<&'c str>) -> Self {
-        Conn { raw, schema }
+        Conn {
+            raw,
+            schema,
+            names: TableNames::none(),
+        }
+    }
+
+    /// The same connection, rendering `{{tables.x}}` and [`table`](Conn::table) with the
+    /// physical names of `names` (set by the manager from
+    /// `MigrationManager::with_table_name`).
+    pub fn with_table_names(mut self, names: &'c TableNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// The physical name of a logical table: the name the table has in this database.
+    pub fn physical_table<'a>(&'a self, logical: &'a str) -> &'a str {
+        self.names.physical(logical)
     }
 
     /// The database this connection speaks to.
@@ -146,15 +166,18 @@ impl<'c> Conn<'c> {
             .ok_or_else(|| Error::msg(format!("query returned no integer: {sql}")))
     }
 
-    /// Whether `table` exists (in the configured schema on PostgreSQL, else the current one):
-    /// the guard that makes a migration safe to re-run with `force`.
+    /// Whether the logical `table` exists under its physical name (in the configured schema
+    /// on PostgreSQL, else the current one): the guard that makes a migration safe to re-run
+    /// with `force`. A table that is not renamed is looked up as written.
     pub async fn table_exists(&mut self, table: &str) -> Result<bool> {
-        self.raw.table_exists(self.schema, table).await
+        let physical = self.names.physical(table);
+        self.raw.table_exists(self.schema, physical).await
     }
 
-    /// Whether `table` has a column named `column`.
+    /// Whether the logical `table` (under its physical name) has a column named `column`.
     pub async fn column_exists(&mut self, table: &str, column: &str) -> Result<bool> {
-        self.raw.column_exists(self.schema, table, column).await
+        let physical = self.names.physical(table);
+        self.raw.column_exists(self.schema, physical, column).await
     }
 
     /// Quotes an identifier for this connection's dialect.
@@ -162,14 +185,15 @@ impl<'c> Conn<'c> {
         self.dialect().quote_ident(ident)
     }
 
-    /// The quoted, schema-qualified name of `table`, as `{{tables.table}}` renders it.
+    /// The quoted, schema-qualified physical name of the logical `table`, as
+    /// `{{tables.table}}` renders it.
     pub fn table(&self, table: &str) -> String {
-        template::qualified(self.dialect(), self.schema, table)
+        template::qualified(self.dialect(), self.schema, self.names.physical(table))
     }
 
     /// Renders `{{tables.x}}` and `{{schema}}` in `sql`.
     pub fn render<'s>(&self, sql: &'s str) -> Result<Cow<'s, str>> {
-        template::render(self.dialect(), self.schema, sql)
+        template::render(self.dialect(), self.schema, self.names, sql)
     }
 
     /// The driver's connection, for the typed accessors of `migrate::ConnExt`.

@@ -4,7 +4,7 @@
 //! The modules form layers, each using only those above it in this list:
 //! 1. [`future`], [`time`], [`dialect`], [`step`] (shared types) and `checksum`;
 //! 2. [`error`];
-//! 3. `template` and [`conn`] (the connection a migration receives);
+//! 3. [`table_names`], `template` and [`conn`] (the connection a migration receives);
 //! 4. [`migration`] (descriptors and the per-crate registry);
 //! 5. [`graph`] (the validated version graph);
 //! 6. `plan` (pure planning over the graph) and [`report`], [`status`];
@@ -29,6 +29,7 @@ mod plan;
 pub mod report;
 pub mod status;
 pub mod step;
+pub mod table_names;
 mod template;
 pub mod time;
 

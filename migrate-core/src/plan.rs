@@ -6,80 +6,9 @@ use crate::checksum;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::migration::Reversal;
-use crate::step::{Direction, DirtyMark, StepKey};
+use crate::report::{PlannedStep, SkipReason, Skipped};
+use crate::step::{Direction, DirtyMark};
 use semver::Version;
-
-/// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct PlannedStep {
-    /// Which step.
-    pub step: StepKey,
-    /// Up or down.
-    pub direction: Direction,
-    /// Whether it runs in a transaction with its tracking rows.
-    pub transactional: bool,
-    /// For a dry run of a step declared by a SQL file: the SQL it would run, templates
-    /// rendered for this database.
-    pub sql: Option<String>,
-    #[cfg_attr(feature = "serde", serde(skip))]
-    pub(crate) node: usize,
-    #[cfg_attr(feature = "serde", serde(skip))]
-    pub(crate) expected: Option<String>,
-    #[cfg_attr(feature = "serde", serde(skip))]
-    pub(crate) new_version: Option<String>,
-    #[cfg_attr(feature = "serde", serde(skip))]
-    pub(crate) new_checksum: Option<String>,
-}
-
-/// Steps of one table that a request passes over, and why.
-///
-/// Kept per table, not per step, so that an "already up to date" run costs the same at 10 and
-/// at 10,000 migrations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct Skipped {
-    /// The migration set's module.
-    pub module: String,
-    /// The table.
-    pub table: String,
-    /// How many of its steps were passed over.
-    pub steps: usize,
-    /// Why.
-    pub reason: SkipReason,
-}
-
-/// Why a request passed a table's steps over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "snake_case"))]
-#[non_exhaustive]
-pub enum SkipReason {
-    /// The steps are already where the request wants them.
-    AlreadyThere,
-    /// An `up` to a release target over several tables found this table above it: it stays
-    /// where it is (`steps` counts its steps above the target). Naming the table with
-    /// `.table(..)` makes this an error instead.
-    AboveTarget {
-        /// Where the table stands.
-        current: Version,
-        /// The release the request asked for.
-        target: Version,
-    },
-}
-
-impl std::fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SkipReason::AlreadyThere => f.write_str("already there"),
-            SkipReason::AboveTarget { current, target } => {
-                write!(f, "at {current}, above the target {target}: left as it is")
-            }
-        }
-    }
-}
 
 /// The steps a request would run, in order, and the already-satisfied steps it passes over.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

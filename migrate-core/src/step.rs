@@ -82,6 +82,9 @@ pub enum Outcome {
     Stamped,
     /// Recorded as not applied by `unstamp`, without running its down.
     Unstamped,
+    /// The step refused to run ([`Error::blocked`](crate::error::Error::blocked)): nothing
+    /// was changed or stamped, and the row's error holds the reason and the fix.
+    Blocked,
 }
 
 impl Outcome {
@@ -93,6 +96,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Stamped => "stamped",
             Outcome::Unstamped => "unstamped",
+            Outcome::Blocked => "blocked",
         }
     }
 
@@ -104,6 +108,7 @@ impl Outcome {
             "failed" => Some(Outcome::Failed),
             "stamped" => Some(Outcome::Stamped),
             "unstamped" => Some(Outcome::Unstamped),
+            "blocked" => Some(Outcome::Blocked),
             _ => None,
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::dialect::{Dialect, MAX_IDENTIFIER_BYTES};
 use crate::error::{Error, Result};
+use crate::table_names::TableNames;
 use std::borrow::Cow;
 
 /// The quoted, optionally schema-qualified table name.
@@ -25,13 +26,14 @@ fn check_table_name(table: &str) -> Result<()> {
     Ok(())
 }
 
-/// Replaces every `{{tables.name}}` and `{{schema}}`; `\{{` writes a literal `{{` (for a JSON
-/// default, say). SQL without `{{` is returned as is. The name runs to the first `}}` and loses
+/// Replaces every `{{tables.name}}` (by the physical name `names` gives it) and `{{schema}}`;
+/// `\{{` writes a literal `{{` (for a JSON default, say). SQL without `{{` is returned as is. The name runs to the first `}}` and loses
 /// trailing whitespace, so a name that contains `}}` or ends in a space cannot be written here:
 /// quote it with `Conn::table`.
 pub(crate) fn render<'s>(
     dialect: Dialect,
     schema: Option<&str>,
+    names: &TableNames,
     sql: &'s str,
 ) -> Result<Cow<'s, str>> {
     if !sql.contains("{{") {
@@ -61,7 +63,7 @@ pub(crate) fn render<'s>(
             out.push_str(&dialect.quote_ident(schema));
         } else if let Some(table) = key.strip_prefix("tables.") {
             check_table_name(table)?;
-            out.push_str(&qualified(dialect, schema, table));
+            out.push_str(&qualified(dialect, schema, names.physical(table)));
         } else {
             return Err(Error::Template(format!(
                 "unknown placeholder `{{{{{key}}}}}` (expected tables.NAME or schema)"
@@ -82,6 +84,7 @@ mod tests {
         let sql = render(
             Dialect::Postgres,
             Some("app"),
+            TableNames::none(),
             "CREATE TABLE {{tables.users}} (); SET search_path = {{ schema }}",
         )
         .unwrap();
@@ -89,8 +92,31 @@ mod tests {
             sql,
             r#"CREATE TABLE "app"."users" (); SET search_path = "app""#
         );
-        let sql = render(Dialect::MySql, None, "DROP TABLE {{tables.a`b}}").unwrap();
+        let sql = render(
+            Dialect::MySql,
+            None,
+            TableNames::none(),
+            "DROP TABLE {{tables.a`b}}",
+        )
+        .unwrap();
         assert_eq!(sql, "DROP TABLE `a``b`");
+    }
+
+    #[test]
+    fn a_renamed_table_renders_as_its_physical_name() {
+        let mut names = TableNames::new();
+        names.insert("session", "my_sessions").unwrap();
+        let sql = render(
+            Dialect::Postgres,
+            Some("ai"),
+            &names,
+            "ALTER TABLE {{tables.session}} ADD c INT; DROP TABLE {{tables.memory}}",
+        )
+        .unwrap();
+        assert_eq!(
+            sql,
+            r#"ALTER TABLE "ai"."my_sessions" ADD c INT; DROP TABLE "ai"."memory""#
+        );
     }
 
     #[test]
@@ -98,6 +124,7 @@ mod tests {
         let sql = render(
             Dialect::Sqlite,
             None,
+            TableNames::none(),
             "INSERT INTO {{tables.t}} VALUES ('\\{{\"a\": 1}}')",
         )
         .unwrap();
@@ -107,7 +134,7 @@ mod tests {
     #[test]
     fn leaves_plain_sql_borrowed() {
         assert!(matches!(
-            render(Dialect::Sqlite, None, "SELECT 1").unwrap(),
+            render(Dialect::Sqlite, None, TableNames::none(), "SELECT 1").unwrap(),
             Cow::Borrowed(_)
         ));
     }
@@ -115,7 +142,7 @@ mod tests {
     #[test]
     fn rejects_bad_placeholders() {
         for bad in ["{{tables.x", "{{nope}}", "{{tables.}}", "{{schema}}"] {
-            let err = render(Dialect::Sqlite, None, bad).unwrap_err();
+            let err = render(Dialect::Sqlite, None, TableNames::none(), bad).unwrap_err();
             assert!(matches!(err, Error::Template(_)), "{bad}: {err}");
         }
     }
@@ -125,7 +152,7 @@ mod tests {
         let longest = "t".repeat(MAX_IDENTIFIER_BYTES);
         let sql = format!("DROP TABLE {{{{tables.{longest}}}}}");
         assert_eq!(
-            render(Dialect::Postgres, None, &sql).unwrap(),
+            render(Dialect::Postgres, None, TableNames::none(), &sql).unwrap(),
             format!("DROP TABLE \"{longest}\"")
         );
         // 64 bytes (PostgreSQL would cut it to 63), and a NUL (the end of a statement).
@@ -135,7 +162,7 @@ mod tests {
             format!("{}é", "t".repeat(62)),
         ] {
             let sql = format!("DROP TABLE {{{{tables.{name}}}}}");
-            let err = render(Dialect::Postgres, None, &sql).unwrap_err();
+            let err = render(Dialect::Postgres, None, TableNames::none(), &sql).unwrap_err();
             let text = err.to_string();
             assert!(
                 text.contains("must be 1 to 63 bytes")

@@ -12,7 +12,8 @@ Exit codes:
   3  migrations are pending (status --check, verify)
   4  drift: an applied migration was edited, or the database is ahead of this binary
   5  locked: another runner held the migration lock past the lock timeout
-  6  dirty: a step started outside a transaction and never finished (see `repair`)";
+  6  dirty: a step started outside a transaction and never finished (see `repair`)
+  7  blocked: a step refused to run until its data is fixed (the reason and fix are printed)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,9 +30,14 @@ pub(super) struct Arguments {
     #[arg(long, global = true)]
     pub(super) schema: Option<String>,
 
-    /// The tracking table (default: migrate_versions).
+    /// The tracking table (default: migrate_schema_versions).
     #[arg(long, global = true)]
     pub(super) tracking_table: Option<String>,
+
+    /// A renamed table: LOGICAL=PHYSICAL (`session=my_sessions`); repeatable. Templates and
+    /// the tracking rows use the physical name.
+    #[arg(long = "table-name", global = true, value_name = "LOGICAL=PHYSICAL", value_parser = parse_table_name)]
+    pub(super) table_names: Vec<(String, String)>,
 
     /// How long to wait for another runner's lock, in seconds (default 30).
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
@@ -170,6 +176,18 @@ fn parse_version(text: &str) -> Result<String, String> {
     crate::Version::parse(bare)
         .map(|_| text.to_string())
         .map_err(|e| format!("not a semver version (MAJOR.MINOR.PATCH): {e}"))
+}
+
+/// `session=my_sessions`, both sides non-empty.
+fn parse_table_name(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((logical, physical)) if !logical.trim().is_empty() && !physical.trim().is_empty() => {
+            Ok((logical.trim().to_string(), physical.trim().to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not LOGICAL=PHYSICAL (for example session=my_sessions)"
+        )),
+    }
 }
 
 fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {

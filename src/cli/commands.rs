@@ -357,6 +357,19 @@ async fn repair(
 /// How a failed command ends: the error on stderr (and as JSON on stdout with `--json`), and
 /// the exit code of its category.
 pub(super) fn report_error(err: &Error, printer: &Printer, json: bool) -> u8 {
+    if let Error::Blocked {
+        report: Some(report),
+        ..
+    } = err
+    {
+        if !json {
+            let what = report
+                .blocked
+                .first()
+                .map_or("up", |b| b.direction.as_str());
+            printer.out(&super::output::report_text(what, report));
+        }
+    }
     let mut text = format!("error: {err}");
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {

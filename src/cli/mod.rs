@@ -51,6 +51,9 @@ pub mod exit {
     pub const LOCKED: u8 = 5;
     /// A table is dirty: a step started outside a transaction never finished.
     pub const DIRTY: u8 = 6;
+    /// A step refused to run (`Error::blocked`): its reason and fix are printed, nothing of it
+    /// was stamped, and the tables it did not hold back went on.
+    pub const BLOCKED: u8 = 7;
 }
 
 /// The exit code for an error, by its [`ErrorCategory`].
@@ -60,6 +63,7 @@ pub fn exit_code(err: &Error) -> u8 {
         ErrorCategory::Drift => exit::DRIFT,
         ErrorCategory::Locked => exit::LOCKED,
         ErrorCategory::Dirty => exit::DIRTY,
+        ErrorCategory::Blocked => exit::BLOCKED,
         _ => exit::FAILED,
     }
 }
@@ -174,6 +178,9 @@ impl Cli {
             let mut manager = MigrationManager::new(db, self.sets)?;
             if let Some(configure) = self.configure {
                 manager = configure(manager)?;
+            }
+            for (logical, physical) in &arguments.table_names {
+                manager = manager.with_table_name(logical, physical)?;
             }
             tracing::info!(target = %manager.backend().describe(), "migrate cli");
             commands::execute(&arguments.command, &manager, printer, arguments.json).await

@@ -240,6 +240,12 @@ pub(super) fn plan_text(steps: &[PlannedStep]) -> String {
 /// What a run did, for people.
 pub(super) fn report_text(what: &str, report: &Report) -> String {
     let mut text = run_text(what, report);
+    for refusal in &report.blocked {
+        text.push_str(&format!(
+            "\nblocked {} ({}): {}\n  fix: {}",
+            refusal.step, refusal.direction, refusal.reason, refusal.fix
+        ));
+    }
     // Tables a release target left alone say so; tables already there are not news.
     for skipped in &report.skipped {
         if skipped.reason != crate::report::SkipReason::AlreadyThere {

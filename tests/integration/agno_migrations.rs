@@ -6,7 +6,8 @@
 
 use migrate::{Conn, Error, Result};
 
-/// What the test asked `step` to do: `fail`, `hang`, `panic`, or `None` (run normally).
+/// What the test asked `step` to do: `fail`, `block`, `hang`, `panic`, `server_sleep`, or
+/// `None` (run normally).
 async fn control(db: &mut Conn<'_>, step: &str) -> Result<Option<String>> {
     if !db.table_exists("migrate_test_control").await? {
         return Ok(None);
@@ -25,6 +26,10 @@ async fn control(db: &mut Conn<'_>, step: &str) -> Result<Option<String>> {
 async fn obey(db: &mut Conn<'_>, step: &str) -> Result<()> {
     match control(db, step).await?.as_deref() {
         Some("fail") => Err(Error::msg(format!("{step} was told to fail"))),
+        Some("block") => Err(Error::blocked(
+            format!("{step} was told to refuse"),
+            format!("delete the control row of {step}"),
+        )),
         Some("hang") => loop {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         },
@@ -73,6 +78,7 @@ async fn drop_session(db: &mut Conn<'_>) -> Result<()> {
 
 #[migrate::migration(table = "session", version = "2.1.0", parent = "2.0.0", down = session_2_1_0_down)]
 async fn session_2_1_0(db: &mut Conn<'_>) -> Result<()> {
+    obey(db, "session@2.1.0").await?;
     add_column(db, "session", "created_at", "BIGINT").await
 }
 async fn session_2_1_0_down(db: &mut Conn<'_>) -> Result<()> {
@@ -85,6 +91,7 @@ async fn session_2_3_0(db: &mut Conn<'_>) -> Result<()> {
     add_column(db, "session", "state", "TEXT").await
 }
 async fn session_2_3_0_down(db: &mut Conn<'_>) -> Result<()> {
+    obey(db, "session@2.3.0 down").await?;
     drop_column(db, "session", "state").await
 }
 

@@ -124,6 +124,24 @@ each_backend! {
         assert_eq!(metrics["reason"]["current"], "2.5.0", "{json}");
     }
 
+    async fn table_name_renames_a_table_for_every_command(db) {
+        let url = url_with_password(&db).await;
+        let rename = ["--table-name", "session=my_sessions"];
+        expect(&url, &[&rename[..], &["up", "--table", "session"]].concat(), exit::OK).await;
+        assert!(db.has_table("my_sessions").await && !db.has_table("session").await);
+        let status = expect(&url, &[&rename[..], &["--json", "status"]].concat(), exit::OK).await.json();
+        assert_eq!(table(&status, "session")["current"], "2.3.0", "{status}");
+        let recorded = db.rows("SELECT table_name FROM migrate_schema_versions").await;
+        assert_eq!(recorded, ["my_sessions"]);
+        let down = [&rename[..], &["down", "--table", "session", "--to", "2.0.0"]].concat();
+        expect(&url, &down, exit::OK).await;
+        assert!(!db.has_column("my_sessions", "state").await);
+        let bad = expect(&url, &["--table-name", "session", "status"], exit::USAGE).await;
+        assert!(bad.stderr.contains("LOGICAL=PHYSICAL"), "{}", bad.stderr);
+        let unknown = expect(&url, &["--table-name", "sessions=x", "status"], exit::USAGE).await;
+        assert!(unknown.stderr.contains("sessions"), "{}", unknown.stderr);
+    }
+
     async fn every_command_runs_and_prints_what_it_says(db) {
         let url = url_with_password(&db).await;
         let status = expect(&url, &["--json", "status"], exit::OK).await.json();

@@ -8,6 +8,7 @@ migrate::migrations! { heads { session = "2.3.0", memory = "2.3.0", metrics = "2
 mod harness;
 
 mod bad_input;
+mod blocked;
 mod blocking;
 #[cfg(feature = "cli")]
 mod cli;
@@ -24,5 +25,6 @@ mod postgres;
 mod secrets;
 mod startup;
 mod surgery;
+mod table_names;
 mod tampering;
 mod up_down;

@@ -275,6 +275,7 @@ async fn step(
         record,
         action,
         transactional: true,
+        table_names: &migrate::TableNames::new(),
     };
     let outcome = executor.run_step(&run).await;
     lock.release().await?;

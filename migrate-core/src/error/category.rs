@@ -24,6 +24,8 @@ pub enum ErrorCategory {
     Refused,
     /// A step ran and failed.
     StepFailed,
+    /// A step refused to run because the data is not ready ([`Error::blocked`]).
+    Blocked,
     /// The database server could not be reached.
     Unreachable,
     /// Anything else: the driver, the file system, the graph, a misuse of the API.
@@ -56,6 +58,7 @@ impl Error {
             | Error::DependentStillApplied { .. }
             | Error::ConcurrentRunners { .. } => ErrorCategory::Refused,
             Error::StepFailed { .. } => ErrorCategory::StepFailed,
+            Error::Blocked { .. } => ErrorCategory::Blocked,
             Error::Unreachable { .. } => ErrorCategory::Unreachable,
             Error::Graph(_)
             | Error::InsideRuntime { .. }
@@ -93,6 +96,7 @@ impl Error {
             Error::Unreachable { .. } => "Unreachable",
             Error::ConcurrentRunners { .. } => "ConcurrentRunners",
             Error::StepFailed { .. } => "StepFailed",
+            Error::Blocked { .. } => "Blocked",
             Error::InsideRuntime { .. } => "InsideRuntime",
             Error::Template(_) => "Template",
             Error::WrongDialect { .. } => "WrongDialect",

@@ -191,6 +191,21 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A migration refused to run ([`Error::blocked`]): the data is not ready for it. Nothing
+    /// of the step was kept or stamped, and its table stopped there; the next run tries again.
+    /// Returned by the manager with the step and the run's report (other tables went on).
+    #[error("{}refused to run: {reason}; to fix it: {fix}", refusing(.step))]
+    Blocked {
+        /// Why the step refused.
+        reason: String,
+        /// What an operator does so that the next run goes through.
+        fix: String,
+        /// The step, once the manager has seen the refusal.
+        step: Option<Box<StepKey>>,
+        /// What the run did, every refusal included, once the manager has seen it.
+        report: Option<Box<crate::report::Report>>,
+    },
+
     /// A method of the blocking API was called on a thread that is already running an async
     /// runtime, where blocking on it would stall that runtime.
     #[error("migrate::blocking::{method} was called inside an async runtime; use the async MigrationManager there, or call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
@@ -251,6 +266,12 @@ fn held_by(holder: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+fn refusing(step: &Option<Box<StepKey>>) -> String {
+    step.as_ref()
+        .map(|s| format!("migration {s} "))
+        .unwrap_or_else(|| "a migration ".to_string())
+}
+
 fn applied_list(applied: &[AppliedStep]) -> String {
     applied
         .iter()
@@ -292,6 +313,47 @@ impl Error {
     /// ```
     pub fn msg(message: impl std::fmt::Display) -> Self {
         Error::Migration(message.to_string().into())
+    }
+
+    /// A migration's refusal to run: the data is not ready for the change (duplicate ids
+    /// before a primary key, say). Return it before changing anything. The step is not
+    /// stamped, its table stops, the other tables go on, and the report, the history and the
+    /// CLI (exit code 7) carry `reason` and `fix`. The next run tries the step again.
+    ///
+    /// ```
+    /// # async fn step(db: &mut migrate_core::conn::Conn<'_>) -> migrate_core::error::Result<()> {
+    /// use migrate_core::error::Error;
+    /// let duplicates = db
+    ///     .query_i64("SELECT COUNT(*) FROM (SELECT session_id FROM {{tables.session}} GROUP BY session_id HAVING COUNT(*) > 1) d")
+    ///     .await?;
+    /// if duplicates > 0 {
+    ///     return Err(Error::blocked(
+    ///         format!("{duplicates} session ids appear more than once"),
+    ///         "delete or rename the duplicate sessions, then run the migrations again",
+    ///     ));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn blocked(reason: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::Blocked {
+            reason: reason.into(),
+            fix: fix.into(),
+            step: None,
+            report: None,
+        }
+    }
+
+    /// The reason and the fix of a refusal ([`Error::blocked`]), also when it is the cause of
+    /// another error.
+    pub fn refusal(&self) -> Option<(&str, &str)> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = current {
+            if let Some(Error::Blocked { reason, fix, .. }) = err.downcast_ref::<Error>() {
+                return Some((reason, fix));
+            }
+            current = err.source();
+        }
+        None
     }
 
     /// An error from a migration function that keeps `err` and its chain of causes.

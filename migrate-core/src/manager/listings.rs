@@ -78,7 +78,13 @@ impl MigrationManager {
     /// The newest `limit` history rows of this manager's modules, newest first.
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>> {
         let modules = self.modules();
-        self.backend.history(&modules, Some(limit)).await
+        let mut rows = self.backend.history(&modules, Some(limit)).await?;
+        if !self.table_names.is_empty() {
+            for row in &mut rows {
+                row.table = self.table_names.logical(&row.table).to_string();
+            }
+        }
+        Ok(rows)
     }
 
     /// Where every table stands, with what would make a run refuse it: dirty marks, checksum

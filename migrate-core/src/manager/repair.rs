@@ -45,9 +45,10 @@ impl MigrationManager {
             let keep = if done { Some(pos) } else { pos.checked_sub(1) };
             let version = keep.map(|p| self.graph.nodes[chain.nodes[p]].version.to_string());
             let checksum = keep.map(|p| checksum::render(chain.cumulative[p]));
-            writes.push((chain, version, checksum));
+            writes.push((c, version, checksum));
         }
-        for (chain, version, checksum) in writes {
+        for (c, version, checksum) in writes {
+            let chain = &self.graph.chains[c];
             tracing::info!(
                 module = chain.module,
                 table = chain.table,
@@ -57,7 +58,7 @@ impl MigrationManager {
             self.backend
                 .set_state(
                     chain.module,
-                    chain.table,
+                    self.physical(c),
                     version.as_deref(),
                     checksum.as_deref(),
                 )
@@ -178,7 +179,7 @@ impl MigrationManager {
         let new_checksum = to.map(|p| checksum::render(chain.cumulative[p]));
         let record = StepRecord {
             module: chain.module,
-            table: chain.table,
+            table: self.physical(c),
             version: &version,
             name: node.migration.name(),
             checksum: node.migration.checksum(),
@@ -220,7 +221,7 @@ impl MigrationManager {
                 self.backend
                     .set_step_checksum(
                         chain.module,
-                        chain.table,
+                        self.physical(c),
                         &node.version.to_string(),
                         node.migration.checksum(),
                     )
@@ -231,7 +232,7 @@ impl MigrationManager {
                 self.backend
                     .set_state(
                         chain.module,
-                        chain.table,
+                        self.physical(c),
                         Some(&version),
                         Some(&checksum::render(chain.cumulative[last])),
                     )

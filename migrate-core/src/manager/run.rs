@@ -5,9 +5,12 @@ use super::request::RunOptions;
 use super::setup::MigrationManager;
 use crate::backend::{StepOutcome, StepRecord, StepRun};
 use crate::error::{Error, Result};
+use crate::graph::Graph;
 use crate::migration::Reversal;
-use crate::plan::{self, Plan, PlannedStep, Request, Skipped};
-use crate::report::{Progress, Report, ReportStatus};
+use crate::plan::{self, Plan, Request};
+use crate::report::{
+    BlockedStep, PlannedStep, Progress, Report, ReportStatus, SkipReason, Skipped,
+};
 use crate::step::{AppliedStep, Direction};
 use crate::template;
 use std::time::{Duration, Instant};
@@ -69,6 +72,7 @@ impl MigrationManager {
                 applied: Vec::new(),
                 skipped: plan.skipped,
                 planned,
+                blocked: Vec::new(),
                 total_time: started.elapsed(),
             });
         }
@@ -78,6 +82,7 @@ impl MigrationManager {
                 applied: Vec::new(),
                 skipped: plan.skipped,
                 planned: Vec::new(),
+                blocked: Vec::new(),
                 total_time: started.elapsed(),
             });
         }
@@ -96,7 +101,8 @@ impl MigrationManager {
                 Direction::Down => migration.down_sql(),
             };
             if let Some(sql) = sql {
-                step.sql = Some(template::render(dialect, schema, sql)?.into_owned());
+                step.sql =
+                    Some(template::render(dialect, schema, &self.table_names, sql)?.into_owned());
             }
         }
         Ok(steps)
@@ -129,7 +135,7 @@ impl MigrationManager {
         run: &RunOptions,
         started: Instant,
     ) -> Result<Report> {
-        let (applied, skipped) = self
+        let ran = self
             .locked(run.lock_wait, async {
                 let mut states = self.read_states(request.force).await?;
                 if self.repin_legacy_checksums(&states).await? {
@@ -140,32 +146,45 @@ impl MigrationManager {
                 self.apply(request, run, plan).await
             })
             .await?;
-        Ok(Report {
-            status: if applied.is_empty() {
-                ReportStatus::UpToDate
-            } else {
-                ReportStatus::Success
-            },
-            applied,
-            skipped,
+        let status = if !ran.blocked.is_empty() {
+            ReportStatus::Blocked
+        } else if ran.applied.is_empty() {
+            ReportStatus::UpToDate
+        } else {
+            ReportStatus::Success
+        };
+        let report = Report {
+            status,
+            applied: ran.applied,
+            skipped: ran.skipped,
             planned: Vec::new(),
+            blocked: ran.blocked,
             total_time: started.elapsed(),
-        })
+        };
+        match report.blocked.first() {
+            None => Ok(report),
+            Some(first) => Err(Error::Blocked {
+                reason: first.reason.clone(),
+                fix: first.fix.clone(),
+                step: Some(Box::new(first.step.clone())),
+                report: Some(Box::new(report)),
+            }),
+        }
     }
 
     /// Applies `plan`; when another runner moved a tracking row first, re-reads the state and
-    /// re-plans, so every step is applied exactly once.
-    async fn apply(
-        &self,
-        request: &Request,
-        run: &RunOptions,
-        mut plan: Plan,
-    ) -> Result<(Vec<AppliedStep>, Vec<Skipped>)> {
+    /// re-plans, so every step is applied exactly once. A step that refuses stops its table
+    /// and the steps tied to it by `after`; the others go on.
+    async fn apply(&self, request: &Request, run: &RunOptions, mut plan: Plan) -> Result<Ran> {
         let mut applied = Vec::new();
+        let mut stops = Stops::default();
         for attempt in 1..=MAX_ATTEMPTS {
             let mut raced = None;
             let total = applied.len() + plan.steps.len();
             for step in &plan.steps {
+                if stops.holds_back(&self.graph, step) {
+                    continue;
+                }
                 let node = &self.graph.nodes[step.node];
                 let migration = node.migration;
                 let action = match (step.direction, migration.reversal()) {
@@ -181,7 +200,7 @@ impl MigrationManager {
                 let run_step = StepRun {
                     record: StepRecord {
                         module: migration.set().module(),
-                        table: migration.table(),
+                        table: self.physical(node.chain),
                         version: &version,
                         name: migration.name(),
                         checksum: migration.checksum(),
@@ -192,6 +211,7 @@ impl MigrationManager {
                     },
                     action,
                     transactional: migration.transactional(),
+                    table_names: &self.table_names,
                 };
                 let span = tracing::info_span!(
                     "migrate_step",
@@ -240,6 +260,18 @@ impl MigrationManager {
                         raced = Some(step.step.table.clone());
                         break;
                     }
+                    Err(Error::Blocked { reason, fix, .. }) => {
+                        tracing::warn!(parent: &span, duration_ms, outcome = "blocked", reason = %reason, fix = %fix, "migration step refused to run; its table stops here");
+                        stops.block(
+                            node.chain,
+                            BlockedStep {
+                                step: step.step.clone(),
+                                direction: step.direction,
+                                reason,
+                                fix,
+                            },
+                        );
+                    }
                     Err(err @ Error::LockTimeout { .. }) => {
                         // Not a failed step: the step never started. What ran before is in the
                         // history and the log.
@@ -258,7 +290,7 @@ impl MigrationManager {
                 }
             }
             let Some(table) = raced else {
-                return Ok((applied, plan.skipped));
+                return Ok(stops.finish(&self.graph, applied, plan));
             };
             if request.force || attempt == MAX_ATTEMPTS {
                 return Err(Error::ConcurrentRunners {
@@ -269,7 +301,97 @@ impl MigrationManager {
             let states = self.read_states(false).await?;
             plan = plan::plan(&self.graph, &states, request)?;
         }
-        Ok((applied, plan.skipped))
+        Ok(stops.finish(&self.graph, applied, plan))
+    }
+}
+
+/// What [`MigrationManager::apply`] did.
+struct Ran {
+    applied: Vec<AppliedStep>,
+    skipped: Vec<Skipped>,
+    blocked: Vec<BlockedStep>,
+}
+
+/// The tables a refusal stopped, and why.
+#[derive(Default)]
+struct Stops {
+    /// Stopped chains, with the refusal that stopped each (its index in `blocked`).
+    chains: Vec<(usize, usize)>,
+    blocked: Vec<BlockedStep>,
+    /// Steps held back, per stopped chain.
+    held: Vec<(usize, usize)>,
+}
+
+impl Stops {
+    fn block(&mut self, chain: usize, refusal: BlockedStep) {
+        self.chains.push((chain, self.blocked.len()));
+        self.blocked.push(refusal);
+    }
+
+    fn stopped_by(&self, chain: usize) -> Option<usize> {
+        self.chains
+            .iter()
+            .find(|(c, _)| *c == chain)
+            .map(|(_, b)| *b)
+    }
+
+    /// Whether `step` waits behind a refusal: its table stopped, or (going up) it runs after
+    /// a step of a stopped table, or (going down) a step of a stopped table runs after it.
+    /// A step held back stops its own table too.
+    fn holds_back(&mut self, graph: &Graph, step: &PlannedStep) -> bool {
+        if self.chains.is_empty() {
+            return false;
+        }
+        let node = &graph.nodes[step.node];
+        let by = self
+            .stopped_by(node.chain)
+            .or_else(|| match step.direction {
+                Direction::Up => node
+                    .after
+                    .iter()
+                    .find_map(|&n| self.stopped_by(graph.nodes[n].chain)),
+                Direction::Down => graph.nodes.iter().find_map(|other| {
+                    other
+                        .after
+                        .contains(&step.node)
+                        .then(|| self.stopped_by(other.chain))
+                        .flatten()
+                }),
+            });
+        let Some(by) = by else {
+            return false;
+        };
+        if self.stopped_by(node.chain).is_none() {
+            self.chains.push((node.chain, by));
+        }
+        match self.held.iter_mut().find(|(c, _)| *c == node.chain) {
+            Some((_, count)) => *count += 1,
+            None => self.held.push((node.chain, 1)),
+        }
+        true
+    }
+
+    fn finish(self, graph: &Graph, applied: Vec<AppliedStep>, plan: Plan) -> Ran {
+        let mut skipped = plan.skipped;
+        for &(chain, steps) in &self.held {
+            let Some(by) = self.stopped_by(chain) else {
+                continue;
+            };
+            let table = &graph.chains[chain];
+            skipped.push(Skipped {
+                module: table.module.to_string(),
+                table: table.table.to_string(),
+                steps,
+                reason: SkipReason::Blocked {
+                    by: self.blocked[by].step.clone(),
+                },
+            });
+        }
+        Ran {
+            applied,
+            skipped,
+            blocked: self.blocked,
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use crate::backend::MigrationBackend;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::migration::{Migration, MigrationSet};
+use crate::table_names::TableNames;
 use semver::Version;
 use std::collections::HashMap;
 
@@ -27,6 +28,8 @@ pub struct MigrationManager {
     pub(super) baseline: Option<Version>,
     /// Per-table baselines, by chain index (a name may select one module's chain or all).
     pub(super) table_baselines: HashMap<usize, Version>,
+    /// The physical names of renamed tables.
+    pub(super) table_names: TableNames,
 }
 
 impl std::fmt::Debug for MigrationManager {
@@ -91,6 +94,7 @@ impl MigrationManager {
             sets,
             baseline: None,
             table_baselines: HashMap::new(),
+            table_names: TableNames::new(),
         }
     }
 
@@ -108,6 +112,39 @@ impl MigrationManager {
             self.table_baselines.insert(c, version.clone());
         }
         Ok(self)
+    }
+
+    /// Gives the logical table `table` (the `table = ` of its migrations) the physical name
+    /// `physical` in this database: `{{tables.table}}` and `Conn::table` render `physical`, and
+    /// the tracking rows record it. Reports, errors and the API keep the logical name.
+    ///
+    /// For products whose users rename tables (Agno's `session_table="my_sessions"`). The
+    /// physical name must be 1 to 63 bytes without NUL, and may not be another table's name.
+    pub fn with_table_name(mut self, table: &str, physical: &str) -> Result<Self> {
+        if !self.graph.tables().any(|(_, t)| t == table) {
+            return Err(self.unknown_table(table));
+        }
+        let taken = self
+            .graph
+            .tables()
+            .any(|(_, t)| t != table && t == physical && self.table_names.physical(t) == t);
+        if taken {
+            return Err(Error::Config(format!(
+                "table `{table}` cannot be renamed to `{physical}`: that is the name of table `{physical}`"
+            )));
+        }
+        self.table_names.insert(table, physical)?;
+        Ok(self)
+    }
+
+    /// The physical names of the renamed tables.
+    pub fn table_names(&self) -> &TableNames {
+        &self.table_names
+    }
+
+    /// The physical name of a chain's table.
+    pub(super) fn physical(&self, chain: usize) -> &str {
+        self.table_names.physical(self.graph.chains[chain].table)
     }
 
     /// The validated graph.

@@ -69,7 +69,8 @@ impl MigrationManager {
             if !self.sets.iter().any(|s| s.module() == row.module) {
                 continue;
             }
-            let Some(c) = self.graph.chain_index(&row.module, &row.table) else {
+            let table = self.table_names.logical(&row.table);
+            let Some(c) = self.graph.chain_index(&row.module, table) else {
                 // A newer binary's table: recorded, or dirty from its first step.
                 if row.version.is_some() || row.dirty.is_some() {
                     strangers.push(row);
@@ -126,7 +127,7 @@ impl MigrationManager {
                 // History is newest first: the latest successful up of this step is what ran.
                 let recorded = history.iter().find(|h| {
                     h.module == chain.module
-                        && h.table == chain.table
+                        && h.table == self.physical(*c)
                         && h.version == version
                         && h.direction == Direction::Up
                         && h.outcome == Outcome::Succeeded

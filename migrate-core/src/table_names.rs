@@ -1,0 +1,121 @@
+//! [`TableNames`]: the physical name each logical table has in one database.
+//!
+//! Migrations name a table once, in `table = "session"`. A product that lets its users rename
+//! tables (Agno's `session_table="my_sessions"`) installs the same migrations under other
+//! names, so the manager carries a map from the logical name to the physical one. Templates
+//! (`{{tables.session}}`), [`Conn::table`](crate::conn::Conn::table) and the tracking rows use
+//! the physical name; reports, errors and the API use the logical one.
+
+use crate::dialect::MAX_IDENTIFIER_BYTES;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+/// Logical table name → physical table name. A table with no entry keeps its logical name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableNames {
+    physical: BTreeMap<String, String>,
+}
+
+impl TableNames {
+    /// No renamed tables.
+    pub const fn new() -> Self {
+        TableNames {
+            physical: BTreeMap::new(),
+        }
+    }
+
+    /// The empty map, for connections made outside a manager.
+    pub(crate) fn none() -> &'static TableNames {
+        static NONE: TableNames = TableNames::new();
+        &NONE
+    }
+
+    /// Maps `logical` to `physical`. The physical name must be one a database keeps exactly
+    /// (1 to 63 bytes, no NUL), and two logical tables cannot share one physical table.
+    pub fn insert(&mut self, logical: &str, physical: &str) -> Result<()> {
+        check_name(physical)?;
+        if let Some((other, _)) = self
+            .physical
+            .iter()
+            .find(|(l, p)| p.as_str() == physical && l.as_str() != logical)
+        {
+            return Err(Error::Config(format!(
+                "tables `{other}` and `{logical}` would both be the physical table `{physical}`"
+            )));
+        }
+        if physical == logical {
+            self.physical.remove(logical);
+        } else {
+            self.physical
+                .insert(logical.to_string(), physical.to_string());
+        }
+        Ok(())
+    }
+
+    /// Whether no table is renamed.
+    pub fn is_empty(&self) -> bool {
+        self.physical.is_empty()
+    }
+
+    /// The physical name of `logical` (itself when it is not renamed).
+    pub fn physical<'a>(&'a self, logical: &'a str) -> &'a str {
+        self.physical.get(logical).map_or(logical, String::as_str)
+    }
+
+    /// The logical name a physical name stands for: the renamed table whose physical name it
+    /// is, else the name itself (a table that is not renamed).
+    pub fn logical<'a>(&'a self, physical: &'a str) -> &'a str {
+        self.physical
+            .iter()
+            .find(|(_, p)| p.as_str() == physical)
+            .map_or(physical, |(l, _)| l.as_str())
+    }
+
+    /// The renamed tables, as (logical, physical) pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.physical.iter().map(|(l, p)| (l.as_str(), p.as_str()))
+    }
+}
+
+/// A table name that every dialect keeps exactly: not empty, no NUL, at most
+/// [`MAX_IDENTIFIER_BYTES`] bytes (PostgreSQL would silently cut a longer one).
+pub(crate) fn check_name(table: &str) -> Result<()> {
+    if table.trim().is_empty() || table.contains('\0') || table.len() > MAX_IDENTIFIER_BYTES {
+        return Err(Error::Config(format!(
+            "table name `{}` must be 1 to {MAX_IDENTIFIER_BYTES} bytes, not blank, without NUL (it has {} bytes)",
+            table.escape_debug(),
+            table.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_renamed_table_maps_both_ways_and_others_keep_their_name() {
+        let mut names = TableNames::new();
+        names.insert("session", "my_sessions").unwrap();
+        assert_eq!(names.physical("session"), "my_sessions");
+        assert_eq!(names.logical("my_sessions"), "session");
+        assert_eq!(names.physical("memory"), "memory");
+        assert_eq!(names.logical("memory"), "memory");
+        names.insert("session", "session").unwrap();
+        assert!(names.is_empty());
+    }
+
+    #[test]
+    fn two_tables_cannot_share_a_physical_name_and_bad_names_are_refused() {
+        let mut names = TableNames::new();
+        names.insert("session", "t").unwrap();
+        let err = names.insert("memory", "t").unwrap_err();
+        assert!(err.to_string().contains("`session` and `memory`"), "{err}");
+        for bad in ["", "  ", "a\0b", &"x".repeat(64)] {
+            let err = names.insert("memory", bad).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{bad:?}: {err}");
+        }
+        assert_eq!(names.physical("memory"), "memory");
+    }
+}

@@ -538,6 +538,14 @@ where
         Box::pin(self.read_state_rows())
     }
 
+    fn tracking_table(&self) -> &str {
+        &self.tracking_table
+    }
+
+    fn read_adopted<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<(String, String)>>> {
+        Box::pin(self.read_adopted_rows(table))
+    }
+
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let mut conn = self.held.take(&self.pool).await?;

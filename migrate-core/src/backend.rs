@@ -120,6 +120,24 @@ pub trait MigrationBackend: Send + Sync {
         format!("a {} database", self.dialect())
     }
 
+    /// The tracking (state) table's name, for messages that name it.
+    fn tracking_table(&self) -> &str {
+        "the tracking table"
+    }
+
+    /// Reads `(table_name, version)` of every row of another tool's version table (Agno's
+    /// `agno_schema_versions`) in this backend's schema, without writing to it; a missing
+    /// table reads as no rows. Backends that cannot say so.
+    fn read_adopted<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<(String, String)>>> {
+        let _ = table;
+        Box::pin(async move {
+            Err(crate::error::Error::Config(format!(
+                "this {} backend cannot read an adopted version table",
+                self.dialect()
+            )))
+        })
+    }
+
     /// Reads every row of the state table in one query. A missing tracking table reads as no
     /// rows: this is the whole cost of an "already up to date" run.
     fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>>;
@@ -183,6 +201,12 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn tracking_table(&self) -> &str {
+        (**self).tracking_table()
+    }
+    fn read_adopted<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<(String, String)>>> {
+        (**self).read_adopted(table)
     }
     fn record_without_running<'a>(
         &'a self,

@@ -48,6 +48,9 @@ pub(crate) struct ChainState {
     /// A stored version this binary does not know (a newer binary ran, or the row was edited
     /// by hand). Runs refuse it; listings show it.
     pub(crate) unknown: Option<String>,
+    /// What the adopted version table says that cannot be taken: its version, and the tracking
+    /// table's when it has one. Runs refuse it.
+    pub(crate) adoption: Option<(String, Option<String>)>,
 }
 
 impl ChainState {

@@ -39,6 +39,11 @@ pub(super) struct Arguments {
     #[arg(long = "table-name", global = true, value_name = "LOGICAL=PHYSICAL", value_parser = parse_table_name)]
     pub(super) table_names: Vec<(String, String)>,
 
+    /// Another tool's version table (agno_schema_versions) to adopt as the starting state of
+    /// tables this tool has no row for; only read, never written.
+    #[arg(long, global = true, value_name = "TABLE")]
+    pub(super) adopt_versions: Option<String>,
+
     /// How long to wait for another runner's lock, in seconds (default 30).
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub(super) lock_timeout: Option<std::time::Duration>,

@@ -182,6 +182,9 @@ impl Cli {
             for (logical, physical) in &arguments.table_names {
                 manager = manager.with_table_name(logical, physical)?;
             }
+            if let Some(table) = &arguments.adopt_versions {
+                manager = manager.with_adopted_versions(table)?;
+            }
             tracing::info!(target = %manager.backend().describe(), "migrate cli");
             commands::execute(&arguments.command, &manager, printer, arguments.json).await
         })

@@ -136,6 +136,15 @@ each_backend! {
         let down = [&rename[..], &["down", "--table", "session", "--to", "2.0.0"]].concat();
         expect(&url, &down, exit::OK).await;
         assert!(!db.has_column("my_sessions", "state").await);
+        // Adopting a version table from the command line: Agno's row moves memory's start.
+        db.exec("CREATE TABLE agno_schema_versions (table_name VARCHAR(64) PRIMARY KEY, version VARCHAR(20) NOT NULL)").await;
+        db.exec("INSERT INTO agno_schema_versions VALUES ('memory', '2.0.0')").await;
+        db.exec("CREATE TABLE memory (memory_id VARCHAR(64) PRIMARY KEY, session_id VARCHAR(64))").await;
+        let adopt = ["--adopt-versions", "agno_schema_versions", "--json", "up"];
+        let adopted = expect(&url, &[&rename[..], &adopt[..]].concat(), exit::OK).await.json();
+        let applied = adopted["report"]["applied"].as_array().expect("applied").clone();
+        let memory: Vec<_> = applied.iter().filter(|a| a["step"]["table"] == "memory").map(|a| a["step"]["version"].clone()).collect();
+        assert_eq!(memory, ["2.3.0"], "memory@2.0.0 was adopted, not run: {adopted}");
         let bad = expect(&url, &["--table-name", "session", "status"], exit::USAGE).await;
         assert!(bad.stderr.contains("LOGICAL=PHYSICAL"), "{}", bad.stderr);
         let unknown = expect(&url, &["--table-name", "sessions=x", "status"], exit::USAGE).await;

@@ -7,6 +7,7 @@ migrate::migrations! { heads { session = "2.3.0", memory = "2.3.0", metrics = "2
 
 mod harness;
 
+mod adoption;
 mod bad_input;
 mod blocked;
 mod blocking;

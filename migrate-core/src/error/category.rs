@@ -50,9 +50,9 @@ impl Error {
             | Error::Config(_) => ErrorCategory::BadInput,
             Error::LockTimeout { .. } => ErrorCategory::Locked,
             Error::Dirty { .. } => ErrorCategory::Dirty,
-            Error::ChecksumMismatch { .. } | Error::UnknownAppliedVersion { .. } => {
-                ErrorCategory::Drift
-            }
+            Error::ChecksumMismatch { .. }
+            | Error::UnknownAppliedVersion { .. }
+            | Error::AdoptedVersion { .. } => ErrorCategory::Drift,
             Error::Irreversible { .. }
             | Error::DependencyNotApplied { .. }
             | Error::DependentStillApplied { .. }
@@ -97,6 +97,7 @@ impl Error {
             Error::ConcurrentRunners { .. } => "ConcurrentRunners",
             Error::StepFailed { .. } => "StepFailed",
             Error::Blocked { .. } => "Blocked",
+            Error::AdoptedVersion { .. } => "AdoptedVersion",
             Error::InsideRuntime { .. } => "InsideRuntime",
             Error::Template(_) => "Template",
             Error::WrongDialect { .. } => "WrongDialect",

@@ -191,6 +191,24 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The version table adopted with `MigrationManager::with_adopted_versions` says something
+    /// this manager cannot take: a version the table's migrations do not declare, or a version
+    /// above the one this manager's own tracking table records (another tool migrated the
+    /// table after it was adopted).
+    #[error("{}", adopted_text(.table, .from, .adopted, .tracking, .current))]
+    AdoptedVersion {
+        /// The table (logical name).
+        table: String,
+        /// The adopted version table (`agno_schema_versions`).
+        from: String,
+        /// The version it records.
+        adopted: String,
+        /// This manager's tracking table.
+        tracking: String,
+        /// The version the tracking table records, if it has a row for the table.
+        current: Option<String>,
+    },
+
     /// A migration refused to run ([`Error::blocked`]): the data is not ready for it. Nothing
     /// of the step was kept or stamped, and its table stopped there; the next run tries again.
     /// Returned by the manager with the step and the run's report (other tables went on).
@@ -264,6 +282,25 @@ fn held_by(holder: &Option<String>) -> String {
         .as_ref()
         .map(|h| format!(" (held by {h})"))
         .unwrap_or_default()
+}
+
+fn adopted_text(
+    table: &str,
+    from: &str,
+    adopted: &str,
+    tracking: &str,
+    current: &Option<String>,
+) -> String {
+    match current {
+        None => format!(
+            "`{from}` records table `{table}` at {adopted}, which none of its migrations declares; \
+             correct that row, or delete it to start from the baseline"
+        ),
+        Some(current) => format!(
+            "`{from}` records table `{table}` at {adopted}, but `{tracking}` records it at {current}: \
+             another tool migrated it after it was adopted; check the schema, then correct one of the two"
+        ),
+    }
 }
 
 fn refusing(step: &Option<Box<StepKey>>) -> String {

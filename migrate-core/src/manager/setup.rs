@@ -30,6 +30,8 @@ pub struct MigrationManager {
     pub(super) table_baselines: HashMap<usize, Version>,
     /// The physical names of renamed tables.
     pub(super) table_names: TableNames,
+    /// Another tool's version table, read as the starting state of tables with no row.
+    pub(super) adopted_from: Option<String>,
 }
 
 impl std::fmt::Debug for MigrationManager {
@@ -95,6 +97,7 @@ impl MigrationManager {
             baseline: None,
             table_baselines: HashMap::new(),
             table_names: TableNames::new(),
+            adopted_from: None,
         }
     }
 
@@ -134,6 +137,22 @@ impl MigrationManager {
             )));
         }
         self.table_names.insert(table, physical)?;
+        Ok(self)
+    }
+
+    /// Adopts the version table of another migration tool (Agno's `agno_schema_versions`,
+    /// with the columns `table_name` and `version`) as the starting state: a table with no row
+    /// in this manager's tracking table starts at the version that table records for its
+    /// physical name, and one with no row there either starts at the baseline. The adopted table
+    /// is only read, never written; once a step has run, this manager's own row counts.
+    ///
+    /// A recorded version that the table's migrations do not declare, or one above what this
+    /// manager's tracking table records (the other tool migrated the table after the adoption),
+    /// is [`Error::AdoptedVersion`](crate::error::Error::AdoptedVersion), naming both tables.
+    /// Each run and listing reads the adopted table once (one more query).
+    pub fn with_adopted_versions(mut self, table: &str) -> Result<Self> {
+        crate::table_names::check_name(table)?;
+        self.adopted_from = Some(table.to_string());
         Ok(self)
     }
 

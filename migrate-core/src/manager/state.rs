@@ -40,6 +40,15 @@ impl MigrationManager {
             });
         }
         for (c, state) in survey.states.iter().enumerate() {
+            if let (Some((adopted, current)), Some(from)) = (&state.adoption, &self.adopted_from) {
+                return Err(Error::AdoptedVersion {
+                    table: self.graph.chains[c].table.to_string(),
+                    from: from.clone(),
+                    adopted: adopted.clone(),
+                    tracking: self.backend.tracking_table().to_string(),
+                    current: current.clone(),
+                });
+            }
             if let Some(text) = &state.unknown {
                 let chain = &self.graph.chains[c];
                 return Err(Error::unknown_applied(chain.module, chain.table, text));
@@ -65,6 +74,7 @@ impl MigrationManager {
             .collect();
         let mut strangers = Vec::new();
         let mut suspects = Vec::new();
+        let mut has_row = vec![false; states.len()];
         for row in rows {
             if !self.sets.iter().any(|s| s.module() == row.module) {
                 continue;
@@ -77,6 +87,7 @@ impl MigrationManager {
                 }
                 continue;
             };
+            has_row[c] = true;
             let state = &mut states[c];
             state.dirty = row.dirty.clone();
             let Some(text) = row.version.clone() else {
@@ -101,11 +112,44 @@ impl MigrationManager {
                 suspects.push((c, row));
             }
         }
+        if let Some(from) = &self.adopted_from {
+            let adopted = self.backend.read_adopted(from).await?;
+            self.adopt(&adopted, &has_row, &mut states);
+        }
         Ok(Survey {
             states,
             strangers,
             suspects,
         })
+    }
+
+    /// Takes the adopted version table's rows as the starting state of the chains that have
+    /// no row of their own, and notes where the two cannot both be right.
+    fn adopt(&self, adopted: &[(String, String)], has_row: &[bool], states: &mut [ChainState]) {
+        for (c, state) in states.iter_mut().enumerate() {
+            let physical = self.physical(c);
+            let Some((_, text)) = adopted.iter().find(|(table, _)| table == physical) else {
+                continue;
+            };
+            let chain = &self.graph.chains[c];
+            let version = super::setup::parse_version(text).ok();
+            if has_row[c] {
+                // Ours counts; the other tool moving past it means two tools migrate one table.
+                if let (Some(version), Some(current)) = (&version, &state.stored) {
+                    if version > current {
+                        state.adoption = Some((text.clone(), Some(current.to_string())));
+                    }
+                }
+                continue;
+            }
+            match version.filter(|v| chain.position(&self.graph, v).is_some()) {
+                Some(version) => {
+                    tracing::debug!(table = chain.table, %version, "adopted starting version");
+                    state.baseline = Some(version);
+                }
+                None => state.adoption = Some((text.clone(), None)),
+            }
+        }
     }
 
     /// The slow path, taken only when a chain checksum differs: finds, per suspect chain, the

@@ -1,0 +1,96 @@
+//! `with_adopted_versions`: a database that Agno's own manager ran, adopted as the starting
+//! state, read only, and refused when the two version tables cannot both be right.
+
+use crate::harness::{each_backend, steps, TestDb};
+use crate::MIGRATIONS;
+use migrate::error::ErrorCategory;
+use migrate::{Error, MigrationManager};
+
+const AGNO_TABLE: &str = "CREATE TABLE agno_schema_versions (table_name VARCHAR(100) PRIMARY KEY, \
+     version VARCHAR(20) NOT NULL, created_at VARCHAR(40) NOT NULL, updated_at VARCHAR(40))";
+
+async fn adopting(db: &TestDb) -> MigrationManager {
+    MigrationManager::new(db.executor().await, [&MIGRATIONS])
+        .expect("valid graph")
+        .with_baseline("2.0.0")
+        .expect("baseline")
+        .with_table_name("session", "agno_sessions")
+        .expect("rename")
+        .with_adopted_versions("agno_schema_versions")
+        .expect("adopt")
+}
+
+async fn agno_rows(db: &TestDb) -> Vec<String> {
+    db.rows("SELECT table_name, version, created_at, updated_at FROM agno_schema_versions ORDER BY table_name")
+        .await
+}
+
+each_backend! {
+    async fn an_agno_database_is_adopted_and_its_version_table_left_untouched(db) {
+        // What Agno's manager leaves: the sessions table at 2.1.0, stamped in its own table.
+        db.exec("CREATE TABLE agno_sessions (session_id VARCHAR(64) PRIMARY KEY, data TEXT, created_at BIGINT)").await;
+        db.exec(AGNO_TABLE).await;
+        db.exec("INSERT INTO agno_schema_versions VALUES ('agno_sessions', '2.1.0', '2025-01-01T00:00:00', NULL)").await;
+        let before = agno_rows(&db).await;
+
+        let manager = adopting(&db).await;
+        let current = manager.current_version("session").await.expect("current");
+        assert_eq!(current.map(|v| v.to_string()).as_deref(), Some("2.1.0"), "adopted");
+        // No row there means the baseline.
+        let memory = manager.current_version("memory").await.expect("current");
+        assert_eq!(memory.map(|v| v.to_string()).as_deref(), Some("2.0.0"));
+
+        let report = manager.up().table("session").await.expect("up");
+        assert_eq!(steps(&report), ["session@2.3.0"], "only what is above the adopted version ran");
+        assert!(db.has_column("agno_sessions", "state").await);
+        assert_eq!(agno_rows(&db).await, before, "Agno's table is only read");
+        let ours = db.rows("SELECT table_name, version FROM migrate_schema_versions").await;
+        assert_eq!(ours, ["agno_sessions|2.3.0"], "from now on our own row counts");
+        let again = adopting(&db).await.up().table("session").await.expect("second up");
+        assert!(again.applied.is_empty());
+
+        // Agno's manager migrates the table again: the two disagree, and the run says so.
+        db.exec("UPDATE agno_schema_versions SET version = '3.0.0' WHERE table_name = 'agno_sessions'").await;
+        let fingerprint = db.fingerprint().await;
+        let err = adopting(&db).await.up().await.expect_err("disagreement");
+        assert_eq!(err.category(), ErrorCategory::Drift, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("`agno_schema_versions` records table `session` at 3.0.0")
+                && text.contains("`migrate_schema_versions` records it at 2.3.0"),
+            "{text}"
+        );
+        assert_eq!(db.fingerprint().await, fingerprint, "a refused run changes nothing");
+    }
+
+    async fn an_adopted_version_the_migrations_do_not_declare_is_refused(db) {
+        db.exec(AGNO_TABLE).await;
+        db.exec("INSERT INTO agno_schema_versions VALUES ('memory', '2.2.0', '2025-01-01T00:00:00', NULL)").await;
+        let fingerprint = db.fingerprint().await;
+        let err = adopting(&db).await.up().await.expect_err("2.2.0 is not in memory's chain");
+        let Error::AdoptedVersion { table, from, adopted, current, .. } = &err else { panic!("{err:?}") };
+        assert_eq!((table.as_str(), from.as_str(), adopted.as_str(), current), ("memory", "agno_schema_versions", "2.2.0", &None));
+        assert!(err.to_string().contains("delete it to start from the baseline"), "{err}");
+        assert_eq!(db.fingerprint().await, fingerprint);
+    }
+
+    async fn without_the_adopted_table_every_table_starts_at_the_baseline(db) {
+        let manager = adopting(&db).await;
+        let status = manager.status().await.expect("status reads a missing adopted table as empty");
+        assert!(status.iter().all(|s| s.current.as_ref().is_some_and(|v| v.to_string() == "2.0.0")), "{status:?}");
+    }
+}
+
+#[test]
+fn a_bad_adopted_table_name_is_refused() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let Some(db) = TestDb::new(migrate::testing::Backend::Sqlite).await else {
+            return;
+        };
+        for bad in ["", "a\0b", &"v".repeat(64)] {
+            let err = db.manager().await.with_adopted_versions(bad).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{bad:?}: {err}");
+        }
+    });
+}

@@ -6,7 +6,11 @@
 /// - `stairway_<backend>`: every step up, down and up again on a fresh database, comparing
 ///   schema snapshots (a failure names the step and shows the diff);
 /// - `upgrade_from_empty_to_head_<backend>`: a fresh database up to every head, and back down
-///   to an empty schema when every step is reversible.
+///   to an empty schema when every step is reversible;
+/// - `fresh_install_equals_upgrade_<backend>`: when a migration has `fresh = path` (or a
+///   `<stem>.fresh.sql`), a database made by `install_fresh` and one upgraded step by step from
+///   empty have the same schema (column order aside); it passes trivially without fresh
+///   functions.
 ///
 /// Backends default to `sqlite, postgres, mysql`; PostgreSQL and MariaDB are throwaway servers
 /// started from the installed binaries (or `MIGRATE_TEST_POSTGRES_URL`/`MIGRATE_TEST_MYSQL_URL`),
@@ -58,15 +62,15 @@ macro_rules! round_trip_tests {
         }
     };
     (@backend sqlite) => {
-        $crate::round_trip_tests!(@tests stairway_sqlite, upgrade_from_empty_to_head_sqlite, Sqlite);
+        $crate::round_trip_tests!(@tests stairway_sqlite, upgrade_from_empty_to_head_sqlite, fresh_install_equals_upgrade_sqlite, Sqlite);
     };
     (@backend postgres) => {
-        $crate::round_trip_tests!(@tests stairway_postgres, upgrade_from_empty_to_head_postgres, Postgres);
+        $crate::round_trip_tests!(@tests stairway_postgres, upgrade_from_empty_to_head_postgres, fresh_install_equals_upgrade_postgres, Postgres);
     };
     (@backend mysql) => {
-        $crate::round_trip_tests!(@tests stairway_mysql, upgrade_from_empty_to_head_mysql, MySql);
+        $crate::round_trip_tests!(@tests stairway_mysql, upgrade_from_empty_to_head_mysql, fresh_install_equals_upgrade_mysql, MySql);
     };
-    (@tests $stairway:ident, $upgrade:ident, $backend:ident) => {
+    (@tests $stairway:ident, $upgrade:ident, $fresh:ident, $backend:ident) => {
         #[test]
         fn $stairway() {
             $crate::testing::round_trip(
@@ -82,6 +86,15 @@ macro_rules! round_trip_tests {
                 $crate::testing::Backend::$backend,
                 &sets(),
                 $crate::testing::RoundTrip::UpgradeFromEmpty,
+            );
+        }
+
+        #[test]
+        fn $fresh() {
+            $crate::testing::round_trip(
+                $crate::testing::Backend::$backend,
+                &sets(),
+                $crate::testing::RoundTrip::FreshEqualsUpgrade,
             );
         }
     };

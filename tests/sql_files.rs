@@ -238,3 +238,28 @@ fn the_next_rust_step_continues_a_line_that_files_share() {
         "{source}"
     );
 }
+
+/// `<stem>.fresh.sql` is the step's fresh install: `install_fresh` creates `accounts` with it at
+/// 2.0.0 and runs 003 on top; the round-trip tests compare that schema with the upgraded one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_file_installs_its_table_at_its_version() {
+    let Some(db) = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("database")
+    else {
+        return;
+    };
+    let manager = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
+        .expect("graph");
+    let report = manager.install_fresh().await.expect("install fresh");
+    let accounts: Vec<String> = report
+        .applied
+        .iter()
+        .filter(|a| a.step.table == "accounts")
+        .map(|a| format!("{}@{}", a.step.name, a.step.version))
+        .collect();
+    assert_eq!(
+        accounts,
+        ["002_add_email.fresh@2.0.0", "003_add_nickname@3.0.0"]
+    );
+}

@@ -48,6 +48,7 @@ pub struct Migration {
     line: u32,
     sql: Option<&'static str>,
     down_sql: Option<&'static str>,
+    fresh: Option<(MigrationFn, &'static str)>,
 }
 
 inventory::collect!(Migration);
@@ -89,7 +90,27 @@ impl Migration {
             line,
             sql: None,
             down_sql: None,
+            fresh: None,
         }
+    }
+
+    /// The same migration, with `fresh = path`: the function that creates its table directly
+    /// at its version, and that function's name.
+    #[doc(hidden)]
+    pub const fn __with_fresh(mut self, fresh: MigrationFn, name: &'static str) -> Self {
+        self.fresh = Some((fresh, name));
+        self
+    }
+
+    /// The function that creates this migration's table directly at its version
+    /// (`fresh = path`), used by `MigrationManager::install_fresh`.
+    pub fn fresh(&self) -> Option<MigrationFn> {
+        self.fresh.map(|(f, _)| f)
+    }
+
+    /// The name of the `fresh` function, if there is one.
+    pub fn fresh_name(&self) -> Option<&'static str> {
+        self.fresh.map(|(_, name)| name)
     }
 
     /// The same migration, declared by a SQL file: `sql` is what its up runs and `down_sql`

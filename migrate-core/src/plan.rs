@@ -51,6 +51,8 @@ pub(crate) struct ChainState {
     /// What the adopted version table says that cannot be taken: its version, and the tracking
     /// table's when it has one. Runs refuse it.
     pub(crate) adoption: Option<(String, Option<String>)>,
+    /// The starting version came from the adopted version table: the table exists.
+    pub(crate) adopted: bool,
 }
 
 impl ChainState {

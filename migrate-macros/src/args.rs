@@ -9,7 +9,7 @@ use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Path, Token};
 
 /// The keys `#[migration]` accepts, listed in errors.
 pub(crate) const KEYS: &str =
-    "table, version, parent, down, irreversible, transaction, after, name, crate";
+    "table, version, parent, down, irreversible, transaction, after, name, fresh, crate";
 
 /// A semver version with the literal it came from.
 pub(crate) struct VersionArg {
@@ -39,6 +39,8 @@ pub(crate) struct MigrationArgs {
     pub(crate) transaction: bool,
     pub(crate) after: Option<AfterArg>,
     pub(crate) name: Option<LitStr>,
+    /// `fresh = path`: the function that creates the table directly at this version.
+    pub(crate) fresh: Option<Path>,
     /// `crate = "path"`: where the `migrate` facade is, for hosts that rename or re-export it.
     pub(crate) krate: Option<CratePath>,
 }
@@ -205,6 +207,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
     let mut transaction = None;
     let mut after = None;
     let mut name = None;
+    let mut fresh = None;
     let mut krate = None;
 
     for meta in &metas {
@@ -244,6 +247,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
                         parent = Some(parse_version(&string(&nv.value, "parent")?, "parent")?)
                     }
                     "down" => down = Some(path(&nv.value, "down")?),
+                    "fresh" => fresh = Some(path(&nv.value, "fresh")?),
                     "transaction" => transaction = Some(boolean(&nv.value, "transaction")?.value),
                     "after" => after = Some(parse_after(&string(&nv.value, "after")?)?),
                     "name" => {
@@ -258,7 +262,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
                 },
                 (
                     "table" | "version" | "parent" | "down" | "transaction" | "after" | "name"
-                    | "crate",
+                    | "fresh" | "crate",
                     other,
                 ) => {
                     return Err(syn::Error::new(
@@ -327,6 +331,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
             transaction: transaction.unwrap_or(true),
             after,
             name,
+            fresh,
             krate,
         }),
         _ => Err(syn::Error::new(attr_span, "invalid #[migration] arguments")),

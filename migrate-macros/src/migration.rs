@@ -146,6 +146,17 @@ fn generate(
         }
         DownArg::Irreversible => None,
     };
+    let fresh = args.fresh.as_ref().map(|path| {
+        let fresh_db = db(path.span());
+        let name = path
+            .segments
+            .last()
+            .map_or_else(String::new, |s| s.ident.to_string());
+        (
+            quote_spanned!(path.span()=> #private::boxed(#path(#fresh_db))),
+            name,
+        )
+    });
     let name = args
         .name
         .as_ref()
@@ -168,6 +179,7 @@ fn generate(
         transaction: args.transaction,
         up,
         down,
+        fresh,
         checksum: &sum,
         sql: None,
         file: quote!(::core::file!()),

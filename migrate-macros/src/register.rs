@@ -35,6 +35,9 @@ pub(crate) struct Step<'a> {
     pub(crate) up: TokenStream,
     /// The same for the down; `None` is irreversible.
     pub(crate) down: Option<TokenStream>,
+    /// The same for the function that creates the table directly at this version, with its
+    /// name; `None` when there is none.
+    pub(crate) fresh: Option<(TokenStream, String)>,
     pub(crate) checksum: &'a str,
     /// The SQL a dry run shows: expressions of type `&'static str`.
     pub(crate) sql: Option<(TokenStream, Option<TokenStream>)>,
@@ -140,6 +143,17 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
         ),
         None => (quote!(), quote!(#private::Reversal::Irreversible)),
     };
+    let (fresh_shim, with_fresh) = match &step.fresh {
+        Some((fresh, fresh_name)) => (
+            quote! {
+                fn __migrate_fresh<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
+                    #fresh
+                }
+            },
+            quote!(.__with_fresh(__migrate_fresh, #fresh_name)),
+        ),
+        None => (quote!(), quote!()),
+    };
     let some = |text: String| quote!(::core::option::Option::Some(#text));
     let none = quote!(::core::option::Option::None);
     let parent_expr = step
@@ -174,6 +188,7 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
                 #up
             }
             #down_shim
+            #fresh_shim
 
             #private::inventory::submit! {
                 #private::Migration::__new(
@@ -191,6 +206,7 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
                     #line,
                 )
                 #with_sql
+                #with_fresh
             }
         };
     }

@@ -115,6 +115,8 @@ struct SqlStep {
     path: PathBuf,
     sql: String,
     down: Option<(PathBuf, String)>,
+    /// `<stem>.fresh.sql`.
+    fresh: Option<(PathBuf, String)>,
 }
 
 /// Expands the macro. `invoking_dir` is the directory of the file that invokes it, where `dir`
@@ -214,7 +216,7 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
                 format!("sql_dir!: `{}` controls its own transaction (`{}`): every file runs in one transaction already; remove it, or put `{}` on the first line to run the file outside one", shown(name), statement.lines().next().unwrap_or_default(), sql_text::NO_TRANSACTION),
             );
         }
-        if parsed.down {
+        if parsed.down || parsed.fresh {
             downs.push((parsed, name.clone(), path, sql));
             continue;
         }
@@ -238,18 +240,25 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
                 path,
                 sql,
                 down: None,
+                fresh: None,
                 parsed,
             },
         );
     }
     for (parsed, name, path, sql) in downs {
         let up = ups.values_mut().find(|up| up.parsed.stem == parsed.stem);
+        let what = if parsed.fresh {
+            "fresh install"
+        } else {
+            "down"
+        };
         match up {
+            Some(up) if parsed.fresh => up.fresh = Some((path, sql)),
             Some(up) => up.down = Some((path, sql)),
             None => errors.add(
                 span,
                 format!(
-                    "sql_dir!: `{}` is a down without its up: there is no `{}.sql`",
+                    "sql_dir!: `{}` is a {what} without its up: there is no `{}.sql`",
                     shown(&name),
                     parsed.stem
                 ),
@@ -334,6 +343,13 @@ fn step_tokens(
         let statements = statements_expr(path, sql, no_transaction);
         quote!(#private::run_sql(db, #statements))
     });
+    let fresh = step.fresh.as_ref().map(|(path, sql)| {
+        let statements = statements_expr(path, sql, sql_text::no_transaction(sql));
+        (
+            quote!(#private::run_sql(db, #statements)),
+            format!("{}.fresh", step.parsed.stem),
+        )
+    });
     let up_text = step.path.to_string_lossy().into_owned();
     let down_text = step.down.as_ref().map(|(path, _)| {
         let path = path.to_string_lossy().into_owned();
@@ -360,6 +376,7 @@ fn step_tokens(
         transaction: !no_transaction,
         up,
         down,
+        fresh,
         checksum: &sum,
         sql: Some((quote!(::core::include_str!(#up_text)), down_text)),
         file: quote!(#shown),

@@ -7,7 +7,8 @@
 //! | `20251025120000_add.sql`, `20251025_120000_add.sql` (a timestamp) | 20251025120000.0.0 |
 //! | `2.3.0_add_state.sql` (semver) | 2.3.0 |
 //!
-//! `<stem>.down.sql` is the down of `<stem>.sql`.
+//! `<stem>.down.sql` is the down of `<stem>.sql`, and `<stem>.fresh.sql` creates its table
+//! directly at its version (for `MigrationManager::install_fresh`).
 
 use semver::Version;
 
@@ -35,6 +36,8 @@ pub(crate) struct Parsed {
     pub(crate) version: Version,
     pub(crate) style: Style,
     pub(crate) down: bool,
+    /// `<stem>.fresh.sql`: the table created directly at this version.
+    pub(crate) fresh: bool,
 }
 
 /// Parses a file name; `Err` says why it matches no pattern.
@@ -42,9 +45,10 @@ pub(crate) fn parse(file: &str) -> Result<Parsed, String> {
     let Some(base) = file.strip_suffix(".sql") else {
         return Err("it does not end in `.sql`".into());
     };
-    let (stem, down) = match base.strip_suffix(".down") {
-        Some(stem) => (stem, true),
-        None => (base, false),
+    let (stem, down, fresh) = match (base.strip_suffix(".down"), base.strip_suffix(".fresh")) {
+        (Some(stem), _) => (stem, true, false),
+        (None, Some(stem)) => (stem, false, true),
+        (None, None) => (base, false, false),
     };
     let (version, style) = version_of(stem)?;
     Ok(Parsed {
@@ -52,6 +56,7 @@ pub(crate) fn parse(file: &str) -> Result<Parsed, String> {
         version,
         style,
         down,
+        fresh,
     })
 }
 
@@ -143,7 +148,9 @@ mod tests {
         assert_eq!(v("20251025_120000_add_users.sql"), "20251025120000.0.0");
         assert_eq!(v("2.3.0_add_state.sql"), "2.3.0");
         let down = parse("001_create_users.down.sql").unwrap();
-        assert!(down.down && down.stem == "001_create_users");
+        assert!(down.down && !down.fresh && down.stem == "001_create_users");
+        let fresh = parse("2.3.0_add_state.fresh.sql").unwrap();
+        assert!(fresh.fresh && !fresh.down && fresh.stem == "2.3.0_add_state");
         assert_eq!(
             parse("012_x.sql").unwrap().style,
             Style::Numbered { width: 3 }

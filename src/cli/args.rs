@@ -78,6 +78,9 @@ pub(super) enum Command {
     },
     /// Applies pending migrations.
     Up(UpArgs),
+    /// Installs an empty database: tables with a `fresh` function are created at that
+    /// version in one step, then everything goes up to its head.
+    InstallFresh,
     /// Reverts applied migrations: --to V, -1 (one step of one table), or --base.
     Down(DownArgs),
     /// What `up` would run, with the SQL of SQL-file steps. Changes nothing.

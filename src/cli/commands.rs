@@ -58,6 +58,10 @@ pub(super) async fn execute(
             Ok(exit::OK)
         }
         Command::Up(args) => up(manager, args, printer, json).await,
+        Command::InstallFresh => {
+            let report = manager.install_fresh().await?;
+            Ok(print_report(printer, json, "install-fresh", &report))
+        }
         Command::Down(args) => down(manager, args, printer, json).await,
         Command::Plan { to, tables } => {
             let mut request = manager.up().dry_run(true);

@@ -85,10 +85,17 @@ async fn session_2_1_0_down(db: &mut Conn<'_>) -> Result<()> {
     drop_column(db, "session", "created_at").await
 }
 
-#[migrate::migration(table = "session", version = "2.3.0", parent = "2.1.0", down = session_2_3_0_down)]
+#[migrate::migration(table = "session", version = "2.3.0", parent = "2.1.0", down = session_2_3_0_down, fresh = session_fresh)]
 async fn session_2_3_0(db: &mut Conn<'_>) -> Result<()> {
     obey(db, "session@2.3.0").await?;
     add_column(db, "session", "state", "TEXT").await
+}
+/// The session table as 2.0.0, 2.1.0 and 2.3.0 leave it, in one statement.
+async fn session_fresh(db: &mut Conn<'_>) -> Result<()> {
+    obey(db, "session fresh").await?;
+    db.execute("CREATE TABLE {{tables.session}} (session_id VARCHAR(64) PRIMARY KEY, data TEXT, created_at BIGINT, state TEXT)")
+        .await?;
+    Ok(())
 }
 async fn session_2_3_0_down(db: &mut Conn<'_>) -> Result<()> {
     obey(db, "session@2.3.0 down").await?;

@@ -136,6 +136,12 @@ each_backend! {
         let down = [&rename[..], &["down", "--table", "session", "--to", "2.0.0"]].concat();
         expect(&url, &down, exit::OK).await;
         assert!(!db.has_column("my_sessions", "state").await);
+        // A fresh install from the command line: the renamed session table, fresh at 2.3.0.
+        let fresh_db = crate::harness::TestDb::new(db.backend()).await.expect("a second database");
+        let fresh_url = url_with_password(&fresh_db).await;
+        let installed = expect(&fresh_url, &[&rename[..], &["--json", "install-fresh"]].concat(), exit::OK).await.json();
+        assert_eq!(installed["report"]["applied"][0]["step"]["name"], "session_fresh", "{installed}");
+        assert!(fresh_db.has_column("my_sessions", "state").await);
         // Adopting a version table from the command line: Agno's row moves memory's start.
         db.exec("CREATE TABLE agno_schema_versions (table_name VARCHAR(64) PRIMARY KEY, version VARCHAR(20) NOT NULL)").await;
         db.exec("INSERT INTO agno_schema_versions VALUES ('memory', '2.0.0')").await;

@@ -18,7 +18,7 @@ pub mod snapshot;
 mod stairway;
 
 pub use postgres::PostgresServer;
-pub use round_trip::{assert_single_heads, block_on, round_trip, RoundTrip};
+pub use round_trip::{assert_single_heads, block_on, fresh_against_upgrade, round_trip, RoundTrip};
 pub use snapshot::{snapshot, Schema, SchemaDiff};
 pub use stairway::{DataCheck, Phase, Stairway, StairwayFailure, StairwayReport};
 

@@ -1,7 +1,7 @@
 //! What `migrate::round_trip_tests!` runs: per backend, the stairway and "upgrade from empty to
 //! head", and once, "single head per table". These are test assertions: they panic on failure.
 
-use super::snapshot::snapshot;
+use super::snapshot::{snapshot, SchemaDiff};
 use super::{Backend, Stairway, TestDatabase};
 use crate::DEFAULT_TRACKING_TABLE;
 use migrate_core::error::Result;
@@ -31,6 +31,9 @@ pub enum RoundTrip {
     /// A fresh database up to every table's head, then (when no step is irreversible) back
     /// down to an empty schema.
     UpgradeFromEmpty,
+    /// When some migration has a `fresh` function: one database installed with
+    /// `install_fresh`, another upgraded step by step from empty, and their schemas equal.
+    FreshEqualsUpgrade,
 }
 
 /// Asserts that the linked graph of `sets` is valid: one chain, so one head, per table, and
@@ -58,11 +61,55 @@ pub fn round_trip(backend: Backend, sets: &[&'static MigrationSet], kind: RoundT
                 .await
                 .map(|report| report.map(|r| r.assert_ok())),
             RoundTrip::UpgradeFromEmpty => upgrade_from_empty(backend, sets).await,
+            RoundTrip::FreshEqualsUpgrade => {
+                fresh_against_upgrade(backend, sets)
+                    .await
+                    .map(|diff| {
+                        diff.map(|diff| {
+                            assert!(
+                                diff.is_empty_ignoring_moves(),
+                                "a fresh install and a step-by-step upgrade differ on {} (the fresh function forgot what a step does, or a step is missing for what it adds):\n{diff}",
+                                backend.name()
+                            )
+                        })
+                    })
+            }
         }
     });
     if let Err(err) = outcome {
         panic!("{kind:?} on {}: {err}", backend.name());
     }
+}
+
+/// Installs one new database with [`MigrationManager::install_fresh`] and upgrades another
+/// step by step from empty, and returns how their schemas differ (the tracking tables left
+/// out). An empty diff when no migration of `sets` has a `fresh` function; `None` when the
+/// backend's server is unavailable.
+///
+/// # Errors
+/// When a database cannot be created, or a run fails.
+pub async fn fresh_against_upgrade(
+    backend: Backend,
+    sets: &[&'static MigrationSet],
+) -> Result<Option<SchemaDiff>> {
+    let Some(upgraded) = TestDatabase::create(backend).await? else {
+        return Ok(None);
+    };
+    let Some(fresh) = TestDatabase::create(backend).await? else {
+        return Ok(None);
+    };
+    let step_by_step = MigrationManager::new(upgraded.executor().await?, sets.iter().copied())?;
+    step_by_step.up().await?;
+    let installer = MigrationManager::new(fresh.executor().await?, sets.iter().copied())?;
+    let report = installer.install_fresh().await?;
+    tracing::info!(
+        steps = report.applied.len(),
+        backend = backend.name(),
+        "installed fresh"
+    );
+    let upgraded = snapshot(upgraded.url(), None, DEFAULT_TRACKING_TABLE).await?;
+    let fresh = snapshot(fresh.url(), None, DEFAULT_TRACKING_TABLE).await?;
+    Ok(Some(upgraded.diff(&fresh)))
 }
 
 async fn upgrade_from_empty(

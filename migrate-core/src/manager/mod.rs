@@ -1,6 +1,7 @@
 //! [`MigrationManager`]: `up`/`down` requests, listings and repairs over a linked migration
 //! graph and one [`MigrationBackend`](crate::backend::MigrationBackend).
 
+mod fresh;
 mod listings;
 mod repair;
 mod request;

@@ -146,36 +146,18 @@ impl MigrationManager {
                 self.apply(request, run, plan).await
             })
             .await?;
-        let status = if !ran.blocked.is_empty() {
-            ReportStatus::Blocked
-        } else if ran.applied.is_empty() {
-            ReportStatus::UpToDate
-        } else {
-            ReportStatus::Success
-        };
-        let report = Report {
-            status,
-            applied: ran.applied,
-            skipped: ran.skipped,
-            planned: Vec::new(),
-            blocked: ran.blocked,
-            total_time: started.elapsed(),
-        };
-        match report.blocked.first() {
-            None => Ok(report),
-            Some(first) => Err(Error::Blocked {
-                reason: first.reason.clone(),
-                fix: first.fix.clone(),
-                step: Some(Box::new(first.step.clone())),
-                report: Some(Box::new(report)),
-            }),
-        }
+        finish(ran, started)
     }
 
     /// Applies `plan`; when another runner moved a tracking row first, re-reads the state and
     /// re-plans, so every step is applied exactly once. A step that refuses stops its table
     /// and the steps tied to it by `after`; the others go on.
-    async fn apply(&self, request: &Request, run: &RunOptions, mut plan: Plan) -> Result<Ran> {
+    pub(super) async fn apply(
+        &self,
+        request: &Request,
+        run: &RunOptions,
+        mut plan: Plan,
+    ) -> Result<Ran> {
         let mut applied = Vec::new();
         let mut stops = Stops::default();
         for attempt in 1..=MAX_ATTEMPTS {
@@ -305,11 +287,40 @@ impl MigrationManager {
     }
 }
 
+/// The report of a run that applied `ran`; a refusal makes it [`Error::Blocked`], carrying the
+/// report.
+pub(super) fn finish(ran: Ran, started: Instant) -> Result<Report> {
+    let status = if !ran.blocked.is_empty() {
+        ReportStatus::Blocked
+    } else if ran.applied.is_empty() {
+        ReportStatus::UpToDate
+    } else {
+        ReportStatus::Success
+    };
+    let report = Report {
+        status,
+        applied: ran.applied,
+        skipped: ran.skipped,
+        planned: Vec::new(),
+        blocked: ran.blocked,
+        total_time: started.elapsed(),
+    };
+    match report.blocked.first() {
+        None => Ok(report),
+        Some(first) => Err(Error::Blocked {
+            reason: first.reason.clone(),
+            fix: first.fix.clone(),
+            step: Some(Box::new(first.step.clone())),
+            report: Some(Box::new(report)),
+        }),
+    }
+}
+
 /// What [`MigrationManager::apply`] did.
-struct Ran {
-    applied: Vec<AppliedStep>,
-    skipped: Vec<Skipped>,
-    blocked: Vec<BlockedStep>,
+pub(super) struct Ran {
+    pub(super) applied: Vec<AppliedStep>,
+    pub(super) skipped: Vec<Skipped>,
+    pub(super) blocked: Vec<BlockedStep>,
 }
 
 /// The tables a refusal stopped, and why.

@@ -146,6 +146,7 @@ impl MigrationManager {
                 Some(version) => {
                     tracing::debug!(table = chain.table, %version, "adopted starting version");
                     state.baseline = Some(version);
+                    state.adopted = true;
                 }
                 None => state.adoption = Some((text.clone(), None)),
             }

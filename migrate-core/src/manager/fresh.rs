@@ -1,0 +1,154 @@
+//! Fresh installs: a table created directly at a version by its `fresh` function (or
+//! `<stem>.fresh.sql`), stamped there, then brought to its head like any other.
+
+use super::request::RunOptions;
+use super::run::finish;
+use super::setup::MigrationManager;
+use crate::backend::{StepOutcome, StepRecord, StepRun};
+use crate::checksum;
+use crate::error::{Error, Result};
+use crate::plan::{self, Request, Target};
+use crate::report::Report;
+use crate::step::{AppliedStep, Direction};
+use std::time::Instant;
+
+impl MigrationManager {
+    /// Installs the tables of an empty database the short way. Every table with nothing
+    /// recorded (no tracking row, nothing adopted) whose chain has a `fresh` function is
+    /// created by the highest such function and stamped at that migration's version, in the
+    /// graph's order; then every table goes up to its head as [`up`](Self::up) would, the
+    /// tables with nothing recorded starting from nothing (the baseline is for databases that
+    /// already hold the tables). Tables already recorded just go up.
+    ///
+    /// The history records a fresh step under the `fresh` function's name. A table's fresh
+    /// function must build exactly what its steps build: `round_trip_tests!` compares the two
+    /// on every backend. Takes the run lock.
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: migrate_core::manager::MigrationManager) -> migrate_core::error::Result<()> {
+    /// let report = manager.install_fresh().await?;
+    /// println!("{} steps, fresh ones included", report.applied.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn install_fresh(&self) -> Result<Report> {
+        let started = Instant::now();
+        let ran = self
+            .locked(None, async {
+                let states = self.read_states(false).await?;
+                let mut fresh: Vec<(usize, usize)> = Vec::new();
+                for (c, state) in states.iter().enumerate() {
+                    let chain = &self.graph.chains[c];
+                    if let Some(mark) = &state.dirty {
+                        return Err(Error::dirty(chain.module, chain.table, mark));
+                    }
+                    if state.stored.is_some() || state.adopted {
+                        continue;
+                    }
+                    let highest = chain
+                        .nodes
+                        .iter()
+                        .rposition(|&n| self.graph.nodes[n].migration.fresh().is_some());
+                    if let Some(pos) = highest {
+                        fresh.push((c, pos));
+                    }
+                }
+                fresh.sort_by_key(|&(c, pos)| {
+                    self.graph.nodes[self.graph.chains[c].nodes[pos]].rank
+                });
+                let mut installed = Vec::new();
+                for (c, pos) in fresh {
+                    match self.run_fresh(c, pos).await {
+                        Ok(step) => installed.push(step),
+                        Err(Error::StepFailed {
+                            step,
+                            direction,
+                            source,
+                            ..
+                        }) => {
+                            return Err(Error::StepFailed {
+                                step,
+                                direction,
+                                applied: installed,
+                                source,
+                            })
+                        }
+                        Err(other) => return Err(other),
+                    }
+                }
+                let mut states = self.read_states(false).await?;
+                for state in &mut states {
+                    if state.stored.is_none() && !state.adopted {
+                        state.baseline = None;
+                    }
+                }
+                let request = Request {
+                    direction: Direction::Up,
+                    target: Target::Latest,
+                    chains: None,
+                    force: false,
+                };
+                let plan = plan::plan(&self.graph, &states, &request)?;
+                let mut ran = self.apply(&request, &RunOptions::default(), plan).await?;
+                installed.append(&mut ran.applied);
+                ran.applied = installed;
+                Ok(ran)
+            })
+            .await?;
+        finish(ran, started)
+    }
+
+    /// Creates chain `c`'s table with the `fresh` function of its step at `pos`, and records it
+    /// at that version.
+    async fn run_fresh(&self, c: usize, pos: usize) -> Result<AppliedStep> {
+        let chain = &self.graph.chains[c];
+        let node = &self.graph.nodes[chain.nodes[pos]];
+        let migration = node.migration;
+        let (Some(action), Some(name)) = (migration.fresh(), migration.fresh_name()) else {
+            return Err(Error::msg(format!("{} has no fresh function", node.key())));
+        };
+        let version = node.version.to_string();
+        let chain_checksum = checksum::render(chain.cumulative[pos]);
+        let run = StepRun {
+            record: StepRecord {
+                module: chain.module,
+                table: self.physical(c),
+                version: &version,
+                name,
+                checksum: migration.checksum(),
+                direction: Direction::Up,
+                expected: None,
+                new_version: Some(&version),
+                new_checksum: Some(&chain_checksum),
+            },
+            action,
+            transactional: migration.transactional(),
+            table_names: &self.table_names,
+        };
+        tracing::info!(module = chain.module, table = chain.table, %version, fresh = name, "installing the table fresh");
+        let mut key = node.key();
+        match self.backend.run_step(&run).await {
+            Ok(StepOutcome::Done {
+                started_at,
+                execution_time,
+            }) => {
+                key.name = name.to_string();
+                Ok(AppliedStep::new(
+                    key,
+                    Direction::Up,
+                    started_at,
+                    execution_time,
+                ))
+            }
+            Ok(StepOutcome::Raced) => Err(Error::ConcurrentRunners {
+                table: chain.table.to_string(),
+                attempts: 1,
+            }),
+            Err(source) => Err(Error::StepFailed {
+                step: Box::new(key),
+                direction: Direction::Up,
+                applied: Vec::new(),
+                source: Box::new(source),
+            }),
+        }
+    }
+}

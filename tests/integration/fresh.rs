@@ -1,0 +1,67 @@
+//! `install_fresh`: a table created directly at its `fresh` version, stamped there, equal to
+//! the same table upgraded step by step.
+
+use crate::harness::{all_up, each_backend, steps, versions};
+use crate::MIGRATIONS;
+use migrate::report::{Direction, ReportStatus};
+
+each_backend! {
+    async fn install_fresh_creates_a_table_at_its_fresh_version_and_the_rest_step_by_step(db) {
+        let manager = db.manager().await.with_baseline("2.0.0").expect("baseline");
+        let report = manager.install_fresh().await.expect("install fresh");
+        assert_eq!(report.status, ReportStatus::Success);
+        let ran = steps(&report);
+        assert_eq!(ran[0], "session@2.3.0", "the fresh session table first: {ran:?}");
+        assert_eq!(report.applied[0].step.name, "session_fresh");
+        // Every other table ran from its first step, the baseline notwithstanding.
+        let expected: Vec<String> = all_up().into_iter().filter(|s| !s.starts_with("session@")).collect();
+        assert_eq!(ran[1..], expected[..]);
+        assert!(db.has_column("session", "state").await && db.has_column("session", "created_at").await);
+        let upgraded = db.manager().await;
+        assert_eq!(versions(&manager).await, versions(&upgraded).await);
+        let status = upgraded.status().await.expect("status");
+        assert!(status.iter().all(|s| s.current.as_ref() == Some(&s.latest)), "{status:?}");
+
+        let history = manager.history(100).await.expect("history");
+        let fresh = history.iter().find(|h| h.name == "session_fresh").expect("the fresh step's row");
+        assert_eq!((fresh.version.as_str(), fresh.direction), ("2.3.0", Direction::Up));
+
+        // Installed fresh, it comes down like an upgraded table.
+        manager.down().table("session").target("2.1.0").await.expect("down");
+        assert!(!db.has_column("session", "state").await);
+        let again = manager.install_fresh().await.expect("a second install only goes up");
+        assert_eq!(steps(&again), ["session@2.3.0"]);
+        assert_eq!(again.applied[0].step.name, "session_2_3_0", "recorded tables go up, not fresh");
+    }
+
+    async fn a_failing_fresh_function_names_its_step_and_leaves_nothing(db) {
+        db.control("session fresh", "fail").await;
+        let manager = db.manager().await;
+        let err = manager.install_fresh().await.expect_err("the fresh function fails");
+        let migrate::Error::StepFailed { step, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(step.table, "session");
+        assert!(!db.has_table("session").await);
+        assert_eq!(manager.current_version("session").await.expect("current"), None);
+    }
+}
+
+/// The generic comparison `round_trip_tests!` runs: fresh at head against step by step.
+#[tokio::test]
+async fn fresh_install_and_upgrade_give_the_same_schema_on_every_backend() {
+    for backend in [
+        migrate::testing::Backend::Sqlite,
+        migrate::testing::Backend::Postgres,
+        migrate::testing::Backend::MySql,
+    ] {
+        let diff = migrate::testing::fresh_against_upgrade(backend, &[&MIGRATIONS])
+            .await
+            .expect("compare");
+        if let Some(diff) = diff {
+            assert!(
+                diff.is_empty_ignoring_moves(),
+                "{}:\n{diff}",
+                backend.name()
+            );
+        }
+    }
+}

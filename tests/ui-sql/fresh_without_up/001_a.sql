@@ -1,0 +1,1 @@
+CREATE TABLE {{tables.t}} (id INTEGER PRIMARY KEY);

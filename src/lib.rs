@@ -74,6 +74,7 @@ pub mod startup;
 
 pub use migrate_backends::{connect, connect_with, ConnExt, ConnectOptions};
 pub use migrate_core::conn::Conn;
+pub use migrate_core::data;
 pub use migrate_core::dialect::Dialect;
 pub use migrate_core::error::{Error, Result};
 pub use migrate_core::manager::MigrationManager;

@@ -290,6 +290,15 @@ where
         Ok(())
     }
 
+    /// Rolls back a transaction that a failed journalled step opened itself (a batch of
+    /// `data::Batches`, or its own `BEGIN`), so that the connection goes back to the pool
+    /// clean. Outside a transaction this is a harmless error or warning, ignored.
+    async fn end_open_transaction(conn: &mut DB::Connection) {
+        if let Err(err) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await {
+            tracing::trace!(error = %err, "no transaction was left open");
+        }
+    }
+
     /// Runs `stmts` in one transaction on a held connection.
     async fn run_in_transaction(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
         let mut conn = self.held.take(&self.pool).await?;
@@ -329,8 +338,9 @@ where
         let clock = Instant::now();
         let result = {
             let mut raw = SqlxRaw::<DB>::new(&mut tx, &self.sql);
-            let mut db =
-                Conn::new(&mut raw, self.schema.as_deref()).with_table_names(step.table_names);
+            let mut db = Conn::new(&mut raw, self.schema.as_deref())
+                .with_table_names(step.table_names)
+                .with_transaction(true);
             (step.action)(&mut db).await
         };
         let elapsed = clock.elapsed();
@@ -446,6 +456,7 @@ where
             }
             Err(err @ Error::Blocked { .. }) => {
                 // A refusal comes before any change: the mark goes, the version stays.
+                Self::end_open_transaction(&mut conn).await;
                 drop(conn);
                 let message = err.to_string();
                 let values =
@@ -457,6 +468,7 @@ where
             }
             Err(err) => {
                 // The dirty mark stays: what the step changed before failing is unknown.
+                Self::end_open_transaction(&mut conn).await;
                 drop(conn);
                 let message = err.to_string();
                 let values = Values::step(r, Outcome::Failed, started_at, Some(us), Some(&message));

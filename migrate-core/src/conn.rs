@@ -98,6 +98,7 @@ pub struct Conn<'c> {
     raw: &'c mut dyn RawConn,
     schema: Option<&'c str>,
     names: &'c TableNames,
+    in_transaction: bool,
 }
 
 impl std::fmt::Debug for Conn<'_> {
@@ -117,7 +118,22 @@ impl<'c> Conn<'c> {
             raw,
             schema,
             names: TableNames::none(),
+            in_transaction: false,
         }
+    }
+
+    /// The same connection, marked as running inside the step's transaction (set by the
+    /// backends for transactional steps).
+    pub fn with_transaction(mut self, in_transaction: bool) -> Self {
+        self.in_transaction = in_transaction;
+        self
+    }
+
+    /// Whether this connection is inside the step's transaction (`transaction = true`, the
+    /// default), or in autocommit mode (`transaction = false`): helpers such as
+    /// [`data::Batches`](crate::data::Batches) commit per batch only in the second case.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
     }
 
     /// The same connection, rendering `{{tables.x}}` and [`table`](Conn::table) with the

@@ -45,6 +45,31 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// Quotes a string literal for this dialect: `'` doubled, and on MySQL/MariaDB (whose
+    /// strings take backslash escapes by default) `\` doubled too. NUL cannot be written: it is
+    /// refused by [`Conn::execute`](crate::conn::Conn::execute).
+    ///
+    /// ```
+    /// use migrate_core::dialect::Dialect;
+    /// assert_eq!(Dialect::Sqlite.quote_literal("it's"), "'it''s'");
+    /// assert_eq!(Dialect::MySql.quote_literal(r"a\b'"), r"'a\\b'''");
+    /// ```
+    pub fn quote_literal(self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 2);
+        out.push('\'');
+        for c in text.chars() {
+            match c {
+                '\'' => out.push_str("''"),
+                '\\' if self == Dialect::MySql => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
+    }
+}
+
 impl fmt::Display for Dialect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

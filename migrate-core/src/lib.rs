@@ -4,7 +4,8 @@
 //! The modules form layers, each using only those above it in this list:
 //! 1. [`future`], [`time`], [`dialect`], [`step`] (shared types) and `checksum`;
 //! 2. [`error`];
-//! 3. [`table_names`], `template` and [`conn`] (the connection a migration receives);
+//! 3. [`table_names`], `template` and [`conn`] (the connection a migration receives), and
+//!    [`data`] (batched data migrations over it);
 //! 4. [`migration`] (descriptors and the per-crate registry);
 //! 5. [`graph`] (the validated version graph);
 //! 6. `plan` (pure planning over the graph) and [`report`], [`status`];
@@ -19,6 +20,7 @@
 pub mod backend;
 mod checksum;
 pub mod conn;
+pub mod data;
 pub mod dialect;
 pub mod error;
 pub mod future;

@@ -49,6 +49,7 @@ pub struct Migration {
     sql: Option<&'static str>,
     down_sql: Option<&'static str>,
     fresh: Option<(MigrationFn, &'static str)>,
+    resumable: bool,
 }
 
 inventory::collect!(Migration);
@@ -91,7 +92,23 @@ impl Migration {
             sql: None,
             down_sql: None,
             fresh: None,
+            resumable: false,
         }
+    }
+
+    /// The same migration, declared `resumable`.
+    #[doc(hidden)]
+    pub const fn __resumable(mut self) -> Self {
+        self.resumable = true;
+        self
+    }
+
+    /// Whether the step is `resumable`: a journalled step that is safe to run again after it
+    /// was cut off (its writes are idempotent, and it resumes from its own checkpoint, as
+    /// [`data::Batches`](crate::data::Batches) does). Its dirty mark is then cleared by the next
+    /// run, under the run lock, and the step runs again, instead of stopping for an operator.
+    pub fn resumable(&self) -> bool {
+        self.resumable
     }
 
     /// The same migration, with `fresh = path`: the function that creates its table directly

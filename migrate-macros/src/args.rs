@@ -9,7 +9,7 @@ use syn::{Expr, ExprLit, Lit, LitBool, LitStr, Meta, Path, Token};
 
 /// The keys `#[migration]` accepts, listed in errors.
 pub(crate) const KEYS: &str =
-    "table, version, parent, down, irreversible, transaction, after, name, fresh, crate";
+    "table, version, parent, down, irreversible, transaction, resumable, after, name, fresh, crate";
 
 /// A semver version with the literal it came from.
 pub(crate) struct VersionArg {
@@ -37,6 +37,8 @@ pub(crate) struct MigrationArgs {
     pub(crate) parent: Option<VersionArg>,
     pub(crate) down: DownArg,
     pub(crate) transaction: bool,
+    /// `resumable`: a journalled step that may simply run again after it was cut off.
+    pub(crate) resumable: bool,
     pub(crate) after: Option<AfterArg>,
     pub(crate) name: Option<LitStr>,
     /// `fresh = path`: the function that creates the table directly at this version.
@@ -205,6 +207,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
     let mut down = None;
     let mut irreversible = None;
     let mut transaction = None;
+    let mut resumable = None;
     let mut after = None;
     let mut name = None;
     let mut fresh = None;
@@ -226,6 +229,10 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
         let result: syn::Result<()> = (|| {
             match (key.as_str(), meta) {
                 ("irreversible", Meta::Path(p)) => irreversible = Some(p.span()),
+                ("resumable", Meta::Path(p)) => resumable = Some(p.span()),
+                ("resumable", other) => {
+                    return Err(syn::Error::new(other.span(), "`resumable` takes no value"))
+                }
                 ("irreversible", other) => {
                     return Err(syn::Error::new(
                         other.span(),
@@ -321,6 +328,14 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
             None
         }
     };
+    if let Some(span) = resumable {
+        if transaction != Some(false) {
+            errors.add(
+                span,
+                "`resumable` is for `transaction = false` steps: a transactional step never stops half-way, so it has nothing to resume",
+            );
+        }
+    }
     errors.finish()?;
     match (table, version, down) {
         (Some(table), Some(version), Some(down)) => Ok(MigrationArgs {
@@ -329,6 +344,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
             parent,
             down,
             transaction: transaction.unwrap_or(true),
+            resumable: resumable.is_some(),
             after,
             name,
             fresh,

@@ -177,6 +177,7 @@ fn generate(
         declaration: Declaration::Function,
         name: &name,
         transaction: args.transaction,
+        resumable: args.resumable,
         up,
         down,
         fresh,

@@ -31,6 +31,8 @@ pub(crate) struct Step<'a> {
     pub(crate) declaration: Declaration,
     pub(crate) name: &'a str,
     pub(crate) transaction: bool,
+    /// `resumable`.
+    pub(crate) resumable: bool,
     /// An expression of type `MigrationFuture<'a>` over `db: &'a mut Conn<'b>`.
     pub(crate) up: TokenStream,
     /// The same for the down; `None` is irreversible.
@@ -154,6 +156,7 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
         ),
         None => (quote!(), quote!()),
     };
+    let resumable = step.resumable.then(|| quote!(.__resumable()));
     let some = |text: String| quote!(::core::option::Option::Some(#text));
     let none = quote!(::core::option::Option::None);
     let parent_expr = step
@@ -207,6 +210,7 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
                 )
                 #with_sql
                 #with_fresh
+                #resumable
             }
         };
     }

@@ -374,6 +374,7 @@ fn step_tokens(
         declaration: Declaration::SqlFile(file_type),
         name: &step.parsed.stem,
         transaction: !no_transaction,
+        resumable: false,
         up,
         down,
         fresh,

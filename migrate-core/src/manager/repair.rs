@@ -74,6 +74,48 @@ impl MigrationManager {
         self.locked(None, self.repin(chains)).await
     }
 
+    /// Clears the dirty marks of `resumable` steps cut off on their way up, leaving the version
+    /// where it was, so that the run plans them again and they resume from their own
+    /// checkpoint. Runs under the lock of an `up`; returns whether anything was cleared.
+    pub(super) async fn clear_resumable_marks(&self, states: &[ChainState]) -> Result<bool> {
+        let mut cleared = false;
+        for (c, state) in states.iter().enumerate() {
+            let Some(mark) = &state.dirty else {
+                continue;
+            };
+            let chain = &self.graph.chains[c];
+            let resumable = semver::Version::parse(&mark.version)
+                .ok()
+                .and_then(|v| chain.position(&self.graph, &v))
+                .is_some_and(|p| self.graph.nodes[chain.nodes[p]].migration.resumable());
+            if mark.direction != Direction::Up || !resumable {
+                continue;
+            }
+            let stored = state
+                .stored
+                .as_ref()
+                .and_then(|v| chain.position(&self.graph, v));
+            let checksum = stored.map(|p| checksum::render(chain.cumulative[p]));
+            tracing::info!(
+                module = chain.module,
+                table = chain.table,
+                step = %mark.version,
+                since = %mark.since,
+                "a resumable step was cut off: running it again"
+            );
+            self.backend
+                .set_state(
+                    chain.module,
+                    self.physical(c),
+                    state.raw.as_deref(),
+                    checksum.as_deref(),
+                )
+                .await?;
+            cleared = true;
+        }
+        Ok(cleared)
+    }
+
     /// Re-pins the tables whose stored checksums the earlier algorithm wrote (clean ones: a
     /// dirty table waits for `resolve_dirty`). Runs under the lock of a run; returns whether
     /// anything was re-pinned.

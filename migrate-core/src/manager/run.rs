@@ -138,6 +138,10 @@ impl MigrationManager {
         let ran = self
             .locked(run.lock_wait, async {
                 let mut states = self.read_states(request.force).await?;
+                if request.direction == Direction::Up && self.clear_resumable_marks(&states).await?
+                {
+                    states = self.read_states(request.force).await?;
+                }
                 if self.repin_legacy_checksums(&states).await? {
                     // Re-pinning rewrites the stored version text the compare-and-set expects.
                     states = self.read_states(request.force).await?;

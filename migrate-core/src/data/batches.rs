@@ -1,0 +1,346 @@
+//! [`Batches`]: a table read in keyset-paginated batches, with its progress checkpointed.
+
+use super::sql::literal;
+use super::tally::Tally;
+use crate::conn::{Conn, Row, Value};
+use crate::error::{Error, Result};
+use std::time::Instant;
+
+/// The table that holds every job's checkpoint, unless [`Batches::checkpoint_table`] names
+/// another.
+pub const DEFAULT_CHECKPOINT_TABLE: &str = "migrate_data_checkpoints";
+
+/// The longest job name (it is the checkpoint table's key, an indexable `VARCHAR` on MySQL).
+const MAX_JOB_BYTES: usize = 191;
+
+/// A data migration over one table, read in batches by its key (`WHERE key > last ORDER BY key
+/// LIMIT n`, never `OFFSET`), so that memory is bounded by the batch size and every batch
+/// costs the same however far the job is.
+///
+/// Each batch ends with its checkpoint: the last key and the [`Tally`] so far, written in the
+/// same transaction as the batch's own writes. In a `transaction = false` migration every
+/// batch is its own transaction, so a killed run resumes after the last committed batch, and
+/// the job's counts come out exact. In a transactional migration the whole job is one
+/// transaction: a kill leaves nothing to resume, and the next run starts over.
+///
+/// The key must be unique and not change while the job runs (a primary key); rows whose key
+/// is NULL cannot be paged and are counted as refused. Writes should be idempotent upserts
+/// ([`Upsert`](super::Upsert)), so that a batch replayed after a crash changes nothing twice.
+/// A migration's down that undoes the job calls [`Batches::forget`], so that the next up
+/// starts over.
+#[derive(Debug, Clone)]
+pub struct Batches {
+    job: String,
+    table: String,
+    key: String,
+    columns: Vec<String>,
+    filter: Option<String>,
+    size: usize,
+    checkpoint: String,
+}
+
+impl Batches {
+    /// A job named `job` (unique within the checkpoint table) over the logical `table`,
+    /// paged by its `key` column; batches of 1,000 rows holding only the key until
+    /// [`columns`](Self::columns) says more.
+    pub fn new(job: &str, table: &str, key: &str) -> Self {
+        Batches {
+            job: job.to_string(),
+            table: table.to_string(),
+            key: key.to_string(),
+            columns: vec![key.to_string()],
+            filter: None,
+            size: 1_000,
+            checkpoint: DEFAULT_CHECKPOINT_TABLE.to_string(),
+        }
+    }
+
+    /// The columns each row holds, in order. The key is put first when they do not name it.
+    pub fn columns(mut self, columns: &[&str]) -> Self {
+        self.columns = columns.iter().map(|c| c.to_string()).collect();
+        if !self.columns.contains(&self.key) {
+            self.columns.insert(0, self.key.clone());
+        }
+        self
+    }
+
+    /// Only rows matching this SQL condition (templates allowed), such as `kind = 'agent'`.
+    pub fn filter(mut self, condition: &str) -> Self {
+        self.filter = Some(condition.to_string());
+        self
+    }
+
+    /// Rows per batch, 1 to 1,000,000 (default 1,000).
+    pub fn batch_size(mut self, rows: usize) -> Self {
+        self.size = rows;
+        self
+    }
+
+    /// The table that keeps the checkpoints (default [`DEFAULT_CHECKPOINT_TABLE`]).
+    pub fn checkpoint_table(mut self, table: &str) -> Self {
+        self.checkpoint = table.to_string();
+        self
+    }
+
+    /// Opens the job: creates the checkpoint table if missing, and resumes from the job's
+    /// checkpoint, or starts it (counting the rows whose key is NULL as refused).
+    pub async fn start(self, db: &mut Conn<'_>) -> Result<Job> {
+        if self.job.trim().is_empty() || self.job.len() > MAX_JOB_BYTES {
+            return Err(Error::Config(format!(
+                "a batch job's name must be 1 to {MAX_JOB_BYTES} bytes, not `{}`",
+                self.job
+            )));
+        }
+        if !(1..=1_000_000).contains(&self.size) {
+            return Err(Error::Config(format!(
+                "batch size {} for job `{}` must be 1 to 1,000,000",
+                self.size, self.job
+            )));
+        }
+        let checkpoint = db.table(&self.checkpoint);
+        db.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {checkpoint} (job VARCHAR({MAX_JOB_BYTES}) PRIMARY KEY, \
+             last_key TEXT, key_kind VARCHAR(8), tally TEXT NOT NULL, done INTEGER NOT NULL, \
+             updated_at BIGINT NOT NULL)"
+        ))
+        .await?;
+        let job_literal = db.dialect().quote_literal(&self.job);
+        let rows = db
+            .query(&format!(
+                "SELECT last_key, key_kind, tally, done FROM {checkpoint} WHERE job = {job_literal}"
+            ))
+            .await?;
+        let (last, tally, done) = match rows.first() {
+            Some(row) => self.resume(row)?,
+            None => {
+                let mut tally = Tally::default();
+                let nulls = db
+                    .query_i64(&format!(
+                        "SELECT COUNT(*) FROM {{{{tables.{}}}}} WHERE {} IS NULL{}",
+                        self.table,
+                        db.quote_ident(&self.key),
+                        self.filter_clause()
+                    ))
+                    .await?;
+                tally.refused_many(
+                    format!("the key column `{}` is NULL", self.key),
+                    u64::try_from(nulls).unwrap_or(0),
+                );
+                db.execute(&format!(
+                    "INSERT INTO {checkpoint} (job, last_key, key_kind, tally, done, updated_at) \
+                     VALUES ({job_literal}, NULL, NULL, {}, 0, {})",
+                    db.dialect().quote_literal(&tally.encode()),
+                    now_micros()
+                ))
+                .await?;
+                (None, tally, false)
+            }
+        };
+        match &last {
+            Some(key) => {
+                tracing::info!(job = %self.job, after = ?key, so_far = %tally, "resuming a batch job")
+            }
+            None if !done => {
+                tracing::info!(job = %self.job, table = %self.table, batch = self.size, "starting a batch job")
+            }
+            None => tracing::info!(job = %self.job, "batch job already done"),
+        }
+        let key_index = self
+            .columns
+            .iter()
+            .position(|c| *c == self.key)
+            .unwrap_or(0);
+        Ok(Job {
+            spec: self,
+            key_index,
+            last,
+            tally,
+            done,
+            pending: false,
+            open: false,
+            batches: 0,
+            rows: 0,
+            started: Instant::now(),
+        })
+    }
+
+    /// Deletes the checkpoint of `job`, so that its next run starts over (for the down of a
+    /// migration that ran it). A missing checkpoint table is fine.
+    pub async fn forget(db: &mut Conn<'_>, job: &str, checkpoint_table: &str) -> Result<()> {
+        if db.table_exists(checkpoint_table).await? {
+            let sql = format!(
+                "DELETE FROM {} WHERE job = {}",
+                db.table(checkpoint_table),
+                db.dialect().quote_literal(job)
+            );
+            db.execute(&sql).await?;
+        }
+        Ok(())
+    }
+
+    fn resume(&self, row: &Row) -> Result<(Option<Value>, Tally, bool)> {
+        let corrupt = || {
+            Error::msg(format!(
+                "the checkpoint of batch job `{}` in `{}` is not one this crate wrote",
+                self.job, self.checkpoint
+            ))
+        };
+        let last = match (row.get(0), row.get(1).and_then(Value::as_str)) {
+            (Some(Value::Null) | None, _) => None,
+            (Some(Value::Text(text)), Some("int")) => {
+                Some(Value::Int(text.parse().map_err(|_| corrupt())?))
+            }
+            (Some(Value::Text(text)), Some("text")) => Some(Value::Text(text.clone())),
+            _ => return Err(corrupt()),
+        };
+        let tally = row
+            .get(2)
+            .and_then(Value::as_str)
+            .and_then(Tally::decode)
+            .ok_or_else(corrupt)?;
+        let done = row.get(3).and_then(Value::as_i64).ok_or_else(corrupt)? != 0;
+        Ok((last, tally, done))
+    }
+
+    fn filter_clause(&self) -> String {
+        self.filter
+            .as_ref()
+            .map(|f| format!(" AND ({f})"))
+            .unwrap_or_default()
+    }
+}
+
+/// A running [`Batches`] job: [`next`](Job::next) hands out batches, [`finish`](Job::finish)
+/// ends it.
+#[derive(Debug)]
+pub struct Job {
+    spec: Batches,
+    key_index: usize,
+    last: Option<Value>,
+    tally: Tally,
+    done: bool,
+    /// A batch was handed out and is not checkpointed yet.
+    pending: bool,
+    /// This job opened a transaction for the pending batch.
+    open: bool,
+    batches: u64,
+    rows: u64,
+    started: Instant,
+}
+
+impl Job {
+    /// Checkpoints the previous batch (its writes and the checkpoint commit together), then
+    /// reads the next one; `None` when the table has no row left. Outside the step's
+    /// transaction each batch runs in a transaction of its own.
+    pub async fn next(&mut self, db: &mut Conn<'_>) -> Result<Option<Vec<Row>>> {
+        if self.pending {
+            self.checkpoint(db).await?;
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let spec = &self.spec;
+        let key = db.quote_ident(&spec.key);
+        let after = match &self.last {
+            Some(last) => format!(" AND {key} > {}", literal(db.dialect(), last)?),
+            None => String::new(),
+        };
+        let columns: Vec<String> = spec.columns.iter().map(|c| db.quote_ident(c)).collect();
+        let sql = format!(
+            "SELECT {} FROM {{{{tables.{}}}}} WHERE {key} IS NOT NULL{after}{} ORDER BY {key} LIMIT {}",
+            columns.join(", "),
+            spec.table,
+            spec.filter_clause(),
+            spec.size
+        );
+        if !db.in_transaction() {
+            db.execute("BEGIN").await?;
+            self.open = true;
+        }
+        let rows = db.query(&sql).await?;
+        let Some(last) = rows.last().and_then(|r| r.get(self.key_index)).cloned() else {
+            if self.open {
+                db.execute("COMMIT").await?;
+                self.open = false;
+            }
+            self.done = true;
+            return Ok(None);
+        };
+        if !matches!(last, Value::Int(_) | Value::Text(_)) {
+            return Err(Error::msg(format!(
+                "batch job `{}`: the key `{}` must be an integer or text column",
+                spec.job, spec.key
+            )));
+        }
+        self.last = Some(last);
+        self.pending = true;
+        self.batches += 1;
+        self.rows += rows.len() as u64;
+        Ok(Some(rows))
+    }
+
+    /// The counts so far, to add this batch's to.
+    pub fn tally(&mut self) -> &mut Tally {
+        &mut self.tally
+    }
+
+    /// Checkpoints the last batch and marks the job done; returns the counts of the whole job,
+    /// resumed runs included.
+    pub async fn finish(mut self, db: &mut Conn<'_>) -> Result<Tally> {
+        if self.pending {
+            self.checkpoint(db).await?;
+        }
+        let checkpoint = db.table(&self.spec.checkpoint);
+        db.execute(&format!(
+            "UPDATE {checkpoint} SET done = 1, tally = {}, updated_at = {} WHERE job = {}",
+            db.dialect().quote_literal(&self.tally.encode()),
+            now_micros(),
+            db.dialect().quote_literal(&self.spec.job)
+        ))
+        .await?;
+        tracing::info!(job = %self.spec.job, batches = self.batches, rows = self.rows, result = %self.tally, "batch job done");
+        Ok(self.tally)
+    }
+
+    async fn checkpoint(&mut self, db: &mut Conn<'_>) -> Result<()> {
+        let (kind, text) = match &self.last {
+            Some(Value::Int(i)) => ("int", i.to_string()),
+            Some(Value::Text(t)) => ("text", t.clone()),
+            _ => return Ok(()),
+        };
+        let dialect = db.dialect();
+        let sql = format!(
+            "UPDATE {} SET last_key = {}, key_kind = '{kind}', tally = {}, updated_at = {} WHERE job = {}",
+            db.table(&self.spec.checkpoint),
+            dialect.quote_literal(&text),
+            dialect.quote_literal(&self.tally.encode()),
+            now_micros(),
+            dialect.quote_literal(&self.spec.job)
+        );
+        db.execute(&sql).await?;
+        if self.open {
+            db.execute("COMMIT").await?;
+            self.open = false;
+        }
+        self.pending = false;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let per_second = if seconds > 0.0 {
+            self.rows as f64 / seconds
+        } else {
+            0.0
+        };
+        tracing::info!(
+            job = %self.spec.job,
+            batch = self.batches,
+            rows = self.rows,
+            rows_per_second = per_second.round() as u64,
+            so_far = %self.tally,
+            "batch checkpointed"
+        );
+        Ok(())
+    }
+}
+
+fn now_micros() -> i64 {
+    crate::time::Timestamp::now().as_micros()
+}

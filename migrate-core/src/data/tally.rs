@@ -1,0 +1,140 @@
+//! [`Tally`]: what the rows of a data migration became.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Rows moved, skipped and refused, the last two per reason. Kept in the checkpoint, so that
+/// a resumed run ends with the counts of the whole job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    moved: u64,
+    skipped: BTreeMap<String, u64>,
+    refused: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Counts `rows` rows as moved.
+    pub fn moved(&mut self, rows: u64) {
+        self.moved += rows;
+    }
+
+    /// Counts one row as skipped (left as it is on purpose: a newer row exists, say).
+    pub fn skipped(&mut self, reason: impl Into<String>) {
+        *self.skipped.entry(reason.into()).or_default() += 1;
+    }
+
+    /// Counts one row as refused (it cannot be moved: its data is broken, say).
+    pub fn refused(&mut self, reason: impl Into<String>) {
+        *self.refused.entry(reason.into()).or_default() += 1;
+    }
+
+    /// Counts `rows` rows as refused for `reason`.
+    pub fn refused_many(&mut self, reason: impl Into<String>, rows: u64) {
+        if rows > 0 {
+            *self.refused.entry(reason.into()).or_default() += rows;
+        }
+    }
+
+    /// How many rows were moved.
+    pub fn moved_count(&self) -> u64 {
+        self.moved
+    }
+
+    /// Skipped rows per reason.
+    pub fn skipped_by_reason(&self) -> &BTreeMap<String, u64> {
+        &self.skipped
+    }
+
+    /// Refused rows per reason.
+    pub fn refused_by_reason(&self) -> &BTreeMap<String, u64> {
+        &self.refused
+    }
+
+    /// All skipped rows.
+    pub fn skipped_count(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// All refused rows.
+    pub fn refused_count(&self) -> u64 {
+        self.refused.values().sum()
+    }
+
+    /// Every row counted.
+    pub fn total(&self) -> u64 {
+        self.moved + self.skipped_count() + self.refused_count()
+    }
+
+    /// The checkpoint's text form: one `kind\tcount\treason` line per entry.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = format!("moved\t{}\t\n", self.moved);
+        for (kind, map) in [("skipped", &self.skipped), ("refused", &self.refused)] {
+            for (reason, count) in map {
+                let reason = reason.replace(['\t', '\n'], " ");
+                out.push_str(&format!("{kind}\t{count}\t{reason}\n"));
+            }
+        }
+        out
+    }
+
+    /// Reads [`encode`](Self::encode)'s form; `None` when it is not that.
+    pub(crate) fn decode(text: &str) -> Option<Tally> {
+        let mut tally = Tally::default();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let mut parts = line.splitn(3, '\t');
+            let (kind, count, reason) = (parts.next()?, parts.next()?, parts.next()?);
+            let count: u64 = count.parse().ok()?;
+            match kind {
+                "moved" => tally.moved = count,
+                "skipped" => *tally.skipped.entry(reason.to_string()).or_default() += count,
+                "refused" => *tally.refused.entry(reason.to_string()).or_default() += count,
+                _ => return None,
+            }
+        }
+        Some(tally)
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} moved, {} skipped, {} refused",
+            self.moved,
+            self.skipped_count(),
+            self.refused_count()
+        )?;
+        for (kind, map) in [("skipped", &self.skipped), ("refused", &self.refused)] {
+            for (reason, count) in map {
+                write!(f, "; {count} {kind}: {reason}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_survives_its_checkpoint_form() {
+        let mut tally = Tally::default();
+        tally.moved(41);
+        tally.skipped("a newer row exists");
+        tally.refused("runs is not JSON");
+        tally.refused("runs is not JSON");
+        tally.refused("tab\there");
+        let back = Tally::decode(&tally.encode()).unwrap();
+        assert_eq!(back.moved_count(), 41);
+        assert_eq!(back.skipped_count(), 1);
+        assert_eq!(back.refused_by_reason()["runs is not JSON"], 2);
+        assert_eq!(back.refused_by_reason()["tab here"], 1);
+        assert_eq!(back.total(), 45);
+        assert_eq!(
+            tally.to_string(),
+            "41 moved, 1 skipped, 3 refused; 1 skipped: a newer row exists; 2 refused: runs is not JSON; 1 refused: tab\there"
+        );
+        assert_eq!(Tally::decode("nonsense"), None);
+    }
+}

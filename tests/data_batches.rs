@@ -1,0 +1,274 @@
+//! `migrate::data::Batches` on every backend, through a real `resumable` migration: keyset
+//! batches, a checkpoint per batch, a run cut off after three batches that the next `up`
+//! resumes on its own, idempotent upserts that never overwrite newer rows, and exact counts.
+
+use migrate::data::{Batches, Upsert};
+use migrate::testing::{Backend, TestDatabase};
+use migrate::{Conn, Error, MigrationManager, Result};
+use sqlx::{AssertSqlSafe, Connection};
+
+migrate::migrations! {}
+
+const ROWS: i64 = 1_050;
+const BATCH: usize = 100;
+
+/// How many batches the step may finish before it fails (the `copy_control` row), if any.
+async fn stop_after(db: &mut Conn<'_>) -> Result<Option<i64>> {
+    if !db.table_exists("copy_control").await? {
+        return Ok(None);
+    }
+    let rows = db.query("SELECT stop_after FROM copy_control").await?;
+    Ok(rows.first().and_then(|r| r.get(0)).and_then(|v| v.as_i64()))
+}
+
+#[migrate::migration(table = "copy", version = "1.0.0", transaction = false, resumable, down = forget_copy)]
+async fn copy_rows(db: &mut Conn<'_>) -> Result<()> {
+    let stop = stop_after(db).await?;
+    let mut job = Batches::new("copy_rows", "source", "id")
+        .columns(&["id", "payload", "updated_at"])
+        .batch_size(BATCH)
+        .start(db)
+        .await?;
+    let mut batches = 0;
+    while let Some(rows) = job.next(db).await? {
+        let ids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.get(0))
+            .map(|v| format!("{}", v.as_i64().unwrap_or(-1)))
+            .collect();
+        let existing = db
+            .query(&format!(
+                "SELECT id, updated_at FROM {{{{tables.target}}}} WHERE id IN ({})",
+                ids.join(", ")
+            ))
+            .await?;
+        let newer_than = |id: i64, at: i64| {
+            existing.iter().any(|r| {
+                r.get(0).and_then(|v| v.as_i64()) == Some(id)
+                    && r.get(1).and_then(|v| v.as_i64()).is_some_and(|t| t >= at)
+            })
+        };
+        let mut upsert =
+            Upsert::new("target", &["id"], &["payload", "updated_at"]).newer_wins("updated_at");
+        for row in &rows {
+            let id = row.get(0).and_then(|v| v.as_i64()).unwrap_or_default();
+            let at = row.get(2).and_then(|v| v.as_i64()).unwrap_or_default();
+            if row.get(1).and_then(|v| v.as_str()) == Some("bad") {
+                job.tally().refused("the payload is not JSON");
+            } else if newer_than(id, at) {
+                job.tally().skipped("a newer row exists");
+            } else {
+                upsert.row(row.values().to_vec());
+                job.tally().moved(1);
+            }
+        }
+        if !upsert.is_empty() {
+            db.execute(&upsert.sql(db.dialect())?).await?;
+        }
+        batches += 1;
+        if stop == Some(batches) {
+            return Err(Error::msg(format!("told to stop during batch {batches}")));
+        }
+    }
+    let tally = job.finish(db).await?;
+    let sql = format!(
+        "INSERT INTO copy_result (moved, skipped, refused, report) VALUES ({}, {}, {}, {})",
+        tally.moved_count(),
+        tally.skipped_count(),
+        tally.refused_count(),
+        db.dialect().quote_literal(&tally.to_string())
+    );
+    db.execute(&sql).await?;
+    Ok(())
+}
+async fn forget_copy(db: &mut Conn<'_>) -> Result<()> {
+    Batches::forget(db, "copy_rows", migrate::data::DEFAULT_CHECKPOINT_TABLE).await
+}
+
+async fn sql(db: &TestDatabase, statements: &[String]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for statement in statements {
+        let q = || sqlx::raw_sql(AssertSqlSafe(statement.clone()));
+        let url = db.url();
+        macro_rules! run {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(url).await.expect("connect");
+                let rows = q()
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{statement}: {e}"));
+                rows.iter()
+                    .map(|row| {
+                        use sqlx::Row;
+                        (0..row.len())
+                            .map(|i| {
+                                row.try_get::<i64, _>(i)
+                                    .map(|v| v.to_string())
+                                    .or_else(|_| row.try_get::<i32, _>(i).map(|v| v.to_string()))
+                                    .or_else(|_| row.try_get::<String, _>(i))
+                                    .unwrap_or_else(|_| "NULL".to_string())
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+            }};
+        }
+        out.extend(match db.backend() {
+            Backend::Sqlite => run!(sqlx::SqliteConnection),
+            Backend::Postgres => run!(sqlx::PgConnection),
+            Backend::MySql => run!(sqlx::MySqlConnection),
+        });
+    }
+    out
+}
+
+async fn one(db: &TestDatabase, statement: &str) -> String {
+    sql(db, &[statement.to_string()])
+        .await
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn seed() -> Vec<String> {
+    let mut statements = vec![
+        "CREATE TABLE source (id BIGINT UNIQUE, payload VARCHAR(20), updated_at BIGINT)".to_string(),
+        "CREATE TABLE target (id BIGINT PRIMARY KEY, payload VARCHAR(20), updated_at BIGINT)".to_string(),
+        "CREATE TABLE copy_result (moved BIGINT, skipped BIGINT, refused BIGINT, report VARCHAR(400))".to_string(),
+        "CREATE TABLE copy_control (stop_after BIGINT)".to_string(),
+        "INSERT INTO copy_control VALUES (4)".to_string(),
+        // Rows 1..=5 were rewritten after the export: newer than the source, never overwritten.
+        "INSERT INTO target VALUES (1, 'newer', 9000000), (2, 'newer', 9000000), (3, 'newer', 9000000), (4, 'newer', 9000000), (5, 'newer', 9000000)".to_string(),
+        // Row 6 is older: the source wins.
+        "INSERT INTO target VALUES (6, 'stale', 0)".to_string(),
+        "INSERT INTO source VALUES (NULL, 'no key', 1), (NULL, 'no key', 1), (NULL, 'no key', 1)".to_string(),
+    ];
+    let mut values = Vec::new();
+    for id in 1..=ROWS {
+        let payload = if id % 97 == 0 {
+            "bad".to_string()
+        } else {
+            format!("p{id}")
+        };
+        values.push(format!("({id}, '{payload}', {})", 1000 + id));
+        if values.len() == 200 || id == ROWS {
+            statements.push(format!("INSERT INTO source VALUES {}", values.join(", ")));
+            values.clear();
+        }
+    }
+    statements
+}
+
+async fn batches_resume_and_count_exactly(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await.expect("database") else {
+        return;
+    };
+    sql(&db, &seed()).await;
+    let manager = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
+        .expect("graph");
+
+    // Cut off in the fourth batch: three batches are checkpointed, the fourth rolled back.
+    let err = manager.up().await.expect_err("told to stop");
+    assert!(err.to_string().contains("copy@1.0.0"), "{err}");
+    assert_eq!(
+        one(
+            &db,
+            "SELECT last_key FROM migrate_data_checkpoints WHERE job = 'copy_rows'"
+        )
+        .await,
+        "300"
+    );
+    assert_eq!(
+        one(&db, "SELECT COUNT(*) FROM target").await,
+        "297",
+        "ids 1..=300 but 97, 194 and 291 (refused); 1..=5 newer and untouched"
+    );
+    let status = manager.status().await.expect("status");
+    assert!(
+        status[0].dirty.is_some(),
+        "the cut-off journalled step is marked"
+    );
+
+    // The next run clears the mark of the resumable step, resumes after id 300, and counts the
+    // whole job exactly.
+    sql(&db, &["DELETE FROM copy_control".to_string()]).await;
+    manager.up().await.expect("resumed");
+    let result = sql(
+        &db,
+        &["SELECT moved, skipped, refused, report FROM copy_result".to_string()],
+    )
+    .await;
+    let bad = ROWS / 97;
+    assert_eq!(
+        result[0][..3],
+        [
+            (ROWS - bad - 5).to_string(),
+            "5".to_string(),
+            (bad + 3).to_string()
+        ],
+        "{:?}",
+        result[0]
+    );
+    assert!(
+        result[0][3].contains("3 refused: the key column `id` is NULL"),
+        "{}",
+        result[0][3]
+    );
+    assert_eq!(
+        one(&db, "SELECT COUNT(*) FROM target").await,
+        (ROWS - bad).to_string()
+    );
+    assert_eq!(
+        one(&db, "SELECT payload FROM target WHERE id = 1").await,
+        "newer"
+    );
+    assert_eq!(
+        one(&db, "SELECT payload FROM target WHERE id = 6").await,
+        "p6"
+    );
+    assert_eq!(
+        one(
+            &db,
+            "SELECT done FROM migrate_data_checkpoints WHERE job = 'copy_rows'"
+        )
+        .await,
+        "1"
+    );
+
+    // Run again with force: the job is done, and an upsert replayed changes nothing.
+    let before = sql(
+        &db,
+        &["SELECT id, payload, updated_at FROM target ORDER BY id".to_string()],
+    )
+    .await;
+    manager.up().force(true).await.expect("forced re-run");
+    let after = sql(
+        &db,
+        &["SELECT id, payload, updated_at FROM target ORDER BY id".to_string()],
+    )
+    .await;
+    assert_eq!(before, after);
+
+    // The down forgets the checkpoint, so that the next up starts over.
+    manager.down().to_base().await.expect("down");
+    assert_eq!(
+        one(&db, "SELECT COUNT(*) FROM migrate_data_checkpoints").await,
+        "0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_on_sqlite() {
+    batches_resume_and_count_exactly(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_on_postgres() {
+    batches_resume_and_count_exactly(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_on_mysql() {
+    batches_resume_and_count_exactly(Backend::MySql).await;
+}

@@ -244,6 +244,14 @@ where
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// Whether `table` exists in this executor's schema, on the kept connection.
+    pub(crate) async fn has_table(&self, table: &str) -> Result<bool> {
+        let mut conn = self.held.take(&self.pool).await?;
+        let exists = self.in_catalog(&mut conn, table, None).await?;
+        conn.keep();
+        Ok(exists)
+    }
+
     /// Whether `table` (and `column`) exist, asked of the catalog with bound names.
     async fn in_catalog(
         &self,
@@ -556,6 +564,10 @@ where
 
     fn read_adopted<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<(String, String)>>> {
         Box::pin(self.read_adopted_rows(table))
+    }
+
+    fn table_exists<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.has_table(table))
     }
 
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {

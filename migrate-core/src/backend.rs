@@ -138,6 +138,18 @@ pub trait MigrationBackend: Send + Sync {
         })
     }
 
+    /// Whether `table` exists in this backend's schema (for baselines that apply only to tables
+    /// that exist). Backends that cannot say so.
+    fn table_exists<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<bool>> {
+        let _ = table;
+        Box::pin(async move {
+            Err(crate::error::Error::Config(format!(
+                "this {} backend cannot say whether a table exists",
+                self.dialect()
+            )))
+        })
+    }
+
     /// Reads every row of the state table in one query. A missing tracking table reads as no
     /// rows: this is the whole cost of an "already up to date" run.
     fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>>;
@@ -207,6 +219,9 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
     }
     fn read_adopted<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<(String, String)>>> {
         (**self).read_adopted(table)
+    }
+    fn table_exists<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<bool>> {
+        (**self).table_exists(table)
     }
     fn record_without_running<'a>(
         &'a self,

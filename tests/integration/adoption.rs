@@ -74,6 +74,22 @@ each_backend! {
         assert_eq!(db.fingerprint().await, fingerprint);
     }
 
+    async fn a_baseline_for_existing_tables_upgrades_what_is_there_and_creates_the_rest(db) {
+        db.exec("CREATE TABLE session (session_id VARCHAR(64) PRIMARY KEY, data TEXT)").await;
+        let manager = MigrationManager::new(db.executor().await, [&MIGRATIONS])
+            .expect("graph")
+            .with_baseline_for_existing_tables("2.0.0")
+            .expect("baseline");
+        let report = manager.up().await.expect("up");
+        let ran = steps(&report);
+        assert!(!ran.contains(&"session@2.0.0".to_string()), "session exists: at the baseline: {ran:?}");
+        assert!(ran.contains(&"session@2.1.0".to_string()), "{ran:?}");
+        for created in ["memory@2.0.0", "metrics@2.0.0", "eval@2.0.0"] {
+            assert!(ran.contains(&created.to_string()), "{created} was missing, so it ran: {ran:?}");
+        }
+        assert!(db.has_table("memory").await);
+    }
+
     async fn without_the_adopted_table_every_table_starts_at_the_baseline(db) {
         let manager = adopting(&db).await;
         let status = manager.status().await.expect("status reads a missing adopted table as empty");

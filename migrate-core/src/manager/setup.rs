@@ -32,6 +32,8 @@ pub struct MigrationManager {
     pub(super) table_names: TableNames,
     /// Another tool's version table, read as the starting state of tables with no row.
     pub(super) adopted_from: Option<String>,
+    /// The baselines apply only to tables whose physical table exists.
+    pub(super) baseline_if_exists: bool,
 }
 
 impl std::fmt::Debug for MigrationManager {
@@ -98,6 +100,7 @@ impl MigrationManager {
             table_baselines: HashMap::new(),
             table_names: TableNames::new(),
             adopted_from: None,
+            baseline_if_exists: false,
         }
     }
 
@@ -105,6 +108,18 @@ impl MigrationManager {
     /// version means 2.0.0"). Without a baseline such a table has nothing applied.
     pub fn with_baseline(mut self, version: &str) -> Result<Self> {
         self.baseline = Some(parse_version(version)?);
+        Ok(self)
+    }
+
+    /// Like [`with_baseline`](Self::with_baseline), but only for tables that exist: a table
+    /// with no tracking row whose physical table is in the database is at `version`, and one
+    /// that is not there has nothing applied, so its first step creates it. For products whose
+    /// tables appear one by one (Agno creates a table when it is first used): an `up` on an
+    /// empty database creates every table, on an old one it upgrades the tables there. Each
+    /// run asks the catalog once per table that has no row.
+    pub fn with_baseline_for_existing_tables(mut self, version: &str) -> Result<Self> {
+        self.baseline = Some(parse_version(version)?);
+        self.baseline_if_exists = true;
         Ok(self)
     }
 

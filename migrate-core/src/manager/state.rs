@@ -112,6 +112,15 @@ impl MigrationManager {
                 suspects.push((c, row));
             }
         }
+        if self.baseline_if_exists {
+            for (c, state) in states.iter_mut().enumerate() {
+                if !has_row[c] && state.baseline.is_some() {
+                    if !self.backend.table_exists(self.physical(c)).await? {
+                        state.baseline = None;
+                    }
+                }
+            }
+        }
         if let Some(from) = &self.adopted_from {
             let adopted = self.backend.read_adopted(from).await?;
             self.adopt(&adopted, &has_row, &mut states);

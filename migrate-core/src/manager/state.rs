@@ -114,10 +114,11 @@ impl MigrationManager {
         }
         if self.baseline_if_exists {
             for (c, state) in states.iter_mut().enumerate() {
-                if !has_row[c] && state.baseline.is_some() {
-                    if !self.backend.table_exists(self.physical(c)).await? {
-                        state.baseline = None;
-                    }
+                if !has_row[c]
+                    && state.baseline.is_some()
+                    && !self.backend.table_exists(self.physical(c)).await?
+                {
+                    state.baseline = None;
                 }
             }
         }

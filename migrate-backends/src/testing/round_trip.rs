@@ -77,7 +77,13 @@ pub fn round_trip(backend: Backend, sets: &[&'static MigrationSet], kind: RoundT
         }
     });
     if let Err(err) = outcome {
-        panic!("{kind:?} on {}: {err}", backend.name());
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            text.push_str(&format!("\n  caused by: {cause}"));
+            source = cause.source();
+        }
+        panic!("{kind:?} on {}: {text}", backend.name());
     }
 }
 

@@ -58,6 +58,7 @@ pub struct Upsert {
     keys: Vec<String>,
     columns: Vec<String>,
     newer: Option<String>,
+    keep_existing: bool,
     rows: Vec<Vec<Value>>,
 }
 
@@ -71,6 +72,7 @@ impl Upsert {
             keys: keys.iter().map(|k| k.to_string()).collect(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             newer: None,
+            keep_existing: false,
             rows: Vec::new(),
         }
     }
@@ -79,6 +81,13 @@ impl Upsert {
     /// row's: stale data never replaces newer data. `column` must be one of the columns.
     pub fn newer_wins(mut self, column: &str) -> Self {
         self.newer = Some(column.to_string());
+        self
+    }
+
+    /// Never updates an existing row: a row whose key exists is left as it is (`ON CONFLICT DO
+    /// NOTHING`), for copies whose target is the newer truth.
+    pub fn keep_existing(mut self) -> Self {
+        self.keep_existing = true;
         self
     }
 
@@ -156,7 +165,7 @@ impl Upsert {
     fn on_conflict(&self, dialect: Dialect, sql: &mut String) {
         let q = |c: &String| dialect.quote_ident(c);
         let keys: Vec<String> = self.keys.iter().map(q).collect();
-        if self.columns.is_empty() {
+        if self.columns.is_empty() || self.keep_existing {
             let _ = write!(sql, " ON CONFLICT ({}) DO NOTHING", keys.join(", "));
             return;
         }
@@ -179,7 +188,7 @@ impl Upsert {
 
     fn on_duplicate_key(&self, dialect: Dialect, sql: &mut String) {
         let q = |c: &String| dialect.quote_ident(c);
-        if self.columns.is_empty() {
+        if self.columns.is_empty() || self.keep_existing {
             let k = q(&self.keys[0]);
             let _ = write!(sql, " ON DUPLICATE KEY UPDATE {k} = {k}");
             return;
@@ -243,6 +252,20 @@ mod tests {
             ),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn keep_existing_never_updates() {
+        let mut upsert = Upsert::new("runs", &["run_id"], &["data"]).keep_existing();
+        upsert.row(vec![Value::Text("r".into()), Value::Null]);
+        assert!(upsert
+            .sql(Dialect::Postgres)
+            .unwrap()
+            .ends_with("ON CONFLICT (\"run_id\") DO NOTHING"));
+        assert!(upsert
+            .sql(Dialect::MySql)
+            .unwrap()
+            .ends_with("ON DUPLICATE KEY UPDATE `run_id` = `run_id`"));
     }
 
     #[test]

@@ -1,0 +1,96 @@
+//! Names and types as Agno writes them: `idx_{table}_{column}` indexes on the physical table,
+//! and the column types each dialect gets.
+
+use migrate::{Conn, Dialect};
+
+/// The quoted name of an index named after the physical table: `idx_agno_sessions_created_at`.
+pub fn index(db: &Conn<'_>, table: &str, suffix: &str) -> String {
+    db.quote_ident(&index_name(db, table, suffix))
+}
+
+/// The bare index name.
+pub fn index_name(db: &Conn<'_>, table: &str, suffix: &str) -> String {
+    format!("idx_{}_{suffix}", db.physical_table(table))
+}
+
+/// A name for `DROP INDEX`: schema-qualified on PostgreSQL when a schema is configured.
+pub fn index_to_drop(db: &Conn<'_>, name: &str) -> String {
+    match (db.dialect(), db.schema()) {
+        (Dialect::Postgres, Some(schema)) => {
+            format!("{}.{}", db.quote_ident(schema), db.quote_ident(name))
+        }
+        _ => db.quote_ident(name),
+    }
+}
+
+/// `DROP INDEX` for this dialect (MySQL names the table).
+pub fn drop_index(db: &Conn<'_>, table: &str, name: &str) -> String {
+    match db.dialect() {
+        Dialect::MySql => format!("DROP INDEX {} ON {}", db.quote_ident(name), db.table(table)),
+        _ => format!("DROP INDEX IF EXISTS {}", index_to_drop(db, name)),
+    }
+}
+
+/// A constraint named after the physical table: `agno_sessions_uq_session_id`.
+pub fn constraint(db: &Conn<'_>, table: &str, suffix: &str) -> String {
+    db.quote_ident(&format!("{}_{suffix}", db.physical_table(table)))
+}
+
+/// The column types of one dialect, as SQLAlchemy renders Agno's schema types.
+pub struct Types {
+    /// An id (`String` on SQLite/PostgreSQL, `String(128)` on MySQL).
+    pub id: &'static str,
+    /// A short kind (`session_type`, `run_type`, `aggregation_period`).
+    pub kind: &'static str,
+    /// A status or type field.
+    pub status: &'static str,
+    /// A name.
+    pub name: &'static str,
+    /// Any other string.
+    pub text: &'static str,
+    /// JSON as 2.0.0 wrote it (JSON everywhere).
+    pub json: &'static str,
+    /// JSON as 3.x writes it (JSONB on PostgreSQL).
+    pub json3: &'static str,
+}
+
+/// The types of `db`'s dialect.
+pub fn types(db: &Conn<'_>) -> Types {
+    match db.dialect() {
+        Dialect::MySql => Types {
+            id: "VARCHAR(128)",
+            kind: "VARCHAR(20)",
+            status: "VARCHAR(50)",
+            name: "VARCHAR(255)",
+            text: "TEXT",
+            json: "JSON",
+            json3: "JSON",
+        },
+        Dialect::Postgres => Types {
+            id: "VARCHAR",
+            kind: "VARCHAR",
+            status: "VARCHAR",
+            name: "VARCHAR",
+            text: "VARCHAR",
+            json: "JSON",
+            json3: "JSONB",
+        },
+        Dialect::Sqlite => Types {
+            id: "VARCHAR",
+            kind: "VARCHAR",
+            status: "VARCHAR",
+            name: "VARCHAR",
+            text: "VARCHAR",
+            json: "JSON",
+            json3: "JSON",
+        },
+    }
+}
+
+/// Runs each statement in order.
+pub async fn run(db: &mut Conn<'_>, statements: &[String]) -> migrate::Result<()> {
+    for sql in statements {
+        db.execute(sql).await?;
+    }
+    Ok(())
+}

@@ -114,7 +114,9 @@ impl MigrationManager {
         }
         if self.baseline_if_exists {
             for (c, state) in states.iter_mut().enumerate() {
-                if !has_row[c]
+                // No version recorded (no row, or a row a cleared mark left behind).
+                if state.stored.is_none()
+                    && state.unknown.is_none()
                     && state.baseline.is_some()
                     && !self.backend.table_exists(self.physical(c)).await?
                 {

@@ -72,9 +72,9 @@ mod round_trip_tests;
 pub mod scaffold;
 pub mod startup;
 
+pub use migrate_backends::data;
 pub use migrate_backends::{connect, connect_with, ConnExt, ConnectOptions};
 pub use migrate_core::conn::Conn;
-pub use migrate_core::data;
 pub use migrate_core::dialect::Dialect;
 pub use migrate_core::error::{Error, Result};
 pub use migrate_core::manager::MigrationManager;

@@ -10,6 +10,7 @@
 mod adopted;
 mod conn_ext;
 mod connect;
+pub mod data;
 mod driver;
 mod held;
 mod lock_wait;

@@ -131,7 +131,7 @@ impl<'c> Conn<'c> {
 
     /// Whether this connection is inside the step's transaction (`transaction = true`, the
     /// default), or in autocommit mode (`transaction = false`): helpers such as
-    /// [`data::Batches`](crate::data::Batches) commit per batch only in the second case.
+    /// `migrate::data::Batches` commit per batch only in the second case.
     pub fn in_transaction(&self) -> bool {
         self.in_transaction
     }

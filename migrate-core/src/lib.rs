@@ -4,8 +4,7 @@
 //! The modules form layers, each using only those above it in this list:
 //! 1. [`future`], [`time`], [`dialect`], [`step`] (shared types) and `checksum`;
 //! 2. [`error`];
-//! 3. [`table_names`], `template` and [`conn`] (the connection a migration receives), and
-//!    [`data`] (batched data migrations over it);
+//! 3. [`table_names`], `template` and [`conn`] (the connection a migration receives);
 //! 4. [`migration`] (descriptors and the per-crate registry);
 //! 5. [`graph`] (the validated version graph);
 //! 6. `plan` (pure planning over the graph) and [`report`], [`status`];
@@ -20,7 +19,6 @@
 pub mod backend;
 mod checksum;
 pub mod conn;
-pub mod data;
 pub mod dialect;
 pub mod error;
 pub mod future;

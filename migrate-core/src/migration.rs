@@ -105,7 +105,7 @@ impl Migration {
 
     /// Whether the step is `resumable`: a journalled step that is safe to run again after it
     /// was cut off (its writes are idempotent, and it resumes from its own checkpoint, as
-    /// [`data::Batches`](crate::data::Batches) does). Its dirty mark is then cleared by the next
+    /// `migrate::data::Batches` does). Its dirty mark is then cleared by the next
     /// run, under the run lock, and the step runs again, instead of stopping for an operator.
     pub fn resumable(&self) -> bool {
         self.resumable

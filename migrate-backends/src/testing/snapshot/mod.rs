@@ -110,7 +110,7 @@ pub(crate) fn text(row: &[Option<String>], i: usize) -> String {
 /// Whether `name` belongs to the framework's own tables: the tracking tables (`<tracking>`,
 /// `<tracking>_history`, ...) and the checkpoints of `data::Batches`.
 pub(crate) fn is_tracking(name: &str, tracking_table: &str) -> bool {
-    name.starts_with(tracking_table) || name == migrate_core::data::DEFAULT_CHECKPOINT_TABLE
+    name.starts_with(tracking_table) || name == crate::data::DEFAULT_CHECKPOINT_TABLE
 }
 
 /// Folds runs of whitespace, so that formatting of view and trigger SQL does not count.

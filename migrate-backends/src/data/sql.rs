@@ -1,8 +1,8 @@
 //! SQL text for data migrations: values as literals, and idempotent multi-row upserts.
 
-use crate::conn::Value;
-use crate::dialect::Dialect;
-use crate::error::{Error, Result};
+use migrate_core::conn::Value;
+use migrate_core::dialect::Dialect;
+use migrate_core::error::{Error, Result};
 use std::fmt::Write;
 
 /// `value` as a SQL literal of `dialect`: `NULL`, a number, a quoted string, or bytes
@@ -10,7 +10,8 @@ use std::fmt::Write;
 /// literal and is an error.
 ///
 /// ```
-/// use migrate_core::{conn::Value, data::literal, dialect::Dialect};
+/// use migrate_backends::data::literal;
+/// use migrate_core::{conn::Value, dialect::Dialect};
 /// assert_eq!(literal(Dialect::Postgres, &Value::Text("it's".into())).unwrap(), "'it''s'");
 /// assert_eq!(literal(Dialect::Sqlite, &Value::Bytes(vec![1, 255])).unwrap(), "X'01ff'");
 /// assert_eq!(literal(Dialect::MySql, &Value::Null).unwrap(), "NULL");
@@ -36,6 +37,7 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
                 Dialect::Sqlite | Dialect::MySql => format!("X'{hex}'"),
             }
         }
+        _ => return Err(Error::msg("this value has no SQL literal")),
     })
 }
 
@@ -44,7 +46,8 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
 /// the same upsert twice changes nothing the second time.
 ///
 /// ```
-/// use migrate_core::{conn::Value, data::Upsert, dialect::Dialect};
+/// use migrate_backends::data::Upsert;
+/// use migrate_core::{conn::Value, dialect::Dialect};
 /// let mut upsert = Upsert::new("sessions", &["session_id"], &["data", "updated_at"])
 ///     .newer_wins("updated_at");
 /// upsert.row(vec![Value::Text("s1".into()), Value::Text("{}".into()), Value::Int(7)]);

@@ -2,8 +2,8 @@
 
 use super::sql::literal;
 use super::tally::Tally;
-use crate::conn::{Conn, Row, Value};
-use crate::error::{Error, Result};
+use migrate_core::conn::{Conn, Row, Value};
+use migrate_core::error::{Error, Result};
 use std::time::Instant;
 
 /// The table that holds every job's checkpoint, unless [`Batches::checkpoint_table`] names
@@ -342,5 +342,5 @@ impl Job {
 }
 
 fn now_micros() -> i64 {
-    crate::time::Timestamp::now().as_micros()
+    migrate_core::time::Timestamp::now().as_micros()
 }

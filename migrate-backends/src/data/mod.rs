@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! # async fn step(db: &mut migrate_core::conn::Conn<'_>) -> migrate_core::error::Result<()> {
-//! use migrate_core::data::{Batches, Upsert};
+//! use migrate_backends::data::{Batches, Upsert};
 //! let mut job = Batches::new("copy_sessions", "old_sessions", "session_id")
 //!     .columns(&["session_id", "payload", "updated_at"])
 //!     .batch_size(1_000)

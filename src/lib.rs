@@ -65,6 +65,7 @@ pub mod blocking;
 pub mod cli;
 #[cfg(any(feature = "cli", feature = "http"))]
 mod error_json;
+pub mod fleet;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;

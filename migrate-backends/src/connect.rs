@@ -65,6 +65,18 @@ impl ConnectOptions {
         self
     }
 
+    /// The same options on `db` turned to `schema` (a clone sharing its pool): a fleet's target.
+    #[cfg(feature = "postgres")]
+    pub fn on_schema(
+        &self,
+        db: &crate::postgres::PgDb,
+        schema: &str,
+    ) -> Result<Box<dyn MigrationBackend>> {
+        crate::sqlx_db::check_schema(schema)?;
+        let db = db.clone().with_schema(schema)?;
+        Ok(Box::new(self.apply(db)?))
+    }
+
     /// Applies the options every backend shares.
     fn apply<DB: crate::Driver>(&self, mut db: SqlxDb<DB>) -> Result<SqlxDb<DB>> {
         if let Some(table) = &self.tracking_table {

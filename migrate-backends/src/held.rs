@@ -28,8 +28,8 @@ impl<DB: sqlx::Database> Slot<DB> {
         }
     }
 
-    /// Returns the kept connection to the pool, so the next call takes a fresh one.
-    #[cfg(feature = "sqlite")]
+    /// Returns the kept connection to the pool, so the next call takes a fresh one (and a
+    /// pool being closed does not wait for it forever).
     pub(crate) fn clear(&self) {
         if let Ok(mut slot) = self.0.lock() {
             slot.take();

@@ -69,6 +69,8 @@ impl Driver for MySql {
         let history_finish = s(&portable::history_finish(history));
         // VARCHAR(191): the longest key that fits an index of utf8mb4 on every InnoDB format.
         Statements {
+            create_schema: None,
+            schema_exists: None,
             read_state: portable::read_state(state).into(),
             create: vec![
                 format!(

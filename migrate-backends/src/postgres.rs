@@ -81,10 +81,11 @@ impl Driver for Postgres {
             ))
         };
         let history_finish = s(&portable::history_finish(history));
+        let create_schema = n
+            .schema
+            .as_ref()
+            .map(|schema| format!("CREATE SCHEMA IF NOT EXISTS {schema}"));
         let mut create = Vec::new();
-        if let Some(schema) = &n.schema {
-            create.push(format!("CREATE SCHEMA IF NOT EXISTS {schema}"));
-        }
         create.extend([
             format!(
                 "CREATE TABLE IF NOT EXISTS {state} (module TEXT NOT NULL, table_name TEXT NOT NULL, \
@@ -106,6 +107,10 @@ impl Driver for Postgres {
             ),
         ]);
         Statements {
+            schema_exists: create_schema
+                .as_ref()
+                .map(|_| s("SELECT 1 FROM pg_namespace WHERE nspname = $(schema)")),
+            create_schema,
             read_state: portable::read_state(state).into(),
             create,
             upgrade: vec![format!(
@@ -180,6 +185,32 @@ impl SqlxDb<Postgres> {
     /// answer.
     pub async fn connect_with_timeout(url: &str, timeout: std::time::Duration) -> Result<Self> {
         SqlxDb::connect_server(url, timeout).await
+    }
+
+    /// Like [`connect_with_timeout`](Self::connect_with_timeout), with a pool of `connections`
+    /// (at least 2): one pool that many schemas share (see
+    /// [`with_schema`](Self::with_schema) on clones), as a fleet does.
+    pub async fn connect_shared(
+        url: &str,
+        timeout: std::time::Duration,
+        connections: u32,
+    ) -> Result<Self> {
+        SqlxDb::connect_server_pooled(url, timeout, connections).await
+    }
+
+    /// The schemas of this database that are not PostgreSQL's own (`pg_*`,
+    /// `information_schema`) and not `public`, sorted; with `like`, only those matching that
+    /// SQL `LIKE` pattern.
+    pub async fn list_schemas(&self, like: Option<&str>) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
+             AND nspname NOT IN ('information_schema', 'public') \
+             AND ($1::text IS NULL OR nspname LIKE $1) ORDER BY 1",
+        )
+        .bind(like)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(name,)| name).collect())
     }
 
     /// Runs migrations on an existing pool. It needs at least two connections: the advisory
@@ -318,11 +349,19 @@ async fn table_lock(
     let table = db.names.lock_table.clone();
     let holder = format!("pid {} at {}", std::process::id(), Timestamp::now());
     let mut conn = db.pool.acquire().await?;
-    if let Some(schema) = &db.names.schema {
-        let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
-        sqlx::raw_sql(AssertSqlSafe(create))
-            .execute(&mut *conn)
-            .await?;
+    if let (Some(schema), Some(name)) = (&db.names.schema, &db.schema) {
+        // Only when missing: CREATE SCHEMA IF NOT EXISTS needs the database's CREATE right.
+        let exists: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if exists.is_none() {
+            let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+            sqlx::raw_sql(AssertSqlSafe(create))
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     let create = format!(
         "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL)"

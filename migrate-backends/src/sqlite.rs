@@ -61,6 +61,8 @@ impl Driver for Sqlite {
         let marked = s(&portable::mark_upsert(state, cas));
         let history_finish = s(&portable::history_finish(history));
         Statements {
+            create_schema: None,
+            schema_exists: None,
             read_state: portable::read_state(state).into(),
             create: vec![
                 format!(

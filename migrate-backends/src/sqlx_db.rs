@@ -163,9 +163,18 @@ impl<DB: Driver> SqlxDb<DB> {
     /// a refused connection until then). Errors never show the URL's password.
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) async fn connect_server(url: &str, timeout: Duration) -> Result<Self> {
+        Self::connect_server_pooled(url, timeout, 3).await
+    }
+
+    /// [`connect_server`](Self::connect_server) with a pool of `connections`.
+    pub(crate) async fn connect_server_pooled(
+        url: &str,
+        timeout: Duration,
+        connections: u32,
+    ) -> Result<Self> {
         let connected = async {
             let pool = sqlx::pool::PoolOptions::<DB>::new()
-                .max_connections(3)
+                .max_connections(connections.max(2))
                 .test_before_acquire(false)
                 .acquire_timeout(timeout)
                 .connect(url)
@@ -192,8 +201,10 @@ impl<DB: Driver> SqlxDb<DB> {
         &self.pool
     }
 
-    /// Closes the pool.
+    /// Closes the pool. The connection the executor keeps between calls goes back first, so
+    /// closing never waits for it.
     pub async fn close(&self) {
+        self.held.clear();
         self.pool.close().await;
     }
 
@@ -587,6 +598,18 @@ where
             {
                 conn.keep();
                 return Ok(());
+            }
+            if let (Some(create), Some(exists)) = (&self.sql.create_schema, &self.sql.schema_exists)
+            {
+                let values = Values::new().text(Bind::Schema, self.schema.as_deref());
+                let found = bound::<DB>(exists, &values)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if found.is_none() {
+                    sqlx::raw_sql(AssertSqlSafe(create.clone()))
+                        .execute(&mut *conn)
+                        .await?;
+                }
             }
             for statement in &self.sql.create {
                 sqlx::raw_sql(AssertSqlSafe(statement.clone()))

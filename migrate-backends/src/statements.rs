@@ -197,6 +197,12 @@ impl TrackingNames {
 pub struct Statements {
     /// Reads every state row (one query: the whole cost of an "already up to date" run).
     pub(crate) read_state: Arc<str>,
+    /// Creates the tracking tables' schema when [`schema_exists`](Self::schema_exists) finds
+    /// none (PostgreSQL): `CREATE SCHEMA IF NOT EXISTS` needs the database's CREATE right even
+    /// when the schema exists, which a tenant's role often lacks.
+    pub(crate) create_schema: Option<String>,
+    /// One row if the schema exists (binds `schema`).
+    pub(crate) schema_exists: Option<Stmt>,
     /// Creates the tracking tables if missing, in order.
     pub(crate) create: Vec<String>,
     /// Brings tracking tables made by an earlier version up to date; a statement that fails
@@ -291,7 +297,10 @@ mod tests {
             let names = TrackingNames::new(Dialect::Postgres, Some("ops"), "t");
             assert_eq!(names.history, "\"ops\".\"t_history\"");
             let stmts = <sqlx::Postgres as Driver>::statements(&names);
-            assert_eq!(stmts.create[0], "CREATE SCHEMA IF NOT EXISTS \"ops\"");
+            assert_eq!(
+                stmts.create_schema.as_deref(),
+                Some("CREATE SCHEMA IF NOT EXISTS \"ops\"")
+            );
             assert_eq!(stmts.record.len(), 1, "one round trip per step");
             assert_templates_known(&stmts);
         }

@@ -17,6 +17,7 @@ mod concurrency;
 mod connect_errors;
 mod failures;
 mod faults;
+mod fleet;
 mod fresh;
 #[cfg(feature = "http")]
 mod http;

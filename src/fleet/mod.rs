@@ -1,0 +1,396 @@
+//! Fleets: one run over many databases and PostgreSQL tenant schemas, with bounded
+//! concurrency, a lock and a report per target, and one outcome over all.
+//!
+//! ```no_run
+//! # migrate::migrations! {}
+//! # #[migrate::migration(table = "t", version = "1.0.0", irreversible)]
+//! # async fn t(_: &mut migrate::Conn<'_>) -> migrate::Result<()> { Ok(()) }
+//! # async fn demo() -> migrate::Result<()> {
+//! use migrate::fleet::{Fleet, FleetOutcome};
+//! let fleet = Fleet::new([&MIGRATIONS])
+//!     .all_schemas("postgres://app@db/app", Some("tenant_%"))
+//!     .await?
+//!     .concurrency(8);
+//! let report = fleet.up().await;
+//! if report.outcome != FleetOutcome::AllSucceeded {
+//!     for (target, error) in report.failures() {
+//!         eprintln!("{target}: {error}");
+//!     }
+//! }
+//! # Ok(()) }
+//! # fn main() {}
+//! ```
+//!
+//! - **Per target**: each target is migrated by its own manager, with its own lock (the advisory
+//!   key or lock row of its schema) and its own report; one target's failure never stops or
+//!   touches another. [`Fleet::fail_fast`] stops starting new targets after the first failure.
+//! - **Bounded**: at most [`concurrency`](Fleet::concurrency) targets run at once (default 8).
+//!   Schemas of one server share one pool of `2 × concurrency + 1` connections (a run holds
+//!   one for its lock and one for its steps), so 1,000 schemas never open 1,000 connections.
+//! - **Re-runs** do what is left: a target already at head costs one state read.
+//! - **Progress** goes through `tracing`: `k/n targets` and the failures so far.
+
+mod report;
+mod target;
+
+pub use report::{FleetOutcome, FleetReport, TargetOutcome, TargetReport};
+pub use target::Target;
+
+use crate::startup::Problem;
+use crate::{ConnectOptions, Error, MigrationManager, Result};
+use migrate_core::backend::MigrationBackend;
+use migrate_core::migration::MigrationSet;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a fleet run does on each target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Up,
+    Status,
+    Verify,
+}
+
+type Configure = Arc<dyn Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync>;
+
+/// Many targets migrated as one: see the [module documentation](self).
+#[derive(Clone)]
+pub struct Fleet {
+    sets: Vec<&'static MigrationSet>,
+    targets: Vec<Target>,
+    concurrency: usize,
+    fail_fast: bool,
+    options: ConnectOptions,
+    configure: Option<Configure>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("targets", &self.targets.len())
+            .field("concurrency", &self.concurrency)
+            .field("fail_fast", &self.fail_fast)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pool size for the schemas of one server: a lock and a step connection per running
+/// target, and one spare.
+fn shared_pool_size(concurrency: usize) -> u32 {
+    u32::try_from(concurrency.saturating_mul(2).saturating_add(1)).unwrap_or(u32::MAX)
+}
+
+impl Fleet {
+    /// A fleet over the migrations of `sets`, with no target yet.
+    pub fn new(sets: impl IntoIterator<Item = &'static MigrationSet>) -> Self {
+        Fleet {
+            sets: sets.into_iter().collect(),
+            targets: Vec::new(),
+            concurrency: 8,
+            fail_fast: false,
+            options: ConnectOptions::new(),
+            configure: None,
+        }
+    }
+
+    /// Adds targets.
+    pub fn targets(mut self, targets: impl IntoIterator<Item = Target>) -> Self {
+        self.targets.extend(targets);
+        self
+    }
+
+    /// Adds the targets of a file: one per line, `URL` or `URL SCHEMA` (see
+    /// [`Target::read_file`]).
+    pub fn targets_file(self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let targets = Target::read_file(path.as_ref())?;
+        Ok(self.targets(targets))
+    }
+
+    /// Adds every schema of the PostgreSQL database at `url` but its own and `public`
+    /// (with `like`, those matching that SQL `LIKE` pattern, such as `tenant_%`).
+    pub async fn all_schemas(self, url: &str, like: Option<&str>) -> Result<Self> {
+        #[cfg(feature = "postgres")]
+        {
+            if !matches!(url.split(':').next(), Some("postgres" | "postgresql")) {
+                return Err(Error::Config(
+                    "--all-schemas needs a PostgreSQL URL: only PostgreSQL has schemas".into(),
+                ));
+            }
+            let timeout = self
+                .options
+                .connect_timeout
+                .unwrap_or(crate::backend::DEFAULT_CONNECT_TIMEOUT);
+            let db = crate::postgres::PgDb::connect_shared(url, timeout, 2).await?;
+            let schemas = db.list_schemas(like).await;
+            db.close().await;
+            let schemas = schemas?;
+            Ok(self.targets(schemas.into_iter().map(|s| Target::schema(url, s))))
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = (url, like);
+            Err(Error::Config(
+                "listing schemas needs the `postgres` feature".into(),
+            ))
+        }
+    }
+
+    /// How many targets run at once (at least 1; default 8).
+    pub fn concurrency(mut self, targets: usize) -> Self {
+        self.concurrency = targets.max(1);
+        self
+    }
+
+    /// Starts no new target after the first failure; the ones running finish. Off by default:
+    /// a failure is reported and every other target still runs.
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// The connection options of every target (tracking table, lock timeout, connect
+    /// timeout; a schema here is overridden by schema targets).
+    pub fn connect_options(mut self, options: ConnectOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Configures each target's manager (a baseline, table names), as `Cli::configure` does.
+    pub fn configure(
+        mut self,
+        configure: impl Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync + 'static,
+    ) -> Self {
+        self.configure = Some(Arc::new(configure));
+        self
+    }
+
+    /// The targets, in order.
+    pub fn target_list(&self) -> &[Target] {
+        &self.targets
+    }
+
+    /// Every target up to its latest versions.
+    pub async fn up(&self) -> FleetReport {
+        self.run(Action::Up).await
+    }
+
+    /// Every target's status; a target fails only when it cannot be read.
+    pub async fn status(&self) -> FleetReport {
+        self.run(Action::Status).await
+    }
+
+    /// The CI gate over the fleet: a target fails when anything is pending, dirty, drifted or
+    /// ahead, naming each problem.
+    pub async fn verify(&self) -> FleetReport {
+        self.run(Action::Verify).await
+    }
+
+    async fn run(&self, action: Action) -> FleetReport {
+        let started = Instant::now();
+        let total = self.targets.len();
+        let pools = self.shared_pools().await;
+        let max_connections = pools.len() as u32 * shared_pool_size(self.concurrency)
+            + (total - self.schema_targets()).min(self.concurrency) as u32 * 3;
+        let pools = Arc::new(pools);
+        let shared = Arc::new(self.clone());
+        let mut outcomes: Vec<Option<TargetReport>> = (0..total).map(|_| None).collect();
+        let mut running = tokio::task::JoinSet::new();
+        let mut next = 0;
+        let mut failures = 0;
+        let mut done = 0;
+        loop {
+            while running.len() < self.concurrency
+                && next < total
+                && !(self.fail_fast && failures > 0)
+            {
+                let fleet = shared.clone();
+                let pools = pools.clone();
+                let index = next;
+                running.spawn(async move {
+                    let target = fleet.targets[index].clone();
+                    let clock = Instant::now();
+                    let outcome = fleet.run_one(&target, &pools, action).await;
+                    (
+                        index,
+                        TargetReport {
+                            target,
+                            outcome,
+                            elapsed: clock.elapsed(),
+                        },
+                    )
+                });
+                next += 1;
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (index, report) = match joined {
+                Ok(pair) => pair,
+                // A panicking migration: its target is unknown here, so count it and go on.
+                Err(err) => {
+                    failures += 1;
+                    tracing::error!(error = %err, "a fleet target's task panicked");
+                    continue;
+                }
+            };
+            done += 1;
+            if report.failed() {
+                failures += 1;
+                if let TargetOutcome::Failed(err) = &report.outcome {
+                    tracing::warn!(target = %report.target, error = %err, "fleet target failed");
+                }
+            }
+            tracing::info!(done, total, failures, "{done}/{total} targets");
+            outcomes[index] = Some(report);
+        }
+        for pool in pools.values().flatten() {
+            close(pool).await;
+        }
+        let targets = outcomes
+            .into_iter()
+            .zip(&self.targets)
+            .map(|(report, target)| {
+                report.unwrap_or_else(|| TargetReport {
+                    target: target.clone(),
+                    outcome: TargetOutcome::NotRun,
+                    elapsed: Duration::ZERO,
+                })
+            })
+            .collect();
+        FleetReport::new(targets, max_connections, started.elapsed())
+    }
+
+    fn schema_targets(&self) -> usize {
+        self.targets
+            .iter()
+            .filter(|t| matches!(t, Target::Schema { .. }))
+            .count()
+    }
+
+    /// One pool per server that schema targets name; a server that cannot be reached maps to
+    /// its error's text, reported by each of its targets.
+    async fn shared_pools(&self) -> HashMap<String, std::result::Result<SharedPool, String>> {
+        let mut pools = HashMap::new();
+        for target in &self.targets {
+            if let Target::Schema { url, .. } = target {
+                if !pools.contains_key(url) {
+                    let pool =
+                        connect_shared(url, &self.options, shared_pool_size(self.concurrency))
+                            .await;
+                    pools.insert(url.clone(), pool.map_err(|e| e.to_string()));
+                }
+            }
+        }
+        pools
+    }
+
+    async fn run_one(
+        &self,
+        target: &Target,
+        pools: &HashMap<String, std::result::Result<SharedPool, String>>,
+        action: Action,
+    ) -> TargetOutcome {
+        let backend = match self.backend(target, pools).await {
+            Ok(backend) => backend,
+            Err(err) => return TargetOutcome::Failed(err),
+        };
+        let manager = MigrationManager::new(backend, self.sets.iter().copied()).and_then(|m| {
+            match &self.configure {
+                Some(configure) => configure(m),
+                None => Ok(m),
+            }
+        });
+        let manager = match manager {
+            Ok(manager) => manager,
+            Err(err) => return TargetOutcome::Failed(err),
+        };
+        let outcome = match action {
+            Action::Up => manager.up().await.map(TargetOutcome::Ran),
+            Action::Status => manager.status().await.map(TargetOutcome::Read),
+            Action::Verify => manager.status().await.map(|statuses| {
+                let problems = Problem::of_all(&statuses);
+                if problems.is_empty() {
+                    TargetOutcome::Read(statuses)
+                } else {
+                    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    TargetOutcome::Failed(Error::msg(format!("verify: {}", list.join("; "))))
+                }
+            }),
+        };
+        outcome.unwrap_or_else(TargetOutcome::Failed)
+    }
+
+    async fn backend(
+        &self,
+        target: &Target,
+        pools: &HashMap<String, std::result::Result<SharedPool, String>>,
+    ) -> Result<Box<dyn MigrationBackend>> {
+        match target {
+            Target::Database { url } => {
+                let mut options = self.options.clone();
+                options.schema = None;
+                crate::connect_with(url, &options).await
+            }
+            Target::Schema { url, schema } => match pools.get(url) {
+                Some(Ok(pool)) => on_schema(pool, schema, &self.options),
+                Some(Err(text)) => Err(Error::msg(text.clone())),
+                None => Err(Error::msg(format!("no pool for {target}"))),
+            },
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+type SharedPool = crate::postgres::PgDb;
+#[cfg(not(feature = "postgres"))]
+type SharedPool = ();
+
+#[cfg(feature = "postgres")]
+async fn connect_shared(
+    url: &str,
+    options: &ConnectOptions,
+    connections: u32,
+) -> Result<SharedPool> {
+    if !matches!(url.split(':').next(), Some("postgres" | "postgresql")) {
+        return Err(Error::Config(format!(
+            "{}: only PostgreSQL URLs take a schema",
+            crate::backend::redact_url_password(url, url)
+        )));
+    }
+    let timeout = options
+        .connect_timeout
+        .unwrap_or(crate::backend::DEFAULT_CONNECT_TIMEOUT);
+    crate::postgres::PgDb::connect_shared(url, timeout, connections).await
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn connect_shared(_: &str, _: &ConnectOptions, _: u32) -> Result<SharedPool> {
+    Err(Error::Config(
+        "schema targets need the `postgres` feature".into(),
+    ))
+}
+
+#[cfg(feature = "postgres")]
+fn on_schema(
+    pool: &SharedPool,
+    schema: &str,
+    options: &ConnectOptions,
+) -> Result<Box<dyn MigrationBackend>> {
+    options.on_schema(pool, schema)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn on_schema(_: &SharedPool, _: &str, _: &ConnectOptions) -> Result<Box<dyn MigrationBackend>> {
+    Err(Error::Config(
+        "schema targets need the `postgres` feature".into(),
+    ))
+}
+
+#[cfg(feature = "postgres")]
+async fn close(pool: &SharedPool) {
+    pool.close().await;
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn close(_: &SharedPool) {}

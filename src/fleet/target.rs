@@ -1,0 +1,122 @@
+//! [`Target`]: one database, or one PostgreSQL schema on a server, that a fleet migrates.
+
+use crate::{Error, Result};
+use std::fmt;
+use std::path::Path;
+
+/// One member of a fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A whole database: `sqlite://…`, `postgres://…`, `mysql://…`.
+    Database {
+        /// Its URL.
+        url: String,
+    },
+    /// One schema of a PostgreSQL database; schemas of one server share one pool.
+    Schema {
+        /// The server's URL.
+        url: String,
+        /// The schema (its tracking tables live there, and `{{tables.x}}` is qualified with it).
+        schema: String,
+    },
+}
+
+impl Target {
+    /// A whole database.
+    pub fn database(url: impl Into<String>) -> Self {
+        Target::Database { url: url.into() }
+    }
+
+    /// A PostgreSQL schema.
+    pub fn schema(url: impl Into<String>, schema: impl Into<String>) -> Self {
+        Target::Schema {
+            url: url.into(),
+            schema: schema.into(),
+        }
+    }
+
+    /// The URL it connects to.
+    pub fn url(&self) -> &str {
+        match self {
+            Target::Database { url } | Target::Schema { url, .. } => url,
+        }
+    }
+
+    /// Parses one line of a targets file: `URL`, or `URL SCHEMA`.
+    pub fn parse(line: &str) -> Result<Self> {
+        let mut words = line.split_whitespace();
+        let (Some(url), schema, None) = (words.next(), words.next(), words.next()) else {
+            return Err(Error::Config(format!(
+                "`{line}` is not a fleet target: write `URL` or `URL SCHEMA`"
+            )));
+        };
+        if !url.contains("://") && !url.starts_with("sqlite:") {
+            return Err(Error::Config(format!(
+                "`{}` is not a database URL (sqlite://, postgres://, mysql://)",
+                crate::backend::redact_url_password(url, url)
+            )));
+        }
+        Ok(match schema {
+            Some(schema) => Target::schema(url, schema),
+            None => Target::database(url),
+        })
+    }
+
+    /// Reads a targets file: one target per line (`URL` or `URL SCHEMA`), blank lines and
+    /// lines starting with `#` left out. A bad line is an error naming its number.
+    pub fn read_file(path: &Path) -> Result<Vec<Target>> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            operation: "read the targets file",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut targets = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let target = Target::parse(line).map_err(|e| {
+                Error::Config(format!("{}, line {}: {e}", path.display(), number + 1))
+            })?;
+            targets.push(target);
+        }
+        Ok(targets)
+    }
+}
+
+/// The target as logs and reports name it, the password blanked out.
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = crate::backend::redact_url_password(self.url(), self.url());
+        match self {
+            Target::Database { .. } => f.write_str(&url),
+            Target::Schema { schema, .. } => write!(f, "{url} schema {schema}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_parse_into_targets_and_bad_ones_are_named() {
+        assert_eq!(
+            Target::parse("postgres://u:pw@h/db tenant_1").unwrap(),
+            Target::schema("postgres://u:pw@h/db", "tenant_1")
+        );
+        assert_eq!(
+            Target::parse("sqlite://a.db").unwrap(),
+            Target::database("sqlite://a.db")
+        );
+        let shown = Target::schema("postgres://u:secret@h/db", "t").to_string();
+        assert!(
+            !shown.contains("secret") && shown.ends_with("schema t"),
+            "{shown}"
+        );
+        for bad in ["", "not-a-url", "postgres://h/db a b"] {
+            assert!(matches!(Target::parse(bad), Err(Error::Config(_))), "{bad}");
+        }
+    }
+}

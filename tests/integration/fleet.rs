@@ -1,0 +1,212 @@
+//! `migrate::fleet`: many PostgreSQL schemas and SQLite files in one run, each with its own
+//! lock and report, the broken ones named, and a re-run that touches only what is left.
+
+use crate::harness::TestDb;
+use crate::MIGRATIONS;
+use migrate::fleet::{Fleet, FleetOutcome, Target, TargetOutcome};
+use migrate::report::ReportStatus;
+use migrate::testing::Backend;
+use migrate::{ConnectOptions, Error, MigrationManager};
+
+/// The test database's URL as `role`.
+fn as_role(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a server URL");
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{role}@{host}")
+}
+
+/// Twelve tenant schemas owned by an ordinary role, three of them broken on purpose: a
+/// conflicting object (tenant_03), a dirty mark (tenant_06), a schema the role cannot write
+/// (tenant_09). Returns the role's URL.
+pub async fn tenants(db: &TestDb) -> String {
+    let role = format!("fleet_{}", std::process::id());
+    db.exec(&format!(
+        "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    ))
+    .await;
+    for i in 0..12 {
+        let owner = if i == 9 {
+            String::new()
+        } else {
+            format!(" AUTHORIZATION {role}")
+        };
+        db.exec(&format!("CREATE SCHEMA tenant_{i:02}{owner}"))
+            .await;
+    }
+    db.exec(&format!("GRANT USAGE ON SCHEMA tenant_09 TO {role}"))
+        .await;
+    db.exec(&format!("CREATE TABLE tenant_03.metrics (id INTEGER PRIMARY KEY); ALTER TABLE tenant_03.metrics OWNER TO {role}")).await;
+    let url = as_role(db.url(), &role);
+    let dirty = MigrationManager::new(
+        migrate::connect_with(&url, &ConnectOptions::new().schema("tenant_06"))
+            .await
+            .expect("connect"),
+        [&MIGRATIONS],
+    )
+    .expect("graph");
+    dirty
+        .up()
+        .table("eval")
+        .target("2.0.0")
+        .await
+        .expect("eval in tenant_06");
+    db.exec(
+        "UPDATE tenant_06.migrate_schema_versions SET dirty_version = '2.1.0', dirty_name = 'eval_scores_to_percent', \
+         dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'eval'",
+    )
+    .await;
+    url
+}
+
+fn failed(report: &migrate::fleet::FleetReport) -> Vec<String> {
+    report
+        .failures()
+        .map(|(target, _)| match target {
+            Target::Schema { schema, .. } => schema.clone(),
+            Target::Database { url } => url.clone(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_schemas_names_exactly_the_broken_ones_and_a_rerun_touches_only_them() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let url = tenants(&db).await;
+    let fleet = Fleet::new([&MIGRATIONS])
+        .all_schemas(&url, Some("tenant\\_%"))
+        .await
+        .expect("schemas listed")
+        .concurrency(4);
+    assert_eq!(fleet.target_list().len(), 12);
+
+    let report = fleet.up().await;
+    assert_eq!(report.outcome, FleetOutcome::PartlyFailed);
+    assert_eq!(failed(&report), ["tenant_03", "tenant_06", "tenant_09"]);
+    let errors: Vec<&Error> = report.failures().map(|(_, e)| e).collect();
+    assert!(
+        matches!(errors[0], Error::StepFailed { step, .. } if step.table == "metrics" && step.version.to_string() == "2.5.0"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        matches!(errors[1], Error::Dirty { table, .. } if table == "eval"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].to_string().contains("permission denied"),
+        "{}",
+        errors[2]
+    );
+    assert_eq!(report.succeeded(), 9);
+    assert_eq!(
+        report.max_connections, 9,
+        "one pool of 2 x 4 + 1 for all twelve schemas"
+    );
+    for target in &report.targets {
+        if let TargetOutcome::Ran(run) = &target.outcome {
+            assert_eq!(run.status, ReportStatus::Success, "{}", target.target);
+            assert_eq!(run.applied.len(), 10);
+        }
+    }
+    let at_head = db
+        .rows("SELECT COUNT(*) FROM tenant_00.migrate_schema_versions WHERE version IS NOT NULL")
+        .await;
+    assert_eq!(at_head, ["4"]);
+
+    // Again: the nine at head only read their state; the three still fail, the same way.
+    let again = fleet.up().await;
+    assert_eq!(failed(&again), ["tenant_03", "tenant_06", "tenant_09"]);
+    for target in &again.targets {
+        if let TargetOutcome::Ran(run) = &target.outcome {
+            assert_eq!(run.status, ReportStatus::UpToDate, "{}", target.target);
+        }
+    }
+
+    // Status and verify over the fleet: verify names what is pending and dirty.
+    let verify = fleet.verify().await;
+    assert_eq!(failed(&verify), ["tenant_03", "tenant_06", "tenant_09"]);
+    let status = fleet.status().await;
+    assert_eq!(
+        status.outcome,
+        FleetOutcome::AllSucceeded,
+        "status reads every schema, tenant_09 as all pending"
+    );
+
+    // fail_fast: no new target starts after the first failure.
+    let fast = fleet.clone().concurrency(1).fail_fast(true).up().await;
+    let not_run = fast
+        .targets
+        .iter()
+        .filter(|t| matches!(t.outcome, TargetOutcome::NotRun))
+        .count();
+    assert_eq!(
+        not_run,
+        12 - 4,
+        "tenant_00..02 and the failing tenant_03 ran, nothing after"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_sqlite_files_fails_only_the_file_that_is_not_a_database() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut targets: Vec<Target> = (0..3)
+        .map(|i| {
+            Target::database(format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join(format!("t{i}.db")).display()
+            ))
+        })
+        .collect();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"this is not a SQLite database, not even close to one....",
+    )
+    .expect("write");
+    targets.insert(
+        1,
+        Target::database(format!("sqlite://{}", garbage.display())),
+    );
+    let report = Fleet::new([&MIGRATIONS]).targets(targets).up().await;
+    assert_eq!(report.outcome, FleetOutcome::PartlyFailed);
+    assert_eq!(report.succeeded(), 3);
+    let (target, _) = report.failures().next().expect("one failure");
+    assert!(target.url().contains("garbage.db"));
+    let all_bad = Fleet::new([&MIGRATIONS])
+        .targets([Target::database(format!("sqlite://{}", garbage.display()))])
+        .up()
+        .await;
+    assert_eq!(all_bad.outcome, FleetOutcome::AllFailed);
+    assert_eq!(
+        Fleet::new([&MIGRATIONS]).up().await.outcome,
+        FleetOutcome::AllSucceeded,
+        "no target, nothing failed"
+    );
+}
+
+#[test]
+fn a_targets_file_is_read_line_by_line_and_a_bad_line_is_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("targets");
+    std::fs::write(
+        &path,
+        "# tenants\npostgres://u@h/db tenant_1\n\nsqlite://a.db\n",
+    )
+    .expect("write");
+    let fleet = Fleet::new([&MIGRATIONS]).targets_file(&path).expect("read");
+    assert_eq!(
+        fleet.target_list(),
+        [
+            Target::schema("postgres://u@h/db", "tenant_1"),
+            Target::database("sqlite://a.db")
+        ]
+    );
+    std::fs::write(&path, "sqlite://a.db\nnonsense here too\n").expect("write");
+    let err = Fleet::new([&MIGRATIONS])
+        .targets_file(&path)
+        .expect_err("bad line");
+    assert!(err.to_string().contains("line 2"), "{err}");
+}

@@ -7,6 +7,7 @@
 //! | `GET /migrations/history?limit=N` | `{"ok": true, "history": [...]}`, newest first |
 //! | `POST /migrations/up` | runs `up`; the JSON body holds `target`, `tables`, `force`, `dry_run` |
 //! | `POST /migrations/down` | runs `down`; `target` or `to_base: true` is required |
+//! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `404` without a fleet |
 //!
 //! The two `POST` routes need `Authorization: Bearer <token>` (compared in constant time), and
 //! so do the reads with [`HttpConfig::protect_reads`]. A run never queues behind another: while
@@ -59,6 +60,9 @@ pub struct HttpConfig {
     pub max_history: Option<usize>,
     /// Serve without any token. Only through [`insecure_no_auth`](Self::insecure_no_auth).
     pub insecure_no_auth: bool,
+    /// The fleet `POST /migrations/all/up` runs (every database AgentOS knows, every tenant
+    /// schema); without one that route answers `404`.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -69,6 +73,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("lock_wait", &self.lock_wait)
             .field("max_history", &self.max_history)
             .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("fleet", &self.fleet.as_ref().map(|f| f.target_list().len()))
             .finish()
     }
 }
@@ -94,6 +99,7 @@ struct Shared {
     protect_reads: bool,
     lock_wait: Duration,
     max_history: usize,
+    fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 fn digest(text: &str) -> [u8; 32] {
@@ -118,12 +124,14 @@ pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> 
         protect_reads: config.protect_reads,
         lock_wait: config.lock_wait,
         max_history: config.max_history.unwrap_or(DEFAULT_MAX_HISTORY),
+        fleet: config.fleet.clone(),
     });
     Ok(Router::new()
         .route("/migrations/status", get(status))
         .route("/migrations/history", get(history))
         .route("/migrations/up", post(up))
         .route("/migrations/down", post(down))
+        .route("/migrations/all/up", post(all_up))
         .with_state(shared))
 }
 
@@ -284,6 +292,26 @@ async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
         request = request.table(table);
     }
     respond(request.await)
+}
+
+/// The fleet up: `200` when every target succeeded, else `207` (Multi-Status) with every
+/// target's result, failures named with their target and step.
+async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(denied) = authorize(&shared, &headers) {
+        return denied;
+    }
+    let Some(fleet) = &shared.fleet else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            json!({ "kind": "NoFleet", "category": "bad_input", "message": "no fleet is configured: set HttpConfig { fleet: Some(..), .. }" }),
+        );
+    };
+    let report = fleet.up().await;
+    let status = match report.outcome {
+        crate::fleet::FleetOutcome::AllSucceeded => StatusCode::OK,
+        _ => StatusCode::MULTI_STATUS,
+    };
+    (status, Json(crate::fleet_json::fleet_json(&report))).into_response()
 }
 
 async fn down(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -66,6 +66,8 @@ pub mod cli;
 #[cfg(any(feature = "cli", feature = "http"))]
 mod error_json;
 pub mod fleet;
+#[cfg(any(feature = "cli", feature = "http"))]
+mod fleet_json;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;

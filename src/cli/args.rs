@@ -67,6 +67,8 @@ pub(super) enum Command {
         /// Exit non-zero when anything is pending (3), drifted or ahead (4), or dirty (6).
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// The current version of every table.
     Current,
@@ -94,7 +96,7 @@ pub(super) enum Command {
     },
     /// The CI gate: the graph, checksums, dirty marks, pending steps, and whether the
     /// database is ahead. Prints every problem; exits 6, 4 or 3 for the worst one.
-    Verify,
+    Verify(FleetArgs),
     /// Records TABLE as being at VERSION without running anything.
     Stamp {
         /// The table.
@@ -138,6 +140,33 @@ pub(super) enum Command {
     },
 }
 
+/// Running over a fleet instead of one database.
+#[derive(Debug, Args, Default)]
+pub(super) struct FleetArgs {
+    /// Every schema of the --database-url server but PostgreSQL's own and `public`.
+    #[arg(long, conflicts_with = "targets")]
+    pub(super) all_schemas: bool,
+    /// With --all-schemas: only schemas matching this SQL LIKE pattern (`tenant_%`).
+    #[arg(long, value_name = "PATTERN", requires = "all_schemas")]
+    pub(super) schema_like: Option<String>,
+    /// The targets, one per line: `URL` or `URL SCHEMA` (`#` starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub(super) targets: Option<PathBuf>,
+    /// How many targets run at once (default 8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(super) concurrency: Option<u16>,
+    /// Start no new target after the first failure.
+    #[arg(long)]
+    pub(super) fail_fast: bool,
+}
+
+impl FleetArgs {
+    /// Whether the command runs over a fleet.
+    pub(super) fn is_fleet(&self) -> bool {
+        self.all_schemas || self.targets.is_some()
+    }
+}
+
 #[derive(Debug, Args)]
 pub(super) struct UpArgs {
     /// The version to go to (default: every table's latest).
@@ -152,6 +181,8 @@ pub(super) struct UpArgs {
     /// Print the plan, with the SQL of SQL-file steps, and change nothing.
     #[arg(long)]
     pub(super) dry_run: bool,
+    #[command(flatten)]
+    pub(super) fleet: FleetArgs,
 }
 
 #[derive(Debug, Args)]

@@ -19,7 +19,7 @@ pub(super) async fn execute(
     json: bool,
 ) -> Result<u8> {
     match command {
-        Command::Status { check } => {
+        Command::Status { check, .. } => {
             let statuses = manager.status().await?;
             let code = if *check {
                 worst(&Problem::of_all(&statuses))
@@ -79,7 +79,7 @@ pub(super) async fn execute(
             }
             Ok(exit::OK)
         }
-        Command::Verify => verify(manager, printer, json).await,
+        Command::Verify(_) => verify(manager, printer, json).await,
         Command::Stamp { table, version } => {
             manager.stamp(table, version).await?;
             done(

@@ -21,6 +21,7 @@
 
 mod args;
 mod commands;
+mod fleet;
 mod output;
 
 use crate::error::ErrorCategory;
@@ -73,7 +74,7 @@ pub fn run(sets: impl IntoIterator<Item = &'static MigrationSet>) -> ExitCode {
     Cli::new(sets).run()
 }
 
-type Configure = Box<dyn FnOnce(MigrationManager) -> Result<MigrationManager>>;
+type Configure = std::sync::Arc<dyn Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync>;
 
 /// The CLI with the host's own configuration of its manager.
 pub struct Cli {
@@ -100,12 +101,12 @@ impl Cli {
     }
 
     /// Adjusts the manager after it is built and before any command runs:
-    /// `.configure(|m| m.with_baseline("2.0.0"))`.
+    /// `.configure(|m| m.with_baseline("2.0.0"))`. Over a fleet it runs once per target.
     pub fn configure(
         mut self,
-        configure: impl FnOnce(MigrationManager) -> Result<MigrationManager> + 'static,
+        configure: impl Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync + 'static,
     ) -> Self {
-        self.configure = Some(Box::new(configure));
+        self.configure = Some(std::sync::Arc::new(configure));
         self
     }
 
@@ -151,6 +152,24 @@ impl Cli {
         init_logging(arguments.verbose);
         if let Command::New { table, name, sql } = &arguments.command {
             return scaffold(table, name, sql.as_deref(), &printer, arguments.json);
+        }
+        if let Some(fleet) = fleet::fleet_of(&arguments.command) {
+            let sets = self.sets.clone();
+            let outcome = crate::blocking::outside_runtime("cli::run")
+                .and_then(|()| crate::blocking::new_runtime())
+                .and_then(|runtime| {
+                    runtime.block_on(fleet::run(
+                        &sets,
+                        self.configure,
+                        &arguments,
+                        fleet,
+                        &printer,
+                    ))
+                });
+            return match outcome {
+                Ok(code) => code,
+                Err(err) => commands::report_error(&err, &printer, arguments.json),
+            };
         }
         let Some(url) = arguments.database_url.clone() else {
             let err = Arguments::command().error(

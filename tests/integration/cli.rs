@@ -410,3 +410,72 @@ fn the_example_binary_runs_the_quickstart_migrations() {
     assert_eq!(run(&["up"]).0, Some(0));
     assert_eq!(run(&["verify"]).0, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_runs_from_the_command_line_over_all_schemas_or_a_targets_file() {
+    let Some(db) = crate::harness::TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let url = crate::fleet::tenants(&db).await;
+    let all = [
+        "--all-schemas",
+        "--schema-like",
+        "tenant\\_%",
+        "--concurrency",
+        "3",
+    ];
+    let run = expect(&url, &[&["up"][..], &all[..]].concat(), exit::FAILED).await;
+    assert!(
+        run.stdout.contains("FAILED  ")
+            && run
+                .stdout
+                .contains("schema tenant_03: migration integration:metrics@2.5.0"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("ok      ")
+            && run.stdout.contains("schema tenant_00: 10 step(s) applied"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("fleet up: 9 of 12 targets succeeded (partly failed)"),
+        "{}",
+        run.stdout
+    );
+    let verify = expect(
+        &url,
+        &[&["--json", "verify"][..], &all[..]].concat(),
+        exit::FAILED,
+    )
+    .await
+    .json();
+    assert_eq!(verify["outcome"], "partly_failed");
+    assert_eq!(verify["targets"].as_array().map(Vec::len), Some(12));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("targets");
+    std::fs::write(
+        &file,
+        format!("# two tenants\n{url} tenant_00\n{url} tenant_01\n"),
+    )
+    .expect("write");
+    let file = file.display().to_string();
+    let status = expect(&url, &["status", "--targets", &file], exit::OK).await;
+    assert!(
+        status
+            .stdout
+            .contains("fleet status: 2 of 2 targets succeeded (all succeeded)"),
+        "{}",
+        status.stdout
+    );
+    let bad = expect(
+        &url,
+        &[&["up", "--to", "2.0.0"][..], &all[..]].concat(),
+        exit::USAGE,
+    )
+    .await;
+    assert!(bad.stderr.contains("do not combine"), "{}", bad.stderr);
+}

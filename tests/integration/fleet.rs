@@ -18,12 +18,19 @@ fn as_role(url: &str, role: &str) -> String {
 /// Twelve tenant schemas owned by an ordinary role, three of them broken on purpose: a
 /// conflicting object (tenant_03), a dirty mark (tenant_06), a schema the role cannot write
 /// (tenant_09). Returns the role's URL.
-pub async fn tenants(db: &TestDb) -> String {
-    let role = format!("fleet_{}", std::process::id());
-    db.exec(&format!(
-        "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-    ))
-    .await;
+pub(crate) async fn tenants(db: &TestDb) -> String {
+    // One role per test database: tests run side by side on one server, and roles are the
+    // server's.
+    let database = db
+        .url()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    let role = format!("fleet_{database}");
+    db.exec(&format!("CREATE ROLE {role} LOGIN")).await;
     for i in 0..12 {
         let owner = if i == 9 {
             String::new()

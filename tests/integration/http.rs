@@ -260,3 +260,60 @@ async fn the_example_server_prints_its_address_and_serves() {
     );
     child.kill().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_up_answers_207_naming_the_targets_that_failed() {
+    let Some(db) = TestDb::new(migrate::testing::Backend::Postgres).await else {
+        return;
+    };
+    let url = crate::fleet::tenants(&db).await;
+    let fleet = migrate::fleet::Fleet::new([&crate::MIGRATIONS])
+        .all_schemas(&url, Some("tenant\\_%"))
+        .await
+        .expect("schemas")
+        .concurrency(3);
+    let without = serve(&db, with_token()).await;
+    let (code, body) = request(without, "POST", "/migrations/all/up", Some(TOKEN), None).await;
+    assert_eq!(
+        (code, body["error"]["kind"].as_str()),
+        (404, Some("NoFleet")),
+        "{body}"
+    );
+
+    let config = HttpConfig {
+        fleet: Some(std::sync::Arc::new(fleet)),
+        ..with_token()
+    };
+    let addr = serve(&db, config).await;
+    let (code, _) = request(addr, "POST", "/migrations/all/up", None, None).await;
+    assert_eq!(code, 401, "the fleet route needs the token too");
+    let (code, body) = request(addr, "POST", "/migrations/all/up", Some(TOKEN), None).await;
+    assert_eq!(code, 207, "{body}");
+    assert_eq!(body["outcome"], "partly_failed");
+    assert_eq!(
+        (body["succeeded"].as_u64(), body["failed"].as_u64()),
+        (Some(9), Some(3))
+    );
+    let failed: Vec<String> = body["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .filter(|t| t["ok"] == false)
+        .map(|t| {
+            t["target"]
+                .as_str()
+                .unwrap_or_default()
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(failed, ["tenant_03", "tenant_06", "tenant_09"]);
+    let step = body["targets"][3]["error"]["step"].clone();
+    assert_eq!(
+        (step["table"].as_str(), step["version"].as_str()),
+        (Some("metrics"), Some("2.5.0")),
+        "{body}"
+    );
+}

@@ -1,0 +1,122 @@
+//! `up`, `status` and `verify` over a fleet (`--all-schemas`, `--targets FILE`).
+
+use super::args::{Arguments, Command, FleetArgs};
+use super::output::Printer;
+use super::{exit, Configure};
+use crate::fleet::{Fleet, FleetOutcome, FleetReport, TargetOutcome};
+use crate::fleet_json::fleet_json;
+use crate::registry::MigrationSet;
+use crate::{ConnectOptions, Error, Result};
+
+/// The fleet options of a command, if it runs over a fleet.
+pub(super) fn fleet_of(command: &Command) -> Option<&FleetArgs> {
+    let fleet = match command {
+        Command::Up(args) => &args.fleet,
+        Command::Status { fleet, .. } | Command::Verify(fleet) => fleet,
+        _ => return None,
+    };
+    fleet.is_fleet().then_some(fleet)
+}
+
+/// Runs the command over the fleet and prints one line per target and a summary; exits 0
+/// when every target succeeded, 1 otherwise.
+pub(super) async fn run(
+    sets: &[&'static MigrationSet],
+    configure: Option<Configure>,
+    arguments: &Arguments,
+    fleet_args: &FleetArgs,
+    printer: &Printer,
+) -> Result<u8> {
+    if let Command::Up(up) = &arguments.command {
+        if up.to.is_some() || !up.tables.is_empty() || up.force || up.dry_run {
+            return Err(Error::Config(
+                "--to, --table, --force and --dry-run do not combine with --all-schemas or --targets: a fleet goes up to every head".into(),
+            ));
+        }
+    }
+    let mut options = ConnectOptions::new();
+    options.tracking_table = arguments.tracking_table.clone();
+    options.lock_timeout = arguments.lock_timeout;
+    let names = arguments.table_names.clone();
+    let adopt = arguments.adopt_versions.clone();
+    let mut fleet = Fleet::new(sets.iter().copied())
+        .connect_options(options)
+        .fail_fast(fleet_args.fail_fast)
+        .configure(move |mut manager| {
+            if let Some(configure) = &configure {
+                manager = configure(manager)?;
+            }
+            for (logical, physical) in &names {
+                manager = manager.with_table_name(logical, physical)?;
+            }
+            if let Some(table) = &adopt {
+                manager = manager.with_adopted_versions(table)?;
+            }
+            Ok(manager)
+        });
+    if let Some(n) = fleet_args.concurrency {
+        fleet = fleet.concurrency(usize::from(n));
+    }
+    if let Some(path) = &fleet_args.targets {
+        fleet = fleet.targets_file(path)?;
+    }
+    if fleet_args.all_schemas {
+        let url = arguments.database_url.as_deref().ok_or_else(|| {
+            Error::Config("--all-schemas needs the server: pass --database-url URL".into())
+        })?;
+        fleet = fleet
+            .all_schemas(url, fleet_args.schema_like.as_deref())
+            .await?;
+    }
+    let (what, report) = match &arguments.command {
+        Command::Up(_) => ("up", fleet.up().await),
+        Command::Verify(_) => ("verify", fleet.verify().await),
+        _ => ("status", fleet.status().await),
+    };
+    if arguments.json {
+        printer.json(&fleet_json(&report));
+    } else {
+        printer.out(&text(what, &report));
+    }
+    Ok(match report.outcome {
+        FleetOutcome::AllSucceeded => exit::OK,
+        _ => exit::FAILED,
+    })
+}
+
+fn text(what: &str, report: &FleetReport) -> String {
+    let mut out = String::new();
+    for t in &report.targets {
+        let line = match &t.outcome {
+            TargetOutcome::Ran(run) if run.applied.is_empty() => {
+                format!("ok      {}: up to date", t.target)
+            }
+            TargetOutcome::Ran(run) => format!(
+                "ok      {}: {} step(s) applied",
+                t.target,
+                run.applied.len()
+            ),
+            TargetOutcome::Read(tables) => {
+                let pending: usize = tables.iter().map(|s| s.pending).sum();
+                format!(
+                    "ok      {}: {} table(s), {pending} step(s) pending",
+                    t.target,
+                    tables.len()
+                )
+            }
+            TargetOutcome::Failed(err) => format!("FAILED  {}: {err}", t.target),
+            TargetOutcome::NotRun => format!("skipped {}: not run (--fail-fast)", t.target),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "fleet {what}: {} of {} targets succeeded ({}) in {:.1} s, at most {} connections",
+        report.succeeded(),
+        report.targets.len(),
+        report.outcome.as_str().replace('_', " "),
+        report.total_time.as_secs_f64(),
+        report.max_connections
+    ));
+    out
+}

@@ -1,0 +1,41 @@
+//! A [`FleetReport`] as one JSON object: what the CLI's `--json` prints for a fleet and
+//! `POST /migrations/all/up` answers.
+
+use crate::error_json::error_json;
+use crate::fleet::{FleetOutcome, FleetReport, TargetOutcome};
+use serde_json::{json, Value};
+
+/// `{"ok", "outcome", "succeeded", "failed", "max_connections", "total_time_ms", "targets":
+/// [{"target", "ok", "report" | "tables" | "error" | "not_run"}]}`.
+pub(crate) fn fleet_json(report: &FleetReport) -> Value {
+    let targets: Vec<Value> = report
+        .targets
+        .iter()
+        .map(|t| {
+            let mut entry = json!({
+                "target": t.target.to_string(),
+                "ok": !t.failed(),
+                "elapsed_ms": t.elapsed.as_secs_f64() * 1_000.0,
+            });
+            let (key, value) = match &t.outcome {
+                TargetOutcome::Ran(run) => ("report", json!(run)),
+                TargetOutcome::Read(tables) => ("tables", json!(tables)),
+                TargetOutcome::Failed(err) => ("error", error_json(err)),
+                TargetOutcome::NotRun => ("not_run", Value::Bool(true)),
+            };
+            if let Value::Object(map) = &mut entry {
+                map.insert(key.to_string(), value);
+            }
+            entry
+        })
+        .collect();
+    json!({
+        "ok": report.outcome == FleetOutcome::AllSucceeded,
+        "outcome": report.outcome.as_str(),
+        "succeeded": report.succeeded(),
+        "failed": report.targets.len() - report.succeeded(),
+        "max_connections": report.max_connections,
+        "total_time_ms": report.total_time.as_secs_f64() * 1_000.0,
+        "targets": targets,
+    })
+}

@@ -167,6 +167,7 @@ impl<DB: Driver> SqlxDb<DB> {
     }
 
     /// [`connect_server`](Self::connect_server) with a pool of `connections`.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) async fn connect_server_pooled(
         url: &str,
         timeout: Duration,

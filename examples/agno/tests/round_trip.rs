@@ -2,17 +2,9 @@
 //! install equal to the upgrade, 2.5.0 refusing duplicate session ids with its fix, and the
 //! history under Agno's table names.
 
-#[path = "../examples/agno/history/mod.rs"]
-mod history;
+use agno_migrations::MIGRATIONS;
 
-migrate::migrations! {
-    heads {
-        session = "3.0.0", memory = "2.3.0", metrics = "3.0.0", eval = "3.0.0", knowledge = "3.0.0",
-        approvals = "2.5.6", runs = "3.0.0", v1_sessions = "2.0.0", v1_memories = "2.0.0",
-    }
-}
-
-migrate::round_trip_tests!(MIGRATIONS);
+migrate::round_trip_tests!(agno_migrations::MIGRATIONS);
 
 use migrate::error::ErrorCategory;
 use migrate::report::ReportStatus;
@@ -22,7 +14,7 @@ use migrate::{Error, MigrationManager};
 async fn manager(db: &TestDatabase) -> MigrationManager {
     let manager = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
         .expect("graph");
-    history::configure(manager).expect("configure")
+    agno_migrations::configure(manager).expect("configure")
 }
 
 async fn exec(db: &TestDatabase, sql: &str) {

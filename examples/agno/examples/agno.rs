@@ -1,8 +1,8 @@
 //! Agno's migration history on `migrate`, with every command of `migrate::cli`:
 //!
 //! ```sh
-//! cargo run --example agno --features cli,postgres,mysql -- --database-url URL up
-//! cargo run --example agno --features cli -- --database-url 'sqlite://agno.db' status
+//! cargo run --example agno -- --database-url URL up
+//! cargo run --example agno -- --database-url 'sqlite://agno.db?mode=rwc' status
 //! ```
 //!
 //! Agno's table names are the defaults; `--table-name session=my_sessions` (and
@@ -10,17 +10,8 @@
 //! existing Agno database is upgraded from what `agno_schema_versions` says (read only), a
 //! new one is created (`install-fresh` creates each table at its head in one step).
 
-mod history;
-
-migrate::migrations! {
-    heads {
-        session = "3.0.0", memory = "2.3.0", metrics = "3.0.0", eval = "3.0.0", knowledge = "3.0.0",
-        approvals = "2.5.6", runs = "3.0.0", v1_sessions = "2.0.0", v1_memories = "2.0.0",
-    }
-}
-
 fn main() -> std::process::ExitCode {
-    migrate::cli::Cli::new([&MIGRATIONS])
-        .configure(history::configure)
+    migrate::cli::Cli::new([&agno_migrations::MIGRATIONS])
+        .configure(agno_migrations::configure)
         .run()
 }

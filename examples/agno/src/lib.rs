@@ -1,5 +1,6 @@
 //! Agno's schema history, 2.0.0 to 3.0.0, for SQLite, PostgreSQL and MySQL/MariaDB, learned
-//! from Agno 3.1.10's own migrations (`agno/db/migrations/versions/`).
+//! from Agno 3.1.10's own migrations (`agno/db/migrations/versions/`). The binary is
+//! `examples/agno.rs`: `cargo run --example agno -- --database-url URL up`.
 //!
 //! | table (physical default) | versions |
 //! |---|---|
@@ -11,14 +12,24 @@
 //! | `runs` (`agno_runs`) | 3.0.0 |
 //! | `v1_sessions`, `v1_memories` | 2.0.0: the v1 → v2 data import |
 
-pub mod fresh;
-pub mod names;
-pub mod v1_to_v2;
-pub mod v2_0_0;
-pub mod v2_3_0;
-pub mod v2_5;
-pub mod v3_0_0;
-pub mod v3_0_0_metrics;
+pub mod history {
+    //! The steps, one module per release.
+    pub mod fresh;
+    pub mod names;
+    pub mod v1_to_v2;
+    pub mod v2_0_0;
+    pub mod v2_3_0;
+    pub mod v2_5;
+    pub mod v3_0_0;
+    pub mod v3_0_0_metrics;
+}
+
+migrate::migrations! {
+    heads {
+        session = "3.0.0", memory = "2.3.0", metrics = "3.0.0", eval = "3.0.0", knowledge = "3.0.0",
+        approvals = "2.5.6", runs = "3.0.0", v1_sessions = "2.0.0", v1_memories = "2.0.0",
+    }
+}
 
 use migrate::{MigrationManager, Result};
 

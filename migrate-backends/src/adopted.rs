@@ -26,7 +26,14 @@ where
         };
         let sql = format!("SELECT table_name, version FROM {qualified}");
         let mut conn = self.held.take(&self.pool).await?;
-        let rows = match sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *conn).await {
+        let read = if self.sql.persistent {
+            sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *conn).await
+        } else {
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .fetch_all(&mut *conn)
+                .await
+        };
+        let rows = match read {
             Ok(rows) => rows,
             Err(err) if DB::is_missing_table(&err) => {
                 conn.keep();

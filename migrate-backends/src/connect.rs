@@ -33,6 +33,9 @@ pub struct ConnectOptions {
     pub lock_timeout: Option<Duration>,
     /// How long connecting to a server is tried, instead of [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Option<Duration>,
+    /// The PostgreSQL server is reached through a transaction-pooling proxy (PgBouncer's
+    /// `pool_mode = transaction`): see `PgDb::behind_transaction_pooler`.
+    pub transaction_pooling: bool,
 }
 
 impl ConnectOptions {
@@ -56,6 +59,12 @@ impl ConnectOptions {
     /// Sets [`lock_timeout`](Self::lock_timeout).
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets [`transaction_pooling`](Self::transaction_pooling).
+    pub fn transaction_pooling(mut self, on: bool) -> Self {
+        self.transaction_pooling = on;
         self
     }
 
@@ -88,9 +97,15 @@ impl ConnectOptions {
         Ok(db)
     }
 
-    /// Refuses a schema on a database that has none.
+    /// Refuses a schema on a database that has none, and transaction pooling (a PostgreSQL
+    /// proxy's mode) on another database.
     #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
     fn no_schema(&self, database: &str) -> Result<()> {
+        if self.transaction_pooling {
+            return Err(Error::Config(format!(
+                "transaction pooling is for PostgreSQL behind a proxy such as PgBouncer, not {database}"
+            )));
+        }
         match &self.schema {
             Some(schema) => Err(Error::Config(format!(
                 "schema `{}` given, but {database} has no schemas: only PostgreSQL URLs take one",
@@ -151,6 +166,9 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
                 crate::sqlx_db::check_schema(schema)?;
             }
             let mut db = crate::postgres::PgDb::connect_with_timeout(url, timeout).await?;
+            if options.transaction_pooling {
+                db = db.behind_transaction_pooler();
+            }
             if let Some(schema) = &options.schema {
                 db = db.with_schema(schema)?;
             }

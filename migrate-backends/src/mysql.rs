@@ -113,6 +113,7 @@ impl Driver for MySql {
             column_exists: s("SELECT 1 FROM information_schema.columns \
                  WHERE table_schema = COALESCE($(schema), DATABASE()) \
                  AND table_name = $(table) AND column_name = $(column)"),
+            persistent: true,
         }
     }
 

@@ -136,6 +136,7 @@ impl Driver for Postgres {
                  WHERE table_schema = COALESCE($(schema), current_schema()) \
                  AND table_name = $(table) AND column_name = $(column)",
             ),
+            persistent: true,
         }
     }
 
@@ -165,6 +166,11 @@ impl Driver for Postgres {
         Box::pin(async move {
             let wait = LockWait::new(timeout);
             match db.lock.mode {
+                LockMode::Advisory if db.pooled_proxy => Err(Error::Config(
+                    "advisory locks do not hold behind a transaction-pooling proxy (PgBouncer's \
+                     transaction mode): runs would not exclude each other; use LockMode::Table"
+                        .into(),
+                )),
                 LockMode::Advisory => advisory_lock(db, wait).await,
                 LockMode::Table { stale_after } => table_lock(db, stale_after, wait).await,
             }
@@ -202,15 +208,21 @@ impl SqlxDb<Postgres> {
     /// `information_schema`) and not `public`, sorted; with `like`, only those matching that
     /// SQL `LIKE` pattern.
     pub async fn list_schemas(&self, like: Option<&str>) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
+        // Literals on the simple protocol: this also runs through a transaction-pooling proxy.
+        let like = like.map_or_else(
+            || "NULL".to_string(),
+            |l| Dialect::Postgres.quote_literal(l),
+        );
+        let rows = sqlx::raw_sql(AssertSqlSafe(format!(
             "SELECT nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
              AND nspname NOT IN ('information_schema', 'public') \
-             AND ($1::text IS NULL OR nspname LIKE $1) ORDER BY 1",
-        )
-        .bind(like)
+             AND ({like}::text IS NULL OR nspname LIKE {like}) ORDER BY 1"
+        )))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|(name,)| name).collect())
+        rows.iter()
+            .map(|row| sqlx::Row::try_get::<String, _>(row, 0).map_err(Error::from))
+            .collect()
     }
 
     /// Runs migrations on an existing pool. It needs at least two connections: the advisory
@@ -229,6 +241,23 @@ impl SqlxDb<Postgres> {
     /// How runners serialize: an advisory lock (default) or a lock row.
     pub fn with_lock_mode(mut self, mode: LockMode) -> Self {
         self.lock.mode = mode;
+        self
+    }
+
+    /// For a server reached through a transaction-pooling proxy (PgBouncer's
+    /// `pool_mode = transaction`), where consecutive transactions of one client run on
+    /// different server connections: no prepared statement outlives its transaction, and runs
+    /// serialize on a lock row (`LockMode::Table`, stale after 10 minutes), since session
+    /// advisory locks do not hold there. Choosing `LockMode::Advisory` afterwards makes every
+    /// run fail, naming the reason, rather than lose mutual exclusion.
+    pub fn behind_transaction_pooler(mut self) -> Self {
+        self.pooled_proxy = true;
+        self.lock.mode = LockMode::Table {
+            stale_after: Duration::from_secs(600),
+        };
+        let schema = self.schema.clone();
+        let table = self.tracking_table.clone();
+        self.configure(schema, table);
         self
     }
 
@@ -351,11 +380,12 @@ async fn table_lock(
     let mut conn = db.pool.acquire().await?;
     if let (Some(schema), Some(name)) = (&db.names.schema, &db.schema) {
         // Only when missing: CREATE SCHEMA IF NOT EXISTS needs the database's CREATE right.
-        let exists: Option<(i32,)> =
-            sqlx::query_as("SELECT 1 FROM pg_namespace WHERE nspname = $1")
-                .bind(name)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let exists = sqlx::raw_sql(AssertSqlSafe(format!(
+            "SELECT 1 FROM pg_namespace WHERE nspname = {}",
+            Dialect::Postgres.quote_literal(name)
+        )))
+        .fetch_optional(&mut *conn)
+        .await?;
         if exists.is_none() {
             let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
             sqlx::raw_sql(AssertSqlSafe(create))
@@ -379,14 +409,14 @@ async fn table_lock(
     loop {
         let now = Timestamp::now().as_micros();
         let stale = now - micros(stale_after);
-        let taken = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {table} AS l (id, holder, acquired_at) VALUES (1, $1, $2) \
+        // Literals on the simple protocol: the lock row is what runs behind a transaction-pooling
+        // proxy, where a prepared statement may not be found on the next exchange.
+        let taken = sqlx::raw_sql(AssertSqlSafe(format!(
+            "INSERT INTO {table} AS l (id, holder, acquired_at) VALUES (1, {}, {now}) \
              ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at \
-             WHERE l.acquired_at < $3"
+             WHERE l.acquired_at < {stale}",
+            Dialect::Postgres.quote_literal(&holder)
         )))
-        .bind(&holder)
-        .bind(now)
-        .bind(stale)
         .execute(&mut *conn)
         .await?;
         if taken.rows_affected() == 1 {
@@ -419,7 +449,11 @@ struct TableLock {
 
 impl TableLock {
     fn delete_sql(&self) -> String {
-        format!("DELETE FROM {} WHERE id = 1 AND holder = $1", self.table)
+        format!(
+            "DELETE FROM {} WHERE id = 1 AND holder = {}",
+            self.table,
+            Dialect::Postgres.quote_literal(&self.holder)
+        )
     }
 }
 
@@ -427,13 +461,9 @@ impl RunLock for TableLock {
     fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         let sql = self.delete_sql();
         let pool = self.pool.take();
-        let holder = self.holder.clone();
         Box::pin(async move {
             if let Some(pool) = pool {
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(holder)
-                    .execute(&pool)
-                    .await?;
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await?;
             }
             Ok(())
         })
@@ -448,13 +478,9 @@ impl Drop for TableLock {
             return;
         };
         let sql = self.delete_sql();
-        let holder = self.holder.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = sqlx::query(AssertSqlSafe(sql))
-                    .bind(holder)
-                    .execute(&pool)
-                    .await;
+                let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await;
             });
         }
     }

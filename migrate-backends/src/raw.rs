@@ -31,7 +31,7 @@ impl<'c, DB: Driver> SqlxRaw<'c, DB> {
         for<'e> Option<String>: Encode<'e, DB> + Type<DB>,
         for<'e> Option<i64>: Encode<'e, DB> + Type<DB>,
     {
-        let row = bound::<DB>(stmt, values)
+        let row = bound::<DB>(stmt, values, self.sql.persistent)
             .fetch_optional(&mut *self.conn)
             .await?;
         Ok(row.is_some())

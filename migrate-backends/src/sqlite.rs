@@ -100,6 +100,7 @@ impl Driver for Sqlite {
             // SQLite's schemas are attached databases; `{{schema}}` is not used with it.
             table_exists: s("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $(table)"),
             column_exists: s("SELECT 1 FROM pragma_table_info($(table)) WHERE name = $(column)"),
+            persistent: true,
         }
     }
 

@@ -97,6 +97,8 @@ pub struct SqlxDb<DB: Driver> {
     pub(crate) target: String,
     /// The connection kept between calls (shared by clones).
     pub(crate) held: std::sync::Arc<Slot<DB>>,
+    /// Behind a transaction-pooling proxy: no prepared statement outlives its transaction.
+    pub(crate) pooled_proxy: bool,
 }
 
 impl<DB: Driver> Clone for SqlxDb<DB> {
@@ -110,6 +112,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             lock: self.lock.clone(),
             target: self.target.clone(),
             held: self.held.clone(),
+            pooled_proxy: self.pooled_proxy,
         }
     }
 }
@@ -146,12 +149,15 @@ impl<DB: Driver> SqlxDb<DB> {
             },
             target: "a pool passed in".to_string(),
             held: Default::default(),
+            pooled_proxy: false,
         }
     }
 
-    fn configure(&mut self, schema: Option<String>, table: String) {
+    pub(crate) fn configure(&mut self, schema: Option<String>, table: String) {
         self.names = TrackingNames::new(DB::DIALECT, schema.as_deref(), &table);
-        self.sql = Arc::new(DB::statements(&self.names));
+        let mut sql = DB::statements(&self.names);
+        sql.persistent = !self.pooled_proxy;
+        self.sql = Arc::new(sql);
         self.schema = schema;
         self.tracking_table = table;
     }
@@ -280,7 +286,7 @@ where
         } else {
             &self.sql.table_exists
         };
-        let row = bound::<DB>(sql, &values)
+        let row = bound::<DB>(sql, &values, self.sql.persistent)
             .fetch_optional(&mut *conn)
             .await
             .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
@@ -293,10 +299,13 @@ where
         conn: &mut DB::Connection,
         stmts: &[Stmt],
         values: &Values,
+        persistent: bool,
     ) -> Result<Vec<u64>> {
         let mut affected = Vec::with_capacity(stmts.len());
         for stmt in stmts {
-            let done = bound(stmt, values).execute(&mut *conn).await?;
+            let done = bound::<DB>(stmt, values, persistent)
+                .execute(&mut *conn)
+                .await?;
             affected.push(DB::rows_affected(&done));
         }
         Ok(affected)
@@ -305,7 +314,7 @@ where
     /// Runs prepared statements on the kept connection.
     async fn run_kept(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
         let mut conn = self.held.take(&self.pool).await?;
-        Self::run_prepared(&mut conn, stmts, values).await?;
+        Self::run_prepared(&mut conn, stmts, values, self.sql.persistent).await?;
         conn.keep();
         Ok(())
     }
@@ -323,7 +332,7 @@ where
     async fn run_in_transaction(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
         let mut conn = self.held.take(&self.pool).await?;
         let mut tx = self.begin(&mut conn).await?;
-        Self::run_prepared(&mut tx, stmts, values).await?;
+        Self::run_prepared(&mut tx, stmts, values, self.sql.persistent).await?;
         tx.commit().await?;
         conn.keep();
         Ok(())
@@ -338,10 +347,16 @@ where
 
     pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
         let mut conn = self.held.take(&self.pool).await?;
-        let rows = match sqlx::query(AssertSqlSafe(self.sql.read_state.clone()))
-            .fetch_all(&mut *conn)
-            .await
-        {
+        let read = if self.sql.persistent {
+            sqlx::query(AssertSqlSafe(self.sql.read_state.clone()))
+                .fetch_all(&mut *conn)
+                .await
+        } else {
+            sqlx::raw_sql(AssertSqlSafe(self.sql.read_state.to_string()))
+                .fetch_all(&mut *conn)
+                .await
+        };
+        let rows = match read {
             Ok(rows) => rows.iter().map(rows::state_row).collect(),
             Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
             Err(err) => return Err(err.into()),
@@ -374,7 +389,8 @@ where
                     None,
                 );
                 let sql = &self.sql;
-                let affected = Self::run_prepared(&mut tx, &sql.record, &values).await?;
+                let affected =
+                    Self::run_prepared(&mut tx, &sql.record, &values, sql.persistent).await?;
                 if affected.get(sql.record_cas) != Some(&1) {
                     tx.rollback().await?;
                     conn.keep();
@@ -445,7 +461,8 @@ where
         {
             let mut tx = self.begin(&mut conn).await?;
             let values = Values::step(r, Outcome::Started, started_at, None, None);
-            let affected = Self::run_prepared(&mut tx, &sql.start, &values).await?;
+            let affected =
+                Self::run_prepared(&mut tx, &sql.start, &values, self.sql.persistent).await?;
             if affected.get(sql.start_cas) != Some(&1) {
                 tx.rollback().await?;
                 conn.keep();
@@ -466,7 +483,7 @@ where
             Ok(()) => {
                 let mut tx = self.begin(&mut conn).await?;
                 let values = Values::step(r, Outcome::Succeeded, started_at, Some(us), None);
-                Self::run_prepared(&mut tx, &sql.finish, &values).await?;
+                Self::run_prepared(&mut tx, &sql.finish, &values, self.sql.persistent).await?;
                 tx.commit().await?;
                 conn.keep();
                 Ok(StepOutcome::Done {
@@ -499,16 +516,51 @@ where
     }
 }
 
-/// A prepared statement with its values bound.
-pub(crate) fn bound<'q, DB>(
-    stmt: &Stmt,
-    values: &Values,
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+/// A statement with its values: prepared (the usual way), or, behind a transaction-pooling
+/// proxy, written out with literals and sent on the simple protocol in one exchange (the
+/// proxy may give each exchange outside a transaction another server connection, so a
+/// prepared statement would not be found where it was parsed).
+pub(crate) enum Bound<'q, DB: sqlx::Database> {
+    Prepared(sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>),
+    Literal(sqlx::RawSql),
+}
+
+impl<DB: Driver> Bound<'_, DB>
 where
-    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+{
+    pub(crate) async fn execute(self, conn: &mut DB::Connection) -> sqlx::Result<DB::QueryResult> {
+        match self {
+            Bound::Prepared(query) => query.execute(conn).await,
+            Bound::Literal(sql) => sql.execute(conn).await,
+        }
+    }
+
+    pub(crate) async fn fetch_optional(
+        self,
+        conn: &mut DB::Connection,
+    ) -> sqlx::Result<Option<DB::Row>> {
+        match self {
+            Bound::Prepared(query) => query.fetch_optional(conn).await,
+            Bound::Literal(sql) => sql.fetch_optional(conn).await,
+        }
+    }
+}
+
+/// A statement with its values bound: prepared when `persistent`, else written with literals
+/// (see [`Bound`]).
+pub(crate) fn bound<'q, DB>(stmt: &Stmt, values: &Values, persistent: bool) -> Bound<'q, DB>
+where
+    DB: Driver,
     for<'e> Option<String>: Encode<'e, DB> + Type<DB>,
     for<'e> Option<i64>: Encode<'e, DB> + Type<DB>,
 {
+    if !persistent {
+        return Bound::Literal(sqlx::raw_sql(AssertSqlSafe(literal_sql::<DB>(
+            stmt, values,
+        ))));
+    }
     let mut query = sqlx::query(AssertSqlSafe(stmt.sql.clone()));
     for &i in &stmt.params {
         query = match values.get(i) {
@@ -517,7 +569,22 @@ where
             None => query.bind(None::<i64>),
         };
     }
-    query
+    Bound::Prepared(query)
+}
+
+/// `stmt` with each placeholder replaced by its value as a literal.
+pub(crate) fn literal_sql<DB: Driver>(stmt: &Stmt, values: &Values) -> String {
+    let mut sql = stmt.sql.to_string();
+    // Highest first, so that `$1` never eats the start of `$10`.
+    for (n, &i) in stmt.params.iter().enumerate().rev() {
+        let literal = match values.get(i) {
+            Some(Param::Text(Some(v))) => DB::DIALECT.quote_literal(v),
+            Some(Param::Int(Some(v))) => v.to_string(),
+            _ => "NULL".to_string(),
+        };
+        sql = sql.replacen(&DB::placeholder(n + 1), &literal, 1);
+    }
+    sql
 }
 
 /// The history column that `Statements::upgrade` adds to tracking tables made before it.
@@ -554,7 +621,8 @@ where
             let mut conn = self.held.take(&self.pool).await?;
             let mut tx = self.begin(&mut conn).await?;
             let values = Values::step(record, outcome, Timestamp::now(), Some(0), None);
-            let affected = Self::run_prepared(&mut tx, &self.sql.record, &values).await?;
+            let affected =
+                Self::run_prepared(&mut tx, &self.sql.record, &values, self.sql.persistent).await?;
             let moved = affected.get(self.sql.record_cas) == Some(&1);
             if moved {
                 tx.commit().await?;
@@ -603,7 +671,7 @@ where
             if let (Some(create), Some(exists)) = (&self.sql.create_schema, &self.sql.schema_exists)
             {
                 let values = Values::new().text(Bind::Schema, self.schema.as_deref());
-                let found = bound::<DB>(exists, &values)
+                let found = bound::<DB>(exists, &values, self.sql.persistent)
                     .fetch_optional(&mut *conn)
                     .await?;
                 if found.is_none() {
@@ -677,7 +745,14 @@ where
             if modules.is_empty() {
                 return Ok(Vec::new());
             }
-            let placeholders: Vec<String> = (1..=modules.len()).map(DB::placeholder).collect();
+            let placeholders: Vec<String> = if self.sql.persistent {
+                (1..=modules.len()).map(DB::placeholder).collect()
+            } else {
+                modules
+                    .iter()
+                    .map(|m| DB::DIALECT.quote_literal(m))
+                    .collect()
+            };
             let sql = self
                 .sql
                 .history_select
@@ -686,12 +761,20 @@ where
                     "{limit}",
                     &limit.map_or_else(String::new, |n| format!(" LIMIT {n}")),
                 );
+            let sql_text = sql.clone();
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for module in modules {
                 query = query.bind(Some(module.to_string()));
             }
             let mut conn = self.held.take(&self.pool).await?;
-            let rows = match query.fetch_all(&mut *conn).await {
+            let fetched = if self.sql.persistent {
+                query.fetch_all(&mut *conn).await
+            } else {
+                sqlx::raw_sql(AssertSqlSafe(sql_text))
+                    .fetch_all(&mut *conn)
+                    .await
+            };
+            let rows = match fetched {
                 Ok(rows) => rows.iter().map(rows::history_row).collect(),
                 Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
                 Err(err) => return Err(err.into()),

@@ -234,6 +234,10 @@ pub struct Statements {
     pub(crate) table_exists: Stmt,
     /// One row if the column exists (binds `schema`, `table`, `column`).
     pub(crate) column_exists: Stmt,
+    /// Whether sqlx may keep prepared statements on the connection (named and cached): not
+    /// behind a transaction-pooling proxy, whose server connections change between
+    /// transactions.
+    pub(crate) persistent: bool,
 }
 
 #[cfg(test)]

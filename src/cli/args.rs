@@ -44,6 +44,12 @@ pub(super) struct Arguments {
     #[arg(long, global = true, value_name = "TABLE")]
     pub(super) adopt_versions: Option<String>,
 
+    /// The PostgreSQL server is behind a transaction-pooling proxy (PgBouncer,
+    /// pool_mode = transaction): no prepared statement outlives its transaction, and runs lock
+    /// a row instead of a session advisory lock.
+    #[arg(long, global = true)]
+    pub(super) transaction_pooling: bool,
+
     /// How long to wait for another runner's lock, in seconds (default 30).
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub(super) lock_timeout: Option<std::time::Duration>,

@@ -37,6 +37,7 @@ pub(super) async fn run(
     let mut options = ConnectOptions::new();
     options.tracking_table = arguments.tracking_table.clone();
     options.lock_timeout = arguments.lock_timeout;
+    options.transaction_pooling = arguments.transaction_pooling;
     let names = arguments.table_names.clone();
     let adopt = arguments.adopt_versions.clone();
     let mut fleet = Fleet::new(sets.iter().copied())

@@ -192,6 +192,7 @@ impl Cli {
         options.schema = arguments.schema.clone();
         options.tracking_table = arguments.tracking_table.clone();
         options.lock_timeout = arguments.lock_timeout;
+        options.transaction_pooling = arguments.transaction_pooling;
         runtime.block_on(async {
             let db = crate::connect_with(url, &options).await?;
             let mut manager = MigrationManager::new(db, self.sets)?;

@@ -361,7 +361,12 @@ async fn connect_shared(
     let timeout = options
         .connect_timeout
         .unwrap_or(crate::backend::DEFAULT_CONNECT_TIMEOUT);
-    crate::postgres::PgDb::connect_shared(url, timeout, connections).await
+    let db = crate::postgres::PgDb::connect_shared(url, timeout, connections).await?;
+    Ok(if options.transaction_pooling {
+        db.behind_transaction_pooler()
+    } else {
+        db
+    })
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -261,7 +261,16 @@ pub async fn executor_with_lock_timeout(
     url: &str,
     timeout: Duration,
 ) -> Box<dyn migrate::backend::MigrationBackend> {
-    if url.starts_with("sqlite:") {
+    if let Some(url) = url.strip_prefix("pooled+") {
+        // A PostgreSQL server reached through a transaction-pooling proxy.
+        Box::new(
+            migrate::postgres::PgDb::connect(url)
+                .await
+                .expect("postgres through the proxy")
+                .behind_transaction_pooler()
+                .with_lock_timeout(timeout),
+        )
+    } else if url.starts_with("sqlite:") {
         Box::new(
             migrate::sqlite::SqliteDb::connect(url)
                 .await

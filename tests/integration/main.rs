@@ -24,6 +24,7 @@ mod http;
 mod locks;
 #[cfg(feature = "cli")]
 mod observability;
+mod pgbouncer;
 mod postgres;
 mod secrets;
 mod startup;

@@ -66,10 +66,10 @@ fn mixed_plans() -> Vec<Plan> {
 
 /// Sixteen runners all run `plan`: each step gains exactly one `direction` row in the ledger,
 /// and none of the other direction.
-async fn exactly_once(db: &TestDb, plan: Plan, direction: &str, figures: &mut Figures) {
+async fn exactly_once(db: &TestDb, url: &str, plan: Plan, direction: &str, figures: &mut Figures) {
     let other = if direction == "up" { "down" } else { "up" };
     let before = ledger::effects(db).await;
-    let outcomes = race(db.url(), &vec![plan; RUNNERS]).await;
+    let outcomes = race(url, &vec![plan; RUNNERS]).await;
     let (success, up_to_date, timeouts) = tally(&outcomes);
     assert_eq!(success + up_to_date + timeouts, RUNNERS);
     let after = ledger::effects(db).await;
@@ -92,13 +92,14 @@ async fn exactly_once(db: &TestDb, plan: Plan, direction: &str, figures: &mut Fi
     figures.timeouts += timeouts;
 }
 
-async fn round(db: &TestDb, figures: &mut Figures) {
+/// One round: the runners reach the database at `url` (the server itself, or a proxy).
+async fn round(db: &TestDb, url: &str, figures: &mut Figures) {
     // Up from base, then down to base: every step exactly once each way.
-    exactly_once(db, Plan::Up, "up", figures).await;
-    exactly_once(db, Plan::DownBase, "down", figures).await;
+    exactly_once(db, url, Plan::Up, "up", figures).await;
+    exactly_once(db, url, Plan::DownBase, "down", figures).await;
 
     // A mix of targets: the ledger alternates and matches the tracking rows and the schema.
-    let outcomes = race(db.url(), &mixed_plans()).await;
+    let outcomes = race(url, &mixed_plans()).await;
     let (_, _, timeouts) = tally(&outcomes);
     let manager = db.manager().await;
     let violations = ledger::check(db, &manager).await;
@@ -133,7 +134,7 @@ each_backend! {
         let rounds = env_count("MIGRATE_RELIABILITY_ROUNDS", 5);
         let mut figures = Figures::default();
         for _ in 0..rounds {
-            round(&db, &mut figures).await;
+            round(&db, db.url(), &mut figures).await;
         }
         println!(
             "RELIABILITY race backend={} rounds={rounds} runner_processes={} step_checks={} lock_timeouts={} duplicated={} lost={}",
@@ -146,4 +147,33 @@ each_backend! {
         );
         assert_eq!(figures.failures, Vec::<String>::new());
     }
+}
+
+/// The same race through a real PgBouncer in transaction mode, where session advisory locks do
+/// not hold (sqlx#1762): with `behind_transaction_pooler` the runners serialize on the lock row
+/// (`LockMode::Table`), and every step still runs exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_runner_processes_through_pgbouncer_apply_each_step_exactly_once() {
+    let Some(db) = TestDb::new(migrate::testing::Backend::Postgres).await else {
+        return;
+    };
+    let Some(pgbouncer) = migrate::testing::PgBouncer::start(db.url(), &["postgres"])
+        .unwrap_or_else(|e| panic!("pgbouncer: {e}"))
+    else {
+        return;
+    };
+    ledger::create(&db).await;
+    // `pooled+`: the runners connect with `PgDb::behind_transaction_pooler` (see the harness).
+    let url = format!("pooled+{}", pgbouncer.url(db.url()));
+    let rounds = env_count("MIGRATE_RELIABILITY_ROUNDS", 5).min(2);
+    let mut figures = Figures::default();
+    for _ in 0..rounds {
+        round(&db, &url, &mut figures).await;
+    }
+    println!(
+        "RELIABILITY race backend=postgres+pgbouncer rounds={rounds} runner_processes={} step_checks={} lock_timeouts={} duplicated={} lost={}",
+        figures.runs, figures.steps, figures.timeouts, figures.duplicated, figures.lost
+    );
+    assert_eq!(figures.failures, Vec::<String>::new());
+    assert!(figures.steps > 0);
 }

@@ -11,12 +11,14 @@
 //!   `MIGRATE_TEST_REQUIRE_ALL=1` (as in CI) it is an error instead.
 
 mod mariadb;
+mod pgbouncer;
 mod postgres;
 mod process;
 mod round_trip;
 pub mod snapshot;
 mod stairway;
 
+pub use pgbouncer::PgBouncer;
 pub use postgres::PostgresServer;
 pub use round_trip::{assert_single_heads, block_on, fresh_against_upgrade, round_trip, RoundTrip};
 pub use snapshot::{snapshot, Schema, SchemaDiff};

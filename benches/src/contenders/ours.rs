@@ -75,7 +75,8 @@ pub fn planning_time(n: usize, samples: usize) -> Duration {
     let mut times: Vec<Duration> = (0..samples)
         .map(|_| {
             let clock = Instant::now();
-            let graph = migrate::__private::Graph::from_migrations(migrations.iter().copied()).expect("graph");
+            let graph = migrate::__private::Graph::from_migrations(migrations.iter().copied())
+                .expect("graph");
             let elapsed = clock.elapsed();
             assert_eq!(graph.len(), n);
             elapsed

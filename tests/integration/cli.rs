@@ -479,3 +479,55 @@ async fn a_fleet_runs_from_the_command_line_over_all_schemas_or_a_targets_file()
     .await;
     assert!(bad.stderr.contains("do not combine"), "{}", bad.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_pooling_runs_the_commands_through_pgbouncer_and_is_refused_elsewhere() {
+    if let Some(db) = crate::harness::TestDb::new(Backend::Postgres).await {
+        if let Some(pgbouncer) = migrate::testing::PgBouncer::start(db.url(), &["postgres"])
+            .unwrap_or_else(|e| panic!("pgbouncer: {e}"))
+        {
+            let url = pgbouncer.url(db.url());
+            let up = expect(&url, &["--transaction-pooling", "--json", "up"], exit::OK)
+                .await
+                .json();
+            assert_eq!(
+                up["report"]["applied"].as_array().map(Vec::len),
+                Some(10),
+                "{up}"
+            );
+            expect(
+                &url,
+                &["--transaction-pooling", "status", "--check"],
+                exit::OK,
+            )
+            .await;
+            expect(&url, &["--transaction-pooling", "verify"], exit::OK).await;
+            let history = expect(
+                &url,
+                &["--transaction-pooling", "--json", "history"],
+                exit::OK,
+            )
+            .await
+            .json();
+            assert_eq!(
+                history["history"].as_array().map(Vec::len),
+                Some(10),
+                "{history}"
+            );
+        }
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+    let refused = expect(&sqlite, &["--transaction-pooling", "status"], exit::USAGE).await;
+    assert!(
+        refused
+            .stderr
+            .contains("transaction pooling is for PostgreSQL"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !dir.path().join("a.db").exists(),
+        "refused before any file was created"
+    );
+}

@@ -375,3 +375,32 @@ fn a_failing_data_check_names_its_step() {
         "{failure}"
     );
 }
+
+#[test]
+fn a_check_that_names_no_step_is_an_error_before_anything_runs() {
+    let check = DataCheck {
+        seed: |db| Box::pin(nothing(db)),
+        after_up: |db| Box::pin(nothing(db)),
+        after_down: |db| Box::pin(nothing(db)),
+    };
+    let stairway = Stairway::new([&MIGRATIONS]).check("healthy@1.9.0", check);
+    let err = migrate::testing::block_on(stairway.run(Backend::Sqlite)).expect_err("a typo");
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("`healthy@1.9.0` names no linked migration")
+            && text.contains("healthy@1.1.0"),
+        "{text}"
+    );
+    // The module-qualified form is a name too.
+    let module = MIGRATIONS.module();
+    let qualified = Stairway::new([&MIGRATIONS]).check(&format!("{module}:healthy@1.1.0"), check);
+    let report = migrate::testing::block_on(qualified.run(Backend::Sqlite))
+        .expect("a qualified name is known")
+        .expect("sqlite is always there");
+    assert!(
+        report.failures.iter().all(|f| f.step.table != "healthy"),
+        "{:?}",
+        report.failures
+    );
+}

@@ -184,7 +184,9 @@ impl Stairway {
         self
     }
 
-    /// Adds a data check around the step `table@X.Y.Z`.
+    /// Adds a data check around the step `table@X.Y.Z` (or `module:table@X.Y.Z`). A name that
+    /// no linked migration has makes [`run`](Self::run) fail before it creates a database,
+    /// instead of a check that silently never runs.
     pub fn check(mut self, step: &str, check: DataCheck) -> Self {
         self.checks.push((step.to_string(), check));
         self
@@ -193,6 +195,7 @@ impl Stairway {
     /// Walks every step on a fresh database of `backend`; `Ok(None)` when the backend's server
     /// is unavailable (reported as skipped).
     pub async fn run(&self, backend: Backend) -> Result<Option<StairwayReport>> {
+        self.check_names()?;
         let Some(mut db) = TestDatabase::create(backend).await? else {
             return Ok(None);
         };
@@ -225,10 +228,41 @@ impl Stairway {
 
     fn data_check(&self, step: &StepKey) -> Option<DataCheck> {
         let name = format!("{}@{}", step.table, step.version);
+        let qualified = format!("{}:{name}", step.module);
         self.checks
             .iter()
-            .find(|(s, _)| *s == name)
+            .find(|(s, _)| *s == name || *s == qualified)
             .map(|(_, c)| *c)
+    }
+
+    /// Every check names a linked step: `table@X.Y.Z` or `module:table@X.Y.Z`.
+    fn check_names(&self) -> Result<()> {
+        if self.checks.is_empty() {
+            return Ok(());
+        }
+        let graph = migrate_core::graph::Graph::build(self.sets.iter().copied())?;
+        let steps: Vec<(String, String)> = graph
+            .steps()
+            .map(|key| {
+                let name = format!("{}@{}", key.table, key.version);
+                (format!("{}:{name}", key.module), name)
+            })
+            .collect();
+        for (name, _) in &self.checks {
+            if !steps
+                .iter()
+                .any(|(qualified, bare)| name == qualified || name == bare)
+            {
+                let mut known: Vec<&str> = steps.iter().map(|(_, bare)| bare.as_str()).collect();
+                known.sort_unstable();
+                known.dedup();
+                return Err(migrate_core::error::Error::Config(format!(
+                    "stairway check `{name}` names no linked migration (expected table@X.Y.Z); the steps are {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn round_trip(

@@ -182,3 +182,52 @@ fn snapshots_are_stable_on_postgres() {
 fn snapshots_are_stable_on_mysql() {
     stable_across_runs_and_rebuilds(Backend::MySql);
 }
+
+/// Two databases with the same schema compare equal, views included (MariaDB writes view
+/// bodies with the database's own name), and a CHECK reads as its clause.
+fn two_databases_compare_equal(backend: Backend) {
+    block_on(async {
+        let Some(a) = TestDatabase::create(backend).await.expect("database") else {
+            return;
+        };
+        let Some(b) = TestDatabase::create(backend).await.expect("database") else {
+            return;
+        };
+        let mut sql = schema_sql(backend);
+        sql.push("CREATE TABLE priced (id INTEGER PRIMARY KEY, price INTEGER, CONSTRAINT price_positive CHECK (price >= 0))".to_string());
+        exec(&a, &sql).await;
+        exec(&b, &sql).await;
+        let tracking = migrate::backend::DEFAULT_TRACKING_TABLE;
+        let left = snapshot(a.url(), None, tracking).await.expect("snapshot");
+        let right = snapshot(b.url(), None, tracking).await.expect("snapshot");
+        let diff = left.diff(&right);
+        assert!(
+            diff.is_empty(),
+            "{}: two databases, one schema:\n{diff}",
+            backend.name()
+        );
+        assert!(left.views.contains_key("cheap_items"));
+        if backend == Backend::MySql {
+            let check = &left.tables["priced"].constraints["price_positive"];
+            assert!(
+                check.starts_with("CHECK (") && !check.contains("()"),
+                "{check}"
+            );
+        }
+    });
+}
+
+#[test]
+fn two_databases_compare_equal_on_sqlite() {
+    two_databases_compare_equal(Backend::Sqlite);
+}
+
+#[test]
+fn two_databases_compare_equal_on_postgres() {
+    two_databases_compare_equal(Backend::Postgres);
+}
+
+#[test]
+fn two_databases_compare_equal_on_mysql() {
+    two_databases_compare_equal(Backend::MySql);
+}

@@ -37,9 +37,23 @@ fn default_of(raw: Option<String>) -> Option<String> {
     raw.filter(|d| d != "NULL")
 }
 
+/// `sql` without the database's own name: MariaDB writes view and trigger bodies with every
+/// table qualified (`` `db`.`t` ``), which would make two databases' snapshots differ.
+fn without_database(sql: &str, database: &str) -> String {
+    if database.is_empty() {
+        return sql.to_string();
+    }
+    sql.replace(&format!("`{}`.", database.replace('`', "``")), "")
+}
+
 pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> {
     let mut conn = MySqlConnection::connect(url).await?;
     let mut out = Schema::default();
+    let database = rows(&mut conn, "SELECT DATABASE()")
+        .await?
+        .first()
+        .map(|row| text(row, 0))
+        .unwrap_or_default();
     for row in rows(&mut conn, COLUMNS).await? {
         let table = text(&row, 0);
         if is_tracking(&table, tracking_table) {
@@ -86,25 +100,26 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
     }
     for row in rows(&mut conn, CONSTRAINTS).await? {
         if let Some(t) = out.tables.get_mut(&text(&row, 0)) {
-            let mut def = format!("{} ({})", text(&row, 2), text(&row, 3));
+            // A CHECK has no key columns: it is printed as its clause alone.
+            let mut def = match row.get(5).cloned().flatten() {
+                Some(check) => format!("{} ({})", text(&row, 2), normalize_sql(&check)),
+                None => format!("{} ({})", text(&row, 2), text(&row, 3)),
+            };
             if let Some(reference) = row.get(4).cloned().flatten() {
                 def.push_str(&format!(" REFERENCES {reference}"));
-            }
-            if let Some(check) = row.get(5).cloned().flatten() {
-                def.push_str(&format!(" {}", normalize_sql(&check)));
             }
             t.constraints.insert(text(&row, 1), def);
         }
     }
     for row in rows(&mut conn, VIEWS).await? {
-        out.views
-            .insert(text(&row, 0), normalize_sql(&text(&row, 1)));
+        let definition = without_database(&text(&row, 1), &database);
+        out.views.insert(text(&row, 0), normalize_sql(&definition));
     }
     for row in rows(&mut conn, TRIGGERS).await? {
         if !is_tracking(&text(&row, 0), tracking_table) {
             out.triggers.insert(
                 format!("{}.{}", text(&row, 0), text(&row, 1)),
-                normalize_sql(&text(&row, 2)),
+                normalize_sql(&without_database(&text(&row, 2), &database)),
             );
         }
     }

@@ -15,24 +15,13 @@ where
     /// `(table_name, version)` of every row of `table` in this executor's schema; a missing
     /// table reads as no rows. The table is only read, never written.
     pub(crate) async fn read_adopted_rows(&self, table: &str) -> Result<Vec<(String, String)>> {
-        let dialect = DB::DIALECT;
-        let qualified = match &self.schema {
-            Some(schema) => format!(
-                "{}.{}",
-                dialect.quote_ident(schema),
-                dialect.quote_ident(table)
-            ),
-            None => dialect.quote_ident(table),
-        };
+        let qualified = crate::statements::qualify(DB::DIALECT, self.schema.as_deref(), table);
         let sql = format!("SELECT table_name, version FROM {qualified}");
         let mut conn = self.held.take(&self.pool).await?;
-        let read = if self.sql.persistent {
-            sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *conn).await
-        } else {
-            sqlx::raw_sql(AssertSqlSafe(sql))
-                .fetch_all(&mut *conn)
-                .await
-        };
+        // No parameters: the simple protocol, one exchange, also behind a pooling proxy.
+        let read = sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await;
         let rows = match read {
             Ok(rows) => rows,
             Err(err) if DB::is_missing_table(&err) => {

@@ -81,7 +81,6 @@ impl ConnectOptions {
         db: &crate::postgres::PgDb,
         schema: &str,
     ) -> Result<Box<dyn MigrationBackend>> {
-        crate::sqlx_db::check_schema(schema)?;
         let db = db.clone().with_schema(schema)?;
         Ok(Box::new(self.apply(db)?))
     }

@@ -572,19 +572,27 @@ where
     Bound::Prepared(query)
 }
 
-/// `stmt` with each placeholder replaced by its value as a literal.
+/// `stmt` with each placeholder replaced by its value as a literal. One pass over the
+/// statement's own text, placeholders in the order `compile` wrote them: a value that holds
+/// placeholder-like text (an error message quoting `$1`) is never read again.
 pub(crate) fn literal_sql<DB: Driver>(stmt: &Stmt, values: &Values) -> String {
-    let mut sql = stmt.sql.to_string();
-    // Highest first, so that `$1` never eats the start of `$10`.
-    for (n, &i) in stmt.params.iter().enumerate().rev() {
-        let literal = match values.get(i) {
-            Some(Param::Text(Some(v))) => DB::DIALECT.quote_literal(v),
-            Some(Param::Int(Some(v))) => v.to_string(),
-            _ => "NULL".to_string(),
+    let mut out = String::with_capacity(stmt.sql.len() + 64);
+    let mut rest: &str = &stmt.sql;
+    for (n, &i) in stmt.params.iter().enumerate() {
+        let placeholder = DB::placeholder(n + 1);
+        let Some(at) = rest.find(&placeholder) else {
+            break;
         };
-        sql = sql.replacen(&DB::placeholder(n + 1), &literal, 1);
+        out.push_str(&rest[..at]);
+        match values.get(i) {
+            Some(Param::Text(Some(v))) => out.push_str(&DB::DIALECT.quote_literal(v)),
+            Some(Param::Int(Some(v))) => out.push_str(&v.to_string()),
+            _ => out.push_str("NULL"),
+        }
+        rest = &rest[at + placeholder.len()..];
     }
-    sql
+    out.push_str(rest);
+    out
 }
 
 /// The history column that `Statements::upgrade` adds to tracking tables made before it.
@@ -818,5 +826,30 @@ where
             self.run_kept(std::slice::from_ref(&self.sql.set_step_checksum), &values)
                 .await
         })
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use super::literal_sql;
+    use crate::statements::{compile, Bind, Values};
+
+    #[test]
+    fn literals_never_reread_a_value_that_looks_like_a_placeholder() {
+        let stmt = compile::<sqlx::Postgres>(
+            "INSERT INTO h (module, error, started_at) VALUES ($(module), $(error), $(started_at))",
+        );
+        let values = Values::new()
+            .text(Bind::Module, Some("it's"))
+            .text(
+                Bind::Error,
+                Some("could not determine data type of parameter $1 or $3"),
+            )
+            .int(Bind::StartedAt, Some(7));
+        assert_eq!(
+            literal_sql::<sqlx::Postgres>(&stmt, &values),
+            "INSERT INTO h (module, error, started_at) VALUES ('it''s', \
+             'could not determine data type of parameter $1 or $3', 7)"
+        );
     }
 }

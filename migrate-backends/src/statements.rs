@@ -175,13 +175,18 @@ pub struct TrackingNames {
     pub(crate) lock_table: String,
 }
 
+/// `table` quoted, and qualified with `schema` when there is one.
+pub(crate) fn qualify(dialect: Dialect, schema: Option<&str>, table: &str) -> String {
+    match schema {
+        Some(s) => format!("{}.{}", dialect.quote_ident(s), dialect.quote_ident(table)),
+        None => dialect.quote_ident(table),
+    }
+}
+
 impl TrackingNames {
     pub(crate) fn new(dialect: Dialect, schema: Option<&str>, table: &str) -> Self {
         let q = |s: &str| dialect.quote_ident(s);
-        let qualify = |t: &str| match schema {
-            Some(s) => format!("{}.{}", q(s), q(t)),
-            None => q(t),
-        };
+        let qualify = |t: &str| qualify(dialect, schema, t);
         TrackingNames {
             schema: schema.map(q),
             state: qualify(table),

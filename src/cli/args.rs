@@ -223,6 +223,53 @@ fn parse_version(text: &str) -> Result<String, String> {
         .map_err(|e| format!("not a semver version (MAJOR.MINOR.PATCH): {e}"))
 }
 
+impl Arguments {
+    /// The connection options the global flags set.
+    pub(super) fn connect_options(&self) -> crate::ConnectOptions {
+        let mut options = crate::ConnectOptions::new();
+        options.schema = self.schema.clone();
+        options.tracking_table = self.tracking_table.clone();
+        options.lock_timeout = self.lock_timeout;
+        options.transaction_pooling = self.transaction_pooling;
+        options
+    }
+
+    /// The manager options the global flags set, applied after the host's own `configure`.
+    pub(super) fn manager_flags(&self) -> ManagerFlags {
+        ManagerFlags {
+            table_names: self.table_names.clone(),
+            adopt_versions: self.adopt_versions.clone(),
+        }
+    }
+}
+
+/// `--table-name` and `--adopt-versions`, owned, so that a fleet applies them per target.
+#[derive(Debug, Clone)]
+pub(super) struct ManagerFlags {
+    table_names: Vec<(String, String)>,
+    adopt_versions: Option<String>,
+}
+
+impl ManagerFlags {
+    /// `manager` with the host's `configure` (if any), then these flags.
+    pub(super) fn apply(
+        &self,
+        mut manager: crate::MigrationManager,
+        configure: Option<&super::Configure>,
+    ) -> crate::Result<crate::MigrationManager> {
+        if let Some(configure) = configure {
+            manager = configure(manager)?;
+        }
+        for (logical, physical) in &self.table_names {
+            manager = manager.with_table_name(logical, physical)?;
+        }
+        if let Some(table) = &self.adopt_versions {
+            manager = manager.with_adopted_versions(table)?;
+        }
+        Ok(manager)
+    }
+}
+
 /// `session=my_sessions`, both sides non-empty.
 fn parse_table_name(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

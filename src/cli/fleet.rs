@@ -6,7 +6,7 @@ use super::{exit, Configure};
 use crate::fleet::{Fleet, FleetOutcome, FleetReport, TargetOutcome};
 use crate::fleet_json::fleet_json;
 use crate::registry::MigrationSet;
-use crate::{ConnectOptions, Error, Result};
+use crate::{Error, Result};
 
 /// The fleet options of a command, if it runs over a fleet.
 pub(super) fn fleet_of(command: &Command) -> Option<&FleetArgs> {
@@ -34,27 +34,11 @@ pub(super) async fn run(
             ));
         }
     }
-    let mut options = ConnectOptions::new();
-    options.tracking_table = arguments.tracking_table.clone();
-    options.lock_timeout = arguments.lock_timeout;
-    options.transaction_pooling = arguments.transaction_pooling;
-    let names = arguments.table_names.clone();
-    let adopt = arguments.adopt_versions.clone();
+    let flags = arguments.manager_flags();
     let mut fleet = Fleet::new(sets.iter().copied())
-        .connect_options(options)
+        .connect_options(arguments.connect_options())
         .fail_fast(fleet_args.fail_fast)
-        .configure(move |mut manager| {
-            if let Some(configure) = &configure {
-                manager = configure(manager)?;
-            }
-            for (logical, physical) in &names {
-                manager = manager.with_table_name(logical, physical)?;
-            }
-            if let Some(table) = &adopt {
-                manager = manager.with_adopted_versions(table)?;
-            }
-            Ok(manager)
-        });
+        .configure(move |manager| flags.apply(manager, configure.as_ref()));
     if let Some(n) = fleet_args.concurrency {
         fleet = fleet.concurrency(usize::from(n));
     }

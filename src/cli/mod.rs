@@ -26,7 +26,7 @@ mod output;
 
 use crate::error::ErrorCategory;
 use crate::registry::MigrationSet;
-use crate::{ConnectOptions, Error, MigrationManager, Result};
+use crate::{Error, MigrationManager, Result};
 use args::{Arguments, Command};
 use clap::{CommandFactory, Parser};
 use output::Printer;
@@ -188,23 +188,13 @@ impl Cli {
     fn execute(self, arguments: &Arguments, url: &str, printer: &Printer) -> Result<u8> {
         crate::blocking::outside_runtime("cli::run")?;
         let runtime = crate::blocking::new_runtime()?;
-        let mut options = ConnectOptions::new();
-        options.schema = arguments.schema.clone();
-        options.tracking_table = arguments.tracking_table.clone();
-        options.lock_timeout = arguments.lock_timeout;
-        options.transaction_pooling = arguments.transaction_pooling;
+        let options = arguments.connect_options();
         runtime.block_on(async {
             let db = crate::connect_with(url, &options).await?;
-            let mut manager = MigrationManager::new(db, self.sets)?;
-            if let Some(configure) = self.configure {
-                manager = configure(manager)?;
-            }
-            for (logical, physical) in &arguments.table_names {
-                manager = manager.with_table_name(logical, physical)?;
-            }
-            if let Some(table) = &arguments.adopt_versions {
-                manager = manager.with_adopted_versions(table)?;
-            }
+            let manager = arguments.manager_flags().apply(
+                MigrationManager::new(db, self.sets)?,
+                self.configure.as_ref(),
+            )?;
             tracing::info!(target = %manager.backend().describe(), "migrate cli");
             commands::execute(&arguments.command, &manager, printer, arguments.json).await
         })

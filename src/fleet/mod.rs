@@ -112,18 +112,9 @@ impl Fleet {
     pub async fn all_schemas(self, url: &str, like: Option<&str>) -> Result<Self> {
         #[cfg(feature = "postgres")]
         {
-            if !matches!(url.split(':').next(), Some("postgres" | "postgresql")) {
-                return Err(Error::Config(
-                    "--all-schemas needs a PostgreSQL URL: only PostgreSQL has schemas".into(),
-                ));
-            }
-            let timeout = self
-                .options
-                .connect_timeout
-                .unwrap_or(crate::backend::DEFAULT_CONNECT_TIMEOUT);
-            let db = crate::postgres::PgDb::connect_shared(url, timeout, 2).await?;
+            let db = connect_shared(url, &self.options, 2).await?;
             let schemas = db.list_schemas(like).await;
-            db.close().await;
+            close(&db).await;
             let schemas = schemas?;
             Ok(self.targets(schemas.into_iter().map(|s| Target::schema(url, s))))
         }

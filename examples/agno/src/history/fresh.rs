@@ -6,7 +6,7 @@ use super::names::{constraint, index, run, types};
 use super::v2_0_0::{
     eval_sql, knowledge_sql, memory_sql, metrics_columns, metrics_indexes, session_sql,
 };
-use super::v2_5::{approval_columns, run_status_index_sql, APPROVAL_INDEXES};
+use super::v2_5::{approvals_sql, run_status_index_sql};
 use super::v3_0_0_metrics::sqlite_metrics_v3;
 use migrate::{Conn, Dialect, Result};
 
@@ -85,17 +85,7 @@ pub async fn metrics_fresh(db: &mut Conn<'_>) -> Result<()> {
 }
 
 pub async fn approvals_fresh(db: &mut Conn<'_>) -> Result<()> {
-    let table = db.table("approvals");
-    let mut sql = vec![format!(
-        "CREATE TABLE {table} ({}, run_status TEXT, PRIMARY KEY (id))",
-        approval_columns(db)
-    )];
-    for column in APPROVAL_INDEXES {
-        sql.push(format!(
-            "CREATE INDEX {} ON {table} ({column})",
-            index(db, "approvals", column)
-        ));
-    }
+    let mut sql = approvals_sql(db, ", run_status TEXT");
     sql.push(run_status_index_sql(db));
     run(db, &sql).await
 }

@@ -66,25 +66,28 @@ pub fn types(db: &Conn<'_>) -> Types {
             json: "JSON",
             json3: "JSON",
         },
-        Dialect::Postgres => Types {
+        // SQLAlchemy's unbounded String on both; 3.x moves PostgreSQL's JSON to JSONB.
+        dialect @ (Dialect::Postgres | Dialect::Sqlite) => Types {
             id: "VARCHAR",
             kind: "VARCHAR",
             status: "VARCHAR",
             name: "VARCHAR",
             text: "VARCHAR",
             json: "JSON",
-            json3: "JSONB",
-        },
-        Dialect::Sqlite => Types {
-            id: "VARCHAR",
-            kind: "VARCHAR",
-            status: "VARCHAR",
-            name: "VARCHAR",
-            text: "VARCHAR",
-            json: "JSON",
-            json3: "JSON",
+            json3: if dialect == Dialect::Postgres {
+                "JSONB"
+            } else {
+                "JSON"
+            },
         },
     }
+}
+
+/// Now, in epoch seconds, as Agno stamps its rows.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Runs each statement in order.

@@ -86,9 +86,7 @@ pub async fn knowledge_json_back(db: &mut Conn<'_>) -> Result<()> {
 #[migrate::migration(table = "memory", version = "2.3.0", parent = "2.0.0", down = memory_2_3_0_down, fresh = super::fresh::memory_fresh)]
 pub async fn memory_created_at_and_feedback(db: &mut Conn<'_>) -> Result<()> {
     let table = db.table("memory");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = super::names::now();
     if !db.column_exists("memory", "created_at").await? {
         let idx = index(db, "memory", "created_at");
         let sql = match db.dialect() {

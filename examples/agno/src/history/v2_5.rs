@@ -157,9 +157,15 @@ pub async fn create_approvals(db: &mut Conn<'_>) -> Result<()> {
         // Made by Agno 2.5 before this tool knew the table: it is already here.
         return Ok(());
     }
+    let sql = approvals_sql(db, "");
+    run(db, &sql).await
+}
+
+/// The approvals table with `extra` columns (`, a T, ...`) and its indexes.
+pub fn approvals_sql(db: &Conn<'_>, extra: &str) -> Vec<String> {
     let table = db.table("approvals");
     let mut sql = vec![format!(
-        "CREATE TABLE {table} ({}, PRIMARY KEY (id))",
+        "CREATE TABLE {table} ({}{extra}, PRIMARY KEY (id))",
         approval_columns(db)
     )];
     for column in APPROVAL_INDEXES {
@@ -168,7 +174,7 @@ pub async fn create_approvals(db: &mut Conn<'_>) -> Result<()> {
             index(db, "approvals", column)
         ));
     }
-    run(db, &sql).await
+    sql
 }
 
 pub async fn drop_approvals(db: &mut Conn<'_>) -> Result<()> {

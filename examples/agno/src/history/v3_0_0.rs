@@ -3,16 +3,10 @@
 //! `user_id`. Metrics move their unique key to `(user_id, date, aggregation_period)`, a table
 //! rebuild on SQLite, refusing while rows would collide.
 
-use super::names::{drop_index, index, index_name, run, types};
+use super::names::{drop_index, index, index_name, now, run, types};
 use migrate::data::{Batches, Upsert};
 use migrate::query::Value;
 use migrate::{Conn, Dialect, Error, Result};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// The runs table's indexed columns.
 pub const RUN_INDEXES: [&str; 8] = [

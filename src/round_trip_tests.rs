@@ -12,6 +12,16 @@
 ///   empty have the same schema (column order aside); it passes trivially without fresh
 ///   functions.
 ///
+/// Options follow the sets after a `;`, as `key = value` pairs, in any order:
+///
+/// - `backends = [sqlite, postgres]`: the databases to generate tests for (default: all three);
+/// - `strict_column_order = true`: a column that a round trip moved (dropped and re-added at
+///   the end) fails the tests instead of being reported;
+/// - `checks = { "table@X.Y.Z" => data_check(), ... }`: `migrate::testing::DataCheck`s the stairway
+///   runs around those steps (a name that no linked step has fails the stairway).
+///
+/// A misspelt option or an unknown backend fails the build with a message naming it.
+///
 /// Backends default to `sqlite, postgres, mysql`; PostgreSQL and MariaDB are throwaway servers
 /// started from the installed binaries (or `MIGRATE_TEST_POSTGRES_URL`/`MIGRATE_TEST_MYSQL_URL`),
 /// reported as skipped when missing unless `MIGRATE_TEST_REQUIRE_ALL=1`. Needs the `testing`
@@ -35,15 +45,53 @@
 ///     Ok(())
 /// }
 ///
-/// migrate::round_trip_tests!(MIGRATIONS; backends = [sqlite]);
+/// fn session_kept() -> migrate::testing::DataCheck {
+///     migrate::testing::DataCheck::new()
+///         .after_up(|db| Box::pin(async move {
+///             db.execute("INSERT INTO session (id) VALUES ('a')").await?;
+///             Ok(())
+///         }))
+/// }
+///
+/// migrate::round_trip_tests!(
+///     MIGRATIONS;
+///     backends = [sqlite],
+///     strict_column_order = true,
+///     checks = { "session@1.0.0" => session_kept() },
+/// );
 /// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! round_trip_tests {
     ($($set:path),+ $(,)?) => {
-        $crate::round_trip_tests!($($set),+; backends = [sqlite, postgres, mysql]);
+        $crate::round_trip_tests!(@module [$($set),+] [sqlite, postgres, mysql] []);
     };
-    ($($set:path),+ ; backends = [$($backend:ident),+ $(,)?]) => {
+    ($($set:path),+ ; $($key:ident = $value:tt),+ $(,)?) => {
+        $crate::round_trip_tests!(@munch [$($set),+] [sqlite, postgres, mysql] [] $($key = $value,)+);
+    };
+    // Options, one at a time: `backends` picks the tests generated, the rest build the options.
+    (@munch [$($set:path),+] [$($old:ident),*] [$($opt:tt)*] backends = [$($backend:ident),+ $(,)?], $($rest:tt)*) => {
+        $crate::round_trip_tests!(@munch [$($set),+] [$($backend),+] [$($opt)*] $($rest)*);
+    };
+    (@munch [$($set:path),+] [$($backend:ident),*] [$($opt:tt)*] $key:ident = $value:tt, $($rest:tt)*) => {
+        $crate::round_trip_tests!(@munch [$($set),+] [$($backend),*] [$($opt)* ($key $value)] $($rest)*);
+    };
+    (@munch [$($set:path),+] [$($backend:ident),*] [$($opt:tt)*]) => {
+        $crate::round_trip_tests!(@module [$($set),+] [$($backend),*] [$($opt)*]);
+    };
+    (@option $options:ident strict_column_order $value:tt) => {
+        $options = $options.strict_column_order($value);
+    };
+    (@option $options:ident checks { $($step:literal => $check:expr),* $(,)? }) => {
+        $( $options = $options.check($step, $check); )*
+    };
+    (@option $options:ident $key:ident $value:tt) => {
+        ::std::compile_error!(::std::concat!(
+            "round_trip_tests!: unknown option `", ::std::stringify!($key),
+            "` (expected backends = [..], strict_column_order = true|false, checks = { \"table@X.Y.Z\" => check, .. })"
+        ));
+    };
+    (@module [$($set:path),+] [$($backend:ident),*] [$(($key:ident $value:tt))*]) => {
         #[allow(non_snake_case)]
         mod migrate_round_trip {
             #[allow(unused_imports)]
@@ -53,12 +101,19 @@ macro_rules! round_trip_tests {
                 ::std::vec![$(&$set),+]
             }
 
+            #[allow(unused_mut)]
+            fn options() -> $crate::testing::RoundTripOptions {
+                let mut options = $crate::testing::RoundTripOptions::new();
+                $( $crate::round_trip_tests!(@option options $key $value); )*
+                options
+            }
+
             #[test]
             fn single_head_per_table() {
                 $crate::testing::assert_single_heads(&sets());
             }
 
-            $( $crate::round_trip_tests!(@backend $backend); )+
+            $( $crate::round_trip_tests!(@backend $backend); )*
         }
     };
     (@backend sqlite) => {
@@ -70,31 +125,40 @@ macro_rules! round_trip_tests {
     (@backend mysql) => {
         $crate::round_trip_tests!(@tests stairway_mysql, upgrade_from_empty_to_head_mysql, fresh_install_equals_upgrade_mysql, MySql);
     };
+    (@backend $other:ident) => {
+        ::std::compile_error!(::std::concat!(
+            "round_trip_tests!: unknown backend `", ::std::stringify!($other),
+            "` (expected sqlite, postgres or mysql)"
+        ));
+    };
     (@tests $stairway:ident, $upgrade:ident, $fresh:ident, $backend:ident) => {
         #[test]
         fn $stairway() {
-            $crate::testing::round_trip(
+            $crate::testing::round_trip_with(
                 $crate::testing::Backend::$backend,
                 &sets(),
                 $crate::testing::RoundTrip::Stairway,
+                &options(),
             );
         }
 
         #[test]
         fn $upgrade() {
-            $crate::testing::round_trip(
+            $crate::testing::round_trip_with(
                 $crate::testing::Backend::$backend,
                 &sets(),
                 $crate::testing::RoundTrip::UpgradeFromEmpty,
+                &options(),
             );
         }
 
         #[test]
         fn $fresh() {
-            $crate::testing::round_trip(
+            $crate::testing::round_trip_with(
                 $crate::testing::Backend::$backend,
                 &sets(),
                 $crate::testing::RoundTrip::FreshEqualsUpgrade,
+                &options(),
             );
         }
     };

@@ -39,29 +39,72 @@ async fn exec(db: &TestDatabase, statements: &[String]) {
     }
 }
 
+/// `item`'s definition under `name`: a CHECK, a collated column and a foreign key, so a rebuild
+/// has all of them to keep.
+fn item_table(backend: Backend, name: &str) -> String {
+    let collated = match backend {
+        Backend::Sqlite => "VARCHAR(20) COLLATE NOCASE",
+        Backend::Postgres => "VARCHAR(20) COLLATE \"C\"",
+        Backend::MySql => "VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    };
+    format!(
+        "CREATE TABLE {name} (id INTEGER PRIMARY KEY, name {collated} NOT NULL DEFAULT 'x', \
+         note VARCHAR(10), owner_id INTEGER REFERENCES owner (id), price INTEGER, \
+         CONSTRAINT price_not_negative CHECK (price >= 0))"
+    )
+}
+
+/// A partial index (SQLite and PostgreSQL have them).
+fn partial_index(backend: Backend) -> Option<String> {
+    (backend != Backend::MySql)
+        .then(|| "CREATE INDEX idx_item_cheap ON item (price) WHERE price < 10".to_string())
+}
+
 fn schema_sql(backend: Backend) -> Vec<String> {
     let mut sql = vec![
         "CREATE TABLE owner (id INTEGER PRIMARY KEY, email VARCHAR(100) NOT NULL UNIQUE)"
             .to_string(),
-        "CREATE TABLE item (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL DEFAULT 'x', \
-         note VARCHAR(10), owner_id INTEGER REFERENCES owner (id), price INTEGER)"
-            .to_string(),
+        item_table(backend, "item"),
         "CREATE INDEX idx_item_name ON item (name)".to_string(),
         "CREATE VIEW cheap_items AS SELECT id, name FROM item WHERE price < 10".to_string(),
     ];
-    if backend == Backend::Postgres {
-        sql.push("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')".to_string());
-        sql.push("CREATE SEQUENCE ticket_seq START 100".to_string());
-    }
+    sql.extend(partial_index(backend));
+    let extra: &[&str] = match backend {
+        Backend::Sqlite => &[
+            "CREATE TABLE counter (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER, \
+             doubled INTEGER GENERATED ALWAYS AS (n * 2) VIRTUAL) STRICT",
+        ],
+        Backend::Postgres => &[
+            "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')",
+            "CREATE SEQUENCE ticket_seq START 100",
+            "CREATE DOMAIN positive AS INTEGER CHECK (VALUE > 0)",
+            "CREATE TYPE pair AS (x INTEGER, y INTEGER)",
+            "CREATE FUNCTION add_one(x integer) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT x + 1'",
+            "CREATE PROCEDURE touch(x integer) LANGUAGE plpgsql AS $$ BEGIN PERFORM x; END $$",
+            "CREATE MATERIALIZED VIEW owner_count AS SELECT count(*) AS n FROM owner",
+            "CREATE INDEX idx_owner_count ON owner_count (n)",
+            "CREATE TABLE measurement (id INTEGER GENERATED ALWAYS AS IDENTITY, taken DATE NOT NULL, \
+             doubled INTEGER GENERATED ALWAYS AS (id * 2) STORED) PARTITION BY RANGE (taken)",
+            "CREATE TABLE measurement_2026 PARTITION OF measurement FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')",
+            "COMMENT ON TABLE owner IS 'who owns items'",
+        ],
+        Backend::MySql => &[
+            "CREATE SEQUENCE ticket_seq START WITH 100 INCREMENT BY 5",
+            "CREATE FUNCTION add_one(x INT) RETURNS INT DETERMINISTIC RETURN x + 1",
+            "CREATE TABLE counter (id INTEGER AUTO_INCREMENT PRIMARY KEY, n INTEGER, \
+             doubled INTEGER AS (n * 2) VIRTUAL) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+        ],
+    };
+    sql.extend(extra.iter().map(|s| s.to_string()));
     sql
 }
 
 /// Rebuilds `item` the way SQLite forces (copy, drop, rename), keeping its definition.
 fn rebuild_sql(backend: Backend) -> Vec<String> {
-    let create =
-        "CREATE TABLE item_new (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL DEFAULT 'x', \
-                  note VARCHAR(10), owner_id INTEGER REFERENCES owner (id), price INTEGER)";
-    let mut sql = vec!["DROP VIEW cheap_items".to_string(), create.to_string()];
+    let mut sql = vec![
+        "DROP VIEW cheap_items".to_string(),
+        item_table(backend, "item_new"),
+    ];
     sql.push("INSERT INTO item_new SELECT * FROM item".into());
     sql.push("DROP TABLE item".into());
     match backend {
@@ -77,6 +120,7 @@ fn rebuild_sql(backend: Backend) -> Vec<String> {
         );
     }
     sql.push("CREATE INDEX idx_item_name ON item (name)".into());
+    sql.extend(partial_index(backend));
     sql.push("CREATE VIEW cheap_items AS SELECT id, name FROM item WHERE price < 10".into());
     sql
 }
@@ -107,9 +151,92 @@ fn stable_across_runs_and_rebuilds(backend: Backend) {
         assert!(!item.columns["name"].nullable);
         assert!(item.indexes.contains_key("idx_item_name"), "{item:?}");
         assert!(!first.views.is_empty());
-        if backend == Backend::Postgres {
-            assert_eq!(first.enums["mood"], ["sad", "ok", "happy"]);
-            assert!(first.sequences.contains_key("ticket_seq"));
+        assert!(
+            item.constraints
+                .get("price_not_negative")
+                .is_some_and(|c| c.contains("CHECK") && c.contains(">= 0")),
+            "{item:?}"
+        );
+        assert!(
+            item.columns["name"].data_type.contains("COLLATE"),
+            "{item:?}"
+        );
+        if let Some(partial) = item.indexes.get("idx_item_cheap") {
+            assert!(partial.to_lowercase().contains("where"), "{partial}");
+        }
+        assert_eq!(
+            item.indexes.contains_key("idx_item_cheap"),
+            backend != Backend::MySql,
+            "{item:?}"
+        );
+        match backend {
+            Backend::Sqlite => {
+                let counter = &first.tables["counter"];
+                assert_eq!(counter.properties["autoincrement"], "id", "{counter:?}");
+                assert_eq!(counter.properties["options"], "strict", "{counter:?}");
+                assert!(
+                    counter.columns["doubled"]
+                        .data_type
+                        .contains("(n * 2) VIRTUAL"),
+                    "{counter:?}"
+                );
+            }
+            Backend::Postgres => {
+                assert_eq!(first.enums["mood"], ["sad", "ok", "happy"]);
+                assert!(first.sequences.contains_key("ticket_seq"));
+                assert!(
+                    first.types["positive"].contains("VALUE > 0"),
+                    "{:?}",
+                    first.types
+                );
+                assert!(
+                    first.types["pair"].starts_with("composite"),
+                    "{:?}",
+                    first.types
+                );
+                assert!(first.routines.contains_key("function add_one(x integer)"));
+                assert!(first.routines.contains_key("procedure touch(IN x integer)"));
+                assert!(first.materialized_views.contains_key("owner_count"));
+                assert!(first
+                    .materialized_views
+                    .contains_key("owner_count.idx_owner_count"));
+                let partitioned = &first.tables["measurement"];
+                assert_eq!(partitioned.properties["partition key"], "RANGE (taken)");
+                assert!(partitioned.columns["id"].data_type.contains("IDENTITY"));
+                assert!(partitioned.columns["doubled"]
+                    .data_type
+                    .contains("GENERATED"));
+                let partition = &first.tables["measurement_2026"];
+                assert_eq!(partition.properties["parent"], "measurement");
+                assert!(partition.properties["partition bound"].contains("2026-01-01"));
+                assert_eq!(
+                    first.tables["owner"].properties["comment"],
+                    "who owns items"
+                );
+                // Read with the schema on the search path: definitions name no schema.
+                assert!(
+                    !item.indexes["idx_item_name"].contains("public."),
+                    "{item:?}"
+                );
+            }
+            Backend::MySql => {
+                assert!(first.sequences["ticket_seq"].contains("increment by 5"));
+                assert!(first.routines.contains_key("function add_one"));
+                assert!(
+                    item.constraints
+                        .values()
+                        .any(|c| c.contains("REFERENCES owner (id)")),
+                    "{item:?}"
+                );
+                let counter = &first.tables["counter"];
+                assert_eq!(counter.properties["collation"], "utf8mb4_bin");
+                assert!(
+                    counter.columns["doubled"]
+                        .data_type
+                        .contains("AS (`n` * 2)"),
+                    "{counter:?}"
+                );
+            }
         }
 
         exec(&db, &rebuild_sql(backend)).await;

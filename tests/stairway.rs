@@ -3,10 +3,13 @@
 //! default) each fail it with a precise message, while correct steps (a SQLite-style table
 //! rebuild, a data migration with checks) pass and an irreversible step is passed over.
 
-use migrate::testing::{Backend, DataCheck, Phase, Stairway};
+use migrate::testing::{Backend, DataCheck, Phase, Problem, Stairway};
 use migrate::{Conn, Dialect, Error, Result};
 
 migrate::migrations! {}
+
+#[path = "stairway/catalog.rs"]
+mod catalog;
 
 async fn run(db: &mut Conn<'_>, statements: &[&str]) -> Result<()> {
     for sql in statements {
@@ -244,19 +247,14 @@ fn stairway() -> Stairway {
     Stairway::new([&MIGRATIONS])
         .check(
             "healthy@1.0.0",
-            DataCheck {
-                seed: |db| Box::pin(nothing(db)),
-                after_up: |db| Box::pin(typed_access(db)),
-                after_down: |db| Box::pin(nothing(db)),
-            },
+            DataCheck::new().after_up(|db| Box::pin(typed_access(db))),
         )
         .check(
             "healthy@1.1.0",
-            DataCheck {
-                seed: |db| Box::pin(seed_scores(db)),
-                after_up: |db| Box::pin(percent_filled(db)),
-                after_down: |db| Box::pin(scores_kept(db)),
-            },
+            DataCheck::new()
+                .seed(|db| Box::pin(seed_scores(db)))
+                .after_up(|db| Box::pin(percent_filled(db)))
+                .after_down(|db| Box::pin(scores_kept(db))),
         )
 }
 
@@ -270,19 +268,29 @@ fn assert_catches_the_wrong_downs(backend: Backend) {
         .iter()
         .map(|f| format!("{}@{}", f.step.table, f.step.version))
         .collect();
-    assert_eq!(
-        failed,
-        [
-            "forgotten_index@1.1.0",
-            "leftover_column@1.1.0",
-            "wrong_default@1.1.0"
-        ],
-        "exactly the wrong downs fail:\n{report}"
-    );
-    assert!(
-        report.failures.iter().all(|f| f.phase == Phase::Down),
-        "{report}"
-    );
+    let mut expected = vec![
+        "forgotten_index@1.1.0",
+        "leftover_column@1.1.0",
+        "wrong_default@1.1.0",
+    ];
+    expected.extend(catalog::wrong_on(backend));
+    expected.sort_unstable();
+    let mut failed = failed;
+    failed.sort_unstable();
+    assert_eq!(failed, expected, "exactly the wrong downs fail:\n{report}");
+    for failure in &report.failures {
+        assert_eq!(failure.phase, Phase::Down, "{failure}");
+        let Problem::SchemaDiffers { diff } = &failure.problem else {
+            panic!("a wrong down runs, and leaves a diff: {failure}");
+        };
+        let wanted = catalog::expected_change(&failure.step.table);
+        assert!(
+            diff.changes.iter().any(|line| line.contains(wanted)),
+            "{}: expected a line with `{wanted}`: {:?}",
+            failure.step,
+            diff.changes
+        );
+    }
     let message = |table: &str| {
         report
             .failures
@@ -355,11 +363,10 @@ fn a_failing_data_check_names_its_step() {
     }
     let stairway = Stairway::new([&MIGRATIONS]).check(
         "healthy@1.1.0",
-        DataCheck {
-            seed: |db| Box::pin(seed_scores(db)),
-            after_up: |db| Box::pin(never(db)),
-            after_down: |db| Box::pin(scores_kept(db)),
-        },
+        DataCheck::new()
+            .seed(|db| Box::pin(seed_scores(db)))
+            .after_up(|db| Box::pin(never(db)))
+            .after_down(|db| Box::pin(scores_kept(db))),
     );
     let report = migrate::testing::block_on(stairway.run(Backend::Sqlite))
         .expect("runs")
@@ -371,19 +378,62 @@ fn a_failing_data_check_names_its_step() {
         .expect("the data check failed");
     assert_eq!(failure.phase, Phase::Data);
     assert!(
-        failure.to_string().contains("the data did not survive"),
+        matches!(&failure.problem, Problem::Failed { error } if error.contains("the data did not survive")),
         "{failure}"
+    );
+    assert!(
+        failure.to_string().contains("data check failed"),
+        "{failure}"
+    );
+}
+
+/// A check is a closure: it captures state, here a count of its runs and the expected sum.
+#[test]
+fn data_checks_are_closures_that_capture_state() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let expected = 5_i64;
+    let counted = Arc::clone(&runs);
+    let check = DataCheck::new()
+        .seed(|db| Box::pin(seed_scores(db)))
+        .after_down(move |db| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                let sum = db
+                    .query_i64("SELECT COALESCE(SUM(score), 0) FROM healthy")
+                    .await?;
+                if sum == expected {
+                    Ok(())
+                } else {
+                    Err(Error::msg(format!(
+                        "scores sum to {sum}, expected {expected}"
+                    )))
+                }
+            })
+        });
+    let report = migrate::testing::block_on(
+        Stairway::new([&MIGRATIONS])
+            .check("healthy@1.1.0", check)
+            .run(Backend::Sqlite),
+    )
+    .expect("runs")
+    .expect("sqlite is always there");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the closure ran once, after the down"
+    );
+    assert!(
+        report.failures.iter().all(|f| f.step.table != "healthy"),
+        "{report}"
     );
 }
 
 #[test]
 fn a_check_that_names_no_step_is_an_error_before_anything_runs() {
-    let check = DataCheck {
-        seed: |db| Box::pin(nothing(db)),
-        after_up: |db| Box::pin(nothing(db)),
-        after_down: |db| Box::pin(nothing(db)),
-    };
-    let stairway = Stairway::new([&MIGRATIONS]).check("healthy@1.9.0", check);
+    let check = DataCheck::new().after_up(|db| Box::pin(nothing(db)));
+    let stairway = Stairway::new([&MIGRATIONS]).check("healthy@1.9.0", check.clone());
     let err = migrate::testing::block_on(stairway.run(Backend::Sqlite)).expect_err("a typo");
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     let text = err.to_string();

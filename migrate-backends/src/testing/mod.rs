@@ -20,9 +20,12 @@ mod stairway;
 
 pub use pgbouncer::PgBouncer;
 pub use postgres::PostgresServer;
-pub use round_trip::{assert_single_heads, block_on, fresh_against_upgrade, round_trip, RoundTrip};
+pub use round_trip::{
+    assert_single_heads, block_on, fresh_against_upgrade, round_trip, round_trip_with, RoundTrip,
+    RoundTripOptions,
+};
 pub use snapshot::{snapshot, Schema, SchemaDiff};
-pub use stairway::{DataCheck, Phase, Stairway, StairwayFailure, StairwayReport};
+pub use stairway::{CheckFn, DataCheck, Phase, Problem, Stairway, StairwayFailure, StairwayReport};
 
 use migrate_core::backend::MigrationBackend;
 use migrate_core::error::{Error, Result};

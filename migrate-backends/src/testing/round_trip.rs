@@ -2,7 +2,7 @@
 //! head", and once, "single head per table". These are test assertions: they panic on failure.
 
 use super::snapshot::{snapshot, SchemaDiff};
-use super::{Backend, Stairway, TestDatabase};
+use super::{Backend, DataCheck, Stairway, TestDatabase};
 use crate::DEFAULT_TRACKING_TABLE;
 use migrate_core::error::Result;
 use migrate_core::graph::Graph;
@@ -36,6 +36,51 @@ pub enum RoundTrip {
     FreshEqualsUpgrade,
 }
 
+/// Options of the round trips (what `round_trip_tests!`'s `strict_column_order = ...` and
+/// `checks = { ... }` build).
+#[derive(Debug, Clone, Default)]
+pub struct RoundTripOptions {
+    strict_column_order: bool,
+    checks: Vec<(String, DataCheck)>,
+}
+
+impl RoundTripOptions {
+    /// The defaults: column moves reported but allowed, no data checks.
+    pub fn new() -> Self {
+        RoundTripOptions::default()
+    }
+
+    /// Whether a column that a round trip moved (dropped and re-added at the end) fails it, in
+    /// the stairway, the upgrade from empty and the fresh-install comparison alike.
+    pub fn strict_column_order(mut self, strict: bool) -> Self {
+        self.strict_column_order = strict;
+        self
+    }
+
+    /// A data check around the step `table@X.Y.Z` of the stairway (see [`Stairway::check`]).
+    pub fn check(mut self, step: &str, check: DataCheck) -> Self {
+        self.checks.push((step.to_string(), check));
+        self
+    }
+
+    fn stairway(&self, sets: &[&'static MigrationSet]) -> Stairway {
+        let mut stairway =
+            Stairway::new(sets.iter().copied()).strict_column_order(self.strict_column_order);
+        for (step, check) in &self.checks {
+            stairway = stairway.check(step, check.clone());
+        }
+        stairway
+    }
+
+    fn clean(&self, diff: &SchemaDiff) -> bool {
+        if self.strict_column_order {
+            diff.is_empty()
+        } else {
+            diff.is_empty_ignoring_moves()
+        }
+    }
+}
+
 /// Asserts that the linked graph of `sets` is valid: one chain, so one head, per table, and
 /// the declared `heads` match.
 ///
@@ -54,20 +99,34 @@ pub fn assert_single_heads(sets: &[&'static MigrationSet]) {
 /// # Panics
 /// When the round trip fails.
 pub fn round_trip(backend: Backend, sets: &[&'static MigrationSet], kind: RoundTrip) {
+    round_trip_with(backend, sets, kind, &RoundTripOptions::default());
+}
+
+/// [`round_trip`] with options: strict column order, data checks.
+///
+/// # Panics
+/// When the round trip fails.
+pub fn round_trip_with(
+    backend: Backend,
+    sets: &[&'static MigrationSet],
+    kind: RoundTrip,
+    options: &RoundTripOptions,
+) {
     let outcome = block_on(async {
         match kind {
-            RoundTrip::Stairway => Stairway::new(sets.iter().copied())
+            RoundTrip::Stairway => options
+                .stairway(sets)
                 .run(backend)
                 .await
                 .map(|report| report.map(|r| r.assert_ok())),
-            RoundTrip::UpgradeFromEmpty => upgrade_from_empty(backend, sets).await,
+            RoundTrip::UpgradeFromEmpty => upgrade_from_empty(backend, sets, options).await,
             RoundTrip::FreshEqualsUpgrade => {
                 fresh_against_upgrade(backend, sets)
                     .await
                     .map(|diff| {
                         diff.map(|diff| {
                             assert!(
-                                diff.is_empty_ignoring_moves(),
+                                options.clean(&diff),
                                 "a fresh install and a step-by-step upgrade differ on {} (the fresh function forgot what a step does, or a step is missing for what it adds):\n{diff}",
                                 backend.name()
                             )
@@ -121,6 +180,7 @@ pub async fn fresh_against_upgrade(
 async fn upgrade_from_empty(
     backend: Backend,
     sets: &[&'static MigrationSet],
+    options: &RoundTripOptions,
 ) -> Result<Option<()>> {
     let Some(db) = TestDatabase::create(backend).await? else {
         return Ok(None);
@@ -144,7 +204,7 @@ async fn upgrade_from_empty(
         let after = snapshot(db.url(), None, DEFAULT_TRACKING_TABLE).await?;
         let diff = empty.diff(&after);
         assert!(
-            diff.is_empty_ignoring_moves(),
+            options.clean(&diff),
             "down from head to base on {} left the schema changed:\n{diff}",
             backend.name()
         );

@@ -8,40 +8,119 @@
 //! from a fresh database brought to just after that step, so one run names every bad step.
 //! `irreversible` steps are passed over, and the report says so.
 
-use super::snapshot::{snapshot, ColumnMove, Schema};
+use super::snapshot::{snapshot, ColumnMove, Schema, SchemaDiff};
 use super::{Backend, TestDatabase};
 use crate::DEFAULT_TRACKING_TABLE;
+use migrate_core::conn::Conn;
 use migrate_core::error::{Error, Result};
 use migrate_core::manager::MigrationManager;
-use migrate_core::migration::{MigrationFn, MigrationSet};
+use migrate_core::migration::{MigrationFuture, MigrationSet};
 use migrate_core::status::MigrationInfo;
 use migrate_core::step::StepKey;
 use std::fmt;
+use std::sync::Arc;
+
+/// A data check's function: an async closure over the connection, which may capture state
+/// (`move |db| Box::pin(async move { ... })`).
+pub type CheckFn =
+    Arc<dyn for<'a, 'b> Fn(&'a mut Conn<'b>) -> MigrationFuture<'a> + Send + Sync + 'static>;
 
 /// Rows to seed before a step's up, and assertions after its up and after its down: for data
-/// migrations. Each is an `async fn(&mut Conn<'_>) -> Result<()>` behind the same boxing shim
-/// as a migration: `|db| Box::pin(seed(db))`.
-#[derive(Clone, Copy)]
+/// migrations. Each part is optional, and each is a closure that may capture state:
+///
+/// ```
+/// use migrate_backends::testing::DataCheck;
+/// use std::sync::Arc;
+/// let expected = Arc::new(5_i64);
+/// let check = DataCheck::new()
+///     .seed(|db| Box::pin(async move {
+///         db.execute("INSERT INTO healthy (id, score) VALUES (1, 2), (2, 3)").await?;
+///         Ok(())
+///     }))
+///     .after_down(move |db| {
+///         let expected = Arc::clone(&expected);
+///         Box::pin(async move {
+///             let sum = db.query_i64("SELECT SUM(score) FROM healthy").await?;
+///             if sum == *expected { Ok(()) } else { Err(migrate_core::error::Error::msg("scores lost")) }
+///         })
+///     });
+/// # let _ = check;
+/// ```
+#[derive(Clone, Default)]
 pub struct DataCheck {
-    /// Runs before the up (on the schema at the step's parent).
-    pub seed: MigrationFn,
-    /// Runs after the up; return an error to fail the step.
-    pub after_up: MigrationFn,
-    /// Runs after the down.
-    pub after_down: MigrationFn,
+    seed: Option<CheckFn>,
+    after_up: Option<CheckFn>,
+    after_down: Option<CheckFn>,
+}
+
+impl DataCheck {
+    /// A check that does nothing yet.
+    pub fn new() -> Self {
+        DataCheck::default()
+    }
+
+    /// Runs before the up, on the schema at the step's parent.
+    pub fn seed<F>(mut self, f: F) -> Self
+    where
+        F: for<'a, 'b> Fn(&'a mut Conn<'b>) -> MigrationFuture<'a> + Send + Sync + 'static,
+    {
+        self.seed = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs after the up; an error fails the step.
+    pub fn after_up<F>(mut self, f: F) -> Self
+    where
+        F: for<'a, 'b> Fn(&'a mut Conn<'b>) -> MigrationFuture<'a> + Send + Sync + 'static,
+    {
+        self.after_up = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs after the down; an error fails the step.
+    pub fn after_down<F>(mut self, f: F) -> Self
+    where
+        F: for<'a, 'b> Fn(&'a mut Conn<'b>) -> MigrationFuture<'a> + Send + Sync + 'static,
+    {
+        self.after_down = Some(Arc::new(f));
+        self
+    }
 }
 
 /// Where in a step the stairway found a problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// The up failed.
+    /// Before the up: the snapshot of the schema at the step's parent.
+    BeforeUp,
+    /// The up, or the snapshot after it.
     Up,
-    /// The down failed, or did not restore the schema from before the up.
+    /// The down, or the comparison with the schema from before the up.
     Down,
-    /// The second up failed, or did not give the schema of the first.
+    /// The second up, or the comparison with the schema of the first.
     Redo,
-    /// A data check failed.
+    /// A data check: the seed, or the check after the up or after the down.
     Data,
+}
+
+/// What went wrong in a phase, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The migration (or the data check) returned an error: it did not run to the end.
+    Failed {
+        /// The error, as text.
+        error: String,
+    },
+    /// The schema could not be read.
+    Snapshot {
+        /// The error, as text.
+        error: String,
+    },
+    /// The phase ran, and left the schema different from what it should be. The changes are
+    /// in `diff.changes`, one value per line; column moves in `diff.moves`.
+    SchemaDiffers {
+        /// Expected (before) against found (after).
+        diff: SchemaDiff,
+    },
 }
 
 /// One step that failed the round trip.
@@ -51,25 +130,34 @@ pub struct StairwayFailure {
     pub step: StepKey,
     /// Where it failed.
     pub phase: Phase,
-    /// The schema diff, or the error.
-    pub detail: String,
+    /// What happened.
+    pub problem: Problem,
 }
 
 impl fmt::Display for StairwayFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.phase {
-            Phase::Up => "up failed",
-            Phase::Down => "down did not restore the schema from before the up",
-            Phase::Redo => "up after down did not give the schema of the first up",
-            Phase::Data => "data check failed",
+        let what = match (&self.problem, self.phase) {
+            (Problem::Snapshot { .. }, Phase::BeforeUp) => {
+                "the schema before the up could not be read"
+            }
+            (Problem::Snapshot { .. }, _) => "the schema could not be read",
+            (_, Phase::BeforeUp) => "the step could not be prepared",
+            (Problem::Failed { .. }, Phase::Up) => "up failed",
+            (Problem::Failed { .. }, Phase::Down) => "down failed",
+            (Problem::Failed { .. }, Phase::Redo) => "up after down failed",
+            (_, Phase::Data) => "data check failed",
+            (Problem::SchemaDiffers { .. }, Phase::Down) => {
+                "down did not restore the schema from before the up"
+            }
+            (Problem::SchemaDiffers { .. }, _) => {
+                "up after down did not give the schema of the first up"
+            }
         };
-        write!(
-            f,
-            "{} ({}): {what}:\n{}",
-            self.step,
-            self.step.table,
-            self.detail.trim_end()
-        )
+        write!(f, "{} ({}): {what}:", self.step, self.step.table)?;
+        match &self.problem {
+            Problem::Failed { error } | Problem::Snapshot { error } => write!(f, "\n  {error}"),
+            Problem::SchemaDiffers { diff } => write!(f, "\n{}", diff.to_string().trim_end()),
+        }
     }
 }
 
@@ -151,7 +239,11 @@ pub struct Stairway {
 
 impl fmt::Debug for DataCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DataCheck").finish_non_exhaustive()
+        f.debug_struct("DataCheck")
+            .field("seed", &self.seed.is_some())
+            .field("after_up", &self.after_up.is_some())
+            .field("after_down", &self.after_down.is_some())
+            .finish()
     }
 }
 
@@ -226,13 +318,13 @@ impl Stairway {
         Ok(Some(report))
     }
 
-    fn data_check(&self, step: &StepKey) -> Option<DataCheck> {
+    fn data_check(&self, step: &StepKey) -> Option<&DataCheck> {
         let name = format!("{}@{}", step.table, step.version);
         let qualified = format!("{}:{name}", step.module);
         self.checks
             .iter()
             .find(|(s, _)| *s == name || *s == qualified)
-            .map(|(_, c)| *c)
+            .map(|(_, c)| c)
     }
 
     /// Every check names a linked step: `table@X.Y.Z` or `module:table@X.Y.Z`.
@@ -273,25 +365,45 @@ impl Stairway {
         report: &mut StairwayReport,
     ) -> std::result::Result<(), Box<StairwayFailure>> {
         let step = &info.step;
-        let fail = |phase, detail: String| {
+        let fail = |phase, problem| {
             Box::new(StairwayFailure {
                 step: step.clone(),
                 phase,
-                detail,
+                problem,
             })
         };
-        let err = |phase| move |e: Error| fail(phase, format!("  {e}"));
+        let failed = |phase| {
+            move |e: Error| {
+                fail(
+                    phase,
+                    Problem::Failed {
+                        error: e.to_string(),
+                    },
+                )
+            }
+        };
+        let unreadable = |phase| {
+            move |e: Error| {
+                fail(
+                    phase,
+                    Problem::Snapshot {
+                        error: e.to_string(),
+                    },
+                )
+            }
+        };
         let check = self.data_check(step);
-        let before = snap(db).await.map_err(err(Phase::Up))?;
-        if let Some(check) = check {
-            run_check(db, check.seed).await.map_err(err(Phase::Data))?;
+        let hook = |pick: fn(&DataCheck) -> &Option<CheckFn>| check.and_then(|c| pick(c).clone());
+        let before = snap(db).await.map_err(unreadable(Phase::BeforeUp))?;
+        if let Some(seed) = hook(|c| &c.seed) {
+            run_check(db, &seed).await.map_err(failed(Phase::Data))?;
         }
-        up_to(manager, step).await.map_err(err(Phase::Up))?;
-        let after = snap(db).await.map_err(err(Phase::Up))?;
-        if let Some(check) = check {
-            run_check(db, check.after_up)
+        up_to(manager, step).await.map_err(failed(Phase::Up))?;
+        let after = snap(db).await.map_err(unreadable(Phase::Up))?;
+        if let Some(after_up) = hook(|c| &c.after_up) {
+            run_check(db, &after_up)
                 .await
-                .map_err(err(Phase::Data))?;
+                .map_err(failed(Phase::Data))?;
         }
         if !info.reversible {
             report.irreversible.push(step.clone());
@@ -302,16 +414,16 @@ impl Stairway {
             Some(parent) => manager.down().table(table).target(parent.to_string()).await,
             None => manager.down().table(table).to_base().await,
         };
-        down.map_err(err(Phase::Down))?;
-        let reverted = snap(db).await.map_err(err(Phase::Down))?;
+        down.map_err(failed(Phase::Down))?;
+        let reverted = snap(db).await.map_err(unreadable(Phase::Down))?;
         self.compare(step, &before, &reverted, Phase::Down, report)?;
-        if let Some(check) = check {
-            run_check(db, check.after_down)
+        if let Some(after_down) = hook(|c| &c.after_down) {
+            run_check(db, &after_down)
                 .await
-                .map_err(err(Phase::Data))?;
+                .map_err(failed(Phase::Data))?;
         }
-        up_to(manager, step).await.map_err(err(Phase::Redo))?;
-        let again = snap(db).await.map_err(err(Phase::Redo))?;
+        up_to(manager, step).await.map_err(failed(Phase::Redo))?;
+        let again = snap(db).await.map_err(unreadable(Phase::Redo))?;
         self.compare(step, &after, &again, Phase::Redo, report)?;
         report.passed.push(step.clone());
         Ok(())
@@ -335,7 +447,7 @@ impl Stairway {
             return Err(Box::new(StairwayFailure {
                 step: step.clone(),
                 phase,
-                detail: diff.to_string(),
+                problem: Problem::SchemaDiffers { diff },
             }));
         }
         for m in diff.moves {
@@ -359,7 +471,7 @@ async fn up_to(manager: &MigrationManager, step: &StepKey) -> Result<()> {
 }
 
 /// Runs a data-check function on a connection to the test database.
-async fn run_check(db: &TestDatabase, f: MigrationFn) -> Result<()> {
+async fn run_check(db: &TestDatabase, f: &CheckFn) -> Result<()> {
     let url = db.url();
     let scheme = url.split(':').next().unwrap_or_default();
     macro_rules! on {

@@ -184,6 +184,13 @@ fn diff_table(name: &str, before: &Table, after: &Table, out: &mut SchemaDiff) {
     for fk in after.foreign_keys.difference(&before.foreign_keys) {
         changes.push(format!("foreign key on {name}: added ({fk})"));
     }
+    diff_map(
+        &format!("table {name}:"),
+        &before.properties,
+        &after.properties,
+        Clone::clone,
+        changes,
+    );
     // Moves: compare the relative order of the columns both sides share.
     let shared = |order: &[String]| -> Vec<String> {
         order
@@ -260,6 +267,27 @@ pub(crate) fn diff(before: &Schema, after: &Schema) -> SchemaDiff {
         &before.enums,
         &after.enums,
         |labels| labels.join(", "),
+        &mut out.changes,
+    );
+    diff_map(
+        "type",
+        &before.types,
+        &after.types,
+        Clone::clone,
+        &mut out.changes,
+    );
+    diff_map(
+        "materialized view",
+        &before.materialized_views,
+        &after.materialized_views,
+        Clone::clone,
+        &mut out.changes,
+    );
+    diff_map(
+        "routine",
+        &before.routines,
+        &after.routines,
+        Clone::clone,
         &mut out.changes,
     );
     out

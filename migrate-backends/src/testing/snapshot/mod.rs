@@ -2,13 +2,20 @@
 //! from the database's own catalog, with the tracking tables left out.
 //!
 //! - SQLite: `pragma_table_xinfo`, `pragma_index_list`/`pragma_index_xinfo` and
-//!   `pragma_foreign_key_list`; normalized SQL text only for views and triggers (the raw
-//!   `sqlite_schema.sql` of a table changes on a rebuild, so it is not used).
-//! - PostgreSQL: `pg_catalog` (columns, `pg_get_constraintdef`, `pg_get_indexdef`, views,
-//!   sequences, enums, triggers), not `pg_dump`.
-//! - MySQL/MariaDB: `information_schema` (COLUMNS, STATISTICS, TABLE_CONSTRAINTS,
-//!   KEY_COLUMN_USAGE, REFERENTIAL_CONSTRAINTS, CHECK_CONSTRAINTS, VIEWS, TRIGGERS);
-//!   `AUTO_INCREMENT` counters are never read.
+//!   `pragma_foreign_key_list`, plus what only the table's own SQL holds (CHECK constraints,
+//!   AUTOINCREMENT, collations, generated expressions, `WITHOUT ROWID`/`STRICT`) and index
+//!   predicates, read from `sqlite_schema.sql` in a canonical spelling so that a rebuild that
+//!   keeps the definition compares equal.
+//! - PostgreSQL: `pg_catalog` (columns with collation, identity and generation,
+//!   `pg_get_constraintdef`, `pg_get_indexdef`, views, materialized views, sequences, enums,
+//!   domains, composite types, triggers, functions and procedures, partitioning, comments),
+//!   not `pg_dump`. Read with `search_path` set to the schema, so that definitions are not
+//!   qualified with its name and two schemas or databases compare.
+//! - MySQL/MariaDB: `information_schema` (TABLES, COLUMNS with charset, collation and
+//!   generation, STATISTICS, TABLE_CONSTRAINTS, KEY_COLUMN_USAGE with referenced columns,
+//!   REFERENTIAL_CONSTRAINTS, CHECK_CONSTRAINTS, VIEWS, TRIGGERS, ROUTINES, PARAMETERS) and
+//!   `SHOW CREATE SEQUENCE`; `AUTO_INCREMENT` counters are never read, and the database's own
+//!   name is taken out of view and trigger bodies.
 //!
 //! Columns are keyed by name; their positions are kept apart, so a column that was dropped and
 //! re-added shows as *moved*, and the caller decides whether that matters.
@@ -20,6 +27,8 @@ mod mysql;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_sql;
 
 pub use diff::{ColumnMove, SchemaDiff};
 
@@ -50,6 +59,10 @@ pub struct Table {
     pub constraints: BTreeMap<String, String>,
     /// Foreign keys that have no stable name (SQLite), as definitions.
     pub foreign_keys: BTreeSet<String>,
+    /// Everything else a table carries, by what it is: `autoincrement`, `options`
+    /// (`WITHOUT ROWID`, `STRICT`), `collation`, `engine`, `partition key`, `partition of`,
+    /// `comment`, `comment on column x`.
+    pub properties: BTreeMap<String, String>,
 }
 
 /// A database's schema, as far as a round trip can change it.
@@ -65,6 +78,13 @@ pub struct Schema {
     pub sequences: BTreeMap<String, String>,
     /// Enum types by name, with their labels in order.
     pub enums: BTreeMap<String, Vec<String>>,
+    /// Stored functions and procedures, by kind, name and arguments (`function add(x
+    /// integer)`), with their result, language, attributes and body.
+    pub routines: BTreeMap<String, String>,
+    /// Materialized views by name, with their definition; their indexes as `view.index`.
+    pub materialized_views: BTreeMap<String, String>,
+    /// Other user-defined types (domains, composite types) by name, with their definition.
+    pub types: BTreeMap<String, String>,
 }
 
 impl Schema {

@@ -12,7 +12,8 @@ async fn rows(conn: &mut MySqlConnection, sql: &str) -> Result<Rows> {
 }
 
 const COLUMNS: &str = "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, \
-    CAST(ORDINAL_POSITION AS CHAR), EXTRA FROM information_schema.COLUMNS c \
+    CAST(ORDINAL_POSITION AS CHAR), EXTRA, CHARACTER_SET_NAME, COLLATION_NAME, GENERATION_EXPRESSION, \
+    COLUMN_COMMENT FROM information_schema.COLUMNS c \
     WHERE TABLE_SCHEMA = DATABASE() AND EXISTS (SELECT 1 FROM information_schema.TABLES t \
     WHERE t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE') \
     ORDER BY TABLE_NAME, ORDINAL_POSITION";
@@ -22,12 +23,29 @@ const INDEXES: &str = "SELECT TABLE_NAME, INDEX_NAME, CAST(NON_UNIQUE AS CHAR), 
 const CONSTRAINTS: &str = "SELECT tc.TABLE_NAME, tc.CONSTRAINT_NAME, tc.CONSTRAINT_TYPE, \
     (SELECT GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION) FROM information_schema.KEY_COLUMN_USAGE k \
       WHERE k.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND k.TABLE_NAME = tc.TABLE_NAME AND k.CONSTRAINT_NAME = tc.CONSTRAINT_NAME), \
-    (SELECT CONCAT(r.REFERENCED_TABLE_NAME, ' ON UPDATE ', r.UPDATE_RULE, ' ON DELETE ', r.DELETE_RULE) \
+    (SELECT CONCAT(r.REFERENCED_TABLE_NAME, ' (', (SELECT GROUP_CONCAT(k.REFERENCED_COLUMN_NAME ORDER BY k.ORDINAL_POSITION) \
+      FROM information_schema.KEY_COLUMN_USAGE k WHERE k.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA \
+      AND k.TABLE_NAME = tc.TABLE_NAME AND k.CONSTRAINT_NAME = tc.CONSTRAINT_NAME), ')', \
+      ' ON UPDATE ', r.UPDATE_RULE, ' ON DELETE ', r.DELETE_RULE) \
       FROM information_schema.REFERENTIAL_CONSTRAINTS r WHERE r.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA \
       AND r.TABLE_NAME = tc.TABLE_NAME AND r.CONSTRAINT_NAME = tc.CONSTRAINT_NAME), \
     (SELECT cc.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS cc WHERE cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA \
       AND cc.TABLE_NAME = tc.TABLE_NAME AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME) \
     FROM information_schema.TABLE_CONSTRAINTS tc WHERE tc.CONSTRAINT_SCHEMA = DATABASE() ORDER BY 1, 2";
+/// Per base table: collation, engine, options (row format, partitioning), comment.
+const TABLES: &str = "SELECT TABLE_NAME, TABLE_COLLATION, ENGINE, CREATE_OPTIONS, TABLE_COMMENT \
+    FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1";
+const SEQUENCES: &str = "SELECT TABLE_NAME FROM information_schema.TABLES \
+    WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'SEQUENCE' ORDER BY 1";
+/// Stored functions and procedures: parameters, result, attributes and body.
+const ROUTINES: &str = "SELECT CONCAT(LOWER(r.ROUTINE_TYPE), ' ', r.ROUTINE_NAME), CONCAT_WS(' ', \
+    CONCAT('(', COALESCE((SELECT GROUP_CONCAT(CONCAT_WS(' ', p.PARAMETER_MODE, p.PARAMETER_NAME, p.DTD_IDENTIFIER) \
+      ORDER BY p.ORDINAL_POSITION SEPARATOR ', ') FROM information_schema.PARAMETERS p \
+      WHERE p.SPECIFIC_SCHEMA = r.ROUTINE_SCHEMA AND p.SPECIFIC_NAME = r.ROUTINE_NAME \
+      AND p.ROUTINE_TYPE = r.ROUTINE_TYPE AND p.ORDINAL_POSITION > 0), ''), ')'), \
+    CONCAT('returns ', r.DTD_IDENTIFIER), IF(r.IS_DETERMINISTIC = 'YES', 'deterministic', NULL), \
+    LOWER(r.SQL_DATA_ACCESS), CONCAT('security ', LOWER(r.SECURITY_TYPE)), CONCAT('as ', r.ROUTINE_DEFINITION)) \
+    FROM information_schema.ROUTINES r WHERE r.ROUTINE_SCHEMA = DATABASE() ORDER BY 1";
 const VIEWS: &str = "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1";
 const TRIGGERS: &str = "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, CONCAT(ACTION_TIMING, ' ', EVENT_MANIPULATION, ' ', ACTION_STATEMENT) \
     FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1, 2";
@@ -62,11 +80,26 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
         let entry = out.tables.entry(table).or_default();
         let name = text(&row, 1);
         let extra = text(&row, 6);
-        let data_type = if extra.is_empty() {
+        let mut data_type = if extra.is_empty() {
             text(&row, 2)
         } else {
             format!("{} {}", text(&row, 2), extra.to_uppercase())
         };
+        if let Some(expression) = row.get(9).cloned().flatten() {
+            data_type.push_str(&format!(" AS ({expression})"));
+        }
+        if let Some(charset) = row.get(7).cloned().flatten() {
+            data_type.push_str(&format!(" CHARACTER SET {charset}"));
+        }
+        if let Some(collation) = row.get(8).cloned().flatten() {
+            data_type.push_str(&format!(" COLLATE {collation}"));
+        }
+        let comment = text(&row, 10);
+        if !comment.is_empty() {
+            entry
+                .properties
+                .insert(format!("comment on column {name}"), comment);
+        }
         entry.order.push(name.clone());
         entry.columns.insert(
             name,
@@ -110,6 +143,39 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
             }
             t.constraints.insert(text(&row, 1), def);
         }
+    }
+    for row in rows(&mut conn, TABLES).await? {
+        let Some(table) = out.tables.get_mut(&text(&row, 0)) else {
+            continue;
+        };
+        for (i, property) in ["collation", "engine", "options", "comment"]
+            .iter()
+            .enumerate()
+        {
+            let value = text(&row, i + 1);
+            if !value.is_empty() {
+                table.properties.insert((*property).to_string(), value);
+            }
+        }
+    }
+    for row in rows(&mut conn, SEQUENCES).await? {
+        let name = text(&row, 0);
+        if is_tracking(&name, tracking_table) {
+            continue;
+        }
+        // `SHOW CREATE SEQUENCE` prints the settings (start, bounds, increment, cache, cycle),
+        // never the next value.
+        let show = format!("SHOW CREATE SEQUENCE `{}`", name.replace('`', "``"));
+        let definition = rows(&mut conn, &show)
+            .await?
+            .first()
+            .map(|row| text(row, 1))
+            .unwrap_or_default();
+        out.sequences.insert(name, normalize_sql(&definition));
+    }
+    for row in rows(&mut conn, ROUTINES).await? {
+        let body = without_database(&text(&row, 1), &database);
+        out.routines.insert(text(&row, 0), body);
     }
     for row in rows(&mut conn, VIEWS).await? {
         let definition = without_database(&text(&row, 1), &database);

@@ -14,8 +14,11 @@ async fn rows(conn: &mut PgConnection, sql: &str, schema: &str) -> Result<Rows> 
 }
 
 const COLUMNS: &str = "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
-    a.attnotnull::text, pg_get_expr(d.adbin, d.adrelid), a.attnum::text, a.attidentity::text, a.attgenerated::text \
+    a.attnotnull::text, pg_get_expr(d.adbin, d.adrelid), a.attnum::text, a.attidentity::text, a.attgenerated::text, \
+    CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(co.collname) FROM pg_collation co \
+      WHERE co.oid = a.attcollation) END, col_description(c.oid, a.attnum) \
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+    JOIN pg_type t ON t.oid = a.atttypid \
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
     ORDER BY c.relname, a.attnum";
@@ -29,6 +32,40 @@ const SEQUENCES: &str = "SELECT sequencename::text, concat_ws(' ', data_type, 's
     increment_by, 'min', min_value, 'max', max_value, 'cycle', cycle) FROM pg_sequences WHERE schemaname = $1 ORDER BY 1";
 const ENUMS: &str = "SELECT t.typname::text, e.enumlabel::text FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid \
     JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 ORDER BY t.typname, e.enumsortorder";
+/// Per table: partition key, parent and bound, comment, persistence, row security.
+const TABLES: &str = "SELECT c.relname::text, pg_get_partkeydef(c.oid), \
+    (SELECT p.relname::text FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid LIMIT 1), \
+    pg_get_expr(c.relpartbound, c.oid), obj_description(c.oid, 'pg_class'), \
+    CASE c.relpersistence WHEN 'u' THEN 'unlogged' END, \
+    CASE WHEN c.relrowsecurity THEN 'enabled' END \
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
+    ORDER BY 1";
+const MATERIALIZED_VIEWS: &str =
+    "SELECT matviewname::text, definition FROM pg_matviews WHERE schemaname = $1 ORDER BY 1";
+/// Functions, procedures, aggregates: identity, result, language, attributes and body; those
+/// of extensions are left out.
+const ROUTINES: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' \
+    WHEN 'w' THEN 'window function' ELSE 'function' END || ' ' || quote_ident(p.proname) || '(' || \
+    pg_get_function_identity_arguments(p.oid) || ')', \
+    concat_ws(' ', 'arguments (' || pg_get_function_arguments(p.oid) || ')', \
+    'returns ' || pg_get_function_result(p.oid), 'language ' || l.lanname, \
+    CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END, \
+    CASE WHEN p.proisstrict THEN 'strict' END, CASE WHEN p.prosecdef THEN 'security definer' END, \
+    'as ' || coalesce(pg_get_function_sqlbody(p.oid), p.prosrc)) \
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang \
+    WHERE n.nspname = $1 AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_proc'::regclass \
+    AND dep.objid = p.oid AND dep.deptype = 'e') ORDER BY 1";
+/// Domains (base type, nullability, default, checks) and standalone composite types.
+const TYPES: &str = "SELECT t.typname::text, CASE t.typtype WHEN 'd' THEN concat_ws(' ', 'domain', \
+    format_type(t.typbasetype, t.typtypmod), CASE WHEN t.typnotnull THEN 'NOT NULL' END, \
+    'DEFAULT ' || t.typdefault, (SELECT string_agg(pg_get_constraintdef(con.oid), ' ' ORDER BY con.conname) \
+    FROM pg_constraint con WHERE con.contypid = t.oid)) \
+    ELSE 'composite (' || (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), \
+    ', ' ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 \
+    AND NOT a.attisdropped) || ')' END \
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+    WHERE n.nspname = $1 AND (t.typtype = 'd' OR (t.typtype = 'c' AND \
+    (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) = 'c')) ORDER BY 1";
 const TRIGGERS: &str =
     "SELECT c.relname::text, t.tgname::text, pg_get_triggerdef(t.oid) FROM pg_trigger t \
     JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -48,6 +85,20 @@ pub(super) async fn snapshot(
                 .await?
         }
     };
+    // Definitions name objects of the schema without qualifying them only when it is on the
+    // search path: so that two schemas, or two databases, compare. Index definitions are
+    // always qualified; the schema's name is taken out of them.
+    let quoted: String = sqlx::query_scalar(
+        "SELECT quote_ident($1) FROM (SELECT set_config('search_path', quote_ident($1) || ', pg_catalog', false)) s",
+    )
+    .bind(&namespace)
+    .fetch_one(&mut conn)
+    .await?;
+    let unqualified = |definition: String| {
+        definition
+            .replace(&format!(" ON {quoted}."), " ON ")
+            .replace(&format!(" ON ONLY {quoted}."), " ON ONLY ")
+    };
     let mut out = Schema::default();
     for row in rows(&mut conn, COLUMNS, &namespace).await? {
         let table = text(&row, 0);
@@ -62,6 +113,14 @@ pub(super) async fn snapshot(
             ("d", _) => data_type.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
             (_, "s") => data_type.push_str(" GENERATED STORED"),
             _ => {}
+        }
+        if let Some(collation) = row.get(8).cloned().flatten() {
+            data_type.push_str(&format!(" COLLATE {collation}"));
+        }
+        if let Some(comment) = row.get(9).cloned().flatten() {
+            entry
+                .properties
+                .insert(format!("comment on column {name}"), comment);
         }
         entry.order.push(name.clone());
         entry.columns.insert(
@@ -78,10 +137,42 @@ pub(super) async fn snapshot(
             table.constraints.insert(text(&row, 1), text(&row, 2));
         }
     }
-    for row in rows(&mut conn, INDEXES, &namespace).await? {
-        if let Some(table) = out.tables.get_mut(&text(&row, 0)) {
-            table.indexes.insert(text(&row, 1), text(&row, 2));
+    for row in rows(&mut conn, TABLES, &namespace).await? {
+        let Some(table) = out.tables.get_mut(&text(&row, 0)) else {
+            continue;
+        };
+        let properties = [
+            "partition key",
+            "parent",
+            "partition bound",
+            "comment",
+            "persistence",
+            "row level security",
+        ];
+        for (i, property) in properties.iter().enumerate() {
+            if let Some(value) = row.get(i + 1).cloned().flatten() {
+                table.properties.insert((*property).to_string(), value);
+            }
         }
+    }
+    for row in rows(&mut conn, MATERIALIZED_VIEWS, &namespace).await? {
+        out.materialized_views
+            .insert(text(&row, 0), normalize_sql(&text(&row, 1)));
+    }
+    for row in rows(&mut conn, INDEXES, &namespace).await? {
+        let (on, name) = (text(&row, 0), text(&row, 1));
+        if let Some(table) = out.tables.get_mut(&on) {
+            table.indexes.insert(name, unqualified(text(&row, 2)));
+        } else if out.materialized_views.contains_key(&on) {
+            out.materialized_views
+                .insert(format!("{on}.{name}"), unqualified(text(&row, 2)));
+        }
+    }
+    for row in rows(&mut conn, ROUTINES, &namespace).await? {
+        out.routines.insert(text(&row, 0), text(&row, 1));
+    }
+    for row in rows(&mut conn, TYPES, &namespace).await? {
+        out.types.insert(text(&row, 0), text(&row, 1));
     }
     for row in rows(&mut conn, VIEWS, &namespace).await? {
         out.views
@@ -103,7 +194,7 @@ pub(super) async fn snapshot(
         if !is_tracking(&text(&row, 0), tracking_table) {
             out.triggers.insert(
                 format!("{}.{}", text(&row, 0), text(&row, 1)),
-                normalize_sql(&text(&row, 2)),
+                normalize_sql(&unqualified(text(&row, 2))),
             );
         }
     }

@@ -1,8 +1,10 @@
 //! SQLite snapshots from the `pragma_*` table-valued functions.
 
+use super::sqlite_sql;
 use super::{cells, is_tracking, normalize_sql, text, Column, Rows, Schema, Table};
 use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
+use std::collections::BTreeMap;
 
 async fn rows(conn: &mut SqliteConnection, sql: String, bind: Option<&str>) -> Result<Rows> {
     let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -22,6 +24,12 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
         None,
     )
     .await?;
+    // The SQL of explicit indexes: the only place their predicate and expressions are kept.
+    let index_sql: BTreeMap<String, String> = objects
+        .iter()
+        .filter(|o| text(o, 0) == "index" && o.get(3).is_some_and(Option::is_some))
+        .map(|o| (text(o, 1), text(o, 3)))
+        .collect();
     for object in &objects {
         let (kind, name, table) = (text(object, 0), text(object, 1), text(object, 2));
         if is_tracking(&table, tracking_table) {
@@ -29,7 +37,8 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
         }
         match kind.as_str() {
             "table" => {
-                let table = read_table(&mut conn, &name).await?;
+                let mut table = read_table(&mut conn, &name, &index_sql).await?;
+                add_table_text(&mut table, &text(object, 3));
                 schema.tables.insert(name, table);
             }
             "view" => {
@@ -47,7 +56,42 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
     Ok(schema)
 }
 
-async fn read_table(conn: &mut SqliteConnection, name: &str) -> Result<Table> {
+/// What only the table's `CREATE TABLE` text holds: CHECK constraints, AUTOINCREMENT,
+/// collations and generated expressions, and the table options.
+fn add_table_text(table: &mut Table, sql: &str) {
+    let text = sqlite_sql::read_table(sql);
+    for (column, suffix) in text.column_suffixes {
+        // The text is read lower-cased; SQLite's names are case-insensitive.
+        let found = table
+            .columns
+            .iter_mut()
+            .find(|(name, _)| name.to_lowercase() == column);
+        if let Some((_, c)) = found {
+            // The pragma's type of a generated column already says GENERATED.
+            let base = c.data_type.trim_end_matches(" GENERATED").to_string();
+            c.data_type = format!("{base} {suffix}");
+        } else {
+            table.properties.insert(format!("column {column}"), suffix);
+        }
+    }
+    for (name, check) in text.checks {
+        table.constraints.insert(name, check);
+    }
+    if let Some(column) = text.autoincrement {
+        table.properties.insert("autoincrement".into(), column);
+    }
+    if !text.options.is_empty() {
+        table
+            .properties
+            .insert("options".into(), text.options.join(", "));
+    }
+}
+
+async fn read_table(
+    conn: &mut SqliteConnection,
+    name: &str,
+    index_sql: &BTreeMap<String, String>,
+) -> Result<Table> {
     let mut table = Table::default();
     let columns = rows(
         conn,
@@ -132,10 +176,15 @@ async fn read_table(conn: &mut SqliteConnection, name: &str) -> Result<Table> {
         } else {
             index_name
         };
-        table.indexes.insert(
-            key,
-            format!("{unique}({}){partial}{origin}", keys.join(", ")),
-        );
+        // An explicit index's own text has its expressions and its WHERE, in canonical form.
+        let definition = match index_sql
+            .get(&key)
+            .and_then(|sql| sqlite_sql::index_tail(sql))
+        {
+            Some(tail) => format!("{unique}{tail}"),
+            None => format!("{unique}({}){partial}{origin}", keys.join(", ")),
+        };
+        table.indexes.insert(key, definition);
     }
     let foreign_keys = rows(
         conn,

@@ -1,0 +1,10 @@
+migrate::migrations! {}
+
+#[migrate::migration(table = "t", version = "1.0.0", irreversible)]
+async fn create_t(_db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+    Ok(())
+}
+
+migrate::round_trip_tests!(MIGRATIONS; backends = [sqlite, oracle]);
+
+fn main() {}

@@ -53,7 +53,8 @@
 //! (what a database backend implements). Each database has its module: [`sqlite`],
 //! `postgres`, `mysql`, and `testing` for round-trip tests. Operators reach the migrations
 //! through [`startup`] (migrate before serving), [`blocking`] (without an async runtime), and,
-//! behind features, `cli` (the host binary's commands) and `http` (an axum router).
+//! behind features, `cli` (the host binary's commands), `http` (an axum router) and `drift`
+//! (does a live schema match what the migrations build?).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -238,6 +239,16 @@ pub use migrate_backends::postgres;
 /// The MySQL/MariaDB backend (feature `mysql`).
 #[cfg(feature = "mysql")]
 pub use migrate_backends::mysql;
+
+/// The live drift check (feature `drift`, part of `cli`): compares a database's schema, read
+/// from its catalog, with a scratch database migrated to the same versions. See
+/// [`drift::DriftCheck`]; the CLI's `verify --schema` runs it.
+#[cfg(feature = "drift")]
+#[cfg_attr(docsrs, doc(cfg(feature = "drift")))]
+pub mod drift {
+    pub use migrate_backends::drift::{Configure, DriftCheck, DriftReport, TableVersion};
+    pub use migrate_backends::snapshot::{snapshot, Column, ColumnMove, Schema, SchemaDiff, Table};
+}
 
 /// Round-trip verification for `cargo test` (feature `testing`): throwaway databases on every
 /// backend, schema snapshots and their diffs, the stairway, and the harness behind

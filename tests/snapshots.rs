@@ -358,3 +358,43 @@ fn two_databases_compare_equal_on_postgres() {
 fn two_databases_compare_equal_on_mysql() {
     two_databases_compare_equal(Backend::MySql);
 }
+
+/// Two PostgreSQL schemas with one definition compare equal: no definition carries the
+/// schema's name (indexes, foreign keys, views, triggers, functions).
+#[test]
+fn two_postgres_schemas_compare_equal() {
+    block_on(async {
+        let Some(db) = TestDatabase::create(Backend::Postgres)
+            .await
+            .expect("database")
+        else {
+            return;
+        };
+        let mut sql = Vec::new();
+        for schema in ["left_side", "right_side"] {
+            sql.push(format!("CREATE SCHEMA {schema}"));
+            sql.push(format!("SET search_path TO {schema}"));
+            sql.extend(schema_sql(Backend::Postgres));
+            sql.push(
+                "CREATE FUNCTION touch_item() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+                    .to_string(),
+            );
+            sql.push(
+                "CREATE TRIGGER item_touched BEFORE UPDATE ON item FOR EACH ROW EXECUTE FUNCTION touch_item()"
+                    .to_string(),
+            );
+        }
+        // One connection, so that SET search_path holds for the statements after it.
+        exec(&db, &[sql.join(";\n")]).await;
+        let tracking = migrate::backend::DEFAULT_TRACKING_TABLE;
+        let left = snapshot(db.url(), Some("left_side"), tracking)
+            .await
+            .expect("snapshot");
+        let right = snapshot(db.url(), Some("right_side"), tracking)
+            .await
+            .expect("snapshot");
+        assert!(!left.tables.is_empty() && !left.triggers.is_empty());
+        let diff = left.diff(&right);
+        assert!(diff.is_empty(), "two schemas, one definition:\n{diff}");
+    });
+}

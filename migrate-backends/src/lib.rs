@@ -21,10 +21,14 @@ mod sqlx_db;
 mod statements;
 mod url;
 
+#[cfg(feature = "snapshot")]
+pub mod drift;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "snapshot")]
+pub mod snapshot;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "testing")]

@@ -43,6 +43,23 @@ pub(crate) fn server(url: &str) -> String {
     }
 }
 
+/// `url` naming the database `database` on the same server, with the same user and query.
+#[cfg_attr(
+    not(all(feature = "snapshot", any(feature = "postgres", feature = "mysql"))),
+    allow(dead_code)
+)]
+pub(crate) fn with_database(url: &str, database: &str) -> Option<String> {
+    let p = parts(url)?;
+    let (_, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let after_path = &rest[authority_end + p.path.len()..];
+    Some(format!(
+        "{}://{}/{database}{after_path}",
+        p.scheme,
+        &rest[..authority_end]
+    ))
+}
+
 /// `text` with the password of `url` replaced by `***`, as written and percent-decoded: for a
 /// host that prints messages which might quote the URL it was given.
 ///
@@ -128,5 +145,18 @@ mod tests {
             "mysql://127.0.0.1:1/x"
         );
         assert_eq!(server("not a url"), "the database URL");
+    }
+
+    #[test]
+    fn names_another_database_on_the_same_server() {
+        assert_eq!(
+            with_database("postgres://app:pw@db:5432/app?sslmode=disable", "scratch").as_deref(),
+            Some("postgres://app:pw@db:5432/scratch?sslmode=disable")
+        );
+        assert_eq!(
+            with_database("mysql://root@127.0.0.1:1", "scratch").as_deref(),
+            Some("mysql://root@127.0.0.1:1/scratch")
+        );
+        assert_eq!(with_database("not a url", "x"), None);
     }
 }

@@ -26,8 +26,10 @@ pub(super) struct Arguments {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub(super) database_url: Option<String>,
 
-    /// The PostgreSQL schema of the tracking tables and of `{{tables.x}}`.
-    #[arg(long, global = true)]
+    /// The PostgreSQL schema of the tracking tables and of `{{tables.x}}`. On `verify`, a
+    /// bare `--schema` (no name) compares the live schema with what the migrations build
+    /// instead (the same as `verify --schema-drift`).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "", value_name = "SCHEMA")]
     pub(super) schema: Option<String>,
 
     /// The tracking table (default: migrate_schema_versions).
@@ -101,8 +103,10 @@ pub(super) enum Command {
         tables: Vec<String>,
     },
     /// The CI gate: the graph, checksums, dirty marks, pending steps, and whether the
-    /// database is ahead. Prints every problem; exits 6, 4 or 3 for the worst one.
-    Verify(FleetArgs),
+    /// database is ahead; with --schema-drift (or a bare --schema), also whether the live schema
+    /// is what the migrations build at its versions. Prints every problem; exits 6, 4 or 3 for
+    /// the worst one (4 for schema drift).
+    Verify(VerifyArgs),
     /// Records TABLE as being at VERSION without running anything.
     Stamp {
         /// The table.
@@ -144,6 +148,21 @@ pub(super) enum Command {
         #[arg(long, value_name = "DIR")]
         sql: Option<PathBuf>,
     },
+}
+
+/// `verify`'s options.
+#[derive(Debug, Args, Default)]
+pub(super) struct VerifyArgs {
+    /// Also compare the live schema, read from the catalog, with a scratch database migrated
+    /// to the same versions (SQLite: a temporary file; PostgreSQL and MariaDB: a database
+    /// created on the same server and dropped after).
+    #[arg(long)]
+    pub(super) schema_drift: bool,
+    /// With --schema-drift: an empty database to migrate instead of creating one.
+    #[arg(long, value_name = "URL")]
+    pub(super) scratch_url: Option<String>,
+    #[command(flatten)]
+    pub(super) fleet: FleetArgs,
 }
 
 /// Running over a fleet instead of one database.
@@ -227,11 +246,25 @@ impl Arguments {
     /// The connection options the global flags set.
     pub(super) fn connect_options(&self) -> crate::ConnectOptions {
         let mut options = crate::ConnectOptions::new();
-        options.schema = self.schema.clone();
+        // A bare `--schema` is `verify`'s schema comparison, not a schema name.
+        options.schema = self.schema.clone().filter(|s| !s.is_empty());
         options.tracking_table = self.tracking_table.clone();
         options.lock_timeout = self.lock_timeout;
         options.transaction_pooling = self.transaction_pooling;
         options
+    }
+
+    /// Whether `verify` compares the live schema: `--schema-drift`, or a bare `--schema`.
+    pub(super) fn schema_drift(&self) -> bool {
+        match &self.command {
+            Command::Verify(verify) => verify.schema_drift || self.bare_schema(),
+            _ => false,
+        }
+    }
+
+    /// `--schema` given without a name.
+    pub(super) fn bare_schema(&self) -> bool {
+        self.schema.as_deref() == Some("")
     }
 
     /// The manager options the global flags set, applied after the host's own `configure`.

@@ -3,6 +3,7 @@
 use super::args::{Command, DownArgs, UpArgs};
 use super::output::{self, Printer};
 use super::{exit, exit_code};
+use crate::drift::DriftReport;
 use crate::error_json::error_json;
 use crate::manager::Resolution;
 use crate::report::{Report, TableStatus};
@@ -17,6 +18,7 @@ pub(super) async fn execute(
     manager: &MigrationManager,
     printer: &Printer,
     json: bool,
+    schema_drift: Option<&DriftReport>,
 ) -> Result<u8> {
     match command {
         Command::Status { check, .. } => {
@@ -79,7 +81,7 @@ pub(super) async fn execute(
             }
             Ok(exit::OK)
         }
-        Command::Verify(_) => verify(manager, printer, json).await,
+        Command::Verify(_) => verify(manager, printer, json, schema_drift).await,
         Command::Stamp { table, version } => {
             manager.stamp(table, version).await?;
             done(
@@ -251,23 +253,47 @@ async fn one_step_target(
     ))
 }
 
-async fn verify(manager: &MigrationManager, printer: &Printer, json: bool) -> Result<u8> {
+async fn verify(
+    manager: &MigrationManager,
+    printer: &Printer,
+    json: bool,
+    schema_drift: Option<&DriftReport>,
+) -> Result<u8> {
     // The graph was validated when the manager was built: a broken one never gets here.
     let statuses = manager.status().await?;
     let problems = Problem::of_all(&statuses);
-    let code = worst(&problems);
+    let mut code = worst(&problems);
+    let schema_differs = schema_drift.is_some_and(|report| !report.is_clean());
+    if schema_differs {
+        code = code.max(exit::DRIFT);
+    }
     if json {
         let listed: Vec<_> = problems
             .iter()
             .map(|p| json!({ "kind": p.kind(), "message": p.to_string() }))
             .collect();
-        printer.json(&json!({
-            "ok": problems.is_empty(),
+        let mut document = json!({
+            "ok": problems.is_empty() && !schema_differs,
             "migrations": manager.graph().len(),
             "tables": statuses.len(),
             "problems": listed,
-        }));
-    } else if problems.is_empty() {
+        });
+        if let Some(report) = schema_drift {
+            document["schema"] = json!({
+                "clean": report.is_clean(),
+                "versions": report.versions.iter().map(|t| json!({
+                    "module": t.module, "table": t.table, "version": t.version,
+                })).collect::<Vec<_>>(),
+                "differences": report.diff.changes,
+                "moved_columns": report.diff.moves.iter().map(|m| json!({
+                    "column": m.column, "from": m.from, "to": m.to,
+                })).collect::<Vec<_>>(),
+            });
+        }
+        printer.json(&document);
+        return Ok(code);
+    }
+    if problems.is_empty() {
         printer.out(&format!(
             "ok: {} migration(s) on {} table(s); the graph is valid, no drift, nothing dirty, nothing pending, nothing ahead",
             manager.graph().len(),
@@ -278,6 +304,14 @@ async fn verify(manager: &MigrationManager, printer: &Printer, json: bool) -> Re
         for problem in &problems {
             printer.out(&format!("  - {problem}"));
         }
+    }
+    if let Some(report) = schema_drift {
+        let verdict = if report.is_clean() {
+            "ok"
+        } else {
+            "schema drift"
+        };
+        printer.out(&format!("{verdict}: {report}"));
     }
     Ok(code)
 }

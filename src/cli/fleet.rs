@@ -12,7 +12,8 @@ use crate::{Error, Result};
 pub(super) fn fleet_of(command: &Command) -> Option<&FleetArgs> {
     let fleet = match command {
         Command::Up(args) => &args.fleet,
-        Command::Status { fleet, .. } | Command::Verify(fleet) => fleet,
+        Command::Status { fleet, .. } => fleet,
+        Command::Verify(verify) => &verify.fleet,
         _ => return None,
     };
     fleet.is_fleet().then_some(fleet)
@@ -27,6 +28,11 @@ pub(super) async fn run(
     fleet_args: &FleetArgs,
     printer: &Printer,
 ) -> Result<u8> {
+    if arguments.schema_drift() {
+        return Err(Error::Config(
+            "verify --schema-drift checks one database, not a fleet: run it per target".into(),
+        ));
+    }
     if let Command::Up(up) = &arguments.command {
         if up.to.is_some() || !up.tables.is_empty() || up.force || up.dry_run {
             return Err(Error::Config(

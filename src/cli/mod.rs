@@ -149,9 +149,22 @@ impl Cli {
         if let Some(url) = &arguments.database_url {
             printer.hide_password_of(url);
         }
+        if let Command::Verify(verify) = &arguments.command {
+            if let Some(url) = &verify.scratch_url {
+                printer.hide_password_of(url);
+            }
+        }
         init_logging(arguments.verbose);
         if let Command::New { table, name, sql } = &arguments.command {
             return scaffold(table, name, sql.as_deref(), &printer, arguments.json);
+        }
+        if arguments.bare_schema() && !matches!(arguments.command, Command::Verify(_)) {
+            let err = Arguments::command().error(
+                clap::error::ErrorKind::InvalidValue,
+                "--schema needs a name (the PostgreSQL schema); a bare --schema is only `verify`'s schema comparison",
+            );
+            printer.err_raw(&err.render().to_string());
+            return exit::USAGE;
         }
         if let Some(fleet) = fleet::fleet_of(&arguments.command) {
             let sets = self.sets.clone();
@@ -192,12 +205,46 @@ impl Cli {
         runtime.block_on(async {
             let db = crate::connect_with(url, &options).await?;
             let manager = arguments.manager_flags().apply(
-                MigrationManager::new(db, self.sets)?,
+                MigrationManager::new(db, self.sets.iter().copied())?,
                 self.configure.as_ref(),
             )?;
             tracing::info!(target = %manager.backend().describe(), "migrate cli");
-            commands::execute(&arguments.command, &manager, printer, arguments.json).await
+            let drift = if arguments.schema_drift() {
+                Some(self.drift_check(arguments).run(url).await?)
+            } else {
+                None
+            };
+            commands::execute(
+                &arguments.command,
+                &manager,
+                printer,
+                arguments.json,
+                drift.as_ref(),
+            )
+            .await
         })
+    }
+}
+
+impl Cli {
+    /// `verify --schema-drift`: the same sets, connection options and manager configuration as
+    /// the live manager, on a scratch database; another tool's adopted version table is not
+    /// part of the comparison.
+    fn drift_check(&self, arguments: &Arguments) -> crate::drift::DriftCheck {
+        let flags = arguments.manager_flags();
+        let configure = self.configure.clone();
+        let mut check = crate::drift::DriftCheck::new(self.sets.iter().copied())
+            .connect_options(arguments.connect_options())
+            .configure(move |manager| flags.apply(manager, configure.as_ref()));
+        if let Command::Verify(verify) = &arguments.command {
+            if let Some(url) = &verify.scratch_url {
+                check = check.scratch_url(url.clone());
+            }
+        }
+        if let Some(adopted) = &arguments.adopt_versions {
+            check = check.ignore_table(adopted.clone());
+        }
+        check
     }
 }
 

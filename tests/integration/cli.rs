@@ -10,14 +10,14 @@ use serde_json::Value;
 const PASSWORD: &str = "Cli-pw-7f3a9";
 
 /// One CLI run's exit code, stdout and stderr.
-struct Run {
-    code: u8,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: u8,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", self.stdout))
     }
@@ -25,7 +25,7 @@ impl Run {
 
 /// The test database's URL with a password in it. PostgreSQL's throwaway cluster trusts its
 /// users whatever they give; MariaDB checks, so there the URL names a user made with it.
-async fn url_with_password(db: &TestDb) -> String {
+pub(crate) async fn url_with_password(db: &TestDb) -> String {
     if db.backend() != Backend::MySql {
         return with_password(db.url());
     }
@@ -56,7 +56,7 @@ fn with_password(url: &str) -> String {
 
 /// Runs the CLI over the fixture's migrations on a thread of its own (it refuses to block a
 /// runtime's thread), and checks that the password shows nowhere.
-async fn cli(url: &str, args: &[&str]) -> Run {
+pub(crate) async fn cli(url: &str, args: &[&str]) -> Run {
     let mut argv = vec![
         "migrate".to_string(),
         "--database-url".to_string(),

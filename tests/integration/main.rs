@@ -15,6 +15,7 @@ mod blocking;
 mod cli;
 mod concurrency;
 mod connect_errors;
+mod drift;
 mod failures;
 mod faults;
 mod fleet;

@@ -15,16 +15,16 @@ mod pgbouncer;
 mod postgres;
 mod process;
 mod round_trip;
-pub mod snapshot;
 mod stairway;
 
+pub use crate::snapshot;
+pub use crate::snapshot::{snapshot, Schema, SchemaDiff};
 pub use pgbouncer::PgBouncer;
 pub use postgres::PostgresServer;
 pub use round_trip::{
     assert_single_heads, block_on, fresh_against_upgrade, round_trip, round_trip_with, RoundTrip,
     RoundTripOptions,
 };
-pub use snapshot::{snapshot, Schema, SchemaDiff};
 pub use stairway::{CheckFn, DataCheck, Phase, Problem, Stairway, StairwayFailure, StairwayReport};
 
 use migrate_core::backend::MigrationBackend;
@@ -131,6 +131,11 @@ impl TestDatabase {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("migrate_test_{}_{n}", std::process::id());
+        if backend == Backend::Sqlite && !cfg!(feature = "sqlite") {
+            return Err(Error::Config(
+                "a SQLite test database needs the `sqlite` feature".to_string(),
+            ));
+        }
         if backend == Backend::Sqlite {
             let dir = tempfile::Builder::new()
                 .prefix(&format!("{name}_"))
@@ -144,6 +149,7 @@ impl TestDatabase {
             let path = dir.join("test.db");
             // Created the way applications open it (WAL), so that later connections never
             // have to switch the journal mode while another one holds a lock.
+            #[cfg(feature = "sqlite")]
             crate::sqlite::SqliteDb::open(&path).await?.close().await;
             let url = format!("sqlite://{}?mode=rwc", path.display());
             return Ok(Some(TestDatabase {
@@ -206,27 +212,33 @@ fn dialect(backend: Backend) -> migrate_core::dialect::Dialect {
 
 /// Runs one statement on the database a URL names.
 async fn execute_on(url: &str, sql: &str) -> Result<()> {
-    use sqlx::{AssertSqlSafe, Connection};
-    let sql = AssertSqlSafe(sql.to_string());
-    if url.starts_with("postgres") {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
         #[cfg(feature = "postgres")]
-        {
+        "postgres" | "postgresql" => {
+            use sqlx::Connection;
             let mut conn = sqlx::PgConnection::connect(url).await?;
-            sqlx::raw_sql(sql).execute(&mut conn).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await?;
             conn.close().await?;
-            return Ok(());
+            Ok(())
         }
-    } else {
         #[cfg(feature = "mysql")]
-        {
+        "mysql" | "mariadb" => {
+            use sqlx::Connection;
             let mut conn = sqlx::MySqlConnection::connect(url).await?;
-            sqlx::raw_sql(sql).execute(&mut conn).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await?;
             conn.close().await?;
-            return Ok(());
+            Ok(())
+        }
+        _ => {
+            let _ = sql;
+            Err(Error::Config(format!("no enabled backend for {scheme}:")))
         }
     }
-    #[allow(unreachable_code)]
-    Err(Error::Config(format!("no enabled backend for {url}")))
 }
 
 /// `url` with its database (path) replaced by `database`.

@@ -1,8 +1,8 @@
 //! What `migrate::round_trip_tests!` runs: per backend, the stairway and "upgrade from empty to
 //! head", and once, "single head per table". These are test assertions: they panic on failure.
 
-use super::snapshot::{snapshot, SchemaDiff};
 use super::{Backend, DataCheck, Stairway, TestDatabase};
+use crate::snapshot::{snapshot, SchemaDiff};
 use crate::DEFAULT_TRACKING_TABLE;
 use migrate_core::error::Result;
 use migrate_core::graph::Graph;

@@ -8,8 +8,8 @@
 //! from a fresh database brought to just after that step, so one run names every bad step.
 //! `irreversible` steps are passed over, and the report says so.
 
-use super::snapshot::{snapshot, ColumnMove, Schema, SchemaDiff};
 use super::{Backend, TestDatabase};
+use crate::snapshot::{snapshot, ColumnMove, Schema, SchemaDiff};
 use crate::DEFAULT_TRACKING_TABLE;
 use migrate_core::conn::Conn;
 use migrate_core::error::{Error, Result};

@@ -1,0 +1,468 @@
+//! The live drift check (feature `snapshot`): does this database's schema match what its
+//! migrations build at the versions it records?
+//!
+//! The check reads the live database's versions (read-only: `status`), migrates a scratch
+//! database from empty to exactly those versions, snapshots both from their catalogs (see
+//! [`crate::snapshot`]) and diffs them. The scratch database is, unless one is given with
+//! [`DriftCheck::scratch_url`]:
+//!
+//! - SQLite: a file in the temporary directory;
+//! - PostgreSQL and MySQL/MariaDB: a database `migrate_drift_<pid>_<n>` created on the live
+//!   database's server (the user needs the right to create databases), dropped afterwards.
+//!
+//! Nothing is written to the live database's schema. A live table with a dirty mark, or at a
+//! version no linked migration declares, is refused: there is no "should be" to compare with.
+
+use crate::connect::{connect_with, ConnectOptions};
+use crate::snapshot::{snapshot, Schema, SchemaDiff};
+use crate::DEFAULT_TRACKING_TABLE;
+use migrate_core::error::{Error, Result};
+use migrate_core::manager::MigrationManager;
+use migrate_core::migration::MigrationSet;
+use migrate_core::Version;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What a host does to every manager it builds (a baseline, table names), applied to the live
+/// and the scratch manager alike.
+pub type Configure = Arc<dyn Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync>;
+
+/// Compares a live database with a scratch database migrated to the same versions.
+///
+/// ```no_run
+/// # async fn demo(set: &'static migrate_core::migration::MigrationSet) -> migrate_core::error::Result<()> {
+/// use migrate_backends::drift::DriftCheck;
+/// let report = DriftCheck::new([set]).run("postgres://app@db/app").await?;
+/// if !report.is_clean() {
+///     eprintln!("{report}");
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct DriftCheck {
+    sets: Vec<&'static MigrationSet>,
+    options: ConnectOptions,
+    scratch_url: Option<String>,
+    configure: Option<Configure>,
+    ignored: Vec<String>,
+}
+
+impl fmt::Debug for DriftCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriftCheck")
+            .field("sets", &self.sets)
+            .field("options", &self.options)
+            .field(
+                "scratch_url",
+                &self
+                    .scratch_url
+                    .as_deref()
+                    .map(|url| crate::url::redact_url_password(url, url)),
+            )
+            .field("configure", &self.configure.is_some())
+            .field("ignored", &self.ignored)
+            .finish()
+    }
+}
+
+/// One table's version on the live database, which the scratch database was brought to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableVersion {
+    /// The module.
+    pub module: String,
+    /// The logical table.
+    pub table: String,
+    /// Its version (`None`: nothing applied, so nothing built).
+    pub version: Option<Version>,
+}
+
+/// What a drift check found.
+#[derive(Debug, Clone)]
+pub struct DriftReport {
+    /// The versions compared at, per table.
+    pub versions: Vec<TableVersion>,
+    /// The scratch database, without credentials.
+    pub scratch: String,
+    /// From what the migrations build (the scratch database) to what the live database has:
+    /// `added` is in the live database only, `removed` is missing from it.
+    pub diff: SchemaDiff,
+}
+
+impl DriftReport {
+    /// The live schema is what the migrations build, column order aside.
+    pub fn is_clean(&self) -> bool {
+        self.diff.is_empty_ignoring_moves()
+    }
+}
+
+impl fmt::Display for DriftReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at: Vec<String> = self
+            .versions
+            .iter()
+            .filter_map(|t| t.version.as_ref().map(|v| format!("{}@{v}", t.table)))
+            .collect();
+        if self.diff.is_empty() {
+            return write!(
+                f,
+                "the schema is what the migrations build at {}",
+                if at.is_empty() {
+                    "no version (nothing applied)".to_string()
+                } else {
+                    at.join(", ")
+                }
+            );
+        }
+        let count = self.diff.changes.len() + self.diff.moves.len();
+        writeln!(
+            f,
+            "{count} difference(s) from what the migrations build at {} (scratch database {}) to the live schema:",
+            at.join(", "),
+            self.scratch
+        )?;
+        write!(f, "{}", self.diff.to_string().trim_end())
+    }
+}
+
+impl DriftCheck {
+    /// A drift check of the migrations of `sets`.
+    pub fn new(sets: impl IntoIterator<Item = &'static MigrationSet>) -> Self {
+        DriftCheck {
+            sets: sets.into_iter().collect(),
+            options: ConnectOptions::default(),
+            scratch_url: None,
+            configure: None,
+            ignored: Vec::new(),
+        }
+    }
+
+    /// How to connect (schema, tracking table, timeouts): used for both databases.
+    pub fn connect_options(mut self, options: ConnectOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// An empty database to migrate instead of one created and dropped by the check.
+    pub fn scratch_url(mut self, url: impl Into<String>) -> Self {
+        self.scratch_url = Some(url.into());
+        self
+    }
+
+    /// Configures both managers the same way (`|m| m.with_table_name("session", "agno_sessions")`).
+    /// A baseline means its steps are not run on the scratch database either.
+    pub fn configure(
+        mut self,
+        configure: impl Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync + 'static,
+    ) -> Self {
+        self.configure = Some(Arc::new(configure));
+        self
+    }
+
+    /// A table to leave out of the comparison (another tool's version table, say).
+    pub fn ignore_table(mut self, table: impl Into<String>) -> Self {
+        self.ignored.push(table.into());
+        self
+    }
+
+    async fn manager(&self, url: &str) -> Result<MigrationManager> {
+        let db = connect_with(url, &self.options).await?;
+        let manager = MigrationManager::new(db, self.sets.iter().copied())?;
+        match &self.configure {
+            Some(configure) => configure(manager),
+            None => Ok(manager),
+        }
+    }
+
+    /// Runs the check against the live database at `live_url`.
+    ///
+    /// # Errors
+    /// When a database cannot be reached or the scratch database cannot be made, when a live
+    /// table is dirty or at a version no migration declares, or when a step fails on the
+    /// scratch database.
+    pub async fn run(&self, live_url: &str) -> Result<DriftReport> {
+        let live = self.manager(live_url).await?;
+        let versions = live_versions(&live).await?;
+        drop(live);
+        let scratch = match &self.scratch_url {
+            Some(url) => Scratch::Given(url.clone()),
+            None => Scratch::create(live_url).await?,
+        };
+        let outcome = self.compare(live_url, scratch.url(), versions).await;
+        let dropped = scratch.remove().await;
+        let report = outcome?;
+        dropped?;
+        Ok(report)
+    }
+
+    async fn compare(
+        &self,
+        live_url: &str,
+        scratch_url: &str,
+        versions: Vec<TableVersion>,
+    ) -> Result<DriftReport> {
+        let tracking = self
+            .options
+            .tracking_table
+            .as_deref()
+            .unwrap_or(DEFAULT_TRACKING_TABLE);
+        let schema = self.options.schema.as_deref();
+        let empty = self.without_ignored(snapshot(scratch_url, schema, tracking).await?);
+        if !empty.tables.is_empty() {
+            let names: Vec<&str> = empty.tables.keys().map(String::as_str).collect();
+            return Err(Error::Config(format!(
+                "the scratch database {} is not empty (tables {}): the drift check needs an empty one",
+                crate::url::server(scratch_url),
+                names.join(", ")
+            )));
+        }
+        let scratch = self.manager(scratch_url).await?;
+        migrate_to(&scratch, &versions).await?;
+        drop(scratch);
+        let expected = self.without_ignored(snapshot(scratch_url, schema, tracking).await?);
+        let actual = self.without_ignored(
+            snapshot(live_url, schema, tracking)
+                .await
+                .map_err(|e| crate::url::redact_password(e, live_url))?,
+        );
+        Ok(DriftReport {
+            versions,
+            scratch: crate::url::server(scratch_url),
+            diff: expected.diff(&actual),
+        })
+    }
+
+    fn without_ignored(&self, mut schema: Schema) -> Schema {
+        for table in &self.ignored {
+            schema.tables.remove(table);
+        }
+        schema
+    }
+}
+
+/// Every table's version on the live database; a dirty or unknown one is refused.
+async fn live_versions(live: &MigrationManager) -> Result<Vec<TableVersion>> {
+    let mut versions = Vec::new();
+    for status in live.status().await? {
+        if let Some(unknown) = &status.unknown_version {
+            return Err(Error::Config(format!(
+                "`{}` table `{}` is at {unknown}, which no linked migration declares: there is no schema to compare it with",
+                status.module, status.table
+            )));
+        }
+        if let Some(mark) = &status.dirty {
+            return Err(Error::Config(format!(
+                "`{}` table `{}` has a dirty mark ({mark:?}): settle it with `repair` before checking the schema",
+                status.module, status.table
+            )));
+        }
+        versions.push(TableVersion {
+            module: status.module,
+            table: status.table,
+            version: status.current,
+        });
+    }
+    Ok(versions)
+}
+
+/// Brings the scratch database to `versions`, in the order `up` runs steps (so `after` edges
+/// hold), one run per stretch of one table's steps.
+async fn migrate_to(scratch: &MigrationManager, versions: &[TableVersion]) -> Result<()> {
+    let wanted: BTreeMap<(&str, &str), &Version> = versions
+        .iter()
+        .filter_map(|t| {
+            t.version
+                .as_ref()
+                .map(|v| ((t.module.as_str(), t.table.as_str()), v))
+        })
+        .collect();
+    let mut stretch: Option<(String, Version)> = None;
+    for info in scratch.pending().await? {
+        let step = &info.step;
+        let Some(target) = wanted.get(&(step.module.as_str(), step.table.as_str())) else {
+            continue;
+        };
+        if step.version > **target {
+            continue;
+        }
+        let table = format!("{}:{}", step.module, step.table);
+        if let Some((current, _)) = &stretch {
+            if *current != table {
+                run_stretch(scratch, stretch.take()).await?;
+            }
+        }
+        stretch = Some((table, step.version.clone()));
+    }
+    run_stretch(scratch, stretch).await
+}
+
+async fn run_stretch(scratch: &MigrationManager, stretch: Option<(String, Version)>) -> Result<()> {
+    if let Some((table, version)) = stretch {
+        scratch
+            .up()
+            .table(table)
+            .target(version.to_string())
+            .await?;
+    }
+    Ok(())
+}
+
+/// The scratch database: given, or made for the check and removed after it.
+enum Scratch {
+    Given(String),
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    File {
+        url: String,
+        path: std::path::PathBuf,
+    },
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    Database {
+        url: String,
+        admin_url: String,
+        name: String,
+    },
+}
+
+/// A name no other check of this process uses.
+fn scratch_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "migrate_drift_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Scratch {
+    async fn create(live_url: &str) -> Result<Scratch> {
+        let scheme = live_url.split(':').next().unwrap_or_default();
+        let name = scratch_name();
+        match scheme {
+            #[cfg(feature = "sqlite")]
+            "sqlite" => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                Ok(Scratch::File { url, path })
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(live_url)
+                    .await
+                    .map_err(|e| crate::url::redact_password(e.into(), live_url))?;
+                let created =
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                        .execute(&mut conn)
+                        .await;
+                let _ = conn.close().await;
+                Scratch::made(live_url, name, created.map(|_| ()))
+            }
+            #[cfg(feature = "mysql")]
+            "mysql" | "mariadb" => {
+                use sqlx::Connection;
+                let mut conn = sqlx::MySqlConnection::connect(live_url)
+                    .await
+                    .map_err(|e| crate::url::redact_password(e.into(), live_url))?;
+                let created =
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+                        .execute(&mut conn)
+                        .await;
+                let _ = conn.close().await;
+                Scratch::made(live_url, name, created.map(|_| ()))
+            }
+            _ => {
+                let _ = name;
+                Err(Error::Config(format!(
+                    "no drift check for URL scheme `{scheme}:` (features: sqlite, postgres, mysql)"
+                )))
+            }
+        }
+    }
+
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    fn made(
+        live_url: &str,
+        name: String,
+        created: std::result::Result<(), sqlx::Error>,
+    ) -> Result<Scratch> {
+        if let Err(e) = created {
+            return Err(Error::Config(format!(
+                "cannot create the scratch database `{name}` on {}: {e}; give an empty database with a scratch URL (`--scratch-url`) instead",
+                crate::url::server(live_url)
+            )));
+        }
+        let url = crate::url::with_database(live_url, &name).ok_or_else(|| {
+            Error::Config(format!(
+                "cannot name the scratch database in {}",
+                crate::url::server(live_url)
+            ))
+        })?;
+        Ok(Scratch::Database {
+            url,
+            admin_url: live_url.to_string(),
+            name,
+        })
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Scratch::Given(url) | Scratch::File { url, .. } | Scratch::Database { url, .. } => url,
+        }
+    }
+
+    async fn remove(self) -> Result<()> {
+        match self {
+            Scratch::Given(_) => Ok(()),
+            Scratch::File { path, .. } => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+                Ok(())
+            }
+            Scratch::Database {
+                admin_url, name, ..
+            } => drop_database(&admin_url, &name).await,
+        }
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
+    let scheme = admin_url.split(':').next().unwrap_or_default();
+    let dropped: std::result::Result<(), sqlx::Error> = match scheme {
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+            done.map(|_| ())
+        }
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => {
+            use sqlx::Connection;
+            let mut conn = sqlx::MySqlConnection::connect(admin_url).await?;
+            let sql = format!("DROP DATABASE IF EXISTS `{name}`");
+            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+            done.map(|_| ())
+        }
+        _ => Ok(()),
+    };
+    dropped.map_err(|e| {
+        Error::Config(format!(
+            "the drift check could not drop its scratch database `{name}` on {}: {e}",
+            crate::url::server(admin_url)
+        ))
+    })
+}

@@ -1,0 +1,178 @@
+//! The live drift check on every backend: `migrate::drift::DriftCheck` and `verify --schema`.
+//! A database migrated by the framework matches a scratch database migrated to the same
+//! versions; a hand-made change is named; the check writes nothing to the live database and
+//! removes its scratch database.
+
+use crate::cli::{cli, url_with_password};
+use crate::harness::{each_backend, TestDb};
+use crate::MIGRATIONS;
+use migrate::cli::exit;
+use migrate::drift::DriftCheck;
+use migrate::testing::Backend;
+use migrate::Error;
+
+/// The scratch database named in a report (`scheme://host/name`) is gone.
+async fn assert_scratch_removed(db: &TestDb, scratch: &str) {
+    let name = scratch.rsplit('/').next().unwrap_or_default();
+    assert!(name.starts_with("migrate_drift_"), "{scratch}");
+    match db.backend() {
+        Backend::Sqlite => {
+            let path = scratch.trim_start_matches("sqlite://");
+            assert!(
+                !std::path::Path::new(path).exists(),
+                "{path} was left behind"
+            );
+        }
+        Backend::Postgres => {
+            let left = db
+                .rows(&format!(
+                    "SELECT datname FROM pg_database WHERE datname = '{name}'"
+                ))
+                .await;
+            assert!(left.is_empty(), "{name} was left behind");
+        }
+        Backend::MySql => {
+            let left = db
+                .rows(&format!(
+                    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{name}'"
+                ))
+                .await;
+            assert!(left.is_empty(), "{name} was left behind");
+        }
+    }
+}
+
+each_backend! {
+    async fn a_migrated_database_matches_and_a_hand_change_is_named(db) {
+        db.manager().await.up().await.expect("up");
+        let check = DriftCheck::new([&MIGRATIONS]);
+        let clean = check.run(db.url()).await.expect("drift check");
+        assert!(clean.is_clean(), "{clean}");
+        assert!(clean.diff.is_empty(), "{clean}");
+        assert!(
+            clean.versions.iter().any(|t| t.table == "session"
+                && t.version.as_ref().map(ToString::to_string).as_deref() == Some("2.3.0")),
+            "{:?}",
+            clean.versions
+        );
+        assert!(clean.to_string().contains("session@2.3.0"), "{clean}");
+        assert_scratch_removed(&db, &clean.scratch).await;
+
+        db.exec("ALTER TABLE session ADD COLUMN rogue INTEGER").await;
+        db.exec("CREATE INDEX idx_session_rogue ON session (rogue)").await;
+        let untouched = db.fingerprint().await;
+        let drifted = check.run(db.url()).await.expect("drift check");
+        assert!(!drifted.is_clean(), "{drifted}");
+        let lines = &drifted.diff.changes;
+        assert!(
+            lines.iter().any(|l| l.starts_with("column session.rogue: added")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("idx_session_rogue: added")),
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), 2, "nothing else differs: {lines:?}");
+        assert_eq!(db.fingerprint().await, untouched, "the check wrote nothing to the live database");
+        assert_scratch_removed(&db, &drifted.scratch).await;
+    }
+
+    async fn a_database_part_way_up_is_compared_at_its_own_versions(db) {
+        let manager = db.manager().await;
+        manager.up().table("session").target("2.1.0").await.expect("up part way");
+        let report = DriftCheck::new([&MIGRATIONS]).run(db.url()).await.expect("drift check");
+        assert!(report.is_clean(), "{report}");
+        let session = report.versions.iter().find(|t| t.table == "session").expect("session");
+        assert_eq!(session.version.as_ref().map(ToString::to_string).as_deref(), Some("2.1.0"));
+        assert!(
+            report.versions.iter().filter(|t| t.table != "session").all(|t| t.version.is_none()),
+            "{:?}",
+            report.versions
+        );
+        // A column that only 2.3.0 adds, made by hand, is drift at 2.1.0.
+        db.exec("ALTER TABLE session ADD COLUMN state TEXT").await;
+        let drifted = DriftCheck::new([&MIGRATIONS]).run(db.url()).await.expect("drift check");
+        assert!(
+            drifted.diff.changes.iter().any(|l| l.starts_with("column session.state: added")),
+            "{drifted}"
+        );
+    }
+
+    async fn a_scratch_database_that_is_not_empty_is_refused(db) {
+        db.manager().await.up().await.expect("up");
+        let err = DriftCheck::new([&MIGRATIONS])
+            .scratch_url(db.url())
+            .run(db.url())
+            .await
+            .expect_err("the live database is no scratch database");
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("is not empty"), "{err}");
+    }
+
+    async fn verify_schema_passes_then_names_a_hand_change(db) {
+        let url = url_with_password(&db).await;
+        assert_eq!(cli(&url, &["up"]).await.code, exit::OK);
+        let clean = cli(&url, &["verify", "--schema"]).await;
+        assert_eq!(clean.code, exit::OK, "{}{}", clean.stdout, clean.stderr);
+        assert!(
+            clean.stdout.contains("ok: the schema is what the migrations build"),
+            "{}",
+            clean.stdout
+        );
+
+        db.exec("ALTER TABLE session ADD COLUMN rogue INTEGER").await;
+        let drifted = cli(&url, &["verify", "--schema-drift", "--json"]).await;
+        assert_eq!(drifted.code, exit::DRIFT, "{}{}", drifted.stdout, drifted.stderr);
+        let doc = drifted.json();
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["schema"]["clean"], false);
+        let differences = doc["schema"]["differences"].as_array().expect("differences");
+        assert!(
+            differences
+                .iter()
+                .any(|d| d.as_str().is_some_and(|d| d.starts_with("column session.rogue: added"))),
+            "{doc}"
+        );
+        let text = cli(&url, &["verify", "--schema"]).await;
+        assert_eq!(text.code, exit::DRIFT);
+        assert!(text.stdout.contains("schema drift:") && text.stdout.contains("session.rogue"), "{}", text.stdout);
+
+        // A bare --schema names no schema anywhere else.
+        let bare = cli(&url, &["status", "--schema"]).await;
+        assert_eq!(bare.code, exit::USAGE, "{}{}", bare.stdout, bare.stderr);
+        assert!(bare.stderr.contains("--schema needs a name"), "{}", bare.stderr);
+    }
+}
+
+/// A PostgreSQL schema other than `public` is compared in the scratch database's schema of the
+/// same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_schema_is_compared_in_its_own_schema() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let options = migrate::ConnectOptions::new().schema("tenant_a");
+    let executor = migrate::connect_with(db.url(), &options)
+        .await
+        .expect("connect");
+    migrate::MigrationManager::new(executor, [&MIGRATIONS])
+        .expect("graph")
+        .up()
+        .await
+        .expect("up");
+    let check = DriftCheck::new([&MIGRATIONS]).connect_options(options);
+    let clean = check.run(db.url()).await.expect("drift check");
+    assert!(clean.is_clean(), "{clean}");
+    assert!(
+        clean.versions.iter().any(|t| t.version.is_some()),
+        "{clean}"
+    );
+    db.exec("ALTER TABLE tenant_a.session ADD COLUMN rogue INTEGER")
+        .await;
+    let drifted = check.run(db.url()).await.expect("drift check");
+    assert_eq!(
+        drifted.diff.changes.len(),
+        1,
+        "only the hand-made column: {drifted}"
+    );
+}

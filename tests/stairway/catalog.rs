@@ -28,13 +28,16 @@ pub fn wrong_on(backend: migrate::testing::Backend) -> Vec<&'static str> {
     match backend {
         Backend::Sqlite => wrong.extend(["autoincrement_lost@1.1.0", "partial_changed@1.1.0"]),
         Backend::Postgres => wrong.extend([
+            "extension_left@1.0.0",
             "matview_left@1.0.0",
             "partial_changed@1.1.0",
+            "policy_left@1.1.0",
             "routine_left@1.0.0",
             "sequence_left@1.0.0",
         ]),
         Backend::MySql => wrong.extend([
             "autoincrement_lost@1.1.0",
+            "event_left@1.0.0",
             "fk_target_changed@1.1.0",
             "routine_left@1.0.0",
             "sequence_left@1.0.0",
@@ -55,6 +58,9 @@ pub fn expected_change(table: &str) -> &'static str {
         "routine_left" => "routine function add_one",
         "matview_left" => "materialized view answer: added",
         "fk_target_changed" => "fk_child_parent: changed",
+        "extension_left" => "extension hstore: added",
+        "policy_left" => "policy policy_left.own_rows: added",
+        "event_left" => "event nightly_cleanup: added",
         _ => "",
     }
 }
@@ -372,4 +378,60 @@ async fn rebuild_exactly(db: &mut Conn<'_>) -> Result<()> {
         &["ALTER TABLE rebuilt_right DROP COLUMN note"],
     )
     .await
+}
+
+// --- an extension, a row-level security policy, a scheduled event left behind ----------------
+
+#[migrate::migration(table = "extension_left", version = "1.0.0", down = keep_extension)]
+async fn create_extension_left(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(db, &[], &["CREATE EXTENSION IF NOT EXISTS hstore"], &[]).await
+}
+async fn keep_extension(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(db, &[], &["DROP EXTENSION IF EXISTS citext"], &[]).await
+}
+
+#[migrate::migration(table = "policy_left", version = "1.0.0", down = drop_policy_left)]
+async fn create_policy_left(db: &mut Conn<'_>) -> Result<()> {
+    super::run(
+        db,
+        &["CREATE TABLE policy_left (id INTEGER PRIMARY KEY, owner_name VARCHAR(20))"],
+    )
+    .await
+}
+async fn drop_policy_left(db: &mut Conn<'_>) -> Result<()> {
+    drop_table(db, "policy_left").await
+}
+
+#[migrate::migration(table = "policy_left", version = "1.1.0", parent = "1.0.0", down = keep_policy)]
+async fn add_policy(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &[],
+        &["CREATE POLICY own_rows ON policy_left USING (owner_name = current_user)"],
+        &[],
+    )
+    .await
+}
+async fn keep_policy(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &[],
+        &["DROP POLICY IF EXISTS own_row ON policy_left"],
+        &[],
+    )
+    .await
+}
+
+#[migrate::migration(table = "event_left", version = "1.0.0", down = keep_event)]
+async fn create_event_left(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &[],
+        &[],
+        &["CREATE EVENT IF NOT EXISTS nightly_cleanup ON SCHEDULE EVERY 1 DAY DO DELETE FROM fk_parent WHERE id < 0"],
+    )
+    .await
+}
+async fn keep_event(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(db, &[], &[], &["DROP EVENT IF EXISTS nightly_clean"]).await
 }

@@ -111,11 +111,20 @@ fn diff_map<V: PartialEq>(
     show: impl Fn(&V) -> String,
     out: &mut Vec<String>,
 ) {
+    // An empty `what`: the names say what they are (`extension pgcrypto`).
+    let label = |name: &str| {
+        if what.is_empty() {
+            name.to_string()
+        } else {
+            format!("{what} {name}")
+        }
+    };
     for (name, old) in before {
         match after.get(name) {
-            None => out.push(format!("{what} {name}: removed (was {})", show(old))),
+            None => out.push(format!("{}: removed (was {})", label(name), show(old))),
             Some(new) if new != old => out.push(format!(
-                "{what} {name}: changed from {} to {}",
+                "{}: changed from {} to {}",
+                label(name),
                 show(old),
                 show(new)
             )),
@@ -124,7 +133,7 @@ fn diff_map<V: PartialEq>(
     }
     for (name, new) in after {
         if !before.contains_key(name) {
-            out.push(format!("{what} {name}: added ({})", show(new)));
+            out.push(format!("{}: added ({})", label(name), show(new)));
         }
     }
 }
@@ -287,6 +296,13 @@ pub(crate) fn diff(before: &Schema, after: &Schema) -> SchemaDiff {
         "routine",
         &before.routines,
         &after.routines,
+        Clone::clone,
+        &mut out.changes,
+    );
+    diff_map(
+        "",
+        &before.other,
+        &after.other,
         Clone::clone,
         &mut out.changes,
     );

@@ -85,6 +85,9 @@ pub struct Schema {
     pub materialized_views: BTreeMap<String, String>,
     /// Other user-defined types (domains, composite types) by name, with their definition.
     pub types: BTreeMap<String, String>,
+    /// Everything else, keyed by kind and name: `extension pgcrypto`, `policy t.p`,
+    /// `rule t.r` (PostgreSQL), `event e` (MariaDB).
+    pub other: BTreeMap<String, String>,
 }
 
 impl Schema {

@@ -18,7 +18,7 @@ const COLUMNS: &str = "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE,
     WHERE t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE') \
     ORDER BY TABLE_NAME, ORDINAL_POSITION";
 const INDEXES: &str = "SELECT TABLE_NAME, INDEX_NAME, CAST(NON_UNIQUE AS CHAR), COLUMN_NAME, CAST(SUB_PART AS CHAR), \
-    COLLATION FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+    COLLATION, INDEX_TYPE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
     ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX";
 const CONSTRAINTS: &str = "SELECT tc.TABLE_NAME, tc.CONSTRAINT_NAME, tc.CONSTRAINT_TYPE, \
     (SELECT GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION) FROM information_schema.KEY_COLUMN_USAGE k \
@@ -46,7 +46,19 @@ const ROUTINES: &str = "SELECT CONCAT(LOWER(r.ROUTINE_TYPE), ' ', r.ROUTINE_NAME
     CONCAT('returns ', r.DTD_IDENTIFIER), IF(r.IS_DETERMINISTIC = 'YES', 'deterministic', NULL), \
     LOWER(r.SQL_DATA_ACCESS), CONCAT('security ', LOWER(r.SECURITY_TYPE)), CONCAT('as ', r.ROUTINE_DEFINITION)) \
     FROM information_schema.ROUTINES r WHERE r.ROUTINE_SCHEMA = DATABASE() ORDER BY 1";
-const VIEWS: &str = "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1";
+const VIEWS: &str =
+    "SELECT TABLE_NAME, CONCAT_WS(' ', VIEW_DEFINITION, CONCAT('check option ', CHECK_OPTION), \
+    CONCAT('security ', SECURITY_TYPE), CONCAT('algorithm ', ALGORITHM)) \
+    FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1";
+/// Scheduled events.
+const EVENTS: &str = "SELECT CONCAT('event ', EVENT_NAME), CONCAT_WS(' ', EVENT_TYPE, EXECUTE_AT, \
+    CONCAT('every ', INTERVAL_VALUE, ' ', INTERVAL_FIELD), STATUS, ON_COMPLETION, CONCAT('do ', EVENT_DEFINITION)) \
+    FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY 1";
+/// Partitioning, per table: method, expression and each partition's bound.
+const PARTITIONS: &str = "SELECT TABLE_NAME, CONCAT_WS(' ', PARTITION_METHOD, PARTITION_EXPRESSION), \
+    GROUP_CONCAT(CONCAT_WS(' ', PARTITION_NAME, PARTITION_DESCRIPTION) ORDER BY PARTITION_ORDINAL_POSITION SEPARATOR ', ') \
+    FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND PARTITION_NAME IS NOT NULL \
+    GROUP BY TABLE_NAME, PARTITION_METHOD, PARTITION_EXPRESSION ORDER BY 1";
 const TRIGGERS: &str = "SELECT EVENT_OBJECT_TABLE, TRIGGER_NAME, CONCAT(ACTION_TIMING, ' ', EVENT_MANIPULATION, ' ', ACTION_STATEMENT) \
     FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1, 2";
 
@@ -110,13 +122,20 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
             },
         );
     }
-    let mut indexes: std::collections::BTreeMap<(String, String), (bool, Vec<String>)> =
+    let mut indexes: std::collections::BTreeMap<(String, String), (String, Vec<String>)> =
         Default::default();
     for row in rows(&mut conn, INDEXES).await? {
         let key = (text(&row, 0), text(&row, 1));
-        let entry = indexes
-            .entry(key)
-            .or_insert_with(|| (text(&row, 2) == "0", Vec::new()));
+        let entry = indexes.entry(key).or_insert_with(|| {
+            let unique = if text(&row, 2) == "0" { "UNIQUE " } else { "" };
+            // BTREE is every plain index's type: only another one (FULLTEXT, SPATIAL, HASH) is
+            // printed.
+            let kind = match text(&row, 6).as_str() {
+                "BTREE" | "" => String::new(),
+                other => format!("{other} "),
+            };
+            (format!("{unique}{kind}"), Vec::new())
+        });
         let part = match row.get(4).cloned().flatten() {
             Some(len) => format!("{}({len})", text(&row, 3)),
             None => text(&row, 3),
@@ -124,11 +143,10 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
         let order = if text(&row, 5) == "D" { " DESC" } else { "" };
         entry.1.push(format!("{part}{order}"));
     }
-    for ((table, name), (unique, columns)) in indexes {
+    for ((table, name), (kind, columns)) in indexes {
         if let Some(t) = out.tables.get_mut(&table) {
-            let unique = if unique { "UNIQUE " } else { "" };
             t.indexes
-                .insert(name, format!("{unique}({})", columns.join(", ")));
+                .insert(name, format!("{kind}({})", columns.join(", ")));
         }
     }
     for row in rows(&mut conn, CONSTRAINTS).await? {
@@ -157,6 +175,18 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
                 table.properties.insert((*property).to_string(), value);
             }
         }
+    }
+    for row in rows(&mut conn, PARTITIONS).await? {
+        if let Some(table) = out.tables.get_mut(&text(&row, 0)) {
+            table
+                .properties
+                .insert("partition key".into(), text(&row, 1));
+            table.properties.insert("partitions".into(), text(&row, 2));
+        }
+    }
+    for row in rows(&mut conn, EVENTS).await? {
+        let body = without_database(&text(&row, 1), &database);
+        out.other.insert(text(&row, 0), normalize_sql(&body));
     }
     for row in rows(&mut conn, SEQUENCES).await? {
         let name = text(&row, 0);

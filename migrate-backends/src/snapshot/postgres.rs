@@ -26,8 +26,16 @@ const CONSTRAINTS: &str = "SELECT c.relname::text, con.conname::text, pg_get_con
     FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE n.nspname = $1 ORDER BY 1, 2";
 const INDEXES: &str = "SELECT tablename::text, indexname::text, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY 1, 2";
-const VIEWS: &str =
-    "SELECT viewname::text, definition FROM pg_views WHERE schemaname = $1 ORDER BY 1";
+/// Views: the definition, and the options (`security_barrier`, `check_option`) if any.
+const VIEWS: &str = "SELECT c.relname::text, concat_ws(' WITH ', pg_get_viewdef(c.oid), c.reloptions::text) \
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v' ORDER BY 1";
+/// Extensions installed into the schema, policies and rules.
+const OTHER: &str = "SELECT 'extension ' || e.extname::text, 'version ' || e.extversion FROM pg_extension e \
+    JOIN pg_namespace n ON n.oid = e.extnamespace WHERE n.nspname = $1 \
+    UNION ALL SELECT 'policy ' || tablename::text || '.' || policyname::text, concat_ws(' ', permissive, cmd, \
+      'to ' || roles::text, 'using ' || qual, 'with check ' || with_check) FROM pg_policies WHERE schemaname = $1 \
+    UNION ALL SELECT 'rule ' || tablename::text || '.' || rulename::text, definition FROM pg_rules WHERE schemaname = $1 \
+    ORDER BY 1";
 const SEQUENCES: &str = "SELECT sequencename::text, concat_ws(' ', data_type, 'start', start_value, 'increment', \
     increment_by, 'min', min_value, 'max', max_value, 'cycle', cycle) FROM pg_sequences WHERE schemaname = $1 ORDER BY 1";
 const ENUMS: &str = "SELECT t.typname::text, e.enumlabel::text FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid \
@@ -37,7 +45,8 @@ const TABLES: &str = "SELECT c.relname::text, pg_get_partkeydef(c.oid), \
     (SELECT p.relname::text FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid LIMIT 1), \
     pg_get_expr(c.relpartbound, c.oid), obj_description(c.oid, 'pg_class'), \
     CASE c.relpersistence WHEN 'u' THEN 'unlogged' END, \
-    CASE WHEN c.relrowsecurity THEN 'enabled' END \
+    CASE WHEN c.relrowsecurity THEN 'enabled' END, c.reloptions::text, \
+    CASE c.relreplident WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' WHEN 'i' THEN 'index' END \
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
     ORDER BY 1";
 const MATERIALIZED_VIEWS: &str =
@@ -148,6 +157,8 @@ pub(super) async fn snapshot(
             "comment",
             "persistence",
             "row level security",
+            "storage options",
+            "replica identity",
         ];
         for (i, property) in properties.iter().enumerate() {
             if let Some(value) = row.get(i + 1).cloned().flatten() {
@@ -173,6 +184,10 @@ pub(super) async fn snapshot(
     }
     for row in rows(&mut conn, TYPES, &namespace).await? {
         out.types.insert(text(&row, 0), text(&row, 1));
+    }
+    for row in rows(&mut conn, OTHER, &namespace).await? {
+        out.other
+            .insert(text(&row, 0), normalize_sql(&text(&row, 1)));
     }
     for row in rows(&mut conn, VIEWS, &namespace).await? {
         out.views

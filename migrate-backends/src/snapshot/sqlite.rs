@@ -1,7 +1,7 @@
 //! SQLite snapshots from the `pragma_*` table-valued functions.
 
 use super::sqlite_sql;
-use super::{cells, is_tracking, normalize_sql, text, Column, Rows, Schema, Table};
+use super::{cells, is_tracking, text, Column, Rows, Schema, Table};
 use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 use std::collections::BTreeMap;
@@ -41,13 +41,17 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
                 add_table_text(&mut table, &text(object, 3));
                 schema.tables.insert(name, table);
             }
+            // Canonical spelling: a view or trigger re-created with other quotes, case or
+            // spacing is the same view or trigger.
             "view" => {
-                schema.views.insert(name, normalize_sql(&text(object, 3)));
+                schema
+                    .views
+                    .insert(name, sqlite_sql::canonical(&text(object, 3)));
             }
             "trigger" => {
                 schema
                     .triggers
-                    .insert(name, normalize_sql(&text(object, 3)));
+                    .insert(name, sqlite_sql::canonical(&text(object, 3)));
             }
             _ => {}
         }

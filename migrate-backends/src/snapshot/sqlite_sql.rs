@@ -174,7 +174,7 @@ pub(super) struct TableText {
     /// `(column, "COLLATE x")`, `(column, "GENERATED AS (expr) STORED")`: suffixes of a
     /// column's type.
     pub column_suffixes: Vec<(String, String)>,
-    /// CHECK constraints, keyed by their name or, when unnamed, by where they sit.
+    /// CHECK constraints, keyed by their name or, when unnamed, by their text.
     pub checks: Vec<(String, String)>,
     /// The column declared `AUTOINCREMENT`, if any.
     pub autoincrement: Option<String>,
@@ -197,7 +197,6 @@ pub(super) fn read_table(sql: &str) -> TableText {
             out.options.push(print(option));
         }
     }
-    let mut unnamed_checks = 0usize;
     for element in split_top_level(&tokens[open + 1..close]) {
         let Some(first) = element.first() else {
             continue;
@@ -207,11 +206,8 @@ pub(super) fn read_table(sql: &str) -> TableText {
             .any(|w| first.is(w));
         if table_constraint {
             for (name, check) in checks_in(element) {
-                let key = name.unwrap_or_else(|| {
-                    unnamed_checks += 1;
-                    format!("CHECK #{unnamed_checks}")
-                });
-                out.checks.push((key, check));
+                out.checks
+                    .push((name.unwrap_or_else(|| check.clone()), check));
             }
             continue;
         }
@@ -255,9 +251,11 @@ fn read_column(column: &str, tokens: &[Token], out: &mut TableText) {
         }
         i += 1;
     }
+    // An unnamed CHECK is keyed by what it says, wherever it is written: a rebuild may move
+    // it between the column and the table, or reorder the table's.
     for (name, check) in checks_in(tokens) {
-        let key = name.unwrap_or_else(|| format!("CHECK on {column}"));
-        out.checks.push((key, check));
+        out.checks
+            .push((name.unwrap_or_else(|| check.clone()), check));
     }
 }
 
@@ -278,6 +276,11 @@ fn checks_in(tokens: &[Token]) -> Vec<(Option<String>, String)> {
         i += 1;
     }
     found
+}
+
+/// SQL text in its canonical spelling (views and triggers).
+pub(super) fn canonical(sql: &str) -> String {
+    print(&tokenize(sql))
 }
 
 /// An index's definition from its `CREATE INDEX` text: what follows the table name (the keys
@@ -302,20 +305,32 @@ mod tests {
         );
         let rebuilt = read_table(
             "CREATE TABLE \"item\" (\n  \"id\" integer primary key autoincrement,\n  [name] text collate nocase,\n  \
-             price int check(price>=0),\n  doubled int generated always as ( price * 2 ) stored,\n  \
-             constraint \"named\" check (length( name )>0),\n  check(price<1000)\n) strict",
+             price int,\n  doubled int generated always as ( price * 2 ) stored,\n  \
+             check(price<1000), constraint \"named\" check (length( name )>0),\n  check(price>=0)\n) strict",
         );
-        assert_eq!(original, rebuilt);
+        // The column's CHECK moved to the table, and the table's were reordered: the same.
+        let sorted = |text: &TableText| {
+            let mut checks = text.checks.clone();
+            checks.sort();
+            checks
+        };
+        assert_eq!(sorted(&original), sorted(&rebuilt));
+        assert_eq!(original.column_suffixes, rebuilt.column_suffixes);
+        assert_eq!(original.autoincrement, rebuilt.autoincrement);
+        assert_eq!(original.options, rebuilt.options);
         assert_eq!(original.autoincrement.as_deref(), Some("id"));
         assert_eq!(
             original.checks,
             [
                 (
-                    "CHECK on price".to_string(),
+                    "CHECK (price >= 0)".to_string(),
                     "CHECK (price >= 0)".to_string()
                 ),
                 ("named".to_string(), "CHECK (length (name) > 0)".to_string()),
-                ("CHECK #1".to_string(), "CHECK (price < 1000)".to_string()),
+                (
+                    "CHECK (price < 1000)".to_string(),
+                    "CHECK (price < 1000)".to_string()
+                ),
             ]
         );
         assert_eq!(

@@ -24,11 +24,17 @@ async fn per_dialect(
 /// The steps whose down is wrong on `backend`, as `table@version`.
 pub fn wrong_on(backend: migrate::testing::Backend) -> Vec<&'static str> {
     use migrate::testing::Backend;
-    let mut wrong = vec!["check_lost@1.1.0", "collation_lost@1.1.0"];
+    let mut wrong = vec![
+        "check_lost@1.1.0",
+        "collation_lost@1.1.0",
+        "generated_changed@1.1.0",
+    ];
     match backend {
         Backend::Sqlite => wrong.extend(["autoincrement_lost@1.1.0", "partial_changed@1.1.0"]),
         Backend::Postgres => wrong.extend([
+            "comment_lost@1.1.0",
             "extension_left@1.0.0",
+            "identity_lost@1.1.0",
             "matview_left@1.0.0",
             "partial_changed@1.1.0",
             "policy_left@1.1.0",
@@ -37,6 +43,8 @@ pub fn wrong_on(backend: migrate::testing::Backend) -> Vec<&'static str> {
         ]),
         Backend::MySql => wrong.extend([
             "autoincrement_lost@1.1.0",
+            "charset_lost@1.1.0",
+            "comment_lost@1.1.0",
             "event_left@1.0.0",
             "fk_target_changed@1.1.0",
             "routine_left@1.0.0",
@@ -61,6 +69,10 @@ pub fn expected_change(table: &str) -> &'static str {
         "extension_left" => "extension hstore: added",
         "policy_left" => "policy policy_left.own_rows: added",
         "event_left" => "event nightly_cleanup: added",
+        "generated_changed" => "column generated_changed.doubled: type changed",
+        "comment_lost" => "table comment_lost: comment: removed",
+        "identity_lost" => "column identity_lost.id: type changed",
+        "charset_lost" => "table charset_lost: collation: changed",
         _ => "",
     }
 }
@@ -434,4 +446,159 @@ async fn create_event_left(db: &mut Conn<'_>) -> Result<()> {
 }
 async fn keep_event(db: &mut Conn<'_>) -> Result<()> {
     per_dialect(db, &[], &[], &["DROP EVENT IF EXISTS nightly_clean"]).await
+}
+
+// --- a generated column's expression, a table comment, an identity, a table charset ----------
+
+#[migrate::migration(table = "generated_changed", version = "1.0.0", down = drop_generated_changed)]
+async fn create_generated_changed(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &["CREATE TABLE generated_changed (id INTEGER PRIMARY KEY, n INTEGER, doubled INTEGER GENERATED ALWAYS AS (n * 2) STORED)"],
+        &["CREATE TABLE generated_changed (id INTEGER PRIMARY KEY, n INTEGER, doubled INTEGER GENERATED ALWAYS AS (n * 2) STORED)"],
+        &["CREATE TABLE generated_changed (id INTEGER PRIMARY KEY, n INTEGER, doubled INTEGER AS (n * 2) STORED)"],
+    )
+    .await
+}
+async fn drop_generated_changed(db: &mut Conn<'_>) -> Result<()> {
+    drop_table(db, "generated_changed").await
+}
+
+#[migrate::migration(table = "generated_changed", version = "1.1.0", parent = "1.0.0", down = triple_instead)]
+async fn generated_note(db: &mut Conn<'_>) -> Result<()> {
+    super::run(
+        db,
+        &["ALTER TABLE generated_changed ADD COLUMN note VARCHAR(20)"],
+    )
+    .await
+}
+async fn triple_instead(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &[
+            "CREATE TABLE generated_changed_new (id INTEGER PRIMARY KEY, n INTEGER, doubled INTEGER GENERATED ALWAYS AS (n * 3) STORED)",
+            "INSERT INTO generated_changed_new (id, n) SELECT id, n FROM generated_changed",
+            "DROP TABLE generated_changed",
+            "ALTER TABLE generated_changed_new RENAME TO generated_changed",
+        ],
+        &[
+            "ALTER TABLE generated_changed DROP COLUMN note",
+            "ALTER TABLE generated_changed DROP COLUMN doubled",
+            "ALTER TABLE generated_changed ADD COLUMN doubled INTEGER GENERATED ALWAYS AS (n * 3) STORED",
+        ],
+        &[
+            "ALTER TABLE generated_changed DROP COLUMN note",
+            "ALTER TABLE generated_changed MODIFY doubled INTEGER AS (n * 3) STORED",
+        ],
+    )
+    .await
+}
+
+#[migrate::migration(table = "comment_lost", version = "1.0.0", down = drop_comment_lost)]
+async fn create_comment_lost(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &["CREATE TABLE comment_lost (id INTEGER PRIMARY KEY)"],
+        &[
+            "CREATE TABLE comment_lost (id INTEGER PRIMARY KEY)",
+            "COMMENT ON TABLE comment_lost IS 'who reads this'",
+        ],
+        &["CREATE TABLE comment_lost (id INTEGER PRIMARY KEY) COMMENT = 'who reads this'"],
+    )
+    .await
+}
+async fn drop_comment_lost(db: &mut Conn<'_>) -> Result<()> {
+    drop_table(db, "comment_lost").await
+}
+
+#[migrate::migration(table = "comment_lost", version = "1.1.0", parent = "1.0.0", down = lose_comment)]
+async fn comment_note(db: &mut Conn<'_>) -> Result<()> {
+    super::run(
+        db,
+        &["ALTER TABLE comment_lost ADD COLUMN note VARCHAR(20)"],
+    )
+    .await
+}
+async fn lose_comment(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &["ALTER TABLE comment_lost DROP COLUMN note"],
+        &[
+            "ALTER TABLE comment_lost DROP COLUMN note",
+            "COMMENT ON TABLE comment_lost IS NULL",
+        ],
+        &[
+            "ALTER TABLE comment_lost DROP COLUMN note",
+            "ALTER TABLE comment_lost COMMENT = ''",
+        ],
+    )
+    .await
+}
+
+#[migrate::migration(table = "identity_lost", version = "1.0.0", down = drop_identity_lost)]
+async fn create_identity_lost(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &["CREATE TABLE identity_lost (id INTEGER PRIMARY KEY)"],
+        &["CREATE TABLE identity_lost (id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY)"],
+        &["CREATE TABLE identity_lost (id INTEGER PRIMARY KEY)"],
+    )
+    .await
+}
+async fn drop_identity_lost(db: &mut Conn<'_>) -> Result<()> {
+    drop_table(db, "identity_lost").await
+}
+
+#[migrate::migration(table = "identity_lost", version = "1.1.0", parent = "1.0.0", down = lose_identity)]
+async fn identity_note(db: &mut Conn<'_>) -> Result<()> {
+    super::run(
+        db,
+        &["ALTER TABLE identity_lost ADD COLUMN note VARCHAR(20)"],
+    )
+    .await
+}
+async fn lose_identity(db: &mut Conn<'_>) -> Result<()> {
+    let drop_note = "ALTER TABLE identity_lost DROP COLUMN note";
+    per_dialect(
+        db,
+        &[drop_note],
+        &[
+            drop_note,
+            "ALTER TABLE identity_lost ALTER COLUMN id DROP IDENTITY",
+        ],
+        &[drop_note],
+    )
+    .await
+}
+
+#[migrate::migration(table = "charset_lost", version = "1.0.0", down = drop_charset_lost)]
+async fn create_charset_lost(db: &mut Conn<'_>) -> Result<()> {
+    per_dialect(
+        db,
+        &["CREATE TABLE charset_lost (id INTEGER PRIMARY KEY)"],
+        &["CREATE TABLE charset_lost (id INTEGER PRIMARY KEY)"],
+        &["CREATE TABLE charset_lost (id INTEGER PRIMARY KEY) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"],
+    )
+    .await
+}
+async fn drop_charset_lost(db: &mut Conn<'_>) -> Result<()> {
+    drop_table(db, "charset_lost").await
+}
+
+#[migrate::migration(table = "charset_lost", version = "1.1.0", parent = "1.0.0", down = lose_charset)]
+async fn charset_note(db: &mut Conn<'_>) -> Result<()> {
+    super::run(db, &["ALTER TABLE charset_lost ADD COLUMN note INTEGER"]).await
+}
+async fn lose_charset(db: &mut Conn<'_>) -> Result<()> {
+    let drop_note = "ALTER TABLE charset_lost DROP COLUMN note";
+    per_dialect(
+        db,
+        &[drop_note],
+        &[drop_note],
+        &[
+            drop_note,
+            "ALTER TABLE charset_lost DEFAULT CHARACTER SET latin1",
+        ],
+    )
+    .await
 }

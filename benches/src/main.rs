@@ -3,7 +3,11 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/Cargo.toml -- [--quick] [--backends sqlite,postgres,mysql] [--growth 100,1000,10000]
+//!     [--only floor,migrate,sqlx,refinery,sea-orm] [--runs N] [--noop-calls N]
 //! ```
+//!
+//! `--only` and `--runs` are for profiling one contender (`perf record` on a long run); the
+//! published tables always run every contender, interleaved.
 //!
 //! Figures are medians with min–max, and ratios to the floor measured in the same run. See
 //! BENCHMARKS.md for the latest results and their caveats.
@@ -68,6 +72,7 @@ pub async fn sqlite_connection(url: &str) -> sqlx::SqliteConnection {
 
 struct Config {
     backends: Vec<Backend>,
+    only: Option<Vec<String>>,
     n: usize,
     runs: usize,
     noop_calls: usize,
@@ -103,11 +108,22 @@ fn config() -> Config {
                 .filter_map(|n| n.parse().ok())
                 .collect::<Vec<usize>>()
         });
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only = value("--only").map(|list| list.split(',').map(str::to_string).collect());
+    let runs = value("--runs").and_then(|n| n.parse().ok());
     Config {
         backends,
+        only,
         n: APPLY_N,
-        runs: if quick { 1 } else { 5 },
-        noop_calls: if quick { 5 } else { 50 },
+        runs: runs.unwrap_or(if quick { 1 } else { 5 }),
+        noop_calls: value("--noop-calls")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(if quick { 5 } else { 50 }),
         fresh_calls: if quick { 3 } else { 20 },
         growth: growth_arg.unwrap_or_else(|| {
             if quick {
@@ -187,11 +203,22 @@ struct BackendResult {
     noop_fresh: Vec<(Kind, Samples)>,
 }
 
+impl Config {
+    fn kinds(&self, backend: Backend) -> Vec<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| k.supports(backend))
+            .filter(|k| {
+                self.only
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|o| o == k.key()))
+            })
+            .collect()
+    }
+}
+
 async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult> {
-    let kinds: Vec<Kind> = Kind::ALL
-        .into_iter()
-        .filter(|k| k.supports(backend))
-        .collect();
+    let kinds = cfg.kinds(backend);
     let steps = Arc::new(workload::workload(cfg.n));
     let mut apply: Vec<(Kind, Samples)> = kinds.iter().map(|k| (*k, Samples::default())).collect();
     let mut last: Vec<(Kind, Runner, Target)> = Vec::new();
@@ -240,10 +267,7 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
 }
 
 async fn measure_growth(cfg: &Config, backend: Backend) -> Option<Vec<(Kind, Vec<Duration>)>> {
-    let kinds: Vec<Kind> = Kind::ALL
-        .into_iter()
-        .filter(|k| k.supports(backend))
-        .collect();
+    let kinds = cfg.kinds(backend);
     let mut out: Vec<(Kind, Vec<Duration>)> = kinds.iter().map(|k| (*k, Vec::new())).collect();
     for &n in &cfg.growth {
         let steps = Arc::new(workload::workload(n));

@@ -50,6 +50,20 @@ pub trait Driver: sqlx::Database + Sealed {
     #[doc(hidden)]
     fn is_already_done(err: &sqlx::Error) -> bool;
 
+    /// `text` as a string literal of this database, for statements sent with their values
+    /// written in (see `sqlx_db::literal_sql`).
+    #[doc(hidden)]
+    fn text_literal(text: &str) -> String {
+        Self::DIALECT.quote_literal(text)
+    }
+
+    /// Whether `Statements::record_and_commit` failed because its compare-and-set found the
+    /// table moved by another runner.
+    #[doc(hidden)]
+    fn is_lost_race(_err: &sqlx::Error) -> bool {
+        false
+    }
+
     /// Maps an error raised while waiting for the write lock (SQLite's busy timeout).
     #[doc(hidden)]
     fn lock_error(err: sqlx::Error, _waited: Duration) -> Error {

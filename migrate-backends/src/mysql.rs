@@ -3,7 +3,9 @@
 //!
 //! - **Transactions:** MySQL commits DDL implicitly, so a step cannot commit atomically with its
 //!   tracking rows. Every step is therefore journalled: a "started" row and a dirty mark commit
-//!   first, the step runs, then "finished" commits. A crash or a failure in between leaves the
+//!   first, the step runs, then "finished" commits. The finish commits in the same transaction
+//!   (and round trip) as the next step's start, or before any other use of the tracking tables,
+//!   or at the end of the run: one commit of tracking writes per step. A crash or a failure in between leaves the
 //!   dirty mark (never a silently half-recorded step), and the table is blocked until
 //!   `resolve_dirty`. This differs on purpose from SQLite and PostgreSQL, where a failed
 //!   transactional step is rolled back and simply retried by the next run.
@@ -67,11 +69,37 @@ impl Driver for MySql {
              WHERE {cas}"
         ));
         let history_finish = s(&portable::history_finish(history));
+        // A journalled step's start and finish, sent as statements with their values written
+        // in; the executor sends a step's start with the previous step's finish in one
+        // transaction and one round trip. The history row is inserted only when the
+        // compare-and-set moved the row, which the start's last SELECT reports.
+        let ensure_sql = format!(
+            "INSERT IGNORE INTO {state} (module, table_name, updated_at) VALUES ($(module), $(table), $(now))"
+        );
+        let marked_sql = format!(
+            "UPDATE {state} SET dirty_version = $(step_version), dirty_name = $(name), \
+             dirty_direction = $(direction), dirty_since = $(dirty_since), updated_at = $(now) \
+             WHERE {cas}"
+        );
+        // ROW_COUNT() in the insert is the mark's; after it, the insert's own, which the
+        // executor reads back (1: the compare-and-set moved the row).
+        let mark_and_start = format!(
+            "{marked_sql}; INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {HISTORY_VALUES} \
+             FROM DUAL WHERE ROW_COUNT() = 1; SELECT ROW_COUNT()"
+        );
+        let journal_start = s(&format!("{ensure_sql}; {mark_and_start}"));
+        let journal_start_existing = s(&mark_and_start);
+        let journal_finish = s(&format!(
+            "{}; {}",
+            portable::state_move(state),
+            portable::history_finish(history)
+        ));
         // VARCHAR(191): the longest key that fits an index of utf8mb4 on every InnoDB format.
         Statements {
             create_schema: None,
             schema_exists: None,
             read_state: portable::read_state(state).into(),
+            packed_state: false,
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module VARCHAR(191) NOT NULL, \
@@ -98,9 +126,13 @@ impl Driver for MySql {
                 "ALTER TABLE {history} ADD COLUMN started_at_utc VARCHAR(32) AFTER started_at"
             )],
             record: vec![ensure.clone(), moved, history_row.clone()],
+            record_and_commit: None,
             record_cas: 1,
             start: vec![ensure.clone(), marked, history_row.clone()],
             start_cas: 1,
+            journal_start: Some(journal_start),
+            journal_start_existing: Some(journal_start_existing),
+            journal_finish: Some(journal_finish),
             finish: vec![s(&portable::state_move(state)), history_finish.clone()],
             refuse: vec![s(&portable::clear_mark(state)), history_finish.clone()],
             history: history_row,
@@ -115,6 +147,18 @@ impl Driver for MySql {
                  AND table_name = $(table) AND column_name = $(column)"),
             persistent: true,
         }
+    }
+
+    /// A hexadecimal literal in utf8mb4: the same value whatever the session's `sql_mode`
+    /// says about backslashes.
+    fn text_literal(text: &str) -> String {
+        let mut out = String::with_capacity(text.len() * 2 + 12);
+        out.push_str("_utf8mb4 X'");
+        for byte in text.bytes() {
+            out.push_str(&format!("{byte:02X}"));
+        }
+        out.push('\'');
+        out
     }
 
     fn is_already_done(err: &sqlx::Error) -> bool {

@@ -60,10 +60,20 @@ impl Driver for Sqlite {
         let moved = s(&portable::state_upsert(state, cas));
         let marked = s(&portable::mark_upsert(state, cas));
         let history_finish = s(&portable::history_finish(history));
+        // The state row moved under the compare-and-set, the history row, and the commit, in
+        // one list. The history row's outcome is NULL (refused by its NOT NULL) when the
+        // compare-and-set changed nothing, which stops the list before its COMMIT.
+        let values_if_moved =
+            HISTORY_VALUES.replace("$(outcome)", "CASE WHEN changes() = 1 THEN $(outcome) END");
+        let record_and_commit = s(&format!(
+            "{}; INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT",
+            portable::state_upsert(state, cas)
+        ));
         Statements {
             create_schema: None,
             schema_exists: None,
-            read_state: portable::read_state(state).into(),
+            read_state: packed_read_state(state).into(),
+            packed_state: true,
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module TEXT NOT NULL, \
@@ -71,25 +81,30 @@ impl Driver for Sqlite {
                      dirty_name TEXT, dirty_direction TEXT, dirty_since INTEGER, \
                      updated_at INTEGER NOT NULL, PRIMARY KEY (module, table_name))"
                 ),
+                // A rowid table without AUTOINCREMENT and without a secondary index: each
+                // step writes one history page, not three (`sqlite_sequence` and the index
+                // are pages of their own). Rows are never deleted, so ids still grow. Tables
+                // made by earlier versions keep their AUTOINCREMENT and index, which work the
+                // same way.
                 format!(
-                    "CREATE TABLE IF NOT EXISTS {history} (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                    "CREATE TABLE IF NOT EXISTS {history} (id INTEGER PRIMARY KEY, \
                      module TEXT NOT NULL, table_name TEXT NOT NULL, version TEXT NOT NULL, \
                      name TEXT NOT NULL, checksum TEXT NOT NULL, direction TEXT NOT NULL, \
                      outcome TEXT NOT NULL, started_at INTEGER NOT NULL, started_at_utc TEXT, \
                      finished_at INTEGER, execution_us INTEGER, error TEXT)"
-                ),
-                format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {history} (module, table_name, version)",
-                    n.history_index
                 ),
             ],
             upgrade: vec![format!(
                 "ALTER TABLE {history} ADD COLUMN started_at_utc TEXT"
             )],
             record: vec![moved.clone(), history_row.clone()],
+            record_and_commit: Some(record_and_commit),
             record_cas: 0,
             start: vec![marked, history_row.clone()],
             start_cas: 0,
+            journal_start: None,
+            journal_start_existing: None,
+            journal_finish: None,
             finish: vec![s(&portable::state_move(state)), history_finish.clone()],
             refuse: vec![s(&portable::clear_mark(state)), history_finish.clone()],
             history: history_row,
@@ -115,6 +130,12 @@ impl Driver for Sqlite {
 
     fn decode_value(row: &SqliteRow, index: usize) -> Result<Value> {
         crate::raw::decode_value::<Sqlite>(row, index)
+    }
+
+    fn is_lost_race(err: &sqlx::Error) -> bool {
+        err.as_database_error().is_some_and(|d| {
+            d.message().contains("NOT NULL constraint failed") && d.message().ends_with(".outcome")
+        })
     }
 
     fn is_missing_table(err: &sqlx::Error) -> bool {
@@ -149,6 +170,26 @@ impl Driver for Sqlite {
             }
         })
     }
+}
+
+/// Every state row in one text value (`rows::unpack_state`): per field `<bytes>:<value>`, or
+/// `-` for NULL. One result row is one hand-off from SQLite's thread, where a row per table
+/// would be one each.
+fn packed_read_state(state: &str) -> String {
+    let field =
+        |column: &str| format!("coalesce(length(CAST({column} AS BLOB)) || ':' || {column}, '-')");
+    let columns = [
+        "module",
+        "table_name",
+        "version",
+        "checksum",
+        "dirty_version",
+        "dirty_name",
+        "dirty_direction",
+        "dirty_since",
+    ];
+    let row: Vec<String> = columns.iter().map(|c| field(c)).collect();
+    format!("SELECT group_concat({}, '') FROM {state}", row.join(" || "))
 }
 
 impl SqlxDb<Sqlite> {

@@ -99,6 +99,9 @@ pub struct SqlxDb<DB: Driver> {
     pub(crate) held: std::sync::Arc<Slot<DB>>,
     /// Behind a transaction-pooling proxy: no prepared statement outlives its transaction.
     pub(crate) pooled_proxy: bool,
+    /// The values of a journalled step's finish not yet committed (`journal_finish`); shared
+    /// by clones, like `held`.
+    pub(crate) pending_finish: std::sync::Arc<std::sync::Mutex<Option<Values>>>,
 }
 
 impl<DB: Driver> Clone for SqlxDb<DB> {
@@ -112,6 +115,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             lock: self.lock.clone(),
             target: self.target.clone(),
             held: self.held.clone(),
+            pending_finish: self.pending_finish.clone(),
             pooled_proxy: self.pooled_proxy,
         }
     }
@@ -150,6 +154,7 @@ impl<DB: Driver> SqlxDb<DB> {
             target: "a pool passed in".to_string(),
             held: Default::default(),
             pooled_proxy: false,
+            pending_finish: Default::default(),
         }
     }
 
@@ -264,7 +269,7 @@ where
 {
     /// Whether `table` exists in this executor's schema, on the kept connection.
     pub(crate) async fn has_table(&self, table: &str) -> Result<bool> {
-        let mut conn = self.held.take(&self.pool).await?;
+        let mut conn = self.conn().await?;
         let exists = self.in_catalog(&mut conn, table, None).await?;
         conn.keep();
         Ok(exists)
@@ -313,7 +318,7 @@ where
 
     /// Runs prepared statements on the kept connection.
     async fn run_kept(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
-        let mut conn = self.held.take(&self.pool).await?;
+        let mut conn = self.conn().await?;
         Self::run_prepared(&mut conn, stmts, values, self.sql.persistent).await?;
         conn.keep();
         Ok(())
@@ -330,7 +335,7 @@ where
 
     /// Runs `stmts` in one transaction on a held connection.
     async fn run_in_transaction(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
-        let mut conn = self.held.take(&self.pool).await?;
+        let mut conn = self.conn().await?;
         let mut tx = self.begin(&mut conn).await?;
         Self::run_prepared(&mut tx, stmts, values, self.sql.persistent).await?;
         tx.commit().await?;
@@ -346,28 +351,100 @@ where
     }
 
     pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
-        let mut conn = self.held.take(&self.pool).await?;
-        let read = if self.sql.persistent {
-            sqlx::query(AssertSqlSafe(self.sql.read_state.clone()))
-                .fetch_all(&mut *conn)
-                .await
+        let mut conn = self.conn().await?;
+        let sql = AssertSqlSafe(self.sql.read_state.clone());
+        let rows = if self.sql.packed_state {
+            let read: sqlx::Result<Option<String>> =
+                sqlx::query_scalar(sql).fetch_one(&mut *conn).await;
+            match read {
+                Ok(packed) => rows::unpack_state(packed.as_deref().unwrap_or_default()),
+                Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+                Err(err) => return Err(err.into()),
+            }
         } else {
-            sqlx::raw_sql(AssertSqlSafe(self.sql.read_state.to_string()))
-                .fetch_all(&mut *conn)
-                .await
-        };
-        let rows = match read {
-            Ok(rows) => rows.iter().map(rows::state_row).collect(),
-            Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
-            Err(err) => return Err(err.into()),
+            let read = if self.sql.persistent {
+                sqlx::query(sql).fetch_all(&mut *conn).await
+            } else {
+                sqlx::raw_sql(AssertSqlSafe(self.sql.read_state.to_string()))
+                    .fetch_all(&mut *conn)
+                    .await
+            };
+            match read {
+                Ok(rows) => rows.iter().map(rows::state_row).collect(),
+                Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+                Err(err) => return Err(err.into()),
+            }
         };
         conn.keep();
         rows
     }
 
-    async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
+    /// A transactional step whose tracking writes and commit go in one list
+    /// ([`Statements::record_and_commit`]): `BEGIN`, the step, then the list.
+    async fn run_transactional_folded(
+        &self,
+        step: &StepRun<'_>,
+        record_and_commit: &Stmt,
+    ) -> Result<StepOutcome> {
         let r = &step.record;
-        let mut conn = self.held.take(&self.pool).await?;
+        let mut conn = self.conn().await?;
+        let started_at = Timestamp::now();
+        let begin = DB::BEGIN.unwrap_or("BEGIN");
+        sqlx::raw_sql(AssertSqlSafe(begin))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+        let clock = Instant::now();
+        let result = {
+            let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
+            let mut db = Conn::new(&mut raw, self.schema.as_deref())
+                .with_table_names(step.table_names)
+                .with_transaction(true);
+            (step.action)(&mut db).await
+        };
+        let elapsed = clock.elapsed();
+        if let Err(err) = result {
+            Self::end_open_transaction(&mut conn).await;
+            conn.keep();
+            return self.after_failure(step, started_at, elapsed, err).await;
+        }
+        let values = Values::step(
+            r,
+            Outcome::Succeeded,
+            started_at,
+            Some(micros(elapsed)),
+            None,
+        );
+        let recorded = bound::<DB>(record_and_commit, &values, self.sql.persistent)
+            .execute(&mut *conn)
+            .await;
+        match recorded {
+            Ok(_) => {
+                conn.keep();
+                Ok(StepOutcome::Done {
+                    started_at,
+                    execution_time: elapsed,
+                })
+            }
+            Err(err) => {
+                // Nothing after the failed statement ran: the transaction is still open.
+                Self::end_open_transaction(&mut conn).await;
+                conn.keep();
+                if DB::is_lost_race(&err) {
+                    Ok(StepOutcome::Raced)
+                } else {
+                    Err(err.into())
+                }
+            }
+        }
+    }
+
+    async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
+        if let Some(record_and_commit) = &self.sql.record_and_commit {
+            return self.run_transactional_folded(step, record_and_commit).await;
+        }
+        let r = &step.record;
+        let mut conn = self.conn().await?;
         let started_at = Timestamp::now();
         let mut tx = self.begin(&mut conn).await?;
         let clock = Instant::now();
@@ -453,22 +530,106 @@ where
         }
     }
 
+    /// The values of the pending finish, taken.
+    fn take_pending(&self) -> Option<Values> {
+        self.pending_finish
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+    }
+
+    /// The executor's connection, after committing a journalled step's pending finish, so
+    /// that nothing reads or writes the tracking tables with that step still marked dirty.
+    pub(crate) async fn conn(&self) -> Result<crate::held::Held<'_, DB>> {
+        let mut conn = self.held.take(&self.pool).await?;
+        if let (Some(finish), Some(values)) = (&self.sql.journal_finish, self.take_pending()) {
+            let text = format!(
+                "START TRANSACTION; {}; COMMIT",
+                literal_sql::<DB>(finish, &values)
+            );
+            if let Err(err) = sqlx::raw_sql(AssertSqlSafe(text)).execute(&mut *conn).await {
+                Self::end_open_transaction(&mut conn).await;
+                return Err(err.into());
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Sets a journalled step's dirty mark and "started" row (with the previous step's
+    /// pending finish, in one transaction); `false` when another runner moved the table first.
+    async fn start_journal(
+        &self,
+        conn: &mut DB::Connection,
+        values: &Values,
+        row_exists: bool,
+    ) -> Result<bool> {
+        let sql = &self.sql;
+        let start = match (row_exists, &sql.journal_start_existing) {
+            (true, Some(existing)) => Some(existing),
+            _ => sql.journal_start.as_ref(),
+        };
+        if let Some(start) = start {
+            let mut text = String::from("START TRANSACTION; ");
+            if let (Some(finish), Some(pending)) = (&sql.journal_finish, self.take_pending()) {
+                text.push_str(&literal_sql::<DB>(finish, &pending));
+                text.push_str("; ");
+            }
+            text.push_str(&literal_sql::<DB>(start, values));
+            text.push_str("; COMMIT");
+            let sent = sqlx::raw_sql(AssertSqlSafe(text))
+                .fetch_all(&mut *conn)
+                .await;
+            let rows = match sent {
+                Ok(rows) => rows,
+                Err(err) => {
+                    Self::end_open_transaction(conn).await;
+                    return Err(err.into());
+                }
+            };
+            let moved = match rows.last() {
+                Some(row) => sqlx::Row::try_get::<Option<i64>, _>(row, 0)?,
+                None => None,
+            };
+            return Ok(moved == Some(1));
+        }
+        let mut tx = self.begin(conn).await?;
+        let affected = Self::run_prepared(&mut tx, &sql.start, values, sql.persistent).await?;
+        if affected.get(sql.start_cas) != Some(&1) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a journalled step that succeeded: its state row moved, its mark cleared, its
+    /// history row finished; left pending where `journal_finish` is (committed with what
+    /// comes next), else committed now.
+    async fn finish_journal(&self, conn: &mut DB::Connection, values: Values) -> Result<()> {
+        let sql = &self.sql;
+        if sql.journal_finish.is_some() {
+            if let Ok(mut slot) = self.pending_finish.lock() {
+                *slot = Some(values);
+                return Ok(());
+            }
+        }
+        let mut tx = self.begin(conn).await?;
+        Self::run_prepared(&mut tx, &sql.finish, &values, sql.persistent).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn run_journalled(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
         let r = &step.record;
         let sql = &self.sql;
         let mut conn = self.held.take(&self.pool).await?;
         let started_at = Timestamp::now();
-        {
-            let mut tx = self.begin(&mut conn).await?;
-            let values = Values::step(r, Outcome::Started, started_at, None, None);
-            let affected =
-                Self::run_prepared(&mut tx, &sql.start, &values, self.sql.persistent).await?;
-            if affected.get(sql.start_cas) != Some(&1) {
-                tx.rollback().await?;
-                conn.keep();
-                return Ok(StepOutcome::Raced);
-            }
-            tx.commit().await?;
+        let values = Values::step(r, Outcome::Started, started_at, None, None);
+        // A recorded version means the state row exists: the compare-and-set checks it.
+        let row_exists = r.expected.is_some();
+        if !self.start_journal(&mut conn, &values, row_exists).await? {
+            conn.keep();
+            return Ok(StepOutcome::Raced);
         }
         let clock = Instant::now();
         let result = {
@@ -481,10 +642,8 @@ where
         let us = micros(elapsed);
         match result {
             Ok(()) => {
-                let mut tx = self.begin(&mut conn).await?;
                 let values = Values::step(r, Outcome::Succeeded, started_at, Some(us), None);
-                Self::run_prepared(&mut tx, &sql.finish, &values, self.sql.persistent).await?;
-                tx.commit().await?;
+                self.finish_journal(&mut conn, values).await?;
                 conn.keep();
                 Ok(StepOutcome::Done {
                     started_at,
@@ -585,7 +744,7 @@ pub(crate) fn literal_sql<DB: Driver>(stmt: &Stmt, values: &Values) -> String {
         };
         out.push_str(&rest[..at]);
         match values.get(i) {
-            Some(Param::Text(Some(v))) => out.push_str(&DB::DIALECT.quote_literal(v)),
+            Some(Param::Text(Some(v))) => out.push_str(&DB::text_literal(v)),
             Some(Param::Int(Some(v))) => out.push_str(&v.to_string()),
             _ => out.push_str("NULL"),
         }
@@ -626,7 +785,7 @@ where
         outcome: Outcome,
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let mut conn = self.held.take(&self.pool).await?;
+            let mut conn = self.conn().await?;
             let mut tx = self.begin(&mut conn).await?;
             let values = Values::step(record, outcome, Timestamp::now(), Some(0), None);
             let affected =
@@ -660,7 +819,7 @@ where
 
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let mut conn = self.held.take(&self.pool).await?;
+            let mut conn = self.conn().await?;
             let history = format!("{}_history", self.tracking_table);
             // The upgrade adds a column that older tracking tables lack; with it in place and
             // the state table there, nothing needs creating. Asking first costs two catalog
@@ -734,6 +893,15 @@ where
         DB::lock(self, wait.unwrap_or(self.lock.timeout))
     }
 
+    fn end_run(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if self.sql.journal_finish.is_some() {
+                self.conn().await?.keep();
+            }
+            Ok(())
+        })
+    }
+
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
         Box::pin(async move {
             if step.transactional && DB::BEGIN.is_some() {
@@ -774,7 +942,7 @@ where
             for module in modules {
                 query = query.bind(Some(module.to_string()));
             }
-            let mut conn = self.held.take(&self.pool).await?;
+            let mut conn = self.conn().await?;
             let fetched = if self.sql.persistent {
                 query.fetch_all(&mut *conn).await
             } else {

@@ -169,6 +169,7 @@ pub struct TrackingNames {
     /// The quoted, possibly schema-qualified, history table.
     pub(crate) history: String,
     /// The quoted name of the history table's index (never qualified).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     pub(crate) history_index: String,
     /// The quoted, possibly schema-qualified, lock table (PostgreSQL's lock-table mode).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
@@ -202,6 +203,9 @@ impl TrackingNames {
 pub struct Statements {
     /// Reads every state row (one query: the whole cost of an "already up to date" run).
     pub(crate) read_state: Arc<str>,
+    /// `read_state` returns the rows packed into one text value (see `rows::unpack_state`):
+    /// SQLite hands each result row from its thread to the caller's separately.
+    pub(crate) packed_state: bool,
     /// Creates the tracking tables' schema when [`schema_exists`](Self::schema_exists) finds
     /// none (PostgreSQL): `CREATE SCHEMA IF NOT EXISTS` needs the database's CREATE right even
     /// when the schema exists, which a tenant's role often lacks.
@@ -217,9 +221,26 @@ pub struct Statements {
     /// the history row. The statement at `record_cas` affects one row, or none on a race.
     pub(crate) record: Vec<Stmt>,
     pub(crate) record_cas: usize,
+    /// A transactional step's tracking writes and its `COMMIT`, in one statement list sent
+    /// at once (SQLite: one hand-off to its thread instead of three). The step runs in a
+    /// transaction begun with `Driver::BEGIN` outside sqlx's `Transaction`; a lost
+    /// compare-and-set fails the list before its `COMMIT` ([`Driver::is_lost_race`]).
+    pub(crate) record_and_commit: Option<Stmt>,
     /// A journalled step's start: the dirty mark (same compare-and-set) and a "started" row.
     pub(crate) start: Vec<Stmt>,
     pub(crate) start_cas: usize,
+    /// `start` as statements sent at once with their values written in, ending with a SELECT
+    /// of 1 when the compare-and-set moved the row (MySQL). The executor
+    /// wraps it in one transaction together with the previous step's `journal_finish`, so a
+    /// journalled step costs one commit of tracking writes, not two.
+    pub(crate) journal_start: Option<Stmt>,
+    /// `journal_start` for a table whose state row exists (a version is expected): without
+    /// the statement that makes sure of the row.
+    pub(crate) journal_start_existing: Option<Stmt>,
+    /// `finish` likewise; left pending after a step succeeds, and committed with the next
+    /// step's start, or before anything else reads or writes the tracking tables, or at the
+    /// end of the run.
+    pub(crate) journal_finish: Option<Stmt>,
     /// A journalled step's end: the state row moved, the dirty mark cleared, the row finished.
     pub(crate) finish: Vec<Stmt>,
     /// A journalled step that refused (`Error::blocked`): its dirty mark cleared, the

@@ -200,6 +200,14 @@ pub trait MigrationBackend: Send + Sync {
         version: &'a str,
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>>;
+
+    /// Called once a locked run (or repair) is over, before its lock is released: commits
+    /// whatever the backend left pending to save a commit per step (MySQL commits a step's
+    /// finish with the next step's start). The default has nothing pending; a backend
+    /// that wraps another must forward it.
+    fn end_run(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A boxed backend is a backend, so backends chosen at run time (`migrate::connect`) work with
@@ -266,5 +274,8 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
         (**self).set_step_checksum(module, table, version, checksum)
+    }
+    fn end_run(&self) -> BoxFuture<'_, Result<()>> {
+        (**self).end_run()
     }
 }

@@ -494,9 +494,39 @@ impl migrate::backend::MigrationBackend for Counting {
         self.inner
             .set_step_checksum(module, table, version, checksum)
     }
+    fn end_run(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<()>> {
+        self.inner.end_run()
+    }
 }
 
 each_backend! {
+    /// Seen from outside the framework as soon as `up` returns: every step recorded, its
+    /// history row finished, and no dirty mark left (MariaDB commits a step's finish with the
+    /// next step's start, and the last one before the run lock is released).
+    async fn a_finished_run_is_fully_recorded_before_up_returns(db) {
+        let report = db.manager().await.up().await.expect("up");
+        assert_eq!(report.applied.len(), 10);
+        let marks = db
+            .rows("SELECT table_name FROM migrate_schema_versions WHERE dirty_version IS NOT NULL")
+            .await;
+        assert!(marks.is_empty(), "marks left behind: {marks:?}");
+        let versions = db
+            .rows("SELECT table_name, version FROM migrate_schema_versions ORDER BY table_name")
+            .await;
+        assert_eq!(
+            versions,
+            ["eval|2.1.0", "memory|2.3.0", "metrics|2.5.0", "session|2.3.0"]
+        );
+        let unfinished = db
+            .rows("SELECT table_name, version FROM migrate_schema_versions_history WHERE outcome <> 'succeeded'")
+            .await;
+        assert!(unfinished.is_empty(), "{unfinished:?}");
+        let succeeded = db
+            .rows("SELECT COUNT(*) FROM migrate_schema_versions_history WHERE outcome = 'succeeded'")
+            .await;
+        assert_eq!(succeeded, ["10"]);
+    }
+
     async fn already_up_to_date_is_one_state_read(db) {
     db.manager().await.up().await.expect("up");
     let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

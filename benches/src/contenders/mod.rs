@@ -43,6 +43,17 @@ impl Kind {
         }
     }
 
+    /// The short name `--only` takes.
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::Floor => "floor",
+            Kind::Ours => "migrate",
+            Kind::SqlxMigrator => "sqlx",
+            Kind::Refinery => "refinery",
+            Kind::SeaOrm => "sea-orm",
+        }
+    }
+
     pub fn supports(self, backend: Backend) -> bool {
         match self {
             // refinery reaches MySQL only through mysql/mysql_async, and sea-orm-migration was

@@ -145,6 +145,9 @@ impl MigrationBackend for Feeding {
         self.inner
             .set_step_checksum(module, table, version, checksum)
     }
+    fn end_run(&self) -> BoxFuture<'_, Result<()>> {
+        self.inner.end_run()
+    }
 }
 
 impl Ours {

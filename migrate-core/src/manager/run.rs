@@ -122,8 +122,11 @@ impl MigrationManager {
             f.await
         }
         .await;
+        // What the backend left pending commits under the lock, whatever the run returned.
+        let ended = self.backend.end_run().await;
         let released = lock.release().await;
         let value = outcome?;
+        ended?;
         released?;
         Ok(value)
     }

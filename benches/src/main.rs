@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/Cargo.toml -- [--quick] [--backends sqlite,postgres,mysql] [--growth 100,1000,10000]
-//!     [--only floor,migrate,sqlx,refinery,sea-orm] [--runs N] [--noop-calls N]
+//!     [--only floor,migrate,sqlx,refinery,sea-orm] [--runs N] [--noop-calls N] [--fresh-calls N]
 //! ```
 //!
 //! `--only` and `--runs` are for profiling one contender (`perf record` on a long run); the
@@ -124,7 +124,9 @@ fn config() -> Config {
         noop_calls: value("--noop-calls")
             .and_then(|n| n.parse().ok())
             .unwrap_or(if quick { 5 } else { 50 }),
-        fresh_calls: if quick { 3 } else { 20 },
+        fresh_calls: value("--fresh-calls")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(if quick { 3 } else { 20 }),
         growth: growth_arg.unwrap_or_else(|| {
             if quick {
                 vec![100]

@@ -21,7 +21,6 @@ impl<DB: sqlx::Database> Default for Slot<DB> {
 
 impl<DB: sqlx::Database> Slot<DB> {
     /// Keeps `conn` (a connection opened ahead of the first call).
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn put(&self, conn: PoolConnection<DB>) {
         if let Ok(mut slot) = self.0.lock() {
             slot.get_or_insert(conn);

@@ -253,6 +253,14 @@ impl SqlxDb<Sqlite> {
             .await
             .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
         let mut db = SqlxDb::with_pool(pool);
+        // The connection the pool opened to check the file becomes the kept one: the first
+        // call (at start-up, the "already up to date" check) takes no pool check-out.
+        db.held.put(
+            db.pool
+                .acquire()
+                .await
+                .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?,
+        );
         db.target = if in_memory {
             "in-memory database".to_string()
         } else {

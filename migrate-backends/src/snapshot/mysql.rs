@@ -50,8 +50,10 @@ const VIEWS: &str =
     "SELECT TABLE_NAME, CONCAT_WS(' ', VIEW_DEFINITION, CONCAT('check option ', CHECK_OPTION), \
     CONCAT('security ', SECURITY_TYPE), CONCAT('algorithm ', ALGORITHM)) \
     FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1";
-/// Scheduled events.
-const EVENTS: &str = "SELECT CONCAT('event ', EVENT_NAME), CONCAT_WS(' ', EVENT_TYPE, EXECUTE_AT, \
+/// Scheduled events: their schedule and body. A one-time event's `AT` time and a recurring
+/// one's `STARTS` are left out: they are clock times taken when the event was created, which a
+/// correct re-creation does not reproduce.
+const EVENTS: &str = "SELECT CONCAT('event ', EVENT_NAME), CONCAT_WS(' ', EVENT_TYPE, \
     CONCAT('every ', INTERVAL_VALUE, ' ', INTERVAL_FIELD), STATUS, ON_COMPLETION, CONCAT('do ', EVENT_DEFINITION)) \
     FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY 1";
 /// Partitioning, per table: method, expression and each partition's bound.

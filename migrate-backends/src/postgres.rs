@@ -119,6 +119,7 @@ impl Driver for Postgres {
             )],
             record: vec![with_history(&moved)],
             record_and_commit: None,
+            record_and_commit_existing: None,
             record_cas: 0,
             start: vec![with_history(&marked)],
             start_cas: 0,

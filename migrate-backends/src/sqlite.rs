@@ -69,6 +69,14 @@ impl Driver for Sqlite {
             "{}; INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT",
             portable::state_upsert(state, cas)
         ));
+        // A version is expected, so the row exists and holds no mark (else the plan would
+        // not have run the step): the compare-and-set needs no upsert.
+        let record_and_commit_existing = s(&format!(
+            "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
+             updated_at = $(now) WHERE module = $(module) AND table_name = $(table) \
+             AND version = $(expected) AND dirty_version IS NULL; \
+             INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT"
+        ));
         Statements {
             create_schema: None,
             schema_exists: None,
@@ -99,6 +107,7 @@ impl Driver for Sqlite {
             )],
             record: vec![moved.clone(), history_row.clone()],
             record_and_commit: Some(record_and_commit),
+            record_and_commit_existing: Some(record_and_commit_existing),
             record_cas: 0,
             start: vec![marked, history_row.clone()],
             start_cas: 0,

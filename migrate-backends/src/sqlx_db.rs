@@ -440,7 +440,11 @@ where
     }
 
     async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
-        if let Some(record_and_commit) = &self.sql.record_and_commit {
+        let existing = match step.record.expected {
+            Some(_) => self.sql.record_and_commit_existing.as_ref(),
+            None => None,
+        };
+        if let Some(record_and_commit) = existing.or(self.sql.record_and_commit.as_ref()) {
             return self.run_transactional_folded(step, record_and_commit).await;
         }
         let r = &step.record;

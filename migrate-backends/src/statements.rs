@@ -226,6 +226,9 @@ pub struct Statements {
     /// transaction begun with `Driver::BEGIN` outside sqlx's `Transaction`; a lost
     /// compare-and-set fails the list before its `COMMIT` ([`Driver::is_lost_race`]).
     pub(crate) record_and_commit: Option<Stmt>,
+    /// `record_and_commit` for a table whose state row holds a version: a plain compare-and-set
+    /// `UPDATE` instead of the upsert, less SQL to parse again after every DDL.
+    pub(crate) record_and_commit_existing: Option<Stmt>,
     /// A journalled step's start: the dirty mark (same compare-and-set) and a "started" row.
     pub(crate) start: Vec<Stmt>,
     pub(crate) start_cas: usize,

@@ -61,21 +61,25 @@ migrate::round_trip_tests!(
     checks = { "scores@1.1.0" => scores_kept() },
 );
 
-/// The same migrations under `strict_column_order = true`: the stairway fails on the move, and
-/// says which column moved.
-#[test]
-fn strict_column_order_fails_on_a_moved_column() {
-    let options = RoundTripOptions::new().strict_column_order(true);
+/// The panic message of a stairway on SQLite with `options`, which must fail.
+fn failing_stairway(options: &RoundTripOptions) -> String {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         round_trip_with(
             Backend::Sqlite,
             &[&MIGRATIONS],
             RoundTrip::Stairway,
-            &options,
+            options,
         )
     }));
-    let panic = outcome.expect_err("a moved column fails under strict_column_order");
-    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    let panic = outcome.expect_err("the stairway fails");
+    panic.downcast_ref::<String>().cloned().unwrap_or_default()
+}
+
+/// The same migrations under `strict_column_order = true`: the stairway fails on the move, and
+/// says which column moved.
+#[test]
+fn strict_column_order_fails_on_a_moved_column() {
+    let message = failing_stairway(&RoundTripOptions::new().strict_column_order(true));
     assert!(
         message.contains("scores@1.1.0") && message.contains("column scores.label: moved"),
         "{message}"
@@ -94,17 +98,7 @@ fn strict_column_order_fails_on_a_moved_column() {
 fn a_data_check_option_runs_in_the_stairway() {
     let failing = DataCheck::new()
         .after_down(|_db| Box::pin(async { Err(Error::msg("the check ran after the down")) }));
-    let options = RoundTripOptions::new().check("scores@1.1.0", failing);
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        round_trip_with(
-            Backend::Sqlite,
-            &[&MIGRATIONS],
-            RoundTrip::Stairway,
-            &options,
-        )
-    }));
-    let panic = outcome.expect_err("the failing check fails the stairway");
-    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    let message = failing_stairway(&RoundTripOptions::new().check("scores@1.1.0", failing));
     assert!(
         message.contains("the check ran after the down"),
         "{message}"

@@ -137,6 +137,7 @@ pub(crate) fn is_tracking(name: &str, tracking_table: &str) -> bool {
 }
 
 /// Folds runs of whitespace, so that formatting of view and trigger SQL does not count.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn normalize_sql(sql: &str) -> String {
     sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -208,7 +208,12 @@ impl DriftCheck {
             .as_deref()
             .unwrap_or(DEFAULT_TRACKING_TABLE);
         let schema = self.options.schema.as_deref();
-        let empty = self.without_ignored(snapshot(scratch_url, schema, tracking).await?);
+        let redacted = |e| crate::url::redact_password(e, scratch_url);
+        let empty = self.without_ignored(
+            snapshot(scratch_url, schema, tracking)
+                .await
+                .map_err(redacted)?,
+        );
         if !empty.tables.is_empty() {
             let names: Vec<&str> = empty.tables.keys().map(String::as_str).collect();
             return Err(Error::Config(format!(
@@ -220,7 +225,11 @@ impl DriftCheck {
         let scratch = self.manager(scratch_url).await?;
         migrate_to(&scratch, &versions).await?;
         drop(scratch);
-        let expected = self.without_ignored(snapshot(scratch_url, schema, tracking).await?);
+        let expected = self.without_ignored(
+            snapshot(scratch_url, schema, tracking)
+                .await
+                .map_err(redacted)?,
+        );
         let actual = self.without_ignored(
             snapshot(live_url, schema, tracking)
                 .await
@@ -351,6 +360,7 @@ impl Scratch {
             #[cfg(feature = "postgres")]
             "postgres" | "postgresql" => {
                 use sqlx::Connection;
+                let url = Scratch::scratch_url(live_url, &name)?;
                 let mut conn = sqlx::PgConnection::connect(live_url)
                     .await
                     .map_err(|e| crate::url::redact_password(e.into(), live_url))?;
@@ -359,11 +369,12 @@ impl Scratch {
                         .execute(&mut conn)
                         .await;
                 let _ = conn.close().await;
-                Scratch::made(live_url, name, created.map(|_| ()))
+                Scratch::made(live_url, name, url, created.map(|_| ()))
             }
             #[cfg(feature = "mysql")]
             "mysql" | "mariadb" => {
                 use sqlx::Connection;
+                let url = Scratch::scratch_url(live_url, &name)?;
                 let mut conn = sqlx::MySqlConnection::connect(live_url)
                     .await
                     .map_err(|e| crate::url::redact_password(e.into(), live_url))?;
@@ -372,7 +383,7 @@ impl Scratch {
                         .execute(&mut conn)
                         .await;
                 let _ = conn.close().await;
-                Scratch::made(live_url, name, created.map(|_| ()))
+                Scratch::made(live_url, name, url, created.map(|_| ()))
             }
             _ => {
                 let _ = name;
@@ -383,24 +394,34 @@ impl Scratch {
         }
     }
 
+    /// The URL of the scratch database `name` on the live database's server, worked out before
+    /// the database is created (so that a URL that cannot name it creates nothing).
     #[cfg(any(feature = "postgres", feature = "mysql"))]
-    fn made(
-        live_url: &str,
-        name: String,
-        created: std::result::Result<(), sqlx::Error>,
-    ) -> Result<Scratch> {
-        if let Err(e) = created {
-            return Err(Error::Config(format!(
-                "cannot create the scratch database `{name}` on {}: {e}; give an empty database with a scratch URL (`--scratch-url`) instead",
-                crate::url::server(live_url)
-            )));
-        }
-        let url = crate::url::with_database(live_url, &name).ok_or_else(|| {
+    fn scratch_url(live_url: &str, name: &str) -> Result<String> {
+        crate::url::with_database(live_url, name).ok_or_else(|| {
             Error::Config(format!(
                 "cannot name the scratch database in {}",
                 crate::url::server(live_url)
             ))
-        })?;
+        })
+    }
+
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    fn made(
+        live_url: &str,
+        name: String,
+        url: String,
+        created: std::result::Result<(), sqlx::Error>,
+    ) -> Result<Scratch> {
+        if let Err(e) = created {
+            return Err(Error::Config(crate::url::redact_url_password(
+                &format!(
+                    "cannot create the scratch database `{name}` on {}: {e}; give an empty database with a scratch URL (`--scratch-url`) instead",
+                    crate::url::server(live_url)
+                ),
+                live_url,
+            )));
+        }
         Ok(Scratch::Database {
             url,
             admin_url: live_url.to_string(),
@@ -438,31 +459,50 @@ async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
             use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
-            done.map(|_| ())
+            async {
+                let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+                let forced = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                let mut done = sqlx::raw_sql(sqlx::AssertSqlSafe(forced))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ());
+                if done.is_err() {
+                    // `WITH (FORCE)` is PostgreSQL 13's; older servers drop without it.
+                    let plain = format!("DROP DATABASE IF EXISTS \"{name}\"");
+                    done = sqlx::raw_sql(sqlx::AssertSqlSafe(plain))
+                        .execute(&mut conn)
+                        .await
+                        .map(|_| ());
+                }
+                let _ = conn.close().await;
+                done
+            }
+            .await
         }
         #[cfg(feature = "mysql")]
         "mysql" | "mariadb" => {
             use sqlx::Connection;
-            let mut conn = sqlx::MySqlConnection::connect(admin_url).await?;
-            let sql = format!("DROP DATABASE IF EXISTS `{name}`");
-            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
-            done.map(|_| ())
+            async {
+                let mut conn = sqlx::MySqlConnection::connect(admin_url).await?;
+                let sql = format!("DROP DATABASE IF EXISTS `{name}`");
+                let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ());
+                let _ = conn.close().await;
+                done
+            }
+            .await
         }
         _ => Ok(()),
     };
     dropped.map_err(|e| {
-        Error::Config(format!(
-            "the drift check could not drop its scratch database `{name}` on {}: {e}",
-            crate::url::server(admin_url)
+        Error::Config(crate::url::redact_url_password(
+            &format!(
+                "the drift check could not drop its scratch database `{name}` on {}: {e}",
+                crate::url::server(admin_url)
+            ),
+            admin_url,
         ))
     })
 }

@@ -46,6 +46,7 @@ impl<DB: sqlx::Database> Slot<DB> {
             slot: self,
             conn: Some(conn),
             keep: false,
+            open_transaction: false,
         })
     }
 }
@@ -56,12 +57,22 @@ pub(crate) struct Held<'s, DB: sqlx::Database> {
     slot: &'s Slot<DB>,
     conn: Option<PoolConnection<DB>>,
     keep: bool,
+    /// A transaction begun with raw SQL (sqlx does not know of it) is open: dropped like this
+    /// (a cancelled future, a panicking step), the connection is closed, which rolls it back,
+    /// instead of going back to the pool with the transaction open.
+    open_transaction: bool,
 }
 
 impl<DB: sqlx::Database> Held<'_, DB> {
     /// Marks the connection as healthy: it returns to the slot when dropped.
     pub(crate) fn keep(mut self) {
         self.keep = true;
+    }
+
+    /// Notes whether a transaction begun with raw SQL is open on the connection.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn set_open_transaction(&mut self, open: bool) {
+        self.open_transaction = open;
     }
 }
 
@@ -84,6 +95,12 @@ impl<DB: sqlx::Database> DerefMut for Held<'_, DB> {
 
 impl<DB: sqlx::Database> Drop for Held<'_, DB> {
     fn drop(&mut self) {
+        if self.open_transaction {
+            if let Some(conn) = self.conn.as_mut() {
+                conn.close_on_drop();
+            }
+            return;
+        }
         if self.keep {
             if let (Some(conn), Ok(mut slot)) = (self.conn.take(), self.slot.0.lock()) {
                 if slot.is_none() {

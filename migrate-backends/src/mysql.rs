@@ -89,9 +89,12 @@ impl Driver for MySql {
         );
         let journal_start = s(&format!("{ensure_sql}; {mark_and_start}"));
         let journal_start_existing = s(&mark_and_start);
+        // Moves the state only while the step's own mark is there: a finish committed late (or
+        // twice) cannot overwrite what came after it.
         let journal_finish = s(&format!(
-            "{}; {}",
-            portable::state_move(state),
+            "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), {clear}, \
+             updated_at = $(now) WHERE module = $(module) AND table_name = $(table) \
+             AND dirty_version = $(step_version) AND dirty_direction = $(direction); {}",
             portable::history_finish(history)
         ));
         // VARCHAR(191): the longest key that fits an index of utf8mb4 on every InnoDB format.
@@ -100,6 +103,7 @@ impl Driver for MySql {
             schema_exists: None,
             read_state: portable::read_state(state).into(),
             packed_state: false,
+            read_state_rows: None,
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module VARCHAR(191) NOT NULL, \

@@ -23,7 +23,6 @@ pub(crate) const CLEAR_DIRTY: &str =
     "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
 
 /// Reads every state row.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn read_state(state: &str) -> String {
     format!(
         "SELECT module, table_name, version, checksum, dirty_version, dirty_name, \

@@ -80,7 +80,7 @@ fn state_of(f: StateFields) -> Result<StateRow> {
 
 /// Decodes the state rows packed into one text value (SQLite's `read_state`, which returns one
 /// row so that the "already up to date" check is one hand-off to the database thread, not one
-/// per table): per row, eight fields, each `<bytes>:<value>` or `-` for NULL.
+/// per table): per row, eight fields, each `<characters>:<value>` or `-` for NULL.
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn unpack_state(packed: &str) -> Result<Vec<StateRow>> {
     let mut fields = Packed(packed);
@@ -116,7 +116,7 @@ pub(crate) fn unpack_state(packed: &str) -> Result<Vec<StateRow>> {
 struct Packed<'a>(&'a str);
 
 impl Packed<'_> {
-    /// The next field: `-` is NULL, `<bytes>:<value>` a value.
+    /// The next field: `-` is NULL, `<characters>:<value>` a value.
     fn next(&mut self) -> Result<Option<String>> {
         if let Some(after) = self.0.strip_prefix('-') {
             self.0 = after;
@@ -126,10 +126,18 @@ impl Packed<'_> {
             .0
             .split_once(':')
             .ok_or_else(|| corrupt("packed state", self.0))?;
+        let end = |chars: usize| {
+            after
+                .char_indices()
+                .map(|(at, _)| at)
+                .chain(std::iter::once(after.len()))
+                .nth(chars)
+        };
         let value = length
             .parse::<usize>()
             .ok()
-            .and_then(|length| Some((after.get(..length)?, after.get(length..)?)));
+            .and_then(end)
+            .map(|at| (&after[..at], &after[at..]));
         let (value, rest) = value.ok_or_else(|| corrupt("packed state", self.0))?;
         self.0 = rest;
         Ok(Some(value.to_string()))
@@ -178,7 +186,7 @@ mod tests {
         // A value with the separators in it, multi-byte text, and a dirty mark.
         let tricky = "-";
         assert!(unpack_state(tricky).is_err(), "a row cut short is corrupt");
-        let dirty = "3:a:-4:t-é--5:2.0.04:step2:up4:1234";
+        let dirty = "3:a:-3:t-é--5:2.0.04:step2:up4:1234";
         let rows = unpack_state(dirty).expect("valid");
         assert_eq!(rows[0].module, "a:-");
         assert_eq!(rows[0].table, "t-é");

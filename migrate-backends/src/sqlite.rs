@@ -82,6 +82,7 @@ impl Driver for Sqlite {
             schema_exists: None,
             read_state: packed_read_state(state).into(),
             packed_state: true,
+            read_state_rows: Some(portable::read_state(state).into()),
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module TEXT NOT NULL, \
@@ -181,12 +182,13 @@ impl Driver for Sqlite {
     }
 }
 
-/// Every state row in one text value (`rows::unpack_state`): per field `<bytes>:<value>`, or
-/// `-` for NULL. One result row is one hand-off from SQLite's thread, where a row per table
-/// would be one each.
+/// Every state row in one text value (`rows::unpack_state`): per field `<characters>:<value>`,
+/// or `-` for NULL. One result row is one hand-off from SQLite's thread, where a row per table
+/// would be one each. Lengths count characters, which do not depend on the database's text
+/// encoding; a value they cannot describe (text with a NUL in it) fails to unpack, and the
+/// executor then reads the rows one by one.
 fn packed_read_state(state: &str) -> String {
-    let field =
-        |column: &str| format!("coalesce(length(CAST({column} AS BLOB)) || ':' || {column}, '-')");
+    let field = |column: &str| format!("coalesce(length({column}) || ':' || {column}, '-')");
     let columns = [
         "module",
         "table_name",

@@ -165,6 +165,8 @@ impl<DB: Driver> SqlxDb<DB> {
         self.sql = Arc::new(sql);
         self.schema = schema;
         self.tracking_table = table;
+        // A pending finish belongs to the tracking tables it was made for.
+        self.pending_finish = Default::default();
     }
 
     /// Connects to a database server: a small pool (the runner lock holds one connection for a
@@ -357,7 +359,19 @@ where
             let read: sqlx::Result<Option<String>> =
                 sqlx::query_scalar(sql).fetch_one(&mut *conn).await;
             match read {
-                Ok(packed) => rows::unpack_state(packed.as_deref().unwrap_or_default()),
+                Ok(packed) => match rows::unpack_state(packed.as_deref().unwrap_or_default()) {
+                    Ok(rows) => Ok(rows),
+                    // A value the packing cannot describe: the rows one by one.
+                    Err(err) => match &self.sql.read_state_rows {
+                        Some(sql) => sqlx::query(AssertSqlSafe(sql.clone()))
+                            .fetch_all(&mut *conn)
+                            .await?
+                            .iter()
+                            .map(rows::state_row)
+                            .collect(),
+                        None => Err(err),
+                    },
+                },
                 Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
                 Err(err) => return Err(err.into()),
             }
@@ -394,6 +408,7 @@ where
             .execute(&mut *conn)
             .await
             .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+        conn.set_open_transaction(true);
         let clock = Instant::now();
         let result = {
             let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
@@ -405,6 +420,7 @@ where
         let elapsed = clock.elapsed();
         if let Err(err) = result {
             Self::end_open_transaction(&mut conn).await;
+            conn.set_open_transaction(false);
             conn.keep();
             return self.after_failure(step, started_at, elapsed, err).await;
         }
@@ -420,6 +436,7 @@ where
             .await;
         match recorded {
             Ok(_) => {
+                conn.set_open_transaction(false);
                 conn.keep();
                 Ok(StepOutcome::Done {
                     started_at,
@@ -429,6 +446,7 @@ where
             Err(err) => {
                 // Nothing after the failed statement ran: the transaction is still open.
                 Self::end_open_transaction(&mut conn).await;
+                conn.set_open_transaction(false);
                 conn.keep();
                 if DB::is_lost_race(&err) {
                     Ok(StepOutcome::Raced)
@@ -544,9 +562,14 @@ where
 
     /// The executor's connection, after committing a journalled step's pending finish, so
     /// that nothing reads or writes the tracking tables with that step still marked dirty.
+    ///
+    /// The pending values are taken first: if the finish cannot be committed now, it is dropped,
+    /// and the step stays marked dirty (settled with `repair`) rather than being committed
+    /// later, outside the run lock.
     pub(crate) async fn conn(&self) -> Result<crate::held::Held<'_, DB>> {
+        let pending = self.take_pending();
         let mut conn = self.held.take(&self.pool).await?;
-        if let (Some(finish), Some(values)) = (&self.sql.journal_finish, self.take_pending()) {
+        if let (Some(finish), Some(values)) = (&self.sql.journal_finish, pending) {
             let text = format!(
                 "START TRANSACTION; {}; COMMIT",
                 literal_sql::<DB>(finish, &values)
@@ -574,8 +597,9 @@ where
         };
         if let Some(start) = start {
             let mut text = String::from("START TRANSACTION; ");
-            if let (Some(finish), Some(pending)) = (&sql.journal_finish, self.take_pending()) {
-                text.push_str(&literal_sql::<DB>(finish, &pending));
+            let pending = self.take_pending();
+            if let (Some(finish), Some(pending)) = (&sql.journal_finish, &pending) {
+                text.push_str(&literal_sql::<DB>(finish, pending));
                 text.push_str("; ");
             }
             text.push_str(&literal_sql::<DB>(start, values));
@@ -587,6 +611,12 @@ where
                 Ok(rows) => rows,
                 Err(err) => {
                     Self::end_open_transaction(conn).await;
+                    // The previous step's finish was rolled back with this start: it goes
+                    // back to wait for the next use of the tracking tables or the run's end
+                    // (guarded by its mark, so committing it twice changes nothing).
+                    if let (Some(pending), Ok(mut slot)) = (pending, self.pending_finish.lock()) {
+                        slot.get_or_insert(pending);
+                    }
                     return Err(err.into());
                 }
             };
@@ -740,21 +770,22 @@ where
 /// placeholder-like text (an error message quoting `$1`) is never read again.
 pub(crate) fn literal_sql<DB: Driver>(stmt: &Stmt, values: &Values) -> String {
     let mut out = String::with_capacity(stmt.sql.len() + 64);
-    let mut rest: &str = &stmt.sql;
-    for (n, &i) in stmt.params.iter().enumerate() {
-        let placeholder = DB::placeholder(n + 1);
-        let Some(at) = rest.find(&placeholder) else {
+    let mut from = 0;
+    // The placeholders' own offsets, as `compile` wrote them: a `?` or `$1` inside a quoted
+    // name, or in a value, is never taken for one.
+    for (&i, &(at, len)) in stmt.params.iter().zip(&stmt.placeholders) {
+        let (Some(before), Some(_)) = (stmt.sql.get(from..at), stmt.sql.get(at..at + len)) else {
             break;
         };
-        out.push_str(&rest[..at]);
+        out.push_str(before);
         match values.get(i) {
             Some(Param::Text(Some(v))) => out.push_str(&DB::text_literal(v)),
             Some(Param::Int(Some(v))) => out.push_str(&v.to_string()),
             _ => out.push_str("NULL"),
         }
-        rest = &rest[at + placeholder.len()..];
+        from = at + len;
     }
-    out.push_str(rest);
+    out.push_str(stmt.sql.get(from..).unwrap_or_default());
     out
 }
 

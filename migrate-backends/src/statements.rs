@@ -130,12 +130,15 @@ impl Values {
 pub(crate) struct Stmt {
     pub(crate) sql: Arc<str>,
     pub(crate) params: Vec<usize>,
+    /// Where each placeholder is in `sql` (byte offset and length), for writing values in.
+    pub(crate) placeholders: Vec<(usize, usize)>,
 }
 
 /// Turns the `$(name)` markers of a template into `DB`'s placeholders.
 pub(crate) fn compile<DB: Driver>(template: &str) -> Stmt {
     let mut sql = String::with_capacity(template.len());
     let mut params = Vec::new();
+    let mut placeholders = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find("$(") {
         sql.push_str(&rest[..start]);
@@ -148,13 +151,16 @@ pub(crate) fn compile<DB: Driver>(template: &str) -> Stmt {
             .position(|(_, n)| *n == name)
             .unwrap_or(NAMES.len());
         params.push(index);
-        sql.push_str(&DB::placeholder(params.len()));
+        let placeholder = DB::placeholder(params.len());
+        placeholders.push((sql.len(), placeholder.len()));
+        sql.push_str(&placeholder);
         rest = after.get(end + 1..).unwrap_or("");
     }
     sql.push_str(rest);
     Stmt {
         sql: sql.into(),
         params,
+        placeholders,
     }
 }
 
@@ -206,6 +212,8 @@ pub struct Statements {
     /// `read_state` returns the rows packed into one text value (see `rows::unpack_state`):
     /// SQLite hands each result row from its thread to the caller's separately.
     pub(crate) packed_state: bool,
+    /// The rows one by one, for a packed value that does not unpack.
+    pub(crate) read_state_rows: Option<Arc<str>>,
     /// Creates the tracking tables' schema when [`schema_exists`](Self::schema_exists) finds
     /// none (PostgreSQL): `CREATE SCHEMA IF NOT EXISTS` needs the database's CREATE right even
     /// when the schema exists, which a tenant's role often lacks.

@@ -574,3 +574,49 @@ each_backend! {
         assert_eq!(manager.history(1).await.expect("history").len(), 1);
     }
 }
+
+/// A SQLite file whose text is UTF-16 (its encoding chosen before anything was written) reads
+/// its state like any other: the packed state read counts characters, not bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_utf16_sqlite_file_reads_its_state() {
+    use sqlx::Connection;
+    let dir = tempfile_dir();
+    let path = dir.join("utf16.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql("PRAGMA encoding = 'UTF-16le'; CREATE TABLE first_thing (id INTEGER)")
+        .execute(&mut conn)
+        .await
+        .expect("utf-16 file");
+    let encoding: String = sqlx::query_scalar("PRAGMA encoding")
+        .fetch_one(&mut conn)
+        .await
+        .expect("encoding");
+    assert_eq!(encoding, "UTF-16le");
+    conn.close().await.expect("close");
+    let executor = migrate::connect(&url).await.expect("executor");
+    let manager = MigrationManager::new(executor, [&MIGRATIONS]).expect("graph");
+    let report = manager.up().await.expect("up");
+    assert_eq!(report.applied.len(), 10);
+    let again = manager.up().await.expect("no-op");
+    assert_eq!(again.status, ReportStatus::UpToDate);
+    let statuses = manager.status().await.expect("status");
+    assert!(statuses
+        .iter()
+        .all(|s| s.current.as_ref() == Some(&s.latest)));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "migrate-utf16-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    dir
+}

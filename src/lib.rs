@@ -189,7 +189,7 @@ pub mod report {
 /// The request builders that [`MigrationManager::up`] and [`MigrationManager::down`] return,
 /// and how an operator settles a dirty mark.
 pub mod manager {
-    pub use migrate_core::manager::{DownRequest, Resolution, UpRequest};
+    pub use migrate_core::manager::{Configure, DownRequest, Resolution, UpRequest};
 }
 
 /// The migration sets that `migrations!{}` declares and the migrations they hold.

@@ -16,6 +16,7 @@
 use crate::connect::{connect_with, ConnectOptions};
 use crate::snapshot::{snapshot, Schema, SchemaDiff};
 use crate::DEFAULT_TRACKING_TABLE;
+use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use migrate_core::manager::MigrationManager;
 use migrate_core::migration::MigrationSet;
@@ -25,9 +26,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// What a host does to every manager it builds (a baseline, table names), applied to the live
-/// and the scratch manager alike.
-pub type Configure = Arc<dyn Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync>;
+/// What a host does to every manager it builds, applied to the live and the scratch manager
+/// alike.
+pub use migrate_core::manager::Configure;
 
 /// Compares a live database with a scratch database migrated to the same versions.
 ///
@@ -325,11 +326,11 @@ enum Scratch {
         url: String,
         path: std::path::PathBuf,
     },
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     Database {
         url: String,
         admin_url: String,
         name: String,
+        dialect: Dialect,
     },
 }
 
@@ -350,70 +351,30 @@ impl Scratch {
     async fn create(live_url: &str) -> Result<Scratch> {
         let scheme = live_url.split(':').next().unwrap_or_default();
         let name = scratch_name();
-        match scheme {
+        let dialect = match scheme {
             #[cfg(feature = "sqlite")]
             "sqlite" => {
                 let path = std::env::temp_dir().join(format!("{name}.db"));
                 let url = format!("sqlite://{}?mode=rwc", path.display());
-                Ok(Scratch::File { url, path })
+                return Ok(Scratch::File { url, path });
             }
-            #[cfg(feature = "postgres")]
-            "postgres" | "postgresql" => {
-                use sqlx::Connection;
-                let url = Scratch::scratch_url(live_url, &name)?;
-                let mut conn = sqlx::PgConnection::connect(live_url)
-                    .await
-                    .map_err(|e| crate::url::redact_password(e.into(), live_url))?;
-                let created =
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                        .execute(&mut conn)
-                        .await;
-                let _ = conn.close().await;
-                Scratch::made(live_url, name, url, created.map(|_| ()))
-            }
-            #[cfg(feature = "mysql")]
-            "mysql" | "mariadb" => {
-                use sqlx::Connection;
-                let url = Scratch::scratch_url(live_url, &name)?;
-                let mut conn = sqlx::MySqlConnection::connect(live_url)
-                    .await
-                    .map_err(|e| crate::url::redact_password(e.into(), live_url))?;
-                let created =
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
-                        .execute(&mut conn)
-                        .await;
-                let _ = conn.close().await;
-                Scratch::made(live_url, name, url, created.map(|_| ()))
-            }
+            "postgres" | "postgresql" => migrate_core::dialect::Dialect::Postgres,
+            "mysql" | "mariadb" => migrate_core::dialect::Dialect::MySql,
             _ => {
-                let _ = name;
-                Err(Error::Config(format!(
+                return Err(Error::Config(format!(
                     "no drift check for URL scheme `{scheme}:` (features: sqlite, postgres, mysql)"
                 )))
             }
-        }
-    }
-
-    /// The URL of the scratch database `name` on the live database's server, worked out before
-    /// the database is created (so that a URL that cannot name it creates nothing).
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    fn scratch_url(live_url: &str, name: &str) -> Result<String> {
-        crate::url::with_database(live_url, name).ok_or_else(|| {
+        };
+        // Named before it is created, so that a URL that cannot name it creates nothing.
+        let url = crate::url::with_database(live_url, &name).ok_or_else(|| {
             Error::Config(format!(
                 "cannot name the scratch database in {}",
                 crate::url::server(live_url)
             ))
-        })
-    }
-
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    fn made(
-        live_url: &str,
-        name: String,
-        url: String,
-        created: std::result::Result<(), sqlx::Error>,
-    ) -> Result<Scratch> {
-        if let Err(e) = created {
+        })?;
+        let create = format!("CREATE DATABASE {}", dialect.quote_ident(&name));
+        if let Err(e) = crate::admin::execute_on(live_url, &create).await {
             return Err(Error::Config(crate::url::redact_url_password(
                 &format!(
                     "cannot create the scratch database `{name}` on {}: {e}; give an empty database with a scratch URL (`--scratch-url`) instead",
@@ -426,6 +387,7 @@ impl Scratch {
             url,
             admin_url: live_url.to_string(),
             name,
+            dialect,
         })
     }
 
@@ -447,55 +409,27 @@ impl Scratch {
                 Ok(())
             }
             Scratch::Database {
-                admin_url, name, ..
-            } => drop_database(&admin_url, &name).await,
+                admin_url,
+                name,
+                dialect,
+                ..
+            } => drop_database(&admin_url, &name, dialect).await,
         }
     }
 }
 
-async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
-    let scheme = admin_url.split(':').next().unwrap_or_default();
-    let dropped: std::result::Result<(), sqlx::Error> = match scheme {
-        #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => {
-            use sqlx::Connection;
-            async {
-                let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-                let forced = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                let mut done = sqlx::raw_sql(sqlx::AssertSqlSafe(forced))
-                    .execute(&mut conn)
-                    .await
-                    .map(|_| ());
-                if done.is_err() {
-                    // `WITH (FORCE)` is PostgreSQL 13's; older servers drop without it.
-                    let plain = format!("DROP DATABASE IF EXISTS \"{name}\"");
-                    done = sqlx::raw_sql(sqlx::AssertSqlSafe(plain))
-                        .execute(&mut conn)
-                        .await
-                        .map(|_| ());
-                }
-                let _ = conn.close().await;
-                done
-            }
-            .await
-        }
-        #[cfg(feature = "mysql")]
-        "mysql" | "mariadb" => {
-            use sqlx::Connection;
-            async {
-                let mut conn = sqlx::MySqlConnection::connect(admin_url).await?;
-                let sql = format!("DROP DATABASE IF EXISTS `{name}`");
-                let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .map(|_| ());
-                let _ = conn.close().await;
-                done
-            }
-            .await
-        }
-        _ => Ok(()),
-    };
+async fn drop_database(admin_url: &str, name: &str, dialect: Dialect) -> Result<()> {
+    let quoted = dialect.quote_ident(name);
+    let mut dropped = Ok(());
+    if dialect == Dialect::Postgres {
+        // `WITH (FORCE)` ends sessions left on it; PostgreSQL before 13 drops without it.
+        let forced = format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)");
+        dropped = crate::admin::execute_on(admin_url, &forced).await;
+    }
+    if dialect != Dialect::Postgres || dropped.is_err() {
+        dropped =
+            crate::admin::execute_on(admin_url, &format!("DROP DATABASE IF EXISTS {quoted}")).await;
+    }
     dropped.map_err(|e| {
         Error::Config(crate::url::redact_url_password(
             &format!(

@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+#[cfg(any(feature = "testing", feature = "snapshot"))]
+mod admin;
 mod adopted;
 mod conn_ext;
 mod connect;

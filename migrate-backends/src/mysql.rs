@@ -102,8 +102,7 @@ impl Driver for MySql {
             create_schema: None,
             schema_exists: None,
             read_state: portable::read_state(state).into(),
-            packed_state: false,
-            read_state_rows: None,
+            read_state_unpacked: None,
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module VARCHAR(191) NOT NULL, \

@@ -112,8 +112,7 @@ impl Driver for Postgres {
                 .map(|_| s("SELECT 1 FROM pg_namespace WHERE nspname = $(schema)")),
             create_schema,
             read_state: portable::read_state(state).into(),
-            packed_state: false,
-            read_state_rows: None,
+            read_state_unpacked: None,
             create,
             upgrade: vec![format!(
                 "ALTER TABLE {history} ADD COLUMN IF NOT EXISTS started_at_utc TEXT"

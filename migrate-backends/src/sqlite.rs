@@ -81,8 +81,7 @@ impl Driver for Sqlite {
             create_schema: None,
             schema_exists: None,
             read_state: packed_read_state(state).into(),
-            packed_state: true,
-            read_state_rows: Some(portable::read_state(state).into()),
+            read_state_unpacked: Some(portable::read_state(state).into()),
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module TEXT NOT NULL, \

@@ -355,25 +355,23 @@ where
     pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
         let mut conn = self.conn().await?;
         let sql = AssertSqlSafe(self.sql.read_state.clone());
-        let rows = if self.sql.packed_state {
+        let rows = if let Some(unpacked) = &self.sql.read_state_unpacked {
             let read: sqlx::Result<Option<String>> =
                 sqlx::query_scalar(sql).fetch_one(&mut *conn).await;
-            match read {
-                Ok(packed) => match rows::unpack_state(packed.as_deref().unwrap_or_default()) {
-                    Ok(rows) => Ok(rows),
-                    // A value the packing cannot describe: the rows one by one.
-                    Err(err) => match &self.sql.read_state_rows {
-                        Some(sql) => sqlx::query(AssertSqlSafe(sql.clone()))
-                            .fetch_all(&mut *conn)
-                            .await?
-                            .iter()
-                            .map(rows::state_row)
-                            .collect(),
-                        None => Err(err),
-                    },
-                },
-                Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+            let packed = match read {
+                Ok(packed) => packed,
+                Err(err) if DB::is_missing_table(&err) => None,
                 Err(err) => return Err(err.into()),
+            };
+            match rows::unpack_state(packed.as_deref().unwrap_or_default()) {
+                Ok(rows) => Ok(rows),
+                // A value the packing cannot describe (text with a NUL): the rows one by one.
+                Err(_) => sqlx::query(AssertSqlSafe(unpacked.clone()))
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(rows::state_row)
+                    .collect(),
             }
         } else {
             let read = if self.sql.persistent {

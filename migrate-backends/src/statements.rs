@@ -209,11 +209,10 @@ impl TrackingNames {
 pub struct Statements {
     /// Reads every state row (one query: the whole cost of an "already up to date" run).
     pub(crate) read_state: Arc<str>,
-    /// `read_state` returns the rows packed into one text value (see `rows::unpack_state`):
-    /// SQLite hands each result row from its thread to the caller's separately.
-    pub(crate) packed_state: bool,
-    /// The rows one by one, for a packed value that does not unpack.
-    pub(crate) read_state_rows: Option<Arc<str>>,
+    /// When `read_state` returns the rows packed into one text value (`rows::unpack_state`;
+    /// SQLite hands each result row from its thread to the caller's separately): the read of
+    /// the rows one by one, for a packed value that does not unpack.
+    pub(crate) read_state_unpacked: Option<Arc<str>>,
     /// Creates the tracking tables' schema when [`schema_exists`](Self::schema_exists) finds
     /// none (PostgreSQL): `CREATE SCHEMA IF NOT EXISTS` needs the database's CREATE right even
     /// when the schema exists, which a tenant's role often lacks.

@@ -44,10 +44,7 @@ pub(crate) fn server(url: &str) -> String {
 }
 
 /// `url` naming the database `database` on the same server, with the same user and query.
-#[cfg_attr(
-    not(all(feature = "snapshot", any(feature = "postgres", feature = "mysql"))),
-    allow(dead_code)
-)]
+#[cfg_attr(not(any(feature = "snapshot", feature = "testing")), allow(dead_code))]
 pub(crate) fn with_database(url: &str, database: &str) -> Option<String> {
     let p = parts(url)?;
     let (_, rest) = url.split_once("://")?;

@@ -74,7 +74,7 @@ pub fn run(sets: impl IntoIterator<Item = &'static MigrationSet>) -> ExitCode {
     Cli::new(sets).run()
 }
 
-type Configure = std::sync::Arc<dyn Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync>;
+use crate::manager::Configure;
 
 /// The CLI with the host's own configuration of its manager.
 pub struct Cli {

@@ -52,7 +52,7 @@ enum Action {
     Verify,
 }
 
-type Configure = Arc<dyn Fn(MigrationManager) -> Result<MigrationManager> + Send + Sync>;
+use crate::manager::Configure;
 
 /// Many targets migrated as one: see the [module documentation](self).
 #[derive(Clone)]

@@ -65,6 +65,14 @@ pub struct Table {
     pub properties: BTreeMap<String, String>,
 }
 
+impl Table {
+    /// Adds a column, after those already read.
+    pub(crate) fn push_column(&mut self, name: String, column: Column) {
+        self.order.push(name.clone());
+        self.columns.insert(name, column);
+    }
+}
+
 /// A database's schema, as far as a round trip can change it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {

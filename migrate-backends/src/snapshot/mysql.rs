@@ -114,8 +114,7 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
                 .properties
                 .insert(format!("comment on column {name}"), comment);
         }
-        entry.order.push(name.clone());
-        entry.columns.insert(
+        entry.push_column(
             name,
             Column {
                 data_type,

@@ -137,8 +137,7 @@ pub(super) async fn snapshot(
                 .properties
                 .insert(format!("comment on column {name}"), comment);
         }
-        entry.order.push(name.clone());
-        entry.columns.insert(
+        entry.push_column(
             name,
             Column {
                 data_type,

@@ -114,8 +114,7 @@ async fn read_table(
             "2" | "3" => format!("{} GENERATED", text(column, 1).to_uppercase()),
             _ => text(column, 1).to_uppercase(),
         };
-        table.order.push(column_name.clone());
-        table.columns.insert(
+        table.push_column(
             column_name,
             Column {
                 data_type,

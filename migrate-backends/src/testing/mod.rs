@@ -165,10 +165,13 @@ impl TestDatabase {
         let create = format!("CREATE DATABASE {}", dialect(backend).quote_ident(&name));
         let executor = crate::connect(&admin).await?;
         drop(executor);
-        execute_on(&admin, &create).await?;
+        crate::admin::execute_on(&admin, &create).await?;
+        let url = crate::url::with_database(&admin, &name).ok_or_else(|| {
+            Error::Config(format!("cannot name database {name} in the server URL"))
+        })?;
         Ok(Some(TestDatabase {
             backend,
-            url: with_database(&admin, &name),
+            url,
             dir: None,
         }))
     }
@@ -207,64 +210,5 @@ fn dialect(backend: Backend) -> migrate_core::dialect::Dialect {
         Backend::Sqlite => migrate_core::dialect::Dialect::Sqlite,
         Backend::Postgres => migrate_core::dialect::Dialect::Postgres,
         Backend::MySql => migrate_core::dialect::Dialect::MySql,
-    }
-}
-
-/// Runs one statement on the database a URL names.
-async fn execute_on(url: &str, sql: &str) -> Result<()> {
-    let scheme = url.split(':').next().unwrap_or_default();
-    match scheme {
-        #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await?;
-            Ok(())
-        }
-        #[cfg(feature = "mysql")]
-        "mysql" | "mariadb" => {
-            use sqlx::Connection;
-            let mut conn = sqlx::MySqlConnection::connect(url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await?;
-            Ok(())
-        }
-        _ => {
-            let _ = sql;
-            Err(Error::Config(format!("no enabled backend for {scheme}:")))
-        }
-    }
-}
-
-/// `url` with its database (path) replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let query = tail
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{scheme}://{authority}/{database}{query}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn replaces_the_database_of_a_url() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "t1"),
-            "postgres://u:p@h:5432/t1?sslmode=disable"
-        );
-        assert_eq!(
-            with_database("mysql://root@127.0.0.1:3306", "t2"),
-            "mysql://root@127.0.0.1:3306/t2"
-        );
     }
 }

@@ -12,3 +12,9 @@ mod state;
 pub use repair::Resolution;
 pub use request::{DownRequest, UpRequest};
 pub use setup::MigrationManager;
+
+/// What a host does to every manager it builds (a baseline, table names): the CLI, a fleet
+/// and the drift check apply it to each manager they make.
+pub type Configure = std::sync::Arc<
+    dyn Fn(MigrationManager) -> crate::error::Result<MigrationManager> + Send + Sync,
+>;

@@ -1,0 +1,38 @@
+//! One statement about a database itself (`CREATE DATABASE`, `DROP DATABASE`), run on a
+//! connection of its own to the server a URL names: for the throwaway test databases and the
+//! drift check's scratch database.
+
+use migrate_core::error::{Error, Result};
+
+/// Runs `sql` on a new connection to `url`, and closes it.
+pub(crate) async fn execute_on(url: &str, sql: &str) -> Result<()> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+            done.map(|_| ()).map_err(Error::from)
+        }
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => {
+            use sqlx::Connection;
+            let mut conn = sqlx::MySqlConnection::connect(url).await?;
+            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+            done.map(|_| ()).map_err(Error::from)
+        }
+        _ => {
+            let _ = sql;
+            Err(Error::Config(format!(
+                "no database server backend for `{scheme}:` (features: postgres, mysql)"
+            )))
+        }
+    }
+}

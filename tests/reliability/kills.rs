@@ -105,6 +105,28 @@ struct Figures {
     stuck_locks: usize,
 }
 
+/// A server goes on running the statement a killed client sent: it notices the client is gone
+/// only when it answers. Recovery must judge the schema that statement leaves (a DROP COLUMN
+/// still running would be seen as not done, then finish), so it waits until no other session
+/// of the test database is busy.
+async fn wait_for_the_server(db: &TestDb) {
+    let busy = match db.backend() {
+        Backend::Sqlite => return,
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND state <> 'idle'"
+        }
+        Backend::MySql => {
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+             AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep'"
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.rows(busy).await != ["0"] && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Runs the database forward after a kill, settling the one step in doubt if there is one.
 /// A lock the killed runner left taken is counted and ends the test (after its figures are
 /// printed), as does any other failure to recover.
@@ -194,6 +216,7 @@ each_backend! {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             child.kill().expect("SIGKILL");
             child.wait().expect("reap");
+            wait_for_the_server(&db).await;
             figures.kills += 1;
             if let Err(why) = recover(&db, &manager, &mut figures).await {
                 failure = Some(why);

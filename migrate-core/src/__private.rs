@@ -6,16 +6,21 @@
 //! - every migration implements [`EachTableVersionIsDeclaredOnce`] for its (table, version): a
 //!   duplicate is a conflict;
 //! - every child implements [`TwoMigrationsShareThisParent`] for its parent: a fork is a
-//!   conflict;
-//! - every first migration implements [`TwoFirstMigrationsForThisTable`];
+//!   conflict, and the trait's supertrait makes the parent a declared version;
+//! - every first migration implements [`TwoFirstMigrationsForThisTable`], whose supertrait makes
+//!   the table one that `heads` lists;
 //! - every `heads` entry implements [`HeadsEntryIsNotTheLatestVersion`] for every type, and every
 //!   child for a type of its own, named after its table and versions (the message shows it), so
 //!   a child of the head (the head was not moved) conflicts;
-//! - `parent`, `after` and `heads` must satisfy the bound of [`require_declared`], whose
-//!   `on_unimplemented` message explains a missing version.
+//! - `after` and `heads` must satisfy the bound of [`require_declared`].
 //!
-//! Tables are hashed to `u64` because `&str` const generics are not stable; versions are (major,
-//! minor, patch, hash of pre-release and build).
+//! A missing version or an unlisted table is reported through the `on_unimplemented` message of
+//! [`EachTableVersionIsDeclaredOnce`] or [`TableListedInHeads`].
+//!
+//! Keys are `u64` hashes because `&str` const generics are not stable: a table is the hash of its
+//! name, a step the hash of its table and version. One const argument per key, and supertraits
+//! instead of `const` items, keep the checks cheap: rustc type-checks every argument and every
+//! item per migration (measured in BENCHMARKS.md, "Compile time").
 
 pub use crate::conn::Conn;
 pub use crate::migration::{Migration, MigrationFn, MigrationFuture, MigrationSet, Reversal};
@@ -50,16 +55,7 @@ where
     label = "not declared by any #[migration] of this crate",
     note = "`parent`, `after` and `heads` must name a table and version that a #[migration] of the same crate declares: declare that migration, or fix the version"
 )]
-pub trait EachTableVersionIsDeclaredOnce<
-    Declarer,
-    const TABLE: u64,
-    const MAJOR: u64,
-    const MINOR: u64,
-    const PATCH: u64,
-    const PRE: u64,
->
-{
-}
+pub trait EachTableVersionIsDeclaredOnce<Declarer, const STEP: u64> {}
 
 /// Runs the statements of a SQL file in order: the whole file as one, or its statements one by
 /// one for a `-- migrate: no-transaction` file (split by `sql_dir!` at compile time).
@@ -76,33 +72,21 @@ pub fn run_sql<'a>(
 }
 
 /// Implemented once per parent version: a second migration upgrading from the same version (a
-/// fork) conflicts.
-pub trait TwoMigrationsShareThisParent<
-    const TABLE: u64,
-    const MAJOR: u64,
-    const MINOR: u64,
-    const PATCH: u64,
-    const PRE: u64,
->
+/// fork) conflicts. Its supertrait requires the parent to be declared, so a `parent` that no
+/// step of the crate declares fails at the implementation.
+pub trait TwoMigrationsShareThisParent<const STEP: u64>:
+    EachTableVersionIsDeclaredOnce<AnyDeclarer, STEP>
 {
 }
 
 /// Implemented by each `heads` entry for every `Child`, and by each migration for its parent
 /// and a `Child` type of its own: a migration upgrading from the version listed in `heads`
 /// conflicts, because the head was not moved to it.
-pub trait HeadsEntryIsNotTheLatestVersion<
-    Child,
-    const TABLE: u64,
-    const MAJOR: u64,
-    const MINOR: u64,
-    const PATCH: u64,
-    const PRE: u64,
->
-{
-}
+pub trait HeadsEntryIsNotTheLatestVersion<Child, const STEP: u64> {}
 
-/// Implemented once per table by its first migration (the one without `parent`).
-pub trait TwoFirstMigrationsForThisTable<const TABLE: u64> {}
+/// Implemented once per table by its first migration (the one without `parent`). Its
+/// supertrait requires the table to be listed in `heads` (when the anchor lists heads).
+pub trait TwoFirstMigrationsForThisTable<const TABLE: u64>: TableListedInHeads<TABLE> {}
 
 /// Implemented for every table listed in `heads { ... }`, or for all tables when the anchor
 /// lists no heads.
@@ -118,19 +102,12 @@ pub trait TableListedInHeads<const TABLE: u64> {}
 #[derive(Debug)]
 pub struct AnyDeclarer;
 
-/// Compiles only if `Anchor` declares the given (table, version).
+/// Compiles only if `Anchor` declares the given step (the hash of a table and a version).
 pub const fn require_declared<
-    Anchor: EachTableVersionIsDeclaredOnce<AnyDeclarer, TABLE, MAJOR, MINOR, PATCH, PRE>,
-    const TABLE: u64,
-    const MAJOR: u64,
-    const MINOR: u64,
-    const PATCH: u64,
-    const PRE: u64,
+    Anchor: EachTableVersionIsDeclaredOnce<AnyDeclarer, STEP>,
+    const STEP: u64,
 >() {
 }
-
-/// Compiles only if `Anchor` lists the table in its heads (or lists no heads).
-pub const fn require_listed_in_heads<Anchor: TableListedInHeads<TABLE>, const TABLE: u64>() {}
 
 /// The anchor's generated test: validates its set, panicking with the graph error.
 pub fn assert_valid(set: &'static MigrationSet) {

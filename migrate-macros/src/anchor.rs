@@ -3,7 +3,7 @@
 //! `heads` checks, and a `#[test]` that validates the linked graph.
 
 use crate::args::{parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg};
-use crate::keys::{table_key, version_key};
+use crate::keys::{step_key, table_key};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
@@ -133,7 +133,7 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
             });
             let checks = heads.iter().map(|h| {
                 let t = table_key(&h.table.value());
-                let v = version_key(&h.version.version);
+                let key = step_key(&h.table.value(), &h.version.version);
                 let version_span = h.version.lit.span();
                 let table_span = h.table.span();
                 let listed = {
@@ -145,8 +145,8 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
                 let facade = CratePath::at(krate, version_span);
                 quote_spanned! {version_span=>
                     #listed
-                    impl<Child> #facade::__private::HeadsEntryIsNotTheLatestVersion<Child, #t, #v> for __MigrateAnchor {}
-                    const _: () = #facade::__private::require_declared::<__MigrateAnchor, #t, #v>();
+                    impl<Child> #facade::__private::HeadsEntryIsNotTheLatestVersion<Child, #key> for __MigrateAnchor {}
+                    const _: () = #facade::__private::require_declared::<__MigrateAnchor, #key>();
                 }
             });
             (quote!(#(#pairs),*), quote!(#(#checks)*))

@@ -1,7 +1,9 @@
-//! The constants that stand for tables and versions in the trait-based graph checks.
+//! The constants that stand for tables and steps in the trait-based graph checks.
 //!
-//! `&str` const generics are not stable, so a table is a 64-bit hash of its name and a version
-//! is (major, minor, patch, hash of pre-release and build metadata).
+//! `&str` const generics are not stable, so a table is a 64-bit hash of its name and a step a
+//! 64-bit hash of its table and version (build metadata included). One const argument per key:
+//! rustc type-checks every const argument of every impl, so each one costs compile time per
+//! migration.
 
 use crate::checksum::stable_u64;
 use proc_macro2::{Literal, TokenStream};
@@ -13,18 +15,12 @@ pub(crate) fn table_key(table: &str) -> TokenStream {
     quote!(#key)
 }
 
-/// The four const arguments for a version.
-pub(crate) fn version_key(version: &semver::Version) -> TokenStream {
-    let major = Literal::u64_unsuffixed(version.major);
-    let minor = Literal::u64_unsuffixed(version.minor);
-    let patch = Literal::u64_unsuffixed(version.patch);
-    let pre = if version.pre.is_empty() && version.build.is_empty() {
-        0
-    } else {
-        stable_u64(format!("{}+{}", version.pre, version.build).as_bytes())
-    };
-    let pre = Literal::u64_unsuffixed(pre);
-    quote!(#major, #minor, #patch, #pre)
+/// The const argument for one version of a table.
+pub(crate) fn step_key(table: &str, version: &semver::Version) -> TokenStream {
+    // A version has no NUL, so the text splits back into one table and one version only.
+    let key = stable_u64(format!("{table}\0{version}").as_bytes());
+    let key = Literal::u64_unsuffixed(key);
+    quote!(#key)
 }
 
 #[cfg(test)]
@@ -32,21 +28,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_distinguish_tables_and_prereleases() {
+    fn keys_distinguish_tables_versions_and_prereleases() {
         assert_ne!(
             table_key("session").to_string(),
             table_key("memory").to_string()
         );
-        let numbers = |v: &str| -> Vec<u64> {
-            let key = version_key(&semver::Version::parse(v).unwrap());
-            let list: syn::punctuated::Punctuated<syn::LitInt, syn::Token![,]> =
-                syn::parse::Parser::parse2(syn::punctuated::Punctuated::parse_terminated, key)
-                    .unwrap();
-            list.iter().map(|l| l.base10_parse().unwrap()).collect()
-        };
-        assert_eq!(numbers("2.3.0"), [2, 3, 0, 0]);
-        let beta = numbers("2.3.0-beta.1");
-        assert_eq!(&beta[..3], [2, 3, 0]);
-        assert_ne!(beta[3], 0);
+        let step =
+            |table: &str, v: &str| step_key(table, &semver::Version::parse(v).unwrap()).to_string();
+        assert_eq!(step("session", "2.3.0"), step("session", "2.3.0"));
+        assert_ne!(step("session", "2.3.0"), step("memory", "2.3.0"));
+        assert_ne!(step("session", "2.3.0"), step("session", "2.3.1"));
+        assert_ne!(step("session", "2.3.0"), step("session", "2.3.0-beta.1"));
+        assert_ne!(step("session", "2.3.0+a"), step("session", "2.3.0+b"));
+        assert_ne!(step("a", "11.0.0"), step("a1", "1.0.0"));
     }
 }

@@ -3,7 +3,7 @@
 //! registration.
 
 use crate::args::CratePath;
-use crate::keys::{table_key, version_key};
+use crate::keys::{step_key, table_key};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 
@@ -83,32 +83,34 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     // at that literal and not at the whole attribute.
     let at = |span: Span| CratePath::private(krate, span);
     let t = table_key(step.table);
-    let v = version_key(step.version);
+    let key = step_key(step.table, step.version);
     let p = at(step.version_span);
     let version_check = match &step.declaration {
         Declaration::Function => quote_spanned! {step.version_span=>
-            impl<Declarer> #p::EachTableVersionIsDeclaredOnce<Declarer, #t, #v> for crate::__MigrateAnchor {}
+            impl<Declarer> #p::EachTableVersionIsDeclaredOnce<Declarer, #key> for crate::__MigrateAnchor {}
         },
         Declaration::SqlFile(file) => quote_spanned! {step.version_span=>
             /// Stands for the file in the duplicate check; its name is in the message.
             #[allow(dead_code, non_camel_case_types)]
             struct #file;
-            impl #p::EachTableVersionIsDeclaredOnce<#file, #t, #v> for crate::__MigrateAnchor {}
-            impl #p::EachTableVersionIsDeclaredOnce<#p::AnyDeclarer, #t, #v> for crate::__MigrateAnchor {}
+            impl #p::EachTableVersionIsDeclaredOnce<#file, #key> for crate::__MigrateAnchor {}
+            impl #p::EachTableVersionIsDeclaredOnce<#p::AnyDeclarer, #key> for crate::__MigrateAnchor {}
         },
     };
+    // A child's fork check also requires its parent to be declared (the trait's supertrait);
+    // a first migration's root check requires its table in `heads`. Every table has one first
+    // migration, or its children's parents are missing.
     let parent_checks = match step.parent {
         Some((parent, span)) => {
-            let pv = version_key(parent);
+            let parent_key = step_key(step.table, parent);
             let p = at(span);
             let child = child_name(step.table, step.version, parent, span);
             quote_spanned! {span=>
                 /// Stands for this step in the `heads` check; its name is in the message.
                 #[allow(dead_code, non_camel_case_types)]
                 struct #child;
-                impl #p::TwoMigrationsShareThisParent<#t, #pv> for crate::__MigrateAnchor {}
-                impl #p::HeadsEntryIsNotTheLatestVersion<#child, #t, #pv> for crate::__MigrateAnchor {}
-                const _: () = #p::require_declared::<crate::__MigrateAnchor, #t, #pv>();
+                impl #p::TwoMigrationsShareThisParent<#parent_key> for crate::__MigrateAnchor {}
+                impl #p::HeadsEntryIsNotTheLatestVersion<#child, #parent_key> for crate::__MigrateAnchor {}
             }
         }
         None => {
@@ -118,18 +120,11 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
             }
         }
     };
-    let heads_check = {
-        let p = at(step.table_span);
-        quote_spanned! {step.table_span=>
-            const _: () = #p::require_listed_in_heads::<crate::__MigrateAnchor, #t>();
-        }
-    };
     let after_check = step.after.map(|(table, version, span)| {
-        let at_table = table_key(table);
-        let av = version_key(version);
+        let after_key = step_key(table, version);
         let p = at(span);
         quote_spanned! {span=>
-            const _: () = #p::require_declared::<crate::__MigrateAnchor, #at_table, #av>();
+            const _: () = #p::require_declared::<crate::__MigrateAnchor, #after_key>();
         }
     });
     let conn = quote!(#private::Conn);
@@ -184,7 +179,6 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
         const _: () = {
             #version_check
             #parent_checks
-            #heads_check
             #after_check
 
             fn __migrate_up<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {

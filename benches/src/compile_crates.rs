@@ -1,5 +1,7 @@
-//! Writes the two crates of the compile-time comparison: N `#[migration]` functions against
-//! sqlx's `migrate!` embedding N files. `benches/compile_time.sh` builds and times them.
+//! Writes the three crates of the compile-time comparison: N `#[migration]` functions; the same
+//! N async functions without the attribute, each boxed by a shim and listed in one static (the
+//! floor: what the functions themselves cost rustc); and sqlx's `migrate!` embedding N files.
+//! `benches/compile_time.sh` builds and times them.
 
 use crate::workload;
 use std::fmt::Write;
@@ -46,6 +48,39 @@ pub fn emit(dir: &Path, n: usize) {
     }
     write(&ours.join("src/lib.rs"), &lib);
 
+    let plain = dir.join("plain");
+    write(
+        &plain.join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"compile_plain\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n\n\
+             [dependencies]\nmigrate = {{ path = {:?} }}\n",
+            migrate_path.display().to_string()
+        ),
+    );
+    let mut lib = String::from(
+        "use migrate::backend::{MigrationFn, MigrationFuture};\nuse migrate::Conn;\n\n\
+         /// Every function, boxed, as the registration would hold it.\n\
+         pub static ALL: &[MigrationFn] = &[\n",
+    );
+    let steps = workload::workload(n);
+    for step in &steps {
+        writeln!(lib, "    shim{},", step.index).expect("writing to a String");
+    }
+    lib.push_str("];\n\n");
+    for step in &steps {
+        writeln!(
+            lib,
+            "async fn m{i}(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {{\n    \
+             db.execute({:?}).await?;\n    Ok(())\n}}\n\n\
+             fn shim{i}<'a, 'b>(db: &'a mut Conn<'b>) -> MigrationFuture<'a> {{\n    \
+             Box::pin(m{i}(db))\n}}\n",
+            step.sql,
+            i = step.index
+        )
+        .expect("writing to a String");
+    }
+    write(&plain.join("src/lib.rs"), &lib);
+
     let sqlx = dir.join("sqlx");
     write(
         &sqlx.join("Cargo.toml"),
@@ -63,5 +98,10 @@ pub fn emit(dir: &Path, n: usize) {
         &sqlx.join("src/lib.rs"),
         "pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();\n",
     );
-    println!("wrote {} and {}", ours.display(), sqlx.display());
+    println!(
+        "wrote {}, {} and {}",
+        ours.display(),
+        plain.display(),
+        sqlx.display()
+    );
 }

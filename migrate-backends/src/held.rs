@@ -4,14 +4,26 @@
 //! acquiring one costs a pool check-out. A migration run makes several queries per step and the
 //! "already up to date" check should be one query, so the executor keeps one connection of its
 //! pool and returns it only when a call fails (the pool then checks it).
+//!
+//! A kept connection may hold a transaction begun ahead: a transactional step commits with
+//! `COMMIT; BEGIN`, so the next step finds its transaction open and saves a round trip. Whoever
+//! takes the connection for anything else ends that empty transaction first
+//! ([`Held::begun_ahead`]); a slot dropped or cleared with one closes the connection instead of
+//! returning it to the pool inside a transaction.
 
 use sqlx::pool::PoolConnection;
 use sqlx::Pool;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
+/// The kept connection, and whether it holds a transaction begun ahead.
+struct Kept<DB: sqlx::Database> {
+    conn: PoolConnection<DB>,
+    begun_ahead: bool,
+}
+
 /// The slot holding the kept connection.
-pub(crate) struct Slot<DB: sqlx::Database>(Mutex<Option<PoolConnection<DB>>>);
+pub(crate) struct Slot<DB: sqlx::Database>(Mutex<Option<Kept<DB>>>);
 
 impl<DB: sqlx::Database> Default for Slot<DB> {
     fn default() -> Self {
@@ -23,7 +35,10 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// Keeps `conn` (a connection opened ahead of the first call).
     pub(crate) fn put(&self, conn: PoolConnection<DB>) {
         if let Ok(mut slot) = self.0.lock() {
-            slot.get_or_insert(conn);
+            slot.get_or_insert(Kept {
+                conn,
+                begun_ahead: false,
+            });
         }
     }
 
@@ -31,23 +46,51 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// pool being closed does not wait for it forever).
     pub(crate) fn clear(&self) {
         if let Ok(mut slot) = self.0.lock() {
-            slot.take();
+            if let Some(kept) = slot.take() {
+                kept.release();
+            }
         }
+    }
+
+    /// Whether the kept connection holds a transaction begun ahead.
+    pub(crate) fn begun_ahead(&self) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .is_some_and(|slot| slot.as_ref().is_some_and(|kept| kept.begun_ahead))
     }
 
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
-        let conn = match kept {
-            Some(conn) => conn,
-            None => pool.acquire().await?,
+        let (conn, begun_ahead) = match kept {
+            Some(kept) => (kept.conn, kept.begun_ahead),
+            None => (pool.acquire().await?, false),
         };
         Ok(Held {
             slot: self,
             conn: Some(conn),
             keep: false,
-            open_transaction: false,
+            open_transaction: begun_ahead,
+            begun_ahead,
         })
+    }
+}
+
+impl<DB: sqlx::Database> Kept<DB> {
+    /// Lets the connection go: back to the pool, or closed when it holds a transaction.
+    fn release(mut self) {
+        if self.begun_ahead {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Slot<DB> {
+    fn drop(&mut self) {
+        if let Some(kept) = self.0.get_mut().ok().and_then(Option::take) {
+            kept.release();
+        }
     }
 }
 
@@ -61,6 +104,9 @@ pub(crate) struct Held<'s, DB: sqlx::Database> {
     /// (a cancelled future, a panicking step), the connection is closed, which rolls it back,
     /// instead of going back to the pool with the transaction open.
     open_transaction: bool,
+    /// The open transaction was begun ahead for the next step and has run nothing yet: kept,
+    /// the connection goes back to the slot with it.
+    begun_ahead: bool,
 }
 
 impl<DB: sqlx::Database> Held<'_, DB> {
@@ -70,9 +116,25 @@ impl<DB: sqlx::Database> Held<'_, DB> {
     }
 
     /// Notes whether a transaction begun with raw SQL is open on the connection.
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn set_open_transaction(&mut self, open: bool) {
         self.open_transaction = open;
+        if !open {
+            self.begun_ahead = false;
+        }
+    }
+
+    /// Whether the connection holds an empty transaction begun ahead for the next step.
+    pub(crate) fn begun_ahead(&self) -> bool {
+        self.begun_ahead
+    }
+
+    /// Notes that the open transaction was begun ahead (`true`), or that the step it was
+    /// begun for now uses it (`false`).
+    pub(crate) fn set_begun_ahead(&mut self, ahead: bool) {
+        self.begun_ahead = ahead;
+        if ahead {
+            self.open_transaction = true;
+        }
     }
 }
 
@@ -95,7 +157,8 @@ impl<DB: sqlx::Database> DerefMut for Held<'_, DB> {
 
 impl<DB: sqlx::Database> Drop for Held<'_, DB> {
     fn drop(&mut self) {
-        if self.open_transaction {
+        // Only an empty transaction begun ahead may go back to the slot open.
+        if self.open_transaction && !(self.keep && self.begun_ahead) {
             if let Some(conn) = self.conn.as_mut() {
                 conn.close_on_drop();
             }
@@ -103,8 +166,13 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
         }
         if self.keep {
             if let (Some(conn), Ok(mut slot)) = (self.conn.take(), self.slot.0.lock()) {
-                if slot.is_none() {
-                    *slot = Some(conn);
+                let kept = Kept {
+                    conn,
+                    begun_ahead: self.begun_ahead,
+                };
+                match &*slot {
+                    None => *slot = Some(kept),
+                    Some(_) => kept.release(),
                 }
             }
         }

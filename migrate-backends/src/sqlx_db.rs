@@ -464,36 +464,56 @@ where
             return self.run_transactional_folded(step, record_and_commit).await;
         }
         let r = &step.record;
-        let mut conn = self.conn().await?;
+        let mut conn = self.step_conn().await?;
         let started_at = Timestamp::now();
-        let mut tx = self.begin(&mut conn).await?;
         let clock = Instant::now();
         let result = {
-            let mut raw = SqlxRaw::<DB>::new(&mut tx, &self.sql);
+            let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
             let mut db = Conn::new(&mut raw, self.schema.as_deref())
                 .with_table_names(step.table_names)
                 .with_transaction(true);
             (step.action)(&mut db).await
         };
         let elapsed = clock.elapsed();
-        match result {
-            Ok(()) => {
-                let values = Values::step(
-                    r,
-                    Outcome::Succeeded,
-                    started_at,
-                    Some(micros(elapsed)),
-                    None,
-                );
-                let sql = &self.sql;
-                let affected =
-                    Self::run_prepared(&mut tx, &sql.record, &values, sql.persistent).await?;
-                if affected.get(sql.record_cas) != Some(&1) {
-                    tx.rollback().await?;
-                    conn.keep();
-                    return Ok(StepOutcome::Raced);
-                }
-                tx.commit().await?;
+        if let Err(err) = result {
+            Self::end_open_transaction(&mut conn).await;
+            conn.set_open_transaction(false);
+            conn.keep();
+            return self.after_failure(step, started_at, elapsed, err).await;
+        }
+        let values = Values::step(
+            r,
+            Outcome::Succeeded,
+            started_at,
+            Some(micros(elapsed)),
+            None,
+        );
+        let sql = &self.sql;
+        let recorded = Self::run_prepared(&mut conn, &sql.record, &values, sql.persistent).await;
+        let affected = match recorded {
+            Ok(affected) => affected,
+            Err(err) => {
+                Self::end_open_transaction(&mut conn).await;
+                conn.set_open_transaction(false);
+                conn.keep();
+                return Err(err);
+            }
+        };
+        if affected.get(sql.record_cas) != Some(&1) {
+            Self::end_open_transaction(&mut conn).await;
+            conn.set_open_transaction(false);
+            conn.keep();
+            return Ok(StepOutcome::Raced);
+        }
+        // The commit begins the next step's transaction in the same round trip; whatever
+        // uses the connection next and is not a transactional step ends it first.
+        let begin = DB::BEGIN.unwrap_or("BEGIN");
+        let committed = sqlx::raw_sql(AssertSqlSafe(format!("COMMIT; {begin}")))
+            .execute(&mut *conn)
+            .await;
+        match committed {
+            Ok(_) => {
+                conn.set_begun_ahead(true);
                 conn.keep();
                 Ok(StepOutcome::Done {
                     started_at,
@@ -501,11 +521,41 @@ where
                 })
             }
             Err(err) => {
-                tx.rollback().await?;
+                // A failed COMMIT ends the transaction; nothing after it ran.
+                Self::end_open_transaction(&mut conn).await;
+                conn.set_open_transaction(false);
                 conn.keep();
-                self.after_failure(step, started_at, elapsed, err).await
+                Err(err.into())
             }
         }
+    }
+
+    /// The connection for a transactional step, its transaction open: the one the previous
+    /// step's commit began ahead, or one begun now.
+    async fn step_conn(&self) -> Result<crate::held::Held<'_, DB>> {
+        let mut conn = self.held.take(&self.pool).await?;
+        if conn.begun_ahead() {
+            conn.set_begun_ahead(false);
+            return Ok(conn);
+        }
+        // Back to the slot, for `conn` to settle what is pending first.
+        conn.keep();
+        let conn = self.conn().await?;
+        self.begin_raw(conn).await
+    }
+
+    /// Begins a transaction with raw SQL on `conn` (sqlx does not know of it).
+    async fn begin_raw<'s>(
+        &self,
+        mut conn: crate::held::Held<'s, DB>,
+    ) -> Result<crate::held::Held<'s, DB>> {
+        let begin = DB::BEGIN.unwrap_or("BEGIN");
+        sqlx::raw_sql(AssertSqlSafe(begin))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+        conn.set_open_transaction(true);
+        Ok(conn)
     }
 
     /// A failed transactional step: if another runner moved the table meanwhile, the failure
@@ -565,8 +615,13 @@ where
     /// and the step stays marked dirty (settled with `repair`) rather than being committed
     /// later, outside the run lock.
     pub(crate) async fn conn(&self) -> Result<crate::held::Held<'_, DB>> {
-        let pending = self.take_pending();
         let mut conn = self.held.take(&self.pool).await?;
+        if conn.begun_ahead() {
+            // The previous step began a transaction for a next step that is not this call.
+            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+            conn.set_open_transaction(false);
+        }
+        let pending = self.take_pending();
         if let (Some(finish), Some(values)) = (&self.sql.journal_finish, pending) {
             let text = format!(
                 "START TRANSACTION; {}; COMMIT",
@@ -928,7 +983,9 @@ where
 
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            if self.sql.journal_finish.is_some() {
+            // The last step's pending finish (MariaDB) commits, or the transaction the last
+            // step began ahead (PostgreSQL) ends, before the run lock is released.
+            if self.sql.journal_finish.is_some() || self.held.begun_ahead() {
                 self.conn().await?.keep();
             }
             Ok(())

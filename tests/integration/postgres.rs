@@ -143,3 +143,37 @@ async fn the_portable_guards_work_on_postgres() {
     assert!(db.has_column("session", "state").await);
     assert!(db.has_column("memory", "created_at").await);
 }
+
+/// A transactional step commits with `COMMIT; BEGIN`, beginning the next step's transaction in
+/// the same round trip. When `up` returns, that transaction is ended: no session of the database
+/// is left idle in a transaction, and the executor's own connection takes a plain query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_leaves_no_transaction_open() {
+    let Some(db) = postgres().await else { return };
+    let manager = db.manager().await;
+    // session's steps are all transactional: the last one began a transaction ahead.
+    let report = manager.up().table("session").await.expect("up");
+    assert!(report.applied.len() > 1, "{report:?}");
+    let idle_in_transaction = "SELECT COUNT(*) FROM pg_stat_activity \
+        WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    assert_eq!(db.rows(idle_in_transaction).await, ["0"]);
+    // A transactional step followed by one that runs outside a transaction (metrics@2.5.0):
+    // the transaction begun ahead ends before it, and its index is kept.
+    manager.up().await.expect("up the rest");
+    assert_eq!(db.rows(idle_in_transaction).await, ["0"]);
+    assert_eq!(
+        manager.current_version("metrics").await.unwrap(),
+        Some(v("2.5.0"))
+    );
+    let index = db
+        .rows("SELECT indexname FROM pg_indexes WHERE indexname = 'idx_metrics_day'")
+        .await;
+    assert_eq!(index, ["idx_metrics_day"]);
+    // Down runs transactional steps one after the other on the same connection too.
+    for table in ["memory", "session"] {
+        let report = manager.down().table(table).to_base().await.expect("down");
+        assert!(report.applied.len() > 1, "{report:?}");
+    }
+    assert_eq!(db.rows(idle_in_transaction).await, ["0"]);
+    assert!(!db.has_table("session").await);
+}

@@ -17,7 +17,7 @@ where
     pub(crate) async fn read_adopted_rows(&self, table: &str) -> Result<Vec<(String, String)>> {
         let qualified = crate::statements::qualify(DB::DIALECT, self.schema.as_deref(), table);
         let sql = format!("SELECT table_name, version FROM {qualified}");
-        let mut conn = self.held.take(&self.pool).await?;
+        let mut conn = self.plain_conn().await?;
         // No parameters: the simple protocol, one exchange, also behind a pooling proxy.
         let read = sqlx::raw_sql(AssertSqlSafe(sql))
             .fetch_all(&mut *conn)

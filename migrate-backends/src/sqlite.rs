@@ -60,13 +60,15 @@ impl Driver for Sqlite {
         let moved = s(&portable::state_upsert(state, cas));
         let marked = s(&portable::mark_upsert(state, cas));
         let history_finish = s(&portable::history_finish(history));
-        // The state row moved under the compare-and-set, the history row, and the commit, in
-        // one list. The history row's outcome is NULL (refused by its NOT NULL) when the
-        // compare-and-set changed nothing, which stops the list before its COMMIT.
+        // The state row moved under the compare-and-set, the history row, the commit, and the
+        // next step's BEGIN IMMEDIATE, in one list. The history row's outcome is NULL (refused by
+        // its NOT NULL) when the compare-and-set changed nothing, which stops the list before
+        // its COMMIT.
+        let begin_next = Self::BEGIN.unwrap_or("BEGIN");
         let values_if_moved =
             HISTORY_VALUES.replace("$(outcome)", "CASE WHEN changes() = 1 THEN $(outcome) END");
         let record_and_commit = s(&format!(
-            "{}; INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT",
+            "{}; INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT; {begin_next}",
             portable::state_upsert(state, cas)
         ));
         // A version is expected, so the row exists and holds no mark (else the plan would
@@ -75,7 +77,7 @@ impl Driver for Sqlite {
             "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
              updated_at = $(now) WHERE module = $(module) AND table_name = $(table) \
              AND version = $(expected) AND dirty_version IS NULL; \
-             INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT"
+             INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT; {begin_next}"
         ));
         Statements {
             create_schema: None,
@@ -139,6 +141,11 @@ impl Driver for Sqlite {
 
     fn decode_value(row: &SqliteRow, index: usize) -> Result<Value> {
         crate::raw::decode_value::<Sqlite>(row, index)
+    }
+
+    fn is_no_transaction(err: &sqlx::Error) -> bool {
+        err.as_database_error()
+            .is_some_and(|d| d.message().contains("no transaction is active"))
     }
 
     fn is_lost_race(err: &sqlx::Error) -> bool {

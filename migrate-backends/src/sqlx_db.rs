@@ -121,6 +121,22 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
     }
 }
 
+impl<DB: Driver> SqlxDb<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    /// The executor's connection outside any transaction: a transaction the previous step
+    /// began ahead for a next step (not this call) is ended first.
+    pub(crate) async fn plain_conn(&self) -> Result<crate::held::Held<'_, DB>> {
+        let mut conn = self.held.take(&self.pool).await?;
+        if conn.begun_ahead() {
+            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+            conn.set_open_transaction(false);
+        }
+        Ok(conn)
+    }
+}
+
 impl<DB: Driver> std::fmt::Debug for SqlxDb<DB> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlxDb")
@@ -391,22 +407,17 @@ where
         rows
     }
 
-    /// A transactional step whose tracking writes and commit go in one list
-    /// ([`Statements::record_and_commit`]): `BEGIN`, the step, then the list.
+    /// A transactional step whose tracking writes, commit and the next step's `BEGIN` go in
+    /// one list ([`Statements::record_and_commit`]): the step in the transaction the previous
+    /// list began (or one begun now), then the list.
     async fn run_transactional_folded(
         &self,
         step: &StepRun<'_>,
         record_and_commit: &Stmt,
     ) -> Result<StepOutcome> {
         let r = &step.record;
-        let mut conn = self.conn().await?;
+        let mut conn = self.step_conn().await?;
         let started_at = Timestamp::now();
-        let begin = DB::BEGIN.unwrap_or("BEGIN");
-        sqlx::raw_sql(AssertSqlSafe(begin))
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
-        conn.set_open_transaction(true);
         let clock = Instant::now();
         let result = {
             let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
@@ -432,21 +443,27 @@ where
         let recorded = bound::<DB>(record_and_commit, &values, self.sql.persistent)
             .execute(&mut *conn)
             .await;
+        let done = StepOutcome::Done {
+            started_at,
+            execution_time: elapsed,
+        };
         match recorded {
             Ok(_) => {
-                conn.set_open_transaction(false);
+                conn.set_begun_ahead(true);
                 conn.keep();
-                Ok(StepOutcome::Done {
-                    started_at,
-                    execution_time: elapsed,
-                })
+                Ok(done)
             }
             Err(err) => {
-                // Nothing after the failed statement ran: the transaction is still open.
-                Self::end_open_transaction(&mut conn).await;
+                // Nothing after the failed statement ran. A ROLLBACK that finds no transaction
+                // means the COMMIT ran and only the next step's BEGIN failed: the step is kept.
+                let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                let committed = rollback.as_ref().is_err_and(DB::is_no_transaction);
                 conn.set_open_transaction(false);
                 conn.keep();
-                if DB::is_lost_race(&err) {
+                if committed {
+                    tracing::debug!(error = %err, "the step committed; the next step begins its own transaction");
+                    Ok(done)
+                } else if DB::is_lost_race(&err) {
                     Ok(StepOutcome::Raced)
                 } else {
                     Err(err.into())
@@ -615,12 +632,7 @@ where
     /// and the step stays marked dirty (settled with `repair`) rather than being committed
     /// later, outside the run lock.
     pub(crate) async fn conn(&self) -> Result<crate::held::Held<'_, DB>> {
-        let mut conn = self.held.take(&self.pool).await?;
-        if conn.begun_ahead() {
-            // The previous step began a transaction for a next step that is not this call.
-            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
-            conn.set_open_transaction(false);
-        }
+        let mut conn = self.plain_conn().await?;
         let pending = self.take_pending();
         if let (Some(finish), Some(values)) = (&self.sql.journal_finish, pending) {
             let text = format!(
@@ -709,7 +721,7 @@ where
     async fn run_journalled(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
         let r = &step.record;
         let sql = &self.sql;
-        let mut conn = self.held.take(&self.pool).await?;
+        let mut conn = self.plain_conn().await?;
         let started_at = Timestamp::now();
         let values = Values::step(r, Outcome::Started, started_at, None, None);
         // A recorded version means the state row exists: the compare-and-set checks it.

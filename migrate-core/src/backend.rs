@@ -163,7 +163,8 @@ pub trait MigrationBackend: Send + Sync {
     /// ends it returns [`Error::LockTimeout`](crate::error::Error::LockTimeout) naming it.
     fn lock(&self, wait: Option<Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
 
-    /// Runs one step with its tracking writes.
+    /// Runs one step with its tracking writes. The backend may leave work for the next step
+    /// pending (a transaction begun for it); [`end_run`](Self::end_run) settles it.
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>>;
 
     /// Reads history rows of the given modules, newest first, at most `limit` (all if `None`).
@@ -201,10 +202,12 @@ pub trait MigrationBackend: Send + Sync {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>>;
 
-    /// Called once a locked run (or repair) is over, before its lock is released: commits
-    /// whatever the backend left pending to save a commit per step (MySQL commits a step's
-    /// finish with the next step's start). The default has nothing pending; a backend
-    /// that wraps another must forward it.
+    /// Called once a locked run (or repair) is over, before its lock is released: settles
+    /// whatever the backend left pending to save a round trip per step (MySQL commits a
+    /// step's finish with the next step's start; PostgreSQL and SQLite end the transaction a
+    /// step's commit began for the next step, which on SQLite holds the file's write lock).
+    /// Whoever calls [`run_step`](Self::run_step) directly calls this after the last step.
+    /// The default has nothing pending; a backend that wraps another must forward it.
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })
     }

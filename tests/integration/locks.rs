@@ -103,6 +103,44 @@ each_backend! {
     }
 }
 
+/// SQLite only: a step's commit begins the next step's transaction (`COMMIT; BEGIN IMMEDIATE`,
+/// one hand-off), which holds the file's write lock. When `up` returns, that transaction is
+/// ended: another connection takes the write lock without waiting, while the manager that ran
+/// is still alive, and the manager's next call works.
+#[tokio::test]
+async fn sqlite_a_finished_run_holds_no_write_lock() {
+    let Some(db) = crate::harness::TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let manager = db.manager().await;
+    let report = manager.up().target("2.0.0").await.expect("up to 2.0.0");
+    assert!(report.applied.len() > 1, "{report:?}");
+
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions, Connection};
+    use std::str::FromStr;
+    let mut other = SqliteConnectOptions::from_str(db.url())
+        .expect("url")
+        .busy_timeout(Duration::ZERO)
+        .connect()
+        .await
+        .expect("second connection");
+    let tx = other
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .expect("the write lock is free as soon as up returns");
+    tx.rollback().await.expect("rollback");
+    let report = manager.up().await.expect("the rest");
+    assert!(!report.applied.is_empty(), "{report:?}");
+    other
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .expect("free again after the second run")
+        .rollback()
+        .await
+        .expect("rollback");
+}
+
 /// SQLite only: a write lock held by another connection (not a runner) is bounded by the busy
 /// timeout too.
 #[tokio::test]

@@ -278,7 +278,10 @@ async fn step(
         table_names: &migrate::TableNames::new(),
     };
     let outcome = executor.run_step(&run).await;
+    // What a run leaves pending (the transaction begun for a next step) ends before the lock.
+    let ended = executor.end_run().await;
     lock.release().await?;
+    ended?;
     match outcome? {
         StepOutcome::Done { .. } => Ok(()),
         other => panic!("a step with no rival lost its compare-and-set: {other:?}"),

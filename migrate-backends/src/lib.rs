@@ -16,6 +16,7 @@ pub mod data;
 mod driver;
 mod held;
 mod lock_wait;
+mod packed_state;
 mod portable;
 mod raw;
 mod rows;

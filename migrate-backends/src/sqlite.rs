@@ -188,25 +188,15 @@ impl Driver for Sqlite {
     }
 }
 
-/// Every state row in one text value (`rows::unpack_state`): per field `<characters>:<value>`,
-/// or `-` for NULL. One result row is one hand-off from SQLite's thread, where a row per table
-/// would be one each. Lengths count characters, which do not depend on the database's text
-/// encoding; a value they cannot describe (text with a NUL in it) fails to unpack, and the
-/// executor then reads the rows one by one.
+/// Every state row in one text value (`packed_state::unpack`), as SQLite's JSON functions
+/// write it: one result row is one hand-off from SQLite's thread, where a row per table would
+/// be one each, and the statement is short to prepare on a new connection. A value the
+/// decoder does not expect makes the executor read the rows one by one.
 fn packed_read_state(state: &str) -> String {
-    let field = |column: &str| format!("coalesce(length({column}) || ':' || {column}, '-')");
-    let columns = [
-        "module",
-        "table_name",
-        "version",
-        "checksum",
-        "dirty_version",
-        "dirty_name",
-        "dirty_direction",
-        "dirty_since",
-    ];
-    let row: Vec<String> = columns.iter().map(|c| field(c)).collect();
-    format!("SELECT group_concat({}, '') FROM {state}", row.join(" || "))
+    format!(
+        "SELECT json_group_array(json_array({})) FROM {state}",
+        crate::packed_state::COLUMNS.join(", ")
+    )
 }
 
 impl SqlxDb<Sqlite> {

@@ -374,14 +374,15 @@ where
         let rows = if let Some(unpacked) = &self.sql.read_state_unpacked {
             let read: sqlx::Result<Option<String>> =
                 sqlx::query_scalar(sql).fetch_one(&mut *conn).await;
-            let packed = match read {
-                Ok(packed) => packed,
-                Err(err) if DB::is_missing_table(&err) => None,
-                Err(err) => return Err(err.into()),
+            let unpacked_rows = match read {
+                Ok(packed) => crate::packed_state::unpack(packed.as_deref().unwrap_or_default()),
+                Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+                // A SQLite built without its JSON functions: the rows one by one.
+                Err(err) => Err(err.into()),
             };
-            match rows::unpack_state(packed.as_deref().unwrap_or_default()) {
+            match unpacked_rows {
                 Ok(rows) => Ok(rows),
-                // A value the packing cannot describe (text with a NUL): the rows one by one.
+                // A value the packing cannot describe: the rows one by one, which name it.
                 Err(_) => sqlx::query(AssertSqlSafe(unpacked.clone()))
                     .fetch_all(&mut *conn)
                     .await?

@@ -209,7 +209,7 @@ impl TrackingNames {
 pub struct Statements {
     /// Reads every state row (one query: the whole cost of an "already up to date" run).
     pub(crate) read_state: Arc<str>,
-    /// When `read_state` returns the rows packed into one text value (`rows::unpack_state`;
+    /// When `read_state` returns the rows packed into one text value (`packed_state::unpack`;
     /// SQLite hands each result row from its thread to the caller's separately): the read of
     /// the rows one by one, for a packed value that does not unpack.
     pub(crate) read_state_unpacked: Option<Arc<str>>,

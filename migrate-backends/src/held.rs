@@ -52,6 +52,12 @@ impl<DB: sqlx::Database> Slot<DB> {
         }
     }
 
+    /// Whether no connection is kept: one given back now would be kept. Clones of an executor
+    /// share the slot, so while one of them runs a step another may have filled it.
+    pub(crate) fn is_vacant(&self) -> bool {
+        self.0.lock().is_ok_and(|slot| slot.is_none())
+    }
+
     /// Whether the kept connection holds a transaction begun ahead.
     pub(crate) fn begun_ahead(&self) -> bool {
         self.0

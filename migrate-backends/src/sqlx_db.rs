@@ -524,14 +524,27 @@ where
             return Ok(StepOutcome::Raced);
         }
         // The commit begins the next step's transaction in the same round trip; whatever
-        // uses the connection next and is not a transactional step ends it first.
-        let begin = DB::BEGIN.unwrap_or("BEGIN");
-        let committed = sqlx::raw_sql(AssertSqlSafe(format!("COMMIT; {begin}")))
+        // uses the connection next and is not a transactional step ends it first. Only an
+        // executor that is not cloned does: clones (a fleet's schemas) share the kept
+        // connection, so the next user is as likely another clone's state read (which would
+        // roll it back) or, with the slot filled meanwhile, the pool (which must not get a
+        // connection inside a transaction).
+        let ahead = std::sync::Arc::strong_count(&self.held) == 1 && self.held.is_vacant();
+        let commit = if ahead {
+            format!("COMMIT; {}", DB::BEGIN.unwrap_or("BEGIN"))
+        } else {
+            "COMMIT".to_string()
+        };
+        let committed = sqlx::raw_sql(AssertSqlSafe(commit))
             .execute(&mut *conn)
             .await;
         match committed {
             Ok(_) => {
-                conn.set_begun_ahead(true);
+                if ahead {
+                    conn.set_begun_ahead(true);
+                } else {
+                    conn.set_open_transaction(false);
+                }
                 conn.keep();
                 Ok(StepOutcome::Done {
                     started_at,

@@ -25,6 +25,8 @@ use migrate_core::status::HistoryEntry;
 use migrate_core::step::Outcome;
 use migrate_core::time::Timestamp;
 use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, IntoArguments, Pool, Type};
+use sqlx_core::sql_str::SqlSafeStr;
+use sqlx_core::transaction::TransactionManager;
 #[cfg(feature = "sqlite")]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -130,8 +132,14 @@ where
     pub(crate) async fn plain_conn(&self) -> Result<crate::held::Held<'_, DB>> {
         let mut conn = self.held.take(&self.pool).await?;
         if conn.begun_ahead() {
-            sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
-            conn.set_open_transaction(false);
+            if step_rollback::<DB>(&mut conn).await {
+                conn.set_open_transaction(false);
+            } else {
+                // A dead session (an idle-in-transaction timeout, a restart): closed on drop,
+                // and the call goes on with a connection from the pool.
+                drop(conn);
+                conn = self.held.take(&self.pool).await?;
+            }
         }
         Ok(conn)
     }
@@ -410,7 +418,8 @@ where
 
     /// A transactional step whose tracking writes, commit and the next step's `BEGIN` go in
     /// one list ([`Statements::record_and_commit`]): the step in the transaction the previous
-    /// list began (or one begun now), then the list.
+    /// list began (or one begun now), then the list. sqlx counts the transaction from its
+    /// first `BEGIN` on; the list's `COMMIT; BEGIN` leaves it in one, so its count stays right.
     async fn run_transactional_folded(
         &self,
         step: &StepRun<'_>,
@@ -429,9 +438,7 @@ where
         };
         let elapsed = clock.elapsed();
         if let Err(err) = result {
-            Self::end_open_transaction(&mut conn).await;
-            conn.set_open_transaction(false);
-            conn.keep();
+            end_step(conn).await;
             return self.after_failure(step, started_at, elapsed, err).await;
         }
         let values = Values::step(
@@ -448,28 +455,42 @@ where
             started_at,
             execution_time: elapsed,
         };
-        match recorded {
+        let err = match recorded {
             Ok(_) => {
                 conn.set_begun_ahead(true);
                 conn.keep();
-                Ok(done)
+                return Ok(done);
             }
-            Err(err) => {
-                // Nothing after the failed statement ran. A ROLLBACK that finds no transaction
-                // means the COMMIT ran and only the next step's BEGIN failed: the step is kept.
-                let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-                let committed = rollback.as_ref().is_err_and(DB::is_no_transaction);
-                conn.set_open_transaction(false);
-                conn.keep();
-                if committed {
-                    tracing::debug!(error = %err, "the step committed; the next step begins its own transaction");
-                    Ok(done)
-                } else if DB::is_lost_race(&err) {
-                    Ok(StepOutcome::Raced)
-                } else {
-                    Err(err.into())
-                }
-            }
+            Err(err) => err,
+        };
+        // Nothing after the failed statement ran. A rollback that works means the transaction
+        // was still open: nothing of the step was kept.
+        if step_rollback::<DB>(&mut conn).await {
+            conn.set_open_transaction(false);
+            conn.keep();
+            return if DB::is_lost_race(&err) {
+                Ok(StepOutcome::Raced)
+            } else {
+                Err(err.into())
+            };
+        }
+        // No transaction is left: the COMMIT ran and only the next step's BEGIN failed, or
+        // the database ended the transaction itself (a full disk). The connection is closed
+        // (sqlx's count of its transactions is off), and the state row tells which.
+        drop(conn);
+        let stored = self.read_state_rows().await.ok().and_then(|rows| {
+            rows.into_iter()
+                .find(|row| row.module == r.module && row.table == r.table)
+                .map(|row| row.version)
+        });
+        if stored
+            .as_ref()
+            .is_some_and(|v| v.as_deref() == r.new_version)
+        {
+            tracing::debug!(error = %err, "the step committed; the next step begins its own transaction");
+            Ok(done)
+        } else {
+            Err(err.into())
         }
     }
 
@@ -494,9 +515,7 @@ where
         };
         let elapsed = clock.elapsed();
         if let Err(err) = result {
-            Self::end_open_transaction(&mut conn).await;
-            conn.set_open_transaction(false);
-            conn.keep();
+            end_step(conn).await;
             return self.after_failure(step, started_at, elapsed, err).await;
         }
         let values = Values::step(
@@ -511,35 +530,32 @@ where
         let affected = match recorded {
             Ok(affected) => affected,
             Err(err) => {
-                Self::end_open_transaction(&mut conn).await;
-                conn.set_open_transaction(false);
-                conn.keep();
+                end_step(conn).await;
                 return Err(err);
             }
         };
         if affected.get(sql.record_cas) != Some(&1) {
-            Self::end_open_transaction(&mut conn).await;
-            conn.set_open_transaction(false);
-            conn.keep();
+            end_step(conn).await;
             return Ok(StepOutcome::Raced);
         }
-        // The commit begins the next step's transaction in the same round trip; whatever
-        // uses the connection next and is not a transactional step ends it first. Only an
-        // executor that is not cloned does: clones (a fleet's schemas) share the kept
-        // connection, so the next user is as likely another clone's state read (which would
-        // roll it back) or, with the slot filled meanwhile, the pool (which must not get a
-        // connection inside a transaction).
+        // The commit begins the next step's transaction in the same round trip (sqlx still
+        // counts one open, which is true again); whatever uses the connection next and is not
+        // a transactional step ends it first. Only an executor that is not cloned does:
+        // clones (a fleet's schemas) share the kept connection, so the next user is as likely
+        // another clone's state read (which would roll it back) or, with the slot filled
+        // meanwhile, the pool (which must not get a connection inside a transaction).
         let ahead = std::sync::Arc::strong_count(&self.held) == 1 && self.held.is_vacant();
-        let commit = if ahead {
-            format!("COMMIT; {}", DB::BEGIN.unwrap_or("BEGIN"))
+        let committed = if ahead {
+            let begin = DB::BEGIN.unwrap_or("BEGIN");
+            sqlx::raw_sql(AssertSqlSafe(format!("COMMIT; {begin}")))
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
         } else {
-            "COMMIT".to_string()
+            <DB::TransactionManager as TransactionManager>::commit(&mut conn).await
         };
-        let committed = sqlx::raw_sql(AssertSqlSafe(commit))
-            .execute(&mut *conn)
-            .await;
         match committed {
-            Ok(_) => {
+            Ok(()) => {
                 if ahead {
                     conn.set_begun_ahead(true);
                 } else {
@@ -553,9 +569,7 @@ where
             }
             Err(err) => {
                 // A failed COMMIT ends the transaction; nothing after it ran.
-                Self::end_open_transaction(&mut conn).await;
-                conn.set_open_transaction(false);
-                conn.keep();
+                end_step(conn).await;
                 Err(err.into())
             }
         }
@@ -575,16 +589,19 @@ where
         self.begin_raw(conn).await
     }
 
-    /// Begins a transaction with raw SQL on `conn` (sqlx does not know of it).
+    /// Begins a step's transaction through sqlx's transaction manager, so that sqlx counts it:
+    /// a migration that begins a transaction of its own through the driver gets a savepoint.
     async fn begin_raw<'s>(
         &self,
         mut conn: crate::held::Held<'s, DB>,
     ) -> Result<crate::held::Held<'s, DB>> {
         let begin = DB::BEGIN.unwrap_or("BEGIN");
-        sqlx::raw_sql(AssertSqlSafe(begin))
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+        <DB::TransactionManager as TransactionManager>::begin(
+            &mut conn,
+            Some(begin.into_sql_str()),
+        )
+        .await
+        .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
         conn.set_open_transaction(true);
         Ok(conn)
     }
@@ -646,8 +663,8 @@ where
     /// and the step stays marked dirty (settled with `repair`) rather than being committed
     /// later, outside the run lock.
     pub(crate) async fn conn(&self) -> Result<crate::held::Held<'_, DB>> {
-        let mut conn = self.plain_conn().await?;
         let pending = self.take_pending();
+        let mut conn = self.plain_conn().await?;
         if let (Some(finish), Some(values)) = (&self.sql.journal_finish, pending) {
             let text = format!(
                 "START TRANSACTION; {}; COMMIT",
@@ -817,6 +834,27 @@ where
             Bound::Prepared(query) => query.fetch_optional(conn).await,
             Bound::Literal(sql) => sql.fetch_optional(conn).await,
         }
+    }
+}
+
+/// Rolls back a step's transaction through sqlx's transaction manager (which counts it);
+/// `false` when that failed, and the connection's count of open transactions is unknown.
+async fn step_rollback<DB: Driver>(conn: &mut DB::Connection) -> bool {
+    match <DB::TransactionManager as TransactionManager>::rollback(conn).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!(error = %err, "the step's transaction could not be rolled back");
+            false
+        }
+    }
+}
+
+/// Ends a step that will not commit: rolled back and kept, or, when the rollback fails,
+/// closed on drop.
+async fn end_step<DB: Driver>(mut conn: crate::held::Held<'_, DB>) {
+    if step_rollback::<DB>(&mut conn).await {
+        conn.set_open_transaction(false);
+        conn.keep();
     }
 }
 

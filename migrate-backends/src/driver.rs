@@ -57,12 +57,6 @@ pub trait Driver: sqlx::Database + Sealed {
         Self::DIALECT.quote_literal(text)
     }
 
-    /// Whether a `ROLLBACK` failed because no transaction was open.
-    #[doc(hidden)]
-    fn is_no_transaction(_err: &sqlx::Error) -> bool {
-        false
-    }
-
     /// Whether `Statements::record_and_commit` failed because its compare-and-set found the
     /// table moved by another runner.
     #[doc(hidden)]

@@ -143,11 +143,6 @@ impl Driver for Sqlite {
         crate::raw::decode_value::<Sqlite>(row, index)
     }
 
-    fn is_no_transaction(err: &sqlx::Error) -> bool {
-        err.as_database_error()
-            .is_some_and(|d| d.message().contains("no transaction is active"))
-    }
-
     fn is_lost_race(err: &sqlx::Error) -> bool {
         err.as_database_error().is_some_and(|d| {
             d.message().contains("NOT NULL constraint failed") && d.message().ends_with(".outcome")

@@ -230,11 +230,12 @@ pub struct Statements {
     pub(crate) record_cas: usize,
     /// A transactional step's tracking writes, its `COMMIT` and the next step's `BEGIN`, in one
     /// statement list sent at once (SQLite: one hand-off to its thread instead of four). The
-    /// step runs in a transaction begun with `Driver::BEGIN` outside sqlx's `Transaction`
-    /// (by the previous step's list, or on its own); a lost compare-and-set fails the list
-    /// before its `COMMIT` ([`Driver::is_lost_race`]). When the list fails, a `ROLLBACK` that
-    /// succeeds tells that the transaction was still open (nothing was kept); one that finds
-    /// no transaction tells that only the final `BEGIN` failed.
+    /// step runs in a transaction begun with `Driver::BEGIN` through sqlx's transaction manager
+    /// (by the previous step's list, or on its own; the list's `COMMIT; BEGIN` keeps sqlx's
+    /// count right); a lost compare-and-set fails the list before its `COMMIT`
+    /// ([`Driver::is_lost_race`]). When the list fails, a rollback that works tells that the
+    /// transaction was still open (nothing was kept); when none is left, the state row tells
+    /// whether the `COMMIT` ran.
     pub(crate) record_and_commit: Option<Stmt>,
     /// `record_and_commit` for a table whose state row holds a version: a plain compare-and-set
     /// `UPDATE` instead of the upsert, less SQL to parse again after every DDL.

@@ -48,33 +48,8 @@ async fn undone(db: &mut Conn<'_>) -> Result<()> {
 }
 
 async fn has_table(db: &TestDatabase, table: &str) -> bool {
-    let sql = match db.backend() {
-        Backend::Postgres => format!(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '{table}'"
-        ),
-        _ => format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'"),
-    };
-    let count: i64 = match db.backend() {
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(db.url())
-                .await
-                .expect("connect");
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut conn)
-                .await
-                .expect("count")
-        }
-        _ => {
-            let mut conn = sqlx::SqliteConnection::connect(db.url())
-                .await
-                .expect("connect");
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut conn)
-                .await
-                .expect("count")
-        }
-    };
-    count == 1
+    let executor = db.executor().await.expect("executor");
+    executor.table_exists(table).await.expect("catalog")
 }
 
 async fn a_nested_transaction_is_a_savepoint_of_the_step(backend: Backend) {

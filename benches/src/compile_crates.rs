@@ -14,6 +14,15 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write file");
 }
 
+/// The manifest of a generated crate that depends on this repository's `migrate`.
+fn manifest(name: &str, migrate_path: &Path) -> String {
+    format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n\n\
+         [dependencies]\nmigrate = {{ path = {:?} }}\n",
+        migrate_path.display().to_string()
+    )
+}
+
 pub fn emit(dir: &Path, n: usize) {
     let migrate_path = std::env::current_dir()
         .expect("working directory")
@@ -21,14 +30,7 @@ pub fn emit(dir: &Path, n: usize) {
         .canonicalize()
         .expect("the repository root (run from benches/)");
     let ours = dir.join("ours");
-    write(
-        &ours.join("Cargo.toml"),
-        &format!(
-            "[package]\nname = \"compile_ours\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n\n\
-             [dependencies]\nmigrate = {{ path = {:?} }}\n",
-            migrate_path.display().to_string()
-        ),
-    );
+    write(&ours.join("Cargo.toml"), &manifest("compile_ours", &migrate_path));
     let mut lib = String::from("migrate::migrations! {}\n\n");
     let mut last: std::collections::HashMap<&str, String> = Default::default();
     for step in workload::workload(n) {
@@ -49,14 +51,7 @@ pub fn emit(dir: &Path, n: usize) {
     write(&ours.join("src/lib.rs"), &lib);
 
     let plain = dir.join("plain");
-    write(
-        &plain.join("Cargo.toml"),
-        &format!(
-            "[package]\nname = \"compile_plain\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n\n\
-             [dependencies]\nmigrate = {{ path = {:?} }}\n",
-            migrate_path.display().to_string()
-        ),
-    );
+    write(&plain.join("Cargo.toml"), &manifest("compile_plain", &migrate_path));
     let mut lib = String::from(
         "use migrate::backend::{MigrationFn, MigrationFuture};\nuse migrate::Conn;\n\n\
          /// Every function, boxed, as the registration would hold it.\n\

@@ -9,25 +9,9 @@ pub(crate) async fn execute_on(url: &str, sql: &str) -> Result<()> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {
         #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(url).await?;
-            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
-            done.map(|_| ()).map_err(Error::from)
-        }
+        "postgres" | "postgresql" => execute_with::<sqlx::PgConnection>(url, sql).await,
         #[cfg(feature = "mysql")]
-        "mysql" | "mariadb" => {
-            use sqlx::Connection;
-            let mut conn = sqlx::MySqlConnection::connect(url).await?;
-            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
-            done.map(|_| ()).map_err(Error::from)
-        }
+        "mysql" | "mariadb" => execute_with::<sqlx::MySqlConnection>(url, sql).await,
         _ => {
             let _ = sql;
             Err(Error::Config(format!(
@@ -35,4 +19,18 @@ pub(crate) async fn execute_on(url: &str, sql: &str) -> Result<()> {
             )))
         }
     }
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn execute_with<C>(url: &str, sql: &str) -> Result<()>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    let mut conn = C::connect(url).await?;
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    done.map(|_| ()).map_err(Error::from)
 }

@@ -16,10 +16,21 @@ use sqlx::Pool;
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 
-/// The kept connection, and whether it holds a transaction begun ahead.
+/// The kept connection, and whether it holds a transaction begun ahead. Dropped (the slot
+/// cleared or dropped, or already full when a connection comes back), it goes back to the
+/// pool, or is closed when it holds a transaction.
 struct Kept<DB: sqlx::Database> {
-    conn: PoolConnection<DB>,
+    /// Present until taken out of the slot.
+    conn: Option<PoolConnection<DB>>,
     begun_ahead: bool,
+}
+
+impl<DB: sqlx::Database> Drop for Kept<DB> {
+    fn drop(&mut self) {
+        if let (true, Some(conn)) = (self.begun_ahead, self.conn.as_mut()) {
+            conn.close_on_drop();
+        }
+    }
 }
 
 /// The slot holding the kept connection.
@@ -36,7 +47,7 @@ impl<DB: sqlx::Database> Slot<DB> {
     pub(crate) fn put(&self, conn: PoolConnection<DB>) {
         if let Ok(mut slot) = self.0.lock() {
             slot.get_or_insert(Kept {
-                conn,
+                conn: Some(conn),
                 begun_ahead: false,
             });
         }
@@ -46,9 +57,7 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// pool being closed does not wait for it forever).
     pub(crate) fn clear(&self) {
         if let Ok(mut slot) = self.0.lock() {
-            if let Some(kept) = slot.take() {
-                kept.release();
-            }
+            slot.take();
         }
     }
 
@@ -69,8 +78,9 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
+        let kept = kept.and_then(|mut kept| Some((kept.conn.take()?, kept.begun_ahead)));
         let (conn, begun_ahead) = match kept {
-            Some(kept) => (kept.conn, kept.begun_ahead),
+            Some(kept) => kept,
             None => (pool.acquire().await?, false),
         };
         Ok(Held {
@@ -83,32 +93,15 @@ impl<DB: sqlx::Database> Slot<DB> {
     }
 }
 
-impl<DB: sqlx::Database> Kept<DB> {
-    /// Lets the connection go: back to the pool, or closed when it holds a transaction.
-    fn release(mut self) {
-        if self.begun_ahead {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
-impl<DB: sqlx::Database> Drop for Slot<DB> {
-    fn drop(&mut self) {
-        if let Some(kept) = self.0.get_mut().ok().and_then(Option::take) {
-            kept.release();
-        }
-    }
-}
-
 /// A connection out of the slot. Put back by [`Held::keep`] once a call succeeded; otherwise
 /// it goes back to the pool, which checks it.
 pub(crate) struct Held<'s, DB: sqlx::Database> {
     slot: &'s Slot<DB>,
     conn: Option<PoolConnection<DB>>,
     keep: bool,
-    /// A transaction begun with raw SQL (sqlx does not know of it) is open: dropped like this
-    /// (a cancelled future, a panicking step), the connection is closed, which rolls it back,
-    /// instead of going back to the pool with the transaction open.
+    /// A step's transaction is open: dropped like this (a cancelled future, a panicking step),
+    /// the connection is closed, which rolls it back, instead of going back to the pool with
+    /// the transaction open.
     open_transaction: bool,
     /// The open transaction was begun ahead for the next step and has run nothing yet: kept,
     /// the connection goes back to the slot with it.
@@ -121,7 +114,7 @@ impl<DB: sqlx::Database> Held<'_, DB> {
         self.keep = true;
     }
 
-    /// Notes whether a transaction begun with raw SQL is open on the connection.
+    /// Notes whether a step's transaction is open on the connection.
     pub(crate) fn set_open_transaction(&mut self, open: bool) {
         self.open_transaction = open;
         if !open {
@@ -170,16 +163,18 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
             }
             return;
         }
-        if self.keep {
-            if let (Some(conn), Ok(mut slot)) = (self.conn.take(), self.slot.0.lock()) {
-                let kept = Kept {
-                    conn,
-                    begun_ahead: self.begun_ahead,
-                };
-                match &*slot {
-                    None => *slot = Some(kept),
-                    Some(_) => kept.release(),
-                }
+        if !self.keep {
+            return;
+        }
+        if let Some(conn) = self.conn.take() {
+            let kept = Kept {
+                conn: Some(conn),
+                begun_ahead: self.begun_ahead,
+            };
+            // A full slot (a clone of the executor gave one back first) or a poisoned one:
+            // `kept` is dropped, back to the pool or closed.
+            if let Ok(mut slot) = self.slot.0.lock() {
+                slot.get_or_insert(kept);
             }
         }
     }

@@ -54,33 +54,27 @@ impl Driver for MySql {
         ));
         let clear = portable::CLEAR_DIRTY;
         // No conditional upsert: make sure the row exists, then move it conditionally.
-        let ensure = s(&format!(
+        let ensure_sql = format!(
             "INSERT IGNORE INTO {state} (module, table_name, updated_at) VALUES ($(module), $(table), $(now))"
-        ));
+        );
+        let ensure = s(&ensure_sql);
         let cas = "module = $(module) AND table_name = $(table) AND version <=> $(expected) \
                    AND dirty_version IS NULL";
         let moved = s(&format!(
             "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), {clear}, \
              updated_at = $(now) WHERE {cas}"
         ));
-        let marked = s(&format!(
-            "UPDATE {state} SET dirty_version = $(step_version), dirty_name = $(name), \
-             dirty_direction = $(direction), dirty_since = $(dirty_since), updated_at = $(now) \
-             WHERE {cas}"
-        ));
-        let history_finish = s(&portable::history_finish(history));
-        // A journalled step's start and finish, sent as statements with their values written
-        // in; the executor sends a step's start with the previous step's finish in one
-        // transaction and one round trip. The history row is inserted only when the
-        // compare-and-set moved the row, which the start's last SELECT reports.
-        let ensure_sql = format!(
-            "INSERT IGNORE INTO {state} (module, table_name, updated_at) VALUES ($(module), $(table), $(now))"
-        );
         let marked_sql = format!(
             "UPDATE {state} SET dirty_version = $(step_version), dirty_name = $(name), \
              dirty_direction = $(direction), dirty_since = $(dirty_since), updated_at = $(now) \
              WHERE {cas}"
         );
+        let marked = s(&marked_sql);
+        let history_finish = s(&portable::history_finish(history));
+        // A journalled step's start and finish, sent as statements with their values written
+        // in; the executor sends a step's start with the previous step's finish in one
+        // transaction and one round trip. The history row is inserted only when the
+        // compare-and-set moved the row, which the start's last SELECT reports.
         // ROW_COUNT() in the insert is the mark's; after it, the insert's own, which the
         // executor reads back (1: the compare-and-set moved the row).
         let mark_and_start = format!(
@@ -92,9 +86,8 @@ impl Driver for MySql {
         // Moves the state only while the step's own mark is there: a finish committed late (or
         // twice) cannot overwrite what came after it.
         let journal_finish = s(&format!(
-            "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), {clear}, \
-             updated_at = $(now) WHERE module = $(module) AND table_name = $(table) \
-             AND dirty_version = $(step_version) AND dirty_direction = $(direction); {}",
+            "{} AND dirty_version = $(step_version) AND dirty_direction = $(direction); {}",
+            portable::state_move(state),
             portable::history_finish(history)
         ));
         // VARCHAR(191): the longest key that fits an index of utf8mb4 on every InnoDB format.

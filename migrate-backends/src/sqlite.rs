@@ -67,17 +67,18 @@ impl Driver for Sqlite {
         let begin_next = Self::BEGIN.unwrap_or("BEGIN");
         let values_if_moved =
             HISTORY_VALUES.replace("$(outcome)", "CASE WHEN changes() = 1 THEN $(outcome) END");
+        let history_commit_begin = format!(
+            "INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT; {begin_next}"
+        );
         let record_and_commit = s(&format!(
-            "{}; INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT; {begin_next}",
+            "{}; {history_commit_begin}",
             portable::state_upsert(state, cas)
         ));
         // A version is expected, so the row exists and holds no mark (else the plan would
         // not have run the step): the compare-and-set needs no upsert.
         let record_and_commit_existing = s(&format!(
-            "UPDATE {state} SET version = $(new_version), checksum = $(new_checksum), \
-             updated_at = $(now) WHERE module = $(module) AND table_name = $(table) \
-             AND version = $(expected) AND dirty_version IS NULL; \
-             INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {values_if_moved}; COMMIT; {begin_next}"
+            "{} AND version = $(expected) AND dirty_version IS NULL; {history_commit_begin}",
+            portable::state_move(state)
         ));
         Statements {
             create_schema: None,

@@ -426,35 +426,17 @@ where
         record_and_commit: &Stmt,
     ) -> Result<StepOutcome> {
         let r = &step.record;
-        let mut conn = self.step_conn().await?;
-        let started_at = Timestamp::now();
-        let clock = Instant::now();
-        let result = {
-            let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
-            let mut db = Conn::new(&mut raw, self.schema.as_deref())
-                .with_table_names(step.table_names)
-                .with_transaction(true);
-            (step.action)(&mut db).await
+        let Acted {
+            mut conn,
+            values,
+            done,
+        } = match self.act(step).await {
+            Ok(acted) => acted,
+            Err(over) => return over,
         };
-        let elapsed = clock.elapsed();
-        if let Err(err) = result {
-            end_step(conn).await;
-            return self.after_failure(step, started_at, elapsed, err).await;
-        }
-        let values = Values::step(
-            r,
-            Outcome::Succeeded,
-            started_at,
-            Some(micros(elapsed)),
-            None,
-        );
         let recorded = bound::<DB>(record_and_commit, &values, self.sql.persistent)
             .execute(&mut *conn)
             .await;
-        let done = StepOutcome::Done {
-            started_at,
-            execution_time: elapsed,
-        };
         let err = match recorded {
             Ok(_) => {
                 conn.set_begun_ahead(true);
@@ -465,9 +447,7 @@ where
         };
         // Nothing after the failed statement ran. A rollback that works means the transaction
         // was still open: nothing of the step was kept.
-        if step_rollback::<DB>(&mut conn).await {
-            conn.set_open_transaction(false);
-            conn.keep();
+        if end_step(conn).await {
             return if DB::is_lost_race(&err) {
                 Ok(StepOutcome::Raced)
             } else {
@@ -475,18 +455,10 @@ where
             };
         }
         // No transaction is left: the COMMIT ran and only the next step's BEGIN failed, or
-        // the database ended the transaction itself (a full disk). The connection is closed
+        // the database ended the transaction itself (a full disk). The connection was closed
         // (sqlx's count of its transactions is off), and the state row tells which.
-        drop(conn);
-        let stored = self.read_state_rows().await.ok().and_then(|rows| {
-            rows.into_iter()
-                .find(|row| row.module == r.module && row.table == r.table)
-                .map(|row| row.version)
-        });
-        if stored
-            .as_ref()
-            .is_some_and(|v| v.as_deref() == r.new_version)
-        {
+        let stored = self.stored_version(r).await;
+        if stored.is_some_and(|v| v.as_deref() == r.new_version) {
             tracing::debug!(error = %err, "the step committed; the next step begins its own transaction");
             Ok(done)
         } else {
@@ -502,29 +474,14 @@ where
         if let Some(record_and_commit) = existing.or(self.sql.record_and_commit.as_ref()) {
             return self.run_transactional_folded(step, record_and_commit).await;
         }
-        let r = &step.record;
-        let mut conn = self.step_conn().await?;
-        let started_at = Timestamp::now();
-        let clock = Instant::now();
-        let result = {
-            let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
-            let mut db = Conn::new(&mut raw, self.schema.as_deref())
-                .with_table_names(step.table_names)
-                .with_transaction(true);
-            (step.action)(&mut db).await
+        let Acted {
+            mut conn,
+            values,
+            done,
+        } = match self.act(step).await {
+            Ok(acted) => acted,
+            Err(over) => return over,
         };
-        let elapsed = clock.elapsed();
-        if let Err(err) = result {
-            end_step(conn).await;
-            return self.after_failure(step, started_at, elapsed, err).await;
-        }
-        let values = Values::step(
-            r,
-            Outcome::Succeeded,
-            started_at,
-            Some(micros(elapsed)),
-            None,
-        );
         let sql = &self.sql;
         let recorded = Self::run_prepared(&mut conn, &sql.record, &values, sql.persistent).await;
         let affected = match recorded {
@@ -562,10 +519,7 @@ where
                     conn.set_open_transaction(false);
                 }
                 conn.keep();
-                Ok(StepOutcome::Done {
-                    started_at,
-                    execution_time: elapsed,
-                })
+                Ok(done)
             }
             Err(err) => {
                 // A failed COMMIT ends the transaction; nothing after it ran.
@@ -573,6 +527,56 @@ where
                 Err(err.into())
             }
         }
+    }
+
+    /// The first half of a transactional step: its transaction open, its action run in it.
+    /// `Err` is the step's end: the action failed (rolled back, and recorded unless another
+    /// runner moved the table), or the transaction could not begin.
+    async fn act(
+        &self,
+        step: &StepRun<'_>,
+    ) -> std::result::Result<Acted<'_, DB>, Result<StepOutcome>> {
+        let mut conn = self.step_conn().await.map_err(Err)?;
+        let started_at = Timestamp::now();
+        let clock = Instant::now();
+        let result = {
+            let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
+            let mut db = Conn::new(&mut raw, self.schema.as_deref())
+                .with_table_names(step.table_names)
+                .with_transaction(true);
+            (step.action)(&mut db).await
+        };
+        let elapsed = clock.elapsed();
+        if let Err(err) = result {
+            end_step(conn).await;
+            return Err(self.after_failure(step, started_at, elapsed, err).await);
+        }
+        let values = Values::step(
+            &step.record,
+            Outcome::Succeeded,
+            started_at,
+            Some(micros(elapsed)),
+            None,
+        );
+        Ok(Acted {
+            conn,
+            values,
+            done: StepOutcome::Done {
+                started_at,
+                execution_time: elapsed,
+            },
+        })
+    }
+
+    /// The version the state row of `r`'s table holds now (`Some(None)`: none, or no row);
+    /// `None` when it cannot be read.
+    async fn stored_version(&self, r: &StepRecord<'_>) -> Option<Option<String>> {
+        let rows = self.read_state_rows().await.ok()?;
+        Some(
+            rows.into_iter()
+                .find(|row| row.module == r.module && row.table == r.table)
+                .and_then(|row| row.version),
+        )
     }
 
     /// The connection for a transactional step, its transaction open: the one the previous
@@ -586,12 +590,12 @@ where
         // Back to the slot, for `conn` to settle what is pending first.
         conn.keep();
         let conn = self.conn().await?;
-        self.begin_raw(conn).await
+        self.begin_step(conn).await
     }
 
     /// Begins a step's transaction through sqlx's transaction manager, so that sqlx counts it:
     /// a migration that begins a transaction of its own through the driver gets a savepoint.
-    async fn begin_raw<'s>(
+    async fn begin_step<'s>(
         &self,
         mut conn: crate::held::Held<'s, DB>,
     ) -> Result<crate::held::Held<'s, DB>> {
@@ -616,11 +620,7 @@ where
         err: Error,
     ) -> Result<StepOutcome> {
         let r = &step.record;
-        let stored = self.read_state_rows().await.ok().map(|rows| {
-            rows.into_iter()
-                .find(|row| row.module == r.module && row.table == r.table)
-                .and_then(|row| row.version)
-        });
+        let stored = self.stored_version(r).await;
         if stored.is_some_and(|v| v.as_deref() != r.expected) {
             return Ok(StepOutcome::Raced);
         }
@@ -837,6 +837,14 @@ where
     }
 }
 
+/// A transactional step whose action succeeded: its connection, still in the step's
+/// transaction, the values its tracking writes record, and the outcome once they commit.
+struct Acted<'s, DB: Driver> {
+    conn: crate::held::Held<'s, DB>,
+    values: Values,
+    done: StepOutcome,
+}
+
 /// Rolls back a step's transaction through sqlx's transaction manager (which counts it);
 /// `false` when that failed, and the connection's count of open transactions is unknown.
 async fn step_rollback<DB: Driver>(conn: &mut DB::Connection) -> bool {
@@ -849,13 +857,15 @@ async fn step_rollback<DB: Driver>(conn: &mut DB::Connection) -> bool {
     }
 }
 
-/// Ends a step that will not commit: rolled back and kept, or, when the rollback fails,
-/// closed on drop.
-async fn end_step<DB: Driver>(mut conn: crate::held::Held<'_, DB>) {
-    if step_rollback::<DB>(&mut conn).await {
+/// Ends a step that will not commit: rolled back and kept (`true`), or, when the rollback
+/// fails, closed on drop (`false`).
+async fn end_step<DB: Driver>(mut conn: crate::held::Held<'_, DB>) -> bool {
+    let rolled_back = step_rollback::<DB>(&mut conn).await;
+    if rolled_back {
         conn.set_open_transaction(false);
         conn.keep();
     }
+    rolled_back
 }
 
 /// A statement with its values bound: prepared when `persistent`, else written with literals
@@ -1048,7 +1058,7 @@ where
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             // The last step's pending finish (MariaDB) commits, or the transaction the last
-            // step began ahead (PostgreSQL) ends, before the run lock is released.
+            // step began ahead (PostgreSQL, SQLite) ends, before the run lock is released.
             if self.sql.journal_finish.is_some() || self.held.begun_ahead() {
                 self.conn().await?.keep();
             }

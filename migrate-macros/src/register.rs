@@ -82,7 +82,6 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     // Each check is spanned at the literal it is about, paths included, so that rustc points
     // at that literal and not at the whole attribute.
     let at = |span: Span| CratePath::private(krate, span);
-    let t = table_key(step.table);
     let key = step_key(step.table, step.version);
     let p = at(step.version_span);
     let version_check = match &step.declaration {
@@ -115,6 +114,7 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
         }
         None => {
             let p = at(step.table_span);
+            let t = table_key(step.table);
             quote_spanned! {step.table_span=>
                 impl #p::TwoFirstMigrationsForThisTable<#t> for crate::__MigrateAnchor {}
             }

@@ -576,12 +576,13 @@ each_backend! {
 }
 
 /// A SQLite file whose text is UTF-16 (its encoding chosen before anything was written) reads
-/// its state like any other: the packed state read counts characters, not bytes.
+/// its state like any other: the packed state read is text in the file's encoding, handed over
+/// as UTF-8.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_utf16_sqlite_file_reads_its_state() {
     use sqlx::Connection;
-    let dir = tempfile_dir();
-    let path = dir.join("utf16.db");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("utf16.db");
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let mut conn = sqlx::SqliteConnection::connect(&url)
         .await
@@ -606,17 +607,4 @@ async fn a_utf16_sqlite_file_reads_its_state() {
     assert!(statuses
         .iter()
         .all(|s| s.current.as_ref() == Some(&s.latest)));
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "migrate-utf16-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("temporary directory");
-    dir
 }

@@ -10,11 +10,30 @@
 //! takes the connection for anything else ends that empty transaction first
 //! ([`Held::begun_ahead`]); a slot dropped or cleared with one closes the connection instead of
 //! returning it to the pool inside a transaction.
+//!
+//! A kept SQLite connection may also hold its last read of the state table
+//! ([`StateCache`]), valid while the database's data version is unchanged. Only the read puts
+//! it back ([`Held::keep_state_cache`]): a connection taken for anything else comes back
+//! without it, so nothing written through the connection itself can be hidden by it.
 
+use migrate_core::backend::StateRow;
 use sqlx::pool::PoolConnection;
 use sqlx::Pool;
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// The state rows a connection last read, and the data version it read them at (SQLite's
+/// `PRAGMA data_version`, which changes when another connection commits).
+#[derive(Debug, Clone)]
+pub(crate) struct StateCache {
+    /// The statement that read them: clones of an executor share the connection, and may
+    /// name other tracking tables.
+    pub(crate) query: Arc<str>,
+    /// `None` after a connection's first read, which does not ask (see `state_read`), and
+    /// keeps no rows.
+    pub(crate) data_version: Option<i64>,
+    pub(crate) rows: Vec<StateRow>,
+}
 
 /// The kept connection, and whether it holds a transaction begun ahead. Dropped (the slot
 /// cleared or dropped, or already full when a connection comes back), it goes back to the
@@ -23,6 +42,7 @@ struct Kept<DB: sqlx::Database> {
     /// Present until taken out of the slot.
     conn: Option<PoolConnection<DB>>,
     begun_ahead: bool,
+    state: Option<StateCache>,
 }
 
 impl<DB: sqlx::Database> Drop for Kept<DB> {
@@ -49,6 +69,7 @@ impl<DB: sqlx::Database> Slot<DB> {
             slot.get_or_insert(Kept {
                 conn: Some(conn),
                 begun_ahead: false,
+                state: None,
             });
         }
     }
@@ -78,10 +99,11 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
-        let kept = kept.and_then(|mut kept| Some((kept.conn.take()?, kept.begun_ahead)));
-        let (conn, begun_ahead) = match kept {
+        let kept = kept
+            .and_then(|mut kept| Some((kept.conn.take()?, kept.begun_ahead, kept.state.take())));
+        let (conn, begun_ahead, state) = match kept {
             Some(kept) => kept,
-            None => (pool.acquire().await?, false),
+            None => (pool.acquire().await?, false, None),
         };
         Ok(Held {
             slot: self,
@@ -89,6 +111,8 @@ impl<DB: sqlx::Database> Slot<DB> {
             keep: false,
             open_transaction: begun_ahead,
             begun_ahead,
+            found_state: state,
+            kept_state: None,
         })
     }
 }
@@ -106,12 +130,28 @@ pub(crate) struct Held<'s, DB: sqlx::Database> {
     /// The open transaction was begun ahead for the next step and has run nothing yet: kept,
     /// the connection goes back to the slot with it.
     begun_ahead: bool,
+    /// The state read the connection came out of the slot with.
+    found_state: Option<StateCache>,
+    /// The state read that goes back to the slot with the connection: none unless the read
+    /// put one, so any other use of the connection drops it.
+    kept_state: Option<StateCache>,
 }
 
 impl<DB: sqlx::Database> Held<'_, DB> {
     /// Marks the connection as healthy: it returns to the slot when dropped.
     pub(crate) fn keep(mut self) {
         self.keep = true;
+    }
+
+    /// The state read kept with the connection, taken out: the caller puts it (or a new one)
+    /// back with [`keep_state_cache`](Self::keep_state_cache).
+    pub(crate) fn take_state_cache(&mut self) -> Option<StateCache> {
+        self.found_state.take()
+    }
+
+    /// Keeps `state` with the connection, if the connection is kept.
+    pub(crate) fn keep_state_cache(&mut self, state: StateCache) {
+        self.kept_state = Some(state);
     }
 
     /// Notes whether a step's transaction is open on the connection.
@@ -170,6 +210,7 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
             let kept = Kept {
                 conn: Some(conn),
                 begun_ahead: self.begun_ahead,
+                state: self.kept_state.take(),
             };
             // A full slot (a clone of the executor gave one back first) or a poisoned one:
             // `kept` is dropped, back to the pool or closed.

@@ -21,6 +21,7 @@ mod portable;
 mod raw;
 mod rows;
 mod sqlx_db;
+mod state_read;
 mod statements;
 mod url;
 

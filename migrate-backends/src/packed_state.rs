@@ -131,6 +131,16 @@ impl Json<'_> {
     /// A JSON string, unescaped.
     fn string(&mut self) -> Result<String> {
         let text = self.rest;
+        // Most values have no escape: copied in one piece.
+        let body = text
+            .strip_prefix('"')
+            .ok_or_else(|| corrupt("packed state", text))?;
+        if let Some(end) = body.find(['"', '\\']) {
+            if let Some(after) = body[end..].strip_prefix('"') {
+                self.rest = after;
+                return Ok(body[..end].to_string());
+            }
+        }
         let mut out = String::new();
         let mut chars = text.char_indices().skip(1);
         while let Some((at, c)) = chars.next() {

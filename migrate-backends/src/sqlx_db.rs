@@ -376,46 +376,6 @@ where
             .map_err(|e| DB::lock_error(e, self.lock.timeout))
     }
 
-    pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
-        let mut conn = self.conn().await?;
-        let sql = AssertSqlSafe(self.sql.read_state.clone());
-        let rows = if let Some(unpacked) = &self.sql.read_state_unpacked {
-            let read: sqlx::Result<Option<String>> =
-                sqlx::query_scalar(sql).fetch_one(&mut *conn).await;
-            let unpacked_rows = match read {
-                Ok(packed) => crate::packed_state::unpack(packed.as_deref().unwrap_or_default()),
-                Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
-                // A SQLite built without its JSON functions: the rows one by one.
-                Err(err) => Err(err.into()),
-            };
-            match unpacked_rows {
-                Ok(rows) => Ok(rows),
-                // A value the packing cannot describe: the rows one by one, which name it.
-                Err(_) => sqlx::query(AssertSqlSafe(unpacked.clone()))
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .iter()
-                    .map(rows::state_row)
-                    .collect(),
-            }
-        } else {
-            let read = if self.sql.persistent {
-                sqlx::query(sql).fetch_all(&mut *conn).await
-            } else {
-                sqlx::raw_sql(AssertSqlSafe(self.sql.read_state.to_string()))
-                    .fetch_all(&mut *conn)
-                    .await
-            };
-            match read {
-                Ok(rows) => rows.iter().map(rows::state_row).collect(),
-                Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
-                Err(err) => return Err(err.into()),
-            }
-        };
-        conn.keep();
-        rows
-    }
-
     /// A transactional step whose tracking writes, commit and the next step's `BEGIN` go in
     /// one list ([`Statements::record_and_commit`]): the step in the transaction the previous
     /// list began (or one begun now), then the list. sqlx counts the transaction from its
@@ -670,6 +630,8 @@ where
                 "START TRANSACTION; {}; COMMIT",
                 literal_sql::<DB>(finish, &values)
             );
+            // A write through this connection: a state read kept with it is out of date.
+            drop(conn.take_state_cache());
             if let Err(err) = sqlx::raw_sql(AssertSqlSafe(text)).execute(&mut *conn).await {
                 Self::end_open_transaction(&mut conn).await;
                 return Err(err.into());

@@ -33,3 +33,4 @@ mod surgery;
 mod table_names;
 mod tampering;
 mod up_down;
+mod up_to_date;

@@ -8,6 +8,7 @@ mod request;
 mod run;
 mod setup;
 mod state;
+mod up_to_date;
 
 pub use repair::Resolution;
 pub use request::{DownRequest, UpRequest};

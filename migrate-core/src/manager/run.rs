@@ -55,7 +55,17 @@ impl MigrationManager {
     async fn execute_in_span(&self, request: Request, run: RunOptions) -> Result<Report> {
         let dry_run = run.dry_run;
         let started = Instant::now();
-        let states = self.read_states(request.force).await?;
+        let rows = self.backend.read_state().await?;
+        let from_rows_alone = self.verdict_from_rows_alone(&request, &run);
+        if from_rows_alone {
+            if let Some(skipped) = self.up_to_date.lookup(&rows) {
+                return Ok(up_to_date(skipped, started));
+            }
+        }
+        let survey = self.survey_rows(&rows).await?;
+        // A verdict that read the checksum history is not the rows' alone.
+        let remember = from_rows_alone && survey.suspects.is_empty();
+        let states = self.judge(survey, request.force).await?;
         let plan = match plan::plan(&self.graph, &states, &request) {
             // A dirty mark may belong to a runner that is still working: wait for the lock,
             // and decide on the state read under it.
@@ -77,14 +87,10 @@ impl MigrationManager {
             });
         }
         if plan.steps.is_empty() {
-            return Ok(Report {
-                status: ReportStatus::UpToDate,
-                applied: Vec::new(),
-                skipped: plan.skipped,
-                planned: Vec::new(),
-                blocked: Vec::new(),
-                total_time: started.elapsed(),
-            });
+            if remember {
+                self.up_to_date.remember(rows, plan.skipped.clone());
+            }
+            return Ok(up_to_date(plan.skipped, started));
         }
         self.execute_locked(&request, &run, started).await
     }
@@ -296,6 +302,18 @@ impl MigrationManager {
 
 /// The report of a run that applied `ran`; a refusal makes it [`Error::Blocked`], carrying the
 /// report.
+/// The report of a run that found nothing to do.
+fn up_to_date(skipped: Vec<Skipped>, started: Instant) -> Report {
+    Report {
+        status: ReportStatus::UpToDate,
+        applied: Vec::new(),
+        skipped,
+        planned: Vec::new(),
+        blocked: Vec::new(),
+        total_time: started.elapsed(),
+    }
+}
+
 pub(super) fn finish(ran: Ran, started: Instant) -> Result<Report> {
     let status = if !ran.blocked.is_empty() {
         ReportStatus::Blocked

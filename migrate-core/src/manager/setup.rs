@@ -34,6 +34,8 @@ pub struct MigrationManager {
     pub(super) adopted_from: Option<String>,
     /// The baselines apply only to tables whose physical table exists.
     pub(super) baseline_if_exists: bool,
+    /// The last "up to date" verdict, with the state rows it was reached from.
+    pub(super) up_to_date: super::up_to_date::UpToDate,
 }
 
 impl std::fmt::Debug for MigrationManager {
@@ -101,12 +103,14 @@ impl MigrationManager {
             table_names: TableNames::new(),
             adopted_from: None,
             baseline_if_exists: false,
+            up_to_date: Default::default(),
         }
     }
 
     /// The version a table is at when the tracking table has no row for it ("no stored
     /// version means 2.0.0"). Without a baseline such a table has nothing applied.
     pub fn with_baseline(mut self, version: &str) -> Result<Self> {
+        self.up_to_date.forget();
         self.baseline = Some(parse_version(version)?);
         Ok(self)
     }
@@ -118,6 +122,7 @@ impl MigrationManager {
     /// empty database creates every table, on an old one it upgrades the tables there. Each
     /// run asks the catalog once per table that has no row.
     pub fn with_baseline_for_existing_tables(mut self, version: &str) -> Result<Self> {
+        self.up_to_date.forget();
         self.baseline = Some(parse_version(version)?);
         self.baseline_if_exists = true;
         Ok(self)
@@ -125,6 +130,7 @@ impl MigrationManager {
 
     /// A baseline for one table, overriding [`with_baseline`](Self::with_baseline).
     pub fn with_table_baseline(mut self, table: &str, version: &str) -> Result<Self> {
+        self.up_to_date.forget();
         let version = parse_version(version)?;
         for c in self.resolve_tables(&[table.to_string()])? {
             self.table_baselines.insert(c, version.clone());
@@ -139,6 +145,7 @@ impl MigrationManager {
     /// For products whose users rename tables (Agno's `session_table="my_sessions"`). The
     /// physical name must be 1 to 63 bytes without NUL, and may not be another table's name.
     pub fn with_table_name(mut self, table: &str, physical: &str) -> Result<Self> {
+        self.up_to_date.forget();
         if !self.graph.tables().any(|(_, t)| t == table) {
             return Err(self.unknown_table(table));
         }
@@ -166,6 +173,7 @@ impl MigrationManager {
     /// is [`Error::AdoptedVersion`](crate::error::Error::AdoptedVersion), naming both tables.
     /// Each run and listing reads the adopted table once (one more query).
     pub fn with_adopted_versions(mut self, table: &str) -> Result<Self> {
+        self.up_to_date.forget();
         crate::table_names::check_name(table)?;
         self.adopted_from = Some(table.to_string());
         Ok(self)

@@ -29,6 +29,11 @@ impl MigrationManager {
     /// does not know is an error, and so is checksum drift unless `force` (the recovery path).
     pub(super) async fn read_states(&self, force: bool) -> Result<Vec<ChainState>> {
         let survey = self.survey().await?;
+        self.judge(survey, force).await
+    }
+
+    /// Turns a survey into the chain states a run plans from, or the error that refuses it.
+    pub(super) async fn judge(&self, survey: Survey, force: bool) -> Result<Vec<ChainState>> {
         if let Some(row) = survey.strangers.first() {
             return Err(match (&row.version, &row.dirty) {
                 (None, Some(mark)) => Error::dirty(&row.module, &row.table, mark),
@@ -66,6 +71,11 @@ impl MigrationManager {
     /// are kept as text in [`ChainState::unknown`], and chains whose checksum differs are listed.
     pub(super) async fn survey(&self) -> Result<Survey> {
         let rows = self.backend.read_state().await?;
+        self.survey_rows(&rows).await
+    }
+
+    /// [`survey`](Self::survey) of rows already read.
+    pub(super) async fn survey_rows(&self, rows: &[StateRow]) -> Result<Survey> {
         let mut states: Vec<ChainState> = (0..self.graph.chains.len())
             .map(|c| ChainState {
                 baseline: self.baseline_of(c),
@@ -83,7 +93,7 @@ impl MigrationManager {
             let Some(c) = self.graph.chain_index(&row.module, table) else {
                 // A newer binary's table: recorded, or dirty from its first step.
                 if row.version.is_some() || row.dirty.is_some() {
-                    strangers.push(row);
+                    strangers.push(row.clone());
                 }
                 continue;
             };
@@ -109,7 +119,7 @@ impl MigrationManager {
             } else if row.checksum.as_deref()
                 != Some(checksum::render(chain.cumulative[pos]).as_str())
             {
-                suspects.push((c, row));
+                suspects.push((c, row.clone()));
             }
         }
         if self.baseline_if_exists {

@@ -1,0 +1,137 @@
+//! Reading the state table.
+//!
+//! PostgreSQL and MySQL read the rows with one prepared query. SQLite reads them packed into one
+//! text value ([`crate::packed_state`]) and keeps that read with the kept connection
+//! ([`crate::held::StateCache`]). The next read on that connection first asks for
+//! `PRAGMA data_version`: SQLite changes it whenever another connection commits, so an
+//! unchanged value means the rows are the ones kept, and the packed read, its decoding and
+//! its allocations are skipped. Writes through the connection itself do not change the data
+//! version; they never keep the cache (only a read puts it back), so they cannot be hidden
+//! by it.
+
+use crate::driver::Driver;
+use crate::held::{Held, StateCache};
+use crate::rows;
+use crate::SqlxDb;
+use migrate_core::backend::StateRow;
+use migrate_core::error::Result;
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
+use std::sync::Arc;
+
+impl<DB: Driver> SqlxDb<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Every state row, on the kept connection (an empty list when the table is missing).
+    pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
+        let mut conn = self.conn().await?;
+        let rows = match &self.sql.read_state_unpacked {
+            Some(unpacked) => self.read_packed(&mut conn, unpacked).await,
+            None => self.read_rows(&mut conn).await,
+        };
+        conn.keep();
+        rows
+    }
+
+    /// The rows one by one, with one prepared query (or an unprepared one behind a
+    /// transaction-pooling proxy).
+    async fn read_rows(&self, conn: &mut DB::Connection) -> Result<Vec<StateRow>> {
+        let read = if self.sql.persistent {
+            sqlx::query(AssertSqlSafe(self.sql.read_state.clone()))
+                .fetch_all(&mut *conn)
+                .await
+        } else {
+            sqlx::raw_sql(AssertSqlSafe(self.sql.read_state.to_string()))
+                .fetch_all(&mut *conn)
+                .await
+        };
+        match read {
+            Ok(rows) => rows.iter().map(rows::state_row).collect(),
+            Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// SQLite's read: the rows kept with the connection if its data version has not moved
+    /// since they were read, else the packed rows, kept for the next read.
+    ///
+    /// A connection's first read is the packed read alone (what a service pays at start-up),
+    /// and keeps only the note that it has read. From its second read on, the data version is
+    /// asked first: equal to the one the kept
+    /// rows were read at, they are returned; else the packed read follows and is kept with
+    /// that data version. Asked before the rows are read, the data version can only be older
+    /// than them, which makes the next read read again, never return rows out of date.
+    async fn read_packed(
+        &self,
+        conn: &mut Held<'_, DB>,
+        unpacked: &Arc<str>,
+    ) -> Result<Vec<StateRow>> {
+        let query = &self.sql.read_state;
+        let cached = conn
+            .take_state_cache()
+            .filter(|cache| *cache.query == **query);
+        let mut data_version = None;
+        if let (Some(cache), Some(probe)) = (cached, &self.sql.data_version) {
+            // An error here is left to the read below, which reports it.
+            let now: Option<i64> = sqlx::query_scalar(AssertSqlSafe(probe.clone()))
+                .fetch_one(&mut **conn)
+                .await
+                .ok();
+            if now.is_some() && now == cache.data_version {
+                let rows = cache.rows.clone();
+                conn.keep_state_cache(cache);
+                return Ok(rows);
+            }
+            data_version = now;
+        }
+        let read: sqlx::Result<Option<String>> = sqlx::query_scalar(AssertSqlSafe(query.clone()))
+            .fetch_one(&mut **conn)
+            .await;
+        let packed = match read {
+            Ok(packed) => packed,
+            Err(err) if DB::is_missing_table(&err) => return Ok(Vec::new()),
+            // A SQLite built without its JSON functions: the rows one by one.
+            Err(err) => {
+                tracing::debug!(error = %err, "the packed state read failed; reading rows");
+                return self.read_unpacked(conn, unpacked).await;
+            }
+        };
+        match crate::packed_state::unpack(packed.as_deref().unwrap_or_default()) {
+            Ok(rows) => {
+                // The first read keeps only the note that the connection has read once.
+                let kept = match data_version {
+                    Some(_) => rows.clone(),
+                    None => Vec::new(),
+                };
+                conn.keep_state_cache(StateCache {
+                    query: query.clone(),
+                    data_version,
+                    rows: kept,
+                });
+                Ok(rows)
+            }
+            // A value the packing cannot describe: the rows one by one, which name it.
+            Err(_) => self.read_unpacked(conn, unpacked).await,
+        }
+    }
+
+    /// The rows one by one (SQLite's fallback when the packed read fails or does not unpack).
+    async fn read_unpacked(
+        &self,
+        conn: &mut DB::Connection,
+        unpacked: &Arc<str>,
+    ) -> Result<Vec<StateRow>> {
+        sqlx::query(AssertSqlSafe(unpacked.clone()))
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(rows::state_row)
+            .collect()
+    }
+}

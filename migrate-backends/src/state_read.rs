@@ -5,7 +5,8 @@
 //! ([`crate::held::StateCache`]). The next read on that connection first asks for
 //! `PRAGMA data_version`: SQLite changes it whenever another connection commits, so an
 //! unchanged value means the rows are the ones kept, and the packed read, its decoding and
-//! its allocations are skipped. Writes through the connection itself do not change the data
+//! its allocations are skipped. The data version is the main database's, where the tracking
+//! tables are created (SQLite has no schemas of ours; see `sqlite.rs`). Writes through the connection itself do not change the data
 //! version; they never keep the cache (only a read puts it back), so they cannot be hidden
 //! by it.
 
@@ -35,7 +36,11 @@ where
             Some(unpacked) => self.read_packed(&mut conn, unpacked).await,
             None => self.read_rows(&mut conn).await,
         };
-        conn.keep();
+        // A failed read gives the connection back to the pool, which checks it: a session
+        // the server ended while the executor was idle is not kept to fail the next call.
+        if rows.is_ok() {
+            conn.keep();
+        }
         rows
     }
 

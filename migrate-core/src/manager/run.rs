@@ -300,8 +300,6 @@ impl MigrationManager {
     }
 }
 
-/// The report of a run that applied `ran`; a refusal makes it [`Error::Blocked`], carrying the
-/// report.
 /// The report of a run that found nothing to do.
 fn up_to_date(skipped: Vec<Skipped>, started: Instant) -> Report {
     Report {
@@ -314,6 +312,8 @@ fn up_to_date(skipped: Vec<Skipped>, started: Instant) -> Report {
     }
 }
 
+/// The report of a run that applied `ran`; a refusal makes it [`Error::Blocked`], carrying the
+/// report.
 pub(super) fn finish(ran: Ran, started: Instant) -> Result<Report> {
     let status = if !ran.blocked.is_empty() {
         ReportStatus::Blocked

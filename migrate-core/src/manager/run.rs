@@ -137,6 +137,18 @@ impl MigrationManager {
         Ok(value)
     }
 
+    /// Whether a verdict on `request` may be remembered and reused (see `up_to_date`): a plain
+    /// `up`, on a manager whose survey reads nothing but the state rows.
+    fn verdict_from_rows_alone(&self, request: &Request, run: &RunOptions) -> bool {
+        request.direction == Direction::Up
+            && matches!(request.target, plan::Target::Latest)
+            && request.chains.is_none()
+            && !request.force
+            && !run.dry_run
+            && self.adopted_from.is_none()
+            && !self.baseline_if_exists
+    }
+
     /// Takes the runner lock, re-reads the state under it, re-plans and applies.
     async fn execute_locked(
         &self,

@@ -9,12 +9,8 @@
 //! one comparison, not the survey and the plan. A verdict that read the checksum history (a
 //! chain checksum that differs) is not remembered: the history is not in the rows.
 
-use super::request::RunOptions;
-use super::setup::MigrationManager;
 use crate::backend::StateRow;
-use crate::plan::{Request, Target};
 use crate::report::Skipped;
-use crate::step::Direction;
 use std::sync::Mutex;
 
 /// The remembered verdict; empty until a plain `up` finds nothing to do.
@@ -47,19 +43,5 @@ impl UpToDate {
         if let Ok(memo) = self.0.get_mut() {
             *memo = None;
         }
-    }
-}
-
-impl MigrationManager {
-    /// Whether a verdict on `request` may be remembered and reused: a plain `up`, on a
-    /// manager whose survey reads nothing but the state rows.
-    pub(super) fn verdict_from_rows_alone(&self, request: &Request, run: &RunOptions) -> bool {
-        request.direction == Direction::Up
-            && matches!(request.target, Target::Latest)
-            && request.chains.is_none()
-            && !request.force
-            && !run.dry_run
-            && self.adopted_from.is_none()
-            && !self.baseline_if_exists
     }
 }

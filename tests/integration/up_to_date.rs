@@ -4,6 +4,7 @@
 
 use crate::harness::*;
 use migrate::report::ReportStatus;
+use migrate::MigrationManager;
 
 fn at_2_0_0() -> Vec<(String, Option<String>)> {
     at(&[
@@ -41,6 +42,24 @@ each_backend! {
 
         db.exec("UPDATE migrate_schema_versions SET version = '2.1.0' WHERE table_name = 'eval'").await;
         assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+    }
+
+    async fn a_setting_changed_after_a_verdict_forgets_it(db) {
+        // `eval` has no row and a baseline at its head: up to date without it.
+        let manager = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
+            .unwrap()
+            .with_table_baseline("eval", "2.1.0")
+            .unwrap();
+        assert_eq!(manager.up().await.expect("up").applied.len(), 8);
+        assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+        assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+        // The same rows, but now `eval` stands at 2.0.0: eval@2.1.0 is to run (and fails, its
+        // table was never made), whatever the last verdict said.
+        let moved = manager.with_table_baseline("eval", "2.0.0").unwrap();
+        match moved.up().await {
+            Ok(report) => assert_eq!(steps(&report), ["eval@2.1.0"]),
+            Err(err) => assert!(err.to_string().contains("eval"), "{err}"),
+        }
     }
 
     async fn reads_see_steps_run_through_the_same_executor(db) {

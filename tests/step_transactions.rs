@@ -58,7 +58,6 @@ async fn a_nested_transaction_is_a_savepoint_of_the_step(backend: Backend) {
     };
     let manager = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
         .expect("graph");
-    // Several steps in a row, so that the second runs in the transaction the first began.
     let report = manager.up().table("kept").await.expect("up kept");
     assert_eq!(report.applied.len(), 1);
     assert!(has_table(&db, "kept_outer").await);

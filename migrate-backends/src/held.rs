@@ -22,17 +22,16 @@ use sqlx::Pool;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
-/// The state rows a connection last read, and the data version it read them at (SQLite's
-/// `PRAGMA data_version`, which changes when another connection commits).
+/// What a connection's last read of the state table leaves with it (see `state_read`).
 #[derive(Debug, Clone)]
 pub(crate) struct StateCache {
-    /// The statement that read them: clones of an executor share the connection, and may
-    /// name other tracking tables.
+    /// The statement that read: clones of an executor share the connection, and may name
+    /// other tracking tables.
     pub(crate) query: Arc<str>,
-    /// `None` after a connection's first read, which does not ask (see `state_read`), and
-    /// keeps no rows.
-    pub(crate) data_version: Option<i64>,
-    pub(crate) rows: Vec<StateRow>,
+    /// The rows, with the data version they were read at (SQLite's `PRAGMA data_version`,
+    /// which changes when another connection commits); `None` after the connection's first
+    /// read, which does not ask.
+    pub(crate) rows: Option<(i64, Vec<StateRow>)>,
 }
 
 /// The kept connection, and whether it holds a transaction begun ahead. Dropped (the slot

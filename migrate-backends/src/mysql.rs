@@ -96,7 +96,6 @@ impl Driver for MySql {
             schema_exists: None,
             read_state: portable::read_state(state).into(),
             read_state_unpacked: None,
-            data_version: None,
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module VARCHAR(191) NOT NULL, \

@@ -85,7 +85,6 @@ impl Driver for Sqlite {
             schema_exists: None,
             read_state: packed_read_state(state).into(),
             read_state_unpacked: Some(portable::read_state(state).into()),
-            data_version: Some("PRAGMA data_version".into()),
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module TEXT NOT NULL, \

@@ -376,25 +376,40 @@ where
             .map_err(|e| DB::lock_error(e, self.lock.timeout))
     }
 
-    /// A transactional step whose tracking writes, commit and the next step's `BEGIN` go in
-    /// one list ([`Statements::record_and_commit`]): the step in the transaction the previous
-    /// list began (or one begun now), then the list. sqlx counts the transaction from its
-    /// first `BEGIN` on; the list's `COMMIT; BEGIN` leaves it in one, so its count stays right.
-    async fn run_transactional_folded(
+    /// A transactional step: its action in a transaction (the one the previous step's commit
+    /// began, or one begun now), then its tracking writes and the commit, either as one
+    /// statement list ([`Statements::record_and_commit`]) or as prepared statements.
+    async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
+        let acted = match self.act(step).await {
+            Ok(acted) => acted,
+            Err(over) => return over,
+        };
+        let existing = match step.record.expected {
+            Some(_) => self.sql.record_and_commit_existing.as_ref(),
+            None => None,
+        };
+        match existing.or(self.sql.record_and_commit.as_ref()) {
+            Some(list) => self.record_with_list(step, acted, list).await,
+            None => self.record_with_prepared(acted).await,
+        }
+    }
+
+    /// The tracking writes, the commit and the next step's `BEGIN` in one list. sqlx counts
+    /// the transaction from its first `BEGIN` on; the list's `COMMIT; BEGIN` leaves it in one,
+    /// so its count stays right.
+    async fn record_with_list(
         &self,
         step: &StepRun<'_>,
-        record_and_commit: &Stmt,
+        acted: Acted<'_, DB>,
+        list: &Stmt,
     ) -> Result<StepOutcome> {
         let r = &step.record;
         let Acted {
             mut conn,
             values,
             done,
-        } = match self.act(step).await {
-            Ok(acted) => acted,
-            Err(over) => return over,
-        };
-        let recorded = bound::<DB>(record_and_commit, &values, self.sql.persistent)
+        } = acted;
+        let recorded = bound::<DB>(list, &values, self.sql.persistent)
             .execute(&mut *conn)
             .await;
         let err = match recorded {
@@ -426,22 +441,13 @@ where
         }
     }
 
-    async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
-        let existing = match step.record.expected {
-            Some(_) => self.sql.record_and_commit_existing.as_ref(),
-            None => None,
-        };
-        if let Some(record_and_commit) = existing.or(self.sql.record_and_commit.as_ref()) {
-            return self.run_transactional_folded(step, record_and_commit).await;
-        }
+    /// The tracking writes as prepared statements, then the commit.
+    async fn record_with_prepared(&self, acted: Acted<'_, DB>) -> Result<StepOutcome> {
         let Acted {
             mut conn,
             values,
             done,
-        } = match self.act(step).await {
-            Ok(acted) => acted,
-            Err(over) => return over,
-        };
+        } = acted;
         let sql = &self.sql;
         let recorded = Self::run_prepared(&mut conn, &sql.record, &values, sql.persistent).await;
         let affected = match recorded {

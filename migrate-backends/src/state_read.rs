@@ -19,6 +19,10 @@ use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
 use std::sync::Arc;
 
+/// SQLite's data version of the main database, where the tracking tables are: it changes
+/// whenever another connection commits. The packed read, the only one kept, is SQLite's.
+const DATA_VERSION: &str = "PRAGMA data_version";
+
 impl<DB: Driver> SqlxDb<DB>
 where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -34,7 +38,7 @@ where
         let mut conn = self.conn().await?;
         let rows = match &self.sql.read_state_unpacked {
             Some(unpacked) => self.read_packed(&mut conn, unpacked).await,
-            None => self.read_rows(&mut conn).await,
+            None => self.read_rows(&mut conn, &self.sql.read_state).await,
         };
         // A failed read gives the connection back to the pool, which checks it: a session
         // the server ended while the executor was idle is not kept to fail the next call.
@@ -45,14 +49,15 @@ where
     }
 
     /// The rows one by one, with one prepared query (or an unprepared one behind a
-    /// transaction-pooling proxy).
-    async fn read_rows(&self, conn: &mut DB::Connection) -> Result<Vec<StateRow>> {
+    /// transaction-pooling proxy): `read_state`, or SQLite's fallback when its packed read
+    /// fails or does not unpack.
+    async fn read_rows(&self, conn: &mut DB::Connection, sql: &Arc<str>) -> Result<Vec<StateRow>> {
         let read = if self.sql.persistent {
-            sqlx::query(AssertSqlSafe(self.sql.read_state.clone()))
+            sqlx::query(AssertSqlSafe(sql.clone()))
                 .fetch_all(&mut *conn)
                 .await
         } else {
-            sqlx::raw_sql(AssertSqlSafe(self.sql.read_state.to_string()))
+            sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
                 .fetch_all(&mut *conn)
                 .await
         };
@@ -68,10 +73,10 @@ where
     ///
     /// A connection's first read is the packed read alone (what a service pays at start-up),
     /// and keeps only the note that it has read. From its second read on, the data version is
-    /// asked first: equal to the one the kept
-    /// rows were read at, they are returned; else the packed read follows and is kept with
-    /// that data version. Asked before the rows are read, the data version can only be older
-    /// than them, which makes the next read read again, never return rows out of date.
+    /// asked first: equal to the one the kept rows were read at, they are returned; else the
+    /// packed read follows and is kept with that data version. Asked before the rows are read,
+    /// the data version can only be older than them, which makes the next read read again,
+    /// never return rows out of date.
     async fn read_packed(
         &self,
         conn: &mut Held<'_, DB>,
@@ -82,16 +87,18 @@ where
             .take_state_cache()
             .filter(|cache| *cache.query == **query);
         let mut data_version = None;
-        if let (Some(cache), Some(probe)) = (cached, &self.sql.data_version) {
+        if let Some(cache) = cached {
             // An error here is left to the read below, which reports it.
-            let now: Option<i64> = sqlx::query_scalar(AssertSqlSafe(probe.clone()))
+            let now: Option<i64> = sqlx::query_scalar(DATA_VERSION)
                 .fetch_one(&mut **conn)
                 .await
                 .ok();
-            if now.is_some() && now == cache.data_version {
-                let rows = cache.rows.clone();
-                conn.keep_state_cache(cache);
-                return Ok(rows);
+            if let (Some(now), Some((at, rows))) = (now, &cache.rows) {
+                if now == *at {
+                    let rows = rows.clone();
+                    conn.keep_state_cache(cache);
+                    return Ok(rows);
+                }
             }
             data_version = now;
         }
@@ -104,39 +111,19 @@ where
             // A SQLite built without its JSON functions: the rows one by one.
             Err(err) => {
                 tracing::debug!(error = %err, "the packed state read failed; reading rows");
-                return self.read_unpacked(conn, unpacked).await;
+                return self.read_rows(conn, unpacked).await;
             }
         };
         match crate::packed_state::unpack(packed.as_deref().unwrap_or_default()) {
             Ok(rows) => {
-                // The first read keeps only the note that the connection has read once.
-                let kept = match data_version {
-                    Some(_) => rows.clone(),
-                    None => Vec::new(),
-                };
                 conn.keep_state_cache(StateCache {
                     query: query.clone(),
-                    data_version,
-                    rows: kept,
+                    rows: data_version.map(|at| (at, rows.clone())),
                 });
                 Ok(rows)
             }
             // A value the packing cannot describe: the rows one by one, which name it.
-            Err(_) => self.read_unpacked(conn, unpacked).await,
+            Err(_) => self.read_rows(conn, unpacked).await,
         }
-    }
-
-    /// The rows one by one (SQLite's fallback when the packed read fails or does not unpack).
-    async fn read_unpacked(
-        &self,
-        conn: &mut DB::Connection,
-        unpacked: &Arc<str>,
-    ) -> Result<Vec<StateRow>> {
-        sqlx::query(AssertSqlSafe(unpacked.clone()))
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(rows::state_row)
-            .collect()
     }
 }

@@ -213,10 +213,6 @@ pub struct Statements {
     /// SQLite hands each result row from its thread to the caller's separately): the read of
     /// the rows one by one, for a packed value that does not unpack.
     pub(crate) read_state_unpacked: Option<Arc<str>>,
-    /// SQLite: the statement whose value changes when another connection commits
-    /// (`PRAGMA data_version`): a read whose data version has not moved since the connection
-    /// last read the state returns the rows it read then (see `state_read`).
-    pub(crate) data_version: Option<Arc<str>>,
     /// Creates the tracking tables' schema when [`schema_exists`](Self::schema_exists) finds
     /// none (PostgreSQL): `CREATE SCHEMA IF NOT EXISTS` needs the database's CREATE right even
     /// when the schema exists, which a tenant's role often lacks.

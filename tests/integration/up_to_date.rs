@@ -1,10 +1,12 @@
-//! Repeated "already up to date" checks: the manager remembers its last verdict with the state
-//! rows it came from, and SQLite's executor keeps its last state read while the database's data
-//! version holds. Neither may hide a change, whoever made it.
+//! "Already up to date" checks without the survey and the plan: a manager knows the state rows
+//! of a database at every table's latest version, and remembers its last verdict with the rows
+//! it came from; SQLite's executor keeps its last state read while the database's data version
+//! holds. None of them may hide a change, whoever made it.
 
+use crate::bad_input::rejects;
 use crate::harness::*;
 use migrate::report::ReportStatus;
-use migrate::MigrationManager;
+use migrate::{Error, MigrationManager};
 
 fn at_2_0_0() -> Vec<(String, Option<String>)> {
     at(&[
@@ -25,8 +27,63 @@ fn at_heads() -> Vec<(String, Option<String>)> {
 }
 
 each_backend! {
-    async fn a_remembered_verdict_gives_way_to_rows_changed_elsewhere(db) {
+    async fn a_database_at_the_heads_is_up_to_date_for_a_new_manager(db) {
+        db.manager().await.up().await.expect("up");
+        // A dry run always surveys and plans: the verdict at the heads must skip the same.
+        let planned = db.manager().await.up().dry_run(true).await.expect("dry run");
         let manager = db.manager().await;
+        let first = manager.up().await.expect("the first check of a new manager");
+        assert_eq!(first.status, ReportStatus::UpToDate);
+        assert_eq!(first.skipped, planned.skipped);
+        assert_eq!(first.skipped.len(), 4, "{:?}", first.skipped);
+        assert_eq!(manager.up().await.expect("again").skipped, planned.skipped);
+    }
+
+    async fn a_database_at_the_heads_with_one_change_is_judged_afresh(db) {
+        db.manager().await.up().await.expect("up");
+        let state = "migrate_schema_versions";
+
+        // A dirty mark.
+        db.exec(&format!("UPDATE {state} SET dirty_version = '2.3.0', dirty_name = 'session_2_3_0', dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'")).await;
+        rejects!(db, db.manager().await.up(), Error::Dirty { .. }, "session");
+        db.exec(&format!("UPDATE {state} SET dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL WHERE table_name = 'session'")).await;
+        assert_eq!(db.manager().await.up().await.unwrap().status, ReportStatus::UpToDate);
+
+        // A row of this module for a table the binary does not know.
+        db.exec(&format!("INSERT INTO {state} (module, table_name, version, updated_at) VALUES ('integration', 'knowledge', '1.0.0', 0)")).await;
+        rejects!(db, db.manager().await.up(), Error::UnknownAppliedVersion { .. }, "knowledge");
+        db.exec(&format!("DELETE FROM {state} WHERE table_name = 'knowledge'")).await;
+        assert_eq!(db.manager().await.up().await.unwrap().status, ReportStatus::UpToDate);
+
+        // A step changed after it was applied: the chain checksum differs, the history names it.
+        let sum = |table: &'static str| {
+            let db = &db;
+            async move {
+                db.rows(&format!("SELECT checksum FROM {state} WHERE table_name = '{table}'")).await.remove(0)
+            }
+        };
+        let (chain_sum, step_sum) = (sum("session").await, db.rows("SELECT checksum FROM migrate_schema_versions_history WHERE table_name = 'session' AND version = '2.0.0' AND direction = 'up'").await.remove(0));
+        db.exec("UPDATE migrate_schema_versions_history SET checksum = 'sha256:00000000000000000000000000000000000000000000000000000000000000ee' WHERE table_name = 'session' AND version = '2.0.0'").await;
+        db.exec(&format!("UPDATE {state} SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'")).await;
+        rejects!(db, db.manager().await.up(), Error::ChecksumMismatch { .. }, "session@2.0.0");
+        db.exec(&format!("UPDATE migrate_schema_versions_history SET checksum = '{step_sum}' WHERE table_name = 'session' AND version = '2.0.0'")).await;
+        db.exec(&format!("UPDATE {state} SET checksum = '{chain_sum}' WHERE table_name = 'session'")).await;
+        assert_eq!(db.manager().await.up().await.unwrap().status, ReportStatus::UpToDate);
+
+        // A table's row gone: the table has nothing applied, so its steps run again (they
+        // are written to be re-runnable).
+        db.exec(&format!("DELETE FROM {state} WHERE table_name = 'eval'")).await;
+        let report = db.manager().await.up().await.expect("eval's steps run again");
+        assert_eq!(steps(&report), ["eval@2.0.0", "eval@2.1.0"]);
+    }
+
+    async fn a_remembered_verdict_gives_way_to_rows_changed_elsewhere(db) {
+        // `eval` has no row and a baseline at its head: up to date, but not at the heads' rows,
+        // so the first check surveys and plans and the next ones are remembered.
+        let manager = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
+            .unwrap()
+            .with_table_baseline("eval", "2.1.0")
+            .unwrap();
         manager.up().await.expect("up");
         let planned = manager.up().await.expect("the first no-op plans");
         let remembered = manager.up().await.expect("the second is remembered");
@@ -36,11 +93,11 @@ each_backend! {
         assert!(!planned.skipped.is_empty());
 
         // Another connection stores a version this binary does not know.
-        db.exec("UPDATE migrate_schema_versions SET version = '9.9.9' WHERE table_name = 'eval'").await;
+        db.exec("UPDATE migrate_schema_versions SET version = '9.9.9' WHERE table_name = 'memory'").await;
         let err = manager.up().await.expect_err("an unknown version refuses the run");
         assert!(err.to_string().contains("9.9.9"), "{err}");
 
-        db.exec("UPDATE migrate_schema_versions SET version = '2.1.0' WHERE table_name = 'eval'").await;
+        db.exec("UPDATE migrate_schema_versions SET version = '2.3.0' WHERE table_name = 'memory'").await;
         assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
     }
 

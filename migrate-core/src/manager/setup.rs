@@ -34,7 +34,7 @@ pub struct MigrationManager {
     pub(super) adopted_from: Option<String>,
     /// The baselines apply only to tables whose physical table exists.
     pub(super) baseline_if_exists: bool,
-    /// The last "up to date" verdict, with the state rows it was reached from.
+    /// The "up to date" verdicts a plain `up` gives from the state rows alone.
     pub(super) up_to_date: super::up_to_date::UpToDate,
 }
 
@@ -105,14 +105,21 @@ impl MigrationManager {
             baseline_if_exists: false,
             up_to_date: Default::default(),
         }
+        .settled()
+    }
+
+    /// Works out the "up to date" verdict at the heads for the current settings, forgetting
+    /// the last one: every builder ends here.
+    fn settled(mut self) -> Self {
+        self.up_to_date = super::up_to_date::UpToDate::at_heads(self.verdict_at_heads());
+        self
     }
 
     /// The version a table is at when the tracking table has no row for it ("no stored
     /// version means 2.0.0"). Without a baseline such a table has nothing applied.
     pub fn with_baseline(mut self, version: &str) -> Result<Self> {
-        self.up_to_date.forget();
         self.baseline = Some(parse_version(version)?);
-        Ok(self)
+        Ok(self.settled())
     }
 
     /// Like [`with_baseline`](Self::with_baseline), but only for tables that exist: a table
@@ -122,20 +129,18 @@ impl MigrationManager {
     /// empty database creates every table, on an old one it upgrades the tables there. Each
     /// run asks the catalog once per table that has no row.
     pub fn with_baseline_for_existing_tables(mut self, version: &str) -> Result<Self> {
-        self.up_to_date.forget();
         self.baseline = Some(parse_version(version)?);
         self.baseline_if_exists = true;
-        Ok(self)
+        Ok(self.settled())
     }
 
     /// A baseline for one table, overriding [`with_baseline`](Self::with_baseline).
     pub fn with_table_baseline(mut self, table: &str, version: &str) -> Result<Self> {
-        self.up_to_date.forget();
         let version = parse_version(version)?;
         for c in self.resolve_tables(&[table.to_string()])? {
             self.table_baselines.insert(c, version.clone());
         }
-        Ok(self)
+        Ok(self.settled())
     }
 
     /// Gives the logical table `table` (the `table = ` of its migrations) the physical name
@@ -145,7 +150,6 @@ impl MigrationManager {
     /// For products whose users rename tables (Agno's `session_table="my_sessions"`). The
     /// physical name must be 1 to 63 bytes without NUL, and may not be another table's name.
     pub fn with_table_name(mut self, table: &str, physical: &str) -> Result<Self> {
-        self.up_to_date.forget();
         if !self.graph.tables().any(|(_, t)| t == table) {
             return Err(self.unknown_table(table));
         }
@@ -159,7 +163,7 @@ impl MigrationManager {
             )));
         }
         self.table_names.insert(table, physical)?;
-        Ok(self)
+        Ok(self.settled())
     }
 
     /// Adopts the version table of another migration tool (Agno's `agno_schema_versions`,
@@ -173,10 +177,9 @@ impl MigrationManager {
     /// is [`Error::AdoptedVersion`](crate::error::Error::AdoptedVersion), naming both tables.
     /// Each run and listing reads the adopted table once (one more query).
     pub fn with_adopted_versions(mut self, table: &str) -> Result<Self> {
-        self.up_to_date.forget();
         crate::table_names::check_name(table)?;
         self.adopted_from = Some(table.to_string());
-        Ok(self)
+        Ok(self.settled())
     }
 
     /// The physical names of the renamed tables.

@@ -9,7 +9,8 @@ use super::setup::MigrationManager;
 use crate::backend::StateRow;
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::plan::ChainState;
+use crate::plan::{self, ChainState, Request, Target};
+use crate::report::Skipped;
 use crate::status::ChecksumDrift;
 use crate::step::{Direction, Outcome};
 use semver::Version;
@@ -76,6 +77,30 @@ impl MigrationManager {
 
     /// [`survey`](Self::survey) of rows already read.
     pub(super) async fn survey_rows(&self, rows: &[StateRow]) -> Result<Survey> {
+        let (mut survey, has_row) = self.survey_rows_alone(rows);
+        if self.baseline_if_exists {
+            for (c, state) in survey.states.iter_mut().enumerate() {
+                // No version recorded (no row, or a row a cleared mark left behind).
+                if state.stored.is_none()
+                    && state.unknown.is_none()
+                    && state.baseline.is_some()
+                    && !self.backend.table_exists(self.physical(c)).await?
+                {
+                    state.baseline = None;
+                }
+            }
+        }
+        if let Some(from) = &self.adopted_from {
+            let adopted = self.backend.read_adopted(from).await?;
+            self.adopt(&adopted, &has_row, &mut survey.states);
+        }
+        Ok(survey)
+    }
+
+    /// What the rows alone say, before the settings that read other tables
+    /// (`with_baseline_for_existing_tables`, `with_adopted_versions`); with, per chain, whether
+    /// it has a row.
+    pub(super) fn survey_rows_alone(&self, rows: &[StateRow]) -> (Survey, Vec<bool>) {
         let mut states: Vec<ChainState> = (0..self.graph.chains.len())
             .map(|c| ChainState {
                 baseline: self.baseline_of(c),
@@ -122,27 +147,57 @@ impl MigrationManager {
                 suspects.push((c, row.clone()));
             }
         }
-        if self.baseline_if_exists {
-            for (c, state) in states.iter_mut().enumerate() {
-                // No version recorded (no row, or a row a cleared mark left behind).
-                if state.stored.is_none()
-                    && state.unknown.is_none()
-                    && state.baseline.is_some()
-                    && !self.backend.table_exists(self.physical(c)).await?
-                {
-                    state.baseline = None;
-                }
-            }
-        }
-        if let Some(from) = &self.adopted_from {
-            let adopted = self.backend.read_adopted(from).await?;
-            self.adopt(&adopted, &has_row, &mut states);
-        }
-        Ok(Survey {
+        let survey = Survey {
             states,
             strangers,
             suspects,
-        })
+        };
+        (survey, has_row)
+    }
+
+    /// The state rows of a database where every table is at its latest version, as a run
+    /// writes them (the head's version, the chain checksum up to it, no dirty mark), and the
+    /// steps a plain `up` skips there; `None` when the settings make the survey read more than
+    /// the rows, or the verdict on those rows would not be "up to date".
+    pub(super) fn verdict_at_heads(&self) -> Option<(Vec<StateRow>, Vec<Skipped>)> {
+        if self.adopted_from.is_some() || self.baseline_if_exists {
+            return None;
+        }
+        let rows = self
+            .graph
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(c, chain)| {
+                let (&head, last) = (chain.nodes.last()?, chain.nodes.len() - 1);
+                Some(StateRow {
+                    module: chain.module.to_string(),
+                    table: self.physical(c).to_string(),
+                    version: Some(self.graph.nodes[head].version.to_string()),
+                    checksum: Some(checksum::render(*chain.cumulative.get(last)?)),
+                    dirty: None,
+                })
+            })
+            .collect::<Option<Vec<StateRow>>>()?;
+        // The same survey and plan a run makes of these rows.
+        let (survey, _) = self.survey_rows_alone(&rows);
+        let judged = survey.strangers.is_empty()
+            && survey.suspects.is_empty()
+            && survey
+                .states
+                .iter()
+                .all(|s| s.unknown.is_none() && s.adoption.is_none() && s.dirty.is_none());
+        if !judged {
+            return None;
+        }
+        let request = Request {
+            direction: Direction::Up,
+            target: Target::Latest,
+            chains: None,
+            force: false,
+        };
+        let plan = plan::plan(&self.graph, &survey.states, &request).ok()?;
+        plan.steps.is_empty().then_some((rows, plan.skipped))
     }
 
     /// Takes the adopted version table's rows as the starting state of the chains that have

@@ -1,21 +1,34 @@
-//! The last "up to date" verdict of a plain `up`, remembered with the state rows it was reached
-//! from.
+//! The "up to date" verdicts a plain `up` can give from the state rows alone, without the
+//! survey and the plan.
 //!
 //! A plan is a function of the linked graph, the manager's settings, the request and the state
 //! rows. For a plain `up` (every table to its latest version, not forced, not a dry run) on a
 //! manager whose survey reads nothing but the state rows (no `with_adopted_versions`, no
-//! `with_baseline_for_existing_tables`), the same rows give the same verdict. A service that
-//! asks again and again (a health check, a loop over start-ups) then pays the state read and
-//! one comparison, not the survey and the plan. A verdict that read the checksum history (a
-//! chain checksum that differs) is not remembered: the history is not in the rows.
+//! `with_baseline_for_existing_tables`), the same rows give the same verdict. Two verdicts are
+//! kept:
+//! - **at the heads**, worked out when the manager is built or its settings change: the rows
+//!   a run leaves when every table is at its latest version (the version and chain checksum a
+//!   step records, no dirty mark). A service's start-up check on an up-to-date database, on a
+//!   new connection and a new manager, then pays the state read and one comparison.
+//! - **the last one**, remembered with the rows it was reached from: an up-to-date database
+//!   whose rows differ from the heads' (a chain at its baseline with no row, a checksum of an
+//!   earlier release still trusted) is surveyed and planned once, not on every call.
+//!
+//! A verdict that read the checksum history (a chain checksum that differs) is not
+//! remembered: the history is not in the rows. Rows of modules that are not the manager's are
+//! left out of the comparison with the heads, as the survey leaves them out.
 
 use crate::backend::StateRow;
 use crate::report::Skipped;
+use std::cmp::Ordering;
 use std::sync::Mutex;
 
-/// The remembered verdict; empty until a plain `up` finds nothing to do.
+/// The verdicts; the last one is empty until a plain `up` finds nothing to do.
 #[derive(Debug, Default)]
-pub(super) struct UpToDate(Mutex<Option<Verdict>>);
+pub(super) struct UpToDate {
+    heads: Option<Verdict>,
+    last: Mutex<Option<Verdict>>,
+}
 
 #[derive(Debug)]
 struct Verdict {
@@ -24,24 +37,157 @@ struct Verdict {
 }
 
 impl UpToDate {
-    /// The skipped steps of the remembered verdict, if it was reached from `rows`.
-    pub(super) fn lookup(&self, rows: &[StateRow]) -> Option<Vec<Skipped>> {
-        let memo = self.0.lock().ok()?;
+    /// Nothing remembered yet, and `heads` as the verdict at the heads: the rows of a database
+    /// with every table at its latest version (one per chain), and the steps the verdict skips.
+    pub(super) fn at_heads(heads: Option<(Vec<StateRow>, Vec<Skipped>)>) -> Self {
+        let heads = heads.map(|(mut rows, skipped)| {
+            rows.sort_by(by_key);
+            Verdict { rows, skipped }
+        });
+        UpToDate {
+            heads,
+            last: Mutex::default(),
+        }
+    }
+
+    /// The skipped steps of the verdict `rows` give, if one is known: the heads' when the rows
+    /// of the manager's modules (`ours`) are exactly the heads' rows, else the last verdict's
+    /// when it was reached from the same rows.
+    pub(super) fn lookup(
+        &self,
+        rows: &[StateRow],
+        ours: impl Fn(&str) -> bool,
+    ) -> Option<Vec<Skipped>> {
+        if let Some(heads) = &self.heads {
+            if holds_exactly(&heads.rows, rows, ours) {
+                return Some(heads.skipped.clone());
+            }
+        }
+        let memo = self.last.lock().ok()?;
         let verdict = memo.as_ref()?;
         (verdict.rows == rows).then(|| verdict.skipped.clone())
     }
 
     /// Remembers that `rows` are up to date, with the steps the verdict skipped.
     pub(super) fn remember(&self, rows: Vec<StateRow>, skipped: Vec<Skipped>) {
-        if let Ok(mut memo) = self.0.lock() {
+        if let Ok(mut memo) = self.last.lock() {
             *memo = Some(Verdict { rows, skipped });
         }
     }
+}
 
-    /// Forgets the verdict: the manager's settings changed.
-    pub(super) fn forget(&mut self) {
-        if let Ok(memo) = self.0.get_mut() {
-            *memo = None;
+/// The order of the heads' rows: by module, then table (the state table's key).
+fn by_key(a: &StateRow, b: &StateRow) -> Ordering {
+    (a.module.as_str(), a.table.as_str()).cmp(&(b.module.as_str(), b.table.as_str()))
+}
+
+/// Whether the rows of `ours` modules in `rows`, in any order, are exactly `expected` (sorted
+/// by [`by_key`], one per key): each is equal to the expected row of its key, and every
+/// expected row is there. The state table's key makes each (module, table) one row.
+fn holds_exactly(expected: &[StateRow], rows: &[StateRow], ours: impl Fn(&str) -> bool) -> bool {
+    let mut found = 0;
+    for row in rows.iter().filter(|row| ours(&row.module)) {
+        match expected.binary_search_by(|e| by_key(e, row)) {
+            Ok(i) if expected[i] == *row => found += 1,
+            _ => return false,
         }
+    }
+    found == expected.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::SkipReason;
+    use crate::step::DirtyMark;
+
+    fn row(module: &str, table: &str, version: &str, checksum: &str) -> StateRow {
+        StateRow {
+            module: module.to_string(),
+            table: table.to_string(),
+            version: Some(version.to_string()),
+            checksum: Some(checksum.to_string()),
+            dirty: None,
+        }
+    }
+
+    fn heads() -> UpToDate {
+        let skipped = vec![Skipped {
+            module: "app".to_string(),
+            table: "session".to_string(),
+            steps: 2,
+            reason: SkipReason::AlreadyThere,
+        }];
+        UpToDate::at_heads(Some((
+            vec![
+                row("app", "session", "2.0.0", "c2"),
+                row("app", "memory", "1.0.0", "m1"),
+            ],
+            skipped,
+        )))
+    }
+
+    fn ours(module: &str) -> bool {
+        module == "app"
+    }
+
+    #[test]
+    fn the_heads_rows_in_any_order_give_the_heads_verdict() {
+        let verdict = heads();
+        let rows = [
+            row("app", "session", "2.0.0", "c2"),
+            row("app", "memory", "1.0.0", "m1"),
+        ];
+        assert_eq!(verdict.lookup(&rows, ours).map(|s| s.len()), Some(1));
+        let reversed = [rows[1].clone(), rows[0].clone()];
+        assert!(verdict.lookup(&reversed, ours).is_some());
+    }
+
+    #[test]
+    fn rows_of_other_modules_are_left_out() {
+        let rows = [
+            row("other", "session", "9.0.0", "x"),
+            row("app", "memory", "1.0.0", "m1"),
+            row("app", "session", "2.0.0", "c2"),
+        ];
+        assert!(heads().lookup(&rows, ours).is_some());
+    }
+
+    #[test]
+    fn any_difference_from_the_heads_gives_no_verdict() {
+        let verdict = heads();
+        let at_heads = [
+            row("app", "session", "2.0.0", "c2"),
+            row("app", "memory", "1.0.0", "m1"),
+        ];
+        let mut older = at_heads.clone();
+        older[0] = row("app", "session", "1.0.0", "c1");
+        let mut drifted = at_heads.clone();
+        drifted[1].checksum = Some("other".to_string());
+        let mut dirty = at_heads.clone();
+        dirty[0].dirty = Some(DirtyMark::new(
+            "2.1.0".to_string(),
+            "add".to_string(),
+            crate::step::Direction::Up,
+            crate::time::Timestamp::now(),
+        ));
+        let missing = [at_heads[0].clone()];
+        let mut stranger = at_heads.to_vec();
+        stranger.push(row("app", "eval", "1.0.0", "e1"));
+        for rows in [&older[..], &drifted, &dirty, &missing, &stranger, &[]] {
+            assert!(verdict.lookup(rows, ours).is_none(), "{rows:?}");
+        }
+    }
+
+    #[test]
+    fn the_last_verdict_needs_the_same_rows() {
+        let verdict = UpToDate::at_heads(None);
+        let rows = vec![row("app", "session", "1.0.0", "c1")];
+        assert!(verdict.lookup(&rows, ours).is_none());
+        verdict.remember(rows.clone(), Vec::new());
+        assert_eq!(verdict.lookup(&rows, ours), Some(Vec::new()));
+        assert!(verdict
+            .lookup(&[row("app", "session", "1.0.0", "c0")], ours)
+            .is_none());
     }
 }

@@ -11,8 +11,9 @@
 //! ([`Held::begun_ahead`]); a slot dropped or cleared with one closes the connection instead of
 //! returning it to the pool inside a transaction.
 //!
-//! A kept SQLite connection may also hold its last read of the state table
-//! ([`StateCache`]), valid while the database's data version is unchanged. Only the read puts
+//! A kept connection may also hold what its last read of the state table left
+//! ([`StateCache`]): on SQLite the rows, valid while the database's data version is unchanged;
+//! elsewhere the note that the read's statement is prepared. Only the read puts
 //! it back ([`Held::keep_state_cache`]): a connection taken for anything else comes back
 //! without it, so nothing written through the connection itself can be hidden by it.
 
@@ -22,15 +23,17 @@ use sqlx::Pool;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 
-/// What a connection's last read of the state table leaves with it (see `state_read`).
+/// What a connection's last read of the state table leaves with it (see `state_read`): on
+/// PostgreSQL and MySQL the note that the connection has read (its next read is prepared), on
+/// SQLite the rows.
 #[derive(Debug, Clone)]
 pub(crate) struct StateCache {
     /// The statement that read: clones of an executor share the connection, and may name
     /// other tracking tables.
     pub(crate) query: Arc<str>,
-    /// The rows, with the data version they were read at (SQLite's `PRAGMA data_version`,
-    /// which changes when another connection commits); `None` after the connection's first
-    /// read, which does not ask.
+    /// SQLite's rows, with the data version they were read at (`PRAGMA data_version`, which
+    /// changes when another connection commits); `None` after the connection's first read,
+    /// which does not ask, and on the other databases.
     pub(crate) rows: Option<(i64, Vec<StateRow>)>,
 }
 

@@ -1,14 +1,19 @@
 //! Reading the state table.
 //!
-//! PostgreSQL and MySQL read the rows with one prepared query. SQLite reads them packed into one
-//! text value ([`crate::packed_state`]) and keeps that read with the kept connection
-//! ([`crate::held::StateCache`]). The next read on that connection first asks for
-//! `PRAGMA data_version`: SQLite changes it whenever another connection commits, so an
-//! unchanged value means the rows are the ones kept, and the packed read, its decoding and
-//! its allocations are skipped. The data version is the main database's, where the tracking
-//! tables are created (SQLite has no schemas of ours; see `sqlite.rs`). Writes through the connection itself do not change the data
-//! version; they never keep the cache (only a read puts it back), so they cannot be hidden
-//! by it.
+//! PostgreSQL and MySQL read the rows with one query. A connection's first read goes
+//! unprepared (the simple query protocol: one round trip, where preparing the statement first
+//! makes two); it leaves a note with the kept connection, and the reads after it prepare the
+//! statement once and then reuse it (one round trip, no parsing on the server). The first is a
+//! service's start-up check on a new connection; the others are its repeated checks.
+//!
+//! SQLite reads them packed into one text value ([`crate::packed_state`]) and keeps that read
+//! with the kept connection ([`crate::held::StateCache`]). The next read on that connection
+//! first asks for `PRAGMA data_version`: SQLite changes it whenever another connection commits,
+//! so an unchanged value means the rows are the ones kept, and the packed read, its decoding
+//! and its allocations are skipped. The data version is the main database's, where the
+//! tracking tables are created (SQLite has no schemas of ours; see `sqlite.rs`). Writes through
+//! the connection itself do not change the data version; they never keep the cache (only a
+//! read puts it back), so they cannot be hidden by it.
 
 use crate::driver::Driver;
 use crate::held::{Held, StateCache};
@@ -38,7 +43,19 @@ where
         let mut conn = self.conn().await?;
         let rows = match &self.sql.read_state_unpacked {
             Some(unpacked) => self.read_packed(&mut conn, unpacked).await,
-            None => self.read_rows(&mut conn, &self.sql.read_state).await,
+            None => {
+                let query = &self.sql.read_state;
+                let read_before = conn
+                    .take_state_cache()
+                    .is_some_and(|cache| *cache.query == **query);
+                let rows = self.read_rows(&mut conn, query, read_before).await;
+                // The note that this connection has read (and now prepared) the statement.
+                conn.keep_state_cache(StateCache {
+                    query: query.clone(),
+                    rows: None,
+                });
+                rows
+            }
         };
         // A failed read gives the connection back to the pool, which checks it: a session
         // the server ended while the executor was idle is not kept to fail the next call.
@@ -48,11 +65,16 @@ where
         rows
     }
 
-    /// The rows one by one, with one prepared query (or an unprepared one behind a
-    /// transaction-pooling proxy): `read_state`, or SQLite's fallback when its packed read
-    /// fails or does not unpack.
-    async fn read_rows(&self, conn: &mut DB::Connection, sql: &Arc<str>) -> Result<Vec<StateRow>> {
-        let read = if self.sql.persistent {
+    /// The rows one by one, with one query: `read_state`, or SQLite's fallback when its packed
+    /// read fails or does not unpack. Prepared when `prepare` asks for it and prepared
+    /// statements may be kept (not behind a transaction-pooling proxy).
+    async fn read_rows(
+        &self,
+        conn: &mut DB::Connection,
+        sql: &Arc<str>,
+        prepare: bool,
+    ) -> Result<Vec<StateRow>> {
+        let read = if prepare && self.sql.persistent {
             sqlx::query(AssertSqlSafe(sql.clone()))
                 .fetch_all(&mut *conn)
                 .await
@@ -111,7 +133,7 @@ where
             // A SQLite built without its JSON functions: the rows one by one.
             Err(err) => {
                 tracing::debug!(error = %err, "the packed state read failed; reading rows");
-                return self.read_rows(conn, unpacked).await;
+                return self.read_rows(conn, unpacked, true).await;
             }
         };
         match crate::packed_state::unpack(packed.as_deref().unwrap_or_default()) {
@@ -123,7 +145,7 @@ where
                 Ok(rows)
             }
             // A value the packing cannot describe: the rows one by one, which name it.
-            Err(_) => self.read_rows(conn, unpacked).await,
+            Err(_) => self.read_rows(conn, unpacked, true).await,
         }
     }
 }

@@ -74,12 +74,12 @@ impl Driver for MySql {
         // A journalled step's start and finish, sent as statements with their values written
         // in; the executor sends a step's start with the previous step's finish in one
         // transaction and one round trip. The history row is inserted only when the
-        // compare-and-set moved the row, which the start's last SELECT reports.
-        // ROW_COUNT() in the insert is the mark's; after it, the insert's own, which the
-        // executor reads back (1: the compare-and-set moved the row).
+        // compare-and-set moved the row (ROW_COUNT() in the insert is the mark's); the
+        // executor reads the insert's own count from its result (1: the row moved). The
+        // insert must stay the start's last statement.
         let mark_and_start = format!(
             "{marked_sql}; INSERT INTO {history} ({HISTORY_COLUMNS}) SELECT {HISTORY_VALUES} \
-             FROM DUAL WHERE ROW_COUNT() = 1; SELECT ROW_COUNT()"
+             FROM DUAL WHERE ROW_COUNT() = 1"
         );
         let journal_start = s(&format!("{ensure_sql}; {mark_and_start}"));
         let journal_start_existing = s(&mark_and_start);

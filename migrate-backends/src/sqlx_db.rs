@@ -668,11 +668,9 @@ where
             }
             text.push_str(&literal_sql::<DB>(start, values));
             text.push_str("; COMMIT");
-            let sent = sqlx::raw_sql(AssertSqlSafe(text))
-                .fetch_all(&mut *conn)
-                .await;
-            let rows = match sent {
-                Ok(rows) => rows,
+            let sent = affected_per_statement::<DB>(conn, text).await;
+            let affected = match sent {
+                Ok(affected) => affected,
                 Err(err) => {
                     Self::end_open_transaction(conn).await;
                     // The previous step's finish was rolled back with this start: it goes
@@ -684,11 +682,9 @@ where
                     return Err(err.into());
                 }
             };
-            let moved = match rows.last() {
-                Some(row) => sqlx::Row::try_get::<Option<i64>, _>(row, 0)?,
-                None => None,
-            };
-            return Ok(moved == Some(1));
+            // The start's last statement, before the COMMIT, inserts the "started" row.
+            let inserted = affected.iter().rev().nth(1);
+            return Ok(inserted == Some(&1));
         }
         let mut tx = self.begin(conn).await?;
         let affected = Self::run_prepared(&mut tx, &sql.start, values, sql.persistent).await?;
@@ -858,6 +854,25 @@ where
         };
     }
     Bound::Prepared(query)
+}
+
+/// Sends `text` (statements with their values written in) in one exchange and returns the
+/// rows each statement affected, in order; the first error ends it.
+async fn affected_per_statement<DB: Driver>(
+    conn: &mut DB::Connection,
+    text: String,
+) -> sqlx::Result<Vec<u64>>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let mut results = sqlx::raw_sql(AssertSqlSafe(text)).execute_many(conn);
+    let mut affected = Vec::new();
+    while let Some(result) =
+        std::future::poll_fn(|cx| futures_core::Stream::poll_next(results.as_mut(), cx)).await
+    {
+        affected.push(DB::rows_affected(&result?));
+    }
+    Ok(affected)
 }
 
 /// `stmt` with each placeholder replaced by its value as a literal. One pass over the

@@ -7,8 +7,9 @@
 //!   runner that loses every one of its plans gives up with `ConcurrentRunners`);
 //! - MySQL: a journalled step's start (its dirty mark and "started" row) is a compare-and-set
 //!   committed before the step runs, so the losing runner never runs it; a runner that finds
-//!   another's mark refuses with `Dirty` (it has no lock to wait on), and one runner alone
-//!   applies what is left.
+//!   another's mark refuses with `Dirty` (it has no lock to wait on), one whose start InnoDB
+//!   chose as a deadlock's victim fails before its step, and one runner alone applies what is
+//!   left.
 
 use migrate::backend::{
     BoxFuture, MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
@@ -187,6 +188,12 @@ async fn runners_sharing_no_lock_apply_each_step_exactly_once(backend: Backend) 
             // MySQL: another runner's step is in progress (its mark is committed before it
             // runs); without a shared lock this runner cannot wait for it, so it refuses.
             Err(migrate::Error::Dirty { .. }) if backend == Backend::MySql => refused += 1,
+            // MySQL: two runners both making sure of the state row (`INSERT IGNORE` takes a
+            // shared lock on it) and then marking it may deadlock; InnoDB rolls one back,
+            // before its step runs.
+            Err(err) if backend == Backend::MySql && err.to_string().contains("Deadlock") => {
+                refused += 1
+            }
             // PostgreSQL: a runner that lost the compare-and-set on every one of its plans
             // gives up (its report, with what it applied before, goes with the error).
             Err(migrate::Error::ConcurrentRunners { .. }) if backend == Backend::Postgres => {

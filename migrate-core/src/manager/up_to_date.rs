@@ -82,17 +82,18 @@ fn by_key(a: &StateRow, b: &StateRow) -> Ordering {
 }
 
 /// Whether the rows of `ours` modules in `rows`, in any order, are exactly `expected` (sorted
-/// by [`by_key`], one per key): each is equal to the expected row of its key, and every
-/// expected row is there. The state table's key makes each (module, table) one row.
+/// by [`by_key`], one per key): each is equal to the expected row of its key, no key comes
+/// twice (the state tables' key forbids it; a backend of someone else's might not), and every
+/// expected row is there.
 fn holds_exactly(expected: &[StateRow], rows: &[StateRow], ours: impl Fn(&str) -> bool) -> bool {
-    let mut found = 0;
+    let mut found = vec![false; expected.len()];
     for row in rows.iter().filter(|row| ours(&row.module)) {
         match expected.binary_search_by(|e| by_key(e, row)) {
-            Ok(i) if expected[i] == *row => found += 1,
+            Ok(i) if expected[i] == *row && !found[i] => found[i] = true,
             _ => return false,
         }
     }
-    found == expected.len()
+    found.iter().all(|&f| f)
 }
 
 #[cfg(test)]
@@ -172,9 +173,21 @@ mod tests {
             crate::time::Timestamp::now(),
         ));
         let missing = [at_heads[0].clone()];
+        let twice = [at_heads[0].clone(), at_heads[0].clone()];
+        let mut twice_and_all = at_heads.to_vec();
+        twice_and_all.push(at_heads[0].clone());
         let mut stranger = at_heads.to_vec();
         stranger.push(row("app", "eval", "1.0.0", "e1"));
-        for rows in [&older[..], &drifted, &dirty, &missing, &stranger, &[]] {
+        for rows in [
+            &older[..],
+            &drifted,
+            &dirty,
+            &missing,
+            &twice,
+            &twice_and_all,
+            &stranger,
+            &[],
+        ] {
             assert!(verdict.lookup(rows, ours).is_none(), "{rows:?}");
         }
     }

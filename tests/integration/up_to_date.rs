@@ -4,6 +4,7 @@
 //! holds. None of them may hide a change, whoever made it.
 
 use crate::bad_input::rejects;
+use crate::harness::Captured as Log;
 use crate::harness::*;
 use migrate::report::ReportStatus;
 use migrate::{Error, MigrationManager};
@@ -26,7 +27,65 @@ fn at_heads() -> Vec<(String, Option<String>)> {
     ])
 }
 
+/// A subscriber for this thread that writes every debug event into a buffer: the verdicts
+/// given from the rows alone say so at debug level (`tracing-subscriber` comes with `cli`).
+#[cfg(feature = "cli")]
+fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
+#[cfg(feature = "cli")]
+const FROM_THE_HEADS: &str = "rows_are=\"the heads' rows\"";
+#[cfg(feature = "cli")]
+const FROM_THE_LAST: &str = "rows_are=\"the last verdict's rows\"";
+
 each_backend! {
+    #[cfg(feature = "cli")]
+    async fn a_new_manager_answers_from_the_heads_rows(db) {
+        db.manager().await.up().await.expect("up");
+        let (log, _guard) = capture();
+        assert_eq!(db.manager().await.up().await.unwrap().status, ReportStatus::UpToDate);
+        let text = log.text();
+        assert!(text.contains(FROM_THE_HEADS), "{text}");
+    }
+
+    #[cfg(feature = "cli")]
+    async fn a_renamed_table_is_compared_by_its_physical_name(db) {
+        let renamed = || async {
+            MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
+                .unwrap()
+                .with_table_name("memory", "agent_memory")
+                .unwrap()
+        };
+        renamed().await.up().await.expect("up");
+        let (log, _guard) = capture();
+        assert_eq!(renamed().await.up().await.unwrap().status, ReportStatus::UpToDate);
+        let text = log.text();
+        assert!(text.contains(FROM_THE_HEADS), "{text}");
+    }
+
+    #[cfg(feature = "cli")]
+    async fn up_to_date_rows_that_are_not_the_heads_are_remembered(db) {
+        // `eval` has no row and a baseline at its head: up to date, not at the heads' rows.
+        let manager = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
+            .unwrap()
+            .with_table_baseline("eval", "2.1.0")
+            .unwrap();
+        manager.up().await.expect("up");
+        let (log, _guard) = capture();
+        assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+        assert!(!log.text().contains("rows_are="), "surveyed and planned:\n{}", log.text());
+        assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+        assert!(log.text().contains(FROM_THE_LAST), "{}", log.text());
+    }
+
     async fn a_database_at_the_heads_is_up_to_date_for_a_new_manager(db) {
         db.manager().await.up().await.expect("up");
         // A dry run always surveys and plans: the verdict at the heads must skip the same.

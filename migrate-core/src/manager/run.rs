@@ -59,7 +59,12 @@ impl MigrationManager {
         let from_rows_alone = self.verdict_from_rows_alone(&request, &run);
         if from_rows_alone {
             let ours = |module: &str| self.sets.iter().any(|s| s.module() == module);
-            if let Some(skipped) = self.up_to_date.lookup(&rows, ours) {
+            let known = match self.up_to_date.at_the_heads(&rows, ours) {
+                Some(skipped) => Some((skipped, "the heads' rows")),
+                None => (self.up_to_date.remembered(&rows)).map(|s| (s, "the last verdict's rows")),
+            };
+            if let Some((skipped, rows_are)) = known {
+                tracing::debug!(rows_are, "up to date from the state rows alone");
                 return Ok(up_to_date(skipped, started));
             }
         }

@@ -50,19 +50,19 @@ impl UpToDate {
         }
     }
 
-    /// The skipped steps of the verdict `rows` give, if one is known: the heads' when the rows
-    /// of the manager's modules (`ours`) are exactly the heads' rows, else the last verdict's
-    /// when it was reached from the same rows.
-    pub(super) fn lookup(
+    /// The skipped steps of the verdict at the heads, if the rows of the manager's modules
+    /// (`ours`) in `rows` are exactly the heads' rows.
+    pub(super) fn at_the_heads(
         &self,
         rows: &[StateRow],
         ours: impl Fn(&str) -> bool,
     ) -> Option<Vec<Skipped>> {
-        if let Some(heads) = &self.heads {
-            if holds_exactly(&heads.rows, rows, ours) {
-                return Some(heads.skipped.clone());
-            }
-        }
+        let heads = self.heads.as_ref()?;
+        holds_exactly(&heads.rows, rows, ours).then(|| heads.skipped.clone())
+    }
+
+    /// The skipped steps of the last verdict, if it was reached from the same `rows`.
+    pub(super) fn remembered(&self, rows: &[StateRow]) -> Option<Vec<Skipped>> {
         let memo = self.last.lock().ok()?;
         let verdict = memo.as_ref()?;
         (verdict.rows == rows).then(|| verdict.skipped.clone())
@@ -139,9 +139,9 @@ mod tests {
             row("app", "session", "2.0.0", "c2"),
             row("app", "memory", "1.0.0", "m1"),
         ];
-        assert_eq!(verdict.lookup(&rows, ours).map(|s| s.len()), Some(1));
+        assert_eq!(verdict.at_the_heads(&rows, ours).map(|s| s.len()), Some(1));
         let reversed = [rows[1].clone(), rows[0].clone()];
-        assert!(verdict.lookup(&reversed, ours).is_some());
+        assert!(verdict.at_the_heads(&reversed, ours).is_some());
     }
 
     #[test]
@@ -151,7 +151,7 @@ mod tests {
             row("app", "memory", "1.0.0", "m1"),
             row("app", "session", "2.0.0", "c2"),
         ];
-        assert!(heads().lookup(&rows, ours).is_some());
+        assert!(heads().at_the_heads(&rows, ours).is_some());
     }
 
     #[test]
@@ -188,7 +188,7 @@ mod tests {
             &stranger,
             &[],
         ] {
-            assert!(verdict.lookup(rows, ours).is_none(), "{rows:?}");
+            assert!(verdict.at_the_heads(rows, ours).is_none(), "{rows:?}");
         }
     }
 
@@ -196,11 +196,12 @@ mod tests {
     fn the_last_verdict_needs_the_same_rows() {
         let verdict = UpToDate::at_heads(None);
         let rows = vec![row("app", "session", "1.0.0", "c1")];
-        assert!(verdict.lookup(&rows, ours).is_none());
+        assert!(verdict.at_the_heads(&rows, ours).is_none());
+        assert!(verdict.remembered(&rows).is_none());
         verdict.remember(rows.clone(), Vec::new());
-        assert_eq!(verdict.lookup(&rows, ours), Some(Vec::new()));
+        assert_eq!(verdict.remembered(&rows), Some(Vec::new()));
         assert!(verdict
-            .lookup(&[row("app", "session", "1.0.0", "c0")], ours)
+            .remembered(&[row("app", "session", "1.0.0", "c0")])
             .is_none());
     }
 }

@@ -41,14 +41,16 @@ where
     /// Every state row, on the kept connection (an empty list when the table is missing).
     pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
         let mut conn = self.conn().await?;
+        let query = &self.sql.read_state;
+        // What this connection's last read of this statement left (clones of an executor
+        // share the connection and may name other tracking tables).
+        let found = conn
+            .take_state_cache()
+            .filter(|cache| *cache.query == **query);
         let rows = match &self.sql.read_state_unpacked {
-            Some(unpacked) => self.read_packed(&mut conn, unpacked).await,
+            Some(unpacked) => self.read_packed(&mut conn, found, unpacked).await,
             None => {
-                let query = &self.sql.read_state;
-                let read_before = conn
-                    .take_state_cache()
-                    .is_some_and(|cache| *cache.query == **query);
-                let rows = self.read_rows(&mut conn, query, read_before).await;
+                let rows = self.read_rows(&mut conn, query, found.is_some()).await;
                 // The note that this connection has read (and now prepared) the statement.
                 conn.keep_state_cache(StateCache {
                     query: query.clone(),
@@ -90,8 +92,8 @@ where
         }
     }
 
-    /// SQLite's read: the rows kept with the connection if its data version has not moved
-    /// since they were read, else the packed rows, kept for the next read.
+    /// SQLite's read: the rows kept with the connection (`found`) if its data version has not
+    /// moved since they were read, else the packed rows, kept for the next read.
     ///
     /// A connection's first read is the packed read alone (what a service pays at start-up),
     /// and keeps only the note that it has read. From its second read on, the data version is
@@ -102,14 +104,12 @@ where
     async fn read_packed(
         &self,
         conn: &mut Held<'_, DB>,
+        found: Option<StateCache>,
         unpacked: &Arc<str>,
     ) -> Result<Vec<StateRow>> {
         let query = &self.sql.read_state;
-        let cached = conn
-            .take_state_cache()
-            .filter(|cache| *cache.query == **query);
         let mut data_version = None;
-        if let Some(cache) = cached {
+        if let Some(cache) = found {
             // An error here is left to the read below, which reports it.
             let now: Option<i64> = sqlx::query_scalar(DATA_VERSION)
                 .fetch_one(&mut **conn)

@@ -82,6 +82,26 @@ pub(crate) struct Request {
     pub(crate) force: bool,
 }
 
+impl Request {
+    /// A plain `up`: every table to its latest version, not forced.
+    pub(crate) fn latest_up() -> Request {
+        Request {
+            direction: Direction::Up,
+            target: Target::Latest,
+            chains: None,
+            force: false,
+        }
+    }
+
+    /// Whether this is [`latest_up`](Self::latest_up).
+    pub(crate) fn is_latest_up(&self) -> bool {
+        self.direction == Direction::Up
+            && matches!(self.target, Target::Latest)
+            && self.chains.is_none()
+            && !self.force
+    }
+}
+
 /// The version one chain should end at: `None` means nothing applied.
 fn chain_target(graph: &Graph, chain: usize, target: &Target) -> Option<Version> {
     let chain = &graph.chains[chain];

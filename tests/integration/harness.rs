@@ -434,6 +434,20 @@ impl std::io::Write for Captured {
     }
 }
 
+/// A subscriber for this thread that writes every event at `level` or above, with its spans,
+/// into a buffer (`tracing-subscriber` comes with `cli`).
+#[cfg(feature = "cli")]
+pub fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(level)
+        .with_ansi(false)
+        .finish();
+    (log, tracing::subscriber::set_default(subscriber))
+}
+
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 impl Captured {
     pub fn text(&self) -> String {

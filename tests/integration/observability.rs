@@ -2,27 +2,15 @@
 //! step ends with its duration and outcome, and, while a runner waits for the lock, an event at
 //! least every 5 s naming the holder.
 
-use crate::harness::{Captured as Log, TestDb};
+use crate::harness::TestDb;
 use migrate::testing::Backend;
 use std::time::Duration;
-
-/// A subscriber for this thread that writes every info event, with its spans, into a buffer.
-fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .finish();
-    (log, tracing::subscriber::set_default(subscriber))
-}
 
 async fn spans_and_step_events(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
-    let (log, _guard) = capture();
+    let (log, _guard) = crate::harness::capture(tracing::Level::INFO);
     let m = db.manager().await;
     m.up().table("session").target("2.1.0").await.expect("up");
     let text = log.text();
@@ -66,7 +54,7 @@ async fn lock_waits_are_reported(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
     };
-    let (log, _guard) = capture();
+    let (log, _guard) = crate::harness::capture(tracing::Level::INFO);
     let holder = db.executor().await;
     let held = holder.lock(None).await.expect("hold the lock");
     // Released once the waiter has reported, whatever the machine's speed: one report.

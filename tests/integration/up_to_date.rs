@@ -4,7 +4,6 @@
 //! holds. None of them may hide a change, whoever made it.
 
 use crate::bad_input::rejects;
-use crate::harness::Captured as Log;
 use crate::harness::*;
 use migrate::report::ReportStatus;
 use migrate::{Error, MigrationManager};
@@ -27,18 +26,19 @@ fn at_heads() -> Vec<(String, Option<String>)> {
     ])
 }
 
-/// A subscriber for this thread that writes every debug event into a buffer: the verdicts
-/// given from the rows alone say so at debug level (`tracing-subscriber` comes with `cli`).
+/// A manager whose `eval` table stands at its head by baseline: with no row of its own, a
+/// database is up to date without being at the heads' rows.
+async fn eval_at_its_baseline(db: &TestDb) -> MigrationManager {
+    MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
+        .unwrap()
+        .with_table_baseline("eval", "2.1.0")
+        .unwrap()
+}
+
+/// The verdicts given from the rows alone say so at debug level.
 #[cfg(feature = "cli")]
-fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    (log, tracing::subscriber::set_default(subscriber))
+fn capture_debug() -> (Captured, tracing::subscriber::DefaultGuard) {
+    crate::harness::capture(tracing::Level::DEBUG)
 }
 
 #[cfg(feature = "cli")]
@@ -50,7 +50,7 @@ each_backend! {
     #[cfg(feature = "cli")]
     async fn a_new_manager_answers_from_the_heads_rows(db) {
         db.manager().await.up().await.expect("up");
-        let (log, _guard) = capture();
+        let (log, _guard) = capture_debug();
         assert_eq!(db.manager().await.up().await.unwrap().status, ReportStatus::UpToDate);
         let text = log.text();
         assert!(text.contains(FROM_THE_HEADS), "{text}");
@@ -65,7 +65,7 @@ each_backend! {
                 .unwrap()
         };
         renamed().await.up().await.expect("up");
-        let (log, _guard) = capture();
+        let (log, _guard) = capture_debug();
         assert_eq!(renamed().await.up().await.unwrap().status, ReportStatus::UpToDate);
         let text = log.text();
         assert!(text.contains(FROM_THE_HEADS), "{text}");
@@ -74,12 +74,9 @@ each_backend! {
     #[cfg(feature = "cli")]
     async fn up_to_date_rows_that_are_not_the_heads_are_remembered(db) {
         // `eval` has no row and a baseline at its head: up to date, not at the heads' rows.
-        let manager = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
-            .unwrap()
-            .with_table_baseline("eval", "2.1.0")
-            .unwrap();
+        let manager = eval_at_its_baseline(&db).await;
         manager.up().await.expect("up");
-        let (log, _guard) = capture();
+        let (log, _guard) = capture_debug();
         assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
         assert!(!log.text().contains("rows_are="), "surveyed and planned:\n{}", log.text());
         assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
@@ -139,10 +136,7 @@ each_backend! {
     async fn a_remembered_verdict_gives_way_to_rows_changed_elsewhere(db) {
         // `eval` has no row and a baseline at its head: up to date, but not at the heads' rows,
         // so the first check surveys and plans and the next ones are remembered.
-        let manager = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
-            .unwrap()
-            .with_table_baseline("eval", "2.1.0")
-            .unwrap();
+        let manager = eval_at_its_baseline(&db).await;
         manager.up().await.expect("up");
         let planned = manager.up().await.expect("the first no-op plans");
         let remembered = manager.up().await.expect("the second is remembered");
@@ -162,10 +156,7 @@ each_backend! {
 
     async fn a_setting_changed_after_a_verdict_forgets_it(db) {
         // `eval` has no row and a baseline at its head: up to date without it.
-        let manager = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
-            .unwrap()
-            .with_table_baseline("eval", "2.1.0")
-            .unwrap();
+        let manager = eval_at_its_baseline(&db).await;
         assert_eq!(manager.up().await.expect("up").applied.len(), 8);
         assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
         assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);

@@ -7,7 +7,7 @@ use super::setup::MigrationManager;
 use crate::backend::{StepOutcome, StepRecord, StepRun};
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::plan::{self, Request, Target};
+use crate::plan::{self, Request};
 use crate::report::Report;
 use crate::step::{AppliedStep, Direction};
 use std::time::Instant;
@@ -81,12 +81,7 @@ impl MigrationManager {
                         state.baseline = None;
                     }
                 }
-                let request = Request {
-                    direction: Direction::Up,
-                    target: Target::Latest,
-                    chains: None,
-                    force: false,
-                };
+                let request = Request::latest_up();
                 let plan = plan::plan(&self.graph, &states, &request)?;
                 let mut ran = self.apply(&request, &RunOptions::default(), plan).await?;
                 installed.append(&mut ran.applied);

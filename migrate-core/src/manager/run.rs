@@ -61,7 +61,10 @@ impl MigrationManager {
             let ours = |module: &str| self.sets.iter().any(|s| s.module() == module);
             let known = match self.up_to_date.at_the_heads(&rows, ours) {
                 Some(skipped) => Some((skipped, "the heads' rows")),
-                None => (self.up_to_date.remembered(&rows)).map(|s| (s, "the last verdict's rows")),
+                None => self
+                    .up_to_date
+                    .remembered(&rows)
+                    .map(|s| (s, "the last verdict's rows")),
             };
             if let Some((skipped, rows_are)) = known {
                 tracing::debug!(rows_are, "up to date from the state rows alone");
@@ -148,13 +151,7 @@ impl MigrationManager {
     /// Whether a verdict on `request` may be remembered and reused (see `up_to_date`): a plain
     /// `up`, on a manager whose survey reads nothing but the state rows.
     fn verdict_from_rows_alone(&self, request: &Request, run: &RunOptions) -> bool {
-        request.direction == Direction::Up
-            && matches!(request.target, plan::Target::Latest)
-            && request.chains.is_none()
-            && !request.force
-            && !run.dry_run
-            && self.adopted_from.is_none()
-            && !self.baseline_if_exists
+        request.is_latest_up() && !run.dry_run && self.surveys_rows_alone()
     }
 
     /// Takes the runner lock, re-reads the state under it, re-plans and applies.

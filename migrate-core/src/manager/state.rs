@@ -9,7 +9,7 @@ use super::setup::MigrationManager;
 use crate::backend::StateRow;
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::plan::{self, ChainState, Request, Target};
+use crate::plan::{self, ChainState, Request};
 use crate::report::Skipped;
 use crate::status::ChecksumDrift;
 use crate::step::{Direction, Outcome};
@@ -35,8 +35,22 @@ impl MigrationManager {
 
     /// Turns a survey into the chain states a run plans from, or the error that refuses it.
     pub(super) async fn judge(&self, survey: Survey, force: bool) -> Result<Vec<ChainState>> {
+        if let Some(refusal) = self.refusal(&survey) {
+            return Err(refusal);
+        }
+        if !survey.suspects.is_empty() && !force {
+            if let Some((_, drift)) = self.find_drift(&survey.suspects).await?.into_iter().next() {
+                return Err(drift.into_error());
+            }
+        }
+        Ok(survey.states)
+    }
+
+    /// What refuses a run in the rows themselves, before any history is read: a version or
+    /// table this binary does not know, or an adoption two tools disagree on.
+    fn refusal(&self, survey: &Survey) -> Option<Error> {
         if let Some(row) = survey.strangers.first() {
-            return Err(match (&row.version, &row.dirty) {
+            return Some(match (&row.version, &row.dirty) {
                 (None, Some(mark)) => Error::dirty(&row.module, &row.table, mark),
                 (version, _) => Error::unknown_applied(
                     &row.module,
@@ -47,7 +61,7 @@ impl MigrationManager {
         }
         for (c, state) in survey.states.iter().enumerate() {
             if let (Some((adopted, current)), Some(from)) = (&state.adoption, &self.adopted_from) {
-                return Err(Error::AdoptedVersion {
+                return Some(Error::AdoptedVersion {
                     table: self.graph.chains[c].table.to_string(),
                     from: from.clone(),
                     adopted: adopted.clone(),
@@ -57,15 +71,16 @@ impl MigrationManager {
             }
             if let Some(text) = &state.unknown {
                 let chain = &self.graph.chains[c];
-                return Err(Error::unknown_applied(chain.module, chain.table, text));
+                return Some(Error::unknown_applied(chain.module, chain.table, text));
             }
         }
-        if !survey.suspects.is_empty() && !force {
-            if let Some((_, drift)) = self.find_drift(&survey.suspects).await?.into_iter().next() {
-                return Err(drift.into_error());
-            }
-        }
-        Ok(survey.states)
+        None
+    }
+
+    /// Whether a survey reads nothing but the state rows: not with `with_adopted_versions`
+    /// or `with_baseline_for_existing_tables`, which read other tables.
+    pub(super) fn surveys_rows_alone(&self) -> bool {
+        self.adopted_from.is_none() && !self.baseline_if_exists
     }
 
     /// Reads the state table (one query) without judging it: versions this binary does not know
@@ -160,7 +175,7 @@ impl MigrationManager {
     /// steps a plain `up` skips there; `None` when the settings make the survey read more than
     /// the rows, or the verdict on those rows would not be "up to date".
     pub(super) fn verdict_at_heads(&self) -> Option<(Vec<StateRow>, Vec<Skipped>)> {
-        if self.adopted_from.is_some() || self.baseline_if_exists {
+        if !self.surveys_rows_alone() {
             return None;
         }
         let rows = self
@@ -169,34 +184,21 @@ impl MigrationManager {
             .iter()
             .enumerate()
             .map(|(c, chain)| {
-                let (&head, last) = (chain.nodes.last()?, chain.nodes.len() - 1);
                 Some(StateRow {
                     module: chain.module.to_string(),
                     table: self.physical(c).to_string(),
-                    version: Some(self.graph.nodes[head].version.to_string()),
-                    checksum: Some(checksum::render(*chain.cumulative.get(last)?)),
+                    version: Some(chain.head(&self.graph)?.to_string()),
+                    checksum: Some(checksum::render(*chain.cumulative.last()?)),
                     dirty: None,
                 })
             })
             .collect::<Option<Vec<StateRow>>>()?;
-        // The same survey and plan a run makes of these rows.
+        // The same survey, judgement and plan a run makes of these rows.
         let (survey, _) = self.survey_rows_alone(&rows);
-        let judged = survey.strangers.is_empty()
-            && survey.suspects.is_empty()
-            && survey
-                .states
-                .iter()
-                .all(|s| s.unknown.is_none() && s.adoption.is_none() && s.dirty.is_none());
-        if !judged {
+        if self.refusal(&survey).is_some() || !survey.suspects.is_empty() {
             return None;
         }
-        let request = Request {
-            direction: Direction::Up,
-            target: Target::Latest,
-            chains: None,
-            force: false,
-        };
-        let plan = plan::plan(&self.graph, &survey.states, &request).ok()?;
+        let plan = plan::plan(&self.graph, &survey.states, &Request::latest_up()).ok()?;
         plan.steps.is_empty().then_some((rows, plan.skipped))
     }
 

@@ -102,6 +102,7 @@ where
 impl TestDb {
     /// A fresh database on `backend`, or `None` when its server is missing (reported).
     pub async fn new(backend: Backend) -> Option<TestDb> {
+        install_log_capture();
         let database = TestDatabase::create(backend)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", backend.name()))?;
@@ -434,18 +435,84 @@ impl std::io::Write for Captured {
     }
 }
 
-/// A subscriber for this thread that writes every event at `level` or above, with its spans,
-/// into a buffer (`tracing-subscriber` comes with `cli`).
+/// Captures, on this thread, every event at `level` or above, with its spans, into a buffer,
+/// until the guard drops (`tracing-subscriber` comes with `cli`).
+///
+/// One subscriber serves the whole test binary, installed once as the global default: it writes
+/// an event into the buffer of the thread that emitted it, if that thread is capturing at the
+/// event's level. A subscriber per thread (`set_default`) is not enough: `tracing` caches each
+/// callsite's interest for the whole process, and a callsite first reached on another thread
+/// while a single thread-local subscriber lived was cached as "never", which lost a test's
+/// debug event in CI.
 #[cfg(feature = "cli")]
-pub fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+pub fn capture(level: tracing::Level) -> (Captured, CaptureGuard) {
+    install_log_capture();
     let log = Captured::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(level)
-        .with_ansi(false)
-        .finish();
-    (log, tracing::subscriber::set_default(subscriber))
+    CAPTURING.with(|c| *c.borrow_mut() = Some((level, log.clone())));
+    (log, CaptureGuard(()))
+}
+
+#[cfg(feature = "cli")]
+thread_local! {
+    static CAPTURING: std::cell::RefCell<Option<(tracing::Level, Captured)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Stops this thread's capture when dropped.
+#[cfg(feature = "cli")]
+pub struct CaptureGuard(());
+
+#[cfg(feature = "cli")]
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURING.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Installs the test binary's one subscriber, before any test's first event where it can:
+/// every database test calls this as it starts.
+fn install_log_capture() {
+    #[cfg(feature = "cli")]
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            // Dynamic: asked at every event, never cached per callsite.
+            let capturing = tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
+                CAPTURING.with(|c| {
+                    c.borrow()
+                        .as_ref()
+                        .is_some_and(|(level, _)| meta.level() <= level)
+                })
+            });
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(ThisThreadsCapture)
+                .with_ansi(false)
+                .with_filter(capturing);
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                .expect("no other global subscriber in the tests");
+        });
+    }
+}
+
+/// The fmt layer's writer: the emitting thread's capture buffer (events of a thread that is
+/// not capturing are filtered out before they get here; a stray one goes to a discarded buffer).
+#[cfg(feature = "cli")]
+struct ThisThreadsCapture;
+
+#[cfg(feature = "cli")]
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThisThreadsCapture {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Captured {
+        CAPTURING.with(|c| {
+            c.borrow()
+                .as_ref()
+                .map(|(_, log)| log.clone())
+                .unwrap_or_default()
+        })
+    }
 }
 
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]

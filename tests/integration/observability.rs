@@ -100,3 +100,26 @@ async fn a_waiting_runner_names_the_holder_on_postgres() {
 async fn a_waiting_runner_names_the_holder_on_mariadb() {
     lock_waits_are_reported(Backend::MySql).await;
 }
+
+/// The tests' capture sees an event whose callsite another thread, capturing nothing, reached
+/// first: `tracing` caches a callsite's interest for the whole process, and a capture through a
+/// thread-local subscriber lost such an event (the CI failure of a debug-level test).
+#[test]
+fn a_capture_sees_a_callsite_that_another_thread_reached_first() {
+    fn event() {
+        tracing::debug!("reached from two threads");
+    }
+    let (log, _guard) = crate::harness::capture(tracing::Level::DEBUG);
+    std::thread::spawn(event).join().expect("the other thread");
+    assert!(
+        log.text().is_empty(),
+        "another thread's event: {}",
+        log.text()
+    );
+    event();
+    assert!(
+        log.text().contains("reached from two threads"),
+        "{}",
+        log.text()
+    );
+}

@@ -37,7 +37,7 @@ async fn eval_at_its_baseline(db: &TestDb) -> MigrationManager {
 
 /// The verdicts given from the rows alone say so at debug level.
 #[cfg(feature = "cli")]
-fn capture_debug() -> (Captured, tracing::subscriber::DefaultGuard) {
+fn capture_debug() -> (Captured, crate::harness::CaptureGuard) {
     crate::harness::capture(tracing::Level::DEBUG)
 }
 

@@ -7,6 +7,12 @@ use std::fmt;
 /// this crate quotes (`{{tables.x}}`, schemas, tracking tables) are held to it.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// The most characters of a module or table name that the tracking tables keep: their
+/// `module` and `table_name` columns are `VARCHAR(191)` on MySQL (the longest a utf8mb4 key
+/// may index). `#[migration]`, `migrations!` and the graph refuse a longer name, and one that
+/// is blank or holds a NUL (PostgreSQL's text refuses it).
+pub const MAX_TRACKED_NAME_CHARS: usize = 191;
+
 /// The database a connection speaks to. Exhaustive on purpose: a migration may `match` on it
 /// with one arm per database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,6 +2,7 @@
 //! into one deterministic order.
 
 use crate::checksum;
+use crate::dialect::MAX_TRACKED_NAME_CHARS;
 use crate::error::{GraphError, Result};
 use crate::migration::{registered, Migration, MigrationSet};
 use crate::step::StepKey;
@@ -124,6 +125,7 @@ impl Graph {
     ) -> Result<Graph, GraphError> {
         let mut nodes = Vec::new();
         for migration in migrations {
+            check_names(migration)?;
             let version = parse_declared(migration, migration.version_str())?;
             nodes.push(Node {
                 migration,
@@ -293,6 +295,34 @@ fn check_modules(sets: &[&'static MigrationSet]) -> Result<(), GraphError> {
     Ok(())
 }
 
+/// The migration's module and table are names the tracking tables keep exactly.
+fn check_names(migration: &Migration) -> Result<(), GraphError> {
+    for (what, name) in [
+        ("module", migration.set().module()),
+        ("table", migration.table()),
+    ] {
+        let reason = if name.trim().is_empty() {
+            "is blank".to_string()
+        } else if name.contains('\0') {
+            "contains NUL".to_string()
+        } else if name.chars().count() > MAX_TRACKED_NAME_CHARS {
+            format!(
+                "is {} characters long; the tracking tables keep {MAX_TRACKED_NAME_CHARS}",
+                name.chars().count()
+            )
+        } else {
+            continue;
+        };
+        return Err(GraphError::InvalidName {
+            location: migration.location(),
+            what,
+            name: name.escape_debug().to_string(),
+            reason,
+        });
+    }
+    Ok(())
+}
+
 fn parse_declared(migration: &Migration, text: &str) -> Result<Version, GraphError> {
     Version::parse(text).map_err(|e| GraphError::InvalidVersion {
         location: migration.location(),
@@ -442,6 +472,48 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(order(&graph), ["a@1.0.0", "b@1.0.0", "b@3.0.0", "a@2.0.0"]);
+    }
+
+    #[test]
+    fn rejects_names_the_tracking_tables_cannot_keep() {
+        let long: &'static str = Box::leak("t".repeat(MAX_TRACKED_NAME_CHARS + 1).into_boxed_str());
+        for (table, reason) in [
+            ("a\0b", "contains NUL"),
+            ("  ", "is blank"),
+            (long, "is 192 characters long"),
+        ] {
+            let err = Graph::from_migrations([migration(table, "1.0.0", None, None)]).unwrap_err();
+            assert!(
+                matches!(&err, GraphError::InvalidName { what: "table", reason: r, .. } if r.starts_with(reason)),
+                "{err}"
+            );
+            assert!(
+                err.to_string().starts_with("graph.rs:1: table name"),
+                "{err}"
+            );
+        }
+        static NUL_MODULE: MigrationSet = MigrationSet::__new("app\0x", "app_crate", &[]);
+        let bad = Box::leak(Box::new(Migration::__new(
+            &NUL_MODULE,
+            "t",
+            "1.0.0",
+            None,
+            "m",
+            noop,
+            Reversal::Down(noop),
+            true,
+            None,
+            "fnv1a64:0000000000000000",
+            "graph.rs",
+            1,
+        )));
+        let err = Graph::from_migrations([&*bad]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "graph.rs:1: module name `app\\0x` contains NUL"
+        );
+        let longest: &'static str = Box::leak("é".repeat(MAX_TRACKED_NAME_CHARS).into_boxed_str());
+        assert!(Graph::from_migrations([migration(longest, "1.0.0", None, None)]).is_ok());
     }
 
     #[test]

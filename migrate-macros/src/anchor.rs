@@ -2,7 +2,9 @@
 //! anchor: `pub static MIGRATIONS`, the marker type the graph checks implement traits for, the
 //! `heads` checks, and a `#[test]` that validates the linked graph.
 
-use crate::args::{parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg};
+use crate::args::{
+    check_tracked_name, parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg,
+};
 use crate::keys::{step_key, table_key};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -40,8 +42,8 @@ impl Parse for AnchorInput {
                 "module" if module.is_none() => {
                     input.parse::<Token![=]>()?;
                     let lit: LitStr = input.parse()?;
-                    if lit.value().trim().is_empty() {
-                        errors.add(lit.span(), "`module` must not be empty");
+                    if let Err(e) = check_tracked_name(&lit, "module") {
+                        errors.push(e);
                     }
                     module = Some(lit);
                 }

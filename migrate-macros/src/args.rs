@@ -138,6 +138,27 @@ impl Errors {
 }
 
 /// Parses `text` as semver, reporting a spanned error.
+/// The most characters of a module or table name the tracking tables keep (MySQL's
+/// `VARCHAR(191)`); `migrate_core::dialect::MAX_TRACKED_NAME_CHARS` at run time.
+const MAX_TRACKED_NAME_CHARS: usize = 191;
+
+/// A `module` or `table` name the tracking tables keep exactly: not blank, no NUL, at most
+/// [`MAX_TRACKED_NAME_CHARS`] characters. The error points at the literal.
+pub(crate) fn check_tracked_name(lit: &LitStr, what: &str) -> syn::Result<()> {
+    let name = lit.value();
+    let chars = name.chars().count();
+    let why = if name.trim().is_empty() {
+        "must not be empty".to_string()
+    } else if name.contains('\0') {
+        "must not contain NUL".to_string()
+    } else if chars > MAX_TRACKED_NAME_CHARS {
+        format!("is {chars} characters long; the tracking tables keep {MAX_TRACKED_NAME_CHARS}")
+    } else {
+        return Ok(());
+    };
+    Err(syn::Error::new(lit.span(), format!("`{what}` {why}")))
+}
+
 pub(crate) fn parse_version(lit: &LitStr, what: &str) -> syn::Result<VersionArg> {
     let text = lit.value();
     semver::Version::parse(&text)
@@ -242,9 +263,7 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
                 (_, Meta::NameValue(nv)) => match key.as_str() {
                     "table" => {
                         let lit = string(&nv.value, "table")?;
-                        if lit.value().trim().is_empty() {
-                            return Err(syn::Error::new(lit.span(), "`table` must not be empty"));
-                        }
+                        check_tracked_name(&lit, "table")?;
                         table = Some(lit);
                     }
                     "version" => {
@@ -415,5 +434,28 @@ mod tests {
         .expect("grouped values parse");
         assert_eq!(args.table.value(), "session");
         assert!(!args.transaction && args.parent.is_some());
+    }
+
+    #[test]
+    fn a_table_the_tracking_tables_cannot_keep_is_refused_at_its_literal() {
+        let long = "t".repeat(MAX_TRACKED_NAME_CHARS + 1);
+        for (table, why) in [
+            ("a\0b", "`table` must not contain NUL"),
+            (" ", "`table` must not be empty"),
+            (long.as_str(), "`table` is 192 characters long"),
+        ] {
+            let err = parse(quote!(table = #table, version = "1.0.0"), Span::call_site())
+                .err()
+                .unwrap_or_else(|| panic!("{table:?} accepted"));
+            assert!(err.to_string().starts_with(why), "{err}");
+        }
+        // 191 characters, multi-byte ones included, are kept.
+        let longest = "é".repeat(MAX_TRACKED_NAME_CHARS);
+        let args = parse(
+            quote!(table = #longest, version = "1.0.0", irreversible),
+            Span::call_site(),
+        )
+        .expect("191 characters");
+        assert_eq!(args.table.value(), longest);
     }
 }

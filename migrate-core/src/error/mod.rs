@@ -580,6 +580,19 @@ pub enum GraphError {
         /// The second crate.
         second: String,
     },
+    /// A module or table name the tracking tables cannot keep exactly: blank, with a NUL, or
+    /// longer than [`MAX_TRACKED_NAME_CHARS`](crate::dialect::MAX_TRACKED_NAME_CHARS).
+    #[error("{location}: {what} name `{name}` {reason}")]
+    InvalidName {
+        /// Where the migration that uses it was declared.
+        location: String,
+        /// `module` or `table`.
+        what: &'static str,
+        /// The name, escaped (a NUL shows as `\\0`).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A version (or parent, or head) is not semver.
     #[error("{location}: `{version}` is not a semver version: {reason}")]
     InvalidVersion {

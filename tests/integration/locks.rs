@@ -2,7 +2,7 @@
 //! runner's lock is freed with its process.
 
 use crate::failures::{spawn_child_runner, wait_for};
-use crate::harness::{each_backend, v};
+use crate::harness::{all_up, each_backend, steps, v};
 use crate::MIGRATIONS;
 use migrate::testing::Backend;
 use migrate::MigrationManager;
@@ -81,6 +81,28 @@ each_backend! {
             next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
         }
         next.up().await.expect("the lock was released");
+    }
+
+    async fn a_panicking_progress_callback_leaves_the_finished_step_recorded(db) {
+        let manager = db.manager().await;
+        // The callback panics as the first step ends: that step is done, and must be recorded
+        // as done (on MariaDB its finish is still pending then) before the panic goes on.
+        let run = tokio::spawn(async move {
+            manager
+                .up()
+                .on_progress(|p| assert!(p.finished.is_none(), "the callback panics"))
+                .await
+        });
+        assert!(run.await.expect_err("the callback panicked").is_panic());
+        let next = MigrationManager::new(
+            db.executor_with_lock_timeout(Duration::from_secs(5)).await,
+            [&MIGRATIONS],
+        )
+        .unwrap();
+        let report = next.up().await.expect("the lock is free and no table is dirty");
+        let mut rest = all_up();
+        rest.remove(0);
+        assert_eq!(steps(&report), rest, "the first step is not run again");
     }
 
     async fn the_lock_is_released_when_a_migration_panics(db) {

@@ -128,21 +128,26 @@ impl MigrationManager {
     /// Runs `f` holding the run lock (taken within `wait`, else the backend's lock timeout,
     /// the tracking tables prepared under it) and releases the lock whatever `f` returns: runs
     /// and repairs never interleave.
+    ///
+    /// A panic out of `f` (a migration's, or a progress callback's) is caught, `f` is dropped
+    /// (a step's connection with it, which rolls its transaction back), what the backend left
+    /// pending commits (on MariaDB, the finish of the step before the panic), the lock is
+    /// released, and then the panic goes on to the caller.
     pub(super) async fn locked<T>(
         &self,
         wait: Option<Duration>,
         f: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         let lock = self.backend.lock(wait).await?;
-        let outcome = async {
+        let outcome = catch_unwind(async {
             self.backend.prepare().await?;
             f.await
-        }
+        })
         .await;
         // What the backend left pending commits under the lock, whatever the run returned.
         let ended = self.backend.end_run().await;
         let released = lock.release().await;
-        let value = outcome?;
+        let value = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         ended?;
         released?;
         Ok(value)
@@ -451,4 +456,18 @@ impl Stops {
 /// A duration as whole milliseconds, for log fields.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `future`'s output, or the payload of a panic out of one of its polls. The future is dropped
+/// before this returns either way.
+async fn catch_unwind<F: std::future::Future>(future: F) -> std::thread::Result<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    })
+    .await
 }

@@ -181,8 +181,11 @@ pub fn new_sql(dir: impl AsRef<Path>, name: &str) -> Result<(PathBuf, PathBuf)> 
 /// assert!(source.contains("async fn create_audit_log("));
 /// ```
 pub fn new_rust(table: &str, name: &str) -> Result<String> {
-    if table.trim().is_empty() {
-        return Err(Error::Config("the table name is empty".into()));
+    if let Some(why) = migrate_core::dialect::tracked_name_problem(table) {
+        return Err(Error::Config(format!(
+            "table name `{}` {why}",
+            table.escape_debug()
+        )));
     }
     let function = slug(name)?;
     let function = if function.starts_with(|c: char| c.is_ascii_digit()) {

@@ -239,6 +239,17 @@ fn the_next_rust_step_continues_a_line_that_files_share() {
     );
 }
 
+#[test]
+fn a_rust_step_for_a_table_the_tracking_tables_cannot_keep_is_not_scaffolded() {
+    for (table, why) in [("a\0b", "contains NUL"), (" ", "is blank")] {
+        let err = migrate::scaffold::new_rust(table, "x").expect_err(table);
+        assert!(
+            matches!(&err, migrate::Error::Config(text) if text.ends_with(why)),
+            "{err}"
+        );
+    }
+}
+
 /// `<stem>.fresh.sql` is the step's fresh install: `install_fresh` creates `accounts` with it at
 /// 2.0.0 and runs 003 on top; the round-trip tests compare that schema with the upgraded one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

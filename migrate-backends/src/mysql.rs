@@ -10,8 +10,9 @@
 //!   `resolve_dirty`. This differs on purpose from SQLite and PostgreSQL, where a failed
 //!   transactional step is rolled back and simply retried by the next run.
 //! - **Lock:** `GET_LOCK` on a dedicated connection, with the lock timeout; the error names the
-//!   connection id that holds it. Released on success and on error; a panicking run closes the
-//!   connection, which frees the lock, and so does a killed runner's.
+//!   connection id that holds it. Released on success, on error and on a panic out of a step or
+//!   a progress callback (caught by the manager, which releases the lock first); a run dropped
+//!   before it ends closes the connection, which frees the lock, and so does a killed runner's.
 
 use crate::driver::{Driver, Sealed};
 use crate::lock_wait::LockWait;

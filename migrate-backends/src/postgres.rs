@@ -4,9 +4,10 @@
 //!   together; `transaction = false` steps (`CREATE INDEX CONCURRENTLY`) are journalled.
 //! - **Lock:** a session advisory lock, taken with `pg_try_advisory_lock` on a dedicated
 //!   connection until the lock timeout, whose error names the pid that holds it. It is released
-//!   on success and on error; if the run panics, the connection is closed instead of returned to
-//!   the pool, which ends the session and so frees the lock. A killed runner's session ends
-//!   with its process. Where session advisory locks do not exist (CockroachDB, PgBouncer in
+//!   on success, on error, and on a panic out of a step or a progress callback (the manager
+//!   catches it, releases the lock, then lets it go on); a run dropped before it ends (a
+//!   cancelled future) closes the connection instead of returning it to the pool, which ends
+//!   the session and so frees the lock. A killed runner's session ends with its process. Where session advisory locks do not exist (CockroachDB, PgBouncer in
 //!   transaction mode), [`LockMode::Table`] uses a lock row instead.
 //! - **Schema:** [`PgDb::with_schema`] puts the tracking tables in a schema (created if missing)
 //!   and qualifies `{{tables.x}}` with it.

@@ -726,12 +726,17 @@ where
             return Ok(StepOutcome::Raced);
         }
         let clock = Instant::now();
+        // The step's own statements may open a transaction: dropped while it runs (a panic, a
+        // cancelled run), the connection is closed, which rolls that back, instead of going
+        // back to the pool with it open for the next user to commit.
+        conn.set_open_transaction(true);
         let result = {
             let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
             let mut db =
                 Conn::new(&mut raw, self.schema.as_deref()).with_table_names(step.table_names);
             (step.action)(&mut db).await
         };
+        conn.set_open_transaction(false);
         let elapsed = clock.elapsed();
         let us = micros(elapsed);
         match result {

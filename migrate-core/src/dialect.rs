@@ -13,6 +13,24 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 /// is blank or holds a NUL (PostgreSQL's text refuses it).
 pub const MAX_TRACKED_NAME_CHARS: usize = 191;
 
+/// What keeps the tracking tables from storing `name` (a module or table name) exactly, if
+/// anything: `"is blank"`, `"contains NUL"`, or that it is longer than
+/// [`MAX_TRACKED_NAME_CHARS`].
+pub fn tracked_name_problem(name: &str) -> Option<String> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() {
+        Some("is blank".to_string())
+    } else if name.contains('\0') {
+        Some("contains NUL".to_string())
+    } else if chars > MAX_TRACKED_NAME_CHARS {
+        Some(format!(
+            "is {chars} characters long; the tracking tables keep {MAX_TRACKED_NAME_CHARS}"
+        ))
+    } else {
+        None
+    }
+}
+
 /// The database a connection speaks to. Exhaustive on purpose: a migration may `match` on it
 /// with one arm per database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

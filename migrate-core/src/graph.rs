@@ -2,7 +2,7 @@
 //! into one deterministic order.
 
 use crate::checksum;
-use crate::dialect::MAX_TRACKED_NAME_CHARS;
+use crate::dialect::tracked_name_problem;
 use crate::error::{GraphError, Result};
 use crate::migration::{registered, Migration, MigrationSet};
 use crate::step::StepKey;
@@ -295,32 +295,30 @@ fn check_modules(sets: &[&'static MigrationSet]) -> Result<(), GraphError> {
     Ok(())
 }
 
-/// The migration's module and table are names the tracking tables keep exactly.
+/// The migration's module and table are names the tracking tables keep exactly, and its name
+/// (stored as text) holds no NUL.
 fn check_names(migration: &Migration) -> Result<(), GraphError> {
-    for (what, name) in [
+    let mut problems = [
         ("module", migration.set().module()),
         ("table", migration.table()),
-    ] {
-        let reason = if name.trim().is_empty() {
-            "is blank".to_string()
-        } else if name.contains('\0') {
-            "contains NUL".to_string()
-        } else if name.chars().count() > MAX_TRACKED_NAME_CHARS {
-            format!(
-                "is {} characters long; the tracking tables keep {MAX_TRACKED_NAME_CHARS}",
-                name.chars().count()
-            )
-        } else {
-            continue;
-        };
-        return Err(GraphError::InvalidName {
+    ]
+    .into_iter()
+    .filter_map(|(what, name)| Some((what, name, tracked_name_problem(name)?)))
+    .chain(
+        migration
+            .name()
+            .contains('\0')
+            .then(|| ("migration", migration.name(), "contains NUL".to_string())),
+    );
+    match problems.next() {
+        Some((what, name, reason)) => Err(GraphError::InvalidName {
             location: migration.location(),
             what,
             name: name.escape_debug().to_string(),
             reason,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn parse_declared(migration: &Migration, text: &str) -> Result<Version, GraphError> {
@@ -476,6 +474,7 @@ mod tests {
 
     #[test]
     fn rejects_names_the_tracking_tables_cannot_keep() {
+        use crate::dialect::MAX_TRACKED_NAME_CHARS;
         let long: &'static str = Box::leak("t".repeat(MAX_TRACKED_NAME_CHARS + 1).into_boxed_str());
         for (table, reason) in [
             ("a\0b", "contains NUL"),
@@ -507,6 +506,25 @@ mod tests {
             "graph.rs",
             1,
         )));
+        let named = Box::leak(Box::new(Migration::__new(
+            &SET,
+            "t",
+            "1.0.0",
+            None,
+            "m\0",
+            noop,
+            Reversal::Down(noop),
+            true,
+            None,
+            "fnv1a64:0000000000000000",
+            "graph.rs",
+            1,
+        )));
+        let err = Graph::from_migrations([&*named]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "graph.rs:1: migration name `m\\0` contains NUL"
+        );
         let err = Graph::from_migrations([&*bad]).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -137,7 +137,6 @@ impl Errors {
     }
 }
 
-/// Parses `text` as semver, reporting a spanned error.
 /// The most characters of a module or table name the tracking tables keep (MySQL's
 /// `VARCHAR(191)`); `migrate_core::dialect::MAX_TRACKED_NAME_CHARS` at run time.
 const MAX_TRACKED_NAME_CHARS: usize = 191;
@@ -159,6 +158,7 @@ pub(crate) fn check_tracked_name(lit: &LitStr, what: &str) -> syn::Result<()> {
     Err(syn::Error::new(lit.span(), format!("`{what}` {why}")))
 }
 
+/// Parses `text` as semver, reporting a spanned error.
 pub(crate) fn parse_version(lit: &LitStr, what: &str) -> syn::Result<VersionArg> {
     let text = lit.value();
     semver::Version::parse(&text)
@@ -280,6 +280,9 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
                         let lit = string(&nv.value, "name")?;
                         if lit.value().trim().is_empty() {
                             return Err(syn::Error::new(lit.span(), "`name` must not be empty"));
+                        }
+                        if lit.value().contains('\0') {
+                            return Err(syn::Error::new(lit.span(), "`name` must not contain NUL"));
                         }
                         name = Some(lit);
                     }
@@ -449,6 +452,13 @@ mod tests {
                 .unwrap_or_else(|| panic!("{table:?} accepted"));
             assert!(err.to_string().starts_with(why), "{err}");
         }
+        let err = parse(
+            quote!(table = "t", version = "1.0.0", name = "a\0b", irreversible),
+            Span::call_site(),
+        )
+        .err()
+        .expect("a NUL in the name");
+        assert_eq!(err.to_string(), "`name` must not contain NUL");
         // 191 characters, multi-byte ones included, are kept.
         let longest = "é".repeat(MAX_TRACKED_NAME_CHARS);
         let args = parse(

@@ -8,7 +8,9 @@
 //! `#[migration]` function of the same table also declares conflicts in the trait checks, whose
 //! message names the file.
 
-use crate::args::{parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg};
+use crate::args::{
+    check_tracked_name, parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg,
+};
 use crate::checksum;
 use crate::register::{register, words, Declaration, Step};
 use crate::sql_names::{self, Parsed, Style};
@@ -48,10 +50,10 @@ impl Parse for Args {
             }
             seen.push(name.clone());
             match name.as_str() {
-                "table" if value.value().trim().is_empty() => {
-                    errors.add(value.span(), "`table` must not be empty")
-                }
-                "table" => table = Some(value),
+                "table" => match check_tracked_name(&value, "table") {
+                    Ok(()) => table = Some(value),
+                    Err(e) => errors.push(e),
+                },
                 "dir" => dir = Some(value),
                 "parent" => match parse_version(&value, "parent") {
                     Ok(v) => parent = Some(v),

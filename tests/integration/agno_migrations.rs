@@ -6,8 +6,8 @@
 
 use migrate::{Conn, Error, Result};
 
-/// What the test asked `step` to do: `fail`, `block`, `hang`, `panic`, `server_sleep`, or
-/// `None` (run normally).
+/// What the test asked `step` to do: `fail`, `block`, `hang`, `panic`, `write_and_panic`,
+/// `server_sleep`, or `None` (run normally).
 async fn control(db: &mut Conn<'_>, step: &str) -> Result<Option<String>> {
     if !db.table_exists("migrate_test_control").await? {
         return Ok(None);
@@ -34,6 +34,16 @@ async fn obey(db: &mut Conn<'_>, step: &str) -> Result<()> {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         },
         Some("panic") => panic!("{step} was told to panic"),
+        // A write that must never commit: in a transaction of the step's own on MySQL (whose
+        // steps are journalled, outside one), in the step's transaction elsewhere.
+        Some("write_and_panic") => {
+            if db.dialect() == migrate::Dialect::MySql {
+                db.execute("START TRANSACTION").await?;
+            }
+            db.execute("INSERT INTO migrate_test_control (step, action) VALUES ('written', 'by the step')")
+                .await?;
+            panic!("{step} wrote, then was told to panic")
+        }
         // Busy on the server (PostgreSQL), so that a restart ends the step's session.
         Some("server_sleep") => {
             db.execute("SELECT pg_sleep(60)").await?;

@@ -580,13 +580,14 @@ pub enum GraphError {
         /// The second crate.
         second: String,
     },
-    /// A module or table name the tracking tables cannot keep exactly: blank, with a NUL, or
-    /// longer than [`MAX_TRACKED_NAME_CHARS`](crate::dialect::MAX_TRACKED_NAME_CHARS).
+    /// A module or table name the tracking tables cannot keep exactly (blank, with a NUL, or
+    /// longer than [`MAX_TRACKED_NAME_CHARS`](crate::dialect::MAX_TRACKED_NAME_CHARS)), or a
+    /// migration name with a NUL.
     #[error("{location}: {what} name `{name}` {reason}")]
     InvalidName {
         /// Where the migration that uses it was declared.
         location: String,
-        /// `module` or `table`.
+        /// `module`, `table` or `migration`.
         what: &'static str,
         /// The name, escaped (a NUL shows as `\\0`).
         name: String,

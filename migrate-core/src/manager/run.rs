@@ -147,7 +147,15 @@ impl MigrationManager {
         // What the backend left pending commits under the lock, whatever the run returned.
         let ended = self.backend.end_run().await;
         let released = lock.release().await;
-        let value = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let value = outcome.unwrap_or_else(|panic| {
+            if let Err(err) = &ended {
+                tracing::warn!(error = %err, "after a panic, what the run left pending could not commit");
+            }
+            if let Err(err) = &released {
+                tracing::warn!(error = %err, "after a panic, the run lock could not be released");
+            }
+            std::panic::resume_unwind(panic)
+        })?;
         ended?;
         released?;
         Ok(value)

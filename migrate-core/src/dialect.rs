@@ -14,12 +14,14 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 pub const MAX_TRACKED_NAME_CHARS: usize = 191;
 
 /// What keeps the tracking tables from storing `name` (a module or table name) exactly, if
-/// anything: `"is blank"`, `"contains NUL"`, or that it is longer than
-/// [`MAX_TRACKED_NAME_CHARS`].
+/// anything: `"is blank"`, whitespace around it (MySQL's collation ignores trailing spaces),
+/// `"contains NUL"`, or that it is longer than [`MAX_TRACKED_NAME_CHARS`].
 pub fn tracked_name_problem(name: &str) -> Option<String> {
     let chars = name.chars().count();
     if name.trim().is_empty() {
         Some("is blank".to_string())
+    } else if name.trim() != name {
+        Some("starts or ends with whitespace".to_string())
     } else if name.contains('\0') {
         Some("contains NUL".to_string())
     } else if chars > MAX_TRACKED_NAME_CHARS {

@@ -2,7 +2,7 @@
 //! into one deterministic order.
 
 use crate::checksum;
-use crate::dialect::tracked_name_problem;
+use crate::dialect::{tracked_name_problem, MAX_TRACKED_NAME_CHARS};
 use crate::error::{GraphError, Result};
 use crate::migration::{registered, Migration, MigrationSet};
 use crate::step::StepKey;
@@ -136,6 +136,7 @@ impl Graph {
             });
         }
         let chains = build_chains(&mut nodes)?;
+        check_case("table", chains.iter().map(|c| (c.module, c.table)))?;
         let mut graph = Graph {
             nodes,
             chains,
@@ -279,7 +280,32 @@ impl MigrationSet {
     }
 }
 
+/// No two of `names` (each with the scope it must be unique in) are equal but for case.
+fn check_case<'n>(
+    what: &str,
+    names: impl Iterator<Item = (&'n str, &'n str)>,
+) -> Result<(), GraphError> {
+    let mut seen: HashMap<(&str, String), &str> = HashMap::new();
+    for (scope, name) in names {
+        if let Some(first) = seen.insert((scope, name.to_lowercase()), name) {
+            if first != name {
+                return Err(GraphError::NamesDifferOnlyInCase {
+                    what: if scope.is_empty() {
+                        what.to_string()
+                    } else {
+                        format!("`{scope}` {what}")
+                    },
+                    first: first.to_string(),
+                    second: name.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_modules(sets: &[&'static MigrationSet]) -> Result<(), GraphError> {
+    check_case("module", sets.iter().map(|s| ("", s.module())))?;
     let mut seen: HashMap<&str, &MigrationSet> = HashMap::new();
     for set in sets {
         if let Some(first) = seen.insert(set.module(), set) {
@@ -309,6 +335,15 @@ fn check_names(migration: &Migration) -> Result<(), GraphError> {
             .name()
             .contains('\0')
             .then(|| ("migration", migration.name(), "contains NUL".to_string())),
+    )
+    .chain(
+        (migration.version_str().chars().count() > MAX_TRACKED_NAME_CHARS).then(|| {
+            (
+                "version",
+                migration.version_str(),
+                format!("is longer than the {MAX_TRACKED_NAME_CHARS} characters the tracking tables keep"),
+            )
+        }),
     );
     match problems.next() {
         Some((what, name, reason)) => Err(GraphError::InvalidName {
@@ -474,7 +509,6 @@ mod tests {
 
     #[test]
     fn rejects_names_the_tracking_tables_cannot_keep() {
-        use crate::dialect::MAX_TRACKED_NAME_CHARS;
         let long: &'static str = Box::leak("t".repeat(MAX_TRACKED_NAME_CHARS + 1).into_boxed_str());
         for (table, reason) in [
             ("a\0b", "contains NUL"),
@@ -529,6 +563,54 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "graph.rs:1: module name `app\\0x` contains NUL"
+        );
+        let err = Graph::from_migrations([migration("session ", "1.0.0", None, None)]).unwrap_err();
+        assert!(
+            err.to_string().ends_with("starts or ends with whitespace"),
+            "{err}"
+        );
+        let long_version: &'static str =
+            Box::leak(format!("1.0.0-{}", "a".repeat(MAX_TRACKED_NAME_CHARS)).into_boxed_str());
+        let err = Graph::from_migrations([migration("t", long_version, None, None)]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                GraphError::InvalidName {
+                    what: "version",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = Graph::from_migrations([
+            migration("Session", "1.0.0", None, None),
+            migration("session", "1.0.0", None, None),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`app` table names `Session` and `session` differ only in case; MySQL's tracking tables would take them for one: rename one"
+        );
+        static UPPER: MigrationSet = MigrationSet::__new("App", "other_crate", &[]);
+        let upper = Box::leak(Box::new(Migration::__new(
+            &UPPER,
+            "t",
+            "1.0.0",
+            None,
+            "m",
+            noop,
+            Reversal::Down(noop),
+            true,
+            None,
+            "fnv1a64:0000000000000000",
+            "graph.rs",
+            1,
+        )));
+        let err =
+            Graph::from_migrations([migration("t", "1.0.0", None, None), &*upper]).unwrap_err();
+        assert!(
+            matches!(&err, GraphError::NamesDifferOnlyInCase { what, .. } if what == "module"),
+            "{err}"
         );
         let longest: &'static str = Box::leak("é".repeat(MAX_TRACKED_NAME_CHARS).into_boxed_str());
         assert!(Graph::from_migrations([migration(longest, "1.0.0", None, None)]).is_ok());

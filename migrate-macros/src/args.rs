@@ -141,13 +141,16 @@ impl Errors {
 /// `VARCHAR(191)`); `migrate_core::dialect::MAX_TRACKED_NAME_CHARS` at run time.
 const MAX_TRACKED_NAME_CHARS: usize = 191;
 
-/// A `module` or `table` name the tracking tables keep exactly: not blank, no NUL, at most
-/// [`MAX_TRACKED_NAME_CHARS`] characters. The error points at the literal.
+/// A `module` or `table` name the tracking tables keep exactly: not blank, no whitespace around
+/// it (MySQL's collation ignores trailing spaces), no NUL, at most [`MAX_TRACKED_NAME_CHARS`]
+/// characters. The error points at the literal.
 pub(crate) fn check_tracked_name(lit: &LitStr, what: &str) -> syn::Result<()> {
     let name = lit.value();
     let chars = name.chars().count();
     let why = if name.trim().is_empty() {
         "must not be empty".to_string()
+    } else if name.trim() != name {
+        "must not start or end with whitespace".to_string()
     } else if name.contains('\0') {
         "must not contain NUL".to_string()
     } else if chars > MAX_TRACKED_NAME_CHARS {
@@ -161,6 +164,12 @@ pub(crate) fn check_tracked_name(lit: &LitStr, what: &str) -> syn::Result<()> {
 /// Parses `text` as semver, reporting a spanned error.
 pub(crate) fn parse_version(lit: &LitStr, what: &str) -> syn::Result<VersionArg> {
     let text = lit.value();
+    if text.chars().count() > MAX_TRACKED_NAME_CHARS {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!("{what} is longer than the {MAX_TRACKED_NAME_CHARS} characters the tracking tables keep"),
+        ));
+    }
     semver::Version::parse(&text)
         .map(|version| VersionArg {
             version,
@@ -452,6 +461,30 @@ mod tests {
                 .unwrap_or_else(|| panic!("{table:?} accepted"));
             assert!(err.to_string().starts_with(why), "{err}");
         }
+        for (table, why) in [
+            ("session ", "`table` must not start or end with whitespace"),
+            (" session", "`table` must not start or end with whitespace"),
+        ] {
+            let err = parse(
+                quote!(table = #table, version = "1.0.0", irreversible),
+                Span::call_site(),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{table:?} accepted"));
+            assert_eq!(err.to_string(), why);
+        }
+        let long_version = format!("1.0.0-{}", "a".repeat(MAX_TRACKED_NAME_CHARS));
+        let err = parse(
+            quote!(table = "t", version = #long_version, irreversible),
+            Span::call_site(),
+        )
+        .err()
+        .expect("a version too long to keep");
+        assert!(
+            err.to_string()
+                .starts_with("version is longer than the 191"),
+            "{err}"
+        );
         let err = parse(
             quote!(table = "t", version = "1.0.0", name = "a\0b", irreversible),
             Span::call_site(),

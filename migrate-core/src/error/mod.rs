@@ -594,6 +594,17 @@ pub enum GraphError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Two names that differ only in case: MySQL's tracking tables compare them as one (their
+    /// collation ignores case), so the two would share a state row there.
+    #[error("{what} names `{first}` and `{second}` differ only in case; MySQL's tracking tables would take them for one: rename one")]
+    NamesDifferOnlyInCase {
+        /// `module`, or `table` (of a module: `{module}/{table}`).
+        what: String,
+        /// One name.
+        first: String,
+        /// The other.
+        second: String,
+    },
     /// A version (or parent, or head) is not semver.
     #[error("{location}: `{version}` is not a semver version: {reason}")]
     InvalidVersion {

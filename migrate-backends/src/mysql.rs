@@ -293,7 +293,8 @@ impl RunLock for NamedLock {
 
 impl Drop for NamedLock {
     fn drop(&mut self) {
-        // Dropped unreleased (a panic): close the connection, which frees the lock.
+        // Dropped unreleased (a run dropped before it ended): close the connection, which frees
+        // the lock.
         if let Some(conn) = self.conn.as_mut() {
             conn.close_on_drop();
         }

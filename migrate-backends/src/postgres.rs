@@ -369,7 +369,7 @@ impl RunLock for AdvisoryLock {
 
 impl Drop for AdvisoryLock {
     fn drop(&mut self) {
-        // Dropped unreleased (a panic unwound through the run): close the connection rather
+        // Dropped unreleased (a run dropped before it ended): close the connection rather
         // than return it to the pool still holding the lock. Ending the session frees it.
         if let Some(conn) = self.conn.as_mut() {
             conn.close_on_drop();

@@ -111,6 +111,53 @@ each_backend! {
         assert_eq!(steps(&report), ["session@2.3.0", "metrics@2.5.0"].map(String::from));
     }
 
+    async fn a_run_dropped_inside_a_step_frees_its_lock_and_its_transaction(db) {
+        use std::future::IntoFuture;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        db.control("session@2.3.0", "hang").await;
+        let manager = db.manager().await;
+        let started = std::sync::Arc::new(AtomicBool::new(false));
+        let seen = started.clone();
+        let run = manager.up().on_progress(move |p| {
+            if p.finished.is_none() && p.step.table == "session" && p.step.version == v("2.3.0") {
+                seen.store(true, Ordering::SeqCst);
+            }
+        });
+        let mut run = run.into_future();
+        while !started.load(Ordering::SeqCst) {
+            tokio::select! {
+                ended = &mut run => panic!("the run ended before its hanging step: {ended:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        // Into the step's hang, then dropped: a cancelled run (a timeout, a shutdown).
+        let hung = tokio::time::timeout(Duration::from_millis(300), &mut run).await;
+        assert!(hung.is_err(), "the step was told to hang");
+        drop(run);
+        // The manager that ran stays alive (a service whose run timed out goes on), so what the
+        // dropped run held must have been let go by the drop itself, not by the pool closing.
+        db.clear_control().await;
+        let next = MigrationManager::new(
+            db.executor_with_lock_timeout(Duration::from_secs(5)).await,
+            [&MIGRATIONS],
+        )
+        .unwrap();
+        // A transaction the drop left open would hold its locks: PostgreSQL would wait on them.
+        let report = tokio::time::timeout(Duration::from_secs(30), async {
+            if db.backend() == Backend::MySql {
+                // Journalled: the step's mark was committed before it hung.
+                let err = next.up().await.expect_err("session is marked dirty");
+                assert!(matches!(&err, migrate::Error::Dirty { table, .. } if table == "session"), "{err}");
+                next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
+            }
+            next.up().await.expect("the dropped run's lock and transaction are gone")
+        })
+        .await
+        .expect("nothing of the dropped run is left holding locks");
+        assert_eq!(steps(&report), ["session@2.3.0", "metrics@2.5.0"].map(String::from));
+        assert_eq!(manager.up().await.expect("the first manager goes on").status, migrate::report::ReportStatus::UpToDate);
+    }
+
     async fn a_panicking_progress_callback_leaves_the_finished_step_recorded(db) {
         let manager = db.manager().await;
         // The callback panics as the first step ends: that step is done, and must be recorded

@@ -17,16 +17,17 @@ pub const MAX_TRACKED_NAME_CHARS: usize = 191;
 /// anything: `"is blank"`, whitespace around it (MySQL's collation ignores trailing spaces),
 /// `"contains NUL"`, or that it is longer than [`MAX_TRACKED_NAME_CHARS`].
 pub fn tracked_name_problem(name: &str) -> Option<String> {
-    let chars = name.chars().count();
+    let chars = || name.chars().count();
     if name.trim().is_empty() {
         Some("is blank".to_string())
     } else if name.trim() != name {
         Some("starts or ends with whitespace".to_string())
     } else if name.contains('\0') {
         Some("contains NUL".to_string())
-    } else if chars > MAX_TRACKED_NAME_CHARS {
+    } else if chars() > MAX_TRACKED_NAME_CHARS {
         Some(format!(
-            "is {chars} characters long; the tracking tables keep {MAX_TRACKED_NAME_CHARS}"
+            "is {} characters long; the tracking tables keep {MAX_TRACKED_NAME_CHARS}",
+            chars()
         ))
     } else {
         None

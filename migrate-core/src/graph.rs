@@ -136,7 +136,11 @@ impl Graph {
             });
         }
         let chains = build_chains(&mut nodes)?;
-        check_case("table", chains.iter().map(|c| (c.module, c.table)))?;
+        check_case(
+            chains
+                .iter()
+                .map(|c| (format!("`{}` table", c.module), c.table)),
+        )?;
         let mut graph = Graph {
             nodes,
             chains,
@@ -280,24 +284,22 @@ impl MigrationSet {
     }
 }
 
-/// No two of `names` (each with the scope it must be unique in) are equal but for case.
-fn check_case<'n>(
-    what: &str,
-    names: impl Iterator<Item = (&'n str, &'n str)>,
-) -> Result<(), GraphError> {
-    let mut seen: HashMap<(&str, String), &str> = HashMap::new();
-    for (scope, name) in names {
-        if let Some(first) = seen.insert((scope, name.to_lowercase()), name) {
-            if first != name {
+/// No two of `names` of the same kind (`what`: "module", or "`app` table" for the tables of a
+/// module) are equal but for case.
+fn check_case<'n>(names: impl Iterator<Item = (String, &'n str)>) -> Result<(), GraphError> {
+    let mut seen: HashMap<(String, String), &str> = HashMap::new();
+    for (what, name) in names {
+        let key = (what, name.to_lowercase());
+        match seen.get(&key) {
+            Some(&first) if first != name => {
                 return Err(GraphError::NamesDifferOnlyInCase {
-                    what: if scope.is_empty() {
-                        what.to_string()
-                    } else {
-                        format!("`{scope}` {what}")
-                    },
+                    what: key.0,
                     first: first.to_string(),
                     second: name.to_string(),
-                });
+                })
+            }
+            _ => {
+                seen.insert(key, name);
             }
         }
     }
@@ -305,7 +307,7 @@ fn check_case<'n>(
 }
 
 fn check_modules(sets: &[&'static MigrationSet]) -> Result<(), GraphError> {
-    check_case("module", sets.iter().map(|s| ("", s.module())))?;
+    check_case(sets.iter().map(|s| ("module".to_string(), s.module())))?;
     let mut seen: HashMap<&str, &MigrationSet> = HashMap::new();
     for set in sets {
         if let Some(first) = seen.insert(set.module(), set) {
@@ -321,39 +323,38 @@ fn check_modules(sets: &[&'static MigrationSet]) -> Result<(), GraphError> {
     Ok(())
 }
 
-/// The migration's module and table are names the tracking tables keep exactly, and its name
-/// (stored as text) holds no NUL.
+/// The migration's module and table are names the tracking tables keep exactly, its version
+/// fits their column, and its name (stored as text) holds no NUL.
 fn check_names(migration: &Migration) -> Result<(), GraphError> {
-    let mut problems = [
-        ("module", migration.set().module()),
-        ("table", migration.table()),
-    ]
-    .into_iter()
-    .filter_map(|(what, name)| Some((what, name, tracked_name_problem(name)?)))
-    .chain(
-        migration
-            .name()
-            .contains('\0')
-            .then(|| ("migration", migration.name(), "contains NUL".to_string())),
-    )
-    .chain(
-        (migration.version_str().chars().count() > MAX_TRACKED_NAME_CHARS).then(|| {
-            (
-                "version",
-                migration.version_str(),
-                format!("is longer than the {MAX_TRACKED_NAME_CHARS} characters the tracking tables keep"),
-            )
-        }),
-    );
-    match problems.next() {
-        Some((what, name, reason)) => Err(GraphError::InvalidName {
+    let invalid = |what, name: &str, reason| {
+        Err(GraphError::InvalidName {
             location: migration.location(),
             what,
             name: name.escape_debug().to_string(),
             reason,
-        }),
-        None => Ok(()),
+        })
+    };
+    for (what, name) in [
+        ("module", migration.set().module()),
+        ("table", migration.table()),
+    ] {
+        if let Some(reason) = tracked_name_problem(name) {
+            return invalid(what, name, reason);
+        }
     }
+    if migration.name().contains('\0') {
+        return invalid("migration", migration.name(), "contains NUL".to_string());
+    }
+    if migration.version_str().chars().count() > MAX_TRACKED_NAME_CHARS {
+        return invalid(
+            "version",
+            migration.version_str(),
+            format!(
+                "is longer than the {MAX_TRACKED_NAME_CHARS} characters the tracking tables keep"
+            ),
+        );
+    }
+    Ok(())
 }
 
 fn parse_declared(migration: &Migration, text: &str) -> Result<Version, GraphError> {
@@ -472,12 +473,24 @@ mod tests {
         parent: Option<&'static str>,
         after: Option<&'static str>,
     ) -> &'static Migration {
+        named_in(&SET, table, version, parent, after, "m")
+    }
+
+    /// A migration of `set` named `name`.
+    fn named_in(
+        set: &'static MigrationSet,
+        table: &'static str,
+        version: &'static str,
+        parent: Option<&'static str>,
+        after: Option<&'static str>,
+        name: &'static str,
+    ) -> &'static Migration {
         Box::leak(Box::new(Migration::__new(
-            &SET,
+            set,
             table,
             version,
             parent,
-            "m",
+            name,
             noop,
             Reversal::Down(noop),
             true,
@@ -526,40 +539,14 @@ mod tests {
             );
         }
         static NUL_MODULE: MigrationSet = MigrationSet::__new("app\0x", "app_crate", &[]);
-        let bad = Box::leak(Box::new(Migration::__new(
-            &NUL_MODULE,
-            "t",
-            "1.0.0",
-            None,
-            "m",
-            noop,
-            Reversal::Down(noop),
-            true,
-            None,
-            "fnv1a64:0000000000000000",
-            "graph.rs",
-            1,
-        )));
-        let named = Box::leak(Box::new(Migration::__new(
-            &SET,
-            "t",
-            "1.0.0",
-            None,
-            "m\0",
-            noop,
-            Reversal::Down(noop),
-            true,
-            None,
-            "fnv1a64:0000000000000000",
-            "graph.rs",
-            1,
-        )));
-        let err = Graph::from_migrations([&*named]).unwrap_err();
+        let bad = named_in(&NUL_MODULE, "t", "1.0.0", None, None, "m");
+        let named = named_in(&SET, "t", "1.0.0", None, None, "m\0");
+        let err = Graph::from_migrations([named]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "graph.rs:1: migration name `m\\0` contains NUL"
         );
-        let err = Graph::from_migrations([&*bad]).unwrap_err();
+        let err = Graph::from_migrations([bad]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "graph.rs:1: module name `app\\0x` contains NUL"
@@ -592,22 +579,8 @@ mod tests {
             "`app` table names `Session` and `session` differ only in case; MySQL's tracking tables would take them for one: rename one"
         );
         static UPPER: MigrationSet = MigrationSet::__new("App", "other_crate", &[]);
-        let upper = Box::leak(Box::new(Migration::__new(
-            &UPPER,
-            "t",
-            "1.0.0",
-            None,
-            "m",
-            noop,
-            Reversal::Down(noop),
-            true,
-            None,
-            "fnv1a64:0000000000000000",
-            "graph.rs",
-            1,
-        )));
-        let err =
-            Graph::from_migrations([migration("t", "1.0.0", None, None), &*upper]).unwrap_err();
+        let upper = named_in(&UPPER, "t", "1.0.0", None, None, "m");
+        let err = Graph::from_migrations([migration("t", "1.0.0", None, None), upper]).unwrap_err();
         assert!(
             matches!(&err, GraphError::NamesDifferOnlyInCase { what, .. } if what == "module"),
             "{err}"

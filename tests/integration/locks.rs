@@ -2,7 +2,7 @@
 //! runner's lock is freed with its process.
 
 use crate::failures::{spawn_child_runner, wait_for};
-use crate::harness::{all_up, each_backend, steps, v};
+use crate::harness::{all_up, each_backend, steps, v, TestDb};
 use crate::MIGRATIONS;
 use migrate::testing::Backend;
 use migrate::MigrationManager;
@@ -22,11 +22,7 @@ each_backend! {
         )
         .await;
 
-        let waiting = MigrationManager::new(
-            db.executor_with_lock_timeout(Duration::from_millis(300)).await,
-            [&MIGRATIONS],
-        )
-        .unwrap();
+        let waiting = next_runner(&db, Duration::from_millis(300)).await;
         let before = db.fingerprint().await;
         let err = waiting.up().await.expect_err("the child holds the lock");
         let migrate::Error::LockTimeout { holder, .. } = &err else {
@@ -48,17 +44,13 @@ each_backend! {
 
         // The killed runner's lock is gone: the next runner proceeds and finishes the work,
         // session@2.3.0 included (its transaction died with the child).
-        let next = MigrationManager::new(
-            db.executor_with_lock_timeout(Duration::from_secs(20)).await,
-            [&MIGRATIONS],
-        )
-        .unwrap();
+        let next = next_runner(&db, Duration::from_secs(20)).await;
         if db.backend() == Backend::MySql {
             // Every MySQL step is journalled: the killed step left its dirty mark, and the next
             // runner (which got the lock, so no LockTimeout) stops at it until it is resolved.
             let err = next.up().await.expect_err("dirty");
             assert!(matches!(err, migrate::Error::Dirty { ref table, .. } if table == "session"), "{err}");
-            next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
+            roll_back_the_session_mark(&next).await;
         }
         let report = next.up().await.expect("the next runner proceeds");
         assert!(report.applied.iter().any(|a| a.step.table == "session" && a.step.version == v("2.3.0")));
@@ -72,14 +64,8 @@ each_backend! {
         db.manager().await.up().await.expect_err("session 2.3.0 fails");
         db.clear_control().await;
         // sqlx leaves its lock held on this path (launchbadge/sqlx#1871); this must not.
-        let next = MigrationManager::new(
-            db.executor_with_lock_timeout(Duration::from_millis(300)).await,
-            [&MIGRATIONS],
-        )
-        .unwrap();
-        if db.backend() == Backend::MySql {
-            next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
-        }
+        let next = next_runner(&db, Duration::from_millis(300)).await;
+        roll_back_the_session_mark_on_mysql(&db, &next).await;
         next.up().await.expect("the lock was released");
     }
 
@@ -92,12 +78,7 @@ each_backend! {
         // The same manager goes on after the panic. On MySQL its step is journalled and its
         // mark stays; clearing it must not commit the write of the panicking step's own
         // transaction, as a connection given back to the pool with it open would.
-        if db.backend() == Backend::MySql {
-            manager
-                .resolve_dirty("session", migrate::manager::Resolution::RolledBack)
-                .await
-                .expect("resolve");
-        }
+        roll_back_the_session_mark_on_mysql(&db, &manager).await;
         let written = db.rows("SELECT action FROM migrate_test_control WHERE step = 'written'").await;
         assert!(written.is_empty(), "the panicking step's write was kept: {written:?}");
         // A transaction left open on a kept connection holds its locks: dropping the table it
@@ -137,18 +118,14 @@ each_backend! {
         // The manager that ran stays alive (a service whose run timed out goes on), so what the
         // dropped run held must have been let go by the drop itself, not by the pool closing.
         db.clear_control().await;
-        let next = MigrationManager::new(
-            db.executor_with_lock_timeout(Duration::from_secs(5)).await,
-            [&MIGRATIONS],
-        )
-        .unwrap();
+        let next = next_runner(&db, Duration::from_secs(5)).await;
         // A transaction the drop left open would hold its locks: PostgreSQL would wait on them.
         let report = tokio::time::timeout(Duration::from_secs(30), async {
             if db.backend() == Backend::MySql {
                 // Journalled: the step's mark was committed before it hung.
                 let err = next.up().await.expect_err("session is marked dirty");
                 assert!(matches!(&err, migrate::Error::Dirty { table, .. } if table == "session"), "{err}");
-                next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
+                roll_back_the_session_mark(&next).await;
             }
             next.up().await.expect("the dropped run's lock and transaction are gone")
         })
@@ -169,11 +146,7 @@ each_backend! {
                 .await
         });
         assert!(run.await.expect_err("the callback panicked").is_panic());
-        let next = MigrationManager::new(
-            db.executor_with_lock_timeout(Duration::from_secs(5)).await,
-            [&MIGRATIONS],
-        )
-        .unwrap();
+        let next = next_runner(&db, Duration::from_secs(5)).await;
         let report = next.up().await.expect("the lock is free and no table is dirty");
         let mut rest = all_up();
         rest.remove(0);
@@ -187,14 +160,8 @@ each_backend! {
         let joined = run.await;
         assert!(joined.expect_err("the migration panicked").is_panic());
         db.clear_control().await;
-        let next = MigrationManager::new(
-            db.executor_with_lock_timeout(Duration::from_secs(5)).await,
-            [&MIGRATIONS],
-        )
-        .unwrap();
-        if db.backend() == Backend::MySql {
-            next.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
-        }
+        let next = next_runner(&db, Duration::from_secs(5)).await;
+        roll_back_the_session_mark_on_mysql(&db, &next).await;
         let report = next.up().await.expect("the panicked run's lock was freed");
         assert!(report.applied.iter().any(|a| a.step.table == "session" && a.step.version == v("2.3.0")));
     }
@@ -274,4 +241,25 @@ async fn sqlite_write_lock_held_elsewhere_times_out() {
     drop(tx);
     assert_eq!(db.fingerprint().await, before);
     waiting.up().await.expect("runs once the lock is free");
+}
+
+/// A second runner on the test database, waiting at most `wait` for the run lock.
+async fn next_runner(db: &TestDb, wait: Duration) -> MigrationManager {
+    MigrationManager::new(db.executor_with_lock_timeout(wait).await, [&MIGRATIONS]).unwrap()
+}
+
+/// Clears the dirty mark that a `session` step stopped part-way left, as rolled back.
+async fn roll_back_the_session_mark(manager: &MigrationManager) {
+    manager
+        .resolve_dirty("session", migrate::manager::Resolution::RolledBack)
+        .await
+        .expect("resolve");
+}
+
+/// On MySQL, whose steps are journalled, a `session` step stopped part-way leaves its dirty
+/// mark: cleared as rolled back. Elsewhere the step's transaction took it back.
+async fn roll_back_the_session_mark_on_mysql(db: &TestDb, manager: &MigrationManager) {
+    if db.backend() == Backend::MySql {
+        roll_back_the_session_mark(manager).await;
+    }
 }

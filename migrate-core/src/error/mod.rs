@@ -598,7 +598,7 @@ pub enum GraphError {
     /// collation ignores case), so the two would share a state row there.
     #[error("{what} names `{first}` and `{second}` differ only in case; MySQL's tracking tables would take them for one: rename one")]
     NamesDifferOnlyInCase {
-        /// `module`, or `table` (of a module: `{module}/{table}`).
+        /// `module`, or `` `app` table`` for the tables of module `app`.
         what: String,
         /// One name.
         first: String,

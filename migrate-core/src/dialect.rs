@@ -24,7 +24,7 @@ pub fn tracked_name_problem(name: &str) -> Option<String> {
         Some("starts or ends with whitespace".to_string())
     } else if name.contains('\0') {
         Some("contains NUL".to_string())
-    } else if chars() > MAX_TRACKED_NAME_CHARS {
+    } else if name.len() > MAX_TRACKED_NAME_CHARS && chars() > MAX_TRACKED_NAME_CHARS {
         Some(format!(
             "is {} characters long; the tracking tables keep {MAX_TRACKED_NAME_CHARS}",
             chars()

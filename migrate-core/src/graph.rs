@@ -7,7 +7,7 @@ use crate::error::{GraphError, Result};
 use crate::migration::{registered, Migration, MigrationSet};
 use crate::step::StepKey;
 use semver::Version;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 
 /// One node of the graph.
 #[derive(Debug)]
@@ -231,31 +231,45 @@ impl Graph {
     fn sort(&mut self) -> Result<(), GraphError> {
         let n = self.nodes.len();
         let mut indegree = vec![0usize; n];
-        let mut successors: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // A node's successors: the next node of its chain, and the nodes that name it in
+        // `after` (few: an empty list allocates nothing).
+        let mut next_in_chain: Vec<Option<usize>> = vec![None; n];
+        let mut waiting_after: Vec<Vec<usize>> = vec![Vec::new(); n];
         for chain in &self.chains {
             for pair in chain.nodes.windows(2) {
-                successors[pair[0]].push(pair[1]);
+                next_in_chain[pair[0]] = Some(pair[1]);
                 indegree[pair[1]] += 1;
             }
         }
         for (i, node) in self.nodes.iter().enumerate() {
             for &before in &node.after {
-                successors[before].push(i);
+                waiting_after[before].push(i);
                 indegree[i] += 1;
             }
         }
-        let sort_key = |i: usize| {
-            let node = &self.nodes[i];
-            std::cmp::Reverse((node.version.clone(), node.chain, i))
-        };
-        let mut ready: BinaryHeap<_> = (0..n).filter(|&i| indegree[i] == 0).map(sort_key).collect();
+        // The tie-break order, worked out once: `by_tie[k]` is the node of rank `k` by
+        // (version, chain, index), and the heap holds ranks instead of cloned versions.
+        let mut by_tie: Vec<usize> = (0..n).collect();
+        by_tie.sort_by(|&a, &b| {
+            let (x, y) = (&self.nodes[a], &self.nodes[b]);
+            (&x.version, x.chain, a).cmp(&(&y.version, y.chain, b))
+        });
+        let mut tie = vec![0; n];
+        for (k, &i) in by_tie.iter().enumerate() {
+            tie[i] = k;
+        }
+        let mut ready: BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+            .filter(|&i| indegree[i] == 0)
+            .map(|i| std::cmp::Reverse(tie[i]))
+            .collect();
         let mut order = Vec::with_capacity(n);
-        while let Some(std::cmp::Reverse((_, _, i))) = ready.pop() {
+        while let Some(std::cmp::Reverse(k)) = ready.pop() {
+            let i = by_tie[k];
             order.push(i);
-            for &next in &successors[i] {
+            for &next in next_in_chain[i].iter().chain(&waiting_after[i]) {
                 indegree[next] -= 1;
                 if indegree[next] == 0 {
-                    ready.push(sort_key(next));
+                    ready.push(std::cmp::Reverse(tie[next]));
                 }
             }
         }
@@ -345,10 +359,12 @@ fn check_names(migration: &Migration) -> Result<(), GraphError> {
     if migration.name().contains('\0') {
         return invalid("migration", migration.name(), "contains NUL".to_string());
     }
-    if migration.version_str().chars().count() > MAX_TRACKED_NAME_CHARS {
+    let version = migration.version_str();
+    // A character is at least a byte: only a long text needs counting.
+    if version.len() > MAX_TRACKED_NAME_CHARS && version.chars().count() > MAX_TRACKED_NAME_CHARS {
         return invalid(
             "version",
-            migration.version_str(),
+            version,
             format!(
                 "is longer than the {MAX_TRACKED_NAME_CHARS} characters the tracking tables keep"
             ),
@@ -367,18 +383,25 @@ fn parse_declared(migration: &Migration, text: &str) -> Result<Version, GraphErr
 
 /// Groups nodes into chains and checks each: one root, no fork, parents that exist and are lower.
 fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
-    let mut groups: BTreeMap<(&'static str, &'static str), Vec<usize>> = BTreeMap::new();
-    for (i, node) in nodes.iter().enumerate() {
-        groups
-            .entry((node.migration.set().module(), node.migration.table()))
-            .or_default()
-            .push(i);
-    }
-    let mut chains = Vec::with_capacity(groups.len());
-    for ((module, table), mut members) in groups {
-        members.sort_by(|&a, &b| nodes[a].version.cmp(&nodes[b].version));
-        let mut root = None;
-        let mut child_of: HashMap<Version, usize> = HashMap::new();
+    // Every node by (module, table, version): a chain is a run of this order, root first.
+    // The sort is stable, so two nodes of one version keep the order they were registered in.
+    let mut by_table: Vec<usize> = (0..nodes.len()).collect();
+    by_table.sort_by(|&a, &b| {
+        let (a, b) = (&nodes[a], &nodes[b]);
+        compare_names(a.migration.set().module(), b.migration.set().module())
+            .then_with(|| compare_names(a.migration.table(), b.migration.table()))
+            .then_with(|| a.version.cmp(&b.version))
+    });
+    let same_table = |&a: &usize, &b: &usize| {
+        let (a, b) = (nodes[a].migration, nodes[b].migration);
+        compare_names(a.set().module(), b.set().module()).is_eq()
+            && compare_names(a.table(), b.table()).is_eq()
+    };
+    let runs: Vec<&[usize]> = by_table.chunk_by(same_table).collect();
+    let mut chains = Vec::with_capacity(runs.len());
+    for members in runs {
+        let first = nodes[members[0]].migration;
+        let (module, table) = (first.set().module(), first.table());
         for pair in members.windows(2) {
             let (a, b) = (&nodes[pair[0]], &nodes[pair[1]]);
             if a.version == b.version {
@@ -391,7 +414,10 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
                 });
             }
         }
-        for &i in &members {
+        let mut root = None;
+        // `first_child[p]`: the node whose parent is `members[p]`, once one is seen.
+        let mut first_child: Vec<Option<usize>> = vec![None; members.len()];
+        for (position, &i) in members.iter().enumerate() {
             let node = &nodes[i];
             let Some(parent_text) = node.migration.parent_str() else {
                 if let Some(first) = root.replace(i) {
@@ -404,32 +430,19 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
                 }
                 continue;
             };
-            let parent = parse_declared(node.migration, parent_text)?;
-            if parent >= node.version {
-                return Err(GraphError::NotIncreasing {
-                    location: node.migration.location(),
-                    table: table.to_string(),
-                    version: node.version.to_string(),
-                    parent: parent.to_string(),
-                });
-            }
-            if members
-                .binary_search_by(|&m| nodes[m].version.cmp(&parent))
-                .is_err()
-            {
-                return Err(GraphError::MissingParent {
-                    location: node.migration.location(),
-                    module: module.to_string(),
-                    table: table.to_string(),
-                    version: node.version.to_string(),
-                    parent: parent.to_string(),
-                });
-            }
-            if let Some(first) = child_of.insert(parent.clone(), i) {
+            let parent = match position.checked_sub(1) {
+                // The usual case: the parent is the version just below, written the same way
+                // (the same text is the same version, and it is lower and present).
+                Some(below) if nodes[members[below]].migration.version_str() == parent_text => {
+                    below
+                }
+                _ => parent_position(nodes, members, node, table, module, parent_text)?,
+            };
+            if let Some(first) = first_child[parent].replace(i) {
                 return Err(GraphError::Fork {
                     module: module.to_string(),
                     table: table.to_string(),
-                    parent: parent.to_string(),
+                    parent: nodes[members[parent]].version.to_string(),
                     first: nodes[first].migration.location(),
                     second: node.migration.location(),
                 });
@@ -440,7 +453,7 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
         let chain_index = chains.len();
         let mut cumulative = Vec::with_capacity(members.len());
         let mut acc = 0;
-        for &i in &members {
+        for &i in members {
             nodes[i].chain = chain_index;
             acc = checksum::combine(acc, nodes[i].migration.checksum());
             cumulative.push(acc);
@@ -448,11 +461,52 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
         chains.push(Chain {
             module,
             table,
-            nodes: members,
+            nodes: members.to_vec(),
             cumulative,
         });
     }
     Ok(chains)
+}
+
+/// Orders two names as `str` does, without reading them when they are the same text in
+/// memory (every migration of a set names its module through the set, and the compiler
+/// usually keeps one copy of a table name written in many attributes).
+fn compare_names(a: &str, b: &str) -> std::cmp::Ordering {
+    if std::ptr::eq(a, b) {
+        std::cmp::Ordering::Equal
+    } else {
+        a.cmp(b)
+    }
+}
+
+/// The position in `members` (one chain's nodes, sorted by version) of `node`'s parent,
+/// declared as `parent_text`: it must parse, be lower than the node, and be one of them.
+fn parent_position(
+    nodes: &[Node],
+    members: &[usize],
+    node: &Node,
+    table: &str,
+    module: &str,
+    parent_text: &str,
+) -> Result<usize, GraphError> {
+    let parent = parse_declared(node.migration, parent_text)?;
+    if parent >= node.version {
+        return Err(GraphError::NotIncreasing {
+            location: node.migration.location(),
+            table: table.to_string(),
+            version: node.version.to_string(),
+            parent: parent.to_string(),
+        });
+    }
+    members
+        .binary_search_by(|&m| nodes[m].version.cmp(&parent))
+        .map_err(|_| GraphError::MissingParent {
+            location: node.migration.location(),
+            module: module.to_string(),
+            table: table.to_string(),
+            version: node.version.to_string(),
+            parent: parent.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -600,6 +654,20 @@ mod tests {
             ]),
             GraphError::Fork { .. }
         ));
+        // A fork whose second child's parent is not the version just below it, registered in
+        // any order: the parent it names is the one reported.
+        let chain = [
+            migration("t", "1.0.0", None, None),
+            migration("t", "1.1.0", Some("1.0.0"), None),
+            migration("t", "1.2.0", Some("1.1.0"), None),
+            migration("t", "1.3.0", Some("1.0.0"), None),
+        ];
+        for ms in [chain.to_vec(), chain.iter().rev().copied().collect()] {
+            assert!(
+                matches!(err(ms), GraphError::Fork { parent, .. } if parent == "1.0.0"),
+                "the fork at 1.0.0"
+            );
+        }
         assert!(matches!(
             err(vec![
                 migration("t", "1.0.0", None, None),

@@ -159,10 +159,10 @@ impl<DB: Driver> std::fmt::Debug for SqlxDb<DB> {
 
 impl<DB: Driver> SqlxDb<DB> {
     pub(crate) fn with_pool(pool: Pool<DB>) -> Self {
-        let names = TrackingNames::new(DB::DIALECT, None, DEFAULT_TRACKING_TABLE);
+        let (names, sql) = crate::statements::default_configuration::<DB>();
         SqlxDb {
             pool,
-            sql: Arc::new(DB::statements(&names)),
+            sql,
             names,
             tracking_table: DEFAULT_TRACKING_TABLE.to_string(),
             schema: None,

@@ -230,6 +230,31 @@ impl Graph {
     /// (version, module, table), so every machine applies the same order.
     fn sort(&mut self) -> Result<(), GraphError> {
         let n = self.nodes.len();
+        // The tie-break order: `by_tie[k]` is the node of rank `k` by (version, chain, index).
+        let mut by_tie: Vec<usize> = (0..n).collect();
+        by_tie.sort_by(|&a, &b| {
+            let (x, y) = (&self.nodes[a], &self.nodes[b]);
+            (&x.version, x.chain, a).cmp(&(&y.version, y.chain, b))
+        });
+        // Without `after` edges it is the order itself: a parent's version is lower than its
+        // child's, so the smallest node left is always ready.
+        let order = if self.nodes.iter().all(|node| node.after.is_empty()) {
+            by_tie
+        } else {
+            self.kahn(by_tie)?
+        };
+        for (rank, &i) in order.iter().enumerate() {
+            self.nodes[i].rank = rank;
+        }
+        self.order = order;
+        Ok(())
+    }
+
+    /// The order over parent and `after` edges, taking the ready node of the lowest rank in
+    /// `by_tie` first (the heap holds ranks, not cloned versions); a cycle of `after` edges is
+    /// an error.
+    fn kahn(&self, by_tie: Vec<usize>) -> Result<Vec<usize>, GraphError> {
+        let n = self.nodes.len();
         let mut indegree = vec![0usize; n];
         // A node's successors: the next node of its chain, and the nodes that name it in
         // `after` (few: an empty list allocates nothing).
@@ -247,13 +272,6 @@ impl Graph {
                 indegree[i] += 1;
             }
         }
-        // The tie-break order, worked out once: `by_tie[k]` is the node of rank `k` by
-        // (version, chain, index), and the heap holds ranks instead of cloned versions.
-        let mut by_tie: Vec<usize> = (0..n).collect();
-        by_tie.sort_by(|&a, &b| {
-            let (x, y) = (&self.nodes[a], &self.nodes[b]);
-            (&x.version, x.chain, a).cmp(&(&y.version, y.chain, b))
-        });
         let mut tie = vec![0; n];
         for (k, &i) in by_tie.iter().enumerate() {
             tie[i] = k;
@@ -283,11 +301,7 @@ impl Graph {
                 to: self.nodes[to].key().to_string(),
             });
         }
-        for (rank, &i) in order.iter().enumerate() {
-            self.nodes[i].rank = rank;
-        }
-        self.order = order;
-        Ok(())
+        Ok(order)
     }
 }
 
@@ -707,6 +721,38 @@ mod tests {
             err(vec![migration("a", "1.0.0", None, Some("b@9.0.0"))]),
             GraphError::UnknownAfter { .. }
         ));
+    }
+
+    #[test]
+    fn an_after_edge_already_implied_leaves_the_order_as_it_is() {
+        // Three tables with the same versions (ties go by table), registered out of order:
+        // the order without any `after` edge (the sorted order itself) and with one that the
+        // versions already imply (Kahn's algorithm) must be the same.
+        let build = |implied_after: Option<&'static str>| {
+            let mut ms = Vec::new();
+            for table in ["c", "a", "b"] {
+                let mut parent = None;
+                for minor in 0..10 {
+                    let version: &'static str = Box::leak(format!("1.{minor}.0").into_boxed_str());
+                    let after = (table == "c" && minor == 9)
+                        .then_some(implied_after)
+                        .flatten();
+                    ms.push(migration(table, version, parent, after));
+                    parent = Some(version);
+                }
+            }
+            ms.reverse();
+            let graph = Graph::from_migrations(ms).unwrap();
+            graph
+                .steps()
+                .map(|s| format!("{}@{}", s.table, s.version))
+                .collect::<Vec<_>>()
+        };
+        let plain = build(None);
+        assert_eq!(plain.len(), 30);
+        assert_eq!(plain[..4], ["a@1.0.0", "b@1.0.0", "c@1.0.0", "a@1.1.0"]);
+        assert_eq!(plain[29], "c@1.9.0");
+        assert_eq!(plain, build(Some("a@1.0.0")));
     }
 
     #[test]

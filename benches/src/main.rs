@@ -203,7 +203,11 @@ struct BackendResult {
     apply: Vec<(Kind, Samples)>,
     noop_warm: Vec<(Kind, Samples)>,
     noop_fresh: Vec<(Kind, Samples)>,
+    startup: Vec<(Kind, Samples)>,
 }
+
+/// The contenders whose start-up (connect, build, check) is timed whole.
+const STARTUP_KINDS: [Kind; 2] = [Kind::Floor, Kind::Ours];
 
 impl Config {
     fn kinds(&self, backend: Backend) -> Vec<Kind> {
@@ -257,6 +261,22 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
             record(&mut noop_fresh, kind, elapsed);
         }
     }
+    // A service's start-up, timed whole: connect, build the runner (ours: the manager over the
+    // 300 compiled migrations), check. The floor and ours only: the peers' runners are built
+    // here from the workload at run time, where a service would embed them at compile time.
+    let mut startup: Vec<(Kind, Samples)> = Vec::new();
+    for _ in 0..cfg.fresh_calls {
+        for (kind, _, target) in last.iter().filter(|(k, _, _)| STARTUP_KINDS.contains(k)) {
+            let clock = Instant::now();
+            let mut runner = Runner::open(*kind, target, &steps, true).await;
+            runner.run().await;
+            let elapsed = clock.elapsed();
+            if !startup.iter().any(|(k, _)| k == kind) {
+                startup.push((*kind, Samples::default()));
+            }
+            record(&mut startup, kind, elapsed);
+        }
+    }
     for (kind, _, target) in &last {
         verify(*kind, target, cfg.n).await;
     }
@@ -265,6 +285,7 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
         apply,
         noop_warm,
         noop_fresh,
+        startup,
     })
 }
 
@@ -349,6 +370,21 @@ fn print_backend(cfg: &Config, r: &BackendResult) {
             warm.median().as_secs_f64() / floor_warm.as_secs_f64(),
             us(fresh.median()),
             fresh.median().as_secs_f64() / floor_fresh.as_secs_f64(),
+        );
+    }
+    let startup_of = |kind: Kind| {
+        r.startup
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, s)| s.median())
+    };
+    if let (Some(floor), Some(ours)) = (startup_of(Kind::Floor), startup_of(Kind::Ours)) {
+        println!(
+            "\nStart-up, timed whole (connect, build the runner, check; median of {}): raw floor {} µs, migrate {} µs, {:.2}× the floor.",
+            cfg.fresh_calls,
+            us(floor),
+            us(ours),
+            ours.as_secs_f64() / floor.as_secs_f64()
         );
     }
 }

@@ -226,22 +226,24 @@ impl Graph {
         Ok(())
     }
 
-    /// Kahn's algorithm over parent and `after` edges; ties go to the smallest
-    /// (version, module, table), so every machine applies the same order.
+    /// The order `up` runs the nodes in: every node after its parent and its `after` targets,
+    /// and among the nodes ready at once the smallest (version, module, table) first, so every
+    /// machine applies the same order.
     fn sort(&mut self) -> Result<(), GraphError> {
         let n = self.nodes.len();
-        // The tie-break order: `by_tie[k]` is the node of rank `k` by (version, chain, index).
-        let mut by_tie: Vec<usize> = (0..n).collect();
-        by_tie.sort_by(|&a, &b| {
+        // Every node by (version, chain, index): the tie-break order (chains are sorted by
+        // module and table; the index only makes the keys unique).
+        let mut tie_order: Vec<usize> = (0..n).collect();
+        tie_order.sort_unstable_by(|&a, &b| {
             let (x, y) = (&self.nodes[a], &self.nodes[b]);
             (&x.version, x.chain, a).cmp(&(&y.version, y.chain, b))
         });
         // Without `after` edges it is the order itself: a parent's version is lower than its
         // child's, so the smallest node left is always ready.
         let order = if self.nodes.iter().all(|node| node.after.is_empty()) {
-            by_tie
+            tie_order
         } else {
-            self.kahn(by_tie)?
+            self.kahn(tie_order)?
         };
         for (rank, &i) in order.iter().enumerate() {
             self.nodes[i].rank = rank;
@@ -250,10 +252,10 @@ impl Graph {
         Ok(())
     }
 
-    /// The order over parent and `after` edges, taking the ready node of the lowest rank in
-    /// `by_tie` first (the heap holds ranks, not cloned versions); a cycle of `after` edges is
-    /// an error.
-    fn kahn(&self, by_tie: Vec<usize>) -> Result<Vec<usize>, GraphError> {
+    /// Kahn's algorithm over parent and `after` edges, taking first the ready node that comes
+    /// first in `tie_order` (the heap holds positions in it, not cloned versions); a cycle of
+    /// `after` edges is an error.
+    fn kahn(&self, tie_order: Vec<usize>) -> Result<Vec<usize>, GraphError> {
         let n = self.nodes.len();
         let mut indegree = vec![0usize; n];
         // A node's successors: the next node of its chain, and the nodes that name it in
@@ -272,22 +274,23 @@ impl Graph {
                 indegree[i] += 1;
             }
         }
-        let mut tie = vec![0; n];
-        for (k, &i) in by_tie.iter().enumerate() {
-            tie[i] = k;
+        // `tie_position[i]`: where node `i` is in `tie_order`.
+        let mut tie_position = vec![0; n];
+        for (position, &i) in tie_order.iter().enumerate() {
+            tie_position[i] = position;
         }
         let mut ready: BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
             .filter(|&i| indegree[i] == 0)
-            .map(|i| std::cmp::Reverse(tie[i]))
+            .map(|i| std::cmp::Reverse(tie_position[i]))
             .collect();
         let mut order = Vec::with_capacity(n);
-        while let Some(std::cmp::Reverse(k)) = ready.pop() {
-            let i = by_tie[k];
+        while let Some(std::cmp::Reverse(position)) = ready.pop() {
+            let i = tie_order[position];
             order.push(i);
             for &next in next_in_chain[i].iter().chain(&waiting_after[i]) {
                 indegree[next] -= 1;
                 if indegree[next] == 0 {
-                    ready.push(std::cmp::Reverse(tie[next]));
+                    ready.push(std::cmp::Reverse(tie_position[next]));
                 }
             }
         }
@@ -450,7 +453,7 @@ fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
                 Some(below) if nodes[members[below]].migration.version_str() == parent_text => {
                     below
                 }
-                _ => parent_position(nodes, members, node, table, module, parent_text)?,
+                _ => parent_position(nodes, members, node, module, table, parent_text)?,
             };
             if let Some(first) = first_child[parent].replace(i) {
                 return Err(GraphError::Fork {
@@ -499,8 +502,8 @@ fn parent_position(
     nodes: &[Node],
     members: &[usize],
     node: &Node,
-    table: &str,
     module: &str,
+    table: &str,
     parent_text: &str,
 ) -> Result<usize, GraphError> {
     let parent = parse_declared(node.migration, parent_text)?;
@@ -565,9 +568,12 @@ mod tests {
             after,
             "fnv1a64:0000000000000000",
             "graph.rs",
-            1,
+            // A line of its own per migration, so that errors show which one they name.
+            NEXT_LINE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         )))
     }
+
+    static NEXT_LINE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
     fn order(graph: &Graph) -> Vec<String> {
         graph
@@ -591,18 +597,24 @@ mod tests {
     #[test]
     fn rejects_names_the_tracking_tables_cannot_keep() {
         let long: &'static str = Box::leak("t".repeat(MAX_TRACKED_NAME_CHARS + 1).into_boxed_str());
+        // 192 characters of two bytes each: counted in characters, not bytes.
+        let long_wide: &'static str =
+            Box::leak("é".repeat(MAX_TRACKED_NAME_CHARS + 1).into_boxed_str());
         for (table, reason) in [
             ("a\0b", "contains NUL"),
             ("  ", "is blank"),
             (long, "is 192 characters long"),
+            (long_wide, "is 192 characters long"),
         ] {
-            let err = Graph::from_migrations([migration(table, "1.0.0", None, None)]).unwrap_err();
+            let m = migration(table, "1.0.0", None, None);
+            let err = Graph::from_migrations([m]).unwrap_err();
             assert!(
                 matches!(&err, GraphError::InvalidName { what: "table", reason: r, .. } if r.starts_with(reason)),
                 "{err}"
             );
             assert!(
-                err.to_string().starts_with("graph.rs:1: table name"),
+                err.to_string()
+                    .starts_with(&format!("{}: table name", m.location())),
                 "{err}"
             );
         }
@@ -612,12 +624,12 @@ mod tests {
         let err = Graph::from_migrations([named]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "graph.rs:1: migration name `m\\0` contains NUL"
+            format!("{}: migration name `m\\0` contains NUL", named.location())
         );
         let err = Graph::from_migrations([bad]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "graph.rs:1: module name `app\\0x` contains NUL"
+            format!("{}: module name `app\\0x` contains NUL", bad.location())
         );
         let err = Graph::from_migrations([migration("session ", "1.0.0", None, None)]).unwrap_err();
         assert!(
@@ -669,7 +681,7 @@ mod tests {
             GraphError::Fork { .. }
         ));
         // A fork whose second child's parent is not the version just below it, registered in
-        // any order: the parent it names is the one reported.
+        // any order: the parent it names is reported, and its two children in version order.
         let chain = [
             migration("t", "1.0.0", None, None),
             migration("t", "1.1.0", Some("1.0.0"), None),
@@ -677,10 +689,31 @@ mod tests {
             migration("t", "1.3.0", Some("1.0.0"), None),
         ];
         for ms in [chain.to_vec(), chain.iter().rev().copied().collect()] {
-            assert!(
-                matches!(err(ms), GraphError::Fork { parent, .. } if parent == "1.0.0"),
-                "the fork at 1.0.0"
-            );
+            match err(ms) {
+                GraphError::Fork {
+                    parent,
+                    first,
+                    second,
+                    ..
+                } => {
+                    assert_eq!(parent, "1.0.0");
+                    assert_eq!((first, second), (chain[1].location(), chain[3].location()));
+                }
+                other => panic!("expected the fork at 1.0.0, got {other}"),
+            }
+        }
+        // Two migrations of one version, another version registered between them: the first
+        // registered is named first.
+        let (b, x, a) = (
+            named_in(&SET, "t", "1.0.0", None, None, "b"),
+            migration("t", "0.9.0", None, None),
+            named_in(&SET, "t", "1.0.0", None, None, "a"),
+        );
+        match err(vec![b, x, a]) {
+            GraphError::Duplicate { first, second, .. } => {
+                assert_eq!((first, second), (b.location(), a.location()));
+            }
+            other => panic!("expected a duplicate, got {other}"),
         }
         assert!(matches!(
             err(vec![

@@ -209,6 +209,8 @@ impl TrackingNames {
 /// building per executor otherwise, which a service pays at start-up and a fleet per target).
 pub(crate) fn default_configuration<DB: Driver>() -> (TrackingNames, Arc<Statements>) {
     use std::sync::OnceLock;
+    // A static in a generic function is one static for every `DB`: the slot per dialect is
+    // what keeps each database's placeholders and quoting apart (a test checks it).
     static BUILT: [OnceLock<(TrackingNames, Arc<Statements>)>; 3] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let slot = match DB::DIALECT {
@@ -346,6 +348,37 @@ mod tests {
             assert_eq!(&*stmt.sql, "x = ?, y = ?");
             assert_eq!(stmt.params, [Bind::Now as usize, Bind::Error as usize]);
         }
+    }
+
+    #[test]
+    fn each_database_shares_its_own_default_statements() {
+        fn built_fresh<DB: Driver>() -> Statements {
+            DB::statements(&TrackingNames::new(
+                DB::DIALECT,
+                None,
+                DEFAULT_TRACKING_TABLE,
+            ))
+        }
+        fn check<DB: Driver>(placeholder: &str) {
+            let (names, shared) = default_configuration::<DB>();
+            let (_, again) = default_configuration::<DB>();
+            assert!(Arc::ptr_eq(&shared, &again), "built once");
+            let fresh = built_fresh::<DB>();
+            assert_eq!(names.state, DB::DIALECT.quote_ident(DEFAULT_TRACKING_TABLE));
+            assert_eq!(shared.history.sql, fresh.history.sql);
+            assert!(
+                shared.history.sql.contains(placeholder),
+                "{}",
+                shared.history.sql
+            );
+            assert!(shared.persistent);
+        }
+        #[cfg(feature = "sqlite")]
+        check::<sqlx::Sqlite>("?1");
+        #[cfg(feature = "postgres")]
+        check::<sqlx::Postgres>("$1");
+        #[cfg(feature = "mysql")]
+        check::<sqlx::MySql>("?");
     }
 
     #[test]

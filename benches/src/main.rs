@@ -264,6 +264,9 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
     // A service's start-up, timed whole: connect, build the runner (ours: the manager over the
     // 300 compiled migrations), check. The floor and ours only: the peers' runners are built
     // here from the workload at run time, where a service would embed them at compile time.
+    // The process is warm by now: what is built once per process (our shared statements, the
+    // registry of compiled migrations) is not in these figures (a service pays it once, at
+    // its first start-up); the floor goes first in every round.
     let mut startup: Vec<(Kind, Samples)> = Vec::new();
     for _ in 0..cfg.fresh_calls {
         for (kind, _, target) in last.iter().filter(|(k, _, _)| STARTUP_KINDS.contains(k)) {

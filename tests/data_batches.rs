@@ -235,6 +235,19 @@ async fn batches_resume_and_count_exactly(backend: Backend) {
         .await,
         "1"
     );
+    if backend == Backend::MySql {
+        // Job names and tallies in any language, compared exactly, whatever the database's
+        // defaults (the suite's server defaults to latin1 and an accent-insensitive collation).
+        assert_eq!(
+            one(
+                &db,
+                "SELECT TABLE_COLLATION FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'migrate_data_checkpoints'"
+            )
+            .await,
+            "utf8mb4_bin"
+        );
+    }
 
     // Run again with force: the job is done, and an upsert replayed changes nothing.
     let before = sql(

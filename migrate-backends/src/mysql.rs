@@ -9,6 +9,9 @@
 //!   dirty mark (never a silently half-recorded step), and the table is blocked until
 //!   `resolve_dirty`. This differs on purpose from SQLite and PostgreSQL, where a failed
 //!   transactional step is rolled back and simply retried by the next run.
+//! - **Names:** the tracking tables are created `utf8mb4` with the binary collation
+//!   (`EXACT_TEXT`), so every module, table and version is kept and compared exactly. Tables
+//!   made by earlier versions keep the character set they were made with (see the README).
 //! - **Lock:** `GET_LOCK` on a dedicated connection, with the lock timeout; the error names the
 //!   connection id that holds it. Released on success, on error and on a panic out of a step or
 //!   a progress callback (caught by the manager, which releases the lock first); a run dropped
@@ -27,6 +30,13 @@ use migrate_core::future::BoxFuture;
 use sqlx::mysql::{MySqlQueryResult, MySqlRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{MySql, MySqlPool};
+
+/// The table options of every table this crate creates on MySQL: text in any language, compared
+/// exactly. Without them a table takes the database's defaults: `latin1` on a server without
+/// configuration (no room for `日本`), and collations that ignore case, accents and trailing
+/// spaces (`resume` and `résumé` one key, so the second table's steps would find the first's
+/// row). 191 characters of `utf8mb4` fit an index key of 767 bytes, the smallest InnoDB has.
+pub(crate) const EXACT_TEXT: &str = " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin";
 
 /// A MySQL or MariaDB database that migrations run on.
 ///
@@ -103,7 +113,7 @@ impl Driver for MySql {
                      table_name VARCHAR(191) NOT NULL, version VARCHAR(191), \
                      checksum VARCHAR(191), dirty_version VARCHAR(191), dirty_name TEXT, \
                      dirty_direction VARCHAR(191), dirty_since BIGINT, updated_at BIGINT NOT NULL, \
-                     PRIMARY KEY (module, table_name))"
+                     PRIMARY KEY (module, table_name)){EXACT_TEXT}"
                 ),
                 // MySQL has no CREATE INDEX IF NOT EXISTS: the index goes in the table.
                 format!(
@@ -114,7 +124,7 @@ impl Driver for MySql {
                      direction VARCHAR(191) NOT NULL, outcome VARCHAR(191) NOT NULL, \
                      started_at BIGINT NOT NULL, started_at_utc VARCHAR(32), finished_at BIGINT, \
                      execution_us BIGINT, error TEXT, \
-                     INDEX {} (module, table_name, version))",
+                     INDEX {} (module, table_name, version)){EXACT_TEXT}",
                     n.history_index
                 ),
             ],

@@ -32,5 +32,6 @@ mod startup;
 mod surgery;
 mod table_names;
 mod tampering;
+mod tracking_names;
 mod up_down;
 mod up_to_date;

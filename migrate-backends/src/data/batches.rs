@@ -3,6 +3,7 @@
 use super::sql::literal;
 use super::tally::Tally;
 use migrate_core::conn::{Conn, Row, Value};
+use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use std::time::Instant;
 
@@ -98,10 +99,16 @@ impl Batches {
             )));
         }
         let checkpoint = db.table(&self.checkpoint);
+        // On MySQL, text in any language and job names compared exactly, whatever the
+        // database's defaults (see `mysql::EXACT_TEXT`).
+        let options = match db.dialect() {
+            Dialect::MySql => " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+            Dialect::Sqlite | Dialect::Postgres => "",
+        };
         db.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {checkpoint} (job VARCHAR({MAX_JOB_BYTES}) PRIMARY KEY, \
              last_key TEXT, key_kind VARCHAR(8), tally TEXT NOT NULL, done INTEGER NOT NULL, \
-             updated_at BIGINT NOT NULL)"
+             updated_at BIGINT NOT NULL){options}"
         ))
         .await?;
         let job_literal = db.dialect().quote_literal(&self.job);

@@ -69,3 +69,52 @@ each_backend! {
         assert_eq!(report.status, ReportStatus::UpToDate);
     }
 }
+
+/// The tracking tables as versions before `utf8mb4_bin` made them on MySQL: the database's
+/// default character set and collation (on the suite's server, `latin1_swedish_ci`).
+const EARLIER_TABLES: [&str; 2] = [
+    "CREATE TABLE migrate_schema_versions (module VARCHAR(191) NOT NULL, \
+     table_name VARCHAR(191) NOT NULL, version VARCHAR(191), checksum VARCHAR(191), \
+     dirty_version VARCHAR(191), dirty_name TEXT, dirty_direction VARCHAR(191), \
+     dirty_since BIGINT, updated_at BIGINT NOT NULL, PRIMARY KEY (module, table_name))",
+    "CREATE TABLE migrate_schema_versions_history (\
+     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, module VARCHAR(191) NOT NULL, \
+     table_name VARCHAR(191) NOT NULL, version VARCHAR(191) NOT NULL, name TEXT NOT NULL, \
+     checksum VARCHAR(191) NOT NULL, direction VARCHAR(191) NOT NULL, \
+     outcome VARCHAR(191) NOT NULL, started_at BIGINT NOT NULL, started_at_utc VARCHAR(32), \
+     finished_at BIGINT, execution_us BIGINT, error TEXT, \
+     INDEX migrate_schema_versions_history_step (module, table_name, version))",
+];
+
+/// The README's conversion of tracking tables an earlier version made on MySQL: before it,
+/// such tables still refuse the names; after it, they keep them as new ones do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_conversion_makes_earlier_mysql_tracking_tables_keep_every_name() {
+    let Some(db) = crate::harness::TestDb::new(migrate::testing::Backend::MySql).await else {
+        return;
+    };
+    for create in EARLIER_TABLES {
+        db.exec(create).await;
+    }
+    let manager =
+        MigrationManager::from_migrations(db.executor().await, migrations()).expect("valid graph");
+    manager
+        .up()
+        .await
+        .expect_err("the earlier tables cannot keep these names");
+
+    db.exec("DELETE FROM migrate_schema_versions").await;
+    db.exec("DELETE FROM migrate_schema_versions_history").await;
+    let readme = include_str!("../../README.md");
+    let conversions: Vec<&str> = readme
+        .lines()
+        .filter(|line| line.starts_with("ALTER TABLE migrate_schema_versions"))
+        .collect();
+    assert_eq!(conversions.len(), 2, "the README's two statements");
+    for statement in conversions {
+        db.exec(statement.trim_end_matches(';')).await;
+    }
+    let report = manager.up().await.expect("up after the conversion");
+    assert_eq!(report.status, ReportStatus::Success);
+    assert_eq!(report.applied.len(), 6, "{report:?}");
+}

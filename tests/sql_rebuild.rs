@@ -1,7 +1,8 @@
 //! A crate with a `migrations/` directory, built and run again and again by real `cargo`: a
 //! file added is picked up with no `touch` (the `build.rs` line the README gives), a CRLF-only
-//! change is no edit, and an edited applied file, an edited `include_str!` file and an edited
-//! Rust down each stop the next run with both checksums and the place named.
+//! change is no edit, and an edited applied file, an edited `include_str!` file (of a step with
+//! a down and of one without) and an edited Rust down each stop the next run with both
+//! checksums and the place named.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +19,12 @@ async fn create_rusty(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
 
 async fn drop_rusty(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
     db.execute("DROP TABLE rusty").await?;
+    Ok(())
+}
+
+#[migrate::migration(table = "plain", version = "1.0.0", irreversible)]
+async fn create_plain(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+    db.execute(include_str!("plain.sql")).await?;
     Ok(())
 }
 
@@ -62,6 +69,10 @@ impl Project {
         project.write(
             "src/rusty.sql",
             "CREATE TABLE rusty (id INTEGER PRIMARY KEY)",
+        );
+        project.write(
+            "src/plain.sql",
+            "CREATE TABLE plain (id INTEGER PRIMARY KEY)",
         );
         project.write(
             "migrations/001_items.sql",
@@ -113,7 +124,7 @@ impl Project {
 #[test]
 fn added_files_rebuild_and_edits_of_applied_steps_are_refused() {
     let project = Project::new();
-    project.expect("first run", true, &["applied 2"]);
+    project.expect("first run", true, &["applied 3"]);
 
     project.write(
         "migrations/002_more.sql",
@@ -157,6 +168,20 @@ fn added_files_rebuild_and_edits_of_applied_steps_are_refused() {
     project.write(
         "src/rusty.sql",
         "CREATE TABLE rusty (id INTEGER PRIMARY KEY)",
+    );
+    // The same for a step with no down of its own, whose file is read for its includes alone.
+    project.write(
+        "src/plain.sql",
+        "CREATE TABLE plain (id BIGINT PRIMARY KEY)",
+    );
+    project.expect(
+        "an edited include_str! file of a step without a down",
+        false,
+        &["checksum drift", "plain@1.0.0", "src/main.rs"],
+    );
+    project.write(
+        "src/plain.sql",
+        "CREATE TABLE plain (id INTEGER PRIMARY KEY)",
     );
 
     project.write(

@@ -26,8 +26,7 @@ use proc_macro::TokenStream;
 /// Registers an async function as a migration. See `migrate::migration` for the keys.
 #[proc_macro_attribute]
 pub fn migration(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let source = invoking_file().and_then(|path| source::SourceFile::load(&path));
-    migration::expand(attr.into(), item.into(), source.as_ref()).into()
+    migration::expand(attr.into(), item.into(), invoking_file().as_deref()).into()
 }
 
 /// The file the macro was invoked in, when the compiler says (not for generated code).

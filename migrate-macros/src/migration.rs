@@ -10,21 +10,18 @@ use crate::register::{register, Declaration, Step};
 use crate::source::{included_paths, SourceFile};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
+use std::path::Path;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, ReturnType};
 
 /// Expands the attribute. On error, returns the original item together with the errors, so
 /// that the rest of the crate (and rust-analyzer) still sees the function.
 ///
-/// `source` is the file the attribute is in, when the compiler tells: the checksum then covers
-/// the down function and the files the bodies include.
-pub(crate) fn expand(
-    attr: TokenStream,
-    item: TokenStream,
-    source: Option<&SourceFile>,
-) -> TokenStream {
+/// `file` is the file the attribute is in, when the compiler tells: the checksum then covers
+/// the down function and the files the bodies include (the file is read only for those).
+pub(crate) fn expand(attr: TokenStream, item: TokenStream, file: Option<&Path>) -> TokenStream {
     let attr_span = attr_span(&attr);
-    match try_expand(attr, item.clone(), attr_span, source) {
+    match try_expand(attr, item.clone(), attr_span, file) {
         Ok(tokens) => tokens,
         Err(err) => {
             let errors = err.into_compile_error();
@@ -52,7 +49,7 @@ fn try_expand(
     attr: TokenStream,
     item: TokenStream,
     attr_span: Span,
-    source: Option<&SourceFile>,
+    file: Option<&Path>,
 ) -> syn::Result<TokenStream> {
     let function: syn::Result<ItemFn> = syn::parse2(item.clone());
     let args = args::parse(attr, attr_span);
@@ -65,7 +62,7 @@ fn try_expand(
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
     let arg_type = check_signature(&function)?;
-    Ok(generate(&function, &args, &arg_type, &item, source))
+    Ok(generate(&function, &args, &arg_type, &item, file))
 }
 
 /// A migration is `async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>`: checks
@@ -122,7 +119,7 @@ fn generate(
     args: &MigrationArgs,
     arg_type: &syn::Type,
     item: &TokenStream,
-    source: Option<&SourceFile>,
+    file: Option<&Path>,
 ) -> TokenStream {
     let fn_name = &function.sig.ident;
     let krate = args.krate.as_ref();
@@ -161,7 +158,7 @@ fn generate(
         .name
         .as_ref()
         .map_or_else(|| fn_name.to_string(), syn::LitStr::value);
-    let sum = step_checksum(function, args, source);
+    let sum = step_checksum(function, args, file);
     let table = args.table.value();
     let step = Step {
         krate,
@@ -195,12 +192,20 @@ fn generate(
 
 /// The step's checksum: its body, its down's body when the down is in the same file (else the
 /// down's path), and the files both pull in with `include_str!`.
-fn step_checksum(function: &ItemFn, args: &MigrationArgs, source: Option<&SourceFile>) -> String {
+fn step_checksum(function: &ItemFn, args: &MigrationArgs, file: Option<&Path>) -> String {
     let body = function.block.to_token_stream();
+    let includes = included_paths(&body);
+    // The file is read (once per compilation) only for what only it holds: the down's body
+    // and the files the body includes.
+    let source = match (&args.down, includes.is_empty()) {
+        (DownArg::Path(_), _) | (_, false) => file.and_then(SourceFile::load),
+        _ => None,
+    };
+    let source = source.as_ref();
     let mut included = Vec::new();
     let mut down_text = None;
     if let Some(source) = source {
-        included = source.read_included(&included_paths(&body));
+        included = source.read_included(&includes);
     }
     if let DownArg::Path(path) = &args.down {
         let last = path.segments.last().map(|s| s.ident.to_string());

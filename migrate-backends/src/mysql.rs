@@ -64,9 +64,13 @@ impl Driver for MySql {
             "INSERT INTO {history} ({HISTORY_COLUMNS}) VALUES ({HISTORY_VALUES})"
         ));
         let clear = portable::CLEAR_DIRTY;
-        // No conditional upsert: make sure the row exists, then move it conditionally.
+        // No conditional upsert: make sure the row exists, then move it conditionally. Found,
+        // the row is locked for writing (an update that changes nothing), not shared as by
+        // `INSERT IGNORE`: two runners that each held a shared lock on it would deadlock on the
+        // compare-and-set that follows.
         let ensure_sql = format!(
-            "INSERT IGNORE INTO {state} (module, table_name, updated_at) VALUES ($(module), $(table), $(now))"
+            "INSERT INTO {state} (module, table_name, updated_at) VALUES ($(module), $(table), $(now)) \
+             ON DUPLICATE KEY UPDATE module = module"
         );
         let ensure = s(&ensure_sql);
         let cas = "module = $(module) AND table_name = $(table) AND version <=> $(expected) \
@@ -174,6 +178,14 @@ impl Driver for MySql {
         err.as_database_error()
             .and_then(|d| d.code())
             .is_some_and(|c| c == "42S21")
+    }
+
+    fn is_lost_race(err: &sqlx::Error) -> bool {
+        // ER_LOCK_DEADLOCK, SQLSTATE 40001: InnoDB chose this transaction as a deadlock's
+        // victim and rolled all of it back.
+        err.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "40001")
     }
 
     fn rows_affected(result: &MySqlQueryResult) -> u64 {

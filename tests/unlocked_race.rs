@@ -7,9 +7,11 @@
 //!   runner that loses every one of its plans gives up with `ConcurrentRunners`);
 //! - MySQL: a journalled step's start (its dirty mark and "started" row) is a compare-and-set
 //!   committed before the step runs, so the losing runner never runs it; a runner that finds
-//!   another's mark refuses with `Dirty` (it has no lock to wait on), one whose start InnoDB
-//!   chose as a deadlock's victim fails before its step, and one runner alone applies what is
-//!   left.
+//!   another's mark refuses with `Dirty` (it has no lock to wait on), and one runner alone
+//!   applies what is left. The start of a table's first step also creates its state row: found
+//!   there, the row is locked for writing, so runners that found it queue instead of
+//!   deadlocking (a start that InnoDB still picks as a deadlock's victim re-plans, like one
+//!   that lost the compare-and-set).
 
 use migrate::backend::{
     BoxFuture, MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
@@ -188,12 +190,6 @@ async fn runners_sharing_no_lock_apply_each_step_exactly_once(backend: Backend) 
             // MySQL: another runner's step is in progress (its mark is committed before it
             // runs); without a shared lock this runner cannot wait for it, so it refuses.
             Err(migrate::Error::Dirty { .. }) if backend == Backend::MySql => refused += 1,
-            // MySQL: two runners both making sure of the state row (`INSERT IGNORE` takes a
-            // shared lock on it) and then marking it may deadlock; InnoDB rolls one back,
-            // before its step runs.
-            Err(err) if backend == Backend::MySql && err.to_string().contains("Deadlock") => {
-                refused += 1
-            }
             // PostgreSQL: a runner that lost the compare-and-set on every one of its plans
             // gives up (its report, with what it applied before, goes with the error).
             Err(migrate::Error::ConcurrentRunners { .. }) if backend == Backend::Postgres => {
@@ -254,7 +250,147 @@ fn runners_sharing_no_lock_apply_each_step_exactly_once_on_postgres() {
 
 #[test]
 fn runners_sharing_no_lock_apply_each_step_exactly_once_on_mysql() {
+    let _one_at_a_time = MYSQL_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     block_on(runners_sharing_no_lock_apply_each_step_exactly_once(
+        Backend::MySql,
+    ));
+}
+
+/// A set of new tables, one step each, built at run time: every step is a table's first, the
+/// one that must create its state row as well as move it.
+static FIRST_STEPS: migrate::registry::MigrationSet =
+    migrate::registry::MigrationSet::__new("first_steps", "unlocked_race", &[]);
+const NEW_TABLES: usize = 12;
+
+fn first_steps() -> Vec<&'static migrate::registry::Migration> {
+    fn noop<'a>(_: &'a mut Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
+        Box::pin(async {
+            // Long enough for the other runners to reach the same table.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok(())
+        })
+    }
+    (0..NEW_TABLES)
+        .map(|n| {
+            let table: &'static str = Box::leak(format!("new_{n:02}").into_boxed_str());
+            &*Box::leak(Box::new(migrate::registry::Migration::__new(
+                &FIRST_STEPS,
+                table,
+                "1.0.0",
+                None,
+                "create",
+                noop,
+                migrate::registry::Reversal::Irreversible,
+                true,
+                None,
+                "fnv1a64:0000000000000000",
+                "unlocked_race.rs",
+                n as u32 + 1,
+            )))
+        })
+        .collect()
+}
+
+/// Runners that share no lock, started together in rounds, each round's runners all reaching
+/// for the first step of the same new table. On MySQL each first step makes sure of the table's state row before
+/// its compare-and-set: that must lock the row for writing, or two runners that both found it
+/// hold a shared lock each and deadlock on the update that follows.
+async fn runners_racing_for_new_tables_only_apply_or_refuse(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await.expect("database") else {
+        return;
+    };
+    let alone = MigrationManager::from_migrations(
+        Unlocked(db.executor().await.expect("executor")),
+        first_steps(),
+    )
+    .expect("graph");
+    alone.backend().prepare().await.expect("tracking tables");
+    let deadlocks_before = deadlocks(backend, db.url()).await;
+    let mut applied = 0;
+    for round in 0..NEW_TABLES {
+        // Connected first, started together.
+        let mut managers = Vec::new();
+        for _ in 0..RUNNERS {
+            let executor = Unlocked(db.executor().await.expect("executor"));
+            managers
+                .push(MigrationManager::from_migrations(executor, first_steps()).expect("graph"));
+        }
+        let table = format!("new_{round:02}");
+        let runners: Vec<_> = managers
+            .into_iter()
+            .map(|manager| {
+                let table = table.clone();
+                tokio::spawn(async move { manager.up().table(table).await })
+            })
+            .collect();
+        for runner in runners {
+            match runner.await.expect("runner task") {
+                Ok(report) => applied += report.applied.len(),
+                Err(migrate::Error::Dirty { .. }) if backend == Backend::MySql => {}
+                Err(migrate::Error::ConcurrentRunners { .. }) if backend == Backend::Postgres => {}
+                Err(err) => panic!("a runner failed: {err}"),
+            }
+        }
+    }
+    let deadlocks_after = deadlocks(backend, db.url()).await;
+    assert_eq!(
+        deadlocks_after, deadlocks_before,
+        "the runners' starts deadlocked on the server"
+    );
+    applied += alone.up().await.expect("the rest").applied.len();
+    assert_eq!(applied, NEW_TABLES, "each table's first step applied once");
+    let versions = column(
+        backend,
+        db.url(),
+        "SELECT version FROM migrate_schema_versions WHERE module = 'first_steps'",
+    )
+    .await;
+    assert_eq!(versions, vec!["1.0.0".to_string(); NEW_TABLES]);
+    let succeeded = column(
+        backend,
+        db.url(),
+        "SELECT COUNT(*) FROM migrate_schema_versions_history \
+         WHERE module = 'first_steps' AND outcome = 'succeeded'",
+    )
+    .await;
+    assert_eq!(succeeded, [NEW_TABLES.to_string()]);
+}
+
+/// The deadlocks the MySQL server has broken since it started (nothing elsewhere).
+async fn deadlocks(backend: Backend, url: &str) -> Vec<String> {
+    if backend != Backend::MySql {
+        return Vec::new();
+    }
+    column(
+        backend,
+        url,
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+         WHERE VARIABLE_NAME = 'INNODB_DEADLOCKS'",
+    )
+    .await
+}
+
+/// The MySQL races share this process's server, whose deadlock count is global: one at a time.
+static MYSQL_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn runners_racing_for_new_tables_only_apply_or_refuse_on_sqlite() {
+    block_on(runners_racing_for_new_tables_only_apply_or_refuse(
+        Backend::Sqlite,
+    ));
+}
+
+#[test]
+fn runners_racing_for_new_tables_only_apply_or_refuse_on_postgres() {
+    block_on(runners_racing_for_new_tables_only_apply_or_refuse(
+        Backend::Postgres,
+    ));
+}
+
+#[test]
+fn runners_racing_for_new_tables_only_apply_or_refuse_on_mysql() {
+    let _one_at_a_time = MYSQL_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    block_on(runners_racing_for_new_tables_only_apply_or_refuse(
         Backend::MySql,
     ));
 }

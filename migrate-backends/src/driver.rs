@@ -57,8 +57,10 @@ pub trait Driver: sqlx::Database + Sealed {
         Self::DIALECT.quote_literal(text)
     }
 
-    /// Whether `Statements::record_and_commit` failed because its compare-and-set found the
-    /// table moved by another runner.
+    /// Whether a step's tracking transaction (`Statements::record_and_commit`, or a journalled
+    /// step's start) failed because another runner got in its way and nothing of it was kept:
+    /// its compare-and-set found the table moved, or the database rolled it back to break a
+    /// deadlock. The step did not run; the runner reads the state again and re-plans.
     #[doc(hidden)]
     fn is_lost_race(_err: &sqlx::Error) -> bool {
         false

@@ -679,6 +679,11 @@ where
                     if let (Some(pending), Ok(mut slot)) = (pending, self.pending_finish.lock()) {
                         slot.get_or_insert(pending);
                     }
+                    // A deadlock's victim: rolled back whole, before the step ran.
+                    if DB::is_lost_race(&err) {
+                        tracing::debug!(error = %err, "the step's start lost a deadlock; re-planning");
+                        return Ok(false);
+                    }
                     return Err(err.into());
                 }
             };

@@ -1,0 +1,258 @@
+//! [`MigrationBackend`] for [`SqlxDb`]: what the manager asks of every sqlx database.
+
+use super::{bound, SqlxDb};
+use crate::driver::Driver;
+use crate::rows;
+use crate::statements::{Bind, Values};
+use migrate_core::backend::{
+    MigrationBackend, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
+};
+use migrate_core::dialect::Dialect;
+use migrate_core::error::{Error, Result};
+use migrate_core::future::BoxFuture;
+use migrate_core::status::HistoryEntry;
+use migrate_core::step::Outcome;
+use migrate_core::time::Timestamp;
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
+use std::time::Duration;
+
+/// The history column that `Statements::upgrade` adds to tracking tables made before it.
+const UPGRADE_COLUMN: &str = "started_at_utc";
+
+impl<DB: Driver> MigrationBackend for SqlxDb<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    fn dialect(&self) -> Dialect {
+        DB::DIALECT
+    }
+
+    fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    fn record_without_running<'a>(
+        &'a self,
+        record: &'a StepRecord<'a>,
+        outcome: Outcome,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let mut tx = self.begin(&mut conn).await?;
+            let values = Values::step(record, outcome, Timestamp::now(), Some(0), None);
+            let affected =
+                Self::run_prepared(&mut tx, &self.sql.record, &values, self.sql.persistent).await?;
+            let moved = affected.get(self.sql.record_cas) == Some(&1);
+            if moved {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            conn.keep();
+            Ok(moved)
+        })
+    }
+
+    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+        Box::pin(self.read_state_rows())
+    }
+
+    fn tracking_table(&self) -> &str {
+        &self.tracking_table
+    }
+
+    fn read_adopted<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<Vec<(String, String)>>> {
+        Box::pin(self.read_adopted_rows(table))
+    }
+
+    fn table_exists<'a>(&'a self, table: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.has_table(table))
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let history = format!("{}_history", self.tracking_table);
+            // The upgrade adds a column that older tracking tables lack; with it in place and
+            // the state table there, nothing needs creating. Asking first costs two catalog
+            // reads and no CREATE right, so a role that may only write the tracking tables can
+            // run; and on PostgreSQL even `ADD COLUMN IF NOT EXISTS` takes an exclusive lock.
+            if self
+                .in_catalog(&mut conn, &history, Some(UPGRADE_COLUMN))
+                .await?
+                && self
+                    .in_catalog(&mut conn, &self.tracking_table, None)
+                    .await?
+            {
+                conn.keep();
+                return Ok(());
+            }
+            if let (Some(create), Some(exists)) = (&self.sql.create_schema, &self.sql.schema_exists)
+            {
+                let values = Values::new().text(Bind::Schema, self.schema.as_deref());
+                let found = bound::<DB>(exists, &values, self.sql.persistent)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if found.is_none() {
+                    sqlx::raw_sql(AssertSqlSafe(create.clone()))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+            for statement in &self.sql.create {
+                sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| match DB::lock_error(e, self.lock.timeout) {
+                        // The driver's message (`permission denied for schema public`) does
+                        // not say which tables were being created, or where.
+                        Error::Database(db) => Error::Database(db.context(format_args!(
+                            "creating the tracking tables on {}",
+                            self.describe()
+                        ))),
+                        other => other,
+                    })?;
+            }
+            // Tables just created have the column; only an older history lacks it.
+            let upgraded = self
+                .in_catalog(&mut conn, &history, Some(UPGRADE_COLUMN))
+                .await?;
+            for statement in self.sql.upgrade.iter().filter(|_| !upgraded) {
+                match sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                    .execute(&mut *conn)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(err) if DB::is_already_done(&err) => {}
+                    Err(err) => return Err(DB::lock_error(err, self.lock.timeout)),
+                }
+            }
+            conn.keep();
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut text = format!("{} {}", DB::DIALECT, self.target);
+        if let Some(schema) = &self.schema {
+            text.push_str(&format!(", schema {schema}"));
+        }
+        text.push_str(&format!(", tracking table {}", self.tracking_table));
+        text
+    }
+
+    fn lock(&self, wait: Option<Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
+        DB::lock(self, wait.unwrap_or(self.lock.timeout))
+    }
+
+    fn end_run(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            // The last step's pending finish (MariaDB) commits, or the transaction the last
+            // step began ahead (PostgreSQL, SQLite) ends, before the run lock is released.
+            if self.sql.journal_finish.is_some() || self.held.begun_ahead() {
+                self.conn().await?.keep();
+            }
+            Ok(())
+        })
+    }
+
+    fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
+        Box::pin(async move {
+            if step.transactional && DB::BEGIN.is_some() {
+                self.run_transactional(step).await
+            } else {
+                self.run_journalled(step).await
+            }
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        modules: &'a [&'a str],
+        limit: Option<usize>,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>>> {
+        Box::pin(async move {
+            if modules.is_empty() {
+                return Ok(Vec::new());
+            }
+            let placeholders: Vec<String> = if self.sql.persistent {
+                (1..=modules.len()).map(DB::placeholder).collect()
+            } else {
+                modules
+                    .iter()
+                    .map(|m| DB::DIALECT.quote_literal(m))
+                    .collect()
+            };
+            let sql = self
+                .sql
+                .history_select
+                .replace("{modules}", &placeholders.join(", "))
+                .replace(
+                    "{limit}",
+                    &limit.map_or_else(String::new, |n| format!(" LIMIT {n}")),
+                );
+            let sql_text = sql.clone();
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for module in modules {
+                query = query.bind(Some(module.to_string()));
+            }
+            let mut conn = self.conn().await?;
+            let fetched = if self.sql.persistent {
+                query.fetch_all(&mut *conn).await
+            } else {
+                sqlx::raw_sql(AssertSqlSafe(sql_text))
+                    .fetch_all(&mut *conn)
+                    .await
+            };
+            let rows = match fetched {
+                Ok(rows) => rows.iter().map(rows::history_row).collect(),
+                Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+                Err(err) => return Err(err.into()),
+            };
+            conn.keep();
+            rows
+        })
+    }
+
+    fn set_state<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: Option<&'a str>,
+        checksum: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let values = Values::new()
+                .text(Bind::Module, Some(module))
+                .text(Bind::Table, Some(table))
+                .text(Bind::NewVersion, version)
+                .text(Bind::NewChecksum, checksum)
+                .int(Bind::Now, Some(Timestamp::now().as_micros()));
+            self.run_kept(&self.sql.state_set, &values).await
+        })
+    }
+
+    fn set_step_checksum<'a>(
+        &'a self,
+        module: &'a str,
+        table: &'a str,
+        version: &'a str,
+        checksum: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let values = Values::new()
+                .text(Bind::Module, Some(module))
+                .text(Bind::Table, Some(table))
+                .text(Bind::StepVersion, Some(version))
+                .text(Bind::StepChecksum, Some(checksum));
+            self.run_kept(std::slice::from_ref(&self.sql.set_step_checksum), &values)
+                .await
+        })
+    }
+}

@@ -1,0 +1,423 @@
+//! [`SqlxDb`]: the executor for every sqlx database, written once over [`Driver`].
+//!
+//! - [`transactional`]: steps that run in one transaction with their tracking writes;
+//! - [`journal`]: steps that run outside a transaction, between a committed start and finish;
+//! - [`mod@bound`]: statements with their values, prepared or written out;
+//! - [`backend`]: the [`MigrationBackend`](migrate_core::backend::MigrationBackend) impl.
+//!
+//! This file holds the executor itself: its settings, its kept connection and the helpers
+//! every kind of step uses.
+
+mod backend;
+mod bound;
+mod journal;
+mod transactional;
+
+pub(crate) use bound::{affected_per_statement, bound, literal_sql};
+
+use crate::driver::Driver;
+use crate::held::Slot;
+use crate::statements::{Bind, Statements, Stmt, TrackingNames, Values, DEFAULT_TRACKING_TABLE};
+use migrate_core::error::{Error, Result};
+use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, IntoArguments, Pool, Type};
+use sqlx_core::transaction::TransactionManager;
+#[cfg(feature = "sqlite")]
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a runner waits for another runner's lock, on every backend, unless
+/// [`SqlxDb::with_lock_timeout`] says otherwise.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `connect` keeps trying to open the first connection to a database server before it
+/// gives up with [`Error::Unreachable`](migrate_core::error::Error::Unreachable).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The runner lock's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct LockConfig {
+    pub(crate) timeout: Duration,
+    #[cfg(feature = "postgres")]
+    pub(crate) mode: crate::postgres::LockMode,
+    /// SQLite: the file whose OS lock serializes runners (none for in-memory databases).
+    #[cfg(feature = "sqlite")]
+    pub(crate) file: Option<std::path::PathBuf>,
+    /// SQLite: the busy timeout that connections of a pool this crate opened should have.
+    #[cfg(feature = "sqlite")]
+    pub(crate) busy_ms: Option<Arc<AtomicU64>>,
+}
+
+/// The longest name PostgreSQL keeps (it cuts longer ones silently); MySQL allows 64
+/// characters, which is never fewer bytes.
+pub(crate) const MAX_IDENTIFIER_BYTES: usize = migrate_core::dialect::MAX_IDENTIFIER_BYTES;
+
+/// The longest tracking-table name: the history index adds `_history_step`.
+pub(crate) const MAX_TRACKING_TABLE_BYTES: usize = MAX_IDENTIFIER_BYTES - "_history_step".len();
+
+/// Checks a caller-supplied tracking-table name: every name derived from it must fit.
+pub(crate) fn check_tracking_table(name: &str) -> Result<()> {
+    check_identifier("tracking table", name, MAX_TRACKING_TABLE_BYTES)
+}
+
+/// Checks a caller-supplied schema name.
+#[cfg(feature = "postgres")]
+pub(crate) fn check_schema(name: &str) -> Result<()> {
+    check_identifier("schema", name, MAX_IDENTIFIER_BYTES)
+}
+
+/// A name is quoted wherever it is used, so any text is safe in SQL; what a database cannot
+/// keep exactly is refused: blank, NUL, or longer than `max` bytes (cut, or refused, there).
+fn check_identifier(what: &str, name: &str, max: usize) -> Result<()> {
+    if name.trim().is_empty() || name.contains('\0') || name.len() > max {
+        return Err(Error::Config(format!(
+            "{what} `{}` must be 1 to {max} bytes, not blank, without NUL (it has {} bytes)",
+            name.escape_debug(),
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A database that migrations run on, over a sqlx pool. Use the aliases
+/// [`SqliteDb`](crate::sqlite::SqliteDb), [`PgDb`](crate::postgres::PgDb) and
+/// [`MySqlDb`](crate::mysql::MySqlDb), which add the constructors.
+pub struct SqlxDb<DB: Driver> {
+    pub(crate) pool: Pool<DB>,
+    pub(crate) names: TrackingNames,
+    pub(crate) sql: Arc<Statements>,
+    pub(crate) tracking_table: String,
+    pub(crate) schema: Option<String>,
+    pub(crate) lock: LockConfig,
+    /// Where the pool points, for messages: the server without credentials, or the file.
+    pub(crate) target: String,
+    /// The connection kept between calls (shared by clones).
+    pub(crate) held: std::sync::Arc<Slot<DB>>,
+    /// Behind a transaction-pooling proxy: no prepared statement outlives its transaction.
+    pub(crate) pooled_proxy: bool,
+    /// The values of a journalled step's finish not yet committed (`journal_finish`); shared
+    /// by clones, like `held`.
+    pub(crate) pending_finish: std::sync::Arc<std::sync::Mutex<Option<Values>>>,
+}
+
+impl<DB: Driver> Clone for SqlxDb<DB> {
+    fn clone(&self) -> Self {
+        SqlxDb {
+            pool: self.pool.clone(),
+            names: self.names.clone(),
+            sql: self.sql.clone(),
+            tracking_table: self.tracking_table.clone(),
+            schema: self.schema.clone(),
+            lock: self.lock.clone(),
+            target: self.target.clone(),
+            held: self.held.clone(),
+            pending_finish: self.pending_finish.clone(),
+            pooled_proxy: self.pooled_proxy,
+        }
+    }
+}
+
+impl<DB: Driver> SqlxDb<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    /// The executor's connection outside any transaction: a transaction the previous step
+    /// began ahead for a next step (not this call) is ended first.
+    pub(crate) async fn plain_conn(&self) -> Result<crate::held::Held<'_, DB>> {
+        let mut conn = self.held.take(&self.pool).await?;
+        if conn.begun_ahead() {
+            if step_rollback::<DB>(&mut conn).await {
+                conn.set_open_transaction(false);
+            } else {
+                // A dead session (an idle-in-transaction timeout, a restart): closed on drop,
+                // and the call goes on with a connection from the pool.
+                drop(conn);
+                conn = self.held.take(&self.pool).await?;
+            }
+        }
+        Ok(conn)
+    }
+}
+
+impl<DB: Driver> std::fmt::Debug for SqlxDb<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlxDb")
+            .field("dialect", &DB::DIALECT)
+            .field("tracking_table", &self.tracking_table)
+            .field("schema", &self.schema)
+            .field("target", &self.target)
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Driver> SqlxDb<DB> {
+    pub(crate) fn with_pool(pool: Pool<DB>) -> Self {
+        let (names, sql) = crate::statements::default_configuration::<DB>();
+        SqlxDb {
+            pool,
+            sql,
+            names,
+            tracking_table: DEFAULT_TRACKING_TABLE.to_string(),
+            schema: None,
+            lock: LockConfig {
+                timeout: DEFAULT_LOCK_TIMEOUT,
+                #[cfg(feature = "postgres")]
+                mode: crate::postgres::LockMode::Advisory,
+                #[cfg(feature = "sqlite")]
+                file: None,
+                #[cfg(feature = "sqlite")]
+                busy_ms: None,
+            },
+            target: "a pool passed in".to_string(),
+            held: Default::default(),
+            pooled_proxy: false,
+            pending_finish: Default::default(),
+        }
+    }
+
+    pub(crate) fn configure(&mut self, schema: Option<String>, table: String) {
+        self.names = TrackingNames::new(DB::DIALECT, schema.as_deref(), &table);
+        let mut sql = DB::statements(&self.names);
+        sql.persistent = !self.pooled_proxy;
+        self.sql = Arc::new(sql);
+        self.schema = schema;
+        self.tracking_table = table;
+        // A pending finish belongs to the tracking tables it was made for.
+        self.pending_finish = Default::default();
+    }
+
+    /// Connects to a database server: a small pool (the runner lock holds one connection for a
+    /// run, the steps use another) whose step connection is opened now, not inside the first
+    /// call, and is kept (see `held`).
+    /// Gives up after `timeout` with [`Error::Unreachable`] when no connection opens (sqlx retries
+    /// a refused connection until then). Errors never show the URL's password.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    pub(crate) async fn connect_server(url: &str, timeout: Duration) -> Result<Self> {
+        Self::connect_server_pooled(url, timeout, 3).await
+    }
+
+    /// [`connect_server`](Self::connect_server) with a pool of `connections`.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    pub(crate) async fn connect_server_pooled(
+        url: &str,
+        timeout: Duration,
+        connections: u32,
+    ) -> Result<Self> {
+        let connected = async {
+            let pool = sqlx::pool::PoolOptions::<DB>::new()
+                .max_connections(connections.max(2))
+                .test_before_acquire(false)
+                .acquire_timeout(timeout)
+                .connect(url)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::PoolTimedOut => Error::Unreachable {
+                        target: crate::url::server(url),
+                        waited: timeout,
+                    },
+                    other => other.into(),
+                })?;
+            let mut db = SqlxDb::with_pool(pool);
+            db.target = crate::url::server(url);
+            db.held.put(db.pool.acquire().await?);
+            Ok::<_, Error>(db)
+        };
+        connected
+            .await
+            .map_err(|e| crate::url::redact_password(e, url))
+    }
+
+    /// The pool, for the application's own queries.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Closes the pool. The connection the executor keeps between calls goes back first, so
+    /// closing never waits for it.
+    pub async fn close(&self) {
+        self.held.clear();
+        self.pool.close().await;
+    }
+
+    /// Uses `name` (and `name_history`) as the tracking tables instead of
+    /// [`DEFAULT_TRACKING_TABLE`].
+    pub fn with_tracking_table(mut self, name: &str) -> Result<Self> {
+        check_tracking_table(name)?;
+        let schema = self.schema.clone();
+        self.configure(schema, name.to_string());
+        Ok(self)
+    }
+
+    /// How long a runner waits for another runner's lock (default [`DEFAULT_LOCK_TIMEOUT`]):
+    /// the advisory lock on PostgreSQL, `GET_LOCK` on MySQL, and on SQLite both the lock file
+    /// and the database's write lock (the busy timeout of the connections this crate opened).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock.timeout = timeout;
+        #[cfg(feature = "sqlite")]
+        if let Some(busy) = &self.lock.busy_ms {
+            busy.store(crate::sqlite::millis(timeout), Ordering::Relaxed);
+            // The kept connection has the old timeout: the next call takes a fresh one.
+            self.held.clear();
+        }
+        self
+    }
+
+    /// The current lock timeout.
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock.timeout
+    }
+
+    #[cfg(feature = "postgres")]
+    pub(crate) fn set_schema(&mut self, schema: &str) -> Result<()> {
+        check_schema(schema)?;
+        let table = self.tracking_table.clone();
+        self.configure(Some(schema.to_string()), table);
+        Ok(())
+    }
+}
+
+impl<DB: Driver> SqlxDb<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Whether `table` exists in this executor's schema, on the kept connection.
+    pub(crate) async fn has_table(&self, table: &str) -> Result<bool> {
+        let mut conn = self.conn().await?;
+        let exists = self.in_catalog(&mut conn, table, None).await?;
+        conn.keep();
+        Ok(exists)
+    }
+
+    /// Whether `table` (and `column`) exist, asked of the catalog with bound names.
+    async fn in_catalog(
+        &self,
+        conn: &mut DB::Connection,
+        table: &str,
+        column: Option<&str>,
+    ) -> Result<bool> {
+        let values = Values::new()
+            .text(Bind::Schema, self.schema.as_deref())
+            .text(Bind::Table, Some(table))
+            .text(Bind::Column, column);
+        let sql = if column.is_some() {
+            &self.sql.column_exists
+        } else {
+            &self.sql.table_exists
+        };
+        let row = bound::<DB>(sql, &values, self.sql.persistent)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| DB::lock_error(e, self.lock.timeout))?;
+        Ok(row.is_some())
+    }
+
+    /// Runs prepared statements with their values, one round trip each; returns the rows each
+    /// affected.
+    async fn run_prepared(
+        conn: &mut DB::Connection,
+        stmts: &[Stmt],
+        values: &Values,
+        persistent: bool,
+    ) -> Result<Vec<u64>> {
+        let mut affected = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            let done = bound::<DB>(stmt, values, persistent)
+                .execute(&mut *conn)
+                .await?;
+            affected.push(DB::rows_affected(&done));
+        }
+        Ok(affected)
+    }
+
+    /// Runs prepared statements on the kept connection.
+    async fn run_kept(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
+        let mut conn = self.conn().await?;
+        Self::run_prepared(&mut conn, stmts, values, self.sql.persistent).await?;
+        conn.keep();
+        Ok(())
+    }
+
+    /// Rolls back a transaction that a failed journalled step opened itself (a batch of
+    /// `data::Batches`, or its own `BEGIN`), so that the connection goes back to the pool
+    /// clean. Outside a transaction this is a harmless error or warning, ignored.
+    async fn end_open_transaction(conn: &mut DB::Connection) {
+        if let Err(err) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await {
+            tracing::trace!(error = %err, "no transaction was left open");
+        }
+    }
+
+    /// Runs `stmts` in one transaction on a held connection.
+    async fn run_in_transaction(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = self.begin(&mut conn).await?;
+        Self::run_prepared(&mut tx, stmts, values, self.sql.persistent).await?;
+        tx.commit().await?;
+        conn.keep();
+        Ok(())
+    }
+
+    async fn begin<'c>(&self, conn: &'c mut DB::Connection) -> Result<sqlx::Transaction<'c, DB>> {
+        let begin = DB::BEGIN.unwrap_or("BEGIN");
+        conn.begin_with(begin)
+            .await
+            .map_err(|e| DB::lock_error(e, self.lock.timeout))
+    }
+
+    /// The executor's connection, after committing a journalled step's pending finish, so
+    /// that nothing reads or writes the tracking tables with that step still marked dirty.
+    ///
+    /// The pending values are taken first: if the finish cannot be committed now, it is dropped,
+    /// and the step stays marked dirty (settled with `repair`) rather than being committed
+    /// later, outside the run lock.
+    pub(crate) async fn conn(&self) -> Result<crate::held::Held<'_, DB>> {
+        let pending = self.take_pending();
+        let mut conn = self.plain_conn().await?;
+        if let (Some(finish), Some(values)) = (&self.sql.journal_finish, pending) {
+            let text = format!(
+                "START TRANSACTION; {}; COMMIT",
+                literal_sql::<DB>(finish, &values)
+            );
+            // A write through this connection: a state read kept with it is out of date.
+            drop(conn.take_state_cache());
+            if let Err(err) = sqlx::raw_sql(AssertSqlSafe(text)).execute(&mut *conn).await {
+                Self::end_open_transaction(&mut conn).await;
+                return Err(err.into());
+            }
+        }
+        Ok(conn)
+    }
+}
+
+/// Rolls back a step's transaction through sqlx's transaction manager (which counts it);
+/// `false` when that failed, and the connection's count of open transactions is unknown.
+async fn step_rollback<DB: Driver>(conn: &mut DB::Connection) -> bool {
+    match <DB::TransactionManager as TransactionManager>::rollback(conn).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!(error = %err, "the step's transaction could not be rolled back");
+            false
+        }
+    }
+}
+
+/// Ends a step that will not commit: rolled back and kept (`true`), or, when the rollback
+/// fails, closed on drop (`false`).
+async fn end_step<DB: Driver>(mut conn: crate::held::Held<'_, DB>) -> bool {
+    let rolled_back = step_rollback::<DB>(&mut conn).await;
+    if rolled_back {
+        conn.set_open_transaction(false);
+        conn.keep();
+    }
+    rolled_back
+}
+
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}

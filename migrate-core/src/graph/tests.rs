@@ -1,0 +1,280 @@
+use super::*;
+use crate::conn::Conn;
+use crate::dialect::MAX_TRACKED_NAME_CHARS;
+use crate::migration::{MigrationFuture, Reversal};
+
+fn noop<'a>(_: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async { Ok(()) })
+}
+
+static SET: MigrationSet = MigrationSet::__new("app", "app_crate", &[]);
+
+fn migration(
+    table: &'static str,
+    version: &'static str,
+    parent: Option<&'static str>,
+    after: Option<&'static str>,
+) -> &'static Migration {
+    named_in(&SET, table, version, parent, after, "m")
+}
+
+/// A migration of `set` named `name`.
+fn named_in(
+    set: &'static MigrationSet,
+    table: &'static str,
+    version: &'static str,
+    parent: Option<&'static str>,
+    after: Option<&'static str>,
+    name: &'static str,
+) -> &'static Migration {
+    Box::leak(Box::new(Migration::__new(
+        set,
+        table,
+        version,
+        parent,
+        name,
+        noop,
+        Reversal::Down(noop),
+        true,
+        after,
+        "fnv1a64:0000000000000000",
+        "graph.rs",
+        // A line of its own per migration, so that errors show which one they name.
+        NEXT_LINE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    )))
+}
+
+static NEXT_LINE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+fn order(graph: &Graph) -> Vec<String> {
+    graph
+        .steps()
+        .map(|s| format!("{}@{}", s.table, s.version))
+        .collect()
+}
+
+#[test]
+fn orders_by_version_then_table_respecting_after() {
+    let graph = Graph::from_migrations([
+        migration("b", "1.0.0", None, None),
+        migration("a", "1.0.0", None, None),
+        migration("a", "2.0.0", Some("1.0.0"), Some("b@3.0.0")),
+        migration("b", "3.0.0", Some("1.0.0"), None),
+    ])
+    .unwrap();
+    assert_eq!(order(&graph), ["a@1.0.0", "b@1.0.0", "b@3.0.0", "a@2.0.0"]);
+}
+
+#[test]
+fn rejects_names_the_tracking_tables_cannot_keep() {
+    let long: &'static str = Box::leak("t".repeat(MAX_TRACKED_NAME_CHARS + 1).into_boxed_str());
+    // 192 characters of two bytes each: counted in characters, not bytes.
+    let long_wide: &'static str =
+        Box::leak("é".repeat(MAX_TRACKED_NAME_CHARS + 1).into_boxed_str());
+    for (table, reason) in [
+        ("a\0b", "contains NUL"),
+        ("  ", "is blank"),
+        (long, "is 192 characters long"),
+        (long_wide, "is 192 characters long"),
+    ] {
+        let m = migration(table, "1.0.0", None, None);
+        let err = Graph::from_migrations([m]).unwrap_err();
+        assert!(
+            matches!(&err, GraphError::InvalidName { what: "table", reason: r, .. } if r.starts_with(reason)),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: table name", m.location())),
+            "{err}"
+        );
+    }
+    static NUL_MODULE: MigrationSet = MigrationSet::__new("app\0x", "app_crate", &[]);
+    let bad = named_in(&NUL_MODULE, "t", "1.0.0", None, None, "m");
+    let named = named_in(&SET, "t", "1.0.0", None, None, "m\0");
+    let err = Graph::from_migrations([named]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{}: migration name `m\\0` contains NUL", named.location())
+    );
+    let err = Graph::from_migrations([bad]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{}: module name `app\\0x` contains NUL", bad.location())
+    );
+    let err = Graph::from_migrations([migration("session ", "1.0.0", None, None)]).unwrap_err();
+    assert!(
+        err.to_string().ends_with("starts or ends with whitespace"),
+        "{err}"
+    );
+    let long_version: &'static str =
+        Box::leak(format!("1.0.0-{}", "a".repeat(MAX_TRACKED_NAME_CHARS)).into_boxed_str());
+    let err = Graph::from_migrations([migration("t", long_version, None, None)]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GraphError::InvalidName {
+                what: "version",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = Graph::from_migrations([
+        migration("Session", "1.0.0", None, None),
+        migration("session", "1.0.0", None, None),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`app` table names `Session` and `session` differ only in case; MySQL's tracking tables would take them for one: rename one"
+    );
+    static UPPER: MigrationSet = MigrationSet::__new("App", "other_crate", &[]);
+    let upper = named_in(&UPPER, "t", "1.0.0", None, None, "m");
+    let err = Graph::from_migrations([migration("t", "1.0.0", None, None), upper]).unwrap_err();
+    assert!(
+        matches!(&err, GraphError::NamesDifferOnlyInCase { what, .. } if what == "module"),
+        "{err}"
+    );
+    let longest: &'static str = Box::leak("é".repeat(MAX_TRACKED_NAME_CHARS).into_boxed_str());
+    assert!(Graph::from_migrations([migration(longest, "1.0.0", None, None)]).is_ok());
+}
+
+#[test]
+fn rejects_forks_roots_gaps_duplicates_and_cycles() {
+    let err = |ms: Vec<&'static Migration>| Graph::from_migrations(ms).unwrap_err();
+    assert!(matches!(
+        err(vec![
+            migration("t", "1.0.0", None, None),
+            migration("t", "1.1.0", Some("1.0.0"), None),
+            migration("t", "1.2.0", Some("1.0.0"), None),
+        ]),
+        GraphError::Fork { .. }
+    ));
+    // A fork whose second child's parent is not the version just below it, registered in
+    // any order: the parent it names is reported, and its two children in version order.
+    let chain = [
+        migration("t", "1.0.0", None, None),
+        migration("t", "1.1.0", Some("1.0.0"), None),
+        migration("t", "1.2.0", Some("1.1.0"), None),
+        migration("t", "1.3.0", Some("1.0.0"), None),
+    ];
+    for ms in [chain.to_vec(), chain.iter().rev().copied().collect()] {
+        match err(ms) {
+            GraphError::Fork {
+                parent,
+                first,
+                second,
+                ..
+            } => {
+                assert_eq!(parent, "1.0.0");
+                assert_eq!((first, second), (chain[1].location(), chain[3].location()));
+            }
+            other => panic!("expected the fork at 1.0.0, got {other}"),
+        }
+    }
+    // Two migrations of one version, another version registered between them: the first
+    // registered is named first.
+    let (b, x, a) = (
+        named_in(&SET, "t", "1.0.0", None, None, "b"),
+        migration("t", "0.9.0", None, None),
+        named_in(&SET, "t", "1.0.0", None, None, "a"),
+    );
+    match err(vec![b, x, a]) {
+        GraphError::Duplicate { first, second, .. } => {
+            assert_eq!((first, second), (b.location(), a.location()));
+        }
+        other => panic!("expected a duplicate, got {other}"),
+    }
+    assert!(matches!(
+        err(vec![
+            migration("t", "1.0.0", None, None),
+            migration("t", "2.0.0", None, None)
+        ]),
+        GraphError::TwoRoots { .. }
+    ));
+    assert!(matches!(
+        err(vec![
+            migration("t", "1.0.0", None, None),
+            migration("t", "1.2.0", Some("1.1.0"), None)
+        ]),
+        GraphError::MissingParent { .. }
+    ));
+    assert!(matches!(
+        err(vec![
+            migration("t", "1.0.0", None, None),
+            migration("t", "1.0.0", None, None)
+        ]),
+        GraphError::Duplicate { .. }
+    ));
+    assert!(matches!(
+        err(vec![
+            migration("t", "2.0.0", None, None),
+            migration("t", "1.0.0", Some("2.0.0"), None)
+        ]),
+        GraphError::NotIncreasing { .. }
+    ));
+    assert!(matches!(
+        err(vec![
+            migration("a", "1.0.0", None, Some("b@1.0.0")),
+            migration("b", "1.0.0", None, Some("a@1.0.0")),
+        ]),
+        GraphError::Cycle { .. }
+    ));
+    assert!(matches!(
+        err(vec![migration("a", "1.0.0", None, Some("b@9.0.0"))]),
+        GraphError::UnknownAfter { .. }
+    ));
+}
+
+#[test]
+fn an_after_edge_already_implied_leaves_the_order_as_it_is() {
+    // Three tables with the same versions (ties go by table), registered out of order:
+    // the order without any `after` edge (the sorted order itself) and with one that the
+    // versions already imply (Kahn's algorithm) must be the same.
+    let build = |implied_after: Option<&'static str>| {
+        let mut ms = Vec::new();
+        for table in ["c", "a", "b"] {
+            let mut parent = None;
+            for minor in 0..10 {
+                let version: &'static str = Box::leak(format!("1.{minor}.0").into_boxed_str());
+                let after = (table == "c" && minor == 9)
+                    .then_some(implied_after)
+                    .flatten();
+                ms.push(migration(table, version, parent, after));
+                parent = Some(version);
+            }
+        }
+        ms.reverse();
+        let graph = Graph::from_migrations(ms).unwrap();
+        graph
+            .steps()
+            .map(|s| format!("{}@{}", s.table, s.version))
+            .collect::<Vec<_>>()
+    };
+    let plain = build(None);
+    assert_eq!(plain.len(), 30);
+    assert_eq!(plain[..4], ["a@1.0.0", "b@1.0.0", "c@1.0.0", "a@1.1.0"]);
+    assert_eq!(plain[29], "c@1.9.0");
+    assert_eq!(plain, build(Some("a@1.0.0")));
+}
+
+#[test]
+fn ten_thousand_migrations_build_into_one_chain_per_table() {
+    let mut ms = Vec::new();
+    let tables = ["s", "m", "x", "e", "k", "c"];
+    let mut last: [Option<&'static str>; 6] = [None; 6];
+    for i in 0..10_000 {
+        let t = i % 6;
+        let version: &'static str = Box::leak(format!("1.0.{i}").into_boxed_str());
+        ms.push(migration(tables[t], version, last[t], None));
+        last[t] = Some(version);
+    }
+    let graph = Graph::from_migrations(ms).unwrap();
+    assert_eq!(graph.len(), 10_000);
+    assert_eq!(graph.chains.len(), 6);
+    assert_eq!(
+        graph.steps().next().map(|s| s.version.to_string()),
+        Some("1.0.0".into())
+    );
+}

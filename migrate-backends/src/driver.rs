@@ -57,10 +57,11 @@ pub trait Driver: sqlx::Database + Sealed {
         Self::DIALECT.quote_literal(text)
     }
 
-    /// Whether a step's tracking transaction (`Statements::record_and_commit`, or a journalled
-    /// step's start) failed because another runner got in its way and nothing of it was kept:
-    /// its compare-and-set found the table moved, or the database rolled it back to break a
-    /// deadlock. The step did not run; the runner reads the state again and re-plans.
+    /// Whether a tracking transaction failed because another transaction got in its way and
+    /// nothing of it was kept: its compare-and-set found the table moved, or the database
+    /// rolled it back to break a deadlock. After `Statements::record_and_commit` or a
+    /// journalled step's start, the step did not run, and the runner reads the state again and
+    /// re-plans; a journalled step's pending finish is sent again.
     #[doc(hidden)]
     fn is_lost_race(_err: &sqlx::Error) -> bool {
         false

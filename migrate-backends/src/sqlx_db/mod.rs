@@ -386,14 +386,28 @@ where
             );
             // A write through this connection: a state read kept with it is out of date.
             drop(conn.take_state_cache());
-            if let Err(err) = sqlx::raw_sql(AssertSqlSafe(text)).execute(&mut *conn).await {
+            let mut attempt = 1;
+            while let Err(err) = sqlx::raw_sql(AssertSqlSafe(text.clone()))
+                .execute(&mut *conn)
+                .await
+            {
                 Self::end_open_transaction(&mut conn).await;
-                return Err(err.into());
+                // A deadlock's victim was rolled back whole: the finish is sent again (its mark
+                // guards it), rather than leaving a step that succeeded marked dirty.
+                if !DB::is_lost_race(&err) || attempt == FINISH_ATTEMPTS {
+                    return Err(err.into());
+                }
+                tracing::debug!(error = %err, attempt, "a journalled step's finish lost a deadlock; sending it again");
+                attempt += 1;
             }
         }
         Ok(conn)
     }
 }
+
+/// How many times a journalled step's pending finish is sent when the database keeps picking
+/// it as a deadlock's victim.
+const FINISH_ATTEMPTS: u32 = 3;
 
 /// Rolls back a step's transaction through sqlx's transaction manager (which counts it);
 /// `false` when that failed, and the connection's count of open transactions is unknown.

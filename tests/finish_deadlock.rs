@@ -1,0 +1,179 @@
+//! A journalled step's finish that InnoDB picks as a deadlock's victim is sent again, instead of
+//! leaving a step that succeeded marked dirty.
+//!
+//! On MySQL a journalled step's finish (its state row moved, its mark cleared, its history row
+//! finished) is committed with whatever uses the tracking tables next, here the run's end. A
+//! transaction from outside the framework takes the step's history row while the step runs,
+//! then, once the finish has moved the state row and waits for that history row, asks for the
+//! state row too: a deadlock, whose victim InnoDB picks by weight (the outside transaction has
+//! written 500 rows, the finish one). The finish is rolled back whole and sent again; it
+//! commits once the outside transaction does. The server's deadlock count shows the deadlock
+//! happened; the state and history rows show the step recorded as it ran.
+
+use migrate::backend::MigrationFuture;
+use migrate::registry::{Migration, MigrationSet, Reversal};
+use migrate::testing::{block_on, Backend, TestDatabase};
+use migrate::{Conn, MigrationManager};
+use sqlx::{Connection, MySqlConnection};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+static SET: MigrationSet = MigrationSet::__new("finish_deadlock", "finish_deadlock", &[]);
+
+/// Where the step is: not started, running (its start committed), told to return.
+static PHASE: AtomicU8 = AtomicU8::new(IDLE);
+const IDLE: u8 = 0;
+const RUNNING: u8 = 1;
+const RETURN: u8 = 2;
+
+/// Longer than any wait here should take: a test that goes wrong fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs until the test tells it to return.
+fn held_open<'a>(_db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async {
+        PHASE.store(RUNNING, Ordering::SeqCst);
+        let clock = Instant::now();
+        while PHASE.load(Ordering::SeqCst) != RETURN {
+            if clock.elapsed() > PATIENCE {
+                return Err(migrate::Error::msg("the test never let the step return"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    })
+}
+
+fn step() -> &'static Migration {
+    Box::leak(Box::new(Migration::__new(
+        &SET,
+        "victim",
+        "1.0.0",
+        None,
+        "held_open",
+        held_open,
+        Reversal::Irreversible,
+        false,
+        None,
+        "fnv1a64:0000000000000000",
+        "finish_deadlock.rs",
+        1,
+    )))
+}
+
+async fn run(conn: &mut MySqlConnection, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+}
+
+async fn text(conn: &mut MySqlConnection, sql: &str) -> Vec<String> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+}
+
+/// The deadlocks the server has broken since it started (this test's process alone uses it).
+async fn deadlocks(conn: &mut MySqlConnection) -> u64 {
+    let count = text(
+        conn,
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+         WHERE VARIABLE_NAME = 'INNODB_DEADLOCKS'",
+    )
+    .await;
+    count
+        .first()
+        .and_then(|n| n.parse().ok())
+        .expect("a deadlock count")
+}
+
+async fn a_finish_that_loses_a_deadlock_is_sent_again() {
+    let Some(db) = TestDatabase::create(Backend::MySql)
+        .await
+        .expect("database")
+    else {
+        return;
+    };
+    let manager =
+        MigrationManager::from_migrations(db.executor().await.expect("executor"), [step()])
+            .expect("graph");
+    let mut outside = MySqlConnection::connect(db.url()).await.expect("connect");
+    run(&mut outside, "CREATE TABLE ballast (n INT NOT NULL)").await;
+    let before = deadlocks(&mut outside).await;
+
+    let runner = tokio::spawn(async move { manager.up().await });
+    let clock = Instant::now();
+    while PHASE.load(Ordering::SeqCst) != RUNNING {
+        assert!(clock.elapsed() < PATIENCE, "the step never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The step runs: its mark and "started" row are committed. The outside transaction
+    // weighs 500 rows, and takes the history row.
+    run(&mut outside, "START TRANSACTION").await;
+    let values: Vec<String> = (1..=500).map(|n| format!("({n})")).collect();
+    run(
+        &mut outside,
+        &format!("INSERT INTO ballast (n) VALUES {}", values.join(", ")),
+    )
+    .await;
+    let started = text(
+        &mut outside,
+        "SELECT outcome FROM migrate_schema_versions_history \
+         WHERE module = 'finish_deadlock' AND table_name = 'victim' FOR UPDATE",
+    )
+    .await;
+    assert_eq!(started, ["started"]);
+    PHASE.store(RETURN, Ordering::SeqCst);
+    // The finish moves the state row, then waits for the history row.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !runner.is_finished(),
+        "the finish did not wait for the history row"
+    );
+    // Asking for the state row closes the cycle: InnoDB rolls back the lighter finish.
+    let marked = text(
+        &mut outside,
+        "SELECT dirty_version FROM migrate_schema_versions \
+         WHERE module = 'finish_deadlock' AND table_name = 'victim' FOR UPDATE",
+    )
+    .await;
+    assert_eq!(
+        marked,
+        ["1.0.0"],
+        "the step's mark, as the rolled-back finish left it"
+    );
+    run(&mut outside, "COMMIT").await;
+
+    let report = runner
+        .await
+        .expect("runner task")
+        .expect("the run succeeds although its finish lost a deadlock");
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(
+        deadlocks(&mut outside).await,
+        before + 1,
+        "the finish was a deadlock's victim"
+    );
+    let state = text(
+        &mut outside,
+        "SELECT CONCAT(version, ' ', COALESCE(dirty_version, 'clean')) \
+         FROM migrate_schema_versions \
+         WHERE module = 'finish_deadlock' AND table_name = 'victim'",
+    )
+    .await;
+    assert_eq!(state, ["1.0.0 clean"]);
+    let outcomes = text(
+        &mut outside,
+        "SELECT outcome FROM migrate_schema_versions_history \
+         WHERE module = 'finish_deadlock' AND table_name = 'victim'",
+    )
+    .await;
+    assert_eq!(outcomes, ["succeeded"]);
+}
+
+#[test]
+fn a_finish_that_loses_a_deadlock_is_sent_again_on_mysql() {
+    block_on(a_finish_that_loses_a_deadlock_is_sent_again());
+}

@@ -1,20 +1,23 @@
-//! A journalled step's finish that InnoDB picks as a deadlock's victim is sent again, instead of
-//! leaving a step that succeeded marked dirty.
+//! A journalled step's finish that the database picks as a deadlock's victim is sent again,
+//! instead of leaving a step that succeeded marked dirty.
 //!
-//! On MySQL a journalled step's finish (its state row moved, its mark cleared, its history row
-//! finished) is committed with whatever uses the tracking tables next, here the run's end. A
-//! transaction from outside the framework takes the step's history row while the step runs,
-//! then, once the finish has moved the state row and waits for that history row, asks for the
-//! state row too: a deadlock, whose victim InnoDB picks by weight (the outside transaction has
-//! written 500 rows, the finish one). The finish is rolled back whole and sent again; it
-//! commits once the outside transaction does. The server's deadlock count shows the deadlock
-//! happened; the state and history rows show the step recorded as it ran.
+//! A journalled step's finish (its state row moved, its mark cleared, its history row
+//! finished) is one transaction: on PostgreSQL right after the step, on MySQL with whatever
+//! uses the tracking tables next (here the run's end). A transaction from outside the framework
+//! takes the step's history row while the step runs, then, once the finish has moved the state
+//! row and waits for that history row, asks for the state row too: a deadlock. The finish is
+//! its victim: PostgreSQL's waiter that checks first (the finish, waiting half a second
+//! longer than the outside transaction, with `deadlock_timeout` at its 1 s default) rolls
+//! itself back, and InnoDB rolls back the lighter transaction (the outside one has written 500
+//! rows, the finish one). The finish is rolled back whole and sent again; it commits once the
+//! outside transaction does. The server's deadlock count shows the deadlock happened; the
+//! state and history rows show the step recorded as it ran.
 
 use migrate::backend::MigrationFuture;
 use migrate::registry::{Migration, MigrationSet, Reversal};
 use migrate::testing::{block_on, Backend, TestDatabase};
 use migrate::{Conn, MigrationManager};
-use sqlx::{Connection, MySqlConnection};
+use sqlx::{Connection, MySqlConnection, PgConnection};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -61,48 +64,74 @@ fn step() -> &'static Migration {
     )))
 }
 
-async fn run(conn: &mut MySqlConnection, sql: &str) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-        .execute(&mut *conn)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+/// A connection from outside the framework.
+enum Outside {
+    Postgres(PgConnection),
+    MySql(MySqlConnection),
 }
 
-async fn text(conn: &mut MySqlConnection, sql: &str) -> Vec<String> {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+impl Outside {
+    async fn connect(backend: Backend, url: &str) -> Outside {
+        match backend {
+            Backend::Postgres => {
+                Outside::Postgres(PgConnection::connect(url).await.expect("connect"))
+            }
+            Backend::MySql => Outside::MySql(MySqlConnection::connect(url).await.expect("connect")),
+            Backend::Sqlite => unreachable!("SQLite has no deadlocks: a writer waits for the lock"),
+        }
+    }
+
+    async fn run(&mut self, sql: &str) {
+        let statement = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()));
+        let done = match self {
+            Outside::Postgres(conn) => statement.execute(conn).await.map(drop),
+            Outside::MySql(conn) => statement.execute(conn).await.map(drop),
+        };
+        done.unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    async fn text(&mut self, sql: &str) -> Vec<String> {
+        let query = || sqlx::AssertSqlSafe(sql.to_string());
+        let rows = match self {
+            Outside::Postgres(conn) => sqlx::query_scalar(query()).fetch_all(conn).await,
+            Outside::MySql(conn) => sqlx::query_scalar(query()).fetch_all(conn).await,
+        };
+        rows.unwrap_or_else(|err| panic!("{sql}: {err}"))
+    }
+
+    /// The deadlocks the server has broken: since it started on MySQL (this test's process
+    /// alone uses it), in this database on PostgreSQL, whose statistics may lag a moment.
+    async fn deadlocks(&mut self) -> u64 {
+        let sql = match self {
+            Outside::Postgres(_) => {
+                self.run("SELECT pg_stat_clear_snapshot()").await;
+                "SELECT deadlocks::text FROM pg_stat_database WHERE datname = current_database()"
+            }
+            Outside::MySql(_) => {
+                "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'INNODB_DEADLOCKS'"
+            }
+        };
+        let count = self.text(sql).await;
+        count
+            .first()
+            .and_then(|n| n.parse().ok())
+            .expect("a deadlock count")
+    }
 }
 
-/// The deadlocks the server has broken since it started (this test's process alone uses it).
-async fn deadlocks(conn: &mut MySqlConnection) -> u64 {
-    let count = text(
-        conn,
-        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-         WHERE VARIABLE_NAME = 'INNODB_DEADLOCKS'",
-    )
-    .await;
-    count
-        .first()
-        .and_then(|n| n.parse().ok())
-        .expect("a deadlock count")
-}
-
-async fn a_finish_that_loses_a_deadlock_is_sent_again() {
-    let Some(db) = TestDatabase::create(Backend::MySql)
-        .await
-        .expect("database")
-    else {
+async fn a_finish_that_loses_a_deadlock_is_sent_again(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await.expect("database") else {
         return;
     };
     let manager =
         MigrationManager::from_migrations(db.executor().await.expect("executor"), [step()])
             .expect("graph");
-    let mut outside = MySqlConnection::connect(db.url()).await.expect("connect");
-    run(&mut outside, "CREATE TABLE ballast (n INT NOT NULL)").await;
-    let before = deadlocks(&mut outside).await;
+    let mut outside = Outside::connect(backend, db.url()).await;
+    outside.run("CREATE TABLE ballast (n INT NOT NULL)").await;
+    let before = outside.deadlocks().await;
 
+    PHASE.store(IDLE, Ordering::SeqCst);
     let runner = tokio::spawn(async move { manager.up().await });
     let clock = Instant::now();
     while PHASE.load(Ordering::SeqCst) != RUNNING {
@@ -111,19 +140,20 @@ async fn a_finish_that_loses_a_deadlock_is_sent_again() {
     }
     // The step runs: its mark and "started" row are committed. The outside transaction
     // weighs 500 rows, and takes the history row.
-    run(&mut outside, "START TRANSACTION").await;
+    outside.run("START TRANSACTION").await;
     let values: Vec<String> = (1..=500).map(|n| format!("({n})")).collect();
-    run(
-        &mut outside,
-        &format!("INSERT INTO ballast (n) VALUES {}", values.join(", ")),
-    )
-    .await;
-    let started = text(
-        &mut outside,
-        "SELECT outcome FROM migrate_schema_versions_history \
+    outside
+        .run(&format!(
+            "INSERT INTO ballast (n) VALUES {}",
+            values.join(", ")
+        ))
+        .await;
+    let started = outside
+        .text(
+            "SELECT outcome FROM migrate_schema_versions_history \
          WHERE module = 'finish_deadlock' AND table_name = 'victim' FOR UPDATE",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(started, ["started"]);
     PHASE.store(RETURN, Ordering::SeqCst);
     // The finish moves the state row, then waits for the history row.
@@ -133,47 +163,61 @@ async fn a_finish_that_loses_a_deadlock_is_sent_again() {
         "the finish did not wait for the history row"
     );
     // Asking for the state row closes the cycle: InnoDB rolls back the lighter finish.
-    let marked = text(
-        &mut outside,
-        "SELECT dirty_version FROM migrate_schema_versions \
+    let marked = outside
+        .text(
+            "SELECT dirty_version FROM migrate_schema_versions \
          WHERE module = 'finish_deadlock' AND table_name = 'victim' FOR UPDATE",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(
         marked,
         ["1.0.0"],
         "the step's mark, as the rolled-back finish left it"
     );
-    run(&mut outside, "COMMIT").await;
+    outside.run("COMMIT").await;
 
     let report = runner
         .await
         .expect("runner task")
         .expect("the run succeeds although its finish lost a deadlock");
     assert_eq!(report.applied.len(), 1);
-    assert_eq!(
-        deadlocks(&mut outside).await,
-        before + 1,
-        "the finish was a deadlock's victim"
-    );
-    let state = text(
-        &mut outside,
-        "SELECT CONCAT(version, ' ', COALESCE(dirty_version, 'clean')) \
+    let clock = Instant::now();
+    let mut deadlocks = outside.deadlocks().await;
+    while deadlocks == before && clock.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        deadlocks = outside.deadlocks().await;
+    }
+    assert_eq!(deadlocks, before + 1, "the finish was a deadlock's victim");
+    let state = outside
+        .text(
+            "SELECT CONCAT(version, ' ', COALESCE(dirty_version, 'clean')) \
          FROM migrate_schema_versions \
          WHERE module = 'finish_deadlock' AND table_name = 'victim'",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(state, ["1.0.0 clean"]);
-    let outcomes = text(
-        &mut outside,
-        "SELECT outcome FROM migrate_schema_versions_history \
+    let outcomes = outside
+        .text(
+            "SELECT outcome FROM migrate_schema_versions_history \
          WHERE module = 'finish_deadlock' AND table_name = 'victim'",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(outcomes, ["succeeded"]);
+}
+
+/// The step's phase is one for the process: one test at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn a_finish_that_loses_a_deadlock_is_sent_again_on_postgres() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    block_on(a_finish_that_loses_a_deadlock_is_sent_again(
+        Backend::Postgres,
+    ));
 }
 
 #[test]
 fn a_finish_that_loses_a_deadlock_is_sent_again_on_mysql() {
-    block_on(a_finish_that_loses_a_deadlock_is_sent_again());
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    block_on(a_finish_that_loses_a_deadlock_is_sent_again(Backend::MySql));
 }

@@ -2,10 +2,13 @@
 //! batches, a checkpoint per batch, a run cut off after three batches that the next `up`
 //! resumes on its own, idempotent upserts that never overwrite newer rows, and exact counts.
 
+use migrate::backend::MigrationFuture;
 use migrate::data::{Batches, Upsert};
+use migrate::registry::{Migration, MigrationSet, Reversal};
 use migrate::testing::{Backend, TestDatabase};
-use migrate::{Conn, Error, MigrationManager, Result};
+use migrate::{Conn, Dialect, Error, MigrationManager, Result};
 use sqlx::{AssertSqlSafe, Connection};
+use std::sync::Mutex;
 
 migrate::migrations! {}
 
@@ -284,4 +287,110 @@ async fn batches_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_on_mysql() {
     batches_resume_and_count_exactly(Backend::MySql).await;
+}
+
+/// A set of its own, built at run time: one step that opens jobs it should be refused.
+static REFUSALS: MigrationSet = MigrationSet::__new("batch_refusals", "data_batches", &[]);
+
+/// What each database's step was told, by dialect (the backends' tests run at once).
+static REFUSED: Mutex<Vec<(Dialect, String)>> = Mutex::new(Vec::new());
+
+/// Job names and batch sizes `start` must refuse: blank, whitespace at either end (MySQL's
+/// binary collation ignores trailing spaces, so `copy ` would share `copy`'s checkpoint), too
+/// long for the checkpoint table's key, and sizes out of range.
+fn bad_jobs() -> Vec<(String, usize)> {
+    let mut jobs: Vec<(String, usize)> = ["", "  ", " copy", "copy ", "copy\n", "\tcopy"]
+        .into_iter()
+        .map(|job| (job.to_string(), BATCH))
+        .collect();
+    jobs.push(("j".repeat(192), BATCH));
+    jobs.push(("copy".to_string(), 0));
+    jobs.push(("copy".to_string(), 1_000_001));
+    jobs
+}
+
+fn start_bad_jobs<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        for (job, size) in bad_jobs() {
+            let started = Batches::new(&job, "source", "id")
+                .batch_size(size)
+                .start(db)
+                .await;
+            let told = match started {
+                Err(Error::Config(message)) => message,
+                Err(other) => format!("another error: {other}"),
+                Ok(_) => format!("accepted: {job:?} in batches of {size}"),
+            };
+            let mut refused = REFUSED.lock().unwrap_or_else(|e| e.into_inner());
+            refused.push((db.dialect(), told));
+        }
+        Ok(())
+    })
+}
+
+async fn bad_jobs_are_refused_and_change_nothing(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await.expect("database") else {
+        return;
+    };
+    let step: &'static Migration = Box::leak(Box::new(Migration::__new(
+        &REFUSALS,
+        "refusals",
+        "1.0.0",
+        None,
+        "start_bad_jobs",
+        start_bad_jobs,
+        Reversal::Irreversible,
+        true,
+        None,
+        "fnv1a64:0000000000000000",
+        "data_batches.rs",
+        1,
+    )));
+    let manager = MigrationManager::from_migrations(db.executor().await.expect("executor"), [step])
+        .expect("graph");
+    manager.up().await.expect("the step runs");
+    let dialect = manager.backend().dialect();
+    let told: Vec<String> = REFUSED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(d, _)| *d == dialect)
+        .map(|(_, message)| message.clone())
+        .collect();
+    let expected: Vec<String> = bad_jobs()
+        .into_iter()
+        .map(|(job, size)| {
+            if size == BATCH {
+                format!(
+                    "a batch job's name must be 1 to 191 bytes with no whitespace at either \
+                     end, not `{}`",
+                    job.escape_debug()
+                )
+            } else {
+                format!("batch size {size} for job `{job}` must be 1 to 1,000,000")
+            }
+        })
+        .collect();
+    assert_eq!(told, expected);
+    let created = manager
+        .backend()
+        .table_exists(migrate::data::DEFAULT_CHECKPOINT_TABLE)
+        .await
+        .expect("look for the checkpoint table");
+    assert!(!created, "a refused job created the checkpoint table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_jobs_are_refused_on_sqlite() {
+    bad_jobs_are_refused_and_change_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_jobs_are_refused_on_postgres() {
+    bad_jobs_are_refused_and_change_nothing(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_jobs_are_refused_on_mysql() {
+    bad_jobs_are_refused_and_change_nothing(Backend::MySql).await;
 }

@@ -32,10 +32,13 @@ use sqlx::pool::PoolConnection;
 use sqlx::{MySql, MySqlPool};
 
 /// The table options of every table this crate creates on MySQL: text in any language, compared
-/// exactly. Without them a table takes the database's defaults: `latin1` on a server without
-/// configuration (no room for `日本`), and collations that ignore case, accents and trailing
-/// spaces (`resume` and `résumé` one key, so the second table's steps would find the first's
-/// row). 191 characters of `utf8mb4` fit an index key of 767 bytes, the smallest InnoDB has.
+/// byte for byte. Without them a table takes the database's defaults: `latin1` on a server
+/// without configuration (no room for `日本`), and collations that ignore case and accents
+/// (`resume` and `résumé` one key, so the second table's steps would find the first's row).
+/// Like every PAD SPACE collation, `utf8mb4_bin` still ignores trailing spaces: the names
+/// stored in these tables may not end in whitespace (`dialect::tracked_name_problem`, and the
+/// batch jobs' names). 191 characters of `utf8mb4` fit an index key of 767 bytes, the smallest
+/// InnoDB has.
 pub(crate) const EXACT_TEXT: &str = " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin";
 
 /// A MySQL or MariaDB database that migrations run on.

@@ -86,10 +86,14 @@ impl Batches {
     /// Opens the job: creates the checkpoint table if missing, and resumes from the job's
     /// checkpoint, or starts it (counting the rows whose key is NULL as refused).
     pub async fn start(self, db: &mut Conn<'_>) -> Result<Job> {
-        if self.job.trim().is_empty() || self.job.len() > MAX_JOB_BYTES {
+        // Whitespace at either end is refused: MySQL's binary collation ignores trailing
+        // spaces, so `copy` and `copy ` would share one checkpoint there.
+        let trimmed = self.job.trim();
+        if trimmed.is_empty() || trimmed.len() != self.job.len() || self.job.len() > MAX_JOB_BYTES {
             return Err(Error::Config(format!(
-                "a batch job's name must be 1 to {MAX_JOB_BYTES} bytes, not `{}`",
-                self.job
+                "a batch job's name must be 1 to {MAX_JOB_BYTES} bytes with no whitespace at \
+                 either end, not `{}`",
+                self.job.escape_debug()
             )));
         }
         if !(1..=1_000_000).contains(&self.size) {
@@ -99,8 +103,9 @@ impl Batches {
             )));
         }
         let checkpoint = db.table(&self.checkpoint);
-        // On MySQL, text in any language and job names compared exactly, whatever the
-        // database's defaults (see `mysql::EXACT_TEXT`).
+        // On MySQL, text in any language and job names compared byte for byte (but for
+        // trailing spaces, refused above), whatever the database's defaults (see
+        // `mysql::EXACT_TEXT`).
         let options = match db.dialect() {
             Dialect::MySql => " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
             Dialect::Sqlite | Dialect::Postgres => "",

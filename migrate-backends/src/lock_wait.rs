@@ -41,10 +41,13 @@ impl LockWait {
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) fn next_slice(&self) -> Duration {
         let now = Instant::now();
-        let deadline = self.started + self.timeout;
-        deadline
-            .min(self.next_report)
-            .saturating_duration_since(now)
+        // A timeout past what an `Instant` can hold (`Duration::MAX`: wait for ever) has no
+        // deadline; the reports still come.
+        let deadline = self
+            .started
+            .checked_add(self.timeout)
+            .map_or(self.next_report, |deadline| deadline.min(self.next_report));
+        deadline.saturating_duration_since(now)
     }
 
     /// Whether a report is due; if so, the next one is due [`LOCK_WAIT_REPORT_EVERY`] later.
@@ -71,6 +74,17 @@ impl LockWait {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_too_long_for_an_instant_waits_in_report_slices() {
+        let wait = LockWait::new(Duration::MAX);
+        assert!(!wait.expired());
+        let slice = wait.next_slice();
+        assert!(
+            slice > Duration::ZERO && slice <= LOCK_WAIT_REPORT_EVERY,
+            "{slice:?}"
+        );
+    }
 
     #[test]
     fn reports_are_spaced_and_the_deadline_holds() {

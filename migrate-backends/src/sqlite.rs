@@ -298,9 +298,13 @@ async fn set_busy_timeout(conn: &mut sqlx::SqliteConnection, ms: u64) -> sqlx::R
     Ok(())
 }
 
+/// `d` as SQLite's busy timeout: milliseconds, at most `i32::MAX` (24.8 days). SQLite reads a
+/// larger `PRAGMA busy_timeout` as 0, which would turn a long wait into none at all.
 pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(d.as_millis()).map_or(MAX_BUSY_MS, |ms| ms.min(MAX_BUSY_MS))
 }
+
+const MAX_BUSY_MS: u64 = i32::MAX as u64;
 
 /// Whether sqlx's filename names an in-memory database: `:memory:`, sqlx's own
 /// `file:sqlx-in-memory-N` for `sqlite::memory:`, or a `mode=memory` URI (or no file at all).
@@ -392,8 +396,19 @@ impl RunLock for FileLock {
 
 #[cfg(test)]
 mod tests {
-    use super::lock_file;
+    use super::{lock_file, millis};
     use std::path::Path;
+    use std::time::Duration;
+
+    #[test]
+    fn busy_timeouts_stay_within_what_sqlite_reads() {
+        assert_eq!(millis(Duration::from_secs(3)), 3_000);
+        assert_eq!(
+            millis(Duration::from_secs(40 * 24 * 60 * 60)),
+            i32::MAX as u64
+        );
+        assert_eq!(millis(Duration::MAX), i32::MAX as u64);
+    }
 
     #[test]
     fn in_memory_databases_get_no_lock_file() {

@@ -8,6 +8,15 @@ use migrate::Error;
 use std::time::{Duration, Instant};
 
 each_backend! {
+    async fn a_connect_timeout_of_duration_max_connects(db) {
+        // "Wait for ever" is `Duration::MAX`, which sqlx would add to an `Instant`.
+        let options = migrate::ConnectOptions::new().connect_timeout(Duration::MAX);
+        let executor = migrate::connect_with(db.url(), &options).await.expect("connects");
+        let manager = migrate::MigrationManager::new(executor, [&crate::MIGRATIONS]).expect("graph");
+        let report = manager.up().await.expect("applies");
+        assert_eq!(crate::harness::steps(&report), crate::harness::all_up());
+    }
+
     async fn malformed_urls_are_typed_errors(db) {
         let scheme = match db.backend() {
             Backend::Sqlite => "sqlite",

@@ -9,6 +9,34 @@ use migrate::MigrationManager;
 use std::time::Duration;
 
 each_backend! {
+    async fn a_lock_timeout_of_duration_max_waits_without_limit(db) {
+        // "Wait for ever" is `Duration::MAX`: no deadline may overflow (MySQL's slices of
+        // `GET_LOCK`), and on SQLite the busy timeout must not turn into none at all (SQLite
+        // reads a `PRAGMA busy_timeout` past `i32::MAX` as 0): a write lock held for a moment
+        // from outside is waited for.
+        let runner = MigrationManager::new(
+            db.executor_with_lock_timeout(Duration::MAX).await,
+            [&MIGRATIONS],
+        )
+        .expect("graph");
+        let holder = if db.backend() == Backend::Sqlite {
+            use sqlx::Connection;
+            let mut outside = sqlx::SqliteConnection::connect(db.url()).await.expect("connect");
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut outside).await.expect("write lock");
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                sqlx::raw_sql("COMMIT").execute(&mut outside).await.expect("commit");
+            }))
+        } else {
+            None
+        };
+        let report = runner.up().await.expect("waits, then applies");
+        assert_eq!(steps(&report), all_up());
+        if let Some(holder) = holder {
+            holder.await.expect("the outside writer");
+        }
+    }
+
     async fn a_killed_runner_frees_its_lock(db) {
         // The child holds the lock while session@2.3.0 hangs inside its transaction.
         db.control("session@2.3.0", "hang").await;

@@ -34,6 +34,11 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// gives up with [`Error::Unreachable`](migrate_core::error::Error::Unreachable).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest wait for a connection handed to sqlx, which adds it to an `Instant` (a
+/// `Duration::MAX` there would overflow).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+const LONGEST_CONNECT_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// The runner lock's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct LockConfig {
@@ -208,7 +213,8 @@ impl<DB: Driver> SqlxDb<DB> {
             let pool = sqlx::pool::PoolOptions::<DB>::new()
                 .max_connections(connections.max(2))
                 .test_before_acquire(false)
-                .acquire_timeout(timeout)
+                // sqlx adds the timeout to an `Instant`: "for ever" is a century.
+                .acquire_timeout(timeout.min(LONGEST_CONNECT_WAIT))
                 .connect(url)
                 .await
                 .map_err(|e| match e {

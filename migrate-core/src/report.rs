@@ -82,7 +82,9 @@ pub struct Report {
 impl Report {
     /// The sum of the applied steps' execution times.
     pub fn execution_time(&self) -> Duration {
-        self.applied.iter().map(|a| a.execution_time).sum()
+        self.applied.iter().fold(Duration::ZERO, |sum, a| {
+            sum.saturating_add(a.execution_time)
+        })
     }
 }
 

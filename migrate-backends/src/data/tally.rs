@@ -15,23 +15,23 @@ pub struct Tally {
 impl Tally {
     /// Counts `rows` rows as moved.
     pub fn moved(&mut self, rows: u64) {
-        self.moved += rows;
+        self.moved = self.moved.saturating_add(rows);
     }
 
     /// Counts one row as skipped (left as it is on purpose: a newer row exists, say).
     pub fn skipped(&mut self, reason: impl Into<String>) {
-        *self.skipped.entry(reason.into()).or_default() += 1;
+        add(&mut self.skipped, reason.into(), 1);
     }
 
     /// Counts one row as refused (it cannot be moved: its data is broken, say).
     pub fn refused(&mut self, reason: impl Into<String>) {
-        *self.refused.entry(reason.into()).or_default() += 1;
+        add(&mut self.refused, reason.into(), 1);
     }
 
     /// Counts `rows` rows as refused for `reason`.
     pub fn refused_many(&mut self, reason: impl Into<String>, rows: u64) {
         if rows > 0 {
-            *self.refused.entry(reason.into()).or_default() += rows;
+            add(&mut self.refused, reason.into(), rows);
         }
     }
 
@@ -52,17 +52,23 @@ impl Tally {
 
     /// All skipped rows.
     pub fn skipped_count(&self) -> u64 {
-        self.skipped.values().sum()
+        self.skipped
+            .values()
+            .fold(0, |sum, n| sum.saturating_add(*n))
     }
 
     /// All refused rows.
     pub fn refused_count(&self) -> u64 {
-        self.refused.values().sum()
+        self.refused
+            .values()
+            .fold(0, |sum, n| sum.saturating_add(*n))
     }
 
     /// Every row counted.
     pub fn total(&self) -> u64 {
-        self.moved + self.skipped_count() + self.refused_count()
+        self.moved
+            .saturating_add(self.skipped_count())
+            .saturating_add(self.refused_count())
     }
 
     /// The checkpoint's text form: one `kind\tcount\treason` line per entry.
@@ -86,13 +92,20 @@ impl Tally {
             let count: u64 = count.parse().ok()?;
             match kind {
                 "moved" => tally.moved = count,
-                "skipped" => *tally.skipped.entry(reason.to_string()).or_default() += count,
-                "refused" => *tally.refused.entry(reason.to_string()).or_default() += count,
+                "skipped" => add(&mut tally.skipped, reason.to_string(), count),
+                "refused" => add(&mut tally.refused, reason.to_string(), count),
                 _ => return None,
             }
         }
         Some(tally)
     }
+}
+
+/// Adds `rows` to `reason`'s count. Counts saturate: a checkpoint is text in the database, and
+/// no count read from it may overflow.
+fn add(counts: &mut BTreeMap<String, u64>, reason: String, rows: u64) {
+    let count = counts.entry(reason).or_default();
+    *count = count.saturating_add(rows);
 }
 
 impl fmt::Display for Tally {
@@ -136,5 +149,22 @@ mod tests {
             "41 moved, 1 skipped, 3 refused; 1 skipped: a newer row exists; 2 refused: runs is not JSON; 1 refused: tab\there"
         );
         assert_eq!(Tally::decode("nonsense"), None);
+    }
+
+    #[test]
+    fn counts_read_from_a_checkpoint_saturate_instead_of_overflowing() {
+        let max = u64::MAX;
+        let text = format!(
+            "moved\t{max}\t\nskipped\t{max}\ta\nskipped\t{max}\ta\nrefused\t{max}\tb\nrefused\t1\tc\n"
+        );
+        let tally = Tally::decode(&text).expect("the checkpoint form");
+        assert_eq!(tally.skipped_by_reason()["a"], max);
+        assert_eq!(tally.refused_count(), max);
+        assert_eq!(tally.total(), max);
+        let mut more = tally.clone();
+        more.moved(1);
+        more.refused_many("b", 5);
+        assert_eq!(more.moved_count(), max);
+        assert!(more.to_string().starts_with(&format!("{max} moved")));
     }
 }

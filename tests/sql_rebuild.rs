@@ -1,8 +1,9 @@
 //! A crate with a `migrations/` directory, built and run again and again by real `cargo`: a
 //! file added is picked up with no `touch` (the `build.rs` line the README gives), a CRLF-only
 //! change is no edit, and an edited applied file, an edited `include_str!` file (of a step with
-//! a down and of one without) and an edited Rust down each stop the next run with both
-//! checksums and the place named.
+//! a down and of one without; by a literal path and by `concat!(env!("CARGO_MANIFEST_DIR"),
+//! ...)`), an edited `include_bytes!` file and an edited Rust down each stop the next run with
+//! both checksums and the place named.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,20 @@ async fn drop_rusty(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
 #[migrate::migration(table = "plain", version = "1.0.0", irreversible)]
 async fn create_plain(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
     db.execute(include_str!("plain.sql")).await?;
+    Ok(())
+}
+
+#[migrate::migration(table = "rooted", version = "1.0.0", irreversible)]
+async fn create_rooted(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+    db.execute(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/sql/rooted.sql"))).await?;
+    Ok(())
+}
+
+#[migrate::migration(table = "blob", version = "1.0.0", irreversible)]
+async fn create_blob(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+    let seed: &[u8] = include_bytes!("seed.bin");
+    db.execute(&format!("CREATE TABLE blob (id INTEGER PRIMARY KEY, seed INTEGER DEFAULT {})", seed.len()))
+        .await?;
     Ok(())
 }
 
@@ -75,6 +90,11 @@ impl Project {
             "CREATE TABLE plain (id INTEGER PRIMARY KEY)",
         );
         project.write(
+            "sql/rooted.sql",
+            "CREATE TABLE rooted (id INTEGER PRIMARY KEY)",
+        );
+        project.write("src/seed.bin", "\u{1}\u{2}\u{3}");
+        project.write(
             "migrations/001_items.sql",
             "CREATE TABLE {{tables.items}} (id INTEGER PRIMARY KEY);\n",
         );
@@ -124,7 +144,7 @@ impl Project {
 #[test]
 fn added_files_rebuild_and_edits_of_applied_steps_are_refused() {
     let project = Project::new();
-    project.expect("first run", true, &["applied 3"]);
+    project.expect("first run", true, &["applied 5"]);
 
     project.write(
         "migrations/002_more.sql",
@@ -183,6 +203,28 @@ fn added_files_rebuild_and_edits_of_applied_steps_are_refused() {
         "src/plain.sql",
         "CREATE TABLE plain (id INTEGER PRIMARY KEY)",
     );
+
+    // A path built with `concat!(env!("CARGO_MANIFEST_DIR"), ...)`, and a file of bytes.
+    project.write(
+        "sql/rooted.sql",
+        "CREATE TABLE rooted (id BIGINT PRIMARY KEY)",
+    );
+    project.expect(
+        "an edited file included by a path from env! and concat!",
+        false,
+        &["checksum drift", "rooted@1.0.0", "src/main.rs"],
+    );
+    project.write(
+        "sql/rooted.sql",
+        "CREATE TABLE rooted (id INTEGER PRIMARY KEY)",
+    );
+    project.write("src/seed.bin", "\u{1}\u{2}\u{4}");
+    project.expect(
+        "an edited include_bytes! file",
+        false,
+        &["checksum drift", "blob@1.0.0", "src/main.rs"],
+    );
+    project.write("src/seed.bin", "\u{1}\u{2}\u{3}");
 
     project.write(
         "src/main.rs",

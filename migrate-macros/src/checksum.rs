@@ -2,7 +2,8 @@
 //! formatting never changes it and a real edit always does.
 //!
 //! - **Rust steps:** the up function's body and the down function's body (when the down is in
-//!   the same file), plus the text of every file the bodies pull in with `include_str!`. Bodies
+//!   the same file), plus every file the bodies pull in (`include_str!`, `include!`, and
+//!   `include_bytes!` byte for byte; see [`crate::includes`]). Bodies
 //!   are hashed as tokens, written canonically: comments and layout are not tokens, runs of
 //!   whitespace inside string literals are folded, and what rustfmt may add or remove (trailing
 //!   commas, a `;` after a final `return`/`break`/`continue`, braces around a match arm's or a
@@ -11,6 +12,7 @@
 //! - **SQL steps:** the up file and the down file, with line endings and trailing whitespace
 //!   normalised.
 
+use crate::includes::{IncludeKind, Included};
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 use sha2::{Digest, Sha256};
 
@@ -29,12 +31,10 @@ fn render(hasher: Sha256) -> String {
 }
 
 /// The checksum of a Rust step: its up body, the canonical text of its down body (see
-/// [`canonical`]; when known) and the files they include, as `(path as written, content)`.
-pub(crate) fn rust_step(
-    up: &TokenStream,
-    down: Option<&str>,
-    included: &[(String, String)],
-) -> String {
+/// [`canonical`]; when known) and the files they include. A file pulled in with `include_str!`
+/// is hashed exactly as it was before the other two kinds were followed: such steps kept their
+/// checksums.
+pub(crate) fn rust_step(up: &TokenStream, down: Option<&str>, included: &[Included]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"rust\0up\0");
     hasher.update(canonical(up).as_bytes());
@@ -42,11 +42,22 @@ pub(crate) fn rust_step(
         hasher.update(b"\0down\0");
         hasher.update(down.as_bytes());
     }
-    for (path, content) in included {
-        hasher.update(b"\0include\0");
-        hasher.update(path.as_bytes());
+    for file in included {
+        let tag: &[u8] = match file.kind {
+            IncludeKind::Str => b"\0include\0",
+            IncludeKind::Rust => b"\0include!\0",
+            IncludeKind::Bytes => b"\0include_bytes\0",
+        };
+        hasher.update(tag);
+        hasher.update(file.label.as_bytes());
         hasher.update(b"\0");
-        hasher.update(normalize_text(content).as_bytes());
+        match file.kind {
+            IncludeKind::Bytes => hasher.update(&file.content),
+            IncludeKind::Str | IncludeKind::Rust => {
+                let text = String::from_utf8_lossy(&file.content);
+                hasher.update(normalize_text(&text).as_bytes());
+            }
+        }
     }
     render(hasher)
 }
@@ -275,7 +286,7 @@ mod tests {
         let up = TokenStream::from_str("{ Ok(()) }").unwrap();
         let down = canonical(&TokenStream::from_str("{ drop() }").unwrap());
         let edited = canonical(&TokenStream::from_str("{ drop_all() }").unwrap());
-        let file = |text: &str| vec![("up.sql".to_string(), text.to_string())];
+        let file = |text: &str| vec![Included::text("up.sql", text)];
         assert_ne!(
             rust_step(&up, Some(&down), &[]),
             rust_step(&up, Some(&edited), &[])
@@ -288,6 +299,41 @@ mod tests {
             rust_step(&up, None, &file("A;\r\nB;  \r\n")),
             rust_step(&up, None, &file("A;\nB;\n"))
         );
+    }
+
+    #[test]
+    fn include_str_files_keep_the_checksum_they_had_and_other_includes_count() {
+        let up = TokenStream::from_str("{ Ok(()) }").unwrap();
+        // The form every `include_str!` checksum has had since checksums were SHA-256.
+        let mut before = Sha256::new();
+        before.update(b"rust\0up\0");
+        before.update(canonical(&up).as_bytes());
+        before.update(b"\0include\0up.sql\0A;");
+        assert_eq!(
+            rust_step(&up, None, &[Included::text("up.sql", "A;\r\n")]),
+            render(before)
+        );
+        let of = |kind, content: &[u8]| {
+            let file = Included {
+                kind,
+                label: "f".to_string(),
+                content: content.to_vec(),
+            };
+            rust_step(&up, None, &[file])
+        };
+        assert_ne!(
+            of(IncludeKind::Bytes, b"\x01\xff"),
+            of(IncludeKind::Bytes, b"\x01\xfe")
+        );
+        assert_ne!(
+            of(IncludeKind::Bytes, b"a\n"),
+            of(IncludeKind::Bytes, b"a\r\n")
+        );
+        assert_ne!(
+            of(IncludeKind::Rust, b"1 + 1"),
+            of(IncludeKind::Rust, b"1 + 2")
+        );
+        assert_ne!(of(IncludeKind::Rust, b"x"), of(IncludeKind::Str, b"x"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod anchor;
 mod args;
 mod checksum;
+mod includes;
 mod keys;
 mod migration;
 mod register;

@@ -6,8 +6,9 @@
 
 use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
 use crate::checksum;
+use crate::includes::{includes, Include};
 use crate::register::{register, Declaration, Step};
-use crate::source::{included_paths, SourceFile};
+use crate::source::SourceFile;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use std::path::Path;
@@ -62,7 +63,7 @@ fn try_expand(
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
     let arg_type = check_signature(&function)?;
-    Ok(generate(&function, &args, &arg_type, &item, file))
+    generate(&function, &args, &arg_type, &item, file)
 }
 
 /// A migration is `async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>`: checks
@@ -120,7 +121,7 @@ fn generate(
     arg_type: &syn::Type,
     item: &TokenStream,
     file: Option<&Path>,
-) -> TokenStream {
+) -> syn::Result<TokenStream> {
     let fn_name = &function.sig.ident;
     let krate = args.krate.as_ref();
     let private = CratePath::private(krate, Span::call_site());
@@ -158,7 +159,7 @@ fn generate(
         .name
         .as_ref()
         .map_or_else(|| fn_name.to_string(), syn::LitStr::value);
-    let sum = step_checksum(function, args, file);
+    let sum = step_checksum(function, args, file)?;
     let table = args.table.value();
     let step = Step {
         krate,
@@ -184,20 +185,33 @@ fn generate(
         line: quote_spanned!(args.table.span()=> ::core::line!()),
     };
     let registration = register(&step);
-    quote! {
+    Ok(quote! {
         #item
         #registration
-    }
+    })
 }
 
 /// The step's checksum: its body, its down's body when the down is in the same file (else the
-/// down's path), and the files both pull in with `include_str!`.
-fn step_checksum(function: &ItemFn, args: &MigrationArgs, file: Option<&Path>) -> String {
+/// down's path), and the files both pull in. An include whose path cannot be worked out is an
+/// error at that path (at the `down` argument when it is the down's).
+fn step_checksum(
+    function: &ItemFn,
+    args: &MigrationArgs,
+    file: Option<&Path>,
+) -> syn::Result<String> {
     let body = function.block.to_token_stream();
-    let includes = included_paths(&body);
+    let includes = includes(&body);
+    let mut errors = Errors::default();
+    let mut files = Vec::new();
+    for include in includes {
+        match include {
+            Include::File(file) => files.push(file),
+            Include::Unfollowed(span) => errors.add(span, UNFOLLOWED),
+        }
+    }
     // The file is read (once per compilation) only for what only it holds: the down's body
     // and the files the body includes.
-    let source = match (&args.down, includes.is_empty()) {
+    let source = match (&args.down, files.is_empty()) {
         (DownArg::Path(_), _) | (_, false) => file.and_then(SourceFile::load),
         _ => None,
     };
@@ -205,7 +219,7 @@ fn step_checksum(function: &ItemFn, args: &MigrationArgs, file: Option<&Path>) -
     let mut included = Vec::new();
     let mut down_text = None;
     if let Some(source) = source {
-        included = source.read_included(&includes);
+        included = source.read_included(&files);
     }
     if let DownArg::Path(path) = &args.down {
         let last = path.segments.last().map(|s| s.ident.to_string());
@@ -214,14 +228,26 @@ fn step_checksum(function: &ItemFn, args: &MigrationArgs, file: Option<&Path>) -
             .and_then(|(src, name)| src.body_of(&name).map(|b| (src, b)));
         down_text = Some(match found {
             Some((source, body)) => {
+                if body.unfollowed {
+                    errors.add(
+                        path.span(),
+                        format!("in the down `{}`: {UNFOLLOWED}", path.to_token_stream()),
+                    );
+                }
                 included.extend(source.read_included(&body.includes));
                 body.canonical.clone()
             }
             None => format!("down = {}", path.to_token_stream()),
         });
     }
-    checksum::rust_step(&body, down_text.as_deref(), &included)
+    errors.finish()?;
+    Ok(checksum::rust_step(&body, down_text.as_deref(), &included))
 }
+
+/// Why an include's path is refused.
+const UNFOLLOWED: &str = "the step's checksum cannot follow this include: write its path as a \
+    string literal, `env!(\"NAME\")`, or `concat!` of those (`concat!(env!(\"CARGO_MANIFEST_DIR\"), \
+    \"/sql/step.sql\")`), so that an edit to the file is an edit to the step";
 
 #[cfg(test)]
 mod tests {

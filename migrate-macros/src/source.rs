@@ -1,10 +1,11 @@
 //! What a step's checksum needs from the source file that declares it: the canonical text of
 //! its down function (when the down is defined in the same file) and the files its bodies pull
-//! in with `include_str!`.
+//! in (see [`crate::includes`]).
 //!
 //! A file is read and tokenized once per compilation, however many migrations it holds.
 
 use crate::checksum::canonical;
+use crate::includes::{includes, FileInclude, Include, IncludeKind, Included};
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,11 +13,13 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// One function of a file: its body's canonical text and the paths it `include_str!`s.
+/// One function of a file: its body's canonical text, the files it includes, and whether it
+/// has an include whose path cannot be worked out.
 #[derive(Debug)]
 pub(crate) struct Body {
     pub(crate) canonical: String,
-    pub(crate) includes: Vec<String>,
+    pub(crate) includes: Vec<FileInclude>,
+    pub(crate) unfollowed: bool,
 }
 
 /// Every function of one file, by name (the first of a name wins).
@@ -28,7 +31,7 @@ type Cache = HashMap<PathBuf, (SystemTime, Arc<Bodies>)>;
 /// The file a macro was invoked in, as far as the checksum needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceFile {
-    /// The file's path, for resolving `include_str!` paths.
+    /// The file's path, for resolving included paths.
     path: PathBuf,
     bodies: Arc<Bodies>,
 }
@@ -66,19 +69,30 @@ impl SourceFile {
         self.bodies.get(name)
     }
 
-    /// Reads the files `paths` name, relative to this file; unreadable ones are left out (the
-    /// compiler reports them at the `include_str!`).
-    pub(crate) fn read_included(&self, paths: &[String]) -> Vec<(String, String)> {
-        paths
-            .iter()
-            .filter_map(|p| {
-                let content = std::fs::read_to_string(self.dir().join(p)).ok()?;
-                Some((p.clone(), content))
+    /// Reads the files `includes` name, relative to this file. Unreadable ones are left out
+    /// (the compiler reports them at the include), and so is text that is not UTF-8 (which
+    /// `include_str!` and `include!` refuse).
+    pub(crate) fn read_included<'a>(
+        &self,
+        includes: impl IntoIterator<Item = &'a FileInclude>,
+    ) -> Vec<Included> {
+        includes
+            .into_iter()
+            .filter_map(|include| {
+                let content = std::fs::read(self.dir().join(&include.path)).ok()?;
+                if include.kind != IncludeKind::Bytes && std::str::from_utf8(&content).is_err() {
+                    return None;
+                }
+                Some(Included {
+                    kind: include.kind,
+                    label: include.label.clone(),
+                    content,
+                })
             })
             .collect()
     }
 
-    /// The directory `include_str!` paths are relative to.
+    /// The directory relative include paths are relative to.
     pub(crate) fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
     }
@@ -99,9 +113,19 @@ fn index_functions(tokens: TokenStream, bodies: &mut Bodies) {
                     _ => None,
                 });
                 if let Some(body) = body {
-                    bodies.entry(name.to_string()).or_insert_with(|| Body {
-                        canonical: canonical(&body.stream()),
-                        includes: included_paths(&body.stream()),
+                    bodies.entry(name.to_string()).or_insert_with(|| {
+                        let found = includes(&body.stream());
+                        Body {
+                            canonical: canonical(&body.stream()),
+                            unfollowed: found.iter().any(|i| matches!(i, Include::Unfollowed(_))),
+                            includes: found
+                                .into_iter()
+                                .filter_map(|i| match i {
+                                    Include::File(file) => Some(file),
+                                    Include::Unfollowed(_) => None,
+                                })
+                                .collect(),
+                        }
                     });
                 }
             }
@@ -115,35 +139,5 @@ fn index_functions(tokens: TokenStream, bodies: &mut Bodies) {
     }
     for stream in nested {
         index_functions(stream, bodies);
-    }
-}
-
-/// The paths that `tokens` pull in with `include_str!("...")`, as written.
-pub(crate) fn included_paths(tokens: &TokenStream) -> Vec<String> {
-    let mut found = Vec::new();
-    collect_includes(tokens.clone(), &mut found);
-    found
-}
-
-fn collect_includes(tokens: TokenStream, found: &mut Vec<String>) {
-    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-    for (i, token) in tokens.iter().enumerate() {
-        match token {
-            TokenTree::Ident(ident) if ident == "include_str" => {
-                let bang =
-                    matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
-                let literal = match tokens.get(i + 2) {
-                    Some(TokenTree::Group(g)) if bang => g.stream().into_iter().next(),
-                    _ => None,
-                };
-                if let Some(TokenTree::Literal(lit)) = literal {
-                    if let Ok(path) = syn::parse_str::<syn::LitStr>(&lit.to_string()) {
-                        found.push(path.value());
-                    }
-                }
-            }
-            TokenTree::Group(g) => collect_includes(g.stream(), found),
-            _ => {}
-        }
     }
 }

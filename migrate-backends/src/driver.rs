@@ -61,7 +61,7 @@ pub trait Driver: sqlx::Database + Sealed {
     /// nothing of it was kept: its compare-and-set found the table moved, or the database
     /// rolled it back to break a deadlock. After `Statements::record_and_commit` or a
     /// journalled step's start, the step did not run, and the runner reads the state again and
-    /// re-plans; a journalled step's pending finish is sent again.
+    /// re-plans; a journalled step's pending finish (`journal_finish`) is sent again.
     #[doc(hidden)]
     fn is_lost_race(_err: &sqlx::Error) -> bool {
         false

@@ -162,13 +162,6 @@ impl Driver for Postgres {
         crate::raw::decode_value::<Postgres>(row, index)
     }
 
-    fn is_lost_race(err: &sqlx::Error) -> bool {
-        // deadlock_detected, serialization_failure: the server rolled the transaction back.
-        err.as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c == "40P01" || c == "40001")
-    }
-
     fn is_missing_table(err: &sqlx::Error) -> bool {
         // undefined_table, invalid_schema_name
         err.as_database_error()

@@ -3,7 +3,7 @@
 //! committed. A crash or a failure in between leaves the mark, which blocks the table until it
 //! is resolved.
 
-use super::{affected_per_statement, bound, literal_sql, micros, SqlxDb, FINISH_ATTEMPTS};
+use super::{affected_per_statement, literal_sql, micros, SqlxDb};
 use crate::driver::Driver;
 use crate::raw::SqlxRaw;
 use crate::statements::Values;
@@ -99,39 +99,14 @@ where
                 return Ok(());
             }
         }
-        // A deadlock's victim was rolled back whole: the finish is sent again (its mark guards
-        // it), rather than leaving a step that succeeded marked dirty.
-        let mut attempt = 1;
-        loop {
-            let mut tx = self.begin(conn).await?;
-            let mut sent = Ok(());
-            for stmt in &sql.finish {
-                if let Err(err) = bound::<DB>(stmt, &values, sql.persistent)
-                    .execute(&mut tx)
-                    .await
-                {
-                    sent = Err(err);
-                    break;
-                }
-            }
-            let err = match sent {
-                Ok(()) => match tx.commit().await {
-                    Ok(()) => return Ok(()),
-                    Err(err) => err,
-                },
-                Err(err) => {
-                    if let Err(rollback) = tx.rollback().await {
-                        tracing::debug!(error = %rollback, "the failed finish could not be rolled back");
-                    }
-                    err
-                }
-            };
-            if !DB::is_lost_race(&err) || attempt == FINISH_ATTEMPTS {
-                return Err(err.into());
-            }
-            tracing::debug!(error = %err, attempt, "a journalled step's finish lost a deadlock; sending it again");
-            attempt += 1;
-        }
+        // Not sent again when it loses a deadlock, unlike MySQL's finish in `conn()`: a step
+        // that returns with a transaction of its own still open has its writes committed by
+        // this finish, and rolled back with it, so a finish sent again could record a step
+        // whose writes are gone. The error leaves the step's mark, which names it.
+        let mut tx = self.begin(conn).await?;
+        Self::run_prepared(&mut tx, &sql.finish, &values, sql.persistent).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(super) async fn run_journalled(&self, step: &StepRun<'_>) -> Result<StepOutcome> {

@@ -399,7 +399,9 @@ where
             {
                 Self::end_open_transaction(&mut conn).await;
                 // A deadlock's victim was rolled back whole: the finish is sent again (its mark
-                // guards it), rather than leaving a step that succeeded marked dirty.
+                // guards it), rather than leaving a step that succeeded marked dirty. The step's
+                // own writes are not in it: `START TRANSACTION` committed any transaction the
+                // step left open, and the step returned before its finish was left pending.
                 if !DB::is_lost_race(&err) || attempt == FINISH_ATTEMPTS {
                     return Err(err.into());
                 }

@@ -299,7 +299,7 @@ static REFUSED: Mutex<Vec<(Dialect, String)>> = Mutex::new(Vec::new());
 /// binary collation ignores trailing spaces, so `copy ` would share `copy`'s checkpoint), too
 /// long for the checkpoint table's key, and sizes out of range.
 fn bad_jobs() -> Vec<(String, usize)> {
-    let mut jobs: Vec<(String, usize)> = ["", "  ", " copy", "copy ", "copy\n", "\tcopy"]
+    let mut jobs: Vec<(String, usize)> = ["", "  ", " copy", "copy ", "copy\n", "\tcopy", "co\0py"]
         .into_iter()
         .map(|job| (job.to_string(), BATCH))
         .collect();
@@ -320,6 +320,17 @@ fn start_bad_jobs<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
                 Err(Error::Config(message)) => message,
                 Err(other) => format!("another error: {other}"),
                 Ok(_) => format!("accepted: {job:?} in batches of {size}"),
+            };
+            let mut refused = REFUSED.lock().unwrap_or_else(|e| e.into_inner());
+            refused.push((db.dialect(), told));
+        }
+        // `forget` takes the same names: `copy ` must not delete `copy`'s checkpoint.
+        for (job, size) in bad_jobs().into_iter().filter(|(_, size)| *size == BATCH) {
+            let forgot = Batches::forget(db, &job, migrate::data::DEFAULT_CHECKPOINT_TABLE).await;
+            let told = match forgot {
+                Err(Error::Config(message)) => message,
+                Err(other) => format!("another error: {other}"),
+                Ok(()) => format!("forgot: {job:?} in batches of {size}"),
             };
             let mut refused = REFUSED.lock().unwrap_or_else(|e| e.into_inner());
             refused.push((db.dialect(), told));
@@ -357,20 +368,25 @@ async fn bad_jobs_are_refused_and_change_nothing(backend: Backend) {
         .filter(|(d, _)| *d == dialect)
         .map(|(_, message)| message.clone())
         .collect();
-    let expected: Vec<String> = bad_jobs()
+    let bad_name = |job: &str| {
+        format!(
+            "a batch job's name must be 1 to 191 bytes, with no NUL and no whitespace at either \
+             end, not `{}`",
+            job.escape_debug()
+        )
+    };
+    let started = bad_jobs().into_iter().map(|(job, size)| {
+        if size == BATCH {
+            bad_name(&job)
+        } else {
+            format!("batch size {size} for job `{job}` must be 1 to 1,000,000")
+        }
+    });
+    let forgotten = bad_jobs()
         .into_iter()
-        .map(|(job, size)| {
-            if size == BATCH {
-                format!(
-                    "a batch job's name must be 1 to 191 bytes with no whitespace at either \
-                     end, not `{}`",
-                    job.escape_debug()
-                )
-            } else {
-                format!("batch size {size} for job `{job}` must be 1 to 1,000,000")
-            }
-        })
-        .collect();
+        .filter(|(_, size)| *size == BATCH)
+        .map(|(job, _)| bad_name(&job));
+    let expected: Vec<String> = started.chain(forgotten).collect();
     assert_eq!(told, expected);
     let created = manager
         .backend()

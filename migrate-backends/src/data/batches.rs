@@ -40,6 +40,25 @@ pub struct Batches {
     checkpoint: String,
 }
 
+/// A job's name is its checkpoint's key: 1 to [`MAX_JOB_BYTES`] bytes, with no NUL (SQLite
+/// and PostgreSQL would cut the text there) and no whitespace at either end (MySQL's binary
+/// collation ignores trailing spaces, so `copy` and `copy ` would share one checkpoint there).
+fn check_job(job: &str) -> Result<()> {
+    let trimmed = job.trim();
+    if trimmed.is_empty()
+        || trimmed.len() != job.len()
+        || job.len() > MAX_JOB_BYTES
+        || job.contains('\0')
+    {
+        return Err(Error::Config(format!(
+            "a batch job's name must be 1 to {MAX_JOB_BYTES} bytes, with no NUL and no \
+             whitespace at either end, not `{}`",
+            job.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
 impl Batches {
     /// A job named `job` (unique within the checkpoint table) over the logical `table`,
     /// paged by its `key` column; batches of 1,000 rows holding only the key until
@@ -86,16 +105,7 @@ impl Batches {
     /// Opens the job: creates the checkpoint table if missing, and resumes from the job's
     /// checkpoint, or starts it (counting the rows whose key is NULL as refused).
     pub async fn start(self, db: &mut Conn<'_>) -> Result<Job> {
-        // Whitespace at either end is refused: MySQL's binary collation ignores trailing
-        // spaces, so `copy` and `copy ` would share one checkpoint there.
-        let trimmed = self.job.trim();
-        if trimmed.is_empty() || trimmed.len() != self.job.len() || self.job.len() > MAX_JOB_BYTES {
-            return Err(Error::Config(format!(
-                "a batch job's name must be 1 to {MAX_JOB_BYTES} bytes with no whitespace at \
-                 either end, not `{}`",
-                self.job.escape_debug()
-            )));
-        }
+        check_job(&self.job)?;
         if !(1..=1_000_000).contains(&self.size) {
             return Err(Error::Config(format!(
                 "batch size {} for job `{}` must be 1 to 1,000,000",
@@ -179,6 +189,7 @@ impl Batches {
     /// Deletes the checkpoint of `job`, so that its next run starts over (for the down of a
     /// migration that ran it). A missing checkpoint table is fine.
     pub async fn forget(db: &mut Conn<'_>, job: &str, checkpoint_table: &str) -> Result<()> {
+        check_job(job)?;
         if db.table_exists(checkpoint_table).await? {
             let sql = format!(
                 "DELETE FROM {} WHERE job = {}",

@@ -1,11 +1,15 @@
 //! The files a step's bodies pull in with `include_str!`, `include_bytes!` or `include!`: their
 //! content is part of the step's checksum, so an edit to one is an edit to the step.
 //!
-//! A path is followed when it is a string literal, `env!("NAME")`, or `concat!` of those (the
-//! usual `concat!(env!("CARGO_MANIFEST_DIR"), "/sql/add_state.sql")`), each optionally written
-//! as `core::`/`std::` path. The checksum names such a path as written, with `env!("NAME")`
-//! kept as `${NAME}`, so it does not depend on where the crate is checked out. Any other path
-//! expression is refused at compile time: the checksum could not see its file.
+//! A path is followed when it is a string literal, `env!("NAME")` (with or without its
+//! message), or `concat!` of those and of the other literals `concat!` takes (the usual
+//! `concat!(env!("CARGO_MANIFEST_DIR"), "/sql/add_state.sql")`), each optionally written as a
+//! `core::`/`std::` path, and also when it arrives through a `macro_rules!` fragment. The
+//! checksum names such a path as written, with `env!("NAME")` kept as `${NAME}`, so it does not
+//! depend on where the crate is checked out. Any other path expression is refused at compile
+//! time: the checksum could not see its file. Macros of other paths (`my_mod::include!`) are
+//! not includes, and a `macro_rules!` defined inside a body is a template: an include it makes
+//! when called is not seen.
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 
@@ -68,57 +72,72 @@ pub(crate) fn includes(tokens: &TokenStream) -> Vec<Include> {
 
 fn collect(tokens: TokenStream, found: &mut Vec<Include>) {
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-    for (i, token) in tokens.iter().enumerate() {
-        match token {
+    let bang = |i: usize| matches!(tokens.get(i), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            // A `macro_rules!` defined in the body holds templates, not includes.
+            TokenTree::Ident(ident) if ident == "macro_rules" && bang(i + 1) => {
+                i += 4;
+                continue;
+            }
             TokenTree::Ident(ident) => {
                 let kind = match ident.to_string().as_str() {
-                    "include_str" => IncludeKind::Str,
-                    "include_bytes" => IncludeKind::Bytes,
-                    "include" => IncludeKind::Rust,
-                    _ => continue,
+                    "include_str" => Some(IncludeKind::Str),
+                    "include_bytes" => Some(IncludeKind::Bytes),
+                    "include" => Some(IncludeKind::Rust),
+                    _ => None,
                 };
-                let bang =
-                    matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
-                let Some(TokenTree::Group(args)) = tokens.get(i + 2).filter(|_| bang) else {
-                    continue;
+                let args = match tokens.get(i + 2) {
+                    Some(TokenTree::Group(args)) if bang(i + 1) => Some(args),
+                    _ => None,
                 };
-                found.push(match path_of(args.stream()) {
-                    Some((label, path)) => Include::File(FileInclude { kind, label, path }),
-                    None => Include::Unfollowed(args.span()),
-                });
+                if let (Some(kind), Some(args), false) = (kind, args, other_crates(&tokens[..i])) {
+                    found.push(match path_of(args.stream()) {
+                        Some((label, path)) => Include::File(FileInclude { kind, label, path }),
+                        None => Include::Unfollowed(args.span()),
+                    });
+                }
             }
             TokenTree::Group(g) => collect(g.stream(), found),
             _ => {}
         }
+        i += 1;
+    }
+}
+
+/// Whether the macro named right after `before` is another crate's (`my_mod::include!`): a
+/// path that is not `core::` or `std::`.
+fn other_crates(before: &[TokenTree]) -> bool {
+    let colon = |t: &TokenTree| matches!(t, TokenTree::Punct(p) if p.as_char() == ':');
+    match before {
+        [.., root, a, b] if colon(a) && colon(b) => {
+            !matches!(root, TokenTree::Ident(root) if root == "core" || root == "std")
+        }
+        _ => false,
     }
 }
 
 /// The include's path, as `(label, path)`, when it is one this macro can work out.
 fn path_of(args: TokenStream) -> Option<(String, String)> {
-    let tokens = without_trailing_comma(args.into_iter().collect());
-    let tokens = without_std_path(&tokens);
-    if let [TokenTree::Literal(_)] = tokens {
-        let text = string(&tokens[0])?;
+    let tokens = opened(args);
+    let tokens = without_trailing_comma(tokens);
+    part(without_std_path(&tokens))
+}
+
+/// One piece of a path: a literal, `env!`, or `concat!` of pieces.
+fn part(tokens: &[TokenTree]) -> Option<(String, String)> {
+    if let Some(text) = literal_text(tokens) {
         return Some((text.clone(), text));
     }
     let (name, args) = macro_call(tokens)?;
+    let args = without_trailing_comma(opened(args));
     match name.as_str() {
-        "env" => env(args),
+        "env" => env(&args),
         "concat" => {
             let (mut label, mut path) = (String::new(), String::new());
-            let parts: Vec<TokenTree> = args.into_iter().collect();
-            for part in without_trailing_comma(parts).split(is_comma) {
-                let part = without_std_path(part);
-                let (l, p) = match part {
-                    [literal @ TokenTree::Literal(_)] => {
-                        let text = string(literal)?;
-                        (text.clone(), text)
-                    }
-                    _ => match macro_call(part)? {
-                        (name, args) if name == "env" => env(args)?,
-                        _ => return None,
-                    },
-                };
+            for piece in args.split(is_comma) {
+                let (l, p) = part(without_std_path(piece))?;
                 label.push_str(&l);
                 path.push_str(&p);
             }
@@ -128,13 +147,44 @@ fn path_of(args: TokenStream) -> Option<(String, String)> {
     }
 }
 
-/// `env!("NAME")`'s `(label, value)`: the variable as set for this compilation.
-fn env(args: TokenStream) -> Option<(String, String)> {
-    let tokens = without_trailing_comma(args.into_iter().collect());
-    let [literal @ TokenTree::Literal(_)] = tokens.as_slice() else {
+/// What `concat!` makes of a literal: a string's value, a number as written (a leading `-`
+/// kept), a character, `true` or `false`.
+fn literal_text(tokens: &[TokenTree]) -> Option<String> {
+    let (sign, token) = match tokens {
+        [TokenTree::Punct(minus), token] if minus.as_char() == '-' => ("-", token),
+        [token] => ("", token),
+        _ => return None,
+    };
+    match token {
+        TokenTree::Ident(word) if sign.is_empty() && (word == "true" || word == "false") => {
+            Some(word.to_string())
+        }
+        TokenTree::Literal(literal) => {
+            let text = match syn::parse_str::<syn::Lit>(&literal.to_string()).ok()? {
+                syn::Lit::Str(s) if sign.is_empty() => s.value(),
+                syn::Lit::Char(c) if sign.is_empty() => c.value().to_string(),
+                syn::Lit::Int(n) => n.base10_digits().to_string(),
+                syn::Lit::Float(f) => f.base10_digits().to_string(),
+                _ => return None,
+            };
+            Some(format!("{sign}{text}"))
+        }
+        _ => None,
+    }
+}
+
+/// `env!("NAME")` or `env!("NAME", "message")`: `(label, value)`, the variable as set for this
+/// compilation.
+fn env(args: &[TokenTree]) -> Option<(String, String)> {
+    let name = match args {
+        [name] => name,
+        [name, comma, TokenTree::Literal(_)] if is_comma(comma) => name,
+        _ => return None,
+    };
+    let TokenTree::Literal(_) = name else {
         return None;
     };
-    let name = string(literal)?;
+    let name = literal_text(std::slice::from_ref(name))?;
     let value = std::env::var(&name).ok()?;
     Some((format!("${{{name}}}"), value))
 }
@@ -151,11 +201,19 @@ fn macro_call(tokens: &[TokenTree]) -> Option<(String, TokenStream)> {
     }
 }
 
-/// The value of a string literal token (`"..."` or a raw string).
-fn string(token: &TokenTree) -> Option<String> {
-    syn::parse_str::<syn::LitStr>(&token.to_string())
-        .ok()
-        .map(|lit| lit.value())
+/// `tokens` with every invisible group opened: a `macro_rules!` fragment (`$path:expr`) passed
+/// into the body arrives wrapped in one.
+fn opened(tokens: TokenStream) -> Vec<TokenTree> {
+    let mut out = Vec::new();
+    for token in tokens {
+        match token {
+            TokenTree::Group(g) if g.delimiter() == Delimiter::None => {
+                out.extend(opened(g.stream()))
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn is_comma(token: &TokenTree) -> bool {
@@ -187,6 +245,7 @@ fn without_std_path(tokens: &[TokenTree]) -> &[TokenTree] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proc_macro2::Group;
     use std::str::FromStr;
 
     fn found(src: &str) -> Vec<Include> {
@@ -268,12 +327,64 @@ mod tests {
             r#"{ include_str!(concat!(PATH, ".sql")) }"#,
             r#"{ include_str!(env!("MIGRATE_NO_SUCH_VARIABLE_IS_SET")) }"#,
             r#"{ include_str!(concat!("a", stringify!(b))) }"#,
-            r#"{ include_bytes!(1) }"#,
+            r#"{ include_str!(concat!("a", b"x")) }"#,
+            r#"{ include_str!(concat!("a", -true)) }"#,
         ] {
             assert_eq!(files(src), [None], "{src}");
         }
         assert_eq!(
             files(r#"{ let include = 1; include_str; x!(include) }"#),
+            []
+        );
+    }
+
+    #[test]
+    fn concat_takes_what_rustc_takes() {
+        assert_eq!(
+            files(r#"{ include_str!(concat!("sql/v", 2, "_", -1, 'c', true, 1.5, ".sql")) }"#),
+            [file(
+                IncludeKind::Str,
+                "sql/v2_-1ctrue1.5.sql",
+                "sql/v2_-1ctrue1.5.sql"
+            )]
+        );
+        assert_eq!(
+            files(r#"{ include_str!(concat!(concat!("a", "b"), std::concat!("c"))) }"#),
+            [file(IncludeKind::Str, "abc", "abc")]
+        );
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it");
+        assert_eq!(
+            files(r#"{ include_str!(env!("CARGO_MANIFEST_DIR", "set by cargo")) }"#),
+            [file(IncludeKind::Str, "${CARGO_MANIFEST_DIR}", &root)]
+        );
+    }
+
+    #[test]
+    fn a_path_from_a_macro_rules_fragment_is_followed() {
+        // `$path:expr` arrives in an invisible group.
+        let fragment = Group::new(
+            Delimiter::None,
+            TokenStream::from_str(r#""a.sql""#).unwrap(),
+        );
+        let body: TokenStream = quote::quote!({ db.execute(include_str!(#fragment)).await });
+        let found: Vec<Option<FileInclude>> = includes(&body)
+            .into_iter()
+            .map(|i| match i {
+                Include::File(file) => Some(file),
+                Include::Unfollowed(_) => None,
+            })
+            .collect();
+        assert_eq!(found, [file(IncludeKind::Str, "a.sql", "a.sql")]);
+    }
+
+    #[test]
+    fn other_macros_and_macro_templates_are_not_includes() {
+        assert_eq!(
+            files(r#"{ my_mod::include!(x); self::include_str!(y) }"#),
+            []
+        );
+        assert_eq!(
+            files(r#"{ macro_rules! m { ($p:expr) => { include_str!($p) } } m!("a.sql") }"#),
             []
         );
     }

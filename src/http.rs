@@ -7,7 +7,7 @@
 //! | `GET /migrations/history?limit=N` | `{"ok": true, "history": [...]}`, newest first |
 //! | `POST /migrations/up` | runs `up`; the JSON body holds `target`, `tables`, `force`, `dry_run` |
 //! | `POST /migrations/down` | runs `down`; `target` or `to_base: true` is required |
-//! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `404` without a fleet |
+//! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `404` without a fleet, `400` for a body with any run option (a fleet goes up to every head) |
 //!
 //! The two `POST` routes need `Authorization: Bearer <token>` (compared in constant time), and
 //! so do the reads with [`HttpConfig::protect_reads`]. A run never queues behind another: while
@@ -243,7 +243,7 @@ async fn history(
 }
 
 /// The body of `up` and `down`: the manager's request options.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct RunBody {
     #[serde(alias = "to")]
@@ -296,9 +296,23 @@ async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
 
 /// The fleet up: `200` when every target succeeded, else `207` (Multi-Status) with every
 /// target's result, failures named with their target and step.
-async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(denied) = authorize(&shared, &headers) {
         return denied;
+    }
+    // A fleet goes up to every head: a request that asks for anything else (a dry run, above
+    // all) is refused, not run as a plain up.
+    match parse_body(&body) {
+        Ok(body) if body == RunBody::default() => {}
+        Ok(_) => {
+            return bad_request(
+                "InvalidBody",
+                "a fleet goes up to every head: `target`, `tables`, `force`, `dry_run` and \
+                 `to_base` are for /migrations/up"
+                    .to_string(),
+            )
+        }
+        Err(message) => return bad_request("InvalidBody", message),
     }
     let Some(fleet) = &shared.fleet else {
         return error_response(

@@ -33,6 +33,11 @@ pub(super) async fn run(
             "verify --schema-drift checks one database, not a fleet: run it per target".into(),
         ));
     }
+    if arguments.schema.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(Error::Config(
+            "--schema does not combine with --all-schemas or --targets: each target names its own schema".into(),
+        ));
+    }
     if let Command::Up(up) = &arguments.command {
         if up.to.is_some() || !up.tables.is_empty() || up.force || up.dry_run {
             return Err(Error::Config(

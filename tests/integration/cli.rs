@@ -478,6 +478,18 @@ async fn a_fleet_runs_from_the_command_line_over_all_schemas_or_a_targets_file()
     )
     .await;
     assert!(bad.stderr.contains("do not combine"), "{}", bad.stderr);
+    // A schema for every target would be dropped: refused.
+    let bad = expect(
+        &url,
+        &[&["--schema", "tenant_00", "up"][..], &all[..]].concat(),
+        exit::USAGE,
+    )
+    .await;
+    assert!(
+        bad.stderr.contains("--schema does not combine"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -287,6 +287,34 @@ async fn all_up_answers_207_naming_the_targets_that_failed() {
     let addr = serve(&db, config).await;
     let (code, _) = request(addr, "POST", "/migrations/all/up", None, None).await;
     assert_eq!(code, 401, "the fleet route needs the token too");
+    // A dry run (or any other option) is refused, not run as a plain up.
+    let fingerprint = || async {
+        db.rows(
+            "SELECT table_schema, table_name FROM information_schema.tables \
+             WHERE table_schema LIKE 'tenant%' ORDER BY 1, 2",
+        )
+        .await
+    };
+    let before = fingerprint().await;
+    for body in [
+        r#"{"dry_run": true}"#,
+        r#"{"target": "2.0.0"}"#,
+        r#"{"tables": ["session"]}"#,
+        "not json",
+    ] {
+        let (code, answer) =
+            request(addr, "POST", "/migrations/all/up", Some(TOKEN), Some(body)).await;
+        assert_eq!(
+            (code, answer["error"]["kind"].as_str()),
+            (400, Some("InvalidBody")),
+            "{body}: {answer}"
+        );
+    }
+    assert_eq!(
+        fingerprint().await,
+        before,
+        "a refused fleet request changed nothing"
+    );
     let (code, body) = request(addr, "POST", "/migrations/all/up", Some(TOKEN), None).await;
     assert_eq!(code, 207, "{body}");
     assert_eq!(body["outcome"], "partly_failed");

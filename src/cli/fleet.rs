@@ -64,6 +64,14 @@ pub(super) async fn run(
             .all_schemas(url, fleet_args.schema_like.as_deref())
             .await?;
     }
+    // No target at all is a mistake in the arguments (a `--schema-like` that matches nothing,
+    // an empty targets file), not a fleet that succeeded.
+    if fleet.target_list().is_empty() {
+        return Err(Error::Config(match &fleet_args.schema_like {
+            Some(pattern) => format!("no schema of the server matches --schema-like {pattern}"),
+            None => "the fleet has no targets: --targets names an empty file, or --all-schemas found only PostgreSQL's own schemas".into(),
+        }));
+    }
     let (what, report) = match &arguments.command {
         Command::Up(_) => ("up", fleet.up().await),
         Command::Verify(_) => ("verify", fleet.verify().await),

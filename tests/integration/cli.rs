@@ -478,6 +478,26 @@ async fn a_fleet_runs_from_the_command_line_over_all_schemas_or_a_targets_file()
     )
     .await;
     assert!(bad.stderr.contains("do not combine"), "{}", bad.stderr);
+    // No target at all is refused, not reported as a fleet that succeeded.
+    let none = expect(
+        &url,
+        &["status", "--all-schemas", "--schema-like", "no\\_such\\_%"],
+        exit::USAGE,
+    )
+    .await;
+    assert!(
+        none.stderr
+            .contains("no schema of the server matches --schema-like"),
+        "{}",
+        none.stderr
+    );
+    std::fs::write(&file, "# nobody yet\n").expect("write");
+    let empty = expect(&url, &["status", "--targets", &file], exit::USAGE).await;
+    assert!(
+        empty.stderr.contains("the fleet has no targets"),
+        "{}",
+        empty.stderr
+    );
     // A schema for every target would be dropped: refused.
     let bad = expect(
         &url,

@@ -11,6 +11,21 @@ use migrate::MigrationManager;
 use std::time::Duration;
 
 each_backend! {
+    async fn repairs_with_nothing_to_do_change_nothing(db) {
+        // A database that never ran: no mark to settle, no checksum to re-pin. The repairs
+        // succeed without creating the tracking tables (taking the lock would). With tracking
+        // rows they take the lock (the next test).
+        let m = db.manager().await;
+        let before = db.fingerprint().await;
+        m.resolve_dirty("session", Resolution::RolledBack).await.expect("nothing to settle");
+        m.accept_checksums("session").await.expect("nothing to re-pin");
+        assert!(!db.has_table("migrate_schema_versions").await, "tracking tables were created");
+        assert_eq!(db.fingerprint().await, before);
+        // A table that does not exist is still an error.
+        let err = m.resolve_dirty("no_such_table", Resolution::Completed).await.expect_err("unknown");
+        assert!(matches!(err, migrate::Error::UnknownTable { .. }), "{err:?}");
+    }
+
     async fn stamp_and_unstamp_move_the_record_and_leave_history(db) {
         let m = db.manager().await;
         m.stamp("session", "2.0.0").await.expect("stamp");

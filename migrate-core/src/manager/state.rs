@@ -48,7 +48,7 @@ impl MigrationManager {
 
     /// What refuses a run in the rows themselves, before any history is read: a version or
     /// table this binary does not know, or an adoption two tools disagree on.
-    fn refusal(&self, survey: &Survey) -> Option<Error> {
+    pub(super) fn refusal(&self, survey: &Survey) -> Option<Error> {
         if let Some(row) = survey.strangers.first() {
             return Some(match (&row.version, &row.dirty) {
                 (None, Some(mark)) => Error::dirty(&row.module, &row.table, mark),

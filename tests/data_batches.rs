@@ -295,6 +295,22 @@ static REFUSALS: MigrationSet = MigrationSet::__new("batch_refusals", "data_batc
 /// What each database's step was told, by dialect (the backends' tests run at once).
 static REFUSED: Mutex<Vec<(Dialect, String)>> = Mutex::new(Vec::new());
 
+/// What each database's step was told about jobs whose source is wrong, by dialect.
+static UNREADABLE: Mutex<Vec<(Dialect, String)>> = Mutex::new(Vec::new());
+
+/// Jobs whose source cannot be read: a table, key, column or filter that is not there, and a
+/// table name that ends its `{{tables.…}}` placeholder early. Each fails before anything is
+/// written, naming the job.
+fn bad_sources() -> Vec<Batches> {
+    vec![
+        Batches::new("copy", "no_such_table", "id"),
+        Batches::new("copy", "source", "no_such_key"),
+        Batches::new("copy", "source", "id").columns(&["id", "no_such_column"]),
+        Batches::new("copy", "source", "id").filter("no_such_column = 1"),
+        Batches::new("copy", "sou}}rce", "id"),
+    ]
+}
+
 /// Job names and batch sizes `start` must refuse: blank, whitespace at either end (MySQL's
 /// binary collation ignores trailing spaces, so `copy ` would share `copy`'s checkpoint), too
 /// long for the checkpoint table's key, and sizes out of range.
@@ -324,6 +340,30 @@ fn start_bad_jobs<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
             let mut refused = REFUSED.lock().unwrap_or_else(|e| e.into_inner());
             refused.push((db.dialect(), told));
         }
+        // A checkpoint table that cannot be one.
+        let blank = Batches::new("copy", "source", "id")
+            .checkpoint_table(" ")
+            .start(db)
+            .await;
+        let told = match blank {
+            Err(Error::Config(message)) => message,
+            Err(other) => format!("another error: {other}"),
+            Ok(_) => "accepted a blank checkpoint table".to_string(),
+        };
+        REFUSED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((db.dialect(), told));
+        db.execute("CREATE TABLE source (id INTEGER PRIMARY KEY, payload TEXT)")
+            .await?;
+        for job in bad_sources() {
+            let told = match job.start(db).await {
+                Err(err) => err.to_string(),
+                Ok(_) => "accepted".to_string(),
+            };
+            let mut unreadable = UNREADABLE.lock().unwrap_or_else(|e| e.into_inner());
+            unreadable.push((db.dialect(), told));
+        }
         // `forget` takes the same names: `copy ` must not delete `copy`'s checkpoint.
         for (job, size) in bad_jobs().into_iter().filter(|(_, size)| *size == BATCH) {
             let forgot = Batches::forget(db, &job, migrate::data::DEFAULT_CHECKPOINT_TABLE).await;
@@ -351,7 +391,8 @@ async fn bad_jobs_are_refused_and_change_nothing(backend: Backend) {
         "start_bad_jobs",
         start_bad_jobs,
         Reversal::Irreversible,
-        true,
+        // Outside a transaction: on PostgreSQL a failed read would end the step's transaction.
+        false,
         None,
         "fnv1a64:0000000000000000",
         "data_batches.rs",
@@ -382,12 +423,33 @@ async fn bad_jobs_are_refused_and_change_nothing(backend: Backend) {
             format!("batch size {size} for job `{job}` must be 1 to 1,000,000")
         }
     });
+    let blank_checkpoint =
+        "the checkpoint table ` ` must be 1 to 63 bytes, not blank, without NUL (it has 1 bytes)"
+            .to_string();
     let forgotten = bad_jobs()
         .into_iter()
         .filter(|(_, size)| *size == BATCH)
         .map(|(job, _)| bad_name(&job));
-    let expected: Vec<String> = started.chain(forgotten).collect();
+    let expected: Vec<String> = started.chain([blank_checkpoint]).chain(forgotten).collect();
     assert_eq!(told, expected);
+    let unreadable: Vec<String> = UNREADABLE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(d, _)| *d == dialect)
+        .map(|(_, message)| message.clone())
+        .collect();
+    assert_eq!(unreadable.len(), bad_sources().len(), "{unreadable:?}");
+    for (message, table) in
+        unreadable
+            .iter()
+            .zip(["no_such_table", "source", "source", "source", "sou}}rce"])
+    {
+        assert!(
+            message.contains(&format!("batch job `copy` cannot read table `{table}`")),
+            "{message}"
+        );
+    }
     let created = manager
         .backend()
         .table_exists(migrate::data::DEFAULT_CHECKPOINT_TABLE)

@@ -112,6 +112,12 @@ impl Batches {
                 self.size, self.job
             )));
         }
+        crate::sqlx_db::check_identifier(
+            "the checkpoint table",
+            &self.checkpoint,
+            crate::sqlx_db::MAX_IDENTIFIER_BYTES,
+        )?;
+        self.check_source(db).await?;
         let checkpoint = db.table(&self.checkpoint);
         // On MySQL, text in any language and job names compared byte for byte (but for
         // trailing spaces, refused above), whatever the database's defaults (see
@@ -197,6 +203,44 @@ impl Batches {
                 db.dialect().quote_literal(job)
             );
             db.execute(&sql).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads no row of the source with the job's table, key, columns and filter, before
+    /// anything is written: a wrong name fails here, naming the job, with nothing created.
+    /// SQLite reads a double-quoted name that is no column as a string, so there the columns
+    /// are also looked up in the catalog.
+    async fn check_source(&self, db: &mut Conn<'_>) -> Result<()> {
+        let columns: Vec<String> = self.columns.iter().map(|c| db.quote_ident(c)).collect();
+        let probe = format!(
+            "SELECT {} FROM {{{{tables.{}}}}} WHERE 1 = 0{}",
+            columns.join(", "),
+            self.table,
+            self.filter_clause()
+        );
+        let doing = || {
+            format!(
+                "batch job `{}` cannot read table `{}` (key `{}`, columns {})",
+                self.job,
+                self.table,
+                self.key,
+                self.columns.join(", ")
+            )
+        };
+        db.query(&probe).await.map_err(|err| match err {
+            Error::Database(driver) => Error::Database(driver.context(doing())),
+            other => other,
+        })?;
+        if db.dialect() == Dialect::Sqlite {
+            for column in &self.columns {
+                if !db.column_exists(&self.table, column).await? {
+                    return Err(Error::Config(format!(
+                        "{}: it has no column `{column}`",
+                        doing()
+                    )));
+                }
+            }
         }
         Ok(())
     }

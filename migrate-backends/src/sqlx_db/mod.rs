@@ -73,7 +73,7 @@ pub(crate) fn check_schema(name: &str) -> Result<()> {
 
 /// A name is quoted wherever it is used, so any text is safe in SQL; what a database cannot
 /// keep exactly is refused: blank, NUL, or longer than `max` bytes (cut, or refused, there).
-fn check_identifier(what: &str, name: &str, max: usize) -> Result<()> {
+pub(crate) fn check_identifier(what: &str, name: &str, max: usize) -> Result<()> {
     if name.trim().is_empty() || name.contains('\0') || name.len() > max {
         return Err(Error::Config(format!(
             "{what} `{}` must be 1 to {max} bytes, not blank, without NUL (it has {} bytes)",

@@ -15,6 +15,31 @@ async fn renamed(db: &crate::harness::TestDb) -> MigrationManager {
 }
 
 each_backend! {
+    async fn a_physical_name_may_not_be_a_tracking_table_or_another_table(db) {
+        let manager = || async { MigrationManager::new(db.executor().await, [&MIGRATIONS]).expect("valid graph") };
+        for physical in ["migrate_schema_versions", "migrate_schema_versions_history", "migrate_schema_versions_lock"] {
+            let err = manager().await.with_table_name("session", physical).expect_err(physical);
+            assert!(
+                matches!(&err, Error::Config(message) if message.contains("tracking tables")),
+                "{physical}: {err}"
+            );
+        }
+        let err = manager().await.with_table_name("session", "memory").expect_err("memory");
+        assert!(err.to_string().contains("that is the name of table `memory`"), "{err}");
+        // Another case of another table's name: one table where names ignore case.
+        let other_case = manager().await.with_table_name("session", "MEMORY");
+        match db.backend() {
+            migrate::testing::Backend::Postgres => {
+                other_case.expect("a different table on PostgreSQL");
+            }
+            _ => {
+                let err = other_case.expect_err("the same table here");
+                assert!(err.to_string().contains("that is the name of table `memory`"), "{err}");
+            }
+        }
+        assert!(!db.has_table("migrate_schema_versions").await, "refusals touch nothing");
+    }
+
     async fn a_renamed_table_is_created_migrated_and_recorded_under_its_physical_name(db) {
         let manager = renamed(&db).await;
         let report = manager.up().await.expect("up");

@@ -148,18 +148,37 @@ impl MigrationManager {
     /// the tracking rows record it. Reports, errors and the API keep the logical name.
     ///
     /// For products whose users rename tables (Agno's `session_table="my_sessions"`). The
-    /// physical name must be 1 to 63 bytes without NUL, and may not be another table's name.
+    /// physical name must be 1 to 63 bytes without NUL, and may not be another table's name
+    /// nor one of the backend's tracking tables (`{{tables.x}}` would then alter or drop
+    /// them). Names are compared without regard to case except on PostgreSQL, whose quoted
+    /// names keep it (SQLite's do not, nor MySQL's on some systems).
     pub fn with_table_name(mut self, table: &str, physical: &str) -> Result<Self> {
         if !self.graph.tables().any(|(_, t)| t == table) {
             return Err(self.unknown_table(table));
         }
+        let same = |a: &str, b: &str| match self.backend.dialect() {
+            crate::dialect::Dialect::Postgres => a == b,
+            _ => a.eq_ignore_ascii_case(b),
+        };
         let taken = self
             .graph
             .tables()
-            .any(|(_, t)| t != table && t == physical && self.table_names.physical(t) == t);
-        if taken {
+            .find(|(_, t)| *t != table && same(t, physical) && self.table_names.physical(t) == *t);
+        if let Some((_, other)) = taken {
             return Err(Error::Config(format!(
-                "table `{table}` cannot be renamed to `{physical}`: that is the name of table `{physical}`"
+                "table `{table}` cannot be renamed to `{physical}`: that is the name of table `{other}`"
+            )));
+        }
+        let tracking = self.backend.tracking_table();
+        let reserved = [
+            tracking.to_string(),
+            format!("{tracking}_history"),
+            format!("{tracking}_lock"),
+        ];
+        if let Some(name) = reserved.iter().find(|name| same(name, physical)) {
+            return Err(Error::Config(format!(
+                "table `{table}` cannot be renamed to `{physical}`: `{name}` is one of this \
+                 backend's tracking tables"
             )));
         }
         self.table_names.insert(table, physical)?;

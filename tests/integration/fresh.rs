@@ -6,6 +6,23 @@ use crate::MIGRATIONS;
 use migrate::report::{Direction, ReportStatus};
 
 each_backend! {
+    async fn an_unrecorded_table_already_there_is_refused_before_anything_is_created(db) {
+        db.exec("CREATE TABLE session (id INTEGER PRIMARY KEY)").await;
+        let before = db.fingerprint().await;
+        let err = db.manager().await.install_fresh().await.expect_err("session is there");
+        assert!(
+            matches!(&err, migrate::Error::Config(message) if message.contains("table `session` exists")),
+            "{err}"
+        );
+        let after = db.fingerprint().await;
+        let created: Vec<&String> = after.iter().filter(|row| !before.contains(row)).collect();
+        assert!(
+            created.iter().all(|row| row.contains("migrate_schema_versions")),
+            "only the tracking tables (made when the lock is taken) may be new: {created:?}"
+        );
+        assert!(db.rows("SELECT table_name FROM migrate_schema_versions").await.is_empty(), "nothing recorded");
+    }
+
     async fn install_fresh_creates_a_table_at_its_fresh_version_and_the_rest_step_by_step(db) {
         let manager = db.manager().await.with_baseline("2.0.0").expect("baseline");
         let report = manager.install_fresh().await.expect("install fresh");

@@ -55,6 +55,19 @@ impl MigrationManager {
                 fresh.sort_by_key(|&(c, pos)| {
                     self.graph.nodes[self.graph.chains[c].nodes[pos]].rank
                 });
+                // A fresh function creates its table: one that is already there, with nothing
+                // recorded, is refused before anything is created.
+                for &(c, _) in &fresh {
+                    let physical = self.physical(c);
+                    if self.backend.table_exists(physical).await? {
+                        return Err(Error::Config(format!(
+                            "install_fresh: table `{physical}` exists but nothing is recorded for \
+                             `{}`; install_fresh is for a new database (an existing one goes up \
+                             from a baseline, see with_baseline_for_existing_tables)",
+                            self.graph.chains[c].table
+                        )));
+                    }
+                }
                 let mut installed = Vec::new();
                 for (c, pos) in fresh {
                     match self.run_fresh(c, pos).await {

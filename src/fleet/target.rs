@@ -56,10 +56,25 @@ impl Target {
                 crate::backend::redact_url_password(url, url)
             )));
         }
-        Ok(match schema {
-            Some(schema) => Target::schema(url, schema),
-            None => Target::database(url),
-        })
+        let Some(schema) = schema else {
+            return Ok(Target::database(url));
+        };
+        // Refused here, before any target runs, rather than when this one's turn comes.
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Config(format!(
+                "schema `{schema}` given for `{}`: only PostgreSQL URLs take a schema",
+                crate::backend::redact_url_password(url, url)
+            )));
+        }
+        let max = migrate_core::dialect::MAX_IDENTIFIER_BYTES;
+        if schema.len() > max || schema.contains('\0') {
+            return Err(Error::Config(format!(
+                "schema `{}` must be 1 to {max} bytes without NUL (it has {} bytes)",
+                schema.escape_debug(),
+                schema.len()
+            )));
+        }
+        Ok(Target::schema(url, schema))
     }
 
     /// Reads a targets file: one target per line (`URL` or `URL SCHEMA`), blank lines and
@@ -115,7 +130,20 @@ mod tests {
             !shown.contains("secret") && shown.ends_with("schema t"),
             "{shown}"
         );
-        for bad in ["", "not-a-url", "postgres://h/db a b"] {
+        assert_eq!(
+            Target::parse("postgresql://h/db t").unwrap(),
+            Target::schema("postgresql://h/db", "t")
+        );
+        let long = format!("postgres://h/db {}", "s".repeat(64));
+        for bad in [
+            "",
+            "not-a-url",
+            "postgres://h/db a b",
+            "sqlite://a.db tenant_1",
+            "mysql://h/db tenant_1",
+            "postgres://h/db a\0b",
+            &long,
+        ] {
             assert!(matches!(Target::parse(bad), Err(Error::Config(_))), "{bad}");
         }
     }

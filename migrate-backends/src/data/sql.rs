@@ -113,14 +113,14 @@ impl Upsert {
     /// key, or a `newer_wins` column that is not written is an error.
     pub fn sql(&self, dialect: Dialect) -> Result<String> {
         if self.keys.is_empty() {
-            return Err(Error::msg(format!(
+            return Err(Error::Config(format!(
                 "upsert into `{}` has no key",
                 self.table
             )));
         }
         if let Some(newer) = &self.newer {
             if !self.columns.contains(newer) {
-                return Err(Error::msg(format!(
+                return Err(Error::Config(format!(
                     "upsert into `{}`: newer_wins(`{newer}`) is not one of its columns",
                     self.table
                 )));
@@ -144,7 +144,7 @@ impl Upsert {
         );
         for (i, row) in self.rows.iter().enumerate() {
             if row.len() != width {
-                return Err(Error::msg(format!(
+                return Err(Error::Config(format!(
                     "upsert into `{}`: row {i} has {} values, expected {width}",
                     self.table,
                     row.len()
@@ -275,16 +275,18 @@ mod tests {
     fn bad_upserts_are_errors_not_sql() {
         let mut upsert = Upsert::new("s", &["id"], &["v"]);
         upsert.row(vec![Value::Int(1)]);
-        assert!(upsert
-            .sql(Dialect::Sqlite)
-            .unwrap_err()
-            .to_string()
-            .contains("row 0 has 1 values, expected 2"));
-        assert!(Upsert::new("s", &[], &["v"]).sql(Dialect::Sqlite).is_err());
-        assert!(Upsert::new("s", &["id"], &["v"])
-            .newer_wins("w")
-            .sql(Dialect::Sqlite)
-            .is_err());
+        let config = |result: Result<String>| match result {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected Error::Config, got {other:?}"),
+        };
+        assert!(config(upsert.sql(Dialect::Sqlite)).contains("row 0 has 1 values, expected 2"));
+        assert!(config(Upsert::new("s", &[], &["v"]).sql(Dialect::Sqlite)).contains("has no key"));
+        assert!(config(
+            Upsert::new("s", &["id"], &["v"])
+                .newer_wins("w")
+                .sql(Dialect::Sqlite)
+        )
+        .contains("newer_wins(`w`)"));
         assert_eq!(
             Upsert::new("s", &["id"], &["v"])
                 .sql(Dialect::Sqlite)

@@ -268,11 +268,20 @@ impl Arguments {
     }
 
     /// The manager options the global flags set, applied after the host's own `configure`.
-    pub(super) fn manager_flags(&self) -> ManagerFlags {
-        ManagerFlags {
+    /// `--table-name` and `--adopt-versions`, checked before anything connects: one logical
+    /// table renamed twice is refused rather than the last one winning.
+    pub(super) fn manager_flags(&self) -> crate::Result<ManagerFlags> {
+        for (i, (logical, physical)) in self.table_names.iter().enumerate() {
+            if let Some((_, first)) = self.table_names[..i].iter().find(|(l, _)| l == logical) {
+                return Err(crate::Error::Config(format!(
+                    "--table-name renames `{logical}` twice: to `{first}` and to `{physical}`"
+                )));
+            }
+        }
+        Ok(ManagerFlags {
             table_names: self.table_names.clone(),
             adopt_versions: self.adopt_versions.clone(),
-        }
+        })
     }
 }
 

@@ -45,7 +45,7 @@ pub(super) async fn run(
             ));
         }
     }
-    let flags = arguments.manager_flags();
+    let flags = arguments.manager_flags()?;
     let mut fleet = Fleet::new(sets.iter().copied())
         .connect_options(arguments.connect_options())
         .fail_fast(fleet_args.fail_fast)

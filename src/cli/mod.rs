@@ -27,7 +27,7 @@ mod output;
 use crate::error::ErrorCategory;
 use crate::registry::MigrationSet;
 use crate::{Error, MigrationManager, Result};
-use args::{Arguments, Command};
+use args::{Arguments, Command, ManagerFlags};
 use clap::{CommandFactory, Parser};
 use output::Printer;
 use serde_json::json;
@@ -202,15 +202,16 @@ impl Cli {
         crate::blocking::outside_runtime("cli::run")?;
         let runtime = crate::blocking::new_runtime()?;
         let options = arguments.connect_options();
+        let flags = arguments.manager_flags()?;
         runtime.block_on(async {
             let db = crate::connect_with(url, &options).await?;
-            let manager = arguments.manager_flags().apply(
+            let manager = flags.apply(
                 MigrationManager::new(db, self.sets.iter().copied())?,
                 self.configure.as_ref(),
             )?;
             tracing::info!(target = %manager.backend().describe(), "migrate cli");
             let drift = if arguments.schema_drift() {
-                Some(self.drift_check(arguments).run(url).await?)
+                Some(self.drift_check(arguments, flags.clone()).run(url).await?)
             } else {
                 None
             };
@@ -230,8 +231,7 @@ impl Cli {
     /// `verify --schema-drift`: the same sets, connection options and manager configuration as
     /// the live manager, on a scratch database; another tool's adopted version table is not
     /// part of the comparison.
-    fn drift_check(&self, arguments: &Arguments) -> crate::drift::DriftCheck {
-        let flags = arguments.manager_flags();
+    fn drift_check(&self, arguments: &Arguments, flags: ManagerFlags) -> crate::drift::DriftCheck {
         let configure = self.configure.clone();
         let mut check = crate::drift::DriftCheck::new(self.sets.iter().copied())
             .connect_options(arguments.connect_options())

@@ -563,3 +563,25 @@ async fn transaction_pooling_runs_the_commands_through_pgbouncer_and_is_refused_
         "refused before any file was created"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_renamed_twice_is_refused_before_the_database_is_opened() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("new.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let args = [
+        "--table-name",
+        "session=a",
+        "--table-name",
+        "session=b",
+        "up",
+    ];
+    let run = expect(&url, &args, exit::USAGE).await;
+    assert!(
+        run.stderr
+            .contains("--table-name renames `session` twice: to `a` and to `b`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!path.exists(), "the database file was created");
+}

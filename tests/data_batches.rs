@@ -364,6 +364,30 @@ fn start_bad_jobs<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
             let mut unreadable = UNREADABLE.lock().unwrap_or_else(|e| e.into_inner());
             unreadable.push((db.dialect(), told));
         }
+        // Jobs at the edges that must still work, each with a checkpoint table of its own
+        // (the refusals above must leave the default one uncreated): SQLite's rowid as the key
+        // (no column of the catalog's), and a job already done whose source a later step
+        // dropped (it never reads its source again).
+        if db.dialect() == Dialect::Sqlite {
+            let mut by_rowid = Batches::new("by_rowid", "source", "rowid")
+                .checkpoint_table("rowid_checkpoints")
+                .start(db)
+                .await?;
+            while by_rowid.next(db).await?.is_some() {}
+            by_rowid.finish(db).await?;
+        }
+        db.execute("CREATE TABLE dropped_later (id INTEGER PRIMARY KEY)")
+            .await?;
+        let done =
+            || Batches::new("done_job", "dropped_later", "id").checkpoint_table("done_checkpoints");
+        let mut job = done().start(db).await?;
+        while job.next(db).await?.is_some() {}
+        job.finish(db).await?;
+        db.execute("DROP TABLE dropped_later").await?;
+        let mut again = done().start(db).await?;
+        if again.next(db).await?.is_some() {
+            return Err(Error::msg("a job already done read rows again"));
+        }
         // `forget` takes the same names: `copy ` must not delete `copy`'s checkpoint.
         for (job, size) in bad_jobs().into_iter().filter(|(_, size)| *size == BATCH) {
             let forgot = Batches::forget(db, &job, migrate::data::DEFAULT_CHECKPOINT_TABLE).await;

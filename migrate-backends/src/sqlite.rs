@@ -126,9 +126,10 @@ impl Driver for Sqlite {
             history_select: portable::history_select(history),
             // SQLite's schemas are attached databases; `{{schema}}` is not used with it.
             table_exists: s("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $(table)"),
-            // SQLite's column names are not case-sensitive.
+            // SQLite's column names are not case-sensitive; `table_xinfo` also lists generated
+            // and hidden columns.
             column_exists: s(
-                "SELECT 1 FROM pragma_table_info($(table)) WHERE name = $(column) COLLATE NOCASE",
+                "SELECT 1 FROM pragma_table_xinfo($(table)) WHERE name = $(column) COLLATE NOCASE",
             ),
             persistent: true,
         }

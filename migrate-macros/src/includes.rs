@@ -7,9 +7,10 @@
 //! `core::`/`std::` path, and also when it arrives through a `macro_rules!` fragment. The
 //! checksum names such a path as written, with `env!("NAME")` kept as `${NAME}`, so it does not
 //! depend on where the crate is checked out. Any other path expression is refused at compile
-//! time: the checksum could not see its file. Macros of other paths (`my_mod::include!`) are
-//! not includes, and a `macro_rules!` defined inside a body is a template: an include it makes
-//! when called is not seen.
+//! time: the checksum could not see its file. In a `macro_rules!` template inside a body, and
+//! for a macro of another path (`my_mod::include_str!`), a path that can be worked out is
+//! followed and one that cannot is left alone: an include such a template makes from its
+//! `$path` when called is not seen.
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 
@@ -66,18 +67,25 @@ impl Included {
 /// Every include in `tokens`, at any depth, in order.
 pub(crate) fn includes(tokens: &TokenStream) -> Vec<Include> {
     let mut found = Vec::new();
-    collect(tokens.clone(), &mut found);
+    collect(tokens.clone(), &mut found, false);
     found
 }
 
-fn collect(tokens: TokenStream, found: &mut Vec<Include>) {
+/// Collects the includes of `tokens`. In a `lenient` place (a `macro_rules!` template in the
+/// body) and for another path's macro (`my_mod::include_str!`), a path that can be worked out
+/// is followed, as it always was, but one that cannot is left alone rather than refused: it
+/// may be a template's `$path`, or not an include at all.
+fn collect(tokens: TokenStream, found: &mut Vec<Include>, lenient: bool) {
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
     let bang = |i: usize| matches!(tokens.get(i), Some(TokenTree::Punct(p)) if p.as_char() == '!');
     let mut i = 0;
     while i < tokens.len() {
         match &tokens[i] {
-            // A `macro_rules!` defined in the body holds templates, not includes.
+            // A `macro_rules!` defined in the body holds templates.
             TokenTree::Ident(ident) if ident == "macro_rules" && bang(i + 1) => {
+                if let Some(TokenTree::Group(template)) = tokens.get(i + 3) {
+                    collect(template.stream(), found, true);
+                }
                 i += 4;
                 continue;
             }
@@ -92,14 +100,18 @@ fn collect(tokens: TokenStream, found: &mut Vec<Include>) {
                     Some(TokenTree::Group(args)) if bang(i + 1) => Some(args),
                     _ => None,
                 };
-                if let (Some(kind), Some(args), false) = (kind, args, other_crates(&tokens[..i])) {
-                    found.push(match path_of(args.stream()) {
-                        Some((label, path)) => Include::File(FileInclude { kind, label, path }),
-                        None => Include::Unfollowed(args.span()),
-                    });
+                if let (Some(kind), Some(args)) = (kind, args) {
+                    let lenient = lenient || other_crates(&tokens[..i]);
+                    match path_of(args.stream()) {
+                        Some((label, path)) => {
+                            found.push(Include::File(FileInclude { kind, label, path }))
+                        }
+                        None if !lenient => found.push(Include::Unfollowed(args.span())),
+                        None => {}
+                    }
                 }
             }
-            TokenTree::Group(g) => collect(g.stream(), found),
+            TokenTree::Group(g) => collect(g.stream(), found, lenient),
             _ => {}
         }
         i += 1;
@@ -378,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn other_macros_and_macro_templates_are_not_includes() {
+    fn other_macros_and_macro_templates_are_followed_when_they_can_be_and_never_refused() {
         assert_eq!(
             files(r#"{ my_mod::include!(x); self::include_str!(y) }"#),
             []
@@ -386,6 +398,16 @@ mod tests {
         assert_eq!(
             files(r#"{ macro_rules! m { ($p:expr) => { include_str!($p) } } m!("a.sql") }"#),
             []
+        );
+        // A literal path there was always followed: the checksums of such steps stay.
+        assert_eq!(
+            files(
+                r#"{ macro_rules! m { () => { include_str!("a.sql") } } my_mod::include_str!("b.sql") }"#
+            ),
+            [
+                file(IncludeKind::Str, "a.sql", "a.sql"),
+                file(IncludeKind::Str, "b.sql", "b.sql"),
+            ]
         );
     }
 }

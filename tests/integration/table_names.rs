@@ -26,6 +26,21 @@ each_backend! {
         }
         let err = manager().await.with_table_name("session", "memory").expect_err("memory");
         assert!(err.to_string().contains("that is the name of table `memory`"), "{err}");
+        // Two tables renamed to one name in two cases: one table where names ignore case.
+        let twice = manager()
+            .await
+            .with_table_name("session", "Shared")
+            .expect("session")
+            .with_table_name("memory", "shared");
+        match db.backend() {
+            migrate::testing::Backend::Postgres => {
+                twice.expect("two tables on PostgreSQL");
+            }
+            _ => {
+                let err = twice.expect_err("one table here");
+                assert!(err.to_string().contains("would both be the physical table"), "{err}");
+            }
+        }
         // Another case of another table's name: one table where names ignore case.
         let other_case = manager().await.with_table_name("session", "MEMORY");
         match db.backend() {

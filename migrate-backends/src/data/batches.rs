@@ -117,7 +117,10 @@ impl Batches {
             &self.checkpoint,
             crate::sqlx_db::MAX_IDENTIFIER_BYTES,
         )?;
-        self.check_source(db).await?;
+        // A job already done never reads its source again (a later step may have dropped it).
+        if !self.already_done(db).await? {
+            self.check_source(db).await?;
+        }
         let checkpoint = db.table(&self.checkpoint);
         // On MySQL, text in any language and job names compared byte for byte (but for
         // trailing spaces, refused above), whatever the database's defaults (see
@@ -207,6 +210,21 @@ impl Batches {
         Ok(())
     }
 
+    /// Whether the checkpoint table holds this job, done.
+    async fn already_done(&self, db: &mut Conn<'_>) -> Result<bool> {
+        if !db.table_exists(&self.checkpoint).await? {
+            return Ok(false);
+        }
+        let rows = db
+            .query(&format!(
+                "SELECT done FROM {} WHERE job = {}",
+                db.table(&self.checkpoint),
+                db.dialect().quote_literal(&self.job)
+            ))
+            .await?;
+        Ok(rows.first().and_then(|r| r.get(0)).and_then(Value::as_i64) == Some(1))
+    }
+
     /// Reads no row of the source with the job's table, key, columns and filter, before
     /// anything is written: a wrong name fails here, naming the job, with nothing created.
     /// SQLite reads a double-quoted name that is no column as a string, so there the columns
@@ -233,7 +251,13 @@ impl Batches {
             other => other,
         })?;
         if db.dialect() == Dialect::Sqlite {
-            for column in &self.columns {
+            // The rowid's names are no column of the catalog's.
+            let rowid = |c: &str| {
+                ["rowid", "oid", "_rowid_"]
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(c))
+            };
+            for column in self.columns.iter().filter(|c| !rowid(c)) {
                 if !db.column_exists(&self.table, column).await? {
                     return Err(Error::Config(format!(
                         "{}: it has no column `{column}`",

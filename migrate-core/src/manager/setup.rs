@@ -169,6 +169,15 @@ impl MigrationManager {
                 "table `{table}` cannot be renamed to `{physical}`: that is the name of table `{other}`"
             )));
         }
+        if let Some((other, _)) = self
+            .table_names
+            .iter()
+            .find(|(logical, renamed)| *logical != table && same(renamed, physical))
+        {
+            return Err(Error::Config(format!(
+                "tables `{other}` and `{table}` would both be the physical table `{physical}`"
+            )));
+        }
         let tracking = self.backend.tracking_table();
         let reserved = [
             tracking.to_string(),

@@ -293,6 +293,24 @@ pub(super) struct ManagerFlags {
 }
 
 impl ManagerFlags {
+    /// Refuses a `--table-name` whose logical table the migrations do not know, before
+    /// anything connects (the manager would refuse it too, once the database was opened).
+    pub(super) fn check_tables(&self, graph: &crate::__private::Graph) -> crate::Result<()> {
+        for (logical, _) in &self.table_names {
+            if !graph.tables().any(|(_, table)| table == logical) {
+                let mut known: Vec<String> =
+                    graph.tables().map(|(_, table)| table.to_string()).collect();
+                known.sort();
+                known.dedup();
+                return Err(crate::Error::UnknownTable {
+                    table: logical.clone(),
+                    known,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// `manager` with the host's `configure` (if any), then these flags.
     pub(super) fn apply(
         &self,

@@ -203,6 +203,7 @@ impl Cli {
         let runtime = crate::blocking::new_runtime()?;
         let options = arguments.connect_options();
         let flags = arguments.manager_flags()?;
+        flags.check_tables(&crate::__private::Graph::build(self.sets.iter().copied())?)?;
         runtime.block_on(async {
             let db = crate::connect_with(url, &options).await?;
             let manager = flags.apply(

@@ -584,4 +584,14 @@ async fn a_table_renamed_twice_is_refused_before_the_database_is_opened() {
         run.stderr
     );
     assert!(!path.exists(), "the database file was created");
+    let run = expect(&url, &["--table-name", "nosuch=x", "up"], exit::USAGE).await;
+    assert!(
+        run.stderr.contains("nosuch"),
+        "the unknown table is named: {}",
+        run.stderr
+    );
+    assert!(
+        !path.exists(),
+        "the database file was created for an unknown table"
+    );
 }

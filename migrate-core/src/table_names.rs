@@ -80,11 +80,20 @@ impl TableNames {
 /// A table name that every dialect keeps exactly: not empty, no NUL, at most
 /// [`MAX_IDENTIFIER_BYTES`] bytes (PostgreSQL would silently cut a longer one).
 pub(crate) fn check_name(table: &str) -> Result<()> {
-    if table.trim().is_empty() || table.contains('\0') || table.len() > MAX_IDENTIFIER_BYTES {
+    check_identifier("table name", table, MAX_IDENTIFIER_BYTES)
+}
+
+/// Checks a name this crate quotes wherever it uses it (a table, schema or tracking table), so
+/// any text is safe in SQL: what a database cannot keep exactly is refused with
+/// [`Error::Config`] naming `what` and the name: blank, NUL, or longer than `max` bytes (cut,
+/// or refused, there).
+#[doc(hidden)]
+pub fn check_identifier(what: &str, name: &str, max: usize) -> Result<()> {
+    if name.trim().is_empty() || name.contains('\0') || name.len() > max {
         return Err(Error::Config(format!(
-            "table name `{}` must be 1 to {MAX_IDENTIFIER_BYTES} bytes, not blank, without NUL (it has {} bytes)",
-            table.escape_debug(),
-            table.len()
+            "{what} `{}` must be 1 to {max} bytes, not blank, without NUL (it has {} bytes)",
+            name.escape_debug(),
+            name.len()
         )));
     }
     Ok(())

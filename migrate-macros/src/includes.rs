@@ -25,13 +25,13 @@ pub(crate) enum IncludeKind {
     Bytes,
 }
 
-/// One include found in a body.
-#[derive(Debug, Clone)]
-pub(crate) enum Include {
-    /// A file the checksum follows.
-    File(FileInclude),
-    /// A path expression this macro cannot work out, at its span.
-    Unfollowed(Span),
+/// What a body pulls in.
+#[derive(Debug, Default)]
+pub(crate) struct Includes {
+    /// The files the checksum follows, in order.
+    pub(crate) files: Vec<FileInclude>,
+    /// Where a path expression this macro cannot work out is.
+    pub(crate) unfollowed: Vec<Span>,
 }
 
 /// A file the checksum follows.
@@ -65,8 +65,8 @@ impl Included {
 }
 
 /// Every include in `tokens`, at any depth, in order.
-pub(crate) fn includes(tokens: &TokenStream) -> Vec<Include> {
-    let mut found = Vec::new();
+pub(crate) fn includes(tokens: &TokenStream) -> Includes {
+    let mut found = Includes::default();
     collect(tokens.clone(), &mut found, false);
     found
 }
@@ -75,7 +75,7 @@ pub(crate) fn includes(tokens: &TokenStream) -> Vec<Include> {
 /// body) and for another path's macro (`my_mod::include_str!`), a path that can be worked out
 /// is followed, as it always was, but one that cannot is left alone rather than refused: it
 /// may be a template's `$path`, or not an include at all.
-fn collect(tokens: TokenStream, found: &mut Vec<Include>, lenient: bool) {
+fn collect(tokens: TokenStream, found: &mut Includes, lenient: bool) {
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
     let bang = |i: usize| matches!(tokens.get(i), Some(TokenTree::Punct(p)) if p.as_char() == '!');
     let mut i = 0;
@@ -103,10 +103,8 @@ fn collect(tokens: TokenStream, found: &mut Vec<Include>, lenient: bool) {
                 if let (Some(kind), Some(args)) = (kind, args) {
                     let lenient = lenient || other_crates(&tokens[..i]);
                     match path_of(args.stream()) {
-                        Some((label, path)) => {
-                            found.push(Include::File(FileInclude { kind, label, path }))
-                        }
-                        None if !lenient => found.push(Include::Unfollowed(args.span())),
+                        Some((label, path)) => found.files.push(FileInclude { kind, label, path }),
+                        None if !lenient => found.unfollowed.push(args.span()),
                         None => {}
                     }
                 }
@@ -260,19 +258,20 @@ mod tests {
     use proc_macro2::Group;
     use std::str::FromStr;
 
-    fn found(src: &str) -> Vec<Include> {
-        includes(&TokenStream::from_str(src).expect("tokens"))
+    /// The files `tokens` include, then `None` for each include that is not followed.
+    fn listed(tokens: &TokenStream) -> Vec<Option<FileInclude>> {
+        let found = includes(tokens);
+        let unfollowed = found.unfollowed.iter().map(|_| None);
+        found
+            .files
+            .into_iter()
+            .map(Some)
+            .chain(unfollowed)
+            .collect()
     }
 
-    /// The files `src` includes; `None` for each include that is not followed.
     fn files(src: &str) -> Vec<Option<FileInclude>> {
-        found(src)
-            .into_iter()
-            .map(|include| match include {
-                Include::File(file) => Some(file),
-                Include::Unfollowed(_) => None,
-            })
-            .collect()
+        listed(&TokenStream::from_str(src).expect("tokens"))
     }
 
     fn file(kind: IncludeKind, label: &str, path: &str) -> Option<FileInclude> {
@@ -379,14 +378,7 @@ mod tests {
             TokenStream::from_str(r#""a.sql""#).unwrap(),
         );
         let body: TokenStream = quote::quote!({ db.execute(include_str!(#fragment)).await });
-        let found: Vec<Option<FileInclude>> = includes(&body)
-            .into_iter()
-            .map(|i| match i {
-                Include::File(file) => Some(file),
-                Include::Unfollowed(_) => None,
-            })
-            .collect();
-        assert_eq!(found, [file(IncludeKind::Str, "a.sql", "a.sql")]);
+        assert_eq!(listed(&body), [file(IncludeKind::Str, "a.sql", "a.sql")]);
     }
 
     #[test]

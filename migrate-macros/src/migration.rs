@@ -6,7 +6,7 @@
 
 use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
 use crate::checksum;
-use crate::includes::{includes, Include};
+use crate::includes::{includes, Includes};
 use crate::register::{register, Declaration, Step};
 use crate::source::SourceFile;
 use proc_macro2::{Span, TokenStream};
@@ -200,14 +200,10 @@ fn step_checksum(
     file: Option<&Path>,
 ) -> syn::Result<String> {
     let body = function.block.to_token_stream();
-    let includes = includes(&body);
+    let Includes { files, unfollowed } = includes(&body);
     let mut errors = Errors::default();
-    let mut files = Vec::new();
-    for include in includes {
-        match include {
-            Include::File(file) => files.push(file),
-            Include::Unfollowed(span) => errors.add(span, UNFOLLOWED),
-        }
+    for span in unfollowed {
+        errors.add(span, UNFOLLOWED);
     }
     // The file is read (once per compilation) only for what only it holds: the down's body
     // and the files the body includes.

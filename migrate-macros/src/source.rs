@@ -5,7 +5,7 @@
 //! A file is read and tokenized once per compilation, however many migrations it holds.
 
 use crate::checksum::canonical;
-use crate::includes::{includes, FileInclude, Include, IncludeKind, Included};
+use crate::includes::{includes, FileInclude, IncludeKind, Included};
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -117,14 +117,8 @@ fn index_functions(tokens: TokenStream, bodies: &mut Bodies) {
                         let found = includes(&body.stream());
                         Body {
                             canonical: canonical(&body.stream()),
-                            unfollowed: found.iter().any(|i| matches!(i, Include::Unfollowed(_))),
-                            includes: found
-                                .into_iter()
-                                .filter_map(|i| match i {
-                                    Include::File(file) => Some(file),
-                                    Include::Unfollowed(_) => None,
-                                })
-                                .collect(),
+                            unfollowed: !found.unfollowed.is_empty(),
+                            includes: found.files,
                         }
                     });
                 }

@@ -293,22 +293,25 @@ pub(super) struct ManagerFlags {
 }
 
 impl ManagerFlags {
-    /// Refuses a `--table-name` whose logical table the migrations do not know, before
-    /// anything connects (the manager would refuse it too, once the database was opened).
-    pub(super) fn check_tables(&self, graph: &crate::__private::Graph) -> crate::Result<()> {
-        for (logical, _) in &self.table_names {
-            if !graph.tables().any(|(_, table)| table == logical) {
-                let mut known: Vec<String> =
-                    graph.tables().map(|(_, table)| table.to_string()).collect();
-                known.sort();
-                known.dedup();
-                return Err(crate::Error::UnknownTable {
-                    table: logical.clone(),
-                    known,
-                });
-            }
+    /// Refuses a `--table-name` whose logical table the migrations of `sets` do not know,
+    /// before anything connects (the manager would refuse it too, once the database was
+    /// opened). The graph is built for it only when a table is renamed.
+    pub(super) fn check_tables(
+        &self,
+        sets: &[&'static crate::registry::MigrationSet],
+    ) -> crate::Result<()> {
+        if self.table_names.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let graph = crate::__private::Graph::build(sets.iter().copied())?;
+        match self
+            .table_names
+            .iter()
+            .find(|(logical, _)| !graph.has_table(logical))
+        {
+            Some((logical, _)) => Err(graph.unknown_table(logical)),
+            None => Ok(()),
+        }
     }
 
     /// `manager` with the host's `configure` (if any), then these flags.

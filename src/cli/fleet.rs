@@ -46,7 +46,7 @@ pub(super) async fn run(
         }
     }
     let flags = arguments.manager_flags()?;
-    flags.check_tables(&crate::__private::Graph::build(sets.iter().copied())?)?;
+    flags.check_tables(sets)?;
     let mut fleet = Fleet::new(sets.iter().copied())
         .connect_options(arguments.connect_options())
         .fail_fast(fleet_args.fail_fast)

@@ -203,7 +203,7 @@ impl Cli {
         let runtime = crate::blocking::new_runtime()?;
         let options = arguments.connect_options();
         let flags = arguments.manager_flags()?;
-        flags.check_tables(&crate::__private::Graph::build(self.sets.iter().copied())?)?;
+        flags.check_tables(&self.sets)?;
         runtime.block_on(async {
             let db = crate::connect_with(url, &options).await?;
             let manager = flags.apply(

@@ -181,13 +181,13 @@ impl Fleet {
         let started = Instant::now();
         let total = self.targets.len();
         let pools = self.shared_pools().await;
-        let shared = u32::try_from(pools.len())
+        let in_shared_pools = u32::try_from(pools.len())
             .unwrap_or(u32::MAX)
             .saturating_mul(shared_pool_size(self.concurrency));
-        let own = u32::try_from((total - self.schema_targets()).min(self.concurrency))
+        let in_own_pools = u32::try_from((total - self.schema_targets()).min(self.concurrency))
             .unwrap_or(u32::MAX)
             .saturating_mul(3);
-        let max_connections = shared.saturating_add(own);
+        let max_connections = in_shared_pools.saturating_add(in_own_pools);
         let pools = Arc::new(pools);
         let shared = Arc::new(self.clone());
         let mut outcomes: Vec<Option<TargetReport>> = (0..total).map(|_| None).collect();

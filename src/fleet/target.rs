@@ -66,14 +66,11 @@ impl Target {
                 crate::backend::redact_url_password(url, url)
             )));
         }
-        let max = migrate_core::dialect::MAX_IDENTIFIER_BYTES;
-        if schema.len() > max || schema.contains('\0') {
-            return Err(Error::Config(format!(
-                "schema `{}` must be 1 to {max} bytes without NUL (it has {} bytes)",
-                schema.escape_debug(),
-                schema.len()
-            )));
-        }
+        migrate_core::table_names::check_identifier(
+            "schema",
+            schema,
+            migrate_core::dialect::MAX_IDENTIFIER_BYTES,
+        )?;
         Ok(Target::schema(url, schema))
     }
 

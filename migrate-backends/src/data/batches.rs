@@ -117,32 +117,31 @@ impl Batches {
             &self.checkpoint,
             crate::sqlx_db::MAX_IDENTIFIER_BYTES,
         )?;
-        // A job already done never reads its source again (a later step may have dropped it).
-        if !self.already_done(db).await? {
+        let checkpoint = db.table(&self.checkpoint);
+        let job_literal = db.dialect().quote_literal(&self.job);
+        let has_checkpoints = db.table_exists(&self.checkpoint).await?;
+        let resumed = match has_checkpoints {
+            true => {
+                let rows = db
+                    .query(&format!(
+                        "SELECT last_key, key_kind, tally, done FROM {checkpoint} \
+                         WHERE job = {job_literal}"
+                    ))
+                    .await?;
+                rows.first().map(|row| self.resume(row)).transpose()?
+            }
+            false => None,
+        };
+        // Checked before anything is written; a job already done never reads its source
+        // again (a later step may have dropped it).
+        if !resumed.as_ref().is_some_and(|(_, _, done)| *done) {
             self.check_source(db).await?;
         }
-        let checkpoint = db.table(&self.checkpoint);
-        // On MySQL, text in any language and job names compared byte for byte (but for
-        // trailing spaces, refused above), whatever the database's defaults (see
-        // `mysql::EXACT_TEXT`).
-        let options = match db.dialect() {
-            Dialect::MySql => " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
-            Dialect::Sqlite | Dialect::Postgres => "",
-        };
-        db.execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {checkpoint} (job VARCHAR({MAX_JOB_BYTES}) PRIMARY KEY, \
-             last_key TEXT, key_kind VARCHAR(8), tally TEXT NOT NULL, done INTEGER NOT NULL, \
-             updated_at BIGINT NOT NULL){options}"
-        ))
-        .await?;
-        let job_literal = db.dialect().quote_literal(&self.job);
-        let rows = db
-            .query(&format!(
-                "SELECT last_key, key_kind, tally, done FROM {checkpoint} WHERE job = {job_literal}"
-            ))
-            .await?;
-        let (last, tally, done) = match rows.first() {
-            Some(row) => self.resume(row)?,
+        if !has_checkpoints {
+            self.create_checkpoint_table(db, &checkpoint).await?;
+        }
+        let (last, tally, done) = match resumed {
+            Some(resumed) => resumed,
             None => {
                 let mut tally = Tally::default();
                 let nulls = db
@@ -210,19 +209,22 @@ impl Batches {
         Ok(())
     }
 
-    /// Whether the checkpoint table holds this job, done.
-    async fn already_done(&self, db: &mut Conn<'_>) -> Result<bool> {
-        if !db.table_exists(&self.checkpoint).await? {
-            return Ok(false);
-        }
-        let rows = db
-            .query(&format!(
-                "SELECT done FROM {} WHERE job = {}",
-                db.table(&self.checkpoint),
-                db.dialect().quote_literal(&self.job)
-            ))
-            .await?;
-        Ok(rows.first().and_then(|r| r.get(0)).and_then(Value::as_i64) == Some(1))
+    /// Creates the checkpoint table (`checkpoint`, quoted) if it is missing. On MySQL its
+    /// text is in any language and job names are compared byte for byte (but for trailing
+    /// spaces, which `check_job` refuses), whatever the database's defaults.
+    async fn create_checkpoint_table(&self, db: &mut Conn<'_>, checkpoint: &str) -> Result<()> {
+        let options = match db.dialect() {
+            #[cfg(feature = "mysql")]
+            Dialect::MySql => crate::mysql::EXACT_TEXT,
+            _ => "",
+        };
+        db.execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {checkpoint} (job VARCHAR({MAX_JOB_BYTES}) PRIMARY KEY, \
+             last_key TEXT, key_kind VARCHAR(8), tally TEXT NOT NULL, done INTEGER NOT NULL, \
+             updated_at BIGINT NOT NULL){options}"
+        ))
+        .await?;
+        Ok(())
     }
 
     /// Reads no row of the source with the job's table, key, columns and filter, before

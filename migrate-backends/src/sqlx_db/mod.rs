@@ -18,7 +18,9 @@ pub(crate) use bound::{affected_per_statement, bound, literal_sql};
 use crate::driver::Driver;
 use crate::held::Slot;
 use crate::statements::{Bind, Statements, Stmt, TrackingNames, Values, DEFAULT_TRACKING_TABLE};
-use migrate_core::error::{Error, Result};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use migrate_core::error::Error;
+use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, IntoArguments, Pool, Type};
 use sqlx_core::transaction::TransactionManager;
 #[cfg(feature = "sqlite")]
@@ -71,18 +73,7 @@ pub(crate) fn check_schema(name: &str) -> Result<()> {
     check_identifier("schema", name, MAX_IDENTIFIER_BYTES)
 }
 
-/// A name is quoted wherever it is used, so any text is safe in SQL; what a database cannot
-/// keep exactly is refused: blank, NUL, or longer than `max` bytes (cut, or refused, there).
-pub(crate) fn check_identifier(what: &str, name: &str, max: usize) -> Result<()> {
-    if name.trim().is_empty() || name.contains('\0') || name.len() > max {
-        return Err(Error::Config(format!(
-            "{what} `{}` must be 1 to {max} bytes, not blank, without NUL (it has {} bytes)",
-            name.escape_debug(),
-            name.len()
-        )));
-    }
-    Ok(())
-}
+pub(crate) use migrate_core::table_names::check_identifier;
 
 /// A database that migrations run on, over a sqlx pool. Use the aliases
 /// [`SqliteDb`](crate::sqlite::SqliteDb), [`PgDb`](crate::postgres::PgDb) and

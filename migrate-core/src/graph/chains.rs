@@ -10,19 +10,18 @@ use crate::error::GraphError;
 pub(super) fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
     // Every node by (module, table, version): a chain is a run of this order, root first.
     // The sort is stable, so two nodes of one version keep the order they were registered in.
+    let by_name = |a: &Node, b: &Node| {
+        let (a, b) = (a.migration, b.migration);
+        compare_names(a.set().module(), b.set().module())
+            .then_with(|| compare_names(a.table(), b.table()))
+    };
     let mut by_table: Vec<usize> = (0..nodes.len()).collect();
     by_table.sort_by(|&a, &b| {
-        let (a, b) = (&nodes[a], &nodes[b]);
-        compare_names(a.migration.set().module(), b.migration.set().module())
-            .then_with(|| compare_names(a.migration.table(), b.migration.table()))
-            .then_with(|| a.version.cmp(&b.version))
+        by_name(&nodes[a], &nodes[b]).then_with(|| nodes[a].version.cmp(&nodes[b].version))
     });
-    let same_table = |&a: &usize, &b: &usize| {
-        let (a, b) = (nodes[a].migration, nodes[b].migration);
-        compare_names(a.set().module(), b.set().module()).is_eq()
-            && compare_names(a.table(), b.table()).is_eq()
-    };
-    let runs: Vec<&[usize]> = by_table.chunk_by(same_table).collect();
+    let runs: Vec<&[usize]> = by_table
+        .chunk_by(|&a, &b| by_name(&nodes[a], &nodes[b]).is_eq())
+        .collect();
     let mut chains = Vec::with_capacity(runs.len());
     for members in runs {
         let first = nodes[members[0]].migration;

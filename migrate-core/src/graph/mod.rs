@@ -163,6 +163,23 @@ impl Graph {
         self.chains.iter().map(|c| (c.module, c.table))
     }
 
+    /// Whether some module has migrations for the logical table `table`.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.tables().any(|(_, t)| t == table)
+    }
+
+    /// [`Error::UnknownTable`](crate::error::Error::UnknownTable) for `table`, listing the
+    /// tables that have migrations.
+    pub fn unknown_table(&self, table: &str) -> crate::error::Error {
+        let mut known: Vec<String> = self.tables().map(|(_, t)| t.to_string()).collect();
+        known.sort();
+        known.dedup();
+        crate::error::Error::UnknownTable {
+            table: table.to_string(),
+            known,
+        }
+    }
+
     /// The number of registered migrations.
     pub fn len(&self) -> usize {
         self.nodes.len()

@@ -21,37 +21,26 @@ impl MigrationManager {
     /// the run lock.
     pub async fn resolve_dirty(&self, table: &str, resolution: Resolution) -> Result<()> {
         let chains = self.resolve_tables(&[table.to_string()])?;
-        if self
-            .nothing_to_repair(&chains, |state| state.dirty.is_none())
-            .await?
-        {
+        // Nothing recorded at all: no mark to settle.
+        if self.nothing_recorded().await? {
             return Ok(());
         }
         self.locked(None, self.resolve_dirty_locked(chains, resolution))
             .await
     }
 
-    /// Whether a repair of `chains` has nothing to do on a database that has no tracking rows
-    /// at all (none yet, or no tracking tables), read before the lock: taking the lock would
-    /// create the tracking tables, so such a repair ends here and changes nothing. Anything
-    /// else, a database with rows included, is decided under the lock (and waits for it).
-    async fn nothing_to_repair(
-        &self,
-        chains: &[usize],
-        settled: impl Fn(&ChainState) -> bool,
-    ) -> Result<bool> {
+    /// Whether the database has no tracking rows at all (none yet, or no tracking tables) and
+    /// nothing a run would refuse, read before the lock. Without a row no table has a mark or
+    /// a recorded version (a baseline or an adopted version records nothing), so a repair has
+    /// nothing to do; taking the lock would create the tracking tables, so it ends here and
+    /// changes nothing. Anything else is decided under the lock (and waits for it).
+    async fn nothing_recorded(&self) -> Result<bool> {
         let rows = self.backend.read_state().await?;
         if !rows.is_empty() {
             return Ok(false);
         }
         let survey = self.survey_rows(&rows).await?;
-        Ok(self.refusal(&survey).is_none()
-            && chains.iter().all(|&c| {
-                survey
-                    .states
-                    .get(c)
-                    .is_some_and(|state| state.unknown.is_none() && settled(state))
-            }))
+        Ok(self.refusal(&survey).is_none())
     }
 
     async fn resolve_dirty_locked(&self, chains: Vec<usize>, resolution: Resolution) -> Result<()> {
@@ -101,12 +90,7 @@ impl MigrationManager {
     pub async fn accept_checksums(&self, table: &str) -> Result<()> {
         let chains = self.resolve_tables(&[table.to_string()])?;
         // Nothing recorded at all: no checksum to re-pin.
-        if self
-            .nothing_to_repair(&chains, |state| {
-                state.stored.is_none() && state.dirty.is_none()
-            })
-            .await?
-        {
+        if self.nothing_recorded().await? {
             return Ok(());
         }
         self.locked(None, self.repin(chains)).await

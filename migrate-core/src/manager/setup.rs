@@ -153,7 +153,7 @@ impl MigrationManager {
     /// them). Names are compared without regard to case except on PostgreSQL, whose quoted
     /// names keep it (SQLite's do not, nor MySQL's on some systems).
     pub fn with_table_name(mut self, table: &str, physical: &str) -> Result<Self> {
-        if !self.graph.tables().any(|(_, t)| t == table) {
+        if !self.graph.has_table(table) {
             return Err(self.unknown_table(table));
         }
         let same = |a: &str, b: &str| match self.backend.dialect() {
@@ -236,17 +236,7 @@ impl MigrationManager {
     }
 
     pub(super) fn unknown_table(&self, table: &str) -> Error {
-        let mut known: Vec<String> = self
-            .graph
-            .tables()
-            .map(|(_, table)| table.to_string())
-            .collect();
-        known.sort();
-        known.dedup();
-        Error::UnknownTable {
-            table: table.to_string(),
-            known,
-        }
+        self.graph.unknown_table(table)
     }
     /// Chains named by `tables`: `table` matches that table in every module, `module:table`
     /// one module's.

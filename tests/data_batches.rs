@@ -388,6 +388,7 @@ fn start_bad_jobs<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
         if again.next(db).await?.is_some() {
             return Err(Error::msg("a job already done read rows again"));
         }
+        check_sources_are_kept(db).await?;
         // `forget` takes the same names: `copy ` must not delete `copy`'s checkpoint.
         for (job, size) in bad_jobs().into_iter().filter(|(_, size)| *size == BATCH) {
             let forgot = Batches::forget(db, &job, migrate::data::DEFAULT_CHECKPOINT_TABLE).await;
@@ -401,6 +402,79 @@ fn start_bad_jobs<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
         }
         Ok(())
     })
+}
+
+/// A job's checkpoint row in `table`, as text.
+async fn checkpoint_row(db: &mut Conn<'_>, table: &str, job: &str) -> Result<String> {
+    let sql = format!(
+        "SELECT source_table, source_key, done, updated_at FROM {table} WHERE job = '{job}'"
+    );
+    let rows = db.query(&sql).await?;
+    Ok(format!("{:?}", rows.first().map(|r| r.values().to_vec())))
+}
+
+/// A job's checkpoint keeps the table and key it paged. The same name on another table or key
+/// is refused, naming both, and the checkpoint is left as it was (a job done on
+/// `dropped_later` would otherwise skip `source` whole). A checkpoint table from before
+/// sources were kept gains the columns, and its row takes the resuming job's source.
+async fn check_sources_are_kept(db: &mut Conn<'_>) -> Result<()> {
+    let before = checkpoint_row(db, "done_checkpoints", "done_job").await?;
+    if !before.contains("\"dropped_later\"") || !before.contains("\"id\"") {
+        return Err(Error::msg(format!("the source was not kept: {before}")));
+    }
+    for (table, key) in [("source", "id"), ("dropped_later", "payload")] {
+        let reused = Batches::new("done_job", table, key)
+            .checkpoint_table("done_checkpoints")
+            .start(db)
+            .await;
+        let expected = format!(
+            "batch job `done_job` has a checkpoint in `done_checkpoints` for table \
+             `dropped_later` (key `id`), not table `{table}` (key `{key}`): give this job \
+             another name, or `Batches::forget` the old one"
+        );
+        match reused {
+            Err(Error::Config(message)) if message == expected => {}
+            Err(other) => return Err(Error::msg(format!("reused on {table}: {other:?}"))),
+            Ok(_) => return Err(Error::msg(format!("a done job's name reused on {table}"))),
+        }
+    }
+    let after = checkpoint_row(db, "done_checkpoints", "done_job").await?;
+    if after != before {
+        return Err(Error::msg(format!(
+            "a refused job moved {before} to {after}"
+        )));
+    }
+
+    // A checkpoint table as this crate wrote it before sources were kept.
+    Batches::new("legacy", "source", "id")
+        .checkpoint_table("legacy_checkpoints")
+        .start(db)
+        .await?;
+    for column in ["source_table", "source_key"] {
+        db.execute(&format!(
+            "ALTER TABLE legacy_checkpoints DROP COLUMN {column}"
+        ))
+        .await?;
+    }
+    Batches::new("legacy", "source", "id")
+        .checkpoint_table("legacy_checkpoints")
+        .start(db)
+        .await?;
+    let upgraded = checkpoint_row(db, "legacy_checkpoints", "legacy").await?;
+    if !upgraded.starts_with("Some([Text(\"source\"), Text(\"id\"),") {
+        return Err(Error::msg(format!("the old checkpoint took {upgraded}")));
+    }
+    match Batches::new("legacy", "source", "payload")
+        .checkpoint_table("legacy_checkpoints")
+        .start(db)
+        .await
+    {
+        Err(Error::Config(message)) if message.contains("for table `source` (key `id`)") => Ok(()),
+        other => Err(Error::msg(format!(
+            "the upgraded checkpoint's source was not checked: {:?}",
+            other.map(|_| ())
+        ))),
+    }
 }
 
 async fn bad_jobs_are_refused_and_change_nothing(backend: Backend) {

@@ -104,6 +104,11 @@ impl Batches {
 
     /// Opens the job: creates the checkpoint table if missing, and resumes from the job's
     /// checkpoint, or starts it (counting the rows whose key is NULL as refused).
+    ///
+    /// A checkpoint records the table and key its job paged. A job whose name has a
+    /// checkpoint for another table or key is refused with [`Error::Config`] before anything
+    /// is written: resumed there, its last key would skip rows, and a job done on one table
+    /// would skip the other whole.
     pub async fn start(self, db: &mut Conn<'_>) -> Result<Job> {
         check_job(&self.job)?;
         if !(1..=1_000_000).contains(&self.size) {
@@ -120,11 +125,18 @@ impl Batches {
         let checkpoint = db.table(&self.checkpoint);
         let job_literal = db.dialect().quote_literal(&self.job);
         let has_checkpoints = db.table_exists(&self.checkpoint).await?;
+        // Checkpoint tables written before a job recorded its source have no such columns.
+        let has_source =
+            has_checkpoints && db.column_exists(&self.checkpoint, "source_table").await?;
         let resumed = match has_checkpoints {
             true => {
+                let source = match has_source {
+                    true => "source_table, source_key",
+                    false => "NULL, NULL",
+                };
                 let rows = db
                     .query(&format!(
-                        "SELECT last_key, key_kind, tally, done FROM {checkpoint} \
+                        "SELECT last_key, key_kind, tally, done, {source} FROM {checkpoint} \
                          WHERE job = {job_literal}"
                     ))
                     .await?;
@@ -132,16 +144,34 @@ impl Batches {
             }
             false => None,
         };
+        if let Some(resumed) = &resumed {
+            self.check_same_source(resumed)?;
+        }
         // Checked before anything is written; a job already done never reads its source
         // again (a later step may have dropped it).
-        if !resumed.as_ref().is_some_and(|(_, _, done)| *done) {
+        if !resumed.as_ref().is_some_and(|resumed| resumed.done) {
             self.check_source(db).await?;
         }
         if !has_checkpoints {
             self.create_checkpoint_table(db, &checkpoint).await?;
+        } else if !has_source {
+            self.add_source_columns(db, &checkpoint).await?;
+        }
+        let source_table = db.dialect().quote_literal(&self.table);
+        let source_key = db.dialect().quote_literal(&self.key);
+        if resumed
+            .as_ref()
+            .is_some_and(|resumed| resumed.source.is_none())
+        {
+            // A checkpoint written before sources were recorded takes this job's from now on.
+            db.execute(&format!(
+                "UPDATE {checkpoint} SET source_table = {source_table}, source_key = {source_key} \
+                 WHERE job = {job_literal}"
+            ))
+            .await?;
         }
         let (last, tally, done) = match resumed {
-            Some(resumed) => resumed,
+            Some(resumed) => (resumed.last, resumed.tally, resumed.done),
             None => {
                 let mut tally = Tally::default();
                 let nulls = db
@@ -157,8 +187,9 @@ impl Batches {
                     u64::try_from(nulls).unwrap_or(0),
                 );
                 db.execute(&format!(
-                    "INSERT INTO {checkpoint} (job, last_key, key_kind, tally, done, updated_at) \
-                     VALUES ({job_literal}, NULL, NULL, {}, 0, {})",
+                    "INSERT INTO {checkpoint} (job, source_table, source_key, last_key, key_kind, \
+                     tally, done, updated_at) VALUES ({job_literal}, {source_table}, {source_key}, \
+                     NULL, NULL, {}, 0, {})",
                     db.dialect().quote_literal(&tally.encode()),
                     now_micros()
                 ))
@@ -220,11 +251,44 @@ impl Batches {
         };
         db.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {checkpoint} (job VARCHAR({MAX_JOB_BYTES}) PRIMARY KEY, \
-             last_key TEXT, key_kind VARCHAR(8), tally TEXT NOT NULL, done INTEGER NOT NULL, \
-             updated_at BIGINT NOT NULL){options}"
+             source_table TEXT, source_key TEXT, last_key TEXT, key_kind VARCHAR(8), \
+             tally TEXT NOT NULL, done INTEGER NOT NULL, updated_at BIGINT NOT NULL){options}"
         ))
         .await?;
         Ok(())
+    }
+
+    /// Adds the source columns to a checkpoint table created before jobs recorded their
+    /// source. PostgreSQL can run it inside a step's transaction that another runner races,
+    /// so there it is idempotent; SQLite's write lock and MySQL's journal serialize it.
+    async fn add_source_columns(&self, db: &mut Conn<'_>, checkpoint: &str) -> Result<()> {
+        let if_missing = match db.dialect() {
+            Dialect::Postgres => "IF NOT EXISTS ",
+            _ => "",
+        };
+        for column in ["source_table", "source_key"] {
+            db.execute(&format!(
+                "ALTER TABLE {checkpoint} ADD COLUMN {if_missing}{column} TEXT"
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A job's checkpoint belongs to the table and key it paged: resumed on another, its last
+    /// key would skip rows, and a job done on one would skip the other whole.
+    fn check_same_source(&self, resumed: &Checkpoint) -> Result<()> {
+        match &resumed.source {
+            Some((table, key)) if *table != self.table || *key != self.key => {
+                Err(Error::Config(format!(
+                    "batch job `{}` has a checkpoint in `{}` for table `{table}` (key `{key}`), \
+                     not table `{}` (key `{}`): give this job another name, or \
+                     `Batches::forget` the old one",
+                    self.job, self.checkpoint, self.table, self.key
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Reads no row of the source with the job's table, key, columns and filter, before
@@ -271,7 +335,7 @@ impl Batches {
         Ok(())
     }
 
-    fn resume(&self, row: &Row) -> Result<(Option<Value>, Tally, bool)> {
+    fn resume(&self, row: &Row) -> Result<Checkpoint> {
         let corrupt = || {
             Error::msg(format!(
                 "the checkpoint of batch job `{}` in `{}` is not one this crate wrote",
@@ -292,7 +356,19 @@ impl Batches {
             .and_then(Tally::decode)
             .ok_or_else(corrupt)?;
         let done = row.get(3).and_then(Value::as_i64).ok_or_else(corrupt)? != 0;
-        Ok((last, tally, done))
+        let source = match (row.get(4), row.get(5)) {
+            (Some(Value::Text(table)), Some(Value::Text(key))) => {
+                Some((table.clone(), key.clone()))
+            }
+            (Some(Value::Null) | None, Some(Value::Null) | None) => None,
+            _ => return Err(corrupt()),
+        };
+        Ok(Checkpoint {
+            last,
+            tally,
+            done,
+            source,
+        })
     }
 
     fn filter_clause(&self) -> String {
@@ -301,6 +377,15 @@ impl Batches {
             .map(|f| format!(" AND ({f})"))
             .unwrap_or_default()
     }
+}
+
+/// A job's checkpoint row, as `start` reads it.
+struct Checkpoint {
+    last: Option<Value>,
+    tally: Tally,
+    done: bool,
+    /// The logical table and key it paged; `None` in a row written before they were kept.
+    source: Option<(String, String)>,
 }
 
 /// A running [`Batches`] job: [`next`](Job::next) hands out batches, [`finish`](Job::finish)

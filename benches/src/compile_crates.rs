@@ -30,7 +30,10 @@ pub fn emit(dir: &Path, n: usize) {
         .canonicalize()
         .expect("the repository root (run from benches/)");
     let ours = dir.join("ours");
-    write(&ours.join("Cargo.toml"), &manifest("compile_ours", &migrate_path));
+    write(
+        &ours.join("Cargo.toml"),
+        &manifest("compile_ours", &migrate_path),
+    );
     let mut lib = String::from("migrate::migrations! {}\n\n");
     let mut last: std::collections::HashMap<&str, String> = Default::default();
     for step in workload::workload(n) {
@@ -51,7 +54,10 @@ pub fn emit(dir: &Path, n: usize) {
     write(&ours.join("src/lib.rs"), &lib);
 
     let plain = dir.join("plain");
-    write(&plain.join("Cargo.toml"), &manifest("compile_plain", &migrate_path));
+    write(
+        &plain.join("Cargo.toml"),
+        &manifest("compile_plain", &migrate_path),
+    );
     let mut lib = String::from(
         "use migrate::backend::{MigrationFn, MigrationFuture};\nuse migrate::Conn;\n\n\
          /// Every function, boxed, as the registration would hold it.\n\

@@ -142,6 +142,7 @@ impl Driver for MySql {
             record: vec![ensure.clone(), moved, history_row.clone()],
             record_and_commit: None,
             record_and_commit_existing: None,
+            record_existing: None,
             record_cas: 1,
             start: vec![ensure.clone(), marked, history_row.clone()],
             start_cas: 1,

@@ -174,8 +174,8 @@ pub struct TrackingNames {
     pub(crate) state: String,
     /// The quoted, possibly schema-qualified, history table.
     pub(crate) history: String,
-    /// The quoted name of the history table's index (never qualified).
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    /// The quoted name of the history table's index (never qualified; MySQL's).
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) history_index: String,
     /// The quoted, possibly schema-qualified, lock table (PostgreSQL's lock-table mode).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
@@ -249,6 +249,9 @@ pub struct Statements {
     /// A transactional step's tracking writes: move the state row (compare-and-set) and insert
     /// the history row. The statement at `record_cas` affects one row, or none on a race.
     pub(crate) record: Vec<Stmt>,
+    /// `record` for a table whose state row holds a version: a plain compare-and-set `UPDATE`
+    /// instead of the upsert, with the compare-and-set at the same index.
+    pub(crate) record_existing: Option<Vec<Stmt>>,
     pub(crate) record_cas: usize,
     /// A transactional step's tracking writes, its `COMMIT` and the next step's `BEGIN`, in one
     /// statement list sent at once (SQLite: one hand-off to its thread instead of four). The

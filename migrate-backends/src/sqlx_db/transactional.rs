@@ -40,7 +40,7 @@ where
         };
         match existing.or(self.sql.record_and_commit.as_ref()) {
             Some(list) => self.record_with_list(step, acted, list).await,
-            None => self.record_with_prepared(acted).await,
+            None => self.record_with_prepared(step, acted).await,
         }
     }
 
@@ -92,14 +92,22 @@ where
     }
 
     /// The tracking writes as prepared statements, then the commit.
-    async fn record_with_prepared(&self, acted: Acted<'_, DB>) -> Result<StepOutcome> {
+    async fn record_with_prepared(
+        &self,
+        step: &StepRun<'_>,
+        acted: Acted<'_, DB>,
+    ) -> Result<StepOutcome> {
         let Acted {
             mut conn,
             values,
             done,
         } = acted;
         let sql = &self.sql;
-        let recorded = Self::run_prepared(&mut conn, &sql.record, &values, sql.persistent).await;
+        let record = match (step.record.expected, &sql.record_existing) {
+            (Some(_), Some(existing)) => existing,
+            _ => &sql.record,
+        };
+        let recorded = Self::run_prepared(&mut conn, record, &values, sql.persistent).await;
         let affected = match recorded {
             Ok(affected) => affected,
             Err(err) => {

@@ -464,6 +464,19 @@ async fn check_sources_are_kept(db: &mut Conn<'_>) -> Result<()> {
     if !upgraded.starts_with("Some([Text(\"source\"), Text(\"id\"),") {
         return Err(Error::msg(format!("the old checkpoint took {upgraded}")));
     }
+    // An upgrade cut off between its two columns is finished by the next start.
+    db.execute("ALTER TABLE legacy_checkpoints DROP COLUMN source_key")
+        .await?;
+    Batches::new("legacy", "source", "id")
+        .checkpoint_table("legacy_checkpoints")
+        .start(db)
+        .await?;
+    let finished = checkpoint_row(db, "legacy_checkpoints", "legacy").await?;
+    if !finished.starts_with("Some([Text(\"source\"), Text(\"id\"),") {
+        return Err(Error::msg(format!(
+            "the half-upgraded checkpoint took {finished}"
+        )));
+    }
     match Batches::new("legacy", "source", "payload")
         .checkpoint_table("legacy_checkpoints")
         .start(db)

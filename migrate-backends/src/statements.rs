@@ -174,8 +174,8 @@ pub struct TrackingNames {
     pub(crate) state: String,
     /// The quoted, possibly schema-qualified, history table.
     pub(crate) history: String,
-    /// The quoted name of the history table's index (never qualified; MySQL's).
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    /// The quoted name of the history table's index (never qualified).
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     pub(crate) history_index: String,
     /// The quoted, possibly schema-qualified, lock table (PostgreSQL's lock-table mode).
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
@@ -307,9 +307,11 @@ pub struct Statements {
 
 #[cfg(test)]
 pub(crate) fn assert_templates_known(stmts: &Statements) {
+    let existing = stmts.record_existing.iter().flatten();
     let all = stmts
         .record
         .iter()
+        .chain(existing)
         .chain(&stmts.start)
         .chain(&stmts.finish)
         .chain(&stmts.refuse)
@@ -328,6 +330,9 @@ pub(crate) fn assert_templates_known(stmts: &Statements) {
         );
     }
     assert!(stmts.record_cas < stmts.record.len());
+    if let Some(existing) = &stmts.record_existing {
+        assert!(stmts.record_cas < existing.len());
+    }
     assert!(stmts.start_cas < stmts.start.len());
 }
 

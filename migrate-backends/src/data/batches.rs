@@ -125,9 +125,17 @@ impl Batches {
         let checkpoint = db.table(&self.checkpoint);
         let job_literal = db.dialect().quote_literal(&self.job);
         let has_checkpoints = db.table_exists(&self.checkpoint).await?;
-        // Checkpoint tables written before a job recorded its source have no such columns.
-        let has_source =
-            has_checkpoints && db.column_exists(&self.checkpoint, "source_table").await?;
+        // Checkpoint tables written before a job recorded its source lack these columns (or
+        // one of them, if adding them was cut off between the two).
+        let mut missing_source = Vec::new();
+        if has_checkpoints {
+            for column in SOURCE_COLUMNS {
+                if !db.column_exists(&self.checkpoint, column).await? {
+                    missing_source.push(column);
+                }
+            }
+        }
+        let has_source = missing_source.is_empty();
         let resumed = match has_checkpoints {
             true => {
                 let source = match has_source {
@@ -154,8 +162,8 @@ impl Batches {
         }
         if !has_checkpoints {
             self.create_checkpoint_table(db, &checkpoint).await?;
-        } else if !has_source {
-            self.add_source_columns(db, &checkpoint).await?;
+        } else {
+            add_columns(db, &checkpoint, &missing_source).await?;
         }
         let source_table = db.dialect().quote_literal(&self.table);
         let source_key = db.dialect().quote_literal(&self.key);
@@ -163,7 +171,14 @@ impl Batches {
             .as_ref()
             .is_some_and(|resumed| resumed.source.is_none())
         {
-            // A checkpoint written before sources were recorded takes this job's from now on.
+            // A checkpoint written before sources were recorded takes this job's from now on;
+            // there is nothing to check it against.
+            tracing::warn!(
+                job = %self.job,
+                table = %self.table,
+                key = %self.key,
+                "a batch job's checkpoint from before sources were recorded takes this table and key"
+            );
             db.execute(&format!(
                 "UPDATE {checkpoint} SET source_table = {source_table}, source_key = {source_key} \
                  WHERE job = {job_literal}"
@@ -255,23 +270,6 @@ impl Batches {
              tally TEXT NOT NULL, done INTEGER NOT NULL, updated_at BIGINT NOT NULL){options}"
         ))
         .await?;
-        Ok(())
-    }
-
-    /// Adds the source columns to a checkpoint table created before jobs recorded their
-    /// source. PostgreSQL can run it inside a step's transaction that another runner races,
-    /// so there it is idempotent; SQLite's write lock and MySQL's journal serialize it.
-    async fn add_source_columns(&self, db: &mut Conn<'_>, checkpoint: &str) -> Result<()> {
-        let if_missing = match db.dialect() {
-            Dialect::Postgres => "IF NOT EXISTS ",
-            _ => "",
-        };
-        for column in ["source_table", "source_key"] {
-            db.execute(&format!(
-                "ALTER TABLE {checkpoint} ADD COLUMN {if_missing}{column} TEXT"
-            ))
-            .await?;
-        }
         Ok(())
     }
 
@@ -377,6 +375,29 @@ impl Batches {
             .map(|f| format!(" AND ({f})"))
             .unwrap_or_default()
     }
+}
+
+/// The checkpoint table's columns naming the table and key a job paged.
+const SOURCE_COLUMNS: [&str; 2] = ["source_table", "source_key"];
+
+/// Adds `columns` (of [`SOURCE_COLUMNS`]) to a checkpoint table created before jobs recorded
+/// their source, one statement each, so that a run cut off between them adds the other next
+/// time. On MySQL they are `utf8mb4_bin` whatever the table's older default. On PostgreSQL
+/// `IF NOT EXISTS` makes a repeat harmless; two transactional steps that race to add them
+/// without sharing the run lock can still deadlock, and one is rolled back.
+async fn add_columns(db: &mut Conn<'_>, checkpoint: &str, columns: &[&str]) -> Result<()> {
+    let (if_missing, text) = match db.dialect() {
+        Dialect::Postgres => ("IF NOT EXISTS ", "TEXT"),
+        Dialect::MySql => ("", "TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+        _ => ("", "TEXT"),
+    };
+    for column in columns {
+        db.execute(&format!(
+            "ALTER TABLE {checkpoint} ADD COLUMN {if_missing}{column} {text}"
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// A job's checkpoint row, as `start` reads it.

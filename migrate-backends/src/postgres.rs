@@ -147,15 +147,20 @@ impl Driver for Postgres {
             state_set: vec![s(&portable::state_upsert(state, ""))],
             set_step_checksum: s(&portable::set_step_checksum(history)),
             history_select: portable::history_select(history),
-            table_exists: s(
-                "SELECT 1 FROM information_schema.tables \
-                 WHERE table_schema = COALESCE($(schema), current_schema()) AND table_name = $(table)",
-            ),
-            column_exists: s(
-                "SELECT 1 FROM information_schema.columns \
-                 WHERE table_schema = COALESCE($(schema), current_schema()) \
-                 AND table_name = $(table) AND column_name = $(column)",
-            ),
+            // The catalog itself, not `information_schema`: its views cost milliseconds to
+            // plan on a new connection (11 ms of a 300-step apply's server time went to the
+            // two start-up checks), and they hide what the role may not read, which still
+            // exists. Tables, partitioned tables, views, materialized views, foreign tables.
+            table_exists: s("SELECT 1 FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = COALESCE($(schema), current_schema()) \
+                 AND c.relname = $(table) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"),
+            column_exists: s("SELECT 1 FROM pg_catalog.pg_attribute a \
+                 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = COALESCE($(schema), current_schema()) \
+                 AND c.relname = $(table) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+                 AND a.attname = $(column) AND a.attnum > 0 AND NOT a.attisdropped"),
             persistent: true,
         }
     }

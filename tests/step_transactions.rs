@@ -3,10 +3,18 @@
 //! migration that begins a transaction of its own through the driver gets a savepoint, so
 //! committing it keeps nothing until the step commits, and a failure later in the step takes
 //! it back. On SQLite and PostgreSQL; a MariaDB step commits its DDL as it goes.
+//!
+//! On PostgreSQL a step's tracking writes run a statement prepared on the session, with the
+//! values written in: a step that deallocates it is undone and run again, once, with the
+//! statement prepared anew, and a module name with a backslash and a quote is kept exactly
+//! with `standard_conforming_strings` off.
 
+use migrate::backend::MigrationFuture;
+use migrate::registry::{Migration, MigrationSet, Reversal};
 use migrate::testing::{Backend, TestDatabase};
 use migrate::{Conn, ConnExt, Dialect, MigrationManager, Result};
 use sqlx::{Connection, Executor};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 migrate::migrations! {}
 
@@ -93,4 +101,114 @@ async fn a_nested_transaction_is_a_savepoint_of_the_step_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nested_transaction_is_a_savepoint_of_the_step_on_postgres() {
     a_nested_transaction_is_a_savepoint_of_the_step(Backend::Postgres).await;
+}
+
+/// A set of its own, built at run time: a table, then a step that deallocates the session's
+/// prepared record statements on its first run.
+static DEALLOCATING: MigrationSet =
+    MigrationSet::__new("dealloc'ating \\ set\\", "step_transactions", &[]);
+
+/// How many times the deallocating step ran.
+static DEALLOCATING_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+fn create_rows<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        db.execute("CREATE TABLE rows_once (id INTEGER)").await?;
+        Ok(())
+    })
+}
+
+fn deallocate_once<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        db.execute("INSERT INTO rows_once (id) VALUES (1)").await?;
+        if DEALLOCATING_RUNS.fetch_add(1, Ordering::SeqCst) == 0 {
+            let names = db
+                .query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'migrate_record_%'")
+                .await?;
+            if names.is_empty() {
+                return Err(migrate::Error::msg(
+                    "no prepared record statement to deallocate",
+                ));
+            }
+            for row in names {
+                let name = row.get(0).and_then(|v| v.as_str()).unwrap_or_default();
+                db.execute(&format!("DEALLOCATE {}", db.quote_ident(name)))
+                    .await?;
+            }
+        }
+        Ok(())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_deallocates_the_record_statement_runs_again_on_postgres() {
+    let Some(db) = TestDatabase::create(Backend::Postgres)
+        .await
+        .expect("test database")
+    else {
+        return;
+    };
+    let step = |version: &'static str, parent, up| -> &'static Migration {
+        Box::leak(Box::new(Migration::__new(
+            &DEALLOCATING,
+            "rows_once",
+            version,
+            parent,
+            "step",
+            up,
+            Reversal::Irreversible,
+            true,
+            None,
+            "fnv1a64:0000000000000000",
+            "step_transactions.rs",
+            1,
+        )))
+    };
+    let migrations = [
+        step("1.0.0", None, create_rows),
+        step("1.1.0", Some("1.0.0"), deallocate_once),
+    ];
+    let mut conn = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connect");
+    // New connections read a backslash in a plain string literal as an escape.
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut conn)
+        .await
+        .expect("database name");
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {} SET standard_conforming_strings = off",
+        Dialect::Postgres.quote_ident(&database)
+    )))
+    .await
+    .expect("standard_conforming_strings off");
+    let manager =
+        MigrationManager::from_migrations(db.executor().await.expect("executor"), migrations)
+            .expect("graph");
+    let report = manager.up().await.expect("up");
+    assert_eq!(report.applied.len(), 2);
+    assert_eq!(
+        DEALLOCATING_RUNS.load(Ordering::SeqCst),
+        2,
+        "the step whose record statement was deallocated runs again"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rows_once")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(count, 1, "the first run's insert was rolled back");
+    assert_eq!(
+        manager
+            .current_version("rows_once")
+            .await
+            .expect("state")
+            .map(|v| v.to_string()),
+        Some("1.1.0".to_string())
+    );
+    let modules: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT module FROM migrate_schema_versions_history")
+            .fetch_all(&mut conn)
+            .await
+            .expect("history");
+    assert_eq!(modules, ["dealloc'ating \\ set\\"]);
 }

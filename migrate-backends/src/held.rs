@@ -45,6 +45,8 @@ struct Kept<DB: sqlx::Database> {
     conn: Option<PoolConnection<DB>>,
     begun_ahead: bool,
     state: Option<StateCache>,
+    /// The session holds the executor's prepared record statement (PostgreSQL).
+    record_prepared: bool,
 }
 
 impl<DB: sqlx::Database> Drop for Kept<DB> {
@@ -72,6 +74,7 @@ impl<DB: sqlx::Database> Slot<DB> {
                 conn: Some(conn),
                 begun_ahead: false,
                 state: None,
+                record_prepared: false,
             });
         }
     }
@@ -101,11 +104,18 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
-        let kept = kept
-            .and_then(|mut kept| Some((kept.conn.take()?, kept.begun_ahead, kept.state.take())));
-        let (conn, begun_ahead, state) = match kept {
+        let kept = kept.and_then(|mut kept| {
+            let conn = kept.conn.take()?;
+            Some((
+                conn,
+                kept.begun_ahead,
+                kept.state.take(),
+                kept.record_prepared,
+            ))
+        });
+        let (conn, begun_ahead, state, record_prepared) = match kept {
             Some(kept) => kept,
-            None => (pool.acquire().await?, false, None),
+            None => (pool.acquire().await?, false, None, false),
         };
         Ok(Held {
             slot: self,
@@ -115,6 +125,7 @@ impl<DB: sqlx::Database> Slot<DB> {
             begun_ahead,
             found_state: state,
             kept_state: None,
+            record_prepared,
         })
     }
 }
@@ -137,6 +148,9 @@ pub(crate) struct Held<'s, DB: sqlx::Database> {
     /// The state read that goes back to the slot with the connection: none unless the read
     /// put one, so any other use of the connection drops it.
     kept_state: Option<StateCache>,
+    /// The session holds the executor's prepared record statement (PostgreSQL); known only
+    /// while the connection stays in the slot, so one from the pool is asked again.
+    record_prepared: bool,
 }
 
 impl<DB: sqlx::Database> Held<'_, DB> {
@@ -162,6 +176,16 @@ impl<DB: sqlx::Database> Held<'_, DB> {
         if !open {
             self.begun_ahead = false;
         }
+    }
+
+    /// Whether the session holds the executor's prepared record statement.
+    pub(crate) fn record_prepared(&self) -> bool {
+        self.record_prepared
+    }
+
+    /// Notes whether the session holds the executor's prepared record statement.
+    pub(crate) fn set_record_prepared(&mut self, prepared: bool) {
+        self.record_prepared = prepared;
     }
 
     /// Whether the connection holds an empty transaction begun ahead for the next step.
@@ -213,6 +237,7 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
                 conn: Some(conn),
                 begun_ahead: self.begun_ahead,
                 state: self.kept_state.take(),
+                record_prepared: self.record_prepared,
             };
             // A full slot (a clone of the executor gave one back first) or a poisoned one:
             // `kept` is dropped, back to the pool or closed.

@@ -143,6 +143,7 @@ impl Driver for MySql {
             record_and_commit: None,
             record_and_commit_existing: None,
             record_existing: None,
+            record_session: None,
             record_cas: 1,
             start: vec![ensure.clone(), marked, history_row.clone()],
             start_cas: 1,

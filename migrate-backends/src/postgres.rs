@@ -16,7 +16,7 @@ use crate::driver::{Driver, Sealed};
 use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::micros;
-use crate::statements::{compile, Statements, TrackingNames};
+use crate::statements::{compile, SessionRecord, Statements, TrackingNames};
 use crate::SqlxDb;
 use migrate_core::backend::RunLock;
 use migrate_core::conn::Value;
@@ -132,6 +132,13 @@ impl Driver for Postgres {
             )],
             record: vec![with_history(&moved)],
             record_existing: Some(vec![with_history(&moved_existing)]),
+            record_session: Some(SessionRecord::new::<Postgres>(
+                &format!(
+                    "WITH moved AS ({moved_existing} RETURNING 1) {insert_history} VALUES ({})",
+                    HISTORY_VALUES.replace("$(outcome)", "(SELECT $(outcome)::text FROM moved)")
+                ),
+                Self::BEGIN.unwrap_or("BEGIN"),
+            )),
             record_and_commit: None,
             record_and_commit_existing: None,
             record_cas: 0,
@@ -170,6 +177,30 @@ impl Driver for Postgres {
         err.as_database_error()
             .and_then(|d| d.code())
             .is_some_and(|c| c == "42701")
+    }
+
+    fn text_literal(text: &str) -> String {
+        // An escape string reads the same whatever `standard_conforming_strings` says; a plain
+        // one would take a backslash for an escape where it is off.
+        let mut out = String::with_capacity(text.len() + 3);
+        out.push_str("E'");
+        for c in text.chars() {
+            match c {
+                '\'' => out.push_str("''"),
+                '\\' => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        out
+    }
+
+    fn is_lost_race(err: &sqlx::Error) -> bool {
+        // The session record's history row took a NULL outcome: its compare-and-set found the
+        // table moved (see `SessionRecord`).
+        err.as_database_error()
+            .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+            .is_some_and(|d| d.code() == "23502" && d.column() == Some("outcome"))
     }
 
     fn rows_affected(result: &PgQueryResult) -> u64 {

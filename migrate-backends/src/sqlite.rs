@@ -112,6 +112,7 @@ impl Driver for Sqlite {
             record_and_commit: Some(record_and_commit),
             record_and_commit_existing: Some(record_and_commit_existing),
             record_existing: None,
+            record_session: None,
             record_cas: 0,
             start: vec![marked, history_row.clone()],
             start_cas: 0,

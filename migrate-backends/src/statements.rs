@@ -134,6 +134,47 @@ pub(crate) struct Stmt {
     pub(crate) placeholders: Vec<(usize, usize)>,
 }
 
+/// A transactional step's tracking writes as a statement prepared on the session (SQL
+/// `PREPARE`, which outlives transactions), so that running it, the `COMMIT` and the next
+/// step's `BEGIN` go in one simple-protocol exchange with the values written in, while the
+/// server keeps its plan. A lost compare-and-set makes the history row's outcome NULL, which
+/// its `NOT NULL` refuses: the exchange stops before its `COMMIT`
+/// ([`Driver::is_lost_race`](crate::driver::Driver::is_lost_race)).
+#[derive(Debug, Clone)]
+pub(crate) struct SessionRecord {
+    /// One row when the session holds the statement.
+    pub(crate) exists: String,
+    /// `PREPARE name AS ...`.
+    pub(crate) prepare: String,
+    /// `EXECUTE name(...); COMMIT; BEGIN`, for `literal_sql`.
+    pub(crate) run: Stmt,
+}
+
+impl SessionRecord {
+    /// The statement `template` prepared under a name that stands for its text (executors
+    /// with other tracking tables can share a session), and its run list.
+    pub(crate) fn new<DB: Driver>(template: &str, begin_next: &str) -> SessionRecord {
+        use std::hash::{Hash, Hasher};
+        let stmt = compile::<DB>(template);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        stmt.sql.hash(&mut hasher);
+        let name = format!("migrate_record_{:016x}", hasher.finish());
+        let args: Vec<String> = stmt
+            .params
+            .iter()
+            .map(|&i| format!("$({})", NAMES.get(i).map_or("", |(_, n)| *n)))
+            .collect();
+        SessionRecord {
+            exists: format!("SELECT 1 FROM pg_prepared_statements WHERE name = '{name}'"),
+            prepare: format!("PREPARE {name} AS {}", stmt.sql),
+            run: compile::<DB>(&format!(
+                "EXECUTE {name}({}); COMMIT; {begin_next}",
+                args.join(", ")
+            )),
+        }
+    }
+}
+
 /// Turns the `$(name)` markers of a template into `DB`'s placeholders.
 pub(crate) fn compile<DB: Driver>(template: &str) -> Stmt {
     let mut sql = String::with_capacity(template.len());
@@ -253,6 +294,9 @@ pub struct Statements {
     /// instead of the upsert, with the compare-and-set at the same index.
     pub(crate) record_existing: Option<Vec<Stmt>>,
     pub(crate) record_cas: usize,
+    /// `record_existing` prepared once on the session and run with its `COMMIT` and the next
+    /// step's `BEGIN` in one exchange (PostgreSQL; see [`SessionRecord`]).
+    pub(crate) record_session: Option<SessionRecord>,
     /// A transactional step's tracking writes, its `COMMIT` and the next step's `BEGIN`, in one
     /// statement list sent at once (SQLite: one hand-off to its thread instead of four). The
     /// step runs in a transaction begun with `Driver::BEGIN` through sqlx's transaction manager
@@ -308,10 +352,12 @@ pub struct Statements {
 #[cfg(test)]
 pub(crate) fn assert_templates_known(stmts: &Statements) {
     let existing = stmts.record_existing.iter().flatten();
+    let session = stmts.record_session.iter().map(|s| &s.run);
     let all = stmts
         .record
         .iter()
         .chain(existing)
+        .chain(session)
         .chain(&stmts.start)
         .chain(&stmts.finish)
         .chain(&stmts.refuse)

@@ -115,7 +115,7 @@ mod tests {
             "INSERT INTO h (module, error, started_at) VALUES ($(module), $(error), $(started_at))",
         );
         let values = Values::new()
-            .text(Bind::Module, Some("it's"))
+            .text(Bind::Module, Some("it's a\\"))
             .text(
                 Bind::Error,
                 Some("could not determine data type of parameter $1 or $3"),
@@ -123,8 +123,10 @@ mod tests {
             .int(Bind::StartedAt, Some(7));
         assert_eq!(
             literal_sql::<sqlx::Postgres>(&stmt, &values),
-            "INSERT INTO h (module, error, started_at) VALUES ('it''s', \
-             'could not determine data type of parameter $1 or $3', 7)"
+            "INSERT INTO h (module, error, started_at) VALUES (E'it''s a\\\\', \
+             E'could not determine data type of parameter $1 or $3', 7)",
+            "escape strings, so that a backslash reads the same whatever \
+             standard_conforming_strings says"
         );
     }
 }

@@ -34,14 +34,52 @@ where
             Ok(acted) => acted,
             Err(over) => return over,
         };
+        if let (Some(_), Some(session)) = (step.record.expected, self.session_record()) {
+            if acted.conn.record_prepared() {
+                return self.record_with_list(step, acted, &session.run, true).await;
+            }
+        }
         let existing = match step.record.expected {
             Some(_) => self.sql.record_and_commit_existing.as_ref(),
             None => None,
         };
         match existing.or(self.sql.record_and_commit.as_ref()) {
-            Some(list) => self.record_with_list(step, acted, list).await,
+            Some(list) => self.record_with_list(step, acted, list, false).await,
             None => self.record_with_prepared(step, acted).await,
         }
+    }
+
+    /// The statement prepared on the session for this executor's steps, when it may be used:
+    /// prepared statements are kept (not behind a transaction-pooling proxy), and no clone
+    /// shares the kept connection (the list begins the next step's transaction ahead).
+    fn session_record(&self) -> Option<&crate::statements::SessionRecord> {
+        let exclusive = std::sync::Arc::strong_count(&self.held) == 1;
+        match (self.sql.persistent && exclusive, &self.sql.record_session) {
+            (true, Some(session)) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Prepares the session record on `conn` unless the session has it, outside any
+    /// transaction (a `PREPARE` that failed would end one). Asked once per connection taken
+    /// from the pool; the flag stays with the kept connection.
+    async fn prepare_session_record(&self, conn: &mut crate::held::Held<'_, DB>) -> Result<()> {
+        let Some(session) = self.session_record() else {
+            return Ok(());
+        };
+        if conn.record_prepared() {
+            return Ok(());
+        }
+        let found = sqlx::raw_sql(AssertSqlSafe(session.exists.clone()))
+            .fetch_optional(&mut **conn)
+            .await?;
+        if found.is_none() {
+            sqlx::raw_sql(AssertSqlSafe(session.prepare.clone()))
+                .execute(&mut **conn)
+                .await?;
+        }
+        conn.set_record_prepared(true);
+        Ok(())
     }
 
     /// The tracking writes, the commit and the next step's `BEGIN` in one list. sqlx counts
@@ -52,6 +90,7 @@ where
         step: &StepRun<'_>,
         acted: Acted<'_, DB>,
         list: &Stmt,
+        literal: bool,
     ) -> Result<StepOutcome> {
         let r = &step.record;
         let Acted {
@@ -59,9 +98,14 @@ where
             values,
             done,
         } = acted;
-        let recorded = bound::<DB>(list, &values, self.sql.persistent)
-            .execute(&mut *conn)
-            .await;
+        let recorded = if literal {
+            let text = super::bound::literal_sql::<DB>(list, &values);
+            sqlx::raw_sql(AssertSqlSafe(text)).execute(&mut *conn).await
+        } else {
+            bound::<DB>(list, &values, self.sql.persistent)
+                .execute(&mut *conn)
+                .await
+        };
         let err = match recorded {
             Ok(_) => {
                 conn.set_begun_ahead(true);
@@ -70,10 +114,18 @@ where
             }
             Err(err) => err,
         };
+        // The session is asked again next time: someone may have deallocated its statement.
+        conn.set_record_prepared(false);
+        let missing_statement = err
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "26000");
         // Nothing after the failed statement ran. A rollback that works means the transaction
-        // was still open: nothing of the step was kept.
+        // was still open: nothing of the step was kept. A session that lost its prepared
+        // record (SQLSTATE 26000, a `DEALLOCATE` in a step) re-plans too: the step runs again
+        // after the statement is prepared anew.
         if end_step(conn).await {
-            return if DB::is_lost_race(&err) {
+            return if DB::is_lost_race(&err) || (literal && missing_statement) {
                 Ok(StepOutcome::Raced)
             } else {
                 Err(err.into())
@@ -213,7 +265,8 @@ where
         }
         // Back to the slot, for `conn` to settle what is pending first.
         conn.keep();
-        let conn = self.conn().await?;
+        let mut conn = self.conn().await?;
+        self.prepare_session_record(&mut conn).await?;
         self.begin_step(conn).await
     }
 

@@ -153,6 +153,7 @@ pub(crate) struct SessionRecord {
 impl SessionRecord {
     /// The statement `template` prepared under a name that stands for its text (executors
     /// with other tracking tables can share a session), and its run list.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn new<DB: Driver>(template: &str, begin_next: &str) -> SessionRecord {
         use std::hash::{Hash, Hasher};
         let stmt = compile::<DB>(template);

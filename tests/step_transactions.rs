@@ -5,8 +5,8 @@
 //! it back. On SQLite and PostgreSQL; a MariaDB step commits its DDL as it goes.
 //!
 //! On PostgreSQL a step's tracking writes run a statement prepared on the session, with the
-//! values written in: a step that deallocates it is undone and run again, once, with the
-//! statement prepared anew, and a module name with a backslash and a quote is kept exactly
+//! values written in: a step that deallocates it is undone and run again, once, recording the
+//! other way, and a module name with a backslash and a quote is kept exactly
 //! with `standard_conforming_strings` off.
 
 use migrate::backend::MigrationFuture;

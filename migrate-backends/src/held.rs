@@ -45,8 +45,8 @@ struct Kept<DB: sqlx::Database> {
     conn: Option<PoolConnection<DB>>,
     begun_ahead: bool,
     state: Option<StateCache>,
-    /// The session holds the executor's prepared record statement (PostgreSQL).
-    record_prepared: bool,
+    /// The name of the record statement the session holds (PostgreSQL).
+    record_prepared: Option<Arc<str>>,
 }
 
 impl<DB: sqlx::Database> Drop for Kept<DB> {
@@ -74,7 +74,7 @@ impl<DB: sqlx::Database> Slot<DB> {
                 conn: Some(conn),
                 begun_ahead: false,
                 state: None,
-                record_prepared: false,
+                record_prepared: None,
             });
         }
     }
@@ -110,12 +110,12 @@ impl<DB: sqlx::Database> Slot<DB> {
                 conn,
                 kept.begun_ahead,
                 kept.state.take(),
-                kept.record_prepared,
+                kept.record_prepared.take(),
             ))
         });
         let (conn, begun_ahead, state, record_prepared) = match kept {
             Some(kept) => kept,
-            None => (pool.acquire().await?, false, None, false),
+            None => (pool.acquire().await?, false, None, None),
         };
         Ok(Held {
             slot: self,
@@ -148,9 +148,10 @@ pub(crate) struct Held<'s, DB: sqlx::Database> {
     /// The state read that goes back to the slot with the connection: none unless the read
     /// put one, so any other use of the connection drops it.
     kept_state: Option<StateCache>,
-    /// The session holds the executor's prepared record statement (PostgreSQL); known only
-    /// while the connection stays in the slot, so one from the pool is asked again.
-    record_prepared: bool,
+    /// The name of the record statement the session holds (PostgreSQL); known only while the
+    /// connection stays in the slot, so one from the pool is asked again. A name, not a flag:
+    /// clones with other tracking tables share the slot.
+    record_prepared: Option<Arc<str>>,
 }
 
 impl<DB: sqlx::Database> Held<'_, DB> {
@@ -178,14 +179,14 @@ impl<DB: sqlx::Database> Held<'_, DB> {
         }
     }
 
-    /// Whether the session holds the executor's prepared record statement.
-    pub(crate) fn record_prepared(&self) -> bool {
-        self.record_prepared
+    /// Whether the session holds the record statement named `name`.
+    pub(crate) fn record_prepared(&self, name: &str) -> bool {
+        self.record_prepared.as_deref() == Some(name)
     }
 
-    /// Notes whether the session holds the executor's prepared record statement.
-    pub(crate) fn set_record_prepared(&mut self, prepared: bool) {
-        self.record_prepared = prepared;
+    /// Notes the record statement the session holds, if any is known.
+    pub(crate) fn set_record_prepared(&mut self, name: Option<Arc<str>>) {
+        self.record_prepared = name;
     }
 
     /// Whether the connection holds an empty transaction begun ahead for the next step.
@@ -237,7 +238,7 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
                 conn: Some(conn),
                 begun_ahead: self.begun_ahead,
                 state: self.kept_state.take(),
-                record_prepared: self.record_prepared,
+                record_prepared: self.record_prepared.take(),
             };
             // A full slot (a clone of the executor gave one back first) or a poisoned one:
             // `kept` is dropped, back to the pool or closed.

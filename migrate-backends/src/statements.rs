@@ -142,6 +142,8 @@ pub(crate) struct Stmt {
 /// ([`Driver::is_lost_race`](crate::driver::Driver::is_lost_race)).
 #[derive(Debug, Clone)]
 pub(crate) struct SessionRecord {
+    /// The statement's name.
+    pub(crate) name: Arc<str>,
     /// One row when the session holds the statement.
     pub(crate) exists: String,
     /// `PREPARE name AS ...`.
@@ -166,6 +168,7 @@ impl SessionRecord {
             .map(|&i| format!("$({})", NAMES.get(i).map_or("", |(_, n)| *n)))
             .collect();
         SessionRecord {
+            name: name.as_str().into(),
             exists: format!("SELECT 1 FROM pg_prepared_statements WHERE name = '{name}'"),
             prepare: format!("PREPARE {name} AS {}", stmt.sql),
             run: compile::<DB>(&format!(

@@ -94,6 +94,10 @@ pub struct SqlxDb<DB: Driver> {
     /// The values of a journalled step's finish not yet committed (`journal_finish`); shared
     /// by clones, like `held`.
     pub(crate) pending_finish: std::sync::Arc<std::sync::Mutex<Option<Values>>>,
+    /// A session lost the record statement prepared on it (PostgreSQL): an unannounced
+    /// transaction-pooling proxy, or a step that deallocates. Steps record the other way from
+    /// then on; shared by clones.
+    pub(crate) session_record_off: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<DB: Driver> Clone for SqlxDb<DB> {
@@ -109,6 +113,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             held: self.held.clone(),
             pending_finish: self.pending_finish.clone(),
             pooled_proxy: self.pooled_proxy,
+            session_record_off: self.session_record_off.clone(),
         }
     }
 }
@@ -169,6 +174,7 @@ impl<DB: Driver> SqlxDb<DB> {
             held: Default::default(),
             pooled_proxy: false,
             pending_finish: Default::default(),
+            session_record_off: Default::default(),
         }
     }
 

@@ -14,7 +14,15 @@ use migrate_core::time::Timestamp;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
 use sqlx_core::sql_str::SqlSafeStr;
 use sqlx_core::transaction::TransactionManager;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+/// Whether `err` is a database error with SQLSTATE `code`.
+fn has_sqlstate(err: &sqlx::Error, code: &str) -> bool {
+    err.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == code)
+}
 
 impl<DB: Driver> SqlxDb<DB>
 where
@@ -30,22 +38,35 @@ where
     /// began, or one begun now), then its tracking writes and the commit, either as one
     /// statement list ([`Statements::record_and_commit`]) or as prepared statements.
     pub(super) async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
-        let acted = match self.act(step).await {
-            Ok(acted) => acted,
-            Err(over) => return over,
-        };
-        if let (Some(_), Some(session)) = (step.record.expected, self.session_record()) {
-            if acted.conn.record_prepared() {
-                return self.record_with_list(step, acted, &session.run, true).await;
+        // At most twice: a session that lost its record statement turns that way off, so the
+        // second pass records the other way.
+        loop {
+            let acted = match self.act(step).await {
+                Ok(acted) => acted,
+                Err(over) => return over,
+            };
+            if let (Some(_), Some(session)) = (step.record.expected, self.session_record()) {
+                if acted.conn.record_prepared(&session.name) {
+                    match self
+                        .record_with_list(step, acted, &session.run, true)
+                        .await?
+                    {
+                        Some(outcome) => return Ok(outcome),
+                        None => continue,
+                    }
+                }
             }
-        }
-        let existing = match step.record.expected {
-            Some(_) => self.sql.record_and_commit_existing.as_ref(),
-            None => None,
-        };
-        match existing.or(self.sql.record_and_commit.as_ref()) {
-            Some(list) => self.record_with_list(step, acted, list, false).await,
-            None => self.record_with_prepared(step, acted).await,
+            let existing = match step.record.expected {
+                Some(_) => self.sql.record_and_commit_existing.as_ref(),
+                None => None,
+            };
+            return match existing.or(self.sql.record_and_commit.as_ref()) {
+                Some(list) => self
+                    .record_with_list(step, acted, list, false)
+                    .await?
+                    .ok_or_else(|| Error::msg("a statement list lost its statement")),
+                None => self.record_with_prepared(step, acted).await,
+            };
         }
     }
 
@@ -54,7 +75,11 @@ where
     /// shares the kept connection (the list begins the next step's transaction ahead).
     fn session_record(&self) -> Option<&crate::statements::SessionRecord> {
         let exclusive = std::sync::Arc::strong_count(&self.held) == 1;
-        match (self.sql.persistent && exclusive, &self.sql.record_session) {
+        let off = self.session_record_off.load(Ordering::Relaxed);
+        match (
+            self.sql.persistent && exclusive && !off,
+            &self.sql.record_session,
+        ) {
             (true, Some(session)) => Some(session),
             _ => None,
         }
@@ -67,31 +92,43 @@ where
         let Some(session) = self.session_record() else {
             return Ok(());
         };
-        if conn.record_prepared() {
+        if conn.record_prepared(&session.name) {
             return Ok(());
         }
         let found = sqlx::raw_sql(AssertSqlSafe(session.exists.clone()))
             .fetch_optional(&mut **conn)
             .await?;
         if found.is_none() {
-            sqlx::raw_sql(AssertSqlSafe(session.prepare.clone()))
+            let prepared = sqlx::raw_sql(AssertSqlSafe(session.prepare.clone()))
                 .execute(&mut **conn)
-                .await?;
+                .await;
+            match prepared {
+                Ok(_) => {}
+                // 42P05: the session has it after all (a proxy answered the check from another
+                // server connection); the executor stops relying on sessions.
+                Err(err) if has_sqlstate(&err, "42P05") => {
+                    self.session_record_off.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
-        conn.set_record_prepared(true);
+        conn.set_record_prepared(Some(session.name.clone()));
         Ok(())
     }
 
     /// The tracking writes, the commit and the next step's `BEGIN` in one list. sqlx counts
     /// the transaction from its first `BEGIN` on; the list's `COMMIT; BEGIN` leaves it in one,
-    /// so its count stays right.
+    /// so its count stays right. `None`: the list ran the session's record statement
+    /// (`literal`), which the session no longer had; the step was rolled back, the session
+    /// way is off for the executor, and the step is to run again.
     async fn record_with_list(
         &self,
         step: &StepRun<'_>,
         acted: Acted<'_, DB>,
         list: &Stmt,
         literal: bool,
-    ) -> Result<StepOutcome> {
+    ) -> Result<Option<StepOutcome>> {
         let r = &step.record;
         let Acted {
             mut conn,
@@ -110,23 +147,25 @@ where
             Ok(_) => {
                 conn.set_begun_ahead(true);
                 conn.keep();
-                return Ok(done);
+                return Ok(Some(done));
             }
             Err(err) => err,
         };
-        // The session is asked again next time: someone may have deallocated its statement.
-        conn.set_record_prepared(false);
-        let missing_statement = err
-            .as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|code| code == "26000");
+        // The session is asked again next time: it may have lost the statement.
+        conn.set_record_prepared(None);
+        let lost_statement = literal && has_sqlstate(&err, "26000");
         // Nothing after the failed statement ran. A rollback that works means the transaction
-        // was still open: nothing of the step was kept. A session that lost its prepared
-        // record (SQLSTATE 26000, a `DEALLOCATE` in a step) re-plans too: the step runs again
-        // after the statement is prepared anew.
+        // was still open: nothing of the step was kept.
         if end_step(conn).await {
-            return if DB::is_lost_race(&err) || (literal && missing_statement) {
-                Ok(StepOutcome::Raced)
+            if lost_statement {
+                // SQLSTATE 26000: a step deallocated it, or an unannounced transaction-pooling
+                // proxy moved the session. Run the step again, recording the other way.
+                tracing::warn!(error = %err, "the session lost its prepared record statement; the step runs again without it");
+                self.session_record_off.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
+            return if DB::is_lost_race(&err) {
+                Ok(Some(StepOutcome::Raced))
             } else {
                 Err(err.into())
             };
@@ -137,7 +176,7 @@ where
         let stored = self.stored_version(r).await;
         if stored.is_some_and(|v| v.as_deref() == r.new_version) {
             tracing::debug!(error = %err, "the step committed; the next step begins its own transaction");
-            Ok(done)
+            Ok(Some(done))
         } else {
             Err(err.into())
         }

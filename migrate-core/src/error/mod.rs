@@ -430,9 +430,12 @@ impl From<GraphError> for Error {
 #[cfg(feature = "sqlx")]
 impl From<sqlx_core::error::Error> for Error {
     fn from(err: sqlx_core::error::Error) -> Self {
-        // sqlx names its prepared statements `sqlx_s_N`; a server that has one already, or has
-        // lost one, is a transaction-pooling proxy handing this client another connection.
-        let proxied = err.to_string().contains("prepared statement \"sqlx_s_");
+        // sqlx names its prepared statements `sqlx_s_N` (the PostgreSQL backend's own are
+        // `migrate_record_…`); a server that has one already, or has lost one, is a
+        // transaction-pooling proxy handing this client another connection.
+        let text = err.to_string();
+        let proxied = text.contains("prepared statement \"sqlx_s_")
+            || text.contains("prepared statement \"migrate_record_");
         match Error::database(err) {
             Error::Database(db) if proxied => Error::Database(db.context(
                 "the server looks like a transaction-pooling proxy (PgBouncer's transaction mode); \

@@ -77,3 +77,10 @@ pub trait Driver: sqlx::Database + Sealed {
     #[doc(hidden)]
     fn lock(db: &SqlxDb<Self>, timeout: Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
 }
+
+/// Whether `err` is a database error with SQLSTATE `code` (how the drivers read their errors).
+pub(crate) fn has_sqlstate(err: &sqlx::Error, code: &str) -> bool {
+    err.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == code)
+}

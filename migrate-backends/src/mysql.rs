@@ -17,7 +17,7 @@
 //!   a progress callback (caught by the manager, which releases the lock first); a run dropped
 //!   before it ends closes the connection, which frees the lock, and so does a killed runner's.
 
-use crate::driver::{Driver, Sealed};
+use crate::driver::{has_sqlstate, Driver, Sealed};
 use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::statements::{compile, Statements, TrackingNames};
@@ -180,17 +180,13 @@ impl Driver for MySql {
 
     fn is_already_done(err: &sqlx::Error) -> bool {
         // ER_DUP_FIELDNAME
-        err.as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c == "42S21")
+        has_sqlstate(err, "42S21")
     }
 
     fn is_lost_race(err: &sqlx::Error) -> bool {
         // ER_LOCK_DEADLOCK, SQLSTATE 40001: InnoDB chose this transaction as a deadlock's
         // victim and rolled all of it back.
-        err.as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c == "40001")
+        has_sqlstate(err, "40001")
     }
 
     fn rows_affected(result: &MySqlQueryResult) -> u64 {
@@ -203,9 +199,7 @@ impl Driver for MySql {
 
     fn is_missing_table(err: &sqlx::Error) -> bool {
         // ER_NO_SUCH_TABLE, SQLSTATE 42S02
-        err.as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c == "42S02")
+        has_sqlstate(err, "42S02")
     }
 
     fn lock(db: &MySqlDb, timeout: std::time::Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {

@@ -12,7 +12,7 @@
 //! - **Schema:** [`PgDb::with_schema`] puts the tracking tables in a schema (created if missing)
 //!   and qualifies `{{tables.x}}` with it.
 
-use crate::driver::{Driver, Sealed};
+use crate::driver::{has_sqlstate, Driver, Sealed};
 use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::micros;
@@ -174,9 +174,7 @@ impl Driver for Postgres {
 
     fn is_already_done(err: &sqlx::Error) -> bool {
         // duplicate_column
-        err.as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c == "42701")
+        has_sqlstate(err, "42701")
     }
 
     fn text_literal(text: &str) -> String {
@@ -213,9 +211,7 @@ impl Driver for Postgres {
 
     fn is_missing_table(err: &sqlx::Error) -> bool {
         // undefined_table, invalid_schema_name
-        err.as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c == "42P01" || c == "3F000")
+        has_sqlstate(err, "42P01") || has_sqlstate(err, "3F000")
     }
 
     fn lock(db: &PgDb, timeout: Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {

@@ -11,6 +11,7 @@ use crate::driver::Driver;
 use migrate_core::backend::StepRecord;
 use migrate_core::dialect::Dialect;
 use migrate_core::step::Outcome;
+use migrate_core::table_names::{history_table, lock_table};
 use migrate_core::time::Timestamp;
 use std::sync::Arc;
 
@@ -161,7 +162,11 @@ impl SessionRecord {
         let stmt = compile::<DB>(template);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         stmt.sql.hash(&mut hasher);
-        let name = format!("migrate_record_{:016x}", hasher.finish());
+        let name = format!(
+            "{}{:016x}",
+            migrate_core::error::SESSION_STATEMENT_PREFIX,
+            hasher.finish()
+        );
         let args: Vec<String> = stmt
             .params
             .iter()
@@ -242,9 +247,9 @@ impl TrackingNames {
         TrackingNames {
             schema: schema.map(q),
             state: qualify(table),
-            history: qualify(&format!("{table}_history")),
-            history_index: q(&format!("{table}_history_step")),
-            lock_table: qualify(&format!("{table}_lock")),
+            history: qualify(&history_table(table)),
+            history_index: q(&format!("{}_step", history_table(table))),
+            lock_table: qualify(&lock_table(table)),
         }
     }
 }

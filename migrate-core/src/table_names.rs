@@ -33,11 +33,22 @@ impl TableNames {
     /// Maps `logical` to `physical`. The physical name must be one a database keeps exactly
     /// (1 to 63 bytes, no NUL), and two logical tables cannot share one physical table.
     pub fn insert(&mut self, logical: &str, physical: &str) -> Result<()> {
+        self.insert_with(logical, physical, |a, b| a == b)
+    }
+
+    /// [`insert`](Self::insert), with `same` telling whether two physical names are one table
+    /// (names that differ only in case are, where the database ignores it).
+    pub(crate) fn insert_with(
+        &mut self,
+        logical: &str,
+        physical: &str,
+        same: impl Fn(&str, &str) -> bool,
+    ) -> Result<()> {
         check_name(physical)?;
         if let Some((other, _)) = self
             .physical
             .iter()
-            .find(|(l, p)| p.as_str() == physical && l.as_str() != logical)
+            .find(|(l, p)| same(p, physical) && l.as_str() != logical)
         {
             return Err(Error::Config(format!(
                 "tables `{other}` and `{logical}` would both be the physical table `{physical}`"
@@ -75,6 +86,25 @@ impl TableNames {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.physical.iter().map(|(l, p)| (l.as_str(), p.as_str()))
     }
+}
+
+/// The history table that goes with the tracking (state) table `tracking`.
+pub fn history_table(tracking: &str) -> String {
+    format!("{tracking}_history")
+}
+
+/// The lock table (PostgreSQL's lock-table mode) that goes with the tracking table `tracking`.
+pub fn lock_table(tracking: &str) -> String {
+    format!("{tracking}_lock")
+}
+
+/// Every table a backend keeps its tracking in, from its tracking table's name.
+pub fn tracking_tables(tracking: &str) -> [String; 3] {
+    [
+        tracking.to_string(),
+        history_table(tracking),
+        lock_table(tracking),
+    ]
 }
 
 /// A table name that every dialect keeps exactly: not empty, no NUL, at most

@@ -113,7 +113,7 @@ pub(crate) fn canonical(tokens: &TokenStream) -> String {
     out
 }
 
-fn is_punct(token: &TokenTree, ch: char) -> bool {
+pub(crate) fn is_punct(token: &TokenTree, ch: char) -> bool {
     matches!(token, TokenTree::Punct(p) if p.as_char() == ch)
 }
 

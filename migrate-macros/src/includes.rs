@@ -12,6 +12,7 @@
 //! followed and one that cannot is left alone: an include such a template makes from its
 //! `$path` when called is not seen.
 
+use crate::checksum::is_punct;
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 
 /// How a file is pulled in, which decides how its content is hashed.
@@ -77,7 +78,7 @@ pub(crate) fn includes(tokens: &TokenStream) -> Includes {
 /// may be a template's `$path`, or not an include at all.
 fn collect(tokens: TokenStream, found: &mut Includes, lenient: bool) {
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-    let bang = |i: usize| matches!(tokens.get(i), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+    let bang = |i: usize| tokens.get(i).is_some_and(|t| is_punct(t, '!'));
     let mut i = 0;
     while i < tokens.len() {
         match &tokens[i] {
@@ -119,7 +120,7 @@ fn collect(tokens: TokenStream, found: &mut Includes, lenient: bool) {
 /// Whether the macro named right after `before` is another crate's (`my_mod::include!`): a
 /// path that is not `core::` or `std::`.
 fn other_crates(before: &[TokenTree]) -> bool {
-    let colon = |t: &TokenTree| matches!(t, TokenTree::Punct(p) if p.as_char() == ':');
+    let colon = |t: &TokenTree| is_punct(t, ':');
     match before {
         [.., root, a, b] if colon(a) && colon(b) => {
             !matches!(root, TokenTree::Ident(root) if root == "core" || root == "std")
@@ -227,7 +228,7 @@ fn opened(tokens: TokenStream) -> Vec<TokenTree> {
 }
 
 fn is_comma(token: &TokenTree) -> bool {
-    matches!(token, TokenTree::Punct(p) if p.as_char() == ',')
+    is_punct(token, ',')
 }
 
 fn without_trailing_comma(mut tokens: Vec<TokenTree>) -> Vec<TokenTree> {
@@ -239,8 +240,7 @@ fn without_trailing_comma(mut tokens: Vec<TokenTree>) -> Vec<TokenTree> {
 
 /// `tokens` without a leading `::core::`, `core::`, `::std::` or `std::`.
 fn without_std_path(tokens: &[TokenTree]) -> &[TokenTree] {
-    let colon =
-        |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ':');
+    let colon = |t: Option<&TokenTree>| t.is_some_and(|t| is_punct(t, ':'));
     let start = usize::from(colon(tokens.first()) && colon(tokens.get(1))) * 2;
     match tokens.get(start..start + 3) {
         Some([TokenTree::Ident(root), a, b])

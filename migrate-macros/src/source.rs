@@ -72,12 +72,9 @@ impl SourceFile {
     /// Reads the files `includes` name, relative to this file. Unreadable ones are left out
     /// (the compiler reports them at the include), and so is text that is not UTF-8 (which
     /// `include_str!` and `include!` refuse).
-    pub(crate) fn read_included<'a>(
-        &self,
-        includes: impl IntoIterator<Item = &'a FileInclude>,
-    ) -> Vec<Included> {
+    pub(crate) fn read_included(&self, includes: &[FileInclude]) -> Vec<Included> {
         includes
-            .into_iter()
+            .iter()
             .filter_map(|include| {
                 let content = std::fs::read(self.dir().join(&include.path)).ok()?;
                 if include.kind != IncludeKind::Bytes && std::str::from_utf8(&content).is_err() {

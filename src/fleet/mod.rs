@@ -337,6 +337,11 @@ impl Fleet {
     }
 }
 
+/// Whether `url` is a PostgreSQL URL, the only kind that takes a schema.
+fn is_postgres_url(url: &str) -> bool {
+    matches!(url.split(':').next(), Some("postgres" | "postgresql"))
+}
+
 #[cfg(feature = "postgres")]
 type SharedPool = crate::postgres::PgDb;
 #[cfg(not(feature = "postgres"))]
@@ -348,7 +353,7 @@ async fn connect_shared(
     options: &ConnectOptions,
     connections: u32,
 ) -> Result<SharedPool> {
-    if !matches!(url.split(':').next(), Some("postgres" | "postgresql")) {
+    if !is_postgres_url(url) {
         return Err(Error::Config(format!(
             "{}: only PostgreSQL URLs take a schema",
             crate::backend::redact_url_password(url, url)

@@ -60,7 +60,7 @@ impl Target {
             return Ok(Target::database(url));
         };
         // Refused here, before any target runs, rather than when this one's turn comes.
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !super::is_postgres_url(url) {
             return Err(Error::Config(format!(
                 "schema `{schema}` given for `{}`: only PostgreSQL URLs take a schema",
                 crate::backend::redact_url_password(url, url)

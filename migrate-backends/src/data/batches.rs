@@ -135,22 +135,21 @@ impl Batches {
                 }
             }
         }
-        let has_source = missing_source.is_empty();
-        let resumed = match has_checkpoints {
-            true => {
-                let source = match has_source {
-                    true => "source_table, source_key",
-                    false => "NULL, NULL",
-                };
-                let rows = db
-                    .query(&format!(
-                        "SELECT last_key, key_kind, tally, done, {source} FROM {checkpoint} \
-                         WHERE job = {job_literal}"
-                    ))
-                    .await?;
-                rows.first().map(|row| self.resume(row)).transpose()?
-            }
-            false => None,
+        let resumed = if has_checkpoints {
+            let source = if missing_source.is_empty() {
+                "source_table, source_key"
+            } else {
+                "NULL, NULL"
+            };
+            let rows = db
+                .query(&format!(
+                    "SELECT last_key, key_kind, tally, done, {source} FROM {checkpoint} \
+                     WHERE job = {job_literal}"
+                ))
+                .await?;
+            rows.first().map(|row| self.resume(row)).transpose()?
+        } else {
+            None
         };
         if let Some(resumed) = &resumed {
             self.check_same_source(resumed)?;

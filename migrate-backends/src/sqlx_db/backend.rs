@@ -78,7 +78,7 @@ where
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
-            let history = format!("{}_history", self.tracking_table);
+            let history = migrate_core::table_names::history_table(&self.tracking_table);
             // The upgrade adds a column that older tracking tables lack; with it in place and
             // the state table there, nothing needs creating. Asking first costs two catalog
             // reads and no CREATE right, so a role that may only write the tracking tables can

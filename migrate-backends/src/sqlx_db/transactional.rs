@@ -3,7 +3,7 @@
 //! planned from a stale state applies nothing and re-plans.
 
 use super::{bound, end_step, micros, SqlxDb};
-use crate::driver::Driver;
+use crate::driver::{has_sqlstate, Driver};
 use crate::raw::SqlxRaw;
 use crate::statements::{Stmt, Values};
 use migrate_core::backend::{StepOutcome, StepRecord, StepRun};
@@ -16,13 +16,6 @@ use sqlx_core::sql_str::SqlSafeStr;
 use sqlx_core::transaction::TransactionManager;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// Whether `err` is a database error with SQLSTATE `code`.
-fn has_sqlstate(err: &sqlx::Error, code: &str) -> bool {
-    err.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == code)
-}
 
 impl<DB: Driver> SqlxDb<DB>
 where
@@ -45,39 +38,41 @@ where
                 Ok(acted) => acted,
                 Err(over) => return over,
             };
-            if let (Some(_), Some(session)) = (step.record.expected, self.session_record()) {
-                if acted.conn.record_prepared(&session.name) {
-                    match self
-                        .record_with_list(step, acted, &session.run, true)
-                        .await?
-                    {
-                        Some(outcome) => return Ok(outcome),
-                        None => continue,
-                    }
+            let session = match (step.record.expected, self.session_record()) {
+                (Some(_), Some(session)) if acted.conn.record_prepared(&session.name) => {
+                    Some(&session.run)
                 }
-            }
+                _ => None,
+            };
             let existing = match step.record.expected {
                 Some(_) => self.sql.record_and_commit_existing.as_ref(),
                 None => None,
             };
-            return match existing.or(self.sql.record_and_commit.as_ref()) {
-                Some(list) => self
-                    .record_with_list(step, acted, list, false)
-                    .await?
-                    .ok_or_else(|| Error::msg("a statement list lost its statement")),
-                None => self.record_with_prepared(step, acted).await,
+            let (list, literal) = match (session, existing.or(self.sql.record_and_commit.as_ref()))
+            {
+                (Some(run), _) => (run, true),
+                (None, Some(list)) => (list, false),
+                (None, None) => return self.record_with_prepared(step, acted).await,
             };
+            match self.record_with_list(step, acted, list, literal).await? {
+                Some(outcome) => return Ok(outcome),
+                None => continue,
+            }
         }
+    }
+
+    /// Whether no clone of this executor shares its kept connection.
+    fn owns_kept_connection(&self) -> bool {
+        std::sync::Arc::strong_count(&self.held) == 1
     }
 
     /// The statement prepared on the session for this executor's steps, when it may be used:
     /// prepared statements are kept (not behind a transaction-pooling proxy), and no clone
     /// shares the kept connection (the list begins the next step's transaction ahead).
     fn session_record(&self) -> Option<&crate::statements::SessionRecord> {
-        let exclusive = std::sync::Arc::strong_count(&self.held) == 1;
         let off = self.session_record_off.load(Ordering::Relaxed);
         match (
-            self.sql.persistent && exclusive && !off,
+            self.sql.persistent && self.owns_kept_connection() && !off,
             &self.sql.record_session,
         ) {
             (true, Some(session)) => Some(session),
@@ -216,7 +211,7 @@ where
         // clones (a fleet's schemas) share the kept connection, so the next user is as likely
         // another clone's state read (which would roll it back) or, with the slot filled
         // meanwhile, the pool (which must not get a connection inside a transaction).
-        let ahead = std::sync::Arc::strong_count(&self.held) == 1 && self.held.is_vacant();
+        let ahead = self.owns_kept_connection() && self.held.is_vacant();
         let committed = if ahead {
             let begin = DB::BEGIN.unwrap_or("BEGIN");
             sqlx::raw_sql(AssertSqlSafe(format!("COMMIT; {begin}")))

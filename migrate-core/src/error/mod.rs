@@ -427,15 +427,19 @@ impl From<GraphError> for Error {
     }
 }
 
+/// How the PostgreSQL backend's statements prepared on a session (SQL `PREPARE`) are named.
+#[doc(hidden)]
+pub const SESSION_STATEMENT_PREFIX: &str = "migrate_record_";
+
 #[cfg(feature = "sqlx")]
 impl From<sqlx_core::error::Error> for Error {
     fn from(err: sqlx_core::error::Error) -> Self {
-        // sqlx names its prepared statements `sqlx_s_N` (the PostgreSQL backend's own are
-        // `migrate_record_…`); a server that has one already, or has lost one, is a
-        // transaction-pooling proxy handing this client another connection.
+        // sqlx names its prepared statements `sqlx_s_N` (the PostgreSQL backend's own start
+        // with `SESSION_STATEMENT_PREFIX`); a server that has one already, or has lost one, is
+        // a transaction-pooling proxy handing this client another connection.
         let text = err.to_string();
         let proxied = text.contains("prepared statement \"sqlx_s_")
-            || text.contains("prepared statement \"migrate_record_");
+            || text.contains(&format!("prepared statement \"{SESSION_STATEMENT_PREFIX}"));
         match Error::database(err) {
             Error::Database(db) if proxied => Error::Database(db.context(
                 "the server looks like a transaction-pooling proxy (PgBouncer's transaction mode); \

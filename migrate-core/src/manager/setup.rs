@@ -169,28 +169,14 @@ impl MigrationManager {
                 "table `{table}` cannot be renamed to `{physical}`: that is the name of table `{other}`"
             )));
         }
-        if let Some((other, _)) = self
-            .table_names
-            .iter()
-            .find(|(logical, renamed)| *logical != table && same(renamed, physical))
-        {
-            return Err(Error::Config(format!(
-                "tables `{other}` and `{table}` would both be the physical table `{physical}`"
-            )));
-        }
-        let tracking = self.backend.tracking_table();
-        let reserved = [
-            tracking.to_string(),
-            format!("{tracking}_history"),
-            format!("{tracking}_lock"),
-        ];
+        let reserved = crate::table_names::tracking_tables(self.backend.tracking_table());
         if let Some(name) = reserved.iter().find(|name| same(name, physical)) {
             return Err(Error::Config(format!(
                 "table `{table}` cannot be renamed to `{physical}`: `{name}` is one of this \
                  backend's tracking tables"
             )));
         }
-        self.table_names.insert(table, physical)?;
+        self.table_names.insert_with(table, physical, same)?;
         Ok(self.settled())
     }
 

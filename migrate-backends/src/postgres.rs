@@ -172,6 +172,11 @@ impl Driver for Postgres {
         }
     }
 
+    fn is_existing_table(err: &sqlx::Error) -> bool {
+        // duplicate_table
+        has_sqlstate(err, "42P07")
+    }
+
     fn is_already_done(err: &sqlx::Error) -> bool {
         // duplicate_column
         has_sqlstate(err, "42701")

@@ -22,6 +22,7 @@ use crate::SqlxDb;
 use migrate_core::backend::StateRow;
 use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// SQLite's data version of the main database, where the tracking tables are: it changes
@@ -86,8 +87,14 @@ where
                 .await
         };
         match read {
-            Ok(rows) => rows.iter().map(rows::state_row).collect(),
-            Err(err) if DB::is_missing_table(&err) => Ok(Vec::new()),
+            Ok(rows) => {
+                self.tracking_missing.store(false, Ordering::Relaxed);
+                rows.iter().map(rows::state_row).collect()
+            }
+            Err(err) if DB::is_missing_table(&err) => {
+                self.tracking_missing.store(true, Ordering::Relaxed);
+                Ok(Vec::new())
+            }
             Err(err) => Err(err.into()),
         }
     }
@@ -129,13 +136,17 @@ where
             .await;
         let packed = match read {
             Ok(packed) => packed,
-            Err(err) if DB::is_missing_table(&err) => return Ok(Vec::new()),
+            Err(err) if DB::is_missing_table(&err) => {
+                self.tracking_missing.store(true, Ordering::Relaxed);
+                return Ok(Vec::new());
+            }
             // A SQLite built without its JSON functions: the rows one by one.
             Err(err) => {
                 tracing::debug!(error = %err, "the packed state read failed; reading rows");
                 return self.read_rows(conn, unpacked, true).await;
             }
         };
+        self.tracking_missing.store(false, Ordering::Relaxed);
         match crate::packed_state::unpack(packed.as_deref().unwrap_or_default()) {
             Ok(rows) => {
                 conn.keep_state_cache(StateCache {

@@ -13,6 +13,7 @@ use migrate_core::dialect::Dialect;
 use migrate_core::step::Outcome;
 use migrate_core::table_names::{history_table, lock_table};
 use migrate_core::time::Timestamp;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The default name of the state table; the history table is `<name>_history`.
@@ -358,6 +359,23 @@ pub struct Statements {
     pub(crate) persistent: bool,
 }
 
+/// How every tracking table's creation begins in [`Statements::create`].
+const CREATE_TABLE_IF_MISSING: &str = "CREATE TABLE IF NOT EXISTS ";
+
+impl Statements {
+    /// [`create`](Self::create), or if `new` the same with each table's `CREATE TABLE IF NOT
+    /// EXISTS` made a plain `CREATE TABLE`, which fails on a table that exists
+    /// ([`Driver::is_existing_table`]) instead of passing over it unchecked.
+    pub(crate) fn create_statements(&self, new: bool) -> impl Iterator<Item = Cow<'_, str>> {
+        self.create.iter().map(move |statement| {
+            match statement.strip_prefix(CREATE_TABLE_IF_MISSING) {
+                Some(rest) if new => Cow::Owned(format!("CREATE TABLE {rest}")),
+                _ => Cow::Borrowed(statement.as_str()),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn assert_templates_known(stmts: &Statements) {
     let existing = stmts.record_existing.iter().flatten();
@@ -442,6 +460,35 @@ mod tests {
         check::<sqlx::Postgres>("$1");
         #[cfg(feature = "mysql")]
         check::<sqlx::MySql>("?");
+    }
+
+    #[test]
+    fn tables_known_missing_are_created_without_if_not_exists() {
+        fn check<DB: Driver>() {
+            let (names, stmts) = default_configuration::<DB>();
+            let new: Vec<_> = stmts.create_statements(true).collect();
+            let checked: Vec<_> = stmts.create_statements(false).collect();
+            assert_eq!(checked, stmts.create);
+            // Both tracking tables, and only through the prefix `create_statements` strips.
+            for table in [&names.state, &names.history] {
+                let plain = format!("CREATE TABLE {table} (");
+                assert_eq!(
+                    new.iter().filter(|s| s.starts_with(&plain)).count(),
+                    1,
+                    "{new:?}"
+                );
+            }
+            assert!(
+                new.iter().all(|s| !s.starts_with(CREATE_TABLE_IF_MISSING)),
+                "{new:?}"
+            );
+        }
+        #[cfg(feature = "sqlite")]
+        check::<sqlx::Sqlite>();
+        #[cfg(feature = "postgres")]
+        check::<sqlx::Postgres>();
+        #[cfg(feature = "mysql")]
+        check::<sqlx::MySql>();
     }
 
     #[test]

@@ -575,6 +575,34 @@ each_backend! {
     }
 }
 
+each_backend! {
+    async fn a_history_left_without_its_state_table_is_kept_and_upgraded(db) {
+        db.manager().await.up().table("session").target("2.0.0").await.expect("up");
+        let before = db.rows("SELECT version FROM migrate_schema_versions_history").await;
+        assert_eq!(before.len(), 1, "{before:?}");
+
+        // An older history (no `started_at_utc`) whose state table is gone. A new executor's
+        // state read finds no state table, so its run creates the tables without asking the
+        // catalog first; the history's plain CREATE TABLE then fails, and the checked way
+        // keeps the rows and adds the column.
+        db.exec("ALTER TABLE migrate_schema_versions_history DROP COLUMN started_at_utc").await;
+        db.exec("DROP TABLE migrate_schema_versions").await;
+        let manager = db.manager().await;
+        manager.up().table("session").target("2.0.0").await.expect("up over the old history");
+
+        let times = db
+            .rows("SELECT started_at_utc FROM migrate_schema_versions_history ORDER BY id")
+            .await;
+        assert_eq!(times.len(), 2, "the old row is kept: {times:?}");
+        assert!(is_iso_8601_utc(&times[1]), "{times:?}");
+        assert_eq!(
+            db.rows("SELECT version FROM migrate_schema_versions WHERE table_name = 'session'")
+                .await,
+            ["2.0.0"]
+        );
+    }
+}
+
 /// A SQLite file whose text is UTF-16 (its encoding chosen before anything was written) reads
 /// its state like any other: the packed state read is text in the file's encoding, handed over
 /// as UTF-8.

@@ -1,6 +1,6 @@
 //! [`MigrationBackend`] for [`SqlxDb`]: what the manager asks of every sqlx database.
 
-use super::{bound, SqlxDb};
+use super::SqlxDb;
 use crate::driver::Driver;
 use crate::rows;
 use crate::statements::{Bind, Values};
@@ -8,12 +8,13 @@ use migrate_core::backend::{
     MigrationBackend, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
 };
 use migrate_core::dialect::Dialect;
-use migrate_core::error::{Error, Result};
+use migrate_core::error::Result;
 use migrate_core::future::BoxFuture;
 use migrate_core::status::HistoryEntry;
 use migrate_core::step::Outcome;
 use migrate_core::time::Timestamp;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The history column that `Statements::upgrade` adds to tracking tables made before it.
@@ -78,6 +79,17 @@ where
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
+            // The last state read found no state table, so the tables need creating: no
+            // catalog reads first (on a new session they cost PostgreSQL and MariaDB more than
+            // the creation). A table there after all (made since by another runner, or a
+            // history left without its state table) fails its plain `CREATE TABLE`, and the
+            // checked way below follows.
+            if self.tracking_missing.swap(false, Ordering::Relaxed)
+                && self.create_tables(&mut conn, true).await?
+            {
+                conn.keep();
+                return Ok(());
+            }
             let history = migrate_core::table_names::history_table(&self.tracking_table);
             // The upgrade adds a column that older tracking tables lack; with it in place and
             // the state table there, nothing needs creating. Asking first costs two catalog
@@ -93,32 +105,7 @@ where
                 conn.keep();
                 return Ok(());
             }
-            if let (Some(create), Some(exists)) = (&self.sql.create_schema, &self.sql.schema_exists)
-            {
-                let values = Values::new().text(Bind::Schema, self.schema.as_deref());
-                let found = bound::<DB>(exists, &values, self.sql.persistent)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                if found.is_none() {
-                    sqlx::raw_sql(AssertSqlSafe(create.clone()))
-                        .execute(&mut *conn)
-                        .await?;
-                }
-            }
-            for statement in &self.sql.create {
-                sqlx::raw_sql(AssertSqlSafe(statement.clone()))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(|e| match DB::lock_error(e, self.lock.timeout) {
-                        // The driver's message (`permission denied for schema public`) does
-                        // not say which tables were being created, or where.
-                        Error::Database(db) => Error::Database(db.context(format_args!(
-                            "creating the tracking tables on {}",
-                            self.describe()
-                        ))),
-                        other => other,
-                    })?;
-            }
+            self.create_tables(&mut conn, false).await?;
             // Tables just created have the column; only an older history lacks it.
             let upgraded = self
                 .in_catalog(&mut conn, &history, Some(UPGRADE_COLUMN))

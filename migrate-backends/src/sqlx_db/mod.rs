@@ -98,6 +98,9 @@ pub struct SqlxDb<DB: Driver> {
     /// transaction-pooling proxy, or a step that deallocates. Steps record the other way from
     /// then on; shared by clones.
     pub(crate) session_record_off: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// This executor's last state read found no state table: `prepare` creates the tracking
+    /// tables without asking the catalog first. Not shared: a clone may name other tables.
+    pub(crate) tracking_missing: std::sync::atomic::AtomicBool,
 }
 
 impl<DB: Driver> Clone for SqlxDb<DB> {
@@ -114,6 +117,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             pending_finish: self.pending_finish.clone(),
             pooled_proxy: self.pooled_proxy,
             session_record_off: self.session_record_off.clone(),
+            tracking_missing: Default::default(),
         }
     }
 }
@@ -175,6 +179,7 @@ impl<DB: Driver> SqlxDb<DB> {
             pooled_proxy: false,
             pending_finish: Default::default(),
             session_record_off: Default::default(),
+            tracking_missing: Default::default(),
         }
     }
 
@@ -296,6 +301,44 @@ where
         let exists = self.in_catalog(&mut conn, table, None).await?;
         conn.keep();
         Ok(exists)
+    }
+
+    /// Creates the tracking tables' schema if missing, then the tracking tables: if `new`,
+    /// each with a plain `CREATE TABLE` ([`Statements::create_new`]), and `false` comes back
+    /// as soon as one exists already; else only those missing.
+    pub(crate) async fn create_tables(&self, conn: &mut DB::Connection, new: bool) -> Result<bool> {
+        if let (Some(create), Some(exists)) = (&self.sql.create_schema, &self.sql.schema_exists) {
+            let values = Values::new().text(Bind::Schema, self.schema.as_deref());
+            let found = bound::<DB>(exists, &values, self.sql.persistent)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if found.is_none() {
+                sqlx::raw_sql(AssertSqlSafe(create.clone()))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        for statement in self.sql.create_statements(new) {
+            match sqlx::raw_sql(AssertSqlSafe(statement.into_owned()))
+                .execute(&mut *conn)
+                .await
+            {
+                Ok(_) => {}
+                Err(err) if new && DB::is_existing_table(&err) => return Ok(false),
+                Err(err) => {
+                    return Err(match DB::lock_error(err, self.lock.timeout) {
+                        // The driver's message (`permission denied for schema public`) does
+                        // not say which tables were being created, or where.
+                        Error::Database(db) => Error::Database(db.context(format_args!(
+                            "creating the tracking tables on {}",
+                            migrate_core::backend::MigrationBackend::describe(self)
+                        ))),
+                        other => other,
+                    });
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Whether `table` (and `column`) exist, asked of the catalog with bound names.

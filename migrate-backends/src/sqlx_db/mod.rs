@@ -18,7 +18,6 @@ pub(crate) use bound::{affected_per_statement, bound, literal_sql};
 use crate::driver::Driver;
 use crate::held::Slot;
 use crate::statements::{Bind, Statements, Stmt, TrackingNames, Values, DEFAULT_TRACKING_TABLE};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
 use migrate_core::error::Error;
 use migrate_core::error::Result;
 use sqlx::{AssertSqlSafe, ColumnIndex, Connection, Decode, Encode, IntoArguments, Pool, Type};

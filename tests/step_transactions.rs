@@ -4,10 +4,11 @@
 //! committing it keeps nothing until the step commits, and a failure later in the step takes
 //! it back. On SQLite and PostgreSQL; a MariaDB step commits its DDL as it goes.
 //!
-//! On PostgreSQL a step's tracking writes run a statement prepared on the session, with the
-//! values written in: a step that deallocates it is undone and run again, once, recording the
-//! other way, and a module name with a backslash and a quote is kept exactly
-//! with `standard_conforming_strings` off.
+//! On PostgreSQL a step's tracking writes run a statement prepared on the session (one for a
+//! table's first step, one for its later steps), with the values written in: a step that
+//! deallocates them is undone and run again, once, recording the other way; a module name with
+//! a backslash and a quote is kept exactly with `standard_conforming_strings` off; and a pooled
+//! session that holds only one of the two gets the other prepared.
 
 use migrate::backend::MigrationFuture;
 use migrate::registry::{Migration, MigrationSet, Reversal};
@@ -211,4 +212,127 @@ async fn a_step_that_deallocates_the_record_statement_runs_again_on_postgres() {
             .await
             .expect("history");
     assert_eq!(modules, ["dealloc'ating \\ set\\"]);
+}
+
+/// A set of its own: two tables, one step each (each a table's first step).
+static PARTIAL: MigrationSet = MigrationSet::__new("partial", "step_transactions", &[]);
+
+fn create_partial_a<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        db.execute("CREATE TABLE partial_a (id INTEGER)").await?;
+        Ok(())
+    })
+}
+
+fn create_partial_b<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        db.execute("CREATE TABLE partial_b (id INTEGER)").await?;
+        Ok(())
+    })
+}
+
+/// The session statements (`name`, `PREPARE ...`) a connection holds.
+async fn session_statements(conn: &mut sqlx::PgConnection) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT name, statement FROM pg_prepared_statements \
+         WHERE name LIKE 'migrate_record_%' ORDER BY name",
+    )
+    .fetch_all(conn)
+    .await
+    .expect("prepared statements")
+}
+
+/// A pooled session that holds the later steps' record statement but not the first steps'
+/// (another executor's step deallocated it) gets the missing one prepared, and the executor
+/// goes on recording in one exchange: preparing both again would fail on the one it holds
+/// (SQLSTATE 42P05) and turn that way off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_holding_one_record_statement_gets_the_other_on_postgres() {
+    let Some(db) = TestDatabase::create(Backend::Postgres)
+        .await
+        .expect("test database")
+    else {
+        return;
+    };
+    let step = |table: &'static str, up| -> &'static Migration {
+        Box::leak(Box::new(Migration::__new(
+            &PARTIAL,
+            table,
+            "1.0.0",
+            None,
+            "step",
+            up,
+            Reversal::Irreversible,
+            true,
+            None,
+            "fnv1a64:0000000000000000",
+            "step_transactions.rs",
+            1,
+        )))
+    };
+    let migrations = [
+        step("partial_a", create_partial_a),
+        step("partial_b", create_partial_b),
+    ];
+    // Two connections: the run lock's and the steps'.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .min_connections(2)
+        .connect(db.url())
+        .await
+        .expect("pool");
+    let first = MigrationManager::from_migrations(
+        migrate::postgres::PgDb::from_pool(pool.clone()),
+        migrations,
+    )
+    .expect("graph");
+    first.up().table("partial_a").await.expect("up partial_a");
+    drop(first);
+
+    // Both sessions now hold the later steps' statement only.
+    let mut a = pool.acquire().await.expect("connection");
+    let mut b = pool.acquire().await.expect("connection");
+    let (mut held_by, mut other) = (&mut *a, &mut *b);
+    if session_statements(held_by).await.is_empty() {
+        std::mem::swap(&mut held_by, &mut other);
+    }
+    let held = session_statements(held_by).await;
+    assert_eq!(held.len(), 2, "both record statements: {held:?}");
+    let (later, first_name) = (&held[0], &held[1].0);
+    assert!(first_name.ends_with("_first"), "{held:?}");
+    // The text the session was prepared with holds both statements; the later one comes first.
+    let prepare_later = later.1.split("; PREPARE ").next().unwrap_or_default();
+    assert!(
+        prepare_later.starts_with(&format!("PREPARE {} AS ", later.0)),
+        "{held:?}"
+    );
+    held_by
+        .execute(sqlx::AssertSqlSafe(format!("DEALLOCATE {first_name}")))
+        .await
+        .expect("deallocate");
+    other
+        .execute(sqlx::AssertSqlSafe(prepare_later.to_string()))
+        .await
+        .expect("prepare the later one");
+    drop((a, b));
+
+    let second = MigrationManager::from_migrations(
+        migrate::postgres::PgDb::from_pool(pool.clone()),
+        migrations,
+    )
+    .expect("graph");
+    second.up().await.expect("up partial_b");
+    drop(second);
+    let mut a = pool.acquire().await.expect("connection");
+    let mut b = pool.acquire().await.expect("connection");
+    let mut names: Vec<String> = session_statements(&mut a)
+        .await
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    names.extend(session_statements(&mut b).await.into_iter().map(|s| s.0));
+    assert!(
+        names.iter().any(|name| name == first_name),
+        "the first steps' statement prepared again on the session that ran partial_b: {names:?}"
+    );
 }

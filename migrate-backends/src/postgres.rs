@@ -87,6 +87,14 @@ impl Driver for Postgres {
             "{} AND version = $(expected) AND dirty_version IS NULL",
             portable::state_move(state)
         );
+        // The session's statements: the history row takes a NULL outcome, which it refuses,
+        // when the state row did not move.
+        let session_record = |moved: &str| {
+            format!(
+                "WITH moved AS ({moved} RETURNING 1) {insert_history} VALUES ({})",
+                HISTORY_VALUES.replace("$(outcome)", "(SELECT $(outcome)::text FROM moved)")
+            )
+        };
         let history_finish = s(&portable::history_finish(history));
         let create_schema = n
             .schema
@@ -133,10 +141,8 @@ impl Driver for Postgres {
             record: vec![with_history(&moved)],
             record_existing: Some(vec![with_history(&moved_existing)]),
             record_session: Some(SessionRecord::new::<Postgres>(
-                &format!(
-                    "WITH moved AS ({moved_existing} RETURNING 1) {insert_history} VALUES ({})",
-                    HISTORY_VALUES.replace("$(outcome)", "(SELECT $(outcome)::text FROM moved)")
-                ),
+                &session_record(&moved_existing),
+                &session_record(&moved),
                 Self::BEGIN.unwrap_or("BEGIN"),
             )),
             record_and_commit: None,

@@ -136,51 +136,69 @@ pub(crate) struct Stmt {
     pub(crate) placeholders: Vec<(usize, usize)>,
 }
 
-/// A transactional step's tracking writes as a statement prepared on the session (SQL
-/// `PREPARE`, which outlives transactions), so that running it, the `COMMIT` and the next
+/// A transactional step's tracking writes as statements prepared on the session (SQL
+/// `PREPARE`, which outlives transactions), so that running one, the `COMMIT` and the next
 /// step's `BEGIN` go in one simple-protocol exchange with the values written in, while the
-/// server keeps its plan. A lost compare-and-set makes the history row's outcome NULL, which
-/// its `NOT NULL` refuses: the exchange stops before its `COMMIT`
-/// ([`Driver::is_lost_race`](crate::driver::Driver::is_lost_race)).
+/// server keeps its plan. Two statements: one for a table's later steps (its state row holds a
+/// version) and one for its first step (the row may not exist yet). A lost compare-and-set
+/// makes the history row's outcome NULL, which its `NOT NULL` refuses: the exchange stops
+/// before its `COMMIT` ([`Driver::is_lost_race`](crate::driver::Driver::is_lost_race)).
 #[derive(Debug, Clone)]
 pub(crate) struct SessionRecord {
-    /// The statement's name.
+    /// The name of the later steps' statement, which the kept connection remembers once the
+    /// session holds both.
     pub(crate) name: Arc<str>,
-    /// One row when the session holds the statement.
+    /// The names of both statements the session holds, as rows.
     pub(crate) exists: String,
-    /// `PREPARE name AS ...`.
-    pub(crate) prepare: String,
-    /// `EXECUTE name(...); COMMIT; BEGIN`, for `literal_sql`.
+    /// Each statement's name and its `PREPARE name AS ...`.
+    pub(crate) prepare: Vec<(String, String)>,
+    /// `EXECUTE name(...); COMMIT; BEGIN` for a table's later steps, for `literal_sql`.
     pub(crate) run: Stmt,
+    /// The same for a table's first step.
+    pub(crate) run_first: Stmt,
 }
 
 impl SessionRecord {
-    /// The statement `template` prepared under a name that stands for its text (executors
-    /// with other tracking tables can share a session), and its run list.
+    /// The statements `later` and `first` prepared under names that stand for their text
+    /// (executors with other tracking tables can share a session), and their run lists.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(crate) fn new<DB: Driver>(template: &str, begin_next: &str) -> SessionRecord {
+    pub(crate) fn new<DB: Driver>(later: &str, first: &str, begin_next: &str) -> SessionRecord {
         use std::hash::{Hash, Hasher};
-        let stmt = compile::<DB>(template);
+        let (later, first) = (compile::<DB>(later), compile::<DB>(first));
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        stmt.sql.hash(&mut hasher);
+        later.sql.hash(&mut hasher);
+        first.sql.hash(&mut hasher);
         let name = format!(
             "{}{:016x}",
             migrate_core::error::SESSION_STATEMENT_PREFIX,
             hasher.finish()
         );
-        let args: Vec<String> = stmt
-            .params
-            .iter()
-            .map(|&i| format!("$({})", NAMES.get(i).map_or("", |(_, n)| *n)))
-            .collect();
-        SessionRecord {
-            name: name.as_str().into(),
-            exists: format!("SELECT 1 FROM pg_prepared_statements WHERE name = '{name}'"),
-            prepare: format!("PREPARE {name} AS {}", stmt.sql),
-            run: compile::<DB>(&format!(
+        let first_name = format!("{name}_first");
+        let run = |name: &str, stmt: &Stmt| {
+            let args: Vec<String> = stmt
+                .params
+                .iter()
+                .map(|&i| format!("$({})", NAMES.get(i).map_or("", |(_, n)| *n)))
+                .collect();
+            compile::<DB>(&format!(
                 "EXECUTE {name}({}); COMMIT; {begin_next}",
                 args.join(", ")
-            )),
+            ))
+        };
+        SessionRecord {
+            name: name.as_str().into(),
+            exists: format!(
+                "SELECT name FROM pg_prepared_statements WHERE name IN ('{name}', '{first_name}')"
+            ),
+            run: run(&name, &later),
+            run_first: run(&first_name, &first),
+            prepare: vec![
+                (name.clone(), format!("PREPARE {name} AS {}", later.sql)),
+                (
+                    first_name.clone(),
+                    format!("PREPARE {first_name} AS {}", first.sql),
+                ),
+            ],
         }
     }
 }
@@ -379,7 +397,10 @@ impl Statements {
 #[cfg(test)]
 pub(crate) fn assert_templates_known(stmts: &Statements) {
     let existing = stmts.record_existing.iter().flatten();
-    let session = stmts.record_session.iter().map(|s| &s.run);
+    let session = stmts
+        .record_session
+        .iter()
+        .flat_map(|s| [&s.run, &s.run_first]);
     let all = stmts
         .record
         .iter()

@@ -38,9 +38,12 @@ where
                 Ok(acted) => acted,
                 Err(over) => return over,
             };
-            let session = match (step.record.expected, self.session_record()) {
-                (Some(_), Some(session)) if acted.conn.record_prepared(&session.name) => {
-                    Some(&session.run)
+            let session = match self.session_record() {
+                Some(session) if acted.conn.record_prepared(&session.name) => {
+                    Some(match step.record.expected {
+                        Some(_) => &session.run,
+                        None => &session.run_first,
+                    })
                 }
                 _ => None,
             };
@@ -90,11 +93,21 @@ where
         if conn.record_prepared(&session.name) {
             return Ok(());
         }
-        let found = sqlx::raw_sql(AssertSqlSafe(session.exists.clone()))
-            .fetch_optional(&mut **conn)
+        let rows = sqlx::raw_sql(AssertSqlSafe(session.exists.clone()))
+            .fetch_all(&mut **conn)
             .await?;
-        if found.is_none() {
-            let prepared = sqlx::raw_sql(AssertSqlSafe(session.prepare.clone()))
+        let held: Vec<String> = rows
+            .iter()
+            .map(|row| sqlx::Row::try_get(row, 0))
+            .collect::<sqlx::Result<_>>()?;
+        let missing: Vec<&str> = session
+            .prepare
+            .iter()
+            .filter(|(name, _)| !held.contains(name))
+            .map(|(_, prepare)| prepare.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let prepared = sqlx::raw_sql(AssertSqlSafe(missing.join("; ")))
                 .execute(&mut **conn)
                 .await;
             match prepared {

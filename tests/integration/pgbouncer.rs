@@ -9,6 +9,18 @@ use migrate::postgres::{LockMode, PgDb};
 use migrate::testing::{Backend, PgBouncer};
 use migrate::{ConnectOptions, MigrationManager};
 
+/// An error's message followed by its causes'.
+fn with_causes(err: &migrate::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 async fn bouncer(db: &TestDb, users: &[&str]) -> Option<PgBouncer> {
     PgBouncer::start(db.url(), users).unwrap_or_else(|e| panic!("pgbouncer: {e}"))
 }
@@ -43,8 +55,10 @@ async fn through_pgbouncer_runs_need_transaction_pooling_and_advisory_locks_refu
         "the refused run changed nothing"
     );
 
-    // Forgotten: loud, and the message says what to do. Several runners at once, so that the
-    // proxy hands their statements to each other's server connections.
+    // Forgotten: loud, and the error says what to do, in its message or its cause's (a step
+    // whose own prepared statement lands on another server connection fails as a step).
+    // Several runners at once, so that the proxy hands their statements to each other's
+    // server connections.
     let mut runs = Vec::new();
     for _ in 0..4 {
         let url = url.clone();
@@ -56,7 +70,7 @@ async fn through_pgbouncer_runs_need_transaction_pooling_and_advisory_locks_refu
     let mut told = None;
     for run in runs {
         if let Err(err) = run.await.expect("task") {
-            told = Some(err.to_string());
+            told = Some(with_causes(&err));
         }
     }
     let told = told.expect("named prepared statements fail behind the proxy");

@@ -289,13 +289,14 @@ async fn a_session_holding_one_record_statement_gets_the_other_on_postgres() {
     first.up().table("partial_a").await.expect("up partial_a");
     drop(first);
 
-    // Both sessions now hold the later steps' statement only.
+    // The steps' session holds both statements, the run lock's none.
     let mut a = pool.acquire().await.expect("connection");
     let mut b = pool.acquire().await.expect("connection");
     let (mut held_by, mut other) = (&mut *a, &mut *b);
     if session_statements(held_by).await.is_empty() {
         std::mem::swap(&mut held_by, &mut other);
     }
+    assert_eq!(session_statements(other).await, []);
     let held = session_statements(held_by).await;
     assert_eq!(held.len(), 2, "both record statements: {held:?}");
     let (later, first_name) = (&held[0], &held[1].0);
@@ -306,6 +307,7 @@ async fn a_session_holding_one_record_statement_gets_the_other_on_postgres() {
         prepare_later.starts_with(&format!("PREPARE {} AS ", later.0)),
         "{held:?}"
     );
+    // Now both sessions hold the later steps' statement only.
     held_by
         .execute(sqlx::AssertSqlSafe(format!("DEALLOCATE {first_name}")))
         .await
@@ -323,16 +325,25 @@ async fn a_session_holding_one_record_statement_gets_the_other_on_postgres() {
     .expect("graph");
     second.up().await.expect("up partial_b");
     drop(second);
-    let mut a = pool.acquire().await.expect("connection");
-    let mut b = pool.acquire().await.expect("connection");
-    let mut names: Vec<String> = session_statements(&mut a)
-        .await
-        .into_iter()
-        .map(|s| s.0)
-        .collect();
-    names.extend(session_statements(&mut b).await.into_iter().map(|s| s.0));
-    assert!(
-        names.iter().any(|name| name == first_name),
-        "the first steps' statement prepared again on the session that ran partial_b: {names:?}"
+    // The session that ran partial_b prepared the first steps' statement again, and recorded
+    // partial_b's first step through it.
+    let executions = format!(
+        "SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE name = '{first_name}'"
+    );
+    let mut runs = Vec::new();
+    for conn in [
+        &mut *pool.acquire().await.expect("connection"),
+        &mut *pool.acquire().await.expect("connection"),
+    ] {
+        let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(executions.clone()))
+            .fetch_optional(conn)
+            .await
+            .expect("executions");
+        runs.extend(found);
+    }
+    assert_eq!(
+        runs,
+        [1],
+        "{first_name} prepared and run once, on one session"
     );
 }

@@ -45,10 +45,6 @@ pub trait Driver: sqlx::Database + Sealed {
     #[doc(hidden)]
     fn is_missing_table(err: &sqlx::Error) -> bool;
 
-    /// Whether a plain `CREATE TABLE` failed because the table exists.
-    #[doc(hidden)]
-    fn is_existing_table(err: &sqlx::Error) -> bool;
-
     /// Whether an upgrade statement failed because its change is already in place (a column
     /// that exists).
     #[doc(hidden)]

@@ -45,7 +45,7 @@ struct Kept<DB: sqlx::Database> {
     conn: Option<PoolConnection<DB>>,
     begun_ahead: bool,
     state: Option<StateCache>,
-    /// The name of the record statement the session holds (PostgreSQL).
+    /// The name of the record statements the session holds (PostgreSQL; see `SessionRecord::name`).
     record_prepared: Option<Arc<str>>,
 }
 
@@ -148,7 +148,7 @@ pub(crate) struct Held<'s, DB: sqlx::Database> {
     /// The state read that goes back to the slot with the connection: none unless the read
     /// put one, so any other use of the connection drops it.
     kept_state: Option<StateCache>,
-    /// The name of the record statement the session holds (PostgreSQL); known only while the
+    /// The name of the record statements the session holds (PostgreSQL); known only while the
     /// connection stays in the slot, so one from the pool is asked again. A name, not a flag:
     /// clones with other tracking tables share the slot.
     record_prepared: Option<Arc<str>>,
@@ -179,12 +179,12 @@ impl<DB: sqlx::Database> Held<'_, DB> {
         }
     }
 
-    /// Whether the session holds the record statement named `name`.
+    /// Whether the session holds the record statements named by `name`.
     pub(crate) fn record_prepared(&self, name: &str) -> bool {
         self.record_prepared.as_deref() == Some(name)
     }
 
-    /// Notes the record statement the session holds, if any is known.
+    /// Notes the record statements the session holds, if any are known.
     pub(crate) fn set_record_prepared(&mut self, name: Option<Arc<str>>) {
         self.record_prepared = name;
     }

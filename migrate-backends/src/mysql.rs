@@ -178,11 +178,6 @@ impl Driver for MySql {
         out
     }
 
-    fn is_existing_table(err: &sqlx::Error) -> bool {
-        // ER_TABLE_EXISTS_ERROR
-        has_sqlstate(err, "42S01")
-    }
-
     fn is_already_done(err: &sqlx::Error) -> bool {
         // ER_DUP_FIELDNAME
         has_sqlstate(err, "42S21")

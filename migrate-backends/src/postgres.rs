@@ -178,11 +178,6 @@ impl Driver for Postgres {
         }
     }
 
-    fn is_existing_table(err: &sqlx::Error) -> bool {
-        // duplicate_table
-        has_sqlstate(err, "42P07")
-    }
-
     fn is_already_done(err: &sqlx::Error) -> bool {
         // duplicate_column
         has_sqlstate(err, "42701")
@@ -441,21 +436,7 @@ async fn table_lock(
     let table = db.names.lock_table.clone();
     let holder = format!("pid {} at {}", std::process::id(), Timestamp::now());
     let mut conn = db.pool.acquire().await?;
-    if let (Some(schema), Some(name)) = (&db.names.schema, &db.schema) {
-        // Only when missing: CREATE SCHEMA IF NOT EXISTS needs the database's CREATE right.
-        let exists = sqlx::raw_sql(AssertSqlSafe(format!(
-            "SELECT 1 FROM pg_namespace WHERE nspname = {}",
-            Dialect::Postgres.quote_literal(name)
-        )))
-        .fetch_optional(&mut *conn)
-        .await?;
-        if exists.is_none() {
-            let create = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
-            sqlx::raw_sql(AssertSqlSafe(create))
-                .execute(&mut *conn)
-                .await?;
-        }
-    }
+    db.ensure_schema(&mut conn).await?;
     let create = format!(
         "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL)"
     );

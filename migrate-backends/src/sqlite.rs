@@ -156,11 +156,6 @@ impl Driver for Sqlite {
         })
     }
 
-    fn is_existing_table(err: &sqlx::Error) -> bool {
-        err.as_database_error()
-            .is_some_and(|d| d.message().contains("already exists"))
-    }
-
     fn is_missing_table(err: &sqlx::Error) -> bool {
         err.as_database_error()
             .is_some_and(|d| d.message().contains("no such table"))

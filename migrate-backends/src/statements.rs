@@ -382,8 +382,8 @@ const CREATE_TABLE_IF_MISSING: &str = "CREATE TABLE IF NOT EXISTS ";
 
 impl Statements {
     /// [`create`](Self::create), or if `new` the same with each table's `CREATE TABLE IF NOT
-    /// EXISTS` made a plain `CREATE TABLE`, which fails on a table that exists
-    /// ([`Driver::is_existing_table`]) instead of passing over it unchecked.
+    /// EXISTS` made a plain `CREATE TABLE`, which fails on a table that exists instead of
+    /// passing over it unchecked.
     pub(crate) fn create_statements(&self, new: bool) -> impl Iterator<Item = Cow<'_, str>> {
         self.create.iter().map(move |statement| {
             match statement.strip_prefix(CREATE_TABLE_IF_MISSING) {

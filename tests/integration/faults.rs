@@ -6,7 +6,8 @@
 //! - a Rust data step that fails after writing rows;
 //! - a PostgreSQL server restarted while a step runs (a cluster of the test's own);
 //! - a SQLite file opened read-only;
-//! - a PostgreSQL role without CREATE on the schema.
+//! - a PostgreSQL role without CREATE on the schema, also one that waited for the lock while
+//!   another made the tracking tables.
 
 use crate::harness::{each_backend, v, TestDb};
 use crate::MIGRATIONS;
@@ -172,6 +173,88 @@ async fn a_role_without_create_on_the_schema_is_refused_and_changes_nothing() {
     assert_eq!(
         m.current_version("session").await.expect("current"),
         Some(v("2.3.0"))
+    );
+}
+
+/// A runner whose state read found no tracking tables, and which then waited for the lock while
+/// another made them, creates nothing: its plain `CREATE TABLE` is refused (PostgreSQL checks
+/// the CREATE right before whether the table exists), so it asks the catalog, finds the tables,
+/// and its first step is what fails, named, not the tracking tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_create_uses_tracking_tables_made_while_it_waited() {
+    use migrate::backend::MigrationBackend;
+    use sqlx::Connection;
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let role = format!("late_no_create_{}", std::process::id());
+    db.exec(&format!("CREATE ROLE {role} LOGIN")).await;
+    db.exec(&format!(
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}"
+    ))
+    .await;
+    let executor = migrate::postgres::PgDb::connect(&with_user(db.url(), &role))
+        .await
+        .expect("connect");
+    // The run lock, held here until the tables exist.
+    let key = executor.lock_key();
+    let mut holder = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut holder)
+        .await
+        .expect("the run lock");
+    let m = MigrationManager::new(executor, [&MIGRATIONS]).expect("graph");
+    let run = tokio::spawn(async move {
+        let result = m.up().table("session").await;
+        (m, result)
+    });
+    // Its state read (no tables) is behind it once it asks for the lock.
+    let asking = format!(
+        "SELECT 1 FROM pg_stat_activity WHERE usename = '{role}' \
+         AND query LIKE '%pg_try_advisory_lock%'"
+    );
+    let clock = Instant::now();
+    while db.rows(&asking).await.is_empty() {
+        assert!(
+            clock.elapsed() < Duration::from_secs(30),
+            "the runner never asked for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    db.executor()
+        .await
+        .prepare()
+        .await
+        .expect("the owner makes the tracking tables");
+    for table in ["migrate_schema_versions", "migrate_schema_versions_history"] {
+        db.exec(&format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}"
+        ))
+        .await;
+    }
+    db.exec(&format!(
+        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+    ))
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut holder)
+        .await
+        .expect("unlock");
+    let (m, result) = run.await.expect("task");
+    let err = result.expect_err("no CREATE for the step");
+    assert_eq!(
+        failed_step(&err),
+        ("session@2.0.0".to_string(), Direction::Up),
+        "{err}"
+    );
+    let last = &m.history(1).await.expect("history")[0];
+    assert_eq!(
+        (last.table.as_str(), last.outcome),
+        ("session", Outcome::Failed)
     );
 }
 

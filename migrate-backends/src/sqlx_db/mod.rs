@@ -302,13 +302,14 @@ where
         Ok(exists)
     }
 
-    /// Creates the tracking tables' schema if missing, then the tracking tables: if `new`,
-    /// each with a plain `CREATE TABLE` ([`Statements::create_new`]), and `false` comes back
-    /// as soon as one exists already; else only those missing.
-    pub(crate) async fn create_tables(&self, conn: &mut DB::Connection, new: bool) -> Result<bool> {
+    /// Creates the tracking tables' schema if missing (PostgreSQL): `CREATE SCHEMA IF NOT
+    /// EXISTS` needs the database's CREATE right even when the schema exists, which a tenant's
+    /// role often lacks, so the catalog is asked first, in one simple query (no statement to
+    /// prepare, which a transaction-pooling proxy could lose between its two exchanges).
+    pub(crate) async fn ensure_schema(&self, conn: &mut DB::Connection) -> Result<()> {
         if let (Some(create), Some(exists)) = (&self.sql.create_schema, &self.sql.schema_exists) {
             let values = Values::new().text(Bind::Schema, self.schema.as_deref());
-            let found = bound::<DB>(exists, &values, self.sql.persistent)
+            let found = sqlx::raw_sql(AssertSqlSafe(literal_sql::<DB>(exists, &values)))
                 .fetch_optional(&mut *conn)
                 .await?;
             if found.is_none() {
@@ -317,13 +318,26 @@ where
                     .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Creates the tracking tables, after their schema. If `new` (the last state read found no
+    /// state table), each with a plain `CREATE TABLE` ([`Statements::create_statements`]), and
+    /// `false` comes back as soon as one fails: it exists after all, or the role may not
+    /// create tables there (which PostgreSQL and MySQL check first), and the caller asks the
+    /// catalog. Else only those missing, and an error names the tracking tables.
+    pub(crate) async fn create_tables(&self, conn: &mut DB::Connection, new: bool) -> Result<bool> {
+        self.ensure_schema(conn).await?;
         for statement in self.sql.create_statements(new) {
-            match sqlx::raw_sql(AssertSqlSafe(statement.into_owned()))
+            let created = sqlx::raw_sql(AssertSqlSafe(statement.into_owned()))
                 .execute(&mut *conn)
-                .await
-            {
+                .await;
+            match created {
                 Ok(_) => {}
-                Err(err) if new && DB::is_existing_table(&err) => return Ok(false),
+                Err(err) if new => {
+                    tracing::debug!(error = %err, "a tracking table thought missing was not created; asking the catalog");
+                    return Ok(false);
+                }
                 Err(err) => {
                     return Err(match DB::lock_error(err, self.lock.timeout) {
                         // The driver's message (`permission denied for schema public`) does

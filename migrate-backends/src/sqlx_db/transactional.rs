@@ -69,7 +69,7 @@ where
         std::sync::Arc::strong_count(&self.held) == 1
     }
 
-    /// The statement prepared on the session for this executor's steps, when it may be used:
+    /// The statements prepared on the session for this executor's steps, when they may be used:
     /// prepared statements are kept (not behind a transaction-pooling proxy), and no clone
     /// shares the kept connection (the list begins the next step's transaction ahead).
     fn session_record(&self) -> Option<&crate::statements::SessionRecord> {

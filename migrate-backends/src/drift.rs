@@ -321,7 +321,7 @@ async fn run_stretch(scratch: &MigrationManager, stretch: Option<(String, Versio
 /// The scratch database: given, or made for the check and removed after it.
 enum Scratch {
     Given(String),
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    #[cfg(feature = "sqlite")]
     File {
         url: String,
         path: std::path::PathBuf,
@@ -393,15 +393,20 @@ impl Scratch {
 
     fn url(&self) -> &str {
         match self {
-            Scratch::Given(url) | Scratch::File { url, .. } | Scratch::Database { url, .. } => url,
+            Scratch::Given(url) | Scratch::Database { url, .. } => url,
+            #[cfg(feature = "sqlite")]
+            Scratch::File { url, .. } => url,
         }
     }
 
     async fn remove(self) -> Result<()> {
         match self {
             Scratch::Given(_) => Ok(()),
+            #[cfg(feature = "sqlite")]
             Scratch::File { path, .. } => {
-                for suffix in ["", "-wal", "-shm", "-journal"] {
+                // The database, SQLite's files beside it, and the run lock's.
+                let lock = crate::sqlite::LOCK_FILE_SUFFIX;
+                for suffix in ["", "-wal", "-shm", "-journal", lock] {
                     let mut file = path.clone().into_os_string();
                     file.push(suffix);
                     let _ = std::fs::remove_file(file);

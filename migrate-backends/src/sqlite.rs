@@ -325,13 +325,16 @@ fn is_in_memory(database: &Path) -> bool {
         || name.contains("mode=memory")
 }
 
+/// What the run-lock file's name adds to its database file's.
+pub(crate) const LOCK_FILE_SUFFIX: &str = ".migrate-lock";
+
 /// The run-lock file beside a database file; none for in-memory databases.
 fn lock_file(database: &Path) -> Option<std::path::PathBuf> {
     if is_in_memory(database) {
         return None;
     }
     let mut lock = database.as_os_str().to_owned();
-    lock.push(".migrate-lock");
+    lock.push(LOCK_FILE_SUFFIX);
     Some(lock.into())
 }
 

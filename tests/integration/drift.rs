@@ -17,10 +17,19 @@ async fn assert_scratch_removed(db: &TestDb, scratch: &str) {
     assert!(name.starts_with("migrate_drift_"), "{scratch}");
     match db.backend() {
         Backend::Sqlite => {
-            let path = scratch.trim_start_matches("sqlite://");
+            // The file, and whatever beside it bears its name (SQLite's, the run lock's).
+            let path = std::path::Path::new(scratch.trim_start_matches("sqlite://"));
+            let dir = path.parent().expect("the scratch file's directory");
+            let left: Vec<_> = std::fs::read_dir(dir)
+                .expect("the scratch file's directory")
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|file| file.starts_with(name))
+                .collect();
             assert!(
-                !std::path::Path::new(path).exists(),
-                "{path} was left behind"
+                left.is_empty(),
+                "left behind in {}: {left:?}",
+                dir.display()
             );
         }
         Backend::Postgres => {

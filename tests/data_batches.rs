@@ -446,20 +446,15 @@ async fn check_sources_are_kept(db: &mut Conn<'_>) -> Result<()> {
     }
 
     // A checkpoint table as this crate wrote it before sources were kept.
-    Batches::new("legacy", "source", "id")
-        .checkpoint_table("legacy_checkpoints")
-        .start(db)
-        .await?;
+    let legacy = |key| Batches::new("legacy", "source", key).checkpoint_table("legacy_checkpoints");
+    legacy("id").start(db).await?;
     for column in ["source_table", "source_key"] {
         db.execute(&format!(
             "ALTER TABLE legacy_checkpoints DROP COLUMN {column}"
         ))
         .await?;
     }
-    Batches::new("legacy", "source", "id")
-        .checkpoint_table("legacy_checkpoints")
-        .start(db)
-        .await?;
+    legacy("id").start(db).await?;
     let upgraded = checkpoint_row(db, "legacy_checkpoints", "legacy").await?;
     if !upgraded.starts_with("Some([Text(\"source\"), Text(\"id\"),") {
         return Err(Error::msg(format!("the old checkpoint took {upgraded}")));
@@ -467,21 +462,14 @@ async fn check_sources_are_kept(db: &mut Conn<'_>) -> Result<()> {
     // An upgrade cut off between its two columns is finished by the next start.
     db.execute("ALTER TABLE legacy_checkpoints DROP COLUMN source_key")
         .await?;
-    Batches::new("legacy", "source", "id")
-        .checkpoint_table("legacy_checkpoints")
-        .start(db)
-        .await?;
+    legacy("id").start(db).await?;
     let finished = checkpoint_row(db, "legacy_checkpoints", "legacy").await?;
     if !finished.starts_with("Some([Text(\"source\"), Text(\"id\"),") {
         return Err(Error::msg(format!(
             "the half-upgraded checkpoint took {finished}"
         )));
     }
-    match Batches::new("legacy", "source", "payload")
-        .checkpoint_table("legacy_checkpoints")
-        .start(db)
-        .await
-    {
+    match legacy("payload").start(db).await {
         Err(Error::Config(message)) if message.contains("for table `source` (key `id`)") => Ok(()),
         other => Err(Error::msg(format!(
             "the upgraded checkpoint's source was not checked: {:?}",

@@ -10,7 +10,7 @@
 //! a backslash and a quote is kept exactly with `standard_conforming_strings` off; and a pooled
 //! session that holds only one of the two gets the other prepared.
 
-use migrate::backend::MigrationFuture;
+use migrate::backend::{MigrationFn, MigrationFuture};
 use migrate::registry::{Migration, MigrationSet, Reversal};
 use migrate::testing::{Backend, TestDatabase};
 use migrate::{Conn, ConnExt, Dialect, MigrationManager, Result};
@@ -104,6 +104,43 @@ async fn a_nested_transaction_is_a_savepoint_of_the_step_on_postgres() {
     a_nested_transaction_is_a_savepoint_of_the_step(Backend::Postgres).await;
 }
 
+/// A migration function `$name` that creates `$table` (one integer column).
+macro_rules! creates {
+    ($name:ident, $table:literal) => {
+        fn $name<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+            Box::pin(async move {
+                db.execute(concat!("CREATE TABLE ", $table, " (id INTEGER)"))
+                    .await?;
+                Ok(())
+            })
+        }
+    };
+}
+
+/// A transactional, irreversible step of `set`, built at run time.
+fn step(
+    set: &'static MigrationSet,
+    table: &'static str,
+    version: &'static str,
+    parent: Option<&'static str>,
+    up: MigrationFn,
+) -> &'static Migration {
+    Box::leak(Box::new(Migration::__new(
+        set,
+        table,
+        version,
+        parent,
+        "step",
+        up,
+        Reversal::Irreversible,
+        true,
+        None,
+        "fnv1a64:0000000000000000",
+        "step_transactions.rs",
+        1,
+    )))
+}
+
 /// A set of its own, built at run time: a table, then a step that deallocates the session's
 /// prepared record statements on its first run.
 static DEALLOCATING: MigrationSet =
@@ -112,12 +149,7 @@ static DEALLOCATING: MigrationSet =
 /// How many times the deallocating step ran.
 static DEALLOCATING_RUNS: AtomicUsize = AtomicUsize::new(0);
 
-fn create_rows<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
-    Box::pin(async move {
-        db.execute("CREATE TABLE rows_once (id INTEGER)").await?;
-        Ok(())
-    })
-}
+creates!(create_rows, "rows_once");
 
 fn deallocate_once<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
     Box::pin(async move {
@@ -149,25 +181,15 @@ async fn a_step_that_deallocates_the_record_statement_runs_again_on_postgres() {
     else {
         return;
     };
-    let step = |version: &'static str, parent, up| -> &'static Migration {
-        Box::leak(Box::new(Migration::__new(
+    let migrations = [
+        step(&DEALLOCATING, "rows_once", "1.0.0", None, create_rows),
+        step(
             &DEALLOCATING,
             "rows_once",
-            version,
-            parent,
-            "step",
-            up,
-            Reversal::Irreversible,
-            true,
-            None,
-            "fnv1a64:0000000000000000",
-            "step_transactions.rs",
-            1,
-        )))
-    };
-    let migrations = [
-        step("1.0.0", None, create_rows),
-        step("1.1.0", Some("1.0.0"), deallocate_once),
+            "1.1.0",
+            Some("1.0.0"),
+            deallocate_once,
+        ),
     ];
     let mut conn = sqlx::PgConnection::connect(db.url())
         .await
@@ -217,19 +239,9 @@ async fn a_step_that_deallocates_the_record_statement_runs_again_on_postgres() {
 /// A set of its own: two tables, one step each (each a table's first step).
 static PARTIAL: MigrationSet = MigrationSet::__new("partial", "step_transactions", &[]);
 
-fn create_partial_a<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
-    Box::pin(async move {
-        db.execute("CREATE TABLE partial_a (id INTEGER)").await?;
-        Ok(())
-    })
-}
+creates!(create_partial_a, "partial_a");
 
-fn create_partial_b<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
-    Box::pin(async move {
-        db.execute("CREATE TABLE partial_b (id INTEGER)").await?;
-        Ok(())
-    })
-}
+creates!(create_partial_b, "partial_b");
 
 /// The session statements (`name`, `PREPARE ...`) a connection holds.
 async fn session_statements(conn: &mut sqlx::PgConnection) -> Vec<(String, String)> {
@@ -254,25 +266,9 @@ async fn a_session_holding_one_record_statement_gets_the_other_on_postgres() {
     else {
         return;
     };
-    let step = |table: &'static str, up| -> &'static Migration {
-        Box::leak(Box::new(Migration::__new(
-            &PARTIAL,
-            table,
-            "1.0.0",
-            None,
-            "step",
-            up,
-            Reversal::Irreversible,
-            true,
-            None,
-            "fnv1a64:0000000000000000",
-            "step_transactions.rs",
-            1,
-        )))
-    };
     let migrations = [
-        step("partial_a", create_partial_a),
-        step("partial_b", create_partial_b),
+        step(&PARTIAL, "partial_a", "1.0.0", None, create_partial_a),
+        step(&PARTIAL, "partial_b", "1.0.0", None, create_partial_b),
     ];
     // Two connections: the run lock's and the steps'.
     let pool = sqlx::postgres::PgPoolOptions::new()

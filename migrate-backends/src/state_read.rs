@@ -62,21 +62,25 @@ where
         };
         // A failed read gives the connection back to the pool, which checks it: a session
         // the server ended while the executor was idle is not kept to fail the next call.
-        if rows.is_ok() {
+        if let Ok(found) = &rows {
             conn.keep();
+            // Noted for `prepare`, which then creates the tables without asking the catalog.
+            self.tracking_missing
+                .store(found.is_none(), Ordering::Relaxed);
         }
-        rows
+        rows.map(Option::unwrap_or_default)
     }
 
     /// The rows one by one, with one query: `read_state`, or SQLite's fallback when its packed
-    /// read fails or does not unpack. Prepared when `prepare` asks for it and prepared
-    /// statements may be kept (not behind a transaction-pooling proxy).
+    /// read fails or does not unpack; `None` when the state table is missing. Prepared when
+    /// `prepare` asks for it and prepared statements may be kept (not behind a
+    /// transaction-pooling proxy).
     async fn read_rows(
         &self,
         conn: &mut DB::Connection,
         sql: &Arc<str>,
         prepare: bool,
-    ) -> Result<Vec<StateRow>> {
+    ) -> Result<Option<Vec<StateRow>>> {
         let read = if prepare && self.sql.persistent {
             sqlx::query(AssertSqlSafe(sql.clone()))
                 .fetch_all(&mut *conn)
@@ -87,20 +91,19 @@ where
                 .await
         };
         match read {
-            Ok(rows) => {
-                self.tracking_missing.store(false, Ordering::Relaxed);
-                rows.iter().map(rows::state_row).collect()
-            }
-            Err(err) if DB::is_missing_table(&err) => {
-                self.tracking_missing.store(true, Ordering::Relaxed);
-                Ok(Vec::new())
-            }
+            Ok(rows) => rows
+                .iter()
+                .map(rows::state_row)
+                .collect::<Result<_>>()
+                .map(Some),
+            Err(err) if DB::is_missing_table(&err) => Ok(None),
             Err(err) => Err(err.into()),
         }
     }
 
     /// SQLite's read: the rows kept with the connection (`found`) if its data version has not
-    /// moved since they were read, else the packed rows, kept for the next read.
+    /// moved since they were read, else the packed rows, kept for the next read; `None` when
+    /// the state table is missing.
     ///
     /// A connection's first read is the packed read alone (what a service pays at start-up),
     /// and keeps only the note that it has read. From its second read on, the data version is
@@ -113,7 +116,7 @@ where
         conn: &mut Held<'_, DB>,
         found: Option<StateCache>,
         unpacked: &Arc<str>,
-    ) -> Result<Vec<StateRow>> {
+    ) -> Result<Option<Vec<StateRow>>> {
         let query = &self.sql.read_state;
         let mut data_version = None;
         if let Some(cache) = found {
@@ -126,7 +129,7 @@ where
                 if now == *at {
                     let rows = rows.clone();
                     conn.keep_state_cache(cache);
-                    return Ok(rows);
+                    return Ok(Some(rows));
                 }
             }
             data_version = now;
@@ -136,24 +139,20 @@ where
             .await;
         let packed = match read {
             Ok(packed) => packed,
-            Err(err) if DB::is_missing_table(&err) => {
-                self.tracking_missing.store(true, Ordering::Relaxed);
-                return Ok(Vec::new());
-            }
+            Err(err) if DB::is_missing_table(&err) => return Ok(None),
             // A SQLite built without its JSON functions: the rows one by one.
             Err(err) => {
                 tracing::debug!(error = %err, "the packed state read failed; reading rows");
                 return self.read_rows(conn, unpacked, true).await;
             }
         };
-        self.tracking_missing.store(false, Ordering::Relaxed);
         match crate::packed_state::unpack(packed.as_deref().unwrap_or_default()) {
             Ok(rows) => {
                 conn.keep_state_cache(StateCache {
                     query: query.clone(),
                     rows: data_version.map(|at| (at, rows.clone())),
                 });
-                Ok(rows)
+                Ok(Some(rows))
             }
             // A value the packing cannot describe: the rows one by one, which name it.
             Err(_) => self.read_rows(conn, unpacked, true).await,

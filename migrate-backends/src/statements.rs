@@ -13,7 +13,6 @@ use migrate_core::dialect::Dialect;
 use migrate_core::step::Outcome;
 use migrate_core::table_names::{history_table, lock_table};
 use migrate_core::time::Timestamp;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The default name of the state table; the history table is `<name>_history`.
@@ -148,7 +147,7 @@ pub(crate) struct SessionRecord {
     /// The name of the later steps' statement, which the kept connection remembers once the
     /// session holds both.
     pub(crate) name: Arc<str>,
-    /// The names of both statements the session holds, as rows.
+    /// Lists which of the two statements the session holds, one name per row.
     pub(crate) exists: String,
     /// Each statement's name and its `PREPARE name AS ...`.
     pub(crate) prepare: Vec<(String, String)>,
@@ -322,8 +321,9 @@ pub struct Statements {
     /// instead of the upsert, with the compare-and-set at the same index.
     pub(crate) record_existing: Option<Vec<Stmt>>,
     pub(crate) record_cas: usize,
-    /// `record_existing` prepared once on the session and run with its `COMMIT` and the next
-    /// step's `BEGIN` in one exchange (PostgreSQL; see [`SessionRecord`]).
+    /// `record_existing` and `record` prepared once on the session, each run with its
+    /// `COMMIT` and the next step's `BEGIN` in one exchange (PostgreSQL; see
+    /// [`SessionRecord`]).
     pub(crate) record_session: Option<SessionRecord>,
     /// A transactional step's tracking writes, its `COMMIT` and the next step's `BEGIN`, in one
     /// statement list sent at once (SQLite: one hand-off to its thread instead of four). The
@@ -377,20 +377,50 @@ pub struct Statements {
     pub(crate) persistent: bool,
 }
 
+impl SessionRecord {
+    /// The run list of a step: `run` when its table's state row holds a version, else
+    /// `run_first`.
+    pub(crate) fn run_for(&self, has_version: bool) -> &Stmt {
+        if has_version {
+            &self.run
+        } else {
+            &self.run_first
+        }
+    }
+}
+
 /// How every tracking table's creation begins in [`Statements::create`].
 const CREATE_TABLE_IF_MISSING: &str = "CREATE TABLE IF NOT EXISTS ";
 
 impl Statements {
-    /// [`create`](Self::create), or if `new` the same with each table's `CREATE TABLE IF NOT
-    /// EXISTS` made a plain `CREATE TABLE`, which fails on a table that exists instead of
+    /// [`create`](Self::create) for tables known to be missing: each table's `CREATE TABLE IF
+    /// NOT EXISTS` made a plain `CREATE TABLE`, which fails on a table that exists instead of
     /// passing over it unchecked.
-    pub(crate) fn create_statements(&self, new: bool) -> impl Iterator<Item = Cow<'_, str>> {
-        self.create.iter().map(move |statement| {
-            match statement.strip_prefix(CREATE_TABLE_IF_MISSING) {
-                Some(rest) if new => Cow::Owned(format!("CREATE TABLE {rest}")),
-                _ => Cow::Borrowed(statement.as_str()),
-            }
-        })
+    pub(crate) fn create_new(&self) -> impl Iterator<Item = String> + '_ {
+        self.create.iter().map(
+            |statement| match statement.strip_prefix(CREATE_TABLE_IF_MISSING) {
+                Some(rest) => format!("CREATE TABLE {rest}"),
+                None => statement.clone(),
+            },
+        )
+    }
+
+    /// A transactional step's tracking writes as prepared statements: `record_existing`, where
+    /// the database has it, for a table whose state row holds a version; else `record`.
+    pub(crate) fn record_for(&self, has_version: bool) -> &[Stmt] {
+        match (&self.record_existing, has_version) {
+            (Some(existing), true) => existing,
+            _ => &self.record,
+        }
+    }
+
+    /// `record_and_commit`, or `record_and_commit_existing` for a table whose state row holds
+    /// a version; `None` where the database sends its tracking writes otherwise.
+    pub(crate) fn record_and_commit_for(&self, has_version: bool) -> Option<&Stmt> {
+        let existing = self.record_and_commit_existing.as_ref();
+        existing
+            .filter(|_| has_version)
+            .or(self.record_and_commit.as_ref())
     }
 }
 
@@ -487,10 +517,9 @@ mod tests {
     fn tables_known_missing_are_created_without_if_not_exists() {
         fn check<DB: Driver>() {
             let (names, stmts) = default_configuration::<DB>();
-            let new: Vec<_> = stmts.create_statements(true).collect();
-            let checked: Vec<_> = stmts.create_statements(false).collect();
-            assert_eq!(checked, stmts.create);
-            // Both tracking tables, and only through the prefix `create_statements` strips.
+            let new: Vec<_> = stmts.create_new().collect();
+            assert_eq!(new.len(), stmts.create.len());
+            // Both tracking tables, and only through the prefix `create_new` strips.
             for table in [&names.state, &names.history] {
                 let plain = format!("CREATE TABLE {table} (");
                 assert_eq!(

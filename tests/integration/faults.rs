@@ -102,17 +102,37 @@ fn with_user(url: &str, user: &str) -> String {
     format!("{scheme}://{user}@{host}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_role_without_create_on_the_schema_is_refused_and_changes_nothing() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
-        return;
-    };
-    let role = format!("no_create_{}", std::process::id());
+/// A login role named after `prefix` that may not create anything in the schema `public`.
+async fn role_without_create(db: &TestDb, prefix: &str) -> String {
+    let role = format!("{prefix}_{}", std::process::id());
     db.exec(&format!("CREATE ROLE {role} LOGIN")).await;
     db.exec(&format!(
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}"
     ))
     .await;
+    role
+}
+
+/// Lets `role` read and write the tracking tables (and their identity sequence).
+async fn grant_tracking_tables(db: &TestDb, role: &str) {
+    for table in ["migrate_schema_versions", "migrate_schema_versions_history"] {
+        db.exec(&format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}"
+        ))
+        .await;
+    }
+    db.exec(&format!(
+        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_create_on_the_schema_is_refused_and_changes_nothing() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let role = role_without_create(&db, "no_create").await;
     let url = with_user(db.url(), &role);
     let before = db.fingerprint().await;
 
@@ -141,16 +161,7 @@ async fn a_role_without_create_on_the_schema_is_refused_and_changes_nothing() {
         .target("2.0.0")
         .await
         .expect("the owner starts");
-    for table in ["migrate_schema_versions", "migrate_schema_versions_history"] {
-        db.exec(&format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}"
-        ))
-        .await;
-    }
-    db.exec(&format!(
-        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
-    ))
-    .await;
+    grant_tracking_tables(&db, &role).await;
     let err = m.up().table("session").await.expect_err("no CREATE");
     assert_eq!(
         failed_step(&err),
@@ -187,12 +198,7 @@ async fn a_role_without_create_uses_tracking_tables_made_while_it_waited() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let role = format!("late_no_create_{}", std::process::id());
-    db.exec(&format!("CREATE ROLE {role} LOGIN")).await;
-    db.exec(&format!(
-        "REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}"
-    ))
-    .await;
+    let role = role_without_create(&db, "late_no_create").await;
     let executor = migrate::postgres::PgDb::connect(&with_user(db.url(), &role))
         .await
         .expect("connect");
@@ -212,33 +218,18 @@ async fn a_role_without_create_uses_tracking_tables_made_while_it_waited() {
         (m, result)
     });
     // Its state read (no tables) is behind it once it asks for the lock.
-    let asking = format!(
-        "SELECT 1 FROM pg_stat_activity WHERE usename = '{role}' \
-         AND query LIKE '%pg_try_advisory_lock%'"
-    );
-    let clock = Instant::now();
-    while db.rows(&asking).await.is_empty() {
-        assert!(
-            clock.elapsed() < Duration::from_secs(30),
-            "the runner never asked for the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_activity(
+        &mut holder,
+        &format!("usename = '{role}' AND query LIKE '%pg_try_advisory_lock%'"),
+        "the runner's lock request",
+    )
+    .await;
     db.executor()
         .await
         .prepare()
         .await
         .expect("the owner makes the tracking tables");
-    for table in ["migrate_schema_versions", "migrate_schema_versions_history"] {
-        db.exec(&format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}"
-        ))
-        .await;
-    }
-    db.exec(&format!(
-        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
-    ))
-    .await;
+    grant_tracking_tables(&db, &role).await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(key)
         .execute(&mut holder)
@@ -303,22 +294,22 @@ async fn a_sqlite_file_opened_read_only_is_refused_and_left_alone() {
     );
 }
 
-/// Waits until the server runs `pg_sleep` for the step.
-async fn wait_for_sleeping_step(pool: &sqlx::PgPool) {
+/// Waits until a server session matches `filter` (a condition on `pg_stat_activity`), failing
+/// after a minute without `what`.
+async fn wait_for_activity(conn: &mut sqlx::PgConnection, filter: &str, what: &str) {
     let started = Instant::now();
+    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE {filter}");
     loop {
-        let busy: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND state = 'active'",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("pg_stat_activity");
+        let busy: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_one(&mut *conn)
+            .await
+            .expect("pg_stat_activity");
         if busy > 0 {
             return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the step never started"
+            "never saw {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -351,7 +342,12 @@ async fn a_postgres_restart_mid_step_fails_the_step_and_the_same_manager_recover
         let manager = manager.clone();
         async move { manager.up().await }
     });
-    wait_for_sleeping_step(&pool).await;
+    wait_for_activity(
+        &mut pool.acquire().await.expect("connection"),
+        "query LIKE 'SELECT pg_sleep(60)%' AND state = 'active'",
+        "the step's sleep",
+    )
+    .await;
     let restarted = Instant::now();
     server.restart().expect("restart");
     let err = run

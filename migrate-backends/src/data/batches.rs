@@ -128,14 +128,13 @@ impl Batches {
         // Checkpoint tables written before a job recorded its source lack these columns (or
         // one of them, if adding them was cut off between the two).
         let mut missing_source = Vec::new();
+        let mut resumed = None;
         if has_checkpoints {
             for column in SOURCE_COLUMNS {
                 if !db.column_exists(&self.checkpoint, column).await? {
                     missing_source.push(column);
                 }
             }
-        }
-        let resumed = if has_checkpoints {
             let source = if missing_source.is_empty() {
                 "source_table, source_key"
             } else {
@@ -147,10 +146,8 @@ impl Batches {
                      WHERE job = {job_literal}"
                 ))
                 .await?;
-            rows.first().map(|row| self.resume(row)).transpose()?
-        } else {
-            None
-        };
+            resumed = rows.first().map(|row| self.resume(row)).transpose()?;
+        }
         if let Some(resumed) = &resumed {
             self.check_same_source(resumed)?;
         }

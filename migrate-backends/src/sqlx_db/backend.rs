@@ -85,7 +85,7 @@ where
             // history left without its state table) fails its plain `CREATE TABLE`, and the
             // checked way below follows.
             if self.tracking_missing.swap(false, Ordering::Relaxed)
-                && self.create_tables(&mut conn, true).await?
+                && self.create_new_tables(&mut conn).await?
             {
                 conn.keep();
                 return Ok(());
@@ -105,7 +105,7 @@ where
                 conn.keep();
                 return Ok(());
             }
-            self.create_tables(&mut conn, false).await?;
+            self.create_missing_tables(&mut conn).await?;
             // Tables just created have the column; only an older history lacks it.
             let upgraded = self
                 .in_catalog(&mut conn, &history, Some(UPGRADE_COLUMN))

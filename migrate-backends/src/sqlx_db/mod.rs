@@ -321,37 +321,44 @@ where
         Ok(())
     }
 
-    /// Creates the tracking tables, after their schema. If `new` (the last state read found no
-    /// state table), each with a plain `CREATE TABLE` ([`Statements::create_statements`]), and
-    /// `false` comes back as soon as one fails: it exists after all, or the role may not
-    /// create tables there (which PostgreSQL and MySQL check first), and the caller asks the
-    /// catalog. Else only those missing, and an error names the tracking tables.
-    pub(crate) async fn create_tables(&self, conn: &mut DB::Connection, new: bool) -> Result<bool> {
+    /// Creates the tracking tables known to be missing (the last state read found no state
+    /// table), after their schema, each with a plain `CREATE TABLE`
+    /// ([`Statements::create_new`]). `false` as soon as one fails: it exists after all, or the
+    /// role may not create tables there (which PostgreSQL and MySQL check first), and the
+    /// caller asks the catalog.
+    pub(crate) async fn create_new_tables(&self, conn: &mut DB::Connection) -> Result<bool> {
         self.ensure_schema(conn).await?;
-        for statement in self.sql.create_statements(new) {
-            let created = sqlx::raw_sql(AssertSqlSafe(statement.into_owned()))
+        for statement in self.sql.create_new() {
+            if let Err(err) = sqlx::raw_sql(AssertSqlSafe(statement))
                 .execute(&mut *conn)
-                .await;
-            match created {
-                Ok(_) => {}
-                Err(err) if new => {
-                    tracing::debug!(error = %err, "a tracking table thought missing was not created; asking the catalog");
-                    return Ok(false);
-                }
-                Err(err) => {
-                    return Err(match DB::lock_error(err, self.lock.timeout) {
-                        // The driver's message (`permission denied for schema public`) does
-                        // not say which tables were being created, or where.
-                        Error::Database(db) => Error::Database(db.context(format_args!(
-                            "creating the tracking tables on {}",
-                            migrate_core::backend::MigrationBackend::describe(self)
-                        ))),
-                        other => other,
-                    });
-                }
+                .await
+            {
+                tracing::debug!(error = %err, "a tracking table thought missing was not created; asking the catalog");
+                return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Creates the tracking tables that are missing, after their schema; an error names the
+    /// tracking tables and where they were being created.
+    pub(crate) async fn create_missing_tables(&self, conn: &mut DB::Connection) -> Result<()> {
+        self.ensure_schema(conn).await?;
+        for statement in &self.sql.create {
+            sqlx::raw_sql(AssertSqlSafe(statement.clone()))
+                .execute(&mut *conn)
+                .await
+                .map_err(|err| match DB::lock_error(err, self.lock.timeout) {
+                    // The driver's message (`permission denied for schema public`) does not
+                    // say which tables were being created, or where.
+                    Error::Database(db) => Error::Database(db.context(format_args!(
+                        "creating the tracking tables on {}",
+                        migrate_core::backend::MigrationBackend::describe(self)
+                    ))),
+                    other => other,
+                })?;
+        }
+        Ok(())
     }
 
     /// Whether `table` (and `column`) exist, asked of the catalog with bound names.

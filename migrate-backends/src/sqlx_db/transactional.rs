@@ -38,21 +38,12 @@ where
                 Ok(acted) => acted,
                 Err(over) => return over,
             };
-            let session = match self.session_record() {
-                Some(session) if acted.conn.record_prepared(&session.name) => {
-                    Some(match step.record.expected {
-                        Some(_) => &session.run,
-                        None => &session.run_first,
-                    })
-                }
-                _ => None,
-            };
-            let existing = match step.record.expected {
-                Some(_) => self.sql.record_and_commit_existing.as_ref(),
-                None => None,
-            };
-            let (list, literal) = match (session, existing.or(self.sql.record_and_commit.as_ref()))
-            {
+            let has_version = step.record.expected.is_some();
+            let session = self
+                .session_record()
+                .filter(|session| acted.conn.record_prepared(&session.name))
+                .map(|session| session.run_for(has_version));
+            let (list, literal) = match (session, self.sql.record_and_commit_for(has_version)) {
                 (Some(run), _) => (run, true),
                 (None, Some(list)) => (list, false),
                 (None, None) => return self.record_with_prepared(step, acted).await,
@@ -202,10 +193,7 @@ where
             done,
         } = acted;
         let sql = &self.sql;
-        let record = match (step.record.expected, &sql.record_existing) {
-            (Some(_), Some(existing)) => existing,
-            _ => &sql.record,
-        };
+        let record = sql.record_for(step.record.expected.is_some());
         let recorded = Self::run_prepared(&mut conn, record, &values, sql.persistent).await;
         let affected = match recorded {
             Ok(affected) => affected,

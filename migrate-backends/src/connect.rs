@@ -3,6 +3,7 @@
 
 use crate::sqlx_db::{SqlxDb, DEFAULT_CONNECT_TIMEOUT};
 use migrate_core::backend::MigrationBackend;
+use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use std::time::Duration;
 
@@ -142,28 +143,57 @@ pub async fn connect_with(
         .map_err(|e| crate::url::redact_password(e, url))
 }
 
-async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn MigrationBackend>> {
+/// The dialect of the database `url` names, after every check [`connect_with`] makes before it
+/// opens anything: a backend enabled for the URL's scheme, a valid tracking table name, a
+/// schema only on PostgreSQL and transaction pooling nowhere else. What a caller that connects
+/// later (the CLI, which checks a command's tables and versions first) can know now; a wrong
+/// option is the same [`Error::Config`] that `connect_with` returns.
+#[doc(hidden)]
+pub fn checked_dialect(url: &str, options: &ConnectOptions) -> Result<Dialect> {
     let scheme = url.split(':').next().unwrap_or_default();
-    // Checked before connecting: a bad name opens no connection and creates no file.
     if let Some(table) = &options.tracking_table {
         crate::sqlx_db::check_tracking_table(table)?;
     }
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    let timeout = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    #[cfg(not(any(feature = "postgres", feature = "mysql")))]
-    let _ = DEFAULT_CONNECT_TIMEOUT;
     match scheme {
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             options.no_schema("SQLite")?;
-            let db = crate::sqlite::SqliteDb::connect(url).await?;
-            Ok(Box::new(options.apply(db)?))
+            Ok(Dialect::Sqlite)
         }
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
             if let Some(schema) = &options.schema {
                 crate::sqlx_db::check_schema(schema)?;
             }
+            Ok(Dialect::Postgres)
+        }
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => {
+            options.no_schema("MySQL/MariaDB")?;
+            Ok(Dialect::MySql)
+        }
+        _ => Err(Error::Config(format!(
+            "no enabled backend for URL scheme `{}:` (features: sqlite, postgres, mysql)",
+            scheme.escape_debug()
+        ))),
+    }
+}
+
+async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn MigrationBackend>> {
+    // Checked before connecting: a bad name opens no connection and creates no file.
+    let dialect = checked_dialect(url, options)?;
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    let timeout = options.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    #[cfg(not(any(feature = "postgres", feature = "mysql")))]
+    let _ = DEFAULT_CONNECT_TIMEOUT;
+    match dialect {
+        #[cfg(feature = "sqlite")]
+        Dialect::Sqlite => {
+            let db = crate::sqlite::SqliteDb::connect(url).await?;
+            Ok(Box::new(options.apply(db)?))
+        }
+        #[cfg(feature = "postgres")]
+        Dialect::Postgres => {
             let mut db = crate::postgres::PgDb::connect_with_timeout(url, timeout).await?;
             if options.transaction_pooling {
                 db = db.behind_transaction_pooler();
@@ -174,8 +204,7 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
             Ok(Box::new(options.apply(db)?))
         }
         #[cfg(feature = "mysql")]
-        "mysql" | "mariadb" => {
-            options.no_schema("MySQL/MariaDB")?;
+        Dialect::MySql => {
             let url = match url.strip_prefix("mariadb") {
                 Some(rest) => format!("mysql{rest}"),
                 None => url.to_string(),
@@ -183,9 +212,7 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
             let db = crate::mysql::MySqlDb::connect_with_timeout(&url, timeout).await?;
             Ok(Box::new(options.apply(db)?))
         }
-        _ => Err(Error::Config(format!(
-            "no enabled backend for URL scheme `{}:` (features: sqlite, postgres, mysql)",
-            scheme.escape_debug()
-        ))),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::Config(format!("no enabled backend for {other}"))),
     }
 }

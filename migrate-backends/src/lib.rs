@@ -39,7 +39,7 @@ pub mod sqlite;
 pub mod testing;
 
 pub use conn_ext::ConnExt;
-pub use connect::{connect, connect_with, ConnectOptions};
+pub use connect::{checked_dialect, connect, connect_with, ConnectOptions};
 pub use driver::Driver;
 pub use lock_wait::LOCK_WAIT_REPORT_EVERY;
 pub use sqlx_db::{SqlxDb, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT};

@@ -116,26 +116,40 @@ fn chain_target(graph: &Graph, chain: usize, target: &Target) -> Option<Version>
     }
 }
 
-pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> Result<Plan> {
-    let selected: Vec<usize> = match &request.chains {
+/// The chains a request selects: the ones it names, else all.
+fn selected(graph: &Graph, request: &Request) -> Vec<usize> {
+    match &request.chains {
         Some(chains) => chains.clone(),
         None => (0..graph.chains.len()).collect(),
-    };
-    if let Target::Version(v) = &request.target {
-        let known = selected
-            .iter()
-            .any(|&c| graph.chains[c].position(graph, v).is_some());
-        if !known {
-            let table = match selected.as_slice() {
-                [only] => Some(graph.chains[*only].table.to_string()),
-                _ => None,
-            };
-            return Err(Error::UnknownVersion {
-                table,
-                version: v.clone(),
-            });
-        }
     }
+}
+
+/// A version target must be a version of one of the selected tables: checked from the graph
+/// alone, so a request can be refused before anything is read.
+pub(crate) fn check_target(graph: &Graph, request: &Request) -> Result<()> {
+    let Target::Version(v) = &request.target else {
+        return Ok(());
+    };
+    let selected = selected(graph, request);
+    if selected
+        .iter()
+        .any(|&c| graph.chains[c].position(graph, v).is_some())
+    {
+        return Ok(());
+    }
+    let table = match selected.as_slice() {
+        [only] => Some(graph.chains[*only].table.to_string()),
+        _ => None,
+    };
+    Err(Error::UnknownVersion {
+        table,
+        version: v.clone(),
+    })
+}
+
+pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> Result<Plan> {
+    check_target(graph, request)?;
+    let selected = selected(graph, request);
     for &c in &selected {
         if let Some(mark) = &states[c].dirty {
             let chain = &graph.chains[c];

@@ -323,19 +323,27 @@ async fn repair(
     printer: &Printer,
     json: bool,
 ) -> Result<u8> {
-    let statuses = manager.status().await?;
+    let migrations = manager.migrations();
+    // An unknown name goes straight to resolve_dirty, which names the known tables before
+    // anything is read: the database is not even opened.
+    let known = migrations
+        .iter()
+        .any(|m| names(table, &m.step.module, &m.step.table));
+    let statuses = if known {
+        manager.status().await?
+    } else {
+        Vec::new()
+    };
     let marks: Vec<&TableStatus> = statuses
         .iter()
         .filter(|s| s.dirty.is_some() && names(table, &s.module, &s.table))
         .collect();
-    // A known table without a mark would be "repaired" of nothing: say so instead. (An unknown
-    // name goes on to resolve_dirty, which names the known tables before taking the lock.)
-    if marks.is_empty() && statuses.iter().any(|s| names(table, &s.module, &s.table)) {
+    // A known table without a mark would be "repaired" of nothing: say so instead.
+    if marks.is_empty() && known {
         return Err(Error::Config(format!(
             "`{table}` has no dirty mark: nothing to repair"
         )));
     }
-    let migrations = manager.migrations();
     let mut described = Vec::new();
     for status in &marks {
         if let Some(mark) = &status.dirty {

@@ -22,6 +22,7 @@
 mod args;
 mod commands;
 mod fleet;
+mod lazy;
 mod output;
 
 use crate::error::ErrorCategory;
@@ -204,8 +205,9 @@ impl Cli {
         let options = arguments.connect_options();
         let flags = arguments.manager_flags()?;
         flags.check_tables(&self.sets)?;
+        // Connected on first use: the command's tables and versions are checked first.
+        let db = lazy::LazyBackend::new(url, &options)?;
         runtime.block_on(async {
-            let db = crate::connect_with(url, &options).await?;
             let manager = flags.apply(
                 MigrationManager::new(db, self.sets.iter().copied())?,
                 self.configure.as_ref(),

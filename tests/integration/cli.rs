@@ -595,3 +595,44 @@ async fn a_table_renamed_twice_is_refused_before_the_database_is_opened() {
         "the database file was created for an unknown table"
     );
 }
+
+/// A command's wrong table or version is refused before the database is opened: no SQLite
+/// file is created (`mode=rwc` would create it), and no server is asked (the servers' URLs here
+/// name a port nothing listens on: asking would be a connection error, not a usage error that
+/// names the wrong input).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commands_wrong_table_or_version_opens_no_database() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("new.db");
+    let urls = [
+        format!("sqlite://{}?mode=rwc", path.display()),
+        format!("postgres://app:{PASSWORD}@127.0.0.1:1/app"),
+        format!("mysql://app:{PASSWORD}@127.0.0.1:1/app"),
+    ];
+    let wrong: [(&[&str], &str); 11] = [
+        (&["up", "--table", "nope"], "unknown table `nope`"),
+        (&["up", "--to", "banana"], "banana"),
+        (&["up", "--to", "9.9.9"], "9.9.9"),
+        (&["down", "--table", "session", "--to", "9.9.9"], "9.9.9"),
+        (&["plan", "--table", "nope"], "unknown table `nope`"),
+        (
+            &["down", "--table", "nope", "--to", "2.0.0"],
+            "unknown table `nope`",
+        ),
+        (&["stamp", "session", "9.9.9"], "9.9.9"),
+        (&["stamp", "nope", "2.0.0"], "unknown table `nope`"),
+        (&["unstamp", "nope"], "unknown table `nope`"),
+        (&["accept-checksums", "nope"], "unknown table `nope`"),
+        (&["repair", "nope", "--completed"], "unknown table `nope`"),
+    ];
+    for url in &urls {
+        for (args, named) in wrong {
+            let run = expect(url, args, exit::USAGE).await;
+            assert!(run.stderr.contains(named), "{url} {args:?}: {}", run.stderr);
+            assert!(!path.exists(), "{args:?} created the database file");
+        }
+    }
+    // A command that needs the database still opens it.
+    expect(&urls[0], &["status"], exit::OK).await;
+    assert!(path.exists(), "status made no database file");
+}

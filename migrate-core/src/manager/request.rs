@@ -48,7 +48,8 @@ impl std::fmt::Debug for Options {
 }
 
 impl Options {
-    /// Turns the caller's options into a request, rejecting bad input before any query.
+    /// Turns the caller's options into a request, rejecting bad input (a target that none of
+    /// its tables declares included) before any query.
     fn validate(
         self,
         manager: &MigrationManager,
@@ -70,15 +71,14 @@ impl Options {
         } else {
             Some(manager.resolve_tables(&self.tables)?)
         };
-        Ok((
-            Request {
-                direction,
-                target,
-                chains,
-                force: self.force,
-            },
-            self.run,
-        ))
+        let request = Request {
+            direction,
+            target,
+            chains,
+            force: self.force,
+        };
+        crate::plan::check_target(&manager.graph, &request)?;
+        Ok((request, self.run))
     }
 }
 

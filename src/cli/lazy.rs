@@ -5,8 +5,8 @@
 //! checked when the backend is made.
 
 use crate::backend::{
-    redact_url_password, BoxFuture, MigrationBackend, RunLock, StateRow, StepOutcome, StepRecord,
-    StepRun, DEFAULT_TRACKING_TABLE,
+    BoxFuture, MigrationBackend, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
+    DEFAULT_TRACKING_TABLE,
 };
 use crate::report::{HistoryEntry, Outcome};
 use crate::{ConnectOptions, Dialect, Result};
@@ -39,11 +39,14 @@ impl LazyBackend {
             return Ok(opened.as_ref());
         }
         let opened = crate::connect_with(&self.url, &self.options).await?;
+        tracing::info!(target = %opened.describe(), "migrate cli connected");
         // The CLI asks one thing at a time; a second connection made meanwhile is dropped.
         Ok(self.opened.get_or_init(|| opened).as_ref())
     }
 }
 
+/// Every method is forwarded, the defaulted ones included: a method added to the trait needs
+/// adding here.
 impl MigrationBackend for LazyBackend {
     fn dialect(&self) -> Dialect {
         self.dialect
@@ -59,12 +62,16 @@ impl MigrationBackend for LazyBackend {
     fn describe(&self) -> String {
         match self.opened.get() {
             Some(opened) => opened.describe(),
-            None => format!(
-                "{} at {} (not connected yet), tracking table {}",
-                self.dialect,
-                redact_url_password(&self.url, &self.url),
-                self.tracking_table()
-            ),
+            // Not the URL: its user name and query string may hold what the connected
+            // description (the server and database only) leaves out.
+            None => {
+                let mut text = format!("a {} database, not connected yet", self.dialect);
+                if let Some(schema) = &self.options.schema {
+                    text.push_str(&format!(", schema {schema}"));
+                }
+                text.push_str(&format!(", tracking table {}", self.tracking_table()));
+                text
+            }
         }
     }
 

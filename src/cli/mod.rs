@@ -212,7 +212,6 @@ impl Cli {
                 MigrationManager::new(db, self.sets.iter().copied())?,
                 self.configure.as_ref(),
             )?;
-            tracing::info!(target = %manager.backend().describe(), "migrate cli");
             let drift = if arguments.schema_drift() {
                 Some(self.drift_check(arguments, flags.clone()).run(url).await?)
             } else {

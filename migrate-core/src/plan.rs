@@ -127,23 +127,29 @@ fn selected(graph: &Graph, request: &Request) -> Vec<usize> {
 /// A version target must be a version of one of the selected tables: checked from the graph
 /// alone, so a request can be refused before anything is read.
 pub(crate) fn check_target(graph: &Graph, request: &Request) -> Result<()> {
-    let Target::Version(v) = &request.target else {
-        return Ok(());
-    };
-    let selected = selected(graph, request);
-    if selected
+    match &request.target {
+        Target::Version(v) => check_declared(graph, &selected(graph, request), v),
+        _ => Ok(()),
+    }
+}
+
+/// `version` must be declared by one of `chains` (a release need not be every table's
+/// version, but one no table has is a typo): else [`Error::UnknownVersion`], naming the table
+/// when there is one.
+pub(crate) fn check_declared(graph: &Graph, chains: &[usize], version: &Version) -> Result<()> {
+    if chains
         .iter()
-        .any(|&c| graph.chains[c].position(graph, v).is_some())
+        .any(|&c| graph.chains[c].position(graph, version).is_some())
     {
         return Ok(());
     }
-    let table = match selected.as_slice() {
+    let table = match chains {
         [only] => Some(graph.chains[*only].table.to_string()),
         _ => None,
     };
     Err(Error::UnknownVersion {
         table,
-        version: v.clone(),
+        version: version.clone(),
     })
 }
 

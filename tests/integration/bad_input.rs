@@ -240,6 +240,20 @@ each_backend! {
             m.with_table_baseline("nope", "1.0.0"),
             Err(Error::UnknownTable { .. })
         ));
+        // A baseline no table declares is a typo, as a target is; one table's must be its own.
+        let err = db.manager().await.with_baseline("20.0.0").unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownVersion { table: None, version } if version.to_string() == "20.0.0"),
+            "{err:?}"
+        );
+        let err = db.manager().await.with_baseline_for_existing_tables("2.0.1").unwrap_err();
+        assert!(matches!(&err, Error::UnknownVersion { .. }), "{err:?}");
+        let err = db.manager().await.with_table_baseline("eval", "2.3.0").unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownVersion { table: Some(t), .. } if t == "eval"),
+            "{err:?}"
+        );
+        assert!(db.manager().await.with_table_baseline("eval", "2.1.0").is_ok());
         assert!(!db.has_table("migrate_schema_versions").await);
     }
 }

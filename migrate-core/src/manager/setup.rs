@@ -117,9 +117,21 @@ impl MigrationManager {
 
     /// The version a table is at when the tracking table has no row for it ("no stored
     /// version means 2.0.0"). Without a baseline such a table has nothing applied.
+    ///
+    /// Like a target, the baseline is a release: a table whose versions skip it is at its
+    /// highest version below it. A version that no table declares is a typo, refused with
+    /// [`Error::UnknownVersion`](crate::error::Error::UnknownVersion).
     pub fn with_baseline(mut self, version: &str) -> Result<Self> {
-        self.baseline = Some(parse_version(version)?);
+        self.baseline = Some(self.declared_baseline(version)?);
         Ok(self.settled())
+    }
+
+    /// `version`, parsed and declared by at least one table.
+    fn declared_baseline(&self, version: &str) -> Result<Version> {
+        let version = parse_version(version)?;
+        let every: Vec<usize> = (0..self.graph.chains.len()).collect();
+        crate::plan::check_declared(&self.graph, &every, &version)?;
+        Ok(version)
     }
 
     /// Like [`with_baseline`](Self::with_baseline), but only for tables that exist: a table
@@ -129,15 +141,19 @@ impl MigrationManager {
     /// empty database creates every table, on an old one it upgrades the tables there. Each
     /// run asks the catalog once per table that has no row.
     pub fn with_baseline_for_existing_tables(mut self, version: &str) -> Result<Self> {
-        self.baseline = Some(parse_version(version)?);
+        self.baseline = Some(self.declared_baseline(version)?);
         self.baseline_if_exists = true;
         Ok(self.settled())
     }
 
-    /// A baseline for one table, overriding [`with_baseline`](Self::with_baseline).
+    /// A baseline for one table, overriding [`with_baseline`](Self::with_baseline). The table
+    /// must declare the version, else
+    /// [`Error::UnknownVersion`](crate::error::Error::UnknownVersion) names both.
     pub fn with_table_baseline(mut self, table: &str, version: &str) -> Result<Self> {
         let version = parse_version(version)?;
-        for c in self.resolve_tables(&[table.to_string()])? {
+        let chains = self.resolve_tables(&[table.to_string()])?;
+        crate::plan::check_declared(&self.graph, &chains, &version)?;
+        for c in chains {
             self.table_baselines.insert(c, version.clone());
         }
         Ok(self.settled())

@@ -56,13 +56,18 @@ async fn undone(db: &mut Conn<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A fresh database on `backend`; `None` (reported as skipped) when its server cannot be had.
+async fn database(backend: Backend) -> Option<TestDatabase> {
+    TestDatabase::create(backend).await.expect("test database")
+}
+
 async fn has_table(db: &TestDatabase, table: &str) -> bool {
     let executor = db.executor().await.expect("executor");
     executor.table_exists(table).await.expect("catalog")
 }
 
 async fn a_nested_transaction_is_a_savepoint_of_the_step(backend: Backend) {
-    let Some(db) = TestDatabase::create(backend).await.expect("test database") else {
+    let Some(db) = database(backend).await else {
         return;
     };
     let manager = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
@@ -175,10 +180,7 @@ fn deallocate_once<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_deallocates_the_record_statement_runs_again_on_postgres() {
-    let Some(db) = TestDatabase::create(Backend::Postgres)
-        .await
-        .expect("test database")
-    else {
+    let Some(db) = database(Backend::Postgres).await else {
         return;
     };
     let migrations = [
@@ -260,10 +262,7 @@ async fn session_statements(conn: &mut sqlx::PgConnection) -> Vec<(String, Strin
 /// (SQLSTATE 42P05) and turn that way off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_holding_one_record_statement_gets_the_other_on_postgres() {
-    let Some(db) = TestDatabase::create(Backend::Postgres)
-        .await
-        .expect("test database")
-    else {
+    let Some(db) = database(Backend::Postgres).await else {
         return;
     };
     let migrations = [

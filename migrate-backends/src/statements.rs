@@ -200,6 +200,16 @@ impl SessionRecord {
             ],
         }
     }
+
+    /// The run list of a step: `run` when its table's state row holds a version, else
+    /// `run_first`.
+    pub(crate) fn run_for(&self, has_version: bool) -> &Stmt {
+        if has_version {
+            &self.run
+        } else {
+            &self.run_first
+        }
+    }
 }
 
 /// Turns the `$(name)` markers of a template into `DB`'s placeholders.
@@ -375,18 +385,6 @@ pub struct Statements {
     /// behind a transaction-pooling proxy, whose server connections change between
     /// transactions.
     pub(crate) persistent: bool,
-}
-
-impl SessionRecord {
-    /// The run list of a step: `run` when its table's state row holds a version, else
-    /// `run_first`.
-    pub(crate) fn run_for(&self, has_version: bool) -> &Stmt {
-        if has_version {
-            &self.run
-        } else {
-            &self.run_first
-        }
-    }
 }
 
 /// How every tracking table's creation begins in [`Statements::create`].

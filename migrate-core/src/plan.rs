@@ -153,8 +153,9 @@ pub(crate) fn check_declared(graph: &Graph, chains: &[usize], version: &Version)
     })
 }
 
+/// The steps `request` runs from `states`. A version target was checked when the request was
+/// made ([`check_target`]).
 pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> Result<Plan> {
-    check_target(graph, request)?;
     let selected = selected(graph, request);
     for &c in &selected {
         if let Some(mark) = &states[c].dirty {

@@ -64,14 +64,7 @@ impl MigrationBackend for LazyBackend {
             Some(opened) => opened.describe(),
             // Not the URL: its user name and query string may hold what the connected
             // description (the server and database only) leaves out.
-            None => {
-                let mut text = format!("a {} database, not connected yet", self.dialect);
-                if let Some(schema) = &self.options.schema {
-                    text.push_str(&format!(", schema {schema}"));
-                }
-                text.push_str(&format!(", tracking table {}", self.tracking_table()));
-                text
-            }
+            None => format!("a {} database, not connected yet", self.dialect),
         }
     }
 

@@ -322,6 +322,15 @@ pub fn catalog_query(backend: Backend, table: &str, column: Option<&str>) -> Str
     }
 }
 
+/// An error, then each error in its source chain.
+pub fn error_chain(
+    err: &migrate::Error,
+) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+}
+
 /// A version from test text.
 pub fn v(text: &str) -> migrate::Version {
     migrate::Version::parse(text).expect("test version")

@@ -2,24 +2,12 @@
 //! of silently losing mutual exclusion, a client that forgot the setting is told what is wrong,
 //! and with `transaction_pooling` runs and fleets work, serialized by the lock row.
 
-use crate::harness::TestDb;
+use crate::harness::{error_chain, TestDb};
 use crate::MIGRATIONS;
 use migrate::fleet::{Fleet, FleetOutcome};
 use migrate::postgres::{LockMode, PgDb};
 use migrate::testing::{Backend, PgBouncer};
 use migrate::{ConnectOptions, MigrationManager};
-
-/// An error's message followed by its causes'.
-fn with_causes(err: &migrate::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = std::error::Error::source(err);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
 
 async fn bouncer(db: &TestDb, users: &[&str]) -> Option<PgBouncer> {
     PgBouncer::start(db.url(), users).unwrap_or_else(|e| panic!("pgbouncer: {e}"))
@@ -70,7 +58,9 @@ async fn through_pgbouncer_runs_need_transaction_pooling_and_advisory_locks_refu
     let mut told = None;
     for run in runs {
         if let Err(err) = run.await.expect("task") {
-            told = Some(with_causes(&err));
+            // Its message, then its causes'.
+            let chain: Vec<String> = error_chain(&err).map(ToString::to_string).collect();
+            told = Some(chain.join(": "));
         }
     }
     let told = told.expect("named prepared statements fail behind the proxy");

@@ -2,7 +2,7 @@
 //! error in its source chain, whatever went wrong: a malformed URL, a port nobody listens on,
 //! a database that does not exist, an unknown scheme, and a wrong password.
 
-use crate::harness::each_backend;
+use crate::harness::{each_backend, error_chain};
 use migrate::testing::Backend;
 
 const PASSWORD: &str = "Sup3r-s3cret-pw";
@@ -10,15 +10,9 @@ const PASSWORD: &str = "Sup3r-s3cret-pw";
 const ENCODED: &str = "Sup3r%21s3cret";
 const DECODED: &str = "Sup3r!s3cret";
 
-/// Every text an error shows: its message, its `Debug`, and each source's message.
+/// Every text an error shows: its message, its `Debug`, and each source's message and `Debug`.
 fn every_text(err: &migrate::Error) -> String {
-    let mut text = format!("{err}\n{err:?}\n");
-    let mut next = std::error::Error::source(err);
-    while let Some(source) = next {
-        text.push_str(&format!("{source}\n{source:?}\n"));
-        next = source.source();
-    }
-    text
+    error_chain(err).map(|e| format!("{e}\n{e:?}\n")).collect()
 }
 
 async fn assert_hidden(url: &str) {

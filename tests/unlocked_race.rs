@@ -125,6 +125,9 @@ impl MigrationBackend for Unlocked {
     ) -> BoxFuture<'a, Result<()>> {
         self.0.set_step_checksum(module, table, version, checksum)
     }
+    fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
+        self.0.commit_pending()
+    }
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         self.0.end_run()
     }

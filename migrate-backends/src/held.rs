@@ -11,12 +11,18 @@
 //! ([`Held::begun_ahead`]); a slot dropped or cleared with one closes the connection instead of
 //! returning it to the pool inside a transaction.
 //!
+//! The transaction may also hold a step that ran, its tracking writes and commit waiting to be
+//! sent in front of the next statement ([`Held::take_pending`], see `sqlx_db::deferred`): the
+//! connection is kept with it like with a transaction begun ahead, and closed (which rolls the
+//! step back) if nobody takes it.
+//!
 //! A kept connection may also hold what its last read of the state table left
 //! ([`StateCache`]): on SQLite the rows, valid while the database's data version is unchanged;
 //! elsewhere the note that the read's statement is prepared. Only the read puts
 //! it back ([`Held::keep_state_cache`]): a connection taken for anything else comes back
 //! without it, so nothing written through the connection itself can be hidden by it.
 
+use crate::sqlx_db::deferred::PendingRecord;
 use migrate_core::backend::StateRow;
 use sqlx::pool::PoolConnection;
 use sqlx::Pool;
@@ -47,6 +53,8 @@ struct Kept<DB: sqlx::Database> {
     state: Option<StateCache>,
     /// The name of the record statements the session holds (PostgreSQL; see `SessionRecord::name`).
     record_prepared: Option<Arc<str>>,
+    /// A step in the transaction whose commit waits for the next statement.
+    pending: Option<PendingRecord>,
 }
 
 impl<DB: sqlx::Database> Drop for Kept<DB> {
@@ -75,6 +83,7 @@ impl<DB: sqlx::Database> Slot<DB> {
                 begun_ahead: false,
                 state: None,
                 record_prepared: None,
+                pending: None,
             });
         }
     }
@@ -101,6 +110,14 @@ impl<DB: sqlx::Database> Slot<DB> {
             .is_some_and(|slot| slot.as_ref().is_some_and(|kept| kept.begun_ahead))
     }
 
+    /// Whether the kept connection holds a step whose commit waits for the next statement.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .is_some_and(|slot| slot.as_ref().is_some_and(|kept| kept.pending.is_some()))
+    }
+
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
@@ -111,11 +128,12 @@ impl<DB: sqlx::Database> Slot<DB> {
                 kept.begun_ahead,
                 kept.state.take(),
                 kept.record_prepared.take(),
+                kept.pending.take(),
             ))
         });
-        let (conn, begun_ahead, state, record_prepared) = match kept {
+        let (conn, begun_ahead, state, record_prepared, pending) = match kept {
             Some(kept) => kept,
-            None => (pool.acquire().await?, false, None, None),
+            None => (pool.acquire().await?, false, None, None, None),
         };
         Ok(Held {
             slot: self,
@@ -126,6 +144,7 @@ impl<DB: sqlx::Database> Slot<DB> {
             found_state: state,
             kept_state: None,
             record_prepared,
+            pending,
         })
     }
 }
@@ -152,6 +171,8 @@ pub(crate) struct Held<'s, DB: sqlx::Database> {
     /// connection stays in the slot, so one from the pool is asked again. A name, not a flag:
     /// clones with other tracking tables share the slot.
     record_prepared: Option<Arc<str>>,
+    /// A step in the open transaction whose commit waits for the next statement.
+    pending: Option<PendingRecord>,
 }
 
 impl<DB: sqlx::Database> Held<'_, DB> {
@@ -189,7 +210,21 @@ impl<DB: sqlx::Database> Held<'_, DB> {
         self.record_prepared = name;
     }
 
-    /// Whether the connection holds an empty transaction begun ahead for the next step.
+    /// The step whose commit waits for the connection's next statement, taken out: whoever
+    /// takes it sends it (or rolls the transaction back).
+    pub(crate) fn take_pending(&mut self) -> Option<PendingRecord> {
+        self.pending.take()
+    }
+
+    /// Leaves `pending` in the open transaction, for the next statement to carry; the
+    /// connection goes back to the slot with it, like a transaction begun ahead.
+    pub(crate) fn set_pending(&mut self, pending: PendingRecord) {
+        self.pending = Some(pending);
+        self.set_begun_ahead(true);
+    }
+
+    /// Whether the connection holds a transaction begun ahead for the next step (empty, or
+    /// holding a step whose commit waits: see [`take_pending`](Self::take_pending)).
     pub(crate) fn begun_ahead(&self) -> bool {
         self.begun_ahead
     }
@@ -239,6 +274,7 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
                 begun_ahead: self.begun_ahead,
                 state: self.kept_state.take(),
                 record_prepared: self.record_prepared.take(),
+                pending: self.pending.take(),
             };
             // A full slot (a clone of the executor gave one back first) or a poisoned one:
             // `kept` is dropped, back to the pool or closed.

@@ -2,6 +2,7 @@
 
 use crate::driver::Driver;
 use crate::sqlx_db::bound;
+use crate::sqlx_db::deferred::{self, Fate, Riding, Sent};
 use crate::statements::{Bind, Statements, Stmt, Values};
 use migrate_core::conn::{RawConn, Row, Value};
 use migrate_core::dialect::Dialect;
@@ -17,11 +18,83 @@ use std::any::Any;
 pub(crate) struct SqlxRaw<'c, DB: Driver> {
     conn: &'c mut DB::Connection,
     sql: &'c Statements,
+    /// The previous step's commit, when it rides on this step's first statement.
+    riding: Riding,
 }
 
-impl<'c, DB: Driver> SqlxRaw<'c, DB> {
+impl<'c, DB: Driver> SqlxRaw<'c, DB>
+where
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+{
     pub(crate) fn new(conn: &'c mut DB::Connection, sql: &'c Statements) -> Self {
-        SqlxRaw { conn, sql }
+        SqlxRaw {
+            conn,
+            sql,
+            riding: Riding::Nothing,
+        }
+    }
+
+    /// Carries `riding` (the previous step's pending commit) on the first statement.
+    pub(crate) fn with_riding(mut self, riding: Riding) -> Self {
+        self.riding = riding;
+        self
+    }
+
+    /// What became of the previous step's pending commit.
+    pub(crate) fn into_riding(self) -> Riding {
+        self.riding
+    }
+
+    /// Sends the previous step's waiting commit, in front of `then` if given (whose affected
+    /// rows come back). `None`: nothing waited, `then` is still to run. A commit that did not
+    /// happen leaves the step without a transaction: every later statement is refused.
+    async fn ride(&mut self, then: Option<&str>) -> Option<Result<u64>> {
+        match std::mem::replace(&mut self.riding, Riding::Nothing) {
+            Riding::Waiting(pending) => {
+                let Sent {
+                    fate,
+                    result,
+                    begin_failed,
+                } = deferred::send::<DB>(self.conn, &pending, then).await;
+                match result {
+                    Err(err) if begin_failed => {
+                        let refused = refusal(&format!("its transaction could not begin: {err}"));
+                        self.riding = Riding::BeginFailed(err);
+                        Some(Err(refused))
+                    }
+                    result => {
+                        let committed = matches!(fate, Fate::Committed);
+                        self.riding = Riding::Sent { pending, fate };
+                        match (result, then) {
+                            // The list's own error, or the statement's.
+                            (Err(err), _) => Some(Err(err.into())),
+                            (Ok(_), _) if !committed => {
+                                Some(Err(refusal("the step before it did not commit")))
+                            }
+                            (Ok(affected), Some(_)) => Some(Ok(affected)),
+                            (Ok(_), None) => None,
+                        }
+                    }
+                }
+            }
+            settled if settled.is_settled() => {
+                self.riding = settled;
+                None
+            }
+            unsettled => {
+                self.riding = unsettled;
+                Some(Err(refusal("the step before it did not commit")))
+            }
+        }
+    }
+
+    /// Sends the previous step's waiting commit alone, before a statement that cannot carry
+    /// it.
+    async fn settle(&mut self) -> Result<()> {
+        match self.ride(None).await {
+            Some(Err(err)) => Err(err),
+            _ => Ok(()),
+        }
     }
 
     async fn any_row(&mut self, stmt: &Stmt, values: &Values) -> Result<bool>
@@ -31,6 +104,7 @@ impl<'c, DB: Driver> SqlxRaw<'c, DB> {
         for<'e> Option<String>: Encode<'e, DB> + Type<DB>,
         for<'e> Option<i64>: Encode<'e, DB> + Type<DB>,
     {
+        self.settle().await?;
         let row = bound::<DB>(stmt, values, self.sql.persistent)
             .fetch_optional(&mut *self.conn)
             .await?;
@@ -81,6 +155,9 @@ where
 
     fn execute<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
+            if let Some(carried) = self.ride(Some(sql)).await {
+                return carried;
+            }
             let done = sqlx::raw_sql(AssertSqlSafe(sql))
                 .execute(&mut *self.conn)
                 .await?;
@@ -90,6 +167,7 @@ where
 
     fn query<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<Vec<Row>>> {
         Box::pin(async move {
+            self.settle().await?;
             let rows = sqlx::raw_sql(AssertSqlSafe(sql))
                 .fetch_all(&mut *self.conn)
                 .await?;
@@ -105,8 +183,20 @@ where
     }
 
     fn driver(&mut self) -> &mut dyn Any {
+        // Statements sent through the typed connection would run ahead of the previous
+        // step's commit, in its transaction.
+        if matches!(self.riding, Riding::Waiting(_)) {
+            self.riding = Riding::Mixed;
+        }
         &mut *self.conn
     }
+}
+
+/// The error a step's statement gets once its transaction is gone with the step before it.
+fn refusal(why: &str) -> Error {
+    Error::msg(format!(
+        "the statement was not sent: {why} (the run plans the steps again)"
+    ))
 }
 
 /// Decodes one column into a portable [`Value`], trying the common types in turn.

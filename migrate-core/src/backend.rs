@@ -62,6 +62,15 @@ pub struct StepRun<'a> {
     /// The physical names of renamed tables: the backend gives them to the step's
     /// [`Conn`](crate::conn::Conn) with [`Conn::with_table_names`](crate::conn::Conn::with_table_names).
     pub table_names: &'a TableNames,
+    /// `true`: the backend may leave this step's tracking writes and commit to ride on the
+    /// connection's next statement (the next step's first one), saving a round trip per step.
+    /// It then returns [`StepOutcome::Done`] before the step is committed, and tells what
+    /// became of it with its next answer: [`StepOutcome::PreviousRolledBack`] from the next
+    /// [`run_step`](MigrationBackend::run_step) when it did not commit, any other answer
+    /// when it did; or [`commit_pending`](MigrationBackend::commit_pending) after the last
+    /// step. The manager sets it; `false` (for callers that read the database between steps)
+    /// means `Done` is committed.
+    pub commit_with_next: bool,
 }
 
 /// What happened to a step.
@@ -76,6 +85,11 @@ pub enum StepOutcome {
     },
     /// Another runner moved the tracking row first; nothing of this step was kept.
     Raced,
+    /// This step did not run, and the step before it, which returned `Done` with its commit
+    /// left to ride on this step's first statement ([`StepRun::commit_with_next`]), did not
+    /// commit: another runner moved its table first, or the commit failed. Both were rolled
+    /// back; re-read the state and plan again.
+    PreviousRolledBack,
 }
 
 /// A held runner lock. [`release`](RunLock::release) it when the run ends; an implementation
@@ -202,6 +216,14 @@ pub trait MigrationBackend: Send + Sync {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// Commits the tracking writes of the last step that ran with
+    /// [`StepRun::commit_with_next`], if they are still pending. `Ok(true)`: committed, or
+    /// nothing was pending; `Ok(false)`: another runner moved the step's table first, and the
+    /// step was rolled back; `Err`: the commit failed, and the step was rolled back.
+    fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async { Ok(true) })
+    }
+
     /// Called once a locked run (or repair) is over, before its lock is released: settles
     /// whatever the backend left pending to save a round trip per step (MySQL commits a
     /// step's finish with the next step's start; PostgreSQL and SQLite end the transaction a
@@ -277,6 +299,9 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
         (**self).set_step_checksum(module, table, version, checksum)
+    }
+    fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
+        (**self).commit_pending()
     }
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         (**self).end_run()

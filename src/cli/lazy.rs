@@ -148,6 +148,16 @@ impl MigrationBackend for LazyBackend {
     }
 
     /// Nothing is pending on a backend that never connected.
+    fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            match self.opened.get() {
+                Some(opened) => opened.commit_pending().await,
+                None => Ok(true),
+            }
+        })
+    }
+
+    /// Nothing is pending on a backend that never connected.
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             match self.opened.get() {

@@ -494,6 +494,9 @@ impl migrate::backend::MigrationBackend for Counting {
         self.inner
             .set_step_checksum(module, table, version, checksum)
     }
+    fn commit_pending(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<bool>> {
+        self.inner.commit_pending()
+    }
     fn end_run(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<()>> {
         self.inner.end_run()
     }

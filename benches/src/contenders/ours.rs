@@ -145,6 +145,9 @@ impl MigrationBackend for Feeding {
         self.inner
             .set_step_checksum(module, table, version, checksum)
     }
+    fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
+        self.inner.commit_pending()
+    }
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         self.inner.end_run()
     }

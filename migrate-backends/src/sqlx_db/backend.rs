@@ -138,6 +138,10 @@ where
         DB::lock(self, wait.unwrap_or(self.lock.timeout))
     }
 
+    fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(self.commit_pending_step())
+    }
+
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             // The last step's pending finish (MariaDB) commits, or the transaction the last

@@ -10,6 +10,7 @@
 
 mod backend;
 mod bound;
+pub(crate) mod deferred;
 mod journal;
 mod transactional;
 
@@ -100,6 +101,9 @@ pub struct SqlxDb<DB: Driver> {
     /// This executor's last state read found no state table: `prepare` creates the tracking
     /// tables without asking the catalog first. Not shared: a clone may name other tables.
     pub(crate) tracking_missing: std::sync::atomic::AtomicBool,
+    /// A step found that its commit may not ride on the next statement (see
+    /// `deferred`): every later step commits on its own.
+    pub(crate) commits_alone: std::sync::atomic::AtomicBool,
 }
 
 impl<DB: Driver> Clone for SqlxDb<DB> {
@@ -117,6 +121,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             pooled_proxy: self.pooled_proxy,
             session_record_off: self.session_record_off.clone(),
             tracking_missing: Default::default(),
+            commits_alone: Default::default(),
         }
     }
 }
@@ -126,9 +131,22 @@ where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
     /// The executor's connection outside any transaction: a transaction the previous step
-    /// began ahead for a next step (not this call) is ended first.
+    /// began ahead for a next step (not this call) is ended first, after committing the step
+    /// whose commit waits in it (a caller of `run_step` with `commit_with_next` that did not
+    /// call `commit_pending`, or a run that panicked).
     pub(crate) async fn plain_conn(&self) -> Result<crate::held::Held<'_, DB>> {
         let mut conn = self.held.take(&self.pool).await?;
+        if let Some(pending) = conn.take_pending() {
+            let sent = deferred::send::<DB>(&mut conn, &pending, None).await;
+            if let (false, Err(err)) = (matches!(sent.fate, deferred::Fate::Committed), sent.result)
+            {
+                // Rolled back: the connection is closed with its transaction.
+                return Err(Error::msg(format!(
+                    "the step of table {} that ran last did not commit: {err}",
+                    pending.table
+                )));
+            }
+        }
         if conn.begun_ahead() {
             if step_rollback::<DB>(&mut conn).await {
                 conn.set_open_transaction(false);
@@ -179,6 +197,7 @@ impl<DB: Driver> SqlxDb<DB> {
             pending_finish: Default::default(),
             session_record_off: Default::default(),
             tracking_missing: Default::default(),
+            commits_alone: Default::default(),
         }
     }
 

@@ -2,13 +2,15 @@
 //! is moved by a compare-and-set in the same round trip as the history insert, so a runner that
 //! planned from a stale state applies nothing and re-plans.
 
+use super::deferred::{self, Cause, Fate, PendingRecord, Riding};
 use super::{bound, end_step, micros, SqlxDb};
 use crate::driver::{has_sqlstate, Driver};
 use crate::raw::SqlxRaw;
 use crate::statements::{Stmt, Values};
-use migrate_core::backend::{StepOutcome, StepRecord, StepRun};
+use migrate_core::backend::{StepOutcome, StepRun};
 use migrate_core::conn::Conn;
 use migrate_core::error::{Error, Result};
+use migrate_core::future::catch_unwind;
 use migrate_core::step::Outcome;
 use migrate_core::time::Timestamp;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
@@ -48,11 +50,106 @@ where
                 (None, Some(list)) => (list, false),
                 (None, None) => return self.record_with_prepared(step, acted).await,
             };
+            if step.commit_with_next && self.defers_commits() {
+                return Ok(Self::leave_pending(step, acted, list));
+            }
             match self.record_with_list(step, acted, list, literal).await? {
                 Some(outcome) => return Ok(outcome),
                 None => continue,
             }
         }
+    }
+
+    /// Commits the step whose commit waits on the kept connection, alone (after the run's
+    /// last step). `Ok(false)`: another runner moved its table first; it was rolled back.
+    pub(super) async fn commit_pending_step(&self) -> Result<bool> {
+        if !self.held.has_pending() {
+            return Ok(true);
+        }
+        let mut conn = self.held.take(&self.pool).await?;
+        let Some(pending) = conn.take_pending() else {
+            conn.keep();
+            return Ok(true);
+        };
+        let sent = deferred::send::<DB>(&mut conn, &pending, None).await;
+        match sent.fate {
+            // Its BEGIN opened a transaction ahead, which the run's end closes.
+            Fate::Committed => {
+                conn.keep();
+                Ok(true)
+            }
+            Fate::RolledBack(cause) => {
+                end_step(conn).await;
+                match (self.after_lost_commit(cause, &sent.result), sent.result) {
+                    (false, Err(err)) => Err(err.into()),
+                    _ => Ok(false),
+                }
+            }
+            Fate::Unknown => {
+                drop(conn);
+                let stored = self.stored_version(&pending.module, &pending.table).await;
+                match sent.result {
+                    _ if stored.is_some_and(|v| v == pending.new_version) => Ok(true),
+                    Err(err) => Err(err.into()),
+                    Ok(_) => Ok(true),
+                }
+            }
+        }
+    }
+
+    /// What a pending step that did not commit for `cause` changes for the steps after it.
+    /// `true`: it simply runs again (planned anew); `false`: the database refused its commit,
+    /// and from now on every step commits on its own, so a lasting error is the step's own.
+    fn after_lost_commit<E: std::fmt::Display>(
+        &self,
+        cause: Cause,
+        error: &std::result::Result<u64, E>,
+    ) -> bool {
+        let error = error
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match cause {
+            Cause::Race => true,
+            Cause::LostStatement => {
+                tracing::warn!(error = %error, "the session lost its prepared record statement; the step runs again without it");
+                self.session_record_off.store(true, Ordering::Relaxed);
+                true
+            }
+            Cause::Refused => {
+                tracing::warn!(error = %error, "a step's commit failed; it runs again, committed on its own");
+                self.commits_alone.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Whether a step's commit may ride on the next statement: no clone shares the kept
+    /// connection (its next user must be this executor's next step), and no step of this
+    /// executor has found that it may not (see `act`).
+    fn defers_commits(&self) -> bool {
+        !self.commits_alone.load(Ordering::Relaxed) && self.owns_kept_connection()
+    }
+
+    /// Leaves the step's tracking writes and commit (`list`, values written in) in its open
+    /// transaction, for the connection's next statement to carry (see `deferred`).
+    fn leave_pending(step: &StepRun<'_>, acted: Acted<'_, DB>, list: &Stmt) -> StepOutcome {
+        let Acted {
+            mut conn,
+            values,
+            done,
+        } = acted;
+        let r = &step.record;
+        conn.set_pending(PendingRecord {
+            text: super::bound::literal_sql::<DB>(list, &values),
+            statements: deferred::statement_count(&list.sql),
+            module: r.module.to_string(),
+            table: r.table.to_string(),
+            new_version: r.new_version.map(str::to_string),
+        });
+        conn.keep();
+        done
     }
 
     /// Whether no clone of this executor shares its kept connection.
@@ -172,7 +269,7 @@ where
         // No transaction is left: the COMMIT ran and only the next step's BEGIN failed, or
         // the database ended the transaction itself (a full disk). The connection was closed
         // (sqlx's count of its transactions is off), and the state row tells which.
-        let stored = self.stored_version(r).await;
+        let stored = self.stored_version(r.module, r.table).await;
         if stored.is_some_and(|v| v.as_deref() == r.new_version) {
             tracing::debug!(error = %err, "the step committed; the next step begins its own transaction");
             Ok(Some(done))
@@ -240,24 +337,58 @@ where
         }
     }
 
-    /// The first half of a transactional step: its transaction open, its action run in it.
+    /// The first half of a transactional step: its transaction open, its action run in it,
+    /// carrying the previous step's pending commit on its first statement (see `deferred`).
     /// `Err` is the step's end: the action failed (rolled back, and recorded unless another
-    /// runner moved the table), or the transaction could not begin.
+    /// runner moved the table), the transaction could not begin, or the step before it did not
+    /// commit (`PreviousRolledBack`).
     async fn act(
         &self,
         step: &StepRun<'_>,
     ) -> std::result::Result<Acted<'_, DB>, Result<StepOutcome>> {
         let mut conn = self.step_conn().await.map_err(Err)?;
+        let riding = conn.take_pending().map_or(Riding::Nothing, Riding::Waiting);
         let started_at = Timestamp::now();
         let clock = Instant::now();
-        let result = {
-            let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
-            let mut db = Conn::new(&mut raw, self.schema.as_deref())
-                .with_table_names(step.table_names)
-                .with_transaction(true);
-            (step.action)(&mut db).await
+        let (result, riding) = {
+            let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql).with_riding(riding);
+            let result = {
+                let mut db = Conn::new(&mut raw, self.schema.as_deref())
+                    .with_table_names(step.table_names)
+                    .with_transaction(true);
+                catch_unwind((step.action)(&mut db)).await
+            };
+            (result, raw.into_riding())
         };
         let elapsed = clock.elapsed();
+        let result = match result {
+            Ok(result) => result,
+            Err(panic) => {
+                // A panic before the step's first statement: the step before it still commits
+                // (this step's own statements, if any, are rolled back with the connection).
+                if let Riding::Waiting(pending) = riding {
+                    deferred::send::<DB>(&mut conn, &pending, None).await;
+                }
+                std::panic::resume_unwind(panic)
+            }
+        };
+        let riding = match riding {
+            // The action sent nothing: the previous step's commit goes alone.
+            Riding::Waiting(pending) => {
+                let sent = deferred::send::<DB>(&mut conn, &pending, None).await;
+                match sent.result {
+                    Err(err) if sent.begin_failed => Riding::BeginFailed(err),
+                    _ => Riding::Sent {
+                        pending,
+                        fate: sent.fate,
+                    },
+                }
+            }
+            riding => riding,
+        };
+        if !riding.is_settled() {
+            return Err(self.unsettled(step, conn, riding, result).await);
+        }
         if let Err(err) = result {
             end_step(conn).await;
             return Err(self.after_failure(step, started_at, elapsed, err).await);
@@ -279,13 +410,68 @@ where
         })
     }
 
-    /// The version the state row of `r`'s table holds now (`Some(None)`: none, or no row);
+    /// The end of a step whose transaction went with the previous step's pending commit:
+    /// that step did not commit (or the connection was lost before saying so), the typed
+    /// connection was handed out ahead of it, or its commit began no transaction for this
+    /// step. `result` is the step's action's.
+    async fn unsettled(
+        &self,
+        step: &StepRun<'_>,
+        conn: crate::held::Held<'_, DB>,
+        riding: Riding,
+        result: Result<()>,
+    ) -> Result<StepOutcome> {
+        let reason = result.err().map(|err| err.to_string()).unwrap_or_default();
+        match riding {
+            Riding::BeginFailed(err) => {
+                // The step before committed; this one never began. The connection is closed
+                // (sqlx still counts the transaction the BEGIN would have opened).
+                drop(conn);
+                Err(DB::lock_error(err, self.lock.timeout))
+            }
+            Riding::Sent {
+                pending,
+                fate: Fate::Unknown,
+            } => {
+                drop(conn);
+                let stored = self.stored_version(&pending.module, &pending.table).await;
+                if stored.is_some_and(|v| v == pending.new_version) {
+                    // It committed: the connection went during this step.
+                    let err = Error::msg(format!("the connection was lost: {reason}"));
+                    let started_at = Timestamp::now();
+                    return self
+                        .after_failure(step, started_at, Duration::ZERO, err)
+                        .await;
+                }
+                tracing::warn!(error = %reason, "the connection was lost before the step before this one committed; re-planning");
+                Ok(StepOutcome::PreviousRolledBack)
+            }
+            Riding::Sent {
+                fate: Fate::RolledBack(cause),
+                ..
+            } => {
+                end_step(conn).await;
+                self.after_lost_commit(cause, &Err::<u64, _>(reason));
+                Ok(StepOutcome::PreviousRolledBack)
+            }
+            _ => {
+                // `Mixed`: the step used the typed connection before the previous step's
+                // commit was sent, so its statements may share that step's transaction.
+                end_step(conn).await;
+                self.commits_alone.store(true, Ordering::Relaxed);
+                tracing::info!("a step used the typed connection while the step before it waited for its commit; both run again, each committed on its own from now on");
+                Ok(StepOutcome::PreviousRolledBack)
+            }
+        }
+    }
+
+    /// The version the state row of `module`'s `table` holds now (`Some(None)`: none, or no row);
     /// `None` when it cannot be read.
-    async fn stored_version(&self, r: &StepRecord<'_>) -> Option<Option<String>> {
+    async fn stored_version(&self, module: &str, table: &str) -> Option<Option<String>> {
         let rows = self.read_state_rows().await.ok()?;
         Some(
             rows.into_iter()
-                .find(|row| row.module == r.module && row.table == r.table)
+                .find(|row| row.module == module && row.table == table)
                 .and_then(|row| row.version),
         )
     }
@@ -332,7 +518,7 @@ where
         err: Error,
     ) -> Result<StepOutcome> {
         let r = &step.record;
-        let stored = self.stored_version(r).await;
+        let stored = self.stored_version(r.module, r.table).await;
         if stored.is_some_and(|v| v.as_deref() != r.expected) {
             return Ok(StepOutcome::Raced);
         }

@@ -5,6 +5,7 @@ use super::request::RunOptions;
 use super::setup::MigrationManager;
 use crate::backend::{StepOutcome, StepRecord, StepRun};
 use crate::error::{Error, Result};
+use crate::future::catch_unwind;
 use crate::graph::Graph;
 use crate::migration::Reversal;
 use crate::plan::{self, Plan, Request};
@@ -205,6 +206,10 @@ impl MigrationManager {
         let mut stops = Stops::default();
         for attempt in 1..=MAX_ATTEMPTS {
             let mut raced = None;
+            // The last step that ran, while its commit rides on the next step's first
+            // statement (`StepRun::commit_with_next`): counted once the backend's next answer
+            // says it committed.
+            let mut uncommitted: Option<AppliedStep> = None;
             let total = applied.len() + plan.steps.len();
             for step in &plan.steps {
                 if stops.holds_back(&self.graph, step) {
@@ -237,6 +242,7 @@ impl MigrationManager {
                     action,
                     transactional: migration.transactional(),
                     table_names: &self.table_names,
+                    commit_with_next: true,
                 };
                 let span = tracing::info_span!(
                     "migrate_step",
@@ -247,7 +253,7 @@ impl MigrationManager {
                     direction = %step.direction,
                 );
                 let mut progress = Progress {
-                    index: applied.len() + 1,
+                    index: applied.len() + usize::from(uncommitted.is_some()) + 1,
                     total,
                     step: step.step.clone(),
                     direction: step.direction,
@@ -263,6 +269,10 @@ impl MigrationManager {
                     .instrument(span.clone())
                     .await;
                 let duration_ms = millis(step_started.elapsed());
+                // Any answer but `PreviousRolledBack` says the step before committed.
+                if !matches!(outcome, Ok(StepOutcome::PreviousRolledBack)) {
+                    applied.extend(uncommitted.take());
+                }
                 match outcome {
                     Ok(StepOutcome::Done {
                         started_at,
@@ -273,16 +283,24 @@ impl MigrationManager {
                         if let Some(report) = &run.progress {
                             report(&progress);
                         }
-                        applied.push(AppliedStep::new(
+                        uncommitted = Some(AppliedStep::new(
                             step.step.clone(),
                             step.direction,
                             started_at,
                             execution_time,
-                        ))
+                        ));
                     }
                     Ok(StepOutcome::Raced) => {
                         tracing::info!(parent: &span, duration_ms, outcome = "raced", "another runner moved this table first; re-planning");
                         raced = Some(step.step.table.clone());
+                        break;
+                    }
+                    Ok(StepOutcome::PreviousRolledBack) => {
+                        let lost = uncommitted
+                            .take()
+                            .map_or_else(|| step.step.clone(), |lost| lost.step);
+                        tracing::info!(parent: &span, duration_ms, outcome = "previous_rolled_back", previous = %lost, "the step before did not commit (another runner moved its table first, or its commit failed), and was rolled back; re-planning");
+                        raced = Some(lost.table.clone());
                         break;
                     }
                     Err(Error::Blocked { reason, fix, .. }) => {
@@ -308,6 +326,24 @@ impl MigrationManager {
                         return Err(Error::StepFailed {
                             step: Box::new(step.step.clone()),
                             direction: step.direction,
+                            applied,
+                            source: Box::new(source),
+                        });
+                    }
+                }
+            }
+            if let Some(last) = uncommitted.take() {
+                match self.backend.commit_pending().await {
+                    Ok(true) => applied.push(last),
+                    Ok(false) => {
+                        tracing::info!(step = %last.step, "another runner moved this table before the last step committed; re-planning");
+                        raced = Some(last.step.table.clone());
+                    }
+                    Err(source) => {
+                        tracing::error!(step = %last.step, error = %source, "the last step's commit failed");
+                        return Err(Error::StepFailed {
+                            step: Box::new(last.step),
+                            direction: last.direction,
                             applied,
                             source: Box::new(source),
                         });
@@ -464,18 +500,4 @@ impl Stops {
 /// A duration as whole milliseconds, for log fields.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// `future`'s output, or the payload of a panic out of one of its polls. The future is dropped
-/// before this returns either way.
-async fn catch_unwind<F: std::future::Future>(future: F) -> std::thread::Result<F::Output> {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    })
-    .await
 }

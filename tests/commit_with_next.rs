@@ -8,7 +8,9 @@
 //! - a step that uses the typed connection first (whose statements would run ahead of the
 //!   step before it's commit) runs again with it, and each is applied and recorded once;
 //! - a step that writes through the typed connection and then fails keeps none of that write;
-//! - a step that panics before its first statement leaves the step before it committed.
+//! - a step that panics before its first statement leaves the step before it committed;
+//! - a commit that loses its compare-and-set before a journalled step sends the run back to
+//!   planning, and a forced run (which does not plan again) commits each step on its own.
 //!
 //! MariaDB journals every step and carries nothing; it runs the first checks. Its steps run
 //! outside a transaction, so a failing or panicking step there keeps its writes and its dirty
@@ -209,6 +211,27 @@ async fn outside_second(db: &mut Conn<'_>) -> Result<()> {
     Ok(())
 }
 
+#[migrate::migration(table = "ride_race", version = "1.0.0", irreversible)]
+async fn race_first(db: &mut Conn<'_>) -> Result<()> {
+    db.execute("CREATE TABLE ride_race_rows (id INTEGER)")
+        .await?;
+    Ok(())
+}
+
+/// Runs outside a transaction: the step before commits on its own before it.
+#[migrate::migration(
+    table = "ride_race",
+    version = "1.1.0",
+    parent = "1.0.0",
+    transaction = false,
+    irreversible
+)]
+async fn race_journalled(db: &mut Conn<'_>) -> Result<()> {
+    db.execute("INSERT INTO ride_race_rows (id) VALUES (1)")
+        .await?;
+    Ok(())
+}
+
 /// The rows of a one-text-column, one-integer-column query, read outside the framework.
 async fn pairs(db: &TestDatabase, sql: &str) -> Vec<(String, i64)> {
     use sqlx::{Connection, Row};
@@ -396,6 +419,98 @@ fn the_step_before_commits_with_the_first_statement_on_mysql() {
         Backend::MySql,
         Dialect::MySql,
     ));
+}
+
+/// PostgreSQL: another runner marks `ride_race` between its first step (whose commit waits)
+/// and the journalled step after it. The first step's compare-and-set then fails when it is
+/// sent, alone, before the journalled step: the first step is rolled back, the journalled
+/// step never runs, and the run plans again (which finds the other runner's mark), instead of
+/// counting the first step and blaming the journalled one.
+#[test]
+fn a_commit_lost_before_a_journalled_step_is_planned_again_on_postgres() {
+    block_on(async {
+        let Some(db) = TestDatabase::create(Backend::Postgres)
+            .await
+            .expect("database")
+        else {
+            return;
+        };
+        let manager = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
+            .expect("graph");
+        manager.backend().prepare().await.expect("tracking tables");
+        let url = db.url().to_string();
+        let err = manager
+            .up()
+            .table("ride_race")
+            .on_progress(move |p| {
+                if p.finished.is_none() && p.step.version.to_string() == "1.1.0" {
+                    let url = url.clone();
+                    // Another runner, on a connection of its own, between the two steps.
+                    std::thread::spawn(move || {
+                        block_on(async move {
+                            use sqlx::Connection;
+                            let mut other =
+                                sqlx::PgConnection::connect(&url).await.expect("connect");
+                            sqlx::raw_sql(
+                                "INSERT INTO migrate_schema_versions (module, table_name, \
+                                 dirty_version, dirty_name, dirty_direction, dirty_since, \
+                                 updated_at) VALUES ('commit_with_next', 'ride_race', '1.0.0', \
+                                 'another runner', 'up', 0, 0)",
+                            )
+                            .execute(&mut other)
+                            .await
+                            .expect("the other runner's mark");
+                        })
+                    })
+                    .join()
+                    .expect("the other runner");
+                }
+            })
+            .await
+            .expect_err("the first step lost its compare-and-set");
+        assert!(
+            matches!(&err, migrate::Error::Dirty { table, .. } if table == "ride_race"),
+            "the run planned again and found the other runner's mark: {err:?}"
+        );
+        let rows = pairs(
+            &db,
+            "SELECT table_name, COUNT(*) FROM information_schema.tables \
+             WHERE table_name = 'ride_race_rows' GROUP BY table_name",
+        )
+        .await;
+        assert!(rows.is_empty(), "the first step was rolled back: {rows:?}");
+    });
+}
+
+/// A forced run does not plan again, so its steps commit on their own: the step that uses the
+/// typed connection first does not send the run back to planning (which a forced run would
+/// have to refuse as `ConcurrentRunners`).
+async fn a_forced_run_commits_each_step_on_its_own(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await.expect("database") else {
+        return;
+    };
+    let manager = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
+        .expect("graph");
+    let report = manager
+        .up()
+        .table("ride")
+        .force(true)
+        .await
+        .expect("forced up");
+    assert_eq!(
+        versions(&report),
+        ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]
+    );
+}
+
+#[test]
+fn a_forced_run_commits_each_step_on_its_own_on_sqlite() {
+    block_on(a_forced_run_commits_each_step_on_its_own(Backend::Sqlite));
+}
+
+#[test]
+fn a_forced_run_commits_each_step_on_its_own_on_postgres() {
+    block_on(a_forced_run_commits_each_step_on_its_own(Backend::Postgres));
 }
 
 #[test]

@@ -125,6 +125,9 @@ impl MigrationBackend for Unlocked {
     ) -> BoxFuture<'a, Result<()>> {
         self.0.set_step_checksum(module, table, version, checksum)
     }
+    fn can_commit_with_next(&self) -> bool {
+        self.0.can_commit_with_next()
+    }
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         self.0.commit_pending()
     }

@@ -7,9 +7,9 @@
 //!
 //! A kept connection may hold a transaction begun ahead: a transactional step commits with
 //! `COMMIT; BEGIN`, so the next step finds its transaction open and saves a round trip. Whoever
-//! takes the connection for anything else ends that empty transaction first
-//! ([`Held::begun_ahead`]); a slot dropped or cleared with one closes the connection instead of
-//! returning it to the pool inside a transaction.
+//! takes the connection for anything else ends that transaction first ([`Held::begun_ahead`]),
+//! after committing the step waiting in it, if any (below); a slot dropped or cleared with one
+//! closes the connection instead of returning it to the pool inside a transaction.
 //!
 //! The transaction may also hold a step that ran, its tracking writes and commit waiting to be
 //! sent in front of the next statement ([`Held::take_pending`], see `sqlx_db::deferred`): the
@@ -159,8 +159,8 @@ pub(crate) struct Held<'s, DB: sqlx::Database> {
     /// the connection is closed, which rolls it back, instead of going back to the pool with
     /// the transaction open.
     open_transaction: bool,
-    /// The open transaction was begun ahead for the next step and has run nothing yet: kept,
-    /// the connection goes back to the slot with it.
+    /// The open transaction was begun ahead for the next step, and holds nothing or only a
+    /// step whose commit waits (`pending`): kept, the connection goes back to the slot with it.
     begun_ahead: bool,
     /// The state read the connection came out of the slot with.
     found_state: Option<StateCache>,
@@ -258,7 +258,8 @@ impl<DB: sqlx::Database> DerefMut for Held<'_, DB> {
 
 impl<DB: sqlx::Database> Drop for Held<'_, DB> {
     fn drop(&mut self) {
-        // Only an empty transaction begun ahead may go back to the slot open.
+        // Only a transaction begun ahead (empty, or holding a step whose commit waits) may go
+        // back to the slot open.
         if self.open_transaction && !(self.keep && self.begun_ahead) {
             if let Some(conn) = self.conn.as_mut() {
                 conn.close_on_drop();

@@ -20,6 +20,9 @@ pub(crate) struct SqlxRaw<'c, DB: Driver> {
     sql: &'c Statements,
     /// The previous step's commit, when it rides on this step's first statement.
     riding: Riding,
+    /// What `driver()` hands out instead of the connection once the step's transaction is
+    /// gone: no driver's connection, so typed access fails and sends nothing.
+    no_connection: (),
 }
 
 impl<'c, DB: Driver> SqlxRaw<'c, DB>
@@ -31,6 +34,7 @@ where
             conn,
             sql,
             riding: Riding::Nothing,
+            no_connection: (),
         }
     }
 
@@ -185,8 +189,11 @@ where
     fn driver(&mut self) -> &mut dyn Any {
         // Statements sent through the typed connection would run ahead of the previous
         // step's commit, in its transaction.
-        if matches!(self.riding, Riding::Waiting(_)) {
-            self.riding = Riding::Mixed;
+        match self.riding {
+            Riding::Waiting(_) => self.riding = Riding::Mixed,
+            // Its statements would run outside any transaction, unrecorded.
+            ref gone if !gone.is_settled() => return &mut self.no_connection,
+            _ => {}
         }
         &mut *self.conn
     }

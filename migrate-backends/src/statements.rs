@@ -336,7 +336,8 @@ pub struct Statements {
     /// [`SessionRecord`]).
     pub(crate) record_session: Option<SessionRecord>,
     /// A transactional step's tracking writes, its `COMMIT` and the next step's `BEGIN`, in one
-    /// statement list sent at once (SQLite: one hand-off to its thread instead of four). The
+    /// statement list sent in one exchange, alone or in front of the next step's first
+    /// statement (`sqlx_db::deferred`; SQLite: one hand-off to its thread instead of four). The
     /// step runs in a transaction begun with `Driver::BEGIN` through sqlx's transaction manager
     /// (by the previous step's list, or on its own; the list's `COMMIT; BEGIN` keeps sqlx's
     /// count right); a lost compare-and-set fails the list before its `COMMIT`

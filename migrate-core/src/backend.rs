@@ -68,15 +68,18 @@ pub struct StepRun<'a> {
     /// became of it with its next answer: [`StepOutcome::PreviousRolledBack`] from the next
     /// [`run_step`](MigrationBackend::run_step) when it did not commit, any other answer
     /// when it did; or [`commit_pending`](MigrationBackend::commit_pending) after the last
-    /// step. The manager sets it; `false` (for callers that read the database between steps)
-    /// means `Done` is committed.
+    /// step. The manager sets it when the backend says it
+    /// [can](MigrationBackend::can_commit_with_next), except in forced runs (which do not plan
+    /// again); `false` (for callers that read the database between steps) means `Done` is
+    /// committed.
     pub commit_with_next: bool,
 }
 
 /// What happened to a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepOutcome {
-    /// The step ran and was recorded.
+    /// The step ran and was recorded: committed, or, with [`StepRun::commit_with_next`],
+    /// waiting to commit with the backend's next statement.
     Done {
         /// When it started.
         started_at: Timestamp,
@@ -85,10 +88,12 @@ pub enum StepOutcome {
     },
     /// Another runner moved the tracking row first; nothing of this step was kept.
     Raced,
-    /// This step did not run, and the step before it, which returned `Done` with its commit
-    /// left to ride on this step's first statement ([`StepRun::commit_with_next`]), did not
-    /// commit: another runner moved its table first, or the commit failed. Both were rolled
-    /// back; re-read the state and plan again.
+    /// The step before this one, which returned `Done` with its commit left to ride on this
+    /// step's first statement ([`StepRun::commit_with_next`]), did not commit: another runner
+    /// moved its table first, its session lost the prepared record statement, the commit
+    /// failed or its connection was lost, or this step used the typed connection before that
+    /// commit was sent. Both steps were rolled back (this one may have begun running); re-read
+    /// the state and plan again.
     PreviousRolledBack,
 }
 
@@ -178,7 +183,9 @@ pub trait MigrationBackend: Send + Sync {
     fn lock(&self, wait: Option<Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
 
     /// Runs one step with its tracking writes. The backend may leave work for the next step
-    /// pending (a transaction begun for it); [`end_run`](Self::end_run) settles it.
+    /// pending (a transaction begun for it, or with [`StepRun::commit_with_next`] the step's
+    /// own commit); [`commit_pending`](Self::commit_pending) and [`end_run`](Self::end_run)
+    /// settle it.
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>>;
 
     /// Reads history rows of the given modules, newest first, at most `limit` (all if `None`).
@@ -216,10 +223,19 @@ pub trait MigrationBackend: Send + Sync {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>>;
 
+    /// Whether [`run_step`](Self::run_step) may leave a step's commit for the next statement
+    /// when asked ([`StepRun::commit_with_next`]). The default, `false`, keeps a backend that
+    /// wraps another and forwards only `run_step` from leaving a commit that nobody sends: a
+    /// wrapper forwards this together with `commit_pending` and `end_run`.
+    fn can_commit_with_next(&self) -> bool {
+        false
+    }
+
     /// Commits the tracking writes of the last step that ran with
     /// [`StepRun::commit_with_next`], if they are still pending. `Ok(true)`: committed, or
-    /// nothing was pending; `Ok(false)`: another runner moved the step's table first, and the
-    /// step was rolled back; `Err`: the commit failed, and the step was rolled back.
+    /// nothing was pending; `Ok(false)`: the step was rolled back and is to be planned again
+    /// (another runner moved its table first, or its session lost the record statement);
+    /// `Err`: the commit failed, and the step was rolled back.
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async { Ok(true) })
     }
@@ -227,7 +243,8 @@ pub trait MigrationBackend: Send + Sync {
     /// Called once a locked run (or repair) is over, before its lock is released: settles
     /// whatever the backend left pending to save a round trip per step (MySQL commits a
     /// step's finish with the next step's start; PostgreSQL and SQLite end the transaction a
-    /// step's commit began for the next step, which on SQLite holds the file's write lock).
+    /// step's commit began for the next step, which on SQLite holds the file's write lock,
+    /// after committing a step whose commit is still pending, as after a panic).
     /// Whoever calls [`run_step`](Self::run_step) directly calls this after the last step.
     /// The default has nothing pending; a backend that wraps another must forward it.
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
@@ -299,6 +316,9 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
         (**self).set_step_checksum(module, table, version, checksum)
+    }
+    fn can_commit_with_next(&self) -> bool {
+        (**self).can_commit_with_next()
     }
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         (**self).commit_pending()

@@ -494,6 +494,9 @@ impl migrate::backend::MigrationBackend for Counting {
         self.inner
             .set_step_checksum(module, table, version, checksum)
     }
+    fn can_commit_with_next(&self) -> bool {
+        self.inner.can_commit_with_next()
+    }
     fn commit_pending(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<bool>> {
         self.inner.commit_pending()
     }

@@ -145,6 +145,9 @@ impl MigrationBackend for Feeding {
         self.inner
             .set_step_checksum(module, table, version, checksum)
     }
+    fn can_commit_with_next(&self) -> bool {
+        self.inner.can_commit_with_next()
+    }
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         self.inner.commit_pending()
     }

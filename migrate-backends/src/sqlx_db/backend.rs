@@ -138,10 +138,6 @@ where
         DB::lock(self, wait.unwrap_or(self.lock.timeout))
     }
 
-    fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
-        Box::pin(self.commit_pending_step())
-    }
-
     fn end_run(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             // The last step's pending finish (MariaDB) commits, or the transaction the last
@@ -155,12 +151,31 @@ where
 
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
         Box::pin(async move {
+            // The step before did not commit where nobody could be told (see `plain_conn`).
+            if self.pending_lost.swap(false, Ordering::Relaxed) {
+                return Ok(StepOutcome::PreviousRolledBack);
+            }
             if step.transactional && DB::BEGIN.is_some() {
                 self.run_transactional(step).await
             } else {
+                // A journalled step runs outside a transaction: the step before it commits
+                // first, on its own.
+                if !self.commit_pending_step().await.unwrap_or(false) {
+                    return Ok(StepOutcome::PreviousRolledBack);
+                }
                 self.run_journalled(step).await
             }
         })
+    }
+
+    /// SQLite and PostgreSQL (a transactional step's commit rides on the next statement);
+    /// MySQL journals every step instead.
+    fn can_commit_with_next(&self) -> bool {
+        DB::BEGIN.is_some()
+    }
+
+    fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(self.commit_pending_step())
     }
 
     fn history<'a>(

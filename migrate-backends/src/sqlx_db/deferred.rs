@@ -48,6 +48,9 @@ pub(crate) enum Cause {
     /// 26000: a step deallocated it, or an unannounced transaction-pooling proxy moved the
     /// session).
     LostStatement,
+    /// The statement sent after the list did not parse (PostgreSQL, SQLSTATE 42601): the
+    /// server parses a whole message before running any of it, so the list did not run.
+    NextUnparsed,
     /// Anything else the database refused.
     Refused,
 }
@@ -96,6 +99,8 @@ where
                         Cause::Race
                     } else if has_sqlstate(&err, "26000") {
                         Cause::LostStatement
+                    } else if answered == 0 && has_sqlstate(&err, "42601") {
+                        Cause::NextUnparsed
                     } else {
                         Cause::Refused
                     })

@@ -104,6 +104,10 @@ pub struct SqlxDb<DB: Driver> {
     /// A step found that its commit may not ride on the next statement (see
     /// `deferred`): every later step commits on its own.
     pub(crate) commits_alone: std::sync::atomic::AtomicBool,
+    /// A step whose commit was pending was rolled back where the manager could not be told
+    /// (something else took the connection first, and the commit failed): the next answer
+    /// says so.
+    pub(crate) pending_lost: std::sync::atomic::AtomicBool,
 }
 
 impl<DB: Driver> Clone for SqlxDb<DB> {
@@ -122,6 +126,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             session_record_off: self.session_record_off.clone(),
             tracking_missing: Default::default(),
             commits_alone: Default::default(),
+            pending_lost: Default::default(),
         }
     }
 }
@@ -141,6 +146,7 @@ where
             if let (false, Err(err)) = (matches!(sent.fate, deferred::Fate::Committed), sent.result)
             {
                 // Rolled back: the connection is closed with its transaction.
+                self.pending_lost.store(true, Ordering::Relaxed);
                 return Err(Error::msg(format!(
                     "the step of table {} that ran last did not commit: {err}",
                     pending.table
@@ -198,6 +204,7 @@ impl<DB: Driver> SqlxDb<DB> {
             session_record_off: Default::default(),
             tracking_missing: Default::default(),
             commits_alone: Default::default(),
+            pending_lost: Default::default(),
         }
     }
 

@@ -63,6 +63,9 @@ where
     /// Commits the step whose commit waits on the kept connection, alone (after the run's
     /// last step). `Ok(false)`: another runner moved its table first; it was rolled back.
     pub(super) async fn commit_pending_step(&self) -> Result<bool> {
+        if self.pending_lost.swap(false, Ordering::Relaxed) {
+            return Ok(false);
+        }
         if !self.held.has_pending() {
             return Ok(true);
         }
@@ -73,9 +76,12 @@ where
         };
         let sent = deferred::send::<DB>(&mut conn, &pending, None).await;
         match sent.fate {
-            // Its BEGIN opened a transaction ahead, which the run's end closes.
+            // Its BEGIN opened a transaction ahead, which the run's end closes; if the BEGIN
+            // failed, the connection is closed (sqlx counts a transaction that is not there).
             Fate::Committed => {
-                conn.keep();
+                if !sent.begin_failed {
+                    conn.keep();
+                }
                 Ok(true)
             }
             Fate::RolledBack(cause) => {
@@ -119,6 +125,11 @@ where
             }
             Cause::Refused => {
                 tracing::warn!(error = %error, "a step's commit failed; it runs again, committed on its own");
+                self.commits_alone.store(true, Ordering::Relaxed);
+                false
+            }
+            Cause::NextUnparsed => {
+                tracing::info!(error = %error, "the next step's SQL did not parse, which PostgreSQL finds before running the step before's commit sent with it; both run again, each committed on its own");
                 self.commits_alone.store(true, Ordering::Relaxed);
                 false
             }

@@ -210,6 +210,9 @@ impl MigrationManager {
             // statement (`StepRun::commit_with_next`): counted once the backend's next answer
             // says it committed.
             let mut uncommitted: Option<AppliedStep> = None;
+            // A forced run does not plan again, which a step rolled back with the next would
+            // need.
+            let commit_with_next = !request.force && self.backend.can_commit_with_next();
             let total = applied.len() + plan.steps.len();
             for step in &plan.steps {
                 if stops.holds_back(&self.graph, step) {
@@ -242,7 +245,7 @@ impl MigrationManager {
                     action,
                     transactional: migration.transactional(),
                     table_names: &self.table_names,
-                    commit_with_next: true,
+                    commit_with_next,
                 };
                 let span = tracing::info_span!(
                     "migrate_step",
@@ -336,7 +339,7 @@ impl MigrationManager {
                 match self.backend.commit_pending().await {
                     Ok(true) => applied.push(last),
                     Ok(false) => {
-                        tracing::info!(step = %last.step, "another runner moved this table before the last step committed; re-planning");
+                        tracing::info!(step = %last.step, "the last step did not commit (another runner moved its table first, or its session lost the record statement); re-planning");
                         raced = Some(last.step.table.clone());
                     }
                     Err(source) => {

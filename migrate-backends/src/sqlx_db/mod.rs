@@ -146,7 +146,8 @@ where
             if let (false, Err(err)) = (matches!(sent.fate, deferred::Fate::Committed), sent.result)
             {
                 // Rolled back: the connection is closed with its transaction.
-                self.pending_lost.store(true, Ordering::Relaxed);
+                self.pending_lost
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 return Err(Error::msg(format!(
                     "the step of table {} that ran last did not commit: {err}",
                     pending.table

@@ -61,10 +61,8 @@ async fn ride_read(db: &mut Conn<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Writes through the typed connection first, ahead of the commit of 1.3.0.
-#[migrate::migration(table = "ride", version = "1.4.0", parent = "1.3.0", irreversible)]
-async fn ride_typed(db: &mut Conn<'_>) -> Result<()> {
-    let sql = "INSERT INTO ride_seen (what, n) VALUES ('typed', 1)";
+/// Runs `sql` through the typed connection (`ConnExt`).
+async fn typed(db: &mut Conn<'_>, sql: &'static str) -> Result<()> {
     match db.dialect() {
         Dialect::Sqlite => {
             sqlx::query(sql).execute(db.sqlite()?).await?;
@@ -77,6 +75,12 @@ async fn ride_typed(db: &mut Conn<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes through the typed connection first, ahead of the commit of 1.3.0.
+#[migrate::migration(table = "ride", version = "1.4.0", parent = "1.3.0", irreversible)]
+async fn ride_typed(db: &mut Conn<'_>) -> Result<()> {
+    typed(db, "INSERT INTO ride_seen (what, n) VALUES ('typed', 1)").await
 }
 
 #[migrate::migration(table = "ride_panic", version = "1.0.0", irreversible)]
@@ -133,18 +137,11 @@ async fn ride_typed_rows(db: &mut Conn<'_>) -> Result<()> {
     irreversible
 )]
 async fn ride_typed_fails(db: &mut Conn<'_>) -> Result<()> {
-    let sql = "INSERT INTO ride_typed_rows (what, n) VALUES ('typed', 1)";
-    match db.dialect() {
-        Dialect::Sqlite => {
-            sqlx::query(sql).execute(db.sqlite()?).await?;
-        }
-        Dialect::Postgres => {
-            sqlx::query(sql).execute(db.postgres()?).await?;
-        }
-        Dialect::MySql => {
-            sqlx::query(sql).execute(db.mysql()?).await?;
-        }
-    }
+    typed(
+        db,
+        "INSERT INTO ride_typed_rows (what, n) VALUES ('typed', 1)",
+    )
+    .await?;
     Err(migrate::Error::msg(
         "ride_typed 1.1.0 fails after its typed write",
     ))

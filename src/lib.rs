@@ -215,7 +215,8 @@ pub mod backend {
         DEFAULT_TRACKING_TABLE, LOCK_WAIT_REPORT_EVERY,
     };
     pub use migrate_core::backend::{
-        MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
+        MigrationBackend, NoLock, RunLock, StateRow, StepAfterPending, StepOutcome, StepRecord,
+        StepRun,
     };
     pub use migrate_core::conn::RawConn;
     pub use migrate_core::future::BoxFuture;

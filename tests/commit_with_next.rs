@@ -1,5 +1,5 @@
 //! On SQLite and PostgreSQL a step's commit rides on the next step's first statement
-//! (`StepRun::commit_with_next`): one round trip per step. These tests hold what a migration
+//! (`MigrationBackend::run_step_commit_with_next`): one round trip per step. These tests hold what a migration
 //! sees and what the run records to what they were when every step committed on its own:
 //! - another connection sees the step before committed once the step's first statement ran,
 //!   and not before;

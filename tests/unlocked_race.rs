@@ -14,7 +14,8 @@
 //!   that lost the compare-and-set).
 
 use migrate::backend::{
-    BoxFuture, MigrationBackend, NoLock, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
+    BoxFuture, MigrationBackend, NoLock, RunLock, StateRow, StepAfterPending, StepOutcome,
+    StepRecord, StepRun,
 };
 use migrate::report::HistoryEntry;
 use migrate::testing::{block_on, Backend, TestDatabase};
@@ -127,6 +128,12 @@ impl MigrationBackend for Unlocked {
     }
     fn can_commit_with_next(&self) -> bool {
         self.0.can_commit_with_next()
+    }
+    fn run_step_commit_with_next<'a>(
+        &'a self,
+        step: &'a StepRun<'a>,
+    ) -> BoxFuture<'a, Result<StepAfterPending>> {
+        self.0.run_step_commit_with_next(step)
     }
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         self.0.commit_pending()

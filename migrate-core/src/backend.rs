@@ -62,24 +62,14 @@ pub struct StepRun<'a> {
     /// The physical names of renamed tables: the backend gives them to the step's
     /// [`Conn`](crate::conn::Conn) with [`Conn::with_table_names`](crate::conn::Conn::with_table_names).
     pub table_names: &'a TableNames,
-    /// `true`: the backend may leave this step's tracking writes and commit to ride on the
-    /// connection's next statement (the next step's first one), saving a round trip per step.
-    /// It then returns [`StepOutcome::Done`] before the step is committed, and tells what
-    /// became of it with its next answer: [`StepOutcome::PreviousRolledBack`] from the next
-    /// [`run_step`](MigrationBackend::run_step) when it did not commit, any other answer
-    /// when it did; or [`commit_pending`](MigrationBackend::commit_pending) after the last
-    /// step. The manager sets it when the backend says it
-    /// [can](MigrationBackend::can_commit_with_next), except in forced runs (which do not plan
-    /// again); `false` (for callers that read the database between steps) means `Done` is
-    /// committed.
-    pub commit_with_next: bool,
 }
 
 /// What happened to a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepOutcome {
-    /// The step ran and was recorded: committed, or, with [`StepRun::commit_with_next`],
-    /// waiting to commit with the backend's next statement.
+    /// The step ran and was recorded (from
+    /// [`run_step_commit_with_next`](MigrationBackend::run_step_commit_with_next): its commit
+    /// may still wait for the backend's next statement).
     Done {
         /// When it started.
         started_at: Timestamp,
@@ -88,12 +78,19 @@ pub enum StepOutcome {
     },
     /// Another runner moved the tracking row first; nothing of this step was kept.
     Raced,
-    /// The step before this one, which returned `Done` with its commit left to ride on this
-    /// step's first statement ([`StepRun::commit_with_next`]), did not commit: another runner
-    /// moved its table first, its session lost the prepared record statement, the commit
-    /// failed or its connection was lost, or this step used the typed connection before that
-    /// commit was sent. Both steps were rolled back (this one may have begun running); re-read
-    /// the state and plan again.
+}
+
+/// What [`MigrationBackend::run_step_commit_with_next`] answers: what became of the step before
+/// (whose commit may have waited for this step's first statement), and of this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepAfterPending {
+    /// The step before committed (or nothing waited); this is the step's own outcome.
+    Ran(StepOutcome),
+    /// The step before, which returned `Done` with its commit left to ride on this step's
+    /// first statement, did not commit: another runner moved its table first, its session
+    /// lost the prepared record statement, the commit failed or its connection was lost, or
+    /// this step used the typed connection before that commit was sent. Both steps were rolled
+    /// back (this one may have begun running); re-read the state and plan again.
     PreviousRolledBack,
 }
 
@@ -182,11 +179,25 @@ pub trait MigrationBackend: Send + Sync {
     /// ends it returns [`Error::LockTimeout`](crate::error::Error::LockTimeout) naming it.
     fn lock(&self, wait: Option<Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
 
-    /// Runs one step with its tracking writes. The backend may leave work for the next step
-    /// pending (a transaction begun for it, or with [`StepRun::commit_with_next`] the step's
-    /// own commit); [`commit_pending`](Self::commit_pending) and [`end_run`](Self::end_run)
-    /// settle it.
+    /// Runs one step with its tracking writes; `Done` means committed. The backend may leave
+    /// work for the next step pending (a transaction begun for it); [`end_run`](Self::end_run)
+    /// settles it.
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>>;
+
+    /// Runs one step, and may leave its tracking writes and commit to ride on the connection's
+    /// next statement (the next step's first one), saving a round trip per step: `Done` then
+    /// comes before the step is committed. What became of it is the backend's next answer:
+    /// [`StepAfterPending::PreviousRolledBack`] from the next call when it did not commit,
+    /// anything else when it did; or [`commit_pending`](Self::commit_pending) after the last
+    /// step. The manager calls this when the backend says it
+    /// [can](Self::can_commit_with_next), except in forced runs (which do not plan again). The
+    /// default runs [`run_step`](Self::run_step), which leaves no commit pending.
+    fn run_step_commit_with_next<'a>(
+        &'a self,
+        step: &'a StepRun<'a>,
+    ) -> BoxFuture<'a, Result<StepAfterPending>> {
+        Box::pin(async move { self.run_step(step).await.map(StepAfterPending::Ran) })
+    }
 
     /// Reads history rows of the given modules, newest first, at most `limit` (all if `None`).
     fn history<'a>(
@@ -223,16 +234,18 @@ pub trait MigrationBackend: Send + Sync {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>>;
 
-    /// Whether [`run_step`](Self::run_step) may leave a step's commit for the next statement
-    /// when asked ([`StepRun::commit_with_next`]). The default, `false`, keeps a backend that
-    /// wraps another and forwards only `run_step` from leaving a commit that nobody sends: a
-    /// wrapper forwards this together with `commit_pending` and `end_run`.
+    /// Whether [`run_step_commit_with_next`](Self::run_step_commit_with_next) may leave a
+    /// step's commit for the next statement. The default, `false`, keeps a backend that wraps
+    /// another and forwards only some methods from leaving a commit that nobody sends: a
+    /// wrapper forwards this together with `run_step_commit_with_next`, `commit_pending` and
+    /// `end_run`.
     fn can_commit_with_next(&self) -> bool {
         false
     }
 
-    /// Commits the tracking writes of the last step that ran with
-    /// [`StepRun::commit_with_next`], if they are still pending. `Ok(true)`: committed, or
+    /// Commits the tracking writes of the last step that ran through
+    /// [`run_step_commit_with_next`](Self::run_step_commit_with_next), if they are still
+    /// pending. `Ok(true)`: committed, or
     /// nothing was pending; `Ok(false)`: the step was rolled back and is to be planned again
     /// (another runner moved its table first, or its session lost the record statement);
     /// `Err`: the commit failed, and the step was rolled back.
@@ -319,6 +332,12 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
     }
     fn can_commit_with_next(&self) -> bool {
         (**self).can_commit_with_next()
+    }
+    fn run_step_commit_with_next<'a>(
+        &'a self,
+        step: &'a StepRun<'a>,
+    ) -> BoxFuture<'a, Result<StepAfterPending>> {
+        (**self).run_step_commit_with_next(step)
     }
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         (**self).commit_pending()

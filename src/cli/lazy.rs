@@ -5,8 +5,8 @@
 //! checked when the backend is made.
 
 use crate::backend::{
-    BoxFuture, MigrationBackend, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
-    DEFAULT_TRACKING_TABLE,
+    BoxFuture, MigrationBackend, RunLock, StateRow, StepAfterPending, StepOutcome, StepRecord,
+    StepRun, DEFAULT_TRACKING_TABLE,
 };
 use crate::report::{HistoryEntry, Outcome};
 use crate::{ConnectOptions, Dialect, Result};
@@ -98,6 +98,13 @@ impl MigrationBackend for LazyBackend {
 
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
         Box::pin(async move { self.open().await?.run_step(step).await })
+    }
+
+    fn run_step_commit_with_next<'a>(
+        &'a self,
+        step: &'a StepRun<'a>,
+    ) -> BoxFuture<'a, Result<StepAfterPending>> {
+        Box::pin(async move { self.open().await?.run_step_commit_with_next(step).await })
     }
 
     fn history<'a>(

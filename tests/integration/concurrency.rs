@@ -60,7 +60,6 @@ async fn probe_step(
         action: count_run,
         transactional: true,
         table_names: &migrate::TableNames::new(),
-        commit_with_next: false,
     };
     let outcome = executor.run_step(&run).await.expect("step");
     executor.end_run().await.expect("end run");

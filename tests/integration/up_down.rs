@@ -497,6 +497,13 @@ impl migrate::backend::MigrationBackend for Counting {
     fn can_commit_with_next(&self) -> bool {
         self.inner.can_commit_with_next()
     }
+    fn run_step_commit_with_next<'a>(
+        &'a self,
+        step: &'a migrate::backend::StepRun<'a>,
+    ) -> migrate::backend::BoxFuture<'a, migrate::Result<migrate::backend::StepAfterPending>> {
+        self.note("run_step");
+        self.inner.run_step_commit_with_next(step)
+    }
     fn commit_pending(&self) -> migrate::backend::BoxFuture<'_, migrate::Result<bool>> {
         self.inner.commit_pending()
     }

@@ -194,7 +194,6 @@ async fn step(
         action,
         transactional: true,
         table_names: &migrate::TableNames::new(),
-        commit_with_next: false,
     };
     let outcome = executor.run_step(&run).await;
     // What a run leaves pending (the transaction begun for a next step) ends before the lock.

@@ -6,7 +6,8 @@
 use crate::target::Target;
 use crate::workload::Step;
 use migrate::backend::{
-    BoxFuture, MigrationBackend, MigrationFuture, RunLock, StateRow, StepOutcome, StepRecord,
+    BoxFuture, MigrationBackend, MigrationFuture, RunLock, StateRow, StepAfterPending, StepOutcome,
+    StepRecord,
     StepRun,
 };
 use migrate::registry::{Migration, MigrationSet, Reversal};
@@ -147,6 +148,13 @@ impl MigrationBackend for Feeding {
     }
     fn can_commit_with_next(&self) -> bool {
         self.inner.can_commit_with_next()
+    }
+    fn run_step_commit_with_next<'a>(
+        &'a self,
+        step: &'a StepRun<'a>,
+    ) -> BoxFuture<'a, Result<StepAfterPending>> {
+        *CURRENT_SQL.lock().expect("sql slot") = self.sql.get(step.record.version).cloned();
+        self.inner.run_step_commit_with_next(step)
     }
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         self.inner.commit_pending()

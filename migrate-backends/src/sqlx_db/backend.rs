@@ -5,10 +5,10 @@ use crate::driver::Driver;
 use crate::rows;
 use crate::statements::{Bind, Values};
 use migrate_core::backend::{
-    MigrationBackend, RunLock, StateRow, StepOutcome, StepRecord, StepRun,
+    MigrationBackend, RunLock, StateRow, StepAfterPending, StepOutcome, StepRecord, StepRun,
 };
 use migrate_core::dialect::Dialect;
-use migrate_core::error::Result;
+use migrate_core::error::{Error, Result};
 use migrate_core::future::BoxFuture;
 use migrate_core::status::HistoryEntry;
 use migrate_core::step::Outcome;
@@ -151,21 +151,22 @@ where
 
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>> {
         Box::pin(async move {
-            // The step before did not commit where nobody could be told (see `plain_conn`).
-            if self.pending_lost.swap(false, Ordering::Relaxed) {
-                return Ok(StepOutcome::PreviousRolledBack);
-            }
-            if step.transactional && DB::BEGIN.is_some() {
-                self.run_transactional(step).await
-            } else {
-                // A journalled step runs outside a transaction: the step before it commits
-                // first, on its own.
-                if !self.commit_pending_step().await.unwrap_or(false) {
-                    return Ok(StepOutcome::PreviousRolledBack);
-                }
-                self.run_journalled(step).await
+            match self.step_after_pending(step, false).await? {
+                StepAfterPending::Ran(outcome) => Ok(outcome),
+                // Only after `run_step_commit_with_next`, which this call does not answer for.
+                StepAfterPending::PreviousRolledBack => Err(Error::msg(
+                    "the step run before this one, whose commit was left pending, did not commit; \
+                     read the state and plan again",
+                )),
             }
         })
+    }
+
+    fn run_step_commit_with_next<'a>(
+        &'a self,
+        step: &'a StepRun<'a>,
+    ) -> BoxFuture<'a, Result<StepAfterPending>> {
+        Box::pin(self.step_after_pending(step, true))
     }
 
     /// SQLite and PostgreSQL (a transactional step's commit rides on the next statement);

@@ -1,5 +1,5 @@
 //! A transactional step's commit riding on the next statement
-//! ([`StepRun::commit_with_next`](migrate_core::backend::StepRun::commit_with_next)).
+//! ([`MigrationBackend::run_step_commit_with_next`](migrate_core::backend::MigrationBackend::run_step_commit_with_next)).
 //!
 //! A step's tracking writes, its `COMMIT` and the next step's `BEGIN` are one list (SQLite's
 //! `record_and_commit`, PostgreSQL's session record). Sent alone once the step's action is done,

@@ -137,7 +137,7 @@ where
 {
     /// The executor's connection outside any transaction: a transaction the previous step
     /// began ahead for a next step (not this call) is ended first, after committing the step
-    /// whose commit waits in it (a caller of `run_step` with `commit_with_next` that did not
+    /// whose commit waits in it (a caller of `run_step_commit_with_next` that did not
     /// call `commit_pending`, or a run that panicked).
     pub(crate) async fn plain_conn(&self) -> Result<crate::held::Held<'_, DB>> {
         let mut conn = self.held.take(&self.pool).await?;

@@ -7,7 +7,7 @@ use super::{bound, end_step, micros, SqlxDb};
 use crate::driver::{has_sqlstate, Driver};
 use crate::raw::SqlxRaw;
 use crate::statements::{Stmt, Values};
-use migrate_core::backend::{StepOutcome, StepRun};
+use migrate_core::backend::{StepAfterPending, StepOutcome, StepRun};
 use migrate_core::conn::Conn;
 use migrate_core::error::{Error, Result};
 use migrate_core::future::catch_unwind;
@@ -32,7 +32,36 @@ where
     /// A transactional step: its action in a transaction (the one the previous step's commit
     /// began, or one begun now), then its tracking writes and the commit, either as one
     /// statement list ([`Statements::record_and_commit`]) or as prepared statements.
-    pub(super) async fn run_transactional(&self, step: &StepRun<'_>) -> Result<StepOutcome> {
+    /// A step after whatever the step before it left pending: that step's commit is settled
+    /// first where this step cannot carry it. `commit_with_next`: this step's commit may be
+    /// left to ride on the next statement (see `deferred`).
+    pub(super) async fn step_after_pending(
+        &self,
+        step: &StepRun<'_>,
+        commit_with_next: bool,
+    ) -> Result<StepAfterPending> {
+        // The step before did not commit where nobody could be told (see `plain_conn`).
+        if self.pending_lost.swap(false, Ordering::Relaxed) {
+            return Ok(StepAfterPending::PreviousRolledBack);
+        }
+        if step.transactional && DB::BEGIN.is_some() {
+            return self.run_transactional(step, commit_with_next).await;
+        }
+        // A journalled step runs outside a transaction: the step before it commits first, on
+        // its own.
+        if !self.commit_pending_step().await.unwrap_or(false) {
+            return Ok(StepAfterPending::PreviousRolledBack);
+        }
+        self.run_journalled(step).await.map(StepAfterPending::Ran)
+    }
+
+    /// `commit_with_next`: the step's commit may be left to ride on the next statement (see
+    /// `deferred`).
+    pub(super) async fn run_transactional(
+        &self,
+        step: &StepRun<'_>,
+        commit_with_next: bool,
+    ) -> Result<StepAfterPending> {
         // At most twice: a session that lost its record statement turns that way off, so the
         // second pass records the other way.
         loop {
@@ -48,13 +77,20 @@ where
             let (list, literal) = match (session, self.sql.record_and_commit_for(has_version)) {
                 (Some(run), _) => (run, true),
                 (None, Some(list)) => (list, false),
-                (None, None) => return self.record_with_prepared(step, acted).await,
+                (None, None) => {
+                    return self
+                        .record_with_prepared(step, acted)
+                        .await
+                        .map(StepAfterPending::Ran)
+                }
             };
-            if step.commit_with_next && self.defers_commits() {
-                return Ok(Self::leave_pending(step, acted, list));
+            if commit_with_next && self.defers_commits() {
+                return Ok(StepAfterPending::Ran(Self::leave_pending(
+                    step, acted, list,
+                )));
             }
             match self.record_with_list(step, acted, list, literal).await? {
-                Some(outcome) => return Ok(outcome),
+                Some(outcome) => return Ok(StepAfterPending::Ran(outcome)),
                 None => continue,
             }
         }
@@ -356,7 +392,7 @@ where
     async fn act(
         &self,
         step: &StepRun<'_>,
-    ) -> std::result::Result<Acted<'_, DB>, Result<StepOutcome>> {
+    ) -> std::result::Result<Acted<'_, DB>, Result<StepAfterPending>> {
         let mut conn = self.step_conn().await.map_err(Err)?;
         let riding = conn.take_pending().map_or(Riding::Nothing, Riding::Waiting);
         let started_at = Timestamp::now();
@@ -402,7 +438,8 @@ where
         }
         if let Err(err) = result {
             end_step(conn).await;
-            return Err(self.after_failure(step, started_at, elapsed, err).await);
+            let failed = self.after_failure(step, started_at, elapsed, err).await;
+            return Err(failed.map(StepAfterPending::Ran));
         }
         let values = Values::step(
             &step.record,
@@ -431,7 +468,7 @@ where
         conn: crate::held::Held<'_, DB>,
         riding: Riding,
         result: Result<()>,
-    ) -> Result<StepOutcome> {
+    ) -> Result<StepAfterPending> {
         let reason = result.err().map(|err| err.to_string()).unwrap_or_default();
         match riding {
             Riding::BeginFailed(err) => {
@@ -450,12 +487,11 @@ where
                     // It committed: the connection went during this step.
                     let err = Error::msg(format!("the connection was lost: {reason}"));
                     let started_at = Timestamp::now();
-                    return self
-                        .after_failure(step, started_at, Duration::ZERO, err)
-                        .await;
+                    let failed = self.after_failure(step, started_at, Duration::ZERO, err);
+                    return failed.await.map(StepAfterPending::Ran);
                 }
                 tracing::warn!(error = %reason, "the connection was lost before the step before this one committed; re-planning");
-                Ok(StepOutcome::PreviousRolledBack)
+                Ok(StepAfterPending::PreviousRolledBack)
             }
             Riding::Sent {
                 fate: Fate::RolledBack(cause),
@@ -463,7 +499,7 @@ where
             } => {
                 end_step(conn).await;
                 self.after_lost_commit(cause, &Err::<u64, _>(reason));
-                Ok(StepOutcome::PreviousRolledBack)
+                Ok(StepAfterPending::PreviousRolledBack)
             }
             _ => {
                 // `Mixed`: the step used the typed connection before the previous step's
@@ -471,7 +507,7 @@ where
                 end_step(conn).await;
                 self.commits_alone.store(true, Ordering::Relaxed);
                 tracing::info!("a step used the typed connection while the step before it waited for its commit; both run again, each committed on its own from now on");
-                Ok(StepOutcome::PreviousRolledBack)
+                Ok(StepAfterPending::PreviousRolledBack)
             }
         }
     }

@@ -131,7 +131,6 @@ impl MigrationManager {
             action,
             transactional: migration.transactional(),
             table_names: &self.table_names,
-            commit_with_next: false,
         };
         tracing::info!(module = chain.module, table = chain.table, %version, fresh = name, "installing the table fresh");
         let mut key = node.key();
@@ -148,12 +147,10 @@ impl MigrationManager {
                     execution_time,
                 ))
             }
-            Ok(StepOutcome::Raced | StepOutcome::PreviousRolledBack) => {
-                Err(Error::ConcurrentRunners {
-                    table: chain.table.to_string(),
-                    attempts: 1,
-                })
-            }
+            Ok(StepOutcome::Raced) => Err(Error::ConcurrentRunners {
+                table: chain.table.to_string(),
+                attempts: 1,
+            }),
             Err(source) => Err(Error::StepFailed {
                 step: Box::new(key),
                 direction: Direction::Up,

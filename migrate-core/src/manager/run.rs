@@ -3,7 +3,7 @@
 
 use super::request::RunOptions;
 use super::setup::MigrationManager;
-use crate::backend::{StepOutcome, StepRecord, StepRun};
+use crate::backend::{StepAfterPending, StepOutcome, StepRecord, StepRun};
 use crate::error::{Error, Result};
 use crate::future::catch_unwind;
 use crate::graph::Graph;
@@ -207,7 +207,7 @@ impl MigrationManager {
         for attempt in 1..=MAX_ATTEMPTS {
             let mut raced = None;
             // The last step that ran, while its commit rides on the next step's first
-            // statement (`StepRun::commit_with_next`): counted once the backend's next answer
+            // statement (`run_step_commit_with_next`): counted once the backend's next answer
             // says it committed.
             let mut uncommitted: Option<AppliedStep> = None;
             // A forced run does not plan again, which a step rolled back with the next would
@@ -245,7 +245,6 @@ impl MigrationManager {
                     action,
                     transactional: migration.transactional(),
                     table_names: &self.table_names,
-                    commit_with_next,
                 };
                 let span = tracing::info_span!(
                     "migrate_step",
@@ -266,16 +265,35 @@ impl MigrationManager {
                     report(&progress);
                 }
                 let step_started = Instant::now();
-                let outcome = self
-                    .backend
-                    .run_step(&run_step)
-                    .instrument(span.clone())
-                    .await;
+                let outcome = if commit_with_next {
+                    self.backend
+                        .run_step_commit_with_next(&run_step)
+                        .instrument(span.clone())
+                        .await
+                } else {
+                    let ran = self.backend.run_step(&run_step);
+                    ran.instrument(span.clone())
+                        .await
+                        .map(StepAfterPending::Ran)
+                };
                 let duration_ms = millis(step_started.elapsed());
+                let outcome = match outcome {
+                    Ok(StepAfterPending::PreviousRolledBack) => None,
+                    Ok(StepAfterPending::Ran(outcome)) => Some(Ok(outcome)),
+                    Err(err) => Some(Err(err)),
+                };
                 // Any answer but `PreviousRolledBack` says the step before committed.
-                if !matches!(outcome, Ok(StepOutcome::PreviousRolledBack)) {
+                if outcome.is_some() {
                     applied.extend(uncommitted.take());
                 }
+                let Some(outcome) = outcome else {
+                    let lost = uncommitted
+                        .take()
+                        .map_or_else(|| step.step.clone(), |lost| lost.step);
+                    tracing::info!(parent: &span, duration_ms, outcome = "previous_rolled_back", previous = %lost, "the step before did not commit (another runner moved its table first, or its commit failed), and was rolled back; re-planning");
+                    raced = Some(lost.table.clone());
+                    break;
+                };
                 match outcome {
                     Ok(StepOutcome::Done {
                         started_at,
@@ -296,14 +314,6 @@ impl MigrationManager {
                     Ok(StepOutcome::Raced) => {
                         tracing::info!(parent: &span, duration_ms, outcome = "raced", "another runner moved this table first; re-planning");
                         raced = Some(step.step.table.clone());
-                        break;
-                    }
-                    Ok(StepOutcome::PreviousRolledBack) => {
-                        let lost = uncommitted
-                            .take()
-                            .map_or_else(|| step.step.clone(), |lost| lost.step);
-                        tracing::info!(parent: &span, duration_ms, outcome = "previous_rolled_back", previous = %lost, "the step before did not commit (another runner moved its table first, or its commit failed), and was rolled back; re-planning");
-                        raced = Some(lost.table.clone());
                         break;
                     }
                     Err(Error::Blocked { reason, fix, .. }) => {

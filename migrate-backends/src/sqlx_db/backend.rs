@@ -142,10 +142,14 @@ where
         Box::pin(async move {
             // The last step's pending finish (MariaDB) commits, or the transaction the last
             // step began ahead (PostgreSQL, SQLite) ends, before the run lock is released.
-            if self.sql.journal_finish.is_some() || self.held.begun_ahead() {
-                self.conn().await?.keep();
-            }
-            Ok(())
+            let ended = if self.sql.journal_finish.is_some() || self.held.begun_ahead() {
+                self.conn().await.map(|conn| conn.keep())
+            } else {
+                Ok(())
+            };
+            // A step lost here is this call's error; the next run starts without it.
+            self.pending_lost.store(false, Ordering::Relaxed);
+            ended
         })
     }
 

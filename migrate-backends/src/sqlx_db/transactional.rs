@@ -29,9 +29,6 @@ where
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// A transactional step: its action in a transaction (the one the previous step's commit
-    /// began, or one begun now), then its tracking writes and the commit, either as one
-    /// statement list ([`Statements::record_and_commit`]) or as prepared statements.
     /// A step after whatever the step before it left pending: that step's commit is settled
     /// first where this step cannot carry it. `commit_with_next`: this step's commit may be
     /// left to ride on the next statement (see `deferred`).
@@ -49,12 +46,20 @@ where
         }
         // A journalled step runs outside a transaction: the step before it commits first, on
         // its own.
-        if !self.commit_pending_step().await.unwrap_or(false) {
-            return Ok(StepAfterPending::PreviousRolledBack);
+        match self.commit_pending_step().await {
+            Ok(true) => {}
+            Ok(false) => return Ok(StepAfterPending::PreviousRolledBack),
+            Err(err) => {
+                tracing::warn!(error = %err, "the step before did not commit; re-planning");
+                return Ok(StepAfterPending::PreviousRolledBack);
+            }
         }
         self.run_journalled(step).await.map(StepAfterPending::Ran)
     }
 
+    /// A transactional step: its action in a transaction (the one the previous step's commit
+    /// began, or one begun now), then its tracking writes and the commit, either as one
+    /// statement list ([`Statements::record_and_commit`]) or as prepared statements.
     /// `commit_with_next`: the step's commit may be left to ride on the next statement (see
     /// `deferred`).
     pub(super) async fn run_transactional(
@@ -97,7 +102,9 @@ where
     }
 
     /// Commits the step whose commit waits on the kept connection, alone (after the run's
-    /// last step). `Ok(false)`: another runner moved its table first; it was rolled back.
+    /// last step). `Ok(false)`: it was rolled back and is to be planned again (another runner
+    /// moved its table first, its session lost the record statement, or it was lost where
+    /// nobody could be told: `pending_lost`).
     pub(super) async fn commit_pending_step(&self) -> Result<bool> {
         if self.pending_lost.swap(false, Ordering::Relaxed) {
             return Ok(false);
@@ -173,10 +180,14 @@ where
     }
 
     /// Whether a step's commit may ride on the next statement: no clone shares the kept
-    /// connection (its next user must be this executor's next step), and no step of this
-    /// executor has found that it may not (see `act`).
+    /// connection (its next user must be this executor's next step), the slot is free for the
+    /// step's connection to go back to (another task using the executor meanwhile may have
+    /// filled it, and a connection that finds it full is closed, which would roll the step
+    /// back), and no step of this executor has found that it may not (see `act`).
     fn defers_commits(&self) -> bool {
-        !self.commits_alone.load(Ordering::Relaxed) && self.owns_kept_connection()
+        !self.commits_alone.load(Ordering::Relaxed)
+            && self.owns_kept_connection()
+            && self.held.is_vacant()
     }
 
     /// Leaves the step's tracking writes and commit (`list`, values written in) in its open

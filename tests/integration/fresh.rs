@@ -51,6 +51,17 @@ each_backend! {
         assert_eq!(again.applied[0].step.name, "session_2_3_0", "recorded tables go up, not fresh");
     }
 
+    async fn a_step_failing_after_a_fresh_install_reports_the_installed_table(db) {
+        db.control("metrics@2.1.0", "fail").await;
+        let manager = db.manager().await;
+        let err = manager.install_fresh().await.expect_err("metrics 2.1.0 fails");
+        let migrate::Error::StepFailed { step, applied, .. } = &err else { panic!("{err:?}") };
+        assert_eq!((step.table.as_str(), step.version.to_string().as_str()), ("metrics", "2.1.0"));
+        let names: Vec<&str> = applied.iter().map(|a| a.step.name.as_str()).collect();
+        assert_eq!(names.first(), Some(&"session_fresh"), "the installed table is among what ran: {names:?}");
+        assert!(names.contains(&"create_metrics"), "and the steps before the failure: {names:?}");
+    }
+
     async fn a_failing_fresh_function_names_its_step_and_leaves_nothing(db) {
         db.control("session fresh", "fail").await;
         let manager = db.manager().await;

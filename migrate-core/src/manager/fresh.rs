@@ -72,20 +72,7 @@ impl MigrationManager {
                 for (c, pos) in fresh {
                     match self.run_fresh(c, pos).await {
                         Ok(step) => installed.push(step),
-                        Err(Error::StepFailed {
-                            step,
-                            direction,
-                            source,
-                            ..
-                        }) => {
-                            return Err(Error::StepFailed {
-                                step,
-                                direction,
-                                applied: installed,
-                                source,
-                            })
-                        }
-                        Err(other) => return Err(other),
+                        Err(err) => return Err(with_applied_first(installed, err)),
                     }
                 }
                 let mut states = self.read_states(false).await?;
@@ -96,7 +83,11 @@ impl MigrationManager {
                 }
                 let request = Request::latest_up();
                 let plan = plan::plan(&self.graph, &states, &request)?;
-                let mut ran = self.apply(&request, &RunOptions::default(), plan).await?;
+                let applied = self.apply(&request, &RunOptions::default(), plan).await;
+                let mut ran = match applied {
+                    Ok(ran) => ran,
+                    Err(err) => return Err(with_applied_first(installed, err)),
+                };
                 installed.append(&mut ran.applied);
                 ran.applied = installed;
                 Ok(ran)
@@ -158,5 +149,27 @@ impl MigrationManager {
                 source: Box::new(source),
             }),
         }
+    }
+}
+
+/// `err`, with `before` (the tables installed fresh) first among what a failed step's run
+/// applied; any other error as it is.
+fn with_applied_first(mut before: Vec<AppliedStep>, err: Error) -> Error {
+    match err {
+        Error::StepFailed {
+            step,
+            direction,
+            mut applied,
+            source,
+        } => {
+            before.append(&mut applied);
+            Error::StepFailed {
+                step,
+                direction,
+                applied: before,
+                source,
+            }
+        }
+        other => other,
     }
 }

@@ -106,6 +106,15 @@ fn armed(dialect: Dialect) -> &'static AtomicBool {
     }]
 }
 
+/// The dialect of `backend`'s databases.
+fn dialect_of(backend: Backend) -> Dialect {
+    match backend {
+        Backend::Sqlite => Dialect::Sqlite,
+        Backend::Postgres => Dialect::Postgres,
+        Backend::MySql => Dialect::MySql,
+    }
+}
+
 /// Panics before its first statement while armed.
 #[migrate::migration(
     table = "ride_panic",
@@ -161,34 +170,26 @@ type SeenOutside = (Dialect, Option<String>, Option<String>);
 /// What 1.1.0 saw, per dialect.
 static SEEN_OUTSIDE: std::sync::Mutex<Vec<SeenOutside>> = std::sync::Mutex::new(Vec::new());
 
-/// The database URL of each dialect's test, for the step to look from outside.
-static URLS: std::sync::Mutex<Vec<(Dialect, String)>> = std::sync::Mutex::new(Vec::new());
+/// Each dialect's test database, for the step to look from outside.
+static DATABASES: std::sync::Mutex<Vec<(Dialect, Backend, String)>> =
+    std::sync::Mutex::new(Vec::new());
 
 async fn version_seen_outside(dialect: Dialect) -> Option<String> {
-    use sqlx::Connection;
-    let url = URLS
+    let (backend, url) = DATABASES
         .lock()
-        .expect("urls")
+        .expect("databases")
         .iter()
-        .find(|(d, _)| *d == dialect)
-        .map(|(_, url)| url.clone())
-        .expect("the test's URL");
-    let sql = "SELECT version FROM migrate_schema_versions WHERE table_name = 'ride_seen_outside'";
-    macro_rules! read {
-        ($conn:ty) => {{
-            let mut conn = <$conn>::connect(&url).await.expect("connect");
-            sqlx::query_scalar::<_, Option<String>>(sql)
-                .fetch_optional(&mut conn)
-                .await
-                .expect("read")
-                .flatten()
-        }};
-    }
-    match dialect {
-        Dialect::Sqlite => read!(sqlx::SqliteConnection),
-        Dialect::Postgres => read!(sqlx::PgConnection),
-        Dialect::MySql => read!(sqlx::MySqlConnection),
-    }
+        .find(|(d, ..)| *d == dialect)
+        .map(|(_, backend, url)| (*backend, url.clone()))
+        .expect("the test's database");
+    let versions = pairs_at(
+        backend,
+        &url,
+        "SELECT version, COUNT(*) FROM migrate_schema_versions \
+         WHERE table_name = 'ride_seen_outside' AND version IS NOT NULL GROUP BY version",
+    )
+    .await;
+    versions.into_iter().next().map(|(version, _)| version)
 }
 
 #[migrate::migration(
@@ -232,11 +233,16 @@ async fn race_journalled(db: &mut Conn<'_>) -> Result<()> {
 
 /// The rows of a one-text-column, one-integer-column query, read outside the framework.
 async fn pairs(db: &TestDatabase, sql: &str) -> Vec<(String, i64)> {
+    pairs_at(db.backend(), db.url(), sql).await
+}
+
+/// [`pairs`] on the database at `url`.
+async fn pairs_at(backend: Backend, url: &str, sql: &str) -> Vec<(String, i64)> {
     use sqlx::{Connection, Row};
     let sql = sqlx::AssertSqlSafe(sql.to_string());
     macro_rules! read {
         ($conn:ty) => {{
-            let mut conn = <$conn>::connect(db.url()).await.expect("connect");
+            let mut conn = <$conn>::connect(url).await.expect("connect");
             sqlx::raw_sql(sql)
                 .fetch_all(&mut conn)
                 .await
@@ -250,7 +256,7 @@ async fn pairs(db: &TestDatabase, sql: &str) -> Vec<(String, i64)> {
                 .collect()
         }};
     }
-    match db.backend() {
+    match backend {
         Backend::Sqlite => read!(sqlx::SqliteConnection),
         Backend::Postgres => read!(sqlx::PgConnection),
         Backend::MySql => read!(sqlx::MySqlConnection),
@@ -311,12 +317,7 @@ async fn a_panic_before_the_first_statement_keeps_the_step_before(backend: Backe
         .expect("graph");
     let run = tokio::spawn(async move { manager.up().table("ride_panic").await });
     assert!(run.await.expect_err("the step panicked").is_panic());
-    let dialect = match backend {
-        Backend::Sqlite => Dialect::Sqlite,
-        Backend::Postgres => Dialect::Postgres,
-        Backend::MySql => Dialect::MySql,
-    };
-    armed(dialect).store(false, Ordering::SeqCst);
+    armed(dialect_of(backend)).store(false, Ordering::SeqCst);
     let next = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
         .expect("graph");
     let report = next
@@ -367,13 +368,15 @@ async fn a_failing_step_keeps_nothing_it_wrote_through_the_typed_connection(back
 
 /// The step before commits with this step's first statement (SQLite, PostgreSQL), not in an
 /// exchange of its own; on MariaDB, where every step is journalled, before this step starts.
-async fn the_step_before_commits_with_the_first_statement(backend: Backend, dialect: Dialect) {
+async fn the_step_before_commits_with_the_first_statement(backend: Backend) {
+    let dialect = dialect_of(backend);
     let Some(db) = TestDatabase::create(backend).await.expect("database") else {
         return;
     };
-    URLS.lock()
-        .expect("urls")
-        .push((dialect, db.url().to_string()));
+    DATABASES
+        .lock()
+        .expect("databases")
+        .push((dialect, backend, db.url().to_string()));
     let manager = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
         .expect("graph");
     manager.up().table("ride_seen_outside").await.expect("up");
@@ -399,7 +402,6 @@ async fn the_step_before_commits_with_the_first_statement(backend: Backend, dial
 fn the_step_before_commits_with_the_first_statement_on_sqlite() {
     block_on(the_step_before_commits_with_the_first_statement(
         Backend::Sqlite,
-        Dialect::Sqlite,
     ));
 }
 
@@ -407,7 +409,6 @@ fn the_step_before_commits_with_the_first_statement_on_sqlite() {
 fn the_step_before_commits_with_the_first_statement_on_postgres() {
     block_on(the_step_before_commits_with_the_first_statement(
         Backend::Postgres,
-        Dialect::Postgres,
     ));
 }
 
@@ -415,7 +416,6 @@ fn the_step_before_commits_with_the_first_statement_on_postgres() {
 fn the_step_before_commits_with_the_first_statement_on_mysql() {
     block_on(the_step_before_commits_with_the_first_statement(
         Backend::MySql,
-        Dialect::MySql,
     ));
 }
 
@@ -541,10 +541,8 @@ fn fill_the_slot<'a>(db: &'a mut Conn<'_>) -> migrate::backend::MigrationFuture<
 /// A step whose connection finds the executor's slot filled by another task when it is done
 /// (closed, it would take the step with it) commits at once instead of leaving its commit
 /// for the next statement.
-async fn a_step_commits_at_once_when_another_task_filled_the_slot(
-    backend: Backend,
-    dialect: Dialect,
-) {
+async fn a_step_commits_at_once_when_another_task_filled_the_slot(backend: Backend) {
+    let dialect = dialect_of(backend);
     use migrate::backend::{StepAfterPending, StepOutcome, StepRecord, StepRun};
     let Some(db) = TestDatabase::create(backend).await.expect("database") else {
         return;
@@ -596,7 +594,6 @@ async fn a_step_commits_at_once_when_another_task_filled_the_slot(
 fn a_step_commits_at_once_when_another_task_filled_the_slot_on_sqlite() {
     block_on(a_step_commits_at_once_when_another_task_filled_the_slot(
         Backend::Sqlite,
-        Dialect::Sqlite,
     ));
 }
 
@@ -604,7 +601,6 @@ fn a_step_commits_at_once_when_another_task_filled_the_slot_on_sqlite() {
 fn a_step_commits_at_once_when_another_task_filled_the_slot_on_postgres() {
     block_on(a_step_commits_at_once_when_another_task_filled_the_slot(
         Backend::Postgres,
-        Dialect::Postgres,
     ));
 }
 

@@ -126,9 +126,6 @@ impl MigrationBackend for Unlocked {
     ) -> BoxFuture<'a, Result<()>> {
         self.0.set_step_checksum(module, table, version, checksum)
     }
-    fn can_commit_with_next(&self) -> bool {
-        self.0.can_commit_with_next()
-    }
     fn run_step_commit_with_next<'a>(
         &'a self,
         step: &'a StepRun<'a>,

@@ -92,9 +92,10 @@ where
         }
     }
 
-    /// Sends the previous step's waiting commit alone, before a statement that cannot carry
-    /// it.
-    async fn settle(&mut self) -> Result<()> {
+    /// Sends the previous step's waiting commit alone: before a statement that cannot carry
+    /// it, or once the step is over without having sent one. `Err` when the step's
+    /// transaction is gone (see [`into_riding`](Self::into_riding) for why).
+    pub(crate) async fn settle(&mut self) -> Result<()> {
         match self.ride(None).await {
             Some(Err(err)) => Err(err),
             _ => Ok(()),

@@ -133,6 +133,8 @@ pub(crate) struct Stmt {
     pub(crate) params: Vec<usize>,
     /// Where each placeholder is in `sql` (byte offset and length), for writing values in.
     pub(crate) placeholders: Vec<(usize, usize)>,
+    /// How many statements `sql` holds (a list's answers are counted by it: `deferred`).
+    pub(crate) statements: usize,
 }
 
 /// A transactional step's tracking writes as statements prepared on the session (SQL
@@ -236,10 +238,27 @@ pub(crate) fn compile<DB: Driver>(template: &str) -> Stmt {
     }
     sql.push_str(rest);
     Stmt {
+        statements: statement_count(&sql),
         sql: sql.into(),
         params,
         placeholders,
     }
+}
+
+/// How many statements `sql` (one of this crate's templates) holds: its semicolons outside
+/// quotes, plus one.
+fn statement_count(sql: &str) -> usize {
+    let mut quote = None;
+    let mut count = 1;
+    for c in sql.chars() {
+        match (quote, c) {
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (None, ';') => count += 1,
+            _ => {}
+        }
+    }
+    count
 }
 
 /// The quoted names of one tracking-table configuration, for the databases' templates.
@@ -462,6 +481,19 @@ pub(crate) fn assert_templates_known(stmts: &Statements) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_are_counted_outside_quotes() {
+        assert_eq!(statement_count("SELECT 1"), 1);
+        assert_eq!(
+            statement_count("UPDATE \"a;b\" SET x = ';'; COMMIT; BEGIN"),
+            3
+        );
+        assert_eq!(
+            statement_count("INSERT INTO `t;` VALUES (1); COMMIT; BEGIN IMMEDIATE"),
+            3
+        );
+    }
 
     #[test]
     fn placeholders_follow_the_database() {

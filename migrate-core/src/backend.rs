@@ -189,9 +189,10 @@ pub trait MigrationBackend: Send + Sync {
     /// comes before the step is committed. What became of it is the backend's next answer:
     /// [`StepAfterPending::PreviousRolledBack`] from the next call when it did not commit,
     /// anything else when it did; or [`commit_pending`](Self::commit_pending) after the last
-    /// step. The manager calls this when the backend says it
-    /// [can](Self::can_commit_with_next), except in forced runs (which do not plan again). The
-    /// default runs [`run_step`](Self::run_step), which leaves no commit pending.
+    /// step. The manager calls this for every step except in forced runs (which do not plan
+    /// again). The default runs [`run_step`](Self::run_step), which leaves no commit pending,
+    /// so a backend that wraps another and forwards only `run_step` never leaves a commit that
+    /// nobody sends; a wrapper that forwards this forwards `commit_pending` and `end_run` too.
     fn run_step_commit_with_next<'a>(
         &'a self,
         step: &'a StepRun<'a>,
@@ -233,15 +234,6 @@ pub trait MigrationBackend: Send + Sync {
         version: &'a str,
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>>;
-
-    /// Whether [`run_step_commit_with_next`](Self::run_step_commit_with_next) may leave a
-    /// step's commit for the next statement. The default, `false`, keeps a backend that wraps
-    /// another and forwards only some methods from leaving a commit that nobody sends: a
-    /// wrapper forwards this together with `run_step_commit_with_next`, `commit_pending` and
-    /// `end_run`.
-    fn can_commit_with_next(&self) -> bool {
-        false
-    }
 
     /// Commits the tracking writes of the last step that ran through
     /// [`run_step_commit_with_next`](Self::run_step_commit_with_next), if they are still
@@ -329,9 +321,6 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
         checksum: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
         (**self).set_step_checksum(module, table, version, checksum)
-    }
-    fn can_commit_with_next(&self) -> bool {
-        (**self).can_commit_with_next()
     }
     fn run_step_commit_with_next<'a>(
         &'a self,

@@ -154,13 +154,6 @@ impl MigrationBackend for LazyBackend {
         })
     }
 
-    /// Steps run only once connected.
-    fn can_commit_with_next(&self) -> bool {
-        self.opened
-            .get()
-            .is_some_and(|opened| opened.can_commit_with_next())
-    }
-
     /// Nothing is pending on a backend that never connected.
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async move {

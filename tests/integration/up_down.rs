@@ -494,9 +494,6 @@ impl migrate::backend::MigrationBackend for Counting {
         self.inner
             .set_step_checksum(module, table, version, checksum)
     }
-    fn can_commit_with_next(&self) -> bool {
-        self.inner.can_commit_with_next()
-    }
     fn run_step_commit_with_next<'a>(
         &'a self,
         step: &'a migrate::backend::StepRun<'a>,

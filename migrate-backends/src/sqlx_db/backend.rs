@@ -173,12 +173,6 @@ where
         Box::pin(self.step_after_pending(step, true))
     }
 
-    /// SQLite and PostgreSQL (a transactional step's commit rides on the next statement);
-    /// MySQL journals every step instead.
-    fn can_commit_with_next(&self) -> bool {
-        DB::BEGIN.is_some()
-    }
-
     fn commit_pending(&self) -> BoxFuture<'_, Result<bool>> {
         Box::pin(self.commit_pending_step())
     }

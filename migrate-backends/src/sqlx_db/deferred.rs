@@ -153,37 +153,3 @@ impl Riding {
         )
     }
 }
-
-/// How many statements `sql` (one of this crate's templates) holds: its semicolons outside
-/// quotes, plus one.
-pub(crate) fn statement_count(sql: &str) -> usize {
-    let mut quote = None;
-    let mut count = 1;
-    for c in sql.chars() {
-        match (quote, c) {
-            (None, '\'' | '"' | '`') => quote = Some(c),
-            (Some(q), _) if c == q => quote = None,
-            (None, ';') => count += 1,
-            _ => {}
-        }
-    }
-    count
-}
-
-#[cfg(test)]
-mod tests {
-    use super::statement_count;
-
-    #[test]
-    fn statements_are_counted_outside_quotes() {
-        assert_eq!(statement_count("SELECT 1"), 1);
-        assert_eq!(
-            statement_count("UPDATE \"a;b\" SET x = ';'; COMMIT; BEGIN"),
-            3
-        );
-        assert_eq!(
-            statement_count("INSERT INTO `t;` VALUES (1); COMMIT; BEGIN IMMEDIATE"),
-            3
-        );
-    }
-}

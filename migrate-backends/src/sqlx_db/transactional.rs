@@ -201,7 +201,7 @@ where
         let r = &step.record;
         conn.set_pending(PendingRecord {
             text: super::bound::literal_sql::<DB>(list, &values),
-            statements: deferred::statement_count(&list.sql),
+            statements: list.statements,
             module: r.module.to_string(),
             table: r.table.to_string(),
             new_version: r.new_version.map(str::to_string),
@@ -416,34 +416,14 @@ where
                     .with_transaction(true);
                 catch_unwind((step.action)(&mut db)).await
             };
+            // The action sent nothing, or panicked before its first statement: the previous
+            // step's commit goes alone now (what it says is in `riding`; this step's own
+            // statements, if any, go with the connection after a panic).
+            let _ = raw.settle().await;
             (result, raw.into_riding())
         };
         let elapsed = clock.elapsed();
-        let result = match result {
-            Ok(result) => result,
-            Err(panic) => {
-                // A panic before the step's first statement: the step before it still commits
-                // (this step's own statements, if any, are rolled back with the connection).
-                if let Riding::Waiting(pending) = riding {
-                    deferred::send::<DB>(&mut conn, &pending, None).await;
-                }
-                std::panic::resume_unwind(panic)
-            }
-        };
-        let riding = match riding {
-            // The action sent nothing: the previous step's commit goes alone.
-            Riding::Waiting(pending) => {
-                let sent = deferred::send::<DB>(&mut conn, &pending, None).await;
-                match sent.result {
-                    Err(err) if sent.begin_failed => Riding::BeginFailed(err),
-                    _ => Riding::Sent {
-                        pending,
-                        fate: sent.fate,
-                    },
-                }
-            }
-            riding => riding,
-        };
+        let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         if !riding.is_settled() {
             return Err(self.unsettled(step, conn, riding, result).await);
         }

@@ -212,7 +212,7 @@ impl MigrationManager {
             let mut uncommitted: Option<AppliedStep> = None;
             // A forced run does not plan again, which a step rolled back with the next would
             // need.
-            let commit_with_next = !request.force && self.backend.can_commit_with_next();
+            let commit_with_next = !request.force;
             let total = applied.len() + plan.steps.len();
             for step in &plan.steps {
                 if stops.holds_back(&self.graph, step) {
@@ -278,22 +278,19 @@ impl MigrationManager {
                 };
                 let duration_ms = millis(step_started.elapsed());
                 let outcome = match outcome {
-                    Ok(StepAfterPending::PreviousRolledBack) => None,
-                    Ok(StepAfterPending::Ran(outcome)) => Some(Ok(outcome)),
-                    Err(err) => Some(Err(err)),
+                    Ok(StepAfterPending::Ran(outcome)) => Ok(outcome),
+                    Err(err) => Err(err),
+                    Ok(StepAfterPending::PreviousRolledBack) => {
+                        let lost = uncommitted
+                            .take()
+                            .map_or_else(|| step.step.clone(), |lost| lost.step);
+                        tracing::info!(parent: &span, duration_ms, outcome = "previous_rolled_back", previous = %lost, "the step before did not commit (another runner moved its table first, or its commit failed), and was rolled back; re-planning");
+                        raced = Some(lost.table.clone());
+                        break;
+                    }
                 };
                 // Any answer but `PreviousRolledBack` says the step before committed.
-                if outcome.is_some() {
-                    applied.extend(uncommitted.take());
-                }
-                let Some(outcome) = outcome else {
-                    let lost = uncommitted
-                        .take()
-                        .map_or_else(|| step.step.clone(), |lost| lost.step);
-                    tracing::info!(parent: &span, duration_ms, outcome = "previous_rolled_back", previous = %lost, "the step before did not commit (another runner moved its table first, or its commit failed), and was rolled back; re-planning");
-                    raced = Some(lost.table.clone());
-                    break;
-                };
+                applied.extend(uncommitted.take());
                 match outcome {
                     Ok(StepOutcome::Done {
                         started_at,

@@ -21,13 +21,25 @@
 //! elsewhere the note that the read's statement is prepared. Only the read puts
 //! it back ([`Held::keep_state_cache`]): a connection taken for anything else comes back
 //! without it, so nothing written through the connection itself can be hidden by it.
+//!
+//! On SQLite the connection opened with the executor starts such a read at once
+//! ([`Slot::put_reading`]): the statements go to SQLite's thread, which prepares and runs them
+//! while the caller goes on (building its `MigrationManager`, typically), and whoever takes the
+//! connection first waits for their answer, which then counts as the connection's last read.
 
 use crate::sqlx_db::deferred::PendingRecord;
 use migrate_core::backend::StateRow;
 use sqlx::pool::PoolConnection;
 use sqlx::Pool;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+
+/// A read of the state table started on a connection, which gives the connection back with
+/// what the read left (nothing when it failed).
+pub(crate) type Reading<DB> =
+    Pin<Box<dyn Future<Output = (PoolConnection<DB>, Option<StateCache>)> + Send>>;
 
 /// What a connection's last read of the state table leaves with it (see `state_read`): on
 /// PostgreSQL and MySQL the note that the connection has read (its next read is prepared), on
@@ -47,8 +59,10 @@ pub(crate) struct StateCache {
 /// cleared or dropped, or already full when a connection comes back), it goes back to the
 /// pool, or is closed when it holds a transaction.
 struct Kept<DB: sqlx::Database> {
-    /// Present until taken out of the slot.
+    /// Present until taken out of the slot, unless a read started on it holds it (`reading`).
     conn: Option<PoolConnection<DB>>,
+    /// A read of the state table started on the connection, holding it until it ends.
+    reading: Option<Reading<DB>>,
     begun_ahead: bool,
     state: Option<StateCache>,
     /// The name of the record statements the session holds (PostgreSQL; see `SessionRecord::name`).
@@ -76,12 +90,40 @@ impl<DB: sqlx::Database> Default for Slot<DB> {
 
 impl<DB: sqlx::Database> Slot<DB> {
     /// Keeps `conn` (a connection opened ahead of the first call).
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn put(&self, conn: PoolConnection<DB>) {
+        self.put_kept(Some(conn), None, None);
+    }
+
+    /// Keeps the connection that `reading` holds, and starts the read: polled once here, it
+    /// hands its statements to the driver, which (on SQLite, whose connections each have a
+    /// thread) runs them while the caller goes on. The first [`take`](Self::take) waits for
+    /// the read and keeps what it left with the connection. A driver that does not start the
+    /// read on the first poll only moves it to that `take`.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn put_reading(&self, mut reading: Reading<DB>) {
+        use std::task::{Context, Poll, Waker};
+        match reading
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready((conn, state)) => self.put_kept(Some(conn), None, state),
+            Poll::Pending => self.put_kept(None, Some(reading), None),
+        }
+    }
+
+    fn put_kept(
+        &self,
+        conn: Option<PoolConnection<DB>>,
+        reading: Option<Reading<DB>>,
+        state: Option<StateCache>,
+    ) {
         if let Ok(mut slot) = self.0.lock() {
             slot.get_or_insert(Kept {
-                conn: Some(conn),
+                conn,
+                reading,
                 begun_ahead: false,
-                state: None,
+                state,
                 record_prepared: None,
                 pending: None,
             });
@@ -121,19 +163,29 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
-        let kept = kept.and_then(|mut kept| {
-            let conn = kept.conn.take()?;
-            Some((
-                conn,
-                kept.begun_ahead,
-                kept.state.take(),
-                kept.record_prepared.take(),
-                kept.pending.take(),
-            ))
-        });
-        let (conn, begun_ahead, state, record_prepared, pending) = match kept {
-            Some(kept) => kept,
-            None => (pool.acquire().await?, false, None, None, None),
+        let (kept, reading) = match kept {
+            Some(mut kept) => {
+                let reading = kept.reading.take();
+                let conn = kept.conn.take().map(|conn| {
+                    (
+                        conn,
+                        kept.begun_ahead,
+                        kept.state.take(),
+                        kept.record_prepared.take(),
+                        kept.pending.take(),
+                    )
+                });
+                (conn, reading)
+            }
+            None => (None, None),
+        };
+        let (conn, begun_ahead, state, record_prepared, pending) = match (kept, reading) {
+            (Some(kept), _) => kept,
+            (None, Some(reading)) => {
+                let (conn, state) = reading.await;
+                (conn, false, state, None, None)
+            }
+            (None, None) => (pool.acquire().await?, false, None, None, None),
         };
         Ok(Held {
             slot: self,
@@ -272,6 +324,7 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
         if let Some(conn) = self.conn.take() {
             let kept = Kept {
                 conn: Some(conn),
+                reading: None,
                 begun_ahead: self.begun_ahead,
                 state: self.kept_state.take(),
                 record_prepared: self.record_prepared.take(),

@@ -263,13 +263,18 @@ impl SqlxDb<Sqlite> {
             .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
         let mut db = SqlxDb::with_pool(pool);
         // The connection the pool opened to check the file becomes the kept one: the first
-        // call (at start-up, the "already up to date" check) takes no pool check-out.
-        db.held.put(
-            db.pool
-                .acquire()
-                .await
-                .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?,
-        );
+        // call (at start-up, the "already up to date" check) takes no pool check-out, and
+        // finds the state read it needs started on SQLite's thread now, while the caller
+        // builds its manager (`state_read::read_ahead`).
+        let conn = db
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
+        db.held.put_reading(crate::state_read::read_ahead(
+            conn,
+            db.sql.read_state.clone(),
+        ));
         db.target = if in_memory {
             "in-memory database".to_string()
         } else {

@@ -14,6 +14,12 @@
 //! tracking tables are created (SQLite has no schemas of ours; see `sqlite.rs`). Writes through
 //! the connection itself do not change the data version; they never keep the cache (only a
 //! read puts it back), so they cannot be hidden by it.
+//!
+//! The connection a SQLite executor opens when it connects starts a read at once
+//! ([`read_ahead`]: the data version, then the packed rows, in one hand-off to SQLite's
+//! thread), without waiting for its answer. SQLite's thread loads the schema, prepares and runs
+//! the read while the service builds its manager, and the start-up check, the first call, finds
+//! rows kept with their data version: it asks the data version again and, unchanged, takes them.
 
 use crate::driver::Driver;
 use crate::held::{Held, StateCache};
@@ -105,10 +111,11 @@ where
     /// moved since they were read, else the packed rows, kept for the next read; `None` when
     /// the state table is missing.
     ///
-    /// A connection's first read is the packed read alone (what a service pays at start-up),
-    /// and keeps only the note that it has read. From its second read on, the data version is
-    /// asked first: equal to the one the kept rows were read at, they are returned; else the
-    /// packed read follows and is kept with that data version. Asked before the rows are read,
+    /// A connection's first read here is the packed read alone, and keeps only the note that
+    /// it has read (the executor's first connection on SQLite has read already, with the data
+    /// version: `read_ahead`). From its second read on, the data version is asked first:
+    /// equal to the one the kept rows were read at, they are returned; else the packed read
+    /// follows and is kept with that data version. Asked before the rows are read,
     /// the data version can only be older than them, which makes the next read read again,
     /// never return rows out of date.
     async fn read_packed(
@@ -157,5 +164,110 @@ where
             // A value the packing cannot describe: the rows one by one, which name it.
             Err(_) => self.read_rows(conn, unpacked, true).await,
         }
+    }
+}
+
+/// Starts SQLite's state read on `conn`, the executor's first connection (see the module's
+/// documentation): `PRAGMA data_version` and the packed read of `query`, in one statement list.
+/// What the read left is the connection's state cache; a read that fails (no state table yet,
+/// a SQLite without JSON functions) leaves nothing, and the first call reads as usual.
+#[cfg(feature = "sqlite")]
+pub(crate) fn read_ahead(
+    mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    query: Arc<str>,
+) -> crate::held::Reading<sqlx::Sqlite> {
+    use sqlx::Row;
+    Box::pin(async move {
+        let text = format!("{DATA_VERSION}; {query}");
+        let read = sqlx::raw_sql(AssertSqlSafe(text))
+            .fetch_all(&mut *conn)
+            .await;
+        let state = match read.as_deref() {
+            Ok([version, packed]) => {
+                let version: sqlx::Result<i64> = version.try_get(0);
+                let packed: sqlx::Result<Option<String>> = packed.try_get(0);
+                match (version, packed) {
+                    (Ok(version), Ok(packed)) => {
+                        crate::packed_state::unpack(packed.as_deref().unwrap_or_default())
+                            .ok()
+                            .map(|rows| StateCache {
+                                query,
+                                rows: Some((version, rows)),
+                            })
+                    }
+                    _ => None,
+                }
+            }
+            Ok(_) => None,
+            Err(err) => {
+                tracing::debug!(error = %err, "the state read started at connect failed");
+                None
+            }
+        };
+        (conn, state)
+    })
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use crate::sqlite::SqliteDb;
+    use migrate_core::backend::MigrationBackend;
+    use std::path::PathBuf;
+
+    /// A database file of its own, removed (with its WAL files) when dropped.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
+                let mut path = self.0.clone().into_os_string();
+                path.push(suffix);
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_executor_starts_its_first_state_read_when_it_connects() {
+        let scratch = Scratch(
+            std::env::temp_dir().join(format!("migrate-read-ahead-{}.db", std::process::id())),
+        );
+        let setup = SqliteDb::open(&scratch.0).await.expect("open");
+        setup.prepare().await.expect("tracking tables");
+        sqlx::raw_sql(
+            "INSERT INTO migrate_schema_versions (module, table_name, version, checksum, \
+             updated_at) VALUES ('app', 'session', '1.0.0', 'c1', 0)",
+        )
+        .execute(setup.pool())
+        .await
+        .expect("a state row");
+
+        let db = SqliteDb::open(&scratch.0).await.expect("open again");
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        let cache = conn
+            .take_state_cache()
+            .expect("the read started at connect");
+        let (at, rows) = cache.rows.expect("rows kept with their data version");
+        assert_eq!(*cache.query, *db.sql.read_state);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0].version.as_deref(), Some("1.0.0"));
+        let now: i64 = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("data version");
+        assert_eq!(at, now);
+    }
+
+    #[tokio::test]
+    async fn a_first_read_that_finds_no_state_table_leaves_nothing() {
+        let scratch = Scratch(std::env::temp_dir().join(format!(
+            "migrate-read-ahead-empty-{}.db",
+            std::process::id()
+        )));
+        let db = SqliteDb::open(&scratch.0).await.expect("open");
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        assert!(conn.take_state_cache().is_none());
+        drop(conn);
+        assert!(db.read_state().await.expect("read").is_empty());
     }
 }

@@ -182,6 +182,17 @@ each_backend! {
         assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
     }
 
+    async fn a_new_executors_first_check_sees_steps_run_after_it_connected(db) {
+        db.manager().await.up().target("2.0.0").await.expect("up to 2.0.0");
+        // On SQLite the executor starts its first state read as it connects: the rows at
+        // 2.0.0, read before the steps below run (the pause lets that read finish first).
+        let watcher = db.manager().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(db.manager().await.up().await.expect("the rest").applied.len(), 6);
+        assert_eq!(versions(&watcher).await, at_heads());
+        assert_eq!(watcher.up().await.unwrap().status, ReportStatus::UpToDate);
+    }
+
     async fn reads_see_steps_run_by_another_executor(db) {
         let watcher = db.manager().await;
         let runner = db.manager().await;

@@ -50,8 +50,9 @@ pub(crate) struct StateCache {
     /// other tracking tables.
     pub(crate) query: Arc<str>,
     /// SQLite's rows, with the data version they were read at (`PRAGMA data_version`, which
-    /// changes when another connection commits); `None` after the connection's first read,
-    /// which does not ask, and on the other databases.
+    /// changes when another connection commits); `None` after a connection's first read that
+    /// did not ask (the executor's first connection asks: `state_read::read_ahead`), and on
+    /// the other databases.
     pub(crate) rows: Option<(i64, Vec<StateRow>)>,
 }
 
@@ -135,6 +136,18 @@ impl<DB: sqlx::Database> Slot<DB> {
     pub(crate) fn clear(&self) {
         if let Ok(mut slot) = self.0.lock() {
             slot.take();
+        }
+    }
+
+    /// [`clear`](Self::clear), except for a connection a started read holds: that read is
+    /// what the first call wants, and sets what changed on the connection itself when it ends
+    /// (SQLite's busy timeout: `state_read::read_ahead`).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn clear_unless_reading(&self) {
+        if let Ok(mut slot) = self.0.lock() {
+            if slot.as_ref().is_some_and(|kept| kept.reading.is_none()) {
+                slot.take();
+            }
         }
     }
 

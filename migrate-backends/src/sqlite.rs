@@ -274,6 +274,7 @@ impl SqlxDb<Sqlite> {
         db.held.put_reading(crate::state_read::read_ahead(
             conn,
             db.sql.read_state.clone(),
+            busy_ms.clone(),
         ));
         db.target = if in_memory {
             "in-memory database".to_string()
@@ -301,7 +302,10 @@ impl SqlxDb<Sqlite> {
 }
 
 /// Sets a connection's busy timeout when it differs from the one it was opened with.
-async fn set_busy_timeout(conn: &mut sqlx::SqliteConnection, ms: u64) -> sqlx::Result<()> {
+pub(crate) async fn set_busy_timeout(
+    conn: &mut sqlx::SqliteConnection,
+    ms: u64,
+) -> sqlx::Result<()> {
     if ms != millis(DEFAULT_LOCK_TIMEOUT) {
         conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
             .await?;

@@ -170,11 +170,14 @@ where
 /// Starts SQLite's state read on `conn`, the executor's first connection (see the module's
 /// documentation): `PRAGMA data_version` and the packed read of `query`, in one statement list.
 /// What the read left is the connection's state cache; a read that fails (no state table yet,
-/// a SQLite without JSON functions) leaves nothing, and the first call reads as usual.
+/// a SQLite without JSON functions) leaves nothing, and the first call reads as usual. Once
+/// the read ends, the connection gets the busy timeout `busy_ms` holds then, which
+/// `with_lock_timeout` may have changed since the connection was opened.
 #[cfg(feature = "sqlite")]
 pub(crate) fn read_ahead(
     mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
     query: Arc<str>,
+    busy_ms: Arc<std::sync::atomic::AtomicU64>,
 ) -> crate::held::Reading<sqlx::Sqlite> {
     use sqlx::Row;
     Box::pin(async move {
@@ -204,6 +207,12 @@ pub(crate) fn read_ahead(
                 None
             }
         };
+        let ms = busy_ms.load(Ordering::Relaxed);
+        if let Err(err) = crate::sqlite::set_busy_timeout(&mut conn, ms).await {
+            // The connection's next statement fails the same way, and the call gives it back
+            // to the pool, which checks it.
+            tracing::debug!(error = %err, "could not set the busy timeout of the executor's connection");
+        }
         (conn, state)
     })
 }
@@ -213,9 +222,34 @@ mod tests {
     use crate::sqlite::SqliteDb;
     use migrate_core::backend::MigrationBackend;
     use std::path::PathBuf;
+    use std::time::{Duration, SystemTime};
 
     /// A database file of its own, removed (with its WAL files) when dropped.
     struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let file = format!("migrate-{name}-{}-{nanos}.db", std::process::id());
+            Scratch(std::env::temp_dir().join(file))
+        }
+    }
+
+    /// A database with the tracking tables and one state row, `app.session` at 1.0.0.
+    async fn with_one_state_row(scratch: &Scratch) -> SqliteDb {
+        let setup = SqliteDb::open(&scratch.0).await.expect("open");
+        setup.prepare().await.expect("tracking tables");
+        sqlx::raw_sql(
+            "INSERT INTO migrate_schema_versions (module, table_name, version, checksum, \
+             updated_at) VALUES ('app', 'session', '1.0.0', 'c1', 0)",
+        )
+        .execute(setup.pool())
+        .await
+        .expect("a state row");
+        setup
+    }
 
     impl Drop for Scratch {
         fn drop(&mut self) {
@@ -229,19 +263,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_sqlite_executor_starts_its_first_state_read_when_it_connects() {
-        let scratch = Scratch(
-            std::env::temp_dir().join(format!("migrate-read-ahead-{}.db", std::process::id())),
-        );
-        let setup = SqliteDb::open(&scratch.0).await.expect("open");
-        setup.prepare().await.expect("tracking tables");
-        sqlx::raw_sql(
-            "INSERT INTO migrate_schema_versions (module, table_name, version, checksum, \
-             updated_at) VALUES ('app', 'session', '1.0.0', 'c1', 0)",
-        )
-        .execute(setup.pool())
-        .await
-        .expect("a state row");
-
+        let scratch = Scratch::new("read-ahead");
+        let _setup = with_one_state_row(&scratch).await;
         let db = SqliteDb::open(&scratch.0).await.expect("open again");
         let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
         let cache = conn
@@ -260,14 +283,49 @@ mod tests {
 
     #[tokio::test]
     async fn a_first_read_that_finds_no_state_table_leaves_nothing() {
-        let scratch = Scratch(std::env::temp_dir().join(format!(
-            "migrate-read-ahead-empty-{}.db",
-            std::process::id()
-        )));
+        let scratch = Scratch::new("read-ahead-empty");
         let db = SqliteDb::open(&scratch.0).await.expect("open");
         let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
         assert!(conn.take_state_cache().is_none());
         drop(conn);
         assert!(db.read_state().await.expect("read").is_empty());
+    }
+
+    #[tokio::test]
+    async fn rows_read_at_connect_give_way_to_a_commit_made_after_them() {
+        let scratch = Scratch::new("read-ahead-moved");
+        let setup = with_one_state_row(&scratch).await;
+        let db = SqliteDb::open(&scratch.0).await.expect("open again");
+        // The read started at connect has ended (taking the connection waits for it), and its
+        // rows are kept with the connection as a state read leaves them.
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        let cache = conn
+            .take_state_cache()
+            .expect("the read started at connect");
+        conn.keep_state_cache(cache);
+        conn.keep();
+        sqlx::raw_sql("UPDATE migrate_schema_versions SET version = '2.0.0'")
+            .execute(setup.pool())
+            .await
+            .expect("another connection commits");
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lock_timeout_set_after_connect_keeps_the_read_and_reaches_its_connection() {
+        let scratch = Scratch::new("read-ahead-timeout");
+        let _setup = with_one_state_row(&scratch).await;
+        let db = SqliteDb::open(&scratch.0)
+            .await
+            .expect("open again")
+            .with_lock_timeout(Duration::from_millis(1_234));
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        assert!(conn.take_state_cache().is_some(), "the read was dropped");
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("busy timeout");
+        assert_eq!(busy, 1_234);
     }
 }

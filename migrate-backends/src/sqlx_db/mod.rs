@@ -268,7 +268,8 @@ impl<DB: Driver> SqlxDb<DB> {
     }
 
     /// Closes the pool. The connection the executor keeps between calls goes back first, so
-    /// closing never waits for it.
+    /// closing never waits for it (on SQLite, a state read started when the executor
+    /// connected and still running ends first: microseconds, unless SQLite waits for a lock).
     pub async fn close(&self) {
         self.held.clear();
         self.pool.close().await;
@@ -291,8 +292,9 @@ impl<DB: Driver> SqlxDb<DB> {
         #[cfg(feature = "sqlite")]
         if let Some(busy) = &self.lock.busy_ms {
             busy.store(crate::sqlite::millis(timeout), Ordering::Relaxed);
-            // The kept connection has the old timeout: the next call takes a fresh one.
-            self.held.clear();
+            // The kept connection has the old timeout: the next call takes a fresh one. A
+            // state read started at connect keeps it, and sets the new timeout when it ends.
+            self.held.clear_unless_reading();
         }
         self
     }

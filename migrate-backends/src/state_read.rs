@@ -207,6 +207,20 @@ pub(crate) fn read_ahead(
                 None
             }
         };
+        // What follows waits for the first call to take the connection: a read that ended
+        // within `put_reading`'s first poll (it happens) would otherwise set the busy timeout
+        // before `with_lock_timeout` could change it, and leave nothing for it to keep.
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                std::task::Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await;
         let ms = busy_ms.load(Ordering::Relaxed);
         if let Err(err) = crate::sqlite::set_busy_timeout(&mut conn, ms).await {
             // The connection's next statement fails the same way, and the call gives it back

@@ -180,11 +180,22 @@ pub(crate) fn read_ahead(
     busy_ms: Arc<std::sync::atomic::AtomicU64>,
 ) -> crate::held::Reading<sqlx::Sqlite> {
     use sqlx::Row;
+    use std::future::Future;
+    use std::task::Poll;
     Box::pin(async move {
         let text = format!("{DATA_VERSION}; {query}");
-        let read = sqlx::raw_sql(AssertSqlSafe(text))
-            .fetch_all(&mut *conn)
-            .await;
+        // Whether the read waited for its answer: the first poll (`put_reading`'s) then ended
+        // there, and what follows the read runs when the first call takes the connection.
+        let mut waited = false;
+        let read = {
+            let mut read = sqlx::raw_sql(AssertSqlSafe(text)).fetch_all(&mut *conn);
+            std::future::poll_fn(|cx| {
+                let poll = read.as_mut().poll(cx);
+                waited |= poll.is_pending();
+                poll
+            })
+            .await
+        };
         let state = match read.as_deref() {
             Ok([version, packed]) => {
                 let version: sqlx::Result<i64> = version.try_get(0);
@@ -207,17 +218,17 @@ pub(crate) fn read_ahead(
                 None
             }
         };
-        // What follows waits for the first call to take the connection: a read that ended
-        // within `put_reading`'s first poll (it happens) would otherwise set the busy timeout
-        // before `with_lock_timeout` could change it, and leave nothing for it to keep.
-        let mut yielded = false;
+        // A read that ended within `put_reading`'s first poll (it happens) waits here for the
+        // first call: it would otherwise set the busy timeout before `with_lock_timeout` could
+        // change it, and leave nothing for it to keep.
+        let mut yielded = waited;
         std::future::poll_fn(|cx| {
             if yielded {
-                std::task::Poll::Ready(())
+                Poll::Ready(())
             } else {
                 yielded = true;
                 cx.waker().wake_by_ref();
-                std::task::Poll::Pending
+                Poll::Pending
             }
         })
         .await;

@@ -180,7 +180,6 @@ pub(crate) fn read_ahead(
     busy_ms: Arc<std::sync::atomic::AtomicU64>,
 ) -> crate::held::Reading<sqlx::Sqlite> {
     use sqlx::Row;
-    use std::future::Future;
     use std::task::Poll;
     Box::pin(async move {
         let text = format!("{DATA_VERSION}; {query}");

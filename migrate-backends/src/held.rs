@@ -60,10 +60,8 @@ pub(crate) struct StateCache {
 /// cleared or dropped, or already full when a connection comes back), it goes back to the
 /// pool, or is closed when it holds a transaction.
 struct Kept<DB: sqlx::Database> {
-    /// Present until taken out of the slot, unless a read started on it holds it (`reading`).
-    conn: Option<PoolConnection<DB>>,
-    /// A read of the state table started on the connection, holding it until it ends.
-    reading: Option<Reading<DB>>,
+    /// Present until taken out of the slot.
+    conn: Option<KeptConn<DB>>,
     begun_ahead: bool,
     state: Option<StateCache>,
     /// The name of the record statements the session holds (PostgreSQL; see `SessionRecord::name`).
@@ -72,9 +70,18 @@ struct Kept<DB: sqlx::Database> {
     pending: Option<PendingRecord>,
 }
 
+/// The kept connection itself, or a read of the state table started on it, which holds it
+/// until the read ends (nothing else is kept with such a read).
+enum KeptConn<DB: sqlx::Database> {
+    Open(PoolConnection<DB>),
+    /// Only SQLite starts one (`Slot::put_reading`).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    Reading(Reading<DB>),
+}
+
 impl<DB: sqlx::Database> Drop for Kept<DB> {
     fn drop(&mut self) {
-        if let (true, Some(conn)) = (self.begun_ahead, self.conn.as_mut()) {
+        if let (true, Some(KeptConn::Open(conn))) = (self.begun_ahead, self.conn.as_mut()) {
             conn.close_on_drop();
         }
     }
@@ -93,7 +100,7 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// Keeps `conn` (a connection opened ahead of the first call).
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn put(&self, conn: PoolConnection<DB>) {
-        self.put_kept(Some(conn), None, None);
+        self.put_kept(KeptConn::Open(conn), None);
     }
 
     /// Keeps the connection that `reading` holds, and starts the read: polled once here, it
@@ -108,21 +115,15 @@ impl<DB: sqlx::Database> Slot<DB> {
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
         {
-            Poll::Ready((conn, state)) => self.put_kept(Some(conn), None, state),
-            Poll::Pending => self.put_kept(None, Some(reading), None),
+            Poll::Ready((conn, state)) => self.put_kept(KeptConn::Open(conn), state),
+            Poll::Pending => self.put_kept(KeptConn::Reading(reading), None),
         }
     }
 
-    fn put_kept(
-        &self,
-        conn: Option<PoolConnection<DB>>,
-        reading: Option<Reading<DB>>,
-        state: Option<StateCache>,
-    ) {
+    fn put_kept(&self, conn: KeptConn<DB>, state: Option<StateCache>) {
         if let Ok(mut slot) = self.0.lock() {
             slot.get_or_insert(Kept {
-                conn,
-                reading,
+                conn: Some(conn),
                 begun_ahead: false,
                 state,
                 record_prepared: None,
@@ -145,7 +146,10 @@ impl<DB: sqlx::Database> Slot<DB> {
     #[cfg(feature = "sqlite")]
     pub(crate) fn clear_unless_reading(&self) {
         if let Ok(mut slot) = self.0.lock() {
-            if slot.as_ref().is_some_and(|kept| kept.reading.is_none()) {
+            if !matches!(
+                slot.as_ref().and_then(|kept| kept.conn.as_ref()),
+                Some(KeptConn::Reading(_))
+            ) {
                 slot.take();
             }
         }
@@ -175,31 +179,15 @@ impl<DB: sqlx::Database> Slot<DB> {
 
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
-        let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
-        let (kept, reading) = match kept {
-            Some(mut kept) => {
-                let reading = kept.reading.take();
-                let conn = kept.conn.take().map(|conn| {
-                    (
-                        conn,
-                        kept.begun_ahead,
-                        kept.state.take(),
-                        kept.record_prepared.take(),
-                        kept.pending.take(),
-                    )
-                });
-                (conn, reading)
-            }
-            None => (None, None),
+        let mut kept = self.0.lock().ok().and_then(|mut slot| slot.take());
+        let (conn, state) = match kept.as_mut().and_then(|kept| kept.conn.take()) {
+            Some(KeptConn::Open(conn)) => (conn, kept.as_mut().and_then(|kept| kept.state.take())),
+            Some(KeptConn::Reading(reading)) => reading.await,
+            None => (pool.acquire().await?, None),
         };
-        let (conn, begun_ahead, state, record_prepared, pending) = match (kept, reading) {
-            (Some(kept), _) => kept,
-            (None, Some(reading)) => {
-                let (conn, state) = reading.await;
-                (conn, false, state, None, None)
-            }
-            (None, None) => (pool.acquire().await?, false, None, None, None),
-        };
+        let begun_ahead = kept.as_ref().is_some_and(|kept| kept.begun_ahead);
+        let record_prepared = kept.as_mut().and_then(|kept| kept.record_prepared.take());
+        let pending = kept.as_mut().and_then(|kept| kept.pending.take());
         Ok(Held {
             slot: self,
             conn: Some(conn),
@@ -336,8 +324,7 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
         }
         if let Some(conn) = self.conn.take() {
             let kept = Kept {
-                conn: Some(conn),
-                reading: None,
+                conn: Some(KeptConn::Open(conn)),
                 begun_ahead: self.begun_ahead,
                 state: self.kept_state.take(),
                 record_prepared: self.record_prepared.take(),

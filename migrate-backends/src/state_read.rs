@@ -179,7 +179,6 @@ pub(crate) fn read_ahead(
     query: Arc<str>,
     busy_ms: Arc<std::sync::atomic::AtomicU64>,
 ) -> crate::held::Reading<sqlx::Sqlite> {
-    use sqlx::Row;
     use std::task::Poll;
     Box::pin(async move {
         let text = format!("{DATA_VERSION}; {query}");
@@ -195,23 +194,8 @@ pub(crate) fn read_ahead(
             })
             .await
         };
-        let state = match read.as_deref() {
-            Ok([version, packed]) => {
-                let version: sqlx::Result<i64> = version.try_get(0);
-                let packed: sqlx::Result<Option<String>> = packed.try_get(0);
-                match (version, packed) {
-                    (Ok(version), Ok(packed)) => {
-                        crate::packed_state::unpack(packed.as_deref().unwrap_or_default())
-                            .ok()
-                            .map(|rows| StateCache {
-                                query,
-                                rows: Some((version, rows)),
-                            })
-                    }
-                    _ => None,
-                }
-            }
-            Ok(_) => None,
+        let state = match read {
+            Ok(rows) => cache_of_read_ahead(&rows, query),
             Err(err) => {
                 tracing::debug!(error = %err, "the state read started at connect failed");
                 None
@@ -241,55 +225,55 @@ pub(crate) fn read_ahead(
     })
 }
 
-#[cfg(all(test, feature = "sqlite"))]
+/// What [`read_ahead`]'s rows (the data version, then the packed state) leave with the
+/// connection: nothing unless both are there and the packed rows unpack.
+#[cfg(feature = "sqlite")]
+fn cache_of_read_ahead(rows: &[sqlx::sqlite::SqliteRow], query: Arc<str>) -> Option<StateCache> {
+    use sqlx::Row;
+    let [version, packed] = rows else {
+        return None;
+    };
+    let version: i64 = version.try_get(0).ok()?;
+    let packed: Option<String> = packed.try_get(0).ok()?;
+    let rows = crate::packed_state::unpack(packed.as_deref().unwrap_or_default()).ok()?;
+    Some(StateCache {
+        query,
+        rows: Some((version, rows)),
+    })
+}
+
+#[cfg(all(test, feature = "sqlite", feature = "testing"))]
 mod tests {
     use crate::sqlite::SqliteDb;
+    use crate::testing::{Backend, TestDatabase};
     use migrate_core::backend::MigrationBackend;
-    use std::path::PathBuf;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
-    /// A database file of its own, removed (with its WAL files) when dropped.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Scratch {
-            let nanos = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let file = format!("migrate-{name}-{}-{nanos}.db", std::process::id());
-            Scratch(std::env::temp_dir().join(file))
-        }
+    /// A fresh SQLite file (removed when the `TestDatabase` is dropped), and its path.
+    async fn fresh_file() -> (TestDatabase, std::path::PathBuf) {
+        let database = TestDatabase::create(Backend::Sqlite)
+            .await
+            .expect("a SQLite file")
+            .expect("SQLite is never skipped");
+        let path = database.sqlite_path().expect("a SQLite path");
+        (database, path)
     }
 
-    /// A database with the tracking tables and one state row, `app.session` at 1.0.0.
-    async fn with_one_state_row(scratch: &Scratch) -> SqliteDb {
-        let setup = SqliteDb::open(&scratch.0).await.expect("open");
+    /// The tracking tables and one state row, `app.session` at 1.0.0, made through an executor
+    /// of their own (kept open: its connection is "another connection" to the one under test).
+    async fn with_one_state_row(path: &std::path::Path) -> SqliteDb {
+        let setup = SqliteDb::open(path).await.expect("open");
         setup.prepare().await.expect("tracking tables");
-        sqlx::raw_sql(
-            "INSERT INTO migrate_schema_versions (module, table_name, version, checksum, \
-             updated_at) VALUES ('app', 'session', '1.0.0', 'c1', 0)",
-        )
-        .execute(setup.pool())
-        .await
-        .expect("a state row");
+        let state = setup.set_state("app", "session", Some("1.0.0"), Some("c1"));
+        state.await.expect("a state row");
         setup
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            for suffix in ["", "-wal", "-shm", ".migrate-lock"] {
-                let mut path = self.0.clone().into_os_string();
-                path.push(suffix);
-                let _ = std::fs::remove_file(path);
-            }
-        }
     }
 
     #[tokio::test]
     async fn a_sqlite_executor_starts_its_first_state_read_when_it_connects() {
-        let scratch = Scratch::new("read-ahead");
-        let _setup = with_one_state_row(&scratch).await;
-        let db = SqliteDb::open(&scratch.0).await.expect("open again");
+        let (_database, path) = fresh_file().await;
+        let _setup = with_one_state_row(&path).await;
+        let db = SqliteDb::open(&path).await.expect("open again");
         let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
         let cache = conn
             .take_state_cache()
@@ -307,8 +291,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_first_read_that_finds_no_state_table_leaves_nothing() {
-        let scratch = Scratch::new("read-ahead-empty");
-        let db = SqliteDb::open(&scratch.0).await.expect("open");
+        let (_database, path) = fresh_file().await;
+        let db = SqliteDb::open(&path).await.expect("open");
         let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
         assert!(conn.take_state_cache().is_none());
         drop(conn);
@@ -317,9 +301,9 @@ mod tests {
 
     #[tokio::test]
     async fn rows_read_at_connect_give_way_to_a_commit_made_after_them() {
-        let scratch = Scratch::new("read-ahead-moved");
-        let setup = with_one_state_row(&scratch).await;
-        let db = SqliteDb::open(&scratch.0).await.expect("open again");
+        let (_database, path) = fresh_file().await;
+        let setup = with_one_state_row(&path).await;
+        let db = SqliteDb::open(&path).await.expect("open again");
         // The read started at connect has ended (taking the connection waits for it), and its
         // rows are kept with the connection as a state read leaves them.
         let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
@@ -328,19 +312,17 @@ mod tests {
             .expect("the read started at connect");
         conn.keep_state_cache(cache);
         conn.keep();
-        sqlx::raw_sql("UPDATE migrate_schema_versions SET version = '2.0.0'")
-            .execute(setup.pool())
-            .await
-            .expect("another connection commits");
+        let moved = setup.set_state("app", "session", Some("2.0.0"), Some("c2"));
+        moved.await.expect("another connection commits");
         let rows = db.read_state().await.expect("read");
         assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
     }
 
     #[tokio::test]
     async fn a_lock_timeout_set_after_connect_keeps_the_read_and_reaches_its_connection() {
-        let scratch = Scratch::new("read-ahead-timeout");
-        let _setup = with_one_state_row(&scratch).await;
-        let db = SqliteDb::open(&scratch.0)
+        let (_database, path) = fresh_file().await;
+        let _setup = with_one_state_row(&path).await;
+        let db = SqliteDb::open(&path)
             .await
             .expect("open again")
             .with_lock_timeout(Duration::from_millis(1_234));

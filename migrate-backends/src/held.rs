@@ -17,7 +17,8 @@
 //! step back) if nobody takes it.
 //!
 //! A kept connection may also hold what its last read of the state table left
-//! ([`StateCache`]): on SQLite the rows, valid while the database's data version is unchanged;
+//! ([`StateCache`]): on SQLite the rows, valid while the database's wal-index header or its
+//! data version is unchanged;
 //! elsewhere the note that the read's statement is prepared. Only the read puts
 //! it back ([`Held::keep_state_cache`]): a connection taken for anything else comes back
 //! without it, so nothing written through the connection itself can be hidden by it.
@@ -28,6 +29,7 @@
 //! connection first waits for their answer, which then counts as the connection's last read.
 
 use crate::sqlx_db::deferred::PendingRecord;
+use crate::wal_index::WalStamp;
 use migrate_core::backend::StateRow;
 use sqlx::pool::PoolConnection;
 use sqlx::Pool;
@@ -49,11 +51,24 @@ pub(crate) struct StateCache {
     /// The statement that read: clones of an executor share the connection, and may name
     /// other tracking tables.
     pub(crate) query: Arc<str>,
-    /// SQLite's rows, with the data version they were read at (`PRAGMA data_version`, which
-    /// changes when another connection commits); `None` after a connection's first read that
-    /// did not ask (the executor's first connection asks: `state_read::read_ahead`), and on
-    /// the other databases.
-    pub(crate) rows: Option<(i64, Vec<StateRow>)>,
+    /// SQLite's rows, with what tells whether they are still the database's; `None` on the
+    /// other databases, and after a SQLite read that could tell nothing.
+    pub(crate) rows: Option<KeptRows>,
+}
+
+/// SQLite's state rows kept with the connection that read them, and what was known about the
+/// database just before they were read: any of the two unchanged since means they are still
+/// its rows.
+#[derive(Debug, Clone)]
+pub(crate) struct KeptRows {
+    pub(crate) rows: Vec<StateRow>,
+    /// The data version (`PRAGMA data_version`, which changes when another connection
+    /// commits); `None` when the read did not ask (a connection's first read, unless it is
+    /// the executor's first connection: `state_read::read_ahead`).
+    pub(crate) data_version: Option<i64>,
+    /// The wal-index header (`wal_index`, which changes when any connection commits); `None`
+    /// when it could not be read.
+    pub(crate) stamp: Option<WalStamp>,
 }
 
 /// The kept connection, and whether it holds a transaction begun ahead. Dropped (the slot

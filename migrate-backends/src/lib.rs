@@ -24,6 +24,7 @@ mod sqlx_db;
 mod state_read;
 mod statements;
 mod url;
+mod wal_index;
 
 #[cfg(feature = "snapshot")]
 pub mod drift;

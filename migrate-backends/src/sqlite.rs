@@ -7,12 +7,19 @@
 //!   lock file (a pool passed in with [`SqliteDb::from_pool`]) apply every step exactly once.
 //! - **Transactions:** SQLite's DDL is transactional, so a step and its tracking rows commit
 //!   together; `transaction = false` steps are journalled.
+//! - **The "up to date" check** asks the database's wal-index (the `-shm` file) whether anything
+//!   committed since the executor's last read of its state, without a hand-off to the
+//!   connection's thread (`wal_index`). An executor from [`SqliteDb::open`] or
+//!   [`SqliteDb::connect`] on a file keeps that file open, read-only, until the process ends
+//!   (one descriptor per database, at most 64 per process): SQLite's locks on it belong to the
+//!   process, and closing any descriptor of the file would drop them.
 
 use crate::driver::{Driver, Sealed};
 use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
 use crate::statements::{compile, Statements, TrackingNames};
+use crate::wal_index::WalIndex;
 use crate::SqlxDb;
 use migrate_core::backend::{NoLock, RunLock};
 use migrate_core::conn::Value;
@@ -216,10 +223,11 @@ impl SqlxDb<Sqlite> {
     /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let in_memory = is_in_memory(path.as_ref());
+        let wal_index = (!in_memory).then(|| WalIndex::for_file(path.as_ref()));
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect_with_options(options, in_memory).await
+        Self::connect_with_options(options, in_memory, wal_index).await
     }
 
     /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`, with the same
@@ -231,12 +239,23 @@ impl SqlxDb<Sqlite> {
         let options = SqliteConnectOptions::from_str(url)?;
         // sqlx keeps the file name of a `mode=memory` URL, and has no getter for the mode.
         let in_memory = is_in_memory(options.get_filename()) || url.contains("mode=memory");
-        Self::connect_with_options(options, in_memory).await
+        let wal_index = if in_memory {
+            None
+        } else {
+            WalIndex::for_url(url, options.get_filename())
+        };
+        Self::connect_with_options(options, in_memory, wal_index).await
     }
 
     /// The pool behind `open` and `connect`: one connection for an in-memory database (each
     /// connection would be a database of its own), which also needs no run-lock file.
-    async fn connect_with_options(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
+    /// `wal_index` is the database's, where its stamps can be trusted (a file, opened
+    /// read-write through the default VFS).
+    async fn connect_with_options(
+        options: SqliteConnectOptions,
+        in_memory: bool,
+        wal_index: Option<WalIndex>,
+    ) -> Result<Self> {
         let connections = if in_memory { 1 } else { 2 };
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
@@ -265,17 +284,22 @@ impl SqlxDb<Sqlite> {
         // The connection the pool opened to check the file becomes the kept one: the first
         // call (at start-up, the "already up to date" check) takes no pool check-out, and
         // finds the state read it needs started on SQLite's thread now, while the caller
-        // builds its manager (`state_read::read_ahead`).
+        // builds its manager (`state_read::read_ahead`). The wal-index header taken first
+        // (the connection has opened the wal-index by now) lets that call take the rows
+        // without asking the connection whether they are still the database's.
         let conn = db
             .pool
             .acquire()
             .await
             .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
+        let stamp = wal_index.as_ref().and_then(WalIndex::stamp);
         db.held.put_reading(crate::state_read::read_ahead(
             conn,
             db.sql.read_state.clone(),
             busy_ms.clone(),
+            stamp,
         ));
+        db.wal_index = wal_index.map(Arc::new);
         db.target = if in_memory {
             "in-memory database".to_string()
         } else {

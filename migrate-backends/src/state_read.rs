@@ -7,23 +7,31 @@
 //! service's start-up check on a new connection; the others are its repeated checks.
 //!
 //! SQLite reads them packed into one text value ([`crate::packed_state`]) and keeps that read
-//! with the kept connection ([`crate::held::StateCache`]). The next read on that connection
-//! first asks for `PRAGMA data_version`: SQLite changes it whenever another connection commits,
-//! so an unchanged value means the rows are the ones kept, and the packed read, its decoding
-//! and its allocations are skipped. The data version is the main database's, where the
-//! tracking tables are created (SQLite has no schemas of ours; see `sqlite.rs`). Writes through
-//! the connection itself do not change the data version; they never keep the cache (only a
-//! read puts it back), so they cannot be hidden by it.
+//! with the kept connection ([`crate::held::StateCache`]), with what tells whether the
+//! database changed since:
+//! - the database's wal-index header, taken just before the read ([`crate::wal_index`]): the
+//!   next read takes it again, on the caller's thread, and equal bytes mean that nothing
+//!   committed in between, so the kept rows are returned without a hand-off to SQLite's
+//!   thread;
+//! - else `PRAGMA data_version`, asked on the connection: SQLite changes it whenever another
+//!   connection commits, so an unchanged value means the rows are the ones kept, and the
+//!   packed read, its decoding and its allocations are skipped.
+//!
+//! Both are the main database's, where the tracking tables are created (SQLite has no schemas
+//! of ours; see `sqlite.rs`). Writes through the connection itself do not change the data
+//! version (they do change the header); they never keep the cache (only a read puts it back),
+//! so they cannot be hidden by it.
 //!
 //! The connection a SQLite executor opens when it connects starts a read at once
 //! ([`read_ahead`]: the data version, then the packed rows, in one hand-off to SQLite's
 //! thread), without waiting for its answer. SQLite's thread loads the schema, prepares and runs
 //! the read while the service builds its manager, and the start-up check, the first call, finds
-//! rows kept with their data version: it asks the data version again and, unchanged, takes them.
+//! rows kept with the header taken before the read, and, the header unchanged, takes them.
 
 use crate::driver::Driver;
-use crate::held::{Held, StateCache};
+use crate::held::{Held, KeptRows, StateCache};
 use crate::rows;
+use crate::wal_index::WalStamp;
 use crate::SqlxDb;
 use migrate_core::backend::StateRow;
 use migrate_core::error::Result;
@@ -107,16 +115,16 @@ where
         }
     }
 
-    /// SQLite's read: the rows kept with the connection (`found`) if its data version has not
-    /// moved since they were read, else the packed rows, kept for the next read; `None` when
+    /// SQLite's read: the rows kept with the connection (`found`) if the database has not
+    /// changed since they were read, else the packed rows, kept for the next read; `None` when
     /// the state table is missing.
     ///
-    /// A connection's first read here is the packed read alone, and keeps only the note that
-    /// it has read (the executor's first connection on SQLite has read already, with the data
-    /// version: `read_ahead`). From its second read on, the data version is asked first:
-    /// equal to the one the kept rows were read at, they are returned; else the packed read
-    /// follows and is kept with that data version. Asked before the rows are read,
-    /// the data version can only be older than them, which makes the next read read again,
+    /// Whether the database changed is asked of its wal-index first ([`crate::wal_index`]):
+    /// the header unchanged since the rows were read, they are returned without a word to the
+    /// connection's thread. Otherwise, from a connection's second read on, the data version is
+    /// asked: equal to the one the kept rows were read at, they are returned; else the packed
+    /// read follows and is kept with that data version. Both are taken before the rows are
+    /// read, so they can only be older than the rows, which makes the next read read again,
     /// never return rows out of date.
     async fn read_packed(
         &self,
@@ -125,17 +133,34 @@ where
         unpacked: &Arc<str>,
     ) -> Result<Option<Vec<StateRow>>> {
         let query = &self.sql.read_state;
+        let stamp = self.wal_stamp();
         let mut data_version = None;
         if let Some(cache) = found {
+            if let (Some(now), Some(kept)) = (stamp, &cache.rows) {
+                if kept.stamp == Some(now) {
+                    let rows = kept.rows.clone();
+                    conn.keep_state_cache(cache);
+                    return Ok(Some(rows));
+                }
+            }
             // An error here is left to the read below, which reports it.
             let now: Option<i64> = sqlx::query_scalar(DATA_VERSION)
                 .fetch_one(&mut **conn)
                 .await
                 .ok();
-            if let (Some(now), Some((at, rows))) = (now, &cache.rows) {
-                if now == *at {
-                    let rows = rows.clone();
-                    conn.keep_state_cache(cache);
+            if let (Some(now), Some(kept)) = (now, &cache.rows) {
+                if kept.data_version == Some(now) {
+                    let rows = kept.rows.clone();
+                    // Nothing committed between the rows and this data version, which is
+                    // younger than `stamp`: the rows are the database's at `stamp` too.
+                    conn.keep_state_cache(StateCache {
+                        query: cache.query,
+                        rows: Some(KeptRows {
+                            rows: rows.clone(),
+                            data_version: Some(now),
+                            stamp,
+                        }),
+                    });
                     return Ok(Some(rows));
                 }
             }
@@ -155,15 +180,29 @@ where
         };
         match crate::packed_state::unpack(packed.as_deref().unwrap_or_default()) {
             Ok(rows) => {
+                let known = data_version.is_some() || stamp.is_some();
                 conn.keep_state_cache(StateCache {
                     query: query.clone(),
-                    rows: data_version.map(|at| (at, rows.clone())),
+                    rows: known.then(|| KeptRows {
+                        rows: rows.clone(),
+                        data_version,
+                        stamp,
+                    }),
                 });
                 Ok(Some(rows))
             }
             // A value the packing cannot describe: the rows one by one, which name it.
             Err(_) => self.read_rows(conn, unpacked, true).await,
         }
+    }
+
+    /// SQLite's wal-index header now, where the executor has one it can trust.
+    fn wal_stamp(&self) -> Option<WalStamp> {
+        #[cfg(feature = "sqlite")]
+        if let Some(index) = &self.wal_index {
+            return index.stamp();
+        }
+        None
     }
 }
 
@@ -172,12 +211,15 @@ where
 /// What the read left is the connection's state cache; a read that fails (no state table yet,
 /// a SQLite without JSON functions) leaves nothing, and the first call reads as usual. Once
 /// the read ends, the connection gets the busy timeout `busy_ms` holds then, which
-/// `with_lock_timeout` may have changed since the connection was opened.
+/// `with_lock_timeout` may have changed since the connection was opened. `stamp` is the
+/// database's wal-index header taken before the read is sent, if any: kept with the rows, it
+/// lets the first call take them without asking the connection.
 #[cfg(feature = "sqlite")]
 pub(crate) fn read_ahead(
     mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
     query: Arc<str>,
     busy_ms: Arc<std::sync::atomic::AtomicU64>,
+    stamp: Option<WalStamp>,
 ) -> crate::held::Reading<sqlx::Sqlite> {
     use std::task::Poll;
     Box::pin(async move {
@@ -195,7 +237,7 @@ pub(crate) fn read_ahead(
             .await
         };
         let state = match read {
-            Ok(rows) => cache_of_read_ahead(&rows, query),
+            Ok(rows) => cache_of_read_ahead(&rows, query, stamp),
             Err(err) => {
                 tracing::debug!(error = %err, "the state read started at connect failed");
                 None
@@ -226,9 +268,13 @@ pub(crate) fn read_ahead(
 }
 
 /// What [`read_ahead`]'s rows (the data version, then the packed state) leave with the
-/// connection: nothing unless both are there and the packed rows unpack.
+/// connection, with `stamp`: nothing unless both are there and the packed rows unpack.
 #[cfg(feature = "sqlite")]
-fn cache_of_read_ahead(rows: &[sqlx::sqlite::SqliteRow], query: Arc<str>) -> Option<StateCache> {
+fn cache_of_read_ahead(
+    rows: &[sqlx::sqlite::SqliteRow],
+    query: Arc<str>,
+    stamp: Option<WalStamp>,
+) -> Option<StateCache> {
     use sqlx::Row;
     let [version, packed] = rows else {
         return None;
@@ -238,7 +284,11 @@ fn cache_of_read_ahead(rows: &[sqlx::sqlite::SqliteRow], query: Arc<str>) -> Opt
     let rows = crate::packed_state::unpack(packed.as_deref().unwrap_or_default()).ok()?;
     Some(StateCache {
         query,
-        rows: Some((version, rows)),
+        rows: Some(KeptRows {
+            rows,
+            data_version: Some(version),
+            stamp,
+        }),
     })
 }
 
@@ -278,15 +328,58 @@ mod tests {
         let cache = conn
             .take_state_cache()
             .expect("the read started at connect");
-        let (at, rows) = cache.rows.expect("rows kept with their data version");
+        let kept = cache.rows.expect("rows kept with their data version");
         assert_eq!(*cache.query, *db.sql.read_state);
-        assert_eq!(rows.len(), 1, "{rows:?}");
-        assert_eq!(rows[0].version.as_deref(), Some("1.0.0"));
+        assert_eq!(kept.rows.len(), 1, "{:?}", kept.rows);
+        assert_eq!(kept.rows[0].version.as_deref(), Some("1.0.0"));
         let now: i64 = sqlx::query_scalar("PRAGMA data_version")
             .fetch_one(&mut *conn)
             .await
             .expect("data version");
-        assert_eq!(at, now);
+        assert_eq!(kept.data_version, Some(now));
+        assert!(kept.stamp.is_some(), "no wal-index header taken");
+        assert_eq!(kept.stamp, db.wal_stamp());
+    }
+
+    #[tokio::test]
+    async fn every_commit_changes_the_wal_stamp_and_nothing_else_does() {
+        let (_database, path) = fresh_file().await;
+        let other = with_one_state_row(&path).await;
+        let db = SqliteDb::open(&path).await.expect("open again");
+        let first = db.wal_stamp().expect("a wal-index header");
+        assert_eq!(db.read_state().await.expect("read").len(), 1);
+        assert_eq!(db.wal_stamp(), Some(first), "a read changed the stamp");
+        let moved = other.set_state("app", "session", Some("2.0.0"), Some("c2"));
+        moved.await.expect("another connection commits");
+        let second = db.wal_stamp().expect("a wal-index header");
+        assert_ne!(second, first, "another connection's commit");
+        let moved = db.set_state("app", "session", Some("3.0.0"), Some("c3"));
+        moved.await.expect("the executor's own connection commits");
+        assert_ne!(db.wal_stamp(), Some(second), "the connection's own commit");
+    }
+
+    #[tokio::test]
+    async fn kept_rows_are_taken_without_a_read_while_the_wal_stamp_holds() {
+        let (_database, path) = fresh_file().await;
+        let other = with_one_state_row(&path).await;
+        let db = SqliteDb::open(&path).await.expect("open again");
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        let mut cache = conn
+            .take_state_cache()
+            .expect("the read started at connect");
+        // Rows the database does not hold, and no data version: only the stamp can vouch for
+        // them, so reading them back proves that nothing was read.
+        let kept = cache.rows.as_mut().expect("rows");
+        kept.rows[0].version = Some("9.9.9".to_string());
+        kept.data_version = None;
+        conn.keep_state_cache(cache);
+        conn.keep();
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
+        let moved = other.set_state("app", "session", Some("2.0.0"), Some("c2"));
+        moved.await.expect("another connection commits");
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
     }
 
     #[tokio::test]
@@ -301,9 +394,23 @@ mod tests {
 
     #[tokio::test]
     async fn rows_read_at_connect_give_way_to_a_commit_made_after_them() {
+        rows_give_way_to_a_commit(true).await;
+    }
+
+    #[tokio::test]
+    async fn without_a_wal_index_the_data_version_tells_kept_rows_out_of_date() {
+        rows_give_way_to_a_commit(false).await;
+    }
+
+    /// Rows read at connect, then another connection's commit: the next read must see it,
+    /// told by the wal-index header, or by the data version alone (`with_wal_index` false).
+    async fn rows_give_way_to_a_commit(with_wal_index: bool) {
         let (_database, path) = fresh_file().await;
         let setup = with_one_state_row(&path).await;
-        let db = SqliteDb::open(&path).await.expect("open again");
+        let mut db = SqliteDb::open(&path).await.expect("open again");
+        if !with_wal_index {
+            db.wal_index = None;
+        }
         // The read started at connect has ended (taking the connection waits for it), and its
         // rows are kept with the connection as a state read leaves them.
         let mut conn = db.held.take(&db.pool).await.expect("the kept connection");

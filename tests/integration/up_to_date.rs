@@ -204,3 +204,41 @@ each_backend! {
         assert_eq!(watcher.up().await.unwrap().status, ReportStatus::UpToDate);
     }
 }
+
+/// SQLite's executor answers from its kept rows while the database's wal-index header holds:
+/// a commit by another process must move the header, and the next read must see it. The
+/// other process is the built `examples/cli`, on the same file.
+#[cfg(all(feature = "cli", feature = "sqlite"))]
+#[tokio::test]
+async fn a_sqlite_executor_sees_what_another_process_committed() {
+    let cli = example("cli");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("shared.db").display()
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&cli)
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run the example");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    };
+    run(&["up"]);
+    let db = migrate::connect(&url).await.expect("connect");
+    let session = |rows: Vec<migrate::backend::StateRow>| {
+        rows.into_iter()
+            .find(|row| row.table == "session")
+            .and_then(|row| row.version)
+    };
+    let before = session(db.read_state().await.expect("read"));
+    assert_eq!(before.as_deref(), Some("2.3.0"));
+    // Kept now: this read is answered from the rows the first one left.
+    assert_eq!(session(db.read_state().await.expect("read")), before);
+    run(&["down", "-1", "--table", "session"]);
+    let after = session(db.read_state().await.expect("read"));
+    assert_ne!(after, before, "the other process's down step is not seen");
+    run(&["up"]);
+    assert_eq!(session(db.read_state().await.expect("read")), before);
+}

@@ -108,6 +108,11 @@ pub struct SqlxDb<DB: Driver> {
     /// (something else took the connection first, and the commit failed): the next answer
     /// says so.
     pub(crate) pending_lost: std::sync::atomic::AtomicBool,
+    /// SQLite's wal-index, which tells whether the database changed without asking the
+    /// connection (`wal_index`); `None` elsewhere, and where it could not be trusted. Shared
+    /// by clones.
+    #[cfg(feature = "sqlite")]
+    pub(crate) wal_index: Option<Arc<crate::wal_index::WalIndex>>,
 }
 
 impl<DB: Driver> Clone for SqlxDb<DB> {
@@ -127,6 +132,8 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             tracking_missing: Default::default(),
             commits_alone: Default::default(),
             pending_lost: Default::default(),
+            #[cfg(feature = "sqlite")]
+            wal_index: self.wal_index.clone(),
         }
     }
 }
@@ -206,6 +213,8 @@ impl<DB: Driver> SqlxDb<DB> {
             tracking_missing: Default::default(),
             commits_alone: Default::default(),
             pending_lost: Default::default(),
+            #[cfg(feature = "sqlite")]
+            wal_index: None,
         }
     }
 

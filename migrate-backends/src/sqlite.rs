@@ -223,11 +223,10 @@ impl SqlxDb<Sqlite> {
     /// ```
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let in_memory = is_in_memory(path.as_ref());
-        let wal_index = (!in_memory).then(|| WalIndex::for_file(path.as_ref()));
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect_with_options(options, in_memory, wal_index).await
+        Self::connect_with_options(options, in_memory, cfg!(unix)).await
     }
 
     /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`, with the same
@@ -239,22 +238,17 @@ impl SqlxDb<Sqlite> {
         let options = SqliteConnectOptions::from_str(url)?;
         // sqlx keeps the file name of a `mode=memory` URL, and has no getter for the mode.
         let in_memory = is_in_memory(options.get_filename()) || url.contains("mode=memory");
-        let wal_index = if in_memory {
-            None
-        } else {
-            WalIndex::for_url(url, options.get_filename())
-        };
-        Self::connect_with_options(options, in_memory, wal_index).await
+        Self::connect_with_options(options, in_memory, WalIndex::trusts_url(url)).await
     }
 
     /// The pool behind `open` and `connect`: one connection for an in-memory database (each
     /// connection would be a database of its own), which also needs no run-lock file.
-    /// `wal_index` is the database's, where its stamps can be trusted (a file, opened
-    /// read-write through the default VFS).
+    /// `wal_trusted`: whether the options allow telling the database's changes by its
+    /// wal-index (`wal_index`).
     async fn connect_with_options(
         options: SqliteConnectOptions,
         in_memory: bool,
-        wal_index: Option<WalIndex>,
+        wal_trusted: bool,
     ) -> Result<Self> {
         let connections = if in_memory { 1 } else { 2 };
         let options = options
@@ -262,6 +256,7 @@ impl SqlxDb<Sqlite> {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(DEFAULT_LOCK_TIMEOUT);
         let filename = options.get_filename().to_path_buf();
+        let wal_trusted = wal_trusted && !in_memory;
         // `with_lock_timeout` may change the busy timeout after the pool is open: a connection
         // handed out after that gets the new one first.
         let busy_ms = Arc::new(AtomicU64::new(millis(DEFAULT_LOCK_TIMEOUT)));
@@ -292,14 +287,16 @@ impl SqlxDb<Sqlite> {
             .acquire()
             .await
             .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
-        let stamp = wal_index.as_ref().and_then(WalIndex::stamp);
+        db.wal_index = wal_trusted
+            .then(|| WalIndex::guessed(&filename))
+            .flatten()
+            .map(Arc::new);
         db.held.put_reading(crate::state_read::read_ahead(
             conn,
             db.sql.read_state.clone(),
             busy_ms.clone(),
-            stamp,
+            db.wal_index.clone(),
         ));
-        db.wal_index = wal_index.map(Arc::new);
         db.target = if in_memory {
             "in-memory database".to_string()
         } else {

@@ -207,42 +207,50 @@ where
 }
 
 /// Starts SQLite's state read on `conn`, the executor's first connection (see the module's
-/// documentation): `PRAGMA data_version` and the packed read of `query`, in one statement list.
-/// What the read left is the connection's state cache; a read that fails (no state table yet,
-/// a SQLite without JSON functions) leaves nothing, and the first call reads as usual. Once
-/// the read ends, the connection gets the busy timeout `busy_ms` holds then, which
-/// `with_lock_timeout` may have changed since the connection was opened. `stamp` is the
-/// database's wal-index header taken before the read is sent, if any: kept with the rows, it
-/// lets the first call take them without asking the connection.
+/// documentation): what the connection says of its database for the wal-index
+/// ([`crate::wal_index::CONFIRM`]), `PRAGMA data_version` and the packed read of `query`, in one
+/// statement list. What the read left is the connection's state cache, with the wal-index
+/// header taken before the list was sent if the connection confirms where it is; a read that
+/// fails (no state table yet, a SQLite without JSON functions) leaves nothing, and the first
+/// call reads as usual. Once the read ends, the connection gets the busy timeout `busy_ms`
+/// holds then, which `with_lock_timeout` may have changed since the connection was opened.
 #[cfg(feature = "sqlite")]
 pub(crate) fn read_ahead(
     mut conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
     query: Arc<str>,
     busy_ms: Arc<std::sync::atomic::AtomicU64>,
-    stamp: Option<WalStamp>,
+    wal_index: Option<Arc<crate::wal_index::WalIndex>>,
 ) -> crate::held::Reading<sqlx::Sqlite> {
     use std::task::Poll;
+    let stamp = wal_index
+        .as_deref()
+        .and_then(crate::wal_index::WalIndex::stamp_unconfirmed);
     Box::pin(async move {
-        let text = format!("{DATA_VERSION}; {query}");
+        let text = format!("{}; {DATA_VERSION}; {query}", crate::wal_index::CONFIRM);
         // Whether the read waited for its answer: the first poll (`put_reading`'s) then ended
         // there, and what follows the read runs when the first call takes the connection.
         let mut waited = false;
-        let read = {
-            let mut read = sqlx::raw_sql(AssertSqlSafe(text)).fetch_all(&mut *conn);
-            std::future::poll_fn(|cx| {
-                let poll = read.as_mut().poll(cx);
+        // The rows until the first error: a missing state table fails the last statement only.
+        let mut rows = Vec::new();
+        {
+            let mut results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut *conn);
+            while let Some(row) = std::future::poll_fn(|cx| {
+                let poll = futures_core::Stream::poll_next(results.as_mut(), cx);
                 waited |= poll.is_pending();
                 poll
             })
             .await
-        };
-        let state = match read {
-            Ok(rows) => cache_of_read_ahead(&rows, query, stamp),
-            Err(err) => {
-                tracing::debug!(error = %err, "the state read started at connect failed");
-                None
+            {
+                match row {
+                    Ok(row) => rows.push(row),
+                    Err(err) => {
+                        tracing::debug!(error = %err, "the state read started at connect failed");
+                        break;
+                    }
+                }
             }
-        };
+        }
+        let state = cache_of_read_ahead(&rows, query, wal_index.as_deref(), stamp);
         // A read that ended within `put_reading`'s first poll (it happens) waits here for the
         // first call: it would otherwise set the busy timeout before `with_lock_timeout` could
         // change it, and leave nothing for it to keep.
@@ -267,16 +275,27 @@ pub(crate) fn read_ahead(
     })
 }
 
-/// What [`read_ahead`]'s rows (the data version, then the packed state) leave with the
-/// connection, with `stamp`: nothing unless both are there and the packed rows unpack.
+/// What [`read_ahead`]'s rows (the wal-index confirmation, the data version, the packed
+/// state) leave: the confirmation goes to `wal_index`, and the connection keeps the rows with
+/// their data version, and with `stamp` if it was taken where the connection says the
+/// wal-index is; nothing unless the rows are there and unpack.
 #[cfg(feature = "sqlite")]
 fn cache_of_read_ahead(
     rows: &[sqlx::sqlite::SqliteRow],
     query: Arc<str>,
+    wal_index: Option<&crate::wal_index::WalIndex>,
     stamp: Option<WalStamp>,
 ) -> Option<StateCache> {
     use sqlx::Row;
-    let [version, packed] = rows else {
+    let confirmed = match (rows.first(), wal_index) {
+        (Some(said), Some(index)) => {
+            let mode: String = said.try_get(0).unwrap_or_default();
+            let file: Option<String> = said.try_get(1).unwrap_or_default();
+            index.confirm(&mode, file.as_deref().unwrap_or_default())
+        }
+        _ => false,
+    };
+    let [_, version, packed] = rows else {
         return None;
     };
     let version: i64 = version.try_get(0).ok()?;
@@ -287,7 +306,7 @@ fn cache_of_read_ahead(
         rows: Some(KeptRows {
             rows,
             data_version: Some(version),
-            stamp,
+            stamp: stamp.filter(|_| confirmed),
         }),
     })
 }
@@ -337,15 +356,22 @@ mod tests {
             .await
             .expect("data version");
         assert_eq!(kept.data_version, Some(now));
-        assert!(kept.stamp.is_some(), "no wal-index header taken");
+        assert_eq!(
+            kept.stamp.is_some(),
+            cfg!(unix),
+            "the wal-index header taken"
+        );
         assert_eq!(kept.stamp, db.wal_stamp());
     }
 
     #[tokio::test]
-    async fn every_commit_changes_the_wal_stamp_and_nothing_else_does() {
+    #[cfg(unix)]
+    async fn every_commit_changes_the_wal_stamp_and_a_read_does_not() {
         let (_database, path) = fresh_file().await;
         let other = with_one_state_row(&path).await;
         let db = SqliteDb::open(&path).await.expect("open again");
+        // The read started at connect confirms where the wal-index is.
+        assert_eq!(db.read_state().await.expect("read").len(), 1);
         let first = db.wal_stamp().expect("a wal-index header");
         assert_eq!(db.read_state().await.expect("read").len(), 1);
         assert_eq!(db.wal_stamp(), Some(first), "a read changed the stamp");
@@ -359,6 +385,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[cfg(unix)]
     async fn kept_rows_are_taken_without_a_read_while_the_wal_stamp_holds() {
         let (_database, path) = fresh_file().await;
         let other = with_one_state_row(&path).await;

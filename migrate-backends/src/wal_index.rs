@@ -12,23 +12,31 @@
 //! `fstat` on the caller's thread.
 //!
 //! When a stamp can be trusted:
-//! - the database is in WAL mode while the stamps are compared: the executor's connections
-//!   are opened with `journal_mode = WAL`, and a database cannot leave WAL mode while another
-//!   connection (the executor's own, which keeps the rows) is open. Read-only, immutable and
-//!   custom-VFS connections, where that is not certain, and in-memory databases, get no stamps
-//!   ([`WalIndex::for_url`]);
-//! - the file read is the live wal-index: the one at the database's full path with `-shm`
-//!   appended (the name SQLite gives it), still linked. SQLite deletes it only when the last
-//!   connection to the database closes, and the rows are kept with an open connection;
+//! - the database is in WAL mode while the stamps are compared: the connection that keeps the
+//!   rows says so when the executor connects (its `journal_mode`, in [`CONFIRM`]), and a
+//!   database cannot leave WAL mode while another connection (that one) is open. Read-only,
+//!   immutable and custom-VFS connections, and in-memory databases, get no stamps
+//!   ([`WalIndex::trusts_url`]);
+//! - the file read is the live wal-index: SQLite names it after the database's full path
+//!   (`PRAGMA database_list`, also in [`CONFIRM`]) with `-shm` appended, and it must still be
+//!   linked. SQLite deletes it only when the last connection to the database closes (and never
+//!   under `SQLITE_FCNTL_PERSIST_WAL`), and the rows are kept with an open connection;
 //! - the header is whole: SQLite writes it twice, and a reader takes it only when both copies
 //!   agree and it is initialised (anything else is "unknown", and the caller asks the
-//!   connection).
+//!   connection);
+//! - no read snapshot stays open on the connection between the stamp and the rows: the stamp
+//!   is taken outside the connection's snapshot, where the data version is taken inside it.
+//!   sqlx resets every statement when it is done, and whoever takes the kept connection ends a
+//!   transaction left on it before reading; a path that kept a read snapshot open with the rows
+//!   kept would have to drop them.
 //!
-//! The file is opened once per database per process and **never closed**: SQLite's locks on
-//! it are POSIX record locks, which belong to the process, and closing any descriptor of the
-//! file would drop them under SQLite's feet (the "POSIX advisory locks canceled by a separate
-//! thread doing close()" hazard of SQLite's "How To Corrupt" page). At most
-//! [`MOST_FILES`] are opened; databases beyond that are checked by asking the connection.
+//! The file is opened once per database per process and not closed while it is linked:
+//! SQLite's locks on it are POSIX record locks, which belong to the process, and closing any
+//! descriptor of the file would drop them under SQLite's feet (the "POSIX advisory locks
+//! canceled by a separate thread doing close()" hazard of SQLite's "How To Corrupt" page). A
+//! file confirmed deleted (its database's connections all closed; SQLite deletes it only then)
+//! is let go, so at most [`MOST_FILES`] databases open at once have their files open; beyond
+//! that, checks ask the connection. Only on Unix: elsewhere checks ask the connection.
 
 // Only SQLite executors have a wal-index; the stamp type is kept with every state read.
 #![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
@@ -46,8 +54,13 @@ const WAL_INDEX_VERSION: u32 = 3_007_000;
 /// Where the header's "initialised" flag (`isInit`) is.
 const IS_INIT_AT: usize = 12;
 
-/// How many wal-index files a process keeps open at most (they are never closed).
+/// How many wal-index files of databases still open a process keeps open at most.
 pub(crate) const MOST_FILES: usize = 64;
+
+/// What the connection says about its main database when the executor connects: its journal
+/// mode and its full path (the name SQLite gives the wal-index is that path with `-shm`).
+pub(crate) const CONFIRM: &str = "SELECT journal_mode, \
+     (SELECT file FROM pragma_database_list WHERE name = 'main') FROM pragma_journal_mode";
 
 /// A copy of a database's wal-index header: equal stamps mean that nothing committed in
 /// between.
@@ -66,94 +79,169 @@ impl WalStamp {
     }
 }
 
-/// The wal-index of one database file, found when first needed (a new database has none until
-/// a connection reads it) and shared by an executor's clones.
+/// The wal-index of one database file, shared by an executor's clones.
 #[derive(Debug)]
-pub(crate) struct WalIndex {
-    /// The database file, as the executor was given it.
-    database: PathBuf,
-    /// The wal-index file, once found: an entry of [`OPENED`].
-    file: Mutex<Option<Arc<File>>>,
+pub(crate) struct WalIndex(Mutex<Found>);
+
+/// What is known of an executor's wal-index.
+#[derive(Debug)]
+struct Found {
+    /// The wal-index file's path: guessed from the database's path until the connection
+    /// confirms it.
+    path: PathBuf,
+    /// Whether the connection confirmed the database in WAL mode at `path`'s database; until
+    /// then, only the stamp taken before the connect-time read is taken.
+    confirmed: bool,
+    /// The file, once opened: an entry of [`OPENED`].
+    file: Option<Arc<File>>,
 }
 
-/// Every wal-index file this process opened, by full path; never closed (see the module's
-/// documentation). A file that was deleted (its database's connections all closed) is
-/// replaced by the new one at the same path when that is opened.
+/// Every wal-index file this process opened, by path; kept open while linked (see the
+/// module's documentation).
 static OPENED: Mutex<Vec<(PathBuf, Arc<File>)>> = Mutex::new(Vec::new());
 
 impl WalIndex {
-    /// The wal-index of the database a sqlx SQLite connection opened with `url` uses (its
-    /// file, `database`), or `None` where its stamps could not be trusted: a URL that opens
-    /// the database read-only or immutable, or through a VFS of its choosing (the URL's
-    /// `mode=ro`, `immutable`, `vfs`).
-    pub(crate) fn for_url(url: &str, database: &Path) -> Option<WalIndex> {
+    /// Whether a connection opened with the sqlx URL `url` may have its database's changes
+    /// told by the wal-index: not when it opens the database read-only, immutable or in
+    /// memory, or through a VFS of its choosing (read as sqlx reads the URL's query, decoded),
+    /// and only on Unix. A path given alone ([`SqliteDb::open`](crate::sqlite::SqliteDb::open))
+    /// has none of these.
+    pub(crate) fn trusts_url(url: &str) -> bool {
         let query = url.split_once('?').map_or("", |(_, query)| query);
         let untrusted = query.split('&').any(|pair| {
-            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
-            key == "vfs" || key == "immutable" || pair == "mode=ro"
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let (key, value) = (form_decoded(key), form_decoded(value));
+            key == "vfs" || key == "immutable" || (key == "mode" && value != "rwc" && value != "rw")
         });
-        (!untrusted).then(|| WalIndex::for_file(database))
+        cfg!(unix) && !untrusted
     }
 
-    /// The wal-index of the database file at `database`.
-    pub(crate) fn for_file(database: &Path) -> WalIndex {
-        WalIndex {
-            database: database.to_path_buf(),
-            file: Mutex::new(None),
+    /// The wal-index of the database file at `database` (which exists: the executor has
+    /// connected), where its name is guessed until [`confirm`](Self::confirm)ed; `None` when
+    /// the path cannot be resolved.
+    pub(crate) fn guessed(database: &Path) -> Option<WalIndex> {
+        let mut path = std::fs::canonicalize(database).ok()?.into_os_string();
+        path.push("-shm");
+        Some(WalIndex(Mutex::new(Found {
+            path: path.into(),
+            confirmed: false,
+            file: None,
+        })))
+    }
+
+    /// Takes what the connection said ([`CONFIRM`]'s row): from now on the stamps are read
+    /// where SQLite keeps the wal-index, if the database is in WAL mode, else never. Whether
+    /// the guessed name was that one, so that a stamp taken before may be kept.
+    pub(crate) fn confirm(&self, journal_mode: &str, database: &str) -> bool {
+        let Ok(mut found) = self.0.lock() else {
+            return false;
+        };
+        let wal = journal_mode.eq_ignore_ascii_case("wal") && !database.is_empty();
+        let path = PathBuf::from(format!("{database}-shm"));
+        let same = wal && path == found.path;
+        if !same {
+            found.file = None;
+            found.path = path;
         }
+        found.confirmed = wal;
+        same
     }
 
     /// The database's stamp now; `None` when it cannot be read (no wal-index yet, a header
-    /// being written, a file deleted): the caller then asks the connection.
+    /// being written, a file deleted) or not trusted: the caller then asks the connection.
     pub(crate) fn stamp(&self) -> Option<WalStamp> {
-        let mut slot = self.file.lock().ok()?;
-        if slot.is_none() {
-            *slot = open_shared(&self.database);
-        }
-        let file = slot.as_ref()?;
-        let copies = read_copies(file)?;
-        // Read before the link count: linked now, the file was the live one when it was read.
-        if !is_linked(file) {
-            slot.take();
+        self.read(false)
+    }
+
+    /// [`stamp`](Self::stamp) before the connection confirmed the guessed name: kept only if
+    /// `confirm` then says that the guess was right.
+    pub(crate) fn stamp_unconfirmed(&self) -> Option<WalStamp> {
+        self.read(true)
+    }
+
+    fn read(&self, unconfirmed: bool) -> Option<WalStamp> {
+        let mut found = self.0.lock().ok()?;
+        if !found.confirmed && !unconfirmed {
             return None;
         }
-        WalStamp::of_copies(&copies)
+        if found.file.is_none() {
+            found.file = open_shared(&found.path);
+        }
+        let file = found.file.as_ref()?;
+        let copies = read_copies(file)?;
+        // Read before the link count: linked now, the file was the live one when it was read.
+        match links(file)? {
+            0 => {
+                found.file.take();
+                None
+            }
+            _ => WalStamp::of_copies(&copies),
+        }
     }
 }
 
-/// The wal-index file of `database` (its full path with `-shm` appended), from [`OPENED`] or
-/// opened read-only and added there.
-fn open_shared(database: &Path) -> Option<Arc<File>> {
-    let mut path = std::fs::canonicalize(database).ok()?.into_os_string();
-    path.push("-shm");
-    let path = PathBuf::from(path);
-    let mut opened = OPENED.lock().ok()?;
-    let found = opened.iter().position(|(at, _)| *at == path);
-    if let Some(index) = found {
-        if is_linked(&opened[index].1) {
-            return Some(opened[index].1.clone());
+/// `text` decoded as a URL's query is (`application/x-www-form-urlencoded`: `+` is a space,
+/// `%XX` a byte); a `%` without two hex digits after it stays as it is.
+fn form_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        let hex = bytes
+            .get(at + 1..at + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (byte, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                at += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                at += 1;
+            }
+            _ => {
+                out.push(byte);
+                at += 1;
+            }
         }
     }
-    if found.is_none() && opened.len() >= MOST_FILES {
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The wal-index file at `path`, from [`OPENED`] or opened read-only and added there; files
+/// confirmed deleted leave it first.
+fn open_shared(path: &Path) -> Option<Arc<File>> {
+    let mut opened = OPENED.lock().ok()?;
+    // A wal-index is deleted once its database's last connection closed: no connection holds
+    // a lock on it, so its descriptor may close (when no executor holds it any more).
+    opened.retain(|(_, file)| links(file) != Some(0));
+    if let Some((_, file)) = opened.iter().find(|(at, _)| at == path) {
+        return Some(file.clone());
+    }
+    if opened.len() >= MOST_FILES {
         tracing::debug!(path = %path.display(), "wal-index files kept open at their limit; this database's checks ask the connection");
         return None;
     }
-    let file = Arc::new(File::open(&path).ok()?);
-    match found {
-        // The deleted file's descriptor closes once no executor holds it: no connection uses
-        // a deleted wal-index, so no lock goes with it.
-        Some(index) => opened[index].1 = file.clone(),
-        None => opened.push((path, file.clone())),
+    // SQLite opens it without following a link: a link here is not its file.
+    if std::fs::symlink_metadata(path)
+        .ok()?
+        .file_type()
+        .is_symlink()
+    {
+        return None;
     }
+    let file = Arc::new(File::open(path).ok()?);
+    opened.push((path.to_path_buf(), file.clone()));
     Some(file)
 }
 
-/// Whether `file` still has a name (a wal-index is deleted when its database's last
-/// connection closes).
+/// How many names `file` has (a wal-index is deleted when its database's last connection
+/// closes); `None` when that cannot be told.
 #[cfg(unix)]
-fn is_linked(file: &File) -> bool {
+fn links(file: &File) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    file.metadata().is_ok_and(|meta| meta.nlink() > 0)
+    file.metadata().ok().map(|meta| meta.nlink())
 }
 
 /// Both copies of the header, read at once.
@@ -165,10 +253,10 @@ fn read_copies(file: &File) -> Option<[u8; 2 * HEADER_LEN]> {
     Some(copies)
 }
 
-/// Elsewhere than on Unix the stamps are not read: the caller asks the connection.
+/// Elsewhere than on Unix no wal-index is trusted ([`WalIndex::trusts_url`]).
 #[cfg(not(unix))]
-fn is_linked(_file: &File) -> bool {
-    false
+fn links(_file: &File) -> Option<u64> {
+    None
 }
 
 #[cfg(not(unix))]
@@ -178,8 +266,7 @@ fn read_copies(_file: &File) -> Option<[u8; 2 * HEADER_LEN]> {
 
 #[cfg(test)]
 mod tests {
-    use super::{WalIndex, WalStamp, HEADER_LEN, IS_INIT_AT, WAL_INDEX_VERSION};
-    use std::path::Path;
+    use super::{form_decoded, WalIndex, WalStamp, HEADER_LEN, IS_INIT_AT, WAL_INDEX_VERSION};
 
     fn header(change: u8) -> [u8; 2 * HEADER_LEN] {
         let mut copies = [0; 2 * HEADER_LEN];
@@ -210,23 +297,72 @@ mod tests {
     }
 
     #[test]
-    fn urls_that_may_not_be_in_wal_mode_get_no_wal_index() {
-        let file = Path::new("app.db");
+    fn connections_that_may_not_be_in_wal_mode_get_no_wal_index() {
         for url in [
             "sqlite://app.db?mode=ro",
+            "sqlite://app.db?mode=r%6F",
+            "sqlite://app.db?mode=memory",
             "sqlite://app.db?immutable=true",
             "sqlite://app.db?mode=rwc&vfs=unix-excl",
+            "sqlite://app.db?mode=rwc&%76fs=unix-excl",
+            "sqlite://app.db?mode=rwc&v%66s",
         ] {
-            assert!(WalIndex::for_url(url, file).is_none(), "{url}");
+            assert!(!WalIndex::trusts_url(url), "{url}");
         }
-        for url in ["sqlite://app.db", "sqlite://app.db?mode=rwc"] {
-            assert!(WalIndex::for_url(url, file).is_some(), "{url}");
+        for url in [
+            "sqlite://app.db",
+            "sqlite://app.db?mode=rwc",
+            "sqlite://app.db?mode=rw&cache=private",
+            "sqlite://50%25.db?mode=rwc",
+        ] {
+            assert_eq!(WalIndex::trusts_url(url), cfg!(unix), "{url}");
         }
     }
 
     #[test]
-    fn a_database_without_a_wal_index_has_no_stamp() {
+    fn query_text_is_decoded_as_sqlx_decodes_it() {
+        assert_eq!(form_decoded("r%6F"), "ro");
+        assert_eq!(form_decoded("a+b%2Bc"), "a b+c");
+        assert_eq!(form_decoded("100%"), "100%");
+        assert_eq!(form_decoded("%zz%4"), "%zz%4");
+        assert_eq!(form_decoded("%E6%97%A5"), "日");
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_found_has_no_wal_index() {
         let missing = std::env::temp_dir().join("migrate-no-such-dir/app.db");
-        assert_eq!(WalIndex::for_file(&missing).stamp(), None);
+        assert!(WalIndex::guessed(&missing).is_none());
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn stamps_wait_for_the_connection_to_confirm_wal_mode_at_the_guessed_name() {
+        let dir = tempfile_dir();
+        let database = dir.join("app.db");
+        std::fs::write(&database, b"").unwrap();
+        let mut shm = database.clone().into_os_string();
+        shm.push("-shm");
+        std::fs::write(&shm, header(1)).unwrap();
+        let full = std::fs::canonicalize(&database).unwrap();
+        let index = WalIndex::guessed(&database).unwrap();
+        assert!(index.stamp_unconfirmed().is_some());
+        assert_eq!(index.stamp(), None, "not confirmed yet");
+        assert!(!index.confirm("delete", full.to_str().unwrap()));
+        assert_eq!(index.stamp(), None, "not in WAL mode");
+        assert!(index.confirm("wal", full.to_str().unwrap()));
+        assert!(index.stamp().is_some());
+        assert!(!index.confirm("wal", "/elsewhere/app.db"), "another name");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "migrate-wal-index-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

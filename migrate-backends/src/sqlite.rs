@@ -10,9 +10,10 @@
 //! - **The "up to date" check** asks the database's wal-index (the `-shm` file) whether anything
 //!   committed since the executor's last read of its state, without a hand-off to the
 //!   connection's thread (`wal_index`). An executor from [`SqliteDb::open`] or
-//!   [`SqliteDb::connect`] on a file keeps that file open, read-only, until the process ends
-//!   (one descriptor per database, at most 64 per process): SQLite's locks on it belong to the
-//!   process, and closing any descriptor of the file would drop them.
+//!   [`SqliteDb::connect`] on a file keeps that file open, read-only, while it exists (one
+//!   descriptor per database, at most 64 per process): SQLite's locks on it belong to the
+//!   process, and closing any descriptor of the file would drop them. It is closed once SQLite
+//!   deleted the file, when the database's last connection closed.
 
 use crate::driver::{Driver, Sealed};
 use crate::lock_wait::LockWait;

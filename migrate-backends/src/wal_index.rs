@@ -41,6 +41,7 @@
 // Only SQLite executors have a wal-index; the stamp type is kept with every state read.
 #![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 
+use crate::url::percent_decode;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -103,14 +104,14 @@ static OPENED: Mutex<Vec<(PathBuf, Arc<File>)>> = Mutex::new(Vec::new());
 impl WalIndex {
     /// Whether a connection opened with the sqlx URL `url` may have its database's changes
     /// told by the wal-index: not when it opens the database read-only, immutable or in
-    /// memory, or through a VFS of its choosing (read as sqlx reads the URL's query, decoded),
+    /// memory, or through a VFS of its choosing (the URL's query decoded, as sqlx reads it),
     /// and only on Unix. A path given alone ([`SqliteDb::open`](crate::sqlite::SqliteDb::open))
     /// has none of these.
     pub(crate) fn trusts_url(url: &str) -> bool {
         let query = url.split_once('?').map_or("", |(_, query)| query);
         let untrusted = query.split('&').any(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let (key, value) = (form_decoded(key), form_decoded(value));
+            let (key, value) = (percent_decode(key), percent_decode(value));
             key == "vfs" || key == "immutable" || (key == "mode" && value != "rwc" && value != "rw")
         });
         cfg!(unix) && !untrusted
@@ -180,35 +181,6 @@ impl WalIndex {
     }
 }
 
-/// `text` decoded as a URL's query is (`application/x-www-form-urlencoded`: `+` is a space,
-/// `%XX` a byte); a `%` without two hex digits after it stays as it is.
-fn form_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while let Some(&byte) = bytes.get(at) {
-        let hex = bytes
-            .get(at + 1..at + 3)
-            .and_then(|pair| std::str::from_utf8(pair).ok())
-            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
-        match (byte, hex) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                at += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                at += 1;
-            }
-            _ => {
-                out.push(byte);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The wal-index file at `path`, from [`OPENED`] or opened read-only and added there; files
 /// confirmed deleted leave it first.
 fn open_shared(path: &Path) -> Option<Arc<File>> {
@@ -266,7 +238,7 @@ fn read_copies(_file: &File) -> Option<[u8; 2 * HEADER_LEN]> {
 
 #[cfg(test)]
 mod tests {
-    use super::{form_decoded, WalIndex, WalStamp, HEADER_LEN, IS_INIT_AT, WAL_INDEX_VERSION};
+    use super::{WalIndex, WalStamp, HEADER_LEN, IS_INIT_AT, WAL_INDEX_VERSION};
 
     fn header(change: u8) -> [u8; 2 * HEADER_LEN] {
         let mut copies = [0; 2 * HEADER_LEN];
@@ -317,15 +289,6 @@ mod tests {
         ] {
             assert_eq!(WalIndex::trusts_url(url), cfg!(unix), "{url}");
         }
-    }
-
-    #[test]
-    fn query_text_is_decoded_as_sqlx_decodes_it() {
-        assert_eq!(form_decoded("r%6F"), "ro");
-        assert_eq!(form_decoded("a+b%2Bc"), "a b+c");
-        assert_eq!(form_decoded("100%"), "100%");
-        assert_eq!(form_decoded("%zz%4"), "%zz%4");
-        assert_eq!(form_decoded("%E6%97%A5"), "日");
     }
 
     #[test]

@@ -189,8 +189,14 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
     match dialect {
         #[cfg(feature = "sqlite")]
         Dialect::Sqlite => {
-            let db = crate::sqlite::SqliteDb::connect(url).await?;
-            Ok(Box::new(options.apply(db)?))
+            // The tracking table goes in before the state read started at connect.
+            let table = options.tracking_table.as_deref();
+            let db = crate::sqlite::SqliteDb::connect_tracking(url, table).await?;
+            let rest = ConnectOptions {
+                tracking_table: None,
+                ..options.clone()
+            };
+            Ok(Box::new(rest.apply(db)?))
         }
         #[cfg(feature = "postgres")]
         Dialect::Postgres => {

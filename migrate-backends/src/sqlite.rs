@@ -227,7 +227,7 @@ impl SqlxDb<Sqlite> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect_with_options(options, in_memory, cfg!(unix)).await
+        Self::connect_with_options(options, in_memory, cfg!(unix), None).await
     }
 
     /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`, with the same
@@ -236,20 +236,34 @@ impl SqlxDb<Sqlite> {
     /// An in-memory URL (`sqlite::memory:`) gets a single connection, since every connection
     /// to `:memory:` is a database of its own.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_tracking(url, None).await
+    }
+
+    /// [`connect`](Self::connect) with the tracking table `table` in place of the default one
+    /// before the state read started at connect, which then reads that table's rows (with
+    /// [`with_tracking_table`](SqlxDb::with_tracking_table) after `connect`, that read is of
+    /// the default table and wasted). `migrate::connect_with` uses it.
+    pub(crate) async fn connect_tracking(url: &str, table: Option<&str>) -> Result<Self> {
+        if let Some(table) = table {
+            // Checked before the file is opened, or created.
+            crate::sqlx_db::check_tracking_table(table)?;
+        }
         let options = SqliteConnectOptions::from_str(url)?;
         // sqlx keeps the file name of a `mode=memory` URL, and has no getter for the mode.
         let in_memory = is_in_memory(options.get_filename()) || url.contains("mode=memory");
-        Self::connect_with_options(options, in_memory, WalIndex::trusts_url(url)).await
+        let wal_trusted = WalIndex::trusts_url(url);
+        Self::connect_with_options(options, in_memory, wal_trusted, table).await
     }
 
     /// The pool behind `open` and `connect`: one connection for an in-memory database (each
     /// connection would be a database of its own), which also needs no run-lock file.
     /// `wal_trusted`: whether the options allow telling the database's changes by its
-    /// wal-index (`wal_index`).
+    /// wal-index (`wal_index`). `table`: the tracking table, if not the default one (checked).
     async fn connect_with_options(
         options: SqliteConnectOptions,
         in_memory: bool,
         wal_trusted: bool,
+        table: Option<&str>,
     ) -> Result<Self> {
         let connections = if in_memory { 1 } else { 2 };
         let options = options
@@ -277,6 +291,9 @@ impl SqlxDb<Sqlite> {
             .await
             .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
         let mut db = SqlxDb::with_pool(pool);
+        if let Some(table) = table {
+            db = db.with_tracking_table(table)?;
+        }
         // The connection the pool opened to check the file becomes the kept one: the first
         // call (at start-up, the "already up to date" check) takes no pool check-out, and
         // finds the state read it needs started on SQLite's thread now, while the caller

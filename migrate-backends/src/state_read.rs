@@ -410,6 +410,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tracking_table_given_at_connect_is_the_one_read_at_connect() {
+        let (_database, path) = fresh_file().await;
+        let setup = SqliteDb::open(&path)
+            .await
+            .expect("open")
+            .with_tracking_table("custom_tracking")
+            .expect("a plain name");
+        setup.prepare().await.expect("tracking tables");
+        let state = setup.set_state("app", "session", Some("1.0.0"), Some("c1"));
+        state.await.expect("a state row");
+        let url = format!("sqlite://{}", path.display());
+        let db = SqliteDb::connect_tracking(&url, Some("custom_tracking"))
+            .await
+            .expect("connect");
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        let cache = conn
+            .take_state_cache()
+            .expect("the read started at connect");
+        assert_eq!(*cache.query, *db.sql.read_state);
+        assert!(cache.query.contains("custom_tracking"), "{}", cache.query);
+        let kept = cache.rows.expect("rows");
+        assert_eq!(kept.rows[0].version.as_deref(), Some("1.0.0"));
+        drop(conn);
+        let too_long = "t".repeat(200);
+        let refused = SqliteDb::connect_tracking(&url, Some(&too_long)).await;
+        assert!(refused.is_err(), "a name longer than an identifier");
+    }
+
+    #[tokio::test]
     async fn a_first_read_that_finds_no_state_table_leaves_nothing() {
         let (_database, path) = fresh_file().await;
         let db = SqliteDb::open(&path).await.expect("open");

@@ -23,8 +23,8 @@
 //! so they cannot be hidden by it.
 //!
 //! The connection a SQLite executor opens when it connects starts a read at once
-//! ([`read_ahead`]: the data version, then the packed rows, in one hand-off to SQLite's
-//! thread), without waiting for its answer. SQLite's thread loads the schema, prepares and runs
+//! ([`read_ahead`]: what confirms the wal-index, the data version, then the packed rows, in
+//! one hand-off to SQLite's thread), without waiting for its answer. SQLite's thread loads the schema, prepares and runs
 //! the read while the service builds its manager, and the start-up check, the first call, finds
 //! rows kept with the header taken before the read, and, the header unchanged, takes them.
 

@@ -86,9 +86,14 @@ impl ConnectOptions {
         Ok(Box::new(self.apply(db)?))
     }
 
-    /// Applies the options every backend shares.
+    /// Applies the options every backend shares; a tracking table the executor was opened
+    /// with (SQLite's `connect_tracking`) is not configured again.
     fn apply<DB: crate::Driver>(&self, mut db: SqlxDb<DB>) -> Result<SqlxDb<DB>> {
-        if let Some(table) = &self.tracking_table {
+        if let Some(table) = self
+            .tracking_table
+            .as_ref()
+            .filter(|t| **t != db.tracking_table)
+        {
             db = db.with_tracking_table(table)?;
         }
         if let Some(timeout) = self.lock_timeout {
@@ -192,11 +197,7 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
             // The tracking table goes in before the state read started at connect.
             let table = options.tracking_table.as_deref();
             let db = crate::sqlite::SqliteDb::connect_tracking(url, table).await?;
-            let rest = ConnectOptions {
-                tracking_table: None,
-                ..options.clone()
-            };
-            Ok(Box::new(rest.apply(db)?))
+            Ok(Box::new(options.apply(db)?))
         }
         #[cfg(feature = "postgres")]
         Dialect::Postgres => {

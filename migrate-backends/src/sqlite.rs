@@ -227,7 +227,7 @@ impl SqlxDb<Sqlite> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect_with_options(options, in_memory, cfg!(unix), None).await
+        Self::connect_with_options(options, in_memory, true, None).await
     }
 
     /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`, with the same
@@ -292,7 +292,8 @@ impl SqlxDb<Sqlite> {
             .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
         let mut db = SqlxDb::with_pool(pool);
         if let Some(table) = table {
-            db = db.with_tracking_table(table)?;
+            // Checked by `connect_tracking`, before the file was opened.
+            db.configure(None, table.to_string());
         }
         // The connection the pool opened to check the file becomes the kept one: the first
         // call (at start-up, the "already up to date" check) takes no pool check-out, and

@@ -135,36 +135,27 @@ where
         let query = &self.sql.read_state;
         let stamp = self.wal_stamp();
         let mut data_version = None;
-        if let Some(cache) = found {
-            if let (Some(now), Some(kept)) = (stamp, &cache.rows) {
-                if kept.stamp == Some(now) {
-                    let rows = kept.rows.clone();
-                    conn.keep_state_cache(cache);
-                    return Ok(Some(rows));
-                }
+        if let Some(mut cache) = found {
+            let kept = cache.rows.as_ref();
+            let stamped = stamp.is_some() && kept.is_some_and(|kept| kept.stamp == stamp);
+            if !stamped {
+                // An error here is left to the read below, which reports it.
+                data_version = sqlx::query_scalar(DATA_VERSION)
+                    .fetch_one(&mut **conn)
+                    .await
+                    .ok();
             }
-            // An error here is left to the read below, which reports it.
-            let now: Option<i64> = sqlx::query_scalar(DATA_VERSION)
-                .fetch_one(&mut **conn)
-                .await
-                .ok();
-            if let (Some(now), Some(kept)) = (now, &cache.rows) {
-                if kept.data_version == Some(now) {
-                    let rows = kept.rows.clone();
-                    // Nothing committed between the rows and this data version, which is
-                    // younger than `stamp`: the rows are the database's at `stamp` too.
-                    conn.keep_state_cache(StateCache {
-                        query: cache.query,
-                        rows: Some(KeptRows {
-                            rows: rows.clone(),
-                            data_version: Some(now),
-                            stamp,
-                        }),
-                    });
-                    return Ok(Some(rows));
-                }
+            let current = stamped
+                || data_version.is_some()
+                    && kept.is_some_and(|kept| kept.data_version == data_version);
+            if let (true, Some(kept)) = (current, cache.rows.as_mut()) {
+                // Unchanged since the rows were read, up to `stamp` or to this data version,
+                // which is younger than `stamp`: either way they are the database's at `stamp`.
+                kept.stamp = stamp;
+                let rows = kept.rows.clone();
+                conn.keep_state_cache(cache);
+                return Ok(Some(rows));
             }
-            data_version = now;
         }
         let read: sqlx::Result<Option<String>> = sqlx::query_scalar(AssertSqlSafe(query.clone()))
             .fetch_one(&mut **conn)
@@ -313,6 +304,7 @@ fn cache_of_read_ahead(
 
 #[cfg(all(test, feature = "sqlite", feature = "testing"))]
 mod tests {
+    use crate::held::{Held, StateCache};
     use crate::sqlite::SqliteDb;
     use crate::testing::{Backend, TestDatabase};
     use migrate_core::backend::MigrationBackend;
@@ -331,11 +323,33 @@ mod tests {
     /// The tracking tables and one state row, `app.session` at 1.0.0, made through an executor
     /// of their own (kept open: its connection is "another connection" to the one under test).
     async fn with_one_state_row(path: &std::path::Path) -> SqliteDb {
-        let setup = SqliteDb::open(path).await.expect("open");
+        one_state_row(SqliteDb::open(path).await.expect("open")).await
+    }
+
+    /// [`with_one_state_row`] through `setup`, with the tracking tables it names.
+    async fn one_state_row(setup: SqliteDb) -> SqliteDb {
         setup.prepare().await.expect("tracking tables");
         let state = setup.set_state("app", "session", Some("1.0.0"), Some("c1"));
         state.await.expect("a state row");
         setup
+    }
+
+    /// The executor's kept connection, once the read started at connect has ended, and what
+    /// that read left with it.
+    async fn read_at_connect(db: &SqliteDb) -> (Held<'_, sqlx::Sqlite>, StateCache) {
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        let cache = conn
+            .take_state_cache()
+            .expect("the read started at connect");
+        (conn, cache)
+    }
+
+    /// `other` moves `app.session` to 2.0.0, and `db`'s next read must say so.
+    async fn sees_a_commit_by(other: &SqliteDb, db: &SqliteDb) {
+        let moved = other.set_state("app", "session", Some("2.0.0"), Some("c2"));
+        moved.await.expect("another connection commits");
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
     }
 
     #[tokio::test]
@@ -343,10 +357,7 @@ mod tests {
         let (_database, path) = fresh_file().await;
         let _setup = with_one_state_row(&path).await;
         let db = SqliteDb::open(&path).await.expect("open again");
-        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
-        let cache = conn
-            .take_state_cache()
-            .expect("the read started at connect");
+        let (mut conn, cache) = read_at_connect(&db).await;
         let kept = cache.rows.expect("rows kept with their data version");
         assert_eq!(*cache.query, *db.sql.read_state);
         assert_eq!(kept.rows.len(), 1, "{:?}", kept.rows);
@@ -390,10 +401,7 @@ mod tests {
         let (_database, path) = fresh_file().await;
         let other = with_one_state_row(&path).await;
         let db = SqliteDb::open(&path).await.expect("open again");
-        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
-        let mut cache = conn
-            .take_state_cache()
-            .expect("the read started at connect");
+        let (mut conn, mut cache) = read_at_connect(&db).await;
         // Rows the database does not hold, and no data version: only the stamp can vouch for
         // them, so reading them back proves that nothing was read.
         let kept = cache.rows.as_mut().expect("rows");
@@ -403,31 +411,22 @@ mod tests {
         conn.keep();
         let rows = db.read_state().await.expect("read");
         assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
-        let moved = other.set_state("app", "session", Some("2.0.0"), Some("c2"));
-        moved.await.expect("another connection commits");
-        let rows = db.read_state().await.expect("read");
-        assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
+        sees_a_commit_by(&other, &db).await;
     }
 
     #[tokio::test]
     async fn a_tracking_table_given_at_connect_is_the_one_read_at_connect() {
         let (_database, path) = fresh_file().await;
-        let setup = SqliteDb::open(&path)
-            .await
-            .expect("open")
+        let setup = SqliteDb::open(&path).await.expect("open");
+        let custom = setup
             .with_tracking_table("custom_tracking")
-            .expect("a plain name");
-        setup.prepare().await.expect("tracking tables");
-        let state = setup.set_state("app", "session", Some("1.0.0"), Some("c1"));
-        state.await.expect("a state row");
+            .expect("a name");
+        let _setup = one_state_row(custom).await;
         let url = format!("sqlite://{}", path.display());
         let db = SqliteDb::connect_tracking(&url, Some("custom_tracking"))
             .await
             .expect("connect");
-        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
-        let cache = conn
-            .take_state_cache()
-            .expect("the read started at connect");
+        let (conn, cache) = read_at_connect(&db).await;
         assert_eq!(*cache.query, *db.sql.read_state);
         assert!(cache.query.contains("custom_tracking"), "{}", cache.query);
         let kept = cache.rows.expect("rows");
@@ -469,16 +468,10 @@ mod tests {
         }
         // The read started at connect has ended (taking the connection waits for it), and its
         // rows are kept with the connection as a state read leaves them.
-        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
-        let cache = conn
-            .take_state_cache()
-            .expect("the read started at connect");
+        let (mut conn, cache) = read_at_connect(&db).await;
         conn.keep_state_cache(cache);
         conn.keep();
-        let moved = setup.set_state("app", "session", Some("2.0.0"), Some("c2"));
-        moved.await.expect("another connection commits");
-        let rows = db.read_state().await.expect("read");
-        assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
+        sees_a_commit_by(&setup, &db).await;
     }
 
     #[tokio::test]
@@ -489,8 +482,7 @@ mod tests {
             .await
             .expect("open again")
             .with_lock_timeout(Duration::from_millis(1_234));
-        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
-        assert!(conn.take_state_cache().is_some(), "the read was dropped");
+        let (mut conn, _) = read_at_connect(&db).await;
         let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
             .fetch_one(&mut *conn)
             .await

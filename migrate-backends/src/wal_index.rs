@@ -104,9 +104,8 @@ static OPENED: Mutex<Vec<(PathBuf, Arc<File>)>> = Mutex::new(Vec::new());
 impl WalIndex {
     /// Whether a connection opened with the sqlx URL `url` may have its database's changes
     /// told by the wal-index: not when it opens the database read-only, immutable or in
-    /// memory, or through a VFS of its choosing (the URL's query decoded, as sqlx reads it),
-    /// and only on Unix. A path given alone ([`SqliteDb::open`](crate::sqlite::SqliteDb::open))
-    /// has none of these.
+    /// memory, or through a VFS of its choosing (the URL's query decoded, as sqlx reads it). A
+    /// path given alone ([`SqliteDb::open`](crate::sqlite::SqliteDb::open)) has none of these.
     pub(crate) fn trusts_url(url: &str) -> bool {
         let query = url.split_once('?').map_or("", |(_, query)| query);
         let untrusted = query.split('&').any(|pair| {
@@ -114,13 +113,16 @@ impl WalIndex {
             let (key, value) = (percent_decode(key), percent_decode(value));
             key == "vfs" || key == "immutable" || (key == "mode" && value != "rwc" && value != "rw")
         });
-        cfg!(unix) && !untrusted
+        !untrusted
     }
 
     /// The wal-index of the database file at `database` (which exists: the executor has
     /// connected), where its name is guessed until [`confirm`](Self::confirm)ed; `None` when
-    /// the path cannot be resolved.
+    /// the path cannot be resolved, and off Unix.
     pub(crate) fn guessed(database: &Path) -> Option<WalIndex> {
+        if !cfg!(unix) {
+            return None;
+        }
         let mut path = std::fs::canonicalize(database).ok()?.into_os_string();
         path.push("-shm");
         Some(WalIndex(Mutex::new(Found {
@@ -225,7 +227,7 @@ fn read_copies(file: &File) -> Option<[u8; 2 * HEADER_LEN]> {
     Some(copies)
 }
 
-/// Elsewhere than on Unix no wal-index is trusted ([`WalIndex::trusts_url`]).
+/// Elsewhere than on Unix no wal-index is found ([`WalIndex::guessed`]).
 #[cfg(not(unix))]
 fn links(_file: &File) -> Option<u64> {
     None
@@ -287,7 +289,7 @@ mod tests {
             "sqlite://app.db?mode=rw&cache=private",
             "sqlite://50%25.db?mode=rwc",
         ] {
-            assert_eq!(WalIndex::trusts_url(url), cfg!(unix), "{url}");
+            assert!(WalIndex::trusts_url(url), "{url}");
         }
     }
 
@@ -295,6 +297,12 @@ mod tests {
     fn a_database_that_cannot_be_found_has_no_wal_index() {
         let missing = std::env::temp_dir().join("migrate-no-such-dir/app.db");
         assert!(WalIndex::guessed(&missing).is_none());
+        let here = std::env::current_exe().expect("the test binary");
+        assert_eq!(
+            WalIndex::guessed(&here).is_some(),
+            cfg!(unix),
+            "only on Unix"
+        );
     }
 
     #[test]

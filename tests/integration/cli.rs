@@ -2,7 +2,7 @@
 //! and the built `examples/cli` binary as a newcomer runs it. Every database URL carries a
 //! password, and no byte of output may show it.
 
-use crate::harness::{each_backend, example, Captured, TestDb};
+use crate::harness::{each_backend, run_cli_example, Captured, TestDb};
 use migrate::cli::{exit, Cli};
 use migrate::testing::Backend;
 use serde_json::Value;
@@ -380,15 +380,10 @@ fn help_lists_the_exit_codes() {
 /// environment, real exit codes.
 #[test]
 fn the_example_binary_runs_the_quickstart_migrations() {
-    let cli = example("cli");
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(&cli)
-            .args(args)
-            .env("DATABASE_URL", &url)
-            .output()
-            .expect("run the example");
+        let out = run_cli_example(&url, args);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -429,6 +429,16 @@ pub fn example(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// The built `examples/cli` run with `args` against `DATABASE_URL=url`, to its end.
+#[cfg(feature = "cli")]
+pub fn run_cli_example(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(example("cli"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("run the example")
+}
+
 /// A writer whose bytes a test reads afterwards: captured CLI output, a tracing log.
 #[derive(Clone, Default)]
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]

@@ -211,18 +211,13 @@ each_backend! {
 #[cfg(all(feature = "cli", feature = "sqlite"))]
 #[tokio::test]
 async fn a_sqlite_executor_sees_what_another_process_committed() {
-    let cli = example("cli");
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("shared.db").display()
     );
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(&cli)
-            .args(args)
-            .env("DATABASE_URL", &url)
-            .output()
-            .expect("run the example");
+        let out = crate::harness::run_cli_example(&url, args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
     };
     run(&["up"]);

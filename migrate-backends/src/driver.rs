@@ -45,6 +45,13 @@ pub trait Driver: sqlx::Database + Sealed {
     #[doc(hidden)]
     fn is_missing_table(err: &sqlx::Error) -> bool;
 
+    /// Whether a read failed because the table lacks a column it names (a table made by an
+    /// earlier version).
+    #[doc(hidden)]
+    fn is_missing_column(_err: &sqlx::Error) -> bool {
+        false
+    }
+
     /// Whether an upgrade statement failed because its change is already in place (a column
     /// that exists).
     #[doc(hidden)]

@@ -18,8 +18,8 @@
 //!
 //! A kept connection may also hold what its last read of the state table left
 //! ([`StateCache`]): on SQLite the rows, valid while the database's wal-index header or its
-//! data version is unchanged;
-//! elsewhere the note that the read's statement is prepared. Only the read puts
+//! data version is unchanged; on MySQL the rows, valid while the state table's fingerprint is
+//! unchanged; on PostgreSQL the note that the read's statement is prepared. Only the read puts
 //! it back ([`Held::keep_state_cache`]): a connection taken for anything else comes back
 //! without it, so nothing written through the connection itself can be hidden by it.
 //!
@@ -28,6 +28,7 @@
 //! while the caller goes on (building its `MigrationManager`, typically), and whoever takes the
 //! connection first waits for their answer, which then counts as the connection's last read.
 
+use crate::fingerprint::Fingerprint;
 use crate::sqlx_db::deferred::PendingRecord;
 use crate::wal_index::WalStamp;
 use migrate_core::backend::StateRow;
@@ -43,22 +44,21 @@ use std::sync::{Arc, Mutex};
 pub(crate) type Reading<DB> =
     Pin<Box<dyn Future<Output = (PoolConnection<DB>, Option<StateCache>)> + Send>>;
 
-/// What a connection's last read of the state table leaves with it (see `state_read`): on
-/// PostgreSQL and MySQL the note that the connection has read (its next read is prepared), on
-/// SQLite the rows.
+/// What a connection's last read of the state table leaves with it (see `state_read`): the note
+/// that the connection has read (its next read is prepared), and on SQLite and MySQL the rows.
 #[derive(Debug, Clone)]
 pub(crate) struct StateCache {
     /// The statement that read: clones of an executor share the connection, and may name
     /// other tracking tables.
     pub(crate) query: Arc<str>,
-    /// SQLite's rows, with what tells whether they are still the database's; `None` on the
-    /// other databases, and after a SQLite read that could tell nothing.
+    /// SQLite's and MySQL's rows, with what tells whether they are still the database's; `None`
+    /// on PostgreSQL, and after a read that could tell nothing.
     pub(crate) rows: Option<KeptRows>,
 }
 
-/// SQLite's state rows kept with the connection that read them, and what was known about the
-/// database just before they were read: any of the two unchanged since means they are still
-/// its rows.
+/// State rows kept with the connection that read them, and what was known about the database
+/// when they were read: on SQLite just before (any of the two unchanged since means they are
+/// still its rows), on MySQL with them (the fingerprint unchanged).
 #[derive(Debug, Clone)]
 pub(crate) struct KeptRows {
     pub(crate) rows: Vec<StateRow>,
@@ -69,6 +69,8 @@ pub(crate) struct KeptRows {
     /// The wal-index header (`wal_index`, which changes when any connection commits); `None`
     /// when it could not be read.
     pub(crate) stamp: Option<WalStamp>,
+    /// MySQL's fingerprint of the rows (`fingerprint`), read with them; `None` on SQLite.
+    pub(crate) fingerprint: Option<Fingerprint>,
 }
 
 /// The kept connection, and whether it holds a transaction begun ahead. Dropped (the slot

@@ -14,6 +14,7 @@ mod conn_ext;
 mod connect;
 pub mod data;
 mod driver;
+mod fingerprint;
 mod held;
 mod lock_wait;
 mod packed_state;

@@ -12,6 +12,9 @@
 //! - **Names:** the tracking tables are created `utf8mb4` with the binary collation
 //!   (`EXACT_TEXT`), so every module, table and version is kept and compared exactly. Tables
 //!   made by earlier versions keep the character set they were made with (see the README).
+//! - **State read:** the state table has a stored generated column, `fingerprint`, that a
+//!   repeated "already up to date" check compares instead of reading the rows
+//!   (`fingerprint.rs`).
 //! - **Lock:** `GET_LOCK` on a dedicated connection, with the lock timeout; the error names the
 //!   connection id that holds it. Released on success, on error and on a panic out of a step or
 //!   a progress callback (caught by the manager, which releases the lock first); a run dropped
@@ -114,13 +117,15 @@ impl Driver for MySql {
             schema_exists: None,
             read_state: portable::read_state(state).into(),
             read_state_unpacked: None,
+            state_fingerprint: Some(crate::fingerprint::statements(state)),
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module VARCHAR(191) NOT NULL, \
                      table_name VARCHAR(191) NOT NULL, version VARCHAR(191), \
                      checksum VARCHAR(191), dirty_version VARCHAR(191), dirty_name TEXT, \
                      dirty_direction VARCHAR(191), dirty_since BIGINT, updated_at BIGINT NOT NULL, \
-                     PRIMARY KEY (module, table_name)){EXACT_TEXT}"
+                     {}, PRIMARY KEY (module, table_name)){EXACT_TEXT}",
+                    crate::fingerprint::column_definition()
                 ),
                 // MySQL has no CREATE INDEX IF NOT EXISTS: the index goes in the table.
                 format!(
@@ -176,6 +181,11 @@ impl Driver for MySql {
         }
         out.push('\'');
         out
+    }
+
+    fn is_missing_column(err: &sqlx::Error) -> bool {
+        // ER_BAD_FIELD_ERROR
+        has_sqlstate(err, "42S22")
     }
 
     fn is_already_done(err: &sqlx::Error) -> bool {

@@ -134,6 +134,7 @@ impl Driver for Postgres {
             create_schema,
             read_state: portable::read_state(state).into(),
             read_state_unpacked: None,
+            state_fingerprint: None,
             create,
             upgrade: vec![format!(
                 "ALTER TABLE {history} ADD COLUMN IF NOT EXISTS started_at_utc TEXT"

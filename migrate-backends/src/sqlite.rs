@@ -93,6 +93,7 @@ impl Driver for Sqlite {
             schema_exists: None,
             read_state: packed_read_state(state).into(),
             read_state_unpacked: Some(portable::read_state(state).into()),
+            state_fingerprint: None,
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module TEXT NOT NULL, \

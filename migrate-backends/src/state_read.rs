@@ -4,7 +4,9 @@
 //! unprepared (the simple query protocol: one round trip, where preparing the statement first
 //! makes two); it leaves a note with the kept connection, and the reads after it prepare the
 //! statement once and then reuse it (one round trip, no parsing on the server). The first is a
-//! service's start-up check on a new connection; the others are its repeated checks.
+//! service's start-up check on a new connection; the others are its repeated checks. MySQL's
+//! reads also return each row's fingerprint, and keep the rows with their XOR: a repeated check
+//! asks for that one value, and reads the rows only when it moved ([`crate::fingerprint`]).
 //!
 //! SQLite reads them packed into one text value ([`crate::packed_state`]) and keeps that read
 //! with the kept connection ([`crate::held::StateCache`]), with what tells whether the
@@ -62,9 +64,10 @@ where
         let found = conn
             .take_state_cache()
             .filter(|cache| *cache.query == **query);
-        let rows = match &self.sql.read_state_unpacked {
-            Some(unpacked) => self.read_packed(&mut conn, found, unpacked).await,
-            None => {
+        let rows = match (&self.sql.read_state_unpacked, self.fingerprint_reads()) {
+            (Some(unpacked), _) => self.read_packed(&mut conn, found, unpacked).await,
+            (None, Some(reads)) => self.read_fingerprinted(&mut conn, found, reads).await,
+            (None, None) => {
                 let rows = self.read_rows(&mut conn, query, found.is_some()).await;
                 // The note that this connection has read (and now prepared) the statement.
                 conn.keep_state_cache(StateCache {
@@ -89,22 +92,13 @@ where
     /// read fails or does not unpack; `None` when the state table is missing. Prepared when
     /// `prepare` asks for it and prepared statements may be kept (not behind a
     /// transaction-pooling proxy).
-    async fn read_rows(
+    pub(crate) async fn read_rows(
         &self,
         conn: &mut DB::Connection,
         sql: &Arc<str>,
         prepare: bool,
     ) -> Result<Option<Vec<StateRow>>> {
-        let read = if prepare && self.sql.persistent {
-            sqlx::query(AssertSqlSafe(sql.clone()))
-                .fetch_all(&mut *conn)
-                .await
-        } else {
-            sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
-                .fetch_all(&mut *conn)
-                .await
-        };
-        match read {
+        match self.fetch_rows(conn, sql, prepare).await {
             Ok(rows) => rows
                 .iter()
                 .map(rows::state_row)
@@ -112,6 +106,26 @@ where
                 .map(Some),
             Err(err) if DB::is_missing_table(&err) => Ok(None),
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The rows of the read `sql`: prepared when `prepare` asks for it and prepared
+    /// statements may be kept (not behind a transaction-pooling proxy), else in one round
+    /// trip of the simple protocol.
+    pub(crate) async fn fetch_rows(
+        &self,
+        conn: &mut DB::Connection,
+        sql: &Arc<str>,
+        prepare: bool,
+    ) -> sqlx::Result<Vec<DB::Row>> {
+        if prepare && self.sql.persistent {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .fetch_all(&mut *conn)
+                .await
+        } else {
+            sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+                .fetch_all(&mut *conn)
+                .await
         }
     }
 
@@ -178,6 +192,7 @@ where
                         rows: rows.clone(),
                         data_version,
                         stamp,
+                        fingerprint: None,
                     }),
                 });
                 Ok(Some(rows))
@@ -298,6 +313,7 @@ fn cache_of_read_ahead(
             rows,
             data_version: Some(version),
             stamp: stamp.filter(|_| confirmed),
+            fingerprint: None,
         }),
     })
 }

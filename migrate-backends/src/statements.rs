@@ -332,6 +332,9 @@ pub struct Statements {
     /// SQLite hands each result row from its thread to the caller's separately): the read of
     /// the rows one by one, for a packed value that does not unpack.
     pub(crate) read_state_unpacked: Option<Arc<str>>,
+    /// MySQL's fingerprinted state read (`fingerprint`): a repeated check reads the table's
+    /// fingerprint, and the rows only when it moved.
+    pub(crate) state_fingerprint: Option<crate::fingerprint::StateFingerprint>,
     /// Creates the tracking tables' schema when [`schema_exists`](Self::schema_exists) finds
     /// none (PostgreSQL): `CREATE SCHEMA IF NOT EXISTS` needs the database's CREATE right even
     /// when the schema exists, which a tenant's role often lacks.

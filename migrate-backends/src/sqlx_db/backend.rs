@@ -79,6 +79,7 @@ where
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let mut conn = self.conn().await?;
+            self.add_missing_fingerprint(&mut conn).await;
             // The last state read found no state table, so the tables need creating: no
             // catalog reads first (on a new session they cost PostgreSQL and MariaDB more than
             // the creation). A table there after all (made since by another runner, or a

@@ -101,6 +101,10 @@ pub struct SqlxDb<DB: Driver> {
     /// This executor's last state read found no state table: `prepare` creates the tracking
     /// tables without asking the catalog first. Not shared: a clone may name other tables.
     pub(crate) tracking_missing: std::sync::atomic::AtomicBool,
+    /// This executor's state table lacks MySQL's fingerprint column (`fingerprint`): the
+    /// checks read its rows whole, and `prepare` adds the column. Not shared, like
+    /// `tracking_missing`.
+    pub(crate) fingerprint_missing: std::sync::atomic::AtomicBool,
     /// A step found that its commit may not ride on the next statement (see
     /// `deferred`): every later step commits on its own.
     pub(crate) commits_alone: std::sync::atomic::AtomicBool,
@@ -130,6 +134,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             pooled_proxy: self.pooled_proxy,
             session_record_off: self.session_record_off.clone(),
             tracking_missing: Default::default(),
+            fingerprint_missing: Default::default(),
             commits_alone: Default::default(),
             pending_lost: Default::default(),
             #[cfg(feature = "sqlite")]
@@ -211,6 +216,7 @@ impl<DB: Driver> SqlxDb<DB> {
             pending_finish: Default::default(),
             session_record_off: Default::default(),
             tracking_missing: Default::default(),
+            fingerprint_missing: Default::default(),
             commits_alone: Default::default(),
             pending_lost: Default::default(),
             #[cfg(feature = "sqlite")]

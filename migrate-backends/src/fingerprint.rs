@@ -1,0 +1,302 @@
+//! MySQL's state fingerprint: how a repeated "already up to date" check tells that the state
+//! rows it read last are still the table's, in one short read instead of the rows.
+//!
+//! MySQL has no cheap "has anything changed" probe like SQLite's wal-index or data version,
+//! and reading the rows costs the server more than a one-value aggregate: what it sends per
+//! column of the result (its metadata, in every answer) is the larger part, not the rows. So
+//! the state table carries a **stored generated column**, `fingerprint`: the first 60 bits of
+//! the SHA-256 of the row's columns, each written as a SQL literal by `QUOTE` (`NULL` for a
+//! null, so that different rows hash different text). The server computes it on every write,
+//! whoever writes (this crate, an older version of it, or someone at a SQL prompt), so it
+//! cannot go stale the way a counter that writers must remember to move can.
+//!
+//! - A connection's state read returns the fingerprints with the rows, and keeps the rows with
+//!   the XOR of the fingerprints ([`Fingerprint`]).
+//! - Its next read asks the server for the same value (`BIT_XOR`: one row of one integer).
+//!   Equal, the kept rows are returned; else the rows are read again.
+//! - Each is read in one statement, so of one snapshot. Any change to the rows (a column
+//!   written, a row added or deleted) changes the XOR, unless 60-bit hashes collide: about one
+//!   chance in 10^18 per change.
+//! - A state table made before the column (an earlier version of this crate) fails the read
+//!   with "unknown column": it is then read as before, and the next `prepare` (a run that
+//!   applies steps) adds the column. A role that may not alter the table keeps the plain read.
+
+use crate::driver::Driver;
+use crate::held::{Held, KeptRows, StateCache};
+use crate::rows;
+use crate::SqlxDb;
+use migrate_core::backend::StateRow;
+use migrate_core::error::{Error, Result};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Row, Type};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The statements of the fingerprinted read, for one state table.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+pub(crate) struct StateFingerprint {
+    /// Every state row, with its fingerprint last.
+    pub(crate) read: Arc<str>,
+    /// The XOR of the fingerprints.
+    pub(crate) check: Arc<str>,
+    /// Adds the column to a state table made without it.
+    pub(crate) add_column: String,
+}
+
+/// What a read of the state table saw: the XOR of the rows' fingerprints (0 for no rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint(i64);
+
+/// The column's definition, in `CREATE TABLE` and `ADD COLUMN`.
+#[cfg(feature = "mysql")]
+pub(crate) fn column_definition() -> String {
+    let quoted: Vec<String> = crate::portable::STATE_READ_COLUMNS
+        .split(", ")
+        .map(|column| format!("QUOTE({column})"))
+        .collect();
+    format!(
+        "fingerprint BIGINT AS (CAST(CONV(LEFT(SHA2(CONCAT_WS(',', {}), 256), 15), 16, 10) \
+         AS SIGNED)) STORED",
+        quoted.join(", ")
+    )
+}
+
+/// The fingerprinted read's statements for the state table `state` (quoted).
+#[cfg(feature = "mysql")]
+pub(crate) fn statements(state: &str) -> StateFingerprint {
+    let columns = crate::portable::STATE_READ_COLUMNS;
+    StateFingerprint {
+        read: format!("SELECT {columns}, fingerprint FROM {state}").into(),
+        check: format!("SELECT CAST(BIT_XOR(fingerprint) AS SIGNED) FROM {state}").into(),
+        add_column: format!("ALTER TABLE {state} ADD COLUMN {}", column_definition()),
+    }
+}
+
+impl<DB: Driver> SqlxDb<DB>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// The fingerprinted read's statements, where the database has them and the state table
+    /// was not found without its column.
+    pub(crate) fn fingerprint_reads(&self) -> Option<&StateFingerprint> {
+        let missing = self.fingerprint_missing.load(Ordering::Relaxed);
+        self.sql.state_fingerprint.as_ref().filter(|_| !missing)
+    }
+
+    /// The state rows: the ones kept with the connection (`found`) while the table's
+    /// fingerprint is the one they were read with, else the rows read again with their
+    /// fingerprints and kept; `None` when the state table is missing. A connection's first
+    /// read goes unprepared (see `state_read`).
+    pub(crate) async fn read_fingerprinted(
+        &self,
+        conn: &mut Held<'_, DB>,
+        found: Option<StateCache>,
+        reads: &StateFingerprint,
+    ) -> Result<Option<Vec<StateRow>>> {
+        let prepare = found.is_some();
+        if let Some(cache) = found {
+            let kept = cache.rows.as_ref().and_then(|kept| kept.fingerprint);
+            if kept.is_some() && self.fingerprint_now(conn, reads).await == kept {
+                let rows = cache.rows.as_ref().map(|kept| kept.rows.clone());
+                conn.keep_state_cache(cache);
+                return Ok(rows);
+            }
+        }
+        let note = |rows: Option<KeptRows>| StateCache {
+            query: self.sql.read_state.clone(),
+            rows,
+        };
+        match self.fetch_rows(conn, &reads.read, prepare).await {
+            Ok(read) => {
+                let (rows, fingerprint) = with_fingerprint(&read)?;
+                conn.keep_state_cache(note(Some(KeptRows {
+                    rows: rows.clone(),
+                    data_version: None,
+                    stamp: None,
+                    fingerprint,
+                })));
+                Ok(Some(rows))
+            }
+            Err(err) if DB::is_missing_table(&err) => {
+                conn.keep_state_cache(note(None));
+                Ok(None)
+            }
+            Err(err) if DB::is_missing_column(&err) => {
+                tracing::debug!(
+                    table = %self.tracking_table,
+                    "the state table has no fingerprint column yet; reading its rows whole"
+                );
+                self.fingerprint_missing.store(true, Ordering::Relaxed);
+                let rows = self.read_rows(conn, &self.sql.read_state, prepare).await;
+                conn.keep_state_cache(note(None));
+                rows
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The table's fingerprint now; `None` when it cannot be read (the read that follows
+    /// reports why).
+    async fn fingerprint_now(
+        &self,
+        conn: &mut DB::Connection,
+        reads: &StateFingerprint,
+    ) -> Option<Fingerprint> {
+        let rows = self.fetch_rows(conn, &reads.check, true).await.ok()?;
+        rows.first()?.try_get(0).ok().map(Fingerprint)
+    }
+
+    /// Adds the fingerprint column that the last state read found missing. A failure (a role
+    /// without the right to alter the table) is logged, and the checks go on reading the rows.
+    pub(crate) async fn add_missing_fingerprint(&self, conn: &mut DB::Connection) {
+        let Some(reads) = &self.sql.state_fingerprint else {
+            return;
+        };
+        if !self.fingerprint_missing.load(Ordering::Relaxed) {
+            return;
+        }
+        let added = sqlx::raw_sql(AssertSqlSafe(reads.add_column.clone()))
+            .execute(&mut *conn)
+            .await;
+        match added {
+            Ok(_) => {}
+            Err(err) if DB::is_already_done(&err) => {}
+            Err(err) => {
+                tracing::info!(
+                    table = %self.tracking_table,
+                    error = %err,
+                    "cannot add the fingerprint column to the state table; \
+                     every check reads its rows whole"
+                );
+                return;
+            }
+        }
+        self.fingerprint_missing.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The rows of a fingerprinted read, and their fingerprint: `None` if a row has none (a
+/// server whose `SHA2` answers `NULL`), so that such rows are never taken as unchanged.
+fn with_fingerprint<R>(read: &[R]) -> Result<(Vec<StateRow>, Option<Fingerprint>)>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    let mut rows = Vec::with_capacity(read.len());
+    let mut xor = Some(0_i64);
+    for row in read {
+        rows.push(rows::state_row(row)?);
+        let fingerprint: Option<i64> = row.try_get(8).map_err(Error::from)?;
+        xor = xor.zip(fingerprint).map(|(xor, row)| xor ^ row);
+    }
+    Ok((rows, xor.map(Fingerprint)))
+}
+
+#[cfg(all(test, feature = "mysql", feature = "testing"))]
+mod tests {
+    use crate::admin::execute_on;
+    use crate::mysql::MySqlDb;
+    use crate::testing::{Backend, TestDatabase};
+    use migrate_core::backend::{MigrationBackend, StateRow};
+
+    /// A fresh MariaDB database with the tracking tables and one state row, `app.session` at
+    /// 1.0.0; `None` when no server can be had (reported as skipped by `TestDatabase`).
+    async fn with_one_state_row() -> Option<(TestDatabase, MySqlDb)> {
+        let database = TestDatabase::create(Backend::MySql)
+            .await
+            .expect("a MariaDB database")?;
+        let db = MySqlDb::connect(database.url()).await.expect("connect");
+        db.prepare().await.expect("tracking tables");
+        let state = db.set_state("app", "session", Some("1.0.0"), Some("c1"));
+        state.await.expect("a state row");
+        Some((database, db))
+    }
+
+    /// A read that keeps its `count` rows, then those rows doctored to a version the database
+    /// does not hold, and read back: getting them proves that the rows were not read, only
+    /// the fingerprint.
+    async fn kept_rows_are_taken(db: &MySqlDb, count: usize) {
+        assert_eq!(db.read_state().await.expect("read").len(), count);
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        let mut cache = conn.take_state_cache().expect("the last read's");
+        let kept = cache.rows.as_mut().expect("rows kept");
+        assert!(kept.fingerprint.is_some(), "{kept:?}");
+        for row in &mut kept.rows {
+            row.version = Some("9.9.9".to_string());
+        }
+        conn.keep_state_cache(cache);
+        conn.keep();
+        for _ in 0..2 {
+            let rows = db.read_state().await.expect("read");
+            assert_eq!(rows.len(), count);
+            assert!(
+                rows.iter().all(|row| version(row) == Some("9.9.9")),
+                "{rows:?}"
+            );
+        }
+    }
+
+    fn version(row: &StateRow) -> Option<&str> {
+        row.version.as_deref()
+    }
+
+    #[tokio::test]
+    async fn kept_rows_are_taken_while_the_fingerprint_holds_and_any_write_moves_it() {
+        let Some((database, db)) = with_one_state_row().await else {
+            return;
+        };
+        let url = database.url();
+        kept_rows_are_taken(&db, 1).await;
+        // A write by hand, not through this crate, that leaves the version as it was.
+        let sql = "UPDATE migrate_schema_versions SET checksum = 'by hand'";
+        execute_on(url, sql).await.expect("a write by hand");
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(version(&rows[0]), Some("1.0.0"), "{rows:?}");
+        assert_eq!(rows[0].checksum.as_deref(), Some("by hand"));
+
+        // A row added through another executor, then deleted by hand.
+        kept_rows_are_taken(&db, 1).await;
+        let other = MySqlDb::connect(url).await.expect("connect");
+        let state = other.set_state("app", "memory", Some("2.0.0"), Some("c2"));
+        state.await.expect("another state row");
+        assert_eq!(db.read_state().await.expect("read").len(), 2);
+        kept_rows_are_taken(&db, 2).await;
+        let sql = "DELETE FROM migrate_schema_versions WHERE table_name = 'memory'";
+        execute_on(url, sql).await.expect("a delete by hand");
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(version(&rows[0]), Some("1.0.0"));
+    }
+
+    #[tokio::test]
+    async fn a_state_table_made_without_the_column_is_read_whole_until_prepare_adds_it() {
+        let Some((database, _setup)) = with_one_state_row().await else {
+            return;
+        };
+        let sql = "ALTER TABLE migrate_schema_versions DROP COLUMN fingerprint";
+        let dropped = execute_on(database.url(), sql).await;
+        dropped.expect("the table as an earlier version made it");
+        let db = MySqlDb::connect(database.url()).await.expect("connect");
+        for _ in 0..2 {
+            let rows = db.read_state().await.expect("read whole");
+            assert_eq!(version(&rows[0]), Some("1.0.0"), "{rows:?}");
+        }
+        assert!(db.fingerprint_reads().is_none(), "reads go whole");
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        let cache = conn.take_state_cache().expect("the last read's note");
+        assert!(cache.rows.is_none(), "nothing vouches for kept rows");
+        conn.keep();
+
+        db.prepare().await.expect("prepare adds the column");
+        assert!(db.fingerprint_reads().is_some());
+        kept_rows_are_taken(&db, 1).await;
+    }
+}

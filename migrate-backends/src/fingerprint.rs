@@ -5,30 +5,36 @@
 //! and reading the rows costs the server more than a one-value aggregate: what it sends per
 //! column of the result (its metadata, in every answer) is the larger part, not the rows. So
 //! the state table carries a **stored generated column**, `fingerprint`: the first 60 bits of
-//! the SHA-256 of the row's columns, each written as a SQL literal by `QUOTE` (`NULL` for a
-//! null, so that different rows hash different text). The server computes it on every write,
-//! whoever writes (this crate, an older version of it, or someone at a SQL prompt), so it
-//! cannot go stale the way a counter that writers must remember to move can.
+//! the SHA-256 of the eight columns a state read returns, each written as a SQL literal by
+//! `QUOTE` (a bare `NULL` for a null, so that `NULL` and `'NULL'` differ). The server computes
+//! it on every write, whoever writes (this crate, an older version of it, or someone at a SQL
+//! prompt), so it cannot go stale the way a counter that writers must remember to move can.
 //!
 //! - A connection's state read returns the fingerprints with the rows, and keeps the rows with
 //!   the XOR of the fingerprints ([`Fingerprint`]).
 //! - Its next read asks the server for the same value (`BIT_XOR`: one row of one integer).
 //!   Equal, the kept rows are returned; else the rows are read again.
-//! - Each is read in one statement, so of one snapshot. Any change to the rows (a column
-//!   written, a row added or deleted) changes the XOR, unless 60-bit hashes collide: about one
-//!   chance in 10^18 per change.
-//! - A state table made before the column (an earlier version of this crate) fails the read
-//!   with "unknown column": it is then read as before, and the next `prepare` (a run that
-//!   applies steps) adds the column. A role that may not alter the table keeps the plain read.
+//! - Each is read in one statement, so of one snapshot. Any change to what the read returns (a
+//!   column written, a row added or deleted) changes the XOR, unless 60-bit hashes collide:
+//!   about one chance in 10^18 per change.
+//! - Before an executor first takes kept rows on the strength of the column, it asks the
+//!   catalog once whether the column is generated: a plain column of that name (a table copied
+//!   with `CREATE TABLE ... AS SELECT`, or a dump that lost the expression) would never move,
+//!   and its checks then read the rows whole ([`ColumnState`]).
+//! - A state table made before the column (an earlier version of this crate) is read whole;
+//!   the executor's next `prepare` (a run) adds the column, waiting at most
+//!   [`ADD_COLUMN_LOCK_WAIT_SECONDS`] for the table. A role that may not alter the table, or a
+//!   server that cannot, keeps the whole read (said at info level, once per executor).
 
 use crate::driver::Driver;
 use crate::held::{Held, KeptRows, StateCache};
 use crate::rows;
+use crate::statements::Stmt;
 use crate::SqlxDb;
 use migrate_core::backend::StateRow;
 use migrate_core::error::{Error, Result};
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Row, Type};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// The statements of the fingerprinted read, for one state table.
@@ -39,6 +45,9 @@ pub(crate) struct StateFingerprint {
     pub(crate) read: Arc<str>,
     /// The XOR of the fingerprints.
     pub(crate) check: Arc<str>,
+    /// One row if the state table's `fingerprint` is a generated column (binds `schema`,
+    /// `table` and `column`).
+    pub(crate) generated: Stmt,
     /// Adds the column to a state table made without it.
     pub(crate) add_column: String,
 }
@@ -46,6 +55,35 @@ pub(crate) struct StateFingerprint {
 /// What a read of the state table saw: the XOR of the rows' fingerprints (0 for no rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fingerprint(i64);
+
+/// How long `prepare` waits for the state table when it adds the column: a session that holds
+/// the table (an open transaction that read it) would otherwise hold every later read of it
+/// up behind the `ALTER`, for as long as `lock_wait_timeout` (a day by default on MariaDB).
+pub(crate) const ADD_COLUMN_LOCK_WAIT_SECONDS: u32 = 5;
+
+/// What an executor knows of its state table's fingerprint column.
+#[derive(Debug, Default)]
+pub(crate) struct ColumnState(AtomicU8);
+
+/// Not asked yet: reads return the fingerprints, and the first to take kept rows asks the
+/// catalog whether the column is generated.
+const UNVERIFIED: u8 = 0;
+/// Generated: kept rows are taken while the fingerprint holds.
+const TRUSTED: u8 = 1;
+/// Missing: reads go whole, and `prepare` adds the column.
+const MISSING: u8 = 2;
+/// Not generated, or could not be added: reads go whole.
+const UNUSABLE: u8 = 3;
+
+impl ColumnState {
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Relaxed);
+    }
+}
 
 /// The column's definition, in `CREATE TABLE` and `ADD COLUMN`.
 #[cfg(feature = "mysql")]
@@ -68,6 +106,11 @@ pub(crate) fn statements(state: &str) -> StateFingerprint {
     StateFingerprint {
         read: format!("SELECT {columns}, fingerprint FROM {state}").into(),
         check: format!("SELECT CAST(BIT_XOR(fingerprint) AS SIGNED) FROM {state}").into(),
+        generated: crate::statements::compile::<sqlx::MySql>(
+            "SELECT 1 FROM information_schema.columns \
+             WHERE table_schema = COALESCE($(schema), DATABASE()) AND table_name = $(table) \
+             AND column_name = $(column) AND generation_expression <> ''",
+        ),
         add_column: format!("ALTER TABLE {state} ADD COLUMN {}", column_definition()),
     }
 }
@@ -82,11 +125,11 @@ where
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    /// The fingerprinted read's statements, where the database has them and the state table
-    /// was not found without its column.
+    /// The fingerprinted read's statements, where the database has them and the state table's
+    /// column was not found missing or unusable.
     pub(crate) fn fingerprint_reads(&self) -> Option<&StateFingerprint> {
-        let missing = self.fingerprint_missing.load(Ordering::Relaxed);
-        self.sql.state_fingerprint.as_ref().filter(|_| !missing)
+        let usable = matches!(self.fingerprint.get(), UNVERIFIED | TRUSTED);
+        self.sql.state_fingerprint.as_ref().filter(|_| usable)
     }
 
     /// The state rows: the ones kept with the connection (`found`) while the table's
@@ -102,7 +145,10 @@ where
         let prepare = found.is_some();
         if let Some(cache) = found {
             let kept = cache.rows.as_ref().and_then(|kept| kept.fingerprint);
-            if kept.is_some() && self.fingerprint_now(conn, reads).await == kept {
+            if kept.is_some()
+                && self.column_is_trusted(conn, reads).await
+                && self.fingerprint_now(conn, reads).await == kept
+            {
                 let rows = cache.rows.as_ref().map(|kept| kept.rows.clone());
                 conn.keep_state_cache(cache);
                 return Ok(rows);
@@ -128,17 +174,45 @@ where
                 Ok(None)
             }
             Err(err) if DB::is_missing_column(&err) => {
+                // The fingerprint is the missing column if the rows read without it.
+                let rows = self.read_rows(conn, &self.sql.read_state, prepare).await?;
                 tracing::debug!(
                     table = %self.tracking_table,
                     "the state table has no fingerprint column yet; reading its rows whole"
                 );
-                self.fingerprint_missing.store(true, Ordering::Relaxed);
-                let rows = self.read_rows(conn, &self.sql.read_state, prepare).await;
+                self.fingerprint.set(MISSING);
                 conn.keep_state_cache(note(None));
-                rows
+                Ok(rows)
             }
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Whether the state table's `fingerprint` may vouch for kept rows: asked of the catalog
+    /// the first time (is it a generated column?), then remembered. A column that is not, or
+    /// a question the catalog cannot answer, sends the checks back to reading the rows.
+    async fn column_is_trusted(&self, conn: &mut DB::Connection, reads: &StateFingerprint) -> bool {
+        match self.fingerprint.get() {
+            TRUSTED => return true,
+            UNVERIFIED => {}
+            _ => return false,
+        }
+        let table = &self.tracking_table;
+        let generated = self
+            .catalog_has(conn, &reads.generated, table, Some("fingerprint"))
+            .await;
+        let trusted = matches!(generated, Ok(true));
+        if !trusted {
+            tracing::info!(
+                table = %table,
+                answer = ?generated,
+                "the state table's fingerprint column is not a generated one; \
+                 every check reads its rows whole"
+            );
+        }
+        self.fingerprint
+            .set(if trusted { TRUSTED } else { UNUSABLE });
+        trusted
     }
 
     /// The table's fingerprint now; `None` when it cannot be read (the read that follows
@@ -148,25 +222,51 @@ where
         conn: &mut DB::Connection,
         reads: &StateFingerprint,
     ) -> Option<Fingerprint> {
-        let rows = self.fetch_rows(conn, &reads.check, true).await.ok()?;
-        rows.first()?.try_get(0).ok().map(Fingerprint)
+        let read = self.fetch_rows(conn, &reads.check, true).await;
+        let value = read
+            .map_err(Error::from)
+            .and_then(|rows| match rows.first() {
+                Some(row) => row.try_get(0).map_err(Error::from),
+                None => Err(rows::corrupt("fingerprint", "no row")),
+            });
+        match value {
+            Ok(value) => Some(Fingerprint(value)),
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot read the state table's fingerprint");
+                None
+            }
+        }
     }
 
-    /// Adds the fingerprint column that the last state read found missing. A failure (a role
-    /// without the right to alter the table) is logged, and the checks go on reading the rows.
+    /// Adds the fingerprint column that a state read found missing, waiting at most
+    /// [`ADD_COLUMN_LOCK_WAIT_SECONDS`] for the table. A failure (a role without the right to
+    /// alter the table, a server without generated columns) is said at info level once, and
+    /// the checks go on reading the rows.
     pub(crate) async fn add_missing_fingerprint(&self, conn: &mut DB::Connection) {
         let Some(reads) = &self.sql.state_fingerprint else {
             return;
         };
-        if !self.fingerprint_missing.load(Ordering::Relaxed) {
+        if self.fingerprint.get() != MISSING {
             return;
         }
-        let added = sqlx::raw_sql(AssertSqlSafe(reads.add_column.clone()))
-            .execute(&mut *conn)
-            .await;
-        match added {
-            Ok(_) => {}
-            Err(err) if DB::is_already_done(&err) => {}
+        let wait = format!(
+            "SET @migrate_lock_wait = @@SESSION.lock_wait_timeout, \
+             SESSION lock_wait_timeout = {ADD_COLUMN_LOCK_WAIT_SECONDS}"
+        );
+        let mut added = sqlx::raw_sql(AssertSqlSafe(wait)).execute(&mut *conn).await;
+        if added.is_ok() {
+            added = sqlx::raw_sql(AssertSqlSafe(reads.add_column.clone()))
+                .execute(&mut *conn)
+                .await;
+            let restore = "SET SESSION lock_wait_timeout = @migrate_lock_wait";
+            if let Err(err) = sqlx::raw_sql(restore).execute(&mut *conn).await {
+                tracing::debug!(error = %err, "cannot restore the session's lock_wait_timeout");
+            }
+        }
+        let state = match added {
+            Ok(_) => TRUSTED,
+            // Added since by another runner: asked of the catalog before it is trusted.
+            Err(err) if DB::is_already_done(&err) => UNVERIFIED,
             Err(err) => {
                 tracing::info!(
                     table = %self.tracking_table,
@@ -174,10 +274,10 @@ where
                     "cannot add the fingerprint column to the state table; \
                      every check reads its rows whole"
                 );
-                return;
+                UNUSABLE
             }
-        }
-        self.fingerprint_missing.store(false, Ordering::Relaxed);
+        };
+        self.fingerprint.set(state);
     }
 }
 
@@ -262,6 +362,15 @@ mod tests {
         assert_eq!(version(&rows[0]), Some("1.0.0"), "{rows:?}");
         assert_eq!(rows[0].checksum.as_deref(), Some("by hand"));
 
+        // A null, then the text `NULL`: QUOTE writes them differently.
+        let sql = "UPDATE migrate_schema_versions SET checksum = NULL";
+        execute_on(url, sql).await.expect("a null by hand");
+        kept_rows_are_taken(&db, 1).await;
+        let sql = "UPDATE migrate_schema_versions SET checksum = 'NULL'";
+        execute_on(url, sql).await.expect("the text NULL by hand");
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(rows[0].checksum.as_deref(), Some("NULL"), "{rows:?}");
+
         // A row added through another executor, then deleted by hand.
         kept_rows_are_taken(&db, 1).await;
         let other = MySqlDb::connect(url).await.expect("connect");
@@ -298,5 +407,35 @@ mod tests {
         db.prepare().await.expect("prepare adds the column");
         assert!(db.fingerprint_reads().is_some());
         kept_rows_are_taken(&db, 1).await;
+    }
+
+    #[tokio::test]
+    async fn a_fingerprint_column_that_is_not_generated_never_vouches_for_kept_rows() {
+        let Some((database, _setup)) = with_one_state_row().await else {
+            return;
+        };
+        let url = database.url();
+        // A copy that kept the values and lost the expression: the column never moves again.
+        let sql = "ALTER TABLE migrate_schema_versions DROP COLUMN fingerprint, \
+                   ADD COLUMN fingerprint BIGINT NOT NULL DEFAULT 7";
+        execute_on(url, sql).await.expect("a plain column");
+        let db = MySqlDb::connect(url).await.expect("connect");
+        assert_eq!(db.read_state().await.expect("read").len(), 1);
+        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+        let mut cache = conn.take_state_cache().expect("the last read's");
+        let kept = cache.rows.as_mut().expect("rows kept");
+        kept.rows[0].version = Some("9.9.9".to_string());
+        conn.keep_state_cache(cache);
+        conn.keep();
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(version(&rows[0]), Some("1.0.0"), "the rows, read: {rows:?}");
+        assert!(
+            db.fingerprint_reads().is_none(),
+            "reads go whole from now on"
+        );
+        let sql = "UPDATE migrate_schema_versions SET version = '2.0.0'";
+        execute_on(url, sql).await.expect("a write by hand");
+        let rows = db.read_state().await.expect("read");
+        assert_eq!(version(&rows[0]), Some("2.0.0"), "{rows:?}");
     }
 }

@@ -1,5 +1,5 @@
-//! The MySQL/MariaDB backend (feature `mysql`). Tested against MariaDB; SingleStore speaks the
-//! same protocol and is expected to work, but is untested here.
+//! The MySQL/MariaDB backend (feature `mysql`). Tested against MariaDB; needs MariaDB 10.2 or
+//! MySQL 5.7 or later, for the state table's stored generated column (`fingerprint.rs`).
 //!
 //! - **Transactions:** MySQL commits DDL implicitly, so a step cannot commit atomically with its
 //!   tracking rows. Every step is therefore journalled: a "started" row and a dirty mark commit

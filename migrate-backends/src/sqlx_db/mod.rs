@@ -101,10 +101,9 @@ pub struct SqlxDb<DB: Driver> {
     /// This executor's last state read found no state table: `prepare` creates the tracking
     /// tables without asking the catalog first. Not shared: a clone may name other tables.
     pub(crate) tracking_missing: std::sync::atomic::AtomicBool,
-    /// This executor's state table lacks MySQL's fingerprint column (`fingerprint`): the
-    /// checks read its rows whole, and `prepare` adds the column. Not shared, like
-    /// `tracking_missing`.
-    pub(crate) fingerprint_missing: std::sync::atomic::AtomicBool,
+    /// What this executor knows of its state table's fingerprint column (MySQL; see
+    /// `fingerprint`). Not shared, like `tracking_missing`.
+    pub(crate) fingerprint: crate::fingerprint::ColumnState,
     /// A step found that its commit may not ride on the next statement (see
     /// `deferred`): every later step commits on its own.
     pub(crate) commits_alone: std::sync::atomic::AtomicBool,
@@ -134,7 +133,7 @@ impl<DB: Driver> Clone for SqlxDb<DB> {
             pooled_proxy: self.pooled_proxy,
             session_record_off: self.session_record_off.clone(),
             tracking_missing: Default::default(),
-            fingerprint_missing: Default::default(),
+            fingerprint: Default::default(),
             commits_alone: Default::default(),
             pending_lost: Default::default(),
             #[cfg(feature = "sqlite")]
@@ -216,7 +215,7 @@ impl<DB: Driver> SqlxDb<DB> {
             pending_finish: Default::default(),
             session_record_off: Default::default(),
             tracking_missing: Default::default(),
-            fingerprint_missing: Default::default(),
+            fingerprint: Default::default(),
             commits_alone: Default::default(),
             pending_lost: Default::default(),
             #[cfg(feature = "sqlite")]
@@ -233,6 +232,7 @@ impl<DB: Driver> SqlxDb<DB> {
         self.tracking_table = table;
         // A pending finish belongs to the tracking tables it was made for.
         self.pending_finish = Default::default();
+        self.fingerprint = Default::default();
     }
 
     /// Connects to a database server: a small pool (the runner lock holds one connection for a
@@ -412,15 +412,26 @@ where
         table: &str,
         column: Option<&str>,
     ) -> Result<bool> {
-        let values = Values::new()
-            .text(Bind::Schema, self.schema.as_deref())
-            .text(Bind::Table, Some(table))
-            .text(Bind::Column, column);
         let sql = if column.is_some() {
             &self.sql.column_exists
         } else {
             &self.sql.table_exists
         };
+        self.catalog_has(conn, sql, table, column).await
+    }
+
+    /// Whether the catalog query `sql` (binding the schema, `table` and `column`) finds a row.
+    pub(crate) async fn catalog_has(
+        &self,
+        conn: &mut DB::Connection,
+        sql: &Stmt,
+        table: &str,
+        column: Option<&str>,
+    ) -> Result<bool> {
+        let values = Values::new()
+            .text(Bind::Schema, self.schema.as_deref())
+            .text(Bind::Table, Some(table))
+            .text(Bind::Column, column);
         let row = bound::<DB>(sql, &values, self.sql.persistent)
             .fetch_optional(&mut *conn)
             .await

@@ -20,6 +20,7 @@ use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
 use crate::statements::{compile, Statements, TrackingNames};
+use crate::url::percent_decode;
 use crate::wal_index::WalIndex;
 use crate::SqlxDb;
 use migrate_core::backend::{NoLock, RunLock};
@@ -251,7 +252,7 @@ impl SqlxDb<Sqlite> {
         }
         let options = SqliteConnectOptions::from_str(url)?;
         // sqlx keeps the file name of a `mode=memory` URL, and has no getter for the mode.
-        let in_memory = is_in_memory(options.get_filename()) || url.contains("mode=memory");
+        let in_memory = is_in_memory(options.get_filename()) || url_is_in_memory(url);
         let wal_trusted = WalIndex::trusts_url(url);
         Self::connect_with_options(options, in_memory, wal_trusted, table).await
     }
@@ -362,17 +363,45 @@ pub(crate) fn millis(d: Duration) -> u64 {
 
 const MAX_BUSY_MS: u64 = i32::MAX as u64;
 
-/// Whether sqlx's filename names an in-memory database: `:memory:`, sqlx's own
-/// `file:sqlx-in-memory-N` for `sqlite::memory:`, or a `mode=memory` URI (or no file at all).
+/// Whether sqlx's filename names an in-memory database, as SQLite reads it (sqlx opens with
+/// `SQLITE_OPEN_URI`): `:memory:`, no file at all, sqlx's own `file:sqlx-in-memory-N` for
+/// `sqlite::memory:`, or a `file:` URI whose path is `:memory:` or whose `mode` is `memory`.
+/// A file whose name merely contains those words (`/tmp/mode=memory.db`) is a file, with a
+/// run-lock file beside it.
 fn is_in_memory(database: &Path) -> bool {
     // A path that is not UTF-8 is a real file: none of the in-memory names below.
     let Some(name) = database.to_str() else {
         return false;
     };
-    name.is_empty()
-        || name.contains(":memory:")
-        || name.starts_with("file:sqlx-in-memory-")
-        || name.contains("mode=memory")
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:sqlx-in-memory-") {
+        return true;
+    }
+    let Some(uri) = name.strip_prefix("file:") else {
+        return false;
+    };
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let path = path.split_once('#').map_or(path, |(path, _)| path);
+    path == ":memory:" || has_memory_mode(query)
+}
+
+/// Whether a sqlx SQLite URL asks for an in-memory database the way sqlx reads it: the part
+/// before `?` is `:memory:` (`sqlite::memory:`), or the query's `mode` is `memory`, its
+/// escapes decoded (`mode=m%65mory`).
+fn url_is_in_memory(url: &str) -> bool {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, query) = rest.split_once('?').unwrap_or((rest, ""));
+    database == ":memory:" || has_memory_mode(query)
+}
+
+/// Whether a URL or URI query (`a=b&c=d`, escapes decoded) sets `mode=memory`.
+fn has_memory_mode(query: &str) -> bool {
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    query.split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        percent_decode(key) == "mode" && percent_decode(value) == "memory"
+    })
 }
 
 /// What the run-lock file's name adds to its database file's.
@@ -455,7 +484,7 @@ impl RunLock for FileLock {
 
 #[cfg(test)]
 mod tests {
-    use super::{lock_file, millis};
+    use super::{lock_file, millis, url_is_in_memory, LOCK_FILE_SUFFIX};
     use std::path::Path;
     use std::time::Duration;
 
@@ -476,12 +505,57 @@ mod tests {
             ":memory:",
             "file:sqlx-in-memory-0",
             "file:shared?mode=memory&cache=shared",
+            "file:shared?cache=shared&mode=m%65mory",
+            "file::memory:",
+            "file::memory:?cache=shared",
         ] {
             assert_eq!(lock_file(Path::new(name)), None, "{name}");
         }
-        assert_eq!(
-            lock_file(Path::new("/tmp/app.db")),
-            Some("/tmp/app.db.migrate-lock".into())
-        );
+        for name in [
+            "/tmp/app.db",
+            "/tmp/mode=memory.db",
+            "/tmp/a:memory:b.db",
+            "file:app.db?mode=rwc",
+            "file:app.db?mode=memoryless",
+        ] {
+            let mut lock = name.to_string();
+            lock.push_str(LOCK_FILE_SUFFIX);
+            assert_eq!(lock_file(Path::new(name)), Some(lock.into()), "{name}");
+        }
+    }
+
+    #[test]
+    fn in_memory_urls_are_read_the_way_sqlx_reads_them() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://?mode=memory",
+            "sqlite://shared.db?mode=memory&cache=shared",
+            "sqlite://shared.db?cache=shared&m%6Fde=m%65mory",
+        ] {
+            assert!(url_is_in_memory(url), "{url}");
+        }
+        for url in [
+            "sqlite://app.db",
+            "sqlite:///tmp/mode=memory.db?mode=rwc",
+            "sqlite:///tmp/a:memory:b.db",
+            "sqlite://app.db?mode=ro",
+        ] {
+            assert!(!url_is_in_memory(url), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    #[cfg(feature = "testing")]
+    async fn a_file_named_like_a_memory_uri_is_a_file_with_a_run_lock() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("mode=memory.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let db = super::SqliteDb::connect(&url).await.expect("connect");
+        let lock = db.lock.file.clone().expect("a run-lock file");
+        assert_eq!(lock, path.with_file_name("mode=memory.db.migrate-lock"));
+        assert_eq!(db.pool.options().get_max_connections(), 2);
+        db.close().await;
+        assert!(path.exists(), "the database is a file");
     }
 }

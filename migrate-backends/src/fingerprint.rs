@@ -438,4 +438,56 @@ mod tests {
         let rows = db.read_state().await.expect("read");
         assert_eq!(version(&rows[0]), Some("2.0.0"), "{rows:?}");
     }
+
+    #[tokio::test]
+    async fn a_role_that_may_not_alter_the_state_table_keeps_reading_it_whole() {
+        // A server of your own may not let the tests create users.
+        if std::env::var_os("MIGRATE_TEST_MYSQL_URL").is_some() {
+            return;
+        }
+        let Some((database, _setup)) = with_one_state_row().await else {
+            return;
+        };
+        let url = database.url();
+        let sql = "ALTER TABLE migrate_schema_versions DROP COLUMN fingerprint";
+        execute_on(url, sql)
+            .await
+            .expect("the table as an earlier version made it");
+        let name = url.rsplit('/').next().expect("a database in the URL");
+        let role = format!("writer_{name}");
+        let grants = [
+            format!("CREATE USER '{role}'@'127.0.0.1'"),
+            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON `{name}`.* TO '{role}'@'127.0.0.1'"),
+        ];
+        for sql in &grants {
+            execute_on(url, sql)
+                .await
+                .expect("a role that may only write");
+        }
+        let writer = url.replacen("root@", &format!("{role}@"), 1);
+        let db = MySqlDb::connect(&writer)
+            .await
+            .expect("connect as the writer");
+        assert_eq!(db.read_state().await.expect("read whole").len(), 1);
+        db.prepare()
+            .await
+            .expect("prepare goes on without the column");
+        assert!(db.fingerprint_reads().is_none(), "reads stay whole");
+        // The run goes on: a step's state is recorded, and read.
+        let state = db.set_state("app", "session", Some("2.0.0"), Some("c2"));
+        state.await.expect("the writer records a step");
+        let rows = db.read_state().await.expect("read whole");
+        assert_eq!(version(&rows[0]), Some("2.0.0"), "{rows:?}");
+        let columns = "SELECT COUNT(*) FROM information_schema.columns \
+                       WHERE table_schema = DATABASE() AND table_name = 'migrate_schema_versions' \
+                       AND column_name = 'fingerprint'";
+        let count: i64 = sqlx::query_scalar(columns)
+            .fetch_one(&db.pool)
+            .await
+            .expect("the catalog");
+        assert_eq!(count, 0, "the writer could not add the column");
+        execute_on(url, &format!("DROP USER '{role}'@'127.0.0.1'"))
+            .await
+            .expect("drop the role");
+    }
 }

@@ -59,7 +59,7 @@ pub(crate) struct Fingerprint(i64);
 /// How long `prepare` waits for the state table when it adds the column: a session that holds
 /// the table (an open transaction that read it) would otherwise hold every later read of it
 /// up behind the `ALTER`, for as long as `lock_wait_timeout` (a day by default on MariaDB).
-pub(crate) const ADD_COLUMN_LOCK_WAIT_SECONDS: u32 = 5;
+const ADD_COLUMN_LOCK_WAIT_SECONDS: u32 = 5;
 
 /// What an executor knows of its state table's fingerprint column.
 #[derive(Debug, Default)]
@@ -99,18 +99,17 @@ pub(crate) fn column_definition() -> String {
     )
 }
 
-/// The fingerprinted read's statements for the state table `state` (quoted).
+/// The fingerprinted read's statements for the state table `state` (quoted); `column_exists`
+/// is the database's catalog query for a column, which the generated-column check narrows.
 #[cfg(feature = "mysql")]
-pub(crate) fn statements(state: &str) -> StateFingerprint {
+pub(crate) fn statements(state: &str, column_exists: &str) -> StateFingerprint {
     let columns = crate::portable::STATE_READ_COLUMNS;
     StateFingerprint {
         read: format!("SELECT {columns}, fingerprint FROM {state}").into(),
         check: format!("SELECT CAST(BIT_XOR(fingerprint) AS SIGNED) FROM {state}").into(),
-        generated: crate::statements::compile::<sqlx::MySql>(
-            "SELECT 1 FROM information_schema.columns \
-             WHERE table_schema = COALESCE($(schema), DATABASE()) AND table_name = $(table) \
-             AND column_name = $(column) AND generation_expression <> ''",
-        ),
+        generated: crate::statements::compile::<sqlx::MySql>(&format!(
+            "{column_exists} AND generation_expression <> ''"
+        )),
         add_column: format!("ALTER TABLE {state} ADD COLUMN {}", column_definition()),
     }
 }
@@ -320,10 +319,9 @@ mod tests {
         Some((database, db))
     }
 
-    /// A read that keeps its `count` rows, then those rows doctored to a version the database
-    /// does not hold, and read back: getting them proves that the rows were not read, only
-    /// the fingerprint.
-    async fn kept_rows_are_taken(db: &MySqlDb, count: usize) {
+    /// A read that keeps its `count` rows with their fingerprint, then those rows doctored to
+    /// a version the database does not hold: a read that returns them did not read the rows.
+    async fn doctor_kept_rows(db: &MySqlDb, count: usize) {
         assert_eq!(db.read_state().await.expect("read").len(), count);
         let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
         let mut cache = conn.take_state_cache().expect("the last read's");
@@ -334,6 +332,12 @@ mod tests {
         }
         conn.keep_state_cache(cache);
         conn.keep();
+    }
+
+    /// [`doctor_kept_rows`], then read back: getting the doctored rows proves that only the
+    /// fingerprint was read.
+    async fn kept_rows_are_taken(db: &MySqlDb, count: usize) {
+        doctor_kept_rows(db, count).await;
         for _ in 0..2 {
             let rows = db.read_state().await.expect("read");
             assert_eq!(rows.len(), count);
@@ -420,13 +424,7 @@ mod tests {
                    ADD COLUMN fingerprint BIGINT NOT NULL DEFAULT 7";
         execute_on(url, sql).await.expect("a plain column");
         let db = MySqlDb::connect(url).await.expect("connect");
-        assert_eq!(db.read_state().await.expect("read").len(), 1);
-        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
-        let mut cache = conn.take_state_cache().expect("the last read's");
-        let kept = cache.rows.as_mut().expect("rows kept");
-        kept.rows[0].version = Some("9.9.9".to_string());
-        conn.keep_state_cache(cache);
-        conn.keep();
+        doctor_kept_rows(&db, 1).await;
         let rows = db.read_state().await.expect("read");
         assert_eq!(version(&rows[0]), Some("1.0.0"), "the rows, read: {rows:?}");
         assert!(

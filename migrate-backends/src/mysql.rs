@@ -44,6 +44,11 @@ use sqlx::{MySql, MySqlPool};
 /// InnoDB has.
 pub(crate) const EXACT_TEXT: &str = " DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin";
 
+/// One row if the column exists (binds `schema`, `table` and `column`).
+const COLUMN_EXISTS: &str = "SELECT 1 FROM information_schema.columns \
+     WHERE table_schema = COALESCE($(schema), DATABASE()) \
+     AND table_name = $(table) AND column_name = $(column)";
+
 /// A MySQL or MariaDB database that migrations run on.
 ///
 /// ```no_run
@@ -117,7 +122,7 @@ impl Driver for MySql {
             schema_exists: None,
             read_state: portable::read_state(state).into(),
             read_state_unpacked: None,
-            state_fingerprint: Some(crate::fingerprint::statements(state)),
+            state_fingerprint: Some(crate::fingerprint::statements(state, COLUMN_EXISTS)),
             create: vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {state} (module VARCHAR(191) NOT NULL, \
@@ -164,9 +169,7 @@ impl Driver for MySql {
             history_select: portable::history_select(history),
             table_exists: s("SELECT 1 FROM information_schema.tables \
                  WHERE table_schema = COALESCE($(schema), DATABASE()) AND table_name = $(table)"),
-            column_exists: s("SELECT 1 FROM information_schema.columns \
-                 WHERE table_schema = COALESCE($(schema), DATABASE()) \
-                 AND table_name = $(table) AND column_name = $(column)"),
+            column_exists: s(COLUMN_EXISTS),
             persistent: true,
         }
     }

@@ -20,7 +20,7 @@ use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
 use crate::statements::{compile, Statements, TrackingNames};
-use crate::url::percent_decode;
+use crate::url::query_pairs;
 use crate::wal_index::WalIndex;
 use crate::SqlxDb;
 use migrate_core::backend::{NoLock, RunLock};
@@ -379,8 +379,9 @@ fn is_in_memory(database: &Path) -> bool {
     let Some(uri) = name.strip_prefix("file:") else {
         return false;
     };
+    // SQLite ends a URI at its fragment; sqlx's URLs have none (a `#` is part of a value).
+    let uri = uri.split_once('#').map_or(uri, |(uri, _)| uri);
     let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let path = path.split_once('#').map_or(path, |(path, _)| path);
     path == ":memory:" || has_memory_mode(query)
 }
 
@@ -397,11 +398,7 @@ fn url_is_in_memory(url: &str) -> bool {
 
 /// Whether a URL or URI query (`a=b&c=d`, escapes decoded) sets `mode=memory`.
 fn has_memory_mode(query: &str) -> bool {
-    let query = query.split_once('#').map_or(query, |(query, _)| query);
-    query.split('&').any(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        percent_decode(key) == "mode" && percent_decode(value) == "memory"
-    })
+    query_pairs(query).any(|(key, value)| key == "mode" && value == "memory")
 }
 
 /// What the run-lock file's name adds to its database file's.

@@ -92,6 +92,16 @@ pub(crate) fn redact_password(
     err.redact(&secret).redact(&decoded)
 }
 
+/// The `key=value` pairs of a URL's query (`a=b&c=d`), escapes decoded, as sqlx reads a
+/// SQLite URL's.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key), percent_decode(value))
+    })
+}
+
 /// `text` with `%XX` escapes decoded (invalid escapes are kept as written).
 pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();

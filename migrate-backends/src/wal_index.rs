@@ -41,7 +41,7 @@
 // Only SQLite executors have a wal-index; the stamp type is kept with every state read.
 #![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 
-use crate::url::percent_decode;
+use crate::url::query_pairs;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -108,9 +108,7 @@ impl WalIndex {
     /// path given alone ([`SqliteDb::open`](crate::sqlite::SqliteDb::open)) has none of these.
     pub(crate) fn trusts_url(url: &str) -> bool {
         let query = url.split_once('?').map_or("", |(_, query)| query);
-        let untrusted = query.split('&').any(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let (key, value) = (percent_decode(key), percent_decode(value));
+        let untrusted = query_pairs(query).any(|(key, value)| {
             key == "vfs" || key == "immutable" || (key == "mode" && value != "rwc" && value != "rw")
         });
         !untrusted

@@ -5,7 +5,7 @@ mod chains;
 mod names;
 
 use chains::build_chains;
-use names::{check_case, check_modules, check_names, parse_declared};
+use names::{check_case, check_modules, parse_declared, NameChecks};
 
 use crate::error::{GraphError, Result};
 use crate::migration::{registered, Migration, MigrationSet};
@@ -128,8 +128,9 @@ impl Graph {
         migrations: impl IntoIterator<Item = &'static Migration>,
     ) -> Result<Graph, GraphError> {
         let mut nodes = Vec::new();
+        let mut names = NameChecks::default();
         for migration in migrations {
-            check_names(migration)?;
+            names.check(migration)?;
             let version = parse_declared(migration, migration.version_str())?;
             nodes.push(Node {
                 migration,

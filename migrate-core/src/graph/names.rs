@@ -48,40 +48,64 @@ pub(super) fn check_modules(sets: &[&'static MigrationSet]) -> Result<(), GraphE
     Ok(())
 }
 
-/// The migration's module and table are names the tracking tables keep exactly, its version
-/// fits their column, and its name (stored as text) holds no NUL.
-pub(super) fn check_names(migration: &Migration) -> Result<(), GraphError> {
-    let invalid = |what, name: &str, reason| {
-        Err(GraphError::InvalidName {
-            location: migration.location(),
-            what,
-            name: name.escape_debug().to_string(),
-            reason,
-        })
-    };
-    for (what, name) in [
-        ("module", migration.set().module()),
-        ("table", migration.table()),
-    ] {
-        if let Some(reason) = tracked_name_problem(name) {
-            return invalid(what, name, reason);
+/// The name checks of each migration, remembering the module and table names they passed.
+#[derive(Default)]
+pub(super) struct NameChecks {
+    /// The last names found valid, by address and length (`ptr::eq`): every migration of a set
+    /// names its module through the set, and a table name written in many attributes is
+    /// usually one copy in the binary, so most names are checked once, not once per migration.
+    /// A name at another address is checked again: the answer is the same, only slower.
+    passed: [Option<&'static str>; PASSED_KEPT],
+    next: usize,
+}
+
+/// How many valid names [`NameChecks`] remembers: more than a module's tables are usually
+/// interleaved in registration order.
+const PASSED_KEPT: usize = 16;
+
+impl NameChecks {
+    /// The migration's module and table are names the tracking tables keep exactly, its
+    /// version fits their column, and its name (stored as text) holds no NUL.
+    pub(super) fn check(&mut self, migration: &'static Migration) -> Result<(), GraphError> {
+        let invalid = |what, name: &str, reason| {
+            Err(GraphError::InvalidName {
+                location: migration.location(),
+                what,
+                name: name.escape_debug().to_string(),
+                reason,
+            })
+        };
+        for (what, name) in [
+            ("module", migration.set().module()),
+            ("table", migration.table()),
+        ] {
+            if self.passed.iter().flatten().any(|p| std::ptr::eq(*p, name)) {
+                continue;
+            }
+            if let Some(reason) = tracked_name_problem(name) {
+                return invalid(what, name, reason);
+            }
+            self.passed[self.next] = Some(name);
+            self.next = (self.next + 1) % PASSED_KEPT;
         }
+        if migration.name().contains('\0') {
+            return invalid("migration", migration.name(), "contains NUL".to_string());
+        }
+        let version = migration.version_str();
+        // A character is at least a byte: only a long text needs counting.
+        if version.len() > MAX_TRACKED_NAME_CHARS
+            && version.chars().count() > MAX_TRACKED_NAME_CHARS
+        {
+            return invalid(
+                "version",
+                version,
+                format!(
+                    "is longer than the {MAX_TRACKED_NAME_CHARS} characters the tracking tables keep"
+                ),
+            );
+        }
+        Ok(())
     }
-    if migration.name().contains('\0') {
-        return invalid("migration", migration.name(), "contains NUL".to_string());
-    }
-    let version = migration.version_str();
-    // A character is at least a byte: only a long text needs counting.
-    if version.len() > MAX_TRACKED_NAME_CHARS && version.chars().count() > MAX_TRACKED_NAME_CHARS {
-        return invalid(
-            "version",
-            version,
-            format!(
-                "is longer than the {MAX_TRACKED_NAME_CHARS} characters the tracking tables keep"
-            ),
-        );
-    }
-    Ok(())
 }
 
 pub(super) fn parse_declared(migration: &Migration, text: &str) -> Result<Version, GraphError> {

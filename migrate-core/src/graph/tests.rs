@@ -65,6 +65,36 @@ fn orders_by_version_then_table_respecting_after() {
     assert_eq!(order(&graph), ["a@1.0.0", "b@1.0.0", "b@3.0.0", "a@2.0.0"]);
 }
 
+/// The names found valid are remembered by address: a bad name among many good ones, at an
+/// address of its own, is still refused, at its own migration.
+#[test]
+fn a_bad_name_after_remembered_good_ones_is_refused() {
+    let mut migrations = Vec::new();
+    // More valid table names than are remembered, each used twice.
+    for round in 0..2 {
+        for i in 0..40 {
+            let table: &'static str = Box::leak(format!("table_{i}").into_boxed_str());
+            let version = if round == 0 { "1.0.0" } else { "2.0.0" };
+            let parent = (round == 1).then_some("1.0.0");
+            migrations.push(migration(table, version, parent, None));
+        }
+    }
+    assert!(Graph::from_migrations(migrations.clone()).is_ok());
+    // The same text as a remembered name, with a trailing space: another address.
+    let bad = migration("table_0 ", "1.0.0", None, None);
+    migrations.insert(41, bad);
+    let err = Graph::from_migrations(migrations).unwrap_err();
+    assert!(
+        matches!(&err, GraphError::InvalidName { what: "table", .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: table name", bad.location())),
+        "{err}"
+    );
+}
+
 #[test]
 fn rejects_names_the_tracking_tables_cannot_keep() {
     let long: &'static str = Box::leak("t".repeat(MAX_TRACKED_NAME_CHARS + 1).into_boxed_str());

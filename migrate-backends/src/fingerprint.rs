@@ -28,6 +28,7 @@
 
 use crate::driver::Driver;
 use crate::held::{Held, KeptRows, StateCache};
+use crate::portable::STATE_READ_COLUMNS;
 use crate::rows;
 use crate::statements::Stmt;
 use crate::SqlxDb;
@@ -88,8 +89,8 @@ impl ColumnState {
 /// The column's definition, in `CREATE TABLE` and `ADD COLUMN`.
 #[cfg(feature = "mysql")]
 pub(crate) fn column_definition() -> String {
-    let quoted: Vec<String> = crate::portable::STATE_READ_COLUMNS
-        .split(", ")
+    let quoted: Vec<String> = STATE_READ_COLUMNS
+        .iter()
         .map(|column| format!("QUOTE({column})"))
         .collect();
     format!(
@@ -103,7 +104,7 @@ pub(crate) fn column_definition() -> String {
 /// is the database's catalog query for a column, which the generated-column check narrows.
 #[cfg(feature = "mysql")]
 pub(crate) fn statements(state: &str, column_exists: &str) -> StateFingerprint {
-    let columns = crate::portable::STATE_READ_COLUMNS;
+    let columns = STATE_READ_COLUMNS.join(", ");
     StateFingerprint {
         read: format!("SELECT {columns}, fingerprint FROM {state}").into(),
         check: format!("SELECT CAST(BIT_XOR(fingerprint) AS SIGNED) FROM {state}").into(),
@@ -293,7 +294,9 @@ where
     let mut xor = Some(0_i64);
     for row in read {
         rows.push(rows::state_row(row)?);
-        let fingerprint: Option<i64> = row.try_get(8).map_err(Error::from)?;
+        // The fingerprint follows the state columns.
+        let fingerprint: Option<i64> =
+            row.try_get(STATE_READ_COLUMNS.len()).map_err(Error::from)?;
         xor = xor.zip(fingerprint).map(|(xor, row)| xor ^ row);
     }
     Ok((rows, xor.map(Fingerprint)))

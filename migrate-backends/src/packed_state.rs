@@ -6,21 +6,10 @@
 //! strings, numbers or `null`. Anything else is corrupt, and the executor then reads the rows
 //! one by one (which names the bad value).
 
+use crate::portable::STATE_READ_COLUMNS;
 use crate::rows::{corrupt, state_of, StateFields};
 use migrate_core::backend::StateRow;
 use migrate_core::error::Result;
-
-/// The columns `unpack` expects per row, in this order.
-pub(crate) const COLUMNS: [&str; 8] = [
-    "module",
-    "table_name",
-    "version",
-    "checksum",
-    "dirty_version",
-    "dirty_name",
-    "dirty_direction",
-    "dirty_since",
-];
 
 /// Decodes the packed state (an empty text is no rows: the table is empty or missing).
 pub(crate) fn unpack(packed: &str) -> Result<Vec<StateRow>> {
@@ -49,7 +38,7 @@ pub(crate) fn unpack(packed: &str) -> Result<Vec<StateRow>> {
 
 fn row(json: &mut Json<'_>) -> Result<StateRow> {
     json.expect('[')?;
-    let mut fields: Vec<Option<String>> = Vec::with_capacity(COLUMNS.len());
+    let mut fields: Vec<Option<String>> = Vec::with_capacity(STATE_READ_COLUMNS.len());
     loop {
         fields.push(json.scalar()?);
         if json.eat(']') {

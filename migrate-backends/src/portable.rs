@@ -22,13 +22,22 @@ pub(crate) const STATE_COLUMNS: &str = "module, table_name, version, checksum, d
 pub(crate) const CLEAR_DIRTY: &str =
     "dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL";
 
-/// The columns every state read returns, in the order `rows::state_row` decodes them.
-pub(crate) const STATE_READ_COLUMNS: &str =
-    "module, table_name, version, checksum, dirty_version, dirty_name, dirty_direction, dirty_since";
+/// The columns every state read returns, in the order `rows::state_row` and
+/// `packed_state::unpack` decode them.
+pub(crate) const STATE_READ_COLUMNS: [&str; 8] = [
+    "module",
+    "table_name",
+    "version",
+    "checksum",
+    "dirty_version",
+    "dirty_name",
+    "dirty_direction",
+    "dirty_since",
+];
 
 /// Reads every state row.
 pub(crate) fn read_state(state: &str) -> String {
-    format!("SELECT {STATE_READ_COLUMNS} FROM {state}")
+    format!("SELECT {} FROM {state}", STATE_READ_COLUMNS.join(", "))
 }
 
 /// Moves an existing state row to a new version and clears its mark, whatever it held.

@@ -207,7 +207,7 @@ impl Driver for Sqlite {
 fn packed_read_state(state: &str) -> String {
     format!(
         "SELECT json_group_array(json_array({})) FROM {state}",
-        crate::packed_state::COLUMNS.join(", ")
+        portable::STATE_READ_COLUMNS.join(", ")
     )
 }
 
@@ -380,25 +380,28 @@ fn is_in_memory(database: &Path) -> bool {
         return false;
     };
     // SQLite ends a URI at its fragment; sqlx's URLs have none (a `#` is part of a value).
-    let uri = uri.split_once('#').map_or(uri, |(uri, _)| uri);
-    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    path == ":memory:" || has_memory_mode(query)
+    names_memory(uri.split_once('#').map_or(uri, |(uri, _)| uri))
 }
 
 /// Whether a sqlx SQLite URL asks for an in-memory database the way sqlx reads it: the part
 /// before `?` is `:memory:` (`sqlite::memory:`), or the query's `mode` is `memory`, its
 /// escapes decoded (`mode=m%65mory`).
 fn url_is_in_memory(url: &str) -> bool {
-    let rest = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let (database, query) = rest.split_once('?').unwrap_or((rest, ""));
-    database == ":memory:" || has_memory_mode(query)
+    names_memory(
+        url.trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:"),
+    )
 }
 
-/// Whether a URL or URI query (`a=b&c=d`, escapes decoded) sets `mode=memory`.
-fn has_memory_mode(query: &str) -> bool {
-    query_pairs(query).any(|(key, value)| key == "mode" && value == "memory")
+/// Whether `database?query` (a URL's or a `file:` URI's, without its scheme) names an in-memory
+/// database: the part before `?` is `:memory:`, or the query's `mode` is `memory`, escapes
+/// decoded.
+fn names_memory(database_and_query: &str) -> bool {
+    let (database, query) = database_and_query
+        .split_once('?')
+        .unwrap_or((database_and_query, ""));
+    database == ":memory:"
+        || query_pairs(query).any(|(key, value)| key == "mode" && value == "memory")
 }
 
 /// What the run-lock file's name adds to its database file's.

@@ -121,6 +121,14 @@ pub use migrate_core::Version;
 /// | `crate = "path"` | where the `migrate` crate is, when the host renames or re-exports it |
 ///
 /// The crate must declare its anchor with [`migrations!`] at its root.
+///
+/// The attribute turns the `async fn` into a plain `fn` with the same name, attributes and body
+/// that returns the body's future boxed (a [`backend::MigrationFuture`]): the function is then
+/// itself what is registered, and rustc compiles one function per migration instead of an
+/// `async fn` and a shim that boxes its future. Calling it is unchanged
+/// (`add_state(&mut conn).await`). An attribute that
+/// must see the `async fn`, such as `#[tracing::instrument]`, goes above `#[migration]`, so that
+/// it is applied first.
 pub use migrate_macros::migration;
 
 /// Declares the crate's migration anchor, once, at the crate root: `pub static MIGRATIONS`,

@@ -26,7 +26,7 @@ pub use crate::conn::Conn;
 pub use crate::migration::{Migration, MigrationFn, MigrationFuture, MigrationSet, Reversal};
 pub use inventory;
 
-use crate::error::Result;
+pub use crate::error::Result;
 use std::future::Future;
 
 /// FNV-1a, 64 bits: the stable hash that names the backends' runner locks (never changed, so
@@ -42,6 +42,20 @@ where
 {
     Box::pin(future)
 }
+
+/// What a migration returns: `#[migration]` checks the return type the user wrote with
+/// [`returns`], so that a wrong one is an error at that type.
+#[diagnostic::on_unimplemented(
+    message = "a migration returns `migrate::Result<()>`, not `{Self}`",
+    label = "not `migrate::Result<()>`",
+    note = "a migration is `async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>`"
+)]
+pub trait MigrationOutput {}
+
+impl MigrationOutput for Result<()> {}
+
+/// Compiles only if `T` is what a migration returns.
+pub const fn returns<T: MigrationOutput>() {}
 
 /// Implemented once per (table, version) that a step of the crate declares: a second step with
 /// the same table and version is a conflicting implementation, and `parent`, `after` and

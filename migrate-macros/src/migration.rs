@@ -1,13 +1,15 @@
 //! Expansion of `#[migration(...)]`.
 //!
-//! The output is the user's function, unchanged, followed by a `const _: () = { ... };` block
-//! holding the graph-check items (see `migrate_core::__private`), the shims that box the
-//! function's future, and the `inventory` registration.
+//! The output is the user's function, rewritten from `async fn` into a plain `fn` that returns
+//! its body's future boxed (so that the function itself is the registered `MigrationFn`), followed
+//! by a `const _: () = { ... };` block holding the graph-check items (see
+//! `migrate_core::__private`), the shims that box the down's and the fresh function's futures,
+//! and the `inventory` registration.
 
 use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
 use crate::checksum;
 use crate::includes::{includes, Includes};
-use crate::register::{register, Declaration, Step};
+use crate::register::{register, Declaration, Step, Up};
 use crate::source::SourceFile;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
@@ -62,17 +64,24 @@ fn try_expand(
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
-    let arg_type = check_signature(&function)?;
-    generate(&function, &args, &arg_type, &item, file)
+    check_signature(&function)?;
+    generate(&function, &args, file)
 }
 
 /// A migration is `async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>`: checks
-/// what can be checked on the syntax, and returns the argument's type for spanning the shim.
-fn check_signature(function: &ItemFn) -> syn::Result<syn::Type> {
+/// what can be checked on the syntax (the types themselves are checked by rustc, inside the
+/// rewritten function).
+fn check_signature(function: &ItemFn) -> syn::Result<()> {
     let sig = &function.sig;
     let mut errors = Errors::default();
     if sig.asyncness.is_none() {
         errors.add(sig.fn_token.span(), "a migration must be an `async fn`: async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>");
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.add(unsafety.span(), "a migration cannot be `unsafe`");
+    }
+    if let Some(abi) = &sig.abi {
+        errors.add(abi.span(), "a migration cannot declare an ABI");
     }
     if !sig.generics.params.is_empty() {
         errors.add(sig.generics.span(), "a migration cannot be generic");
@@ -86,13 +95,10 @@ fn check_signature(function: &ItemFn) -> syn::Result<syn::Type> {
             "a migration must return `migrate::Result<()>`",
         );
     }
-    let mut arg_type = None;
     match sig.inputs.len() {
         1 => match &sig.inputs[0] {
             FnArg::Typed(typed) => match &*typed.ty {
-                syn::Type::Reference(r) if r.mutability.is_some() => {
-                    arg_type = Some((*typed.ty).clone())
-                }
+                syn::Type::Reference(r) if r.mutability.is_some() => {}
                 other => errors.add(
                     other.span(),
                     "the argument of a migration must be `&mut migrate::Conn<'_>`",
@@ -111,21 +117,17 @@ fn check_signature(function: &ItemFn) -> syn::Result<syn::Type> {
             "a migration takes exactly one argument: `db: &mut migrate::Conn<'_>`",
         ),
     }
-    errors.finish()?;
-    arg_type.ok_or_else(|| syn::Error::new(sig.span(), "invalid migration signature"))
+    errors.finish()
 }
 
 fn generate(
     function: &ItemFn,
     args: &MigrationArgs,
-    arg_type: &syn::Type,
-    item: &TokenStream,
     file: Option<&Path>,
 ) -> syn::Result<TokenStream> {
     let fn_name = &function.sig.ident;
     let krate = args.krate.as_ref();
     let private = CratePath::private(krate, Span::call_site());
-    let ty_span = arg_type.span();
     let ret_span = match &function.sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => fn_name.span(),
@@ -134,9 +136,7 @@ fn generate(
     // site) and where it is used here, even when the user's spans come from a macro_rules! body.
     // Located at the user's tokens, so type errors point there.
     let db = |at: Span| syn::Ident::new("db", Span::call_site().located_at(at));
-    let up_db = db(ty_span);
-    let up_call = quote_spanned!(ty_span=> #fn_name(#up_db));
-    let up = quote_spanned!(ret_span=> #private::boxed(#up_call));
+    let up = Up::Function(quote!(#fn_name));
     let down = match &args.down {
         DownArg::Path(path) => {
             let down_db = db(path.span());
@@ -185,10 +185,65 @@ fn generate(
         line: quote_spanned!(args.table.span()=> ::core::line!()),
     };
     let registration = register(&step);
+    let function = boxed_function(function, &private, ret_span);
     Ok(quote! {
-        #item
+        #function
         #registration
     })
+}
+
+/// The user's `async fn` as the plain `fn` that is registered: the same name, attributes and
+/// body, returning the body's future boxed (`MigrationFuture`). One function per migration
+/// instead of an `async fn` and a shim that boxes its future: rustc checks, lowers and compiles
+/// less per migration (BENCHMARKS.md, "Compile time").
+///
+/// The parameter is always `&mut Conn<'_>`, so the function is a `MigrationFn` whatever the
+/// user wrote; the argument's pattern and type and the return type as written are checked
+/// inside, where errors point at them. As in an `async fn`, the argument is moved into the
+/// future and `return` and `?` leave the body.
+fn boxed_function(function: &ItemFn, private: &TokenStream, ret_span: Span) -> TokenStream {
+    let (outer, inner): (Vec<&syn::Attribute>, Vec<&syn::Attribute>) = function
+        .attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
+    let vis = &function.vis;
+    let sig = &function.sig;
+    let name = &sig.ident;
+    let where_clause = &sig.generics.where_clause;
+    // Names the user's body cannot see (`mixed_site`), so nothing it declares is shadowed.
+    let param = syn::Ident::new("__migrate_db", Span::mixed_site());
+    let lifetime = syn::Lifetime::new("'__migrate", Span::call_site());
+    // The argument as the user declared it, bound to the connection: a wrong type is an error
+    // at that type.
+    let argument = match sig.inputs.first() {
+        Some(FnArg::Typed(typed)) => {
+            let (pat, ty) = (&typed.pat, &typed.ty);
+            let connection = syn::Ident::new("__migrate_db", param.span().located_at(ty.span()));
+            quote!(let #pat: #ty = #connection;)
+        }
+        _ => quote!(),
+    };
+    // The return type as the user wrote it must be a migration's: an error at that type. (The
+    // body's own type is the future's output, checked by `boxed`: nothing follows the body, so
+    // a body that ends by returning or diverging draws no `unreachable` warning.)
+    let ret_check = match &sig.output {
+        ReturnType::Type(_, ty) => quote_spanned!(ret_span=> #private::returns::<#ty>();),
+        ReturnType::Default => quote!(),
+    };
+    let block = &function.block;
+    let boxed = quote_spanned!(ret_span=> #private::boxed);
+    // Spanned at the return type, where an error about the future's output belongs.
+    let future = quote_spanned!(ret_span=> async move { #argument #block });
+    quote! {
+        #(#outer)*
+        #vis fn #name<#lifetime>(
+            #param: &#lifetime mut #private::Conn<'_>,
+        ) -> #private::MigrationFuture<#lifetime> #where_clause {
+            #(#inner)*
+            #ret_check
+            #boxed(#future)
+        }
+    }
 }
 
 /// The step's checksum: its body, its down's body when the down is in the same file (else the
@@ -297,6 +352,68 @@ mod tests {
         assert_eq!(
             call.args[6],
             syn::parse_quote!(::migrate::__private::Reversal::Down(__migrate_down))
+        );
+    }
+
+    #[test]
+    fn the_function_is_rewritten_into_the_registered_one() {
+        let out = expand(
+            quote!(table = "session", version = "2.0.0", irreversible),
+            quote!(
+                /// Creates the table.
+                #[allow(unused_mut)]
+                pub async fn create(mut db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    #![allow(clippy::needless_return)]
+                    return Ok(());
+                }
+            ),
+        );
+        assert!(compile_errors(&out).is_empty(), "{out}");
+        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+        let function = file
+            .items
+            .iter()
+            .find_map(|i| match i {
+                syn::Item::Fn(f) if f.sig.ident == "create" => Some(f),
+                _ => None,
+            })
+            .expect("the function is kept under its name");
+        assert!(function.sig.asyncness.is_none(), "a plain fn: {out}");
+        assert!(matches!(function.vis, syn::Visibility::Public(_)));
+        let ret = function.sig.output.to_token_stream().to_string();
+        assert!(ret.contains("MigrationFuture"), "{ret}");
+        // syn gathers a body's inner attributes into `attrs` too, by style.
+        let (outer, inner): (Vec<_>, Vec<_>) = function
+            .attrs
+            .iter()
+            .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
+        let text = |attrs: &[&syn::Attribute]| -> Vec<String> {
+            attrs
+                .iter()
+                .map(|a| a.to_token_stream().to_string())
+                .collect()
+        };
+        let (outer, inner) = (text(&outer), text(&inner));
+        assert!(outer.iter().any(|a| a.contains("doc")), "{outer:?}");
+        assert!(outer.iter().any(|a| a.contains("unused_mut")), "{outer:?}");
+        assert!(
+            inner.len() == 1 && inner[0].contains("needless_return"),
+            "the inner attribute stays inside: {inner:?}"
+        );
+        let body = function.block.to_token_stream().to_string();
+        assert!(
+            body.contains("let mut db"),
+            "the argument as declared: {body}"
+        );
+        assert!(
+            body.contains("returns"),
+            "the return type is checked: {body}"
+        );
+        let call = registered_call(&out).expect("one registration");
+        assert_eq!(
+            call.args[5],
+            syn::parse_quote!(create),
+            "the function itself is registered, without a shim"
         );
     }
 

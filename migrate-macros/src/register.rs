@@ -33,8 +33,8 @@ pub(crate) struct Step<'a> {
     pub(crate) transaction: bool,
     /// `resumable`.
     pub(crate) resumable: bool,
-    /// An expression of type `MigrationFuture<'a>` over `db: &'a mut Conn<'b>`.
-    pub(crate) up: TokenStream,
+    /// How the step's up is registered.
+    pub(crate) up: Up,
     /// The same for the down; `None` is irreversible.
     pub(crate) down: Option<TokenStream>,
     /// The same for the function that creates the table directly at this version, with its
@@ -46,6 +46,16 @@ pub(crate) struct Step<'a> {
     /// An expression of type `&'static str` naming where the step is declared, and its line.
     pub(crate) file: TokenStream,
     pub(crate) line: TokenStream,
+}
+
+/// How a step's up is registered.
+pub(crate) enum Up {
+    /// A function of type `MigrationFn` (a `#[migration]` function, which returns its future
+    /// boxed): registered as it is.
+    Function(TokenStream),
+    /// An expression of type `MigrationFuture<'a>` over `db: &'a mut Conn<'b>` (a SQL file's
+    /// statements): registered through a shim that evaluates it.
+    Expression(TokenStream),
 }
 
 /// The name of the type that stands for a child step in the `heads` check, in words:
@@ -128,7 +138,17 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
         }
     });
     let conn = quote!(#private::Conn);
-    let up = &step.up;
+    let (up_shim, up) = match &step.up {
+        Up::Function(function) => (quote!(), function.clone()),
+        Up::Expression(up) => (
+            quote! {
+                fn __migrate_up<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
+                    #up
+                }
+            },
+            quote!(__migrate_up),
+        ),
+    };
     let (down_shim, reversal) = match &step.down {
         Some(down) => (
             quote! {
@@ -181,9 +201,7 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
             #parent_checks
             #after_check
 
-            fn __migrate_up<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
-                #up
-            }
+            #up_shim
             #down_shim
             #fresh_shim
 
@@ -194,7 +212,7 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
                     #version,
                     #parent_expr,
                     #name,
-                    __migrate_up,
+                    #up,
                     #reversal,
                     #transaction,
                     #after_expr,

@@ -12,7 +12,7 @@ use crate::args::{
     check_tracked_name, parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg,
 };
 use crate::checksum;
-use crate::register::{register, words, Declaration, Step};
+use crate::register::{register, words, Declaration, Step, Up};
 use crate::sql_names::{self, Parsed, Style};
 use crate::sql_text;
 use proc_macro2::{Span, TokenStream};
@@ -340,7 +340,7 @@ fn step_tokens(
             .as_ref()
             .is_some_and(|(_, sql)| sql_text::no_transaction(sql));
     let up_statements = statements_expr(&step.path, &step.sql, no_transaction);
-    let up = quote!(#private::run_sql(db, #up_statements));
+    let up = Up::Expression(quote!(#private::run_sql(db, #up_statements)));
     let down = step.down.as_ref().map(|(path, sql)| {
         let statements = statements_expr(path, sql, no_transaction);
         quote!(#private::run_sql(db, #statements))

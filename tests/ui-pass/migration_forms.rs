@@ -1,0 +1,64 @@
+//! The forms a migration function takes that `#[migration]` rewrites into the plain `fn` it
+//! registers: attributes (outer and inner) kept, a `mut` or unused argument, an early `return`,
+//! `?` on the body's own errors, a visibility used from another module, and the function called
+//! directly as the `MigrationFn` it now is.
+migrate::migrations! { heads { forms = "1.3.0" } }
+
+mod steps {
+    /// Creates the table; documented, and public for the module above.
+    #[migrate::migration(table = "forms", version = "1.0.0", irreversible)]
+    #[allow(clippy::needless_return)]
+    pub async fn create(mut db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+        #![allow(unused_mut)]
+        let table = db.table("forms");
+        db.execute(&format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY, note TEXT)"))
+            .await?;
+        return Ok(());
+    }
+}
+
+#[migrate::migration(table = "forms", version = "1.1.0", parent = "1.0.0", irreversible)]
+async fn returns_early(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+    if db.column_exists("forms", "note").await? {
+        db.execute("INSERT INTO {{tables.forms}} (id, note) VALUES (1, 'early')").await?;
+        return Ok(());
+    }
+    Err(migrate::Error::msg("the column made by 1.0.0 is missing"))
+}
+
+#[migrate::migration(table = "forms", version = "1.2.0", parent = "1.1.0", irreversible)]
+async fn unused_argument(_db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+    let parsed: u32 = "12".parse().map_err(|e| migrate::Error::msg(format!("{e}")))?;
+    assert_eq!(parsed, 12);
+    Ok(())
+}
+
+#[migrate::migration(table = "forms", version = "1.3.0", parent = "1.2.0", irreversible)]
+async fn holds_a_value_across_await(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+    let note = String::from("after");
+    let count = db.query_i64("SELECT COUNT(*) FROM {{tables.forms}} WHERE note = 'early'").await?;
+    if count != 1 {
+        return Err(migrate::Error::msg(format!("1.1.0 left {count} rows, not 1")));
+    }
+    db.execute(&format!("INSERT INTO {{{{tables.forms}}}} (id, note) VALUES ({}, '{note}')", count + 1))
+        .await?;
+    Ok(())
+}
+
+fn main() {
+    // Each function is itself a `MigrationFn`, reachable with its visibility.
+    let registered: [migrate::backend::MigrationFn; 4] =
+        [steps::create, returns_early, unused_argument, holds_a_value_across_await];
+    assert_eq!(registered.len(), 4);
+
+    let dir = std::env::temp_dir().join(format!("migrate-forms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let db = migrate::sqlite::SqliteDb::open(dir.join("app.db")).await.unwrap();
+        let manager = migrate::MigrationManager::new(db, [&MIGRATIONS]).unwrap();
+        manager.up().await.unwrap();
+        assert_eq!(manager.current_version("forms").await.unwrap(), Some("1.3.0".parse().unwrap()));
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,6 +17,12 @@
 //! A missing version or an unlisted table is reported through the `on_unimplemented` message of
 //! [`EachTableVersionIsDeclaredOnce`] or [`TableListedInHeads`].
 //!
+//! The traits are implemented for types the anchor declares: the checks about a step for one of
+//! 64 `__MigrateShard` types chosen by the step's key (every check about one key meets on the
+//! same type), the checks about a table for `__MigrateAnchor`. rustc compares a trait's impls for
+//! one self type with each other, so spreading them keeps that work from growing with the square
+//! of the crate's migrations.
+//!
 //! Keys are `u64` hashes because `&str` const generics are not stable: a table is the hash of its
 //! name, a step the hash of its table and version. One const argument per key, and supertraits
 //! instead of `const` items, keep the checks cheap: rustc type-checks every argument and every
@@ -116,9 +122,10 @@ pub trait TableListedInHeads<const TABLE: u64> {}
 #[derive(Debug)]
 pub struct AnyDeclarer;
 
-/// Compiles only if `Anchor` declares the given step (the hash of a table and a version).
+/// Compiles only if a step of the crate declares the given step (the hash of a table and a
+/// version): `Shard` is the type its checks are implemented for.
 pub const fn require_declared<
-    Anchor: EachTableVersionIsDeclaredOnce<AnyDeclarer, STEP>,
+    Shard: EachTableVersionIsDeclaredOnce<AnyDeclarer, STEP>,
     const STEP: u64,
 >() {
 }

@@ -5,7 +5,7 @@
 use crate::args::{
     check_tracked_name, parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg,
 };
-use crate::keys::{step_key, table_key};
+use crate::keys::{shard_name, step_key, step_shard, table_key, SHARDS};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
@@ -137,6 +137,7 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
                 let t = table_key(&h.table.value());
                 let key = step_key(&h.table.value(), &h.version.version);
                 let version_span = h.version.lit.span();
+                let shard = step_shard(&h.table.value(), &h.version.version, version_span);
                 let table_span = h.table.span();
                 let listed = {
                     let facade = CratePath::at(krate, table_span);
@@ -147,22 +148,34 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
                 let facade = CratePath::at(krate, version_span);
                 quote_spanned! {version_span=>
                     #listed
-                    impl<Child> #facade::__private::HeadsEntryIsNotTheLatestVersion<Child, #key> for __MigrateAnchor {}
-                    const _: () = #facade::__private::require_declared::<__MigrateAnchor, #key>();
+                    impl<Child> #facade::__private::HeadsEntryIsNotTheLatestVersion<Child, #key> for #shard {}
+                    const _: () = #facade::__private::require_declared::<#shard, #key>();
                 }
             });
             (quote!(#(#pairs),*), quote!(#(#checks)*))
         }
     };
+    // The types that the checks about steps implement marker traits for, a step's by its key.
+    let shards = (0..SHARDS).map(|index| {
+        let name = shard_name(index, Span::call_site());
+        quote! {
+            #[doc(hidden)]
+            #[allow(dead_code)]
+            pub(crate) struct #name;
+        }
+    });
+    let shards = quote!(#(#shards)*);
     quote! {
         /// The migrations of this crate. Pass `&MIGRATIONS` to `migrate::MigrationManager::new`.
         pub static MIGRATIONS: #private::MigrationSet =
             #private::MigrationSet::__new(#module, ::core::env!("CARGO_CRATE_NAME"), &[#head_pairs]);
 
-        /// The type that this crate's `#[migration]` checks implement marker traits for.
+        /// The type that this crate's checks about tables implement marker traits for.
         #[doc(hidden)]
         #[allow(dead_code)]
         pub(crate) struct __MigrateAnchor;
+
+        #shards
 
         #[doc(hidden)]
         const _: () = {

@@ -6,8 +6,14 @@
 //! migration.
 
 use crate::checksum::stable_u64;
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream};
 use quote::quote;
+
+/// How many types the checks of steps are spread over (`__MigrateShard0` to `63`, declared by
+/// `migrations!{}`). rustc keeps a trait's impls in buckets by their self type, and compares each
+/// impl, and each obligation of a supertrait, with every impl of its bucket: with one type for
+/// every step, that work grew with the square of the crate's migrations.
+pub(crate) const SHARDS: u64 = 64;
 
 /// The const argument for a table.
 pub(crate) fn table_key(table: &str) -> TokenStream {
@@ -15,12 +21,27 @@ pub(crate) fn table_key(table: &str) -> TokenStream {
     quote!(#key)
 }
 
+/// The hash that stands for one version of a table.
+fn step_hash(table: &str, version: &semver::Version) -> u64 {
+    // A version has no NUL, so the text splits back into one table and one version only.
+    stable_u64(format!("{table}\0{version}").as_bytes())
+}
+
 /// The const argument for one version of a table.
 pub(crate) fn step_key(table: &str, version: &semver::Version) -> TokenStream {
-    // A version has no NUL, so the text splits back into one table and one version only.
-    let key = stable_u64(format!("{table}\0{version}").as_bytes());
-    let key = Literal::u64_unsuffixed(key);
+    let key = Literal::u64_unsuffixed(step_hash(table, version));
     quote!(#key)
+}
+
+/// The name of the type that the checks about one version of a table are implemented for:
+/// every check of one step key goes to the same type, so conflicts and supertraits still meet.
+pub(crate) fn step_shard(table: &str, version: &semver::Version, span: Span) -> syn::Ident {
+    shard_name(step_hash(table, version) % SHARDS, span)
+}
+
+/// `__MigrateShard{index}`.
+pub(crate) fn shard_name(index: u64, span: Span) -> syn::Ident {
+    syn::Ident::new(&format!("__MigrateShard{index}"), span)
 }
 
 #[cfg(test)]
@@ -41,5 +62,18 @@ mod tests {
         assert_ne!(step("session", "2.3.0"), step("session", "2.3.0-beta.1"));
         assert_ne!(step("session", "2.3.0+a"), step("session", "2.3.0+b"));
         assert_ne!(step("a", "11.0.0"), step("a1", "1.0.0"));
+    }
+
+    #[test]
+    fn a_step_always_goes_to_the_same_shard_and_steps_spread_over_all() {
+        let v = |t: &str| semver::Version::parse(t).unwrap();
+        let shard = |table: &str, version: &str| {
+            step_shard(table, &v(version), Span::call_site()).to_string()
+        };
+        assert_eq!(shard("session", "2.3.0"), shard("session", "2.3.0"));
+        let used: std::collections::HashSet<String> = (0..1000)
+            .map(|i| shard("session", &format!("1.0.{i}")))
+            .collect();
+        assert_eq!(used.len() as u64, SHARDS, "{used:?}");
     }
 }

@@ -3,7 +3,7 @@
 //! registration.
 
 use crate::args::CratePath;
-use crate::keys::{step_key, table_key};
+use crate::keys::{step_key, step_shard, table_key};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 
@@ -93,17 +93,18 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     // at that literal and not at the whole attribute.
     let at = |span: Span| CratePath::private(krate, span);
     let key = step_key(step.table, step.version);
+    let shard = step_shard(step.table, step.version, step.version_span);
     let p = at(step.version_span);
     let version_check = match &step.declaration {
         Declaration::Function => quote_spanned! {step.version_span=>
-            impl<Declarer> #p::EachTableVersionIsDeclaredOnce<Declarer, #key> for crate::__MigrateAnchor {}
+            impl<Declarer> #p::EachTableVersionIsDeclaredOnce<Declarer, #key> for crate::#shard {}
         },
         Declaration::SqlFile(file) => quote_spanned! {step.version_span=>
             /// Stands for the file in the duplicate check; its name is in the message.
             #[allow(dead_code, non_camel_case_types)]
             struct #file;
-            impl #p::EachTableVersionIsDeclaredOnce<#file, #key> for crate::__MigrateAnchor {}
-            impl #p::EachTableVersionIsDeclaredOnce<#p::AnyDeclarer, #key> for crate::__MigrateAnchor {}
+            impl #p::EachTableVersionIsDeclaredOnce<#file, #key> for crate::#shard {}
+            impl #p::EachTableVersionIsDeclaredOnce<#p::AnyDeclarer, #key> for crate::#shard {}
         },
     };
     // A child's fork check also requires its parent to be declared (the trait's supertrait);
@@ -112,14 +113,15 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     let parent_checks = match step.parent {
         Some((parent, span)) => {
             let parent_key = step_key(step.table, parent);
+            let parent_shard = step_shard(step.table, parent, span);
             let p = at(span);
             let child = child_name(step.table, step.version, parent, span);
             quote_spanned! {span=>
                 /// Stands for this step in the `heads` check; its name is in the message.
                 #[allow(dead_code, non_camel_case_types)]
                 struct #child;
-                impl #p::TwoMigrationsShareThisParent<#parent_key> for crate::__MigrateAnchor {}
-                impl #p::HeadsEntryIsNotTheLatestVersion<#child, #parent_key> for crate::__MigrateAnchor {}
+                impl #p::TwoMigrationsShareThisParent<#parent_key> for crate::#parent_shard {}
+                impl #p::HeadsEntryIsNotTheLatestVersion<#child, #parent_key> for crate::#parent_shard {}
             }
         }
         None => {
@@ -132,9 +134,10 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     };
     let after_check = step.after.map(|(table, version, span)| {
         let after_key = step_key(table, version);
+        let after_shard = step_shard(table, version, span);
         let p = at(span);
         quote_spanned! {span=>
-            const _: () = #p::require_declared::<crate::__MigrateAnchor, #after_key>();
+            const _: () = #p::require_declared::<crate::#after_shard, #after_key>();
         }
     });
     let conn = quote!(#private::Conn);

@@ -126,9 +126,10 @@ pub use migrate_core::Version;
 /// that returns the body's future boxed (a [`backend::MigrationFuture`]): the function is then
 /// itself what is registered, and rustc compiles one function per migration instead of an
 /// `async fn` and a shim that boxes its future. Calling it is unchanged
-/// (`add_state(&mut conn).await`). An attribute that
-/// must see the `async fn`, such as `#[tracing::instrument]`, goes above `#[migration]`, so that
-/// it is applied first.
+/// (`add_state(&mut conn).await`). A function with another attribute than documentation, lint
+/// levels and `cfg` (such as `#[tracing::instrument]`, which needs the `async fn` and its
+/// parameter as written), or with an `impl Trait` argument, is kept as written and registered
+/// through a shim, as before.
 pub use migrate_macros::migration;
 
 /// Declares the crate's migration anchor, once, at the crate root: `pub static MIGRATIONS`,

@@ -4,11 +4,14 @@ use crate::conn::Conn;
 use crate::error::Result;
 use crate::future::BoxFuture;
 
-/// The future a migration function returns once boxed by the `#[migration]` shim.
+/// The future a registered migration function returns: the body of the user's `async fn`,
+/// boxed.
 pub type MigrationFuture<'a> = BoxFuture<'a, Result<()>>;
 
-/// A migration function as the registry stores it: the user's `async fn` behind a shim that
-/// boxes its future.
+/// A migration function as the registry stores it: the user's `async fn` rewritten by
+/// `#[migration]` into a plain `fn` that returns its body's future boxed, or, when the function
+/// must stay as written (an attribute such as `#[tracing::instrument]` on it, an `impl Trait`
+/// argument), a shim that boxes its future.
 pub type MigrationFn = for<'a, 'b> fn(&'a mut Conn<'b>) -> MigrationFuture<'a>;
 
 /// How a migration is undone.

@@ -136,7 +136,20 @@ fn generate(
     // site) and where it is used here, even when the user's spans come from a macro_rules! body.
     // Located at the user's tokens, so type errors point there.
     let db = |at: Span| syn::Ident::new("db", Span::call_site().located_at(at));
-    let up = Up::Function(quote!(#fn_name));
+    // The function is rewritten into the registered one unless something in it needs the
+    // `async fn` as written; then it is kept, and a shim boxes its future.
+    let rewrite = rewritable(function);
+    let up = if rewrite {
+        Up::Function(quote!(#fn_name))
+    } else {
+        let ty_span = match function.sig.inputs.first() {
+            Some(FnArg::Typed(typed)) => typed.ty.span(),
+            _ => fn_name.span(),
+        };
+        let up_db = db(ty_span);
+        let up_call = quote_spanned!(ty_span=> #fn_name(#up_db));
+        Up::Expression(quote_spanned!(ret_span=> #private::boxed(#up_call)))
+    };
     let down = match &args.down {
         DownArg::Path(path) => {
             let down_db = db(path.span());
@@ -185,11 +198,45 @@ fn generate(
         line: quote_spanned!(args.table.span()=> ::core::line!()),
     };
     let registration = register(&step);
-    let function = boxed_function(function, &private, ret_span);
+    let function = if rewrite {
+        boxed_function(function, &private, ret_span)
+    } else {
+        function.to_token_stream()
+    };
     Ok(quote! {
         #function
         #registration
     })
+}
+
+/// Whether the function can be rewritten into the registered plain `fn` without changing what it
+/// means: its attributes are only documentation, lint levels and `cfg` (another attribute, such
+/// as `#[tracing::instrument]`, may need the `async fn` and its parameter as written), and its
+/// argument's type has no `impl Trait` (which a `let` cannot declare).
+fn rewritable(function: &ItemFn) -> bool {
+    const PLAIN: [&str; 7] = ["doc", "allow", "warn", "deny", "expect", "forbid", "cfg"];
+    let plain_attrs = function.attrs.iter().all(|attr| {
+        attr.path()
+            .get_ident()
+            .is_some_and(|ident| PLAIN.iter().any(|plain| ident == plain))
+    });
+    let impl_trait = match function.sig.inputs.first() {
+        Some(FnArg::Typed(typed)) => mentions_impl_trait(&typed.ty),
+        _ => false,
+    };
+    plain_attrs && !impl_trait
+}
+
+/// Whether `ty` has an `impl Trait` anywhere in it.
+fn mentions_impl_trait(ty: &syn::Type) -> bool {
+    fn has_impl(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "impl",
+            proc_macro2::TokenTree::Group(group) => has_impl(group.stream()),
+            _ => false,
+        })
+    }
+    has_impl(ty.to_token_stream())
 }
 
 /// The user's `async fn` as the plain `fn` that is registered: the same name, attributes and
@@ -217,9 +264,9 @@ fn boxed_function(function: &ItemFn, private: &TokenStream, ret_span: Span) -> T
     // at that type.
     let argument = match sig.inputs.first() {
         Some(FnArg::Typed(typed)) => {
-            let (pat, ty) = (&typed.pat, &typed.ty);
+            let (attrs, pat, ty) = (&typed.attrs, &typed.pat, &typed.ty);
             let connection = syn::Ident::new("__migrate_db", param.span().located_at(ty.span()));
-            quote!(let #pat: #ty = #connection;)
+            quote!(#(#attrs)* let #pat: #ty = #connection;)
         }
         _ => quote!(),
     };
@@ -415,6 +462,49 @@ mod tests {
             syn::parse_quote!(create),
             "the function itself is registered, without a shim"
         );
+    }
+
+    #[test]
+    fn a_function_that_must_stay_as_written_is_kept_behind_a_shim() {
+        let kept = |item: TokenStream| {
+            let out = expand(quote!(table = "t", version = "1.0.0", irreversible), item);
+            assert!(compile_errors(&out).is_empty(), "{out}");
+            let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+            let still_async = file.items.iter().any(|i| {
+                matches!(i, syn::Item::Fn(f) if f.sig.ident == "m" && f.sig.asyncness.is_some())
+            });
+            let call = registered_call(&out).expect("one registration");
+            (still_async, call.args[5].clone())
+        };
+        let shim: syn::Expr = syn::parse_quote!(__migrate_up);
+        // Another attribute (it may need the `async fn` and its parameter as written).
+        let (still_async, up) = kept(quote!(
+            #[tracing::instrument(skip(db))]
+            async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                Ok(())
+            }
+        ));
+        assert!(still_async);
+        assert_eq!(up, shim);
+        // An `impl Trait` argument, which a `let` cannot declare.
+        let (still_async, up) = kept(quote!(
+            async fn m(db: &mut (impl migrate::ConnExt + Send)) -> migrate::Result<()> {
+                Ok(())
+            }
+        ));
+        assert!(still_async);
+        assert_eq!(up, shim);
+        // Documentation, lint levels and `cfg` alone are rewritten.
+        let (still_async, up) = kept(quote!(
+            /// Documented.
+            #[allow(unused)]
+            #[cfg(all())]
+            async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                Ok(())
+            }
+        ));
+        assert!(!still_async);
+        assert_eq!(up, syn::parse_quote!(m));
     }
 
     #[test]

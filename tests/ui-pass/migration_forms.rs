@@ -2,7 +2,7 @@
 //! registers: attributes (outer and inner) kept, a `mut` or unused argument, an early `return`,
 //! `?` on the body's own errors, a visibility used from another module, and the function called
 //! directly as the `MigrationFn` it now is.
-migrate::migrations! { heads { forms = "1.3.0" } }
+migrate::migrations! { heads { forms = "1.3.0", kept = "1.2.0" } }
 
 mod steps {
     /// Creates the table; documented, and public for the module above.
@@ -45,6 +45,29 @@ async fn holds_a_value_across_await(db: &mut migrate::Conn<'_>) -> migrate::Resu
     Ok(())
 }
 
+/// Kept as written behind a shim: another attribute than documentation and lint levels.
+#[migrate::migration(table = "kept", version = "1.0.0", irreversible)]
+#[inline]
+async fn with_another_attribute(
+    #[allow(unused_variables)] db: &mut migrate::Conn<'_>,
+) -> migrate::Result<()> {
+    Ok(())
+}
+
+/// Kept as written behind a shim: an `impl Trait` argument.
+#[migrate::migration(table = "kept", version = "1.1.0", parent = "1.0.0", irreversible)]
+async fn with_impl_trait(_db: &mut (impl migrate::ConnExt + Send)) -> migrate::Result<()> {
+    Ok(())
+}
+
+/// Rewritten, with an attribute on its parameter.
+#[migrate::migration(table = "kept", version = "1.2.0", parent = "1.1.0", irreversible)]
+async fn with_a_parameter_attribute(
+    #[allow(unused_variables)] db: &mut migrate::Conn<'_>,
+) -> migrate::Result<()> {
+    Ok(())
+}
+
 fn main() {
     // Each function is itself a `MigrationFn`, reachable with its visibility.
     let registered: [migrate::backend::MigrationFn; 4] =
@@ -59,6 +82,7 @@ fn main() {
         let manager = migrate::MigrationManager::new(db, [&MIGRATIONS]).unwrap();
         manager.up().await.unwrap();
         assert_eq!(manager.current_version("forms").await.unwrap(), Some("1.3.0".parse().unwrap()));
+        assert_eq!(manager.current_version("kept").await.unwrap(), Some("1.2.0".parse().unwrap()));
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }

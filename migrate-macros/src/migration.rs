@@ -653,6 +653,23 @@ mod tests {
                 "{expected} in {errors:?}"
             );
         }
+        // The registered function is a safe Rust `fn`: neither `unsafe` nor another ABI.
+        let out = expand(
+            quote!(table = "t", version = "1.0.0", irreversible),
+            quote!(
+                async unsafe extern "C" fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    Ok(())
+                }
+            ),
+        );
+        let errors = compile_errors(&out);
+        for expected in ["cannot be `unsafe`", "cannot declare an ABI"] {
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert!(registered_call(&out).is_none(), "nothing registered: {out}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::args::{
     check_tracked_name, parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg,
 };
-use crate::keys::{shard_name, step_key, step_shard, table_key, SHARDS};
+use crate::keys::{shard_name, table_key, StepKey, SHARDS};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
@@ -135,9 +135,9 @@ fn generate(anchor: &AnchorInput) -> TokenStream {
             });
             let checks = heads.iter().map(|h| {
                 let t = table_key(&h.table.value());
-                let key = step_key(&h.table.value(), &h.version.version);
+                let step = StepKey::new(&h.table.value(), &h.version.version);
                 let version_span = h.version.lit.span();
-                let shard = step_shard(&h.table.value(), &h.version.version, version_span);
+                let (key, shard) = (step.key(), step.shard(version_span));
                 let table_span = h.table.span();
                 let listed = {
                     let facade = CratePath::at(krate, table_span);

@@ -21,22 +21,26 @@ pub(crate) fn table_key(table: &str) -> TokenStream {
     quote!(#key)
 }
 
-/// The hash that stands for one version of a table.
-fn step_hash(table: &str, version: &semver::Version) -> u64 {
-    // A version has no NUL, so the text splits back into one table and one version only.
-    stable_u64(format!("{table}\0{version}").as_bytes())
-}
+/// One version of a table in the checks: its const argument and the type its checks are
+/// implemented for, both from one hash, so every check about the step meets on the same type.
+pub(crate) struct StepKey(u64);
 
-/// The const argument for one version of a table.
-pub(crate) fn step_key(table: &str, version: &semver::Version) -> TokenStream {
-    let key = Literal::u64_unsuffixed(step_hash(table, version));
-    quote!(#key)
-}
+impl StepKey {
+    pub(crate) fn new(table: &str, version: &semver::Version) -> StepKey {
+        // A version has no NUL, so the text splits back into one table and one version only.
+        StepKey(stable_u64(format!("{table}\0{version}").as_bytes()))
+    }
 
-/// The name of the type that the checks about one version of a table are implemented for:
-/// every check of one step key goes to the same type, so conflicts and supertraits still meet.
-pub(crate) fn step_shard(table: &str, version: &semver::Version, span: Span) -> syn::Ident {
-    shard_name(step_hash(table, version) % SHARDS, span)
+    /// The const argument.
+    pub(crate) fn key(&self) -> TokenStream {
+        let key = Literal::u64_unsuffixed(self.0);
+        quote!(#key)
+    }
+
+    /// The name of the type the step's checks are implemented for (spanned at `span`).
+    pub(crate) fn shard(&self, span: Span) -> syn::Ident {
+        shard_name(self.0 % SHARDS, span)
+    }
 }
 
 /// `__MigrateShard{index}`.
@@ -54,8 +58,11 @@ mod tests {
             table_key("session").to_string(),
             table_key("memory").to_string()
         );
-        let step =
-            |table: &str, v: &str| step_key(table, &semver::Version::parse(v).unwrap()).to_string();
+        let step = |table: &str, v: &str| {
+            StepKey::new(table, &semver::Version::parse(v).unwrap())
+                .key()
+                .to_string()
+        };
         assert_eq!(step("session", "2.3.0"), step("session", "2.3.0"));
         assert_ne!(step("session", "2.3.0"), step("memory", "2.3.0"));
         assert_ne!(step("session", "2.3.0"), step("session", "2.3.1"));
@@ -68,7 +75,9 @@ mod tests {
     fn a_step_always_goes_to_the_same_shard_and_steps_spread_over_all() {
         let v = |t: &str| semver::Version::parse(t).unwrap();
         let shard = |table: &str, version: &str| {
-            step_shard(table, &v(version), Span::call_site()).to_string()
+            StepKey::new(table, &v(version))
+                .shard(Span::call_site())
+                .to_string()
         };
         assert_eq!(shard("session", "2.3.0"), shard("session", "2.3.0"));
         let used: std::collections::HashSet<String> = (0..1000)

@@ -64,14 +64,23 @@ fn try_expand(
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
-    check_signature(&function)?;
-    generate(&function, &args, file)
+    let signature = check_signature(&function)?;
+    generate(&function, signature, &args, file)
+}
+
+/// The two parts of a migration's signature that the expansion uses, once checked.
+#[derive(Clone, Copy)]
+struct Signature<'a> {
+    /// The one argument, `db: &mut migrate::Conn<'_>` as the user wrote it.
+    argument: &'a syn::PatType,
+    /// The return type as the user wrote it.
+    output: &'a syn::Type,
 }
 
 /// A migration is `async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>`: checks
 /// what can be checked on the syntax (the types themselves are checked by rustc, inside the
-/// rewritten function).
-fn check_signature(function: &ItemFn) -> syn::Result<()> {
+/// rewritten function). Returns the argument and the return type.
+fn check_signature(function: &ItemFn) -> syn::Result<Signature<'_>> {
     let sig = &function.sig;
     let mut errors = Errors::default();
     if sig.asyncness.is_none() {
@@ -89,16 +98,21 @@ fn check_signature(function: &ItemFn) -> syn::Result<()> {
     if let Some(variadic) = &sig.variadic {
         errors.add(variadic.span(), "a migration cannot be variadic");
     }
-    if let ReturnType::Default = sig.output {
-        errors.add(
-            sig.ident.span(),
-            "a migration must return `migrate::Result<()>`",
-        );
-    }
+    let output = match &sig.output {
+        ReturnType::Type(_, ty) => Some(&**ty),
+        ReturnType::Default => {
+            errors.add(
+                sig.ident.span(),
+                "a migration must return `migrate::Result<()>`",
+            );
+            None
+        }
+    };
+    let mut argument = None;
     match sig.inputs.len() {
         1 => match &sig.inputs[0] {
             FnArg::Typed(typed) => match &*typed.ty {
-                syn::Type::Reference(r) if r.mutability.is_some() => {}
+                syn::Type::Reference(r) if r.mutability.is_some() => argument = Some(typed),
                 other => errors.add(
                     other.span(),
                     "the argument of a migration must be `&mut migrate::Conn<'_>`",
@@ -117,35 +131,35 @@ fn check_signature(function: &ItemFn) -> syn::Result<()> {
             "a migration takes exactly one argument: `db: &mut migrate::Conn<'_>`",
         ),
     }
-    errors.finish()
+    errors.finish()?;
+    match (argument, output) {
+        (Some(argument), Some(output)) => Ok(Signature { argument, output }),
+        // Each missing part added its error above.
+        _ => Err(syn::Error::new(sig.span(), "invalid migration signature")),
+    }
 }
 
 fn generate(
     function: &ItemFn,
+    signature: Signature<'_>,
     args: &MigrationArgs,
     file: Option<&Path>,
 ) -> syn::Result<TokenStream> {
     let fn_name = &function.sig.ident;
     let krate = args.krate.as_ref();
     let private = CratePath::private(krate, Span::call_site());
-    let ret_span = match &function.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => fn_name.span(),
-    };
+    let ret_span = signature.output.span();
     // The shims' parameter, with the same hygiene where it is declared (register.rs, at the call
     // site) and where it is used here, even when the user's spans come from a macro_rules! body.
     // Located at the user's tokens, so type errors point there.
     let db = |at: Span| syn::Ident::new("db", Span::call_site().located_at(at));
     // The function is rewritten into the registered one unless something in it needs the
     // `async fn` as written; then it is kept, and a shim boxes its future.
-    let rewrite = rewritable(function);
+    let rewrite = rewritable(function, signature);
     let up = if rewrite {
         Up::Function(quote!(#fn_name))
     } else {
-        let ty_span = match function.sig.inputs.first() {
-            Some(FnArg::Typed(typed)) => typed.ty.span(),
-            _ => fn_name.span(),
-        };
+        let ty_span = signature.argument.ty.span();
         let up_db = db(ty_span);
         let up_call = quote_spanned!(ty_span=> #fn_name(#up_db));
         Up::Expression(quote_spanned!(ret_span=> #private::boxed(#up_call)))
@@ -199,7 +213,7 @@ fn generate(
     };
     let registration = register(&step);
     let function = if rewrite {
-        boxed_function(function, &private, ret_span)
+        boxed_function(function, signature, &private)
     } else {
         function.to_token_stream()
     };
@@ -213,18 +227,14 @@ fn generate(
 /// means: its attributes are only documentation, lint levels and `cfg` (another attribute, such
 /// as `#[tracing::instrument]`, may need the `async fn` and its parameter as written), and its
 /// argument's type has no `impl Trait` (which a `let` cannot declare).
-fn rewritable(function: &ItemFn) -> bool {
+fn rewritable(function: &ItemFn, signature: Signature<'_>) -> bool {
     const PLAIN: [&str; 7] = ["doc", "allow", "warn", "deny", "expect", "forbid", "cfg"];
     let plain_attrs = function.attrs.iter().all(|attr| {
         attr.path()
             .get_ident()
             .is_some_and(|ident| PLAIN.iter().any(|plain| ident == plain))
     });
-    let impl_trait = match function.sig.inputs.first() {
-        Some(FnArg::Typed(typed)) => mentions_impl_trait(&typed.ty),
-        _ => false,
-    };
-    plain_attrs && !impl_trait
+    plain_attrs && !mentions_impl_trait(&signature.argument.ty)
 }
 
 /// Whether `ty` has an `impl Trait` anywhere in it.
@@ -248,7 +258,11 @@ fn mentions_impl_trait(ty: &syn::Type) -> bool {
 /// user wrote; the argument's pattern and type and the return type as written are checked
 /// inside, where errors point at them. As in an `async fn`, the argument is moved into the
 /// future and `return` and `?` leave the body.
-fn boxed_function(function: &ItemFn, private: &TokenStream, ret_span: Span) -> TokenStream {
+fn boxed_function(
+    function: &ItemFn,
+    signature: Signature<'_>,
+    private: &TokenStream,
+) -> TokenStream {
     let (outer, inner): (Vec<&syn::Attribute>, Vec<&syn::Attribute>) = function
         .attrs
         .iter()
@@ -262,21 +276,17 @@ fn boxed_function(function: &ItemFn, private: &TokenStream, ret_span: Span) -> T
     let lifetime = syn::Lifetime::new("'__migrate", Span::call_site());
     // The argument as the user declared it, bound to the connection: a wrong type is an error
     // at that type.
-    let argument = match sig.inputs.first() {
-        Some(FnArg::Typed(typed)) => {
-            let (attrs, pat, ty) = (&typed.attrs, &typed.pat, &typed.ty);
-            let connection = syn::Ident::new("__migrate_db", param.span().located_at(ty.span()));
-            quote!(#(#attrs)* let #pat: #ty = #connection;)
-        }
-        _ => quote!(),
+    let argument = {
+        let syn::PatType { attrs, pat, ty, .. } = signature.argument;
+        let connection = syn::Ident::new("__migrate_db", param.span().located_at(ty.span()));
+        quote!(#(#attrs)* let #pat: #ty = #connection;)
     };
     // The return type as the user wrote it must be a migration's: an error at that type. (The
     // body's own type is the future's output, checked by `boxed`: nothing follows the body, so
     // a body that ends by returning or diverging draws no `unreachable` warning.)
-    let ret_check = match &sig.output {
-        ReturnType::Type(_, ty) => quote_spanned!(ret_span=> #private::returns::<#ty>();),
-        ReturnType::Default => quote!(),
-    };
+    let output = signature.output;
+    let ret_span = output.span();
+    let ret_check = quote_spanned!(ret_span=> #private::returns::<#output>(););
     let block = &function.block;
     let boxed = quote_spanned!(ret_span=> #private::boxed);
     // Spanned at the return type, where an error about the future's output belongs.

@@ -3,7 +3,7 @@
 //! registration.
 
 use crate::args::CratePath;
-use crate::keys::{step_key, step_shard, table_key};
+use crate::keys::{table_key, StepKey};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 
@@ -92,8 +92,8 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     // Each check is spanned at the literal it is about, paths included, so that rustc points
     // at that literal and not at the whole attribute.
     let at = |span: Span| CratePath::private(krate, span);
-    let key = step_key(step.table, step.version);
-    let shard = step_shard(step.table, step.version, step.version_span);
+    let step_key = StepKey::new(step.table, step.version);
+    let (key, shard) = (step_key.key(), step_key.shard(step.version_span));
     let p = at(step.version_span);
     let version_check = match &step.declaration {
         Declaration::Function => quote_spanned! {step.version_span=>
@@ -112,8 +112,8 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     // migration, or its children's parents are missing.
     let parent_checks = match step.parent {
         Some((parent, span)) => {
-            let parent_key = step_key(step.table, parent);
-            let parent_shard = step_shard(step.table, parent, span);
+            let parent_step = StepKey::new(step.table, parent);
+            let (parent_key, parent_shard) = (parent_step.key(), parent_step.shard(span));
             let p = at(span);
             let child = child_name(step.table, step.version, parent, span);
             quote_spanned! {span=>
@@ -133,45 +133,42 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
         }
     };
     let after_check = step.after.map(|(table, version, span)| {
-        let after_key = step_key(table, version);
-        let after_shard = step_shard(table, version, span);
+        let after = StepKey::new(table, version);
+        let (after_key, after_shard) = (after.key(), after.shard(span));
         let p = at(span);
         quote_spanned! {span=>
             const _: () = #p::require_declared::<crate::#after_shard, #after_key>();
         }
     });
-    let conn = quote!(#private::Conn);
+    // A function of type `MigrationFn` that evaluates `body` over `db`.
+    let shim = |name: &str, body: &TokenStream| {
+        let name = syn::Ident::new(name, Span::call_site());
+        let shim = quote! {
+            fn #name<'a, 'b>(db: &'a mut #private::Conn<'b>) -> #private::MigrationFuture<'a> {
+                #body
+            }
+        };
+        (shim, name)
+    };
     let (up_shim, up) = match &step.up {
         Up::Function(function) => (quote!(), function.clone()),
-        Up::Expression(up) => (
-            quote! {
-                fn __migrate_up<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
-                    #up
-                }
-            },
-            quote!(__migrate_up),
-        ),
+        Up::Expression(body) => {
+            let (shim, name) = shim("__migrate_up", body);
+            (shim, quote!(#name))
+        }
     };
     let (down_shim, reversal) = match &step.down {
-        Some(down) => (
-            quote! {
-                fn __migrate_down<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
-                    #down
-                }
-            },
-            quote!(#private::Reversal::Down(__migrate_down)),
-        ),
+        Some(body) => {
+            let (shim, name) = shim("__migrate_down", body);
+            (shim, quote!(#private::Reversal::Down(#name)))
+        }
         None => (quote!(), quote!(#private::Reversal::Irreversible)),
     };
     let (fresh_shim, with_fresh) = match &step.fresh {
-        Some((fresh, fresh_name)) => (
-            quote! {
-                fn __migrate_fresh<'a, 'b>(db: &'a mut #conn<'b>) -> #private::MigrationFuture<'a> {
-                    #fresh
-                }
-            },
-            quote!(.__with_fresh(__migrate_fresh, #fresh_name)),
-        ),
+        Some((body, fresh_name)) => {
+            let (shim, name) = shim("__migrate_fresh", body);
+            (shim, quote!(.__with_fresh(#name, #fresh_name)))
+        }
         None => (quote!(), quote!()),
     };
     let resumable = step.resumable.then(|| quote!(.__resumable()));

@@ -200,7 +200,7 @@ impl<DB: sqlx::Database> Slot<DB> {
         let (conn, state) = match kept.as_mut().and_then(|kept| kept.conn.take()) {
             Some(KeptConn::Open(conn)) => (conn, kept.as_mut().and_then(|kept| kept.state.take())),
             Some(KeptConn::Reading(reading)) => reading.await,
-            None => (pool.acquire().await?, None),
+            None => (Box::pin(pool.acquire()).await?, None),
         };
         let begun_ahead = kept.as_ref().is_some_and(|kept| kept.begun_ahead);
         let record_prepared = kept.as_mut().and_then(|kept| kept.record_prepared.take());

@@ -153,7 +153,8 @@ where
     pub(crate) async fn plain_conn(&self) -> Result<crate::held::Held<'_, DB>> {
         let mut conn = self.held.take(&self.pool).await?;
         if let Some(pending) = conn.take_pending() {
-            let sent = deferred::send::<DB>(&mut conn, &pending, None).await;
+            // Boxed, as every path a call seldom takes (see `conn`).
+            let sent = Box::pin(deferred::send::<DB>(&mut conn, &pending, None)).await;
             if let (false, Err(err)) = (matches!(sent.fate, deferred::Fate::Committed), sent.result)
             {
                 // Rolled back: the connection is closed with its transaction.
@@ -166,7 +167,7 @@ where
             }
         }
         if conn.begun_ahead() {
-            if step_rollback::<DB>(&mut conn).await {
+            if Box::pin(step_rollback::<DB>(&mut conn)).await {
                 conn.set_open_transaction(false);
             } else {
                 // A dead session (an idle-in-transaction timeout, a restart): closed on drop,
@@ -501,35 +502,45 @@ where
         let pending = self.take_pending();
         let mut conn = self.plain_conn().await?;
         if let (Some(finish), Some(values)) = (&self.sql.journal_finish, pending) {
-            let text = format!(
-                "START TRANSACTION; {}; COMMIT",
-                literal_sql::<DB>(finish, &values)
-            );
             // A write through this connection: a state read kept with it is out of date.
             drop(conn.take_state_cache());
-            let mut attempt = 1;
-            while let Err(err) = sqlx::raw_sql(AssertSqlSafe(text.clone()))
-                .execute(&mut *conn)
-                .await
-            {
-                Self::end_open_transaction(&mut conn).await;
-                // A deadlock's victim was rolled back whole: the finish is sent again (its mark
-                // guards it), rather than leaving a step that succeeded marked dirty. The step's
-                // own writes are not in it: `START TRANSACTION` committed any transaction the
-                // step left open, and the step returned before its finish was left pending.
-                if !DB::is_lost_race(&err) || attempt == FINISH_ATTEMPTS {
-                    return Err(err.into());
-                }
-                tracing::debug!(error = %err, attempt, "a journalled step's finish lost a deadlock; sending it again");
-                attempt += 1;
-            }
+            // Boxed, as every path a call seldom takes: the future of `conn` is part of every
+            // call's future, which is allocated and moved whole on every call.
+            Box::pin(Self::send_journal_finish(&mut conn, finish, &values)).await?;
         }
         Ok(conn)
     }
+
+    /// Commits a journalled step's finish (`finish` with `values`) on `conn`.
+    async fn send_journal_finish(
+        conn: &mut DB::Connection,
+        finish: &Stmt,
+        values: &Values,
+    ) -> Result<()> {
+        let text = format!(
+            "START TRANSACTION; {}; COMMIT",
+            literal_sql::<DB>(finish, values)
+        );
+        let mut attempt = 1;
+        while let Err(err) = sqlx::raw_sql(AssertSqlSafe(text.clone()))
+            .execute(&mut *conn)
+            .await
+        {
+            Self::end_open_transaction(conn).await;
+            // A deadlock's victim was rolled back whole: the finish is sent again (its mark
+            // guards it), rather than leaving a step that succeeded marked dirty. The step's
+            // own writes are not in it: `START TRANSACTION` committed any transaction the
+            // step left open, and the step returned before its finish was left pending.
+            if !DB::is_lost_race(&err) || attempt == FINISH_ATTEMPTS {
+                return Err(err.into());
+            }
+            tracing::debug!(error = %err, attempt, "a journalled step's finish lost a deadlock; sending it again");
+            attempt += 1;
+        }
+        Ok(())
+    }
 }
 
-/// How many times a journalled step's pending finish is sent when the database keeps picking
-/// it as a deadlock's victim.
 const FINISH_ATTEMPTS: u32 = 3;
 
 /// Rolls back a step's transaction through sqlx's transaction manager (which counts it);

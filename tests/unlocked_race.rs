@@ -82,7 +82,7 @@ impl MigrationBackend for Unlocked {
     fn dialect(&self) -> Dialect {
         self.0.dialect()
     }
-    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+    fn read_state(&self) -> BoxFuture<'_, Result<std::sync::Arc<[StateRow]>>> {
         self.0.read_state()
     }
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {

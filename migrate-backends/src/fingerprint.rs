@@ -107,7 +107,7 @@ pub(crate) fn statements(state: &str, column_exists: &str) -> StateFingerprint {
     let columns = STATE_READ_COLUMNS.join(", ");
     StateFingerprint {
         read: format!("SELECT {columns}, fingerprint FROM {state}").into(),
-        check: format!("SELECT CAST(BIT_XOR(fingerprint) AS SIGNED) FROM {state}").into(),
+        check: format!("SELECT BIT_XOR(fingerprint) FROM {state}").into(),
         generated: crate::statements::compile::<sqlx::MySql>(&format!(
             "{column_exists} AND generation_expression <> ''"
         )),
@@ -141,7 +141,7 @@ where
         conn: &mut Held<'_, DB>,
         found: Option<StateCache>,
         reads: &StateFingerprint,
-    ) -> Result<Option<Vec<StateRow>>> {
+    ) -> Result<Option<Arc<[StateRow]>>> {
         let prepare = found.is_some();
         if let Some(cache) = found {
             let kept = cache.rows.as_ref().and_then(|kept| kept.fingerprint);
@@ -161,6 +161,7 @@ where
         match self.fetch_rows(conn, &reads.read, prepare).await {
             Ok(read) => {
                 let (rows, fingerprint) = with_fingerprint(&read)?;
+                let rows: Arc<[StateRow]> = rows.into();
                 conn.keep_state_cache(note(Some(KeptRows {
                     rows: rows.clone(),
                     data_version: None,
@@ -222,13 +223,23 @@ where
         conn: &mut DB::Connection,
         reads: &StateFingerprint,
     ) -> Option<Fingerprint> {
-        let read = self.fetch_rows(conn, &reads.check, true).await;
-        let value = read
-            .map_err(Error::from)
-            .and_then(|rows| match rows.first() {
-                Some(row) => row.try_get(0).map_err(Error::from),
-                None => Err(rows::corrupt("fingerprint", "no row")),
-            });
+        // One row of one value, taken as such (no list of rows, as `fetch_rows` makes).
+        let read = if self.sql.persistent {
+            sqlx::query(AssertSqlSafe(reads.check.clone()))
+                .fetch_optional(&mut *conn)
+                .await
+        } else {
+            sqlx::raw_sql(AssertSqlSafe(reads.check.to_string()))
+                .fetch_optional(&mut *conn)
+                .await
+        };
+        // `BIT_XOR` answers a `BIGINT UNSIGNED`, which sqlx does not decode as `i64` (a `CAST`
+        // would cost the server a conversion on every check): it is read unchecked, the same
+        // 64 bits. The fingerprints are below 2^60, so their XOR is too.
+        let value = read.map_err(Error::from).and_then(|row| match row {
+            Some(row) => row.try_get_unchecked(0).map_err(Error::from),
+            None => Err(rows::corrupt("fingerprint", "no row")),
+        });
         match value {
             Ok(value) => Some(Fingerprint(value)),
             Err(err) => {
@@ -330,17 +341,21 @@ mod tests {
         let mut cache = conn.take_state_cache().expect("the last read's");
         let kept = cache.rows.as_mut().expect("rows kept");
         assert!(kept.fingerprint.is_some(), "{kept:?}");
-        for row in &mut kept.rows {
+        let mut doctored = kept.rows.to_vec();
+        for row in &mut doctored {
             row.version = Some("9.9.9".to_string());
         }
+        kept.rows = doctored.into();
         conn.keep_state_cache(cache);
         conn.keep();
     }
 
     /// [`doctor_kept_rows`], then read back: getting the doctored rows proves that only the
     /// fingerprint was read.
+    /// They are the kept rows themselves, shared, not copies.
     async fn kept_rows_are_taken(db: &MySqlDb, count: usize) {
         doctor_kept_rows(db, count).await;
+        let mut taken: Vec<std::sync::Arc<[StateRow]>> = Vec::new();
         for _ in 0..2 {
             let rows = db.read_state().await.expect("read");
             assert_eq!(rows.len(), count);
@@ -348,7 +363,9 @@ mod tests {
                 rows.iter().all(|row| version(row) == Some("9.9.9")),
                 "{rows:?}"
             );
+            taken.push(rows);
         }
+        assert!(std::sync::Arc::ptr_eq(&taken[0], &taken[1]), "copied");
     }
 
     fn version(row: &StateRow) -> Option<&str> {

@@ -61,7 +61,8 @@ pub(crate) struct StateCache {
 /// still its rows), on MySQL with them (the fingerprint unchanged).
 #[derive(Debug, Clone)]
 pub(crate) struct KeptRows {
-    pub(crate) rows: Vec<StateRow>,
+    /// Shared with every caller they were returned to: a call that takes them copies nothing.
+    pub(crate) rows: Arc<[StateRow]>,
     /// The data version (`PRAGMA data_version`, which changes when another connection
     /// commits); `None` when the read did not ask (a connection's first read, unless it is
     /// the executor's first connection: `state_read::read_ahead`).

@@ -56,7 +56,7 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     /// Every state row, on the kept connection (an empty list when the table is missing).
-    pub(crate) async fn read_state_rows(&self) -> Result<Vec<StateRow>> {
+    pub(crate) async fn read_state_rows(&self) -> Result<Arc<[StateRow]>> {
         let mut conn = self.conn().await?;
         let query = &self.sql.read_state;
         // What this connection's last read of this statement left (clones of an executor
@@ -97,13 +97,13 @@ where
         conn: &mut DB::Connection,
         sql: &Arc<str>,
         prepare: bool,
-    ) -> Result<Option<Vec<StateRow>>> {
+    ) -> Result<Option<Arc<[StateRow]>>> {
         match self.fetch_rows(conn, sql, prepare).await {
             Ok(rows) => rows
                 .iter()
                 .map(rows::state_row)
-                .collect::<Result<_>>()
-                .map(Some),
+                .collect::<Result<Vec<_>>>()
+                .map(|rows| Some(rows.into())),
             Err(err) if DB::is_missing_table(&err) => Ok(None),
             Err(err) => Err(err.into()),
         }
@@ -145,7 +145,7 @@ where
         conn: &mut Held<'_, DB>,
         found: Option<StateCache>,
         unpacked: &Arc<str>,
-    ) -> Result<Option<Vec<StateRow>>> {
+    ) -> Result<Option<Arc<[StateRow]>>> {
         let query = &self.sql.read_state;
         let stamp = self.wal_stamp();
         let mut data_version = None;
@@ -185,6 +185,7 @@ where
         };
         match crate::packed_state::unpack(packed.as_deref().unwrap_or_default()) {
             Ok(rows) => {
+                let rows: Arc<[StateRow]> = rows.into();
                 let known = data_version.is_some() || stamp.is_some();
                 conn.keep_state_cache(StateCache {
                     query: query.clone(),
@@ -310,7 +311,7 @@ fn cache_of_read_ahead(
     Some(StateCache {
         query,
         rows: Some(KeptRows {
-            rows,
+            rows: rows.into(),
             data_version: Some(version),
             stamp: stamp.filter(|_| confirmed),
             fingerprint: None,
@@ -324,6 +325,7 @@ mod tests {
     use crate::sqlite::SqliteDb;
     use crate::testing::{Backend, TestDatabase};
     use migrate_core::backend::MigrationBackend;
+    use std::sync::Arc;
     use std::time::Duration;
 
     /// A fresh SQLite file (removed when the `TestDatabase` is dropped), and its path.
@@ -421,12 +423,17 @@ mod tests {
         // Rows the database does not hold, and no data version: only the stamp can vouch for
         // them, so reading them back proves that nothing was read.
         let kept = cache.rows.as_mut().expect("rows");
-        kept.rows[0].version = Some("9.9.9".to_string());
+        let mut doctored = kept.rows.to_vec();
+        doctored[0].version = Some("9.9.9".to_string());
+        kept.rows = doctored.into();
         kept.data_version = None;
         conn.keep_state_cache(cache);
         conn.keep();
         let rows = db.read_state().await.expect("read");
         assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
+        // Taken again, they are the same rows, shared, not a copy.
+        let again = db.read_state().await.expect("read");
+        assert!(Arc::ptr_eq(&rows, &again), "copied: {again:?}");
         sees_a_commit_by(&other, &db).await;
     }
 

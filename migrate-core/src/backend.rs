@@ -9,6 +9,7 @@ use crate::status::HistoryEntry;
 use crate::step::{Direction, DirtyMark, Outcome};
 use crate::table_names::TableNames;
 use crate::time::Timestamp;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One (module, table) row of the tracking table.
@@ -168,7 +169,12 @@ pub trait MigrationBackend: Send + Sync {
 
     /// Reads every row of the state table in one query. A missing tracking table reads as no
     /// rows: this is the whole cost of an "already up to date" run.
-    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>>;
+    ///
+    /// The rows are shared (`Vec::into` makes them): a backend that keeps the rows it read
+    /// last, to return them again while it can tell that nothing changed (SQLite's and
+    /// MySQL's executors), hands them out without copying them, and the manager knows rows it
+    /// has already judged by their address.
+    fn read_state(&self) -> BoxFuture<'_, Result<Arc<[StateRow]>>>;
 
     /// Creates the tracking tables if they do not exist.
     fn prepare(&self) -> BoxFuture<'_, Result<()>>;
@@ -285,7 +291,7 @@ impl<B: MigrationBackend + ?Sized> MigrationBackend for Box<B> {
     ) -> BoxFuture<'a, Result<bool>> {
         (**self).record_without_running(record, outcome)
     }
-    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+    fn read_state(&self) -> BoxFuture<'_, Result<Arc<[StateRow]>>> {
         (**self).read_state()
     }
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {

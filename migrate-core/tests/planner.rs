@@ -120,9 +120,9 @@ impl MigrationBackend for Memory {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
-    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+    fn read_state(&self) -> BoxFuture<'_, Result<std::sync::Arc<[StateRow]>>> {
         let rows = self.0.lock().unwrap().rows.clone();
-        Box::pin(async move { Ok(rows) })
+        Box::pin(async move { Ok(rows.into()) })
     }
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async { Ok(()) })

@@ -10,7 +10,7 @@ use crate::backend::{
 };
 use crate::report::{HistoryEntry, Outcome};
 use crate::{ConnectOptions, Dialect, Result};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A backend for `url` that connects the first time it is asked for anything a database holds.
@@ -84,7 +84,7 @@ impl MigrationBackend for LazyBackend {
         Box::pin(async move { self.open().await?.table_exists(table).await })
     }
 
-    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+    fn read_state(&self) -> BoxFuture<'_, Result<Arc<[StateRow]>>> {
         Box::pin(async move { self.open().await?.read_state().await })
     }
 

@@ -432,7 +432,10 @@ impl migrate::backend::MigrationBackend for Counting {
     }
     fn read_state(
         &self,
-    ) -> migrate::backend::BoxFuture<'_, migrate::Result<Vec<migrate::backend::StateRow>>> {
+    ) -> migrate::backend::BoxFuture<
+        '_,
+        migrate::Result<std::sync::Arc<[migrate::backend::StateRow]>>,
+    > {
         self.note("read_state");
         self.inner.read_state()
     }

@@ -222,10 +222,10 @@ async fn a_sqlite_executor_sees_what_another_process_committed() {
     };
     run(&["up"]);
     let db = migrate::connect(&url).await.expect("connect");
-    let session = |rows: Vec<migrate::backend::StateRow>| {
-        rows.into_iter()
+    let session = |rows: std::sync::Arc<[migrate::backend::StateRow]>| {
+        rows.iter()
             .find(|row| row.table == "session")
-            .and_then(|row| row.version)
+            .and_then(|row| row.version.clone())
     };
     let before = session(db.read_state().await.expect("read"));
     assert_eq!(before.as_deref(), Some("2.3.0"));

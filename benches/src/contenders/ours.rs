@@ -97,7 +97,7 @@ impl MigrationBackend for Feeding {
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }
-    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+    fn read_state(&self) -> BoxFuture<'_, Result<Arc<[StateRow]>>> {
         self.inner.read_state()
     }
     fn prepare(&self) -> BoxFuture<'_, Result<()>> {

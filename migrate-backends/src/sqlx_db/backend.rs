@@ -15,6 +15,7 @@ use migrate_core::step::Outcome;
 use migrate_core::time::Timestamp;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The history column that `Statements::upgrade` adds to tracking tables made before it.
@@ -60,7 +61,7 @@ where
         })
     }
 
-    fn read_state(&self) -> BoxFuture<'_, Result<Vec<StateRow>>> {
+    fn read_state(&self) -> BoxFuture<'_, Result<Arc<[StateRow]>>> {
         Box::pin(self.read_state_rows())
     }
 

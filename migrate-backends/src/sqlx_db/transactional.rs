@@ -508,9 +508,9 @@ where
     async fn stored_version(&self, module: &str, table: &str) -> Option<Option<String>> {
         let rows = self.read_state_rows().await.ok()?;
         Some(
-            rows.into_iter()
+            rows.iter()
                 .find(|row| row.module == module && row.table == table)
-                .and_then(|row| row.version),
+                .and_then(|row| row.version.clone()),
         )
     }
 

@@ -12,7 +12,12 @@
 //!   new connection and a new manager, then pays the state read and one comparison.
 //! - **the last one**, remembered with the rows it was reached from: an up-to-date database
 //!   whose rows differ from the heads' (a chain at its baseline with no row, a checksum of an
-//!   earlier release still trusted) is surveyed and planned once, not on every call.
+//!   earlier release still trusted) is surveyed and planned once, not on every call. A
+//!   verdict at the heads is remembered too, so rows a backend hands out again unchanged (the
+//!   same shared rows: see [`MigrationBackend::read_state`]) are known by their address,
+//!   without comparing them.
+//!
+//! [`MigrationBackend::read_state`]: crate::backend::MigrationBackend::read_state
 //!
 //! A verdict that read the checksum history (a chain checksum that differs) is not
 //! remembered: the history is not in the rows. Rows of modules that are not the manager's are
@@ -21,7 +26,7 @@
 use crate::backend::StateRow;
 use crate::report::Skipped;
 use std::cmp::Ordering;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The verdicts; the last one is empty until a plain `up` finds nothing to do.
 #[derive(Debug, Default)]
@@ -32,7 +37,7 @@ pub(super) struct UpToDate {
 
 #[derive(Debug)]
 struct Verdict {
-    rows: Vec<StateRow>,
+    rows: Arc<[StateRow]>,
     skipped: Vec<Skipped>,
 }
 
@@ -42,7 +47,10 @@ impl UpToDate {
     pub(super) fn at_heads(heads: Option<(Vec<StateRow>, Vec<Skipped>)>) -> Self {
         let heads = heads.map(|(mut rows, skipped)| {
             rows.sort_by(by_key);
-            Verdict { rows, skipped }
+            Verdict {
+                rows: rows.into(),
+                skipped,
+            }
         });
         UpToDate {
             heads,
@@ -61,15 +69,17 @@ impl UpToDate {
         holds_exactly(&heads.rows, rows, ours).then(|| heads.skipped.clone())
     }
 
-    /// The skipped steps of the last verdict, if it was reached from the same `rows`.
-    pub(super) fn remembered(&self, rows: &[StateRow]) -> Option<Vec<Skipped>> {
+    /// The skipped steps of the last verdict, if it was reached from the same `rows`: the very
+    /// rows (the memo holds them, so their address cannot be another's), or equal ones.
+    pub(super) fn remembered(&self, rows: &Arc<[StateRow]>) -> Option<Vec<Skipped>> {
         let memo = self.last.lock().ok()?;
         let verdict = memo.as_ref()?;
-        (verdict.rows == rows).then(|| verdict.skipped.clone())
+        (Arc::ptr_eq(&verdict.rows, rows) || verdict.rows[..] == rows[..])
+            .then(|| verdict.skipped.clone())
     }
 
     /// Remembers that `rows` are up to date, with the steps the verdict skipped.
-    pub(super) fn remember(&self, rows: Vec<StateRow>, skipped: Vec<Skipped>) {
+    pub(super) fn remember(&self, rows: Arc<[StateRow]>, skipped: Vec<Skipped>) {
         if let Ok(mut memo) = self.last.lock() {
             *memo = Some(Verdict { rows, skipped });
         }
@@ -195,13 +205,15 @@ mod tests {
     #[test]
     fn the_last_verdict_needs_the_same_rows() {
         let verdict = UpToDate::at_heads(None);
-        let rows = vec![row("app", "session", "1.0.0", "c1")];
+        let rows: Arc<[StateRow]> = vec![row("app", "session", "1.0.0", "c1")].into();
         assert!(verdict.at_the_heads(&rows, ours).is_none());
         assert!(verdict.remembered(&rows).is_none());
         verdict.remember(rows.clone(), Vec::new());
         assert_eq!(verdict.remembered(&rows), Some(Vec::new()));
-        assert!(verdict
-            .remembered(&[row("app", "session", "1.0.0", "c0")])
-            .is_none());
+        // Equal rows read again (another allocation) are the same rows.
+        let again: Arc<[StateRow]> = rows.to_vec().into();
+        assert_eq!(verdict.remembered(&again), Some(Vec::new()));
+        let other: Arc<[StateRow]> = vec![row("app", "session", "1.0.0", "c0")].into();
+        assert!(verdict.remembered(&other).is_none());
     }
 }

@@ -233,9 +233,11 @@ where
                 .fetch_optional(&mut *conn)
                 .await
         };
-        // `BIT_XOR` answers a `BIGINT UNSIGNED`, which sqlx does not decode as `i64` (a `CAST`
-        // would cost the server a conversion on every check): it is read unchecked, the same
-        // 64 bits. The fingerprints are below 2^60, so their XOR is too.
+        // `BIT_XOR` answers a `BIGINT UNSIGNED`, which sqlx's type check refuses as `i64`, and
+        // this code, shared by every database, cannot ask for a `u64` (PostgreSQL has no
+        // decoder for one); a `CAST` would cost the server a conversion on every check. So it
+        // is read unchecked: the same 64 bits, and the fingerprints are below 2^60, so their
+        // XOR is too.
         let value = read.map_err(Error::from).and_then(|row| match row {
             Some(row) => row.try_get_unchecked(0).map_err(Error::from),
             None => Err(rows::corrupt("fingerprint", "no row")),
@@ -352,6 +354,7 @@ mod tests {
 
     /// [`doctor_kept_rows`], then read back: getting the doctored rows proves that only the
     /// fingerprint was read.
+    ///
     /// They are the kept rows themselves, shared, not copies.
     async fn kept_rows_are_taken(db: &MySqlDb, count: usize) {
         doctor_kept_rows(db, count).await;

@@ -83,6 +83,33 @@ each_backend! {
         assert!(log.text().contains(FROM_THE_LAST), "{}", log.text());
     }
 
+    #[cfg(feature = "cli")]
+    async fn one_managers_verdict_at_the_heads_is_remembered_and_gives_way_to_a_change(db) {
+        db.manager().await.up().await.expect("up");
+        let manager = db.manager().await;
+        let (log, _guard) = capture_debug();
+        assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+        let text = log.text();
+        assert!(text.contains(FROM_THE_HEADS) && !text.contains(FROM_THE_LAST), "{text}");
+        // The same rows again (on SQLite and MySQL the very rows the executor kept).
+        assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+        assert!(log.text().contains(FROM_THE_LAST), "{}", log.text());
+
+        // Another connection marks a step dirty: the remembered rows give way.
+        let state = "migrate_schema_versions";
+        db.exec(&format!("UPDATE {state} SET dirty_version = '2.3.0', dirty_name = 'session_2_3_0', dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'")).await;
+        rejects!(db, manager.up(), Error::Dirty { .. }, "session");
+        db.exec(&format!("UPDATE {state} SET dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL WHERE table_name = 'session'")).await;
+        assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+
+        // And a version this binary does not know.
+        db.exec(&format!("UPDATE {state} SET version = '9.9.9' WHERE table_name = 'memory'")).await;
+        let err = manager.up().await.expect_err("an unknown version refuses the run");
+        assert!(err.to_string().contains("9.9.9"), "{err}");
+        db.exec(&format!("UPDATE {state} SET version = '2.3.0' WHERE table_name = 'memory'")).await;
+        assert_eq!(manager.up().await.unwrap().status, ReportStatus::UpToDate);
+    }
+
     async fn a_database_at_the_heads_is_up_to_date_for_a_new_manager(db) {
         db.manager().await.up().await.expect("up");
         // A dry run always surveys and plans: the verdict at the heads must skip the same.

@@ -511,7 +511,9 @@ where
         Ok(conn)
     }
 
-    /// Commits a journalled step's finish (`finish` with `values`) on `conn`.
+    /// Commits a journalled step's finish (`finish` with `values`) on `conn`, sent again (at
+    /// most [`FINISH_ATTEMPTS`] times in all) while the database picks it as a deadlock's
+    /// victim; any other error is returned at once.
     async fn send_journal_finish(
         conn: &mut DB::Connection,
         finish: &Stmt,
@@ -541,6 +543,8 @@ where
     }
 }
 
+/// How many times a journalled step's pending finish is sent when the database keeps picking
+/// it as a deadlock's victim.
 const FINISH_ATTEMPTS: u32 = 3;
 
 /// Rolls back a step's transaction through sqlx's transaction manager (which counts it);

@@ -223,16 +223,7 @@ where
         conn: &mut DB::Connection,
         reads: &StateFingerprint,
     ) -> Option<Fingerprint> {
-        // One row of one value, taken as such (no list of rows, as `fetch_rows` makes).
-        let read = if self.sql.persistent {
-            sqlx::query(AssertSqlSafe(reads.check.clone()))
-                .fetch_optional(&mut *conn)
-                .await
-        } else {
-            sqlx::raw_sql(AssertSqlSafe(reads.check.to_string()))
-                .fetch_optional(&mut *conn)
-                .await
-        };
+        let read = self.fetch_first_row(conn, &reads.check, true).await;
         // `BIT_XOR` answers a `BIGINT UNSIGNED`, which sqlx's type check refuses as `i64`, and
         // this code, shared by every database, cannot ask for a `u64` (PostgreSQL has no
         // decoder for one); a `CAST` would cost the server a conversion on every check. So it

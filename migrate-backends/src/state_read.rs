@@ -118,7 +118,7 @@ where
         sql: &Arc<str>,
         prepare: bool,
     ) -> sqlx::Result<Vec<DB::Row>> {
-        if prepare && self.sql.persistent {
+        if self.prepares(prepare) {
             sqlx::query(AssertSqlSafe(sql.clone()))
                 .fetch_all(&mut *conn)
                 .await
@@ -127,6 +127,33 @@ where
                 .fetch_all(&mut *conn)
                 .await
         }
+    }
+
+    /// The first row of the read `sql` (a read of one value), prepared as [`fetch_rows`]
+    /// would: no list of rows is made.
+    ///
+    /// [`fetch_rows`]: Self::fetch_rows
+    pub(crate) async fn fetch_first_row(
+        &self,
+        conn: &mut DB::Connection,
+        sql: &Arc<str>,
+        prepare: bool,
+    ) -> sqlx::Result<Option<DB::Row>> {
+        if self.prepares(prepare) {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .fetch_optional(&mut *conn)
+                .await
+        } else {
+            sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+                .fetch_optional(&mut *conn)
+                .await
+        }
+    }
+
+    /// Whether a read asked to be prepared is: not behind a transaction-pooling proxy, which
+    /// cannot keep prepared statements.
+    fn prepares(&self, prepare: bool) -> bool {
+        prepare && self.sql.persistent
     }
 
     /// SQLite's read: the rows kept with the connection (`found`) if the database has not

@@ -37,17 +37,14 @@ async fn drop_memory(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
 }
 
 fn main() {
-    let dir = std::env::temp_dir().join(format!("migrate-design-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let db = migrate::sqlite::SqliteDb::open(dir.join("app.db")).await.unwrap();
-        let manager = migrate::MigrationManager::new(db, [&MIGRATIONS]).unwrap();
+    support::with_sqlite_manager("design", &MIGRATIONS, |manager| async move {
         manager.up().await.unwrap();
         assert_eq!(manager.current_version("session").await.unwrap(), Some("2.3.0".parse().unwrap()));
         assert_eq!(manager.current_version("memory").await.unwrap(), Some("2.3.0".parse().unwrap()));
         manager.down().target("2.0.0").table("memory").table("session").await.unwrap();
         assert_eq!(manager.current_version("session").await.unwrap(), Some("2.0.0".parse().unwrap()));
     });
-    std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[path = "support/sqlite.rs"]
+mod support;

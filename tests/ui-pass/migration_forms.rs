@@ -74,15 +74,12 @@ fn main() {
         [steps::create, returns_early, unused_argument, holds_a_value_across_await];
     assert_eq!(registered.len(), 4);
 
-    let dir = std::env::temp_dir().join(format!("migrate-forms-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let db = migrate::sqlite::SqliteDb::open(dir.join("app.db")).await.unwrap();
-        let manager = migrate::MigrationManager::new(db, [&MIGRATIONS]).unwrap();
+    support::with_sqlite_manager("forms", &MIGRATIONS, |manager| async move {
         manager.up().await.unwrap();
         assert_eq!(manager.current_version("forms").await.unwrap(), Some("1.3.0".parse().unwrap()));
         assert_eq!(manager.current_version("kept").await.unwrap(), Some("1.2.0".parse().unwrap()));
     });
-    std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[path = "support/sqlite.rs"]
+mod support;

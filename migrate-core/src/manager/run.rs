@@ -60,16 +60,7 @@ impl MigrationManager {
         let from_rows_alone = self.verdict_from_rows_alone(&request, &run);
         if from_rows_alone {
             let ours = |module: &str| self.sets.iter().any(|s| s.module() == module);
-            // The last verdict first: rows handed out again unchanged are known by their
-            // address. A verdict at the heads is remembered for that.
-            let known = match self.up_to_date.remembered(&rows) {
-                Some(skipped) => Some((skipped, "the last verdict's rows")),
-                None => self.up_to_date.at_the_heads(&rows, ours).map(|skipped| {
-                    self.up_to_date.remember(rows.clone(), skipped.clone());
-                    (skipped, "the heads' rows")
-                }),
-            };
-            if let Some((skipped, rows_are)) = known {
+            if let Some((skipped, rows_are)) = self.up_to_date.known(&rows, ours) {
                 tracing::debug!(rows_are, "up to date from the state rows alone");
                 return Ok(up_to_date(skipped, started));
             }

@@ -58,20 +58,33 @@ impl UpToDate {
         }
     }
 
+    /// The skipped steps of an "up to date" verdict `rows` give alone, and which verdict it is
+    /// (`"the last verdict's rows"` or `"the heads' rows"`, for the debug event): the last
+    /// verdict first, since rows a backend hands out again unchanged are known by their
+    /// address; then the heads', which is remembered for that.
+    pub(super) fn known(
+        &self,
+        rows: &Arc<[StateRow]>,
+        ours: impl Fn(&str) -> bool,
+    ) -> Option<(Vec<Skipped>, &'static str)> {
+        if let Some(skipped) = self.remembered(rows) {
+            return Some((skipped, "the last verdict's rows"));
+        }
+        let skipped = self.at_the_heads(rows, ours)?;
+        self.remember(rows.clone(), skipped.clone());
+        Some((skipped, "the heads' rows"))
+    }
+
     /// The skipped steps of the verdict at the heads, if the rows of the manager's modules
     /// (`ours`) in `rows` are exactly the heads' rows.
-    pub(super) fn at_the_heads(
-        &self,
-        rows: &[StateRow],
-        ours: impl Fn(&str) -> bool,
-    ) -> Option<Vec<Skipped>> {
+    fn at_the_heads(&self, rows: &[StateRow], ours: impl Fn(&str) -> bool) -> Option<Vec<Skipped>> {
         let heads = self.heads.as_ref()?;
         holds_exactly(&heads.rows, rows, ours).then(|| heads.skipped.clone())
     }
 
     /// The skipped steps of the last verdict, if it was reached from the same `rows`: the very
     /// rows (the memo holds them, so their address cannot be another's), or equal ones.
-    pub(super) fn remembered(&self, rows: &Arc<[StateRow]>) -> Option<Vec<Skipped>> {
+    fn remembered(&self, rows: &Arc<[StateRow]>) -> Option<Vec<Skipped>> {
         let memo = self.last.lock().ok()?;
         let verdict = memo.as_ref()?;
         (Arc::ptr_eq(&verdict.rows, rows) || verdict.rows[..] == rows[..])
@@ -200,6 +213,22 @@ mod tests {
         ] {
             assert!(verdict.at_the_heads(rows, ours).is_none(), "{rows:?}");
         }
+    }
+
+    #[test]
+    fn a_verdict_at_the_heads_is_remembered_for_the_same_rows() {
+        let verdict = heads();
+        let rows: Arc<[StateRow]> = vec![
+            row("app", "memory", "1.0.0", "m1"),
+            row("app", "session", "2.0.0", "c2"),
+        ]
+        .into();
+        let first = verdict.known(&rows, ours).expect("the heads' rows");
+        assert_eq!((first.0.len(), first.1), (1, "the heads' rows"));
+        let again = verdict.known(&rows, ours).expect("remembered");
+        assert_eq!((again.0, again.1), (first.0, "the last verdict's rows"));
+        let older: Arc<[StateRow]> = vec![row("app", "session", "1.0.0", "c1")].into();
+        assert!(verdict.known(&older, ours).is_none());
     }
 
     #[test]

@@ -57,11 +57,11 @@ pub trait Driver: sqlx::Database + Sealed {
     #[doc(hidden)]
     fn is_already_done(err: &sqlx::Error) -> bool;
 
-    /// `text` as a string literal of this database, for statements sent with their values
-    /// written in (see `sqlx_db::literal_sql`).
+    /// Appends `text` to `out` as a string literal of this database, for statements sent with
+    /// their values written in (see `sqlx_db::literal_sql`).
     #[doc(hidden)]
-    fn text_literal(text: &str) -> String {
-        Self::DIALECT.quote_literal(text)
+    fn push_text_literal(out: &mut String, text: &str) {
+        Self::DIALECT.push_literal(out, text);
     }
 
     /// Whether a tracking transaction failed because another transaction got in its way and

@@ -184,10 +184,10 @@ impl Driver for Postgres {
         has_sqlstate(err, "42701")
     }
 
-    fn text_literal(text: &str) -> String {
+    fn push_text_literal(out: &mut String, text: &str) {
         // An escape string reads the same whatever `standard_conforming_strings` says; a plain
         // one would take a backslash for an escape where it is off.
-        let mut out = String::with_capacity(text.len() + 3);
+        out.reserve(text.len() + 3);
         out.push_str("E'");
         for c in text.chars() {
             match c {
@@ -197,7 +197,6 @@ impl Driver for Postgres {
             }
         }
         out.push('\'');
-        out
     }
 
     fn is_lost_race(err: &sqlx::Error) -> bool {

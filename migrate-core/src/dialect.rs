@@ -84,6 +84,21 @@ impl Dialect {
     /// ```
     pub fn quote_literal(self, text: &str) -> String {
         let mut out = String::with_capacity(text.len() + 2);
+        self.push_literal(&mut out, text);
+        out
+    }
+
+    /// Appends `text` to `out` as [`quote_literal`](Self::quote_literal) quotes it, for a
+    /// statement built in one buffer.
+    ///
+    /// ```
+    /// use migrate_core::dialect::Dialect;
+    /// let mut sql = String::from("SELECT ");
+    /// Dialect::Postgres.push_literal(&mut sql, "it's");
+    /// assert_eq!(sql, "SELECT 'it''s'");
+    /// ```
+    pub fn push_literal(self, out: &mut String, text: &str) {
+        out.reserve(text.len() + 2);
         out.push('\'');
         for c in text.chars() {
             match c {
@@ -93,7 +108,6 @@ impl Dialect {
             }
         }
         out.push('\'');
-        out
     }
 }
 

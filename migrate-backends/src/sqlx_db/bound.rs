@@ -4,6 +4,7 @@
 use crate::driver::Driver;
 use crate::statements::{Param, Stmt, Values};
 use sqlx::{AssertSqlSafe, Encode, IntoArguments, Type};
+use std::fmt::Write;
 
 /// A statement with its values: prepared (the usual way), or, behind a transaction-pooling
 /// proxy, written out with literals and sent on the simple protocol in one exchange (the
@@ -94,8 +95,11 @@ pub(crate) fn literal_sql<DB: Driver>(stmt: &Stmt, values: &Values) -> String {
         };
         out.push_str(before);
         match values.get(i) {
-            Some(Param::Text(Some(v))) => out.push_str(&DB::text_literal(v)),
-            Some(Param::Int(Some(v))) => out.push_str(&v.to_string()),
+            Some(Param::Text(Some(v))) => DB::push_text_literal(&mut out, v),
+            Some(Param::Int(Some(v))) => {
+                // Writing to a `String` cannot fail.
+                let _ = write!(out, "{v}");
+            }
             _ => out.push_str("NULL"),
         }
         from = at + len;
@@ -104,11 +108,33 @@ pub(crate) fn literal_sql<DB: Driver>(stmt: &Stmt, values: &Values) -> String {
     out
 }
 
-#[cfg(all(test, feature = "postgres"))]
+#[cfg(all(test, any(feature = "postgres", feature = "mysql")))]
 mod tests {
     use super::literal_sql;
     use crate::statements::{compile, Bind, Values};
 
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_literals_are_hexadecimal_utf8mb4_whatever_the_value_holds() {
+        let stmt = compile::<sqlx::MySql>(
+            "INSERT INTO h (module, error, started_at, finished_at) \
+             VALUES ($(module), $(error), $(started_at), $(finished_at))",
+        );
+        // Every byte, in two digits: a quote, a backslash, a placeholder, 日 (E6 97 A5), and
+        // the bytes whose digits are the table's two ends.
+        let values = Values::new()
+            .text(Bind::Module, Some("a'\\?日"))
+            .text(Bind::Error, Some("\u{0}\u{7f}"))
+            .int(Bind::StartedAt, Some(-42))
+            .int(Bind::FinishedAt, None);
+        assert_eq!(
+            literal_sql::<sqlx::MySql>(&stmt, &values),
+            "INSERT INTO h (module, error, started_at, finished_at) \
+             VALUES (_utf8mb4 X'61275C3FE697A5', _utf8mb4 X'007F', -42, NULL)"
+        );
+    }
+
+    #[cfg(feature = "postgres")]
     #[test]
     fn literals_never_reread_a_value_that_looks_like_a_placeholder() {
         let stmt = compile::<sqlx::Postgres>(

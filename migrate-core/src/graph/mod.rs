@@ -252,14 +252,7 @@ impl Graph {
     /// and among the nodes ready at once the smallest (version, module, table) first, so every
     /// machine applies the same order.
     fn sort(&mut self) -> Result<(), GraphError> {
-        let n = self.nodes.len();
-        // Every node by (version, chain, index): the tie-break order (chains are sorted by
-        // module and table; the index only makes the keys unique).
-        let mut tie_order: Vec<usize> = (0..n).collect();
-        tie_order.sort_unstable_by(|&a, &b| {
-            let (x, y) = (&self.nodes[a], &self.nodes[b]);
-            (&x.version, x.chain, a).cmp(&(&y.version, y.chain, b))
-        });
+        let tie_order = self.tie_order();
         // Without `after` edges it is the order itself: a parent's version is lower than its
         // child's, so the smallest node left is always ready.
         let order = if self.nodes.iter().all(|node| node.after.is_empty()) {
@@ -272,6 +265,20 @@ impl Graph {
         }
         self.order = order;
         Ok(())
+    }
+
+    /// Every node by (version, chain): the tie-break order, chains being sorted by module and
+    /// table (no two nodes of one chain share a version). A stable sort of the nodes as they
+    /// were registered, because it merges the runs it finds: registration usually lists a
+    /// table's steps in version order (a run per table), or every step in order (one run),
+    /// or the reverse of either (`inventory` hands out the last registered first).
+    fn tie_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (x, y) = (&self.nodes[a], &self.nodes[b]);
+            (&x.version, x.chain).cmp(&(&y.version, y.chain))
+        });
+        order
     }
 
     /// Kahn's algorithm over parent and `after` edges, taking first the ready node that comes

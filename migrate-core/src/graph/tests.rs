@@ -308,3 +308,42 @@ fn ten_thousand_migrations_build_into_one_chain_per_table() {
         Some("1.0.0".into())
     );
 }
+
+#[test]
+fn the_order_is_every_step_sorted_by_version_then_table() {
+    // Four tables whose versions interleave, pre-releases among them, registered shuffled: the
+    // run order (the chains merged) must be every step sorted by (version, table).
+    let mut random = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |below: u64| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random % below
+    };
+    let mut ms = Vec::new();
+    let mut expected = Vec::new();
+    for table in ["t3", "t1", "t2", "t0"] {
+        let mut parent = None;
+        let mut step = 0;
+        for _ in 0..40 {
+            // Even steps are a release's candidate, odd ones the release: 1.4.0-rc.1 < 1.4.0.
+            step += 1 + next(3);
+            let pre = if step % 2 == 0 { "-rc.1" } else { "" };
+            let version: &'static str =
+                Box::leak(format!("1.{}.0{pre}", step / 2).into_boxed_str());
+            ms.push(migration(table, version, parent, None));
+            expected.push((Version::parse(version).unwrap(), table));
+            parent = Some(version);
+        }
+    }
+    for i in (1..ms.len()).rev() {
+        let j = usize::try_from(next(i as u64 + 1)).unwrap();
+        ms.swap(i, j);
+    }
+    expected.sort();
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|(version, table)| format!("{table}@{version}"))
+        .collect();
+    assert_eq!(order(&Graph::from_migrations(ms).unwrap()), expected);
+}

@@ -5,25 +5,19 @@ use super::names::parse_declared;
 use super::{Chain, Node};
 use crate::checksum;
 use crate::error::GraphError;
+use std::collections::HashMap;
 
 /// Groups nodes into chains and checks each: one root, no fork, parents that exist and are lower.
 pub(super) fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
-    // Every node by (module, table, version): a chain is a run of this order, root first.
-    // The sort is stable, so two nodes of one version keep the order they were registered in.
-    let by_name = |a: &Node, b: &Node| {
-        let (a, b) = (a.migration, b.migration);
-        compare_names(a.set().module(), b.set().module())
-            .then_with(|| compare_names(a.table(), b.table()))
-    };
-    let mut by_table: Vec<usize> = (0..nodes.len()).collect();
-    by_table.sort_by(|&a, &b| {
-        by_name(&nodes[a], &nodes[b]).then_with(|| nodes[a].version.cmp(&nodes[b].version))
-    });
-    let runs: Vec<&[usize]> = by_table
-        .chunk_by(|&a, &b| by_name(&nodes[a], &nodes[b]).is_eq())
-        .collect();
+    let mut runs = group_by_table(nodes);
+    for members in &mut runs {
+        // Root first. The sort is stable, so two nodes of one version keep the order they were
+        // registered in; a table's steps are usually registered in order (or in reverse), which
+        // the sort takes as one run.
+        members.sort_by(|&a, &b| nodes[a].version.cmp(&nodes[b].version));
+    }
     let mut chains = Vec::with_capacity(runs.len());
-    for members in runs {
+    for members in &runs {
         let first = nodes[members[0]].migration;
         let (module, table) = (first.set().module(), first.table());
         for pair in members.windows(2) {
@@ -90,6 +84,38 @@ pub(super) fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError>
         });
     }
     Ok(chains)
+}
+
+/// The nodes of each (module, table), each group in registration order, the groups sorted by
+/// module and table.
+///
+/// A node's names are matched by address first: every migration of a set names its module
+/// through the set, and the compiler usually keeps one copy of a table name written in many
+/// attributes. So the node's group is usually the previous node's, or found among a few
+/// groups without reading a name; names at another address are looked up by their text.
+fn group_by_table(nodes: &[Node]) -> Vec<Vec<usize>> {
+    /// Up to this many groups, a node's group is looked for by address among all of them.
+    const SCANNED: usize = 32;
+    let mut groups: Vec<(&'static str, &'static str, Vec<usize>)> = Vec::new();
+    let mut by_text: HashMap<(&'static str, &'static str), usize> = HashMap::new();
+    let mut previous = None;
+    for (i, node) in nodes.iter().enumerate() {
+        let (module, table) = (node.migration.set().module(), node.migration.table());
+        let at = |g: usize| std::ptr::eq(groups[g].0, module) && std::ptr::eq(groups[g].1, table);
+        let found = previous
+            .filter(|&g| at(g))
+            .or_else(|| (groups.len() <= SCANNED).then(|| (0..groups.len()).find(|&g| at(g)))?)
+            .or_else(|| by_text.get(&(module, table)).copied());
+        let g = found.unwrap_or_else(|| {
+            by_text.insert((module, table), groups.len());
+            groups.push((module, table, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].2.push(i);
+        previous = Some(g);
+    }
+    groups.sort_by(|a, b| compare_names(a.0, b.0).then_with(|| compare_names(a.1, b.1)));
+    groups.into_iter().map(|(_, _, members)| members).collect()
 }
 
 /// Orders two names as `str` does, without reading them when they are the same text in

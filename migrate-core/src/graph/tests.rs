@@ -347,3 +347,36 @@ fn the_order_is_every_step_sorted_by_version_then_table() {
         .collect();
     assert_eq!(order(&Graph::from_migrations(ms).unwrap()), expected);
 }
+
+#[test]
+fn a_table_named_at_two_addresses_is_one_chain_among_few_tables_or_many() {
+    // Tables are grouped by the address of their name first, then by its text: half of each
+    // table's steps name it through a copy at another address. 3 tables are found by address
+    // among all groups, 40 (more than are scanned) by text.
+    for tables in [3, 40] {
+        let shared: Vec<&'static str> = (0..tables)
+            .map(|t| &*Box::leak(format!("t{t:02}").into_boxed_str()))
+            .collect();
+        let mut ms = Vec::new();
+        let versions = ["1.0.0", "1.1.0", "1.2.0", "1.3.0"];
+        for (step, &version) in versions.iter().enumerate() {
+            for &name in &shared {
+                let table: &'static str = if step % 2 == 0 {
+                    name
+                } else {
+                    Box::leak(name.to_string().into_boxed_str())
+                };
+                let parent = step.checked_sub(1).map(|p| versions[p]);
+                ms.push(migration(table, version, parent, None));
+            }
+        }
+        let graph = Graph::from_migrations(ms).unwrap();
+        assert_eq!(graph.chains.len(), tables);
+        assert!(graph.chains.iter().all(|c| c.nodes.len() == versions.len()));
+        let expected: Vec<String> = versions
+            .iter()
+            .flat_map(|v| shared.iter().map(move |t| format!("{t}@{v}")))
+            .collect();
+        assert_eq!(order(&graph), expected);
+    }
+}

@@ -132,6 +132,18 @@ mod tests {
             "INSERT INTO h (module, error, started_at, finished_at) \
              VALUES (_utf8mb4 X'61275C3FE697A5', _utf8mb4 X'007F', -42, NULL)"
         );
+        // Every digit of the table, against the standard formatter: the characters up to
+        // U+00FF (one and two bytes in utf-8) and one of four bytes.
+        let every: String = (0..=0xFF_u32)
+            .filter_map(char::from_u32)
+            .chain(['😀'])
+            .collect();
+        let hex: String = every.bytes().map(|b| format!("{b:02X}")).collect();
+        let stmt = compile::<sqlx::MySql>("SELECT $(module)");
+        assert_eq!(
+            literal_sql::<sqlx::MySql>(&stmt, &Values::new().text(Bind::Module, Some(&every))),
+            format!("SELECT _utf8mb4 X'{hex}'")
+        );
     }
 
     #[cfg(feature = "postgres")]

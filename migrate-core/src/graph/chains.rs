@@ -98,13 +98,17 @@ fn group_by_table(nodes: &[Node]) -> Vec<Vec<usize>> {
     const SCANNED: usize = 32;
     let mut groups: Vec<(&'static str, &'static str, Vec<usize>)> = Vec::new();
     let mut by_text: HashMap<(&'static str, &'static str), usize> = HashMap::new();
-    let mut previous = None;
+    // The previous node's names and group: a table's steps are often registered together.
+    let mut previous: Option<(&'static str, &'static str, usize)> = None;
     for (i, node) in nodes.iter().enumerate() {
         let (module, table) = (node.migration.set().module(), node.migration.table());
-        let at = |g: usize| std::ptr::eq(groups[g].0, module) && std::ptr::eq(groups[g].1, table);
+        let same = |m: &str, t: &str| std::ptr::eq(m, module) && std::ptr::eq(t, table);
         let found = previous
-            .filter(|&g| at(g))
-            .or_else(|| (groups.len() <= SCANNED).then(|| (0..groups.len()).find(|&g| at(g)))?)
+            .filter(|&(m, t, _)| same(m, t))
+            .map(|(_, _, g)| g)
+            .or_else(|| {
+                (groups.len() <= SCANNED).then(|| groups.iter().position(|(m, t, _)| same(m, t)))?
+            })
             .or_else(|| by_text.get(&(module, table)).copied());
         let g = found.unwrap_or_else(|| {
             by_text.insert((module, table), groups.len());
@@ -112,7 +116,7 @@ fn group_by_table(nodes: &[Node]) -> Vec<Vec<usize>> {
             groups.len() - 1
         });
         groups[g].2.push(i);
-        previous = Some(g);
+        previous = Some((module, table, g));
     }
     groups.sort_by(|a, b| compare_names(a.0, b.0).then_with(|| compare_names(a.1, b.1)));
     groups.into_iter().map(|(_, _, members)| members).collect()

@@ -380,3 +380,37 @@ fn a_table_named_at_two_addresses_is_one_chain_among_few_tables_or_many() {
         assert_eq!(order(&graph), expected);
     }
 }
+
+#[test]
+fn one_table_name_in_two_modules_is_two_chains_ordered_by_module() {
+    // Both modules name their table through the same string: a group is its module and its
+    // table, so the two are never taken for one (which would be a fork, or two roots).
+    static ZETA: MigrationSet = MigrationSet::__new("zeta", "zeta_crate", &[]);
+    static ALPHA: MigrationSet = MigrationSet::__new("alpha", "alpha_crate", &[]);
+    let table: &'static str = "t";
+    let mut ms = Vec::new();
+    for set in [&ZETA, &ALPHA] {
+        ms.push(named_in(set, table, "1.0.0", None, None, "m"));
+        ms.push(named_in(set, table, "2.0.0", Some("1.0.0"), None, "m"));
+    }
+    let graph = Graph::from_migrations(ms).unwrap();
+    let chains: Vec<(&str, &str, usize)> = graph
+        .chains
+        .iter()
+        .map(|c| (c.module, c.table, c.nodes.len()))
+        .collect();
+    assert_eq!(chains, [("alpha", "t", 2), ("zeta", "t", 2)]);
+    let order: Vec<String> = graph
+        .steps()
+        .map(|s| format!("{}/{}@{}", s.module, s.table, s.version))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "alpha/t@1.0.0",
+            "zeta/t@1.0.0",
+            "alpha/t@2.0.0",
+            "zeta/t@2.0.0"
+        ]
+    );
+}

@@ -276,7 +276,7 @@ impl SqlxDb<Sqlite> {
         let wal_trusted = wal_trusted && !in_memory;
         // `with_lock_timeout` may change the busy timeout after the pool is open: a connection
         // handed out after that gets the new one first.
-        let busy_ms = Arc::new(AtomicU64::new(millis(DEFAULT_LOCK_TIMEOUT)));
+        let busy_ms = Arc::new(AtomicU64::new(BUSY_AS_OPENED));
         let (on_acquire, on_connect) = (busy_ms.clone(), busy_ms.clone());
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
@@ -343,12 +343,18 @@ impl SqlxDb<Sqlite> {
     }
 }
 
-/// Sets a connection's busy timeout when it differs from the one it was opened with.
+/// The busy timeout of an executor whose lock timeout was never set: the one its connections
+/// are opened with ([`DEFAULT_LOCK_TIMEOUT`]), so nothing needs setting on them.
+pub(crate) const BUSY_AS_OPENED: u64 = u64::MAX;
+
+/// Sets a connection's busy timeout to `ms`, unless `ms` is [`BUSY_AS_OPENED`]. Once the lock
+/// timeout was set, it is set on every connection handed out, even back to the default: the
+/// connection may have had another one.
 pub(crate) async fn set_busy_timeout(
     conn: &mut sqlx::SqliteConnection,
     ms: u64,
 ) -> sqlx::Result<()> {
-    if ms != millis(DEFAULT_LOCK_TIMEOUT) {
+    if ms != BUSY_AS_OPENED {
         conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {ms}")))
             .await?;
     }

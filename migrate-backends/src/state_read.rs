@@ -539,4 +539,30 @@ mod tests {
             .expect("busy timeout");
         assert_eq!(busy, 1_234);
     }
+
+    #[tokio::test]
+    async fn a_lock_timeout_set_back_to_the_default_reaches_a_connection_that_had_another() {
+        let (_database, path) = fresh_file().await;
+        let db = SqliteDb::open(&path)
+            .await
+            .expect("open")
+            .with_lock_timeout(Duration::from_millis(1_234));
+        let busy_timeout = |db: &SqliteDb| {
+            let pool = db.pool().clone();
+            async move {
+                // The executor keeps its first connection for the read started at connect: the
+                // pool's other one is the one handed out here, every time.
+                let mut conn = pool.acquire().await.expect("a connection");
+                sqlx::query_scalar::<_, i64>("PRAGMA busy_timeout")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .expect("busy timeout")
+            }
+        };
+        assert_eq!(busy_timeout(&db).await, 1_234);
+        let db = db.with_lock_timeout(crate::sqlx_db::DEFAULT_LOCK_TIMEOUT);
+        let default = i64::try_from(crate::sqlite::millis(crate::sqlx_db::DEFAULT_LOCK_TIMEOUT))
+            .expect("fits");
+        assert_eq!(busy_timeout(&db).await, default);
+    }
 }

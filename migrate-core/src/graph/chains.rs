@@ -9,15 +9,13 @@ use std::collections::HashMap;
 
 /// Groups nodes into chains and checks each: one root, no fork, parents that exist and are lower.
 pub(super) fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError> {
-    let mut runs = group_by_table(nodes);
-    for members in &mut runs {
+    let groups = group_by_table(nodes);
+    let mut chains = Vec::with_capacity(groups.len());
+    for mut members in groups {
         // Root first. The sort is stable, so two nodes of one version keep the order they were
         // registered in; a table's steps are usually registered in order (or in reverse), which
         // the sort takes as one run.
         members.sort_by(|&a, &b| nodes[a].version.cmp(&nodes[b].version));
-    }
-    let mut chains = Vec::with_capacity(runs.len());
-    for members in &runs {
         let first = nodes[members[0]].migration;
         let (module, table) = (first.set().module(), first.table());
         for pair in members.windows(2) {
@@ -54,7 +52,7 @@ pub(super) fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError>
                 Some(below) if nodes[members[below]].migration.version_str() == parent_text => {
                     below
                 }
-                _ => parent_position(nodes, members, node, module, table, parent_text)?,
+                _ => parent_position(nodes, &members, node, module, table, parent_text)?,
             };
             if let Some(first) = first_child[parent].replace(i) {
                 return Err(GraphError::Fork {
@@ -71,7 +69,7 @@ pub(super) fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError>
         let chain_index = chains.len();
         let mut cumulative = Vec::with_capacity(members.len());
         let mut acc = 0;
-        for &i in members {
+        for &i in &members {
             nodes[i].chain = chain_index;
             acc = checksum::combine(acc, nodes[i].migration.checksum());
             cumulative.push(acc);
@@ -79,7 +77,7 @@ pub(super) fn build_chains(nodes: &mut [Node]) -> Result<Vec<Chain>, GraphError>
         chains.push(Chain {
             module,
             table,
-            nodes: members.to_vec(),
+            nodes: members,
             cumulative,
         });
     }

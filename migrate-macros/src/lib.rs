@@ -15,6 +15,7 @@ mod migration;
 mod register;
 #[cfg(test)]
 mod rustfmt_tests;
+mod signature;
 mod source;
 mod sql_dir;
 mod sql_names;

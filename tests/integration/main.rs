@@ -16,6 +16,7 @@ mod cli;
 mod concurrency;
 mod connect_errors;
 mod drift;
+mod executor_calls;
 mod failures;
 mod faults;
 mod fleet;

@@ -1,6 +1,7 @@
-//! Writes the three crates of the compile-time comparison: N `#[migration]` functions; the same
+//! Writes the four crates of the compile-time comparison: N `#[migration]` functions; the same
 //! N async functions without the attribute, each boxed by a shim and listed in one static (the
-//! floor: what the functions themselves cost rustc); and sqlx's `migrate!` embedding N files.
+//! floor: what the functions themselves cost rustc); the same N steps as SQL files, one
+//! `migrate::sql_dir!` per table; and sqlx's `migrate!` embedding N files.
 //! `benches/compile_time.sh` builds and times them.
 
 use crate::workload;
@@ -82,6 +83,38 @@ pub fn emit(dir: &Path, n: usize) {
     }
     write(&plain.join("src/lib.rs"), &lib);
 
+    // The same steps as SQL files: a directory per table, named by version (`1.0.<i>_m<i>.sql`,
+    // so each file's version is its `#[migration]`'s), one `sql_dir!` each.
+    let sql = dir.join("sql");
+    write(
+        &sql.join("Cargo.toml"),
+        &manifest("compile_sql", &migrate_path),
+    );
+    let mut lib = String::from("migrate::migrations! {}\n\n");
+    let mut tables: Vec<&str> = Vec::new();
+    for step in workload::workload(n) {
+        if !tables.contains(&step.table) {
+            tables.push(step.table);
+        }
+        write(
+            &sql.join(format!(
+                "migrations/{}/{}_m{}.sql",
+                step.table,
+                step.version(),
+                step.index
+            )),
+            &step.sql,
+        );
+    }
+    for table in tables {
+        writeln!(
+            lib,
+            "migrate::sql_dir!(table = \"{table}\", dir = \"migrations/{table}\");"
+        )
+        .expect("writing to a String");
+    }
+    write(&sql.join("src/lib.rs"), &lib);
+
     let sqlx = dir.join("sqlx");
     write(
         &sqlx.join("Cargo.toml"),
@@ -100,9 +133,10 @@ pub fn emit(dir: &Path, n: usize) {
         "pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();\n",
     );
     println!(
-        "wrote {}, {} and {}",
+        "wrote {}, {}, {} and {}",
         ours.display(),
         plain.display(),
+        sql.display(),
         sqlx.display()
     );
 }

@@ -29,7 +29,9 @@
 //! item per migration (measured in BENCHMARKS.md, "Compile time").
 
 pub use crate::conn::Conn;
-pub use crate::migration::{Migration, MigrationFn, MigrationFuture, MigrationSet, Reversal};
+pub use crate::migration::{
+    Migration, MigrationFn, MigrationFuture, MigrationGroup, MigrationSet, Reversal,
+};
 pub use inventory;
 
 pub use crate::error::Result;

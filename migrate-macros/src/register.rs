@@ -85,8 +85,68 @@ pub(crate) fn words(text: &str) -> String {
         .collect()
 }
 
-/// The items of one step, in a `const _: () = { ... };` block.
+/// The items of one step, in a `const _: () = { ... };` block: its checks, its shims and its
+/// own `inventory` entry.
 pub(crate) fn register(step: &Step<'_>) -> TokenStream {
+    let Parts {
+        checks,
+        shims,
+        migration,
+    } = parts(step, "");
+    let private = CratePath::private(step.krate, Span::call_site());
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            #checks
+            #shims
+            #private::inventory::submit! {
+                #migration
+            }
+        };
+    }
+}
+
+/// The items of several steps (one `sql_dir!`'s files), in one `const _: () = { ... };` block:
+/// every step's checks and shims, then one static array of their migrations and one
+/// `inventory` entry for it. Per step, that is an array element where [`register`] gives it a
+/// static, a constructor, its `.init_array` entry and a macro to expand: the items rustc pays
+/// for per migration (BENCHMARKS.md, "Compile time").
+pub(crate) fn register_group(krate: Option<&CratePath>, steps: &[Step<'_>]) -> TokenStream {
+    let private = CratePath::private(krate, Span::call_site());
+    let mut items = TokenStream::new();
+    let mut migrations = Vec::with_capacity(steps.len());
+    for (index, step) in steps.iter().enumerate() {
+        let Parts {
+            checks,
+            shims,
+            migration,
+        } = parts(step, &format!("_{index}"));
+        items.extend(checks);
+        items.extend(shims);
+        migrations.push(migration);
+    }
+    let count = migrations.len();
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            #items
+            static __MIGRATE_GROUP: [#private::Migration; #count] = [#(#migrations),*];
+            #private::inventory::submit! {
+                #private::MigrationGroup::__new(&__MIGRATE_GROUP)
+            }
+        };
+    }
+}
+
+/// What one step expands to: its graph checks, the shims its migration points at (named with
+/// `suffix`, so that several steps' shims can share a block), and the `Migration` expression.
+struct Parts {
+    checks: TokenStream,
+    shims: TokenStream,
+    migration: TokenStream,
+}
+
+fn parts(step: &Step<'_>, suffix: &str) -> Parts {
     let krate = step.krate;
     let private = CratePath::private(krate, Span::call_site());
     // Each check is spanned at the literal it is about, paths included, so that rustc points
@@ -142,7 +202,7 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
     });
     // A function of type `MigrationFn` that evaluates `body` over `db`.
     let shim = |name: &str, body: &TokenStream| {
-        let name = syn::Ident::new(name, Span::call_site());
+        let name = syn::Ident::new(&format!("{name}{suffix}"), Span::call_site());
         let shim = quote! {
             fn #name<'a, 'b>(db: &'a mut #private::Conn<'b>) -> #private::MigrationFuture<'a> {
                 #body
@@ -194,36 +254,144 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
         quote!(.__with_sql(#up, #down))
     });
 
-    quote! {
-        #[doc(hidden)]
-        const _: () = {
+    Parts {
+        checks: quote! {
             #version_check
             #parent_checks
             #after_check
-
+        },
+        shims: quote! {
             #up_shim
             #down_shim
             #fresh_shim
+        },
+        migration: quote! {
+            #private::Migration::__new(
+                &crate::MIGRATIONS,
+                #table,
+                #version,
+                #parent_expr,
+                #name,
+                #up,
+                #reversal,
+                #transaction,
+                #after_expr,
+                #checksum,
+                #file,
+                #line,
+            )
+            #with_sql
+            #with_fresh
+            #resumable
+        },
+    }
+}
 
-            #private::inventory::submit! {
-                #private::Migration::__new(
-                    &crate::MIGRATIONS,
-                    #table,
-                    #version,
-                    #parent_expr,
-                    #name,
-                    #up,
-                    #reversal,
-                    #transaction,
-                    #after_expr,
-                    #checksum,
-                    #file,
-                    #line,
-                )
-                #with_sql
-                #with_fresh
-                #resumable
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::implemented_traits;
+    use quote::ToTokens;
+
+    fn file_step<'a>(
+        version: &'a semver::Version,
+        parent: Option<&'a semver::Version>,
+        file: &'a str,
+    ) -> Step<'a> {
+        Step {
+            krate: None,
+            table: "t",
+            table_span: Span::call_site(),
+            version,
+            version_span: Span::call_site(),
+            parent: parent.map(|p| (p, Span::call_site())),
+            after: None,
+            declaration: Declaration::SqlFile(syn::Ident::new(file, Span::call_site())),
+            name: file,
+            transaction: true,
+            resumable: false,
+            up: Up::Expression(quote!(run(db))),
+            down: Some(quote!(revert(db))),
+            fresh: None,
+            checksum: "sha256:0",
+            sql: None,
+            file: quote!("t.sql"),
+            line: quote!(1u32),
+        }
+    }
+
+    #[test]
+    fn a_group_is_one_registration_of_every_step_with_each_steps_checks() {
+        let (v1, v2) = (semver::Version::new(1, 0, 0), semver::Version::new(2, 0, 0));
+        let steps = [
+            file_step(&v1, None, "sql_file_1"),
+            file_step(&v2, Some(&v1), "sql_file_2"),
+        ];
+        let out = register_group(None, &steps);
+        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+        let syn::Item::Const(block) = &file.items[0] else {
+            panic!("one const block: {out}");
         };
+        let syn::Expr::Block(block) = &*block.expr else {
+            panic!("a block: {out}");
+        };
+        let items: Vec<&syn::Item> = block
+            .block
+            .stmts
+            .iter()
+            .filter_map(|s| match s {
+                syn::Stmt::Item(item) => Some(item),
+                _ => None,
+            })
+            .collect();
+        // Every step's shims, named apart.
+        let functions: Vec<String> = items
+            .iter()
+            .filter_map(|i| match i {
+                syn::Item::Fn(f) => Some(f.sig.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            functions,
+            [
+                "__migrate_up_0",
+                "__migrate_down_0",
+                "__migrate_up_1",
+                "__migrate_down_1"
+            ]
+        );
+        // One static holding both migrations, and one `inventory` entry for it.
+        let statics: Vec<&syn::ItemStatic> = items
+            .iter()
+            .filter_map(|i| match i {
+                syn::Item::Static(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(statics.len(), 1, "{out}");
+        let syn::Expr::Array(array) = &*statics[0].expr else {
+            panic!("an array: {out}");
+        };
+        assert_eq!(array.elems.len(), 2);
+        let text = array.elems[1].to_token_stream().to_string();
+        assert!(text.contains("__migrate_up_1"), "{text}");
+        assert!(text.contains("Down (__migrate_down_1)"), "{text}");
+        let submits = block
+            .block
+            .stmts
+            .iter()
+            .filter(|s| {
+                matches!(s, syn::Stmt::Macro(m)
+                    if m.mac.path.segments.last().is_some_and(|s| s.ident == "submit"))
+            })
+            .count();
+        assert_eq!(submits, 1, "{out}");
+        // Each step still declares its version, and the second its parent.
+        let traits = implemented_traits(&out);
+        let count = |name: &str| traits.iter().filter(|t| *t == name).count();
+        assert_eq!(count("EachTableVersionIsDeclaredOnce"), 4, "{traits:?}");
+        assert_eq!(count("TwoFirstMigrationsForThisTable"), 1, "{traits:?}");
+        assert_eq!(count("TwoMigrationsShareThisParent"), 1, "{traits:?}");
     }
 }

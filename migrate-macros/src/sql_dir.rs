@@ -12,7 +12,7 @@ use crate::args::{
     check_tracked_name, parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg,
 };
 use crate::checksum;
-use crate::register::{register, words, Declaration, Step, Up};
+use crate::register::{register_group, words, Declaration, Step, Up};
 use crate::sql_names::{self, Parsed, Style};
 use crate::sql_text;
 use proc_macro2::{Span, TokenStream};
@@ -148,15 +148,20 @@ fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream
     })?;
     let steps = read_steps(&dir, &dir_text, args, span)?;
     let table = args.table.value();
-    let mut out = TokenStream::new();
+    let sums: Vec<String> = steps
+        .iter()
+        .map(|step| checksum::sql_step(&step.sql, step.down.as_ref().map(|(_, sql)| sql.as_str())))
+        .collect();
     // The first file continues the macro's own `parent` (errors about it point at that literal);
     // each later file continues the one before it.
     let mut parent = args.parent.as_ref().map(|p| (&p.version, p.lit.span()));
-    for step in &steps {
-        out.extend(step_tokens(args, &table, step, parent));
+    let mut registered = Vec::with_capacity(steps.len());
+    for (step, sum) in steps.iter().zip(&sums) {
+        registered.push(step_of(args, &table, step, parent, sum));
         parent = Some((&step.parsed.version, args.dir.span()));
     }
-    Ok(out)
+    // The directory's steps are registered together: one `inventory` entry for all of them.
+    Ok(register_group(args.krate.as_ref(), &registered))
 }
 
 /// Reads and checks every file, returning the up steps in version order.
@@ -325,12 +330,14 @@ fn statements_expr(path: &Path, sql: &str, split: bool) -> TokenStream {
     }
 }
 
-fn step_tokens(
-    args: &Args,
-    table: &str,
-    step: &SqlStep,
-    parent: Option<(&semver::Version, Span)>,
-) -> TokenStream {
+/// The step a file declares, its checksum `sum` computed.
+fn step_of<'a>(
+    args: &'a Args,
+    table: &'a str,
+    step: &'a SqlStep,
+    parent: Option<(&'a semver::Version, Span)>,
+    sum: &'a str,
+) -> Step<'a> {
     let span = args.dir.span();
     let krate = args.krate.as_ref();
     let private = CratePath::private(krate, Span::call_site());
@@ -357,7 +364,6 @@ fn step_tokens(
         let path = path.to_string_lossy().into_owned();
         quote!(::core::include_str!(#path))
     });
-    let sum = checksum::sql_step(&step.sql, step.down.as_ref().map(|(_, sql)| sql.as_str()));
     let file_words: Vec<String> = words(&step.shown)
         .split('_')
         .filter(|w| !w.is_empty())
@@ -365,7 +371,7 @@ fn step_tokens(
         .collect();
     let file_type = Ident::new(&format!("sql_file_{}", file_words.join("_")), span);
     let shown = &step.shown;
-    register(&Step {
+    Step {
         krate,
         table,
         table_span: args.table.span(),
@@ -380,9 +386,9 @@ fn step_tokens(
         up,
         down,
         fresh,
-        checksum: &sum,
+        checksum: sum,
         sql: Some((quote!(::core::include_str!(#up_text)), down_text)),
         file: quote!(#shown),
         line: quote!(1u32),
-    })
+    }
 }

@@ -9,7 +9,7 @@
 use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
 use crate::checksum;
 use crate::includes::{includes, Includes};
-use crate::register::{register, Declaration, Step, Up};
+use crate::register::{register, Action, Declaration, Step};
 use crate::signature::{boxed_function, check_signature, rewritable, Signature};
 use crate::source::SourceFile;
 use proc_macro2::{Span, TokenStream};
@@ -87,17 +87,19 @@ fn generate(
     // `async fn` as written; then it is kept, and a shim boxes its future.
     let rewrite = rewritable(function, signature);
     let up = if rewrite {
-        Up::Function(quote!(#fn_name))
+        Action::Function(quote!(#fn_name))
     } else {
         let ty_span = signature.argument.ty.span();
         let up_db = db(ty_span);
         let up_call = quote_spanned!(ty_span=> #fn_name(#up_db));
-        Up::Expression(quote_spanned!(ret_span=> #private::boxed(#up_call)))
+        Action::Expression(quote_spanned!(ret_span=> #private::boxed(#up_call)))
     };
     let down = match &args.down {
         DownArg::Path(path) => {
             let down_db = db(path.span());
-            Some(quote_spanned!(path.span()=> #private::boxed(#path(#down_db))))
+            Some(Action::Expression(
+                quote_spanned!(path.span()=> #private::boxed(#path(#down_db))),
+            ))
         }
         DownArg::Irreversible => None,
     };
@@ -108,7 +110,7 @@ fn generate(
             .last()
             .map_or_else(String::new, |s| s.ident.to_string());
         (
-            quote_spanned!(path.span()=> #private::boxed(#path(#fresh_db))),
+            Action::Expression(quote_spanned!(path.span()=> #private::boxed(#path(#fresh_db)))),
             name,
         )
     });

@@ -34,12 +34,12 @@ pub(crate) struct Step<'a> {
     /// `resumable`.
     pub(crate) resumable: bool,
     /// How the step's up is registered.
-    pub(crate) up: Up,
+    pub(crate) up: Action,
     /// The same for the down; `None` is irreversible.
-    pub(crate) down: Option<TokenStream>,
+    pub(crate) down: Option<Action>,
     /// The same for the function that creates the table directly at this version, with its
     /// name; `None` when there is none.
-    pub(crate) fresh: Option<(TokenStream, String)>,
+    pub(crate) fresh: Option<(Action, String)>,
     pub(crate) checksum: &'a str,
     /// The SQL a dry run shows: expressions of type `&'static str`.
     pub(crate) sql: Option<(TokenStream, Option<TokenStream>)>,
@@ -48,13 +48,14 @@ pub(crate) struct Step<'a> {
     pub(crate) line: TokenStream,
 }
 
-/// How a step's up is registered.
-pub(crate) enum Up {
+/// How a step's up, down or fresh function is registered.
+pub(crate) enum Action {
     /// A function of type `MigrationFn` (a `#[migration]` function, which returns its future
-    /// boxed): registered as it is.
+    /// boxed, or an instance of the shim a `sql_dir!` shares among its files): registered as it
+    /// is.
     Function(TokenStream),
-    /// An expression of type `MigrationFuture<'a>` over `db: &'a mut Conn<'b>` (a SQL file's
-    /// statements): registered through a shim that evaluates it.
+    /// An expression of type `MigrationFuture<'a>` over `db: &'a mut Conn<'b>` (a down given
+    /// by path, boxed): registered through a shim of its own that evaluates it.
     Expression(TokenStream),
 }
 
@@ -111,7 +112,14 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
 /// `inventory` entry for it. Per step, that is an array element where [`register`] gives it a
 /// static, a constructor, its `.init_array` entry and a macro to expand: the items rustc pays
 /// for per migration (BENCHMARKS.md, "Compile time").
-pub(crate) fn register_group(krate: Option<&CratePath>, steps: &[Step<'_>]) -> TokenStream {
+///
+/// `shared` holds items the steps' actions use in common (`sql_dir!`'s generic shims and the
+/// tables of statements they index).
+pub(crate) fn register_group(
+    krate: Option<&CratePath>,
+    steps: &[Step<'_>],
+    shared: TokenStream,
+) -> TokenStream {
     let private = CratePath::private(krate, Span::call_site());
     let mut items = TokenStream::new();
     let mut migrations = Vec::with_capacity(steps.len());
@@ -129,6 +137,7 @@ pub(crate) fn register_group(krate: Option<&CratePath>, steps: &[Step<'_>]) -> T
     quote! {
         #[doc(hidden)]
         const _: () = {
+            #shared
             #items
             static __MIGRATE_GROUP: [#private::Migration; #count] = [#(#migrations),*];
             #private::inventory::submit! {
@@ -200,34 +209,32 @@ fn parts(step: &Step<'_>, suffix: &str) -> Parts {
             const _: () = #p::require_declared::<crate::#after_shard, #after_key>();
         }
     });
-    // A function of type `MigrationFn` that evaluates `body` over `db`.
-    let shim = |name: &str, body: &TokenStream| {
-        let name = syn::Ident::new(&format!("{name}{suffix}"), Span::call_site());
-        let shim = quote! {
-            fn #name<'a, 'b>(db: &'a mut #private::Conn<'b>) -> #private::MigrationFuture<'a> {
-                #body
-            }
-        };
-        (shim, name)
-    };
-    let (up_shim, up) = match &step.up {
-        Up::Function(function) => (quote!(), function.clone()),
-        Up::Expression(body) => {
-            let (shim, name) = shim("__migrate_up", body);
+    // The function an action registers, and the shim it needs: a function of type
+    // `MigrationFn` that evaluates an expression over `db`.
+    let function = |name: &str, action: &Action| match action {
+        Action::Function(function) => (quote!(), function.clone()),
+        Action::Expression(body) => {
+            let name = syn::Ident::new(&format!("{name}{suffix}"), Span::call_site());
+            let shim = quote! {
+                fn #name<'a, 'b>(db: &'a mut #private::Conn<'b>) -> #private::MigrationFuture<'a> {
+                    #body
+                }
+            };
             (shim, quote!(#name))
         }
     };
+    let (up_shim, up) = function("__migrate_up", &step.up);
     let (down_shim, reversal) = match &step.down {
-        Some(body) => {
-            let (shim, name) = shim("__migrate_down", body);
-            (shim, quote!(#private::Reversal::Down(#name)))
+        Some(action) => {
+            let (shim, down) = function("__migrate_down", action);
+            (shim, quote!(#private::Reversal::Down(#down)))
         }
         None => (quote!(), quote!(#private::Reversal::Irreversible)),
     };
     let (fresh_shim, with_fresh) = match &step.fresh {
-        Some((body, fresh_name)) => {
-            let (shim, name) = shim("__migrate_fresh", body);
-            (shim, quote!(.__with_fresh(#name, #fresh_name)))
+        Some((action, fresh_name)) => {
+            let (shim, fresh) = function("__migrate_fresh", action);
+            (shim, quote!(.__with_fresh(#fresh, #fresh_name)))
         }
         None => (quote!(), quote!()),
     };
@@ -310,8 +317,8 @@ mod tests {
             name: file,
             transaction: true,
             resumable: false,
-            up: Up::Expression(quote!(run(db))),
-            down: Some(quote!(revert(db))),
+            up: Action::Expression(quote!(run(db))),
+            down: Some(Action::Expression(quote!(revert(db)))),
             fresh: None,
             checksum: "sha256:0",
             sql: None,
@@ -327,7 +334,7 @@ mod tests {
             file_step(&v1, None, "sql_file_1"),
             file_step(&v2, Some(&v1), "sql_file_2"),
         ];
-        let out = register_group(None, &steps);
+        let out = register_group(None, &steps, quote!());
         let file: syn::File = syn::parse2(out.clone()).expect("output parses");
         let syn::Item::Const(block) = &file.items[0] else {
             panic!("one const block: {out}");

@@ -12,7 +12,7 @@ use crate::args::{
     check_tracked_name, parse_crate_path, parse_key, parse_version, CratePath, Errors, VersionArg,
 };
 use crate::checksum;
-use crate::register::{register_group, words, Declaration, Step, Up};
+use crate::register::{register_group, words, Action, Declaration, Step};
 use crate::sql_names::{self, Parsed, Style};
 use crate::sql_text;
 use proc_macro2::{Span, TokenStream};
@@ -156,12 +156,85 @@ fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream
     // each later file continues the one before it.
     let mut parent = args.parent.as_ref().map(|p| (&p.version, p.lit.span()));
     let mut registered = Vec::with_capacity(steps.len());
+    let mut shims = SharedShims::default();
     for (step, sum) in steps.iter().zip(&sums) {
-        registered.push(step_of(args, &table, step, parent, sum));
+        registered.push(step_of(args, &table, step, parent, sum, &mut shims));
         parent = Some((&step.parsed.version, args.dir.span()));
     }
     // The directory's steps are registered together: one `inventory` entry for all of them.
-    Ok(register_group(args.krate.as_ref(), &registered))
+    let private = CratePath::private(args.krate.as_ref(), Span::call_site());
+    Ok(register_group(
+        args.krate.as_ref(),
+        &registered,
+        shims.items(&private),
+    ))
+}
+
+/// The statements of a directory's ups, downs and fresh files, each kind in a table that one
+/// generic shim indexes: `__migrate_up::<3>` runs the fourth up's statements. One function to
+/// type-check per kind instead of one per file (BENCHMARKS.md, "Compile time").
+#[derive(Default)]
+struct SharedShims {
+    /// Per kind, in [`Kind`]'s order: the statements expressions (`&[&str]`) of its files.
+    tables: [Vec<TokenStream>; 3],
+}
+
+/// What a file is to its step.
+#[derive(Clone, Copy)]
+enum Kind {
+    Up,
+    Down,
+    Fresh,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Up, Kind::Down, Kind::Fresh];
+
+    /// The shim's name and its table's.
+    fn names(self) -> (Ident, Ident) {
+        let kind = match self {
+            Kind::Up => "up",
+            Kind::Down => "down",
+            Kind::Fresh => "fresh",
+        };
+        let at = Span::call_site();
+        (
+            Ident::new(&format!("__migrate_{kind}"), at),
+            Ident::new(&format!("__MIGRATE_{}", kind.to_uppercase()), at),
+        )
+    }
+}
+
+impl SharedShims {
+    /// Adds `statements` to `kind`'s table, returning the shim's instance that runs them.
+    fn add(&mut self, kind: Kind, statements: TokenStream) -> Action {
+        let table = &mut self.tables[kind as usize];
+        let index = table.len();
+        table.push(statements);
+        let (shim, _) = kind.names();
+        Action::Function(quote!(#shim::<#index>))
+    }
+
+    /// The shims and their tables, for the kinds that have statements.
+    fn items(&self, private: &TokenStream) -> TokenStream {
+        let mut out = TokenStream::new();
+        for (kind, statements) in Kind::ALL.into_iter().zip(&self.tables) {
+            if statements.is_empty() {
+                continue;
+            }
+            let (shim, table) = kind.names();
+            let count = statements.len();
+            out.extend(quote! {
+                static #table: [&[&str]; #count] = [#(#statements),*];
+                fn #shim<'a, 'b, const I: usize>(
+                    db: &'a mut #private::Conn<'b>,
+                ) -> #private::MigrationFuture<'a> {
+                    #private::run_sql(db, #table[I])
+                }
+            });
+        }
+        out
+    }
 }
 
 /// Reads and checks every file, returning the up steps in version order.
@@ -337,25 +410,25 @@ fn step_of<'a>(
     step: &'a SqlStep,
     parent: Option<(&'a semver::Version, Span)>,
     sum: &'a str,
+    shims: &mut SharedShims,
 ) -> Step<'a> {
     let span = args.dir.span();
     let krate = args.krate.as_ref();
-    let private = CratePath::private(krate, Span::call_site());
     let no_transaction = sql_text::no_transaction(&step.sql)
         || step
             .down
             .as_ref()
             .is_some_and(|(_, sql)| sql_text::no_transaction(sql));
     let up_statements = statements_expr(&step.path, &step.sql, no_transaction);
-    let up = Up::Expression(quote!(#private::run_sql(db, #up_statements)));
-    let down = step.down.as_ref().map(|(path, sql)| {
-        let statements = statements_expr(path, sql, no_transaction);
-        quote!(#private::run_sql(db, #statements))
-    });
+    let up = shims.add(Kind::Up, up_statements);
+    let down = step
+        .down
+        .as_ref()
+        .map(|(path, sql)| shims.add(Kind::Down, statements_expr(path, sql, no_transaction)));
     let fresh = step.fresh.as_ref().map(|(path, sql)| {
         let statements = statements_expr(path, sql, sql_text::no_transaction(sql));
         (
-            quote!(#private::run_sql(db, #statements)),
+            shims.add(Kind::Fresh, statements),
             format!("{}.fresh", step.parsed.stem),
         )
     });

@@ -14,7 +14,21 @@ work="target/compile-bench"
 rm -rf "$work"
 cargo run --release --quiet -- --emit-compile-crates "$work" "$n"
 
-time_cmd() { local start end; start=$(date +%s.%N); "$@" >/dev/null 2>&1; end=$(date +%s.%N); echo "$end - $start" | bc; }
+# Seconds a command takes; a command that fails stops the script (a failed build is not a time).
+time_cmd() {
+  local start end log
+  log=$(mktemp)
+  start=$(date +%s.%N)
+  if ! "$@" >"$log" 2>&1; then
+    echo "failed: $*" >&2
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  end=$(date +%s.%N)
+  rm -f "$log"
+  echo "$end - $start" | bc
+}
 
 for crate in ours plain sql sqlx; do
   dir="$work/$crate"

@@ -11,7 +11,8 @@ pub type MigrationFuture<'a> = BoxFuture<'a, Result<()>>;
 /// A migration function as the registry stores it: the user's `async fn` rewritten by
 /// `#[migration]` into a plain `fn` that returns its body's future boxed, or, when the function
 /// must stay as written (an attribute such as `#[tracing::instrument]` on it, an `impl Trait`
-/// argument), a shim that boxes its future.
+/// argument), a shim that boxes its future; for a SQL file of `sql_dir!`, an instance of the
+/// directory's shim that runs that file's statements.
 pub type MigrationFn = for<'a, 'b> fn(&'a mut Conn<'b>) -> MigrationFuture<'a>;
 
 /// How a migration is undone.
@@ -32,7 +33,7 @@ impl std::fmt::Debug for Reversal {
     }
 }
 
-/// One registered migration, as `#[migrate::migration]` declares it.
+/// One registered migration, as `#[migrate::migration]` or a file of `sql_dir!` declares it.
 ///
 /// Values are built by the macro (or, for migrations made at run time, by the hidden
 /// constructor); read them through the accessors.

@@ -54,8 +54,9 @@ pub(crate) enum Action {
     /// boxed, or an instance of the shim a `sql_dir!` shares among its files): registered as it
     /// is.
     Function(TokenStream),
-    /// An expression of type `MigrationFuture<'a>` over `db: &'a mut Conn<'b>` (a down given
-    /// by path, boxed): registered through a shim of its own that evaluates it.
+    /// An expression of type `MigrationFuture<'a>` over `db: &'a mut Conn<'b>` (a
+    /// `#[migration]`'s up kept as written, its down or its fresh function, boxed): registered
+    /// through a shim of its own that evaluates it.
     Expression(TokenStream),
 }
 
@@ -108,18 +109,16 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
 }
 
 /// The items of several steps (one `sql_dir!`'s files), in one `const _: () = { ... };` block:
-/// every step's checks and shims, then one static array of their migrations and one
-/// `inventory` entry for it. Per step, that is an array element where [`register`] gives it a
-/// static, a constructor, its `.init_array` entry and a macro to expand: the items rustc pays
-/// for per migration (BENCHMARKS.md, "Compile time").
+/// every step's checks (each in a block of its own, so that two files whose names read alike
+/// in words still declare their types apart) and shims, then one static array of their
+/// migrations and one `inventory` entry for it. Per step, that is an array element where
+/// [`register`] gives it a static, a constructor and its link-section entry, and a macro to
+/// expand: the items rustc pays for per migration (BENCHMARKS.md, "Compile time").
 ///
 /// `shared` holds items the steps' actions use in common (`sql_dir!`'s generic shims and the
-/// tables of statements they index).
-pub(crate) fn register_group(
-    krate: Option<&CratePath>,
-    steps: &[Step<'_>],
-    shared: TokenStream,
-) -> TokenStream {
+/// tables of statements they index). The steps share one `crate = "..."` path.
+pub(crate) fn register_group(steps: &[Step<'_>], shared: TokenStream) -> TokenStream {
+    let krate = steps.first().and_then(|step| step.krate);
     let private = CratePath::private(krate, Span::call_site());
     let mut items = TokenStream::new();
     let mut migrations = Vec::with_capacity(steps.len());
@@ -129,7 +128,11 @@ pub(crate) fn register_group(
             shims,
             migration,
         } = parts(step, &format!("_{index}"));
-        items.extend(checks);
+        items.extend(quote! {
+            const _: () = {
+                #checks
+            };
+        });
         items.extend(shims);
         migrations.push(migration);
     }
@@ -304,6 +307,8 @@ mod tests {
         version: &'a semver::Version,
         parent: Option<&'a semver::Version>,
         file: &'a str,
+        up: Action,
+        down: Action,
     ) -> Step<'a> {
         Step {
             krate: None,
@@ -317,8 +322,8 @@ mod tests {
             name: file,
             transaction: true,
             resumable: false,
-            up: Action::Expression(quote!(run(db))),
-            down: Some(Action::Expression(quote!(revert(db)))),
+            up,
+            down: Some(down),
             fresh: None,
             checksum: "sha256:0",
             sql: None,
@@ -327,31 +332,60 @@ mod tests {
         }
     }
 
+    /// The statements of a `const _: () = { ... };` block.
+    fn block_of(item: &syn::Item) -> Option<&[syn::Stmt]> {
+        match item {
+            syn::Item::Const(c) => match &*c.expr {
+                syn::Expr::Block(block) => Some(&block.block.stmts),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     #[test]
     fn a_group_is_one_registration_of_every_step_with_each_steps_checks() {
         let (v1, v2) = (semver::Version::new(1, 0, 0), semver::Version::new(2, 0, 0));
         let steps = [
-            file_step(&v1, None, "sql_file_1"),
-            file_step(&v2, Some(&v1), "sql_file_2"),
+            // As `sql_dir!` registers a file: instances of the shared shims.
+            file_step(
+                &v1,
+                None,
+                "sql_file_1",
+                Action::Function(quote!(__migrate_up::<0usize>)),
+                Action::Function(quote!(__migrate_down::<0usize>)),
+            ),
+            // An expression gets a shim of its own, named apart from the other steps'.
+            file_step(
+                &v2,
+                Some(&v1),
+                "sql_file_2",
+                Action::Expression(quote!(run(db))),
+                Action::Expression(quote!(revert(db))),
+            ),
         ];
-        let out = register_group(None, &steps, quote!());
+        let shared = quote!(
+            static __MIGRATE_UP: [&[&str]; 1] = [&["CREATE TABLE t (id INT)"]];
+        );
+        let out = register_group(&steps, shared);
         let file: syn::File = syn::parse2(out.clone()).expect("output parses");
-        let syn::Item::Const(block) = &file.items[0] else {
-            panic!("one const block: {out}");
-        };
-        let syn::Expr::Block(block) = &*block.expr else {
-            panic!("a block: {out}");
-        };
-        let items: Vec<&syn::Item> = block
-            .block
-            .stmts
+        assert_eq!(file.items.len(), 1, "one block: {out}");
+        let stmts = block_of(&file.items[0]).expect("a const block");
+        let items: Vec<&syn::Item> = stmts
             .iter()
             .filter_map(|s| match s {
                 syn::Stmt::Item(item) => Some(item),
                 _ => None,
             })
             .collect();
-        // Every step's shims, named apart.
+        // The shared items first, then each step's checks in a block of its own.
+        assert!(
+            matches!(items[0], syn::Item::Static(s) if s.ident == "__MIGRATE_UP"),
+            "{out}"
+        );
+        let check_blocks = items.iter().filter_map(|i| block_of(i)).count();
+        assert_eq!(check_blocks, 2, "{out}");
+        // Only the expressions needed shims, with the step's index in their names.
         let functions: Vec<String> = items
             .iter()
             .filter_map(|i| match i {
@@ -359,46 +393,55 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(
-            functions,
-            [
-                "__migrate_up_0",
-                "__migrate_down_0",
-                "__migrate_up_1",
-                "__migrate_down_1"
-            ]
-        );
+        assert_eq!(functions, ["__migrate_up_1", "__migrate_down_1"]);
         // One static holding both migrations, and one `inventory` entry for it.
-        let statics: Vec<&syn::ItemStatic> = items
+        let group: Vec<&syn::ItemStatic> = items
             .iter()
             .filter_map(|i| match i {
-                syn::Item::Static(s) => Some(s),
+                syn::Item::Static(s) if s.ident == "__MIGRATE_GROUP" => Some(s),
                 _ => None,
             })
             .collect();
-        assert_eq!(statics.len(), 1, "{out}");
-        let syn::Expr::Array(array) = &*statics[0].expr else {
+        assert_eq!(group.len(), 1, "{out}");
+        let syn::Expr::Array(array) = &*group[0].expr else {
             panic!("an array: {out}");
         };
         assert_eq!(array.elems.len(), 2);
-        let text = array.elems[1].to_token_stream().to_string();
-        assert!(text.contains("__migrate_up_1"), "{text}");
-        assert!(text.contains("Down (__migrate_down_1)"), "{text}");
-        let submits = block
-            .block
-            .stmts
+        let first = array.elems[0].to_token_stream().to_string();
+        assert!(first.contains("__migrate_up :: < 0usize >"), "{first}");
+        assert!(
+            first.contains("Down (__migrate_down :: < 0usize >)"),
+            "{first}"
+        );
+        let second = array.elems[1].to_token_stream().to_string();
+        assert!(second.contains("__migrate_up_1"), "{second}");
+        assert!(second.contains("Down (__migrate_down_1)"), "{second}");
+        let submits: Vec<String> = stmts
             .iter()
-            .filter(|s| {
-                matches!(s, syn::Stmt::Macro(m)
-                    if m.mac.path.segments.last().is_some_and(|s| s.ident == "submit"))
+            .filter_map(|s| match s {
+                syn::Stmt::Macro(m)
+                    if m.mac
+                        .path
+                        .segments
+                        .last()
+                        .is_some_and(|s| s.ident == "submit") =>
+                {
+                    Some(m.mac.tokens.to_string())
+                }
+                _ => None,
             })
-            .count();
-        assert_eq!(submits, 1, "{out}");
+            .collect();
+        assert_eq!(submits.len(), 1, "{out}");
+        assert!(
+            submits[0].contains("MigrationGroup :: __new (& __MIGRATE_GROUP)"),
+            "{submits:?}"
+        );
         // Each step still declares its version, and the second its parent.
         let traits = implemented_traits(&out);
         let count = |name: &str| traits.iter().filter(|t| *t == name).count();
         assert_eq!(count("EachTableVersionIsDeclaredOnce"), 4, "{traits:?}");
         assert_eq!(count("TwoFirstMigrationsForThisTable"), 1, "{traits:?}");
         assert_eq!(count("TwoMigrationsShareThisParent"), 1, "{traits:?}");
+        assert_eq!(count("HeadsEntryIsNotTheLatestVersion"), 1, "{traits:?}");
     }
 }

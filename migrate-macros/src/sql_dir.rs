@@ -1,5 +1,7 @@
 //! Expansion of `sql_dir!(table = "...", dir = "...")`: every `.sql` file of a directory becomes
-//! a step of one table's version line, checked and registered like a `#[migration]` function.
+//! a step of one table's version line, checked like a `#[migration]` function. The directory's
+//! steps are registered together: one `inventory` entry holding an array of them, run by one
+//! generic shim per kind (up, down, fresh) that indexes a table of their statements.
 //!
 //! Every mistake in the directory is a compile error that names the file: a name that matches
 //! no pattern, a gap in a numbered sequence, two files with one version, a down without its up,
@@ -163,11 +165,7 @@ fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream
     }
     // The directory's steps are registered together: one `inventory` entry for all of them.
     let private = CratePath::private(args.krate.as_ref(), Span::call_site());
-    Ok(register_group(
-        args.krate.as_ref(),
-        &registered,
-        shims.items(&private),
-    ))
+    Ok(register_group(&registered, shims.items(&private)))
 }
 
 /// The statements of a directory's ups, downs and fresh files, each kind in a table that one
@@ -463,5 +461,149 @@ fn step_of<'a>(
         sql: Some((quote!(::core::include_str!(#up_text)), down_text)),
         file: quote!(#shown),
         line: quote!(1u32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::compile_errors;
+    use quote::{quote, ToTokens};
+    use std::path::PathBuf;
+
+    /// A directory of its own under the system's temporary one, holding `files`.
+    fn directory(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("migrate-sql-dir-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the directory");
+        for (file, sql) in files {
+            std::fs::write(dir.join(file), sql).expect("write a file");
+        }
+        dir
+    }
+
+    fn dir_name(name: &str) -> String {
+        format!("migrate-sql-dir-{}-{name}", std::process::id())
+    }
+
+    /// Expands `sql_dir!` over the directory made by [`directory`].
+    fn expand(name: &str) -> proc_macro2::TokenStream {
+        let dir = dir_name(name);
+        super::expand(quote!(table = "t", dir = #dir), Some(&std::env::temp_dir()))
+    }
+
+    /// The elements of the group's array of migrations, as text.
+    fn group_elements(out: &proc_macro2::TokenStream) -> Vec<String> {
+        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+        let Some(syn::Item::Const(group)) = file.items.first() else {
+            panic!("one const block: {out}");
+        };
+        let syn::Expr::Block(block) = &*group.expr else {
+            panic!("a block: {out}");
+        };
+        block
+            .block
+            .stmts
+            .iter()
+            .find_map(|stmt| match stmt {
+                syn::Stmt::Item(syn::Item::Static(s)) if s.ident == "__MIGRATE_GROUP" => {
+                    match &*s.expr {
+                        syn::Expr::Array(array) => Some(
+                            array
+                                .elems
+                                .iter()
+                                .map(|e| e.to_token_stream().to_string())
+                                .collect(),
+                        ),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("the group's array: {out}"))
+    }
+
+    #[test]
+    fn each_kind_of_file_is_numbered_in_its_own_table() {
+        // The first file has no down, so the second's down is the first in the downs' table.
+        let dir = directory(
+            "kinds",
+            &[
+                ("001_create.sql", "CREATE TABLE t (id INT)"),
+                ("002_add.sql", "ALTER TABLE t ADD COLUMN a INT"),
+                ("002_add.down.sql", "ALTER TABLE t DROP COLUMN a"),
+                ("002_add.fresh.sql", "CREATE TABLE t (id INT, a INT)"),
+            ],
+        );
+        let out = expand("kinds");
+        assert!(compile_errors(&out).is_empty(), "{out}");
+        let elements = group_elements(&out);
+        assert_eq!(elements.len(), 2, "{elements:#?}");
+        assert!(
+            elements[0].contains("__migrate_up :: < 0usize >"),
+            "{}",
+            elements[0]
+        );
+        assert!(
+            elements[0].contains("Reversal :: Irreversible"),
+            "{}",
+            elements[0]
+        );
+        assert!(
+            elements[1].contains("__migrate_up :: < 1usize >"),
+            "{}",
+            elements[1]
+        );
+        assert!(
+            elements[1].contains("Down (__migrate_down :: < 0usize >)"),
+            "{}",
+            elements[1]
+        );
+        assert!(
+            elements[1].contains("__with_fresh (__migrate_fresh :: < 0usize >"),
+            "{}",
+            elements[1]
+        );
+        let text = out.to_string();
+        for table in [
+            "static __MIGRATE_UP : [& [& str] ; 2usize]",
+            "static __MIGRATE_DOWN : [& [& str] ; 1usize]",
+            "static __MIGRATE_FRESH : [& [& str] ; 1usize]",
+        ] {
+            assert!(text.contains(table), "{table} in {text}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn files_whose_names_read_alike_declare_their_types_in_blocks_apart() {
+        // `1.0.0-1_x` and `1.0.0_1_x` are two versions, and the same words.
+        let dir = directory(
+            "alike",
+            &[
+                ("1.0.0-1_x.sql", "CREATE TABLE t (id INT)"),
+                ("1.0.0_1_x.sql", "ALTER TABLE t ADD COLUMN a INT"),
+            ],
+        );
+        let out = expand("alike");
+        assert!(compile_errors(&out).is_empty(), "{out}");
+        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+        let Some(syn::Item::Const(group)) = file.items.first() else {
+            panic!("one const block: {out}");
+        };
+        let syn::Expr::Block(block) = &*group.expr else {
+            panic!("a block: {out}");
+        };
+        // No struct at the group's level: each step's are inside its own block.
+        let structs_at_group_level = block
+            .block
+            .stmts
+            .iter()
+            .filter(|s| matches!(s, syn::Stmt::Item(syn::Item::Struct(_))))
+            .count();
+        assert_eq!(structs_at_group_level, 0, "{out}");
+        let text = out.to_string();
+        assert_eq!(text.matches("struct sql_file_").count(), 2, "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -28,16 +28,18 @@ pub(crate) fn compile_errors(out: &TokenStream) -> Vec<String> {
         .collect()
 }
 
+/// `items` and every item inside their `const _: () = { ... };` blocks, however deep.
 fn nested_items(items: &[Item]) -> Vec<Item> {
     let mut out = Vec::new();
     for item in items {
         out.push(item.clone());
         if let Item::Const(c) = item {
             if let Expr::Block(block) = &*c.expr {
+                let mut inner = Vec::new();
                 for stmt in &block.block.stmts {
                     match stmt {
-                        Stmt::Item(i) => out.push(i.clone()),
-                        Stmt::Macro(m) => out.push(Item::Macro(syn::ItemMacro {
+                        Stmt::Item(i) => inner.push(i.clone()),
+                        Stmt::Macro(m) => inner.push(Item::Macro(syn::ItemMacro {
                             attrs: m.attrs.clone(),
                             ident: None,
                             mac: m.mac.clone(),
@@ -46,6 +48,7 @@ fn nested_items(items: &[Item]) -> Vec<Item> {
                         _ => {}
                     }
                 }
+                out.extend(nested_items(&inner));
             }
         }
     }

@@ -13,6 +13,7 @@ mod blocked;
 mod blocking;
 #[cfg(feature = "cli")]
 mod cli;
+mod cli_fleet;
 mod concurrency;
 mod connect_errors;
 mod drift;

@@ -492,18 +492,21 @@ mod tests {
         super::expand(quote!(table = "t", dir = #dir), Some(&std::env::temp_dir()))
     }
 
+    /// The statements of the group's `const _: () = { ... };` block.
+    fn group_block(out: &proc_macro2::TokenStream) -> Vec<syn::Stmt> {
+        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+        match file.items.first() {
+            Some(syn::Item::Const(group)) => match &*group.expr {
+                syn::Expr::Block(block) => block.block.stmts.clone(),
+                _ => panic!("a block: {out}"),
+            },
+            _ => panic!("one const block: {out}"),
+        }
+    }
+
     /// The elements of the group's array of migrations, as text.
     fn group_elements(out: &proc_macro2::TokenStream) -> Vec<String> {
-        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
-        let Some(syn::Item::Const(group)) = file.items.first() else {
-            panic!("one const block: {out}");
-        };
-        let syn::Expr::Block(block) = &*group.expr else {
-            panic!("a block: {out}");
-        };
-        block
-            .block
-            .stmts
+        group_block(out)
             .iter()
             .find_map(|stmt| match stmt {
                 syn::Stmt::Item(syn::Item::Static(s)) if s.ident == "__MIGRATE_GROUP" => {
@@ -587,17 +590,8 @@ mod tests {
         );
         let out = expand("alike");
         assert!(compile_errors(&out).is_empty(), "{out}");
-        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
-        let Some(syn::Item::Const(group)) = file.items.first() else {
-            panic!("one const block: {out}");
-        };
-        let syn::Expr::Block(block) = &*group.expr else {
-            panic!("a block: {out}");
-        };
         // No struct at the group's level: each step's are inside its own block.
-        let structs_at_group_level = block
-            .block
-            .stmts
+        let structs_at_group_level = group_block(&out)
             .iter()
             .filter(|s| matches!(s, syn::Stmt::Item(syn::Item::Struct(_))))
             .count();

@@ -542,31 +542,16 @@ mod tests {
         assert!(compile_errors(&out).is_empty(), "{out}");
         let elements = group_elements(&out);
         assert_eq!(elements.len(), 2, "{elements:#?}");
-        assert!(
-            elements[0].contains("__migrate_up :: < 0usize >"),
-            "{}",
-            elements[0]
-        );
-        assert!(
-            elements[0].contains("Reversal :: Irreversible"),
-            "{}",
-            elements[0]
-        );
-        assert!(
-            elements[1].contains("__migrate_up :: < 1usize >"),
-            "{}",
-            elements[1]
-        );
-        assert!(
-            elements[1].contains("Down (__migrate_down :: < 0usize >)"),
-            "{}",
-            elements[1]
-        );
-        assert!(
-            elements[1].contains("__with_fresh (__migrate_fresh :: < 0usize >"),
-            "{}",
-            elements[1]
-        );
+        for (index, expected) in [
+            (0, "__migrate_up :: < 0usize >"),
+            (0, "Reversal :: Irreversible"),
+            (1, "__migrate_up :: < 1usize >"),
+            (1, "Down (__migrate_down :: < 0usize >)"),
+            (1, "__with_fresh (__migrate_fresh :: < 0usize >"),
+        ] {
+            let element = &elements[index];
+            assert!(element.contains(expected), "{expected} in {element}");
+        }
         let text = out.to_string();
         for table in [
             "static __MIGRATE_UP : [& [& str] ; 2usize]",

@@ -312,7 +312,8 @@ pub(crate) fn read_ahead(
 /// What [`read_ahead`]'s rows (the wal-index confirmation, the data version, the packed
 /// state) leave: the confirmation goes to `wal_index`, and the connection keeps the rows with
 /// their data version, and with `stamp` if it was taken where the connection says the
-/// wal-index is; nothing unless the rows are there and unpack.
+/// wal-index is; nothing unless the rows are there and unpack. Each statement's rows are known
+/// by their columns, so a missing answer is never taken for the next one's.
 #[cfg(feature = "sqlite")]
 fn cache_of_read_ahead(
     rows: &[sqlx::sqlite::SqliteRow],
@@ -320,16 +321,28 @@ fn cache_of_read_ahead(
     wal_index: Option<&crate::wal_index::WalIndex>,
     stamp: Option<WalStamp>,
 ) -> Option<StateCache> {
-    use sqlx::Row;
-    let confirmed = match (rows.first(), wal_index) {
-        (Some(said), Some(index)) => {
-            let mode: String = said.try_get(0).unwrap_or_default();
-            let file: Option<String> = said.try_get(1).unwrap_or_default();
-            index.confirm(&mode, file.as_deref().unwrap_or_default())
+    use sqlx::{Column, Row};
+    let first_column = |row: &sqlx::sqlite::SqliteRow, name: &str| {
+        row.columns().first().is_some_and(|c| c.name() == name)
+    };
+    let mut rows = rows.iter().peekable();
+    let mode: Option<String> = rows
+        .next_if(|row| first_column(row, "journal_mode"))
+        .and_then(|row| row.try_get(0).ok());
+    // `PRAGMA database_list`: `seq`, `name`, `file`, one row per database open.
+    let mut main_file: Option<String> = None;
+    while let Some(row) = rows.next_if(|row| first_column(row, "seq")) {
+        let name: Option<String> = row.try_get("name").ok();
+        if name.as_deref() == Some("main") {
+            main_file = row.try_get::<Option<String>, _>("file").ok().flatten();
         }
+    }
+    let confirmed = match (mode, wal_index) {
+        (Some(mode), Some(index)) => index.confirm(&mode, main_file.as_deref().unwrap_or_default()),
         _ => false,
     };
-    let [_, version, packed] = rows else {
+    let version = rows.next_if(|row| first_column(row, "data_version"))?;
+    let (Some(packed), None) = (rows.next(), rows.next()) else {
         return None;
     };
     let version: i64 = version.try_get(0).ok()?;

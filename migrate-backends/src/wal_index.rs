@@ -59,9 +59,11 @@ const IS_INIT_AT: usize = 12;
 pub(crate) const MOST_FILES: usize = 64;
 
 /// What the connection says about its main database when the executor connects: its journal
-/// mode and its full path (the name SQLite gives the wal-index is that path with `-shm`).
-pub(crate) const CONFIRM: &str = "SELECT journal_mode, \
-     (SELECT file FROM pragma_database_list WHERE name = 'main') FROM pragma_journal_mode";
+/// mode (one row), then every database it has open with its full path (a row each; the name
+/// SQLite gives the wal-index is the main database's path with `-shm`). Two plain pragmas: the
+/// same answers asked as one `SELECT` over the pragma functions (`pragma_journal_mode`,
+/// `pragma_database_list`) took SQLite about 40 µs to prepare, a connection's first check.
+pub(crate) const CONFIRM: &str = "PRAGMA main.journal_mode; PRAGMA database_list";
 
 /// A copy of a database's wal-index header: equal stamps mean that nothing committed in
 /// between.

@@ -312,8 +312,9 @@ pub(crate) fn read_ahead(
 /// What [`read_ahead`]'s rows (the wal-index confirmation, the data version, the packed
 /// state) leave: the confirmation goes to `wal_index`, and the connection keeps the rows with
 /// their data version, and with `stamp` if it was taken where the connection says the
-/// wal-index is; nothing unless the rows are there and unpack. Each statement's rows are known
-/// by their columns, so a missing answer is never taken for the next one's.
+/// wal-index is; nothing unless the rows are there and unpack. The confirmation's and the data
+/// version's rows are known by their columns, and the main database by its name; the packed
+/// row is the one after them, and the last.
 #[cfg(feature = "sqlite")]
 fn cache_of_read_ahead(
     rows: &[sqlx::sqlite::SqliteRow],
@@ -342,9 +343,10 @@ fn cache_of_read_ahead(
         _ => false,
     };
     let version = rows.next_if(|row| first_column(row, "data_version"))?;
-    let (Some(packed), None) = (rows.next(), rows.next()) else {
+    let packed = rows.next()?;
+    if rows.next().is_some() {
         return None;
-    };
+    }
     let version: i64 = version.try_get(0).ok()?;
     let packed: Option<String> = packed.try_get(0).ok()?;
     let rows = crate::packed_state::unpack(packed.as_deref().unwrap_or_default()).ok()?;
@@ -360,222 +362,5 @@ fn cache_of_read_ahead(
 }
 
 #[cfg(all(test, feature = "sqlite", feature = "testing"))]
-mod tests {
-    use crate::held::{Held, StateCache};
-    use crate::sqlite::SqliteDb;
-    use crate::testing::{Backend, TestDatabase};
-    use migrate_core::backend::MigrationBackend;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    /// A fresh SQLite file (removed when the `TestDatabase` is dropped), and its path.
-    async fn fresh_file() -> (TestDatabase, std::path::PathBuf) {
-        let database = TestDatabase::create(Backend::Sqlite)
-            .await
-            .expect("a SQLite file")
-            .expect("SQLite is never skipped");
-        let path = database.sqlite_path().expect("a SQLite path");
-        (database, path)
-    }
-
-    /// The tracking tables and one state row, `app.session` at 1.0.0, made through an executor
-    /// of their own (kept open: its connection is "another connection" to the one under test).
-    async fn with_one_state_row(path: &std::path::Path) -> SqliteDb {
-        one_state_row(SqliteDb::open(path).await.expect("open")).await
-    }
-
-    /// [`with_one_state_row`] through `setup`, with the tracking tables it names.
-    async fn one_state_row(setup: SqliteDb) -> SqliteDb {
-        setup.prepare().await.expect("tracking tables");
-        let state = setup.set_state("app", "session", Some("1.0.0"), Some("c1"));
-        state.await.expect("a state row");
-        setup
-    }
-
-    /// The executor's kept connection, once the read started at connect has ended, and what
-    /// that read left with it.
-    async fn read_at_connect(db: &SqliteDb) -> (Held<'_, sqlx::Sqlite>, StateCache) {
-        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
-        let cache = conn
-            .take_state_cache()
-            .expect("the read started at connect");
-        (conn, cache)
-    }
-
-    /// `other` moves `app.session` to 2.0.0, and `db`'s next read must say so.
-    async fn sees_a_commit_by(other: &SqliteDb, db: &SqliteDb) {
-        let moved = other.set_state("app", "session", Some("2.0.0"), Some("c2"));
-        moved.await.expect("another connection commits");
-        let rows = db.read_state().await.expect("read");
-        assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
-    }
-
-    #[tokio::test]
-    async fn a_sqlite_executor_starts_its_first_state_read_when_it_connects() {
-        let (_database, path) = fresh_file().await;
-        let _setup = with_one_state_row(&path).await;
-        let db = SqliteDb::open(&path).await.expect("open again");
-        let (mut conn, cache) = read_at_connect(&db).await;
-        let kept = cache.rows.expect("rows kept with their data version");
-        assert_eq!(*cache.query, *db.sql.read_state);
-        assert_eq!(kept.rows.len(), 1, "{:?}", kept.rows);
-        assert_eq!(kept.rows[0].version.as_deref(), Some("1.0.0"));
-        let now: i64 = sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(&mut *conn)
-            .await
-            .expect("data version");
-        assert_eq!(kept.data_version, Some(now));
-        assert_eq!(
-            kept.stamp.is_some(),
-            cfg!(unix),
-            "the wal-index header taken"
-        );
-        assert_eq!(kept.stamp, db.wal_stamp());
-    }
-
-    #[tokio::test]
-    #[cfg(unix)]
-    async fn every_commit_changes_the_wal_stamp_and_a_read_does_not() {
-        let (_database, path) = fresh_file().await;
-        let other = with_one_state_row(&path).await;
-        let db = SqliteDb::open(&path).await.expect("open again");
-        // The read started at connect confirms where the wal-index is.
-        assert_eq!(db.read_state().await.expect("read").len(), 1);
-        let first = db.wal_stamp().expect("a wal-index header");
-        assert_eq!(db.read_state().await.expect("read").len(), 1);
-        assert_eq!(db.wal_stamp(), Some(first), "a read changed the stamp");
-        let moved = other.set_state("app", "session", Some("2.0.0"), Some("c2"));
-        moved.await.expect("another connection commits");
-        let second = db.wal_stamp().expect("a wal-index header");
-        assert_ne!(second, first, "another connection's commit");
-        let moved = db.set_state("app", "session", Some("3.0.0"), Some("c3"));
-        moved.await.expect("the executor's own connection commits");
-        assert_ne!(db.wal_stamp(), Some(second), "the connection's own commit");
-    }
-
-    #[tokio::test]
-    #[cfg(unix)]
-    async fn kept_rows_are_taken_without_a_read_while_the_wal_stamp_holds() {
-        let (_database, path) = fresh_file().await;
-        let other = with_one_state_row(&path).await;
-        let db = SqliteDb::open(&path).await.expect("open again");
-        let (mut conn, mut cache) = read_at_connect(&db).await;
-        // Rows the database does not hold, and no data version: only the stamp can vouch for
-        // them, so reading them back proves that nothing was read.
-        let kept = cache.rows.as_mut().expect("rows");
-        let mut doctored = kept.rows.to_vec();
-        doctored[0].version = Some("9.9.9".to_string());
-        kept.rows = doctored.into();
-        kept.data_version = None;
-        conn.keep_state_cache(cache);
-        conn.keep();
-        let rows = db.read_state().await.expect("read");
-        assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
-        // Taken again, they are the same rows, shared, not a copy.
-        let again = db.read_state().await.expect("read");
-        assert!(Arc::ptr_eq(&rows, &again), "copied: {again:?}");
-        sees_a_commit_by(&other, &db).await;
-    }
-
-    #[tokio::test]
-    async fn a_tracking_table_given_at_connect_is_the_one_read_at_connect() {
-        let (_database, path) = fresh_file().await;
-        let setup = SqliteDb::open(&path).await.expect("open");
-        let custom = setup
-            .with_tracking_table("custom_tracking")
-            .expect("a name");
-        let _setup = one_state_row(custom).await;
-        let url = format!("sqlite://{}", path.display());
-        let db = SqliteDb::connect_tracking(&url, Some("custom_tracking"))
-            .await
-            .expect("connect");
-        let (conn, cache) = read_at_connect(&db).await;
-        assert_eq!(*cache.query, *db.sql.read_state);
-        assert!(cache.query.contains("custom_tracking"), "{}", cache.query);
-        let kept = cache.rows.expect("rows");
-        assert_eq!(kept.rows[0].version.as_deref(), Some("1.0.0"));
-        drop(conn);
-        let too_long = "t".repeat(200);
-        let refused = SqliteDb::connect_tracking(&url, Some(&too_long)).await;
-        assert!(refused.is_err(), "a name longer than an identifier");
-    }
-
-    #[tokio::test]
-    async fn a_first_read_that_finds_no_state_table_leaves_nothing() {
-        let (_database, path) = fresh_file().await;
-        let db = SqliteDb::open(&path).await.expect("open");
-        let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
-        assert!(conn.take_state_cache().is_none());
-        drop(conn);
-        assert!(db.read_state().await.expect("read").is_empty());
-    }
-
-    #[tokio::test]
-    async fn rows_read_at_connect_give_way_to_a_commit_made_after_them() {
-        rows_give_way_to_a_commit(true).await;
-    }
-
-    #[tokio::test]
-    async fn without_a_wal_index_the_data_version_tells_kept_rows_out_of_date() {
-        rows_give_way_to_a_commit(false).await;
-    }
-
-    /// Rows read at connect, then another connection's commit: the next read must see it,
-    /// told by the wal-index header, or by the data version alone (`with_wal_index` false).
-    async fn rows_give_way_to_a_commit(with_wal_index: bool) {
-        let (_database, path) = fresh_file().await;
-        let setup = with_one_state_row(&path).await;
-        let mut db = SqliteDb::open(&path).await.expect("open again");
-        if !with_wal_index {
-            db.wal_index = None;
-        }
-        // The read started at connect has ended (taking the connection waits for it), and its
-        // rows are kept with the connection as a state read leaves them.
-        let (mut conn, cache) = read_at_connect(&db).await;
-        conn.keep_state_cache(cache);
-        conn.keep();
-        sees_a_commit_by(&setup, &db).await;
-    }
-
-    #[tokio::test]
-    async fn a_lock_timeout_set_after_connect_keeps_the_read_and_reaches_its_connection() {
-        let (_database, path) = fresh_file().await;
-        let _setup = with_one_state_row(&path).await;
-        let db = SqliteDb::open(&path)
-            .await
-            .expect("open again")
-            .with_lock_timeout(Duration::from_millis(1_234));
-        let (mut conn, _) = read_at_connect(&db).await;
-        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&mut *conn)
-            .await
-            .expect("busy timeout");
-        assert_eq!(busy, 1_234);
-    }
-
-    #[tokio::test]
-    async fn a_lock_timeout_set_back_to_the_default_reaches_a_connection_that_had_another() {
-        let (_database, path) = fresh_file().await;
-        let db = SqliteDb::open(&path)
-            .await
-            .expect("open")
-            .with_lock_timeout(Duration::from_millis(1_234));
-        let busy_timeout = |db: &SqliteDb| {
-            let pool = db.pool().clone();
-            async move {
-                // The executor keeps its first connection for the read started at connect: the
-                // pool's other one is the one handed out here, every time.
-                let mut conn = pool.acquire().await.expect("a connection");
-                sqlx::query_scalar::<_, i64>("PRAGMA busy_timeout")
-                    .fetch_one(&mut *conn)
-                    .await
-                    .expect("busy timeout")
-            }
-        };
-        assert_eq!(busy_timeout(&db).await, 1_234);
-        let db = db.with_lock_timeout(crate::sqlx_db::DEFAULT_LOCK_TIMEOUT);
-        let default = i64::try_from(crate::sqlite::millis(crate::sqlx_db::DEFAULT_LOCK_TIMEOUT))
-            .expect("fits");
-        assert_eq!(busy_timeout(&db).await, default);
-    }
-}
+#[path = "state_read_tests.rs"]
+mod tests;

@@ -1,0 +1,309 @@
+//! SQLite's state read started at connect, its wal-index stamps and its data version, against
+//! real database files.
+
+use crate::held::{Held, StateCache};
+use crate::sqlite::SqliteDb;
+use crate::testing::{Backend, TestDatabase};
+use migrate_core::backend::MigrationBackend;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fresh SQLite file (removed when the `TestDatabase` is dropped), and its path.
+async fn fresh_file() -> (TestDatabase, std::path::PathBuf) {
+    let database = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("a SQLite file")
+        .expect("SQLite is never skipped");
+    let path = database.sqlite_path().expect("a SQLite path");
+    (database, path)
+}
+
+/// The tracking tables and one state row, `app.session` at 1.0.0, made through an executor
+/// of their own (kept open: its connection is "another connection" to the one under test).
+async fn with_one_state_row(path: &std::path::Path) -> SqliteDb {
+    one_state_row(SqliteDb::open(path).await.expect("open")).await
+}
+
+/// [`with_one_state_row`] through `setup`, with the tracking tables it names.
+async fn one_state_row(setup: SqliteDb) -> SqliteDb {
+    setup.prepare().await.expect("tracking tables");
+    let state = setup.set_state("app", "session", Some("1.0.0"), Some("c1"));
+    state.await.expect("a state row");
+    setup
+}
+
+/// The executor's kept connection, once the read started at connect has ended, and what
+/// that read left with it.
+async fn read_at_connect(db: &SqliteDb) -> (Held<'_, sqlx::Sqlite>, StateCache) {
+    let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+    let cache = conn
+        .take_state_cache()
+        .expect("the read started at connect");
+    (conn, cache)
+}
+
+/// `other` moves `app.session` to 2.0.0, and `db`'s next read must say so.
+async fn sees_a_commit_by(other: &SqliteDb, db: &SqliteDb) {
+    let moved = other.set_state("app", "session", Some("2.0.0"), Some("c2"));
+    moved.await.expect("another connection commits");
+    let rows = db.read_state().await.expect("read");
+    assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_sqlite_executor_starts_its_first_state_read_when_it_connects() {
+    let (_database, path) = fresh_file().await;
+    let _setup = with_one_state_row(&path).await;
+    let db = SqliteDb::open(&path).await.expect("open again");
+    let (mut conn, cache) = read_at_connect(&db).await;
+    let kept = cache.rows.expect("rows kept with their data version");
+    assert_eq!(*cache.query, *db.sql.read_state);
+    assert_eq!(kept.rows.len(), 1, "{:?}", kept.rows);
+    assert_eq!(kept.rows[0].version.as_deref(), Some("1.0.0"));
+    let now: i64 = sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("data version");
+    assert_eq!(kept.data_version, Some(now));
+    assert_eq!(
+        kept.stamp.is_some(),
+        cfg!(unix),
+        "the wal-index header taken"
+    );
+    assert_eq!(kept.stamp, db.wal_stamp());
+}
+
+#[tokio::test]
+#[cfg(unix)]
+async fn every_commit_changes_the_wal_stamp_and_a_read_does_not() {
+    let (_database, path) = fresh_file().await;
+    let other = with_one_state_row(&path).await;
+    let db = SqliteDb::open(&path).await.expect("open again");
+    // The read started at connect confirms where the wal-index is.
+    assert_eq!(db.read_state().await.expect("read").len(), 1);
+    let first = db.wal_stamp().expect("a wal-index header");
+    assert_eq!(db.read_state().await.expect("read").len(), 1);
+    assert_eq!(db.wal_stamp(), Some(first), "a read changed the stamp");
+    let moved = other.set_state("app", "session", Some("2.0.0"), Some("c2"));
+    moved.await.expect("another connection commits");
+    let second = db.wal_stamp().expect("a wal-index header");
+    assert_ne!(second, first, "another connection's commit");
+    let moved = db.set_state("app", "session", Some("3.0.0"), Some("c3"));
+    moved.await.expect("the executor's own connection commits");
+    assert_ne!(db.wal_stamp(), Some(second), "the connection's own commit");
+}
+
+#[tokio::test]
+#[cfg(unix)]
+async fn kept_rows_are_taken_without_a_read_while_the_wal_stamp_holds() {
+    let (_database, path) = fresh_file().await;
+    let other = with_one_state_row(&path).await;
+    let db = SqliteDb::open(&path).await.expect("open again");
+    let (mut conn, mut cache) = read_at_connect(&db).await;
+    // Rows the database does not hold, and no data version: only the stamp can vouch for
+    // them, so reading them back proves that nothing was read.
+    let kept = cache.rows.as_mut().expect("rows");
+    let mut doctored = kept.rows.to_vec();
+    doctored[0].version = Some("9.9.9".to_string());
+    kept.rows = doctored.into();
+    kept.data_version = None;
+    conn.keep_state_cache(cache);
+    conn.keep();
+    let rows = db.read_state().await.expect("read");
+    assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
+    // Taken again, they are the same rows, shared, not a copy.
+    let again = db.read_state().await.expect("read");
+    assert!(Arc::ptr_eq(&rows, &again), "copied: {again:?}");
+    sees_a_commit_by(&other, &db).await;
+}
+
+#[tokio::test]
+async fn a_tracking_table_given_at_connect_is_the_one_read_at_connect() {
+    let (_database, path) = fresh_file().await;
+    let setup = SqliteDb::open(&path).await.expect("open");
+    let custom = setup
+        .with_tracking_table("custom_tracking")
+        .expect("a name");
+    let _setup = one_state_row(custom).await;
+    let url = format!("sqlite://{}", path.display());
+    let db = SqliteDb::connect_tracking(&url, Some("custom_tracking"))
+        .await
+        .expect("connect");
+    let (conn, cache) = read_at_connect(&db).await;
+    assert_eq!(*cache.query, *db.sql.read_state);
+    assert!(cache.query.contains("custom_tracking"), "{}", cache.query);
+    let kept = cache.rows.expect("rows");
+    assert_eq!(kept.rows[0].version.as_deref(), Some("1.0.0"));
+    drop(conn);
+    let too_long = "t".repeat(200);
+    let refused = SqliteDb::connect_tracking(&url, Some(&too_long)).await;
+    assert!(refused.is_err(), "a name longer than an identifier");
+}
+
+#[tokio::test]
+async fn a_first_read_that_finds_no_state_table_leaves_nothing() {
+    let (_database, path) = fresh_file().await;
+    let db = SqliteDb::open(&path).await.expect("open");
+    let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+    assert!(conn.take_state_cache().is_none());
+    drop(conn);
+    assert!(db.read_state().await.expect("read").is_empty());
+}
+
+#[tokio::test]
+async fn rows_read_at_connect_give_way_to_a_commit_made_after_them() {
+    rows_give_way_to_a_commit(true).await;
+}
+
+#[tokio::test]
+async fn without_a_wal_index_the_data_version_tells_kept_rows_out_of_date() {
+    rows_give_way_to_a_commit(false).await;
+}
+
+/// Rows read at connect, then another connection's commit: the next read must see it,
+/// told by the wal-index header, or by the data version alone (`with_wal_index` false).
+async fn rows_give_way_to_a_commit(with_wal_index: bool) {
+    let (_database, path) = fresh_file().await;
+    let setup = with_one_state_row(&path).await;
+    let mut db = SqliteDb::open(&path).await.expect("open again");
+    if !with_wal_index {
+        db.wal_index = None;
+    }
+    // The read started at connect has ended (taking the connection waits for it), and its
+    // rows are kept with the connection as a state read leaves them.
+    let (mut conn, cache) = read_at_connect(&db).await;
+    conn.keep_state_cache(cache);
+    conn.keep();
+    sees_a_commit_by(&setup, &db).await;
+}
+
+#[tokio::test]
+async fn a_lock_timeout_set_after_connect_keeps_the_read_and_reaches_its_connection() {
+    let (_database, path) = fresh_file().await;
+    let _setup = with_one_state_row(&path).await;
+    let db = SqliteDb::open(&path)
+        .await
+        .expect("open again")
+        .with_lock_timeout(Duration::from_millis(1_234));
+    let (mut conn, _) = read_at_connect(&db).await;
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("busy timeout");
+    assert_eq!(busy, 1_234);
+}
+
+#[tokio::test]
+async fn a_lock_timeout_set_back_to_the_default_reaches_a_connection_that_had_another() {
+    let (_database, path) = fresh_file().await;
+    let db = SqliteDb::open(&path)
+        .await
+        .expect("open")
+        .with_lock_timeout(Duration::from_millis(1_234));
+    let busy_timeout = |db: &SqliteDb| {
+        let pool = db.pool().clone();
+        async move {
+            // The executor keeps its first connection for the read started at connect: the
+            // pool's other one is the one handed out here, every time.
+            let mut conn = pool.acquire().await.expect("a connection");
+            sqlx::query_scalar::<_, i64>("PRAGMA busy_timeout")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("busy timeout")
+        }
+    };
+    assert_eq!(busy_timeout(&db).await, 1_234);
+    let db = db.with_lock_timeout(crate::sqlx_db::DEFAULT_LOCK_TIMEOUT);
+    let default =
+        i64::try_from(crate::sqlite::millis(crate::sqlx_db::DEFAULT_LOCK_TIMEOUT)).expect("fits");
+    assert_eq!(busy_timeout(&db).await, default);
+}
+
+/// The rows `text` returns on `conn` until its first error, as the read started at connect
+/// collects them.
+async fn rows_until_error(
+    conn: &mut sqlx::SqliteConnection,
+    text: String,
+) -> Vec<sqlx::sqlite::SqliteRow> {
+    let mut rows = Vec::new();
+    let mut results = sqlx::raw_sql(sqlx::AssertSqlSafe(text)).fetch(conn);
+    while let Some(row) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(_) => break,
+        }
+    }
+    rows
+}
+
+/// The wal-index is confirmed for the main database, found by name among a temporary and an
+/// attached one; never for a database outside WAL mode, even with a wal-index at its guessed
+/// name; and still when the state table is missing (the rows then keep nothing).
+#[cfg(unix)]
+#[tokio::test]
+async fn the_confirmation_takes_main_by_name_and_only_in_wal_mode() {
+    use crate::wal_index::{WalIndex, CONFIRM};
+    use sqlx::{AssertSqlSafe, Connection, Executor};
+    let (_database, path) = fresh_file().await;
+    // Kept open: the main database's wal-index stays linked.
+    let setup = with_one_state_row(&path).await;
+    let query = setup.sql.read_state.clone();
+    let read = |last: &str| format!("{CONFIRM}; PRAGMA data_version; {last}");
+    let url = |path: &std::path::Path| format!("sqlite://{}?mode=rwc", path.display());
+
+    // Main among a temporary database and an attached one in WAL mode, listed after it.
+    let mut conn = sqlx::SqliteConnection::connect(&url(&path))
+        .await
+        .expect("connect");
+    let aux = path.with_extension("aux.db");
+    conn.execute(AssertSqlSafe(format!(
+        "ATTACH '{}' AS aux; PRAGMA aux.journal_mode = wal; CREATE TABLE aux.t (x); \
+         CREATE TEMP TABLE t (x)",
+        aux.display()
+    )))
+    .await
+    .expect("attach");
+    let rows = rows_until_error(&mut conn, read(&query)).await;
+    let index = WalIndex::guessed(&path).expect("a wal-index");
+    let stamp = index.stamp_unconfirmed();
+    assert!(stamp.is_some(), "the main database's wal-index is there");
+    let cache = super::cache_of_read_ahead(&rows, query.clone(), Some(&index), stamp)
+        .expect("the rows kept");
+    assert_eq!(cache.rows.expect("rows").stamp, stamp, "main's, not aux's");
+    assert!(index.stamp().is_some(), "confirmed");
+
+    // The state table missing: nothing kept, and the wal-index still confirmed.
+    let index = WalIndex::guessed(&path).expect("a wal-index");
+    let rows = rows_until_error(&mut conn, read("SELECT x FROM no_such_table")).await;
+    let stamp = index.stamp_unconfirmed();
+    assert!(super::cache_of_read_ahead(&rows, query.clone(), Some(&index), stamp).is_none());
+    assert!(index.stamp().is_some(), "confirmed without the rows");
+
+    // A database in rollback-journal mode, with a copy of a real wal-index at its guessed
+    // name: never confirmed.
+    let plain = path.with_extension("plain.db");
+    let mut conn = sqlx::SqliteConnection::connect(&url(&plain))
+        .await
+        .expect("connect");
+    conn.execute("PRAGMA journal_mode = DELETE")
+        .await
+        .expect("rollback journal");
+    let rows = rows_until_error(&mut conn, read("SELECT '[]'")).await;
+    std::fs::copy(
+        format!("{}-shm", path.display()),
+        format!("{}-shm", plain.display()),
+    )
+    .expect("a wal-index at the guessed name");
+    let index = WalIndex::guessed(&plain).expect("a wal-index");
+    let stamp = index.stamp_unconfirmed();
+    assert!(stamp.is_some(), "the copy reads as a wal-index");
+    let cache = super::cache_of_read_ahead(&rows, query, Some(&index), stamp).expect("rows");
+    assert_eq!(cache.rows.expect("rows").stamp, None);
+    assert!(index.stamp().is_none(), "not in WAL mode: never trusted");
+    let _ = std::fs::remove_file(format!("{}-shm", plain.display()));
+    for file in [&aux, &plain] {
+        let _ = std::fs::remove_file(file);
+    }
+    let _ = std::fs::remove_file(format!("{}-wal", aux.display()));
+    let _ = std::fs::remove_file(format!("{}-shm", aux.display()));
+}

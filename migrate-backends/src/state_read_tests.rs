@@ -242,13 +242,13 @@ async fn rows_until_error(
 #[cfg(unix)]
 #[tokio::test]
 async fn the_confirmation_takes_main_by_name_and_only_in_wal_mode() {
-    use crate::wal_index::{WalIndex, CONFIRM};
+    use crate::wal_index::WalIndex;
     use sqlx::{AssertSqlSafe, Connection, Executor};
     let (_database, path) = fresh_file().await;
     // Kept open: the main database's wal-index stays linked.
     let setup = with_one_state_row(&path).await;
     let query = setup.sql.read_state.clone();
-    let read = |last: &str| format!("{CONFIRM}; PRAGMA data_version; {last}");
+    let read = super::read_ahead_sql;
     let url = |path: &std::path::Path| format!("sqlite://{}?mode=rwc", path.display());
 
     // Main among a temporary database and an attached one in WAL mode, listed after it.

@@ -133,9 +133,9 @@ impl WalIndex {
     }
 
     /// Takes what the connection said in answer to [`CONFIRM`] (its main database's journal
-    /// mode and full path): from now on the stamps are read
-    /// where SQLite keeps the wal-index, if the database is in WAL mode, else never. Whether
-    /// the guessed name was that one, so that a stamp taken before may be kept.
+    /// mode and full path): from now on the stamps are read where SQLite keeps the wal-index,
+    /// if the database is in WAL mode, else never. Whether the guessed name was that one, so
+    /// that a stamp taken before may be kept.
     pub(crate) fn confirm(&self, journal_mode: &str, database: &str) -> bool {
         let Ok(mut found) = self.0.lock() else {
             return false;

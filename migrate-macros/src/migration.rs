@@ -138,7 +138,7 @@ fn generate(
         up,
         down,
         fresh,
-        checksum: &sum,
+        checksum: sum,
         sql: None,
         file: quote!(::core::file!()),
         line: quote_spanned!(args.table.span()=> ::core::line!()),
@@ -213,9 +213,7 @@ const UNFOLLOWED: &str = "the step's checksum cannot follow this include: write 
 mod tests {
     use super::*;
 
-    fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
-        super::expand(attr, item, None)
-    }
+    use crate::test_support::expand_migration as expand;
     use crate::test_support::{compile_errors, implemented_traits, registered_call};
     use quote::quote;
 

@@ -40,7 +40,7 @@ pub(crate) struct Step<'a> {
     /// The same for the function that creates the table directly at this version, with its
     /// name; `None` when there is none.
     pub(crate) fresh: Option<(Action, String)>,
-    pub(crate) checksum: &'a str,
+    pub(crate) checksum: String,
     /// The SQL a dry run shows: expressions of type `&'static str`.
     pub(crate) sql: Option<(TokenStream, Option<TokenStream>)>,
     /// An expression of type `&'static str` naming where the step is declared, and its line.
@@ -254,7 +254,7 @@ fn parts(step: &Step<'_>, suffix: &str) -> Parts {
     let version = step.version.to_string();
     let name = step.name;
     let transaction = step.transaction;
-    let checksum = step.checksum;
+    let checksum = &step.checksum;
     let file = &step.file;
     let line = &step.line;
     let with_sql = step.sql.as_ref().map(|(up, down)| {
@@ -300,7 +300,7 @@ fn parts(step: &Step<'_>, suffix: &str) -> Parts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::implemented_traits;
+    use crate::test_support::{block_of, implemented_traits, only_block};
     use quote::ToTokens;
 
     fn file_step<'a>(
@@ -325,21 +325,10 @@ mod tests {
             up,
             down: Some(down),
             fresh: None,
-            checksum: "sha256:0",
+            checksum: "sha256:0".to_string(),
             sql: None,
             file: quote!("t.sql"),
             line: quote!(1u32),
-        }
-    }
-
-    /// The statements of a `const _: () = { ... };` block.
-    fn block_of(item: &syn::Item) -> Option<&[syn::Stmt]> {
-        match item {
-            syn::Item::Const(c) => match &*c.expr {
-                syn::Expr::Block(block) => Some(&block.block.stmts),
-                _ => None,
-            },
-            _ => None,
         }
     }
 
@@ -368,9 +357,7 @@ mod tests {
             static __MIGRATE_UP: [&[&str]; 1] = [&["CREATE TABLE t (id INT)"]];
         );
         let out = register_group(&steps, shared);
-        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
-        assert_eq!(file.items.len(), 1, "one block: {out}");
-        let stmts = block_of(&file.items[0]).expect("a const block");
+        let stmts = only_block(&out);
         let items: Vec<&syn::Item> = stmts
             .iter()
             .filter_map(|s| match s {

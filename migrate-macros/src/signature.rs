@@ -161,13 +161,10 @@ pub(crate) fn boxed_function(
 
 #[cfg(test)]
 mod tests {
+    use crate::test_support::expand_migration as expand;
     use crate::test_support::{compile_errors, registered_call};
     use proc_macro2::TokenStream;
     use quote::{quote, ToTokens};
-
-    fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
-        crate::migration::expand(attr, item, None)
-    }
 
     #[test]
     fn the_function_is_rewritten_into_the_registered_one() {

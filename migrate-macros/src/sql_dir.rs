@@ -150,17 +150,13 @@ fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream
     })?;
     let steps = read_steps(&dir, &dir_text, args, span)?;
     let table = args.table.value();
-    let sums: Vec<String> = steps
-        .iter()
-        .map(|step| checksum::sql_step(&step.sql, step.down.as_ref().map(|(_, sql)| sql.as_str())))
-        .collect();
     // The first file continues the macro's own `parent` (errors about it point at that literal);
     // each later file continues the one before it.
     let mut parent = args.parent.as_ref().map(|p| (&p.version, p.lit.span()));
     let mut registered = Vec::with_capacity(steps.len());
     let mut shims = SharedShims::default();
-    for (step, sum) in steps.iter().zip(&sums) {
-        registered.push(step_of(args, &table, step, parent, sum, &mut shims));
+    for step in &steps {
+        registered.push(step_of(args, &table, step, parent, &mut shims));
         parent = Some((&step.parsed.version, args.dir.span()));
     }
     // The directory's steps are registered together: one `inventory` entry for all of them.
@@ -401,13 +397,12 @@ fn statements_expr(path: &Path, sql: &str, split: bool) -> TokenStream {
     }
 }
 
-/// The step a file declares, its checksum `sum` computed.
+/// The step a file declares, its statements added to the directory's `shims`.
 fn step_of<'a>(
     args: &'a Args,
     table: &'a str,
     step: &'a SqlStep,
     parent: Option<(&'a semver::Version, Span)>,
-    sum: &'a str,
     shims: &mut SharedShims,
 ) -> Step<'a> {
     let span = args.dir.span();
@@ -457,7 +452,7 @@ fn step_of<'a>(
         up,
         down,
         fresh,
-        checksum: sum,
+        checksum: checksum::sql_step(&step.sql, step.down.as_ref().map(|(_, sql)| sql.as_str())),
         sql: Some((quote!(::core::include_str!(#up_text)), down_text)),
         file: quote!(#shown),
         line: quote!(1u32),
@@ -466,14 +461,14 @@ fn step_of<'a>(
 
 #[cfg(test)]
 mod tests {
-    use crate::test_support::compile_errors;
+    use crate::test_support::{compile_errors, only_block};
     use quote::{quote, ToTokens};
     use std::path::PathBuf;
 
-    /// A directory of its own under the system's temporary one, holding `files`.
+    /// A directory of its own under the system's temporary one, holding `files`; the macro
+    /// finds it by [`dir_name`], relative to the invoking file's directory (the temporary one).
     fn directory(name: &str, files: &[(&str, &str)]) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("migrate-sql-dir-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(dir_name(name));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the directory");
         for (file, sql) in files {
@@ -492,21 +487,9 @@ mod tests {
         super::expand(quote!(table = "t", dir = #dir), Some(&std::env::temp_dir()))
     }
 
-    /// The statements of the group's `const _: () = { ... };` block.
-    fn group_block(out: &proc_macro2::TokenStream) -> Vec<syn::Stmt> {
-        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
-        match file.items.first() {
-            Some(syn::Item::Const(group)) => match &*group.expr {
-                syn::Expr::Block(block) => block.block.stmts.clone(),
-                _ => panic!("a block: {out}"),
-            },
-            _ => panic!("one const block: {out}"),
-        }
-    }
-
     /// The elements of the group's array of migrations, as text.
     fn group_elements(out: &proc_macro2::TokenStream) -> Vec<String> {
-        group_block(out)
+        only_block(out)
             .iter()
             .find_map(|stmt| match stmt {
                 syn::Stmt::Item(syn::Item::Static(s)) if s.ident == "__MIGRATE_GROUP" => {
@@ -576,7 +559,7 @@ mod tests {
         let out = expand("alike");
         assert!(compile_errors(&out).is_empty(), "{out}");
         // No struct at the group's level: each step's are inside its own block.
-        let structs_at_group_level = group_block(&out)
+        let structs_at_group_level = only_block(&out)
             .iter()
             .filter(|s| matches!(s, syn::Stmt::Item(syn::Item::Struct(_))))
             .count();

@@ -28,28 +28,53 @@ pub(crate) fn compile_errors(out: &TokenStream) -> Vec<String> {
         .collect()
 }
 
+/// `#[migration(attr)]` over `item`, expanded without a source file.
+pub(crate) fn expand_migration(attr: TokenStream, item: TokenStream) -> TokenStream {
+    crate::migration::expand(attr, item, None)
+}
+
+/// The statements of a `const _: () = { ... };` item.
+pub(crate) fn block_of(item: &Item) -> Option<&[Stmt]> {
+    match item {
+        Item::Const(c) => match &*c.expr {
+            Expr::Block(block) => Some(&block.block.stmts),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The statements of `out`'s one item, a `const _: () = { ... };` block.
+pub(crate) fn only_block(out: &TokenStream) -> Vec<Stmt> {
+    let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+    match file.items.as_slice() {
+        [item] => block_of(item)
+            .unwrap_or_else(|| panic!("a const block: {out}"))
+            .to_vec(),
+        _ => panic!("one item: {out}"),
+    }
+}
+
 /// `items` and every item inside their `const _: () = { ... };` blocks, however deep.
 fn nested_items(items: &[Item]) -> Vec<Item> {
     let mut out = Vec::new();
     for item in items {
         out.push(item.clone());
-        if let Item::Const(c) = item {
-            if let Expr::Block(block) = &*c.expr {
-                let mut inner = Vec::new();
-                for stmt in &block.block.stmts {
-                    match stmt {
-                        Stmt::Item(i) => inner.push(i.clone()),
-                        Stmt::Macro(m) => inner.push(Item::Macro(syn::ItemMacro {
-                            attrs: m.attrs.clone(),
-                            ident: None,
-                            mac: m.mac.clone(),
-                            semi_token: m.semi_token,
-                        })),
-                        _ => {}
-                    }
+        if let Some(stmts) = block_of(item) {
+            let mut inner = Vec::new();
+            for stmt in stmts {
+                match stmt {
+                    Stmt::Item(i) => inner.push(i.clone()),
+                    Stmt::Macro(m) => inner.push(Item::Macro(syn::ItemMacro {
+                        attrs: m.attrs.clone(),
+                        ident: None,
+                        mac: m.mac.clone(),
+                        semi_token: m.semi_token,
+                    })),
+                    _ => {}
                 }
-                out.extend(nested_items(&inner));
             }
+            out.extend(nested_items(&inner));
         }
     }
     out

@@ -49,6 +49,68 @@ async fn every_step_has_a_span_and_an_end_event_on_postgres() {
     spans_and_step_events(Backend::Postgres).await;
 }
 
+/// The lines of `text` that end a run.
+fn run_ends(text: &str) -> usize {
+    text.lines()
+        .filter(|l| l.contains("migration run ended"))
+        .count()
+}
+
+/// A check that finds the rows its manager's last verdict was reached from ends at `debug`: a
+/// service that checks often writes no line at `info` per check. Each manager's first check
+/// (its verdict found at the heads, even right after its own apply) ends at `info`.
+async fn a_repeated_check_ends_at_debug(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let (info, guard) = crate::harness::capture(tracing::Level::INFO);
+    let applier = db.manager().await;
+    applier.up().await.expect("up");
+    assert_eq!(run_ends(&info.text()), 1, "the apply:\n{}", info.text());
+    let checker = db.manager().await;
+    for m in [&applier, &checker, &checker, &applier, &checker] {
+        let report = m.up().await.expect("a check");
+        assert_eq!(report.status, migrate::report::ReportStatus::UpToDate);
+    }
+    let text = info.text();
+    let checks: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("migration run ended"))
+        .skip(1)
+        .collect();
+    assert_eq!(checks.len(), 2, "each manager's first check:\n{text}");
+    for check in checks {
+        assert!(check.contains("status=UpToDate"), "{check}");
+    }
+    drop(guard);
+    let (debug, _guard) = crate::harness::capture(tracing::Level::DEBUG);
+    checker.up().await.expect("a repeated check");
+    let text = debug.text();
+    let ends: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("migration run ended"))
+        .collect();
+    assert_eq!(ends.len(), 1, "{text}");
+    for field in ["DEBUG", "migrate_run{", "status=UpToDate", "steps=0"] {
+        assert!(ends[0].contains(field), "{field} missing from {}", ends[0]);
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_check_ends_at_debug_on_sqlite() {
+    a_repeated_check_ends_at_debug(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_repeated_check_ends_at_debug_on_postgres() {
+    a_repeated_check_ends_at_debug(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_repeated_check_ends_at_debug_on_mariadb() {
+    a_repeated_check_ends_at_debug(Backend::MySql).await;
+}
+
 /// Holds the lock until the waiting runner has said so, once.
 async fn lock_waits_are_reported(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {

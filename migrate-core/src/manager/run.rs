@@ -3,6 +3,7 @@
 
 use super::request::RunOptions;
 use super::setup::MigrationManager;
+use super::up_to_date::Known;
 use crate::backend::{StepAfterPending, StepOutcome, StepRecord, StepRun};
 use crate::error::{Error, Result};
 use crate::future::catch_unwind;
@@ -36,7 +37,17 @@ impl MigrationManager {
             .instrument(span.clone())
             .await;
         match &outcome {
-            Ok(report) => tracing::info!(
+            // A repeated check that found the rows as the last one left them has nothing new
+            // to say: a service that checks often logs nothing at `info` for it (and a
+            // subscriber at `info` does not format a line per check).
+            Ok((report, News::Repeat)) => tracing::debug!(
+                parent: &span,
+                status = ?report.status,
+                steps = 0,
+                duration_ms = millis(report.total_time),
+                "migration run ended"
+            ),
+            Ok((report, News::New)) => tracing::info!(
                 parent: &span,
                 status = ?report.status,
                 steps = report.applied.len(),
@@ -50,19 +61,26 @@ impl MigrationManager {
                 "migration run failed"
             ),
         }
-        outcome
+        outcome.map(|(report, _)| report)
     }
 
-    async fn execute_in_span(&self, request: Request, run: RunOptions) -> Result<Report> {
+    async fn execute_in_span(&self, request: Request, run: RunOptions) -> Result<(Report, News)> {
         let dry_run = run.dry_run;
         let started = Instant::now();
         let rows = self.backend.read_state().await?;
         let from_rows_alone = self.verdict_from_rows_alone(&request, &run);
         if from_rows_alone {
             let ours = |module: &str| self.sets.iter().any(|s| s.module() == module);
-            if let Some((skipped, rows_are)) = self.up_to_date.known(&rows, ours) {
-                tracing::debug!(rows_are, "up to date from the state rows alone");
-                return Ok(up_to_date(skipped, started));
+            if let Some((skipped, known)) = self.up_to_date.known(&rows, ours) {
+                tracing::debug!(
+                    rows_are = known.rows_are(),
+                    "up to date from the state rows alone"
+                );
+                let news = match known {
+                    Known::LastVerdict => News::Repeat,
+                    Known::Heads => News::New,
+                };
+                return Ok((up_to_date(skipped, started), news));
             }
         }
         let survey = self.survey_rows(&rows).await?;
@@ -78,26 +96,31 @@ impl MigrationManager {
         // The locked path is boxed: the future of a check that finds nothing to do stays
         // 1.1 KB instead of 3.8 KB (it is allocated and moved on every call).
         let Some(plan) = plan else {
-            return Box::pin(self.execute_locked(&request, &run, started)).await;
+            return Box::pin(self.execute_locked(&request, &run, started))
+                .await
+                .map(|report| (report, News::New));
         };
         if dry_run {
             let planned = self.with_sql(plan.steps)?;
-            return Ok(Report {
+            let report = Report {
                 status: ReportStatus::DryRun,
                 applied: Vec::new(),
                 skipped: plan.skipped,
                 planned,
                 blocked: Vec::new(),
                 total_time: started.elapsed(),
-            });
+            };
+            return Ok((report, News::New));
         }
         if plan.steps.is_empty() {
             if remember {
                 self.up_to_date.remember(rows, plan.skipped.clone());
             }
-            return Ok(up_to_date(plan.skipped, started));
+            return Ok((up_to_date(plan.skipped, started), News::New));
         }
-        Box::pin(self.execute_locked(&request, &run, started)).await
+        Box::pin(self.execute_locked(&request, &run, started))
+            .await
+            .map(|report| (report, News::New))
     }
 
     /// The planned steps with the SQL of the steps that SQL files declare, rendered for this
@@ -370,6 +393,14 @@ impl MigrationManager {
 }
 
 /// The report of a run that found nothing to do.
+/// Whether a run's end tells something the last run did not (logged at `info`, else `debug`).
+enum News {
+    /// Work done, a plan, an error, or a verdict read from the database.
+    New,
+    /// Up to date, from the state rows the last verdict was reached from.
+    Repeat,
+}
+
 fn up_to_date(skipped: Vec<Skipped>, started: Instant) -> Report {
     Report {
         status: ReportStatus::UpToDate,

@@ -35,6 +35,25 @@ pub(super) struct UpToDate {
     last: Mutex<Option<Verdict>>,
 }
 
+/// Which verdict the rows were found to hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Known {
+    /// The rows the last verdict was reached from: a repeated check with nothing new to say.
+    LastVerdict,
+    /// The rows of a database with every table at its head (a manager's first check).
+    Heads,
+}
+
+impl Known {
+    /// What the rows are, for the debug event.
+    pub(super) fn rows_are(self) -> &'static str {
+        match self {
+            Known::LastVerdict => "the last verdict's rows",
+            Known::Heads => "the heads' rows",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Verdict {
     rows: Arc<[StateRow]>,
@@ -58,21 +77,20 @@ impl UpToDate {
         }
     }
 
-    /// The skipped steps of an "up to date" verdict `rows` give alone, and which verdict it is
-    /// (`"the last verdict's rows"` or `"the heads' rows"`, for the debug event): the last
-    /// verdict first, since rows a backend hands out again unchanged are known by their
-    /// address; then the heads', which is remembered for that.
+    /// The skipped steps of an "up to date" verdict `rows` give alone, and which verdict it is:
+    /// the last verdict first, since rows a backend hands out again unchanged are known by
+    /// their address; then the heads', which is remembered for that.
     pub(super) fn known(
         &self,
         rows: &Arc<[StateRow]>,
         ours: impl Fn(&str) -> bool,
-    ) -> Option<(Vec<Skipped>, &'static str)> {
+    ) -> Option<(Vec<Skipped>, Known)> {
         if let Some(skipped) = self.remembered(rows) {
-            return Some((skipped, "the last verdict's rows"));
+            return Some((skipped, Known::LastVerdict));
         }
         let skipped = self.at_the_heads(rows, ours)?;
         self.remember(rows.clone(), skipped.clone());
-        Some((skipped, "the heads' rows"))
+        Some((skipped, Known::Heads))
     }
 
     /// The skipped steps of the verdict at the heads, if the rows of the manager's modules
@@ -224,9 +242,9 @@ mod tests {
         ]
         .into();
         let first = verdict.known(&rows, ours).expect("the heads' rows");
-        assert_eq!((first.0.len(), first.1), (1, "the heads' rows"));
+        assert_eq!((first.0.len(), first.1), (1, Known::Heads));
         let again = verdict.known(&rows, ours).expect("remembered");
-        assert_eq!((again.0, again.1), (first.0, "the last verdict's rows"));
+        assert_eq!((again.0, again.1), (first.0, Known::LastVerdict));
         let older: Arc<[StateRow]> = vec![row("app", "session", "1.0.0", "c1")].into();
         assert!(verdict.known(&older, ours).is_none());
     }

@@ -88,7 +88,7 @@ impl ConnectOptions {
 
     /// Applies the options every backend shares; a tracking table the executor was opened
     /// with (SQLite's `connect_tracking`) is not configured again.
-    fn apply<DB: crate::Driver>(&self, mut db: SqlxDb<DB>) -> Result<SqlxDb<DB>> {
+    pub(crate) fn apply<DB: crate::Driver>(&self, mut db: SqlxDb<DB>) -> Result<SqlxDb<DB>> {
         if let Some(table) = self
             .tracking_table
             .as_ref()
@@ -96,7 +96,9 @@ impl ConnectOptions {
         {
             db = db.with_tracking_table(table)?;
         }
-        if let Some(timeout) = self.lock_timeout {
+        // SQLite's executor was opened with it (`connect_tracking`): setting it again would
+        // have every connection told again as it is handed out.
+        if let Some(timeout) = self.lock_timeout.filter(|t| *t != db.lock_timeout()) {
             db = db.with_lock_timeout(timeout);
         }
         Ok(db)
@@ -194,9 +196,11 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
     match dialect {
         #[cfg(feature = "sqlite")]
         Dialect::Sqlite => {
-            // The tracking table goes in before the state read started at connect.
+            // The tracking table and the lock timeout go in before the state read started at
+            // connect.
             let table = options.tracking_table.as_deref();
-            let db = crate::sqlite::SqliteDb::connect_tracking(url, table).await?;
+            let db =
+                crate::sqlite::SqliteDb::connect_tracking(url, table, options.lock_timeout).await?;
             Ok(Box::new(options.apply(db)?))
         }
         #[cfg(feature = "postgres")]

@@ -229,7 +229,7 @@ impl SqlxDb<Sqlite> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true);
-        Self::connect_with_options(options, in_memory, true, None).await
+        Self::connect_with_options(options, in_memory, true, None, None).await
     }
 
     /// Connects with a sqlx SQLite URL, such as `sqlite://app.db?mode=rwc`, with the same
@@ -238,14 +238,21 @@ impl SqlxDb<Sqlite> {
     /// An in-memory URL (`sqlite::memory:`) gets a single connection, since every connection
     /// to `:memory:` is a database of its own.
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_tracking(url, None).await
+        Self::connect_tracking(url, None, None).await
     }
 
     /// [`connect`](Self::connect) with the tracking table `table` in place of the default one
     /// before the state read started at connect, which then reads that table's rows (with
     /// [`with_tracking_table`](SqlxDb::with_tracking_table) after `connect`, that read is of
-    /// the default table and wasted). `migrate::connect_with` uses it.
-    pub(crate) async fn connect_tracking(url: &str, table: Option<&str>) -> Result<Self> {
+    /// the default table and wasted), and the lock timeout `lock_timeout` in place of
+    /// [`DEFAULT_LOCK_TIMEOUT`], which the connections are opened with (with
+    /// [`with_lock_timeout`](SqlxDb::with_lock_timeout) after `connect`, every connection is
+    /// told again as it is handed out). `migrate::connect_with` uses it.
+    pub(crate) async fn connect_tracking(
+        url: &str,
+        table: Option<&str>,
+        lock_timeout: Option<Duration>,
+    ) -> Result<Self> {
         if let Some(table) = table {
             // Checked before the file is opened, or created.
             crate::sqlx_db::check_tracking_table(table)?;
@@ -254,24 +261,29 @@ impl SqlxDb<Sqlite> {
         // sqlx keeps the file name of a `mode=memory` URL, and has no getter for the mode.
         let in_memory = is_in_memory(options.get_filename()) || url_is_in_memory(url);
         let wal_trusted = WalIndex::trusts_url(url);
-        Self::connect_with_options(options, in_memory, wal_trusted, table).await
+        Self::connect_with_options(options, in_memory, wal_trusted, table, lock_timeout).await
     }
 
     /// The pool behind `open` and `connect`: one connection for an in-memory database (each
     /// connection would be a database of its own), which also needs no run-lock file.
     /// `wal_trusted`: whether the options allow telling the database's changes by its
     /// wal-index (`wal_index`). `table`: the tracking table, if not the default one (checked).
+    /// `lock_timeout`: if not [`DEFAULT_LOCK_TIMEOUT`], the busy timeout every connection is
+    /// opened with, so that none needs telling later.
     async fn connect_with_options(
         options: SqliteConnectOptions,
         in_memory: bool,
         wal_trusted: bool,
         table: Option<&str>,
+        lock_timeout: Option<Duration>,
     ) -> Result<Self> {
         let connections = if in_memory { 1 } else { 2 };
+        let lock_timeout = lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(DEFAULT_LOCK_TIMEOUT);
+            // Clamped as `PRAGMA busy_timeout` is: sqlx refuses more than `i32::MAX` ms.
+            .busy_timeout(Duration::from_millis(millis(lock_timeout)));
         let filename = options.get_filename().to_path_buf();
         let wal_trusted = wal_trusted && !in_memory;
         // `with_lock_timeout` may change the busy timeout after the pool is open: a connection
@@ -291,8 +303,9 @@ impl SqlxDb<Sqlite> {
             })
             .connect_with(options)
             .await
-            .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
+            .map_err(|e| Sqlite::lock_error(e, lock_timeout))?;
         let mut db = SqlxDb::with_pool(pool);
+        db.lock.timeout = lock_timeout;
         if let Some(table) = table {
             // Checked by `connect_tracking`, before the file was opened.
             db.configure(None, table.to_string());
@@ -307,7 +320,7 @@ impl SqlxDb<Sqlite> {
             .pool
             .acquire()
             .await
-            .map_err(|e| Sqlite::lock_error(e, DEFAULT_LOCK_TIMEOUT))?;
+            .map_err(|e| Sqlite::lock_error(e, lock_timeout))?;
         db.wal_index = wal_trusted
             .then(|| WalIndex::guessed(&filename))
             .flatten()
@@ -343,8 +356,9 @@ impl SqlxDb<Sqlite> {
     }
 }
 
-/// The busy timeout of an executor whose lock timeout was never set: the one its connections
-/// are opened with ([`DEFAULT_LOCK_TIMEOUT`]), so nothing needs setting on them.
+/// The busy timeout of an executor whose lock timeout was not set after it connected: the one
+/// its connections are opened with (its lock timeout at connect), so nothing needs setting on
+/// them.
 pub(crate) const BUSY_AS_OPENED: u64 = u64::MAX;
 
 /// Sets a connection's busy timeout to `ms`, unless `ms` is [`BUSY_AS_OPENED`]. Once the lock

@@ -126,7 +126,7 @@ async fn a_tracking_table_given_at_connect_is_the_one_read_at_connect() {
         .expect("a name");
     let _setup = one_state_row(custom).await;
     let url = format!("sqlite://{}", path.display());
-    let db = SqliteDb::connect_tracking(&url, Some("custom_tracking"))
+    let db = SqliteDb::connect_tracking(&url, Some("custom_tracking"), None)
         .await
         .expect("connect");
     let (conn, cache) = read_at_connect(&db).await;
@@ -136,7 +136,7 @@ async fn a_tracking_table_given_at_connect_is_the_one_read_at_connect() {
     assert_eq!(kept.rows[0].version.as_deref(), Some("1.0.0"));
     drop(conn);
     let too_long = "t".repeat(200);
-    let refused = SqliteDb::connect_tracking(&url, Some(&too_long)).await;
+    let refused = SqliteDb::connect_tracking(&url, Some(&too_long), None).await;
     assert!(refused.is_err(), "a name longer than an identifier");
 }
 
@@ -191,6 +191,64 @@ async fn a_lock_timeout_set_after_connect_keeps_the_read_and_reaches_its_connect
         .await
         .expect("busy timeout");
     assert_eq!(busy, 1_234);
+}
+
+/// A lock timeout given at connect (`migrate::connect_with`) is the busy timeout every
+/// connection opens with: the read started at connect ends without a statement to set it
+/// (one hand-off to SQLite's thread fewer in the first check), and no connection handed out
+/// is told it again.
+#[tokio::test]
+async fn a_lock_timeout_given_at_connect_opens_every_connection_with_it() {
+    let (_database, path) = fresh_file().await;
+    let _setup = with_one_state_row(&path).await;
+    let url = format!("sqlite://{}", path.display());
+    let timeout = Duration::from_millis(1_234);
+    let db = SqliteDb::connect_tracking(&url, None, Some(timeout))
+        .await
+        .expect("connect");
+    // As `migrate::connect_with` applies its options after connecting: the timeout is not
+    // set again.
+    let db = crate::connect::ConnectOptions::new()
+        .lock_timeout(timeout)
+        .apply(db)
+        .expect("the options");
+    assert_eq!(db.lock_timeout(), timeout);
+    let busy_ms = db
+        .lock
+        .busy_ms
+        .as_ref()
+        .expect("a SQLite executor's busy timeout");
+    assert_eq!(
+        busy_ms.load(std::sync::atomic::Ordering::Relaxed),
+        crate::sqlite::BUSY_AS_OPENED,
+        "nothing to tell the connections as they are handed out"
+    );
+    let (mut kept, cache) = read_at_connect(&db).await;
+    assert!(
+        cache.rows.is_some(),
+        "the read started at connect has its rows"
+    );
+    assert_eq!(busy_timeout_of(&mut kept).await, 1_234);
+    let mut other = db
+        .pool()
+        .acquire()
+        .await
+        .expect("the pool's other connection");
+    assert_eq!(busy_timeout_of(&mut other).await, 1_234);
+    // Past what SQLite takes, clamped as a later `with_lock_timeout` is.
+    let db = SqliteDb::connect_tracking(&url, None, Some(Duration::MAX))
+        .await
+        .expect("connect with no limit");
+    let (mut kept, _) = read_at_connect(&db).await;
+    let most = i64::try_from(crate::sqlite::millis(Duration::MAX)).expect("fits");
+    assert_eq!(busy_timeout_of(&mut kept).await, most);
+}
+
+async fn busy_timeout_of(conn: &mut sqlx::SqliteConnection) -> i64 {
+    sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(conn)
+        .await
+        .expect("busy timeout")
 }
 
 #[tokio::test]

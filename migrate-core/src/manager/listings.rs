@@ -60,8 +60,8 @@ impl MigrationManager {
     /// table whose recorded version this binary does not know, the steps above that version
     /// (none, when the database is ahead).
     pub async fn pending(&self) -> Result<Vec<MigrationInfo>> {
-        let states = self.survey().await?.states;
-        Ok(self.infos(|n| !self.is_applied(&states, n)))
+        let shown = self.shown_versions().await?;
+        Ok(self.infos(|n| !self.is_applied(&shown, n)))
     }
 
     /// Every linked migration, in the order `up` runs them. Touches no database.
@@ -71,8 +71,14 @@ impl MigrationManager {
 
     /// The steps that are applied (at or below each table's current version), in order.
     pub async fn applied(&self) -> Result<Vec<MigrationInfo>> {
+        let shown = self.shown_versions().await?;
+        Ok(self.infos(|n| self.is_applied(&shown, n)))
+    }
+
+    /// Each chain's [`shown_version`], read once per chain rather than once per migration.
+    async fn shown_versions(&self) -> Result<Vec<Option<Version>>> {
         let states = self.survey().await?.states;
-        Ok(self.infos(|n| self.is_applied(&states, n)))
+        Ok(states.iter().map(shown_version).collect())
     }
 
     /// The newest `limit` history rows of this manager's modules, newest first.
@@ -141,9 +147,12 @@ impl MigrationManager {
         Ok(rows)
     }
 
-    fn is_applied(&self, states: &[ChainState], node: usize) -> bool {
+    /// Whether `node` is at or below its chain's version in `shown` ([`Self::shown_versions`]).
+    fn is_applied(&self, shown: &[Option<Version>], node: usize) -> bool {
         let node = &self.graph.nodes[node];
-        shown_version(&states[node.chain]).is_some_and(|cur| node.version <= cur)
+        shown[node.chain]
+            .as_ref()
+            .is_some_and(|current| node.version <= *current)
     }
 
     fn infos(&self, keep: impl Fn(usize) -> bool) -> Vec<MigrationInfo> {

@@ -56,9 +56,10 @@ fn run_ends(text: &str) -> usize {
         .count()
 }
 
-/// A check that finds the rows its manager's last verdict was reached from ends at `debug`: a
-/// service that checks often writes no line at `info` per check. Each manager's first check
-/// (its verdict found at the heads, even right after its own apply) ends at `info`.
+/// A check that finds the rows its manager's last verdict was reached from, right after a run
+/// that ended up to date, ends at `debug`: a service that checks often writes no line at `info`
+/// per check. Each manager's first check (its verdict found at the heads, even right after its
+/// own apply) ends at `info`, and so does the first check after a failed run or a dry run.
 async fn a_repeated_check_ends_at_debug(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
@@ -93,6 +94,34 @@ async fn a_repeated_check_ends_at_debug(backend: Backend) {
     assert_eq!(ends.len(), 1, "{text}");
     for field in ["DEBUG", "migrate_run{", "status=UpToDate", "steps=0"] {
         assert!(ends[0].contains(field), "{field} missing from {}", ends[0]);
+    }
+    drop(_guard);
+    // A failed run (refused once the state is read) and a dry run each end otherwise: the
+    // check after each says again, at `info`, that the database is up to date.
+    let (info, _guard) = crate::harness::capture(tracing::Level::INFO);
+    let refused = checker.up().table("session").target("2.0.0").await;
+    assert!(refused.is_err(), "{refused:?}");
+    checker.up().await.expect("the check after a failure");
+    checker.up().dry_run(true).await.expect("a dry run");
+    checker.up().await.expect("the check after a dry run");
+    checker.up().await.expect("a repeated check");
+    let text = info.text();
+    let ends: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("migration run ended") || l.contains("migration run failed"))
+        .collect();
+    let expected = [
+        ("WARN", "migration run failed"),
+        ("INFO", "status=UpToDate"),
+        ("INFO", "status=DryRun"),
+        ("INFO", "status=UpToDate"),
+    ];
+    assert_eq!(ends.len(), expected.len(), "{text}");
+    for (line, (level, what)) in ends.iter().zip(expected) {
+        assert!(
+            line.contains(level) && line.contains(what),
+            "{what} at {level}: {line}"
+        );
     }
 }
 

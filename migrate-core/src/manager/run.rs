@@ -36,18 +36,22 @@ impl MigrationManager {
             .execute_in_span(request, run)
             .instrument(span.clone())
             .await;
+        let up_to_date_now =
+            matches!(&outcome, Ok((report, _)) if report.status == ReportStatus::UpToDate);
+        let up_to_date_before = self.up_to_date.swap_last_ended_up_to_date(up_to_date_now);
         match &outcome {
-            // A repeated check that found the rows as the last one left them has nothing new
-            // to say: a service that checks often logs nothing at `info` for it (and a
-            // subscriber at `info` does not format a line per check).
-            Ok((report, News::Repeat)) => tracing::debug!(
+            // A repeated check that found the rows its manager's last verdict was reached
+            // from, right after a run that ended up to date, has nothing new to say: a service
+            // that checks often logs nothing at `info` for it (and a subscriber at `info`
+            // formats no line per check). After a failure, or any other end, it says so again.
+            Ok((report, Answered::FromLastVerdict)) if up_to_date_before => tracing::debug!(
                 parent: &span,
                 status = ?report.status,
-                steps = 0,
+                steps = report.applied.len(),
                 duration_ms = millis(report.total_time),
                 "migration run ended"
             ),
-            Ok((report, News::New)) => tracing::info!(
+            Ok((report, _)) => tracing::info!(
                 parent: &span,
                 status = ?report.status,
                 steps = report.applied.len(),
@@ -64,7 +68,11 @@ impl MigrationManager {
         outcome.map(|(report, _)| report)
     }
 
-    async fn execute_in_span(&self, request: Request, run: RunOptions) -> Result<(Report, News)> {
+    async fn execute_in_span(
+        &self,
+        request: Request,
+        run: RunOptions,
+    ) -> Result<(Report, Answered)> {
         let dry_run = run.dry_run;
         let started = Instant::now();
         let rows = self.backend.read_state().await?;
@@ -76,11 +84,11 @@ impl MigrationManager {
                     rows_are = known.rows_are(),
                     "up to date from the state rows alone"
                 );
-                let news = match known {
-                    Known::LastVerdict => News::Repeat,
-                    Known::Heads => News::New,
+                let answered = match known {
+                    Known::LastVerdict => Answered::FromLastVerdict,
+                    Known::Heads => Answered::Otherwise,
                 };
-                return Ok((up_to_date(skipped, started), news));
+                return Ok((up_to_date(skipped, started), answered));
             }
         }
         let survey = self.survey_rows(&rows).await?;
@@ -98,7 +106,7 @@ impl MigrationManager {
         let Some(plan) = plan else {
             return Box::pin(self.execute_locked(&request, &run, started))
                 .await
-                .map(|report| (report, News::New));
+                .map(|report| (report, Answered::Otherwise));
         };
         if dry_run {
             let planned = self.with_sql(plan.steps)?;
@@ -110,17 +118,17 @@ impl MigrationManager {
                 blocked: Vec::new(),
                 total_time: started.elapsed(),
             };
-            return Ok((report, News::New));
+            return Ok((report, Answered::Otherwise));
         }
         if plan.steps.is_empty() {
             if remember {
                 self.up_to_date.remember(rows, plan.skipped.clone());
             }
-            return Ok((up_to_date(plan.skipped, started), News::New));
+            return Ok((up_to_date(plan.skipped, started), Answered::Otherwise));
         }
         Box::pin(self.execute_locked(&request, &run, started))
             .await
-            .map(|report| (report, News::New))
+            .map(|report| (report, Answered::Otherwise))
     }
 
     /// The planned steps with the SQL of the steps that SQL files declare, rendered for this
@@ -392,15 +400,15 @@ impl MigrationManager {
     }
 }
 
-/// The report of a run that found nothing to do.
-/// Whether a run's end tells something the last run did not (logged at `info`, else `debug`).
-enum News {
-    /// Work done, a plan, an error, or a verdict read from the database.
-    New,
-    /// Up to date, from the state rows the last verdict was reached from.
-    Repeat,
+/// How a run that ended well reached its report.
+enum Answered {
+    /// Up to date, from the state rows the manager's last verdict was reached from.
+    FromLastVerdict,
+    /// Any other way: the heads' rows, a plan read from the database, or work done.
+    Otherwise,
 }
 
+/// The report of a run that found nothing to do.
 fn up_to_date(skipped: Vec<Skipped>, started: Instant) -> Report {
     Report {
         status: ReportStatus::UpToDate,

@@ -26,6 +26,7 @@
 use crate::backend::StateRow;
 use crate::report::Skipped;
 use std::cmp::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
 /// The verdicts; the last one is empty until a plain `up` finds nothing to do.
@@ -33,6 +34,9 @@ use std::sync::{Arc, Mutex};
 pub(super) struct UpToDate {
     heads: Option<Verdict>,
     last: Mutex<Option<Verdict>>,
+    /// Whether the manager's last run ended with the database up to date (for the level its
+    /// next repeated check is logged at).
+    last_ended_up_to_date: AtomicBool,
 }
 
 /// Which verdict the rows were found to hold.
@@ -74,7 +78,15 @@ impl UpToDate {
         UpToDate {
             heads,
             last: Mutex::default(),
+            last_ended_up_to_date: AtomicBool::new(false),
         }
+    }
+
+    /// Records whether the run that just ended found the database up to date, and returns
+    /// whether the run before it did.
+    pub(super) fn swap_last_ended_up_to_date(&self, up_to_date: bool) -> bool {
+        self.last_ended_up_to_date
+            .swap(up_to_date, AtomicOrdering::Relaxed)
     }
 
     /// The skipped steps of an "up to date" verdict `rows` give alone, and which verdict it is:

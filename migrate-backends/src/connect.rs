@@ -30,7 +30,10 @@ pub struct ConnectOptions {
     /// The tracking table, instead of [`DEFAULT_TRACKING_TABLE`](crate::DEFAULT_TRACKING_TABLE).
     pub tracking_table: Option<String>,
     /// How long a runner waits for another's lock, instead of
-    /// [`DEFAULT_LOCK_TIMEOUT`](crate::DEFAULT_LOCK_TIMEOUT).
+    /// [`DEFAULT_LOCK_TIMEOUT`](crate::DEFAULT_LOCK_TIMEOUT). On SQLite it is also the busy
+    /// timeout every connection opens with, so it bounds a wait for the database's write lock
+    /// while connecting too (with zero, a connect that meets another connection's checkpoint
+    /// or recovery fails at once, with [`Error::LockTimeout`]).
     pub lock_timeout: Option<Duration>,
     /// How long connecting to a server is tried, instead of [`DEFAULT_CONNECT_TIMEOUT`].
     pub connect_timeout: Option<Duration>,
@@ -88,7 +91,7 @@ impl ConnectOptions {
 
     /// Applies the options every backend shares; a tracking table the executor was opened
     /// with (SQLite's `connect_tracking`) is not configured again.
-    pub(crate) fn apply<DB: crate::Driver>(&self, mut db: SqlxDb<DB>) -> Result<SqlxDb<DB>> {
+    fn apply<DB: crate::Driver>(&self, mut db: SqlxDb<DB>) -> Result<SqlxDb<DB>> {
         if let Some(table) = self
             .tracking_table
             .as_ref()
@@ -186,6 +189,18 @@ pub fn checked_dialect(url: &str, options: &ConnectOptions) -> Result<Dialect> {
     }
 }
 
+/// SQLite's executor as [`connect_with`] opens it: the tracking table and the lock timeout go in
+/// before the state read started at connect, and every connection opens with that timeout.
+#[cfg(feature = "sqlite")]
+pub(crate) async fn sqlite_with(
+    url: &str,
+    options: &ConnectOptions,
+) -> Result<crate::sqlite::SqliteDb> {
+    let table = options.tracking_table.as_deref();
+    let db = crate::sqlite::SqliteDb::connect_tracking(url, table, options.lock_timeout).await?;
+    options.apply(db)
+}
+
 async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn MigrationBackend>> {
     // Checked before connecting: a bad name opens no connection and creates no file.
     let dialect = checked_dialect(url, options)?;
@@ -195,14 +210,7 @@ async fn connect_scheme(url: &str, options: &ConnectOptions) -> Result<Box<dyn M
     let _ = DEFAULT_CONNECT_TIMEOUT;
     match dialect {
         #[cfg(feature = "sqlite")]
-        Dialect::Sqlite => {
-            // The tracking table and the lock timeout go in before the state read started at
-            // connect.
-            let table = options.tracking_table.as_deref();
-            let db =
-                crate::sqlite::SqliteDb::connect_tracking(url, table, options.lock_timeout).await?;
-            Ok(Box::new(options.apply(db)?))
-        }
+        Dialect::Sqlite => Ok(Box::new(sqlite_with(url, options).await?)),
         #[cfg(feature = "postgres")]
         Dialect::Postgres => {
             let mut db = crate::postgres::PgDb::connect_with_timeout(url, timeout).await?;

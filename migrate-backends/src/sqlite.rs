@@ -268,8 +268,8 @@ impl SqlxDb<Sqlite> {
     /// connection would be a database of its own), which also needs no run-lock file.
     /// `wal_trusted`: whether the options allow telling the database's changes by its
     /// wal-index (`wal_index`). `table`: the tracking table, if not the default one (checked).
-    /// `lock_timeout`: if not [`DEFAULT_LOCK_TIMEOUT`], the busy timeout every connection is
-    /// opened with, so that none needs telling later.
+    /// `lock_timeout`: the lock timeout, and the busy timeout every connection opens with, so
+    /// that none needs telling later (`None`: [`DEFAULT_LOCK_TIMEOUT`]).
     async fn connect_with_options(
         options: SqliteConnectOptions,
         in_memory: bool,
@@ -282,7 +282,7 @@ impl SqlxDb<Sqlite> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            // Clamped as `PRAGMA busy_timeout` is: sqlx refuses more than `i32::MAX` ms.
+            // Clamped as `PRAGMA busy_timeout` is: sqlx panics on more than `i32::MAX` ms.
             .busy_timeout(Duration::from_millis(millis(lock_timeout)));
         let filename = options.get_filename().to_path_buf();
         let wal_trusted = wal_trusted && !in_memory;

@@ -203,15 +203,10 @@ async fn a_lock_timeout_given_at_connect_opens_every_connection_with_it() {
     let _setup = with_one_state_row(&path).await;
     let url = format!("sqlite://{}", path.display());
     let timeout = Duration::from_millis(1_234);
-    let db = SqliteDb::connect_tracking(&url, None, Some(timeout))
+    let options = crate::connect::ConnectOptions::new().lock_timeout(timeout);
+    let db = crate::connect::sqlite_with(&url, &options)
         .await
         .expect("connect");
-    // As `migrate::connect_with` applies its options after connecting: the timeout is not
-    // set again.
-    let db = crate::connect::ConnectOptions::new()
-        .lock_timeout(timeout)
-        .apply(db)
-        .expect("the options");
     assert_eq!(db.lock_timeout(), timeout);
     let busy_ms = db
         .lock
@@ -236,7 +231,8 @@ async fn a_lock_timeout_given_at_connect_opens_every_connection_with_it() {
         .expect("the pool's other connection");
     assert_eq!(busy_timeout_of(&mut other).await, 1_234);
     // Past what SQLite takes, clamped as a later `with_lock_timeout` is.
-    let db = SqliteDb::connect_tracking(&url, None, Some(Duration::MAX))
+    let options = crate::connect::ConnectOptions::new().lock_timeout(Duration::MAX);
+    let db = crate::connect::sqlite_with(&url, &options)
         .await
         .expect("connect with no limit");
     let (mut kept, _) = read_at_connect(&db).await;

@@ -13,9 +13,11 @@ mod blocked;
 mod blocking;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "cli")]
 mod cli_fleet;
 mod concurrency;
 mod connect_errors;
+#[cfg(feature = "cli")]
 mod drift;
 mod executor_calls;
 mod failures;

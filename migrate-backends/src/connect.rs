@@ -99,9 +99,7 @@ impl ConnectOptions {
         {
             db = db.with_tracking_table(table)?;
         }
-        // SQLite's executor was opened with it (`connect_tracking`): setting it again would
-        // have every connection told again as it is handed out.
-        if let Some(timeout) = self.lock_timeout.filter(|t| *t != db.lock_timeout()) {
+        if let Some(timeout) = self.lock_timeout {
             db = db.with_lock_timeout(timeout);
         }
         Ok(db)

@@ -260,7 +260,8 @@ pub(crate) fn read_ahead(
         .as_deref()
         .and_then(crate::wal_index::WalIndex::stamp_unconfirmed);
     Box::pin(async move {
-        let text = read_ahead_sql(&query);
+        // What confirms the wal-index, the data version, then the packed read.
+        let text = format!("{}; {DATA_VERSION}; {query}", crate::wal_index::CONFIRM);
         // Whether the read waited for its answer: the first poll (`put_reading`'s) then ended
         // there, and what follows the read runs when the first call takes the connection.
         let mut waited = false;
@@ -307,13 +308,6 @@ pub(crate) fn read_ahead(
         }
         (conn, state)
     })
-}
-
-/// The statement list [`read_ahead`] sends: what confirms the wal-index, the data version,
-/// then `query` (the packed read).
-#[cfg(feature = "sqlite")]
-fn read_ahead_sql(query: &str) -> String {
-    format!("{}; {DATA_VERSION}; {query}", crate::wal_index::CONFIRM)
 }
 
 /// What [`read_ahead`]'s rows (the wal-index confirmation, the data version, the packed

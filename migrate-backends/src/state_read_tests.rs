@@ -186,11 +186,7 @@ async fn a_lock_timeout_set_after_connect_keeps_the_read_and_reaches_its_connect
         .expect("open again")
         .with_lock_timeout(Duration::from_millis(1_234));
     let (mut conn, _) = read_at_connect(&db).await;
-    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("busy timeout");
-    assert_eq!(busy, 1_234);
+    assert_eq!(busy_timeout_of(&mut conn).await, 1_234);
 }
 
 /// A lock timeout given at connect (`migrate::connect_with`) is the busy timeout every
@@ -260,10 +256,7 @@ async fn a_lock_timeout_set_back_to_the_default_reaches_a_connection_that_had_an
             // The executor keeps its first connection for the read started at connect: the
             // pool's other one is the one handed out here, every time.
             let mut conn = pool.acquire().await.expect("a connection");
-            sqlx::query_scalar::<_, i64>("PRAGMA busy_timeout")
-                .fetch_one(&mut *conn)
-                .await
-                .expect("busy timeout")
+            busy_timeout_of(&mut conn).await
         }
     };
     assert_eq!(busy_timeout(&db).await, 1_234);
@@ -273,21 +266,30 @@ async fn a_lock_timeout_set_back_to_the_default_reaches_a_connection_that_had_an
     assert_eq!(busy_timeout(&db).await, default);
 }
 
-/// The rows `text` returns on `conn` until its first error, as the read started at connect
-/// collects them.
-async fn rows_until_error(
-    conn: &mut sqlx::SqliteConnection,
-    text: String,
-) -> Vec<sqlx::sqlite::SqliteRow> {
-    let mut rows = Vec::new();
-    let mut results = sqlx::raw_sql(sqlx::AssertSqlSafe(text)).fetch(conn);
-    while let Some(row) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
-        match row {
-            Ok(row) => rows.push(row),
-            Err(_) => break,
-        }
-    }
-    rows
+/// What [`super::read_ahead`] leaves on a connection of a one-connection pool to `path`, on
+/// which `setup` ran first, with the wal-index guessed for `path`.
+async fn read_ahead_on(
+    path: &std::path::Path,
+    setup: &str,
+    query: &str,
+) -> (Option<StateCache>, Arc<crate::wal_index::WalIndex>) {
+    use sqlx::Executor;
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connect");
+    let mut conn = pool.acquire().await.expect("the connection");
+    conn.execute(sqlx::AssertSqlSafe(setup.to_string()))
+        .await
+        .expect("setup");
+    let index = Arc::new(crate::wal_index::WalIndex::guessed(path).expect("a wal-index"));
+    let busy_ms = Arc::new(std::sync::atomic::AtomicU64::new(
+        crate::sqlite::BUSY_AS_OPENED,
+    ));
+    let (_conn, state) = super::read_ahead(conn, query.into(), busy_ms, Some(index.clone())).await;
+    (state, index)
 }
 
 /// The wal-index is confirmed for the main database, found by name among a temporary and an
@@ -296,68 +298,45 @@ async fn rows_until_error(
 #[cfg(unix)]
 #[tokio::test]
 async fn the_confirmation_takes_main_by_name_and_only_in_wal_mode() {
-    use crate::wal_index::WalIndex;
-    use sqlx::{AssertSqlSafe, Connection, Executor};
     let (_database, path) = fresh_file().await;
     // Kept open: the main database's wal-index stays linked.
     let setup = with_one_state_row(&path).await;
     let query = setup.sql.read_state.clone();
-    let read = super::read_ahead_sql;
-    let url = |path: &std::path::Path| format!("sqlite://{}?mode=rwc", path.display());
 
     // Main among a temporary database and an attached one in WAL mode, listed after it.
-    let mut conn = sqlx::SqliteConnection::connect(&url(&path))
-        .await
-        .expect("connect");
     let aux = path.with_extension("aux.db");
-    conn.execute(AssertSqlSafe(format!(
+    let attach = format!(
         "ATTACH '{}' AS aux; PRAGMA aux.journal_mode = wal; CREATE TABLE aux.t (x); \
          CREATE TEMP TABLE t (x)",
         aux.display()
-    )))
-    .await
-    .expect("attach");
-    let rows = rows_until_error(&mut conn, read(&query)).await;
-    let index = WalIndex::guessed(&path).expect("a wal-index");
-    let stamp = index.stamp_unconfirmed();
-    assert!(stamp.is_some(), "the main database's wal-index is there");
-    let cache = super::cache_of_read_ahead(&rows, query.clone(), Some(&index), stamp)
-        .expect("the rows kept");
-    assert_eq!(cache.rows.expect("rows").stamp, stamp, "main's, not aux's");
-    assert!(index.stamp().is_some(), "confirmed");
+    );
+    let (cache, index) = read_ahead_on(&path, &attach, &query).await;
+    let stamp = cache.expect("the rows kept").rows.expect("rows").stamp;
+    assert!(stamp.is_some(), "main's wal-index, not aux's");
+    assert_eq!(stamp, index.stamp(), "confirmed");
 
     // The state table missing: nothing kept, and the wal-index still confirmed.
-    let index = WalIndex::guessed(&path).expect("a wal-index");
-    let rows = rows_until_error(&mut conn, read("SELECT x FROM no_such_table")).await;
-    let stamp = index.stamp_unconfirmed();
-    assert!(super::cache_of_read_ahead(&rows, query.clone(), Some(&index), stamp).is_none());
+    let (cache, index) = read_ahead_on(&path, "SELECT 1", "SELECT x FROM no_such_table").await;
+    assert!(cache.is_none());
     assert!(index.stamp().is_some(), "confirmed without the rows");
 
     // A database in rollback-journal mode, with a copy of a real wal-index at its guessed
     // name: never confirmed.
     let plain = path.with_extension("plain.db");
-    let mut conn = sqlx::SqliteConnection::connect(&url(&plain))
-        .await
-        .expect("connect");
-    conn.execute("PRAGMA journal_mode = DELETE")
-        .await
-        .expect("rollback journal");
-    let rows = rows_until_error(&mut conn, read("SELECT '[]'")).await;
+    // An empty file is an empty database, in rollback-journal mode until told otherwise.
+    std::fs::File::create(&plain).expect("the database file");
     std::fs::copy(
         format!("{}-shm", path.display()),
         format!("{}-shm", plain.display()),
     )
     .expect("a wal-index at the guessed name");
-    let index = WalIndex::guessed(&plain).expect("a wal-index");
-    let stamp = index.stamp_unconfirmed();
-    assert!(stamp.is_some(), "the copy reads as a wal-index");
-    let cache = super::cache_of_read_ahead(&rows, query, Some(&index), stamp).expect("rows");
-    assert_eq!(cache.rows.expect("rows").stamp, None);
+    assert!(
+        crate::wal_index::WalIndex::guessed(&plain)
+            .and_then(|index| index.stamp_unconfirmed())
+            .is_some(),
+        "the copy reads as a wal-index"
+    );
+    let (cache, index) = read_ahead_on(&plain, "PRAGMA journal_mode = DELETE", "SELECT '[]'").await;
+    assert_eq!(cache.expect("rows").rows.expect("rows").stamp, None);
     assert!(index.stamp().is_none(), "not in WAL mode: never trusted");
-    let _ = std::fs::remove_file(format!("{}-shm", plain.display()));
-    for file in [&aux, &plain] {
-        let _ = std::fs::remove_file(file);
-    }
-    let _ = std::fs::remove_file(format!("{}-wal", aux.display()));
-    let _ = std::fs::remove_file(format!("{}-shm", aux.display()));
 }

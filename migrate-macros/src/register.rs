@@ -116,10 +116,13 @@ pub(crate) fn register(step: &Step<'_>) -> TokenStream {
 /// expand: the items rustc pays for per migration (BENCHMARKS.md, "Compile time").
 ///
 /// `shared` holds items the steps' actions use in common (`sql_dir!`'s generic shims and the
-/// tables of statements they index). The steps share one `crate = "..."` path.
-pub(crate) fn register_group(steps: &[Step<'_>], shared: TokenStream) -> TokenStream {
-    let krate = steps.first().and_then(|step| step.krate);
-    let private = CratePath::private(krate, Span::call_site());
+/// tables of statements they index); `private` is the `__private` path the steps' own
+/// `crate = "..."` gives.
+pub(crate) fn register_group(
+    steps: &[Step<'_>],
+    shared: TokenStream,
+    private: &TokenStream,
+) -> TokenStream {
     let mut items = TokenStream::new();
     let mut migrations = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
@@ -356,7 +359,8 @@ mod tests {
         let shared = quote!(
             static __MIGRATE_UP: [&[&str]; 1] = [&["CREATE TABLE t (id INT)"]];
         );
-        let out = register_group(&steps, shared);
+        let private = CratePath::private(None, Span::call_site());
+        let out = register_group(&steps, shared, &private);
         let stmts = only_block(&out);
         let items: Vec<&syn::Item> = stmts
             .iter()

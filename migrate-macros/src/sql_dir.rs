@@ -161,7 +161,7 @@ fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream
     }
     // The directory's steps are registered together: one `inventory` entry for all of them.
     let private = CratePath::private(args.krate.as_ref(), Span::call_site());
-    Ok(register_group(&registered, shims.items(&private)))
+    Ok(register_group(&registered, shims.items(&private), &private))
 }
 
 /// The statements of a directory's ups, downs and fresh files, each kind in a table that one

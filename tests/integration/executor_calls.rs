@@ -6,7 +6,7 @@ use crate::MIGRATIONS;
 use migrate::report::ReportStatus;
 use migrate::MigrationManager;
 
-/// Counts the executor calls a run makes, around a real SQLite executor.
+/// Counts the executor calls a run makes, around a real executor of each database.
 struct Counting {
     inner: Box<dyn migrate::backend::MigrationBackend>,
     calls: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,

@@ -60,8 +60,7 @@ impl MigrationManager {
     /// table whose recorded version this binary does not know, the steps above that version
     /// (none, when the database is ahead).
     pub async fn pending(&self) -> Result<Vec<MigrationInfo>> {
-        let shown = self.shown_versions().await?;
-        Ok(self.infos(|n| !self.is_applied(&shown, n)))
+        self.listed(false).await
     }
 
     /// Every linked migration, in the order `up` runs them. Touches no database.
@@ -71,14 +70,15 @@ impl MigrationManager {
 
     /// The steps that are applied (at or below each table's current version), in order.
     pub async fn applied(&self) -> Result<Vec<MigrationInfo>> {
-        let shown = self.shown_versions().await?;
-        Ok(self.infos(|n| self.is_applied(&shown, n)))
+        self.listed(true).await
     }
 
-    /// Each chain's [`shown_version`], read once per chain rather than once per migration.
-    async fn shown_versions(&self) -> Result<Vec<Option<Version>>> {
+    /// The steps that are `applied` (else those that are not), in order; each chain's
+    /// [`shown_version`] is found once, not once per migration.
+    async fn listed(&self, applied: bool) -> Result<Vec<MigrationInfo>> {
         let states = self.survey().await?.states;
-        Ok(states.iter().map(shown_version).collect())
+        let shown: Vec<Option<Version>> = states.iter().map(shown_version).collect();
+        Ok(self.infos(|n| self.is_applied(&shown, n) == applied))
     }
 
     /// The newest `limit` history rows of this manager's modules, newest first.
@@ -147,7 +147,7 @@ impl MigrationManager {
         Ok(rows)
     }
 
-    /// Whether `node` is at or below its chain's version in `shown` ([`Self::shown_versions`]).
+    /// Whether `node` is at or below its chain's version in `shown` (one per chain).
     fn is_applied(&self, shown: &[Option<Version>], node: usize) -> bool {
         let node = &self.graph.nodes[node];
         shown[node.chain]

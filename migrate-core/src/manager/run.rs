@@ -4,7 +4,7 @@
 use super::request::RunOptions;
 use super::setup::MigrationManager;
 use super::up_to_date::Known;
-use crate::backend::{StepAfterPending, StepOutcome, StepRecord, StepRun};
+use crate::backend::{StateRow, StepAfterPending, StepOutcome, StepRecord, StepRun};
 use crate::error::{Error, Result};
 use crate::future::catch_unwind;
 use crate::graph::Graph;
@@ -15,6 +15,7 @@ use crate::report::{
 };
 use crate::step::{AppliedStep, Direction};
 use crate::template;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -44,7 +45,7 @@ impl MigrationManager {
             // from, right after a run that ended up to date, has nothing new to say: a service
             // that checks often logs nothing at `info` for it (and a subscriber at `info`
             // formats no line per check). After a failure, or any other end, it says so again.
-            Ok((report, Answered::FromLastVerdict)) if up_to_date_before => tracing::debug!(
+            Ok((report, Some(Known::LastVerdict))) if up_to_date_before => tracing::debug!(
                 parent: &span,
                 status = ?report.status,
                 steps = report.applied.len(),
@@ -68,12 +69,12 @@ impl MigrationManager {
         outcome.map(|(report, _)| report)
     }
 
+    /// The run, and which verdict the rows held when it was answered from them alone.
     async fn execute_in_span(
         &self,
         request: Request,
         run: RunOptions,
-    ) -> Result<(Report, Answered)> {
-        let dry_run = run.dry_run;
+    ) -> Result<(Report, Option<Known>)> {
         let started = Instant::now();
         let rows = self.backend.read_state().await?;
         let from_rows_alone = self.verdict_from_rows_alone(&request, &run);
@@ -84,51 +85,59 @@ impl MigrationManager {
                     rows_are = known.rows_are(),
                     "up to date from the state rows alone"
                 );
-                let answered = match known {
-                    Known::LastVerdict => Answered::FromLastVerdict,
-                    Known::Heads => Answered::Otherwise,
-                };
-                return Ok((up_to_date(skipped, started), answered));
+                return Ok((up_to_date(skipped, started), Some(known)));
             }
         }
+        let report = self
+            .plan_and_run(&request, &run, rows, from_rows_alone, started)
+            .await?;
+        Ok((report, None))
+    }
+
+    /// A run that the rows alone did not answer: surveys them, plans, and reports a dry run,
+    /// remembers an "up to date" verdict (`from_rows_alone`: one the rows may give next time),
+    /// or takes the lock and applies.
+    async fn plan_and_run(
+        &self,
+        request: &Request,
+        run: &RunOptions,
+        rows: Arc<[StateRow]>,
+        from_rows_alone: bool,
+        started: Instant,
+    ) -> Result<Report> {
         let survey = self.survey_rows(&rows).await?;
         // A verdict that read the checksum history is not the rows' alone.
         let remember = from_rows_alone && survey.suspects.is_empty();
         let states = self.judge(survey, request.force).await?;
-        let plan = match plan::plan(&self.graph, &states, &request) {
+        let plan = match plan::plan(&self.graph, &states, request) {
             // A dirty mark may belong to a runner that is still working: wait for the lock,
             // and decide on the state read under it.
-            Err(Error::Dirty { .. }) if !dry_run => None,
+            Err(Error::Dirty { .. }) if !run.dry_run => None,
             other => Some(other?),
         };
         // The locked path is boxed: the future of a check that finds nothing to do stays
         // 1.1 KB instead of 3.8 KB (it is allocated and moved on every call).
         let Some(plan) = plan else {
-            return Box::pin(self.execute_locked(&request, &run, started))
-                .await
-                .map(|report| (report, Answered::Otherwise));
+            return Box::pin(self.execute_locked(request, run, started)).await;
         };
-        if dry_run {
+        if run.dry_run {
             let planned = self.with_sql(plan.steps)?;
-            let report = Report {
+            return Ok(Report {
                 status: ReportStatus::DryRun,
                 applied: Vec::new(),
                 skipped: plan.skipped,
                 planned,
                 blocked: Vec::new(),
                 total_time: started.elapsed(),
-            };
-            return Ok((report, Answered::Otherwise));
+            });
         }
         if plan.steps.is_empty() {
             if remember {
                 self.up_to_date.remember(rows, plan.skipped.clone());
             }
-            return Ok((up_to_date(plan.skipped, started), Answered::Otherwise));
+            return Ok(up_to_date(plan.skipped, started));
         }
-        Box::pin(self.execute_locked(&request, &run, started))
-            .await
-            .map(|report| (report, Answered::Otherwise))
+        Box::pin(self.execute_locked(request, run, started)).await
     }
 
     /// The planned steps with the SQL of the steps that SQL files declare, rendered for this
@@ -398,14 +407,6 @@ impl MigrationManager {
         }
         Ok(stops.finish(&self.graph, applied, plan))
     }
-}
-
-/// How a run that ended well reached its report.
-enum Answered {
-    /// Up to date, from the state rows the manager's last verdict was reached from.
-    FromLastVerdict,
-    /// Any other way: the heads' rows, a plan read from the database, or work done.
-    Otherwise,
 }
 
 /// The report of a run that found nothing to do.

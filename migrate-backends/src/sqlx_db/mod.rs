@@ -304,8 +304,6 @@ impl<DB: Driver> SqlxDb<DB> {
     /// the advisory lock on PostgreSQL, `GET_LOCK` on MySQL, and on SQLite both the lock file
     /// and the database's write lock (the busy timeout of the connections this crate opened).
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
-        let unchanged = timeout == self.lock.timeout;
-        self.lock.timeout = timeout;
         #[cfg(feature = "sqlite")]
         if let Some(busy) = &self.lock.busy_ms {
             let ms = crate::sqlite::millis(timeout);
@@ -313,14 +311,16 @@ impl<DB: Driver> SqlxDb<DB> {
             // The connections have it already: they opened with it and none was told another
             // since (every change goes through here), or it is the one they were told last
             // (by this executor or a clone sharing `busy_ms`).
-            if (unchanged && had == crate::sqlite::BUSY_AS_OPENED) || had == ms {
-                return self;
+            let unchanged = timeout == self.lock.timeout;
+            if !((unchanged && had == crate::sqlite::BUSY_AS_OPENED) || had == ms) {
+                busy.store(ms, Ordering::Relaxed);
+                // The kept connection has the old timeout: the next call takes a fresh one. A
+                // state read started at connect keeps it, and sets the new timeout when it
+                // ends.
+                self.held.clear_unless_reading();
             }
-            busy.store(ms, Ordering::Relaxed);
-            // The kept connection has the old timeout: the next call takes a fresh one. A
-            // state read started at connect keeps it, and sets the new timeout when it ends.
-            self.held.clear_unless_reading();
         }
+        self.lock.timeout = timeout;
         self
     }
 

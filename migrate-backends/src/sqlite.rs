@@ -9,8 +9,8 @@
 //!   together; `transaction = false` steps are journalled.
 //! - **The "up to date" check** asks the database's wal-index (the `-shm` file) whether anything
 //!   committed since the executor's last read of its state, without a hand-off to the
-//!   connection's thread (`wal_index`). An executor from [`SqliteDb::open`] or
-//!   [`SqliteDb::connect`] on a file keeps that file open, read-only, while it exists (one
+//!   connection's thread (`wal_index`). An executor from [`SqliteDb::open`],
+//!   [`SqliteDb::connect`] or [`SqliteDb::from_pool`] on a file keeps that file open, read-only, while it exists (one
 //!   descriptor per database, at most 64 per process): SQLite's locks on it belong to the
 //!   process, and closing any descriptor of the file would drop them. It is closed once SQLite
 //!   deleted the file, when the database's last connection closed.
@@ -347,13 +347,55 @@ impl SqlxDb<Sqlite> {
 
     /// Runs migrations on an existing pool; its busy timeout bounds the wait for the write lock,
     /// and the lock timeout the wait for the run lock.
+    ///
+    /// The "up to date" check asks the database's wal-index, as an executor that connected
+    /// does, once the first read of one of the pool's connections confirmed the database in
+    /// WAL mode and where its file is; not when the pool's options open the database
+    /// read-only, immutable, in memory or through a VFS of their choosing.
     pub fn from_pool(pool: SqlitePool) -> Self {
-        let filename = pool.connect_options().get_filename().to_path_buf();
+        let options = pool.connect_options();
+        let filename = options.get_filename().to_path_buf();
+        let wal_trusted = options_trust_wal_index(&options) && !is_in_memory(&filename);
         let mut db = SqlxDb::with_pool(pool);
         db.target = filename.display().to_string();
         db.lock.file = lock_file(&filename);
+        db.wal_index = wal_trusted
+            .then(|| WalIndex::guessed(&filename))
+            .flatten()
+            .map(Arc::new);
         db
     }
+}
+
+/// Whether a pool's options leave its database's changes to be told by the wal-index, as
+/// [`WalIndex::trusts_url`] says of a URL: not when they open it in memory, read-only,
+/// immutable or through a VFS of their choosing, nor in exclusive locking mode (whose
+/// wal-index may be kept in the process's memory, not in the `-shm` file). sqlx's options
+/// give only their file name (and `to_url_lossy` panics on some names, `:memory:` among
+/// them), so these are read from the options' `Debug` form: the fields that follow the file
+/// name there, then the pragmas. A form this does not know (another sqlx) trusts nothing, and
+/// the checks ask the connection.
+fn options_trust_wal_index(options: &SqliteConnectOptions) -> bool {
+    let all = format!("{options:?}");
+    let head = format!(
+        "SqliteConnectOptions {{ filename: {:?}, ",
+        options.get_filename()
+    );
+    // The fields between the file name and the pragmas hold no text of the caller's.
+    let Some((fields, pragmas)) = all
+        .strip_prefix(&head)
+        .and_then(|rest| rest.split_once(", pragmas: "))
+    else {
+        return false;
+    };
+    // The pragmas do hold the caller's text, quoted: a value that merely reads like exclusive
+    // locking only turns the wal-index off.
+    let exclusive = pragmas
+        .to_ascii_lowercase()
+        .contains("\"locking_mode\": some(\"exclusive\")");
+    fields.starts_with("in_memory: false, read_only: false, ")
+        && fields.ends_with(", immutable: false, vfs: None")
+        && !exclusive
 }
 
 /// The busy timeout of an executor whose lock timeout was not set after it connected: the one
@@ -577,5 +619,34 @@ mod tests {
         assert_eq!(db.pool.options().get_max_connections(), 2);
         db.close().await;
         assert!(path.exists(), "the database is a file");
+    }
+
+    /// The options' `Debug` form is what `from_pool` reads them from: a file opened as usual
+    /// (creating it or not, its cache shared or not, other pragmas) is trusted, and the ways of
+    /// opening it that are not are told apart, whatever its name says.
+    #[test]
+    fn a_pools_options_are_read_from_their_debug_form() {
+        use super::options_trust_wal_index as trusted;
+        let tricky = "a, in_memory: false, read_only: false, immutable: false, vfs: None.db";
+        for name in ["app.db", "/tmp/x\"quoted\".db", tricky] {
+            let file = || super::SqliteConnectOptions::new().filename(name);
+            assert!(trusted(&file()), "{name}: {:?}", file());
+            let usual = file()
+                .create_if_missing(true)
+                .shared_cache(true)
+                .pragma("user_version", "7");
+            assert!(trusted(&usual), "{name}: {usual:?}");
+            let untrusted = [
+                file().in_memory(true),
+                file().read_only(true),
+                file().immutable(true),
+                file().vfs("unix"),
+                file().locking_mode(sqlx::sqlite::SqliteLockingMode::Exclusive),
+                file().pragma("locking_mode", "exclusive"),
+            ];
+            for options in untrusted {
+                assert!(!trusted(&options), "{name}: {options:?}");
+            }
+        }
     }
 }

@@ -174,6 +174,13 @@ where
         unpacked: &Arc<str>,
     ) -> Result<Option<Arc<[StateRow]>>> {
         let query = &self.sql.read_state;
+        if found.is_none() {
+            if let Some(index) = self.wal_index_to_confirm() {
+                if let Some(rows) = self.read_confirming(conn, index, query).await {
+                    return Ok(Some(rows));
+                }
+            }
+        }
         let stamp = self.wal_stamp();
         let mut data_version = None;
         if let Some(mut cache) = found {
@@ -230,6 +237,36 @@ where
         }
     }
 
+    /// A connection's first read while the executor's wal-index is unconfirmed (a pool passed
+    /// in, or a read started at connect that failed before its first row): [`read_ahead`]'s
+    /// statement list, so that the connection says where the wal-index is and the reads after
+    /// it take stamps instead of asking the connection. `None` when it leaves no rows (no state
+    /// table yet, a failure): the caller then reads as usual, which reports what is wrong.
+    async fn read_confirming(
+        &self,
+        conn: &mut Held<'_, DB>,
+        index: &crate::wal_index::WalIndex,
+        query: &Arc<str>,
+    ) -> Option<Arc<[StateRow]>> {
+        let stamp = index.stamp_unconfirmed();
+        let results = sqlx::raw_sql(AssertSqlSafe(confirming_read(query))).fetch(&mut **conn);
+        let rows = rows_until_error(results, &mut false).await;
+        let cache = cache_of_confirming_read(&rows, query.clone(), Some(index), stamp)?;
+        let kept = cache.rows.as_ref()?.rows.clone();
+        conn.keep_state_cache(cache);
+        Some(kept)
+    }
+
+    /// The executor's wal-index while no connection has said where it is
+    /// ([`WalIndex::to_confirm`](crate::wal_index::WalIndex::to_confirm)).
+    fn wal_index_to_confirm(&self) -> Option<&crate::wal_index::WalIndex> {
+        #[cfg(feature = "sqlite")]
+        if let Some(index) = self.wal_index.as_deref().filter(|index| index.to_confirm()) {
+            return Some(index);
+        }
+        None
+    }
+
     /// SQLite's wal-index header now, where the executor has one it can trust.
     fn wal_stamp(&self) -> Option<WalStamp> {
         #[cfg(feature = "sqlite")]
@@ -260,32 +297,13 @@ pub(crate) fn read_ahead(
         .as_deref()
         .and_then(crate::wal_index::WalIndex::stamp_unconfirmed);
     Box::pin(async move {
-        // What confirms the wal-index, the data version, then the packed read.
-        let text = format!("{}; {DATA_VERSION}; {query}", crate::wal_index::CONFIRM);
+        let text = confirming_read(&query);
         // Whether the read waited for its answer: the first poll (`put_reading`'s) then ended
         // there, and what follows the read runs when the first call takes the connection.
         let mut waited = false;
-        // The rows until the first error: a missing state table fails the last statement only.
-        let mut rows = Vec::new();
-        {
-            let mut results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut *conn);
-            while let Some(row) = std::future::poll_fn(|cx| {
-                let poll = futures_core::Stream::poll_next(results.as_mut(), cx);
-                waited |= poll.is_pending();
-                poll
-            })
-            .await
-            {
-                match row {
-                    Ok(row) => rows.push(row),
-                    Err(err) => {
-                        tracing::debug!(error = %err, "the state read started at connect failed");
-                        break;
-                    }
-                }
-            }
-        }
-        let state = cache_of_read_ahead(&rows, query, wal_index.as_deref(), stamp);
+        let results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut *conn);
+        let rows = rows_until_error(results, &mut waited).await;
+        let state = cache_of_confirming_read(&rows, query, wal_index.as_deref(), stamp);
         // A read that ended within `put_reading`'s first poll (it happens) waits here for the
         // first call: it would otherwise set the busy timeout before `with_lock_timeout` could
         // change it, and leave nothing for it to keep.
@@ -310,23 +328,60 @@ pub(crate) fn read_ahead(
     })
 }
 
-/// What [`read_ahead`]'s rows (the wal-index confirmation, the data version, the packed
-/// state) leave: the confirmation goes to `wal_index`, and the connection keeps the rows with
-/// their data version, and with `stamp` if it was taken where the connection says the
-/// wal-index is; nothing unless the rows are there and unpack. The confirmation's and the data
-/// version's rows are known by their columns, and the main database by its name; the packed
-/// row is the one after them, and the last.
-#[cfg(feature = "sqlite")]
-fn cache_of_read_ahead(
-    rows: &[sqlx::sqlite::SqliteRow],
+/// The statement list of a read that confirms the wal-index ([`read_ahead`]'s, and a
+/// connection's first read while the wal-index is unconfirmed): what the connection says of
+/// its database ([`crate::wal_index::CONFIRM`]), the data version, then the packed read.
+fn confirming_read(query: &str) -> String {
+    format!("{}; {DATA_VERSION}; {query}", crate::wal_index::CONFIRM)
+}
+
+/// The rows of a statement list until its first error (a missing state table fails the last
+/// statement only), which is logged at debug level; `waited` is set if the stream ever had to
+/// wait for its next row.
+async fn rows_until_error<R>(
+    mut results: impl futures_core::Stream<Item = sqlx::Result<R>> + Unpin,
+    waited: &mut bool,
+) -> Vec<R> {
+    let mut rows = Vec::new();
+    while let Some(row) = std::future::poll_fn(|cx| {
+        let poll = std::pin::Pin::new(&mut results).poll_next(cx);
+        *waited |= poll.is_pending();
+        poll
+    })
+    .await
+    {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(err) => {
+                tracing::debug!(error = %err, "a state read confirming the wal-index failed");
+                break;
+            }
+        }
+    }
+    rows
+}
+
+/// What the rows of a [`confirming_read`] (the wal-index confirmation, the data version, the
+/// packed state) leave: the confirmation goes to `wal_index`, and the connection keeps the
+/// rows with their data version, and with `stamp` if it was taken where the connection says
+/// the wal-index is; nothing unless the rows are there and unpack. The confirmation's and the
+/// data version's rows are known by their first columns, and the main database by its name
+/// (`PRAGMA database_list`'s columns are `seq`, `name`, `file`); the packed row is the one
+/// after them, and the last.
+fn cache_of_confirming_read<R: sqlx::Row>(
+    rows: &[R],
     query: Arc<str>,
     wal_index: Option<&crate::wal_index::WalIndex>,
     stamp: Option<WalStamp>,
-) -> Option<StateCache> {
-    use sqlx::{Column, Row};
-    let first_column = |row: &sqlx::sqlite::SqliteRow, name: &str| {
-        row.columns().first().is_some_and(|c| c.name() == name)
-    };
+) -> Option<StateCache>
+where
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+{
+    use sqlx::Column;
+    let first_column =
+        |row: &R, name: &str| row.columns().first().is_some_and(|c| c.name() == name);
     let mut rows = rows.iter().peekable();
     let mode: Option<String> = rows
         .next_if(|row| first_column(row, "journal_mode"))
@@ -334,9 +389,9 @@ fn cache_of_read_ahead(
     // `PRAGMA database_list`: `seq`, `name`, `file`, one row per database open.
     let mut main_file: Option<String> = None;
     while let Some(row) = rows.next_if(|row| first_column(row, "seq")) {
-        let name: Option<String> = row.try_get("name").ok();
+        let name: Option<String> = row.try_get(1).ok();
         if name.as_deref() == Some("main") {
-            main_file = row.try_get::<Option<String>, _>("file").ok().flatten();
+            main_file = row.try_get::<Option<String>, _>(2).ok().flatten();
         }
     }
     let confirmed = match (mode, wal_index) {

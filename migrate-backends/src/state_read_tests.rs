@@ -340,3 +340,99 @@ async fn the_confirmation_takes_main_by_name_and_only_in_wal_mode() {
     assert_eq!(cache.expect("rows").rows.expect("rows").stamp, None);
     assert!(index.stamp().is_none(), "not in WAL mode: never trusted");
 }
+
+/// A pool of `options`' connections (two, as a service's pool has more than one).
+async fn pool_of(options: sqlx::sqlite::SqliteConnectOptions) -> sqlx::SqlitePool {
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .expect("a pool")
+}
+
+/// A pool passed in has no read started at connect: its first read confirms where the
+/// wal-index is, keeps its rows with the stamp taken before it, and the reads after it take
+/// them without a word to the connection until another connection commits.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_pool_passed_in_confirms_its_wal_index_at_its_first_read() {
+    let (_database, path) = fresh_file().await;
+    let other = with_one_state_row(&path).await;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let db = SqliteDb::from_pool(pool_of(options).await);
+    assert!(db.wal_index.is_some(), "the pool's options are trusted");
+    assert_eq!(db.wal_stamp(), None, "not confirmed before the first read");
+    let rows = db.read_state().await.expect("the first read");
+    assert_eq!(rows[0].version.as_deref(), Some("1.0.0"), "{rows:?}");
+    let stamp = db.wal_stamp().expect("confirmed by the first read");
+
+    let mut conn = db.held.take(&db.pool).await.expect("the kept connection");
+    let mut cache = conn.take_state_cache().expect("the first read's rows");
+    let kept = cache.rows.as_mut().expect("rows");
+    assert_eq!(
+        kept.stamp,
+        Some(stamp),
+        "kept with the stamp taken before the read"
+    );
+    assert!(kept.data_version.is_some(), "and with the data version");
+    // Rows the database does not hold, and no data version: only the stamp can vouch for
+    // them, so reading them back proves that nothing was read.
+    let mut doctored = kept.rows.to_vec();
+    doctored[0].version = Some("9.9.9".to_string());
+    kept.rows = doctored.into();
+    kept.data_version = None;
+    conn.keep_state_cache(cache);
+    conn.keep();
+    let rows = db.read_state().await.expect("read");
+    assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
+    sees_a_commit_by(&other, &db).await;
+}
+
+/// A pool whose options open the database read-only, immutable, in memory or through a VFS
+/// of their choosing gets no wal-index, as a URL saying so does.
+#[tokio::test]
+async fn a_pool_passed_in_opening_the_database_its_own_way_has_no_wal_index() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    let (_database, path) = fresh_file().await;
+    let _setup = with_one_state_row(&path).await;
+    let file = || SqliteConnectOptions::new().filename(&path);
+    let untrusted = [
+        ("read-only", file().read_only(true)),
+        ("immutable", file().immutable(true)),
+        ("a VFS named", file().vfs("unix")),
+        ("in memory", SqliteConnectOptions::new().in_memory(true)),
+    ];
+    for (what, options) in untrusted {
+        let db = SqliteDb::from_pool(pool_of(options).await);
+        assert!(db.wal_index.is_none(), "{what}: a wal-index");
+        // Read by the data version; an immutable connection does not look at the WAL, and
+        // an in-memory database is empty: what they hold is theirs to say.
+        let read = db.read_state().await;
+        assert!(read.is_ok(), "{what}: {read:?}");
+    }
+    let db = SqliteDb::from_pool(pool_of(file()).await);
+    assert_eq!(db.wal_index.is_some(), cfg!(unix), "a file opened as usual");
+}
+
+/// A pool that keeps its database in rollback-journal mode: its first read confirms no
+/// wal-index, and the data version still tells a commit by another connection.
+#[tokio::test]
+async fn a_pool_passed_in_outside_wal_mode_reads_by_the_data_version() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    let (_database, path) = fresh_file().await;
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .journal_mode(SqliteJournalMode::Delete);
+    let pool = pool_of(options).await;
+    let setup = one_state_row(SqliteDb::from_pool(pool.clone())).await;
+    let db = SqliteDb::from_pool(pool);
+    assert_eq!(db.read_state().await.expect("read").len(), 1);
+    assert_eq!(
+        db.wal_stamp(),
+        None,
+        "confirmed outside WAL mode: no stamps"
+    );
+    let index = db.wal_index.as_deref();
+    assert!(index.is_none_or(|index| !index.to_confirm()), "asked once");
+    sees_a_commit_by(&setup, &db).await;
+}

@@ -13,10 +13,11 @@
 //!
 //! When a stamp can be trusted:
 //! - the database is in WAL mode while the stamps are compared: the connection that keeps the
-//!   rows says so when the executor connects (its `journal_mode`, in [`CONFIRM`]), and a
+//!   rows says so when the executor connects (its `journal_mode`, in [`CONFIRM`]; a pool
+//!   passed in says so at its first read), and a
 //!   database cannot leave WAL mode while another connection (that one) is open. Read-only,
 //!   immutable and custom-VFS connections, and in-memory databases, get no stamps
-//!   ([`WalIndex::trusts_url`]);
+//!   ([`WalIndex::trusts_url`]; for a pool passed in, what its options say);
 //! - the file read is the live wal-index: SQLite names it after the database's full path
 //!   (`PRAGMA database_list`, also in [`CONFIRM`]) with `-shm` appended, and it must still be
 //!   linked. SQLite deletes it only when the last connection to the database closes (and never
@@ -95,6 +96,9 @@ struct Found {
     /// Whether the connection confirmed the database in WAL mode at `path`'s database; until
     /// then, only the stamp taken before the connect-time read is taken.
     confirmed: bool,
+    /// Whether a connection answered [`CONFIRM`] at all (in WAL mode or not): a connection's
+    /// first read asks it until one did ([`WalIndex::to_confirm`]).
+    asked: bool,
     /// The file, once opened: an entry of [`OPENED`].
     file: Option<Arc<File>>,
 }
@@ -128,6 +132,7 @@ impl WalIndex {
         Some(WalIndex(Mutex::new(Found {
             path: path.into(),
             confirmed: false,
+            asked: false,
             file: None,
         })))
     }
@@ -148,7 +153,16 @@ impl WalIndex {
             found.path = path;
         }
         found.confirmed = wal;
+        found.asked = true;
         same
+    }
+
+    /// Whether no connection has answered [`CONFIRM`] yet: the read started at connect did
+    /// not (it failed before its first row), or there was none (a pool passed in). A
+    /// connection's first read then sends it with its rows
+    /// (`SqlxDb::read_packed`), as the read started at connect does.
+    pub(crate) fn to_confirm(&self) -> bool {
+        self.0.lock().is_ok_and(|found| !found.asked)
     }
 
     /// The database's stamp now; `None` when it cannot be read (no wal-index yet, a header

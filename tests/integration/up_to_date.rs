@@ -238,6 +238,21 @@ each_backend! {
 #[cfg(all(feature = "cli", feature = "sqlite"))]
 #[tokio::test]
 async fn a_sqlite_executor_sees_what_another_process_committed() {
+    sees_what_another_process_committed(false).await;
+}
+
+/// The same with a pool passed in, whose first read confirms the wal-index.
+#[cfg(all(feature = "cli", feature = "sqlite"))]
+#[tokio::test]
+async fn a_sqlite_pool_passed_in_sees_what_another_process_committed() {
+    sees_what_another_process_committed(true).await;
+}
+
+/// `examples/cli` migrates a file up, down one step and up again while an executor reads its
+/// state between each: connected, or on a pool passed in (`from_pool`).
+#[cfg(all(feature = "cli", feature = "sqlite"))]
+async fn sees_what_another_process_committed(from_pool: bool) {
+    use migrate::backend::MigrationBackend;
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!(
         "sqlite://{}?mode=rwc",
@@ -248,7 +263,12 @@ async fn a_sqlite_executor_sees_what_another_process_committed() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
     };
     run(&["up"]);
-    let db = migrate::connect(&url).await.expect("connect");
+    let db: Box<dyn MigrationBackend> = if from_pool {
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("a pool");
+        Box::new(migrate::sqlite::SqliteDb::from_pool(pool))
+    } else {
+        Box::new(migrate::connect(&url).await.expect("connect"))
+    };
     let session = |rows: std::sync::Arc<[migrate::backend::StateRow]>| {
         rows.iter()
             .find(|row| row.table == "session")

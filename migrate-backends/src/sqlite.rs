@@ -350,8 +350,9 @@ impl SqlxDb<Sqlite> {
     ///
     /// The "up to date" check asks the database's wal-index, as an executor that connected
     /// does, once the first read of one of the pool's connections confirmed the database in
-    /// WAL mode and where its file is; not when the pool's options open the database
-    /// read-only, immutable, in memory or through a VFS of their choosing.
+    /// WAL mode, locked as usual, and where its file is; not when the pool's options open the
+    /// database read-only, immutable, in memory or through a VFS of their choosing, nor when
+    /// the file does not exist yet (a lazy pool): its checks then ask the connection.
     pub fn from_pool(pool: SqlitePool) -> Self {
         let options = pool.connect_options();
         let filename = options.get_filename().to_path_buf();
@@ -369,33 +370,36 @@ impl SqlxDb<Sqlite> {
 
 /// Whether a pool's options leave its database's changes to be told by the wal-index, as
 /// [`WalIndex::trusts_url`] says of a URL: not when they open it in memory, read-only,
-/// immutable or through a VFS of their choosing, nor in exclusive locking mode (whose
-/// wal-index may be kept in the process's memory, not in the `-shm` file). sqlx's options
-/// give only their file name (and `to_url_lossy` panics on some names, `:memory:` among
-/// them), so these are read from the options' `Debug` form: the fields that follow the file
-/// name there, then the pragmas. A form this does not know (another sqlx) trusts nothing, and
-/// the checks ask the connection.
+/// immutable or through a VFS of their choosing, nor when its name is a `file:` URI (sqlx
+/// opens with `SQLITE_OPEN_URI`, so such a name carries options of its own). Exclusive
+/// locking is the connection's to say ([`CONFIRM`](crate::wal_index::CONFIRM)). sqlx's
+/// options give only their file name (and `to_url_lossy` panics on some names, `:memory:`
+/// among them), so the rest is read from their `Debug` form ([`debug_form_trusts`]).
 fn options_trust_wal_index(options: &SqliteConnectOptions) -> bool {
-    let all = format!("{options:?}");
-    let head = format!(
-        "SqliteConnectOptions {{ filename: {:?}, ",
-        options.get_filename()
-    );
-    // The fields between the file name and the pragmas hold no text of the caller's.
-    let Some((fields, pragmas)) = all
-        .strip_prefix(&head)
-        .and_then(|rest| rest.split_once(", pragmas: "))
-    else {
+    let filename = options.get_filename();
+    !filename
+        .as_os_str()
+        .as_encoded_bytes()
+        .starts_with(b"file:")
+        && debug_form_trusts(&format!("{options:?}"), &format!("{filename:?}"))
+}
+
+/// Whether `debug`, the `Debug` form of sqlx's `SqliteConnectOptions` whose file name prints
+/// as `filename`, opens the file as usual: `in_memory` and `read_only` false (the two fields
+/// after the name), then, after sqlx's own fields (flags, numbers and durations, no text of
+/// the caller's), `immutable: false` and `vfs: None`. Fields are found by name, so that a field
+/// sqlx adds elsewhere (0.9.1 added one after `vfs`) changes nothing; a form this does not
+/// recognise trusts nothing, and the checks ask the connection.
+fn debug_form_trusts(debug: &str, filename: &str) -> bool {
+    let head = format!("SqliteConnectOptions {{ filename: {filename}, ");
+    let Some(rest) = debug.strip_prefix(&head) else {
         return false;
     };
-    // The pragmas do hold the caller's text, quoted: a value that merely reads like exclusive
-    // locking only turns the wal-index off.
-    let exclusive = pragmas
-        .to_ascii_lowercase()
-        .contains("\"locking_mode\": some(\"exclusive\")");
-    fields.starts_with("in_memory: false, read_only: false, ")
-        && fields.ends_with(", immutable: false, vfs: None")
-        && !exclusive
+    let Some((sqlx_fields, after)) = rest.split_once(", immutable: ") else {
+        return false;
+    };
+    sqlx_fields.starts_with("in_memory: false, read_only: false, ")
+        && after.starts_with("false, vfs: None, ")
 }
 
 /// The busy timeout of an executor whose lock timeout was not set after it connected: the one
@@ -622,11 +626,12 @@ mod tests {
     }
 
     /// The options' `Debug` form is what `from_pool` reads them from: a file opened as usual
-    /// (creating it or not, its cache shared or not, other pragmas) is trusted, and the ways of
-    /// opening it that are not are told apart, whatever its name says.
+    /// (creating it or not, its cache shared or not, whatever pragmas) is trusted, and the ways
+    /// of opening it that are not are told apart, whatever its name or its VFS's name says.
     #[test]
     fn a_pools_options_are_read_from_their_debug_form() {
         use super::options_trust_wal_index as trusted;
+        use sqlx::sqlite::SqliteLockingMode;
         let tricky = "a, in_memory: false, read_only: false, immutable: false, vfs: None.db";
         for name in ["app.db", "/tmp/x\"quoted\".db", tricky] {
             let file = || super::SqliteConnectOptions::new().filename(name);
@@ -634,6 +639,7 @@ mod tests {
             let usual = file()
                 .create_if_missing(true)
                 .shared_cache(true)
+                .locking_mode(SqliteLockingMode::Exclusive)
                 .pragma("user_version", "7");
             assert!(trusted(&usual), "{name}: {usual:?}");
             let untrusted = [
@@ -641,12 +647,37 @@ mod tests {
                 file().read_only(true),
                 file().immutable(true),
                 file().vfs("unix"),
-                file().locking_mode(sqlx::sqlite::SqliteLockingMode::Exclusive),
-                file().pragma("locking_mode", "exclusive"),
+                file().vfs("x\", immutable: false, vfs: None, pragmas: y"),
             ];
             for options in untrusted {
                 assert!(!trusted(&options), "{name}: {options:?}");
             }
         }
+        let uri = super::SqliteConnectOptions::new().filename("file:app.db?mode=ro");
+        assert!(!trusted(&uri), "a file: URI names options of its own");
+    }
+
+    /// The form of sqlx-sqlite 0.9.1, which added `thread_stack_size` after `vfs`, is read the
+    /// same way; a form without the fields by name trusts nothing.
+    #[test]
+    fn the_debug_form_is_read_by_field_name() {
+        use super::debug_form_trusts as trusts;
+        let form = |in_memory: bool, vfs: &str| {
+            format!(
+                "SqliteConnectOptions {{ filename: \"app.db\", in_memory: {in_memory}, \
+                 read_only: false, create_if_missing: true, shared_cache: false, \
+                 statement_cache_capacity: 100, busy_timeout: 5s, log_settings: LogSettings \
+                 {{ statements_level: Debug }}, immutable: false, vfs: {vfs}, \
+                 thread_stack_size: None, pragmas: {{}} }}"
+            )
+        };
+        assert!(trusts(&form(false, "None"), "\"app.db\""));
+        assert!(!trusts(&form(true, "None"), "\"app.db\""));
+        assert!(!trusts(&form(false, "Some(\"unix\")"), "\"app.db\""));
+        assert!(!trusts(&form(false, "None"), "\"other.db\""));
+        assert!(!trusts(
+            "SqliteConnectOptions { filename: \"app.db\" }",
+            "\"app.db\""
+        ));
     }
 }

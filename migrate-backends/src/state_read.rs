@@ -174,7 +174,9 @@ where
         unpacked: &Arc<str>,
     ) -> Result<Option<Arc<[StateRow]>>> {
         let query = &self.sql.read_state;
-        if found.is_none() {
+        // A connection's first read, or one after a read that could keep no rows (a
+        // confirming read that failed leaves such a note).
+        if found.as_ref().is_none_or(|cache| cache.rows.is_none()) {
             if let Some(index) = self.wal_index_to_confirm() {
                 if let Some(rows) = self.read_confirming(conn, index, query).await {
                     return Ok(Some(rows));
@@ -386,6 +388,9 @@ where
     let mode: Option<String> = rows
         .next_if(|row| first_column(row, "journal_mode"))
         .and_then(|row| row.try_get(0).ok());
+    let locking: Option<String> = rows
+        .next_if(|row| first_column(row, "locking_mode"))
+        .and_then(|row| row.try_get(0).ok());
     // `PRAGMA database_list`: `seq`, `name`, `file`, one row per database open.
     let mut main_file: Option<String> = None;
     while let Some(row) = rows.next_if(|row| first_column(row, "seq")) {
@@ -394,8 +399,10 @@ where
             main_file = row.try_get::<Option<String>, _>(2).ok().flatten();
         }
     }
-    let confirmed = match (mode, wal_index) {
-        (Some(mode), Some(index)) => index.confirm(&mode, main_file.as_deref().unwrap_or_default()),
+    let confirmed = match (mode, locking, wal_index) {
+        (Some(mode), Some(locking), Some(index)) => {
+            index.confirm(&mode, &locking, main_file.as_deref().unwrap_or_default())
+        }
         _ => false,
     };
     let version = rows.next_if(|row| first_column(row, "data_version"))?;

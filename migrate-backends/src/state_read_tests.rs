@@ -339,6 +339,21 @@ async fn the_confirmation_takes_main_by_name_and_only_in_wal_mode() {
     let (cache, index) = read_ahead_on(&plain, "PRAGMA journal_mode = DELETE", "SELECT '[]'").await;
     assert_eq!(cache.expect("rows").rows.expect("rows").stamp, None);
     assert!(index.stamp().is_none(), "not in WAL mode: never trusted");
+
+    // A database in WAL mode on a connection locking it exclusively from the start, which
+    // keeps its wal-index in memory and leaves the copy at the guessed name alone: never
+    // confirmed either.
+    let exclusive = path.with_extension("exclusive.db");
+    std::fs::File::create(&exclusive).expect("the database file");
+    std::fs::copy(
+        format!("{}-shm", path.display()),
+        format!("{}-shm", exclusive.display()),
+    )
+    .expect("a wal-index at the guessed name");
+    let setup = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL";
+    let (cache, index) = read_ahead_on(&exclusive, setup, "SELECT '[]'").await;
+    assert_eq!(cache.expect("rows").rows.expect("rows").stamp, None);
+    assert!(index.stamp().is_none(), "locked exclusively: never trusted");
 }
 
 /// A pool of `options`' connections (two, as a service's pool has more than one).
@@ -400,7 +415,7 @@ async fn a_pool_passed_in_opening_the_database_its_own_way_has_no_wal_index() {
         ("read-only", file().read_only(true)),
         ("immutable", file().immutable(true)),
         ("a VFS named", file().vfs("unix")),
-        ("in memory", SqliteConnectOptions::new().in_memory(true)),
+        ("in memory", file().in_memory(true)),
     ];
     for (what, options) in untrusted {
         let db = SqliteDb::from_pool(pool_of(options).await);

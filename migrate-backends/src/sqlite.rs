@@ -372,7 +372,7 @@ impl SqlxDb<Sqlite> {
 /// [`WalIndex::trusts_url`] says of a URL: not when they open it in memory, read-only,
 /// immutable or through a VFS of their choosing, nor when its name is a `file:` URI (sqlx
 /// opens with `SQLITE_OPEN_URI`, so such a name carries options of its own). Exclusive
-/// locking is the connection's to say ([`CONFIRM`](crate::wal_index::CONFIRM)). sqlx's
+/// locking is the connection's to say ([`CONFIRM_LOCKING`](crate::wal_index::CONFIRM_LOCKING)). sqlx's
 /// options give only their file name (and `to_url_lossy` panics on some names, `:memory:`
 /// among them), so the rest is read from their `Debug` form ([`debug_form_trusts`]).
 fn options_trust_wal_index(options: &SqliteConnectOptions) -> bool {

@@ -251,9 +251,11 @@ where
         query: &Arc<str>,
     ) -> Option<Arc<[StateRow]>> {
         let stamp = index.stamp_unconfirmed();
-        let results = sqlx::raw_sql(AssertSqlSafe(confirming_read(query))).fetch(&mut **conn);
+        // The connection's options may be the caller's (a pool passed in): its locking mode too.
+        let text = confirming_read(query, true);
+        let results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut **conn);
         let rows = rows_until_error(results, &mut false).await;
-        let cache = cache_of_confirming_read(&rows, query.clone(), Some(index), stamp)?;
+        let cache = cache_of_confirming_read(&rows, query.clone(), Some(index), stamp, true)?;
         let kept = cache.rows.as_ref()?.rows.clone();
         conn.keep_state_cache(cache);
         Some(kept)
@@ -299,13 +301,13 @@ pub(crate) fn read_ahead(
         .as_deref()
         .and_then(crate::wal_index::WalIndex::stamp_unconfirmed);
     Box::pin(async move {
-        let text = confirming_read(&query);
+        let text = confirming_read(&query, false);
         // Whether the read waited for its answer: the first poll (`put_reading`'s) then ended
         // there, and what follows the read runs when the first call takes the connection.
         let mut waited = false;
         let results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut *conn);
         let rows = rows_until_error(results, &mut waited).await;
-        let state = cache_of_confirming_read(&rows, query, wal_index.as_deref(), stamp);
+        let state = cache_of_confirming_read(&rows, query, wal_index.as_deref(), stamp, false);
         // A read that ended within `put_reading`'s first poll (it happens) waits here for the
         // first call: it would otherwise set the busy timeout before `with_lock_timeout` could
         // change it, and leave nothing for it to keep.
@@ -332,9 +334,15 @@ pub(crate) fn read_ahead(
 
 /// The statement list of a read that confirms the wal-index ([`read_ahead`]'s, and a
 /// connection's first read while the wal-index is unconfirmed): what the connection says of
-/// its database ([`crate::wal_index::CONFIRM`]), the data version, then the packed read.
-fn confirming_read(query: &str) -> String {
-    format!("{}; {DATA_VERSION}; {query}", crate::wal_index::CONFIRM)
+/// its database ([`crate::wal_index::CONFIRM`], after its locking mode when `ask_locking`:
+/// [`crate::wal_index::CONFIRM_LOCKING`]), the data version, then the packed read.
+fn confirming_read(query: &str, ask_locking: bool) -> String {
+    use crate::wal_index::{CONFIRM, CONFIRM_LOCKING};
+    if ask_locking {
+        format!("{CONFIRM_LOCKING}; {CONFIRM}; {DATA_VERSION}; {query}")
+    } else {
+        format!("{CONFIRM}; {DATA_VERSION}; {query}")
+    }
 }
 
 /// The rows of a statement list until its first error (a missing state table fails the last
@@ -369,12 +377,15 @@ async fn rows_until_error<R>(
 /// the wal-index is; nothing unless the rows are there and unpack. The confirmation's and the
 /// data version's rows are known by their first columns, and the main database by its name
 /// (`PRAGMA database_list`'s columns are `seq`, `name`, `file`); the packed row is the one
-/// after them, and the last.
+/// after them, and the last. `asked_locking`: whether the read asked the locking mode, which
+/// must then be `normal` (else the connection's options are the executor's own, which lock
+/// as usual).
 fn cache_of_confirming_read<R: sqlx::Row>(
     rows: &[R],
     query: Arc<str>,
     wal_index: Option<&crate::wal_index::WalIndex>,
     stamp: Option<WalStamp>,
+    asked_locking: bool,
 ) -> Option<StateCache>
 where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
@@ -385,11 +396,13 @@ where
     let first_column =
         |row: &R, name: &str| row.columns().first().is_some_and(|c| c.name() == name);
     let mut rows = rows.iter().peekable();
+    let locking: Option<String> = rows
+        .next_if(|row| asked_locking && first_column(row, "locking_mode"))
+        .and_then(|row| row.try_get(0).ok());
+    let locks_as_usual =
+        !asked_locking || locking.is_some_and(|mode| mode.eq_ignore_ascii_case("normal"));
     let mode: Option<String> = rows
         .next_if(|row| first_column(row, "journal_mode"))
-        .and_then(|row| row.try_get(0).ok());
-    let locking: Option<String> = rows
-        .next_if(|row| first_column(row, "locking_mode"))
         .and_then(|row| row.try_get(0).ok());
     // `PRAGMA database_list`: `seq`, `name`, `file`, one row per database open.
     let mut main_file: Option<String> = None;
@@ -399,9 +412,10 @@ where
             main_file = row.try_get::<Option<String>, _>(2).ok().flatten();
         }
     }
-    let confirmed = match (mode, locking, wal_index) {
-        (Some(mode), Some(locking), Some(index)) => {
-            index.confirm(&mode, &locking, main_file.as_deref().unwrap_or_default())
+    let confirmed = match (mode, wal_index) {
+        (Some(mode), Some(index)) => {
+            let database = main_file.as_deref().unwrap_or_default();
+            index.confirm(&mode, locks_as_usual, database)
         }
         _ => false,
     };

@@ -339,21 +339,6 @@ async fn the_confirmation_takes_main_by_name_and_only_in_wal_mode() {
     let (cache, index) = read_ahead_on(&plain, "PRAGMA journal_mode = DELETE", "SELECT '[]'").await;
     assert_eq!(cache.expect("rows").rows.expect("rows").stamp, None);
     assert!(index.stamp().is_none(), "not in WAL mode: never trusted");
-
-    // A database in WAL mode on a connection locking it exclusively from the start, which
-    // keeps its wal-index in memory and leaves the copy at the guessed name alone: never
-    // confirmed either.
-    let exclusive = path.with_extension("exclusive.db");
-    std::fs::File::create(&exclusive).expect("the database file");
-    std::fs::copy(
-        format!("{}-shm", path.display()),
-        format!("{}-shm", exclusive.display()),
-    )
-    .expect("a wal-index at the guessed name");
-    let setup = "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL";
-    let (cache, index) = read_ahead_on(&exclusive, setup, "SELECT '[]'").await;
-    assert_eq!(cache.expect("rows").rows.expect("rows").stamp, None);
-    assert!(index.stamp().is_none(), "locked exclusively: never trusted");
 }
 
 /// A pool of `options`' connections (two, as a service's pool has more than one).
@@ -450,4 +435,42 @@ async fn a_pool_passed_in_outside_wal_mode_reads_by_the_data_version() {
     let index = db.wal_index.as_deref();
     assert!(index.is_none_or(|index| !index.to_confirm()), "asked once");
     sees_a_commit_by(&setup, &db).await;
+}
+
+/// A pool whose connections lock the database exclusively from the start, which keeps its
+/// wal-index in memory and leaves a file at the guessed name alone: the first read asks the
+/// locking mode, and never confirms.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_pool_passed_in_locking_exclusively_confirms_no_wal_index() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteLockingMode};
+    let (_database, path) = fresh_file().await;
+    // Kept open: its wal-index stays linked, to be copied.
+    let _setup = with_one_state_row(&path).await;
+    let exclusive = path.with_extension("exclusive.db");
+    std::fs::File::create(&exclusive).expect("the database file");
+    std::fs::copy(
+        format!("{}-shm", path.display()),
+        format!("{}-shm", exclusive.display()),
+    )
+    .expect("a wal-index at the guessed name");
+    let options = SqliteConnectOptions::new()
+        .filename(&exclusive)
+        .locking_mode(SqliteLockingMode::Exclusive)
+        .journal_mode(SqliteJournalMode::Wal);
+    // One connection: a second one could not read past the first one's lock.
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .expect("a pool");
+    let db = SqliteDb::from_pool(pool);
+    let index = db.wal_index.clone().expect("the options alone are trusted");
+    assert!(
+        index.stamp_unconfirmed().is_some(),
+        "the copy reads as a wal-index"
+    );
+    assert!(db.read_state().await.expect("read").is_empty());
+    assert!(!index.to_confirm(), "the first read asked");
+    assert_eq!(db.wal_stamp(), None, "locked exclusively: never trusted");
 }

@@ -60,14 +60,18 @@ const IS_INIT_AT: usize = 12;
 pub(crate) const MOST_FILES: usize = 64;
 
 /// What the connection says about its main database when the executor connects: its journal
-/// mode (one row), its locking mode (one row: in exclusive locking mode SQLite may keep the
-/// wal-index in the process's memory instead of the `-shm` file), then every database it has
-/// open with its full path (a row each; the name SQLite gives the wal-index is the main
-/// database's path with `-shm`). Plain pragmas: the same answers asked as one `SELECT` over
-/// the pragma functions (`pragma_journal_mode`, `pragma_database_list`) took SQLite about
-/// 40 µs to prepare, a connection's first check.
-pub(crate) const CONFIRM: &str =
-    "PRAGMA main.journal_mode; PRAGMA main.locking_mode; PRAGMA database_list";
+/// mode (one row), then every database it has open with its full path (a row each; the name
+/// SQLite gives the wal-index is the main database's path with `-shm`). Two plain pragmas: the
+/// same answers asked as one `SELECT` over the pragma functions (`pragma_journal_mode`,
+/// `pragma_database_list`) took SQLite about 40 µs to prepare, a connection's first check.
+pub(crate) const CONFIRM: &str = "PRAGMA main.journal_mode; PRAGMA database_list";
+
+/// Asked before [`CONFIRM`] of a connection whose options are not the executor's own (a pool
+/// passed in): its locking mode (one row). In exclusive locking mode SQLite may keep the
+/// wal-index in the process's memory instead of the `-shm` file. An executor that connected
+/// opened its connections from a URL, which cannot set a locking mode, so they lock as usual
+/// and the read started at connect does not ask.
+pub(crate) const CONFIRM_LOCKING: &str = "PRAGMA main.locking_mode";
 
 /// A copy of a database's wal-index header: equal stamps mean that nothing committed in
 /// between.
@@ -141,16 +145,16 @@ impl WalIndex {
     }
 
     /// Takes what the connection said in answer to [`CONFIRM`] (its main database's journal
-    /// mode, locking mode and full path): from now on the stamps are read where SQLite keeps
-    /// the wal-index, if the database is in WAL mode and locked as usual, else never. Whether
-    /// the guessed name was that one, so that a stamp taken before may be kept.
-    pub(crate) fn confirm(&self, journal_mode: &str, locking_mode: &str, database: &str) -> bool {
+    /// mode and full path) and whether it locks the database as usual ([`CONFIRM_LOCKING`]):
+    /// from now on the stamps are read where SQLite keeps the wal-index, if the database is in
+    /// WAL mode and locked as usual, else never. Whether the guessed name was that one, so that
+    /// a stamp taken before may be kept.
+    pub(crate) fn confirm(&self, journal_mode: &str, locks_as_usual: bool, database: &str) -> bool {
         let Ok(mut found) = self.0.lock() else {
             return false;
         };
-        let wal = journal_mode.eq_ignore_ascii_case("wal")
-            && locking_mode.eq_ignore_ascii_case("normal")
-            && !database.is_empty();
+        let wal =
+            journal_mode.eq_ignore_ascii_case("wal") && locks_as_usual && !database.is_empty();
         let path = PathBuf::from(format!("{database}-shm"));
         let same = wal && path == found.path;
         if !same {
@@ -339,14 +343,14 @@ mod tests {
         assert!(index.stamp_unconfirmed().is_some());
         assert_eq!(index.stamp(), None, "not confirmed yet");
         let full = full.to_str().unwrap();
-        assert!(!index.confirm("delete", "normal", full));
+        assert!(!index.confirm("delete", true, full));
         assert_eq!(index.stamp(), None, "not in WAL mode");
-        assert!(!index.confirm("wal", "exclusive", full));
+        assert!(!index.confirm("wal", false, full));
         assert_eq!(index.stamp(), None, "locked exclusively");
-        assert!(index.confirm("wal", "normal", full));
+        assert!(index.confirm("wal", true, full));
         assert!(index.stamp().is_some());
         assert!(
-            !index.confirm("wal", "normal", "/elsewhere/app.db"),
+            !index.confirm("wal", true, "/elsewhere/app.db"),
             "another name"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -37,6 +37,8 @@ pub mod postgres;
 pub mod snapshot;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_opened;
 #[cfg(feature = "testing")]
 pub mod testing;
 

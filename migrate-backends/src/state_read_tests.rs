@@ -474,3 +474,26 @@ async fn a_pool_passed_in_locking_exclusively_confirms_no_wal_index() {
     assert!(!index.to_confirm(), "the first read asked");
     assert_eq!(db.wal_stamp(), None, "locked exclusively: never trusted");
 }
+
+/// An executor whose wal-index no connection has answered for yet (a read at connect that
+/// failed before its first row), with a note of a read that kept no rows on its connection
+/// (what a failed confirmation leaves): its next read confirms the wal-index.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_unasked_wal_index_is_confirmed_by_the_next_read() {
+    let (_database, path) = fresh_file().await;
+    let _setup = with_one_state_row(&path).await;
+    let mut db = SqliteDb::open(&path).await.expect("open again");
+    let index = Arc::new(crate::wal_index::WalIndex::guessed(&path).expect("a wal-index"));
+    db.wal_index = Some(index.clone());
+    assert!(index.to_confirm());
+    let (mut conn, cache) = read_at_connect(&db).await;
+    conn.keep_state_cache(StateCache {
+        query: cache.query,
+        rows: None,
+    });
+    conn.keep();
+    assert_eq!(db.read_state().await.expect("read").len(), 1);
+    assert!(!index.to_confirm(), "the read asked");
+    assert!(db.wal_stamp().is_some(), "and the wal-index is confirmed");
+}

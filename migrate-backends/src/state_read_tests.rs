@@ -50,6 +50,26 @@ async fn sees_a_commit_by(other: &SqliteDb, db: &SqliteDb) {
     assert_eq!(rows[0].version.as_deref(), Some("2.0.0"), "{rows:?}");
 }
 
+/// Keeps `cache` on `conn` with its first row moved to 9.9.9 and no data version: rows the
+/// database does not hold, which only the wal-index stamp can vouch for, so that the
+/// executor's next read returning them proves that it read nothing. Returns that read.
+async fn read_doctored(
+    db: &SqliteDb,
+    mut conn: Held<'_, sqlx::Sqlite>,
+    mut cache: StateCache,
+) -> Arc<[migrate_core::backend::StateRow]> {
+    let kept = cache.rows.as_mut().expect("rows");
+    let mut doctored = kept.rows.to_vec();
+    doctored[0].version = Some("9.9.9".to_string());
+    kept.rows = doctored.into();
+    kept.data_version = None;
+    conn.keep_state_cache(cache);
+    conn.keep();
+    let rows = db.read_state().await.expect("read");
+    assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
+    rows
+}
+
 #[tokio::test]
 async fn a_sqlite_executor_starts_its_first_state_read_when_it_connects() {
     let (_database, path) = fresh_file().await;
@@ -99,18 +119,8 @@ async fn kept_rows_are_taken_without_a_read_while_the_wal_stamp_holds() {
     let (_database, path) = fresh_file().await;
     let other = with_one_state_row(&path).await;
     let db = SqliteDb::open(&path).await.expect("open again");
-    let (mut conn, mut cache) = read_at_connect(&db).await;
-    // Rows the database does not hold, and no data version: only the stamp can vouch for
-    // them, so reading them back proves that nothing was read.
-    let kept = cache.rows.as_mut().expect("rows");
-    let mut doctored = kept.rows.to_vec();
-    doctored[0].version = Some("9.9.9".to_string());
-    kept.rows = doctored.into();
-    kept.data_version = None;
-    conn.keep_state_cache(cache);
-    conn.keep();
-    let rows = db.read_state().await.expect("read");
-    assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
+    let (conn, cache) = read_at_connect(&db).await;
+    let rows = read_doctored(&db, conn, cache).await;
     // Taken again, they are the same rows, shared, not a copy.
     let again = db.read_state().await.expect("read");
     assert!(Arc::ptr_eq(&rows, &again), "copied: {again:?}");
@@ -375,16 +385,7 @@ async fn a_pool_passed_in_confirms_its_wal_index_at_its_first_read() {
         "kept with the stamp taken before the read"
     );
     assert!(kept.data_version.is_some(), "and with the data version");
-    // Rows the database does not hold, and no data version: only the stamp can vouch for
-    // them, so reading them back proves that nothing was read.
-    let mut doctored = kept.rows.to_vec();
-    doctored[0].version = Some("9.9.9".to_string());
-    kept.rows = doctored.into();
-    kept.data_version = None;
-    conn.keep_state_cache(cache);
-    conn.keep();
-    let rows = db.read_state().await.expect("read");
-    assert_eq!(rows[0].version.as_deref(), Some("9.9.9"), "{rows:?}");
+    read_doctored(&db, conn, cache).await;
     sees_a_commit_by(&other, &db).await;
 }
 

@@ -332,9 +332,10 @@ impl SqlxDb<Sqlite> {
             db.wal_index.clone(),
         ));
         // The read is with the connection's thread now. The scheduler often queues that thread
-        // on this CPU, behind this one, which would then build its manager first and leave the
-        // first check waiting for the whole read. Giving the CPU up once lets such a thread take
-        // the read now; where it runs on another CPU, this returns at once.
+        // on this CPU, behind the calling thread, which would go on (typically building its
+        // `MigrationManager`) and leave the first check waiting for the whole read. Giving the
+        // CPU up once lets such a thread take the read now; with nothing else runnable here,
+        // this returns at once. On a busy CPU other threads may run first.
         std::thread::yield_now();
         db.target = if in_memory {
             "in-memory database".to_string()

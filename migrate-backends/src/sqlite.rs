@@ -10,15 +10,18 @@
 //! - **The "up to date" check** asks the database's wal-index (the `-shm` file) whether anything
 //!   committed since the executor's last read of its state, without a hand-off to the
 //!   connection's thread (`wal_index`). An executor from [`SqliteDb::open`],
-//!   [`SqliteDb::connect`] or [`SqliteDb::from_pool`] on a file keeps that file open, read-only, while it exists (one
-//!   descriptor per database, at most 64 per process): SQLite's locks on it belong to the
-//!   process, and closing any descriptor of the file would drop them. It is closed once SQLite
-//!   deleted the file, when the database's last connection closed.
+//!   [`SqliteDb::connect`] or [`SqliteDb::from_pool`] on a file keeps that file open,
+//!   read-only, while it exists (one descriptor per database, at most 64 per process):
+//!   SQLite's locks on it belong to the process, and closing any descriptor of the file would
+//!   drop them. It is closed once SQLite deleted the file, when the database's last connection
+//!   closed.
 
 use crate::driver::{Driver, Sealed};
 use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
-use crate::sqlite_opened::{is_in_memory, options_trust_wal_index, url_is_in_memory};
+use crate::sqlite_opened::{
+    is_in_memory, options_trust_wal_index, url_is_in_memory, url_trusts_wal_index,
+};
 use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
 use crate::statements::{compile, Statements, TrackingNames};
 use crate::wal_index::WalIndex;
@@ -260,7 +263,7 @@ impl SqlxDb<Sqlite> {
         let options = SqliteConnectOptions::from_str(url)?;
         // sqlx keeps the file name of a `mode=memory` URL, and has no getter for the mode.
         let in_memory = is_in_memory(options.get_filename()) || url_is_in_memory(url);
-        let wal_trusted = WalIndex::trusts_url(url);
+        let wal_trusted = url_trusts_wal_index(url);
         Self::connect_with_options(options, in_memory, wal_trusted, table, lock_timeout).await
     }
 
@@ -321,10 +324,7 @@ impl SqlxDb<Sqlite> {
             .acquire()
             .await
             .map_err(|e| Sqlite::lock_error(e, lock_timeout))?;
-        db.wal_index = wal_trusted
-            .then(|| WalIndex::guessed(&filename))
-            .flatten()
-            .map(Arc::new);
+        db.wal_index = wal_index_if(wal_trusted, &filename);
         db.held.put_reading(crate::state_read::read_ahead(
             conn,
             db.sql.read_state.clone(),
@@ -362,16 +362,22 @@ impl SqlxDb<Sqlite> {
     pub fn from_pool(pool: SqlitePool) -> Self {
         let options = pool.connect_options();
         let filename = options.get_filename().to_path_buf();
-        let wal_trusted = options_trust_wal_index(&options) && !is_in_memory(&filename);
+        let wal_trusted = options_trust_wal_index(&options);
         let mut db = SqlxDb::with_pool(pool);
         db.target = filename.display().to_string();
         db.lock.file = lock_file(&filename);
-        db.wal_index = wal_trusted
-            .then(|| WalIndex::guessed(&filename))
-            .flatten()
-            .map(Arc::new);
+        db.wal_index = wal_index_if(wal_trusted, &filename);
         db
     }
+}
+
+/// The wal-index of the database file `filename` when the way it is opened lets it be
+/// `trusted` (`sqlite_opened`), its name guessed until a connection confirms it.
+fn wal_index_if(trusted: bool, filename: &Path) -> Option<Arc<WalIndex>> {
+    trusted
+        .then(|| WalIndex::guessed(filename))
+        .flatten()
+        .map(Arc::new)
 }
 
 /// The busy timeout of an executor whose lock timeout was not set after it connected: the one

@@ -4,23 +4,38 @@
 
 use crate::url::query_pairs;
 #[cfg(doc)]
-use crate::wal_index::{WalIndex, CONFIRM_LOCKING};
+use crate::wal_index::CONFIRM_LOCKING;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::path::Path;
 
+/// Whether a connection opened with the sqlx URL `url` may have its database's changes told
+/// by the wal-index: not when it opens the database read-only, immutable or in memory, or
+/// through a VFS of its choosing (the URL's query decoded, as sqlx reads it). A path given
+/// alone ([`SqliteDb::open`](crate::sqlite::SqliteDb::open)) has none of these. An in-memory
+/// name without a `mode` (`sqlite::memory:`) is the caller's to rule out ([`is_in_memory`],
+/// [`url_is_in_memory`]).
+pub(crate) fn url_trusts_wal_index(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let untrusted = query_pairs(query).any(|(key, value)| {
+        key == "vfs" || key == "immutable" || (key == "mode" && value != "rwc" && value != "rw")
+    });
+    !untrusted
+}
+
 /// Whether a pool's options leave its database's changes to be told by the wal-index, as
-/// [`WalIndex::trusts_url`] says of a URL: not when they open it in memory, read-only,
-/// immutable or through a VFS of their choosing, nor when its name is a `file:` URI (sqlx
-/// opens with `SQLITE_OPEN_URI`, so such a name carries options of its own). Exclusive
-/// locking is the connection's to say ([`CONFIRM_LOCKING`]). sqlx's options give only their
-/// file name (and `to_url_lossy` panics on some names, `:memory:` among them), so the rest is
-/// read from their `Debug` form ([`debug_form_trusts`]).
+/// [`url_trusts_wal_index`] says of a URL: not when they open it in memory (by the option or
+/// by its name), read-only, immutable or through a VFS of their choosing, nor when its name
+/// is a `file:` URI (sqlx opens with `SQLITE_OPEN_URI`, so such a name carries options of its
+/// own). Exclusive locking is the connection's to say ([`CONFIRM_LOCKING`]). sqlx's options
+/// give only their file name (and `to_url_lossy` panics on some names, `:memory:` among
+/// them), so the rest is read from their `Debug` form ([`debug_form_trusts`]).
 pub(crate) fn options_trust_wal_index(options: &SqliteConnectOptions) -> bool {
     let filename = options.get_filename();
-    !filename
+    let uri = filename
         .as_os_str()
         .as_encoded_bytes()
-        .starts_with(b"file:")
+        .starts_with(b"file:");
+    !uri && !is_in_memory(filename)
         && debug_form_trusts(&format!("{options:?}"), &format!("{filename:?}"))
 }
 
@@ -85,7 +100,30 @@ fn names_memory(database_and_query: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::url_is_in_memory;
+    use super::{url_is_in_memory, url_trusts_wal_index};
+
+    #[test]
+    fn connections_that_may_not_be_in_wal_mode_get_no_wal_index() {
+        for url in [
+            "sqlite://app.db?mode=ro",
+            "sqlite://app.db?mode=r%6F",
+            "sqlite://app.db?mode=memory",
+            "sqlite://app.db?immutable=true",
+            "sqlite://app.db?mode=rwc&vfs=unix-excl",
+            "sqlite://app.db?mode=rwc&%76fs=unix-excl",
+            "sqlite://app.db?mode=rwc&v%66s",
+        ] {
+            assert!(!url_trusts_wal_index(url), "{url}");
+        }
+        for url in [
+            "sqlite://app.db",
+            "sqlite://app.db?mode=rwc",
+            "sqlite://app.db?mode=rw&cache=private",
+            "sqlite://50%25.db?mode=rwc",
+        ] {
+            assert!(url_trusts_wal_index(url), "{url}");
+        }
+    }
 
     #[test]
     fn in_memory_urls_are_read_the_way_sqlx_reads_them() {
@@ -138,6 +176,11 @@ mod tests {
         }
         let uri = sqlx::sqlite::SqliteConnectOptions::new().filename("file:app.db?mode=ro");
         assert!(!trusted(&uri), "a file: URI names options of its own");
+        let unnamed = sqlx::sqlite::SqliteConnectOptions::new();
+        assert!(
+            !trusted(&unnamed),
+            "no file name is `:memory:`: {unnamed:?}"
+        );
     }
 
     /// The form of sqlx-sqlite 0.9.1, which added `thread_stack_size` after `vfs`, is read the

@@ -255,7 +255,7 @@ where
         let text = confirming_read(query, true);
         let results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut **conn);
         let rows = rows_until_error(results, &mut false).await;
-        let cache = cache_of_confirming_read(&rows, query.clone(), Some(index), stamp, true)?;
+        let cache = cache_of_confirming_read(&rows, query.clone(), Some(index), stamp)?;
         let kept = cache.rows.as_ref()?.rows.clone();
         conn.keep_state_cache(cache);
         Some(kept)
@@ -307,7 +307,7 @@ pub(crate) fn read_ahead(
         let mut waited = false;
         let results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut *conn);
         let rows = rows_until_error(results, &mut waited).await;
-        let state = cache_of_confirming_read(&rows, query, wal_index.as_deref(), stamp, false);
+        let state = cache_of_confirming_read(&rows, query, wal_index.as_deref(), stamp);
         // A read that ended within `put_reading`'s first poll (it happens) waits here for the
         // first call: it would otherwise set the busy timeout before `with_lock_timeout` could
         // change it, and leave nothing for it to keep.
@@ -377,15 +377,14 @@ async fn rows_until_error<R>(
 /// the wal-index is; nothing unless the rows are there and unpack. The confirmation's and the
 /// data version's rows are known by their first columns, and the main database by its name
 /// (`PRAGMA database_list`'s columns are `seq`, `name`, `file`); the packed row is the one
-/// after them, and the last. `asked_locking`: whether the read asked the locking mode, which
-/// must then be `normal` (else the connection's options are the executor's own, which lock
-/// as usual).
+/// after them, and the last. A locking mode first, where the read asked it, must be
+/// `normal`; a read that did not ask it is of the executor's own connections, which lock as
+/// usual (a read that asked and failed there has no rows after it, so confirms nothing).
 fn cache_of_confirming_read<R: sqlx::Row>(
     rows: &[R],
     query: Arc<str>,
     wal_index: Option<&crate::wal_index::WalIndex>,
     stamp: Option<WalStamp>,
-    asked_locking: bool,
 ) -> Option<StateCache>
 where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
@@ -396,11 +395,12 @@ where
     let first_column =
         |row: &R, name: &str| row.columns().first().is_some_and(|c| c.name() == name);
     let mut rows = rows.iter().peekable();
-    let locking: Option<String> = rows
-        .next_if(|row| asked_locking && first_column(row, "locking_mode"))
-        .and_then(|row| row.try_get(0).ok());
-    let locks_as_usual =
-        !asked_locking || locking.is_some_and(|mode| mode.eq_ignore_ascii_case("normal"));
+    let locks_as_usual = rows
+        .next_if(|row| first_column(row, "locking_mode"))
+        .is_none_or(|row| {
+            row.try_get::<String, _>(0)
+                .is_ok_and(|mode| mode.eq_ignore_ascii_case("normal"))
+        });
     let mode: Option<String> = rows
         .next_if(|row| first_column(row, "journal_mode"))
         .and_then(|row| row.try_get(0).ok());

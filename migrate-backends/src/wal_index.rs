@@ -16,8 +16,8 @@
 //!   rows says so when the executor connects (its `journal_mode`, in [`CONFIRM`]; a pool
 //!   passed in says so at its first read), and a
 //!   database cannot leave WAL mode while another connection (that one) is open. Read-only,
-//!   immutable and custom-VFS connections, and in-memory databases, get no stamps
-//!   ([`WalIndex::trusts_url`]; for a pool passed in, what its options say);
+//!   immutable and custom-VFS connections, and in-memory databases, get no stamps (what the
+//!   URL or the pool's options say: `sqlite_opened`);
 //! - the file read is the live wal-index: SQLite names it after the database's full path
 //!   (`PRAGMA database_list`, also in [`CONFIRM`]) with `-shm` appended, and it must still be
 //!   linked. SQLite deletes it only when the last connection to the database closes (and never
@@ -42,7 +42,6 @@
 // Only SQLite executors have a wal-index; the stamp type is kept with every state read.
 #![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 
-use crate::url::query_pairs;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -115,18 +114,6 @@ struct Found {
 static OPENED: Mutex<Vec<(PathBuf, Arc<File>)>> = Mutex::new(Vec::new());
 
 impl WalIndex {
-    /// Whether a connection opened with the sqlx URL `url` may have its database's changes
-    /// told by the wal-index: not when it opens the database read-only, immutable or in
-    /// memory, or through a VFS of its choosing (the URL's query decoded, as sqlx reads it). A
-    /// path given alone ([`SqliteDb::open`](crate::sqlite::SqliteDb::open)) has none of these.
-    pub(crate) fn trusts_url(url: &str) -> bool {
-        let query = url.split_once('?').map_or("", |(_, query)| query);
-        let untrusted = query_pairs(query).any(|(key, value)| {
-            key == "vfs" || key == "immutable" || (key == "mode" && value != "rwc" && value != "rw")
-        });
-        !untrusted
-    }
-
     /// The wal-index of the database file at `database` (which exists: the executor has
     /// connected), where its name is guessed until [`confirm`](Self::confirm)ed; `None` when
     /// the path cannot be resolved, and off Unix.
@@ -292,29 +279,6 @@ mod tests {
         other_format[0] ^= 1;
         other_format[HEADER_LEN] ^= 1;
         assert_eq!(WalStamp::of_copies(&other_format), None);
-    }
-
-    #[test]
-    fn connections_that_may_not_be_in_wal_mode_get_no_wal_index() {
-        for url in [
-            "sqlite://app.db?mode=ro",
-            "sqlite://app.db?mode=r%6F",
-            "sqlite://app.db?mode=memory",
-            "sqlite://app.db?immutable=true",
-            "sqlite://app.db?mode=rwc&vfs=unix-excl",
-            "sqlite://app.db?mode=rwc&%76fs=unix-excl",
-            "sqlite://app.db?mode=rwc&v%66s",
-        ] {
-            assert!(!WalIndex::trusts_url(url), "{url}");
-        }
-        for url in [
-            "sqlite://app.db",
-            "sqlite://app.db?mode=rwc",
-            "sqlite://app.db?mode=rw&cache=private",
-            "sqlite://50%25.db?mode=rwc",
-        ] {
-            assert!(WalIndex::trusts_url(url), "{url}");
-        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --manifest-path benches/Cargo.toml -- [--quick] [--backends sqlite,postgres,mysql] [--growth 100,1000,10000]
 //!     [--only floor,migrate,sqlx,refinery,sea-orm] [--runs N] [--noop-calls N] [--fresh-calls N]
+//!     [--from-pool]
 //! ```
 //!
 //! `--only` and `--runs` are for profiling one contender (`perf record` on a long run); the
@@ -56,18 +57,20 @@ impl Drop for TempDir {
     }
 }
 
-/// A sqlx SQLite connection with every contender's settings: WAL, synchronous = NORMAL.
-pub async fn sqlite_connection(url: &str) -> sqlx::SqliteConnection {
+/// Every contender's SQLite settings: WAL, synchronous = NORMAL.
+pub fn sqlite_options(url: &str) -> sqlx::sqlite::SqliteConnectOptions {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-    use sqlx::ConnectOptions;
     use std::str::FromStr;
     SqliteConnectOptions::from_str(url)
         .expect("sqlite url")
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .connect()
-        .await
-        .expect("connect")
+}
+
+/// A sqlx SQLite connection with every contender's settings.
+pub async fn sqlite_connection(url: &str) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    sqlite_options(url).connect().await.expect("connect")
 }
 
 struct Config {
@@ -443,9 +446,16 @@ async fn main() {
         return;
     }
     let cfg = config();
+    let from_pool = args.iter().any(|a| a == "--from-pool");
+    contenders::ours::FROM_POOL.store(from_pool, std::sync::atomic::Ordering::Relaxed);
     println!(
-        "# migrate benchmark{}",
-        if cfg.quick { " (quick)" } else { "" }
+        "# migrate benchmark{}{}",
+        if cfg.quick { " (quick)" } else { "" },
+        if from_pool {
+            " (migrate on a sqlx pool passed in: `from_pool`)"
+        } else {
+            ""
+        }
     );
     println!(
         "\nrustc release build; SQLite WAL + synchronous=NORMAL; PostgreSQL and MariaDB are throwaway local servers (fsync off)."

@@ -2,7 +2,7 @@
 //! pending: on an empty database that is the apply, on an up-to-date one the no-op check.
 
 mod floor;
-mod ours;
+pub mod ours;
 mod refinery_runner;
 mod sea_orm_runner;
 mod sqlx_migrator;

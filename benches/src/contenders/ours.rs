@@ -7,15 +7,39 @@ use crate::target::Target;
 use crate::workload::Step;
 use migrate::backend::{
     BoxFuture, MigrationBackend, MigrationFuture, RunLock, StateRow, StepAfterPending, StepOutcome,
-    StepRecord,
-    StepRun,
+    StepRecord, StepRun,
 };
 use migrate::registry::{Migration, MigrationSet, Reversal};
 use migrate::report::HistoryEntry;
+use migrate::testing::Backend;
 use migrate::{Conn, Dialect, MigrationManager, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// `--from-pool`: the executor runs on a sqlx pool the harness built and passed in
+/// (`from_pool`), as a service that has its own pool would, instead of `migrate::connect`. The
+/// SQLite pool gets every contender's settings (WAL, synchronous = NORMAL).
+pub static FROM_POOL: AtomicBool = AtomicBool::new(false);
+
+async fn from_pool(target: &Target) -> Box<dyn MigrationBackend> {
+    let url = &target.url;
+    match target.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect_with(crate::sqlite_options(url)).await;
+            Box::new(migrate::sqlite::SqliteDb::from_pool(pool.expect("pool")))
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.expect("pool");
+            Box::new(migrate::postgres::PgDb::from_pool(pool))
+        }
+        Backend::MySql => {
+            let pool = sqlx::MySqlPool::connect(url).await.expect("pool");
+            Box::new(migrate::mysql::MySqlDb::from_pool(pool))
+        }
+    }
+}
 
 pub struct Ours {
     manager: MigrationManager,
@@ -163,7 +187,11 @@ impl MigrationBackend for Feeding {
 
 impl Ours {
     pub async fn open(target: &Target, steps: Arc<Vec<Step>>, headline: bool) -> Ours {
-        let executor = migrate::connect(&target.url).await.expect("connect");
+        let executor = if FROM_POOL.load(Ordering::Relaxed) {
+            from_pool(target).await
+        } else {
+            migrate::connect(&target.url).await.expect("connect")
+        };
         let manager = if headline {
             assert_eq!(
                 steps.len(),

@@ -359,6 +359,10 @@ impl SqlxDb<Sqlite> {
     /// WAL mode, locked as usual, and where its file is; not when the pool's options open the
     /// database read-only, immutable, in memory or through a VFS of their choosing, nor when
     /// the file does not exist yet (a lazy pool): its checks then ask the connection.
+    ///
+    /// Unlike [`open`](Self::open) and [`connect`](Self::connect), which start the first state
+    /// read as they connect, this starts nothing: the first check waits for the pool's
+    /// check-out (and its ping, under the pool's `test_before_acquire`) and for that read.
     pub fn from_pool(pool: SqlitePool) -> Self {
         let options = pool.connect_options();
         let filename = options.get_filename().to_path_buf();

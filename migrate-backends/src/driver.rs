@@ -74,6 +74,15 @@ pub trait Driver: sqlx::Database + Sealed {
         false
     }
 
+    /// Whether a statement failed because its session is gone: the server ended it (a restart,
+    /// an idle timeout, an administrator) or the socket closed. A state read that met it on the
+    /// kept connection, which skips the pool's test before acquire, is sent once more on a
+    /// connection from the pool (see `state_read`).
+    #[doc(hidden)]
+    fn is_lost_session(_err: &sqlx::Error) -> bool {
+        false
+    }
+
     /// Maps an error raised while waiting for the write lock (SQLite's busy timeout).
     #[doc(hidden)]
     fn lock_error(err: sqlx::Error, _waited: Duration) -> Error {
@@ -90,4 +99,15 @@ pub(crate) fn has_sqlstate(err: &sqlx::Error, code: &str) -> bool {
     err.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == code)
+}
+
+/// Whether `err` says the connection is gone, in the words both servers share: the socket
+/// closed or reset under the driver, or SQLSTATE class 08 (connection exception).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn is_lost_connection(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Io(_))
+        || err
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c.starts_with("08"))
 }

@@ -198,10 +198,16 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let mut kept = self.0.lock().ok().and_then(|mut slot| slot.take());
-        let (conn, state) = match kept.as_mut().and_then(|kept| kept.conn.take()) {
-            Some(KeptConn::Open(conn)) => (conn, kept.as_mut().and_then(|kept| kept.state.take())),
-            Some(KeptConn::Reading(reading)) => reading.await,
-            None => (Box::pin(pool.acquire()).await?, None),
+        let (conn, state, was_kept) = match kept.as_mut().and_then(|kept| kept.conn.take()) {
+            Some(KeptConn::Open(conn)) => {
+                let state = kept.as_mut().and_then(|kept| kept.state.take());
+                (conn, state, true)
+            }
+            Some(KeptConn::Reading(reading)) => {
+                let (conn, state) = reading.await;
+                (conn, state, true)
+            }
+            None => (Box::pin(pool.acquire()).await?, None, false),
         };
         let begun_ahead = kept.as_ref().is_some_and(|kept| kept.begun_ahead);
         let record_prepared = kept.as_mut().and_then(|kept| kept.record_prepared.take());
@@ -209,6 +215,7 @@ impl<DB: sqlx::Database> Slot<DB> {
         Ok(Held {
             slot: self,
             conn: Some(conn),
+            was_kept,
             keep: false,
             open_transaction: begun_ahead,
             begun_ahead,
@@ -225,6 +232,9 @@ impl<DB: sqlx::Database> Slot<DB> {
 pub(crate) struct Held<'s, DB: sqlx::Database> {
     slot: &'s Slot<DB>,
     conn: Option<PoolConnection<DB>>,
+    /// The connection was the kept one, not checked out of the pool for this call: its
+    /// session may have ended while it was kept.
+    was_kept: bool,
     keep: bool,
     /// A step's transaction is open: dropped like this (a cancelled future, a panicking step),
     /// the connection is closed, which rolls it back, instead of going back to the pool with
@@ -250,6 +260,19 @@ impl<DB: sqlx::Database> Held<'_, DB> {
     /// Marks the connection as healthy: it returns to the slot when dropped.
     pub(crate) fn keep(mut self) {
         self.keep = true;
+    }
+
+    /// Closes the connection instead of giving it back to the pool (a session found dead).
+    pub(crate) fn close(mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+
+    /// Whether the connection was the kept one rather than one the pool checked out for
+    /// this call.
+    pub(crate) fn was_kept(&self) -> bool {
+        self.was_kept
     }
 
     /// The state read kept with the connection, taken out: the caller puts it (or a new one)

@@ -205,6 +205,11 @@ impl Driver for MySql {
         has_sqlstate(err, "40001")
     }
 
+    fn is_lost_session(err: &sqlx::Error) -> bool {
+        // 70100: ER_CONNECTION_KILLED (MariaDB's `KILL`, a shutdown); 08S01 is in the class.
+        crate::driver::is_lost_connection(err) || has_sqlstate(err, "70100")
+    }
+
     fn rows_affected(result: &MySqlQueryResult) -> u64 {
         result.rows_affected()
     }

@@ -207,6 +207,15 @@ impl Driver for Postgres {
             .is_some_and(|d| d.code() == "23502" && d.column() == Some("outcome"))
     }
 
+    fn is_lost_session(err: &sqlx::Error) -> bool {
+        // 57P01 admin_shutdown (a restart, `pg_terminate_backend`), 57P02 crash_shutdown,
+        // 57P05 idle_session_timeout.
+        crate::driver::is_lost_connection(err)
+            || ["57P01", "57P02", "57P05"]
+                .iter()
+                .any(|code| has_sqlstate(err, code))
+    }
+
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }

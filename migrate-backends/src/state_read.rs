@@ -36,10 +36,28 @@ use crate::rows;
 use crate::wal_index::WalStamp;
 use crate::SqlxDb;
 use migrate_core::backend::StateRow;
-use migrate_core::error::Result;
+use migrate_core::error::{Error, Result};
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// A state read that failed, and whether it failed because the session of the kept
+/// connection had ended (then it may be sent again on another).
+struct ReadFailed {
+    err: Error,
+    lost_kept_session: bool,
+}
+
+/// Whether `err` is the driver's, saying that the session is gone.
+fn lost_session<DB: Driver>(err: &Error) -> bool {
+    match err {
+        Error::Database(db) => db
+            .driver_error()
+            .and_then(|driver| driver.downcast_ref::<sqlx::Error>())
+            .is_some_and(DB::is_lost_session),
+        _ => false,
+    }
+}
 
 /// SQLite's data version of the main database, where the tracking tables are: it changes
 /// whenever another connection commits. The packed read, the only one kept, is SQLite's.
@@ -56,8 +74,51 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     /// Every state row, on the kept connection (an empty list when the table is missing).
+    ///
+    /// The kept connection is handed out without a test, so its session may have ended while
+    /// the executor was idle (a server restart, an idle timeout, `pg_terminate_backend`,
+    /// `KILL`). A read that fails for that reason on the kept connection is sent once more, on
+    /// a connection from the pool that answered a ping ([`tested_conn`](Self::tested_conn)):
+    /// a service's check after its database restarted answers instead of failing. A read
+    /// changes nothing, so sending it twice is safe; nothing else is sent again.
     pub(crate) async fn read_state_rows(&self) -> Result<Arc<[StateRow]>> {
-        let mut conn = self.conn().await?;
+        match self.read_state_on(self.conn().await?).await {
+            Err(ReadFailed {
+                err,
+                lost_kept_session: true,
+            }) => {
+                tracing::debug!(error = %err, "the kept connection's session had ended; reading again on another");
+                let conn = self.tested_conn().await?;
+                self.read_state_on(conn).await.map_err(|failed| failed.err)
+            }
+            rows => rows.map_err(|failed| failed.err),
+        }
+    }
+
+    /// A connection from the pool that answers a ping. The executor's pools do not test a
+    /// connection before handing it out (the kept one saves that round trip on every call),
+    /// and a server that ended the kept session (a restart) ended the pool's idle ones too; a
+    /// dead one is closed, and the next one tried, at most the pool's size and one more.
+    async fn tested_conn(&self) -> Result<Held<'_, DB>> {
+        let mut attempts = self.pool.options().get_max_connections().saturating_add(1);
+        loop {
+            let mut conn = self.conn().await?;
+            match sqlx::Connection::ping(&mut *conn).await {
+                Ok(()) => return Ok(conn),
+                Err(err) if attempts <= 1 => return Err(err.into()),
+                Err(_) => {
+                    conn.close();
+                    attempts -= 1;
+                }
+            }
+        }
+    }
+
+    /// [`read_state_rows`](Self::read_state_rows), once, on `conn`.
+    async fn read_state_on(
+        &self,
+        mut conn: Held<'_, DB>,
+    ) -> std::result::Result<Arc<[StateRow]>, ReadFailed> {
         let query = &self.sql.read_state;
         // What this connection's last read of this statement left (clones of an executor
         // share the connection and may name other tracking tables).
@@ -79,13 +140,25 @@ where
         };
         // A failed read gives the connection back to the pool, which checks it: a session
         // the server ended while the executor was idle is not kept to fail the next call.
-        if let Ok(found) = &rows {
-            conn.keep();
-            // Noted for `prepare`, which then creates the tables without asking the catalog.
-            self.tracking_missing
-                .store(found.is_none(), Ordering::Relaxed);
+        match rows {
+            Ok(found) => {
+                conn.keep();
+                // Noted for `prepare`, which then creates the tables without asking the catalog.
+                self.tracking_missing
+                    .store(found.is_none(), Ordering::Relaxed);
+                Ok(found.unwrap_or_default())
+            }
+            Err(err) => {
+                let lost_kept_session = conn.was_kept() && lost_session::<DB>(&err);
+                if lost_kept_session {
+                    conn.close();
+                }
+                Err(ReadFailed {
+                    err,
+                    lost_kept_session,
+                })
+            }
         }
-        rows.map(Option::unwrap_or_default)
     }
 
     /// The rows one by one, with one query: `read_state`, or SQLite's fallback when its packed

@@ -19,6 +19,7 @@ mod concurrency;
 mod connect_errors;
 #[cfg(feature = "cli")]
 mod drift;
+mod ended_sessions;
 mod executor_calls;
 mod failures;
 mod faults;

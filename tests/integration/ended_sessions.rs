@@ -1,0 +1,105 @@
+//! Sessions the server ended while the executor was idle (an administrator, an idle timeout, a
+//! restart). The executor keeps one connection between calls and hands it out without the
+//! pool's test before acquire, so its state read is the one that meets the dead session: it is
+//! sent once more on a connection the pool checks out, and the call answers.
+
+use crate::harness::TestDb;
+use crate::MIGRATIONS;
+use migrate::report::ReportStatus;
+use migrate::testing::Backend;
+use migrate::MigrationManager;
+use sqlx::Connection;
+use std::time::{Duration, Instant};
+
+/// Ends every session on the test database except the one it asks from, and waits until the
+/// server has let them go; returns how many it ended.
+async fn end_other_sessions(db: &TestDb) -> usize {
+    match db.backend() {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(db.url())
+                .await
+                .expect("connect");
+            // With a timeout, pg_terminate_backend waits until the session is gone.
+            let ended: i64 = sqlx::query_scalar(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) \
+                 FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("pg_terminate_backend");
+            usize::try_from(ended).expect("a count")
+        }
+        Backend::MySql => {
+            let mut conn = sqlx::MySqlConnection::connect(db.url())
+                .await
+                .expect("connect");
+            let others = "SELECT id FROM information_schema.processlist \
+                 WHERE db = DATABASE() AND id <> CONNECTION_ID()";
+            let ids: Vec<i64> = sqlx::query_scalar(others)
+                .fetch_all(&mut conn)
+                .await
+                .expect("processlist");
+            for id in &ids {
+                // A session that ended on its own since the list is no error of the test's.
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}")))
+                    .execute(&mut conn)
+                    .await;
+            }
+            // KILL only flags the session; wait until the server has closed them.
+            let started = Instant::now();
+            loop {
+                let left: Vec<i64> = sqlx::query_scalar(others)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("processlist");
+                if !left.iter().any(|id| ids.contains(id)) {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "sessions {left:?} outlived KILL"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ids.len()
+        }
+        Backend::Sqlite => unreachable!("SQLite has no server sessions"),
+    }
+}
+
+/// The manager's first call after the server ended its sessions answers.
+async fn the_first_call_after_the_sessions_ended_answers(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let manager = MigrationManager::new(db.executor().await, [&MIGRATIONS]).expect("graph");
+    manager.up().await.expect("up");
+    // The second call leaves the connection kept with its read.
+    let report = manager.up().await.expect("no-op");
+    assert_eq!(report.status, ReportStatus::UpToDate);
+
+    let ended = end_other_sessions(&db).await;
+    assert!(ended >= 1, "the executor's kept session was among them");
+
+    let report = manager
+        .up()
+        .await
+        .expect("the first call after the sessions ended answers");
+    assert_eq!(report.status, ReportStatus::UpToDate);
+    // And the connection it read on is kept for the calls after it.
+    let report = manager.up().await.expect("the call after it");
+    assert_eq!(report.status, ReportStatus::UpToDate);
+    let status = manager.status().await.expect("status");
+    assert!(!status.is_empty(), "the tables' status");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_terminated_kept_session_is_read_again_on_a_fresh_one() {
+    the_first_call_after_the_sessions_ended_answers(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_killed_kept_session_is_read_again_on_a_fresh_one() {
+    the_first_call_after_the_sessions_ended_answers(Backend::MySql).await;
+}

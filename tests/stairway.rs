@@ -10,6 +10,8 @@ migrate::migrations! {}
 
 #[path = "stairway/catalog.rs"]
 mod catalog;
+#[path = "stairway/catalog_objects.rs"]
+mod catalog_objects;
 
 async fn run(db: &mut Conn<'_>, statements: &[&str]) -> Result<()> {
     for sql in statements {

@@ -101,6 +101,18 @@ pub(crate) fn has_sqlstate(err: &sqlx::Error, code: &str) -> bool {
         .is_some_and(|c| c == code)
 }
 
+/// Whether `err` is a driver error that `DB` reads as a session gone
+/// ([`Driver::is_lost_session`]).
+pub(crate) fn lost_session<DB: Driver>(err: &Error) -> bool {
+    match err {
+        Error::Database(db) => db
+            .driver_error()
+            .and_then(|driver| driver.downcast_ref::<sqlx::Error>())
+            .is_some_and(DB::is_lost_session),
+        _ => false,
+    }
+}
+
 /// Whether `err` says the connection is gone, in the words both servers share: the socket
 /// closed or reset under the driver, or SQLSTATE class 08 (connection exception).
 #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -202,6 +202,13 @@ where
         let generated = self
             .catalog_has(conn, &reads.generated, table, Some("fingerprint"))
             .await;
+        if generated
+            .as_ref()
+            .is_err_and(crate::driver::lost_session::<DB>)
+        {
+            // No answer from the catalog, only a session gone: asked again next time.
+            return false;
+        }
         let trusted = matches!(generated, Ok(true));
         if !trusted {
             tracing::info!(

@@ -206,8 +206,15 @@ impl Driver for MySql {
     }
 
     fn is_lost_session(err: &sqlx::Error) -> bool {
-        // 70100: ER_CONNECTION_KILLED (MariaDB's `KILL`, a shutdown); 08S01 is in the class.
-        crate::driver::is_lost_connection(err) || has_sqlstate(err, "70100")
+        // 1927 ER_CONNECTION_KILLED (MariaDB's `KILL`, a shutdown), 4031
+        // ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8.0.24+ ending an idle session at `wait_timeout`);
+        // 1053 ER_SERVER_SHUTDOWN is SQLSTATE 08S01, in the class. Not 1317 (`KILL QUERY`) nor
+        // MariaDB's 1969 (`max_statement_time`): their SQLSTATE is 1927's, their session lives.
+        crate::driver::is_lost_connection(err)
+            || err
+                .as_database_error()
+                .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+                .is_some_and(|d| matches!(d.number(), 1927 | 4031))
     }
 
     fn rows_affected(result: &MySqlQueryResult) -> u64 {

@@ -30,7 +30,7 @@
 //! the read while the service builds its manager, and the start-up check, the first call, finds
 //! rows kept with the header taken before the read, and, the header unchanged, takes them.
 
-use crate::driver::Driver;
+use crate::driver::{lost_session, Driver};
 use crate::held::{Held, KeptRows, StateCache};
 use crate::rows;
 use crate::wal_index::WalStamp;
@@ -40,24 +40,18 @@ use migrate_core::error::{Error, Result};
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// A state read that failed, and whether it failed because the session of the kept
-/// connection had ended (then it may be sent again on another).
+/// A state read that failed, and whether it failed because the session of a connection
+/// handed out without a test had ended (then it may be sent again on another).
 struct ReadFailed {
     err: Error,
-    lost_kept_session: bool,
+    lost_untested_session: bool,
 }
 
-/// Whether `err` is the driver's, saying that the session is gone.
-fn lost_session<DB: Driver>(err: &Error) -> bool {
-    match err {
-        Error::Database(db) => db
-            .driver_error()
-            .and_then(|driver| driver.downcast_ref::<sqlx::Error>())
-            .is_some_and(DB::is_lost_session),
-        _ => false,
-    }
-}
+/// How long [`SqlxDb::tested_conn`] waits for a connection's answer to a ping before taking
+/// it for dead (a peer gone without a word can leave a socket waiting for minutes).
+const PING_WAIT: Duration = Duration::from_secs(5);
 
 /// SQLite's data version of the main database, where the tracking tables are: it changes
 /// whenever another connection commits. The packed read, the only one kept, is SQLite's.
@@ -75,17 +69,18 @@ where
 {
     /// Every state row, on the kept connection (an empty list when the table is missing).
     ///
-    /// The kept connection is handed out without a test, so its session may have ended while
-    /// the executor was idle (a server restart, an idle timeout, `pg_terminate_backend`,
-    /// `KILL`). A read that fails for that reason on the kept connection is sent once more, on
-    /// a connection from the pool that answered a ping ([`tested_conn`](Self::tested_conn)):
-    /// a service's check after its database restarted answers instead of failing. A read
-    /// changes nothing, so sending it twice is safe; nothing else is sent again.
+    /// The kept connection is handed out without a test (and so is every connection of the
+    /// executor's own pools), so its session may have ended while the executor was idle (a
+    /// server restart, an idle timeout, `pg_terminate_backend`, `KILL`). A read that fails for
+    /// that reason on such a connection is sent once more, on a connection from the pool that
+    /// answered a ping ([`tested_conn`](Self::tested_conn)): a service's check after its
+    /// database restarted answers instead of failing. A read changes nothing, so sending it
+    /// twice is safe; nothing else is sent again.
     pub(crate) async fn read_state_rows(&self) -> Result<Arc<[StateRow]>> {
         match self.read_state_on(self.conn().await?).await {
             Err(ReadFailed {
                 err,
-                lost_kept_session: true,
+                lost_untested_session: true,
             }) => {
                 tracing::debug!(error = %err, "the kept connection's session had ended; reading again on another");
                 let conn = self.tested_conn().await?;
@@ -95,21 +90,28 @@ where
         }
     }
 
-    /// A connection from the pool that answers a ping. The executor's pools do not test a
-    /// connection before handing it out (the kept one saves that round trip on every call),
-    /// and a server that ended the kept session (a restart) ended the pool's idle ones too; a
-    /// dead one is closed, and the next one tried, at most the pool's size and one more.
+    /// A connection from the pool that answers a ping within [`PING_WAIT`]. The executor's
+    /// pools do not test a connection before handing it out (the kept one saves that round
+    /// trip on every call), and a server that ended the kept session (a restart) ended the
+    /// pool's idle ones too; a dead one is closed, and the next one tried, at most the pool's
+    /// size and one more.
     async fn tested_conn(&self) -> Result<Held<'_, DB>> {
         let mut attempts = self.pool.options().get_max_connections().saturating_add(1);
         loop {
             let mut conn = self.conn().await?;
-            match sqlx::Connection::ping(&mut *conn).await {
-                Ok(()) => return Ok(conn),
-                Err(err) if attempts <= 1 => return Err(err.into()),
-                Err(_) => {
-                    conn.close();
-                    attempts -= 1;
-                }
+            let answer = tokio::time::timeout(PING_WAIT, sqlx::Connection::ping(&mut *conn)).await;
+            let failed = match answer {
+                Ok(Ok(())) => return Ok(conn),
+                Ok(Err(err)) => Error::from(err),
+                Err(_) => Error::Unreachable {
+                    target: self.target.clone(),
+                    waited: PING_WAIT,
+                },
+            };
+            conn.close();
+            attempts -= 1;
+            if attempts == 0 {
+                return Err(failed);
             }
         }
     }
@@ -149,13 +151,14 @@ where
                 Ok(found.unwrap_or_default())
             }
             Err(err) => {
-                let lost_kept_session = conn.was_kept() && lost_session::<DB>(&err);
-                if lost_kept_session {
+                let untested = conn.was_kept() || !self.pool.options().get_test_before_acquire();
+                let lost_untested_session = untested && lost_session::<DB>(&err);
+                if lost_untested_session {
                     conn.close();
                 }
                 Err(ReadFailed {
                     err,
-                    lost_kept_session,
+                    lost_untested_session,
                 })
             }
         }

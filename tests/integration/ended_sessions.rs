@@ -103,3 +103,41 @@ async fn postgres_a_terminated_kept_session_is_read_again_on_a_fresh_one() {
 async fn mysql_a_killed_kept_session_is_read_again_on_a_fresh_one() {
     the_first_call_after_the_sessions_ended_answers(Backend::MySql).await;
 }
+
+/// MariaDB: an executor whose first check after its read met the ended session still trusts
+/// the state table's fingerprint (asking the catalog whether it is generated failed only
+/// because the session was gone, which is no answer).
+/// (The log capture is the `cli` feature's.)
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn mysql_a_session_gone_is_no_answer_about_the_fingerprint_column() {
+    let Some(db) = TestDb::new(Backend::MySql).await else {
+        return;
+    };
+    let first = MigrationManager::new(db.executor().await, [&MIGRATIONS]).expect("graph");
+    first.up().await.expect("up");
+    // A new executor's first read keeps the rows; its next check would ask the catalog about
+    // the fingerprint column before taking them.
+    let manager = MigrationManager::new(db.executor().await, [&MIGRATIONS]).expect("graph");
+    let report = manager.up().await.expect("no-op");
+    assert_eq!(report.status, ReportStatus::UpToDate);
+    assert!(end_other_sessions(&db).await >= 1);
+
+    let (log, _guard) = crate::harness::capture(tracing::Level::DEBUG);
+    for call in [
+        "the first call after the sessions ended",
+        "the call after it",
+    ] {
+        let report = manager.up().await.expect(call);
+        assert_eq!(report.status, ReportStatus::UpToDate, "{call}");
+    }
+    let text = log.text();
+    assert!(
+        text.contains("the kept connection's session had ended"),
+        "the read was sent again: {text}"
+    );
+    assert!(
+        !text.contains("not a generated one"),
+        "the fingerprint column was given up for a session gone: {text}"
+    );
+}

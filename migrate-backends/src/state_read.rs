@@ -32,6 +32,7 @@
 
 use crate::driver::{lost_session, Driver};
 use crate::held::{Held, KeptRows, StateCache};
+use crate::live_conn;
 use crate::rows;
 use crate::wal_index::WalStamp;
 use crate::SqlxDb;
@@ -40,7 +41,6 @@ use migrate_core::error::{Error, Result};
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, IntoArguments, Type};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A state read that failed, and whether it failed because the session of a connection
 /// handed out without a test had ended (then it may be sent again on another).
@@ -48,10 +48,6 @@ struct ReadFailed {
     err: Error,
     lost_untested_session: bool,
 }
-
-/// How long [`SqlxDb::tested_conn`] waits for a connection's answer to a ping before taking
-/// it for dead (a peer gone without a word can leave a socket waiting for minutes).
-const PING_WAIT: Duration = Duration::from_secs(5);
 
 /// SQLite's data version of the main database, where the tracking tables are: it changes
 /// whenever another connection commits. The packed read, the only one kept, is SQLite's.
@@ -90,27 +86,20 @@ where
         }
     }
 
-    /// A connection from the pool that answers a ping within [`PING_WAIT`]. The executor's
-    /// pools do not test a connection before handing it out (the kept one saves that round
-    /// trip on every call), and a server that ended the kept session (a restart) ended the
-    /// pool's idle ones too; a dead one is closed, and the next one tried, at most the pool's
-    /// size and one more.
+    /// The executor's connection once it answers a ping ([`live_conn::answers`]): a server
+    /// that ended the kept session (a restart) ended the pool's idle ones too, so a dead one is
+    /// closed and the next one tried, at most [`live_conn::attempts`] of them.
     async fn tested_conn(&self) -> Result<Held<'_, DB>> {
-        let mut attempts = self.pool.options().get_max_connections().saturating_add(1);
+        let mut left = live_conn::attempts(&self.pool);
         loop {
             let mut conn = self.conn().await?;
-            let answer = tokio::time::timeout(PING_WAIT, sqlx::Connection::ping(&mut *conn)).await;
-            let failed = match answer {
-                Ok(Ok(())) => return Ok(conn),
-                Ok(Err(err)) => Error::from(err),
-                Err(_) => Error::Unreachable {
-                    target: self.target.clone(),
-                    waited: PING_WAIT,
-                },
+            let failed = match live_conn::answers::<DB>(&mut conn, &self.target).await {
+                Ok(()) => return Ok(conn),
+                Err(err) => err,
             };
             conn.close();
-            attempts -= 1;
-            if attempts == 0 {
+            left -= 1;
+            if left == 0 {
                 return Err(failed);
             }
         }

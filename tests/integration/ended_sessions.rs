@@ -3,6 +3,7 @@
 //! pool's test before acquire, so its state read is the one that meets the dead session: it is
 //! sent once more on a connection the pool checks out, and the call answers.
 
+use crate::harness::v;
 use crate::harness::TestDb;
 use crate::MIGRATIONS;
 use migrate::report::ReportStatus;
@@ -11,25 +12,30 @@ use migrate::MigrationManager;
 use sqlx::Connection;
 use std::time::{Duration, Instant};
 
+/// Ends the PostgreSQL sessions on the test database that match `filter` (a condition on
+/// `pg_stat_activity`), except the one it asks from, and waits until they are gone; returns
+/// how many it ended.
+async fn end_postgres_sessions(db: &TestDb, filter: &str) -> usize {
+    let mut conn = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connect");
+    // With a timeout, pg_terminate_backend waits until the session is gone.
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND ({filter})"
+    );
+    let ended: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_terminate_backend");
+    usize::try_from(ended).expect("a count")
+}
+
 /// Ends every session on the test database except the one it asks from, and waits until the
 /// server has let them go; returns how many it ended.
 async fn end_other_sessions(db: &TestDb) -> usize {
     match db.backend() {
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(db.url())
-                .await
-                .expect("connect");
-            // With a timeout, pg_terminate_backend waits until the session is gone.
-            let ended: i64 = sqlx::query_scalar(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) \
-                 FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .expect("pg_terminate_backend");
-            usize::try_from(ended).expect("a count")
-        }
+        Backend::Postgres => end_postgres_sessions(db, "true").await,
         Backend::MySql => {
             let mut conn = sqlx::MySqlConnection::connect(db.url())
                 .await
@@ -139,5 +145,35 @@ async fn mysql_a_session_gone_is_no_answer_about_the_fingerprint_column() {
     assert!(
         !text.contains("not a generated one"),
         "the fingerprint column was given up for a session gone: {text}"
+    );
+}
+
+/// PostgreSQL: a run with steps to apply takes its run lock on a session that answers, after
+/// the server ended the idle session its last lock was taken on (as an idle timeout ends a
+/// lock connection used once, while the checks keep the kept connection alive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_run_takes_its_lock_on_a_session_that_answers() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let manager = MigrationManager::new(db.executor().await, [&MIGRATIONS]).expect("graph");
+    manager.up().await.expect("up");
+    manager
+        .down()
+        .table("metrics")
+        .target("2.0.0")
+        .await
+        .expect("down");
+    // The lock's session, idle since it let the lock go; the kept connection lives on.
+    let ended = end_postgres_sessions(&db, "query LIKE '%pg_advisory_unlock%'").await;
+    assert!(ended >= 1, "the run lock's idle session");
+
+    let report = manager.up().await.expect("the run after it takes its lock");
+    assert!(
+        report
+            .applied
+            .iter()
+            .any(|a| a.step.table == "metrics" && a.step.version == v("2.5.0")),
+        "metrics went back up"
     );
 }

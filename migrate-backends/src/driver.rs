@@ -123,3 +123,48 @@ pub(crate) fn is_lost_connection(err: &sqlx::Error) -> bool {
             .and_then(|d| d.code())
             .is_some_and(|c| c.starts_with("08"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket_closed() -> Error {
+        Error::from(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "expected to read 4 bytes, got 0 bytes at EOF",
+        )))
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn postgres_reads_a_closed_socket_as_a_lost_session_and_nothing_else() {
+        use sqlx::Postgres;
+        assert!(lost_session::<Postgres>(&socket_closed()));
+        assert!(!lost_session::<Postgres>(&Error::from(
+            sqlx::Error::RowNotFound
+        )));
+        // The same words, not from the driver.
+        assert!(!lost_session::<Postgres>(&Error::msg(
+            "expected to read 4 bytes, got 0 bytes at EOF"
+        )));
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_reads_a_closed_socket_as_a_lost_session_and_nothing_else() {
+        use sqlx::MySql;
+        assert!(lost_session::<MySql>(&socket_closed()));
+        assert!(!lost_session::<MySql>(&Error::from(
+            sqlx::Error::RowNotFound
+        )));
+        assert!(!lost_session::<MySql>(&Error::msg(
+            "expected to read 4 bytes, got 0 bytes at EOF"
+        )));
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn sqlite_has_no_session_to_lose() {
+        assert!(!lost_session::<sqlx::Sqlite>(&socket_closed()));
+    }
+}

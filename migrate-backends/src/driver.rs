@@ -94,11 +94,14 @@ pub trait Driver: sqlx::Database + Sealed {
     fn lock(db: &SqlxDb<Self>, timeout: Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
 }
 
-/// Whether `err` is a database error with SQLSTATE `code` (how the drivers read their errors).
+/// The SQLSTATE of `err`, when it is a database error (how the drivers read their errors).
+fn sqlstate(err: &sqlx::Error) -> Option<std::borrow::Cow<'_, str>> {
+    err.as_database_error().and_then(|d| d.code())
+}
+
+/// Whether `err` is a database error with SQLSTATE `code`.
 pub(crate) fn has_sqlstate(err: &sqlx::Error, code: &str) -> bool {
-    err.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|c| c == code)
+    sqlstate(err).is_some_and(|c| c == code)
 }
 
 /// Whether `err` is a driver error that `DB` reads as a session gone
@@ -117,11 +120,7 @@ pub(crate) fn lost_session<DB: Driver>(err: &Error) -> bool {
 /// closed or reset under the driver, or SQLSTATE class 08 (connection exception).
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn is_lost_connection(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Io(_))
-        || err
-            .as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c.starts_with("08"))
+    matches!(err, sqlx::Error::Io(_)) || sqlstate(err).is_some_and(|c| c.starts_with("08"))
 }
 
 #[cfg(test)]
@@ -135,31 +134,27 @@ mod tests {
         )))
     }
 
+    /// A closed socket is a lost session on `DB`; a row not found is not, nor the same words
+    /// when they do not come from the driver.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    fn reads_a_closed_socket_as_a_lost_session_and_nothing_else<DB: Driver>() {
+        assert!(lost_session::<DB>(&socket_closed()));
+        assert!(!lost_session::<DB>(&Error::from(sqlx::Error::RowNotFound)));
+        assert!(!lost_session::<DB>(&Error::msg(
+            "expected to read 4 bytes, got 0 bytes at EOF"
+        )));
+    }
+
     #[cfg(feature = "postgres")]
     #[test]
     fn postgres_reads_a_closed_socket_as_a_lost_session_and_nothing_else() {
-        use sqlx::Postgres;
-        assert!(lost_session::<Postgres>(&socket_closed()));
-        assert!(!lost_session::<Postgres>(&Error::from(
-            sqlx::Error::RowNotFound
-        )));
-        // The same words, not from the driver.
-        assert!(!lost_session::<Postgres>(&Error::msg(
-            "expected to read 4 bytes, got 0 bytes at EOF"
-        )));
+        reads_a_closed_socket_as_a_lost_session_and_nothing_else::<sqlx::Postgres>();
     }
 
     #[cfg(feature = "mysql")]
     #[test]
     fn mysql_reads_a_closed_socket_as_a_lost_session_and_nothing_else() {
-        use sqlx::MySql;
-        assert!(lost_session::<MySql>(&socket_closed()));
-        assert!(!lost_session::<MySql>(&Error::from(
-            sqlx::Error::RowNotFound
-        )));
-        assert!(!lost_session::<MySql>(&Error::msg(
-            "expected to read 4 bytes, got 0 bytes at EOF"
-        )));
+        reads_a_closed_socket_as_a_lost_session_and_nothing_else::<sqlx::MySql>();
     }
 
     #[cfg(feature = "sqlite")]

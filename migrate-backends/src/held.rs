@@ -198,7 +198,7 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// The kept connection, or a new one from the pool.
     pub(crate) async fn take<'s>(&'s self, pool: &Pool<DB>) -> sqlx::Result<Held<'s, DB>> {
         let mut kept = self.0.lock().ok().and_then(|mut slot| slot.take());
-        let (conn, state, was_kept) = match kept.as_mut().and_then(|kept| kept.conn.take()) {
+        let (conn, state, untested) = match kept.as_mut().and_then(|kept| kept.conn.take()) {
             Some(KeptConn::Open(conn)) => {
                 let state = kept.as_mut().and_then(|kept| kept.state.take());
                 (conn, state, true)
@@ -207,7 +207,10 @@ impl<DB: sqlx::Database> Slot<DB> {
                 let (conn, state) = reading.await;
                 (conn, state, true)
             }
-            None => (Box::pin(pool.acquire()).await?, None, false),
+            None => {
+                let conn = Box::pin(pool.acquire()).await?;
+                (conn, None, !pool.options().get_test_before_acquire())
+            }
         };
         let begun_ahead = kept.as_ref().is_some_and(|kept| kept.begun_ahead);
         let record_prepared = kept.as_mut().and_then(|kept| kept.record_prepared.take());
@@ -215,7 +218,7 @@ impl<DB: sqlx::Database> Slot<DB> {
         Ok(Held {
             slot: self,
             conn: Some(conn),
-            was_kept,
+            untested,
             keep: false,
             open_transaction: begun_ahead,
             begun_ahead,
@@ -232,9 +235,9 @@ impl<DB: sqlx::Database> Slot<DB> {
 pub(crate) struct Held<'s, DB: sqlx::Database> {
     slot: &'s Slot<DB>,
     conn: Option<PoolConnection<DB>>,
-    /// The connection was the kept one, not checked out of the pool for this call: its
-    /// session may have ended while it was kept.
-    was_kept: bool,
+    /// The connection was handed out untested: the kept one, or one of a pool that does not
+    /// test before acquire. Its session may have ended while it sat idle.
+    untested: bool,
     keep: bool,
     /// A step's transaction is open: dropped like this (a cancelled future, a panicking step),
     /// the connection is closed, which rolls it back, instead of going back to the pool with
@@ -269,10 +272,9 @@ impl<DB: sqlx::Database> Held<'_, DB> {
         }
     }
 
-    /// Whether the connection was the kept one rather than one the pool checked out for
-    /// this call.
-    pub(crate) fn was_kept(&self) -> bool {
-        self.was_kept
+    /// Whether the connection was handed out untested (see the field).
+    pub(crate) fn untested(&self) -> bool {
+        self.untested
     }
 
     /// The state read kept with the connection, taken out: the caller puts it (or a new one)

@@ -16,7 +16,6 @@ pub mod data;
 mod driver;
 mod fingerprint;
 mod held;
-mod live_conn;
 mod lock_wait;
 mod packed_state;
 mod portable;

@@ -273,7 +273,7 @@ async fn lock_name(conn: &mut PoolConnection<MySql>, table: &str) -> Result<Stri
 /// Takes the named lock, waiting in slices of at most the report interval so that a waiting
 /// runner says who it waits for.
 async fn get_lock(db: &MySqlDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> {
-    let mut conn = crate::live_conn::pool_conn(&db.pool, &db.target).await?;
+    let mut conn = db.pool.acquire().await?;
     let name = lock_name(&mut conn, &db.tracking_table).await?;
     loop {
         let taken: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")

@@ -342,7 +342,7 @@ impl SqlxDb<Postgres> {
 
 async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> {
     let key = db.lock_key();
-    let mut conn = crate::live_conn::pool_conn(&db.pool, &db.target).await?;
+    let mut conn = db.pool.acquire().await?;
     loop {
         let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(key)
@@ -444,7 +444,7 @@ async fn table_lock(
 ) -> Result<Box<dyn RunLock>> {
     let table = db.names.lock_table.clone();
     let holder = format!("pid {} at {}", std::process::id(), Timestamp::now());
-    let mut conn = crate::live_conn::pool_conn(&db.pool, &db.target).await?;
+    let mut conn = db.pool.acquire().await?;
     db.ensure_schema(&mut conn).await?;
     let create = format!(
         "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL)"

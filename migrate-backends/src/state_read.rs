@@ -32,7 +32,6 @@
 
 use crate::driver::{lost_session, Driver};
 use crate::held::{Held, KeptRows, StateCache};
-use crate::live_conn;
 use crate::rows;
 use crate::wal_index::WalStamp;
 use crate::SqlxDb;
@@ -65,13 +64,13 @@ where
 {
     /// Every state row, on the kept connection (an empty list when the table is missing).
     ///
-    /// The kept connection is handed out without a test (and so is every connection of the
-    /// executor's own pools), so its session may have ended while the executor was idle (a
-    /// server restart, an idle timeout, `pg_terminate_backend`, `KILL`). A read that fails for
-    /// that reason on such a connection is sent once more, on a connection from the pool that
-    /// answered a ping ([`tested_conn`](Self::tested_conn)): a service's check after its
-    /// database restarted answers instead of failing. A read changes nothing, so sending it
-    /// twice is safe; nothing else is sent again.
+    /// The kept connection is handed out without a test (so is any connection of a pool that
+    /// does not test before acquire), so its session may have ended while the executor was
+    /// idle (a server restart, an idle timeout, `pg_terminate_backend`, `KILL`). A read that
+    /// fails for that reason on such a connection closes it and is sent once more, on a
+    /// connection the pool checks out (the executor's own pools test it first): a service's
+    /// check after its database restarted answers instead of failing. A read changes nothing,
+    /// so sending it twice is safe; nothing else is sent again.
     pub(crate) async fn read_state_rows(&self) -> Result<Arc<[StateRow]>> {
         match self.read_state_on(self.conn().await?).await {
             Err(ReadFailed {
@@ -79,29 +78,10 @@ where
                 lost_untested_session: true,
             }) => {
                 tracing::debug!(error = %err, "the kept connection's session had ended; reading again on another");
-                let conn = self.tested_conn().await?;
+                let conn = self.conn().await?;
                 self.read_state_on(conn).await.map_err(|failed| failed.err)
             }
             rows => rows.map_err(|failed| failed.err),
-        }
-    }
-
-    /// The executor's connection once it answers a ping ([`live_conn::answers`]): a server
-    /// that ended the kept session (a restart) ended the pool's idle ones too, so a dead one is
-    /// closed and the next one tried, at most [`live_conn::attempts`] of them.
-    async fn tested_conn(&self) -> Result<Held<'_, DB>> {
-        let mut left = live_conn::attempts(&self.pool);
-        loop {
-            let mut conn = self.conn().await?;
-            let failed = match live_conn::answers::<DB>(&mut conn, &self.target).await {
-                Ok(()) => return Ok(conn),
-                Err(err) => err,
-            };
-            conn.close();
-            left -= 1;
-            if left == 0 {
-                return Err(failed);
-            }
         }
     }
 
@@ -140,8 +120,7 @@ where
                 Ok(found.unwrap_or_default())
             }
             Err(err) => {
-                let untested = conn.was_kept() || !self.pool.options().get_test_before_acquire();
-                let lost_untested_session = untested && lost_session::<DB>(&err);
+                let lost_untested_session = conn.untested() && lost_session::<DB>(&err);
                 if lost_untested_session {
                     conn.close();
                 }

@@ -156,12 +156,14 @@ async fn mysql_a_session_gone_is_no_answer_about_the_fingerprint_column() {
     );
 }
 
-/// PostgreSQL: a run with steps to apply takes its run lock on a session that answers, after
-/// the server ended the idle session its last lock was taken on (as an idle timeout ends a
-/// lock connection used once, while the checks keep the kept connection alive).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_run_takes_its_lock_on_a_session_that_answers() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else {
+/// A run with steps to apply takes its run lock on a session that answers, after
+/// `end_lock_session` ended the idle session the last lock was taken on (as an idle timeout ends
+/// a lock connection used once, while the checks keep the kept connection alive).
+async fn a_run_takes_its_lock_on_a_session_that_answers(
+    backend: Backend,
+    end_lock_session: impl AsyncFnOnce(&TestDb, &MigrationManager) -> usize,
+) {
+    let Some(db) = TestDb::new(backend).await else {
         return;
     };
     let manager = MigrationManager::new(db.executor().await, [&MIGRATIONS]).expect("graph");
@@ -172,8 +174,7 @@ async fn postgres_a_run_takes_its_lock_on_a_session_that_answers() {
         .target("2.0.0")
         .await
         .expect("down");
-    // The lock's session, idle since it let the lock go; the kept connection lives on.
-    let ended = end_postgres_sessions(&db, "query LIKE '%pg_advisory_unlock%'").await;
+    let ended = end_lock_session(&db, &manager).await;
     assert!(ended >= 1, "the run lock's idle session");
 
     let report = manager.up().await.expect("the run after it takes its lock");
@@ -186,34 +187,24 @@ async fn postgres_a_run_takes_its_lock_on_a_session_that_answers() {
     );
 }
 
-/// MariaDB: the same, the run lock's session picked out as the one idle the longest (the
-/// process list shows no last statement; the kept connection has just been used).
+/// PostgreSQL: the lock's session is the one whose last statement let the lock go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_run_takes_its_lock_on_a_session_that_answers() {
+    a_run_takes_its_lock_on_a_session_that_answers(Backend::Postgres, async |db, _| {
+        end_postgres_sessions(db, "query LIKE '%pg_advisory_unlock%'").await
+    })
+    .await;
+}
+
+/// MariaDB: the process list shows no last statement, so the lock's session is picked out as
+/// the one idle the longest, after a check used the kept connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_a_run_takes_its_lock_on_a_session_that_answers() {
-    let Some(db) = TestDb::new(Backend::MySql).await else {
-        return;
-    };
-    let manager = MigrationManager::new(db.executor().await, [&MIGRATIONS]).expect("graph");
-    manager.up().await.expect("up");
-    manager
-        .down()
-        .table("metrics")
-        .target("2.0.0")
-        .await
-        .expect("down");
-    // The lock's session idles from here; a check then uses the kept connection.
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let status = manager.status().await.expect("status");
-    assert!(!status.is_empty());
-    let ended = end_mysql_sessions(&db, "command = 'Sleep' AND time >= 2").await;
-    assert!(ended >= 1, "the run lock's idle session");
-
-    let report = manager.up().await.expect("the run after it takes its lock");
-    assert!(
-        report
-            .applied
-            .iter()
-            .any(|a| a.step.table == "metrics" && a.step.version == v("2.5.0")),
-        "metrics went back up"
-    );
+    a_run_takes_its_lock_on_a_session_that_answers(Backend::MySql, async |db, manager| {
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let status = manager.status().await.expect("status");
+        assert!(!status.is_empty());
+        end_mysql_sessions(db, "command = 'Sleep' AND time >= 2").await
+    })
+    .await;
 }

@@ -254,9 +254,12 @@ impl<DB: Driver> SqlxDb<DB> {
         connections: u32,
     ) -> Result<Self> {
         let connected = async {
+            // The pool tests an idle connection before handing it out (sqlx's default): a
+            // session the server ended while it sat idle (a restart, an idle timeout, `KILL`)
+            // is closed and replaced, not handed to a run lock. The kept connection (see
+            // `held`) skips the pool, and with it the test, on every call.
             let pool = sqlx::pool::PoolOptions::<DB>::new()
                 .max_connections(connections.max(2))
-                .test_before_acquire(false)
                 // sqlx adds the timeout to an `Instant`: "for ever" is a century.
                 .acquire_timeout(timeout.min(LONGEST_CONNECT_WAIT))
                 .connect(url)
@@ -270,7 +273,12 @@ impl<DB: Driver> SqlxDb<DB> {
                 })?;
             let mut db = SqlxDb::with_pool(pool);
             db.target = crate::url::server(url);
-            db.held.put(db.pool.acquire().await?);
+            // The connection `connect` just opened and tested, taken without a second test.
+            let opened = match db.pool.try_acquire() {
+                Some(conn) => conn,
+                None => db.pool.acquire().await?,
+            };
+            db.held.put(opened);
             Ok::<_, Error>(db)
         };
         connected

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions rustc executes to build N #[migration] functions, and the same N async functions
 # without the attribute: a count that repeats to within 0.1%, where a VM's wall clock moves by
-# +-15% between builds (BENCHMARKS.md, "Counted, not timed").
+# +-15% between builds (docs/benchmark-journal.md, "Counted, not timed").
 # Usage: bash benches/compile_instructions.sh [N]   (from the repository root; N defaults to 250)
 #        MIGRATE_PATH=/other/checkout bash benches/compile_instructions.sh [N]
 #                                     (the crates built against another checkout of migrate, for

@@ -1,7 +1,8 @@
 //! Sessions the server ended while the executor was idle (an administrator, an idle timeout, a
 //! restart). The executor keeps one connection between calls and hands it out without the
 //! pool's test before acquire, so its state read is the one that meets the dead session: it is
-//! sent once more on a connection the pool checks out, and the call answers.
+//! sent once more on a connection the pool checks out, and the call answers. On MariaDB a
+//! journalled step's finish left waiting goes first, and is sent again the same way.
 
 use crate::harness::v;
 use crate::harness::TestDb;
@@ -207,4 +208,65 @@ async fn mysql_a_run_takes_its_lock_on_a_session_that_answers() {
         end_mysql_sessions(db, "command = 'Sleep' AND time >= 2").await
     })
     .await;
+}
+
+/// A step that changes nothing.
+fn nothing<'a>(_db: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
+    Box::pin(async { Ok(()) })
+}
+
+/// MariaDB: a journalled step's finish waits in the executor for the tracking tables' next use
+/// (the next step's start, or the run's end). A run dropped between the two leaves it waiting;
+/// when the server ends the kept session meanwhile, the next call sends the finish on a fresh
+/// session, so the step that succeeded is recorded as such instead of left marked dirty, and
+/// the call answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
+    use migrate::backend::{StepOutcome, StepRecord, StepRun};
+    let Some(db) = TestDb::new(Backend::MySql).await else {
+        return;
+    };
+    let executor = db.executor().await;
+    executor.prepare().await.expect("tracking tables");
+    let names = migrate::TableNames::new();
+    let step = StepRun {
+        record: StepRecord {
+            module: "ended_sessions",
+            table: "waiting",
+            version: "1.0.0",
+            name: "nothing",
+            checksum: "fnv1a64:0000000000000001",
+            direction: migrate::report::Direction::Up,
+            expected: None,
+            new_version: Some("1.0.0"),
+            new_checksum: Some("fnv1a64:0000000000000001"),
+        },
+        action: nothing,
+        transactional: false,
+        table_names: &names,
+    };
+    let outcome = executor.run_step(&step).await.expect("the step");
+    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    // The finish waits in the executor: outside, the step is still marked and started.
+    let mark = "SELECT COALESCE(version, '-'), COALESCE(dirty_version, '-') \
+                FROM migrate_schema_versions WHERE table_name = 'waiting'";
+    let history = "SELECT outcome FROM migrate_schema_versions_history \
+                   WHERE table_name = 'waiting'";
+    assert_eq!(db.rows(mark).await, ["-|1.0.0"]);
+    assert_eq!(db.rows(history).await, ["started"]);
+
+    assert!(end_other_sessions(&db).await >= 1, "the kept session");
+
+    let rows = executor
+        .read_state()
+        .await
+        .expect("the first call after the session ended answers");
+    let row = rows
+        .iter()
+        .find(|row| row.table == "waiting")
+        .expect("the step's state row");
+    assert_eq!(row.version.as_deref(), Some("1.0.0"));
+    assert!(row.dirty.is_none(), "{row:?}");
+    assert_eq!(db.rows(mark).await, ["1.0.0|-"]);
+    assert_eq!(db.rows(history).await, ["succeeded"]);
 }

@@ -16,7 +16,7 @@ mod transactional;
 
 pub(crate) use bound::{affected_per_statement, bound, literal_sql};
 
-use crate::driver::Driver;
+use crate::driver::{lost_session, Driver};
 use crate::held::Slot;
 use crate::statements::{Bind, Statements, Stmt, TrackingNames, Values, DEFAULT_TRACKING_TABLE};
 use migrate_core::error::Error;
@@ -514,7 +514,11 @@ where
     ///
     /// The pending values are taken first: if the finish cannot be committed now, it is dropped,
     /// and the step stays marked dirty (settled with `repair`) rather than being committed
-    /// later, outside the run lock.
+    /// later, outside the run lock. "Now" includes one more connection: when the finish fails
+    /// because the session of a connection handed out untested had ended (the kept one, after
+    /// the server restarted or timed it out while the executor was idle), that connection is
+    /// closed and the finish is sent once more on one the pool checks out. It changed nothing
+    /// the first time, and its mark guards it, so sending it again cannot record anything twice.
     pub(crate) async fn conn(&self) -> Result<crate::held::Held<'_, DB>> {
         let pending = self.take_pending();
         let mut conn = self.plain_conn().await?;
@@ -523,7 +527,17 @@ where
             drop(conn.take_state_cache());
             // Boxed, as every path a call seldom takes: the future of `conn` is part of every
             // call's future, which is allocated and moved whole on every call.
-            Box::pin(Self::send_journal_finish(&mut conn, finish, &values)).await?;
+            if let Err(err) = Box::pin(Self::send_journal_finish(&mut conn, finish, &values)).await
+            {
+                if !(conn.untested() && lost_session::<DB>(&err)) {
+                    return Err(err);
+                }
+                tracing::debug!(error = %err, "the kept connection's session had ended; sending the step's finish on another");
+                conn.close();
+                conn = self.plain_conn().await?;
+                drop(conn.take_state_cache());
+                Box::pin(Self::send_journal_finish(&mut conn, finish, &values)).await?;
+            }
         }
         Ok(conn)
     }

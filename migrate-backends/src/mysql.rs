@@ -222,6 +222,16 @@ impl Driver for MySql {
     }
 
     fn decode_value(row: &MySqlRow, index: usize) -> Result<Value> {
+        // An UNSIGNED integer first: the portable decoder tries the signed types, which sqlx
+        // refuses for it, and then `bool`, which sqlx accepts for every integer column, so an
+        // `INT UNSIGNED` id or `CONNECTION_ID()` would come back as 0 or 1. A value above
+        // `i64::MAX` comes back as its text, exactly.
+        if let Ok(unsigned) = sqlx::Row::try_get::<Option<u64>, _>(row, index) {
+            return Ok(match unsigned {
+                None => Value::Null,
+                Some(n) => i64::try_from(n).map_or_else(|_| Value::Text(n.to_string()), Value::Int),
+            });
+        }
         crate::raw::decode_value::<MySql>(row, index)
     }
 

@@ -14,7 +14,8 @@ use std::borrow::Cow;
 pub enum Value {
     /// SQL NULL.
     Null,
-    /// An integer.
+    /// An integer, signed or not (a MySQL `UNSIGNED` value above `i64::MAX` is read as its
+    /// [`Text`](Value::Text), exactly).
     Int(i64),
     /// A floating-point number.
     Float(f64),

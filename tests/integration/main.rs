@@ -32,6 +32,7 @@ mod locks;
 mod observability;
 mod pgbouncer;
 mod postgres;
+mod query_values;
 mod secrets;
 mod startup;
 mod surgery;

@@ -109,10 +109,12 @@ impl Driver for MySql {
         );
         let journal_start = s(&format!("{ensure_sql}; {mark_and_start}"));
         let journal_start_existing = s(&mark_and_start);
-        // Moves the state only while the step's own mark is there: a finish committed late (or
-        // twice) cannot overwrite what came after it.
+        // Moves the state only while the step's own mark is there (its version, direction and
+        // time): a finish committed late (or twice) cannot overwrite what came after it, even a
+        // later mark of the same step.
         let journal_finish = s(&format!(
-            "{} AND dirty_version = $(step_version) AND dirty_direction = $(direction); {}",
+            "{} AND dirty_version = $(step_version) AND dirty_direction = $(direction) \
+             AND dirty_since = $(dirty_since); {}",
             portable::state_move(state),
             portable::history_finish(history)
         ));

@@ -210,16 +210,24 @@ async fn mysql_a_run_takes_its_lock_on_a_session_that_answers() {
     .await;
 }
 
-/// A step that changes nothing.
-fn nothing<'a>(_db: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
-    Box::pin(async { Ok(()) })
+/// The MariaDB session the last `note_session` step ran on.
+static STEP_SESSION: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// A step that changes nothing and notes its session.
+fn note_session<'a>(db: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
+    Box::pin(async {
+        let id = db.query_i64("SELECT CONNECTION_ID()").await?;
+        STEP_SESSION.store(id, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    })
 }
 
 /// MariaDB: a journalled step's finish waits in the executor for the tracking tables' next use
 /// (the next step's start, or the run's end). A run dropped between the two leaves it waiting;
-/// when the server ends the kept session meanwhile, the next call sends the finish on a fresh
-/// session, so the step that succeeded is recorded as such instead of left marked dirty, and
-/// the call answers.
+/// when the server ends the kept session (the one the step ran on) meanwhile, the next call
+/// sends the finish on a fresh session, so the step that succeeded is recorded as such instead
+/// of left marked dirty, and the call answers. (The log, which shows the finish was sent
+/// again, is captured with the `cli` feature.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
     use migrate::backend::{StepOutcome, StepRecord, StepRun};
@@ -234,14 +242,14 @@ async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
             module: "ended_sessions",
             table: "waiting",
             version: "1.0.0",
-            name: "nothing",
+            name: "note_session",
             checksum: "fnv1a64:0000000000000001",
             direction: migrate::report::Direction::Up,
             expected: None,
             new_version: Some("1.0.0"),
             new_checksum: Some("fnv1a64:0000000000000001"),
         },
-        action: nothing,
+        action: note_session,
         transactional: false,
         table_names: &names,
     };
@@ -255,12 +263,24 @@ async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
     assert_eq!(db.rows(mark).await, ["-|1.0.0"]);
     assert_eq!(db.rows(history).await, ["started"]);
 
-    assert!(end_other_sessions(&db).await >= 1, "the kept session");
+    let session = STEP_SESSION.load(std::sync::atomic::Ordering::SeqCst);
+    assert_ne!(session, 0, "the step noted its session");
+    let ended = end_mysql_sessions(&db, &format!("id = {session}")).await;
+    assert_eq!(ended, 1, "the step's session, kept by the executor");
 
+    #[cfg(feature = "cli")]
+    let (log, _guard) = crate::harness::capture(tracing::Level::DEBUG);
     let rows = executor
         .read_state()
         .await
         .expect("the first call after the session ended answers");
+    #[cfg(feature = "cli")]
+    assert!(
+        log.text()
+            .contains("finish met an ended session; sending it again"),
+        "the finish was sent again: {}",
+        log.text()
+    );
     let row = rows
         .iter()
         .find(|row| row.table == "waiting")

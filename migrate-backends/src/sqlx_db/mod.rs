@@ -517,8 +517,11 @@ where
     /// later, outside the run lock. "Now" includes one more connection: when the finish fails
     /// because the session of a connection handed out untested had ended (the kept one, after
     /// the server restarted or timed it out while the executor was idle), that connection is
-    /// closed and the finish is sent once more on one the pool checks out. It changed nothing
-    /// the first time, and its mark guards it, so sending it again cannot record anything twice.
+    /// closed and the finish is sent once more on another (the executor's pools test the ones
+    /// they hand out). The state move matches only its own step's mark (version, direction and
+    /// time) and the history row only its own "started" row, so if the first send committed
+    /// and only its answer was lost, the second changes nothing. If the second fails too, the
+    /// finish is dropped as above.
     pub(crate) async fn conn(&self) -> Result<crate::held::Held<'_, DB>> {
         let pending = self.take_pending();
         let mut conn = self.plain_conn().await?;
@@ -532,7 +535,7 @@ where
                 if !(conn.untested() && lost_session::<DB>(&err)) {
                     return Err(err);
                 }
-                tracing::debug!(error = %err, "the kept connection's session had ended; sending the step's finish on another");
+                tracing::debug!(error = %err, "a journalled step's finish met an ended session; sending it again on another connection");
                 conn.close();
                 conn = self.plain_conn().await?;
                 drop(conn.take_state_cache());

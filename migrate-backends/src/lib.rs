@@ -13,6 +13,7 @@ mod adopted;
 mod conn_ext;
 mod connect;
 pub mod data;
+mod decode;
 mod driver;
 mod fingerprint;
 mod held;

@@ -234,7 +234,7 @@ impl Driver for MySql {
                 Some(n) => i64::try_from(n).map_or_else(|_| Value::Text(n.to_string()), Value::Int),
             });
         }
-        crate::raw::decode_value::<MySql>(row, index)
+        crate::decode::decode_value::<MySql>(row, index)
     }
 
     fn is_missing_table(err: &sqlx::Error) -> bool {

@@ -4,14 +4,11 @@ use crate::driver::Driver;
 use crate::sqlx_db::bound;
 use crate::sqlx_db::deferred::{self, Fate, Riding, Sent};
 use crate::statements::{Bind, Statements, Stmt, Values};
-use migrate_core::conn::{RawConn, Row, Value};
+use migrate_core::conn::{RawConn, Row};
 use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use migrate_core::future::BoxFuture;
-use sqlx::{
-    AssertSqlSafe, Column, ColumnIndex, Decode, Encode, IntoArguments, Row as _, Type, TypeInfo,
-    ValueRef,
-};
+use sqlx::{AssertSqlSafe, Encode, IntoArguments, Row as _, Type};
 use std::any::Any;
 
 /// A connection (or the connection of an open transaction) seen as a [`RawConn`].
@@ -205,61 +202,4 @@ fn refusal(why: &str) -> Error {
     Error::msg(format!(
         "the statement was not sent: {why} (the run plans the steps again)"
     ))
-}
-
-/// Decodes one column into a portable [`Value`], trying the common types in turn.
-pub(crate) fn decode_value<DB>(row: &DB::Row, index: usize) -> Result<Value>
-where
-    DB: sqlx::Database,
-    usize: ColumnIndex<DB::Row>,
-    for<'r> i64: Decode<'r, DB> + Type<DB>,
-    for<'r> i32: Decode<'r, DB> + Type<DB>,
-    for<'r> i16: Decode<'r, DB> + Type<DB>,
-    for<'r> bool: Decode<'r, DB> + Type<DB>,
-    for<'r> f64: Decode<'r, DB> + Type<DB>,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
-{
-    let raw = row.try_get_raw(index)?;
-    if raw.is_null() {
-        return Ok(Value::Null);
-    }
-    if let Ok(v) = row.try_get::<i64, _>(index) {
-        return Ok(Value::Int(v));
-    }
-    if let Ok(v) = row.try_get::<i32, _>(index) {
-        return Ok(Value::Int(v.into()));
-    }
-    if let Ok(v) = row.try_get::<i16, _>(index) {
-        return Ok(Value::Int(v.into()));
-    }
-    if let Ok(v) = row.try_get::<bool, _>(index) {
-        return Ok(Value::Int(v.into()));
-    }
-    if let Ok(v) = row.try_get::<f64, _>(index) {
-        return Ok(Value::Float(v));
-    }
-    if let Ok(v) = row.try_get::<String, _>(index) {
-        return Ok(Value::Text(v));
-    }
-    if let Ok(v) = row.try_get::<Vec<u8>, _>(index) {
-        return Ok(Value::Bytes(v));
-    }
-    // DECIMAL/NUMERIC and other types without a portable decoder: `Conn::query` runs over the
-    // text protocol (PostgreSQL simple queries, MySQL COM_QUERY), so the value is its text.
-    if let Ok(text) = row.try_get_unchecked::<String, _>(index) {
-        if let Ok(int) = text.parse::<i64>() {
-            return Ok(Value::Int(int));
-        }
-        if let Ok(float) = text.parse::<f64>() {
-            return Ok(Value::Float(float));
-        }
-        return Ok(Value::Text(text));
-    }
-    let column = &row.columns()[index];
-    Err(Error::msg(format!(
-        "column `{}` has type {}, which Conn::query does not decode; cast it in SQL, or use the typed connection (migrate::ConnExt)",
-        column.name(),
-        column.type_info().name()
-    )))
 }

@@ -160,7 +160,7 @@ impl Driver for Sqlite {
     }
 
     fn decode_value(row: &SqliteRow, index: usize) -> Result<Value> {
-        crate::raw::decode_value::<Sqlite>(row, index)
+        crate::decode::decode_value::<Sqlite>(row, index)
     }
 
     fn is_lost_race(err: &sqlx::Error) -> bool {

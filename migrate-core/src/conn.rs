@@ -15,11 +15,16 @@ pub enum Value {
     /// SQL NULL.
     Null,
     /// An integer, signed or not (a MySQL `UNSIGNED` value above `i64::MAX` is read as its
-    /// [`Text`](Value::Text), exactly).
+    /// [`Text`](Value::Text), exactly). A MySQL or SQLite boolean is an integer, 0 or 1.
     Int(i64),
-    /// A floating-point number.
+    /// A PostgreSQL `BOOLEAN`.
+    Bool(bool),
+    /// A floating-point number (`REAL`, `DOUBLE PRECISION`, `FLOAT`).
     Float(f64),
-    /// Text.
+    /// Text: text columns, and every type read as its text, exactly: a `NUMERIC` or `DECIMAL`
+    /// that is not an integer within `i64` (`"12.50"`), dates and times, UUIDs, JSON. Written
+    /// back by `migrate::data::literal` as a quoted literal, which the column converts to its
+    /// type.
     Text(String),
     /// Bytes.
     Bytes(Vec<u8>),
@@ -30,6 +35,15 @@ impl Value {
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    /// The value as a boolean: a [`Bool`](Value::Bool), or an [`Int`](Value::Int) (MySQL and
+    /// SQLite store booleans as integers; any integer other than 0 is true).
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            Value::Int(i) => Some(*i != 0),
             _ => None,
         }
     }

@@ -1,12 +1,20 @@
-//! What `Conn::query` returns for MariaDB's integer columns, read inside a step as a data
-//! migration reads them: an UNSIGNED column is an integer like a signed one (sqlx reads any
-//! integer column as a `bool` too, which turned 9 into 1 before the MySQL decoder tried
-//! `u64` first), and one above `i64::MAX` comes back as its exact text.
+//! What `Conn::query` returns, read inside a step as a data migration reads it, and whether it
+//! writes back through `migrate::data::literal` unchanged.
+//!
+//! - MariaDB's integer columns: an UNSIGNED column is an integer like a signed one (sqlx reads
+//!   any integer column as a `bool` too, which turned 9 into 1 before the MySQL decoder tried
+//!   `u64` first), and one above `i64::MAX` comes back as its exact text.
+//! - Every common column type on the three databases: a row read and written back into a table
+//!   of the same columns is the same row (a PostgreSQL boolean, a `NUMERIC` beyond `i64`, a
+//!   `JSONB` number or an `infinity` timestamp once came back as an integer or a float that
+//!   either lost digits or could not be written back).
 
 use crate::harness::TestDb;
 use migrate::backend::{MigrationFuture, StepOutcome, StepRecord, StepRun};
 use migrate::query::Value;
 use migrate::testing::Backend;
+use migrate::Dialect;
+use std::sync::Mutex;
 
 /// Reads the table `numbers` and fails, naming what it read, unless it holds what
 /// `a_mariadb_unsigned_integer_reads_as_the_integer_it_is` wrote.
@@ -74,4 +82,227 @@ async fn a_mariadb_unsigned_integer_reads_as_the_integer_it_is() {
         .await
         .expect("the step reads every integer as written");
     assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+}
+
+/// What `copy_rows` read, per dialect (the three backends' tests run at once).
+static READ: Mutex<Vec<(Dialect, Vec<Vec<Value>>)>> = Mutex::new(Vec::new());
+
+/// Reads every row of `source` as a data migration reads it, keeps what it read in `READ`, and
+/// writes each row into `copy` through `migrate::data::literal`.
+fn copy_rows<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        let dialect = db.dialect();
+        let rows = db.query("SELECT * FROM source ORDER BY id").await?;
+        let read: Vec<Vec<Value>> = rows.iter().map(|row| row.values().to_vec()).collect();
+        for row in &read {
+            let literals = row
+                .iter()
+                .map(|value| migrate::data::literal(dialect, value))
+                .collect::<migrate::Result<Vec<_>>>()?;
+            db.execute(&format!(
+                "INSERT INTO copy VALUES ({})",
+                literals.join(", ")
+            ))
+            .await?;
+        }
+        READ.lock()
+            .map_err(|_| migrate::Error::msg("another test panicked holding READ"))?
+            .push((dialect, read));
+        Ok(())
+    })
+}
+
+/// Creates `source` and `copy` with `columns`, fills `source` with `rows`, runs `copy_rows` as a
+/// step, and checks that it read `expected` and that `copy` holds exactly the rows of `source`.
+async fn read_and_write_back(
+    backend: Backend,
+    columns: &str,
+    rows: &str,
+    expected: Vec<Vec<Value>>,
+) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    db.exec(&format!(
+        "CREATE TABLE source ({columns}); CREATE TABLE copy ({columns}); \
+         INSERT INTO source VALUES {rows}"
+    ))
+    .await;
+    let executor = db.executor().await;
+    executor.prepare().await.expect("tracking tables");
+    let names = migrate::TableNames::new();
+    let step = StepRun {
+        record: StepRecord {
+            module: "query_values",
+            table: "copy",
+            version: "1.0.0",
+            name: "copy_rows",
+            checksum: "fnv1a64:0000000000000003",
+            direction: migrate::report::Direction::Up,
+            expected: None,
+            new_version: Some("1.0.0"),
+            new_checksum: Some("fnv1a64:0000000000000003"),
+        },
+        action: copy_rows,
+        transactional: true,
+        table_names: &names,
+    };
+    let outcome = executor
+        .run_step(&step)
+        .await
+        .expect("every value read writes back as a literal");
+    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    let dialect = executor.dialect();
+    let read = READ
+        .lock()
+        .expect("READ")
+        .iter()
+        .find(|(d, _)| *d == dialect)
+        .map(|(_, read)| read.clone())
+        .expect("the step kept what it read");
+    assert_eq!(read, expected, "{}", backend.name());
+    assert_eq!(db.rows("SELECT COUNT(*) FROM copy").await, ["3"]);
+    assert_eq!(
+        db.rows("SELECT COUNT(*) FROM (SELECT * FROM source EXCEPT SELECT * FROM copy) d")
+            .await,
+        ["0"],
+        "a row of `copy` differs from its source"
+    );
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_values_read_exactly_and_write_back() {
+    read_and_write_back(
+        Backend::Postgres,
+        "id INT PRIMARY KEY, flag BOOLEAN, big NUMERIC(30,0), money NUMERIC(12,2), tiny REAL, \
+         wide DOUBLE PRECISION, word TEXT, bin BYTEA, stamp TIMESTAMP, uid UUID, doc JSONB, \
+         forever TIMESTAMP",
+        "(1, TRUE, 123456789012345678901234567890, 12.50, 0.1, 0.1, 'it''s', '\\x00ff', \
+          '2024-02-29 12:34:56.789', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": [1, 2]}', \
+          'infinity'), \
+         (2, FALSE, -5, 0.07, -2.5, 1e300, '42', '\\x', '1999-12-31 23:59:59', NULL, '7', \
+          '-infinity'), \
+         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+        vec![
+            vec![
+                Value::Int(1),
+                Value::Bool(true),
+                text("123456789012345678901234567890"),
+                text("12.50"),
+                Value::Float(0.1),
+                Value::Float(0.1),
+                text("it's"),
+                Value::Bytes(vec![0, 255]),
+                text("2024-02-29 12:34:56.789"),
+                text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                text("{\"a\": [1, 2]}"),
+                text("infinity"),
+            ],
+            vec![
+                Value::Int(2),
+                Value::Bool(false),
+                Value::Int(-5),
+                text("0.07"),
+                Value::Float(-2.5),
+                Value::Float(1e300),
+                text("42"),
+                Value::Bytes(vec![]),
+                text("1999-12-31 23:59:59"),
+                Value::Null,
+                text("7"),
+                text("-infinity"),
+            ],
+            [vec![Value::Int(3)], vec![Value::Null; 11]].concat(),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_values_read_exactly_and_write_back() {
+    read_and_write_back(
+        Backend::MySql,
+        "id INT PRIMARY KEY, flag BOOLEAN, big DECIMAL(30,0), money DECIMAL(12,2), tiny FLOAT, \
+         wide DOUBLE, word TEXT, bin BLOB, stamp DATETIME(3), yr YEAR, bits BIT(8), \
+         small TINYINT UNSIGNED",
+        "(1, TRUE, 123456789012345678901234567890, 12.50, 0.1, 0.1, 'it''s', X'00ff', \
+          '2024-02-29 12:34:56.789', 2024, b'101', 9), \
+         (2, FALSE, -5, 0.07, -2.5, 1e300, '42', X'', '1999-12-31 23:59:59', 1999, b'0', 0), \
+         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+        vec![
+            vec![
+                Value::Int(1),
+                Value::Int(1),
+                text("123456789012345678901234567890"),
+                text("12.50"),
+                Value::Float(0.1),
+                Value::Float(0.1),
+                text("it's"),
+                Value::Bytes(vec![0, 255]),
+                text("2024-02-29 12:34:56.789"),
+                Value::Int(2024),
+                Value::Int(5),
+                Value::Int(9),
+            ],
+            vec![
+                Value::Int(2),
+                Value::Int(0),
+                Value::Int(-5),
+                text("0.07"),
+                Value::Float(-2.5),
+                Value::Float(1e300),
+                text("42"),
+                Value::Bytes(vec![]),
+                text("1999-12-31 23:59:59.000"),
+                Value::Int(1999),
+                Value::Int(0),
+                Value::Int(0),
+            ],
+            [vec![Value::Int(3)], vec![Value::Null; 11]].concat(),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_values_read_exactly_and_write_back() {
+    read_and_write_back(
+        Backend::Sqlite,
+        "id INTEGER PRIMARY KEY, flag BOOLEAN, big NUMERIC, money DECIMAL(12,2), tiny REAL, \
+         wide DOUBLE, word TEXT, bin BLOB, stamp DATETIME",
+        "(1, 1, 123456789012345678901234567890, '12.50', 0.1, 0.1, 'it''s', X'00ff', \
+          '2024-02-29 12:34:56.789'), \
+         (2, 0, -5, 0.07, -2.5, 1e300, '42', X'', '1999-12-31 23:59:59'), \
+         (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+        vec![
+            vec![
+                Value::Int(1),
+                Value::Int(1),
+                Value::Float(1.2345678901234568e29),
+                Value::Float(12.5),
+                Value::Float(0.1),
+                Value::Float(0.1),
+                text("it's"),
+                Value::Bytes(vec![0, 255]),
+                text("2024-02-29 12:34:56.789"),
+            ],
+            vec![
+                Value::Int(2),
+                Value::Int(0),
+                Value::Int(-5),
+                Value::Float(0.07),
+                Value::Float(-2.5),
+                Value::Float(1e300),
+                text("42"),
+                Value::Bytes(vec![]),
+                text("1999-12-31 23:59:59"),
+            ],
+            [vec![Value::Int(3)], vec![Value::Null; 8]].concat(),
+        ],
+    )
+    .await;
 }

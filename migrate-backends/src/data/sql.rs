@@ -5,8 +5,8 @@ use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use std::fmt::Write;
 
-/// `value` as a SQL literal of `dialect`: `NULL`, a number, a quoted string, or bytes
-/// (`X'..'`, or `'\x..'::bytea` on PostgreSQL). A float that is not finite has no portable
+/// `value` as a SQL literal of `dialect`: `NULL`, a number, `TRUE` or `FALSE` (1 or 0 on
+/// SQLite), a quoted string, or bytes (`X'..'`, or `'\x..'::bytea` on PostgreSQL). A float that is not finite has no portable
 /// literal and is an error.
 ///
 /// ```
@@ -20,6 +20,13 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
     Ok(match value {
         Value::Null => "NULL".to_string(),
         Value::Int(i) => i.to_string(),
+        // SQLite has no boolean type (its `TRUE` is 1, and only since 3.23).
+        Value::Bool(b) => match (dialect, b) {
+            (Dialect::Sqlite, true) => "1".to_string(),
+            (Dialect::Sqlite, false) => "0".to_string(),
+            (_, true) => "TRUE".to_string(),
+            (_, false) => "FALSE".to_string(),
+        },
         Value::Float(f) if f.is_finite() => format!("{f:?}"),
         Value::Float(f) => {
             return Err(Error::msg(format!(
@@ -294,6 +301,15 @@ mod tests {
             ""
         );
         assert!(literal(Dialect::Sqlite, &Value::Float(f64::NAN)).is_err());
+        assert_eq!(
+            literal(Dialect::Postgres, &Value::Bool(true)).unwrap(),
+            "TRUE"
+        );
+        assert_eq!(
+            literal(Dialect::MySql, &Value::Bool(false)).unwrap(),
+            "FALSE"
+        );
+        assert_eq!(literal(Dialect::Sqlite, &Value::Bool(true)).unwrap(), "1");
         assert_eq!(
             literal(Dialect::Postgres, &Value::Bytes(vec![0xab])).unwrap(),
             "'\\xab'::bytea"

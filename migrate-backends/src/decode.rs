@@ -1,0 +1,116 @@
+//! Column values as portable [`Value`]s, for [`Conn::query`](migrate_core::conn::Conn::query).
+//!
+//! A data migration reads rows and often writes them back (`migrate::data::literal`), so a value
+//! must come back exactly: a number that is not an integer within `i64` is kept as its text, and
+//! a value is only parsed as a number when its column holds numbers.
+
+use migrate_core::conn::Value;
+use migrate_core::error::{Error, Result};
+use sqlx::{Column, ColumnIndex, Decode, Row as _, Type, TypeInfo, ValueRef};
+
+/// Decodes one column into a portable [`Value`], trying the common types in turn.
+pub(crate) fn decode_value<DB>(row: &DB::Row, index: usize) -> Result<Value>
+where
+    DB: sqlx::Database,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> i16: Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
+    for<'r> f64: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+{
+    let raw = row.try_get_raw(index)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    if let Ok(v) = row.try_get::<i64, _>(index) {
+        return Ok(Value::Int(v));
+    }
+    if let Ok(v) = row.try_get::<i32, _>(index) {
+        return Ok(Value::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<i16, _>(index) {
+        return Ok(Value::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<bool, _>(index) {
+        return Ok(Value::Int(v.into()));
+    }
+    if let Ok(v) = row.try_get::<f64, _>(index) {
+        return Ok(Value::Float(v));
+    }
+    if let Ok(v) = row.try_get::<String, _>(index) {
+        return Ok(Value::Text(v));
+    }
+    if let Ok(v) = row.try_get::<Vec<u8>, _>(index) {
+        return Ok(Value::Bytes(v));
+    }
+    // Types without a portable decoder: `Conn::query` runs over the text protocol (PostgreSQL
+    // simple queries, MySQL COM_QUERY), so the value is its text.
+    let column = &row.columns()[index];
+    if let Ok(text) = row.try_get_unchecked::<String, _>(index) {
+        return Ok(from_text(column.type_info().name(), text));
+    }
+    Err(Error::msg(format!(
+        "column `{}` has type {}, which Conn::query does not decode; cast it in SQL, or use the typed connection (migrate::ConnExt)",
+        column.name(),
+        column.type_info().name()
+    )))
+}
+
+/// A value of a column of type `type_name` that no typed decoder took, from its `text`.
+///
+/// An exact number (`NUMERIC`, `DECIMAL`, an `OID`, a `YEAR`) is an [`Int`](Value::Int) when it
+/// is one within `i64`, and its exact text otherwise (`12.50`, or thirty digits, which a float
+/// would round). A floating-point one (`FLOAT4`, MySQL's `FLOAT`) is a [`Float`](Value::Float).
+/// Anything else stays text, even when it reads like a number: a `JSONB` `7` or a timestamp's
+/// `infinity` written back as a number would not fit its column, where a quoted literal does.
+fn from_text(type_name: &str, text: String) -> Value {
+    let base = type_name.split(' ').next().unwrap_or(type_name);
+    match base {
+        "NUMERIC" | "DECIMAL" | "OID" | "YEAR" => match text.parse::<i64>() {
+            Ok(int) => Value::Int(int),
+            Err(_) => Value::Text(text),
+        },
+        "FLOAT4" | "FLOAT8" | "FLOAT" | "DOUBLE" | "REAL" => match text.parse::<f64>() {
+            Ok(float) => Value::Float(float),
+            Err(_) => Value::Text(text),
+        },
+        _ => Value::Text(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_text;
+    use migrate_core::conn::Value;
+
+    #[test]
+    fn exact_numbers_are_integers_only_when_they_are_exactly_one() {
+        assert_eq!(from_text("NUMERIC", "-5".into()), Value::Int(-5));
+        assert_eq!(
+            from_text("DECIMAL", "12.50".into()),
+            Value::Text("12.50".into())
+        );
+        let thirty = "123456789012345678901234567890";
+        assert_eq!(
+            from_text("NUMERIC", thirty.into()),
+            Value::Text(thirty.into())
+        );
+        assert_eq!(from_text("DECIMAL UNSIGNED", "7".into()), Value::Int(7));
+        assert_eq!(from_text("YEAR", "2024".into()), Value::Int(2024));
+    }
+
+    #[test]
+    fn floats_are_floats_and_everything_else_stays_text() {
+        assert_eq!(from_text("FLOAT4", "0.1".into()), Value::Float(0.1));
+        assert_eq!(from_text("FLOAT", "-2.5".into()), Value::Float(-2.5));
+        assert_eq!(from_text("JSONB", "7".into()), Value::Text("7".into()));
+        assert_eq!(
+            from_text("TIMESTAMP", "infinity".into()),
+            Value::Text("infinity".into())
+        );
+        assert_eq!(from_text("UUID", "1e5".into()), Value::Text("1e5".into()));
+    }
+}

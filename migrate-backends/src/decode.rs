@@ -61,16 +61,18 @@ where
 
 /// A value of a column of type `type_name` that no typed decoder took, from its `text`.
 ///
-/// An exact number (`NUMERIC`, `DECIMAL`, an `OID`, a `YEAR`) is an [`Int`](Value::Int) when it
-/// is one within `i64`, and its exact text otherwise (`12.50`, or thirty digits, which a float
-/// would round). A floating-point one (`FLOAT4`, MySQL's `FLOAT`) is a [`Float`](Value::Float).
-/// Anything else stays text, even when it reads like a number: a `JSONB` `7` or a timestamp's
-/// `infinity` written back as a number would not fit its column, where a quoted literal does.
+/// An exact number (`NUMERIC`, `DECIMAL`, an `OID`) is an [`Int`](Value::Int) when it is one
+/// within `i64`, and a [`Numeric`](Value::Numeric) of its digits otherwise (`12.50`, or thirty
+/// digits, which a float would round). A floating-point one (`FLOAT4`) is a
+/// [`Float`](Value::Float). Anything else stays text, even when it reads like a number: a
+/// `JSONB` `7` or a timestamp's `infinity` written back as a number would not fit its column,
+/// where a quoted literal does.
 fn from_text(type_name: &str, text: String) -> Value {
-    let base = type_name.split(' ').next().unwrap_or(type_name);
-    match base {
-        "NUMERIC" | "DECIMAL" | "OID" | "YEAR" => match text.parse::<i64>() {
+    match type_name {
+        "NUMERIC" | "DECIMAL" | "OID" => match text.parse::<i64>() {
             Ok(int) => Value::Int(int),
+            // PostgreSQL's NUMERIC `NaN` is no number literal.
+            Err(_) if is_number_literal(&text) => Value::Numeric(text),
             Err(_) => Value::Text(text),
         },
         "FLOAT4" | "FLOAT8" | "FLOAT" | "DOUBLE" | "REAL" => match text.parse::<f64>() {
@@ -79,6 +81,25 @@ fn from_text(type_name: &str, text: String) -> Value {
         },
         _ => Value::Text(text),
     }
+}
+
+/// Whether `text` is a plain decimal number, as SQL writes one without quotes: an optional
+/// sign, digits with at most one point, and an optional exponent (`-12.50`, `1e300`).
+pub(crate) fn is_number_literal(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok =
+        !(whole.is_empty() && fraction.is_empty()) && digits(whole) && digits(fraction);
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
 }
 
 #[cfg(test)]
@@ -91,26 +112,50 @@ mod tests {
         assert_eq!(from_text("NUMERIC", "-5".into()), Value::Int(-5));
         assert_eq!(
             from_text("DECIMAL", "12.50".into()),
-            Value::Text("12.50".into())
+            Value::Numeric("12.50".into())
         );
         let thirty = "123456789012345678901234567890";
         assert_eq!(
             from_text("NUMERIC", thirty.into()),
-            Value::Text(thirty.into())
+            Value::Numeric(thirty.into())
         );
-        assert_eq!(from_text("DECIMAL UNSIGNED", "7".into()), Value::Int(7));
-        assert_eq!(from_text("YEAR", "2024".into()), Value::Int(2024));
+        assert_eq!(
+            from_text("NUMERIC", "NaN".into()),
+            Value::Text("NaN".into())
+        );
+        assert_eq!(from_text("OID", "16384".into()), Value::Int(16384));
     }
 
     #[test]
     fn floats_are_floats_and_everything_else_stays_text() {
         assert_eq!(from_text("FLOAT4", "0.1".into()), Value::Float(0.1));
-        assert_eq!(from_text("FLOAT", "-2.5".into()), Value::Float(-2.5));
         assert_eq!(from_text("JSONB", "7".into()), Value::Text("7".into()));
         assert_eq!(
             from_text("TIMESTAMP", "infinity".into()),
             Value::Text("infinity".into())
         );
         assert_eq!(from_text("UUID", "1e5".into()), Value::Text("1e5".into()));
+    }
+
+    #[test]
+    fn a_number_literal_is_digits_a_point_and_an_exponent_and_nothing_else() {
+        for yes in [
+            "0",
+            "-12.50",
+            "+1",
+            ".5",
+            "5.",
+            "1e300",
+            "1.5E-7",
+            "123456789012345678901234567890",
+        ] {
+            assert!(super::is_number_literal(yes), "{yes}");
+        }
+        for no in [
+            "", "-", ".", "e5", "1e", "1e+", "1.2.3", "NaN", "Infinity", "1 OR 1=1", "0x1f",
+            "1_000",
+        ] {
+            assert!(!super::is_number_literal(no), "{no}");
+        }
     }
 }

@@ -227,11 +227,13 @@ impl Driver for MySql {
         // An UNSIGNED integer first: the portable decoder tries the signed types, which sqlx
         // refuses for it, and then `bool`, which sqlx accepts for every integer column, so an
         // `INT UNSIGNED` id or `CONNECTION_ID()` would come back as 0 or 1. A value above
-        // `i64::MAX` comes back as its text, exactly.
+        // `i64::MAX` comes back as its digits, exactly.
         if let Ok(unsigned) = sqlx::Row::try_get::<Option<u64>, _>(row, index) {
             return Ok(match unsigned {
                 None => Value::Null,
-                Some(n) => i64::try_from(n).map_or_else(|_| Value::Text(n.to_string()), Value::Int),
+                Some(n) => {
+                    i64::try_from(n).map_or_else(|_| Value::Numeric(n.to_string()), Value::Int)
+                }
             });
         }
         crate::decode::decode_value::<MySql>(row, index)

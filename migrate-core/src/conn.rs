@@ -14,17 +14,20 @@ use std::borrow::Cow;
 pub enum Value {
     /// SQL NULL.
     Null,
-    /// An integer, signed or not (a MySQL `UNSIGNED` value above `i64::MAX` is read as its
-    /// [`Text`](Value::Text), exactly). A MySQL or SQLite boolean is an integer, 0 or 1.
+    /// An integer, signed or not. A MySQL or SQLite boolean is an integer, 0 or 1.
     Int(i64),
+    /// An exact number that is not an integer within `i64`, as the database wrote it: a
+    /// `NUMERIC` or `DECIMAL` such as `"12.50"` or thirty digits, a MySQL `BIGINT UNSIGNED`
+    /// above `i64::MAX` (a float would round them; [`as_f64`](Value::as_f64) converts). SQLite
+    /// has no exact type: its numbers are [`Int`](Value::Int) or [`Float`](Value::Float).
+    Numeric(String),
     /// A PostgreSQL `BOOLEAN`.
     Bool(bool),
     /// A floating-point number (`REAL`, `DOUBLE PRECISION`, `FLOAT`).
     Float(f64),
-    /// Text: text columns, and every type read as its text, exactly: a `NUMERIC` or `DECIMAL`
-    /// that is not an integer within `i64` (`"12.50"`), dates and times, UUIDs, JSON. Written
-    /// back by `migrate::data::literal` as a quoted literal, which the column converts to its
-    /// type.
+    /// Text: text columns, and every type without a portable form, as its text: dates and
+    /// times, UUIDs, JSON, PostgreSQL's `NaN` numeric. Written back by `migrate::data::literal`
+    /// as a quoted literal, which the column converts to its type.
     Text(String),
     /// Bytes.
     Bytes(Vec<u8>),
@@ -44,6 +47,16 @@ impl Value {
         match self {
             Value::Bool(b) => Some(*b),
             Value::Int(i) => Some(*i != 0),
+            _ => None,
+        }
+    }
+    /// The value as a float: a [`Float`](Value::Float), an [`Int`](Value::Int), or a
+    /// [`Numeric`](Value::Numeric), rounded to the nearest `f64`.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            Value::Numeric(digits) => digits.parse().ok(),
             _ => None,
         }
     }
@@ -188,12 +201,16 @@ impl<'c> Conn<'c> {
         self.raw.query(&sql).await
     }
 
-    /// Runs a query that returns one integer, such as `SELECT COUNT(*) ...`.
+    /// Runs a query that returns one integer, such as `SELECT COUNT(*) ...`. A PostgreSQL
+    /// boolean (`SELECT EXISTS (...)`) is 1 or 0.
     pub async fn query_i64(&mut self, sql: &str) -> Result<i64> {
         let rows = self.query(sql).await?;
         rows.first()
             .and_then(|r| r.get(0))
-            .and_then(Value::as_i64)
+            .and_then(|value| match value {
+                Value::Bool(b) => Some(i64::from(*b)),
+                other => other.as_i64(),
+            })
             .ok_or_else(|| Error::msg(format!("query returned no integer: {sql}")))
     }
 

@@ -2,6 +2,7 @@
 
 use super::sql::literal;
 use super::tally::Tally;
+use crate::decode::is_number_literal;
 use migrate_core::conn::{Conn, Row, Value};
 use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
@@ -342,6 +343,9 @@ impl Batches {
                 Some(Value::Int(text.parse().map_err(|_| corrupt())?))
             }
             (Some(Value::Text(text)), Some("text")) => Some(Value::Text(text.clone())),
+            (Some(Value::Text(text)), Some("numeric")) if is_number_literal(text) => {
+                Some(Value::Numeric(text.clone()))
+            }
             _ => return Err(corrupt()),
         };
         let tally = row
@@ -461,9 +465,9 @@ impl Job {
             self.done = true;
             return Ok(None);
         };
-        if !matches!(last, Value::Int(_) | Value::Text(_)) {
+        if !matches!(last, Value::Int(_) | Value::Numeric(_) | Value::Text(_)) {
             return Err(Error::msg(format!(
-                "batch job `{}`: the key `{}` must be an integer or text column",
+                "batch job `{}`: the key `{}` must be an integer, exact numeric or text column",
                 spec.job, spec.key
             )));
         }
@@ -501,6 +505,7 @@ impl Job {
         let (kind, text) = match &self.last {
             Some(Value::Int(i)) => ("int", i.to_string()),
             Some(Value::Text(t)) => ("text", t.clone()),
+            Some(Value::Numeric(digits)) => ("numeric", digits.clone()),
             _ => return Ok(()),
         };
         let dialect = db.dialect();

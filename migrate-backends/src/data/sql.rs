@@ -1,13 +1,16 @@
 //! SQL text for data migrations: values as literals, and idempotent multi-row upserts.
 
+use crate::decode::is_number_literal;
 use migrate_core::conn::Value;
 use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use std::fmt::Write;
 
-/// `value` as a SQL literal of `dialect`: `NULL`, a number, `TRUE` or `FALSE` (1 or 0 on
-/// SQLite), a quoted string, or bytes (`X'..'`, or `'\x..'::bytea` on PostgreSQL). A float that is not finite has no portable
-/// literal and is an error.
+/// `value` as a SQL literal of `dialect`: `NULL`, a number (an exact
+/// [`Numeric`](Value::Numeric) unquoted, so that it compares exactly), `TRUE` or `FALSE` (1 or 0
+/// on SQLite), a quoted string, or bytes (`X'..'`, or `'\x..'::bytea` on PostgreSQL). An
+/// infinite float is `'Infinity'::float8` on PostgreSQL and `9e999` on SQLite; a float NaN only
+/// has a PostgreSQL literal, and MySQL stores neither, so those are errors.
 ///
 /// ```
 /// use migrate_backends::data::literal;
@@ -27,12 +30,27 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
             (_, true) => "TRUE".to_string(),
             (_, false) => "FALSE".to_string(),
         },
-        Value::Float(f) if f.is_finite() => format!("{f:?}"),
-        Value::Float(f) => {
+        Value::Numeric(digits) if is_number_literal(digits) => digits.clone(),
+        Value::Numeric(digits) => {
             return Err(Error::msg(format!(
-                "the float {f} has no SQL literal; store it as NULL or text"
+                "the numeric {digits:?} is no number; a Value::Numeric holds digits, a point \
+                 and an exponent"
             )))
         }
+        Value::Float(f) if f.is_finite() => format!("{f:?}"),
+        Value::Float(f) => match (dialect, f.is_nan()) {
+            (Dialect::Postgres, true) => "'NaN'::float8".to_string(),
+            (Dialect::Postgres, false) if *f > 0.0 => "'Infinity'::float8".to_string(),
+            (Dialect::Postgres, false) => "'-Infinity'::float8".to_string(),
+            // Past the largest double, SQLite's parser rounds to infinity.
+            (Dialect::Sqlite, false) if *f > 0.0 => "9e999".to_string(),
+            (Dialect::Sqlite, false) => "-9e999".to_string(),
+            _ => {
+                return Err(Error::msg(format!(
+                    "the float {f} has no {dialect:?} literal; store it as NULL or text"
+                )))
+            }
+        },
         Value::Text(text) => dialect.quote_literal(text),
         Value::Bytes(bytes) => {
             let mut hex = String::with_capacity(bytes.len() * 2);
@@ -301,6 +319,20 @@ mod tests {
             ""
         );
         assert!(literal(Dialect::Sqlite, &Value::Float(f64::NAN)).is_err());
+        assert!(literal(Dialect::MySql, &Value::Float(f64::INFINITY)).is_err());
+        assert_eq!(
+            literal(Dialect::Postgres, &Value::Float(f64::NEG_INFINITY)).unwrap(),
+            "'-Infinity'::float8"
+        );
+        assert_eq!(
+            literal(Dialect::Sqlite, &Value::Float(f64::INFINITY)).unwrap(),
+            "9e999"
+        );
+        assert_eq!(
+            literal(Dialect::MySql, &Value::Numeric("-12.50".into())).unwrap(),
+            "-12.50"
+        );
+        assert!(literal(Dialect::MySql, &Value::Numeric("1 OR 1=1".into())).is_err());
         assert_eq!(
             literal(Dialect::Postgres, &Value::Bool(true)).unwrap(),
             "TRUE"

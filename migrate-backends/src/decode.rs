@@ -1,8 +1,9 @@
 //! Column values as portable [`Value`]s, for [`Conn::query`](migrate_core::conn::Conn::query).
 //!
 //! A data migration reads rows and often writes them back (`migrate::data::literal`), so a value
-//! must come back exactly: a number that is not an integer within `i64` is kept as its text, and
-//! a value is only parsed as a number when its column holds numbers.
+//! must come back exactly: an exact number that is not an integer within `i64` is kept as its
+//! digits ([`Value::Numeric`]), and a value is only parsed as a number when its column holds
+//! numbers.
 
 use migrate_core::conn::Value;
 use migrate_core::error::{Error, Result};
@@ -71,7 +72,7 @@ fn from_text(type_name: &str, text: String) -> Value {
     match type_name {
         "NUMERIC" | "DECIMAL" | "OID" => match text.parse::<i64>() {
             Ok(int) => Value::Int(int),
-            // PostgreSQL's NUMERIC `NaN` is no number literal.
+            // PostgreSQL's NUMERIC `NaN` and `Infinity` are no number literals.
             Err(_) if is_number_literal(&text) => Value::Numeric(text),
             Err(_) => Value::Text(text),
         },
@@ -83,23 +84,14 @@ fn from_text(type_name: &str, text: String) -> Value {
     }
 }
 
-/// Whether `text` is a plain decimal number, as SQL writes one without quotes: an optional
-/// sign, digits with at most one point, and an optional exponent (`-12.50`, `1e300`).
+/// Whether `text` is an exact decimal number as NUMERIC and DECIMAL columns print one: an
+/// optional sign, then digits with at most one point (`-12.50`, `.5`). No exponent: MySQL reads
+/// `1e3` as a double, which would compare inexactly with a DECIMAL.
 pub(crate) fn is_number_literal(text: &str) -> bool {
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
-        None => (unsigned, None),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
     let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok =
-        !(whole.is_empty() && fraction.is_empty()) && digits(whole) && digits(fraction);
-    let exponent_ok = exponent.is_none_or(|e| {
-        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-        !e.is_empty() && digits(e)
-    });
-    mantissa_ok && exponent_ok
+    !(whole.is_empty() && fraction.is_empty()) && digits(whole) && digits(fraction)
 }
 
 #[cfg(test)]
@@ -138,22 +130,34 @@ mod tests {
     }
 
     #[test]
-    fn a_number_literal_is_digits_a_point_and_an_exponent_and_nothing_else() {
+    fn a_number_literal_is_a_sign_digits_and_a_point_and_nothing_else() {
         for yes in [
             "0",
             "-12.50",
             "+1",
             ".5",
             "5.",
-            "1e300",
-            "1.5E-7",
             "123456789012345678901234567890",
         ] {
             assert!(super::is_number_literal(yes), "{yes}");
         }
         for no in [
-            "", "-", ".", "e5", "1e", "1e+", "1.2.3", "NaN", "Infinity", "1 OR 1=1", "0x1f",
+            "",
+            "-",
+            ".",
+            "1e300",
+            "1.5E-7",
+            "e5",
+            "1.2.3",
+            " 1",
+            "1 ",
+            "NaN",
+            "Infinity",
+            "1 OR 1=1",
+            "0x1f",
             "1_000",
+            "--1",
+            "\u{661}\u{662}",
         ] {
             assert!(!super::is_number_literal(no), "{no}");
         }

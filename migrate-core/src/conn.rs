@@ -16,17 +16,18 @@ pub enum Value {
     Null,
     /// An integer, signed or not. A MySQL or SQLite boolean is an integer, 0 or 1.
     Int(i64),
-    /// An exact number that is not an integer within `i64`, as the database wrote it: a
-    /// `NUMERIC` or `DECIMAL` such as `"12.50"` or thirty digits, a MySQL `BIGINT UNSIGNED`
-    /// above `i64::MAX` (a float would round them; [`as_f64`](Value::as_f64) converts). SQLite
-    /// has no exact type: its numbers are [`Int`](Value::Int) or [`Float`](Value::Float).
+    /// An exact number that is not an integer within `i64`, as the database wrote it (a sign,
+    /// digits and a point): a `NUMERIC` or `DECIMAL` such as `"12.50"` or thirty digits, a
+    /// MySQL `BIGINT UNSIGNED` above `i64::MAX` (a float would round them;
+    /// [`as_f64`](Value::as_f64) converts). SQLite has no exact type: its numbers are
+    /// [`Int`](Value::Int) or [`Float`](Value::Float).
     Numeric(String),
     /// A PostgreSQL `BOOLEAN`.
     Bool(bool),
     /// A floating-point number (`REAL`, `DOUBLE PRECISION`, `FLOAT`).
     Float(f64),
     /// Text: text columns, and every type without a portable form, as its text: dates and
-    /// times, UUIDs, JSON, PostgreSQL's `NaN` numeric. Written back by `migrate::data::literal`
+    /// times, UUIDs, JSON, PostgreSQL's `NaN` and `Infinity` numerics. Written back by `migrate::data::literal`
     /// as a quoted literal, which the column converts to its type.
     Text(String),
     /// Bytes.

@@ -321,31 +321,47 @@ async fn sqlite_values_read_exactly_and_write_back() {
 }
 
 /// Pages through `wide_keys`, whose `DECIMAL(30,0)` keys are beyond `i64` and ten apart by one
-/// (all ten are the same double), three rows a batch, and records how many rows it saw.
+/// (all ten are the same double), three rows a batch. The first job is cut off in its second
+/// batch (the batch's transaction rolled back, as a killed run's would be); a second job resumes
+/// from the first batch's checkpoint. Records how many rows the second job read and how many the
+/// whole job counted.
 fn page_wide_keys<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
     Box::pin(async move {
-        let mut job = Batches::new("wide_keys", "wide_keys", "id")
-            .columns(&["id"])
-            .batch_size(3)
-            .start(db)
-            .await?;
-        let mut seen = 0;
-        while let Some(rows) = job.next(db).await? {
-            seen += rows.len() as u64;
-            job.tally().moved(rows.len() as u64);
+        let job = || {
+            Batches::new("wide_keys", "wide_keys", "id")
+                .columns(&["id"])
+                .batch_size(3)
+        };
+        let mut first = job().start(db).await?;
+        for _ in 0..2 {
+            if let Some(rows) = first.next(db).await? {
+                first.tally().moved(rows.len() as u64);
+            }
         }
-        job.finish(db).await?;
-        db.execute(&format!("INSERT INTO paged VALUES ({seen})"))
-            .await?;
+        drop(first);
+        db.execute("ROLLBACK").await?;
+        let mut resumed = job().start(db).await?;
+        let mut seen = 0;
+        while let Some(rows) = resumed.next(db).await? {
+            seen += rows.len() as u64;
+            resumed.tally().moved(rows.len() as u64);
+        }
+        let tally = resumed.finish(db).await?;
+        db.execute(&format!(
+            "INSERT INTO paged VALUES ({seen}, {})",
+            tally.moved_count()
+        ))
+        .await?;
         Ok(())
     })
 }
 
-/// Batches page by an exact key exactly: a key beyond `i64` is a `Value::Numeric` (as a float,
-/// all ten keys were one value, and the job refused it), written back unquoted (MySQL's manual
-/// compares a DECIMAL with a quoted string as doubles; MariaDB 10.11 converts the string
-/// exactly, so this test cannot tell the two literals apart there), and the checkpoint keeps it
-/// as `numeric`. The column has no index, so no range lookup converts the key for the server.
+/// Batches page by an exact key exactly, and resume from it: a key beyond `i64` is a
+/// `Value::Numeric` (as a float, all ten keys were one value, and the job refused it), kept in
+/// the checkpoint as `numeric` and written back unquoted (MySQL's manual compares a DECIMAL
+/// with a quoted string as doubles; MariaDB 10.11 converts the string exactly, so this test
+/// cannot tell the two literals apart there). The column has no index, so no range lookup
+/// converts the key for the server.
 async fn wide_keys_page_exactly(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
         return;
@@ -355,7 +371,7 @@ async fn wide_keys_page_exactly(backend: Backend) {
         .collect();
     db.exec(&format!(
         "CREATE TABLE wide_keys (id DECIMAL(30,0)); \
-         CREATE TABLE paged (seen BIGINT); \
+         CREATE TABLE paged (seen BIGINT, moved BIGINT); \
          INSERT INTO wide_keys VALUES {}",
         keys.join(", ")
     ))
@@ -384,7 +400,11 @@ async fn wide_keys_page_exactly(backend: Backend) {
         .await
         .expect("the job pages through");
     assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
-    assert_eq!(db.rows("SELECT seen FROM paged").await, ["10"]);
+    assert_eq!(
+        db.rows("SELECT seen, moved FROM paged").await,
+        ["7|10"],
+        "the second job reads the seven keys after the first batch's checkpoint"
+    );
     assert_eq!(
         db.rows("SELECT last_key, key_kind FROM migrate_data_checkpoints WHERE job = 'wide_keys'")
             .await,

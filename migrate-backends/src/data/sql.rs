@@ -7,8 +7,9 @@ use migrate_core::error::{Error, Result};
 use std::fmt::Write;
 
 /// `value` as a SQL literal of `dialect`: `NULL`, a number (an exact
-/// [`Numeric`](Value::Numeric) unquoted, so that it compares exactly), `TRUE` or `FALSE` (1 or 0
-/// on SQLite), a quoted string, or bytes (`X'..'`, or `'\x..'::bytea` on PostgreSQL). An
+/// [`Numeric`](Value::Numeric) unquoted on PostgreSQL and MySQL, where it is a `NUMERIC` or
+/// `DECIMAL` literal and compares exactly; quoted on SQLite, which has no exact type and would
+/// read it as a float), `TRUE` or `FALSE` (1 or 0 on SQLite), a quoted string, or bytes (`X'..'`, or `'\x..'::bytea` on PostgreSQL). An
 /// infinite float is `'Infinity'::float8` on PostgreSQL and `9e999` on SQLite; a float NaN only
 /// has a PostgreSQL literal, and MySQL stores neither, so those are errors.
 ///
@@ -30,11 +31,16 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
             (_, true) => "TRUE".to_string(),
             (_, false) => "FALSE".to_string(),
         },
+        // SQLite reads an unquoted `12.50` as a REAL; quoted, a TEXT column keeps it exact and
+        // a NUMERIC one converts it as it would the number.
+        Value::Numeric(digits) if is_number_literal(digits) && dialect == Dialect::Sqlite => {
+            dialect.quote_literal(digits)
+        }
         Value::Numeric(digits) if is_number_literal(digits) => digits.clone(),
         Value::Numeric(digits) => {
             return Err(Error::msg(format!(
-                "the numeric {digits:?} is no number; a Value::Numeric holds digits, a point \
-                 and an exponent"
+                "the numeric {digits:?} is no exact number; a Value::Numeric holds a sign, \
+                 digits and a point"
             )))
         }
         Value::Float(f) if f.is_finite() => format!("{f:?}"),
@@ -332,7 +338,12 @@ mod tests {
             literal(Dialect::MySql, &Value::Numeric("-12.50".into())).unwrap(),
             "-12.50"
         );
+        assert_eq!(
+            literal(Dialect::Sqlite, &Value::Numeric("12.50".into())).unwrap(),
+            "'12.50'"
+        );
         assert!(literal(Dialect::MySql, &Value::Numeric("1 OR 1=1".into())).is_err());
+        assert!(literal(Dialect::Postgres, &Value::Numeric("1e300".into())).is_err());
         assert_eq!(
             literal(Dialect::Postgres, &Value::Bool(true)).unwrap(),
             "TRUE"

@@ -222,22 +222,53 @@ fn note_session<'a>(db: &'a mut migrate::Conn<'_>) -> migrate::backend::Migratio
     })
 }
 
-/// MariaDB: a journalled step's finish waits in the executor for the tracking tables' next use
-/// (the next step's start, or the run's end). A run dropped between the two leaves it waiting;
-/// when the server ends the kept session (the one the step ran on) meanwhile, the next call
-/// sends the finish on a fresh session, so the step that succeeded is recorded as such instead
-/// of left marked dirty, and the call answers. (The log, which shows the finish was sent
-/// again, is captured with the `cli` feature.)
+/// MariaDB: a journalled step's waiting finish, as `mysql_a_waiting_finish_is_sent_on_a_fresh_session`
+/// leaves it, that cannot be recorded (its history table renamed away meanwhile) fails the next
+/// call with an error that says so, and leaves the step marked dirty for `repair`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
-    use migrate::backend::{StepOutcome, StepRecord, StepRun};
+async fn mysql_a_finish_that_cannot_be_recorded_says_so() {
     let Some(db) = TestDb::new(Backend::MySql).await else {
         return;
     };
     let executor = db.executor().await;
     executor.prepare().await.expect("tracking tables");
     let names = migrate::TableNames::new();
-    let step = StepRun {
+    let step = waiting_step(&names);
+    let outcome = executor.run_step(&step).await.expect("the step");
+    assert!(
+        matches!(outcome, migrate::backend::StepOutcome::Done { .. }),
+        "{outcome:?}"
+    );
+    db.exec("RENAME TABLE migrate_schema_versions_history TO history_away")
+        .await;
+    let err = executor
+        .read_state()
+        .await
+        .expect_err("the finish has no history table to finish");
+    let message = err.to_string();
+    assert!(
+        message.contains("finish of the last journalled step could not be recorded")
+            && message.contains("history"),
+        "{message}"
+    );
+    db.exec("RENAME TABLE history_away TO migrate_schema_versions_history")
+        .await;
+    let rows = executor.read_state().await.expect("the next call answers");
+    let row = rows
+        .iter()
+        .find(|row| row.table == "waiting")
+        .expect("the step's state row");
+    assert!(row.version.is_none(), "{row:?}");
+    assert_eq!(
+        row.dirty.as_ref().map(|d| d.version.as_str()),
+        Some("1.0.0")
+    );
+}
+
+/// The journalled step both MariaDB tests above and below run: `note_session` on `waiting`.
+fn waiting_step(names: &migrate::TableNames) -> migrate::backend::StepRun<'_> {
+    use migrate::backend::{StepRecord, StepRun};
+    StepRun {
         record: StepRecord {
             module: "ended_sessions",
             table: "waiting",
@@ -251,8 +282,26 @@ async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
         },
         action: note_session,
         transactional: false,
-        table_names: &names,
+        table_names: names,
+    }
+}
+
+/// MariaDB: a journalled step's finish waits in the executor for the tracking tables' next use
+/// (the next step's start, or the run's end). A run dropped between the two leaves it waiting;
+/// when the server ends the kept session (the one the step ran on) meanwhile, the next call
+/// sends the finish on a fresh session, so the step that succeeded is recorded as such instead
+/// of left marked dirty, and the call answers. (The log, which shows the finish was sent
+/// again, is captured with the `cli` feature.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
+    use migrate::backend::StepOutcome;
+    let Some(db) = TestDb::new(Backend::MySql).await else {
+        return;
     };
+    let executor = db.executor().await;
+    executor.prepare().await.expect("tracking tables");
+    let names = migrate::TableNames::new();
+    let step = waiting_step(&names);
     let outcome = executor.run_step(&step).await.expect("the step");
     assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
     // The finish waits in the executor: outside, the step is still marked and started.

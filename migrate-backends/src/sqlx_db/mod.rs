@@ -533,13 +533,15 @@ where
             if let Err(err) = Box::pin(Self::send_journal_finish(&mut conn, finish, &values)).await
             {
                 if !(conn.untested() && lost_session::<DB>(&err)) {
-                    return Err(err);
+                    return Err(unrecorded_finish(err));
                 }
                 tracing::debug!(error = %err, "a journalled step's finish met an ended session; sending it again on another connection");
                 conn.close();
                 conn = self.plain_conn().await?;
                 drop(conn.take_state_cache());
-                Box::pin(Self::send_journal_finish(&mut conn, finish, &values)).await?;
+                Box::pin(Self::send_journal_finish(&mut conn, finish, &values))
+                    .await
+                    .map_err(unrecorded_finish)?;
             }
         }
         Ok(conn)
@@ -606,4 +608,16 @@ async fn end_step<DB: Driver>(mut conn: crate::held::Held<'_, DB>) -> bool {
 
 pub(crate) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// `err`, from a journalled step's finish that could not be committed, saying so: the call that
+/// sent it first fails with it, and the step stays marked until `repair` settles it.
+fn unrecorded_finish(err: Error) -> Error {
+    match err {
+        Error::Database(driver) => Error::Database(driver.context(
+            "the finish of the last journalled step could not be recorded (the step stays \
+             marked dirty; `repair` settles it)",
+        )),
+        other => other,
+    }
 }

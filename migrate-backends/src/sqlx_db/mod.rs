@@ -537,7 +537,7 @@ where
                 }
                 tracing::debug!(error = %err, "a journalled step's finish met an ended session; sending it again on another connection");
                 conn.close();
-                conn = self.plain_conn().await?;
+                conn = self.plain_conn().await.map_err(unrecorded_finish)?;
                 drop(conn.take_state_cache());
                 Box::pin(Self::send_journal_finish(&mut conn, finish, &values))
                     .await

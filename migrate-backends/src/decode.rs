@@ -35,8 +35,10 @@ where
     if let Ok(v) = row.try_get::<i16, _>(index) {
         return Ok(Value::Int(v.into()));
     }
+    // A PostgreSQL BOOLEAN: SQLite's integers and MySQL's (its booleans are integers, which
+    // sqlx would also read as `bool`) are taken above, MySQL's unsigned ones by its driver.
     if let Ok(v) = row.try_get::<bool, _>(index) {
-        return Ok(Value::Int(v.into()));
+        return Ok(Value::Bool(v));
     }
     if let Ok(v) = row.try_get::<f64, _>(index) {
         return Ok(Value::Float(v));

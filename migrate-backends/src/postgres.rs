@@ -221,11 +221,6 @@ impl Driver for Postgres {
     }
 
     fn decode_value(row: &PgRow, index: usize) -> Result<Value> {
-        // A BOOLEAN is a boolean here (the portable decoder would make it 0 or 1, which a
-        // BOOLEAN column refuses when it is written back).
-        if let Ok(boolean) = sqlx::Row::try_get::<Option<bool>, _>(row, index) {
-            return Ok(boolean.map_or(Value::Null, Value::Bool));
-        }
         crate::decode::decode_value::<Postgres>(row, index)
     }
 

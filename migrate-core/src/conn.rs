@@ -27,8 +27,8 @@ pub enum Value {
     /// A floating-point number (`REAL`, `DOUBLE PRECISION`, `FLOAT`).
     Float(f64),
     /// Text: text columns, and every type without a portable form, as its text: dates and
-    /// times, UUIDs, JSON, PostgreSQL's `NaN` and `Infinity` numerics. Written back by `migrate::data::literal`
-    /// as a quoted literal, which the column converts to its type.
+    /// times, UUIDs, JSON, PostgreSQL's `NaN` and `Infinity` numerics. Written back by
+    /// `migrate::data::literal` as a quoted literal, which the column converts to its type.
     Text(String),
     /// Bytes.
     Bytes(Vec<u8>),

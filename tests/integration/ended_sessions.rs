@@ -4,8 +4,8 @@
 //! sent once more on a connection the pool checks out, and the call answers. On MariaDB a
 //! journalled step's finish left waiting goes first, and is sent again the same way.
 
-use crate::harness::v;
 use crate::harness::TestDb;
+use crate::harness::{first_step, run_first_step, v};
 use crate::MIGRATIONS;
 use migrate::report::ReportStatus;
 use migrate::testing::Backend;
@@ -222,23 +222,23 @@ fn note_session<'a>(db: &'a mut migrate::Conn<'_>) -> migrate::backend::Migratio
     })
 }
 
-/// MariaDB: a journalled step's waiting finish, as `mysql_a_waiting_finish_is_sent_on_a_fresh_session`
-/// leaves it, that cannot be recorded (its history table renamed away meanwhile) fails the next
-/// call with an error that says so, and leaves the step marked dirty for `repair`.
+/// A step that changes nothing (and, unlike `note_session`, shares no state with another test).
+fn change_nothing<'a>(_db: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
+    Box::pin(async { Ok(()) })
+}
+
+/// MariaDB: a journalled step's waiting finish (left as in
+/// `mysql_a_waiting_finish_is_sent_on_a_fresh_session`) that cannot be recorded, its history
+/// table renamed away meanwhile, fails the next call with an error that says so, and leaves the
+/// step marked dirty for `repair`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_a_finish_that_cannot_be_recorded_says_so() {
     let Some(db) = TestDb::new(Backend::MySql).await else {
         return;
     };
-    let executor = db.executor().await;
-    executor.prepare().await.expect("tracking tables");
     let names = migrate::TableNames::new();
-    let step = waiting_step(&names);
-    let outcome = executor.run_step(&step).await.expect("the step");
-    assert!(
-        matches!(outcome, migrate::backend::StepOutcome::Done { .. }),
-        "{outcome:?}"
-    );
+    let step = first_step("waiting", "change_nothing", change_nothing, false, &names);
+    let executor = run_first_step(&db, step, "the step").await;
     db.exec("RENAME TABLE migrate_schema_versions_history TO history_away")
         .await;
     let err = executor
@@ -265,27 +265,6 @@ async fn mysql_a_finish_that_cannot_be_recorded_says_so() {
     );
 }
 
-/// The journalled step both MariaDB tests above and below run: `note_session` on `waiting`.
-fn waiting_step(names: &migrate::TableNames) -> migrate::backend::StepRun<'_> {
-    use migrate::backend::{StepRecord, StepRun};
-    StepRun {
-        record: StepRecord {
-            module: "ended_sessions",
-            table: "waiting",
-            version: "1.0.0",
-            name: "note_session",
-            checksum: "fnv1a64:0000000000000001",
-            direction: migrate::report::Direction::Up,
-            expected: None,
-            new_version: Some("1.0.0"),
-            new_checksum: Some("fnv1a64:0000000000000001"),
-        },
-        action: note_session,
-        transactional: false,
-        table_names: names,
-    }
-}
-
 /// MariaDB: a journalled step's finish waits in the executor for the tracking tables' next use
 /// (the next step's start, or the run's end). A run dropped between the two leaves it waiting;
 /// when the server ends the kept session (the one the step ran on) meanwhile, the next call
@@ -294,16 +273,12 @@ fn waiting_step(names: &migrate::TableNames) -> migrate::backend::StepRun<'_> {
 /// again, is captured with the `cli` feature.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
-    use migrate::backend::StepOutcome;
     let Some(db) = TestDb::new(Backend::MySql).await else {
         return;
     };
-    let executor = db.executor().await;
-    executor.prepare().await.expect("tracking tables");
     let names = migrate::TableNames::new();
-    let step = waiting_step(&names);
-    let outcome = executor.run_step(&step).await.expect("the step");
-    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    let step = first_step("waiting", "note_session", note_session, false, &names);
+    let executor = run_first_step(&db, step, "the step").await;
     // The finish waits in the executor: outside, the step is still marked and started.
     let mark = "SELECT COALESCE(version, '-'), COALESCE(dirty_version, '-') \
                 FROM migrate_schema_versions WHERE table_name = 'waiting'";

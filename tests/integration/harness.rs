@@ -331,6 +331,50 @@ pub fn error_chain(
     })
 }
 
+/// A step that takes `table` from no version to 1.0.0 by calling `action`, for tests that call
+/// `run_step` directly (as a run that was dropped left it, or to see what a step's `Conn` sees).
+pub fn first_step<'a>(
+    table: &'a str,
+    name: &'a str,
+    action: migrate::backend::MigrationFn,
+    transactional: bool,
+    table_names: &'a migrate::TableNames,
+) -> migrate::backend::StepRun<'a> {
+    migrate::backend::StepRun {
+        record: migrate::backend::StepRecord {
+            module: "integration",
+            table,
+            version: "1.0.0",
+            name,
+            checksum: "fnv1a64:0000000000000001",
+            direction: migrate::report::Direction::Up,
+            expected: None,
+            new_version: Some("1.0.0"),
+            new_checksum: Some("fnv1a64:0000000000000001"),
+        },
+        action,
+        transactional,
+        table_names,
+    }
+}
+
+/// Prepares a new executor on `db` and runs `step` (from [`first_step`]) on it, which must be
+/// done (`expect` says what it does); returns the executor, which may hold the step's finish.
+pub async fn run_first_step(
+    db: &TestDb,
+    step: migrate::backend::StepRun<'_>,
+    expect: &str,
+) -> Box<dyn migrate::backend::MigrationBackend> {
+    let executor = db.executor().await;
+    executor.prepare().await.expect("tracking tables");
+    let outcome = executor.run_step(&step).await.expect(expect);
+    assert!(
+        matches!(outcome, migrate::backend::StepOutcome::Done { .. }),
+        "{outcome:?}"
+    );
+    executor
+}
+
 /// A version from test text.
 pub fn v(text: &str) -> migrate::Version {
     migrate::Version::parse(text).expect("test version")

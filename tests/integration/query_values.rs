@@ -10,7 +10,8 @@
 //!   either lost digits or could not be written back).
 
 use crate::harness::TestDb;
-use migrate::backend::{MigrationFuture, StepOutcome, StepRecord, StepRun};
+use crate::harness::{first_step, run_first_step};
+use migrate::backend::MigrationFuture;
 use migrate::data::Batches;
 use migrate::query::Value;
 use migrate::testing::Backend;
@@ -59,30 +60,13 @@ async fn a_mariadb_unsigned_integer_reads_as_the_integer_it_is() {
          (3, NULL, NULL, NULL, NULL)",
     )
     .await;
-    let executor = db.executor().await;
-    executor.prepare().await.expect("tracking tables");
     let names = migrate::TableNames::new();
-    let step = StepRun {
-        record: StepRecord {
-            module: "query_values",
-            table: "numbers",
-            version: "1.0.0",
-            name: "read_numbers",
-            checksum: "fnv1a64:0000000000000002",
-            direction: migrate::report::Direction::Up,
-            expected: None,
-            new_version: Some("1.0.0"),
-            new_checksum: Some("fnv1a64:0000000000000002"),
-        },
-        action: read_numbers,
-        transactional: true,
-        table_names: &names,
-    };
-    let outcome = executor
-        .run_step(&step)
-        .await
-        .expect("the step reads every integer as written");
-    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    run_first_step(
+        &db,
+        first_step("numbers", "read_numbers", read_numbers, true, &names),
+        "the step reads every integer as written",
+    )
+    .await;
 }
 
 /// What `copy_rows` read, per dialect (the three backends' tests run at once).
@@ -129,30 +113,13 @@ async fn read_and_write_back(
          INSERT INTO source VALUES {rows}"
     ))
     .await;
-    let executor = db.executor().await;
-    executor.prepare().await.expect("tracking tables");
     let names = migrate::TableNames::new();
-    let step = StepRun {
-        record: StepRecord {
-            module: "query_values",
-            table: "copy",
-            version: "1.0.0",
-            name: "copy_rows",
-            checksum: "fnv1a64:0000000000000003",
-            direction: migrate::report::Direction::Up,
-            expected: None,
-            new_version: Some("1.0.0"),
-            new_checksum: Some("fnv1a64:0000000000000003"),
-        },
-        action: copy_rows,
-        transactional: true,
-        table_names: &names,
-    };
-    let outcome = executor
-        .run_step(&step)
-        .await
-        .expect("every value read writes back as a literal");
-    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    let executor = run_first_step(
+        &db,
+        first_step("copy", "copy_rows", copy_rows, true, &names),
+        "every value read writes back as a literal",
+    )
+    .await;
     let dialect = executor.dialect();
     let read = READ
         .lock()
@@ -376,30 +343,14 @@ async fn wide_keys_page_exactly(backend: Backend) {
         keys.join(", ")
     ))
     .await;
-    let executor = db.executor().await;
-    executor.prepare().await.expect("tracking tables");
     let names = migrate::TableNames::new();
-    let step = StepRun {
-        record: StepRecord {
-            module: "query_values",
-            table: "paged",
-            version: "1.0.0",
-            name: "page_wide_keys",
-            checksum: "fnv1a64:0000000000000004",
-            direction: migrate::report::Direction::Up,
-            expected: None,
-            new_version: Some("1.0.0"),
-            new_checksum: Some("fnv1a64:0000000000000004"),
-        },
-        action: page_wide_keys,
-        transactional: false,
-        table_names: &names,
-    };
-    let outcome = executor
-        .run_step(&step)
-        .await
-        .expect("the job pages through");
-    assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+    // Kept until the checks below, as a service's executor would be.
+    let _executor = run_first_step(
+        &db,
+        first_step("paged", "page_wide_keys", page_wide_keys, false, &names),
+        "the job pages through",
+    )
+    .await;
     assert_eq!(
         db.rows("SELECT seen, moved FROM paged").await,
         ["7|10"],

@@ -9,9 +9,10 @@ use std::fmt::Write;
 /// `value` as a SQL literal of `dialect`: `NULL`, a number (an exact
 /// [`Numeric`](Value::Numeric) unquoted on PostgreSQL and MySQL, where it is a `NUMERIC` or
 /// `DECIMAL` literal and compares exactly; quoted on SQLite, which has no exact type and would
-/// read it as a float), `TRUE` or `FALSE` (1 or 0 on SQLite), a quoted string, or bytes (`X'..'`, or `'\x..'::bytea` on PostgreSQL). An
-/// infinite float is `'Infinity'::float8` on PostgreSQL and `9e999` on SQLite; a float NaN only
-/// has a PostgreSQL literal, and MySQL stores neither, so those are errors.
+/// read it as a float), `TRUE` or `FALSE` (1 or 0 on SQLite), a quoted string, or bytes
+/// (`X'..'`, or `'\x..'::bytea` on PostgreSQL). An infinite float is `'Infinity'::float8` on
+/// PostgreSQL and `9e999` on SQLite; a float NaN only has a PostgreSQL literal, and MySQL
+/// stores neither, so those are errors.
 ///
 /// ```
 /// use migrate_backends::data::literal;
@@ -31,18 +32,16 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
             (_, true) => "TRUE".to_string(),
             (_, false) => "FALSE".to_string(),
         },
-        // SQLite reads an unquoted `12.50` as a REAL; quoted, a TEXT column keeps it exact and
-        // a NUMERIC one converts it as it would the number.
-        Value::Numeric(digits) if is_number_literal(digits) && dialect == Dialect::Sqlite => {
-            dialect.quote_literal(digits)
-        }
-        Value::Numeric(digits) if is_number_literal(digits) => digits.clone(),
-        Value::Numeric(digits) => {
+        Value::Numeric(digits) if !is_number_literal(digits) => {
             return Err(Error::msg(format!(
                 "the numeric {digits:?} is no exact number; a Value::Numeric holds a sign, \
                  digits and a point"
             )))
         }
+        // SQLite reads an unquoted `12.50` as a REAL; quoted, a TEXT column keeps it exact and
+        // a NUMERIC one converts it as it would the number.
+        Value::Numeric(digits) if dialect == Dialect::Sqlite => dialect.quote_literal(digits),
+        Value::Numeric(digits) => digits.clone(),
         Value::Float(f) if f.is_finite() => format!("{f:?}"),
         Value::Float(f) => match (dialect, f.is_nan()) {
             (Dialect::Postgres, true) => "'NaN'::float8".to_string(),

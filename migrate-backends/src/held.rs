@@ -40,9 +40,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 /// A read of the state table started on a connection, which gives the connection back with
-/// what the read left (nothing when it failed).
+/// what the read left (nothing when the read failed); an error when no connection could be had
+/// for it (a read started on a pool passed in, whose check-out failed).
 pub(crate) type Reading<DB> =
-    Pin<Box<dyn Future<Output = (PoolConnection<DB>, Option<StateCache>)> + Send>>;
+    Pin<Box<dyn Future<Output = sqlx::Result<(PoolConnection<DB>, Option<StateCache>)>> + Send>>;
 
 /// What a connection's last read of the state table leaves with it (see `state_read`): the note
 /// that the connection has read (its next read is prepared), and on SQLite and MySQL the rows.
@@ -133,7 +134,11 @@ impl<DB: sqlx::Database> Slot<DB> {
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
         {
-            Poll::Ready((conn, state)) => self.put_kept(KeptConn::Open(conn), state),
+            Poll::Ready(Ok((conn, state))) => self.put_kept(KeptConn::Open(conn), state),
+            // Nothing kept: the first call checks a connection out itself, and reports it.
+            Poll::Ready(Err(err)) => {
+                tracing::debug!(error = %err, "no connection for the state read started ahead");
+            }
             Poll::Pending => self.put_kept(KeptConn::Reading(reading), None),
         }
     }
@@ -203,14 +208,16 @@ impl<DB: sqlx::Database> Slot<DB> {
                 let state = kept.as_mut().and_then(|kept| kept.state.take());
                 (conn, state, true)
             }
-            Some(KeptConn::Reading(reading)) => {
-                let (conn, state) = reading.await;
-                (conn, state, true)
-            }
-            None => {
-                let conn = Box::pin(pool.acquire()).await?;
-                (conn, None, !pool.options().get_test_before_acquire())
-            }
+            Some(KeptConn::Reading(reading)) => match reading.await {
+                Ok((conn, state)) => (conn, state, true),
+                // The check-out of a read started ahead failed (long before, maybe: a pool
+                // busy then): this call checks one out now, and reports what it meets.
+                Err(err) => {
+                    tracing::debug!(error = %err, "no connection for the state read started ahead");
+                    Self::check_out(pool).await?
+                }
+            },
+            None => Self::check_out(pool).await?,
         };
         let begun_ahead = kept.as_ref().is_some_and(|kept| kept.begun_ahead);
         let record_prepared = kept.as_mut().and_then(|kept| kept.record_prepared.take());
@@ -227,6 +234,14 @@ impl<DB: sqlx::Database> Slot<DB> {
             record_prepared,
             pending,
         })
+    }
+
+    /// A connection of the pool, with no state cache, and whether it was handed out untested.
+    async fn check_out(
+        pool: &Pool<DB>,
+    ) -> sqlx::Result<(PoolConnection<DB>, Option<StateCache>, bool)> {
+        let conn = Box::pin(pool.acquire()).await?;
+        Ok((conn, None, !pool.options().get_test_before_acquire()))
     }
 }
 

@@ -360,9 +360,14 @@ impl SqlxDb<Sqlite> {
     /// database read-only, immutable, in memory or through a VFS of their choosing, nor when
     /// the file does not exist yet (a lazy pool): its checks then ask the connection.
     ///
-    /// Unlike [`open`](Self::open) and [`connect`](Self::connect), which start the first state
-    /// read as they connect, this starts nothing: the first check waits for the pool's
-    /// check-out (and its ping, under the pool's `test_before_acquire`) and for that read.
+    /// Like [`open`](Self::open) and [`connect`](Self::connect), which start the first state
+    /// read as they connect, this begins one on a connection of the pool, checked out as the
+    /// pool hands them out (its test before acquire, its hooks): the check-out is begun here
+    /// (an idle connection's ping handed to its thread), and the first call goes on with it
+    /// and the read. From then on the executor holds that connection, as it keeps one after
+    /// every call, until it is dropped or a call fails. Nothing is begun outside a Tokio
+    /// runtime, nor on a pool of one connection, which the caller may want for itself before
+    /// the first call.
     pub fn from_pool(pool: SqlitePool) -> Self {
         let options = pool.connect_options();
         let filename = options.get_filename().to_path_buf();
@@ -371,6 +376,18 @@ impl SqlxDb<Sqlite> {
         db.target = filename.display().to_string();
         db.lock.file = lock_file(&filename);
         db.wal_index = wal_index_if(wal_trusted, &filename);
+        // The pool's check-out may wait on Tokio's timer, which needs the runtime.
+        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+        if in_runtime && db.pool.options().get_max_connections() >= 2 {
+            db.held.put_reading(crate::state_read::read_ahead_on_pool(
+                db.pool.clone(),
+                db.sql.read_state.clone(),
+                db.wal_index.clone(),
+            ));
+            // As `connect` does: the connection's thread, often queued on this CPU, takes the
+            // ping now rather than when the first call waits for it.
+            std::thread::yield_now();
+        }
         db
     }
 }

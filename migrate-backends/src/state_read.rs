@@ -345,16 +345,14 @@ pub(crate) fn read_ahead(
         .as_deref()
         .and_then(crate::wal_index::WalIndex::stamp_unconfirmed);
     Box::pin(async move {
-        let text = confirming_read(&query, false);
         // Whether the read waited for its answer: the first poll (`put_reading`'s) then ended
         // there, and what follows the read runs when the first call takes the connection.
         let mut waited = false;
-        let results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut *conn);
-        let rows = rows_until_error(results, &mut waited).await;
-        let state = cache_of_confirming_read(&rows, query, wal_index.as_deref(), stamp);
+        let state =
+            send_confirming_read(&mut conn, query, false, wal_index, stamp, &mut waited).await;
         // A read that ended within `put_reading`'s first poll (it happens) waits here for the
         // first call: it would otherwise set the busy timeout before `with_lock_timeout` could
-        // change it, and leave nothing for it to keep.
+        // change it.
         let mut yielded = waited;
         std::future::poll_fn(|cx| {
             if yielded {
@@ -372,8 +370,46 @@ pub(crate) fn read_ahead(
             // to the pool, which checks it.
             tracing::debug!(error = %err, "could not set the busy timeout of the executor's connection");
         }
-        (conn, state)
+        Ok((conn, state))
     })
+}
+
+/// [`read_ahead`] on a pool passed in (`SqliteDb::from_pool`): a connection checked out as the
+/// pool hands them out (its test and its hooks), then the same statement list with the
+/// connection's locking mode asked first (its options are the caller's), and no busy timeout
+/// to set (the pool's stays). The wal-index header is taken once the connection is out.
+#[cfg(feature = "sqlite")]
+pub(crate) fn read_ahead_on_pool(
+    pool: sqlx::SqlitePool,
+    query: Arc<str>,
+    wal_index: Option<Arc<crate::wal_index::WalIndex>>,
+) -> crate::held::Reading<sqlx::Sqlite> {
+    Box::pin(async move {
+        let mut conn = pool.acquire().await?;
+        let stamp = wal_index
+            .as_deref()
+            .and_then(crate::wal_index::WalIndex::stamp_unconfirmed);
+        let state =
+            send_confirming_read(&mut conn, query, true, wal_index, stamp, &mut false).await;
+        Ok((conn, state))
+    })
+}
+
+/// Sends a [`confirming_read`] of `query` on `conn` and returns what it leaves
+/// ([`cache_of_confirming_read`]); `waited` is set if it had to wait for its answer.
+#[cfg(feature = "sqlite")]
+async fn send_confirming_read(
+    conn: &mut sqlx::SqliteConnection,
+    query: Arc<str>,
+    ask_locking: bool,
+    wal_index: Option<Arc<crate::wal_index::WalIndex>>,
+    stamp: Option<WalStamp>,
+    waited: &mut bool,
+) -> Option<StateCache> {
+    let text = confirming_read(&query, ask_locking);
+    let results = sqlx::raw_sql(AssertSqlSafe(text)).fetch(&mut *conn);
+    let rows = rows_until_error(results, waited).await;
+    cache_of_confirming_read(&rows, query, wal_index.as_deref(), stamp)
 }
 
 /// The statement list of a read that confirms the wal-index ([`read_ahead`]'s, and a

@@ -298,7 +298,9 @@ async fn read_ahead_on(
     let busy_ms = Arc::new(std::sync::atomic::AtomicU64::new(
         crate::sqlite::BUSY_AS_OPENED,
     ));
-    let (_conn, state) = super::read_ahead(conn, query.into(), busy_ms, Some(index.clone())).await;
+    let (_conn, state) = super::read_ahead(conn, query.into(), busy_ms, Some(index.clone()))
+        .await
+        .expect("the read holds its connection");
     (state, index)
 }
 
@@ -360,16 +362,20 @@ async fn pool_of(options: sqlx::sqlite::SqliteConnectOptions) -> sqlx::SqlitePoo
         .expect("a pool")
 }
 
-/// A pool passed in has no read started at connect: its first read confirms where the
-/// wal-index is, keeps its rows with the stamp taken before it, and the reads after it take
-/// them without a word to the connection until another connection commits.
+/// A pool passed in, on a current-thread runtime, has only the check-out of its first read
+/// begun: the first call makes the read, which confirms where the wal-index is, keeps its rows
+/// with the stamp taken before it, and the reads after it take them without a word to the
+/// connection until another connection commits.
 #[cfg(unix)]
 #[tokio::test]
 async fn a_pool_passed_in_confirms_its_wal_index_at_its_first_read() {
     let (_database, path) = fresh_file().await;
     let other = with_one_state_row(&path).await;
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
-    let db = SqliteDb::from_pool(pool_of(options).await);
+    let pool = pool_of(options).await;
+    assert_eq!(pool.num_idle(), 1, "the pool opened one connection");
+    let db = SqliteDb::from_pool(pool.clone());
+    assert_eq!(pool.num_idle(), 0, "its check-out begun");
     assert!(db.wal_index.is_some(), "the pool's options are trusted");
     assert_eq!(db.wal_stamp(), None, "not confirmed before the first read");
     let rows = db.read_state().await.expect("the first read");
@@ -387,6 +393,65 @@ async fn a_pool_passed_in_confirms_its_wal_index_at_its_first_read() {
     assert!(kept.data_version.is_some(), "and with the data version");
     read_doctored(&db, conn, cache).await;
     sees_a_commit_by(&other, &db).await;
+}
+
+/// A pool of one connection passed in starts nothing: the caller can take that connection
+/// for itself before the first call, which then reads as usual. Nor does a pool passed in
+/// outside a Tokio runtime.
+#[tokio::test]
+async fn a_pool_of_one_connection_or_outside_a_runtime_starts_nothing() {
+    let (_database, path) = fresh_file().await;
+    let _setup = with_one_state_row(&path).await;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.clone())
+        .await
+        .expect("a pool");
+    let db = SqliteDb::from_pool(pool.clone());
+    assert_eq!(pool.num_idle(), 1, "the pool's one connection left alone");
+    let own = pool.acquire().await.expect("the caller's own check-out");
+    drop(own);
+    assert_eq!(db.read_state().await.expect("read").len(), 1);
+
+    let pool = pool_of(options).await;
+    let outside = pool.clone();
+    let db = std::thread::spawn(move || SqliteDb::from_pool(outside))
+        .join()
+        .expect("from_pool outside a runtime");
+    assert_eq!(pool.num_idle(), 1, "nothing begun outside a runtime");
+    assert_eq!(db.read_state().await.expect("read").len(), 1);
+}
+
+/// A check-out begun ahead that has given up by the first call (every connection of the
+/// pool busy past its acquire timeout) leaves the call to check one out itself, which waits
+/// for the pool as any call would, and answers.
+#[tokio::test]
+async fn a_check_out_begun_ahead_that_gave_up_leaves_the_call_its_own() {
+    let (_database, path) = fresh_file().await;
+    let _setup = with_one_state_row(&path).await;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_with(options)
+        .await
+        .expect("a pool");
+    let busy = (
+        pool.acquire().await.expect("a connection"),
+        pool.acquire().await.expect("another"),
+    );
+    let db = SqliteDb::from_pool(pool.clone());
+    // Past the pool's acquire timeout: the check-out begun ahead has given up.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(busy);
+    });
+    let rows = db.read_state().await.expect("the call checks out its own");
+    assert_eq!(rows[0].version.as_deref(), Some("1.0.0"), "{rows:?}");
+    release.await.expect("released");
 }
 
 /// A pool whose options open the database read-only, immutable, in memory or through a VFS

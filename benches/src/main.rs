@@ -4,8 +4,11 @@
 //! ```text
 //! cargo run --release --manifest-path benches/Cargo.toml -- [--quick] [--backends sqlite,postgres,mysql] [--growth 100,1000,10000]
 //!     [--only floor,migrate,sqlx,refinery,sea-orm] [--runs N] [--noop-calls N] [--fresh-calls N]
-//!     [--from-pool]
+//!     [--from-pool] [--multi-thread]
 //! ```
+//!
+//! The harness runs on a current-thread Tokio runtime; `--multi-thread` runs it on a
+//! multi-thread one (two workers), as `#[tokio::main]` gives a service.
 //!
 //! `--only` and `--runs` are for profiling one contender (`perf record` on a long run); the
 //! published tables always run every contender, interleaved.
@@ -433,8 +436,20 @@ fn print_growth(cfg: &Config, backend: Backend, rows: &[(Kind, Vec<Duration>)]) 
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
+    let multi_thread = std::env::args().any(|a| a == "--multi-thread");
+    let mut runtime = if multi_thread {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = runtime.enable_all().build().expect("a Tokio runtime");
+    runtime.block_on(run(multi_thread));
+}
+
+async fn run(multi_thread: bool) {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--emit-compile-crates") {
         let dir = args.get(i + 1).expect("--emit-compile-crates DIR N");
@@ -449,10 +464,15 @@ async fn main() {
     let from_pool = args.iter().any(|a| a == "--from-pool");
     contenders::ours::FROM_POOL.store(from_pool, std::sync::atomic::Ordering::Relaxed);
     println!(
-        "# migrate benchmark{}{}",
+        "# migrate benchmark{}{}{}",
         if cfg.quick { " (quick)" } else { "" },
         if from_pool {
             " (migrate on a sqlx pool passed in: `from_pool`)"
+        } else {
+            ""
+        },
+        if multi_thread {
+            " (on a multi-thread runtime)"
         } else {
             ""
         }

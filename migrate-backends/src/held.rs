@@ -93,8 +93,8 @@ struct Kept<DB: sqlx::Database> {
 /// until the read ends (nothing else is kept with such a read).
 enum KeptConn<DB: sqlx::Database> {
     Open(PoolConnection<DB>),
-    /// Only SQLite starts one (`Slot::put_reading`).
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    /// SQLite's read started at connect, or a check-out begun by `from_pool` (SQLite's with its
+    /// read; on a server the check-out alone): [`Slot::put_reading`].
     Reading(Reading<DB>),
 }
 
@@ -127,7 +127,6 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// thread) runs them while the caller goes on. The first [`take`](Self::take) waits for
     /// the read and keeps what it left with the connection. A driver that does not start the
     /// read on the first poll only moves it to that `take`.
-    #[cfg(feature = "sqlite")]
     pub(crate) fn put_reading(&self, mut reading: Reading<DB>) {
         use std::task::{Context, Poll, Waker};
         match reading
@@ -243,6 +242,14 @@ impl<DB: sqlx::Database> Slot<DB> {
         let conn = Box::pin(pool.acquire()).await?;
         Ok((conn, None, !pool.options().get_test_before_acquire()))
     }
+}
+
+/// Whether an executor on a pool passed in (`from_pool`) may begin the check-out of the
+/// connection its first call uses ([`Slot::put_reading`]): inside a Tokio runtime (a check-out
+/// may wait on its timer), and on a pool with a second connection for its owner, who may want
+/// one before that call.
+pub(crate) fn may_check_out_ahead<DB: sqlx::Database>(pool: &Pool<DB>) -> bool {
+    tokio::runtime::Handle::try_current().is_ok() && pool.options().get_max_connections() >= 2
 }
 
 /// A connection out of the slot. Put back by [`Held::keep`] once a call succeeded; otherwise

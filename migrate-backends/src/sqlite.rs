@@ -376,9 +376,7 @@ impl SqlxDb<Sqlite> {
         db.target = filename.display().to_string();
         db.lock.file = lock_file(&filename);
         db.wal_index = wal_index_if(wal_trusted, &filename);
-        // The pool's check-out may wait on Tokio's timer, which needs the runtime.
-        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
-        if in_runtime && db.pool.options().get_max_connections() >= 2 {
+        if crate::held::may_check_out_ahead(&db.pool) {
             db.held.put_reading(crate::state_read::read_ahead_on_pool(
                 db.pool.clone(),
                 db.sql.read_state.clone(),

@@ -31,6 +31,7 @@ mod locks;
 #[cfg(feature = "cli")]
 mod observability;
 mod pgbouncer;
+mod pool_passed_in;
 mod postgres;
 mod query_values;
 mod secrets;

@@ -286,6 +286,20 @@ impl<DB: Driver> SqlxDb<DB> {
             .map_err(|e| crate::url::redact_password(e, url))
     }
 
+    /// `from_pool` on a server: the check-out of the connection the first call uses begun
+    /// (the pool's test, a ping, sent), where the pool allows it
+    /// ([`may_check_out_ahead`](crate::held::may_check_out_ahead)). The first call takes the
+    /// answer instead of waiting a round trip for it.
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
+    pub(crate) fn begin_check_out(self) -> Self {
+        if crate::held::may_check_out_ahead(&self.pool) {
+            let pool = self.pool.clone();
+            self.held
+                .put_reading(Box::pin(async move { Ok((pool.acquire().await?, None)) }));
+        }
+        self
+    }
+
     /// The pool, for the application's own queries.
     pub fn pool(&self) -> &Pool<DB> {
         &self.pool

@@ -1,0 +1,102 @@
+//! A pool passed in (`from_pool`): the executor begins the check-out of the connection its
+//! first call uses, and leaves the pool's other connections to its owner.
+
+use crate::harness::{each_backend, TestDb};
+use migrate::backend::MigrationBackend;
+use migrate::testing::Backend;
+use migrate::MigrationManager;
+use std::time::Duration;
+
+/// A pool of the test's own, as a service builds it.
+enum OwnPool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+}
+
+/// `$options` for `$url` with `$max` connections and an acquire timeout short enough that a
+/// check-out the pool cannot serve fails the test instead of stalling it.
+macro_rules! own_pool {
+    ($options:ty, $url:expr, $max:expr) => {
+        <$options>::new()
+            .max_connections($max)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect($url)
+            .await
+            .expect("the test's pool")
+    };
+}
+
+impl OwnPool {
+    async fn of(db: &TestDb, max: u32) -> OwnPool {
+        let url = db.url();
+        match db.backend() {
+            Backend::Sqlite => {
+                OwnPool::Sqlite(own_pool!(sqlx::sqlite::SqlitePoolOptions, url, max))
+            }
+            Backend::Postgres => {
+                OwnPool::Postgres(own_pool!(sqlx::postgres::PgPoolOptions, url, max))
+            }
+            Backend::MySql => OwnPool::MySql(own_pool!(sqlx::mysql::MySqlPoolOptions, url, max)),
+        }
+    }
+
+    fn num_idle(&self) -> usize {
+        match self {
+            OwnPool::Sqlite(pool) => pool.num_idle(),
+            OwnPool::Postgres(pool) => pool.num_idle(),
+            OwnPool::MySql(pool) => pool.num_idle(),
+        }
+    }
+
+    /// The executor on this pool, through `from_pool`.
+    fn executor(&self) -> Box<dyn MigrationBackend> {
+        match self {
+            OwnPool::Sqlite(pool) => Box::new(migrate::sqlite::SqliteDb::from_pool(pool.clone())),
+            OwnPool::Postgres(pool) => Box::new(migrate::postgres::PgDb::from_pool(pool.clone())),
+            OwnPool::MySql(pool) => Box::new(migrate::mysql::MySqlDb::from_pool(pool.clone())),
+        }
+    }
+
+    /// The owner's own query through the pool, which must get a connection.
+    async fn owners_query(&self) -> i64 {
+        let one = "SELECT 1";
+        match self {
+            OwnPool::Sqlite(pool) => sqlx::query_scalar(one).fetch_one(pool).await,
+            OwnPool::Postgres(pool) => sqlx::query_scalar::<_, i32>(one)
+                .fetch_one(pool)
+                .await
+                .map(i64::from),
+            OwnPool::MySql(pool) => sqlx::query_scalar(one).fetch_one(pool).await,
+        }
+        .expect("the owner's query gets a connection")
+    }
+}
+
+each_backend! {
+    async fn a_pool_passed_in_begins_the_first_calls_check_out(db) {
+        let pool = OwnPool::of(&db, 3).await;
+        assert_eq!(pool.num_idle(), 1, "the pool opened one connection");
+        let manager = MigrationManager::new(pool.executor(), [&crate::MIGRATIONS]).expect("graph");
+        assert_eq!(pool.num_idle(), 0, "the check-out begun took the idle connection");
+        assert_eq!(pool.owners_query().await, 1);
+        let report = manager.up().await.expect("up");
+        assert_eq!(report.applied.len(), 10, "{report:?}");
+        assert!(manager.up().await.expect("again").applied.is_empty());
+    }
+}
+
+/// A SQLite pool of one connection passed in begins nothing: its owner can use the connection
+/// until the first call (the servers' executors need a second one for the run lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_pool_of_one_connection_passed_in_is_left_to_its_owner_until_the_first_call() {
+    let db = TestDb::new(Backend::Sqlite)
+        .await
+        .expect("SQLite is never skipped");
+    let pool = OwnPool::of(&db, 1).await;
+    let manager = MigrationManager::new(pool.executor(), [&crate::MIGRATIONS]).expect("graph");
+    assert_eq!(pool.num_idle(), 1, "nothing begun");
+    assert_eq!(pool.owners_query().await, 1);
+    let report = manager.up().await.expect("up");
+    assert_eq!(report.applied.len(), 10, "{report:?}");
+}

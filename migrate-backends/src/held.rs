@@ -94,14 +94,24 @@ struct Kept<DB: sqlx::Database> {
 enum KeptConn<DB: sqlx::Database> {
     Open(PoolConnection<DB>),
     /// SQLite's read started at connect, or a check-out begun by `from_pool` (SQLite's with its
-    /// read; on a server the check-out alone): [`Slot::put_reading`].
-    Reading(Reading<DB>),
+    /// read; on a server the check-out alone): [`Slot::put_reading`]. The flag: of a pool
+    /// passed in, whose connection goes back to its owner if the executor is dropped first.
+    Reading(Reading<DB>, bool),
 }
 
 impl<DB: sqlx::Database> Drop for Kept<DB> {
     fn drop(&mut self) {
-        if let (true, Some(KeptConn::Open(conn))) = (self.begun_ahead, self.conn.as_mut()) {
-            conn.close_on_drop();
+        match self.conn.take() {
+            Some(KeptConn::Open(mut conn)) if self.begun_ahead => conn.close_on_drop(),
+            // Dropped unfinished, sqlx would close the connection in the middle of its
+            // check-out (and with the last connection of a shared in-memory SQLite database,
+            // the database): finished in a task instead, it goes back to the owner's pool.
+            Some(KeptConn::Reading(reading, true)) => {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move { drop(reading.await) });
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -126,8 +136,10 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// hands its statements to the driver, which (on SQLite, whose connections each have a
     /// thread) runs them while the caller goes on. The first [`take`](Self::take) waits for
     /// the read and keeps what it left with the connection. A driver that does not start the
-    /// read on the first poll only moves it to that `take`.
-    pub(crate) fn put_reading(&self, mut reading: Reading<DB>) {
+    /// read on the first poll only moves it to that `take`. `passed_in`: the pool is the
+    /// caller's (`from_pool`), so a connection this leaves unfinished goes back to it when the
+    /// slot is dropped first; the executor's own pools close with it.
+    pub(crate) fn put_reading(&self, mut reading: Reading<DB>, passed_in: bool) {
         use std::task::{Context, Poll, Waker};
         match reading
             .as_mut()
@@ -138,7 +150,7 @@ impl<DB: sqlx::Database> Slot<DB> {
             Poll::Ready(Err(err)) => {
                 tracing::debug!(error = %err, "no connection for the state read started ahead");
             }
-            Poll::Pending => self.put_kept(KeptConn::Reading(reading), None),
+            Poll::Pending => self.put_kept(KeptConn::Reading(reading, passed_in), None),
         }
     }
 
@@ -170,7 +182,7 @@ impl<DB: sqlx::Database> Slot<DB> {
         if let Ok(mut slot) = self.0.lock() {
             if !matches!(
                 slot.as_ref().and_then(|kept| kept.conn.as_ref()),
-                Some(KeptConn::Reading(_))
+                Some(KeptConn::Reading(..))
             ) {
                 slot.take();
             }
@@ -207,15 +219,11 @@ impl<DB: sqlx::Database> Slot<DB> {
                 let state = kept.as_mut().and_then(|kept| kept.state.take());
                 (conn, state, true)
             }
-            Some(KeptConn::Reading(reading)) => match reading.await {
-                Ok((conn, state)) => (conn, state, true),
-                // The check-out of a read started ahead failed (long before, maybe: a pool
-                // busy then): this call checks one out now, and reports what it meets.
-                Err(err) => {
-                    tracing::debug!(error = %err, "no connection for the state read started ahead");
-                    Self::check_out(pool).await?
-                }
-            },
+            // A check-out begun by `from_pool` that failed fails the call that takes it.
+            Some(KeptConn::Reading(reading, _)) => {
+                let (conn, state) = reading.await?;
+                (conn, state, true)
+            }
             None => Self::check_out(pool).await?,
         };
         let begun_ahead = kept.as_ref().is_some_and(|kept| kept.begun_ahead);
@@ -246,10 +254,14 @@ impl<DB: sqlx::Database> Slot<DB> {
 
 /// Whether an executor on a pool passed in (`from_pool`) may begin the check-out of the
 /// connection its first call uses ([`Slot::put_reading`]): inside a Tokio runtime (a check-out
-/// may wait on its timer), and on a pool with a second connection for its owner, who may want
-/// one before that call.
+/// may wait on its timer), on a pool with a second connection for its owner, who may want one
+/// before that call, and with a connection idle now. A check-out that had to wait would queue
+/// for the pool's next free connection ahead of its owner, and, polled by nobody until the
+/// first call, hold it until then.
 pub(crate) fn may_check_out_ahead<DB: sqlx::Database>(pool: &Pool<DB>) -> bool {
-    tokio::runtime::Handle::try_current().is_ok() && pool.options().get_max_connections() >= 2
+    tokio::runtime::Handle::try_current().is_ok()
+        && pool.options().get_max_connections() >= 2
+        && pool.num_idle() > 0
 }
 
 /// A connection out of the slot. Put back by [`Held::keep`] once a call succeeded; otherwise

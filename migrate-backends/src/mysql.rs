@@ -267,8 +267,8 @@ impl SqlxDb<MySql> {
     /// Runs migrations on an existing pool. It needs at least two connections: the lock holds
     /// one for the whole run.
     ///
-    /// Inside a Tokio runtime, on a pool of two connections or more, this begins the check-out
-    /// of the connection the first call uses, as `PgDb::from_pool` does: the first call takes
+    /// Inside a Tokio runtime, on a pool of two connections or more with one of them idle, this
+    /// begins the check-out of the connection the first call uses, as `PgDb::from_pool` does: the first call takes
     /// the pool's ping's answer instead of waiting a round trip for it, and the executor holds
     /// that connection from then on, as it keeps one after every call.
     pub fn from_pool(pool: MySqlPool) -> Self {

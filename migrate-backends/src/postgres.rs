@@ -295,12 +295,13 @@ impl SqlxDb<Postgres> {
     /// Runs migrations on an existing pool. It needs at least two connections: the advisory
     /// lock holds one for the whole run.
     ///
-    /// Inside a Tokio runtime, on a pool of two connections or more, this begins the check-out
-    /// of the connection the first call uses, as the pool hands them out (its ping, under
-    /// `test_before_acquire`, sent now; its hooks): the first call, typically the start-up
-    /// check, takes the ping's answer instead of waiting a round trip for it. From then on the
-    /// executor holds that connection, as it keeps one after every call, until it is dropped
-    /// or a call fails.
+    /// Inside a Tokio runtime, on a pool of two connections or more with one of them idle, this
+    /// begins the check-out of the connection the first call uses, as the pool hands them out
+    /// (its ping, under `test_before_acquire`, sent now; its hooks): the first call, typically
+    /// the start-up check, takes the ping's answer instead of waiting a round trip for it.
+    /// From then on the executor holds that connection, as it keeps one after every call,
+    /// until it is dropped (before its first call, the check-out is finished in a task and the
+    /// connection goes back to the pool) or a call fails.
     pub fn from_pool(pool: PgPool) -> Self {
         SqlxDb::with_pool(pool).begin_check_out()
     }

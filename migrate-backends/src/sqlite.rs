@@ -325,12 +325,15 @@ impl SqlxDb<Sqlite> {
             .await
             .map_err(|e| Sqlite::lock_error(e, lock_timeout))?;
         db.wal_index = wal_index_if(wal_trusted, &filename);
-        db.held.put_reading(crate::state_read::read_ahead(
-            conn,
-            db.sql.read_state.clone(),
-            busy_ms.clone(),
-            db.wal_index.clone(),
-        ));
+        db.held.put_reading(
+            crate::state_read::read_ahead(
+                conn,
+                db.sql.read_state.clone(),
+                busy_ms.clone(),
+                db.wal_index.clone(),
+            ),
+            false,
+        );
         // The read is with the connection's thread now. The scheduler often queues that thread
         // on this CPU, behind the calling thread, which would go on (typically building its
         // `MigrationManager`) and leave the first check waiting for the whole read. Giving the
@@ -365,9 +368,11 @@ impl SqlxDb<Sqlite> {
     /// pool hands them out (its test before acquire, its hooks): the check-out is begun here
     /// (an idle connection's ping handed to its thread), and the first call goes on with it
     /// and the read. From then on the executor holds that connection, as it keeps one after
-    /// every call, until it is dropped or a call fails. Nothing is begun outside a Tokio
-    /// runtime, nor on a pool of one connection, which the caller may want for itself before
-    /// the first call.
+    /// every call, until it is dropped (before its first call, the check-out is finished in a
+    /// task and the connection goes back to the pool) or a call fails. Nothing is begun
+    /// outside a Tokio runtime, on a pool of one connection, which the caller may want for
+    /// itself before the first call, nor while none of the pool's connections is idle (a
+    /// check-out that waited would take the next one freed ahead of the caller).
     pub fn from_pool(pool: SqlitePool) -> Self {
         let options = pool.connect_options();
         let filename = options.get_filename().to_path_buf();
@@ -377,11 +382,14 @@ impl SqlxDb<Sqlite> {
         db.lock.file = lock_file(&filename);
         db.wal_index = wal_index_if(wal_trusted, &filename);
         if crate::held::may_check_out_ahead(&db.pool) {
-            db.held.put_reading(crate::state_read::read_ahead_on_pool(
-                db.pool.clone(),
-                db.sql.read_state.clone(),
-                db.wal_index.clone(),
-            ));
+            db.held.put_reading(
+                crate::state_read::read_ahead_on_pool(
+                    db.pool.clone(),
+                    db.sql.read_state.clone(),
+                    db.wal_index.clone(),
+                ),
+                true,
+            );
             // As `connect` does: the connection's thread, often queued on this CPU, takes the
             // ping now rather than when the first call waits for it.
             std::thread::yield_now();

@@ -362,10 +362,11 @@ async fn pool_of(options: sqlx::sqlite::SqliteConnectOptions) -> sqlx::SqlitePoo
         .expect("a pool")
 }
 
-/// A pool passed in, on a current-thread runtime, has only the check-out of its first read
-/// begun: the first call makes the read, which confirms where the wal-index is, keeps its rows
-/// with the stamp taken before it, and the reads after it take them without a word to the
-/// connection until another connection commits.
+/// A pool passed in begins its first read at `from_pool` (the check-out, and the read once a
+/// poll finds the pool's ping answered: often the first call's, sometimes `from_pool`'s own
+/// when SQLite's thread answers at once). That read confirms where the wal-index is, keeps its
+/// rows with the stamp taken before it, and the reads after it take them without a word to
+/// the connection until another connection commits.
 #[cfg(unix)]
 #[tokio::test]
 async fn a_pool_passed_in_confirms_its_wal_index_at_its_first_read() {
@@ -377,7 +378,6 @@ async fn a_pool_passed_in_confirms_its_wal_index_at_its_first_read() {
     let db = SqliteDb::from_pool(pool.clone());
     assert_eq!(pool.num_idle(), 0, "its check-out begun");
     assert!(db.wal_index.is_some(), "the pool's options are trusted");
-    assert_eq!(db.wal_stamp(), None, "not confirmed before the first read");
     let rows = db.read_state().await.expect("the first read");
     assert_eq!(rows[0].version.as_deref(), Some("1.0.0"), "{rows:?}");
     let stamp = db.wal_stamp().expect("confirmed by the first read");
@@ -424,18 +424,17 @@ async fn a_pool_of_one_connection_or_outside_a_runtime_starts_nothing() {
     assert_eq!(db.read_state().await.expect("read").len(), 1);
 }
 
-/// A check-out begun ahead that has given up by the first call (every connection of the
-/// pool busy past its acquire timeout) leaves the call to check one out itself, which waits
-/// for the pool as any call would, and answers.
+/// A pool with every connection busy when it is passed in begins nothing: a check-out queued
+/// for the next free connection would take it ahead of the pool's owner and hold it until the
+/// first call. Once the owner gives its connections back, it can take them all again.
 #[tokio::test]
-async fn a_check_out_begun_ahead_that_gave_up_leaves_the_call_its_own() {
+async fn a_pool_with_no_idle_connection_begins_nothing() {
     let (_database, path) = fresh_file().await;
     let _setup = with_one_state_row(&path).await;
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
     let pool = sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(2)
-        .acquire_timeout(Duration::from_millis(300))
-        .connect_with(options)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
         .await
         .expect("a pool");
     let busy = (
@@ -443,15 +442,55 @@ async fn a_check_out_begun_ahead_that_gave_up_leaves_the_call_its_own() {
         pool.acquire().await.expect("another"),
     );
     let db = SqliteDb::from_pool(pool.clone());
-    // Past the pool's acquire timeout: the check-out begun ahead has given up.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let release = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        drop(busy);
-    });
-    let rows = db.read_state().await.expect("the call checks out its own");
+    drop(busy);
+    let both = (
+        pool.acquire().await.expect("the owner's first again"),
+        pool.acquire().await.expect("and its second"),
+    );
+    drop(both);
+    let rows = db
+        .read_state()
+        .await
+        .expect("the first call checks out its own");
     assert_eq!(rows[0].version.as_deref(), Some("1.0.0"), "{rows:?}");
-    release.await.expect("released");
+}
+
+/// Waits (at most ten seconds) until `pool` has one idle connection; `what` names it.
+async fn until_one_idle(pool: &sqlx::SqlitePool, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pool.num_idle() != 1 {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// An executor dropped before its first call finishes the check-out it began, and the
+/// connection goes back to the pool rather than being closed: the last connection of a shared
+/// in-memory database, closed, would take the database with it.
+#[tokio::test]
+async fn an_unused_executor_gives_the_connection_it_began_to_check_out_back() {
+    use sqlx::Executor;
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect("sqlite::memory:")
+        .await
+        .expect("an in-memory pool");
+    pool.execute("CREATE TABLE kept (x INTEGER); INSERT INTO kept VALUES (7)")
+        .await
+        .expect("the owner's table");
+    // The owner's connection comes back from its statement in a task of sqlx's.
+    until_one_idle(&pool, "the owner's connection").await;
+    let db = SqliteDb::from_pool(pool.clone());
+    assert_eq!(pool.num_idle(), 0, "its check-out begun");
+    drop(db);
+    until_one_idle(&pool, "the connection did not come back").await;
+    assert_eq!(pool.size(), 1, "the same connection, not a new one");
+    let x: i64 = sqlx::query_scalar("SELECT x FROM kept")
+        .fetch_one(&pool)
+        .await
+        .expect("the owner's table is still there");
+    assert_eq!(x, 7);
 }
 
 /// A pool whose options open the database read-only, immutable, in memory or through a VFS

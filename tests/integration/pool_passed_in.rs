@@ -49,6 +49,32 @@ impl OwnPool {
         }
     }
 
+    fn size(&self) -> u32 {
+        match self {
+            OwnPool::Sqlite(pool) => pool.size(),
+            OwnPool::Postgres(pool) => pool.size(),
+            OwnPool::MySql(pool) => pool.size(),
+        }
+    }
+
+    /// Waits (at most ten seconds) until one connection is idle; `what` names it.
+    async fn until_one_idle(&self, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.num_idle() != 1 {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// One of the pool's connections, held by the owner until the box is dropped.
+    async fn hold(&self) -> Box<dyn std::any::Any + Send> {
+        match self {
+            OwnPool::Sqlite(pool) => Box::new(pool.acquire().await.expect("a connection")),
+            OwnPool::Postgres(pool) => Box::new(pool.acquire().await.expect("a connection")),
+            OwnPool::MySql(pool) => Box::new(pool.acquire().await.expect("a connection")),
+        }
+    }
+
     /// The executor on this pool, through `from_pool`.
     fn executor(&self) -> Box<dyn MigrationBackend> {
         match self {
@@ -83,6 +109,30 @@ each_backend! {
         let report = manager.up().await.expect("up");
         assert_eq!(report.applied.len(), 10, "{report:?}");
         assert!(manager.up().await.expect("again").applied.is_empty());
+    }
+
+    async fn an_unused_executor_gives_the_connection_it_began_to_check_out_back(db) {
+        let pool = OwnPool::of(&db, 3).await;
+        let executor = pool.executor();
+        assert_eq!(pool.num_idle(), 0, "its check-out begun");
+        drop(executor);
+        pool.until_one_idle("the connection did not come back").await;
+        assert_eq!(pool.size(), 1, "the same connection, not a new one");
+    }
+
+    async fn a_pool_with_every_connection_busy_begins_nothing(db) {
+        let pool = OwnPool::of(&db, 2).await;
+        let (owners, other) = (pool.hold().await, pool.hold().await);
+        drop(other);
+        pool.until_one_idle("the owner's second connection").await;
+        let first = pool.executor();
+        assert_eq!(pool.num_idle(), 0, "the first executor's check-out begun");
+        // Both connections are out: a check-out begun now would queue for the next one free.
+        let second = pool.executor();
+        drop(first);
+        pool.until_one_idle("the first executor's connection did not come back").await;
+        assert_eq!(pool.owners_query().await, 1, "the connection freed is the owner's to take");
+        drop((second, owners));
     }
 }
 

@@ -294,8 +294,10 @@ impl<DB: Driver> SqlxDb<DB> {
     pub(crate) fn begin_check_out(self) -> Self {
         if crate::held::may_check_out_ahead(&self.pool) {
             let pool = self.pool.clone();
-            self.held
-                .put_reading(Box::pin(async move { Ok((pool.acquire().await?, None)) }));
+            self.held.put_reading(
+                Box::pin(async move { Ok((pool.acquire().await?, None)) }),
+                true,
+            );
         }
         self
     }

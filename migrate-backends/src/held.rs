@@ -103,14 +103,7 @@ impl<DB: sqlx::Database> Drop for Kept<DB> {
     fn drop(&mut self) {
         match self.conn.take() {
             Some(KeptConn::Open(mut conn)) if self.begun_ahead => conn.close_on_drop(),
-            // Dropped unfinished, sqlx would close the connection in the middle of its
-            // check-out (and with the last connection of a shared in-memory SQLite database,
-            // the database): finished in a task instead, it goes back to the owner's pool.
-            Some(KeptConn::Reading(reading, true)) => {
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move { drop(reading.await) });
-                }
-            }
+            Some(KeptConn::Reading(reading, true)) => give_back(reading),
             _ => {}
         }
     }
@@ -136,21 +129,49 @@ impl<DB: sqlx::Database> Slot<DB> {
     /// hands its statements to the driver, which (on SQLite, whose connections each have a
     /// thread) runs them while the caller goes on. The first [`take`](Self::take) waits for
     /// the read and keeps what it left with the connection. A driver that does not start the
-    /// read on the first poll only moves it to that `take`. `passed_in`: the pool is the
-    /// caller's (`from_pool`), so a connection this leaves unfinished goes back to it when the
-    /// slot is dropped first; the executor's own pools close with it.
-    pub(crate) fn put_reading(&self, mut reading: Reading<DB>, passed_in: bool) {
+    /// read on the first poll only moves it to that `take`.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn put_reading(&self, reading: Reading<DB>) {
+        if let Some(reading) = self.begin(reading) {
+            self.put_kept(KeptConn::Reading(reading, false), None);
+        }
+    }
+
+    /// Keeps `reading`, a check-out of `pool`, a pool passed in (`from_pool`), and on SQLite
+    /// the read it goes on with, begun: polled once here, it takes one of the pool's idle
+    /// connections and sends the pool's test (a ping). It is kept only if it took one. A
+    /// check-out left waiting (the connection counted idle was promised to a task the pool
+    /// woke and that has not run yet) would be served the next connection freed ahead of the
+    /// pool's owner and, polled by nobody until the first call, hold it until then: it is
+    /// finished in a task instead, which gives the connection back. So is one the slot drops.
+    pub(crate) fn put_check_out(&self, pool: &Pool<DB>, reading: Reading<DB>) {
+        let idle = pool.num_idle();
+        if let Some(reading) = self.begin(reading) {
+            if pool.num_idle() < idle {
+                self.put_kept(KeptConn::Reading(reading, true), None);
+            } else {
+                give_back(reading);
+            }
+        }
+    }
+
+    /// Polls `reading` once. Ended, what it left is kept (failed, nothing: the first call
+    /// checks a connection out itself); still going, it is returned.
+    fn begin(&self, mut reading: Reading<DB>) -> Option<Reading<DB>> {
         use std::task::{Context, Poll, Waker};
         match reading
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
         {
-            Poll::Ready(Ok((conn, state))) => self.put_kept(KeptConn::Open(conn), state),
-            // Nothing kept: the first call checks a connection out itself, and reports it.
+            Poll::Ready(Ok((conn, state))) => {
+                self.put_kept(KeptConn::Open(conn), state);
+                None
+            }
             Poll::Ready(Err(err)) => {
                 tracing::debug!(error = %err, "no connection for the state read started ahead");
+                None
             }
-            Poll::Pending => self.put_kept(KeptConn::Reading(reading, passed_in), None),
+            Poll::Pending => Some(reading),
         }
     }
 
@@ -219,11 +240,16 @@ impl<DB: sqlx::Database> Slot<DB> {
                 let state = kept.as_mut().and_then(|kept| kept.state.take());
                 (conn, state, true)
             }
-            // A check-out begun by `from_pool` that failed fails the call that takes it.
-            Some(KeptConn::Reading(reading, _)) => {
-                let (conn, state) = reading.await?;
-                (conn, state, true)
-            }
+            Some(KeptConn::Reading(reading, _)) => match reading.await {
+                Ok((conn, state)) => (conn, state, true),
+                // A check-out begun by `from_pool` runs out of time from its first poll
+                // there, and may have needed more than the ping's answer (a connection the
+                // server had ended, opened again): this call checks one out now.
+                Err(err) => {
+                    tracing::debug!(error = %err, "the check-out begun ahead failed");
+                    Self::check_out(pool).await?
+                }
+            },
             None => Self::check_out(pool).await?,
         };
         let begun_ahead = kept.as_ref().is_some_and(|kept| kept.begun_ahead);
@@ -249,6 +275,16 @@ impl<DB: sqlx::Database> Slot<DB> {
     ) -> sqlx::Result<(PoolConnection<DB>, Option<StateCache>, bool)> {
         let conn = Box::pin(pool.acquire()).await?;
         Ok((conn, None, !pool.options().get_test_before_acquire()))
+    }
+}
+
+/// Finishes `reading`, a check-out of a pool passed in, in a task, and gives its connection
+/// back to the pool. Dropped unfinished, sqlx would close the connection in the middle of its
+/// check-out (and with the last connection of a shared in-memory SQLite database, the
+/// database); outside a runtime, nothing else can be done.
+fn give_back<DB: sqlx::Database>(reading: Reading<DB>) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move { drop(reading.await) });
     }
 }
 

@@ -325,15 +325,12 @@ impl SqlxDb<Sqlite> {
             .await
             .map_err(|e| Sqlite::lock_error(e, lock_timeout))?;
         db.wal_index = wal_index_if(wal_trusted, &filename);
-        db.held.put_reading(
-            crate::state_read::read_ahead(
-                conn,
-                db.sql.read_state.clone(),
-                busy_ms.clone(),
-                db.wal_index.clone(),
-            ),
-            false,
-        );
+        db.held.put_reading(crate::state_read::read_ahead(
+            conn,
+            db.sql.read_state.clone(),
+            busy_ms.clone(),
+            db.wal_index.clone(),
+        ));
         // The read is with the connection's thread now. The scheduler often queues that thread
         // on this CPU, behind the calling thread, which would go on (typically building its
         // `MigrationManager`) and leave the first check waiting for the whole read. Giving the
@@ -382,14 +379,12 @@ impl SqlxDb<Sqlite> {
         db.lock.file = lock_file(&filename);
         db.wal_index = wal_index_if(wal_trusted, &filename);
         if crate::held::may_check_out_ahead(&db.pool) {
-            db.held.put_reading(
-                crate::state_read::read_ahead_on_pool(
-                    db.pool.clone(),
-                    db.sql.read_state.clone(),
-                    db.wal_index.clone(),
-                ),
-                true,
+            let reading = crate::state_read::read_ahead_on_pool(
+                db.pool.clone(),
+                db.sql.read_state.clone(),
+                db.wal_index.clone(),
             );
+            db.held.put_check_out(&db.pool, reading);
             // As `connect` does: the connection's thread, often queued on this CPU, takes the
             // ping now rather than when the first call waits for it.
             std::thread::yield_now();

@@ -150,3 +150,47 @@ async fn a_sqlite_pool_of_one_connection_passed_in_is_left_to_its_owner_until_th
     let report = manager.up().await.expect("up");
     assert_eq!(report.applied.len(), 10, "{report:?}");
 }
+
+/// A check-out begun by `from_pool` runs out of time from its first poll there. Its
+/// connection's session ended before (`pg_terminate_backend`), so the pool's test fails and it
+/// must open another, which the first call, made after the pool's acquire timeout, finds
+/// too late: that call checks a connection out itself and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_out_begun_ahead_that_ran_out_of_time_leaves_the_call_its_own() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_millis(500))
+        .connect(db.url())
+        .await
+        .expect("the test's pool");
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("the idle connection's backend");
+    let own = OwnPool::Postgres(pool.clone());
+    own.until_one_idle("the connection back from the query")
+        .await;
+    let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(db.url())
+        .await
+        .expect("another session");
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&mut other)
+        .await
+        .expect("terminate");
+    assert!(ended, "the idle connection's session ended");
+    let manager = MigrationManager::new(
+        migrate::postgres::PgDb::from_pool(pool.clone()),
+        [&crate::MIGRATIONS],
+    )
+    .expect("graph");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let report = manager
+        .up()
+        .await
+        .expect("the first call checks out its own");
+    assert_eq!(report.applied.len(), 10, "{report:?}");
+}

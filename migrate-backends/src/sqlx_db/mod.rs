@@ -294,10 +294,8 @@ impl<DB: Driver> SqlxDb<DB> {
     pub(crate) fn begin_check_out(self) -> Self {
         if crate::held::may_check_out_ahead(&self.pool) {
             let pool = self.pool.clone();
-            self.held.put_reading(
-                Box::pin(async move { Ok((pool.acquire().await?, None)) }),
-                true,
-            );
+            let checking_out = Box::pin(async move { Ok((pool.acquire().await?, None)) });
+            self.held.put_check_out(&self.pool, checking_out);
         }
         self
     }

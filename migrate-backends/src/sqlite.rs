@@ -369,7 +369,10 @@ impl SqlxDb<Sqlite> {
     /// task and the connection goes back to the pool) or a call fails. Nothing is begun
     /// outside a Tokio runtime, on a pool of one connection, which the caller may want for
     /// itself before the first call, nor while none of the pool's connections is idle (a
-    /// check-out that waited would take the next one freed ahead of the caller).
+    /// check-out that waited would take the next one freed ahead of the caller). A pool built
+    /// with `test_before_acquire(false)` has no ping to wait for: the read is sent here, and
+    /// runs while the caller goes on, as `connect`'s does (a SQLite connection is a file
+    /// opened in the process, not a session a server can end, so the ping tests little).
     pub fn from_pool(pool: SqlitePool) -> Self {
         let options = pool.connect_options();
         let filename = options.get_filename().to_path_buf();

@@ -93,17 +93,24 @@ struct Kept<DB: sqlx::Database> {
 /// until the read ends (nothing else is kept with such a read).
 enum KeptConn<DB: sqlx::Database> {
     Open(PoolConnection<DB>),
-    /// SQLite's read started at connect, or a check-out begun by `from_pool` (SQLite's with its
-    /// read; on a server the check-out alone): [`Slot::put_reading`]. The flag: of a pool
-    /// passed in, whose connection goes back to its owner if the executor is dropped first.
-    Reading(Reading<DB>, bool),
+    /// SQLite's read started at connect ([`Slot::put_reading`]), or a check-out begun by
+    /// `from_pool` ([`Slot::put_check_out`]: SQLite's with its read, a server's alone).
+    Reading {
+        reading: Reading<DB>,
+        /// Of a pool passed in: its connection goes back to the owner's pool if the slot is
+        /// dropped first (the executor's own pools close with it).
+        passed_in: bool,
+    },
 }
 
 impl<DB: sqlx::Database> Drop for Kept<DB> {
     fn drop(&mut self) {
         match self.conn.take() {
             Some(KeptConn::Open(mut conn)) if self.begun_ahead => conn.close_on_drop(),
-            Some(KeptConn::Reading(reading, true)) => give_back(reading),
+            Some(KeptConn::Reading {
+                reading,
+                passed_in: true,
+            }) => give_back(reading),
             _ => {}
         }
     }
@@ -133,26 +140,49 @@ impl<DB: sqlx::Database> Slot<DB> {
     #[cfg(feature = "sqlite")]
     pub(crate) fn put_reading(&self, reading: Reading<DB>) {
         if let Some(reading) = self.begin(reading) {
-            self.put_kept(KeptConn::Reading(reading, false), None);
+            self.put_kept(
+                KeptConn::Reading {
+                    reading,
+                    passed_in: false,
+                },
+                None,
+            );
         }
     }
 
-    /// Keeps `reading`, a check-out of `pool`, a pool passed in (`from_pool`), and on SQLite
-    /// the read it goes on with, begun: polled once here, it takes one of the pool's idle
-    /// connections and sends the pool's test (a ping). It is kept only if it took one. A
-    /// check-out left waiting (the connection counted idle was promised to a task the pool
-    /// woke and that has not run yet) would be served the next connection freed ahead of the
-    /// pool's owner and, polled by nobody until the first call, hold it until then: it is
-    /// finished in a task instead, which gives the connection back. So is one the slot drops.
-    pub(crate) fn put_check_out(&self, pool: &Pool<DB>, reading: Reading<DB>) {
+    /// Begins the check-out of the first call's connection from `pool`, a pool passed in
+    /// (`from_pool`), and on SQLite the read it goes on with: `start` makes it, and it is
+    /// polled once here, which takes one of the pool's idle connections and sends the pool's
+    /// test (a ping). Whether it was begun: only inside a Tokio runtime (a check-out may wait
+    /// on its timer), on a pool with a second connection for its owner, who may want one
+    /// before that call, and with a connection idle now.
+    ///
+    /// It is kept only if it took a connection. A check-out left waiting (the connection
+    /// counted idle was promised to a task the pool woke and that has not run yet) would be
+    /// served the next connection freed ahead of the pool's owner and, polled by nobody until
+    /// the first call, hold it until then: it is finished in a task instead, which gives the
+    /// connection back. So is one the slot drops.
+    pub(crate) fn put_check_out(
+        &self,
+        pool: &Pool<DB>,
+        start: impl FnOnce() -> Reading<DB>,
+    ) -> bool {
         let idle = pool.num_idle();
-        if let Some(reading) = self.begin(reading) {
+        let may = tokio::runtime::Handle::try_current().is_ok()
+            && pool.options().get_max_connections() >= 2
+            && idle > 0;
+        if !may {
+            return false;
+        }
+        if let Some(reading) = self.begin(start()) {
             if pool.num_idle() < idle {
-                self.put_kept(KeptConn::Reading(reading, true), None);
+                let passed_in = true;
+                self.put_kept(KeptConn::Reading { reading, passed_in }, None);
             } else {
                 give_back(reading);
             }
         }
+        true
     }
 
     /// Polls `reading` once. Ended, what it left is kept (failed, nothing: the first call
@@ -203,7 +233,7 @@ impl<DB: sqlx::Database> Slot<DB> {
         if let Ok(mut slot) = self.0.lock() {
             if !matches!(
                 slot.as_ref().and_then(|kept| kept.conn.as_ref()),
-                Some(KeptConn::Reading(..))
+                Some(KeptConn::Reading { .. })
             ) {
                 slot.take();
             }
@@ -240,7 +270,7 @@ impl<DB: sqlx::Database> Slot<DB> {
                 let state = kept.as_mut().and_then(|kept| kept.state.take());
                 (conn, state, true)
             }
-            Some(KeptConn::Reading(reading, _)) => match reading.await {
+            Some(KeptConn::Reading { reading, .. }) => match reading.await {
                 Ok((conn, state)) => (conn, state, true),
                 // A check-out begun by `from_pool` runs out of time from its first poll
                 // there, and may have needed more than the ping's answer (a connection the
@@ -286,18 +316,6 @@ fn give_back<DB: sqlx::Database>(reading: Reading<DB>) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move { drop(reading.await) });
     }
-}
-
-/// Whether an executor on a pool passed in (`from_pool`) may begin the check-out of the
-/// connection its first call uses ([`Slot::put_reading`]): inside a Tokio runtime (a check-out
-/// may wait on its timer), on a pool with a second connection for its owner, who may want one
-/// before that call, and with a connection idle now. A check-out that had to wait would queue
-/// for the pool's next free connection ahead of its owner, and, polled by nobody until the
-/// first call, hold it until then.
-pub(crate) fn may_check_out_ahead<DB: sqlx::Database>(pool: &Pool<DB>) -> bool {
-    tokio::runtime::Handle::try_current().is_ok()
-        && pool.options().get_max_connections() >= 2
-        && pool.num_idle() > 0
 }
 
 /// A connection out of the slot. Put back by [`Held::keep`] once a call succeeded; otherwise

@@ -381,13 +381,11 @@ impl SqlxDb<Sqlite> {
         db.target = filename.display().to_string();
         db.lock.file = lock_file(&filename);
         db.wal_index = wal_index_if(wal_trusted, &filename);
-        if crate::held::may_check_out_ahead(&db.pool) {
-            let reading = crate::state_read::read_ahead_on_pool(
-                db.pool.clone(),
-                db.sql.read_state.clone(),
-                db.wal_index.clone(),
-            );
-            db.held.put_check_out(&db.pool, reading);
+        let begun = db.held.put_check_out(&db.pool, || {
+            let (query, wal_index) = (db.sql.read_state.clone(), db.wal_index.clone());
+            crate::state_read::read_ahead_on_pool(db.pool.clone(), query, wal_index)
+        });
+        if begun {
             // As `connect` does: the connection's thread, often queued on this CPU, takes the
             // ping now rather than when the first call waits for it.
             std::thread::yield_now();

@@ -4,13 +4,10 @@
 use super::*;
 use std::str::FromStr;
 
-/// A pool of `options`' connections (two, as a service's pool has more than one).
+/// A pool of `options`' connections (two, as a service's pool has more than one), with
+/// sqlx's default acquire timeout.
 async fn pool_of(options: sqlx::sqlite::SqliteConnectOptions) -> sqlx::SqlitePool {
-    sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .expect("a pool")
+    pool_waiting(2, 30, options).await
 }
 
 /// A pool of `max` connections to `options`' database, whose check-outs give up after
@@ -28,6 +25,23 @@ async fn pool_waiting(
         .await
         .expect("a pool")
 }
+
+/// A pool of two connections to the file at `path` ([`pool_waiting`] for `seconds`), and both
+/// connections, checked out.
+async fn both_connections_out(
+    path: &std::path::Path,
+    seconds: u64,
+) -> (sqlx::SqlitePool, (PoolConnection, PoolConnection)) {
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+    let pool = pool_waiting(2, seconds, options).await;
+    let both = (
+        pool.acquire().await.expect("a connection"),
+        pool.acquire().await.expect("another"),
+    );
+    (pool, both)
+}
+
+type PoolConnection = sqlx::pool::PoolConnection<sqlx::Sqlite>;
 
 /// A pool passed in begins its first read at `from_pool` (the check-out, and the read once a
 /// poll finds the pool's ping answered: often the first call's, sometimes `from_pool`'s own
@@ -86,23 +100,15 @@ async fn a_pool_of_one_connection_or_outside_a_runtime_starts_nothing() {
     assert_eq!(db.read_state().await.expect("read").len(), 1);
 }
 
-/// A pool with every connection busy when it is passed in begins nothing: a check-out queued
-/// for the next free connection would take it ahead of the pool's owner and hold it until the
-/// first call. Once the owner gives its connections back, it can take them all again.
+/// A pool with every connection busy when it is passed in: nothing is begun (a check-out
+/// would queue for the next free connection ahead of the owner), and should one be left
+/// waiting all the same it is finished and gives its connection back. Either way the owner,
+/// once it gives its connections back, can take them all again, and the first call reads.
 #[tokio::test]
-async fn a_pool_with_no_idle_connection_begins_nothing() {
+async fn a_pool_with_no_idle_connection_leaves_the_owner_every_connection() {
     let (_database, path) = fresh_file().await;
     let _setup = with_one_state_row(&path).await;
-    let pool = pool_waiting(
-        2,
-        5,
-        sqlx::sqlite::SqliteConnectOptions::new().filename(&path),
-    )
-    .await;
-    let busy = (
-        pool.acquire().await.expect("a connection"),
-        pool.acquire().await.expect("another"),
-    );
+    let (pool, busy) = both_connections_out(&path, 5).await;
     let db = SqliteDb::from_pool(pool.clone());
     drop(busy);
     let both = (
@@ -126,16 +132,7 @@ async fn a_pool_with_no_idle_connection_begins_nothing() {
 async fn a_connection_promised_to_a_woken_task_is_not_waited_for() {
     let (_database, path) = fresh_file().await;
     let _setup = with_one_state_row(&path).await;
-    let pool = pool_waiting(
-        2,
-        3,
-        sqlx::sqlite::SqliteConnectOptions::new().filename(&path),
-    )
-    .await;
-    let (owners, freed) = (
-        pool.acquire().await.expect("a connection"),
-        pool.acquire().await.expect("another"),
-    );
+    let (pool, (owners, freed)) = both_connections_out(&path, 3).await;
     let (queued_tx, queued) = std::sync::mpsc::channel();
     let (go, go_rx) = std::sync::mpsc::channel::<()>();
     let waiting_pool = pool.clone();
@@ -280,11 +277,7 @@ async fn a_pool_passed_in_locking_exclusively_confirms_no_wal_index() {
         .locking_mode(SqliteLockingMode::Exclusive)
         .journal_mode(SqliteJournalMode::Wal);
     // One connection: a second one could not read past the first one's lock.
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .expect("a pool");
+    let pool = pool_waiting(1, 30, options).await;
     let db = SqliteDb::from_pool(pool);
     let index = db.wal_index.clone().expect("the options alone are trusted");
     assert!(

@@ -288,15 +288,14 @@ impl<DB: Driver> SqlxDb<DB> {
 
     /// `from_pool` on a server: the check-out of the connection the first call uses begun
     /// (the pool's test, a ping, sent), where the pool allows it
-    /// ([`may_check_out_ahead`](crate::held::may_check_out_ahead)). The first call takes the
+    /// ([`Slot::put_check_out`](crate::held::Slot::put_check_out)). The first call takes the
     /// answer instead of waiting a round trip for it.
     #[cfg(any(feature = "postgres", feature = "mysql"))]
     pub(crate) fn begin_check_out(self) -> Self {
-        if crate::held::may_check_out_ahead(&self.pool) {
+        self.held.put_check_out(&self.pool, || {
             let pool = self.pool.clone();
-            let checking_out = Box::pin(async move { Ok((pool.acquire().await?, None)) });
-            self.held.put_check_out(&self.pool, checking_out);
-        }
+            Box::pin(async move { Ok((pool.acquire().await?, None)) })
+        });
         self
     }
 

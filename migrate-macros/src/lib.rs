@@ -10,6 +10,7 @@ mod anchor;
 mod args;
 mod checksum;
 mod includes;
+mod item;
 mod keys;
 mod migration;
 mod register;

@@ -9,6 +9,7 @@
 use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
 use crate::checksum;
 use crate::includes::{includes, Includes};
+use crate::item::FnItem;
 use crate::register::{register, Action, Declaration, Step};
 use crate::signature::{boxed_function, check_signature, rewritable, Signature};
 use crate::source::SourceFile;
@@ -16,7 +17,6 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use std::path::Path;
 use syn::spanned::Spanned;
-use syn::ItemFn;
 
 /// Expands the attribute. On error, returns the original item together with the errors, so
 /// that the rest of the crate (and rust-analyzer) still sees the function.
@@ -55,7 +55,7 @@ fn try_expand(
     attr_span: Span,
     file: Option<&Path>,
 ) -> syn::Result<TokenStream> {
-    let function: syn::Result<ItemFn> = syn::parse2(item.clone());
+    let function = FnItem::parse(item);
     let args = args::parse(attr, attr_span);
     let (function, args) = match (function, args) {
         (Ok(f), Ok(a)) => (f, a),
@@ -70,7 +70,7 @@ fn try_expand(
 }
 
 fn generate(
-    function: &ItemFn,
+    function: &FnItem,
     signature: Signature<'_>,
     args: &MigrationArgs,
     file: Option<&Path>,
@@ -159,7 +159,7 @@ fn generate(
 /// down's path), and the files both pull in. An include whose path cannot be worked out is an
 /// error at that path (at the `down` argument when it is the down's).
 fn step_checksum(
-    function: &ItemFn,
+    function: &FnItem,
     args: &MigrationArgs,
     file: Option<&Path>,
 ) -> syn::Result<String> {

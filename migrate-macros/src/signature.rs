@@ -3,10 +3,11 @@
 //! behind a shim).
 
 use crate::args::Errors;
+use crate::item::FnItem;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, ReturnType};
+use syn::{FnArg, ReturnType};
 
 /// The two parts of a migration's signature that the expansion uses, once checked.
 #[derive(Clone, Copy)]
@@ -20,7 +21,7 @@ pub(crate) struct Signature<'a> {
 /// A migration is `async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>`: checks
 /// what can be checked on the syntax (the types themselves are checked by rustc, inside the
 /// rewritten function). Returns the argument and the return type.
-pub(crate) fn check_signature(function: &ItemFn) -> syn::Result<Signature<'_>> {
+pub(crate) fn check_signature(function: &FnItem) -> syn::Result<Signature<'_>> {
     let sig = &function.sig;
     let mut errors = Errors::default();
     if sig.asyncness.is_none() {
@@ -83,9 +84,9 @@ pub(crate) fn check_signature(function: &ItemFn) -> syn::Result<Signature<'_>> {
 /// means: its attributes are only documentation, lint levels and `cfg` (another attribute, such
 /// as `#[tracing::instrument]`, may need the `async fn` and its parameter as written), and its
 /// argument's type has no `impl Trait` (which a `let` cannot declare).
-pub(crate) fn rewritable(function: &ItemFn, signature: Signature<'_>) -> bool {
+pub(crate) fn rewritable(function: &FnItem, signature: Signature<'_>) -> bool {
     const PLAIN: [&str; 7] = ["doc", "allow", "warn", "deny", "expect", "forbid", "cfg"];
-    let plain_attrs = function.attrs.iter().all(|attr| {
+    let plain_attrs = function.all_attrs().all(|attr| {
         attr.path()
             .get_ident()
             .is_some_and(|ident| PLAIN.iter().any(|plain| ident == plain))
@@ -115,14 +116,11 @@ fn mentions_impl_trait(ty: &syn::Type) -> bool {
 /// inside, where errors point at them. As in an `async fn`, the argument is moved into the
 /// future and `return` and `?` leave the body.
 pub(crate) fn boxed_function(
-    function: &ItemFn,
+    function: &FnItem,
     signature: Signature<'_>,
     private: &TokenStream,
 ) -> TokenStream {
-    let (outer, inner): (Vec<&syn::Attribute>, Vec<&syn::Attribute>) = function
-        .attrs
-        .iter()
-        .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
+    let (outer, inner) = (&function.attrs, &function.inner_attrs);
     let vis = &function.vis;
     let sig = &function.sig;
     let name = &sig.ident;

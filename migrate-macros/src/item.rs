@@ -1,0 +1,279 @@
+//! The function under `#[migration]`, read as far as the expansion needs it: its attributes,
+//! visibility and signature are parsed, and its body is kept as the tokens it came as.
+//!
+//! `syn::ItemFn` would parse every statement and expression of the body only for the expansion
+//! to print them back. The body is most of a migration's tokens, and the macro runs again for
+//! every migration at every build, unoptimized in a dev profile (BENCHMARKS.md, "Compile
+//! time"). What the body holds is rustc's to check: a syntax error in it is reported by rustc,
+//! at its tokens, in the function the expansion writes.
+
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
+use syn::parse::{ParseStream, Parser};
+use syn::Attribute;
+
+/// An `fn` item: everything up to its body parsed, the body as tokens.
+pub(crate) struct FnItem {
+    /// The attributes before the function (`#[...]`, doc comments).
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: syn::Visibility,
+    pub(crate) sig: syn::Signature,
+    /// The attributes at the start of the body (`#![...]`, `//!` comments).
+    pub(crate) inner_attrs: Vec<Attribute>,
+    /// The body without its inner attributes: a brace-delimited group, as `syn::Block` prints.
+    pub(crate) block: Group,
+}
+
+impl FnItem {
+    /// Reads `item` as an `fn` item. Anything else gets syn's own error for an `fn` item.
+    pub(crate) fn parse(item: TokenStream) -> syn::Result<FnItem> {
+        let mut head: Vec<TokenTree> = item.clone().into_iter().collect();
+        let body = match head.pop() {
+            Some(TokenTree::Group(body)) if body.delimiter() == Delimiter::Brace => body,
+            // Not an item with a body: let syn say what it expected.
+            _ => return Err(not_a_function(item)),
+        };
+        let head: TokenStream = head.into_iter().collect();
+        let (attrs, vis, sig) = (|input: ParseStream<'_>| {
+            let attrs = input.call(Attribute::parse_outer)?;
+            let vis: syn::Visibility = input.parse()?;
+            let sig: syn::Signature = input.parse()?;
+            Ok((attrs, vis, sig))
+        })
+        .parse2(head)
+        .map_err(|_| not_a_function(item))?;
+        let (inner, rest) = split_inner_attrs(body.stream());
+        let inner_attrs = Attribute::parse_inner.parse2(inner)?;
+        let mut block = Group::new(Delimiter::Brace, rest);
+        block.set_span(body.span());
+        Ok(FnItem {
+            attrs,
+            vis,
+            sig,
+            inner_attrs,
+            block,
+        })
+    }
+
+    /// Every attribute of the function, outer then inner, as `syn::ItemFn::attrs` holds them.
+    pub(crate) fn all_attrs(&self) -> impl Iterator<Item = &Attribute> {
+        self.attrs.iter().chain(&self.inner_attrs)
+    }
+}
+
+impl ToTokens for FnItem {
+    /// The item as it was written.
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let FnItem {
+            attrs,
+            vis,
+            sig,
+            inner_attrs,
+            block,
+        } = self;
+        let body = block.stream();
+        let mut group = Group::new(Delimiter::Brace, quote!(#(#inner_attrs)* #body));
+        group.set_span(block.span());
+        tokens.extend(quote!(#(#attrs)* #vis #sig #group));
+    }
+}
+
+/// syn's error for something that is not an `fn` item with a body.
+fn not_a_function(item: TokenStream) -> syn::Error {
+    match syn::parse2::<syn::ItemFn>(item) {
+        Err(err) => err,
+        // Unreachable in practice (whatever syn reads as an `fn` item ends with its body);
+        // said plainly rather than assumed.
+        Ok(function) => syn::Error::new_spanned(
+            function.sig.fn_token,
+            "#[migration] could not read this function",
+        ),
+    }
+}
+
+/// Splits the leading `#![...]` attributes off a body's tokens.
+fn split_inner_attrs(body: TokenStream) -> (TokenStream, TokenStream) {
+    let tokens: Vec<TokenTree> = body.into_iter().collect();
+    let mut end = 0;
+    while let [TokenTree::Punct(pound), TokenTree::Punct(bang), TokenTree::Group(group), ..] =
+        &tokens[end..]
+    {
+        let is_inner = pound.as_char() == '#'
+            && bang.as_char() == '!'
+            && group.delimiter() == Delimiter::Bracket;
+        if !is_inner {
+            break;
+        }
+        end += 3;
+    }
+    let mut tokens = tokens.into_iter();
+    let inner = tokens.by_ref().take(end).collect();
+    (inner, tokens.collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::canonical;
+    use std::path::{Path, PathBuf};
+    use std::str::FromStr;
+
+    fn parsed(item: TokenStream) -> FnItem {
+        FnItem::parse(item).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_signature_is_parsed_and_the_body_kept_as_written() {
+        let function = parsed(quote!(
+            /// Documented.
+            #[allow(unused)]
+            pub(crate) async fn add_state(db: &mut migrate::Conn<'_>) -> migrate::Result<()>
+            where
+                (): Sized,
+            {
+                #![allow(clippy::needless_return)]
+                //! Inner documentation.
+                db.execute("ALTER TABLE session ADD COLUMN state TEXT")
+                    .await?;
+                return Ok(());
+            }
+        ));
+        assert_eq!(function.sig.ident, "add_state");
+        assert!(function.sig.asyncness.is_some());
+        assert!(function.sig.generics.where_clause.is_some());
+        assert!(matches!(function.vis, syn::Visibility::Restricted(_)));
+        let names = |attrs: &[Attribute]| -> Vec<String> {
+            attrs
+                .iter()
+                .map(|a| a.path().to_token_stream().to_string())
+                .collect()
+        };
+        assert_eq!(names(&function.attrs), ["doc", "allow"]);
+        assert_eq!(names(&function.inner_attrs), ["allow", "doc"]);
+        assert!(function
+            .inner_attrs
+            .iter()
+            .all(|a| matches!(a.style, syn::AttrStyle::Inner(_))));
+        let body = function.block.stream().to_string();
+        assert!(body.starts_with("db . execute"), "{body}");
+        assert!(body.ends_with("return Ok (()) ;"), "{body}");
+        assert_eq!(function.all_attrs().count(), 4);
+    }
+
+    #[test]
+    fn the_item_prints_back_as_written() {
+        let item = quote!(
+            #[doc = "x"]
+            async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                #![allow(unused)]
+                let x = { 1 };
+                Ok(())
+            }
+        );
+        let printed = parsed(item.clone()).into_token_stream();
+        assert_eq!(printed.to_string(), item.to_string());
+    }
+
+    #[test]
+    fn what_is_not_a_function_gets_syns_error() {
+        for item in [
+            quote!(
+                struct S;
+            ),
+            quote!(
+                async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()>;
+            ),
+            quote!(async fn m(db: &mut migrate::Conn<'_>) -> {}),
+            quote!(),
+        ] {
+            let err = match FnItem::parse(item.clone()) {
+                Err(err) => err.to_string(),
+                Ok(_) => panic!("read as a function: {item}"),
+            };
+            let expected = syn::parse2::<syn::ItemFn>(item.clone())
+                .err()
+                .map(|e| e.to_string());
+            assert_eq!(Some(err), expected, "{item}");
+        }
+    }
+
+    /// A step's checksum covers its body as `syn::Block` printed it, before the body was kept as
+    /// tokens: the two must agree, or every stored checksum of a Rust step would change. Checked
+    /// on every function body of this repository that syn can parse (several thousand).
+    #[test]
+    fn a_body_kept_as_tokens_has_the_checksum_it_had_when_syn_parsed_it() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        rust_files(&root, &mut files);
+        let mut bodies = Vec::new();
+        for file in &files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            let Ok(tokens) = TokenStream::from_str(&text) else {
+                continue;
+            };
+            function_bodies(tokens, &mut bodies);
+        }
+        let mut compared = 0;
+        for body in &bodies {
+            let Ok(stmts) = (|input: ParseStream<'_>| {
+                input.call(Attribute::parse_inner)?;
+                syn::Block::parse_within(input)
+            })
+            .parse2(body.stream()) else {
+                continue; // a macro template's `$x`, or not Rust
+            };
+            let printed = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+            let (_, rest) = split_inner_attrs(body.stream());
+            let kept = Group::new(Delimiter::Brace, rest);
+            assert_eq!(
+                canonical(&kept.into_token_stream()),
+                canonical(&printed.into_token_stream()),
+                "{body}"
+            );
+            compared += 1;
+        }
+        eprintln!("{compared} of {} bodies compared", bodies.len());
+        assert!(compared > 2000, "only {compared} bodies compared");
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                if name != "target" && !name.starts_with('.') {
+                    rust_files(&path, out);
+                }
+            } else if name.ends_with(".rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Every `fn ... { body }` at any depth.
+    fn function_bodies(tokens: TokenStream, out: &mut Vec<Group>) {
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        for (i, token) in tokens.iter().enumerate() {
+            if matches!(token, TokenTree::Ident(kw) if kw == "fn") {
+                // The first brace group before a `;` (a declaration without a body has none).
+                let body = tokens[i + 1..]
+                    .iter()
+                    .take_while(|t| !matches!(t, TokenTree::Punct(p) if p.as_char() == ';'))
+                    .find_map(|t| match t {
+                        TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => Some(g),
+                        _ => None,
+                    });
+                out.extend(body.cloned());
+            }
+            if let TokenTree::Group(group) = token {
+                function_bodies(group.stream(), out);
+            }
+        }
+    }
+}

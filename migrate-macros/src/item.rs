@@ -28,7 +28,13 @@ impl FnItem {
     /// Reads `item` as an `fn` item. Anything else gets syn's own error for an `fn` item.
     pub(crate) fn parse(item: TokenStream) -> syn::Result<FnItem> {
         let mut head: Vec<TokenTree> = item.clone().into_iter().collect();
-        let body = match head.pop() {
+        // An item passed through `macro_rules!` as `$item:item` arrives in an invisible group.
+        if let [TokenTree::Group(whole)] = head.as_slice() {
+            if whole.delimiter() == Delimiter::None {
+                head = whole.stream().into_iter().collect();
+            }
+        }
+        let body = match head.pop().map(visible) {
             Some(TokenTree::Group(body)) if body.delimiter() == Delimiter::Brace => body,
             // Not an item with a body: let syn say what it expected.
             _ => return Err(not_a_function(item)),
@@ -75,6 +81,21 @@ impl ToTokens for FnItem {
         let mut group = Group::new(Delimiter::Brace, quote!(#(#inner_attrs)* #body));
         group.set_span(block.span());
         tokens.extend(quote!(#(#attrs)* #vis #sig #group));
+    }
+}
+
+/// The token inside an invisible group of one token: a body written as `$body:block` in a
+/// `macro_rules!` arrives as one.
+fn visible(token: TokenTree) -> TokenTree {
+    match token {
+        TokenTree::Group(group) if group.delimiter() == Delimiter::None => {
+            let mut inner = group.stream().into_iter();
+            match (inner.next(), inner.next()) {
+                (Some(only), None) => visible(only),
+                _ => TokenTree::Group(group),
+            }
+        }
+        other => other,
     }
 }
 
@@ -172,6 +193,25 @@ mod tests {
         );
         let printed = parsed(item.clone()).into_token_stream();
         assert_eq!(printed.to_string(), item.to_string());
+    }
+
+    #[test]
+    fn a_body_or_an_item_from_a_macro_rules_fragment_is_read_through_its_invisible_group() {
+        let invisible = |tokens: TokenStream| Group::new(Delimiter::None, tokens);
+        let body = invisible(quote!({
+            db.execute("SELECT 1").await?;
+            Ok(())
+        }));
+        let item = quote!(async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> #body);
+        for item in [item.clone(), invisible(item).into_token_stream()] {
+            let function = parsed(item);
+            assert_eq!(function.sig.ident, "m");
+            assert_eq!(function.block.delimiter(), Delimiter::Brace);
+            assert_eq!(
+                function.block.stream().to_string(),
+                quote!(db.execute("SELECT 1").await?; Ok(())).to_string()
+            );
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The forms a migration function takes that `#[migration]` rewrites into the plain `fn` it
 //! registers: attributes (outer and inner) kept, a `mut` or unused argument, an early `return`,
-//! `?` on the body's own errors, a visibility used from another module, and the function called
-//! directly as the `MigrationFn` it now is.
-migrate::migrations! { heads { forms = "1.3.0", kept = "1.2.0" } }
+//! `?` on the body's own errors, a visibility used from another module, the function called
+//! directly as the `MigrationFn` it now is, and functions written by `macro_rules!`.
+migrate::migrations! { heads { forms = "1.3.0", kept = "1.2.0", generated = "1.1.0" } }
 
 mod steps {
     /// Creates the table; documented, and public for the module above.
@@ -68,6 +68,34 @@ async fn with_a_parameter_attribute(
     Ok(())
 }
 
+/// Written by `macro_rules!`: the body as a `$body:block` fragment, and the whole function as
+/// an `$item:item` fragment.
+macro_rules! step_with_body {
+    ($name:ident($db:ident), $version:literal, $parent:literal, $body:block) => {
+        #[migrate::migration(table = "generated", version = $version, parent = $parent, irreversible)]
+        async fn $name($db: &mut migrate::Conn<'_>) -> migrate::Result<()> $body
+    };
+}
+
+macro_rules! step_as_item {
+    ($item:item) => {
+        #[migrate::migration(table = "generated", version = "1.0.0", irreversible)]
+        $item
+    };
+}
+
+step_as_item!(
+    async fn generated_create(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+        db.execute("CREATE TABLE {{tables.generated}} (id INTEGER PRIMARY KEY)").await?;
+        Ok(())
+    }
+);
+
+step_with_body!(generated_row(db), "1.1.0", "1.0.0", {
+    db.execute("INSERT INTO {{tables.generated}} (id) VALUES (1)").await?;
+    Ok(())
+});
+
 fn main() {
     // Each function is itself a `MigrationFn`, reachable with its visibility.
     let registered: [migrate::backend::MigrationFn; 4] =
@@ -78,6 +106,7 @@ fn main() {
         manager.up().await.unwrap();
         assert_eq!(manager.current_version("forms").await.unwrap(), Some("1.3.0".parse().unwrap()));
         assert_eq!(manager.current_version("kept").await.unwrap(), Some("1.2.0".parse().unwrap()));
+        assert_eq!(manager.current_version("generated").await.unwrap(), Some("1.1.0".parse().unwrap()));
     });
 }
 

@@ -104,7 +104,12 @@ impl MigrationManager {
         outside_runtime("MigrationManager::open")?;
         let runtime = new_runtime()?;
         let db = runtime.block_on(open())?;
-        let inner = crate::MigrationManager::new(db, sets)?;
+        // Entered while the backend may be dropped (a graph that fails to build drops it):
+        // a pool's connection goes back through a task on it.
+        let inner = {
+            let _entered = runtime.enter();
+            crate::MigrationManager::new(db, sets)?
+        };
         Ok(MigrationManager {
             inner: Some(inner),
             runtime: Some(runtime),
@@ -113,6 +118,7 @@ impl MigrationManager {
 
     /// See [`crate::MigrationManager::with_baseline`].
     pub fn with_baseline(mut self, version: &str) -> Result<Self> {
+        let _entered = self.runtime.as_ref().map(Runtime::enter);
         if let Some(inner) = self.inner.take() {
             self.inner = Some(inner.with_baseline(version)?);
         }
@@ -121,6 +127,7 @@ impl MigrationManager {
 
     /// See [`crate::MigrationManager::with_table_baseline`].
     pub fn with_table_baseline(mut self, table: &str, version: &str) -> Result<Self> {
+        let _entered = self.runtime.as_ref().map(Runtime::enter);
         if let Some(inner) = self.inner.take() {
             self.inner = Some(inner.with_table_baseline(table, version)?);
         }

@@ -29,6 +29,7 @@
 //! connection first waits for their answer, which then counts as the connection's last read.
 
 use crate::fingerprint::Fingerprint;
+use crate::home_runtime::HomeRuntime;
 use crate::sqlx_db::deferred::PendingRecord;
 use crate::wal_index::WalStamp;
 use migrate_core::backend::StateRow;
@@ -87,6 +88,8 @@ struct Kept<DB: sqlx::Database> {
     record_prepared: Option<Arc<str>>,
     /// A step in the transaction whose commit waits for the next statement.
     pending: Option<PendingRecord>,
+    /// Entered to drop the connection on a thread outside it.
+    runtime: HomeRuntime,
 }
 
 /// The kept connection itself, or a read of the state table started on it, which holds it
@@ -105,7 +108,10 @@ enum KeptConn<DB: sqlx::Database> {
 
 impl<DB: sqlx::Database> Drop for Kept<DB> {
     fn drop(&mut self) {
-        match self.conn.take() {
+        let _entered = self.runtime.enter();
+        // A local, so that whatever is left of it drops before the runtime is left.
+        let conn = self.conn.take();
+        match conn {
             Some(KeptConn::Open(mut conn)) if self.begun_ahead => conn.close_on_drop(),
             Some(KeptConn::Reading {
                 reading,
@@ -213,6 +219,7 @@ impl<DB: sqlx::Database> Slot<DB> {
                 state,
                 record_prepared: None,
                 pending: None,
+                runtime: HomeRuntime::current(),
             });
         }
     }
@@ -460,6 +467,7 @@ impl<DB: sqlx::Database> Drop for Held<'_, DB> {
                 state: self.kept_state.take(),
                 record_prepared: self.record_prepared.take(),
                 pending: self.pending.take(),
+                runtime: HomeRuntime::current(),
             };
             // A full slot (a clone of the executor gave one back first) or a poisoned one:
             // `kept` is dropped, back to the pool or closed.

@@ -17,6 +17,7 @@ mod decode;
 mod driver;
 mod fingerprint;
 mod held;
+mod home_runtime;
 mod lock_wait;
 mod packed_state;
 mod portable;

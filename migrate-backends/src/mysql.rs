@@ -21,6 +21,7 @@
 //!   before it ends closes the connection, which frees the lock, and so does a killed runner's.
 
 use crate::driver::{has_sqlstate, Driver, Sealed};
+use crate::home_runtime::HomeRuntime;
 use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::statements::{compile, Statements, TrackingNames};
@@ -304,6 +305,7 @@ async fn get_lock(db: &MySqlDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> 
             return Ok(Box::new(NamedLock {
                 conn: Some(conn),
                 name,
+                runtime: HomeRuntime::current(),
             }));
         }
         if wait.expired() {
@@ -335,6 +337,8 @@ async fn lock_holder(conn: &mut PoolConnection<MySql>, name: &str) -> Result<Str
 struct NamedLock {
     conn: Option<PoolConnection<MySql>>,
     name: String,
+    /// Entered to close the connection when the lock is dropped outside it.
+    runtime: HomeRuntime,
 }
 
 impl RunLock for NamedLock {
@@ -361,10 +365,12 @@ impl RunLock for NamedLock {
 
 impl Drop for NamedLock {
     fn drop(&mut self) {
+        let _entered = self.runtime.enter();
         // Dropped unreleased (a run dropped before it ended): close the connection, which frees
         // the lock.
-        if let Some(conn) = self.conn.as_mut() {
+        if let Some(mut conn) = self.conn.take() {
             conn.close_on_drop();
+            drop(conn); // here, inside the runtime entered
         }
     }
 }

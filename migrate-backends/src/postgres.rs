@@ -13,6 +13,7 @@
 //!   and qualifies `{{tables.x}}` with it.
 
 use crate::driver::{has_sqlstate, Driver, Sealed};
+use crate::home_runtime::HomeRuntime;
 use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::micros;
@@ -360,6 +361,7 @@ async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>
             return Ok(Box::new(AdvisoryLock {
                 conn: Some(conn),
                 key,
+                runtime: HomeRuntime::current(),
             }));
         }
         if wait.expired() {
@@ -409,6 +411,8 @@ async fn lock_row_holder(conn: &mut PgConnection, table: &str) -> Result<String>
 struct AdvisoryLock {
     conn: Option<PoolConnection<Postgres>>,
     key: i64,
+    /// Entered to close the connection when the lock is dropped outside it.
+    runtime: HomeRuntime,
 }
 
 impl RunLock for AdvisoryLock {
@@ -437,10 +441,12 @@ impl RunLock for AdvisoryLock {
 
 impl Drop for AdvisoryLock {
     fn drop(&mut self) {
+        let _entered = self.runtime.enter();
         // Dropped unreleased (a run dropped before it ended): close the connection rather
         // than return it to the pool still holding the lock. Ending the session frees it.
-        if let Some(conn) = self.conn.as_mut() {
+        if let Some(mut conn) = self.conn.take() {
             conn.close_on_drop();
+            drop(conn); // here, inside the runtime entered
         }
     }
 }

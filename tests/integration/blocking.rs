@@ -44,6 +44,40 @@ fn the_blocking_manager_runs_from_a_plain_thread() {
     assert_eq!(m.current_version("metrics").expect("current"), None);
 }
 
+/// A builder that fails on a plain thread drops there the manager it took by value, with the
+/// connection kept from connect: the error comes back, not a panic about a missing runtime.
+#[test]
+fn a_builder_failing_on_a_plain_thread_returns_its_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("builders.db").display()
+    );
+    let connect = || {
+        migrate::blocking::MigrationManager::connect(&url, [&crate::MIGRATIONS]).expect("connect")
+    };
+    let err = connect()
+        .with_baseline("not-a-version")
+        .expect_err("a version that does not parse");
+    assert!(
+        matches!(err, migrate::Error::InvalidVersion { .. }),
+        "{err}"
+    );
+    let err = connect()
+        .with_baseline("9.9.9")
+        .expect_err("a version no table has");
+    assert!(
+        matches!(err, migrate::Error::UnknownVersion { .. }),
+        "{err}"
+    );
+    let err = connect()
+        .with_table_baseline("no_such_table", "1.0.0")
+        .expect_err("a table no migration declares");
+    assert!(matches!(err, migrate::Error::UnknownTable { .. }), "{err}");
+    // Nothing was written: a manager built afterwards finds every migration pending.
+    assert_eq!(connect().pending().expect("pending").len(), 10);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inside_a_runtime_it_errors_instead_of_blocking_or_panicking() {
     let Some(db) = TestDb::new(Backend::Sqlite).await else {

@@ -163,7 +163,7 @@ fn step_checksum(
     args: &MigrationArgs,
     file: Option<&Path>,
 ) -> syn::Result<String> {
-    let body = function.block.to_token_stream();
+    let body = function.checksum_body();
     let Includes { files, unfollowed } = includes(&body);
     let mut errors = Errors::default();
     for span in unfollowed {

@@ -27,6 +27,9 @@ pub(crate) fn check_signature(function: &FnItem) -> syn::Result<Signature<'_>> {
     if sig.asyncness.is_none() {
         errors.add(sig.fn_token.span(), "a migration must be an `async fn`: async fn name(db: &mut migrate::Conn<'_>) -> migrate::Result<()>");
     }
+    if let Some(constness) = &sig.constness {
+        errors.add(constness.span(), "a migration cannot be `const`");
+    }
     if let Some(unsafety) = &sig.unsafety {
         errors.add(unsafety.span(), "a migration cannot be `unsafe`");
     }
@@ -288,17 +291,24 @@ mod tests {
                 "{expected} in {errors:?}"
             );
         }
-        // The registered function is a safe Rust `fn`: neither `unsafe` nor another ABI.
+        // The registered function is a plain safe Rust `fn`: not `const` (which the rewrite
+        // would drop), not `unsafe`, and of no other ABI.
         let out = expand(
             quote!(table = "t", version = "1.0.0", irreversible),
             quote!(
-                async unsafe extern "C" fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                const async unsafe extern "C" fn m(
+                    db: &mut migrate::Conn<'_>,
+                ) -> migrate::Result<()> {
                     Ok(())
                 }
             ),
         );
         let errors = compile_errors(&out);
-        for expected in ["cannot be `unsafe`", "cannot declare an ABI"] {
+        for expected in [
+            "cannot be `const`",
+            "cannot be `unsafe`",
+            "cannot declare an ABI",
+        ] {
             assert!(
                 errors.iter().any(|e| e.contains(expected)),
                 "{expected} in {errors:?}"

@@ -116,7 +116,8 @@ pub(crate) fn check_name(table: &str) -> Result<()> {
 /// Checks a name this crate quotes wherever it uses it (a table, schema or tracking table), so
 /// any text is safe in SQL: what a database cannot keep exactly is refused with
 /// [`Error::Config`] naming `what` and the name: blank, NUL, or longer than `max` bytes (cut,
-/// or refused, there).
+/// or refused, there). A name this crate writes into its own statements goes through
+/// [`check_statement_identifier`].
 #[doc(hidden)]
 pub fn check_identifier(what: &str, name: &str, max: usize) -> Result<()> {
     if name.trim().is_empty() || name.contains('\0') || name.len() > max {
@@ -129,9 +130,49 @@ pub fn check_identifier(what: &str, name: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Text this crate's own statements read as markers, where a tracking table's, a schema's or a
+/// checkpoint table's quoted name is written into them before they are filled in: `$(` opens a
+/// parameter, `{` and `}` enclose a placeholder or a template.
+const STATEMENT_MARKERS: [&str; 3] = ["$(", "{", "}"];
+
+/// [`check_identifier`], for a name this crate writes into its own statements (a tracking
+/// table, a schema, a checkpoint table): it also cannot hold `$(`, `{` or `}`, which those
+/// statements read as markers after the name is in them.
+#[doc(hidden)]
+pub fn check_statement_identifier(what: &str, name: &str, max: usize) -> Result<()> {
+    check_identifier(what, name, max)?;
+    if let Some(marker) = STATEMENT_MARKERS.iter().find(|m| name.contains(*m)) {
+        return Err(Error::Config(format!(
+            "{what} `{}` cannot hold `{marker}`: this crate's statements read `$(`, `{{` and `}}` \
+             as markers",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_written_into_statements_cannot_hold_their_markers() {
+        for name in ["audit$(x)", "mig{limit}", "a{", "b}", "{{tables.x}}"] {
+            let err = check_statement_identifier("tracking table", name, 50)
+                .expect_err("a marker in the name");
+            let text = err.to_string();
+            assert!(matches!(err, Error::Config(_)), "{text}");
+            assert!(text.contains(&name.escape_debug().to_string()), "{text}");
+            assert!(text.contains("cannot hold"), "{text}");
+        }
+        // What check_identifier refuses is still refused, with its own words.
+        let err = check_statement_identifier("schema", " ", 63).expect_err("blank");
+        assert!(err.to_string().contains("must be 1 to 63 bytes"), "{err}");
+        // And anything else any database keeps is accepted: `$` alone, parentheses, quotes.
+        for name in ["a$b", "t(1)", "it's", "\"q\"", "$$", "🦀"] {
+            check_statement_identifier("tracking table", name, 50).expect("accepted");
+        }
+    }
 
     #[test]
     fn a_renamed_table_maps_both_ways_and_others_keep_their_name() {

@@ -66,7 +66,7 @@ impl Target {
                 crate::backend::redact_url_password(url, url)
             )));
         }
-        migrate_core::table_names::check_identifier(
+        migrate_core::table_names::check_statement_identifier(
             "schema",
             schema,
             migrate_core::dialect::MAX_IDENTIFIER_BYTES,

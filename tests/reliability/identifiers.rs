@@ -6,8 +6,9 @@
 //! object of exactly that name (looked up with the name as a bound parameter), and nothing else
 //! was created or dropped. A refusal changes nothing. The framework's own rule (blank, NUL, or
 //! longer than a database keeps: 63 bytes, 50 for a tracking table, which gains
-//! `_history_step`) must refuse exactly the names it describes; anything else the database
-//! itself refuses (a schema named `pg_…`, say) must leave it unchanged too.
+//! `_history_step`; and for a tracking table or a schema, `$(`, `{` or `}`, which the crate's
+//! own statements read as markers) must refuse exactly the names it describes; anything else
+//! the database itself refuses (a schema named `pg_…`, say) must leave it unchanged too.
 //!
 //! `MIGRATE_FUZZ_CASES` sets the names per kind and backend (default 1,430: 7 × 1,430 = 10,010
 //! in all); `MIGRATE_RELIABILITY_SEED` replays a run (each prints its seed).
@@ -54,6 +55,8 @@ const PIECES: &[&str] = &[
     "%s",
     "{{",
     "}",
+    "$(",
+    "{limit}",
     ".",
     "\n",
     "\t",
@@ -103,7 +106,11 @@ fn rule_refuses(kind: Kind, name: &str) -> bool {
         Kind::TemplateTable => name.is_empty(),
         _ => name.trim().is_empty(),
     };
-    blank || name.contains('\0') || name.len() > max
+    // A tracking table's or a schema's name is written into the crate's own statements, which
+    // read `$(`, `{` and `}` as markers.
+    let marker = matches!(kind, Kind::TrackingTable | Kind::Schema)
+        && ["$(", "{", "}"].iter().any(|m| name.contains(m));
+    blank || name.contains('\0') || name.len() > max || marker
 }
 
 /// The name a step's action uses, per dialect (the SQLite and PostgreSQL suites run at once).
@@ -299,7 +306,7 @@ impl Target {
                         text.contains("table name")
                     }
                     (migrate::Error::Config(text), Kind::Schema | Kind::TrackingTable) => {
-                        text.contains("must be 1 to")
+                        text.contains("must be 1 to") || text.contains("cannot hold")
                     }
                     _ => false,
                 };

@@ -118,7 +118,7 @@ impl Batches {
                 self.size, self.job
             )));
         }
-        crate::sqlx_db::check_identifier(
+        crate::sqlx_db::check_statement_identifier(
             "the checkpoint table",
             &self.checkpoint,
             crate::sqlx_db::MAX_IDENTIFIER_BYTES,

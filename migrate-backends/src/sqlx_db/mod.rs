@@ -64,16 +64,16 @@ pub(crate) const MAX_TRACKING_TABLE_BYTES: usize = MAX_IDENTIFIER_BYTES - "_hist
 
 /// Checks a caller-supplied tracking-table name: every name derived from it must fit.
 pub(crate) fn check_tracking_table(name: &str) -> Result<()> {
-    check_identifier("tracking table", name, MAX_TRACKING_TABLE_BYTES)
+    check_statement_identifier("tracking table", name, MAX_TRACKING_TABLE_BYTES)
 }
 
 /// Checks a caller-supplied schema name.
 #[cfg(feature = "postgres")]
 pub(crate) fn check_schema(name: &str) -> Result<()> {
-    check_identifier("schema", name, MAX_IDENTIFIER_BYTES)
+    check_statement_identifier("schema", name, MAX_IDENTIFIER_BYTES)
 }
 
-pub(crate) use migrate_core::table_names::check_identifier;
+pub(crate) use migrate_core::table_names::check_statement_identifier;
 
 /// A database that migrations run on, over a sqlx pool. Use the aliases
 /// [`SqliteDb`](crate::sqlite::SqliteDb), [`PgDb`](crate::postgres::PgDb) and

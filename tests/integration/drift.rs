@@ -86,6 +86,25 @@ each_backend! {
         assert_scratch_removed(&db, &drifted.scratch).await;
     }
 
+    async fn a_table_named_like_the_tracking_tables_is_compared_like_any_other(db) {
+        db.manager().await.up().await.expect("up");
+        // The default tracking table is `migrate_schema_versions`: its own tables are left out
+        // of the comparison by their exact names, not by that prefix.
+        db.exec("CREATE TABLE migrate_schema_versions_notes (id INTEGER)").await;
+        let drifted = DriftCheck::new([&MIGRATIONS]).run(db.url()).await.expect("drift check");
+        let lines = &drifted.diff.changes;
+        assert!(
+            lines.iter().any(|l| l.contains("migrate_schema_versions_notes")),
+            "{lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("migrate_schema_versions_history")
+                || l.contains("migrate_schema_versions_lock")),
+            "the framework's own tables stay out: {lines:?}"
+        );
+        assert_scratch_removed(&db, &drifted.scratch).await;
+    }
+
     async fn a_database_part_way_up_is_compared_at_its_own_versions(db) {
         let manager = db.manager().await;
         manager.up().table("session").target("2.1.0").await.expect("up part way");

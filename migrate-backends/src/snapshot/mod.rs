@@ -138,10 +138,17 @@ pub(crate) fn text(row: &[Option<String>], i: usize) -> String {
     row.get(i).cloned().flatten().unwrap_or_default()
 }
 
-/// Whether `name` belongs to the framework's own tables: the tracking tables (`<tracking>`,
-/// `<tracking>_history`, ...) and the checkpoints of `data::Batches`.
+/// Whether `name` is one of the framework's own objects: the tracking tables (`<tracking>`,
+/// `<tracking>_history`, `<tracking>_lock`), the sequence of the history's identity column on
+/// PostgreSQL, and the checkpoints of `data::Batches`. Exactly those: a user's table whose name
+/// merely starts with the tracking table's is compared like any other.
 pub(crate) fn is_tracking(name: &str, tracking_table: &str) -> bool {
-    name.starts_with(tracking_table) || name == crate::data::DEFAULT_CHECKPOINT_TABLE
+    let [state, history, lock] = migrate_core::table_names::tracking_tables(tracking_table);
+    name == state
+        || name == history
+        || name == lock
+        || name.strip_prefix(history.as_str()) == Some("_id_seq")
+        || name == crate::data::DEFAULT_CHECKPOINT_TABLE
 }
 
 /// Folds runs of whitespace, so that formatting of view and trigger SQL does not count.
@@ -151,7 +158,7 @@ pub(crate) fn normalize_sql(sql: &str) -> String {
 }
 
 /// Reads the schema of the database at `url` (its current schema on PostgreSQL, or `schema`),
-/// leaving out the tracking tables whose name starts with `tracking_table`.
+/// leaving out the tracking tables of `tracking_table`.
 pub async fn snapshot(url: &str, schema: Option<&str>, tracking_table: &str) -> Result<Schema> {
     let scheme = url.split(':').next().unwrap_or_default();
     match scheme {

@@ -202,7 +202,11 @@ where
                 .replace("{modules}", &placeholders.join(", "))
                 .replace(
                     "{limit}",
-                    &limit.map_or_else(String::new, |n| format!(" LIMIT {n}")),
+                    // A limit past what a database's LIMIT takes (a signed 64-bit integer) is
+                    // no limit: every row.
+                    &limit
+                        .filter(|&n| i64::try_from(n).is_ok())
+                        .map_or_else(String::new, |n| format!(" LIMIT {n}")),
                 );
             let sql_text = sql.clone();
             let mut query = sqlx::query(AssertSqlSafe(sql));

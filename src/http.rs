@@ -118,6 +118,15 @@ pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> 
                 .to_string(),
         ));
     }
+    // A sent token is compared trimmed, so a configured one with whitespace at an end (a
+    // newline read from a file) could never match: refused, rather than answering 401 forever.
+    if let Some(token) = token.filter(|t| t.trim() != *t) {
+        return Err(Error::Config(format!(
+            "the migration routes' bearer token has whitespace at its start or end ({} bytes; \
+             a newline read from a file?): trim it",
+            token.len()
+        )));
+    }
     let shared = Arc::new(Shared {
         manager: manager.into(),
         token: token.map(digest),

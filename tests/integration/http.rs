@@ -168,6 +168,22 @@ async fn a_router_without_a_token_refuses_to_build_unless_told() {
             "{err}"
         );
     }
+    // A token with whitespace at an end could never match the trimmed one a client sends.
+    for token in [format!("{TOKEN}\n"), format!(" {TOKEN}"), " ".to_string()] {
+        let config = HttpConfig {
+            token: Some(token.clone()),
+            ..Default::default()
+        };
+        let err = router(db.manager().await, config).expect_err("untrimmed token");
+        assert!(
+            matches!(err, migrate::Error::Config(_)) && err.to_string().contains("trim it"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains(TOKEN),
+            "the error hides the token: {err}"
+        );
+    }
     assert!(
         !format!("{:?}", with_token()).contains(TOKEN),
         "Debug hides the token"

@@ -4,8 +4,8 @@ use crate::{Error, Result};
 use std::fmt;
 use std::path::Path;
 
-/// One member of a fleet.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One member of a fleet. Its `Debug` and `Display` hide the URL's password.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// A whole database: `sqlite://…`, `postgres://…`, `mysql://…`.
     Database {
@@ -46,8 +46,13 @@ impl Target {
     pub fn parse(line: &str) -> Result<Self> {
         let mut words = line.split_whitespace();
         let (Some(url), schema, None) = (words.next(), words.next(), words.next()) else {
+            // The line as written, with the password of whatever URL it starts with hidden.
+            let shown = line.split_whitespace().next().map_or_else(
+                || line.to_string(),
+                |url| crate::backend::redact_url_password(line, url),
+            );
             return Err(Error::Config(format!(
-                "`{line}` is not a fleet target: write `URL` or `URL SCHEMA`"
+                "`{shown}` is not a fleet target: write `URL` or `URL SCHEMA`"
             )));
         };
         if !url.contains("://") && !url.starts_with("sqlite:") {
@@ -98,6 +103,20 @@ impl Target {
 }
 
 /// The target as logs and reports name it, the password blanked out.
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = crate::backend::redact_url_password(self.url(), self.url());
+        match self {
+            Target::Database { .. } => f.debug_struct("Database").field("url", &url).finish(),
+            Target::Schema { schema, .. } => f
+                .debug_struct("Schema")
+                .field("url", &url)
+                .field("schema", schema)
+                .finish(),
+        }
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let url = crate::backend::redact_url_password(self.url(), self.url());
@@ -142,6 +161,28 @@ mod tests {
             &long,
         ] {
             assert!(matches!(Target::parse(bad), Err(Error::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_password_shows_in_neither_an_error_nor_debug() {
+        let err = Target::parse("postgres://u:s3cret@h/db a b").expect_err("three words");
+        let text = err.to_string();
+        assert!(matches!(err, Error::Config(_)), "{text}");
+        assert!(
+            !text.contains("s3cret") && text.contains("postgres://u:"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a b"),
+            "the rest of the line is shown: {text}"
+        );
+        for target in [
+            Target::schema("postgres://u:s3cret@h/db", "t"),
+            Target::database("mysql://u:s3cret@h/db"),
+        ] {
+            let debug = format!("{target:?}");
+            assert!(!debug.contains("s3cret") && debug.contains("u:"), "{debug}");
         }
     }
 }

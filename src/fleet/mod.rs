@@ -192,6 +192,8 @@ impl Fleet {
         let shared = Arc::new(self.clone());
         let mut outcomes: Vec<Option<TargetReport>> = (0..total).map(|_| None).collect();
         let mut running = tokio::task::JoinSet::new();
+        // Each task's target and start, for a task that panics (its output is lost).
+        let mut started_tasks = HashMap::new();
         let mut next = 0;
         let mut failures = 0;
         let mut done = 0;
@@ -203,7 +205,7 @@ impl Fleet {
                 let fleet = shared.clone();
                 let pools = pools.clone();
                 let index = next;
-                running.spawn(async move {
+                let task = running.spawn(async move {
                     let target = fleet.targets[index].clone();
                     let clock = Instant::now();
                     let outcome = fleet.run_one(&target, &pools, action).await;
@@ -216,18 +218,30 @@ impl Fleet {
                         },
                     )
                 });
+                started_tasks.insert(task.id(), (index, Instant::now()));
                 next += 1;
             }
-            let Some(joined) = running.join_next().await else {
+            let Some(joined) = running.join_next_with_id().await else {
                 break;
             };
             let (index, report) = match joined {
-                Ok(pair) => pair,
-                // A panicking migration: its target is unknown here, so count it and go on.
+                Ok((_, pair)) => pair,
+                // A migration (or a `configure` callback) panicked: its target failed.
                 Err(err) => {
-                    failures += 1;
+                    let Some(&(index, clock)) = started_tasks.get(&err.id()) else {
+                        failures += 1;
+                        continue;
+                    };
                     tracing::error!(error = %err, "a fleet target's task panicked");
-                    continue;
+                    let report = TargetReport {
+                        target: self.targets[index].clone(),
+                        outcome: TargetOutcome::Failed(Error::msg(format!(
+                            "its run panicked: {}",
+                            panic_message(err)
+                        ))),
+                        elapsed: clock.elapsed(),
+                    };
+                    (index, report)
                 }
             };
             done += 1;
@@ -400,3 +414,16 @@ async fn close(pool: &SharedPool) {
 
 #[cfg(not(feature = "postgres"))]
 async fn close(_: &SharedPool) {}
+
+/// What a task's panic said, when it said it with text.
+fn panic_message(err: tokio::task::JoinError) -> String {
+    if !err.is_panic() {
+        return err.to_string();
+    }
+    let payload = err.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a panic without a message)".to_string())
+}

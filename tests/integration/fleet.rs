@@ -194,6 +194,44 @@ async fn a_fleet_of_sqlite_files_fails_only_the_file_that_is_not_a_database() {
     );
 }
 
+/// A target whose run panics (here its `configure` callback) fails with the panic's message;
+/// the others run.
+#[tokio::test]
+async fn a_target_whose_run_panics_is_reported_failed_with_the_message() {
+    let dir = tempfile::tempdir().expect("dir");
+    let targets: Vec<Target> = (0..3)
+        .map(|i| {
+            Target::database(format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join(format!("p{i}.db")).display()
+            ))
+        })
+        .collect();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let report = Fleet::new([&MIGRATIONS])
+        .targets(targets)
+        .concurrency(1)
+        .configure(move |manager| {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                panic!("the second target's configure panics");
+            }
+            Ok(manager)
+        })
+        .up()
+        .await;
+    assert_eq!(report.outcome, FleetOutcome::PartlyFailed);
+    assert_eq!(report.succeeded(), 2);
+    let failures: Vec<_> = report.failures().collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let (target, err) = failures[0];
+    assert!(target.url().contains("p1.db"), "{target}");
+    assert!(
+        err.to_string()
+            .contains("the second target's configure panics"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_targets_file_is_read_line_by_line_and_a_bad_line_is_named() {
     let dir = tempfile::tempdir().expect("dir");

@@ -121,7 +121,13 @@ impl Values {
                 execution_us.map(|us| started_at.as_micros() + us),
             )
             .int(Bind::ExecutionUs, execution_us)
-            .text(Bind::Error, error)
+            // PostgreSQL refuses a NUL in text, and the write that records a failure or a
+            // refusal (and clears a refusal's mark) must not fail for its message: a NUL is
+            // kept as U+FFFD, on every database alike.
+            .text(
+                Bind::Error,
+                error.map(|e| e.replace('\0', "\u{FFFD}")).as_deref(),
+            )
             .int(Bind::DirtySince, Some(started_at.as_micros()))
     }
 }

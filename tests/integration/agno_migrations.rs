@@ -30,6 +30,10 @@ async fn obey(db: &mut Conn<'_>, step: &str) -> Result<()> {
             format!("{step} was told to refuse"),
             format!("delete the control row of {step}"),
         )),
+        Some("block_with_nul") => Err(Error::blocked(
+            format!("{step} was told to refuse\0 with a NUL"),
+            format!("delete the control row of {step}"),
+        )),
         Some("hang") => loop {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         },

@@ -73,6 +73,25 @@ each_backend! {
         manager.up().await.expect("up after the fix");
     }
 
+    async fn a_refusal_whose_reason_holds_a_nul_still_clears_its_mark(db) {
+        // PostgreSQL refuses a NUL in text: the history keeps the reason with U+FFFD there, on
+        // every backend alike, and the refusal's write (which clears the mark) goes through.
+        let manager = db.manager().await;
+        db.control("metrics@2.5.0", "block_with_nul").await;
+        let err = manager.up().await.expect_err("metrics@2.5.0 refuses");
+        assert_eq!(err.category(), ErrorCategory::Blocked, "{err}");
+        assert!(err.to_string().contains('\0'), "the error itself is unchanged: {err:?}");
+        let status = manager.status().await.expect("status");
+        let metrics = status.iter().find(|s| s.table == "metrics").expect("metrics");
+        assert_eq!(metrics.dirty, None, "the refusal's write cleared the mark");
+        let history = manager.history(50).await.expect("history");
+        let row = history.iter().find(|h| h.outcome == Outcome::Blocked).expect("a blocked row");
+        let message = row.error.as_deref().unwrap_or_default();
+        assert!(message.contains("refuse\u{FFFD} with a NUL"), "{message:?}");
+        db.clear_control().await;
+        manager.up().await.expect("up after the fix");
+    }
+
     async fn a_refusing_down_stops_its_table(db) {
         let manager = db.manager().await;
         manager.up().await.expect("up");

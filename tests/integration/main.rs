@@ -17,6 +17,7 @@ mod cli;
 mod cli_fleet;
 mod concurrency;
 mod connect_errors;
+mod data_braces;
 #[cfg(feature = "cli")]
 mod drift;
 mod ended_sessions;

@@ -1,6 +1,6 @@
 //! [`Batches`]: a table read in keyset-paginated batches, with its progress checkpointed.
 
-use super::sql::literal;
+use super::sql::{as_written, literal};
 use super::tally::Tally;
 use crate::decode::is_number_literal;
 use migrate_core::conn::{Conn, Row, Value};
@@ -124,7 +124,7 @@ impl Batches {
             crate::sqlx_db::MAX_IDENTIFIER_BYTES,
         )?;
         let checkpoint = db.table(&self.checkpoint);
-        let job_literal = db.dialect().quote_literal(&self.job);
+        let job_literal = as_written(db.dialect().quote_literal(&self.job));
         let has_checkpoints = db.table_exists(&self.checkpoint).await?;
         // Checkpoint tables written before a job recorded its source lack these columns (or
         // one of them, if adding them was cut off between the two).
@@ -162,8 +162,8 @@ impl Batches {
         } else {
             add_columns(db, &checkpoint, &missing_source).await?;
         }
-        let source_table = db.dialect().quote_literal(&self.table);
-        let source_key = db.dialect().quote_literal(&self.key);
+        let source_table = as_written(db.dialect().quote_literal(&self.table));
+        let source_key = as_written(db.dialect().quote_literal(&self.key));
         if resumed
             .as_ref()
             .is_some_and(|resumed| resumed.source.is_none())
@@ -202,7 +202,7 @@ impl Batches {
                     "INSERT INTO {checkpoint} (job, source_table, source_key, last_key, key_kind, \
                      tally, done, updated_at) VALUES ({job_literal}, {source_table}, {source_key}, \
                      NULL, NULL, {}, 0, {})",
-                    db.dialect().quote_literal(&tally.encode()),
+                    as_written(db.dialect().quote_literal(&tally.encode())),
                     now_micros()
                 ))
                 .await?;
@@ -241,11 +241,16 @@ impl Batches {
     /// migration that ran it). A missing checkpoint table is fine.
     pub async fn forget(db: &mut Conn<'_>, job: &str, checkpoint_table: &str) -> Result<()> {
         check_job(job)?;
+        crate::sqlx_db::check_statement_identifier(
+            "the checkpoint table",
+            checkpoint_table,
+            crate::sqlx_db::MAX_IDENTIFIER_BYTES,
+        )?;
         if db.table_exists(checkpoint_table).await? {
             let sql = format!(
                 "DELETE FROM {} WHERE job = {}",
                 db.table(checkpoint_table),
-                db.dialect().quote_literal(job)
+                as_written(db.dialect().quote_literal(job))
             );
             db.execute(&sql).await?;
         }
@@ -492,9 +497,9 @@ impl Job {
         let checkpoint = db.table(&self.spec.checkpoint);
         db.execute(&format!(
             "UPDATE {checkpoint} SET done = 1, tally = {}, updated_at = {} WHERE job = {}",
-            db.dialect().quote_literal(&self.tally.encode()),
+            as_written(db.dialect().quote_literal(&self.tally.encode())),
             now_micros(),
-            db.dialect().quote_literal(&self.spec.job)
+            as_written(db.dialect().quote_literal(&self.spec.job))
         ))
         .await?;
         tracing::info!(job = %self.spec.job, batches = self.batches, rows = self.rows, result = %self.tally, "batch job done");
@@ -512,10 +517,10 @@ impl Job {
         let sql = format!(
             "UPDATE {} SET last_key = {}, key_kind = '{kind}', tally = {}, updated_at = {} WHERE job = {}",
             db.table(&self.spec.checkpoint),
-            dialect.quote_literal(&text),
-            dialect.quote_literal(&self.tally.encode()),
+            as_written(dialect.quote_literal(&text)),
+            as_written(dialect.quote_literal(&self.tally.encode())),
             now_micros(),
-            dialect.quote_literal(&self.spec.job)
+            as_written(dialect.quote_literal(&self.spec.job))
         );
         db.execute(&sql).await?;
         if self.open {

@@ -12,7 +12,9 @@ use std::fmt::Write;
 /// read it as a float), `TRUE` or `FALSE` (1 or 0 on SQLite), a quoted string, or bytes
 /// (`X'..'`, or `'\x..'::bytea` on PostgreSQL). An infinite float is `'Infinity'::float8` on
 /// PostgreSQL and `9e999` on SQLite; a float NaN only has a PostgreSQL literal, and MySQL
-/// stores neither, so those are errors.
+/// stores neither, so those are errors. Text is written for SQL run through `Conn`
+/// (`db.execute`, `db.query`), which renders `{{…}}` templates: a `{{` in it is written `\{{`,
+/// which the renderer turns back, so the value arrives as it was.
 ///
 /// ```
 /// use migrate_backends::data::literal;
@@ -56,7 +58,7 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
                 )))
             }
         },
-        Value::Text(text) => dialect.quote_literal(text),
+        Value::Text(text) => as_written(dialect.quote_literal(text)),
         Value::Bytes(bytes) => {
             let mut hex = String::with_capacity(bytes.len() * 2);
             for b in bytes {
@@ -69,6 +71,17 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
         }
         _ => return Err(Error::msg("this value has no SQL literal")),
     })
+}
+
+/// Quoted text as SQL that `Conn` renders back to it: `Conn::execute` and `Conn::query` read
+/// `{{…}}` as a template and `\{{` as a literal `{{`, so every `{{` in the text is written
+/// `\{{` (a `\` before it stays: the renderer takes only the one it added).
+pub(crate) fn as_written(quoted: String) -> String {
+    if quoted.contains("{{") {
+        quoted.replace("{{", "\\{{")
+    } else {
+        quoted
+    }
 }
 
 /// A multi-row `INSERT` that is safe to run again: a row whose key exists updates it, or, with

@@ -49,7 +49,8 @@ use subtle::ConstantTimeEq;
 #[derive(Clone, Default)]
 pub struct HttpConfig {
     /// The bearer token the mutating routes require. Without one (and without
-    /// [`insecure_no_auth`](Self::insecure_no_auth)) [`router`] refuses to build.
+    /// [`insecure_no_auth`](Self::insecure_no_auth)) [`router`] refuses to build, and so it
+    /// does with one that has whitespace at either end or a byte outside printable ASCII.
     pub token: Option<String>,
     /// Require the token on the `GET` routes too.
     pub protect_reads: bool,
@@ -108,7 +109,8 @@ fn digest(text: &str) -> [u8; 32] {
 
 /// The routes under `/migrations`, ready to merge into the host's router. Refuses (an
 /// [`Error::Config`]) to build without a token unless the config is
-/// [`HttpConfig::insecure_no_auth`].
+/// [`HttpConfig::insecure_no_auth`], and with a token no request could match: one with
+/// whitespace at either end, or a byte other than printable ASCII and tab.
 pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> Result<Router> {
     let token = config.token.as_deref().filter(|t| !t.is_empty());
     if token.is_none() && !config.insecure_no_auth {
@@ -118,14 +120,27 @@ pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> 
                 .to_string(),
         ));
     }
-    // A sent token is compared trimmed, so a configured one with whitespace at an end (a
-    // newline read from a file) could never match: refused, rather than answering 401 forever.
-    if let Some(token) = token.filter(|t| t.trim() != *t) {
-        return Err(Error::Config(format!(
-            "the migration routes' bearer token has whitespace at its start or end ({} bytes; \
-             a newline read from a file?): trim it",
-            token.len()
-        )));
+    // A sent token is compared trimmed, and read only when the header is visible ASCII, so a
+    // configured one with whitespace at an end (a newline read from a file) or another byte
+    // could never match: refused, rather than answering 401 forever.
+    if let Some(token) = token {
+        if token.trim() != token {
+            return Err(Error::Config(format!(
+                "the migration routes' bearer token has whitespace at its start or end ({} \
+                 bytes; a newline read from a file?): trim it",
+                token.len()
+            )));
+        }
+        if !token
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b))
+        {
+            return Err(Error::Config(
+                "the migration routes' bearer token holds a byte an HTTP header cannot carry \
+                 as text (a control character, or one outside ASCII): use printable ASCII"
+                    .to_string(),
+            ));
+        }
     }
     let shared = Arc::new(Shared {
         manager: manager.into(),

@@ -4,14 +4,14 @@
 //! sqlx gives a dropped `PoolConnection` back to its pool (or closes it) through a task it
 //! spawns, and spawning outside a Tokio runtime panics. A connection kept by the executor, or
 //! held by a run lock, may be dropped on a thread outside any runtime: the blocking API's
-//! builders (`with_baseline`, `MigrationManager::new`) take the manager by value and drop it
-//! there when they fail, and so may a host that connects inside `block_on` and builds its
-//! manager outside it.
+//! `with_baseline` and `with_table_baseline` take the manager by value and drop it there when
+//! they fail (and its `open` drops the backend when the graph does not build), and so may a
+//! host that connects inside `block_on` and builds or drops its manager outside it.
 
 use tokio::runtime::{EnterGuard, Handle};
 
 /// The runtime current where the value was made, if any.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct HomeRuntime(Option<Handle>);
 
 impl HomeRuntime {
@@ -28,5 +28,38 @@ impl HomeRuntime {
             Some(handle) if Handle::try_current().is_err() => Some(handle.enter()),
             _ => None,
         }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite", feature = "testing"))]
+mod tests {
+    use crate::sqlite::SqliteDb;
+    use crate::testing::{Backend, TestDatabase};
+
+    /// An executor opened on a runtime (its state read started, its connection kept), then
+    /// dropped on a thread that runs none while the runtime lives on: its connection goes back
+    /// through a task on that runtime, where sqlx would have panicked without one.
+    #[test]
+    fn an_executor_opened_on_a_runtime_drops_on_a_plain_thread() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (database, db) = runtime.block_on(async {
+            let database = TestDatabase::create(Backend::Sqlite)
+                .await
+                .expect("a SQLite file")
+                .expect("SQLite is never skipped");
+            let path = database.sqlite_path().expect("a SQLite path");
+            let db = SqliteDb::open(&path).await.expect("open");
+            (database, db)
+        });
+        assert!(tokio::runtime::Handle::try_current().is_err());
+        drop(db);
+        // The connection's way back ran on the runtime: a new executor on the same file opens.
+        runtime.block_on(async {
+            let path = database.sqlite_path().expect("a SQLite path");
+            SqliteDb::open(&path).await.expect("open again");
+        });
     }
 }

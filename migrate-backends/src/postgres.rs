@@ -491,6 +491,7 @@ async fn table_lock(
                 pool: Some(db.pool.clone()),
                 table,
                 holder,
+                runtime: HomeRuntime::current(),
             }));
         }
         if wait.expired() {
@@ -512,6 +513,8 @@ struct TableLock {
     pool: Option<PgPool>,
     table: String,
     holder: String,
+    /// Where the row is deleted when the lock is dropped unreleased, on a thread outside it.
+    runtime: HomeRuntime,
 }
 
 impl TableLock {
@@ -539,11 +542,13 @@ impl RunLock for TableLock {
 
 impl Drop for TableLock {
     fn drop(&mut self) {
-        // Dropped unreleased: delete the row in the background if a runtime is still there;
-        // otherwise it goes stale and the next runner takes it over after `stale_after`.
+        // Dropped unreleased: delete the row in the background on the runtime the lock was
+        // taken on (entered if this thread runs none); without one it goes stale and the next
+        // runner takes it over after `stale_after`.
         let Some(pool) = self.pool.take() else {
             return;
         };
+        let _entered = self.runtime.enter();
         let sql = self.delete_sql();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {

@@ -225,10 +225,14 @@ impl Fleet {
                 break;
             };
             let (index, report) = match joined {
-                Ok((_, pair)) => pair,
+                Ok((id, pair)) => {
+                    started_tasks.remove(&id);
+                    pair
+                }
                 // A migration (or a `configure` callback) panicked: its target failed.
                 Err(err) => {
-                    let Some(&(index, clock)) = started_tasks.get(&err.id()) else {
+                    // Every task is in the map: it is put there as it is spawned.
+                    let Some((index, clock)) = started_tasks.remove(&err.id()) else {
                         failures += 1;
                         continue;
                     };
@@ -415,7 +419,8 @@ async fn close(pool: &SharedPool) {
 #[cfg(not(feature = "postgres"))]
 async fn close(_: &SharedPool) {}
 
-/// What a task's panic said, when it said it with text.
+/// What a task's panic said, when it said it with text. (The fleet never cancels its tasks,
+/// so a task that did not finish panicked.)
 fn panic_message(err: tokio::task::JoinError) -> String {
     if !err.is_panic() {
         return err.to_string();

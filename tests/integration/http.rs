@@ -169,14 +169,20 @@ async fn a_router_without_a_token_refuses_to_build_unless_told() {
         );
     }
     // A token with whitespace at an end could never match the trimmed one a client sends.
-    for token in [format!("{TOKEN}\n"), format!(" {TOKEN}"), " ".to_string()] {
+    for (token, says) in [
+        (format!("{TOKEN}\n"), "trim it"),
+        (format!(" {TOKEN}"), "trim it"),
+        (" ".to_string(), "trim it"),
+        (format!("{TOKEN}\nmore"), "printable ASCII"),
+        (format!("{TOKEN}é"), "printable ASCII"),
+    ] {
         let config = HttpConfig {
             token: Some(token.clone()),
             ..Default::default()
         };
-        let err = router(db.manager().await, config).expect_err("untrimmed token");
+        let err = router(db.manager().await, config).expect_err("a token no request matches");
         assert!(
-            matches!(err, migrate::Error::Config(_)) && err.to_string().contains("trim it"),
+            matches!(err, migrate::Error::Config(_)) && err.to_string().contains(says),
             "{err}"
         );
         assert!(

@@ -147,8 +147,23 @@ pub(crate) fn is_tracking(name: &str, tracking_table: &str) -> bool {
     name == state
         || name == history
         || name == lock
-        || name.strip_prefix(history.as_str()) == Some("_id_seq")
+        || is_history_sequence(name, &history)
         || name == crate::data::DEFAULT_CHECKPOINT_TABLE
+}
+
+/// Whether `name` is the sequence PostgreSQL made for `history`'s identity column:
+/// `<history>_id_seq`, with `<history>` cut short when the whole would pass the 63 bytes
+/// PostgreSQL keeps (a tracking table of up to 50 bytes makes a history name of up to 58). The
+/// cut falls on a character boundary, so the name may end up to 3 bytes shorter.
+fn is_history_sequence(name: &str, history: &str) -> bool {
+    const SUFFIX: &str = "_id_seq";
+    const MAX_NAME_BYTES: usize = migrate_core::dialect::MAX_IDENTIFIER_BYTES;
+    name.strip_suffix(SUFFIX).is_some_and(|cut| {
+        cut == history
+            || (history.len() + SUFFIX.len() > MAX_NAME_BYTES
+                && name.len() + 3 >= MAX_NAME_BYTES
+                && history.starts_with(cut))
+    })
 }
 
 /// Folds runs of whitespace, so that formatting of view and trigger SQL does not count.
@@ -174,5 +189,39 @@ pub async fn snapshot(url: &str, schema: Option<&str>, tracking_table: &str) -> 
                 "no snapshot reader for URL scheme `{scheme}:` (features: sqlite, postgres, mysql)"
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_framework_s_own_objects_are_known_by_their_exact_names() {
+        let t = "migrate_schema_versions";
+        for own in [
+            t,
+            "migrate_schema_versions_history",
+            "migrate_schema_versions_lock",
+            "migrate_schema_versions_history_id_seq",
+            crate::data::DEFAULT_CHECKPOINT_TABLE,
+        ] {
+            assert!(is_tracking(own, t), "{own}");
+        }
+        for theirs in [
+            "migrate_schema_versions_notes",
+            "migrate_schema_versions_history_x",
+            "app",
+        ] {
+            assert!(!is_tracking(theirs, t), "{theirs}");
+        }
+        // A tracking table of 50 bytes: PostgreSQL cuts the history part of the sequence's
+        // name so that it keeps 63 bytes.
+        let long = "t".repeat(50);
+        let history = format!("{long}_history");
+        let cut = format!("{}_id_seq", &history[..63 - "_id_seq".len()]);
+        assert_eq!(cut.len(), 63);
+        assert!(is_tracking(&cut, &long), "{cut}");
+        assert!(!is_tracking(&format!("{}_id_seq", &history[..20]), &long));
     }
 }

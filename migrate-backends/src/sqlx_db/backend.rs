@@ -196,10 +196,11 @@ where
                     .map(|m| DB::DIALECT.quote_literal(m))
                     .collect()
             };
+            // `{limit}` first: the module names written in for `{modules}` (as literals
+            // through a transaction pooler) may hold any text, `{limit}` included.
             let sql = self
                 .sql
                 .history_select
-                .replace("{modules}", &placeholders.join(", "))
                 .replace(
                     "{limit}",
                     // A limit past what a database's LIMIT takes (a signed 64-bit integer) is
@@ -207,7 +208,8 @@ where
                     &limit
                         .filter(|&n| i64::try_from(n).is_ok())
                         .map_or_else(String::new, |n| format!(" LIMIT {n}")),
-                );
+                )
+                .replace("{modules}", &placeholders.join(", "));
             let sql_text = sql.clone();
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for module in modules {

@@ -77,6 +77,12 @@ impl Dialect {
     /// strings take backslash escapes by default) `\` doubled too. NUL cannot be written: it is
     /// refused by [`Conn::execute`](crate::conn::Conn::execute).
     ///
+    /// This is the plain literal, read as written under the servers' default settings. For a
+    /// value in SQL run through `Conn`, prefer `migrate::data::literal`: it also writes a `{{`
+    /// so that `Conn`'s template renderer leaves it alone, and on PostgreSQL it writes an
+    /// escape string, read alike whatever `standard_conforming_strings` says (with it off, a
+    /// backslash before a quote in a plain literal ends the string).
+    ///
     /// ```
     /// use migrate_core::dialect::Dialect;
     /// assert_eq!(Dialect::Sqlite.quote_literal("it's"), "'it''s'");

@@ -63,6 +63,15 @@ impl Target {
         let Some(schema) = schema else {
             return Ok(Target::database(url));
         };
+        // A URL split by an unencoded space in its password: its second half (the host after
+        // `@`) reads as the schema. Neither half is shown.
+        if schema.contains('@') {
+            return Err(Error::Config(
+                "the second word holds `@`: a URL whose password has a space is split in two \
+                 (write the space as %20)"
+                    .to_string(),
+            ));
+        }
         // Refused here, before any target runs, rather than when this one's turn comes.
         if !super::is_postgres_url(url) {
             return Err(Error::Config(format!(
@@ -175,6 +184,12 @@ mod tests {
             assert!(matches!(err, Error::Config(_)), "{text}");
             assert!(!text.contains("s3") && !text.contains("cret"), "{text}");
             assert!(text.contains(": 3 words where"), "{text}");
+        }
+        for line in ["postgres://u:s3 cret@h/db", "mysql://u:s3 cret@h/db"] {
+            let err = Target::parse(line).expect_err("a password split by a space");
+            let text = err.to_string();
+            assert!(!text.contains("s3") && !text.contains("cret"), "{text}");
+            assert!(text.contains("%20"), "{text}");
         }
         for target in [
             Target::schema("postgres://u:s3cret@h/db", "t"),

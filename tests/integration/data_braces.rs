@@ -1,15 +1,27 @@
 //! Text holding `{{`, written by `migrate::data` into SQL that `Conn` renders as templates:
 //! keys and values go through `Upsert` and a `Batches` job (its job name, paging condition and
-//! checkpoint too) and arrive as they were, on every backend. Before, `{{schema}}` was
-//! replaced, `a{{b` failed as an unclosed template, and `a\{{b` lost its backslash.
+//! checkpoint too) and arrive as they were, on every backend, PostgreSQL's with
+//! `standard_conforming_strings` off. Before, `{{schema}}` was replaced, `a{{b` failed as an
+//! unclosed template, `a\{{b` lost its backslash, and on such a PostgreSQL server a backslash
+//! before a quote ended the string early (`x\'; DROP TABLE copied; --` ran the `DROP`).
 
 use crate::harness::{each_backend, first_step, run_first_step};
 use migrate::backend::MigrationFuture;
 use migrate::data::{Batches, Upsert};
 use migrate::query::Value;
 
-/// Texts with template braces, and a backslash before them.
-const TEXTS: [&str; 5] = ["a\\{{b", "a{{b", "x}}", "{{schema}}", "{{{"];
+/// Texts with template braces, a backslash before them, and a quote after a backslash (which
+/// a PostgreSQL server with `standard_conforming_strings` off would read as an escaped quote
+/// in a plain string literal, ending it early).
+const TEXTS: [&str; 7] = [
+    "a\\{{b",
+    "a{{b",
+    "x}}",
+    "{{schema}}",
+    "{{{",
+    "x\\'; DROP TABLE copied; --",
+    "back\\slash",
+];
 
 /// Copies `braced` into `copied` through a `Batches` job whose name holds `{{`, two rows a
 /// batch, with an `Upsert` per batch.
@@ -45,6 +57,15 @@ each_backend! {
              CREATE TABLE copied (k VARCHAR(32) PRIMARY KEY, v VARCHAR(32))",
         )
         .await;
+        if db.backend() == migrate::testing::Backend::Postgres {
+            // The executor's connections, made after this, read a backslash in a plain string
+            // literal as an escape.
+            db.exec(
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET standard_conforming_strings \
+                 = off', current_database()); END $$",
+            )
+            .await;
+        }
         let names = migrate::TableNames::new();
         let _executor = run_first_step(
             &db,

@@ -1,6 +1,6 @@
 //! [`Batches`]: a table read in keyset-paginated batches, with its progress checkpointed.
 
-use super::sql::{as_written, literal};
+use super::sql::{literal, text_literal};
 use super::tally::Tally;
 use crate::decode::is_number_literal;
 use migrate_core::conn::{Conn, Row, Value};
@@ -124,7 +124,7 @@ impl Batches {
             crate::sqlx_db::MAX_IDENTIFIER_BYTES,
         )?;
         let checkpoint = db.table(&self.checkpoint);
-        let job_literal = as_written(db.dialect().quote_literal(&self.job));
+        let job_literal = text_literal(db.dialect(), &self.job);
         let has_checkpoints = db.table_exists(&self.checkpoint).await?;
         // Checkpoint tables written before a job recorded its source lack these columns (or
         // one of them, if adding them was cut off between the two).
@@ -162,8 +162,8 @@ impl Batches {
         } else {
             add_columns(db, &checkpoint, &missing_source).await?;
         }
-        let source_table = as_written(db.dialect().quote_literal(&self.table));
-        let source_key = as_written(db.dialect().quote_literal(&self.key));
+        let source_table = text_literal(db.dialect(), &self.table);
+        let source_key = text_literal(db.dialect(), &self.key);
         if resumed
             .as_ref()
             .is_some_and(|resumed| resumed.source.is_none())
@@ -202,7 +202,7 @@ impl Batches {
                     "INSERT INTO {checkpoint} (job, source_table, source_key, last_key, key_kind, \
                      tally, done, updated_at) VALUES ({job_literal}, {source_table}, {source_key}, \
                      NULL, NULL, {}, 0, {})",
-                    as_written(db.dialect().quote_literal(&tally.encode())),
+                    text_literal(db.dialect(), &tally.encode()),
                     now_micros()
                 ))
                 .await?;
@@ -250,7 +250,7 @@ impl Batches {
             let sql = format!(
                 "DELETE FROM {} WHERE job = {}",
                 db.table(checkpoint_table),
-                as_written(db.dialect().quote_literal(job))
+                text_literal(db.dialect(), job)
             );
             db.execute(&sql).await?;
         }
@@ -497,9 +497,9 @@ impl Job {
         let checkpoint = db.table(&self.spec.checkpoint);
         db.execute(&format!(
             "UPDATE {checkpoint} SET done = 1, tally = {}, updated_at = {} WHERE job = {}",
-            as_written(db.dialect().quote_literal(&self.tally.encode())),
+            text_literal(db.dialect(), &self.tally.encode()),
             now_micros(),
-            as_written(db.dialect().quote_literal(&self.spec.job))
+            text_literal(db.dialect(), &self.spec.job)
         ))
         .await?;
         tracing::info!(job = %self.spec.job, batches = self.batches, rows = self.rows, result = %self.tally, "batch job done");
@@ -517,10 +517,10 @@ impl Job {
         let sql = format!(
             "UPDATE {} SET last_key = {}, key_kind = '{kind}', tally = {}, updated_at = {} WHERE job = {}",
             db.table(&self.spec.checkpoint),
-            as_written(dialect.quote_literal(&text)),
-            as_written(dialect.quote_literal(&self.tally.encode())),
+            text_literal(dialect, &text),
+            text_literal(dialect, &self.tally.encode()),
             now_micros(),
-            as_written(dialect.quote_literal(&self.spec.job))
+            text_literal(dialect, &self.spec.job)
         );
         db.execute(&sql).await?;
         if self.open {

@@ -9,8 +9,9 @@ use std::fmt::Write;
 /// `value` as a SQL literal of `dialect`: `NULL`, a number (an exact
 /// [`Numeric`](Value::Numeric) unquoted on PostgreSQL and MySQL, where it is a `NUMERIC` or
 /// `DECIMAL` literal and compares exactly; quoted on SQLite, which has no exact type and would
-/// read it as a float), `TRUE` or `FALSE` (1 or 0 on SQLite), a quoted string, or bytes
-/// (`X'..'`, or `'\x..'::bytea` on PostgreSQL). An infinite float is `'Infinity'::float8` on
+/// read it as a float), `TRUE` or `FALSE` (1 or 0 on SQLite), a quoted string (an escape
+/// string `E'…'` on PostgreSQL, read alike whatever `standard_conforming_strings` says), or
+/// bytes (`X'..'`, or `E'\\x..'::bytea` on PostgreSQL). An infinite float is `'Infinity'::float8` on
 /// PostgreSQL and `9e999` on SQLite; a float NaN only has a PostgreSQL literal, and MySQL
 /// stores neither, so those are errors. Text is written for SQL run through `Conn`
 /// (`db.execute`, `db.query`), which renders `{{…}}` templates: a `{{` in it is written `\{{`,
@@ -19,7 +20,8 @@ use std::fmt::Write;
 /// ```
 /// use migrate_backends::data::literal;
 /// use migrate_core::{conn::Value, dialect::Dialect};
-/// assert_eq!(literal(Dialect::Postgres, &Value::Text("it's".into())).unwrap(), "'it''s'");
+/// assert_eq!(literal(Dialect::Postgres, &Value::Text("it's".into())).unwrap(), "E'it''s'");
+/// assert_eq!(literal(Dialect::Sqlite, &Value::Text("{{x}}".into())).unwrap(), "'\\{{x}}'");
 /// assert_eq!(literal(Dialect::Sqlite, &Value::Bytes(vec![1, 255])).unwrap(), "X'01ff'");
 /// assert_eq!(literal(Dialect::MySql, &Value::Null).unwrap(), "NULL");
 /// ```
@@ -58,19 +60,45 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
                 )))
             }
         },
-        Value::Text(text) => as_written(dialect.quote_literal(text)),
+        Value::Text(text) => text_literal(dialect, text),
         Value::Bytes(bytes) => {
             let mut hex = String::with_capacity(bytes.len() * 2);
             for b in bytes {
                 let _ = write!(hex, "{b:02x}");
             }
             match dialect {
-                Dialect::Postgres => format!("'\\x{hex}'::bytea"),
+                // An escape string, read alike whatever `standard_conforming_strings` says.
+                Dialect::Postgres => format!("E'\\\\x{hex}'::bytea"),
                 Dialect::Sqlite | Dialect::MySql => format!("X'{hex}'"),
             }
         }
         _ => return Err(Error::msg("this value has no SQL literal")),
     })
+}
+
+/// `text` as a literal that reads the same under every setting of `dialect`, for SQL run
+/// through `Conn`: on PostgreSQL an escape string (`E'…'`, backslashes and quotes doubled),
+/// which a server with `standard_conforming_strings` off reads as one with it on (a plain
+/// `'…'` there takes a backslash for an escape: `x\'; DROP …` would end the string early);
+/// elsewhere the dialect's quoting. Then [`as_written`] for `Conn`'s templates.
+pub(crate) fn text_literal(dialect: Dialect, text: &str) -> String {
+    let quoted = match dialect {
+        Dialect::Postgres => {
+            let mut out = String::with_capacity(text.len() + 3);
+            out.push_str("E'");
+            for c in text.chars() {
+                match c {
+                    '\'' => out.push_str("''"),
+                    '\\' => out.push_str("\\\\"),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+            out
+        }
+        _ => dialect.quote_literal(text),
+    };
+    as_written(quoted)
 }
 
 /// Quoted text as SQL that `Conn` renders back to it: `Conn::execute` and `Conn::query` read
@@ -95,7 +123,7 @@ pub(crate) fn as_written(quoted: String) -> String {
 ///     .newer_wins("updated_at");
 /// upsert.row(vec![Value::Text("s1".into()), Value::Text("{}".into()), Value::Int(7)]);
 /// let sql = upsert.sql(Dialect::Postgres).unwrap();
-/// assert!(sql.starts_with("INSERT INTO {{tables.sessions}} AS t (\"session_id\", \"data\", \"updated_at\") VALUES ('s1', '{}', 7)"));
+/// assert!(sql.starts_with("INSERT INTO {{tables.sessions}} AS t (\"session_id\", \"data\", \"updated_at\") VALUES (E's1', E'{}', 7)"));
 /// assert!(sql.ends_with("WHERE t.\"updated_at\" IS NULL OR t.\"updated_at\" < excluded.\"updated_at\""));
 /// ```
 #[derive(Debug, Clone)]
@@ -367,7 +395,7 @@ mod tests {
         assert_eq!(literal(Dialect::Sqlite, &Value::Bool(true)).unwrap(), "1");
         assert_eq!(
             literal(Dialect::Postgres, &Value::Bytes(vec![0xab])).unwrap(),
-            "'\\xab'::bytea"
+            "E'\\\\xab'::bytea"
         );
     }
 }

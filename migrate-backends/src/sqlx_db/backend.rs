@@ -191,9 +191,15 @@ where
             let placeholders: Vec<String> = if self.sql.persistent {
                 (1..=modules.len()).map(DB::placeholder).collect()
             } else {
+                // As every statement through a pooler writes its text: alike under every
+                // setting (PostgreSQL's `standard_conforming_strings`, MySQL's `sql_mode`).
                 modules
                     .iter()
-                    .map(|m| DB::DIALECT.quote_literal(m))
+                    .map(|m| {
+                        let mut literal = String::new();
+                        DB::push_text_literal(&mut literal, m);
+                        literal
+                    })
                     .collect()
             };
             // `{limit}` first: the module names written in for `{modules}` (as literals

@@ -230,7 +230,9 @@ pub async fn runs_back_into_sessions(db: &mut Conn<'_>) -> Result<()> {
         let sql = format!(
             "UPDATE {} SET runs = {} WHERE session_id = {}",
             db.table("session"),
-            db.dialect().quote_literal(&json),
+            // A run's text may hold `{{…}}` (a prompt template): `data::literal` writes it so
+            // that `Conn`'s template renderer leaves it as it is.
+            migrate::data::literal(db.dialect(), &migrate::query::Value::Text(json))?,
             migrate::data::literal(db.dialect(), &id)?
         );
         db.execute(&sql).await?;

@@ -277,12 +277,18 @@ impl SqlxDb<Postgres> {
     /// SQL `LIKE` pattern.
     pub async fn list_schemas(&self, like: Option<&str>) -> Result<Vec<String>> {
         // Literals on the simple protocol: this also runs through a transaction-pooling proxy.
+        // An escape string, and no backslash in the built-in pattern: read alike whatever
+        // `standard_conforming_strings` says (with it off, `'pg\_%'` is `pg_%`).
         let like = like.map_or_else(
             || "NULL".to_string(),
-            |l| Dialect::Postgres.quote_literal(l),
+            |l| {
+                let mut literal = String::new();
+                <Postgres as Driver>::push_text_literal(&mut literal, l);
+                literal
+            },
         );
         let rows = sqlx::raw_sql(AssertSqlSafe(format!(
-            "SELECT nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
+            "SELECT nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg!_%' ESCAPE '!' \
              AND nspname NOT IN ('information_schema', 'public') \
              AND ({like}::text IS NULL OR nspname LIKE {like}) ORDER BY 1"
         )))

@@ -67,8 +67,9 @@ impl Target {
         // `@`) reads as the schema. Neither half is shown.
         if schema.contains('@') {
             return Err(Error::Config(
-                "the second word holds `@`: a URL whose password has a space is split in two \
-                 (write the space as %20)"
+                "the schema word holds `@`, as a URL does: a URL whose password has a space is \
+                 split in two (write the space as %20); a schema whose name has `@` cannot be \
+                 given in a targets file (use `Target::schema`)"
                     .to_string(),
             ));
         }

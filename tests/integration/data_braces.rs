@@ -1,14 +1,18 @@
 //! Text holding `{{`, written by `migrate::data` into SQL that `Conn` renders as templates:
 //! keys and values go through `Upsert` and a `Batches` job (its job name, paging condition and
-//! checkpoint too) and arrive as they were, on every backend, PostgreSQL's with
-//! `standard_conforming_strings` off. Before, `{{schema}}` was replaced, `a{{b` failed as an
-//! unclosed template, `a\{{b` lost its backslash, and on such a PostgreSQL server a backslash
-//! before a quote ended the string early (`x\'; DROP TABLE copied; --` ran the `DROP`).
+//! checkpoint too) and arrive as they were, on every backend: PostgreSQL's with
+//! `standard_conforming_strings` off, MariaDB's sessions with `NO_BACKSLASH_ESCAPES`. Before,
+//! `{{schema}}` was replaced, `a{{b` failed as an unclosed template, `a\{{b` lost its
+//! backslash; on such a PostgreSQL server a backslash before a quote ended the string early (a
+//! syntax error in this test's upsert; in a statement with one literal the rest would run),
+//! and on such a MariaDB session every backslash was stored doubled.
 
-use crate::harness::{each_backend, first_step, run_first_step};
-use migrate::backend::MigrationFuture;
+use crate::harness::{each_backend, first_step, run_first_step, TestDb};
+use migrate::backend::{MigrationBackend, MigrationFuture, StepOutcome};
 use migrate::data::{Batches, Upsert};
 use migrate::query::Value;
+use migrate::testing::Backend;
+use sqlx::Executor;
 
 /// Texts with template braces, a backslash before them, and a quote after a backslash (which
 /// a PostgreSQL server with `standard_conforming_strings` off would read as an escaped quote
@@ -50,6 +54,28 @@ fn copy_braced<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
     })
 }
 
+/// An executor on MariaDB whose sessions run with `NO_BACKSLASH_ESCAPES`.
+async fn no_backslash_escapes(db: &TestDb) -> Box<dyn MigrationBackend> {
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(3)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(db.url())
+        .await
+        .expect("mysql pool");
+    let mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode")
+        .fetch_one(&pool)
+        .await
+        .expect("sql_mode");
+    assert!(mode.contains("NO_BACKSLASH_ESCAPES"), "{mode}");
+    Box::new(migrate::mysql::MySqlDb::from_pool(pool))
+}
+
 each_backend! {
     async fn text_with_template_braces_round_trips_through_upserts_and_batches(db) {
         db.exec(
@@ -57,7 +83,7 @@ each_backend! {
              CREATE TABLE copied (k VARCHAR(32) PRIMARY KEY, v VARCHAR(32))",
         )
         .await;
-        if db.backend() == migrate::testing::Backend::Postgres {
+        if db.backend() == Backend::Postgres {
             // The executor's connections, made after this, read a backslash in a plain string
             // literal as an escape.
             db.exec(
@@ -67,12 +93,18 @@ each_backend! {
             .await;
         }
         let names = migrate::TableNames::new();
-        let _executor = run_first_step(
-            &db,
-            first_step("copied", "copy_braced", copy_braced, false, &names),
-            "the copy runs",
-        )
-        .await;
+        let step = first_step("copied", "copy_braced", copy_braced, false, &names);
+        let _executor = if db.backend() == Backend::MySql {
+            // Every session of the executor's pool reads a backslash in a string literal as
+            // itself (`NO_BACKSLASH_ESCAPES`).
+            let executor = no_backslash_escapes(&db).await;
+            executor.prepare().await.expect("tracking tables");
+            let outcome = executor.run_step(&step).await.expect("the copy runs");
+            assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
+            executor
+        } else {
+            run_first_step(&db, step, "the copy runs").await
+        };
         let mut expected: Vec<String> = TEXTS.iter().map(|t| format!("{t}|{t}")).collect();
         expected.sort();
         let mut copied = db.rows("SELECT k, v FROM copied").await;

@@ -75,6 +75,42 @@ fn failed(report: &migrate::fleet::FleetReport) -> Vec<String> {
         .collect()
 }
 
+/// The schemas listed for a fleet, on a database whose sessions read a backslash in a plain
+/// string literal as an escape (`standard_conforming_strings` off): `pg_` stays PostgreSQL's
+/// prefix, not `pg` and any character, and `tenant\_%` matches an underscore only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_are_listed_alike_with_standard_conforming_strings_off() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    db.exec(
+        "CREATE SCHEMA pgx_1; CREATE SCHEMA tenant_a; CREATE SCHEMA tenant1; \
+         DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET standard_conforming_strings = off', \
+         current_database()); END $$",
+    )
+    .await;
+    let schemas = |fleet: Fleet| -> Vec<String> {
+        fleet
+            .target_list()
+            .iter()
+            .filter_map(|t| match t {
+                Target::Schema { schema, .. } => Some(schema.clone()),
+                Target::Database { .. } => None,
+            })
+            .collect()
+    };
+    let tenants = Fleet::new([&MIGRATIONS])
+        .all_schemas(db.url(), Some("tenant\\_%"))
+        .await
+        .expect("schemas listed");
+    assert_eq!(schemas(tenants), ["tenant_a"]);
+    let all = Fleet::new([&MIGRATIONS])
+        .all_schemas(db.url(), None)
+        .await
+        .expect("schemas listed");
+    assert_eq!(schemas(all), ["pgx_1", "tenant1", "tenant_a"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_of_schemas_names_exactly_the_broken_ones_and_a_rerun_touches_only_them() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {

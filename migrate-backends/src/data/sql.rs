@@ -9,8 +9,9 @@ use std::fmt::Write;
 /// `value` as a SQL literal of `dialect`: `NULL`, a number (an exact
 /// [`Numeric`](Value::Numeric) unquoted on PostgreSQL and MySQL, where it is a `NUMERIC` or
 /// `DECIMAL` literal and compares exactly; quoted on SQLite, which has no exact type and would
-/// read it as a float), `TRUE` or `FALSE` (1 or 0 on SQLite), a quoted string (an escape
-/// string `E'…'` on PostgreSQL, read alike whatever `standard_conforming_strings` says), or
+/// read it as a float), `TRUE` or `FALSE` (1 or 0 on SQLite), a string (an escape string
+/// `E'…'` on PostgreSQL, read alike whatever `standard_conforming_strings` says; a utf8mb4
+/// hexadecimal literal on MySQL and MariaDB, alike whatever `sql_mode` says), or
 /// bytes (`X'..'`, or `E'\\x..'::bytea` on PostgreSQL). An infinite float is `'Infinity'::float8` on
 /// PostgreSQL and `9e999` on SQLite; a float NaN only has a PostgreSQL literal, and MySQL
 /// stores neither, so those are errors. Text is written for SQL run through `Conn`
@@ -79,10 +80,24 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
 /// `text` as a literal that reads the same under every setting of `dialect`, for SQL run
 /// through `Conn`: on PostgreSQL an escape string (`E'…'`, backslashes and quotes doubled),
 /// which a server with `standard_conforming_strings` off reads as one with it on (a plain
-/// `'…'` there takes a backslash for an escape: `x\'; DROP …` would end the string early);
-/// elsewhere the dialect's quoting. Then [`as_written`] for `Conn`'s templates.
+/// `'…'` there takes a backslash for an escape: `x\'; DROP …` would end the string early); on
+/// MySQL and MariaDB a hexadecimal literal in utf8mb4 (`_utf8mb4 X'…'`), the same with or
+/// without `NO_BACKSLASH_ESCAPES` in the session's `sql_mode` (doubled backslashes would be
+/// stored doubled there); on SQLite the plain literal. Then [`as_written`] for `Conn`'s
+/// templates.
 pub(crate) fn text_literal(dialect: Dialect, text: &str) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let quoted = match dialect {
+        Dialect::MySql => {
+            let mut out = String::with_capacity(text.len() * 2 + 12);
+            out.push_str("_utf8mb4 X'");
+            for byte in text.bytes() {
+                out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+                out.push(char::from(DIGITS[usize::from(byte & 0x0F)]));
+            }
+            out.push('\'');
+            out
+        }
         Dialect::Postgres => {
             let mut out = String::with_capacity(text.len() + 3);
             out.push_str("E'");
@@ -104,7 +119,7 @@ pub(crate) fn text_literal(dialect: Dialect, text: &str) -> String {
 /// Quoted text as SQL that `Conn` renders back to it: `Conn::execute` and `Conn::query` read
 /// `{{…}}` as a template and `\{{` as a literal `{{`, so every `{{` in the text is written
 /// `\{{` (a `\` before it stays: the renderer takes only the one it added).
-pub(crate) fn as_written(quoted: String) -> String {
+fn as_written(quoted: String) -> String {
     if quoted.contains("{{") {
         quoted.replace("{{", "\\{{")
     } else {
@@ -311,7 +326,7 @@ mod tests {
         let sql = one().sql(Dialect::MySql).unwrap();
         assert_eq!(
             sql,
-            "INSERT INTO {{tables.s}} (`id`, `v`, `updated_at`) VALUES (1, 'a\\\\b', 5) ON DUPLICATE KEY UPDATE \
+            "INSERT INTO {{tables.s}} (`id`, `v`, `updated_at`) VALUES (1, _utf8mb4 X'615C62', 5) ON DUPLICATE KEY UPDATE \
              `v` = IF(`updated_at` IS NULL OR `updated_at` < VALUES(`updated_at`), VALUES(`v`), `v`), \
              `updated_at` = IF(`updated_at` IS NULL OR `updated_at` < VALUES(`updated_at`), VALUES(`updated_at`), `updated_at`)"
         );
@@ -393,6 +408,16 @@ mod tests {
             "FALSE"
         );
         assert_eq!(literal(Dialect::Sqlite, &Value::Bool(true)).unwrap(), "1");
+        assert_eq!(
+            literal(Dialect::Postgres, &Value::Text("a\\'{{".into())).unwrap(),
+            "E'a\\\\''\\{{'",
+            "backslash and quote doubled in an escape string, the brace pair escaped"
+        );
+        assert_eq!(
+            literal(Dialect::MySql, &Value::Text("a\\'{{".into())).unwrap(),
+            "_utf8mb4 X'615C277B7B'",
+            "hexadecimal: no backslash and no brace pair to escape"
+        );
         assert_eq!(
             literal(Dialect::Postgres, &Value::Bytes(vec![0xab])).unwrap(),
             "E'\\\\xab'::bytea"

@@ -57,13 +57,6 @@ pub trait Driver: sqlx::Database + Sealed {
     #[doc(hidden)]
     fn is_already_done(err: &sqlx::Error) -> bool;
 
-    /// Appends `text` to `out` as a string literal of this database, for statements sent with
-    /// their values written in (see `sqlx_db::literal_sql`).
-    #[doc(hidden)]
-    fn push_text_literal(out: &mut String, text: &str) {
-        Self::DIALECT.push_literal(out, text);
-    }
-
     /// Whether a tracking transaction failed because another transaction got in its way and
     /// nothing of it was kept: its compare-and-set found the table moved, or the database
     /// rolled it back to break a deadlock. After `Statements::record_and_commit` or a

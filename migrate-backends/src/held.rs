@@ -182,8 +182,11 @@ impl<DB: sqlx::Database> Slot<DB> {
         }
         if let Some(reading) = self.begin(start()) {
             if pool.num_idle() < idle {
-                let passed_in = true;
-                self.put_kept(KeptConn::Reading { reading, passed_in }, None);
+                let kept = KeptConn::Reading {
+                    reading,
+                    passed_in: true,
+                };
+                self.put_kept(kept, None);
             } else {
                 give_back(reading);
             }

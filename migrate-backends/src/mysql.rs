@@ -177,21 +177,6 @@ impl Driver for MySql {
         }
     }
 
-    /// A hexadecimal literal in utf8mb4: the same value whatever the session's `sql_mode`
-    /// says about backslashes. Written digit by digit from a table: a journal batch holds a
-    /// few hundred bytes of values, and formatting each byte cost more than the rest of the
-    /// step's client work.
-    fn push_text_literal(out: &mut String, text: &str) {
-        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-        out.reserve(text.len() * 2 + 12);
-        out.push_str("_utf8mb4 X'");
-        for byte in text.bytes() {
-            out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-            out.push(char::from(DIGITS[usize::from(byte & 0x0F)]));
-        }
-        out.push('\'');
-    }
-
     fn is_missing_column(err: &sqlx::Error) -> bool {
         // ER_BAD_FIELD_ERROR
         has_sqlstate(err, "42S22")

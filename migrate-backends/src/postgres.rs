@@ -185,21 +185,6 @@ impl Driver for Postgres {
         has_sqlstate(err, "42701")
     }
 
-    fn push_text_literal(out: &mut String, text: &str) {
-        // An escape string reads the same whatever `standard_conforming_strings` says; a plain
-        // one would take a backslash for an escape where it is off.
-        out.reserve(text.len() + 3);
-        out.push_str("E'");
-        for c in text.chars() {
-            match c {
-                '\'' => out.push_str("''"),
-                '\\' => out.push_str("\\\\"),
-                c => out.push(c),
-            }
-        }
-        out.push('\'');
-    }
-
     fn is_lost_race(err: &sqlx::Error) -> bool {
         // The session record's history row took a NULL outcome: its compare-and-set found the
         // table moved (see `SessionRecord`).
@@ -281,11 +266,7 @@ impl SqlxDb<Postgres> {
         // `standard_conforming_strings` says (with it off, `'pg\_%'` is `pg_%`).
         let like = like.map_or_else(
             || "NULL".to_string(),
-            |l| {
-                let mut literal = String::new();
-                <Postgres as Driver>::push_text_literal(&mut literal, l);
-                literal
-            },
+            |l| Dialect::Postgres.exact_literal(l),
         );
         let rows = sqlx::raw_sql(AssertSqlSafe(format!(
             "SELECT nspname::text FROM pg_namespace WHERE nspname NOT LIKE 'pg!_%' ESCAPE '!' \

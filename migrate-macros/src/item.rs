@@ -36,17 +36,18 @@ impl FnItem {
     /// anything else.
     pub(crate) fn parse(item: TokenStream) -> syn::Result<FnItem> {
         match FnItem::read_head(item.clone()) {
-            Some(Ok((attrs, vis, sig, body))) => FnItem::with_body(attrs, vis, sig, &body),
+            Some((attrs, vis, sig, body)) => FnItem::with_body(attrs, vis, sig, &body),
             // A shape the token-level reading does not know (an attribute written before an
             // `$item` fragment puts the function in an invisible group of its own), or not a
             // function at all: syn reads it, or says what it expected.
-            Some(Err(_)) | None => syn::parse2::<syn::ItemFn>(item).map(FnItem::from_syn),
+            None => syn::parse2::<syn::ItemFn>(item).map(FnItem::from_syn),
         }
     }
 
     /// The attributes, visibility and signature parsed, and the body's group, when the item
-    /// ends with a brace group (seen through invisible groups of one token).
-    fn read_head(item: TokenStream) -> Option<syn::Result<Head>> {
+    /// ends with a brace group (seen through invisible groups of one token) and what comes
+    /// before it parses.
+    fn read_head(item: TokenStream) -> Option<Head> {
         let mut head: Vec<TokenTree> = item.into_iter().collect();
         // An item passed through `macro_rules!` as `$item:item` arrives in an invisible group.
         while let [TokenTree::Group(whole)] = head.as_slice() {
@@ -60,14 +61,14 @@ impl FnItem {
             _ => return None,
         };
         let head: TokenStream = head.into_iter().collect();
-        let parsed = (|input: ParseStream<'_>| {
+        (|input: ParseStream<'_>| {
             let attrs = input.call(Attribute::parse_outer)?;
             let vis: syn::Visibility = input.parse()?;
             let sig: syn::Signature = input.parse()?;
             Ok((attrs, vis, sig, body))
         })
-        .parse2(head);
-        Some(parsed)
+        .parse2(head)
+        .ok()
     }
 
     fn with_body(
@@ -95,8 +96,7 @@ impl FnItem {
             .attrs
             .into_iter()
             .partition(|a| matches!(a.style, syn::AttrStyle::Outer));
-        let stmts = &function.block.stmts;
-        let mut block = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+        let mut block = printed_block(&function.block.stmts);
         block.set_span(function.block.brace_token.span.join());
         FnItem {
             attrs,
@@ -121,11 +121,16 @@ impl FnItem {
     pub(crate) fn checksum_body(&self) -> TokenStream {
         if has_invisible_group(self.block.stream()) {
             if let Ok(stmts) = syn::Block::parse_within.parse2(self.block.stream()) {
-                return Group::new(Delimiter::Brace, quote!(#(#stmts)*)).into_token_stream();
+                return printed_block(&stmts).into_token_stream();
             }
         }
         self.block.to_token_stream()
     }
+}
+
+/// Statements as `syn::Block` prints them: in a brace group.
+fn printed_block(stmts: &[syn::Stmt]) -> Group {
+    Group::new(Delimiter::Brace, quote!(#(#stmts)*))
 }
 
 /// Whether `tokens` hold an invisible group at any depth.
@@ -314,8 +319,7 @@ mod tests {
                 async fn m(db: &mut migrate::Conn<'_>) -> migrate::Result<()> #body
             ));
             let syn_block: syn::Block = syn::parse2(body.clone()).expect("a block");
-            let stmts = &syn_block.stmts;
-            let printed = Group::new(Delimiter::Brace, quote!(#(#stmts)*)).into_token_stream();
+            let printed = printed_block(&syn_block.stmts).into_token_stream();
             assert_eq!(
                 canonical(&function.checksum_body()),
                 canonical(&printed),
@@ -381,7 +385,7 @@ mod tests {
             .parse2(body.stream()) else {
                 continue; // a macro template's `$x`, or not Rust
             };
-            let printed = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+            let printed = printed_block(&stmts);
             let function = parsed(quote!(fn f() #body));
             assert_eq!(
                 canonical(&function.checksum_body()),

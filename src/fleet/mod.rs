@@ -192,7 +192,8 @@ impl Fleet {
         let shared = Arc::new(self.clone());
         let mut outcomes: Vec<Option<TargetReport>> = (0..total).map(|_| None).collect();
         let mut running = tokio::task::JoinSet::new();
-        // Each task's target and start, for a task that panics (its output is lost).
+        // Each task's target and start: a task's output says nothing else, and a task that
+        // panicked has none.
         let mut started_tasks = HashMap::new();
         let mut next = 0;
         let mut failures = 0;
@@ -209,14 +210,11 @@ impl Fleet {
                     let target = fleet.targets[index].clone();
                     let clock = Instant::now();
                     let outcome = fleet.run_one(&target, &pools, action).await;
-                    (
-                        index,
-                        TargetReport {
-                            target,
-                            outcome,
-                            elapsed: clock.elapsed(),
-                        },
-                    )
+                    TargetReport {
+                        target,
+                        outcome,
+                        elapsed: clock.elapsed(),
+                    }
                 });
                 started_tasks.insert(task.id(), (index, Instant::now()));
                 next += 1;
@@ -224,28 +222,27 @@ impl Fleet {
             let Some(joined) = running.join_next_with_id().await else {
                 break;
             };
-            let (index, report) = match joined {
-                Ok((id, pair)) => {
-                    started_tasks.remove(&id);
-                    pair
-                }
+            let id = match &joined {
+                Ok((id, _)) => *id,
+                Err(err) => err.id(),
+            };
+            // Every task is in the map: it is put there as it is spawned.
+            let Some((index, clock)) = started_tasks.remove(&id) else {
+                continue;
+            };
+            let report = match joined {
+                Ok((_, report)) => report,
                 // A migration (or a `configure` callback) panicked: its target failed.
                 Err(err) => {
-                    // Every task is in the map: it is put there as it is spawned.
-                    let Some((index, clock)) = started_tasks.remove(&err.id()) else {
-                        failures += 1;
-                        continue;
-                    };
                     tracing::error!(error = %err, "a fleet target's task panicked");
-                    let report = TargetReport {
+                    TargetReport {
                         target: self.targets[index].clone(),
                         outcome: TargetOutcome::Failed(Error::msg(format!(
                             "its run panicked: {}",
                             panic_message(err)
                         ))),
                         elapsed: clock.elapsed(),
-                    };
-                    (index, report)
+                    }
                 }
             };
             done += 1;

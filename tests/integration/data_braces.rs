@@ -7,12 +7,11 @@
 //! syntax error in this test's upsert; in a statement with one literal the rest would run),
 //! and on such a MariaDB session every backslash was stored doubled.
 
-use crate::harness::{each_backend, first_step, run_first_step, TestDb};
-use migrate::backend::{MigrationBackend, MigrationFuture, StepOutcome};
+use crate::harness::{each_backend, first_step, run_first_step_on};
+use migrate::backend::{MigrationBackend, MigrationFuture};
 use migrate::data::{Batches, Upsert};
 use migrate::query::Value;
 use migrate::testing::Backend;
-use sqlx::Executor;
 
 /// Texts with template braces, a backslash before them, and a quote after a backslash (which
 /// a PostgreSQL server with `standard_conforming_strings` off would read as an escaped quote
@@ -54,28 +53,6 @@ fn copy_braced<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
     })
 }
 
-/// An executor on MariaDB whose sessions run with `NO_BACKSLASH_ESCAPES`.
-async fn no_backslash_escapes(db: &TestDb) -> Box<dyn MigrationBackend> {
-    let pool = sqlx::mysql::MySqlPoolOptions::new()
-        .max_connections(3)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
-                    .await?;
-                Ok(())
-            })
-        })
-        .connect(db.url())
-        .await
-        .expect("mysql pool");
-    let mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode")
-        .fetch_one(&pool)
-        .await
-        .expect("sql_mode");
-    assert!(mode.contains("NO_BACKSLASH_ESCAPES"), "{mode}");
-    Box::new(migrate::mysql::MySqlDb::from_pool(pool))
-}
-
 each_backend! {
     async fn text_with_template_braces_round_trips_through_upserts_and_batches(db) {
         db.exec(
@@ -94,17 +71,12 @@ each_backend! {
         }
         let names = migrate::TableNames::new();
         let step = first_step("copied", "copy_braced", copy_braced, false, &names);
-        let _executor = if db.backend() == Backend::MySql {
-            // Every session of the executor's pool reads a backslash in a string literal as
-            // itself (`NO_BACKSLASH_ESCAPES`).
-            let executor = no_backslash_escapes(&db).await;
-            executor.prepare().await.expect("tracking tables");
-            let outcome = executor.run_step(&step).await.expect("the copy runs");
-            assert!(matches!(outcome, StepOutcome::Done { .. }), "{outcome:?}");
-            executor
+        let executor: Box<dyn MigrationBackend> = if db.backend() == Backend::MySql {
+            Box::new(db.mysql_without_backslash_escapes().await)
         } else {
-            run_first_step(&db, step, "the copy runs").await
+            db.executor().await
         };
+        let _executor = run_first_step_on(executor, step, "the copy runs").await;
         let mut expected: Vec<String> = TEXTS.iter().map(|t| format!("{t}|{t}")).collect();
         expected.sort();
         let mut copied = db.rows("SELECT k, v FROM copied").await;

@@ -142,6 +142,32 @@ impl TestDb {
         executor_with_lock_timeout(self.url(), timeout).await
     }
 
+    /// An executor on this MariaDB database whose every session runs with
+    /// `NO_BACKSLASH_ESCAPES` (a backslash in a string literal is itself, not an escape).
+    pub async fn mysql_without_backslash_escapes(&self) -> migrate::mysql::MySqlDb {
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(3)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(
+                        conn,
+                        "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect(self.url())
+            .await
+            .expect("mysql pool");
+        let mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode")
+            .fetch_one(&pool)
+            .await
+            .expect("sql_mode");
+        assert!(mode.contains("NO_BACKSLASH_ESCAPES"), "{mode}");
+        migrate::mysql::MySqlDb::from_pool(pool)
+    }
+
     /// A manager over the fixture's migrations.
     pub async fn manager(&self) -> MigrationManager {
         MigrationManager::new(self.executor().await, [&crate::MIGRATIONS]).expect("valid graph")
@@ -365,7 +391,15 @@ pub async fn run_first_step(
     step: migrate::backend::StepRun<'_>,
     expect: &str,
 ) -> Box<dyn migrate::backend::MigrationBackend> {
-    let executor = db.executor().await;
+    run_first_step_on(db.executor().await, step, expect).await
+}
+
+/// [`run_first_step`] on an executor of the test's own making.
+pub async fn run_first_step_on(
+    executor: Box<dyn migrate::backend::MigrationBackend>,
+    step: migrate::backend::StepRun<'_>,
+    expect: &str,
+) -> Box<dyn migrate::backend::MigrationBackend> {
     executor.prepare().await.expect("tracking tables");
     let outcome = executor.run_step(&step).await.expect(expect);
     assert!(

@@ -7,32 +7,14 @@ use crate::ledger;
 use migrate::manager::Resolution;
 use migrate::testing::Backend;
 use migrate::MigrationManager;
-use sqlx::Executor;
 
 /// A manager on `db`; on MariaDB every session of its pool runs with `NO_BACKSLASH_ESCAPES`.
 async fn manager(db: &TestDb) -> MigrationManager {
     if db.backend() != Backend::MySql {
         return db.manager().await;
     }
-    let pool = sqlx::mysql::MySqlPoolOptions::new()
-        .max_connections(3)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
-                    .await?;
-                Ok(())
-            })
-        })
-        .connect(db.url())
-        .await
-        .expect("mysql pool");
-    let mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode")
-        .fetch_one(&pool)
-        .await
-        .expect("sql_mode");
-    assert!(mode.contains("NO_BACKSLASH_ESCAPES"), "{mode}");
     MigrationManager::new(
-        migrate::mysql::MySqlDb::from_pool(pool),
+        db.mysql_without_backslash_escapes().await,
         [&crate::MIGRATIONS],
     )
     .expect("graph")

@@ -77,43 +77,10 @@ pub fn literal(dialect: Dialect, value: &Value) -> Result<String> {
     })
 }
 
-/// `text` as a literal that reads the same under every setting of `dialect`, for SQL run
-/// through `Conn`: on PostgreSQL an escape string (`E'…'`, backslashes and quotes doubled),
-/// which a server with `standard_conforming_strings` off reads as one with it on (a plain
-/// `'…'` there takes a backslash for an escape: `x\'; DROP …` would end the string early); on
-/// MySQL and MariaDB a hexadecimal literal in utf8mb4 (`_utf8mb4 X'…'`), the same with or
-/// without `NO_BACKSLASH_ESCAPES` in the session's `sql_mode` (doubled backslashes would be
-/// stored doubled there); on SQLite the plain literal. Then [`as_written`] for `Conn`'s
-/// templates.
+/// `text` as a literal the server reads as exactly `text` whatever its settings
+/// ([`Dialect::exact_literal`]), then [`as_written`] for `Conn`'s templates.
 pub(crate) fn text_literal(dialect: Dialect, text: &str) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let quoted = match dialect {
-        Dialect::MySql => {
-            let mut out = String::with_capacity(text.len() * 2 + 12);
-            out.push_str("_utf8mb4 X'");
-            for byte in text.bytes() {
-                out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-                out.push(char::from(DIGITS[usize::from(byte & 0x0F)]));
-            }
-            out.push('\'');
-            out
-        }
-        Dialect::Postgres => {
-            let mut out = String::with_capacity(text.len() + 3);
-            out.push_str("E'");
-            for c in text.chars() {
-                match c {
-                    '\'' => out.push_str("''"),
-                    '\\' => out.push_str("\\\\"),
-                    c => out.push(c),
-                }
-            }
-            out.push('\'');
-            out
-        }
-        _ => dialect.quote_literal(text),
-    };
-    as_written(quoted)
+    as_written(dialect.exact_literal(text))
 }
 
 /// Quoted text as SQL that `Conn` renders back to it: `Conn::execute` and `Conn::query` read

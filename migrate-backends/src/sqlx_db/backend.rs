@@ -195,11 +195,7 @@ where
                 // setting (PostgreSQL's `standard_conforming_strings`, MySQL's `sql_mode`).
                 modules
                     .iter()
-                    .map(|m| {
-                        let mut literal = String::new();
-                        DB::push_text_literal(&mut literal, m);
-                        literal
-                    })
+                    .map(|m| DB::DIALECT.exact_literal(m))
                     .collect()
             };
             // `{limit}` first: the module names written in for `{modules}` (as literals

@@ -95,7 +95,7 @@ pub(crate) fn literal_sql<DB: Driver>(stmt: &Stmt, values: &Values) -> String {
         };
         out.push_str(before);
         match values.get(i) {
-            Some(Param::Text(Some(v))) => DB::push_text_literal(&mut out, v),
+            Some(Param::Text(Some(v))) => DB::DIALECT.push_exact_literal(&mut out, v),
             Some(Param::Int(Some(v))) => {
                 // Writing to a `String` cannot fail.
                 let _ = write!(out, "{v}");

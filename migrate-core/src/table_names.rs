@@ -45,6 +45,14 @@ impl TableNames {
         same: impl Fn(&str, &str) -> bool,
     ) -> Result<()> {
         check_name(physical)?;
+        if physical.contains("{{") {
+            // `Conn::table` writes it into SQL that `Conn::execute` renders as a template.
+            return Err(Error::Config(format!(
+                "table `{logical}` cannot be renamed to `{}`: `{{{{` in a name would be read as \
+                 a template in SQL that names it through `Conn::table`",
+                physical.escape_debug()
+            )));
+        }
         if let Some((other, _)) = self
             .physical
             .iter()
@@ -192,7 +200,7 @@ mod tests {
         names.insert("session", "t").unwrap();
         let err = names.insert("memory", "t").unwrap_err();
         assert!(err.to_string().contains("`session` and `memory`"), "{err}");
-        for bad in ["", "  ", "a\0b", &"x".repeat(64)] {
+        for bad in ["", "  ", "a\0b", &"x".repeat(64), "my{{sessions}}"] {
             let err = names.insert("memory", bad).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{bad:?}: {err}");
         }

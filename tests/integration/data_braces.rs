@@ -1,6 +1,6 @@
 //! Text holding `{{`, written by `migrate::data` into SQL that `Conn` renders as templates:
-//! keys and values go through `Upsert` and a `Batches` job (its job name, paging condition and
-//! checkpoint too) and arrive as they were, on every backend: PostgreSQL's with
+//! keys, values and a column's name go through `Upsert` and a `Batches` job (its job name,
+//! paging condition and checkpoint too) and arrive as they were, on every backend: PostgreSQL's with
 //! `standard_conforming_strings` off, MariaDB's sessions with `NO_BACKSLASH_ESCAPES`. Before,
 //! `{{schema}}` was replaced, `a{{b` failed as an unclosed template, `a\{{b` lost its
 //! backslash; on such a PostgreSQL server a backslash before a quote ended the string early (a
@@ -26,22 +26,25 @@ const TEXTS: [&str; 7] = [
     "back\\slash",
 ];
 
+/// The value column's name, which holds a template too.
+const VALUE_COLUMN: &str = "v{{schema}}";
+
 /// Copies `braced` into `copied` through a `Batches` job whose name holds `{{`, two rows a
 /// batch, with an `Upsert` per batch.
 fn copy_braced<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
     Box::pin(async move {
-        let mut upsert = Upsert::new("braced", &["k"], &["v"]);
+        let mut upsert = Upsert::new("braced", &["k"], &[VALUE_COLUMN]);
         for text in TEXTS {
             upsert.row(vec![Value::Text(text.into()), Value::Text(text.into())]);
         }
         db.execute(&upsert.sql(db.dialect())?).await?;
         let mut job = Batches::new("copy {{braced}}", "braced", "k")
-            .columns(&["k", "v"])
+            .columns(&["k", VALUE_COLUMN])
             .batch_size(2)
             .start(db)
             .await?;
         while let Some(rows) = job.next(db).await? {
-            let mut copy = Upsert::new("copied", &["k"], &["v"]);
+            let mut copy = Upsert::new("copied", &["k"], &[VALUE_COLUMN]);
             for row in &rows {
                 copy.row(row.values().to_vec());
                 job.tally().moved(1);
@@ -55,10 +58,14 @@ fn copy_braced<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
 
 each_backend! {
     async fn text_with_template_braces_round_trips_through_upserts_and_batches(db) {
-        db.exec(
-            "CREATE TABLE braced (k VARCHAR(32) PRIMARY KEY, v VARCHAR(32)); \
-             CREATE TABLE copied (k VARCHAR(32) PRIMARY KEY, v VARCHAR(32))",
-        )
+        let v = match db.backend() {
+            Backend::MySql => format!("`{VALUE_COLUMN}`"),
+            _ => format!("\"{VALUE_COLUMN}\""),
+        };
+        db.exec(&format!(
+            "CREATE TABLE braced (k VARCHAR(32) PRIMARY KEY, {v} VARCHAR(32)); \
+             CREATE TABLE copied (k VARCHAR(32) PRIMARY KEY, {v} VARCHAR(32))",
+        ))
         .await;
         if db.backend() == Backend::Postgres {
             // The executor's connections, made after this, read a backslash in a plain string
@@ -79,7 +86,7 @@ each_backend! {
         let _executor = run_first_step_on(executor, step, "the copy runs").await;
         let mut expected: Vec<String> = TEXTS.iter().map(|t| format!("{t}|{t}")).collect();
         expected.sort();
-        let mut copied = db.rows("SELECT k, v FROM copied").await;
+        let mut copied = db.rows(&format!("SELECT k, {v} FROM copied")).await;
         copied.sort();
         assert_eq!(copied, expected);
         assert_eq!(

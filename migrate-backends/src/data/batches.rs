@@ -1,6 +1,6 @@
 //! [`Batches`]: a table read in keyset-paginated batches, with its progress checkpointed.
 
-use super::sql::{literal, text_literal};
+use super::sql::{check_template_table, ident, literal, text_literal};
 use super::tally::Tally;
 use crate::decode::is_number_literal;
 use migrate_core::conn::{Conn, Row, Value};
@@ -112,6 +112,7 @@ impl Batches {
     /// would skip the other whole.
     pub async fn start(self, db: &mut Conn<'_>) -> Result<Job> {
         check_job(&self.job)?;
+        check_template_table(&format!("batch job `{}`", self.job), &self.table)?;
         if !(1..=1_000_000).contains(&self.size) {
             return Err(Error::Config(format!(
                 "batch size {} for job `{}` must be 1 to 1,000,000",
@@ -190,7 +191,7 @@ impl Batches {
                     .query_i64(&format!(
                         "SELECT COUNT(*) FROM {{{{tables.{}}}}} WHERE {} IS NULL{}",
                         self.table,
-                        db.quote_ident(&self.key),
+                        ident(db.dialect(), &self.key),
                         self.filter_clause()
                     ))
                     .await?;
@@ -296,7 +297,11 @@ impl Batches {
     /// SQLite reads a double-quoted name that is no column as a string, so there the columns
     /// are also looked up in the catalog.
     async fn check_source(&self, db: &mut Conn<'_>) -> Result<()> {
-        let columns: Vec<String> = self.columns.iter().map(|c| db.quote_ident(c)).collect();
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| ident(db.dialect(), c))
+            .collect();
         let probe = format!(
             "SELECT {} FROM {{{{tables.{}}}}} WHERE 1 = 0{}",
             columns.join(", "),
@@ -444,12 +449,16 @@ impl Job {
             return Ok(None);
         }
         let spec = &self.spec;
-        let key = db.quote_ident(&spec.key);
+        let key = ident(db.dialect(), &spec.key);
         let after = match &self.last {
             Some(last) => format!(" AND {key} > {}", literal(db.dialect(), last)?),
             None => String::new(),
         };
-        let columns: Vec<String> = spec.columns.iter().map(|c| db.quote_ident(c)).collect();
+        let columns: Vec<String> = spec
+            .columns
+            .iter()
+            .map(|c| ident(db.dialect(), c))
+            .collect();
         let sql = format!(
             "SELECT {} FROM {{{{tables.{}}}}} WHERE {key} IS NOT NULL{after}{} ORDER BY {key} LIMIT {}",
             columns.join(", "),

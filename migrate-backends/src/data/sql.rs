@@ -83,6 +83,26 @@ pub(crate) fn text_literal(dialect: Dialect, text: &str) -> String {
     as_written(dialect.exact_literal(text))
 }
 
+/// `name` quoted as an identifier for `dialect`, written as [`as_written`]: a column named
+/// `v{{x}}` reaches the server as that name, not as a template.
+pub(crate) fn ident(dialect: Dialect, name: &str) -> String {
+    as_written(dialect.quote_ident(name))
+}
+
+/// A logical table written into `{{tables.…}}`: the renderer reads its name to the first `}}`
+/// and trims it, so a name holding a brace or whitespace at either end would render as
+/// another table (or fail as a template). Refused here, naming `what`.
+pub(crate) fn check_template_table(what: &str, table: &str) -> Result<()> {
+    if table.is_empty() || table.contains(['{', '}']) || table.trim() != table {
+        return Err(Error::Config(format!(
+            "{what}: table `{}` cannot be written as `{{{{tables.…}}}}` (it is empty, holds a \
+             brace, or has whitespace at an end)",
+            table.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
 /// Quoted text as SQL that `Conn` renders back to it: `Conn::execute` and `Conn::query` read
 /// `{{…}}` as a template and `\{{` as a literal `{{`, so every `{{` in the text is written
 /// `\{{` (a `\` before it stays: the renderer takes only the one it added).
@@ -179,10 +199,11 @@ impl Upsert {
                 )));
             }
         }
+        check_template_table(&format!("upsert into `{}`", self.table), &self.table)?;
         if self.rows.is_empty() {
             return Ok(String::new());
         }
-        let q = |c: &String| dialect.quote_ident(c);
+        let q = |c: &String| ident(dialect, c);
         let width = self.keys.len() + self.columns.len();
         let names: Vec<String> = self.keys.iter().chain(&self.columns).map(q).collect();
         let alias = if dialect == Dialect::MySql {
@@ -219,7 +240,7 @@ impl Upsert {
     }
 
     fn on_conflict(&self, dialect: Dialect, sql: &mut String) {
-        let q = |c: &String| dialect.quote_ident(c);
+        let q = |c: &String| ident(dialect, c);
         let keys: Vec<String> = self.keys.iter().map(q).collect();
         if self.columns.is_empty() || self.keep_existing {
             let _ = write!(sql, " ON CONFLICT ({}) DO NOTHING", keys.join(", "));
@@ -243,7 +264,7 @@ impl Upsert {
     }
 
     fn on_duplicate_key(&self, dialect: Dialect, sql: &mut String) {
-        let q = |c: &String| dialect.quote_ident(c);
+        let q = |c: &String| ident(dialect, c);
         if self.columns.is_empty() || self.keep_existing {
             let k = q(&self.keys[0]);
             let _ = write!(sql, " ON DUPLICATE KEY UPDATE {k} = {k}");
@@ -389,5 +410,24 @@ mod tests {
             literal(Dialect::Postgres, &Value::Bytes(vec![0xab])).unwrap(),
             "E'\\\\xab'::bytea"
         );
+    }
+
+    #[test]
+    fn names_with_braces_are_written_for_the_renderer_or_refused() {
+        let mut upsert = Upsert::new("s", &["k{{"], &["v{{schema}}"]);
+        upsert.row(vec![Value::Int(1), Value::Int(2)]);
+        assert_eq!(
+            upsert.sql(Dialect::Postgres).unwrap(),
+            "INSERT INTO {{tables.s}} AS t (\"k\\{{\", \"v\\{{schema}}\") VALUES (1, 2) \
+             ON CONFLICT (\"k\\{{\") DO UPDATE SET \"v\\{{schema}}\" = excluded.\"v\\{{schema}}\""
+        );
+        for table in ["a}}b", "x{", " s", ""] {
+            let mut upsert = Upsert::new(table, &["k"], &["v"]);
+            upsert.row(vec![Value::Int(1), Value::Int(2)]);
+            match upsert.sql(Dialect::Sqlite) {
+                Err(Error::Config(message)) => assert!(message.contains("cannot be written")),
+                other => panic!("table {table:?}: expected Error::Config, got {other:?}"),
+            }
+        }
     }
 }

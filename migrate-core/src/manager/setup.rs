@@ -164,7 +164,7 @@ impl MigrationManager {
     /// the tracking rows record it. Reports, errors and the API keep the logical name.
     ///
     /// For products whose users rename tables (Agno's `session_table="my_sessions"`). The
-    /// physical name must be 1 to 63 bytes without NUL, and may not be another table's name
+    /// physical name must be 1 to 63 bytes without NUL or `{{`, and may not be another table's name
     /// nor one of the backend's tracking tables (`{{tables.x}}` would then alter or drop
     /// them). Names are compared without regard to case except on PostgreSQL, whose quoted
     /// names keep it (SQLite's do not, nor MySQL's on some systems).

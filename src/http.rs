@@ -188,13 +188,19 @@ fn bad_request(kind: &str, message: String) -> Response {
     )
 }
 
+/// The credentials of a `Bearer` authorization (the scheme's name is case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(credentials)
+}
+
 /// `None` when the request may go on; else the `401`.
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let expected = shared.token?;
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .map(|t| digest(t.trim()));
     let authorized = given.is_some_and(|given| bool::from(given.ct_eq(&expected)));
     if authorized {
@@ -303,19 +309,42 @@ async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
             "`to_base` belongs to down, not up".to_string(),
         );
     }
-    let mut request = shared
-        .manager
-        .up()
-        .force(body.force)
-        .dry_run(body.dry_run)
-        .lock_timeout(shared.lock_wait);
-    if let Some(target) = body.target {
-        request = request.target(target);
+    let outcome = detached(async move {
+        let mut request = shared
+            .manager
+            .up()
+            .force(body.force)
+            .dry_run(body.dry_run)
+            .lock_timeout(shared.lock_wait);
+        if let Some(target) = body.target {
+            request = request.target(target);
+        }
+        for table in body.table.into_iter().chain(body.tables) {
+            request = request.table(table);
+        }
+        request.await
+    })
+    .await;
+    match outcome {
+        Ok(outcome) => respond(outcome),
+        Err(panicked) => panicked,
     }
-    for table in body.table.into_iter().chain(body.tables) {
-        request = request.table(table);
-    }
-    respond(request.await)
+}
+
+/// Runs `run` in a task of its own and waits for it. A client that disconnects (a timeout, a
+/// load balancer's idle limit) drops the handler's future: the run must not go with it, or a
+/// step cut off between its statements would be left dirty and a commit riding on the next
+/// step lost. A run that panics answers `500`.
+async fn detached<T: Send + 'static>(
+    run: impl std::future::Future<Output = T> + Send + 'static,
+) -> std::result::Result<T, Response> {
+    tokio::spawn(run).await.map_err(|e| {
+        tracing::error!(error = %e, "migration run panicked");
+        error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "kind": "Panicked", "category": "other", "message": format!("the run panicked: {e}") }),
+        )
+    })
 }
 
 /// The fleet up: `200` when every target succeeded, else `207` (Multi-Status) with every
@@ -344,7 +373,11 @@ async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             json!({ "kind": "NoFleet", "category": "bad_input", "message": "no fleet is configured: set HttpConfig { fleet: Some(..), .. }" }),
         );
     };
-    let report = fleet.up().await;
+    let fleet = Arc::clone(fleet);
+    let report = match detached(async move { fleet.up().await }).await {
+        Ok(report) => report,
+        Err(panicked) => return panicked,
+    };
     let status = match report.outcome {
         crate::fleet::FleetOutcome::AllSucceeded => StatusCode::OK,
         _ => StatusCode::MULTI_STATUS,
@@ -366,22 +399,29 @@ async fn down(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             "give `target` or `to_base: true`, not both".to_string(),
         );
     }
-    let mut request = shared
-        .manager
-        .down()
-        .force(body.force)
-        .dry_run(body.dry_run)
-        .lock_timeout(shared.lock_wait);
-    if let Some(target) = body.target {
-        request = request.target(target);
+    let outcome = detached(async move {
+        let mut request = shared
+            .manager
+            .down()
+            .force(body.force)
+            .dry_run(body.dry_run)
+            .lock_timeout(shared.lock_wait);
+        if let Some(target) = body.target {
+            request = request.target(target);
+        }
+        if body.to_base {
+            request = request.to_base();
+        }
+        for table in body.table.into_iter().chain(body.tables) {
+            request = request.table(table);
+        }
+        request.await
+    })
+    .await;
+    match outcome {
+        Ok(outcome) => respond(outcome),
+        Err(panicked) => panicked,
     }
-    if body.to_base {
-        request = request.to_base();
-    }
-    for table in body.table.into_iter().chain(body.tables) {
-        request = request.table(table);
-    }
-    respond(request.await)
 }
 
 fn respond(outcome: Result<crate::report::Report>) -> Response {

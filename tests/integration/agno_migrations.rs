@@ -37,6 +37,10 @@ async fn obey(db: &mut Conn<'_>, step: &str) -> Result<()> {
         Some("hang") => loop {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         },
+        Some("pause") => {
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            Ok(())
+        }
         Some("panic") => panic!("{step} was told to panic"),
         // A write that must never commit: in a transaction of the step's own on MySQL (whose
         // steps are journalled, outside one), in the step's transaction elsewhere.

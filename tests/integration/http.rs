@@ -149,6 +149,77 @@ each_backend! {
     }
 }
 
+each_backend! {
+    async fn a_run_goes_on_when_its_client_disconnects(db) {
+        // A client that gives up (a timeout, a proxy's idle limit) while a step runs: the run
+        // finishes, with nothing left dirty, instead of being dropped with the handler.
+        db.control("session@2.3.0", "pause").await;
+        let addr = serve(&db, with_token()).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST /migrations/up HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("send");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(stream);
+        let manager = db.manager().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            let status = manager.status().await.expect("status");
+            let settled = status.iter().all(|t| t.pending == 0 && t.dirty.is_none());
+            if settled || std::time::Instant::now() > deadline {
+                break status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        for table in &status {
+            assert_eq!((table.table.as_str(), table.pending, &table.dirty), (table.table.as_str(), 0, &None), "the run finished though its client left");
+        }
+        db.clear_control().await;
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_read_without_regard_to_case() {
+    let Some(db) = TestDb::new(migrate::testing::Backend::Sqlite).await else {
+        return;
+    };
+    let addr = serve(&db, with_token()).await;
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let (code, _) = request_with_authorization(addr, &format!("{scheme} {TOKEN}")).await;
+        assert_eq!(code, 200, "{scheme}");
+    }
+    for wrong in ["Basic {TOKEN}", "Bearer{TOKEN}", TOKEN] {
+        let (code, _) = request_with_authorization(addr, &wrong.replace("{TOKEN}", TOKEN)).await;
+        assert_eq!(code, 401, "{wrong}");
+    }
+}
+
+/// A dry run with this `Authorization` header.
+async fn request_with_authorization(addr: SocketAddr, authorization: &str) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = r#"{"dry_run": true}"#;
+    let head = format!(
+        "POST /migrations/up HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Authorization: {authorization}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let json = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok());
+    (status, json.unwrap_or(Value::Null))
+}
+
 #[tokio::test]
 async fn a_router_without_a_token_refuses_to_build_unless_told() {
     let Some(db) = TestDb::new(migrate::testing::Backend::Sqlite).await else {

@@ -107,6 +107,23 @@ each_backend! {
         strangers.sort();
         assert_eq!(strangers, ["agno_memories", "my_sessions"]);
     }
+
+    async fn a_manager_with_the_mapping_does_not_mistake_the_plain_table_for_its_own(db) {
+        // The other way round: a database migrated under the plain names, then run with the
+        // mapping. `session`'s row is not `my_sessions`'s state (which was never created): the
+        // run refuses, naming the row, instead of finding everything applied.
+        db.manager().await.up().await.expect("up plain");
+        let manager = renamed(&db).await;
+        let status = manager.status().await.expect("status");
+        let mut strangers: Vec<_> = status.iter().filter(|s| !s.linked).map(|s| s.table.clone()).collect();
+        strangers.sort();
+        assert_eq!(strangers, ["memory", "session"]);
+        let session = status.iter().find(|s| s.linked && s.table == "session").expect("session");
+        assert_eq!(session.current, None);
+        let err = manager.up().await.expect_err("a row of another naming refuses the run");
+        assert!(matches!(err, Error::UnknownAppliedVersion { .. }), "{err}");
+        assert!(!db.has_table("my_sessions").await, "the refusal changed nothing");
+    }
 }
 
 #[tokio::test]

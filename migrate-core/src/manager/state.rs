@@ -130,7 +130,13 @@ impl MigrationManager {
                 continue;
             }
             let table = self.table_names.logical(&row.table);
-            let Some(c) = self.graph.chain_index(&row.module, table) else {
+            // A row under the logical name of a table this manager renames was written by a
+            // manager without the mapping: another physical table, not this one's state.
+            let named_here = self.table_names.physical(table) == row.table;
+            let chain = named_here
+                .then(|| self.graph.chain_index(&row.module, table))
+                .flatten();
+            let Some(c) = chain else {
                 // A newer binary's table: recorded, or dirty from its first step.
                 if row.version.is_some() || row.dirty.is_some() {
                     strangers.push(row.clone());

@@ -22,7 +22,7 @@
 
 use crate::driver::{has_sqlstate, Driver, Sealed};
 use crate::home_runtime::HomeRuntime;
-use crate::lock_wait::LockWait;
+use crate::lock_wait::{Acquiring, LockWait};
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::statements::{compile, Statements, TrackingNames};
 use crate::SqlxDb;
@@ -33,7 +33,7 @@ use migrate_core::error::{Error, Result};
 use migrate_core::future::BoxFuture;
 use sqlx::mysql::{MySqlQueryResult, MySqlRow};
 use sqlx::pool::PoolConnection;
-use sqlx::{MySql, MySqlPool};
+use sqlx::{MySql, MySqlConnection, MySqlPool};
 
 /// The table options of every table this crate creates on MySQL: text in any language, compared
 /// byte for byte. Without them a table takes the database's defaults: `latin1` on a server
@@ -264,9 +264,9 @@ impl SqlxDb<MySql> {
 
 /// `GET_LOCK` names are server-wide: the name includes the database and the tracking table, and
 /// is hashed to fit MySQL's 64-character limit.
-async fn lock_name(conn: &mut PoolConnection<MySql>, table: &str) -> Result<String> {
+async fn lock_name(conn: &mut MySqlConnection, table: &str) -> Result<String> {
     let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
-        .fetch_one(&mut **conn)
+        .fetch_one(&mut *conn)
         .await?;
     let name = format!("{}:{table}", database.unwrap_or_default());
     Ok(format!(
@@ -278,17 +278,17 @@ async fn lock_name(conn: &mut PoolConnection<MySql>, table: &str) -> Result<Stri
 /// Takes the named lock, waiting in slices of at most the report interval so that a waiting
 /// runner says who it waits for.
 async fn get_lock(db: &MySqlDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> {
-    let mut conn = db.pool.acquire().await?;
-    let name = lock_name(&mut conn, &db.tracking_table).await?;
+    let mut acquiring = Acquiring::new(db.pool.acquire().await?);
+    let name = lock_name(acquiring.conn(), &db.tracking_table).await?;
     loop {
         let taken: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
             .bind(&name)
             .bind(wait.next_slice().as_secs_f64())
-            .fetch_one(&mut *conn)
+            .fetch_one(acquiring.conn())
             .await?;
         if taken == Some(1) {
             return Ok(Box::new(NamedLock {
-                conn: Some(conn),
+                conn: acquiring.held(),
                 name,
                 runtime: HomeRuntime::current(),
             }));
@@ -296,20 +296,20 @@ async fn get_lock(db: &MySqlDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> 
         if wait.expired() {
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
-                holder: Some(lock_holder(&mut conn, &name).await?),
+                holder: Some(lock_holder(acquiring.conn(), &name).await?),
             });
         }
         if wait.report_due() {
-            wait.report(&lock_holder(&mut conn, &name).await?);
+            wait.report(&lock_holder(acquiring.conn(), &name).await?);
         }
     }
 }
 
 /// Who holds the named lock: the connection id, when the server still shows one.
-async fn lock_holder(conn: &mut PoolConnection<MySql>, name: &str) -> Result<String> {
+async fn lock_holder(conn: &mut MySqlConnection, name: &str) -> Result<String> {
     let holder: Option<i64> = sqlx::query_scalar("SELECT IS_USED_LOCK(?)")
         .bind(name)
-        .fetch_one(&mut **conn)
+        .fetch_one(&mut *conn)
         .await?;
     Ok(match holder {
         Some(id) => format!("MySQL connection id {id} (GET_LOCK '{name}')"),

@@ -14,7 +14,7 @@
 
 use crate::driver::{has_sqlstate, Driver, Sealed};
 use crate::home_runtime::HomeRuntime;
-use crate::lock_wait::LockWait;
+use crate::lock_wait::{Acquiring, LockWait};
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::micros;
 use crate::statements::{compile, SessionRecord, Statements, TrackingNames};
@@ -27,7 +27,7 @@ use migrate_core::future::BoxFuture;
 use migrate_core::time::Timestamp;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgQueryResult, PgRow};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Row};
 use std::time::Duration;
 
 /// A PostgreSQL database that migrations run on.
@@ -47,8 +47,9 @@ pub enum LockMode {
     /// A session advisory lock on a dedicated connection (the default).
     Advisory,
     /// A row in `<tracking table>_lock`, for databases or poolers without session advisory
-    /// locks (CockroachDB, PgBouncer in transaction mode). A crashed runner's row is taken over
-    /// once it is older than `stale_after`.
+    /// locks (CockroachDB, PgBouncer in transaction mode). The holder refreshes its row every
+    /// quarter of `stale_after` while it runs; a crashed runner's row is taken over once it is
+    /// older than `stale_after`.
     Table {
         /// How old a lock row must be before another runner may take it over.
         stale_after: Duration,
@@ -338,15 +339,15 @@ impl SqlxDb<Postgres> {
 
 async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> {
     let key = db.lock_key();
-    let mut conn = db.pool.acquire().await?;
+    let mut acquiring = Acquiring::new(db.pool.acquire().await?);
     loop {
         let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(key)
-            .fetch_one(&mut *conn)
+            .fetch_one(acquiring.conn())
             .await?;
         if taken {
             return Ok(Box::new(AdvisoryLock {
-                conn: Some(conn),
+                conn: acquiring.held(),
                 key,
                 runtime: HomeRuntime::current(),
             }));
@@ -354,20 +355,23 @@ async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>
         if wait.expired() {
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
-                holder: Some(advisory_holder(&mut conn, key).await?),
+                holder: Some(advisory_holder(acquiring.conn(), key).await?),
             });
         }
         if wait.report_due() {
-            wait.report(&advisory_holder(&mut conn, key).await?);
+            wait.report(&advisory_holder(acquiring.conn(), key).await?);
         }
         tokio::time::sleep(LOCK_POLL).await;
     }
 }
 
-/// Who holds the advisory lock `key`: the backend pid, when `pg_locks` shows it.
+/// Who holds the advisory lock `key`: the backend pid, when `pg_locks` shows it. Advisory
+/// locks belong to a database, and `pg_locks` lists every database's: another database on the
+/// server with the same key (the same tracking table) is not the holder.
 async fn advisory_holder(conn: &mut PgConnection, key: i64) -> Result<String> {
     let pid: Option<i32> = sqlx::query_scalar(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND classid = ((($1::bigint) >> 32) & 4294967295)::oid \
          AND objid = (($1::bigint) & 4294967295)::oid AND objsubid = 1 LIMIT 1",
     )
@@ -380,13 +384,16 @@ async fn advisory_holder(conn: &mut PgConnection, key: i64) -> Result<String> {
     })
 }
 
-/// Who holds the lock row of `table`, as the holder wrote itself there.
+/// Who holds the lock row of `table`, as the holder wrote itself there. On the simple
+/// protocol, like every statement of the table lock: behind a transaction-pooling proxy a
+/// prepared statement may not be found on the next exchange.
 async fn lock_row_holder(conn: &mut PgConnection, table: &str) -> Result<String> {
-    let current: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+    let row = sqlx::raw_sql(AssertSqlSafe(format!(
         "SELECT holder FROM {table} WHERE id = 1"
     )))
     .fetch_optional(&mut *conn)
     .await?;
+    let current: Option<String> = row.map(|row| row.try_get(0)).transpose()?;
     Ok(format!(
         "{} (lock row in {table})",
         current.unwrap_or_else(|| "a runner that just released it".to_string())
@@ -460,6 +467,17 @@ async fn table_lock(
             .execute(&mut *conn)
             .await?;
     }
+    // Armed before the row is written: a run cancelled while its `INSERT` is on the way (which
+    // commits on its own) deletes the row it may have written, instead of leaving it to block
+    // every runner for `stale_after`. The holder text is this attempt's alone, so the delete
+    // touches no one else's row.
+    let mut lock = TableLock {
+        pool: Some(db.pool.clone()),
+        table: table.clone(),
+        holder: holder.clone(),
+        runtime: HomeRuntime::current(),
+        heartbeat: None,
+    };
     loop {
         let now = Timestamp::now().as_micros();
         let stale = now - micros(stale_after);
@@ -474,14 +492,11 @@ async fn table_lock(
         .execute(&mut *conn)
         .await?;
         if taken.rows_affected() == 1 {
-            return Ok(Box::new(TableLock {
-                pool: Some(db.pool.clone()),
-                table,
-                holder,
-                runtime: HomeRuntime::current(),
-            }));
+            lock.heartbeat = Some(lock.beat(stale_after));
+            return Ok(Box::new(lock));
         }
         if wait.expired() {
+            lock.pool = None; // not taken: nothing to delete
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
                 holder: Some(lock_row_holder(&mut conn, &table).await?),
@@ -502,9 +517,38 @@ struct TableLock {
     holder: String,
     /// Where the row is deleted when the lock is dropped unreleased, on a thread outside it.
     runtime: HomeRuntime,
+    /// The task that keeps the row fresh while the lock is held.
+    heartbeat: Option<tokio::task::AbortHandle>,
 }
 
 impl TableLock {
+    /// Moves the row's time forward every quarter of `stale_after` while the lock is held: a
+    /// run longer than `stale_after` (a large import, an index built concurrently) is alive,
+    /// and another runner must not take its row over. A runner that died stops beating, and
+    /// its row goes stale as before.
+    fn beat(&self, stale_after: Duration) -> tokio::task::AbortHandle {
+        let every = (stale_after / 4).max(Duration::from_millis(100));
+        let (table, holder) = (
+            self.table.clone(),
+            Dialect::Postgres.quote_literal(&self.holder),
+        );
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let Some(pool) = pool else { return };
+            loop {
+                tokio::time::sleep(every).await;
+                let now = Timestamp::now().as_micros();
+                let beat = format!(
+                    "UPDATE {table} SET acquired_at = {now} WHERE id = 1 AND holder = {holder}"
+                );
+                if let Err(err) = sqlx::raw_sql(AssertSqlSafe(beat)).execute(&pool).await {
+                    tracing::warn!(error = %err, "could not refresh the lock row; it goes stale if this lasts");
+                }
+            }
+        })
+        .abort_handle()
+    }
+
     fn delete_sql(&self) -> String {
         format!(
             "DELETE FROM {} WHERE id = 1 AND holder = {}",
@@ -516,6 +560,9 @@ impl TableLock {
 
 impl RunLock for TableLock {
     fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
         let sql = self.delete_sql();
         let pool = self.pool.take();
         Box::pin(async move {
@@ -529,6 +576,9 @@ impl RunLock for TableLock {
 
 impl Drop for TableLock {
     fn drop(&mut self) {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+        }
         // Dropped unreleased: delete the row in the background on the runtime the lock was
         // taken on (entered if this thread runs none); without one it goes stale and the next
         // runner takes it over after `stale_after`.

@@ -291,3 +291,28 @@ async fn roll_back_the_session_mark_on_mysql(db: &TestDb, manager: &MigrationMan
         roll_back_the_session_mark(manager).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_cancelled_lock_wait_leaves_no_session_holding_the_lock() {
+    let Some(db) = TestDb::new(Backend::MySql).await else {
+        return;
+    };
+    let holder = db.executor().await;
+    let waiter = db.executor().await;
+    let third = db.executor().await;
+    let held = holder.lock(None).await.expect("hold the lock");
+    // The waiter's `GET_LOCK` blocks on the server; its run is dropped while it waits.
+    let wait = waiter.lock(Some(Duration::from_secs(10)));
+    assert!(tokio::time::timeout(Duration::from_millis(300), wait)
+        .await
+        .is_err());
+    held.release().await.expect("release");
+    // Had the waiter's session gone back to its pool, the server would have granted it the lock
+    // as it was released, and it would hold it there unseen.
+    let lock = third
+        .lock(Some(Duration::from_secs(3)))
+        .await
+        .expect("the lock is free once its holder released it");
+    lock.release().await.expect("release");
+    drop(waiter);
+}

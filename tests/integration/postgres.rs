@@ -136,6 +136,56 @@ async fn the_lock_table_fallback_serializes_runners() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_row_held_longer_than_stale_after_is_kept_fresh() {
+    use migrate::backend::MigrationBackend;
+    let Some(db) = postgres().await else { return };
+    let mode = LockMode::Table {
+        stale_after: Duration::from_millis(600),
+    };
+    let first = PgDb::connect(db.url()).await.unwrap().with_lock_mode(mode);
+    let second = PgDb::connect(db.url()).await.unwrap().with_lock_mode(mode);
+    let held = first.lock(None).await.expect("the first runner's lock");
+    // A run alive for three times `stale_after`: the second runner waits, and times out
+    // naming the first, instead of taking the row of a runner that is still working.
+    let err = match second.lock(Some(Duration::from_millis(1_800))).await {
+        Ok(_) => panic!("a live runner's row was taken over"),
+        Err(err) => err,
+    };
+    assert!(matches!(err, migrate::Error::LockTimeout { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    held.release().await.expect("release");
+    assert!(db
+        .rows("SELECT holder FROM migrate_schema_versions_lock")
+        .await
+        .is_empty());
+    second
+        .lock(Some(Duration::ZERO))
+        .await
+        .expect("free again")
+        .release()
+        .await
+        .expect("release");
+
+    // A runner cancelled while taking the row leaves none behind: the armed lock deletes what
+    // its `INSERT` may have committed.
+    for i in 0..40 {
+        let attempt = first.lock(None);
+        drop(tokio::time::timeout(Duration::from_micros(100 + 100 * i), attempt).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        db.rows("SELECT holder FROM migrate_schema_versions_lock")
+            .await
+            .is_empty(),
+        "a cancelled attempt left its row"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portable_guards_work_on_postgres() {
     let Some(db) = postgres().await else { return };
     db.manager().await.up().await.expect("up");

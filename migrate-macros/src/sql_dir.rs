@@ -240,10 +240,24 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_file())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.') && name.ends_with(".sql"))
+        .filter(|name| !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".sql"))
         .collect();
     names.sort();
     let shown = |name: &str| format!("{}/{name}", dir_text.trim_end_matches('/'));
+    names.retain(|name| {
+        let lower_case = name.ends_with(".sql");
+        if !lower_case {
+            // Left out silently, the step would never run (and, as the newest, leave no gap).
+            errors.add(
+                span,
+                format!(
+                    "sql_dir!: `{}` ends in another case than `.sql`, which is what is read; rename it",
+                    shown(name)
+                ),
+            );
+        }
+        lower_case
+    });
     let mut ups: BTreeMap<semver::Version, SqlStep> = BTreeMap::new();
     let mut downs: Vec<(Parsed, String, PathBuf, String)> = Vec::new();
     for name in &names {
@@ -278,6 +292,19 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
                 continue;
             }
         };
+        if sql.starts_with('\u{feff}') {
+            errors.add(
+                span,
+                format!("sql_dir!: `{}` starts with a byte-order mark (U+FEFF), which a server reads as part of the first statement; save it as UTF-8 without one", shown(name)),
+            );
+            continue;
+        }
+        if let Some(statement) = sql_text::client_command(&sql) {
+            errors.add(
+                span,
+                format!("sql_dir!: `{}` uses `{}`, a command of the `mysql` client that servers do not know; write the routine with plain `;`: a `BEGIN ... END` body stays in its statement", shown(name), statement.lines().next().unwrap_or_default()),
+            );
+        }
         for unknown in sql_text::unknown_placeholders(&sql) {
             errors.add(
                 span,
@@ -287,7 +314,7 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
         if let Some(statement) = sql_text::transaction_control(&sql) {
             errors.add(
                 span,
-                format!("sql_dir!: `{}` controls its own transaction (`{}`): every file runs in one transaction already; remove it, or put `{}` on the first line to run the file outside one", shown(name), statement.lines().next().unwrap_or_default(), sql_text::NO_TRANSACTION),
+                format!("sql_dir!: `{}` controls its own transaction (`{}`): every file runs in one transaction already (or, with `{}` on its first line, statement by statement outside one); remove it", shown(name), statement.lines().next().unwrap_or_default(), sql_text::NO_TRANSACTION),
             );
         }
         if parsed.down || parsed.fresh {

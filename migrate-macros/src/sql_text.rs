@@ -2,7 +2,8 @@
 //! and its `{{...}}` templates.
 //!
 //! Statements are split on `;` outside of quotes (`'...'`, `"..."`, `` `...` ``), comments
-//! (`-- ...`, `/* ... */`) and PostgreSQL dollar quotes (`$$...$$`, `$tag$...$tag$`).
+//! (`-- ...`, `/* ... */`), PostgreSQL dollar quotes (`$$...$$`, `$tag$...$tag$`) and the
+//! `BEGIN ... END` body of a trigger, function, procedure or event.
 
 /// The marker, alone on the first line, that runs a file outside a transaction.
 pub(crate) const NO_TRANSACTION: &str = "-- migrate: no-transaction";
@@ -15,13 +16,15 @@ pub(crate) fn no_transaction(sql: &str) -> bool {
 }
 
 /// The statements of `sql`, each without its `;`; statements holding nothing but comments and
-/// whitespace are left out.
+/// whitespace are left out. The body of a trigger, function, procedure or event
+/// (`BEGIN ... END`, PostgreSQL's `BEGIN ATOMIC ... END`) stays in its statement.
 pub(crate) fn statements(sql: &str) -> Vec<String> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
     let mut meaningful = false;
+    let mut body = RoutineBody::default();
     while i < bytes.len() {
         let b = bytes[i];
         let skip_to = match b {
@@ -35,6 +38,7 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
                     .map_or(bytes.len(), |n| i + 2 + n + 2),
             ),
             b'$' => dollar_quote_end(sql, i),
+            _ if starts_word(bytes, i) => Some(body.read_word(sql, i)),
             _ => None,
         };
         match skip_to {
@@ -44,17 +48,21 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
                 }
                 i = end.max(i + 1);
             }
-            None if b == b';' => {
+            None if b == b';' && !body.inside() => {
                 if meaningful {
                     out.push(sql[start..i].trim().to_string());
                 }
                 start = i + 1;
                 meaningful = false;
+                body = RoutineBody::default();
                 i += 1;
             }
             None => {
                 if !b.is_ascii_whitespace() {
                     meaningful = true;
+                }
+                if b == b'(' {
+                    body.open_parenthesis();
                 }
                 i += 1;
             }
@@ -64,6 +72,94 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
         out.push(sql[start..].trim().to_string());
     }
     out
+}
+
+/// Where a statement stands with respect to a routine's body, read word by word: a `CREATE`
+/// whose head (before its first parenthesis or `BEGIN`) names a `TRIGGER`, `FUNCTION`,
+/// `PROCEDURE` or `EVENT` counts `BEGIN`/`CASE` against `END` (MySQL's `END IF`, `END LOOP`,
+/// `END WHILE` and `END REPEAT` close what was not counted), and a `;` inside does not end it.
+#[derive(Debug, Default)]
+struct RoutineBody {
+    /// Words read in this statement.
+    words: usize,
+    creates: bool,
+    /// Past the head: a parenthesis or `BEGIN` was seen.
+    past_head: bool,
+    routine: bool,
+    depth: usize,
+}
+
+impl RoutineBody {
+    fn inside(&self) -> bool {
+        self.depth > 0
+    }
+
+    fn open_parenthesis(&mut self) {
+        self.past_head = true;
+    }
+
+    /// Reads the word at `at`, returning the index past it (and past the word after an
+    /// `END` that it closes).
+    fn read_word(&mut self, sql: &str, at: usize) -> usize {
+        let end = word_end(sql.as_bytes(), at);
+        let word = &sql[at..end];
+        let is = |w: &str| word.eq_ignore_ascii_case(w);
+        self.words += 1;
+        if self.words == 1 {
+            self.creates = is("CREATE");
+            return end;
+        }
+        if !self.creates {
+            return end;
+        }
+        if !self.past_head
+            && ["TRIGGER", "FUNCTION", "PROCEDURE", "EVENT"]
+                .iter()
+                .any(|w| is(w))
+        {
+            self.routine = true;
+        }
+        if is("BEGIN") {
+            self.past_head = true;
+        }
+        if !self.routine {
+            return end;
+        }
+        if is("BEGIN") || is("CASE") {
+            self.depth += 1;
+        } else if is("END") {
+            let next_at = end + sql[end..].len() - sql[end..].trim_start().len();
+            let next_end = word_end(sql.as_bytes(), next_at);
+            let next = &sql[next_at..next_end];
+            let next_is = |w: &str| next.eq_ignore_ascii_case(w);
+            if ["IF", "LOOP", "WHILE", "REPEAT"].iter().any(|w| next_is(w)) {
+                return next_end;
+            }
+            self.depth = self.depth.saturating_sub(1);
+            if next_is("CASE") {
+                return next_end;
+            }
+        }
+        end
+    }
+}
+
+/// Whether a word (a keyword or a bare name) starts at `i`.
+fn starts_word(bytes: &[u8], i: usize) -> bool {
+    let is_word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
+    (bytes[i].is_ascii_alphabetic() || bytes[i] == b'_')
+        && (i == 0 || !is_word_byte(bytes[i - 1]) && bytes[i - 1] < 0x80)
+}
+
+/// The index just past the word starting at `at`.
+fn word_end(bytes: &[u8], at: usize) -> usize {
+    let mut end = at;
+    while end < bytes.len()
+        && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b'$')
+    {
+        end += 1;
+    }
+    end
 }
 
 /// The index just past the quote that closes the one at `open` (a doubled quote is escaped).
@@ -122,6 +218,19 @@ pub(crate) fn transaction_control(sql: &str) -> Option<String> {
         matches!(first.as_str(), "BEGIN" | "COMMIT" | "ROLLBACK" | "END")
             && !matches!(second.as_str(), "ATOMIC")
             || first == "START" && second == "TRANSACTION"
+    })
+}
+
+/// The first statement that is a command of the `mysql` client (`DELIMITER`), which no server
+/// knows: a routine's body needs none here.
+pub(crate) fn client_command(sql: &str) -> Option<String> {
+    statements(sql).into_iter().find(|statement| {
+        statement
+            .lines()
+            .map(str::trim_start)
+            .find(|line| !line.is_empty() && !line.starts_with("--"))
+            .and_then(|line| line.split_whitespace().next())
+            .is_some_and(|word| word.eq_ignore_ascii_case("DELIMITER"))
     })
 }
 
@@ -189,5 +298,44 @@ mod tests {
             ["{{table.b}}"]
         );
         assert_eq!(unknown_placeholders("x {{tables.}}"), ["{{tables.}}"]);
+    }
+
+    #[test]
+    fn a_routine_body_stays_in_its_statement() {
+        let sqlite = "CREATE TABLE t (id INT, begin_at INT);\n\
+                      CREATE TRIGGER trg AFTER INSERT ON t FOR EACH ROW\nBEGIN\n\
+                      UPDATE t SET id = CASE WHEN NEW.id = 1 THEN 2 ELSE 3 END;\n\
+                      UPDATE t SET begin_at = 'end;';\nEND;\nCREATE INDEX i ON t (id);";
+        let got = statements(sqlite);
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(
+            got[1].starts_with("CREATE TRIGGER") && got[1].ends_with("END"),
+            "{got:#?}"
+        );
+        let mysql = "CREATE DEFINER=`a`@`%` PROCEDURE p(IN n INT)\nBEGIN\n\
+                     DECLARE i INT DEFAULT 0;\nWHILE i < n DO\nIF i > 0 THEN SET i = i + 1; END IF;\n\
+                     SET i = i + 1;\nEND WHILE;\nlbl: LOOP LEAVE lbl; END LOOP;\n\
+                     REPEAT SET i = i - 1; UNTIL i = 0 END REPEAT;\n\
+                     CASE n WHEN 0 THEN SET i = 0; ELSE BEGIN END; END CASE;\nEND;\nSELECT 1;";
+        let got = statements(mysql);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert_eq!(got[1], "SELECT 1");
+        let postgres = "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql\n\
+                        BEGIN ATOMIC SELECT 1; SELECT 2; END;\nSELECT f();";
+        assert_eq!(statements(postgres).len(), 2, "{:#?}", statements(postgres));
+        for sql in [sqlite, mysql, postgres] {
+            assert_eq!(transaction_control(sql), None, "{sql}");
+        }
+        // Outside a routine, BEGIN, END and a column named `begin` are what they were.
+        assert_eq!(statements("CREATE TABLE t (begin INT); SELECT 1;").len(), 2);
+        assert!(transaction_control("CREATE TABLE t (x INT);\nBEGIN;\nCOMMIT;").is_some());
+        assert!(transaction_control("END;").is_some());
+    }
+
+    #[test]
+    fn finds_the_mysql_clients_delimiter_command() {
+        let sql = "DELIMITER $$\nCREATE PROCEDURE p() BEGIN SELECT 1; END $$\nDELIMITER ;";
+        assert!(client_command(sql).is_some_and(|s| s.starts_with("DELIMITER")));
+        assert_eq!(client_command("CREATE TABLE delimiter (x INT);"), None);
     }
 }

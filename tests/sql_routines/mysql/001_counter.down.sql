@@ -1,0 +1,2 @@
+DROP PROCEDURE routines_mysql_bump;
+DROP TABLE {{tables.routines_mysql}};

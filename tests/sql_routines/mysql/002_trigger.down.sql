@@ -1,0 +1,3 @@
+-- migrate: no-transaction
+DROP TRIGGER routines_mysql_count;
+DROP TABLE routines_mysql_log;

@@ -1,0 +1,2 @@
+DROP PROCEDURE routines_postgres_bump();
+DROP TABLE {{tables.routines_postgres}};

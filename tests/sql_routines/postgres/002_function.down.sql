@@ -1,0 +1,3 @@
+-- migrate: no-transaction
+DROP INDEX CONCURRENTLY routines_postgres_n;
+DROP FUNCTION routines_postgres_total();

@@ -1,0 +1,3 @@
+DROP TRIGGER routines_sqlite_count;
+DROP TABLE routines_sqlite_log;
+DROP TABLE {{tables.routines_sqlite}};

@@ -15,6 +15,10 @@ Exit codes:
   6  dirty: a step started outside a transaction and never finished (see `repair`)
   7  blocked: a step refused to run until its data is fixed (the reason and fix are printed)";
 
+/// What clap gives a bare `--schema`: a NUL, which no argument can hold, so that `--schema ""`
+/// (an empty variable) is told apart from it.
+pub(super) const BARE_SCHEMA: &str = "\0";
+
 #[derive(Debug, Parser)]
 #[command(
     about = "Runs and inspects this application's database migrations",
@@ -29,7 +33,7 @@ pub(super) struct Arguments {
     /// The PostgreSQL schema of the tracking tables and of `{{tables.x}}`. On `verify`, a
     /// bare `--schema` (no name) compares the live schema with what the migrations build
     /// instead (the same as `verify --schema-drift`).
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "", value_name = "SCHEMA")]
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = BARE_SCHEMA, value_name = "SCHEMA")]
     pub(super) schema: Option<String>,
 
     /// The tracking table (default: migrate_schema_versions).
@@ -247,7 +251,7 @@ impl Arguments {
     pub(super) fn connect_options(&self) -> crate::ConnectOptions {
         let mut options = crate::ConnectOptions::new();
         // A bare `--schema` is `verify`'s schema comparison, not a schema name.
-        options.schema = self.schema.clone().filter(|s| !s.is_empty());
+        options.schema = self.schema.clone().filter(|s| s != BARE_SCHEMA);
         options.tracking_table = self.tracking_table.clone();
         options.lock_timeout = self.lock_timeout;
         options.transaction_pooling = self.transaction_pooling;
@@ -264,6 +268,11 @@ impl Arguments {
 
     /// `--schema` given without a name.
     pub(super) fn bare_schema(&self) -> bool {
+        self.schema.as_deref() == Some(BARE_SCHEMA)
+    }
+
+    /// `--schema ""` (a variable that was empty or unset): a mistake, never the comparison.
+    pub(super) fn empty_schema(&self) -> bool {
         self.schema.as_deref() == Some("")
     }
 

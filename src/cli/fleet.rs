@@ -33,7 +33,7 @@ pub(super) async fn run(
             "verify --schema-drift checks one database, not a fleet: run it per target".into(),
         ));
     }
-    if arguments.schema.as_deref().is_some_and(|s| !s.is_empty()) {
+    if arguments.schema.is_some() && !arguments.bare_schema() {
         return Err(Error::Config(
             "--schema does not combine with --all-schemas or --targets: each target names its own schema".into(),
         ));
@@ -75,7 +75,11 @@ pub(super) async fn run(
     }
     let (what, report) = match &arguments.command {
         Command::Up(_) => ("up", fleet.up().await),
-        Command::Verify(_) => ("verify", fleet.verify().await),
+        // `status --check` gates like `verify`: a target with anything pending, dirty,
+        // drifted or ahead fails, and the fleet exits 1.
+        Command::Verify(_) | Command::Status { check: true, .. } => {
+            ("verify", fleet.verify().await)
+        }
         _ => ("status", fleet.status().await),
     };
     if arguments.json {

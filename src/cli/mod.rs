@@ -159,6 +159,14 @@ impl Cli {
         if let Command::New { table, name, sql } = &arguments.command {
             return scaffold(table, name, sql.as_deref(), &printer, arguments.json);
         }
+        if arguments.empty_schema() {
+            let err = Arguments::command().error(
+                clap::error::ErrorKind::InvalidValue,
+                "--schema \"\" names no schema (an empty or unset variable?); give a name, or a bare --schema for `verify`'s schema comparison",
+            );
+            printer.err_raw(&err.render().to_string());
+            return exit::USAGE;
+        }
         if arguments.bare_schema() && !matches!(arguments.command, Command::Verify(_)) {
             let err = Arguments::command().error(
                 clap::error::ErrorKind::InvalidValue,

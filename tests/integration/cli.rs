@@ -238,6 +238,10 @@ each_backend! {
             &["repair", "session"],
             &["--schema", "tenant", "status"],
             &["--tracking-table", "", "status"],
+            // An empty variable: refused, never taken for the bare `--schema` of a schema
+            // comparison (which creates a scratch database on a server).
+            &["--schema", "", "verify"],
+            &["--schema", "", "up"],
             &["no-such-command"],
         ] {
             let run = cli(&url, args).await;

@@ -66,6 +66,16 @@ async fn a_fleet_runs_from_the_command_line_over_all_schemas_or_a_targets_file()
         "{}",
         status.stdout
     );
+    // `status --check` gates over a fleet as over one database: the two tenants are up to
+    // date, while the whole fleet has tenants whose step failed, with steps pending.
+    expect(&url, &["status", "--check", "--targets", &file], exit::OK).await;
+    let gate = expect(
+        &url,
+        &[&["status", "--check"][..], &all[..]].concat(),
+        exit::FAILED,
+    )
+    .await;
+    assert!(gate.stdout.contains("FAILED  "), "{}", gate.stdout);
     let bad = expect(
         &url,
         &[&["up", "--to", "2.0.0"][..], &all[..]].concat(),

@@ -96,3 +96,73 @@ each_backend! {
         assert!(matches!(err, migrate::Error::ChecksumMismatch { .. }), "{err}");
     }
 }
+
+static ALPHA: migrate::registry::MigrationSet =
+    migrate::registry::MigrationSet::__new("alpha", "surgery_alpha", &[]);
+static BETA: migrate::registry::MigrationSet =
+    migrate::registry::MigrationSet::__new("beta", "surgery_beta", &[]);
+
+fn noop<'a>(_: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
+    Box::pin(async { Ok(()) })
+}
+
+/// Modules `alpha` and `beta`, each with a table `shared` at 1.0.0 and 1.1.0 (recorded only).
+fn two_modules_sharing_a_table() -> Vec<&'static migrate::registry::Migration> {
+    let mut all = Vec::new();
+    for set in [&ALPHA, &BETA] {
+        for (line, version, parent) in [(1, "1.0.0", None), (2, "1.1.0", Some("1.0.0"))] {
+            all.push(&*Box::leak(Box::new(migrate::registry::Migration::__new(
+                set,
+                "shared",
+                version,
+                parent,
+                "step",
+                noop,
+                migrate::registry::Reversal::Irreversible,
+                true,
+                None,
+                "fnv1a64:0000000000000000",
+                "surgery.rs",
+                line,
+            ))));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn stamp_and_unstamp_of_a_table_two_modules_share_must_name_the_module() {
+    let Some(db) = crate::harness::TestDb::new(migrate::testing::Backend::Sqlite).await else {
+        return;
+    };
+    let manager =
+        MigrationManager::from_migrations(db.executor().await, two_modules_sharing_a_table())
+            .expect("graph");
+    manager.up().await.expect("up");
+    let before = db.fingerprint().await;
+    for (what, result) in [
+        ("stamp", manager.stamp("shared", "1.0.0").await),
+        ("unstamp", manager.unstamp("shared").await),
+    ] {
+        let err = result.expect_err(what);
+        assert!(
+            matches!(err, migrate::Error::Config(_))
+                && err.to_string().contains("alpha:shared, beta:shared"),
+            "{what}: {err}"
+        );
+    }
+    assert_eq!(
+        db.fingerprint().await,
+        before,
+        "the refusals changed nothing"
+    );
+    manager
+        .unstamp("beta:shared")
+        .await
+        .expect("one module's table");
+    let mut recorded = db
+        .rows("SELECT module || ' ' || version FROM migrate_schema_versions")
+        .await;
+    recorded.sort();
+    assert_eq!(recorded, ["alpha 1.1.0", "beta 1.0.0"]);
+}

@@ -158,15 +158,12 @@ impl MigrationManager {
 
     /// Marks `table` as being at `version` without running anything (Alembic's `stamp`): for a
     /// schema that was brought there by hand. `version` must be in the table's chain. Takes the
-    /// run lock, and writes a `stamped` history row.
+    /// run lock, and writes a `stamped` history row. A table name two modules share must be
+    /// written `module:table` ([`Error::Config`] otherwise).
     pub async fn stamp(&self, table: &str, version: &str) -> Result<()> {
-        let chains = self.resolve_tables(&[table.to_string()])?;
+        let c = self.resolve_one_table(table)?;
         let target = parse_version(version)?;
-        let Some((c, pos)) = chains.iter().find_map(|&c| {
-            self.graph.chains[c]
-                .position(&self.graph, &target)
-                .map(|pos| (c, pos))
-        }) else {
+        let Some(pos) = self.graph.chains[c].position(&self.graph, &target) else {
             return Err(Error::UnknownVersion {
                 table: Some(table.to_string()),
                 version: target,
@@ -182,15 +179,14 @@ impl MigrationManager {
 
     /// Steps the record of `table` back one version without running the down: the tracking
     /// row forgets the newest applied step, the schema is left as it is. Takes the run lock,
-    /// and writes an `unstamped` history row.
+    /// and writes an `unstamped` history row. A table name two modules share must be written
+    /// `module:table` ([`Error::Config`] otherwise).
     pub async fn unstamp(&self, table: &str) -> Result<()> {
-        let chains = self.resolve_tables(&[table.to_string()])?;
+        let c = self.resolve_one_table(table)?;
         let recorded = |states: &[ChainState]| {
-            chains.iter().find_map(|&c| {
-                let stored = states[c].stored.as_ref()?;
-                let pos = self.graph.chains[c].position(&self.graph, stored)?;
-                Some((c, pos))
-            })
+            let stored = states[c].stored.as_ref()?;
+            let pos = self.graph.chains[c].position(&self.graph, stored)?;
+            Some((c, pos))
         };
         let nothing = || {
             Error::Config(format!(

@@ -267,6 +267,28 @@ impl MigrationManager {
         Ok(chains)
     }
 
+    /// The one chain `table` names, for a command that moves one record (`stamp`, `unstamp`):
+    /// a bare table name that two modules share is refused with [`Error::Config`] naming them,
+    /// rather than acting on the first.
+    pub(super) fn resolve_one_table(&self, table: &str) -> Result<usize> {
+        match self.resolve_tables(&[table.to_string()])?.as_slice() {
+            [one] => Ok(*one),
+            several => {
+                let names: Vec<String> = several
+                    .iter()
+                    .map(|&c| {
+                        let chain = &self.graph.chains[c];
+                        format!("{}:{}", chain.module, chain.table)
+                    })
+                    .collect();
+                Err(Error::Config(format!(
+                    "table `{table}` is in several modules: name one as module:table ({})",
+                    names.join(", ")
+                )))
+            }
+        }
+    }
+
     pub(super) fn baseline_of(&self, chain: usize) -> Option<Version> {
         self.table_baselines
             .get(&chain)

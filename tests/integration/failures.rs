@@ -179,3 +179,45 @@ each_backend! {
         assert_eq!(m.current_version("session").await.unwrap(), Some(v("2.3.0")));
     }
 }
+
+/// A journalled step (`transaction = false`) that returns with a transaction of its own still
+/// open, on SQLite, where the finish's `BEGIN` cannot nest: the step fails, and its connection
+/// is closed (rolling that transaction back) instead of going back to the pool holding the
+/// file's write lock, where every other writer would wait on it.
+#[tokio::test]
+async fn sqlite_a_step_left_inside_its_own_transaction_fails_and_holds_no_write_lock() {
+    use migrate::backend::MigrationBackend;
+    use sqlx::Connection;
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let names = migrate::TableNames::new();
+    let step = crate::harness::first_step("opened", "leave_open", leave_open, false, &names);
+    let executor = db.executor().await;
+    executor.prepare().await.expect("tracking tables");
+    let err = executor
+        .run_step(&step)
+        .await
+        .expect_err("the finish cannot nest in the step's transaction");
+    assert!(!matches!(err, migrate::Error::LockTimeout { .. }), "{err}");
+    let mut other = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("another connection");
+    sqlx::raw_sql("PRAGMA busy_timeout = 300; BEGIN IMMEDIATE; COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("the write lock is free");
+    assert!(
+        !db.has_table("opened_inside").await,
+        "the step's open transaction was rolled back"
+    );
+    drop(executor);
+}
+
+fn leave_open<'a>(db: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
+    Box::pin(async move {
+        db.execute("BEGIN").await?;
+        db.execute("CREATE TABLE opened_inside (x INT)").await?;
+        Ok(())
+    })
+}

@@ -132,13 +132,25 @@ where
                 Conn::new(&mut raw, self.schema.as_deref()).with_table_names(step.table_names);
             (step.action)(&mut db).await
         };
-        conn.set_open_transaction(false);
         let elapsed = clock.elapsed();
         let us = micros(elapsed);
         match result {
             Ok(()) => {
                 let values = Values::step(r, Outcome::Succeeded, started_at, Some(us), None);
-                self.finish_journal(&mut conn, values).await?;
+                // Still marked open: a finish that fails (a step that left a transaction of its
+                // own open, where SQLite's `BEGIN` refuses to nest) drops the connection closed,
+                // rolling that back, instead of giving it to the pool holding the write lock.
+                self.finish_journal(&mut conn, values)
+                    .await
+                    .map_err(|err| match err {
+                        // The step ran: its finish waiting too long for the write lock is a
+                        // failure of this step (its mark names it), not a run that never began.
+                        Error::LockTimeout { .. } => {
+                            Error::msg(format!("the step ran, but recording its end failed: {err}"))
+                        }
+                        err => err,
+                    })?;
+                conn.set_open_transaction(false);
                 conn.keep();
                 Ok(StepOutcome::Done {
                     started_at,
@@ -147,6 +159,7 @@ where
             }
             Err(err @ Error::Blocked { .. }) => {
                 // A refusal comes before any change: the mark goes, the version stays.
+                conn.set_open_transaction(false);
                 Self::end_open_transaction(&mut conn).await;
                 drop(conn);
                 let message = err.to_string();
@@ -159,6 +172,7 @@ where
             }
             Err(err) => {
                 // The dirty mark stays: what the step changed before failing is unknown.
+                conn.set_open_transaction(false);
                 Self::end_open_transaction(&mut conn).await;
                 drop(conn);
                 let message = err.to_string();

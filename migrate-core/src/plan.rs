@@ -258,7 +258,27 @@ fn plan_down(
             });
         }
     }
-    let keep = chain.applied_len(graph, target.as_ref());
+    let mut keep = chain.applied_len(graph, target.as_ref());
+    if let Some(baseline) = &state.baseline {
+        // With nothing recorded, the table reads as at its baseline: a down that went below it
+        // would be taken for the baseline by the next run, which would skip the steps it
+        // reverted.
+        let floor = chain.applied_len(graph, Some(baseline));
+        if keep < floor {
+            if let (Target::Version(requested), Some(_)) = (&request.target, &request.chains) {
+                return Err(Error::Config(format!(
+                    "table `{}` cannot go down to {requested}: below its baseline {baseline}, no \
+                     recorded version would read as the baseline; go down to {baseline}",
+                    chain.table
+                )));
+            }
+            let reason = SkipReason::AtBaseline {
+                baseline: baseline.clone(),
+            };
+            skip(plan, graph, c, floor - keep, reason);
+            keep = floor;
+        }
+    }
     let end = if request.force {
         chain.nodes.len()
     } else {

@@ -153,6 +153,13 @@ pub enum SkipReason {
         /// The step that refused.
         by: StepKey,
     },
+    /// A down stopped at the table's baseline (`with_baseline`, `with_table_baseline`, an
+    /// adopted version): with no version recorded the table reads as at its baseline, so a
+    /// down goes no lower (`steps` counts the steps at or below it).
+    AtBaseline {
+        /// The baseline.
+        baseline: Version,
+    },
 }
 
 impl std::fmt::Display for SkipReason {
@@ -163,6 +170,9 @@ impl std::fmt::Display for SkipReason {
                 write!(f, "at {current}, above the target {target}: left as it is")
             }
             SkipReason::Blocked { by } => write!(f, "stopped: {by} refused to run"),
+            SkipReason::AtBaseline { baseline } => {
+                write!(f, "at its baseline {baseline}: a down goes no lower")
+            }
         }
     }
 }

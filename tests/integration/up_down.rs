@@ -282,6 +282,28 @@ each_backend! {
         );
         assert!(manager.status().await.unwrap().iter().all(|s| s.recorded));
 
+        // Down stops at the baseline: below it, no version recorded would read as 2.0.0 and
+        // the next up would skip what the down reverted.
+        let before = db.fingerprint().await;
+        let above = db.manager().await.with_table_baseline("session", "2.1.0").expect("baseline");
+        let err = above.down().table("session").target("2.0.0").await.unwrap_err();
+        assert!(matches!(err, migrate::Error::Config(ref m) if m.contains("baseline 2.1.0")), "{err}");
+        assert_eq!(db.fingerprint().await, before, "the refusal changed nothing");
+        let down = manager.down().table("session").table("memory").to_base().await.expect("down to the baseline");
+        let mut reverted = steps(&down);
+        reverted.sort();
+        assert_eq!(reverted, ["memory@2.3.0", "session@2.1.0", "session@2.3.0"]);
+        assert!(down.skipped.iter().any(|s| s.table == "session"
+            && s.reason == SkipReason::AtBaseline { baseline: v("2.0.0") }), "{:?}", down.skipped);
+        assert!(db.has_table("session").await, "the baseline's tables stay");
+        assert_eq!(manager.current_version("session").await.unwrap(), Some(v("2.0.0")));
+        let err = manager.unstamp("session").await.unwrap_err();
+        assert!(matches!(err, migrate::Error::Config(_)), "{err}");
+        let again = manager.up().await.expect("up again");
+        let mut rerun = steps(&again);
+        rerun.sort();
+        assert_eq!(rerun, reverted, "the reverted steps run again");
+
         let err = MigrationManager::new(db.executor().await, [&crate::MIGRATIONS])
             .unwrap()
             .with_baseline("two")

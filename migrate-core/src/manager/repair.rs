@@ -198,6 +198,15 @@ impl MigrationManager {
         self.locked(None, async {
             let states = self.read_states(true).await?;
             let (c, pos) = recorded(&states).ok_or_else(nothing)?;
+            if let Some(baseline) = &states[c].baseline {
+                // As for a down: below the baseline, the record would read as the baseline.
+                if pos < self.graph.chains[c].applied_len(&self.graph, Some(baseline)) {
+                    return Err(Error::Config(format!(
+                        "table `{table}` is at its baseline {baseline}: unstamping would leave \
+                         no version recorded, which reads as the baseline"
+                    )));
+                }
+            }
             self.move_record(&states, c, pos.checked_sub(1), Outcome::Unstamped)
                 .await
         })

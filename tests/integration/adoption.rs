@@ -63,6 +63,32 @@ each_backend! {
         assert_eq!(db.fingerprint().await, fingerprint, "a refused run changes nothing");
     }
 
+    async fn an_adopted_version_survives_a_refused_step(db) {
+        // The first step above the adopted version refuses. On MariaDB, where every step is
+        // journalled, its start left a state row with no version; that row records nothing,
+        // so the adopted version still applies (before, the next up re-ran the table from its
+        // first step, on a table Agno's manager had built).
+        db.exec("CREATE TABLE agno_sessions (session_id VARCHAR(64) PRIMARY KEY, data TEXT, created_at BIGINT)").await;
+        db.exec(AGNO_TABLE).await;
+        db.exec("INSERT INTO agno_schema_versions VALUES ('agno_sessions', '2.1.0', '2025-01-01T00:00:00', NULL)").await;
+        db.control("session@2.3.0", "block").await;
+        let refused = adopting(&db).await.up().table("session").await;
+        assert!(refused.is_err() || refused.as_ref().is_ok_and(|r| r.applied.is_empty()), "{refused:?}");
+        db.clear_control().await;
+        let manager = adopting(&db).await;
+        let current = manager.current_version("session").await.expect("current");
+        assert_eq!(current.map(|v| v.to_string()).as_deref(), Some("2.1.0"), "still adopted");
+        let report = manager.up().table("session").await.expect("up");
+        assert_eq!(steps(&report), ["session@2.3.0"]);
+        // The adopted version is the floor of a down, as a baseline is.
+        let down = manager.down().table("session").to_base().await.expect("down");
+        assert_eq!(steps(&down), ["session@2.3.0"]);
+        assert_eq!(
+            adopting(&db).await.current_version("session").await.expect("current").map(|v| v.to_string()).as_deref(),
+            Some("2.1.0")
+        );
+    }
+
     async fn an_adopted_version_the_migrations_do_not_declare_is_refused(db) {
         db.exec(AGNO_TABLE).await;
         db.exec("INSERT INTO agno_schema_versions VALUES ('memory', '2.2.0', '2025-01-01T00:00:00', NULL)").await;

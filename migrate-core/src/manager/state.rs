@@ -143,7 +143,9 @@ impl MigrationManager {
                 }
                 continue;
             };
-            has_row[c] = true;
+            // A row with no version and no mark (a refused first step's) records nothing: the
+            // baseline or an adopted version still applies to it.
+            has_row[c] |= row.version.is_some() || row.dirty.is_some();
             let state = &mut states[c];
             state.dirty = row.dirty.clone();
             let Some(text) = row.version.clone() else {
@@ -224,6 +226,12 @@ impl MigrationManager {
                     if version > current {
                         state.adoption = Some((text.clone(), Some(current.to_string())));
                     }
+                }
+                // The adopted version stays the floor of a down, as a baseline is: below it,
+                // a row with no version would read as the adopted version again.
+                if let Some(version) = version.filter(|v| chain.position(&self.graph, v).is_some())
+                {
+                    state.baseline = Some(version);
                 }
                 continue;
             }

@@ -25,13 +25,24 @@ fn parts(url: &str) -> Option<Parts<'_>> {
     })
 }
 
-/// The password in `scheme://user:password@host/...`, as written (an empty string when there
-/// is none); [`percent_decode`] gives the other form a message might show.
+/// The password in `scheme://user:password@host/...`, or else in the query's `password=`
+/// (which PostgreSQL's URLs also take), as written (an empty string when there is none);
+/// [`percent_decode`] gives the other form a message might show.
 pub(crate) fn password(url: &str) -> String {
-    parts(url)
+    let in_userinfo = parts(url)
         .and_then(|p| p.userinfo)
         .and_then(|userinfo| userinfo.split_once(':'))
-        .map_or_else(String::new, |(_, password)| password.to_string())
+        .map(|(_, password)| password.to_string());
+    in_userinfo
+        .or_else(|| {
+            let query = url.split_once('?')?.1;
+            let query = &query[..query.find('#').unwrap_or(query.len())];
+            query.split('&').find_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                (percent_decode(key) == "password").then(|| value.to_string())
+            })
+        })
+        .unwrap_or_default()
 }
 
 /// The server a URL names, as `scheme://host:port/database`: no user, no password, no query.
@@ -139,6 +150,17 @@ mod tests {
         assert_eq!(password("sqlite://app.db"), "");
         assert_eq!(password("postgres://u:p@h/d?x=@"), "p");
         assert_eq!(password("not a url"), "");
+        assert_eq!(
+            password("postgres://app@db/app?sslmode=disable&password=s%40cret#x"),
+            "s%40cret"
+        );
+        assert_eq!(
+            redact_url_password(
+                "cannot reach postgres://app@db/app?password=hunter2 (hunter2)",
+                "postgres://app@db/app?password=hunter2"
+            ),
+            "cannot reach postgres://app@db/app?password=*** (***)"
+        );
     }
 
     #[test]

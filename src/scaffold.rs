@@ -171,6 +171,15 @@ pub fn new_sql(dir: impl AsRef<Path>, name: &str) -> Result<(PathBuf, PathBuf)> 
     Ok((up, down))
 }
 
+/// Rust's keywords, strict and reserved (lower case: a slug has no capitals), and `_`.
+const RUST_KEYWORDS: &[&str] = &[
+    "_", "abstract", "as", "async", "await", "become", "box", "break", "const", "continue",
+    "crate", "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if",
+    "impl", "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv",
+    "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "try", "type",
+    "typeof", "union", "unsafe", "unsized", "use", "virtual", "where", "while",
+];
+
 /// The source of the next `#[migration]` function of `table`, continuing the newest version any
 /// linked migration declares for it (a minor bump), or starting it at 1.0.0. Its body returns an
 /// error until it is written.
@@ -188,7 +197,11 @@ pub fn new_rust(table: &str, name: &str) -> Result<String> {
         )));
     }
     let function = slug(name)?;
-    let function = if function.starts_with(|c: char| c.is_ascii_digit()) {
+    // A function's name: not starting with a digit, and not a keyword (`async fn move(` would
+    // not compile).
+    let function = if function.starts_with(|c: char| c.is_ascii_digit())
+        || RUST_KEYWORDS.contains(&function.as_str())
+    {
         format!("m_{function}")
     } else {
         function
@@ -302,5 +315,17 @@ mod tests {
         assert!(up.ends_with("003_x.sql"), "{}", up.display());
         let kept = std::fs::read_to_string(dir.path().join("002_x.down.sql")).unwrap();
         assert_eq!(kept, "keep me");
+    }
+
+    #[test]
+    fn a_name_that_is_a_keyword_still_makes_a_function() {
+        for keyword in ["move", "type", "match", "use", "Self"] {
+            let source = new_rust("audit_log", keyword).expect("source");
+            let function = keyword.to_ascii_lowercase();
+            assert!(
+                source.contains(&format!("async fn m_{function}(")),
+                "{keyword}: {source}"
+            );
+        }
     }
 }

@@ -269,6 +269,8 @@ fn scaffold(
     let result = match sql {
         Some(dir) => crate::scaffold::new_sql(dir, name).map(|(up, down)| {
             if json {
+                // As text: a path that is not UTF-8 has no JSON string (serde_json would fail).
+                let (up, down) = (up.display().to_string(), down.display().to_string());
                 printer.json(&json!({ "ok": true, "table": table, "up": up, "down": down }));
             } else {
                 printer.out(&format!(

@@ -79,19 +79,33 @@ pub(crate) fn with_database(url: &str, database: &str) -> Option<String> {
 ///     "cannot reach postgres://app:***@db.internal/app (password ***)"
 /// );
 /// ```
+///
+/// A password shorter than 4 characters is blanked only where a URL writes it
+/// (`:pw@`, `password=pw`): as bare text it would blank unrelated digits and words (a count of
+/// `2` in JSON, a version `2.3.0`).
 pub fn redact_url_password(text: &str, url: &str) -> String {
     let secret = password(url);
     if secret.is_empty() {
         return text.to_string();
     }
     let decoded = percent_decode(&secret);
-    let text = text.replace(&secret, "***");
-    if decoded.is_empty() {
-        text
-    } else {
-        text.replace(&decoded, "***")
+    let mut text = text.to_string();
+    for form in [secret.as_str(), decoded.as_str()] {
+        if form.is_empty() {
+            continue;
+        }
+        text = if form.chars().count() >= SHORT_PASSWORD {
+            text.replace(form, "***")
+        } else {
+            text.replace(&format!(":{form}@"), ":***@")
+                .replace(&format!("password={form}"), "password=***")
+        };
     }
+    text
 }
+
+/// The length from which a password is blanked wherever it appears in a text.
+const SHORT_PASSWORD: usize = 4;
 
 /// `err` with the password of `url` blanked out, as written and percent-decoded.
 pub(crate) fn redact_password(
@@ -150,6 +164,11 @@ mod tests {
         assert_eq!(password("sqlite://app.db"), "");
         assert_eq!(password("postgres://u:p@h/d?x=@"), "p");
         assert_eq!(password("not a url"), "");
+        let short = "postgres://app:2@db/app";
+        assert_eq!(
+            redact_url_password(r#"{"pending": 2, "url": "postgres://app:2@db/app"}"#, short),
+            r#"{"pending": 2, "url": "postgres://app:***@db/app"}"#
+        );
         assert_eq!(
             password("postgres://app@db/app?sslmode=disable&password=s%40cret#x"),
             "s%40cret"

@@ -16,7 +16,8 @@ pub(super) type Sink = Arc<Mutex<Box<dyn Write + Send>>>;
 pub(super) struct Printer {
     stdout: Sink,
     stderr: Sink,
-    url: Option<String>,
+    /// The URLs whose passwords never reach the output.
+    urls: Vec<String>,
     /// A progress line was started and not ended (a step is running).
     open_line: Arc<AtomicBool>,
 }
@@ -34,21 +35,20 @@ impl Printer {
         Printer {
             stdout: Arc::new(Mutex::new(stdout)),
             stderr: Arc::new(Mutex::new(stderr)),
-            url: None,
+            urls: Vec::new(),
             open_line: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// From now on, the password of `url` never reaches the output.
     pub(super) fn hide_password_of(&mut self, url: &str) {
-        self.url = Some(url.to_string());
+        self.urls.push(url.to_string());
     }
 
     fn redact(&self, text: &str) -> String {
-        match &self.url {
-            Some(url) => crate::backend::redact_url_password(text, url),
-            None => text.to_string(),
-        }
+        self.urls.iter().fold(text.to_string(), |text, url| {
+            crate::backend::redact_url_password(&text, url)
+        })
     }
 
     /// A line on stdout.

@@ -149,6 +149,18 @@ fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream
         )
     })?;
     let steps = read_steps(&dir, &dir_text, args, span)?;
+    if let (Some(parent), Some(first)) = (&args.parent, steps.first()) {
+        // As `#[migration]` checks its own parent: a step is above the step it continues.
+        if first.parsed.version <= parent.version {
+            return Err(syn::Error::new(
+                parent.lit.span(),
+                format!(
+                    "sql_dir!: the first file, `{}` ({}), is not above its parent {}",
+                    first.shown, first.parsed.version, parent.version
+                ),
+            ));
+        }
+    }
     let table = args.table.value();
     // The first file continues the macro's own `parent` (errors about it point at that literal);
     // each later file continues the one before it.
@@ -357,7 +369,11 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
             // One mode per step: its down and fresh install run the way its up does.
             let marked = sql_text::no_transaction(&sql);
             if marked != sql_text::no_transaction(&up.sql) {
-                let (this, that) = if marked { ("has", "lacks") } else { ("lacks", "has") };
+                let (this, that) = if marked {
+                    ("has", "lacks")
+                } else {
+                    ("lacks", "has")
+                };
                 errors.add(
                     span,
                     format!(

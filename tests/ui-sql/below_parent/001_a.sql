@@ -1,0 +1,1 @@
+CREATE TABLE {{tables.t}} (id INT);

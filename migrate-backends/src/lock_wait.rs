@@ -71,6 +71,50 @@ impl LockWait {
     }
 }
 
+/// The connection a runner takes its lock on, until the lock is held. Dropped before that (the
+/// run cancelled while `GET_LOCK` or `pg_try_advisory_lock` was on its way), it is closed, not
+/// given back to the pool: the server may grant the lock after the client stopped listening,
+/// and a pooled session would then hold it unseen, for every later runner to wait on.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) struct Acquiring<DB: sqlx::Database> {
+    conn: Option<sqlx::pool::PoolConnection<DB>>,
+    runtime: crate::home_runtime::HomeRuntime,
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl<DB: sqlx::Database> Acquiring<DB> {
+    pub(crate) fn new(conn: sqlx::pool::PoolConnection<DB>) -> Self {
+        Acquiring {
+            conn: Some(conn),
+            runtime: crate::home_runtime::HomeRuntime::current(),
+        }
+    }
+
+    /// The connection, while the lock is being taken.
+    pub(crate) fn conn(&mut self) -> &mut DB::Connection {
+        // `held` is the only taker, and it consumes the guard.
+        self.conn
+            .as_deref_mut()
+            .expect("the connection is taken only by `held`")
+    }
+
+    /// The lock is held: the connection goes to the lock, which releases it.
+    pub(crate) fn held(mut self) -> Option<sqlx::pool::PoolConnection<DB>> {
+        self.conn.take()
+    }
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl<DB: sqlx::Database> Drop for Acquiring<DB> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _entered = self.runtime.enter();
+            conn.close_on_drop();
+            drop(conn); // here, inside the runtime entered
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,50 +142,5 @@ mod tests {
         wait.next_report = Instant::now();
         assert!(wait.report_due());
         assert!(!wait.report_due(), "the next report waits a whole interval");
-    }
-}
-
-/// The connection a runner takes its lock on, until the lock is held. Dropped before that (the
-/// run cancelled while `GET_LOCK` or `pg_try_advisory_lock` was on its way), it is closed, not
-/// given back to the pool: the server may grant the lock after the client stopped listening,
-/// and a pooled session would then hold it unseen, for every later runner to wait on.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-pub(crate) struct Acquiring<DB: sqlx::Database> {
-    conn: Option<sqlx::pool::PoolConnection<DB>>,
-    runtime: crate::home_runtime::HomeRuntime,
-}
-
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-impl<DB: sqlx::Database> Acquiring<DB> {
-    pub(crate) fn new(conn: sqlx::pool::PoolConnection<DB>) -> Self {
-        Acquiring {
-            conn: Some(conn),
-            runtime: crate::home_runtime::HomeRuntime::current(),
-        }
-    }
-
-    /// The connection, while the lock is being taken.
-    pub(crate) fn conn(&mut self) -> &mut DB::Connection {
-        // `held` is the only taker, and it consumes the guard.
-        self.conn
-            .as_mut()
-            .map(|conn| &mut **conn)
-            .expect("the connection is taken only by `held`")
-    }
-
-    /// The lock is held: the connection goes to the lock, which releases it.
-    pub(crate) fn held(mut self) -> Option<sqlx::pool::PoolConnection<DB>> {
-        self.conn.take()
-    }
-}
-
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-impl<DB: sqlx::Database> Drop for Acquiring<DB> {
-    fn drop(&mut self) {
-        if let Some(mut conn) = self.conn.take() {
-            let _entered = self.runtime.enter();
-            conn.close_on_drop();
-            drop(conn); // here, inside the runtime entered
-        }
     }
 }

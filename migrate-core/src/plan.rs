@@ -53,6 +53,10 @@ pub(crate) struct ChainState {
     pub(crate) adoption: Option<(String, Option<String>)>,
     /// The starting version came from the adopted version table: the table exists.
     pub(crate) adopted: bool,
+    /// A row with no version would read as `baseline` (a plain or adopted baseline, not one
+    /// for existing tables only, which a dropped table does not take): a down keeps the first
+    /// step rather than record nothing.
+    pub(crate) unrecorded_reads_as_baseline: bool,
 }
 
 impl ChainState {
@@ -259,24 +263,22 @@ fn plan_down(
         }
     }
     let mut keep = chain.applied_len(graph, target.as_ref());
-    if let Some(baseline) = &state.baseline {
-        // With nothing recorded, the table reads as at its baseline: a down that went below it
-        // would be taken for the baseline by the next run, which would skip the steps it
-        // reverted.
-        let floor = chain.applied_len(graph, Some(baseline));
-        if keep < floor {
+    if let (Some(baseline), true) = (&state.baseline, state.unrecorded_reads_as_baseline) {
+        // Nothing recorded reads as the baseline: a down to nothing would be taken for the
+        // baseline by the next run, which would skip the steps it reverted.
+        if keep == 0 && !chain.nodes.is_empty() {
             if let (Target::Version(requested), Some(_)) = (&request.target, &request.chains) {
                 return Err(Error::Config(format!(
-                    "table `{}` cannot go down to {requested}: below its baseline {baseline}, no \
-                     recorded version would read as the baseline; go down to {baseline}",
+                    "table `{}` cannot go down to {requested}: with no version recorded it \
+                     would read as at its baseline {baseline}; keep its first step",
                     chain.table
                 )));
             }
-            let reason = SkipReason::AtBaseline {
+            let reason = SkipReason::FirstStepKept {
                 baseline: baseline.clone(),
             };
-            skip(plan, graph, c, floor - keep, reason);
-            keep = floor;
+            skip(plan, graph, c, 1, reason);
+            keep = 1;
         }
     }
     let end = if request.force {

@@ -153,10 +153,11 @@ pub enum SkipReason {
         /// The step that refused.
         by: StepKey,
     },
-    /// A down stopped at the table's baseline (`with_baseline`, `with_table_baseline`, an
-    /// adopted version): with no version recorded the table reads as at its baseline, so a
-    /// down goes no lower (`steps` counts the steps at or below it).
-    AtBaseline {
+    /// A down to nothing kept the table's first step (`steps` is 1): the table has a baseline
+    /// (`with_baseline`, `with_table_baseline`, an adopted version), and with no version
+    /// recorded it would read as at that baseline, so the next `up` would skip what the down
+    /// reverted.
+    FirstStepKept {
         /// The baseline.
         baseline: Version,
     },
@@ -170,9 +171,10 @@ impl std::fmt::Display for SkipReason {
                 write!(f, "at {current}, above the target {target}: left as it is")
             }
             SkipReason::Blocked { by } => write!(f, "stopped: {by} refused to run"),
-            SkipReason::AtBaseline { baseline } => {
-                write!(f, "at its baseline {baseline}: a down goes no lower")
-            }
+            SkipReason::FirstStepKept { baseline } => write!(
+                f,
+                "its first step stays: with no version recorded it would read as at its baseline {baseline}"
+            ),
         }
     }
 }

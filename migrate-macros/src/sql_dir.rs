@@ -365,26 +365,6 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
         } else {
             "down"
         };
-        if let Some(up) = &up {
-            // One mode per step: its down and fresh install run the way its up does.
-            let marked = sql_text::no_transaction(&sql);
-            if marked != sql_text::no_transaction(&up.sql) {
-                let (this, that) = if marked {
-                    ("has", "lacks")
-                } else {
-                    ("lacks", "has")
-                };
-                errors.add(
-                    span,
-                    format!(
-                        "sql_dir!: `{}` {this} the `{}` marker that `{}` {that}: a step's up, down and fresh install run the same way; mark all of them, or none",
-                        shown(&name),
-                        sql_text::NO_TRANSACTION,
-                        up.shown
-                    ),
-                );
-            }
-        }
         match up {
             Some(up) if parsed.fresh => up.fresh = Some((path, sql)),
             Some(up) => up.down = Some((path, sql)),
@@ -466,8 +446,12 @@ fn step_of<'a>(
 ) -> Step<'a> {
     let span = args.dir.span();
     let krate = args.krate.as_ref();
-    // The up's marker sets the step's mode (a down or fresh file that disagrees is refused).
-    let no_transaction = sql_text::no_transaction(&step.sql);
+    // One mode per step, which its fresh install runs with too: a marker on its up or down.
+    let no_transaction = sql_text::no_transaction(&step.sql)
+        || step
+            .down
+            .as_ref()
+            .is_some_and(|(_, sql)| sql_text::no_transaction(sql));
     let up_statements = statements_expr(&step.path, &step.sql, no_transaction);
     let up = shims.add(Kind::Up, up_statements);
     let down = step

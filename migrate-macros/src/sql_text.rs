@@ -61,9 +61,6 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
                 if !b.is_ascii_whitespace() {
                     meaningful = true;
                 }
-                if b == b'(' {
-                    body.open_parenthesis();
-                }
                 i += 1;
             }
         }
@@ -74,28 +71,40 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
     out
 }
 
-/// Where a statement stands with respect to a routine's body, read word by word: a `CREATE`
-/// whose head (before its first parenthesis or `BEGIN`) names a `TRIGGER`, `FUNCTION`,
-/// `PROCEDURE` or `EVENT` counts `BEGIN`/`CASE` against `END` (MySQL's `END IF`, `END LOOP`,
-/// `END WHILE` and `END REPEAT` close what was not counted), and a `;` inside does not end it.
+/// Where a statement stands with respect to a routine's body, read word by word. A `CREATE`
+/// whose object is a `TRIGGER`, `FUNCTION`, `PROCEDURE` or `EVENT` (the first word after
+/// `CREATE` that is not `OR REPLACE`, `TEMPORARY`, `AGGREGATE`, `CONSTRAINT`, `DEFINER = ...`
+/// or `SQL SECURITY ...`) counts `BEGIN`/`CASE` against `END` (MySQL's `END IF`, `END LOOP`,
+/// `END WHILE`, `END REPEAT` and MariaDB's `END FOR` close what was not counted; a word after
+/// a `.` is a column, as in `NEW.end`), and a `;` inside does not end the statement.
 #[derive(Debug, Default)]
 struct RoutineBody {
     /// Words read in this statement.
     words: usize,
     creates: bool,
-    /// Past the head: a parenthesis or `BEGIN` was seen.
-    past_head: bool,
+    /// The object the `CREATE` makes is known.
+    decided: bool,
     routine: bool,
     depth: usize,
 }
 
+/// Words between `CREATE` and the kind of object it makes.
+const CREATE_MODIFIERS: [&str; 10] = [
+    "OR",
+    "REPLACE",
+    "TEMP",
+    "TEMPORARY",
+    "AGGREGATE",
+    "CONSTRAINT",
+    "DEFINER",
+    "CURRENT_USER",
+    "SQL",
+    "SECURITY",
+];
+
 impl RoutineBody {
     fn inside(&self) -> bool {
         self.depth > 0
-    }
-
-    fn open_parenthesis(&mut self) {
-        self.past_head = true;
     }
 
     /// Reads the word at `at`, returning the index past it (and past the word after an
@@ -112,17 +121,21 @@ impl RoutineBody {
         if !self.creates {
             return end;
         }
-        if !self.past_head
-            && ["TRIGGER", "FUNCTION", "PROCEDURE", "EVENT"]
-                .iter()
-                .any(|w| is(w))
-        {
-            self.routine = true;
+        let before = sql[..at].trim_end().bytes().next_back();
+        if !self.decided {
+            // `DEFINER = user@host`, `SQL SECURITY INVOKER`: parts of the head, not its object.
+            let part_of_modifier = matches!(before, Some(b'=' | b'@'))
+                || CREATE_MODIFIERS.iter().any(|w| is(w))
+                || ["INVOKER"].iter().any(|w| is(w));
+            if !part_of_modifier {
+                self.decided = true;
+                self.routine = ["TRIGGER", "FUNCTION", "PROCEDURE", "EVENT"]
+                    .iter()
+                    .any(|w| is(w));
+            }
+            return end;
         }
-        if is("BEGIN") {
-            self.past_head = true;
-        }
-        if !self.routine {
+        if !self.routine || before == Some(b'.') {
             return end;
         }
         if is("BEGIN") || is("CASE") {
@@ -132,7 +145,10 @@ impl RoutineBody {
             let next_end = word_end(sql.as_bytes(), next_at);
             let next = &sql[next_at..next_end];
             let next_is = |w: &str| next.eq_ignore_ascii_case(w);
-            if ["IF", "LOOP", "WHILE", "REPEAT"].iter().any(|w| next_is(w)) {
+            if ["IF", "LOOP", "WHILE", "REPEAT", "FOR"]
+                .iter()
+                .any(|w| next_is(w))
+            {
                 return next_end;
             }
             self.depth = self.depth.saturating_sub(1);
@@ -332,8 +348,26 @@ mod tests {
         for sql in [sqlite, mysql, postgres] {
             assert_eq!(transaction_control(sql), None, "{sql}");
         }
-        // Outside a routine, BEGIN, END and a column named `begin` are what they were.
+        // Outside a routine, BEGIN, END and a column named `begin` are what they were, even
+        // in a statement that names a table `event` or `trigger`.
         assert_eq!(statements("CREATE TABLE t (begin INT); SELECT 1;").len(), 2);
+        assert_eq!(
+            statements(
+                "CREATE INDEX CONCURRENTLY a ON event (begin);\n\
+                 CREATE INDEX CONCURRENTLY b ON trigger (x);"
+            )
+            .len(),
+            2
+        );
+        // MariaDB's FOR loop, columns named `end` and `begin`, DEFINER = CURRENT_USER().
+        let mariadb = "CREATE DEFINER = CURRENT_USER() PROCEDURE p() SQL SECURITY INVOKER\n\
+                       BEGIN\nFOR i IN 1..3 DO SELECT i; END FOR;\n\
+                       UPDATE booking b SET b.end = NOW(), b.begin = NOW();\nEND;\n\
+                       CREATE TRIGGER t BEFORE INSERT ON booking FOR EACH ROW\n\
+                       BEGIN SET NEW.end = NEW.begin; END;\nSELECT 2;";
+        let got = statements(mariadb);
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert_eq!(transaction_control(mariadb), None);
         assert!(transaction_control("CREATE TABLE t (x INT);\nBEGIN;\nCOMMIT;").is_some());
         assert!(transaction_control("END;").is_some());
     }

@@ -80,12 +80,13 @@ each_backend! {
         assert_eq!(current.map(|v| v.to_string()).as_deref(), Some("2.1.0"), "still adopted");
         let report = manager.up().table("session").await.expect("up");
         assert_eq!(steps(&report), ["session@2.3.0"]);
-        // The adopted version is the floor of a down, as a baseline is.
+        // A down to nothing keeps the first step, as under a baseline: recorded as nothing,
+        // the table would read as at the adopted 2.1.0 again.
         let down = manager.down().table("session").to_base().await.expect("down");
-        assert_eq!(steps(&down), ["session@2.3.0"]);
+        assert_eq!(steps(&down), ["session@2.3.0", "session@2.1.0"]);
         assert_eq!(
             adopting(&db).await.current_version("session").await.expect("current").map(|v| v.to_string()).as_deref(),
-            Some("2.1.0")
+            Some("2.0.0")
         );
     }
 
@@ -114,6 +115,14 @@ each_backend! {
             assert!(ran.contains(&created.to_string()), "{created} was missing, so it ran: {ran:?}");
         }
         assert!(db.has_table("memory").await);
+        // A table this baseline does not take once it is dropped goes down to nothing, and
+        // comes back up from its first step.
+        let down = manager.down().table("metrics").to_base().await.expect("down");
+        assert!(down.skipped.iter().all(|s| s.reason == migrate::report::SkipReason::AlreadyThere), "{down:?}");
+        assert!(!db.has_table("metrics").await);
+        assert_eq!(manager.current_version("metrics").await.expect("current"), None);
+        let again = manager.up().table("metrics").await.expect("up");
+        assert!(steps(&again).contains(&"metrics@2.0.0".to_string()), "{again:?}");
     }
 
     async fn without_the_adopted_table_every_table_starts_at_the_baseline(db) {

@@ -198,12 +198,14 @@ impl MigrationManager {
         self.locked(None, async {
             let states = self.read_states(true).await?;
             let (c, pos) = recorded(&states).ok_or_else(nothing)?;
-            if let Some(baseline) = &states[c].baseline {
-                // As for a down: below the baseline, the record would read as the baseline.
-                if pos < self.graph.chains[c].applied_len(&self.graph, Some(baseline)) {
+            if let (Some(baseline), true) =
+                (&states[c].baseline, states[c].unrecorded_reads_as_baseline)
+            {
+                // As for a down: no version recorded would read as the baseline.
+                if pos == 0 {
                     return Err(Error::Config(format!(
-                        "table `{table}` is at its baseline {baseline}: unstamping would leave \
-                         no version recorded, which reads as the baseline"
+                        "table `{table}` is at its first step: unstamping would leave no \
+                         version recorded, which reads as its baseline {baseline}"
                     )));
                 }
             }

@@ -117,9 +117,13 @@ impl MigrationManager {
     /// it has a row.
     pub(super) fn survey_rows_alone(&self, rows: &[StateRow]) -> (Survey, Vec<bool>) {
         let mut states: Vec<ChainState> = (0..self.graph.chains.len())
-            .map(|c| ChainState {
-                baseline: self.baseline_of(c),
-                ..ChainState::default()
+            .map(|c| {
+                let baseline = self.baseline_of(c);
+                ChainState {
+                    unrecorded_reads_as_baseline: baseline.is_some() && !self.baseline_if_exists,
+                    baseline,
+                    ..ChainState::default()
+                }
             })
             .collect();
         let mut strangers = Vec::new();
@@ -227,11 +231,12 @@ impl MigrationManager {
                         state.adoption = Some((text.clone(), Some(current.to_string())));
                     }
                 }
-                // The adopted version stays the floor of a down, as a baseline is: below it,
-                // a row with no version would read as the adopted version again.
+                // A row with no version would read as the adopted version again: a down keeps
+                // the first step, as under a baseline.
                 if let Some(version) = version.filter(|v| chain.position(&self.graph, v).is_some())
                 {
                     state.baseline = Some(version);
+                    state.unrecorded_reads_as_baseline = true;
                 }
                 continue;
             }
@@ -240,6 +245,7 @@ impl MigrationManager {
                     tracing::debug!(table = chain.table, %version, "adopted starting version");
                     state.baseline = Some(version);
                     state.adopted = true;
+                    state.unrecorded_reads_as_baseline = true;
                 }
                 None => state.adoption = Some((text.clone(), None)),
             }

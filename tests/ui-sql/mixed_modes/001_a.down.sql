@@ -1,2 +1,0 @@
--- migrate: no-transaction
-DROP TABLE {{tables.t}};

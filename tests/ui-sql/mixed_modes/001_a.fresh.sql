@@ -1,2 +1,0 @@
--- migrate: no-transaction
-CREATE TABLE {{tables.t}} (id INT);

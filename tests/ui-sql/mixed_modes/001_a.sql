@@ -1,1 +1,0 @@
-CREATE TABLE {{tables.t}} (id INT);

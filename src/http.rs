@@ -334,15 +334,17 @@ async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
 /// Runs `run` in a task of its own and waits for it. A client that disconnects (a timeout, a
 /// load balancer's idle limit) drops the handler's future: the run must not go with it, or a
 /// step cut off between its statements would be left dirty and a commit riding on the next
-/// step lost. A run that panics answers `500`.
+/// step lost. The task lives as long as the runtime: a process that exits mid-run still ends
+/// it there. A run that panics answers `500`, and so does one the runtime cancelled.
 async fn detached<T: Send + 'static>(
     run: impl std::future::Future<Output = T> + Send + 'static,
 ) -> std::result::Result<T, Response> {
     tokio::spawn(run).await.map_err(|e| {
-        tracing::error!(error = %e, "migration run panicked");
+        let kind = if e.is_panic() { "Panicked" } else { "Cancelled" };
+        tracing::error!(error = %e, kind, "migration run did not finish");
         error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            json!({ "kind": "Panicked", "category": "other", "message": format!("the run panicked: {e}") }),
+            json!({ "kind": kind, "category": "other", "message": format!("the run did not finish: {e}") }),
         )
     })
 }

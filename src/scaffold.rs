@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_name_that_is_a_keyword_still_makes_a_function() {
-        for keyword in ["move", "type", "match", "use", "Self"] {
+        for keyword in ["move", "type", "match", "use", "Self", "yield"] {
             let source = new_rust("audit_log", keyword).expect("source");
             let function = keyword.to_ascii_lowercase();
             assert!(

@@ -452,32 +452,35 @@ async fn table_lock(
 ) -> Result<Box<dyn RunLock>> {
     let table = db.names.lock_table.clone();
     let holder = format!("pid {} at {}", std::process::id(), Timestamp::now());
-    let mut conn = db.pool.acquire().await?;
-    db.ensure_schema(&mut conn).await?;
+    let delete = format!(
+        "DELETE FROM {table} WHERE id = 1 AND holder = {}",
+        Dialect::Postgres.quote_literal(&holder)
+    );
+    let mut attempt = RowAttempt {
+        conn: Some(db.pool.acquire().await?),
+        delete,
+        armed: false,
+        runtime: HomeRuntime::current(),
+    };
+    db.ensure_schema(attempt.conn()).await?;
     let create = format!(
         "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL)"
     );
     if let Err(err) = sqlx::raw_sql(AssertSqlSafe(create.clone()))
-        .execute(&mut *conn)
+        .execute(attempt.conn())
         .await
     {
         // Two runners creating the table at once: the loser sees a duplicate; retry once.
         tracing::debug!(error = %err, "creating the lock table raced; retrying");
         sqlx::raw_sql(AssertSqlSafe(create))
-            .execute(&mut *conn)
+            .execute(attempt.conn())
             .await?;
     }
     // Armed before the row is written: a run cancelled while its `INSERT` is on the way (which
-    // commits on its own) deletes the row it may have written, instead of leaving it to block
-    // every runner for `stale_after`. The holder text is this attempt's alone, so the delete
-    // touches no one else's row.
-    let mut lock = TableLock {
-        pool: Some(db.pool.clone()),
-        table: table.clone(),
-        holder: holder.clone(),
-        runtime: HomeRuntime::current(),
-        heartbeat: None,
-    };
+    // commits on its own) deletes the row it may have written, on the same connection, after
+    // the `INSERT`. The holder text is this attempt's alone, so the delete touches no one
+    // else's row.
+    attempt.armed = true;
     loop {
         let now = Timestamp::now().as_micros();
         let stale = now - micros(stale_after);
@@ -489,23 +492,73 @@ async fn table_lock(
              WHERE l.acquired_at < {stale}",
             Dialect::Postgres.quote_literal(&holder)
         )))
-        .execute(&mut *conn)
+        .execute(attempt.conn())
         .await?;
         if taken.rows_affected() == 1 {
+            attempt.armed = false; // the lock's own drop deletes the row now
+            let mut lock = TableLock {
+                pool: Some(db.pool.clone()),
+                table,
+                holder,
+                runtime: HomeRuntime::current(),
+                heartbeat: None,
+            };
             lock.heartbeat = Some(lock.beat(stale_after));
             return Ok(Box::new(lock));
         }
         if wait.expired() {
-            lock.pool = None; // not taken: nothing to delete
+            attempt.armed = false; // not taken: nothing to delete
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
-                holder: Some(lock_row_holder(&mut conn, &table).await?),
+                holder: Some(lock_row_holder(attempt.conn(), &table).await?),
             });
         }
         if wait.report_due() {
-            wait.report(&lock_row_holder(&mut conn, &table).await?);
+            wait.report(&lock_row_holder(attempt.conn(), &table).await?);
         }
         tokio::time::sleep(LOCK_POLL).await;
+    }
+}
+
+/// The connection a runner writes its lock row on, until the row is its lock's. Dropped while
+/// armed (the run cancelled while its `INSERT` was on the way), it deletes the row that
+/// `INSERT` may have committed, on the same connection, so after it.
+struct RowAttempt {
+    conn: Option<PoolConnection<Postgres>>,
+    delete: String,
+    armed: bool,
+    runtime: HomeRuntime,
+}
+
+impl RowAttempt {
+    fn conn(&mut self) -> &mut PgConnection {
+        // Taken only by `drop`.
+        self.conn
+            .as_deref_mut()
+            .expect("the connection is taken only when the attempt is dropped")
+    }
+}
+
+impl Drop for RowAttempt {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let _entered = self.runtime.enter();
+        if !self.armed {
+            drop(conn); // back to the pool, inside the runtime entered
+            return;
+        }
+        let delete = std::mem::take(&mut self.delete);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                // Behind whatever the cancelled `INSERT` left on this connection.
+                if let Err(err) = sqlx::raw_sql(AssertSqlSafe(delete)).execute(&mut *conn).await {
+                    tracing::debug!(error = %err, "could not delete a cancelled attempt's lock row");
+                    conn.close_on_drop();
+                }
+            });
+        }
     }
 }
 

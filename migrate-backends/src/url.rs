@@ -25,24 +25,26 @@ fn parts(url: &str) -> Option<Parts<'_>> {
     })
 }
 
-/// The password in `scheme://user:password@host/...`, or else in the query's `password=`
-/// (which PostgreSQL's URLs also take), as written (an empty string when there is none);
+/// Every password `url` gives, as written: in its user information (`user:password@`), and
+/// in its query's `password=`, which PostgreSQL's URLs also take (empty ones left out);
 /// [`percent_decode`] gives the other form a message might show.
-pub(crate) fn password(url: &str) -> String {
+pub(crate) fn passwords(url: &str) -> Vec<String> {
     let in_userinfo = parts(url)
         .and_then(|p| p.userinfo)
         .and_then(|userinfo| userinfo.split_once(':'))
         .map(|(_, password)| password.to_string());
-    in_userinfo
-        .or_else(|| {
-            let query = url.split_once('?')?.1;
-            let query = &query[..query.find('#').unwrap_or(query.len())];
-            query.split('&').find_map(|pair| {
-                let (key, value) = pair.split_once('=')?;
-                (percent_decode(key) == "password").then(|| value.to_string())
-            })
+    let in_query = url.split_once('?').and_then(|(_, query)| {
+        let query = &query[..query.find('#').unwrap_or(query.len())];
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (percent_decode(key) == "password").then(|| value.to_string())
         })
-        .unwrap_or_default()
+    });
+    in_userinfo
+        .into_iter()
+        .chain(in_query)
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// The server a URL names, as `scheme://host:port/database`: no user, no password, no query.
@@ -84,13 +86,17 @@ pub(crate) fn with_database(url: &str, database: &str) -> Option<String> {
 /// (`:pw@`, `password=pw`): as bare text it would blank unrelated digits and words (a count of
 /// `2` in JSON, a version `2.3.0`).
 pub fn redact_url_password(text: &str, url: &str) -> String {
-    let secret = password(url);
-    if secret.is_empty() {
-        return text.to_string();
-    }
-    let decoded = percent_decode(&secret);
     let mut text = text.to_string();
-    for form in [secret.as_str(), decoded.as_str()] {
+    for secret in passwords(url) {
+        let decoded = percent_decode(&secret);
+        text = redact_secret(text, &secret, &decoded);
+    }
+    text
+}
+
+/// `text` with `secret` (as written, and `decoded`) blanked out.
+fn redact_secret(mut text: String, secret: &str, decoded: &str) -> String {
+    for form in [secret, decoded] {
         if form.is_empty() {
             continue;
         }
@@ -112,9 +118,10 @@ pub(crate) fn redact_password(
     err: migrate_core::error::Error,
     url: &str,
 ) -> migrate_core::error::Error {
-    let secret = password(url);
-    let decoded = percent_decode(&secret);
-    err.redact(&secret).redact(&decoded)
+    passwords(url).into_iter().fold(err, |err, secret| {
+        let decoded = percent_decode(&secret);
+        err.redact(&secret).redact(&decoded)
+    })
 }
 
 /// The `key=value` pairs of a URL's query (`a=b&c=d`), escapes decoded, as sqlx reads a
@@ -156,6 +163,11 @@ pub(crate) fn percent_decode(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The first password of `url`, or an empty string.
+    fn password(url: &str) -> String {
+        passwords(url).into_iter().next().unwrap_or_default()
+    }
+
     #[test]
     fn finds_the_password() {
         assert_eq!(password("postgres://app:s%40cret@db:5432/app"), "s%40cret");
@@ -164,6 +176,19 @@ mod tests {
         assert_eq!(password("sqlite://app.db"), "");
         assert_eq!(password("postgres://u:p@h/d?x=@"), "p");
         assert_eq!(password("not a url"), "");
+        assert_eq!(
+            passwords("postgres://app:@db/app?password=hunter2"),
+            ["hunter2"],
+            "an empty password before the @ hides none in the query"
+        );
+        assert_eq!(
+            redact_url_password("pw1 pw2", "postgres://app:pw1x@db/app?password=pw2x"),
+            "pw1 pw2"
+        );
+        assert_eq!(
+            redact_url_password("pw1x pw2x", "postgres://app:pw1x@db/app?password=pw2x"),
+            "*** ***"
+        );
         let short = "postgres://app:2@db/app";
         assert_eq!(
             redact_url_password(r#"{"pending": 2, "url": "postgres://app:2@db/app"}"#, short),

@@ -141,7 +141,8 @@ impl Fleet {
     }
 
     /// The connection options of every target (tracking table, lock timeout, connect
-    /// timeout; a schema here is overridden by schema targets).
+    /// timeout; a schema here applies to PostgreSQL database targets, and is overridden by
+    /// schema targets).
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
         self.options = options;
         self
@@ -340,7 +341,10 @@ impl Fleet {
         match target {
             Target::Database { url } => {
                 let mut options = self.options.clone();
-                options.schema = None;
+                // A schema applies to PostgreSQL; another database has none to take.
+                if !is_postgres_url(url) {
+                    options.schema = None;
+                }
                 crate::connect_with(url, &options).await
             }
             Target::Schema { url, schema } => match pools.get(url) {

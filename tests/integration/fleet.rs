@@ -291,3 +291,25 @@ fn a_targets_file_is_read_line_by_line_and_a_bad_line_is_named() {
         .expect_err("bad line");
     assert!(err.to_string().contains("line 2"), "{err}");
 }
+
+/// A schema in the fleet's connect options applies to a PostgreSQL database target (it was
+/// dropped, and the run migrated the default schema instead, reporting success).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_in_the_connect_options_applies_to_database_targets() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let report = Fleet::new([&MIGRATIONS])
+        .connect_options(ConnectOptions::new().schema("fleet_app"))
+        .targets([Target::database(db.url())])
+        .up()
+        .await;
+    assert_eq!(report.outcome, FleetOutcome::AllSucceeded, "{report:?}");
+    let in_schema = db
+        .rows(
+            "SELECT table_schema FROM information_schema.tables \
+             WHERE table_name = 'session' ORDER BY table_schema",
+        )
+        .await;
+    assert_eq!(in_schema, ["fleet_app"]);
+}

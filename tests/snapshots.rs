@@ -405,3 +405,35 @@ fn two_postgres_schemas_compare_equal() {
         assert!(diff.is_empty(), "two schemas, one definition:\n{diff}");
     });
 }
+
+/// A SQLite table whose name starts like SQLite's own (`sqlitecache`, `SQLiteData`) is in the
+/// snapshot; only `sqlite_…` objects are SQLite's (`NOT LIKE 'sqlite_%'` left both out).
+#[test]
+fn sqlite_tables_named_like_sqlites_own_are_seen() {
+    block_on(async {
+        let Some(db) = TestDatabase::create(Backend::Sqlite)
+            .await
+            .expect("database")
+        else {
+            return;
+        };
+        exec(
+            &db,
+            &[
+                "CREATE TABLE sqlitecache (id INTEGER PRIMARY KEY)".to_string(),
+                "CREATE TABLE SQLiteData (id INTEGER PRIMARY KEY)".to_string(),
+                "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT)".to_string(),
+            ],
+        )
+        .await;
+        let schema = snapshot(db.url(), None, migrate::backend::DEFAULT_TRACKING_TABLE)
+            .await
+            .expect("snapshot");
+        let tables: Vec<&str> = schema.tables.keys().map(String::as_str).collect();
+        assert_eq!(
+            tables,
+            ["SQLiteData", "sqlitecache", "t"],
+            "sqlite_sequence stays out"
+        );
+    });
+}

@@ -76,7 +76,6 @@ impl Tally {
         let mut out = format!("moved\t{}\t\n", self.moved);
         for (kind, map) in [("skipped", &self.skipped), ("refused", &self.refused)] {
             for (reason, count) in map {
-                let reason = reason.replace(['\t', '\n'], " ");
                 out.push_str(&format!("{kind}\t{count}\t{reason}\n"));
             }
         }
@@ -102,8 +101,14 @@ impl Tally {
 }
 
 /// Adds `rows` to `reason`'s count. Counts saturate: a checkpoint is text in the database, and
-/// no count read from it may overflow.
+/// no count read from it may overflow. A reason is kept as its checkpoint line can hold it
+/// (tabs and line breaks as spaces), so that a resumed job adds to the same entry.
 fn add(counts: &mut BTreeMap<String, u64>, reason: String, rows: u64) {
+    let reason = if reason.contains(['\t', '\n', '\r']) {
+        reason.replace(['\t', '\n', '\r'], " ")
+    } else {
+        reason
+    };
     let count = counts.entry(reason).or_default();
     *count = count.saturating_add(rows);
 }
@@ -138,15 +143,21 @@ mod tests {
         tally.refused("runs is not JSON");
         tally.refused("runs is not JSON");
         tally.refused("tab\there");
-        let back = Tally::decode(&tally.encode()).unwrap();
+        tally.refused("line\r\nend\r");
+        let mut back = Tally::decode(&tally.encode()).unwrap();
+        // A resumed job adds to the entries it read back, not to new ones.
+        back.refused("tab\there");
+        tally.refused("tab\there");
         assert_eq!(back.moved_count(), 41);
         assert_eq!(back.skipped_count(), 1);
         assert_eq!(back.refused_by_reason()["runs is not JSON"], 2);
-        assert_eq!(back.refused_by_reason()["tab here"], 1);
-        assert_eq!(back.total(), 45);
+        assert_eq!(back.refused_by_reason()["tab here"], 2);
+        assert_eq!(back.refused_by_reason()["line  end "], 1);
+        assert_eq!(back.total(), 47);
+        assert_eq!(back, tally, "one entry per reason, read back or not");
         assert_eq!(
             tally.to_string(),
-            "41 moved, 1 skipped, 3 refused; 1 skipped: a newer row exists; 2 refused: runs is not JSON; 1 refused: tab\there"
+            "41 moved, 1 skipped, 5 refused; 1 skipped: a newer row exists; 1 refused: line  end ; 2 refused: runs is not JSON; 2 refused: tab here"
         );
         assert_eq!(Tally::decode("nonsense"), None);
     }

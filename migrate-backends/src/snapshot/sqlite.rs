@@ -20,7 +20,9 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
     let mut schema = Schema::default();
     let objects = rows(
         &mut conn,
-        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name".into(),
+        // SQLite's own objects are named `sqlite_…` exactly (LIKE would also drop a user's
+        // `sqlitecache`: `_` matches any character, and LIKE ignores case).
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE substr(name, 1, 7) <> 'sqlite_' ORDER BY type, name".into(),
         None,
     )
     .await?;

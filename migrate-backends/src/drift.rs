@@ -373,7 +373,20 @@ impl Scratch {
                 crate::url::server(live_url)
             ))
         })?;
-        let create = format!("CREATE DATABASE {}", dialect.quote_ident(&name));
+        let quoted = dialect.quote_ident(&name);
+        let create = match dialect {
+            // With the live database's default character set and collation, which every
+            // table and text column that names none takes: the server's defaults (a bare
+            // `CREATE DATABASE`) would show each of them as changed.
+            migrate_core::dialect::Dialect::MySql => format!(
+                "SELECT CONCAT('CREATE DATABASE {quoted} CHARACTER SET ', \
+                 DEFAULT_CHARACTER_SET_NAME, ' COLLATE ', DEFAULT_COLLATION_NAME) INTO @migrate_create \
+                 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE(); \
+                 PREPARE migrate_create FROM @migrate_create; EXECUTE migrate_create; \
+                 DEALLOCATE PREPARE migrate_create"
+            ),
+            _ => format!("CREATE DATABASE {quoted}"),
+        };
         if let Err(e) = crate::admin::execute_on(live_url, &create).await {
             return Err(Error::Config(crate::url::redact_url_password(
                 &format!(

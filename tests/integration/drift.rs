@@ -204,3 +204,22 @@ async fn a_postgres_schema_is_compared_in_its_own_schema() {
         "only the hand-made column: {drifted}"
     );
 }
+
+/// A MariaDB database whose default character set and collation are not the server's: every
+/// table and text column the migrations make takes the database's, and so does the scratch
+/// database's (a bare `CREATE DATABASE` took the server's, and every one of them was drift).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_database_with_its_own_defaults_is_compared_with_the_same_defaults() {
+    let Some(db) = TestDb::new(Backend::MySql).await else {
+        return;
+    };
+    db.exec("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        .await;
+    db.manager().await.up().await.expect("up");
+    let report = DriftCheck::new([&MIGRATIONS])
+        .run(db.url())
+        .await
+        .expect("drift check");
+    assert!(report.is_clean(), "{report}");
+    assert_scratch_removed(&db, &report.scratch).await;
+}

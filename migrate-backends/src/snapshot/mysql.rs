@@ -32,6 +32,15 @@ const CONSTRAINTS: &str = "SELECT tc.TABLE_NAME, tc.CONSTRAINT_NAME, tc.CONSTRAI
     (SELECT cc.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS cc WHERE cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA \
       AND cc.TABLE_NAME = tc.TABLE_NAME AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME) \
     FROM information_schema.TABLE_CONSTRAINTS tc WHERE tc.CONSTRAINT_SCHEMA = DATABASE() ORDER BY 1, 2";
+/// [`CONSTRAINTS`] for MariaDB, or for MySQL, whose CHECK_CONSTRAINTS has no TABLE_NAME.
+fn constraints_query(mariadb: bool) -> String {
+    if mariadb {
+        CONSTRAINTS.to_string()
+    } else {
+        CONSTRAINTS.replace(" AND cc.TABLE_NAME = tc.TABLE_NAME", "")
+    }
+}
+
 /// Per base table: collation, engine, options (row format, partitioning), comment.
 const TABLES: &str = "SELECT TABLE_NAME, TABLE_COLLATION, ENGINE, CREATE_OPTIONS, TABLE_COMMENT \
     FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1";
@@ -150,7 +159,13 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
                 .insert(name, format!("{kind}({})", columns.join(", ")));
         }
     }
-    for row in rows(&mut conn, CONSTRAINTS).await? {
+    // MySQL's CHECK_CONSTRAINTS has no TABLE_NAME (a CHECK's name is unique in its schema
+    // there); MariaDB's has, and needs it (its CHECKs are named per table: CONSTRAINT_1).
+    let version = rows(&mut conn, "SELECT VERSION()").await?;
+    let mariadb = version
+        .first()
+        .is_some_and(|row| text(row, 0).contains("MariaDB"));
+    for row in rows(&mut conn, &constraints_query(mariadb)).await? {
         if let Some(t) = out.tables.get_mut(&text(&row, 0)) {
             // A CHECK has no key columns: it is printed as its clause alone.
             let mut def = match row.get(5).cloned().flatten() {
@@ -222,4 +237,14 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
     }
     conn.close().await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    /// MySQL's CHECK_CONSTRAINTS has no TABLE_NAME: its query must not name one.
+    #[test]
+    fn the_mysql_constraints_query_names_no_check_table() {
+        assert!(super::constraints_query(true).contains("cc.TABLE_NAME"));
+        assert!(!super::constraints_query(false).contains("cc.TABLE_NAME"));
+    }
 }

@@ -230,7 +230,7 @@ pub enum Error {
 
     /// A method of the blocking API was called on a thread that is already running an async
     /// runtime, where blocking on it would stall that runtime.
-    #[error("migrate::blocking::{method} was called inside an async runtime; use the async MigrationManager there, or call it from a plain thread (e.g. tokio::task::spawn_blocking)")]
+    #[error("migrate::blocking::{method} was called inside an async runtime's context; use the async MigrationManager there, or call it from a std::thread (tokio::task::spawn_blocking's threads carry the runtime's context too)")]
     InsideRuntime {
         /// The method called.
         method: &'static str,

@@ -59,6 +59,10 @@ use crate::manager::Configure;
 pub struct Fleet {
     sets: Vec<&'static MigrationSet>,
     targets: Vec<Target>,
+    /// The servers whose schemas `all_schemas` listed (and its pattern): listed again at each
+    /// run, so that a fleet kept for many runs (the HTTP route's) takes tenants made since and
+    /// does not bring back ones dropped.
+    listings: Vec<(String, Option<String>)>,
     concurrency: usize,
     fail_fast: bool,
     options: ConnectOptions,
@@ -87,6 +91,7 @@ impl Fleet {
         Fleet {
             sets: sets.into_iter().collect(),
             targets: Vec::new(),
+            listings: Vec::new(),
             concurrency: 8,
             fail_fast: false,
             options: ConnectOptions::new(),
@@ -108,15 +113,18 @@ impl Fleet {
     }
 
     /// Adds every schema of the PostgreSQL database at `url` but its own and `public`
-    /// (with `like`, those matching that SQL `LIKE` pattern, such as `tenant_%`).
+    /// (with `like`, those matching that SQL `LIKE` pattern, such as `tenant_%`). Each run
+    /// (`up`, `status`, `verify`) lists them again: a fleet kept for many runs takes the
+    /// schemas made since, and leaves out the ones dropped.
     pub async fn all_schemas(self, url: &str, like: Option<&str>) -> Result<Self> {
         #[cfg(feature = "postgres")]
         {
-            let db = connect_shared(url, &self.options, 2).await?;
-            let schemas = db.list_schemas(like).await;
-            close(&db).await;
-            let schemas = schemas?;
-            Ok(self.targets(schemas.into_iter().map(|s| Target::schema(url, s))))
+            let schemas = list_schemas(url, like, &self.options).await?;
+            let mut fleet = self.targets(schemas.into_iter().map(|s| Target::schema(url, s)));
+            fleet
+                .listings
+                .push((url.to_string(), like.map(str::to_string)));
+            Ok(fleet)
         }
         #[cfg(not(feature = "postgres"))]
         {
@@ -179,6 +187,42 @@ impl Fleet {
     }
 
     async fn run(&self, action: Action) -> FleetReport {
+        match self.relisted().await {
+            Some(fleet) => fleet.run_targets(action).await,
+            None => self.run_targets(action).await,
+        }
+    }
+
+    /// This fleet with the schemas of its listed servers listed again (`None` when it listed
+    /// none). A server that cannot be listed keeps the schemas listed before, and its targets
+    /// report what fails.
+    async fn relisted(&self) -> Option<Fleet> {
+        if self.listings.is_empty() {
+            return None;
+        }
+        #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+        let mut fleet = self.clone();
+        #[cfg(feature = "postgres")]
+        for (url, like) in &self.listings {
+            match list_schemas(url, like.as_deref(), &self.options).await {
+                Ok(schemas) => {
+                    fleet
+                        .targets
+                        .retain(|t| !matches!(t, Target::Schema { url: u, .. } if u == url));
+                    fleet
+                        .targets
+                        .extend(schemas.into_iter().map(|s| Target::schema(url, s)));
+                }
+                Err(err) => {
+                    let server = crate::backend::redact_url_password(url, url);
+                    tracing::warn!(%server, error = %err, "could not list the schemas again; running those listed before");
+                }
+            }
+        }
+        Some(fleet)
+    }
+
+    async fn run_targets(&self, action: Action) -> FleetReport {
         let started = Instant::now();
         let total = self.targets.len();
         let pools = self.shared_pools().await;
@@ -354,6 +398,20 @@ impl Fleet {
             },
         }
     }
+}
+
+/// The schemas of the PostgreSQL database at `url` (matching `like`), on a connection of
+/// their own.
+#[cfg(feature = "postgres")]
+async fn list_schemas(
+    url: &str,
+    like: Option<&str>,
+    options: &ConnectOptions,
+) -> Result<Vec<String>> {
+    let db = connect_shared(url, options, 2).await?;
+    let schemas = db.list_schemas(like).await;
+    close(&db).await;
+    schemas
 }
 
 /// Whether `url` is a PostgreSQL URL, the only kind that takes a schema.

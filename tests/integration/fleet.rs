@@ -313,3 +313,43 @@ async fn a_schema_in_the_connect_options_applies_to_database_targets() {
         .await;
     assert_eq!(in_schema, ["fleet_app"]);
 }
+
+/// A fleet kept for many runs (the HTTP route's) lists its schemas again at each run: a
+/// tenant made since is migrated, and one dropped since is not made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_fleet_lists_its_schemas_again_at_each_run() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    db.exec("CREATE SCHEMA relist_a; CREATE SCHEMA relist_b")
+        .await;
+    let fleet = Fleet::new([&MIGRATIONS])
+        .all_schemas(db.url(), Some("relist\\_%"))
+        .await
+        .expect("schemas listed");
+    assert_eq!(fleet.target_list().len(), 2);
+    db.exec("DROP SCHEMA relist_a; CREATE SCHEMA relist_c")
+        .await;
+    let report = fleet.up().await;
+    assert_eq!(report.outcome, FleetOutcome::AllSucceeded, "{report:?}");
+    let mut ran: Vec<String> = report
+        .targets
+        .iter()
+        .map(|t| t.target.to_string())
+        .collect();
+    ran.sort();
+    assert!(
+        ran.len() == 2
+            && ran[0].ends_with("schema relist_b")
+            && ran[1].ends_with("schema relist_c"),
+        "{ran:?}"
+    );
+    let schemas = db
+        .rows("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'relist%' ORDER BY 1")
+        .await;
+    assert_eq!(
+        schemas,
+        ["relist_b", "relist_c"],
+        "the dropped tenant stays dropped"
+    );
+}

@@ -169,6 +169,17 @@ each_backend! {
         let bare = cli(&url, &["status", "--schema"]).await;
         assert_eq!(bare.code, exit::USAGE, "{}{}", bare.stdout, bare.stderr);
         assert!(bare.stderr.contains("--schema needs a name"), "{}", bare.stderr);
+
+        // A dirty database has no versions to compare at: verify says it is dirty (exit 6),
+        // not that the arguments were wrong (exit 2).
+        db.exec(
+            "UPDATE migrate_schema_versions SET dirty_version = '2.3.0', dirty_name = 'x', \
+             dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'",
+        )
+        .await;
+        let dirty = cli(&url, &["verify", "--schema-drift"]).await;
+        assert_eq!(dirty.code, exit::DIRTY, "{}{}", dirty.stdout, dirty.stderr);
+        assert!(dirty.stderr.contains("schema comparison skipped"), "{}", dirty.stderr);
     }
 }
 

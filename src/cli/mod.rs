@@ -135,12 +135,17 @@ impl Cli {
         T: Into<OsString> + Clone,
     {
         let mut printer = Printer::new(stdout, stderr);
-        let arguments = match Arguments::try_parse_from(args) {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let arguments = match Arguments::try_parse_from(&args) {
             Ok(arguments) => arguments,
             Err(err) => {
                 let text = err.render().to_string();
                 if err.use_stderr() {
                     printer.err_raw(&text);
+                    // `--json` promises one document on stdout, a usage error included.
+                    if args.iter().any(|a| a == "--json") {
+                        print_usage_json(&printer, &err);
+                    }
                 } else {
                     printer.out_raw(&text);
                 }
@@ -164,16 +169,14 @@ impl Cli {
                 clap::error::ErrorKind::InvalidValue,
                 "--schema \"\" names no schema (an empty or unset variable?); give a name, or a bare --schema for `verify`'s schema comparison",
             );
-            printer.err_raw(&err.render().to_string());
-            return exit::USAGE;
+            return usage_error(&printer, &err, arguments.json);
         }
         if arguments.bare_schema() && !matches!(arguments.command, Command::Verify(_)) {
             let err = Arguments::command().error(
                 clap::error::ErrorKind::InvalidValue,
                 "--schema needs a name (the PostgreSQL schema); a bare --schema is only `verify`'s schema comparison",
             );
-            printer.err_raw(&err.render().to_string());
-            return exit::USAGE;
+            return usage_error(&printer, &err, arguments.json);
         }
         if let Some(fleet) = fleet::fleet_of(&arguments.command) {
             let sets = self.sets.clone();
@@ -198,8 +201,7 @@ impl Cli {
                 clap::error::ErrorKind::MissingRequiredArgument,
                 "this command needs a database: pass --database-url URL or set DATABASE_URL",
             );
-            printer.err_raw(&err.render().to_string());
-            return exit::USAGE;
+            return usage_error(&printer, &err, arguments.json);
         };
         match self.execute(&arguments, &url, &printer) {
             Ok(code) => code,
@@ -270,6 +272,27 @@ impl Cli {
         }
         check
     }
+}
+
+/// A usage error the CLI finds itself: clap's message on stderr, and with `--json` the error
+/// document on stdout too; exit 2.
+fn usage_error(printer: &Printer, err: &clap::Error, json: bool) -> u8 {
+    printer.err_raw(&err.render().to_string());
+    if json {
+        print_usage_json(printer, err);
+    }
+    exit::USAGE
+}
+
+/// `{"ok": false, "error": {"kind": "Usage", "category": "bad_input", "message"}}`.
+fn print_usage_json(printer: &Printer, err: &clap::Error) {
+    let message = err.render().to_string();
+    let message = message.lines().next().unwrap_or_default();
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    printer.json(&json!({
+        "ok": false,
+        "error": { "kind": "Usage", "category": "bad_input", "message": message },
+    }));
 }
 
 /// `new`: needs no database.

@@ -258,6 +258,14 @@ each_backend! {
         }
         let json = cli(&url, &["--json", "up", "--table", "nope"]).await.json();
         assert_eq!((json["ok"].as_bool(), json["error"]["kind"].as_str()), (Some(false), Some("UnknownTable")));
+        // Usage errors the CLI finds itself or clap finds are one JSON document too.
+        for args in [&["--json", "down"][..], &["--json", "--schema", "", "status"], &["--json", "up", "--to"]] {
+            let run = cli(&url, args).await;
+            assert_eq!(run.code, exit::USAGE, "{args:?}");
+            let json = run.json();
+            assert_eq!(json["ok"].as_bool(), Some(false), "{args:?}: {json}");
+            assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{args:?}: {json}");
+        }
         assert_eq!(db.fingerprint().await, before);
     }
 

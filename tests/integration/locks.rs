@@ -316,3 +316,111 @@ async fn mysql_a_cancelled_lock_wait_leaves_no_session_holding_the_lock() {
     lock.release().await.expect("release");
     drop(waiter);
 }
+
+static GRAB: migrate::registry::MigrationSet =
+    migrate::registry::MigrationSet::__new("grab", "locks_grab", &[]);
+
+fn noop<'a>(_: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
+    Box::pin(async { Ok(()) })
+}
+
+/// Table `grab` at 1.0.0 and 1.1.0, journalled (each step's record commits as it ends).
+fn two_journalled_steps() -> Vec<&'static migrate::registry::Migration> {
+    [(1, "1.0.0", None), (2, "1.1.0", Some("1.0.0"))]
+        .into_iter()
+        .map(|(line, version, parent)| {
+            &*Box::leak(Box::new(migrate::registry::Migration::__new(
+                &GRAB,
+                "grab",
+                version,
+                parent,
+                "step",
+                noop,
+                migrate::registry::Reversal::Irreversible,
+                false,
+                None,
+                "fnv1a64:0000000000000000",
+                "locks.rs",
+                line,
+            )))
+        })
+        .collect()
+}
+
+/// SQLite: another writer takes the file's write lock between two steps of a run. The second
+/// step's lock times out, and the error says what the run applied before it (a bare
+/// `LockTimeout` says nothing ran).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_lock_timeout_after_a_step_names_what_the_run_applied() {
+    let Some(db) = crate::harness::TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    let url = db.url().to_string();
+    let manager = MigrationManager::from_migrations(
+        db.executor_with_lock_timeout(Duration::from_millis(200))
+            .await,
+        two_journalled_steps(),
+    )
+    .expect("graph");
+    let holder = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let holding = holder.clone();
+    let result = manager
+        .up()
+        .on_progress(move |p| {
+            if p.index != 1 || p.finished.is_none() {
+                return;
+            }
+            // Between the steps: a writer of another process's kind holds the lock for 1.5 s.
+            let (held, is_held) = std::sync::mpsc::channel();
+            let url = url.clone();
+            let thread = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    use sqlx::Connection;
+                    let mut other = sqlx::SqliteConnection::connect(&url)
+                        .await
+                        .expect("connect");
+                    sqlx::raw_sql("BEGIN IMMEDIATE")
+                        .execute(&mut other)
+                        .await
+                        .expect("lock");
+                    held.send(()).expect("signal");
+                    tokio::time::sleep(Duration::from_millis(1_500)).await;
+                    sqlx::raw_sql("COMMIT")
+                        .execute(&mut other)
+                        .await
+                        .expect("commit");
+                });
+            });
+            is_held
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the other writer holds the lock");
+            if let Ok(mut slot) = holding.lock() {
+                *slot = Some(thread);
+            }
+        })
+        .await;
+    let err = result.expect_err("the second step cannot take the write lock");
+    match &err {
+        migrate::Error::StepFailed {
+            step,
+            applied,
+            source,
+            ..
+        } => {
+            assert_eq!(step.version, v("1.1.0"), "{err}");
+            let applied: Vec<String> = applied.iter().map(|a| a.step.version.to_string()).collect();
+            assert_eq!(applied, ["1.0.0"], "{err}");
+            assert!(
+                matches!(**source, migrate::Error::LockTimeout { .. }),
+                "{err}"
+            );
+        }
+        other => panic!("expected StepFailed carrying what was applied, got {other:?}"),
+    }
+    let thread = holder.lock().ok().and_then(|mut slot| slot.take());
+    thread.expect("the writer ran").join().expect("the writer");
+}

@@ -358,12 +358,13 @@ impl MigrationManager {
                             },
                         );
                     }
-                    Err(err @ Error::LockTimeout { .. }) => {
-                        // Not a failed step: the step never started. What ran before is in the
-                        // history and the log.
-                        tracing::warn!(parent: &span, duration_ms, outcome = "lock_timeout", applied = applied.len(), error = %err, "could not take the lock for the step");
+                    Err(err @ Error::LockTimeout { .. }) if applied.is_empty() => {
+                        // Not a failed step: the step never started, and nothing ran before it.
+                        tracing::warn!(parent: &span, duration_ms, outcome = "lock_timeout", error = %err, "could not take the lock for the step");
                         return Err(err);
                     }
+                    // A lock timeout after steps were applied fails this step, so that the
+                    // error carries what the run did (a bare `LockTimeout` says nothing ran).
                     Err(source) => {
                         tracing::error!(parent: &span, duration_ms, outcome = "failed", error = %source, "migration step failed");
                         return Err(Error::StepFailed {

@@ -14,16 +14,11 @@ pub(crate) fn qualified(dialect: Dialect, schema: Option<&str>, table: &str) -> 
 }
 
 /// A table name that every dialect keeps exactly: not empty, no NUL, at most
-/// [`MAX_IDENTIFIER_BYTES`] bytes (PostgreSQL would silently cut a longer one), and no
-/// whitespace at either end (`{{tables. x}}` is a typo, not a table named ` x`).
+/// [`MAX_IDENTIFIER_BYTES`] bytes (PostgreSQL would silently cut a longer one).
 fn check_table_name(table: &str) -> Result<()> {
-    if table.is_empty()
-        || table.contains('\0')
-        || table.len() > MAX_IDENTIFIER_BYTES
-        || table.trim() != table
-    {
+    if table.is_empty() || table.contains('\0') || table.len() > MAX_IDENTIFIER_BYTES {
         return Err(Error::Template(format!(
-            "table name `{}` in `{{{{tables.…}}}}` must be 1 to {MAX_IDENTIFIER_BYTES} bytes without NUL or whitespace at either end (it has {} bytes)",
+            "table name `{}` in `{{{{tables.…}}}}` must be 1 to {MAX_IDENTIFIER_BYTES} bytes without NUL (it has {} bytes)",
             table.escape_debug(),
             table.len()
         )));
@@ -165,7 +160,6 @@ mod tests {
             format!("{longest}t"),
             "a\0b".to_string(),
             format!("{}é", "t".repeat(62)),
-            " x".to_string(),
         ] {
             let sql = format!("DROP TABLE {{{{tables.{name}}}}}");
             let err = render(Dialect::Postgres, None, TableNames::none(), &sql).unwrap_err();

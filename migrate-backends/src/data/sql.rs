@@ -90,13 +90,13 @@ pub(crate) fn ident(dialect: Dialect, name: &str) -> String {
 }
 
 /// A logical table written into `{{tables.…}}`: the renderer reads its name to the first `}}`
-/// and trims it, so a name holding a brace or whitespace at either end would render as
+/// and trims its end, so a name holding a brace or ending in whitespace would render as
 /// another table (or fail as a template). Refused here, naming `what`.
 pub(crate) fn check_template_table(what: &str, table: &str) -> Result<()> {
-    if table.is_empty() || table.contains(['{', '}']) || table.trim() != table {
+    if table.trim().is_empty() || table.contains(['{', '}']) || table.trim_end() != table {
         return Err(Error::Config(format!(
-            "{what}: table `{}` cannot be written as `{{{{tables.…}}}}` (it is empty, holds a \
-             brace, or has whitespace at an end)",
+            "{what}: table `{}` cannot be written as `{{{{tables.…}}}}` (it is blank, holds a \
+             brace, or ends in whitespace)",
             table.escape_debug()
         )));
     }
@@ -421,7 +421,7 @@ mod tests {
             "INSERT INTO {{tables.s}} AS t (\"k\\{{\", \"v\\{{schema}}\") VALUES (1, 2) \
              ON CONFLICT (\"k\\{{\") DO UPDATE SET \"v\\{{schema}}\" = excluded.\"v\\{{schema}}\""
         );
-        for table in ["a}}b", "x{", " s", ""] {
+        for table in ["a}}b", "x{", "s ", " ", ""] {
             let mut upsert = Upsert::new(table, &["k"], &["v"]);
             upsert.row(vec![Value::Int(1), Value::Int(2)]);
             match upsert.sql(Dialect::Sqlite) {

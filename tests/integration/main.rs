@@ -18,6 +18,7 @@ mod cli_fleet;
 mod concurrency;
 mod connect_errors;
 mod data_braces;
+mod data_keys;
 #[cfg(feature = "cli")]
 mod drift;
 mod ended_sessions;

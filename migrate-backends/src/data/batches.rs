@@ -459,18 +459,32 @@ impl Job {
             .iter()
             .map(|c| ident(db.dialect(), c))
             .collect();
+        // One row more than the batch: the first row of the next one, whose key must differ
+        // from the batch's last (the next batch starts after that key, and would skip the
+        // rest of a run of equal keys).
         let sql = format!(
             "SELECT {} FROM {{{{tables.{}}}}} WHERE {key} IS NOT NULL{after}{} ORDER BY {key} LIMIT {}",
             columns.join(", "),
             spec.table,
             spec.filter_clause(),
-            spec.size
+            spec.size.saturating_add(1)
         );
         if !db.in_transaction() {
             db.execute("BEGIN").await?;
             self.open = true;
         }
-        let rows = db.query(&sql).await?;
+        let mut rows = db.query(&sql).await?;
+        if rows.len() > spec.size {
+            let next = rows.pop().and_then(|r| r.get(self.key_index).cloned());
+            let last = rows.last().and_then(|r| r.get(self.key_index));
+            if next.is_some() && next.as_ref() == last {
+                return Err(Error::Config(format!(
+                    "batch job `{}`: the key `{}` is not unique (rows with one value span a \
+                     batch's end, and the next batch would skip the rest): page by a unique key",
+                    spec.job, spec.key
+                )));
+            }
+        }
         let Some(last) = rows.last().and_then(|r| r.get(self.key_index)).cloned() else {
             if self.open {
                 db.execute("COMMIT").await?;

@@ -116,7 +116,8 @@ fn as_written(quoted: String) -> String {
 
 /// A multi-row `INSERT` that is safe to run again: a row whose key exists updates it, or, with
 /// [`newer_wins`](Upsert::newer_wins), updates it only when the incoming row is newer. Running
-/// the same upsert twice changes nothing the second time.
+/// the same upsert twice changes nothing the second time. On MySQL and MariaDB, `ON DUPLICATE
+/// KEY UPDATE` acts on a conflict with any unique index of the table, not only `keys`.
 ///
 /// ```
 /// use migrate_backends::data::Upsert;

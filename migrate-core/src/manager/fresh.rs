@@ -76,14 +76,14 @@ impl MigrationManager {
                     }
                 }
                 let mut states = self.read_states(false).await?;
-                for state in &mut states {
-                    if state.stored.is_none() && !state.adopted {
-                        state.baseline = None;
-                    }
-                }
+                without_baselines(&mut states);
                 let request = Request::latest_up();
                 let plan = plan::plan(&self.graph, &states, &request)?;
-                let applied = self.apply(&request, &RunOptions::default(), plan).await;
+                let run = RunOptions {
+                    fresh: true,
+                    ..RunOptions::default()
+                };
+                let applied = self.apply(&request, &run, plan).await;
                 let mut ran = match applied {
                     Ok(ran) => ran,
                     Err(err) => return Err(with_applied_first(installed, err)),
@@ -171,5 +171,16 @@ fn with_applied_first(mut before: Vec<AppliedStep>, err: Error) -> Error {
             }
         }
         other => other,
+    }
+}
+
+/// A fresh install is for an empty database: a table with nothing recorded starts from its
+/// first step, whatever baseline the manager has (an adopted version still counts: its table
+/// exists).
+pub(super) fn without_baselines(states: &mut [crate::plan::ChainState]) {
+    for state in states {
+        if state.stored.is_none() && !state.adopted {
+            state.baseline = None;
+        }
     }
 }

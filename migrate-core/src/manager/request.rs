@@ -21,6 +21,9 @@ pub(super) struct RunOptions {
     pub(super) dry_run: bool,
     pub(super) lock_wait: Option<Duration>,
     pub(super) progress: Option<ProgressFn>,
+    /// Planned by `install_fresh`: a re-plan (after another runner moved a table) ignores the
+    /// baselines, as the first plan did.
+    pub(super) fresh: bool,
 }
 
 /// The options shared by both directions.

@@ -403,8 +403,13 @@ impl MigrationManager {
                     attempts: attempt,
                 });
             }
-            let states = self.read_states(false).await?;
+            let mut states = self.read_states(false).await?;
+            if run.fresh {
+                super::fresh::without_baselines(&mut states);
+            }
             plan = plan::plan(&self.graph, &states, request)?;
+            // The new plan's held-back steps are counted again.
+            stops.held.clear();
         }
         Ok(stops.finish(&self.graph, applied, plan))
     }

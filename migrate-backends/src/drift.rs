@@ -373,6 +373,13 @@ impl Scratch {
                 crate::url::server(live_url)
             ))
         })?;
+        if dialect == migrate_core::dialect::Dialect::MySql && !names_a_database(live_url) {
+            return Err(Error::Config(format!(
+                "the drift check needs a database in the URL ({}): the scratch database takes its \
+                 character set and collation",
+                crate::url::server(live_url)
+            )));
+        }
         let quoted = dialect.quote_ident(&name);
         let create = match dialect {
             // With the live database's default character set and collation, which every
@@ -457,4 +464,23 @@ async fn drop_database(admin_url: &str, name: &str, dialect: Dialect) -> Result<
             admin_url,
         ))
     })
+}
+
+/// Whether a server URL names a database (`scheme://host/db`, not `scheme://host/`).
+fn names_a_database(url: &str) -> bool {
+    url.split_once("://")
+        .map(|(_, rest)| &rest[..rest.find(['?', '#']).unwrap_or(rest.len())])
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, database)| !database.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_names_a_database_or_not() {
+        assert!(super::names_a_database("mysql://u:p@h:3306/app?x=1"));
+        assert!(!super::names_a_database("mysql://u:p@h:3306/"));
+        assert!(!super::names_a_database("mysql://u:p@h:3306"));
+        assert!(!super::names_a_database("mysql://u:p@h:3306/?x=/y"));
+    }
 }

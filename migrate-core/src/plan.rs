@@ -65,6 +65,17 @@ impl ChainState {
     }
 }
 
+/// For a fresh install, which is for an empty database: a table with nothing recorded starts
+/// from its first step, whatever baseline the manager has (an adopted version still counts:
+/// its table exists).
+pub(crate) fn without_baselines(states: &mut [ChainState]) {
+    for state in states {
+        if state.stored.is_none() && !state.adopted {
+            state.baseline = None;
+        }
+    }
+}
+
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {

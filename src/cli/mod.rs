@@ -286,9 +286,15 @@ fn usage_error(printer: &Printer, err: &clap::Error, json: bool) -> u8 {
 
 /// `{"ok": false, "error": {"kind": "Usage", "category": "bad_input", "message"}}`.
 fn print_usage_json(printer: &Printer, err: &clap::Error) {
-    let message = err.render().to_string();
-    let message = message.lines().next().unwrap_or_default();
-    let message = message.strip_prefix("error: ").unwrap_or(message);
+    // clap's message runs to its first blank line (then come the usage and a hint).
+    let rendered = err.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
     printer.json(&json!({
         "ok": false,
         "error": { "kind": "Usage", "category": "bad_input", "message": message },

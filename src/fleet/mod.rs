@@ -59,10 +59,11 @@ use crate::manager::Configure;
 pub struct Fleet {
     sets: Vec<&'static MigrationSet>,
     targets: Vec<Target>,
-    /// The servers whose schemas `all_schemas` listed (and its pattern): listed again at each
-    /// run, so that a fleet kept for many runs (the HTTP route's) takes tenants made since and
-    /// does not bring back ones dropped.
-    listings: Vec<(String, Option<String>)>,
+    /// What `all_schemas` listed: listed again at each run, so that a fleet kept for many runs
+    /// (the HTTP route's) takes tenants made since and does not bring back ones dropped.
+    listings: Vec<Listing>,
+    /// The listings that failed at this run, and why: their schemas fail, not run.
+    unlisted: Vec<(Listing, String)>,
     concurrency: usize,
     fail_fast: bool,
     options: ConnectOptions,
@@ -79,6 +80,15 @@ impl std::fmt::Debug for Fleet {
     }
 }
 
+/// One `all_schemas` call: the server, the pattern, and the schemas it listed last.
+#[derive(Debug, Clone)]
+struct Listing {
+    url: String,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    like: Option<String>,
+    schemas: Vec<String>,
+}
+
 /// The pool size for the schemas of one server: a lock and a step connection per running
 /// target, and one spare.
 fn shared_pool_size(concurrency: usize) -> u32 {
@@ -92,6 +102,7 @@ impl Fleet {
             sets: sets.into_iter().collect(),
             targets: Vec::new(),
             listings: Vec::new(),
+            unlisted: Vec::new(),
             concurrency: 8,
             fail_fast: false,
             options: ConnectOptions::new(),
@@ -120,10 +131,12 @@ impl Fleet {
         #[cfg(feature = "postgres")]
         {
             let schemas = list_schemas(url, like, &self.options).await?;
-            let mut fleet = self.targets(schemas.into_iter().map(|s| Target::schema(url, s)));
-            fleet
-                .listings
-                .push((url.to_string(), like.map(str::to_string)));
+            let mut fleet = self.targets(schemas.iter().map(|s| Target::schema(url, s)));
+            fleet.listings.push(Listing {
+                url: url.to_string(),
+                like: like.map(str::to_string),
+                schemas,
+            });
             Ok(fleet)
         }
         #[cfg(not(feature = "postgres"))]
@@ -193,9 +206,10 @@ impl Fleet {
         }
     }
 
-    /// This fleet with the schemas of its listed servers listed again (`None` when it listed
-    /// none). A server that cannot be listed keeps the schemas listed before, and its targets
-    /// report what fails.
+    /// This fleet with the schemas of its listings listed again (`None` when it has none):
+    /// each listing's schemas replaced by what it finds now, the other targets kept. A server
+    /// that cannot be listed keeps that listing's schemas, which then fail without running
+    /// (what was dropped since must not be made again).
     async fn relisted(&self) -> Option<Fleet> {
         if self.listings.is_empty() {
             return None;
@@ -203,19 +217,24 @@ impl Fleet {
         #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
         let mut fleet = self.clone();
         #[cfg(feature = "postgres")]
-        for (url, like) in &self.listings {
-            match list_schemas(url, like.as_deref(), &self.options).await {
+        for (i, listing) in self.listings.iter().enumerate() {
+            let url = &listing.url;
+            match list_schemas(url, listing.like.as_deref(), &self.options).await {
                 Ok(schemas) => {
+                    let was = |t: &Target| matches!(t, Target::Schema { url: u, schema } if u == url && listing.schemas.contains(schema));
+                    fleet.targets.retain(|t| !was(t));
                     fleet
                         .targets
-                        .retain(|t| !matches!(t, Target::Schema { url: u, .. } if u == url));
-                    fleet
-                        .targets
-                        .extend(schemas.into_iter().map(|s| Target::schema(url, s)));
+                        .extend(schemas.iter().map(|s| Target::schema(url, s)));
+                    fleet.listings[i].schemas = schemas;
                 }
                 Err(err) => {
                     let server = crate::backend::redact_url_password(url, url);
-                    tracing::warn!(%server, error = %err, "could not list the schemas again; running those listed before");
+                    tracing::warn!(%server, error = %err, "could not list the schemas again; their targets fail");
+                    fleet.unlisted.push((
+                        listing.clone(),
+                        format!("the schemas of {server} could not be listed again: {err}"),
+                    ));
                 }
             }
         }
@@ -347,6 +366,15 @@ impl Fleet {
         pools: &HashMap<String, std::result::Result<SharedPool, String>>,
         action: Action,
     ) -> TargetOutcome {
+        if let Target::Schema { url, schema } = target {
+            let unlisted = self
+                .unlisted
+                .iter()
+                .find(|(l, _)| &l.url == url && l.schemas.contains(schema));
+            if let Some((_, why)) = unlisted {
+                return TargetOutcome::Failed(Error::msg(why.clone()));
+            }
+        }
         let backend = match self.backend(target, pools).await {
             Ok(backend) => backend,
             Err(err) => return TargetOutcome::Failed(err),

@@ -266,6 +266,9 @@ each_backend! {
             assert_eq!(json["ok"].as_bool(), Some(false), "{args:?}: {json}");
             assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{args:?}: {json}");
         }
+        // The whole message: what is missing, not only that something is.
+        let json = cli(&url, &["--json", "down"]).await.json();
+        assert!(json["error"]["message"].as_str().is_some_and(|m| m.contains("--to")), "{json}");
         assert_eq!(db.fingerprint().await, before);
     }
 

@@ -34,3 +34,41 @@ each_backend! {
         assert!(text.contains("the key `k` is not unique"), "{text}");
     }
 }
+
+/// Reads `dupt` one row a batch; its keys are `a`, `A` and `b`.
+fn page_dupt<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        let mut job = Batches::new("page dupt", "dupt", "k")
+            .batch_size(1)
+            .start(db)
+            .await?;
+        while let Some(rows) = job.next(db).await? {
+            job.tally().moved(rows.len() as u64);
+        }
+        let tally = job.finish(db).await?;
+        if tally.moved_count() != 3 {
+            return Err(migrate::Error::msg(format!("moved {tally}")));
+        }
+        Ok(())
+    })
+}
+
+each_backend! {
+    async fn text_keys_are_compared_as_their_column_compares_them(db) {
+        // MariaDB's default collation takes `a` and `A` for one key: `k > 'a'` would skip `A`.
+        // SQLite's and PostgreSQL's default ones tell them apart, and every row is read.
+        db.exec("CREATE TABLE dupt (k VARCHAR(8), v INTEGER)").await;
+        db.exec("INSERT INTO dupt (k, v) VALUES ('a', 1), ('A', 2), ('b', 3)").await;
+        let names = migrate::TableNames::new();
+        let step = first_step("copied", "page_dupt", page_dupt, false, &names);
+        let executor = db.executor().await;
+        executor.prepare().await.expect("tracking tables");
+        let outcome = executor.run_step(&step).await;
+        if db.backend() == migrate::testing::Backend::MySql {
+            let err = outcome.expect_err("one key under the column's collation");
+            assert!(err.to_string().contains("the key `k` is not unique"), "{err}");
+        } else {
+            outcome.expect("three distinct keys, three rows");
+        }
+    }
+}

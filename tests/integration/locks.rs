@@ -418,6 +418,11 @@ async fn sqlite_a_lock_timeout_after_a_step_names_what_the_run_applied() {
                 matches!(**source, migrate::Error::LockTimeout { .. }),
                 "{err}"
             );
+            assert_eq!(
+                err.category(),
+                migrate::error::ErrorCategory::Locked,
+                "still a lock: retry"
+            );
         }
         other => panic!("expected StepFailed carrying what was applied, got {other:?}"),
     }

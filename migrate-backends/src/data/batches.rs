@@ -476,8 +476,23 @@ impl Job {
         let mut rows = db.query(&sql).await?;
         if rows.len() > spec.size {
             let next = rows.pop().and_then(|r| r.get(self.key_index).cloned());
-            let last = rows.last().and_then(|r| r.get(self.key_index));
-            if next.is_some() && next.as_ref() == last {
+            let last = rows.last().and_then(|r| r.get(self.key_index)).cloned();
+            let same = match (&next, &last) {
+                (Some(next), Some(last)) if next == last => true,
+                // Text and exact numbers compare as the column does (a collation that ignores
+                // case or trailing spaces, `2` and `2.0`), which Rust's equality does not know.
+                (Some(next @ (Value::Text(_) | Value::Numeric(_))), Some(last)) => {
+                    let both = format!(
+                        "SELECT COUNT(*) FROM {{{{tables.{}}}}} WHERE {key} = {} AND {key} = {}",
+                        spec.table,
+                        literal(db.dialect(), last)?,
+                        literal(db.dialect(), next)?
+                    );
+                    db.query_i64(&both).await? > 0
+                }
+                _ => false,
+            };
+            if same {
                 return Err(Error::Config(format!(
                     "batch job `{}`: the key `{}` is not unique (rows with one value span a \
                      batch's end, and the next batch would skip the rest): page by a unique key",

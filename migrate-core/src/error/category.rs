@@ -12,7 +12,9 @@ pub enum ErrorCategory {
     /// graph, an unknown table, a target on the wrong side, `down` without a target, a bad
     /// option.
     BadInput,
-    /// Another runner holds the migration lock.
+    /// Another runner holds the migration lock (or, for a [`Error::StepFailed`] whose cause is
+    /// a [`Error::LockTimeout`], held the lock a later step of the run needed: the steps before
+    /// it are listed).
     Locked,
     /// A table carries a dirty mark: a step started outside a transaction and never finished.
     Dirty,
@@ -57,6 +59,11 @@ impl Error {
             | Error::DependencyNotApplied { .. }
             | Error::DependentStillApplied { .. }
             | Error::ConcurrentRunners { .. } => ErrorCategory::Refused,
+            // A later step of a run that could not take the lock: the run stopped there, as
+            // a run that never began does; retrying is still the answer.
+            Error::StepFailed { source, .. } if matches!(**source, Error::LockTimeout { .. }) => {
+                ErrorCategory::Locked
+            }
             Error::StepFailed { .. } => ErrorCategory::StepFailed,
             Error::Blocked { .. } => ErrorCategory::Blocked,
             Error::Unreachable { .. } => ErrorCategory::Unreachable,

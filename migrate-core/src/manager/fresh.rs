@@ -76,7 +76,7 @@ impl MigrationManager {
                     }
                 }
                 let mut states = self.read_states(false).await?;
-                without_baselines(&mut states);
+                plan::without_baselines(&mut states);
                 let request = Request::latest_up();
                 let plan = plan::plan(&self.graph, &states, &request)?;
                 let run = RunOptions {
@@ -171,16 +171,5 @@ fn with_applied_first(mut before: Vec<AppliedStep>, err: Error) -> Error {
             }
         }
         other => other,
-    }
-}
-
-/// A fresh install is for an empty database: a table with nothing recorded starts from its
-/// first step, whatever baseline the manager has (an adopted version still counts: its table
-/// exists).
-pub(super) fn without_baselines(states: &mut [crate::plan::ChainState]) {
-    for state in states {
-        if state.stored.is_none() && !state.adopted {
-            state.baseline = None;
-        }
     }
 }

@@ -405,7 +405,7 @@ impl MigrationManager {
             }
             let mut states = self.read_states(false).await?;
             if run.fresh {
-                super::fresh::without_baselines(&mut states);
+                plan::without_baselines(&mut states);
             }
             plan = plan::plan(&self.graph, &states, request)?;
             // The new plan's held-back steps are counted again.
@@ -514,6 +514,10 @@ impl Stops {
         };
         if self.stopped_by(node.chain).is_none() {
             self.chains.push((node.chain, by));
+        }
+        // The refused step itself, planned again after a re-plan, is in `blocked`, not held.
+        if self.blocked.iter().any(|b| b.step == step.step) {
+            return true;
         }
         match self.held.iter_mut().find(|(c, _)| *c == node.chain) {
             Some((_, count)) => *count += 1,

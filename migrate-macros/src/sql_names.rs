@@ -115,6 +115,15 @@ fn version_of(stem: &str) -> Result<(Version, Style), String> {
                 return Ok((Version::new(stamp, 0, 0), Style::Timestamp));
             }
         }
+        // A date alone would be read as a sequence number, which must have no gap: the second
+        // file, a day later, would be refused as a gap of a million numbers, or the files of
+        // consecutive days pass until the first that is not.
+        if looks_like_a_date(head) {
+            return Err(format!(
+                "`{head}` is a date without a time; write a timestamp (`{head}_120000_…` or \
+                 `{head}120000_…`), or number the files (`001_…`)"
+            ));
+        }
     }
     described(desc)?;
     let value = number(head)?;
@@ -126,6 +135,15 @@ fn version_of(stem: &str) -> Result<(Version, Style), String> {
             Style::Numbered { width: head.len() },
         ))
     }
+}
+
+/// Whether eight digits read as a date from 1900 to 2099 (`yyyymmdd`).
+fn looks_like_a_date(head: &str) -> bool {
+    let part = |range: std::ops::Range<usize>| head.get(range).and_then(|p| p.parse::<u32>().ok());
+    matches!(
+        (part(0..4), part(4..6), part(6..8)),
+        (Some(1900..=2099), Some(1..=12), Some(1..=31))
+    )
 }
 
 #[cfg(test)]
@@ -167,8 +185,12 @@ mod tests {
             "Vfoo.sql",
             "2.x.0_a.sql",
             "001_a.txt",
+            "20251025_add_users.sql",
         ] {
             assert!(v(bad).starts_with("error: "), "{bad}: {}", v(bad));
         }
+        assert!(v("20251025_add_users.sql").contains("a date without a time"));
+        // Eight digits that are no date stay a sequence number.
+        assert_eq!(v("00000012_a.sql"), "12.0.0");
     }
 }

@@ -309,7 +309,7 @@ async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
             "`to_base` belongs to down, not up".to_string(),
         );
     }
-    let outcome = detached(async move {
+    respond_detached(async move {
         let mut request = shared
             .manager
             .up()
@@ -324,10 +324,16 @@ async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) 
         }
         request.await
     })
-    .await;
-    match outcome {
+    .await
+}
+
+/// A run request's answer, the run [`detached`] from the request.
+async fn respond_detached(
+    run: impl std::future::Future<Output = Result<crate::report::Report>> + Send + 'static,
+) -> Response {
+    match detached(run).await {
         Ok(outcome) => respond(outcome),
-        Err(panicked) => panicked,
+        Err(not_finished) => not_finished,
     }
 }
 
@@ -401,7 +407,7 @@ async fn down(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             "give `target` or `to_base: true`, not both".to_string(),
         );
     }
-    let outcome = detached(async move {
+    respond_detached(async move {
         let mut request = shared
             .manager
             .down()
@@ -419,11 +425,7 @@ async fn down(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         }
         request.await
     })
-    .await;
-    match outcome {
-        Ok(outcome) => respond(outcome),
-        Err(panicked) => panicked,
-    }
+    .await
 }
 
 fn respond(outcome: Result<crate::report::Report>) -> Response {

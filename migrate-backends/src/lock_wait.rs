@@ -71,41 +71,45 @@ impl LockWait {
     }
 }
 
-/// The connection a runner takes its lock on, until the lock is held. Dropped before that (the
-/// run cancelled while `GET_LOCK` or `pg_try_advisory_lock` was on its way), it is closed, not
-/// given back to the pool: the server may grant the lock after the client stopped listening,
-/// and a pooled session would then hold it unseen, for every later runner to wait on.
+/// The connection whose session takes, then holds, a run lock (`GET_LOCK`, a session advisory
+/// lock). Dropped (a wait cancelled while the lock query was on its way, a lock dropped
+/// unreleased) it is closed, not given back to the pool: ending the session frees the lock,
+/// and the server may grant a waiting lock after the client stopped listening, which a pooled
+/// session would then hold unseen. Only [`into_pool`](Self::into_pool), once the lock is
+/// released, gives it back.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-pub(crate) struct Acquiring<DB: sqlx::Database> {
+#[derive(Debug)]
+pub(crate) struct LockSession<DB: sqlx::Database> {
     conn: Option<sqlx::pool::PoolConnection<DB>>,
+    /// Entered to close the connection when dropped on a thread outside it.
     runtime: crate::home_runtime::HomeRuntime,
 }
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-impl<DB: sqlx::Database> Acquiring<DB> {
+impl<DB: sqlx::Database> LockSession<DB> {
     pub(crate) fn new(conn: sqlx::pool::PoolConnection<DB>) -> Self {
-        Acquiring {
+        LockSession {
             conn: Some(conn),
             runtime: crate::home_runtime::HomeRuntime::current(),
         }
     }
 
-    /// The connection, while the lock is being taken.
+    /// The connection, to take, release or ask about the lock on.
     pub(crate) fn conn(&mut self) -> &mut DB::Connection {
-        // `held` is the only taker, and it consumes the guard.
+        // `into_pool` is the only taker, and it consumes the guard.
         self.conn
             .as_deref_mut()
-            .expect("the connection is taken only by `held`")
+            .expect("the connection is taken only by `into_pool`")
     }
 
-    /// The lock is held: the connection goes to the lock, which releases it.
-    pub(crate) fn held(mut self) -> Option<sqlx::pool::PoolConnection<DB>> {
-        self.conn.take()
+    /// The lock is released: the connection goes back to the pool.
+    pub(crate) fn into_pool(mut self) {
+        drop(self.conn.take());
     }
 }
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-impl<DB: sqlx::Database> Drop for Acquiring<DB> {
+impl<DB: sqlx::Database> Drop for LockSession<DB> {
     fn drop(&mut self) {
         if let Some(mut conn) = self.conn.take() {
             let _entered = self.runtime.enter();

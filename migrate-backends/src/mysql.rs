@@ -21,8 +21,7 @@
 //!   before it ends closes the connection, which frees the lock, and so does a killed runner's.
 
 use crate::driver::{has_sqlstate, Driver, Sealed};
-use crate::home_runtime::HomeRuntime;
-use crate::lock_wait::{Acquiring, LockWait};
+use crate::lock_wait::{LockSession, LockWait};
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::statements::{compile, Statements, TrackingNames};
 use crate::SqlxDb;
@@ -32,7 +31,6 @@ use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use migrate_core::future::BoxFuture;
 use sqlx::mysql::{MySqlQueryResult, MySqlRow};
-use sqlx::pool::PoolConnection;
 use sqlx::{MySql, MySqlConnection, MySqlPool};
 
 /// The table options of every table this crate creates on MySQL: text in any language, compared
@@ -278,29 +276,25 @@ async fn lock_name(conn: &mut MySqlConnection, table: &str) -> Result<String> {
 /// Takes the named lock, waiting in slices of at most the report interval so that a waiting
 /// runner says who it waits for.
 async fn get_lock(db: &MySqlDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> {
-    let mut acquiring = Acquiring::new(db.pool.acquire().await?);
-    let name = lock_name(acquiring.conn(), &db.tracking_table).await?;
+    let mut session = LockSession::new(db.pool.acquire().await?);
+    let name = lock_name(session.conn(), &db.tracking_table).await?;
     loop {
         let taken: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
             .bind(&name)
             .bind(wait.next_slice().as_secs_f64())
-            .fetch_one(acquiring.conn())
+            .fetch_one(session.conn())
             .await?;
         if taken == Some(1) {
-            return Ok(Box::new(NamedLock {
-                conn: acquiring.held(),
-                name,
-                runtime: HomeRuntime::current(),
-            }));
+            return Ok(Box::new(NamedLock { session, name }));
         }
         if wait.expired() {
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
-                holder: Some(lock_holder(acquiring.conn(), &name).await?),
+                holder: Some(lock_holder(session.conn(), &name).await?),
             });
         }
         if wait.report_due() {
-            wait.report(&lock_holder(acquiring.conn(), &name).await?);
+            wait.report(&lock_holder(session.conn(), &name).await?);
         }
     }
 }
@@ -317,45 +311,28 @@ async fn lock_holder(conn: &mut MySqlConnection, name: &str) -> Result<String> {
     })
 }
 
-/// A held `GET_LOCK` and the connection that holds it.
+/// A held `GET_LOCK` and the session that holds it (closed if the lock is dropped unreleased,
+/// which frees it).
 #[derive(Debug)]
 struct NamedLock {
-    conn: Option<PoolConnection<MySql>>,
+    session: LockSession<MySql>,
     name: String,
-    /// Entered to close the connection when the lock is dropped outside it.
-    runtime: HomeRuntime,
 }
 
 impl RunLock for NamedLock {
-    fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        let conn = self.conn.take();
-        let name = std::mem::take(&mut self.name);
+    fn release(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        let NamedLock { mut session, name } = *self;
         Box::pin(async move {
-            let Some(mut conn) = conn else {
-                return Ok(());
-            };
             let released: std::result::Result<Option<i64>, sqlx::Error> =
                 sqlx::query_scalar("SELECT RELEASE_LOCK(?)")
                     .bind(&name)
-                    .fetch_one(&mut *conn)
+                    .fetch_one(session.conn())
                     .await;
-            if !matches!(released, Ok(Some(1))) {
-                // Not held any more, or the connection broke: end the session to be sure.
-                conn.close_on_drop();
+            if matches!(released, Ok(Some(1))) {
+                session.into_pool();
             }
+            // Otherwise (not held any more, or the connection broke) the session is ended.
             released.map(|_| ()).map_err(Error::from)
         })
-    }
-}
-
-impl Drop for NamedLock {
-    fn drop(&mut self) {
-        let _entered = self.runtime.enter();
-        // Dropped unreleased (a run dropped before it ended): close the connection, which frees
-        // the lock.
-        if let Some(mut conn) = self.conn.take() {
-            conn.close_on_drop();
-            drop(conn); // here, inside the runtime entered
-        }
     }
 }

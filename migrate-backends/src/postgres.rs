@@ -14,7 +14,7 @@
 
 use crate::driver::{has_sqlstate, Driver, Sealed};
 use crate::home_runtime::HomeRuntime;
-use crate::lock_wait::{Acquiring, LockWait};
+use crate::lock_wait::{LockSession, LockWait};
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlx_db::micros;
 use crate::statements::{compile, SessionRecord, Statements, TrackingNames};
@@ -339,27 +339,23 @@ impl SqlxDb<Postgres> {
 
 async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> {
     let key = db.lock_key();
-    let mut acquiring = Acquiring::new(db.pool.acquire().await?);
+    let mut session = LockSession::new(db.pool.acquire().await?);
     loop {
         let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(key)
-            .fetch_one(acquiring.conn())
+            .fetch_one(session.conn())
             .await?;
         if taken {
-            return Ok(Box::new(AdvisoryLock {
-                conn: acquiring.held(),
-                key,
-                runtime: HomeRuntime::current(),
-            }));
+            return Ok(Box::new(AdvisoryLock { session, key }));
         }
         if wait.expired() {
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
-                holder: Some(advisory_holder(acquiring.conn(), key).await?),
+                holder: Some(advisory_holder(session.conn(), key).await?),
             });
         }
         if wait.report_due() {
-            wait.report(&advisory_holder(acquiring.conn(), key).await?);
+            wait.report(&advisory_holder(session.conn(), key).await?);
         }
         tokio::time::sleep(LOCK_POLL).await;
     }
@@ -400,48 +396,31 @@ async fn lock_row_holder(conn: &mut PgConnection, table: &str) -> Result<String>
     ))
 }
 
-/// A held session advisory lock and the connection that holds it.
+/// A held session advisory lock and the session that holds it (closed if the lock is dropped
+/// unreleased, which frees it).
 #[derive(Debug)]
 struct AdvisoryLock {
-    conn: Option<PoolConnection<Postgres>>,
+    session: LockSession<Postgres>,
     key: i64,
-    /// Entered to close the connection when the lock is dropped outside it.
-    runtime: HomeRuntime,
 }
 
 impl RunLock for AdvisoryLock {
-    fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        let conn = self.conn.take();
-        let key = self.key;
+    fn release(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        let AdvisoryLock { mut session, key } = *self;
         Box::pin(async move {
-            let Some(mut conn) = conn else {
-                return Ok(());
-            };
             let unlocked = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
                 .bind(key)
-                .fetch_one(&mut *conn)
+                .fetch_one(session.conn())
                 .await;
             match unlocked {
-                Ok(true) => Ok(()),
-                Ok(false) | Err(_) => {
-                    // Not held any more, or the connection broke: end the session to be sure.
-                    conn.close_on_drop();
-                    unlocked.map(|_| ()).map_err(Error::from)
+                Ok(true) => {
+                    session.into_pool();
+                    Ok(())
                 }
+                // Not held any more, or the connection broke: the session is ended (dropped).
+                Ok(false) | Err(_) => unlocked.map(|_| ()).map_err(Error::from),
             }
         })
-    }
-}
-
-impl Drop for AdvisoryLock {
-    fn drop(&mut self) {
-        let _entered = self.runtime.enter();
-        // Dropped unreleased (a run dropped before it ended): close the connection rather
-        // than return it to the pool still holding the lock. Ending the session frees it.
-        if let Some(mut conn) = self.conn.take() {
-            conn.close_on_drop();
-            drop(conn); // here, inside the runtime entered
-        }
     }
 }
 

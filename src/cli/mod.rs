@@ -222,23 +222,12 @@ impl Cli {
                 MigrationManager::new(db, self.sets.iter().copied())?,
                 self.configure.as_ref(),
             )?;
-            // A dirty mark or a version this binary does not know leaves no versions to
-            // migrate a scratch database to: `verify` reports those (exit 6 or 4) without the
-            // comparison, instead of failing as a usage error.
-            let comparable = || async {
-                let statuses = manager.status().await?;
-                Ok::<bool, crate::Error>(
-                    statuses
-                        .iter()
-                        .all(|t| t.dirty.is_none() && t.unknown_version.is_none()),
-                )
-            };
-            let drift = if arguments.schema_drift() && comparable().await? {
+            let drift = if !arguments.schema_drift() {
+                None
+            } else if comparable(&manager).await? {
                 Some(self.drift_check(arguments, flags.clone()).run(url).await?)
             } else {
-                if arguments.schema_drift() {
-                    printer.err("schema comparison skipped: the database is dirty, or records a version this binary does not know");
-                }
+                printer.err("schema comparison skipped: the database is dirty, or records a version this binary does not know");
                 None
             };
             commands::execute(
@@ -272,6 +261,16 @@ impl Cli {
         }
         check
     }
+}
+
+/// Whether the live database has versions to compare a scratch database at: a dirty mark or a
+/// version this binary does not know leaves none, and `verify` reports those (exit 6 or 4)
+/// without the comparison, instead of failing as a usage error.
+async fn comparable(manager: &MigrationManager) -> Result<bool> {
+    let statuses = manager.status().await?;
+    Ok(statuses
+        .iter()
+        .all(|t| t.dirty.is_none() && t.unknown_version.is_none()))
 }
 
 /// A usage error the CLI finds itself: clap's message on stderr, and with `--json` the error

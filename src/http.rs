@@ -7,7 +7,7 @@
 //! | `GET /migrations/history?limit=N` | `{"ok": true, "history": [...]}`, newest first |
 //! | `POST /migrations/up` | runs `up`; the JSON body holds `target`, `tables`, `force`, `dry_run` |
 //! | `POST /migrations/down` | runs `down`; `target` or `to_base: true` is required |
-//! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `404` without a fleet, `400` for a body with any run option (a fleet goes up to every head) |
+//! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `404` without a fleet, `400` for a body with any run option (a fleet goes up to every head), `409` while this router's previous fleet run is still going; each target waits [`HttpConfig::lock_wait`] for its lock, and one whose lock stays held fails (category `locked`) in the `207` |
 //!
 //! The two `POST` routes need `Authorization: Bearer <token>` (compared in constant time), and
 //! so do the reads with [`HttpConfig::protect_reads`]. A run never queues behind another: while
@@ -41,6 +41,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -101,6 +102,29 @@ struct Shared {
     lock_wait: Duration,
     max_history: usize,
     fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// Whether a `POST /migrations/all/up` of this router is running: a second one answers
+    /// `409` rather than running every target again behind it.
+    fleet_running: AtomicBool,
+}
+
+/// Marks this router's fleet run as going until dropped (at the run's end, or as its task
+/// unwinds from a panic).
+struct FleetRunning(Arc<Shared>);
+
+impl FleetRunning {
+    fn start(shared: &Arc<Shared>) -> Option<FleetRunning> {
+        let idle = shared
+            .fleet_running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        idle.then(|| FleetRunning(Arc::clone(shared)))
+    }
+}
+
+impl Drop for FleetRunning {
+    fn drop(&mut self) {
+        self.0.fleet_running.store(false, Ordering::Release);
+    }
 }
 
 fn digest(text: &str) -> [u8; 32] {
@@ -149,6 +173,7 @@ pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> 
         lock_wait: config.lock_wait,
         max_history: config.max_history.unwrap_or(DEFAULT_MAX_HISTORY),
         fleet: config.fleet.clone(),
+        fleet_running: AtomicBool::new(false),
     });
     Ok(Router::new()
         .route("/migrations/status", get(status))
@@ -381,8 +406,20 @@ async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             json!({ "kind": "NoFleet", "category": "bad_input", "message": "no fleet is configured: set HttpConfig { fleet: Some(..), .. }" }),
         );
     };
-    let fleet = Arc::clone(fleet);
-    let report = match detached(async move { fleet.up().await }).await {
+    let Some(running) = FleetRunning::start(&shared) else {
+        return error_response(
+            StatusCode::CONFLICT,
+            json!({ "kind": "FleetRunning", "category": "locked", "message": "a fleet run of this server is already going: try again when it has finished" }),
+        );
+    };
+    // Each target waits for its lock as long as a single run does here.
+    let fleet = (**fleet).clone().lock_wait(shared.lock_wait);
+    let report = match detached(async move {
+        let _running = running;
+        fleet.up().await
+    })
+    .await
+    {
         Ok(report) => report,
         Err(panicked) => return panicked,
     };

@@ -67,6 +67,8 @@ pub struct Fleet {
     concurrency: usize,
     fail_fast: bool,
     options: ConnectOptions,
+    /// How long each `up` waits for its target's lock, when set ([`Fleet::lock_wait`]).
+    lock_wait: Option<Duration>,
     configure: Option<Configure>,
 }
 
@@ -106,6 +108,7 @@ impl Fleet {
             concurrency: 8,
             fail_fast: false,
             options: ConnectOptions::new(),
+            lock_wait: None,
             configure: None,
         }
     }
@@ -166,6 +169,16 @@ impl Fleet {
     /// schema targets).
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// How long each target's `up` waits for another runner's lock before that target fails
+    /// with [`Error::LockTimeout`] naming the holder, instead of the lock timeout of
+    /// [`connect_options`](Self::connect_options) (which, on SQLite, is also the busy timeout
+    /// of every connection, and is not changed by this). `Duration::ZERO` tries each lock once:
+    /// what `POST /migrations/all/up` does with its `lock_wait`.
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = Some(wait);
         self
     }
 
@@ -390,7 +403,13 @@ impl Fleet {
             Err(err) => return TargetOutcome::Failed(err),
         };
         let outcome = match action {
-            Action::Up => manager.up().await.map(TargetOutcome::Ran),
+            Action::Up => {
+                let mut up = manager.up();
+                if let Some(wait) = self.lock_wait {
+                    up = up.lock_timeout(wait);
+                }
+                up.await.map(TargetOutcome::Ran)
+            }
             Action::Status => manager.status().await.map(TargetOutcome::Read),
             Action::Verify => manager.status().await.map(|statuses| {
                 let problems = Problem::of_all(&statuses);

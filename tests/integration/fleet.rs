@@ -9,7 +9,7 @@ use migrate::testing::Backend;
 use migrate::{ConnectOptions, Error, MigrationManager};
 
 /// The test database's URL as `role`.
-fn as_role(url: &str, role: &str) -> String {
+pub(crate) fn as_role(url: &str, role: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("a server URL");
     let host = rest.split_once('@').map_or(rest, |(_, host)| host);
     format!("{scheme}://{role}@{host}")

@@ -438,3 +438,83 @@ async fn all_up_answers_207_naming_the_targets_that_failed() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_up_waits_lock_wait_per_target_and_runs_one_fleet_at_a_time() {
+    use sqlx::Connection;
+    let Some(db) = TestDb::new(migrate::testing::Backend::Postgres).await else {
+        return;
+    };
+    let url = crate::fleet::tenants(&db).await;
+    // tenant_00's run lock, held by another runner for the whole test.
+    let key = migrate::postgres::PgDb::connect(&url)
+        .await
+        .expect("connect")
+        .with_schema("tenant_00")
+        .expect("schema")
+        .lock_key();
+    let mut holder = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut holder)
+        .await
+        .expect("tenant_00's lock");
+    let fleet = migrate::fleet::Fleet::new([&crate::MIGRATIONS])
+        .all_schemas(&url, Some("tenant\\_%"))
+        .await
+        .expect("schemas")
+        .concurrency(12);
+    let lock_wait = std::time::Duration::from_secs(3);
+    let config = HttpConfig {
+        fleet: Some(std::sync::Arc::new(fleet)),
+        lock_wait,
+        ..with_token()
+    };
+    let addr = serve(&db, config).await;
+    let first = tokio::spawn(request(
+        addr,
+        "POST",
+        "/migrations/all/up",
+        Some(TOKEN),
+        None,
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The first run waits for tenant_00's lock: a second request does not start another.
+    let (code, busy) = request(addr, "POST", "/migrations/all/up", Some(TOKEN), None).await;
+    assert_eq!(
+        (
+            code,
+            busy["error"]["kind"].as_str(),
+            busy["error"]["category"].as_str()
+        ),
+        (409, Some("FleetRunning"), Some("locked")),
+        "{busy}"
+    );
+    let (code, body) = first.await.expect("the first request");
+    assert_eq!(code, 207, "{body}");
+    let tenant_00 = &body["targets"][0];
+    assert!(
+        tenant_00["target"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("tenant_00")),
+        "{body}"
+    );
+    assert_eq!(tenant_00["error"]["category"], "locked", "{body}");
+    // It waited the router's lock_wait, not the 30 s the connection's lock timeout would be.
+    let waited = tenant_00["error"]["waited_ms"].as_f64().unwrap_or(-1.0);
+    assert!(
+        (2_500.0..15_000.0).contains(&waited),
+        "tenant_00 waited {waited} ms for its lock, with lock_wait {lock_wait:?}: {body}"
+    );
+    assert_eq!(body["targets"][1]["ok"], true, "{body}");
+    // The first run over, the route runs again (its mark was cleared).
+    let (code, again) = request(addr, "POST", "/migrations/all/up", Some(TOKEN), None).await;
+    assert_eq!(code, 207, "{again}");
+    assert_eq!(
+        again["targets"][0]["error"]["category"], "locked",
+        "{again}"
+    );
+    holder.close().await.expect("release");
+}

@@ -190,7 +190,9 @@ pub mod report {
     pub use migrate_core::report::{
         PlannedStep, Progress, Report, ReportStatus, SkipReason, Skipped,
     };
-    pub use migrate_core::status::{ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus};
+    pub use migrate_core::status::{
+        AdoptionConflict, ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus,
+    };
     pub use migrate_core::step::{AppliedStep, Direction, DirtyMark, Outcome, StepKey};
     pub use migrate_core::time::Timestamp;
 }

@@ -29,7 +29,7 @@
 //! a service pointed at the wrong database or schema says so instead of serving.
 
 use crate::error::ErrorCategory;
-use crate::report::{ChecksumDrift, DirtyMark, Report, TableStatus};
+use crate::report::{AdoptionConflict, ChecksumDrift, DirtyMark, Report, TableStatus};
 use crate::{Error, MigrationManager, Version};
 use std::fmt;
 
@@ -115,42 +115,70 @@ pub enum Problem {
     },
     /// An applied step was edited after it ran.
     Drift(ChecksumDrift),
+    /// The adopted version table (`with_adopted_versions`) and this manager's tracking table
+    /// disagree: another tool migrated the table after it was adopted, or records a version
+    /// none of its migrations declares.
+    Adopted {
+        /// The migration set's module.
+        module: String,
+        /// The table.
+        table: String,
+        /// What the two tables record.
+        conflict: AdoptionConflict,
+    },
 }
 
 impl Problem {
-    /// The problems of one table's status, worst first.
+    /// The problems of one table's status, worst first. Pending steps are a problem of their
+    /// own only when nothing else is wrong with the table: its other problem is fixed first
+    /// (`up` refuses the table until then), and a table this binary does not link is only
+    /// ahead. A `resumable` step cut off on its way up is pending work, not a dirty mark: the
+    /// next `up` runs it again.
     pub fn of(status: &TableStatus) -> Vec<Problem> {
+        let module = || status.module.clone();
+        let table = || status.table.clone();
+        if !status.linked {
+            // A newer binary's table: its repairs belong to that binary, which knows it.
+            return vec![Problem::Ahead {
+                module: module(),
+                table: table(),
+                recorded: status.unknown_version.clone().unwrap_or_else(|| {
+                    status
+                        .current
+                        .as_ref()
+                        .map_or_else(|| "a row".to_string(), Version::to_string)
+                }),
+            }];
+        }
         let mut problems = Vec::new();
-        if let Some(mark) = &status.dirty {
+        if let Some(mark) = status.dirty.as_ref().filter(|_| !status.resumes) {
             problems.push(Problem::Dirty {
-                module: status.module.clone(),
-                table: status.table.clone(),
+                module: module(),
+                table: table(),
                 mark: mark.clone(),
             });
         }
         if let Some(drift) = &status.drift {
             problems.push(Problem::Drift(drift.clone()));
         }
-        if let Some(recorded) = &status.unknown_version {
-            problems.push(Problem::Ahead {
-                module: status.module.clone(),
-                table: status.table.clone(),
-                recorded: recorded.clone(),
-            });
-        } else if !status.linked {
-            problems.push(Problem::Ahead {
-                module: status.module.clone(),
-                table: status.table.clone(),
-                recorded: status
-                    .current
-                    .as_ref()
-                    .map_or_else(|| "a row".to_string(), Version::to_string),
+        if let Some(conflict) = &status.adoption {
+            problems.push(Problem::Adopted {
+                module: module(),
+                table: table(),
+                conflict: conflict.clone(),
             });
         }
-        if status.pending > 0 {
+        if let Some(recorded) = &status.unknown_version {
+            problems.push(Problem::Ahead {
+                module: module(),
+                table: table(),
+                recorded: recorded.clone(),
+            });
+        }
+        if status.pending > 0 && problems.is_empty() {
             problems.push(Problem::Behind {
-                module: status.module.clone(),
-                table: status.table.clone(),
+                module: module(),
+                table: table(),
                 current: status.current.clone(),
                 latest: status.latest.clone(),
                 pending: status.pending,
@@ -164,16 +192,18 @@ impl Problem {
         statuses.iter().flat_map(Problem::of).collect()
     }
 
-    /// Whether this is only pending work (what `apply` fixes by itself).
+    /// Whether this is only pending work (what `apply` fixes by itself, a cut-off `resumable`
+    /// step included).
     pub fn is_behind(&self) -> bool {
         matches!(self, Problem::Behind { .. })
     }
 
-    /// A short machine-readable name: `behind`, `ahead`, `dirty`, `drift`.
+    /// A short machine-readable name: `behind`, `ahead`, `dirty`, `drift`, `adopted`.
     pub fn kind(&self) -> &'static str {
         match self {
             Problem::Behind { .. } => "behind",
             Problem::Ahead { .. } => "ahead",
+            Problem::Adopted { .. } => "adopted",
             Problem::Dirty { .. } => "dirty",
             Problem::Drift(_) => "drift",
         }
@@ -214,10 +244,30 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "`{module}` table `{table}` is dirty: {} step {} ({}) started at {} and never \
-                 finished; check the schema, then `repair {table} --completed` or \
+                 finished (unless a runner is applying it now); check the schema, then `repair {table} --completed` or \
                  `--rolled-back`",
                 mark.direction, mark.version, mark.name, mark.since
             ),
+            Problem::Adopted {
+                module,
+                table,
+                conflict,
+            } => match &conflict.current {
+                None => write!(
+                    f,
+                    "`{module}` table `{table}`: `{}` records it at {}, which none of its \
+                     migrations declares; correct that row, or delete it to start from the \
+                     baseline",
+                    conflict.from, conflict.adopted
+                ),
+                Some(current) => write!(
+                    f,
+                    "`{module}` table `{table}`: `{}` records it at {}, but `{}` at {current}: \
+                     another tool migrated it after it was adopted; check the schema, then \
+                     correct one of the two",
+                    conflict.from, conflict.adopted, conflict.tracking
+                ),
+            },
             Problem::Drift(drift) => write!(
                 f,
                 "{} was edited after it ran (declared at {}; applied with {}, now {}); revert \

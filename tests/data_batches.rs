@@ -189,8 +189,20 @@ async fn batches_resume_and_count_exactly(backend: Backend) {
     );
     let status = manager.status().await.expect("status");
     assert!(
-        status[0].dirty.is_some(),
-        "the cut-off journalled step is marked"
+        status[0].dirty.is_some() && status[0].resumes,
+        "the cut-off journalled step is marked, as one the next up resumes: {:?}",
+        status[0]
+    );
+    // Start-up's check calls it pending work (apply resumes it), not a dirty mark to repair:
+    // `repair --completed` would record a half-copied job as done.
+    let problems = migrate::startup::Problem::of(&status[0]);
+    assert_eq!(
+        problems
+            .iter()
+            .map(migrate::startup::Problem::kind)
+            .collect::<Vec<_>>(),
+        ["behind"],
+        "{problems:?}"
     );
 
     // The next run clears the mark of the resumable step, resumes after id 300, and counts the

@@ -36,17 +36,44 @@ pub struct TableStatus {
     /// Whether this binary links migrations for the table; `false` for a table a newer binary
     /// recorded under one of this manager's modules (`latest` is then `0.0.0`).
     pub linked: bool,
+    /// The dirty mark is a `resumable` step cut off on its way up: the next `up` clears it and
+    /// runs the step again from its own checkpoint (it is counted in `pending`).
+    pub resumes: bool,
+    /// The adopted version table ([`with_adopted_versions`]) and this manager's own tracking
+    /// table disagree on this table: a run refuses it with `Error::AdoptedVersion`.
+    ///
+    /// [`with_adopted_versions`]: crate::MigrationManager::with_adopted_versions
+    pub adoption: Option<AdoptionConflict>,
 }
 
 impl TableStatus {
     /// Whether a run would be refused for this table, or an operator should look: a dirty
-    /// mark, checksum drift, an unknown version, or a table this binary does not know.
+    /// mark, checksum drift, an unknown version, a table this binary does not know, or an
+    /// adopted version that disagrees with this manager's.
     pub fn needs_attention(&self) -> bool {
         self.dirty.is_some()
             || self.drift.is_some()
+            || self.adoption.is_some()
             || self.unknown_version.is_some()
             || !self.linked
     }
+}
+
+/// Where another tool's version table, adopted with `with_adopted_versions`, and this
+/// manager's own tracking table cannot both be right about a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct AdoptionConflict {
+    /// The adopted version table (`agno_schema_versions`).
+    pub from: String,
+    /// The version it records for the table.
+    pub adopted: String,
+    /// This manager's tracking table.
+    pub tracking: String,
+    /// The version the tracking table records: `None` when it has no row for the table, and
+    /// the adopted version is one no migration of the table declares.
+    pub current: Option<String>,
 }
 
 /// An applied step whose migration changed after it ran.

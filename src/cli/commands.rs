@@ -131,7 +131,7 @@ fn worst(problems: &[Problem]) -> u8 {
         .iter()
         .map(|p| match p {
             Problem::Dirty { .. } => exit::DIRTY,
-            Problem::Drift(_) | Problem::Ahead { .. } => exit::DRIFT,
+            Problem::Drift(_) | Problem::Ahead { .. } | Problem::Adopted { .. } => exit::DRIFT,
             _ => exit::PENDING,
         })
         .max()

@@ -4,6 +4,7 @@
 use crate::harness::{each_backend, steps, TestDb};
 use crate::MIGRATIONS;
 use migrate::error::ErrorCategory;
+use migrate::startup::{ensure, Policy, Problem, StartupError};
 use migrate::{Error, MigrationManager};
 
 const AGNO_TABLE: &str = "CREATE TABLE agno_schema_versions (table_name VARCHAR(100) PRIMARY KEY, \
@@ -61,6 +62,17 @@ each_backend! {
             "{text}"
         );
         assert_eq!(db.fingerprint().await, fingerprint, "a refused run changes nothing");
+        // What a run refuses, start-up's check and the status name too (a check served it).
+        let manager = adopting(&db).await;
+        let status = manager.status().await.expect("status");
+        let session = status.iter().find(|s| s.table == "session").expect("session");
+        let conflict = session.adoption.as_ref().expect("the conflict is in the status");
+        assert_eq!((conflict.adopted.as_str(), conflict.current.as_deref()), ("3.0.0", Some("2.3.0")));
+        assert!(session.needs_attention());
+        let err = ensure(&manager, Policy::Check).await.expect_err("check refuses it");
+        let StartupError::NotReady { problems, .. } = &err else { panic!("{err}") };
+        assert!(problems.iter().any(|p| p.kind() == "adopted"), "{err}");
+        assert!(err.to_string().contains("another tool migrated it after it was adopted"), "{err}");
     }
 
     async fn an_adopted_version_survives_a_refused_step(db) {
@@ -98,6 +110,12 @@ each_backend! {
         let Error::AdoptedVersion { table, from, adopted, current, .. } = &err else { panic!("{err:?}") };
         assert_eq!((table.as_str(), from.as_str(), adopted.as_str(), current), ("memory", "agno_schema_versions", "2.2.0", &None));
         assert!(err.to_string().contains("delete it to start from the baseline"), "{err}");
+        assert_eq!(db.fingerprint().await, fingerprint);
+        // Check refuses it too, naming the row, rather than asking for an `up` that refuses.
+        let err = ensure(&adopting(&db).await, Policy::Check).await.expect_err("check refuses it");
+        let StartupError::NotReady { problems, .. } = &err else { panic!("{err}") };
+        let memory: Vec<&str> = problems.iter().filter(|p| p.to_string().contains("table `memory`")).map(Problem::kind).collect();
+        assert_eq!(memory, ["adopted"], "{err}");
         assert_eq!(db.fingerprint().await, fingerprint);
     }
 

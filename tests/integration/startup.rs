@@ -23,6 +23,12 @@ each_backend! {
         db.exec("UPDATE migrate_schema_versions SET version = '2.9.0' WHERE table_name = 'session'").await;
         let err = ensure(&m, Policy::Check).await.expect_err("ahead");
         assert!(err.to_string().contains("is ahead"), "{err}");
+        // A version between two declared ones is ahead only: the `up` that a "behind" would
+        // ask for refuses it.
+        db.exec("UPDATE migrate_schema_versions SET version = '2.2.0' WHERE table_name = 'session'").await;
+        let err = ensure(&m, Policy::Check).await.expect_err("ahead");
+        let StartupError::NotReady { problems, .. } = &err else { panic!("{err}") };
+        assert_eq!(problems.iter().map(Problem::kind).collect::<Vec<_>>(), ["ahead"], "{err}");
         db.exec("UPDATE migrate_schema_versions SET version = '2.3.0', dirty_version = '2.3.0', dirty_name = 'session_2_3_0', dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'").await;
         let err = ensure(&m, Policy::Check).await.expect_err("dirty");
         assert!(err.to_string().contains("is dirty") && err.to_string().contains("repair session"), "{err}");

@@ -5,7 +5,7 @@ use super::setup::MigrationManager;
 use crate::error::{Error, Result};
 use crate::migration::Reversal;
 use crate::plan::ChainState;
-use crate::status::{ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus};
+use crate::status::{AdoptionConflict, ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus};
 use semver::Version;
 
 impl MigrationManager {
@@ -129,6 +129,8 @@ impl MigrationManager {
                     unknown_version: state.unknown.clone(),
                     drift: drift_of[c].take(),
                     linked: true,
+                    resumes: self.resumes(c, state),
+                    adoption: self.adoption_conflict(state),
                 }
             })
             .collect();
@@ -141,10 +143,31 @@ impl MigrationManager {
             unknown_version: row.version,
             drift: None,
             linked: false,
+            resumes: false,
+            adoption: None,
             module: row.module,
             table: row.table,
         }));
         Ok(rows)
+    }
+
+    /// Whether chain `c`'s dirty mark is one the next `up` resumes.
+    fn resumes(&self, c: usize, state: &ChainState) -> bool {
+        state
+            .dirty
+            .as_ref()
+            .is_some_and(|mark| self.resumes_up(c, mark))
+    }
+
+    /// What the adopted version table and the tracking table disagree on, for one chain.
+    fn adoption_conflict(&self, state: &ChainState) -> Option<AdoptionConflict> {
+        let (adopted, current) = state.adoption.as_ref()?;
+        Some(AdoptionConflict {
+            from: self.adopted_from.clone()?,
+            adopted: adopted.clone(),
+            tracking: self.backend.tracking_table().to_string(),
+            current: current.clone(),
+        })
     }
 
     /// Whether `node` is at or below its chain's version in `shown` (one per chain).

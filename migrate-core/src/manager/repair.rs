@@ -5,7 +5,7 @@ use crate::backend::StepRecord;
 use crate::checksum;
 use crate::error::{Error, Result};
 use crate::plan::ChainState;
-use crate::step::{Direction, Outcome};
+use crate::step::{Direction, DirtyMark, Outcome};
 
 /// How an operator resolves a dirty mark after checking the schema by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,17 @@ impl MigrationManager {
         self.locked(None, self.repin(chains)).await
     }
 
+    /// Whether `mark`, on chain `c`, is a `resumable` step cut off on its way up: one the next
+    /// `up` clears and runs again.
+    pub(super) fn resumes_up(&self, c: usize, mark: &DirtyMark) -> bool {
+        let chain = &self.graph.chains[c];
+        mark.direction == Direction::Up
+            && semver::Version::parse(&mark.version)
+                .ok()
+                .and_then(|v| chain.position(&self.graph, &v))
+                .is_some_and(|p| self.graph.nodes[chain.nodes[p]].migration.resumable())
+    }
+
     /// Clears the dirty marks of `resumable` steps cut off on their way up, leaving the version
     /// where it was, so that the run plans them again and they resume from their own
     /// checkpoint. Runs under the lock of an `up`; returns whether anything was cleared.
@@ -106,11 +117,7 @@ impl MigrationManager {
                 continue;
             };
             let chain = &self.graph.chains[c];
-            let resumable = semver::Version::parse(&mark.version)
-                .ok()
-                .and_then(|v| chain.position(&self.graph, &v))
-                .is_some_and(|p| self.graph.nodes[chain.nodes[p]].migration.resumable());
-            if mark.direction != Direction::Up || !resumable {
+            if !self.resumes_up(c, mark) {
                 continue;
             }
             let stored = state

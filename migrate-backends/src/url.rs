@@ -25,20 +25,26 @@ fn parts(url: &str) -> Option<Parts<'_>> {
     })
 }
 
+/// The query keys whose values are secrets: PostgreSQL's URLs take the password itself, and
+/// the passphrase of the client's TLS key.
+const SECRET_KEYS: [&str; 2] = ["password", "sslpassword"];
+
 /// Every password `url` gives, as written: in its user information (`user:password@`), and
-/// in its query's `password=`, which PostgreSQL's URLs also take (empty ones left out);
+/// in its query's `password=` and `sslpassword=` (empty ones left out);
 /// [`percent_decode`] gives the other form a message might show.
 pub(crate) fn passwords(url: &str) -> Vec<String> {
     let in_userinfo = parts(url)
         .and_then(|p| p.userinfo)
         .and_then(|userinfo| userinfo.split_once(':'))
         .map(|(_, password)| password.to_string());
-    let in_query = url.split_once('?').and_then(|(_, query)| {
-        let query = &query[..query.find('#').unwrap_or(query.len())];
-        query.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            (percent_decode(key) == "password").then(|| value.to_string())
-        })
+    let query = url.split_once('?').map_or("", |(_, query)| {
+        &query[..query.find('#').unwrap_or(query.len())]
+    });
+    let in_query = query.split('&').filter_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        SECRET_KEYS
+            .contains(&percent_decode(key).as_str())
+            .then(|| value.to_string())
     });
     in_userinfo
         .into_iter()
@@ -204,6 +210,13 @@ mod tests {
                 "postgres://app@db/app?password=hunter2"
             ),
             "cannot reach postgres://app@db/app?password=*** (***)"
+        );
+        // The TLS key's passphrase is a secret too, beside a password.
+        let tls = "postgres://app:pw-one@db/app?sslkey=/k&sslpassword=k3y-phrase";
+        assert_eq!(passwords(tls), ["pw-one", "k3y-phrase"]);
+        assert_eq!(
+            redact_url_password(&format!("target {tls}"), tls),
+            "target postgres://app:***@db/app?sslkey=/k&sslpassword=***"
         );
     }
 

@@ -136,6 +136,13 @@ impl Cli {
     {
         let mut printer = Printer::new(stdout, stderr);
         let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        // Every URL given, before anything is printed: a usage error quotes the argument it
+        // could not place (a URL typed without `--database-url`), password and all.
+        for arg in &args {
+            if let Some(text) = arg.to_str().filter(|a| a.contains("://")) {
+                printer.hide_password_of(text);
+            }
+        }
         let arguments = match Arguments::try_parse_from(&args) {
             Ok(arguments) => arguments,
             Err(err) => {
@@ -160,7 +167,7 @@ impl Cli {
                 printer.hide_password_of(url);
             }
         }
-        init_logging(arguments.verbose);
+        let _logging = logging(arguments.verbose, &printer);
         if let Command::New { table, name, sql } = &arguments.command {
             return scaffold(table, name, sql.as_deref(), &printer, arguments.json);
         }
@@ -336,18 +343,31 @@ fn scaffold(
     }
 }
 
-/// `-v`: the library's tracing events on stderr (info, then debug, then trace).
-fn init_logging(verbose: u8) {
+/// `-v`: this library's tracing events (info, then debug, then trace) on the CLI's stderr,
+/// redacted like its other output, for as long as the guard lives. Other crates' events are
+/// left out (sqlx's, at `-vv`, quote every statement with its values, and some of its warnings
+/// quote connection parameters). A host (or a test) that installed a global subscriber keeps
+/// it.
+fn logging(verbose: u8, printer: &Printer) -> Option<tracing::subscriber::DefaultGuard> {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
     let level = match verbose {
-        0 => return,
+        0 => return None,
         1 => tracing::Level::INFO,
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    // A host (or a test) may have installed a subscriber already: keep it.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+    if tracing::dispatcher::has_been_set() {
+        return None;
+    }
+    let ours = |meta: &tracing::Metadata<'_>| {
+        let crate_name = meta.target().split("::").next().unwrap_or_default();
+        matches!(crate_name, "migrate" | "migrate_core" | "migrate_backends")
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(printer.log_writer().with_filter(ours))
         .with_max_level(level)
         .with_target(false)
-        .try_init();
+        .with_ansi(false)
+        .finish();
+    Some(tracing::subscriber::set_default(subscriber))
 }

@@ -71,6 +71,22 @@ impl Printer {
         write_to(&self.stderr, &self.redact(text));
     }
 
+    /// A `-v` log line on stderr, after ending a progress line left open, redacted like every
+    /// other line.
+    fn log(&self, text: &str) {
+        let newline = if self.open_line.swap(false, Ordering::Relaxed) {
+            "\n"
+        } else {
+            ""
+        };
+        write_to(&self.stderr, &self.redact(&format!("{newline}{text}")));
+    }
+
+    /// Where `-v`'s log lines go: this printer's stderr (see [`LogWriter`]).
+    pub(super) fn log_writer(&self) -> LogWriter {
+        LogWriter(self.clone())
+    }
+
     /// Text on stdout exactly as given.
     pub(super) fn out_raw(&self, text: &str) {
         write_to(&self.stdout, &self.redact(text));
@@ -282,5 +298,29 @@ fn run_text(what: &str, report: &Report) -> String {
                 millis(report.total_time)
             )
         }
+    }
+}
+
+/// The `-v` subscriber's writer: each formatted event (the fmt layer writes one at a time) on
+/// the printer's stderr, with the URLs' passwords removed.
+#[derive(Clone)]
+pub(super) struct LogWriter(Printer);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.log(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> LogWriter {
+        self.clone()
     }
 }

@@ -495,3 +495,53 @@ async fn a_commands_wrong_table_or_version_opens_no_database() {
     expect(&urls[0], &["status"], exit::OK).await;
     assert!(path.exists(), "status made no database file");
 }
+
+#[test]
+fn a_url_given_without_its_flag_never_shows_its_password() {
+    // clap's usage error quotes the argument it could not place.
+    for args in [
+        &["migrate", "postgres://app:Typo-pw-5150@db/app", "status"][..],
+        &["migrate", "up", "postgres://app:Typo-pw-5150@db/app"][..],
+        &["migrate", "--json", "up", "mysql://app:Typo-pw-5150@db/app"][..],
+    ] {
+        let (out, err) = (Captured::default(), Captured::default());
+        let code = Cli::new([&crate::MIGRATIONS]).run_from(
+            args,
+            Box::new(out.clone()),
+            Box::new(err.clone()),
+        );
+        let text = format!("{}{}", out.text(), err.text());
+        assert_eq!(code, exit::USAGE, "{args:?}: {text}");
+        assert!(
+            text.contains("app:***@db"),
+            "the argument is still named: {text}"
+        );
+        assert!(
+            !text.contains("Typo-pw-5150"),
+            "{args:?}: the password shows in\n{text}"
+        );
+    }
+}
+
+/// `-vv` prints this library's events, redacted, and not sqlx's (which quote every statement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_logging_shows_only_this_librarys_events_without_the_password() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let url = with_password(db.url());
+    let out = tokio::task::spawn_blocking(move || run_cli_example(&url, &["-vv", "up"]))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("migration run ended"), "{stderr}");
+    assert!(
+        !stderr.contains(PASSWORD),
+        "the password shows in\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("db.statement") && !stderr.contains("rows_affected"),
+        "sqlx's statement log is not the CLI's: {stderr}"
+    );
+}

@@ -412,6 +412,24 @@ fn start_bad_jobs<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
             let mut refused = REFUSED.lock().unwrap_or_else(|e| e.into_inner());
             refused.push((db.dialect(), told));
         }
+        // The job's source table given where its checkpoint table belongs: refused, and none
+        // of its rows deleted (it has a `job` column, as a table of jobs would).
+        db.execute("CREATE TABLE jobs_of_users (job VARCHAR(20), owner VARCHAR(20))")
+            .await?;
+        db.execute("INSERT INTO jobs_of_users VALUES ('copy_rows', 'ann')")
+            .await?;
+        match Batches::forget(db, "copy_rows", "jobs_of_users").await {
+            Err(Error::Config(message))
+                if message.contains("`jobs_of_users` is not a checkpoint table") => {}
+            other => return Err(Error::msg(format!("forget on a user table: {other:?}"))),
+        }
+        if db.query_i64("SELECT COUNT(*) FROM jobs_of_users").await? != 1 {
+            return Err(Error::msg("forget deleted a user table's row"));
+        }
+        // A whitespace-only statement runs nothing, where MySQL would refuse an empty query.
+        if db.execute("  \n ").await? != 0 {
+            return Err(Error::msg("blank SQL affected rows"));
+        }
         Ok(())
     })
 }

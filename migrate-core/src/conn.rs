@@ -189,9 +189,14 @@ impl<'c> Conn<'c> {
     }
 
     /// Runs one or more SQL statements (templates rendered first); returns the rows affected.
+    /// Text that is only whitespace runs nothing and affects 0 rows (MySQL and MariaDB would
+    /// refuse it as an empty query).
     pub async fn execute(&mut self, sql: &str) -> Result<u64> {
         let sql = self.render(sql)?;
         refuse_nul(&sql)?;
+        if sql.trim().is_empty() {
+            return Ok(0);
+        }
         self.raw.execute(&sql).await
     }
 

@@ -238,8 +238,11 @@ impl Batches {
         })
     }
 
-    /// Deletes the checkpoint of `job`, so that its next run starts over (for the down of a
-    /// migration that ran it). A missing checkpoint table is fine.
+    /// Deletes the checkpoint of `job` from `checkpoint_table` (the table its job kept its
+    /// checkpoints in: [`DEFAULT_CHECKPOINT_TABLE`](crate::data::DEFAULT_CHECKPOINT_TABLE)
+    /// unless `checkpoint_table` was set), so that its next run starts over: for the down of a
+    /// migration that ran it. A missing checkpoint table is fine; a table that is not one (the
+    /// job's source table, by mistake) is refused with `Error::Config` and left untouched.
     pub async fn forget(db: &mut Conn<'_>, job: &str, checkpoint_table: &str) -> Result<()> {
         check_job(job)?;
         crate::sqlx_db::check_statement_identifier(
@@ -248,6 +251,15 @@ impl Batches {
             crate::sqlx_db::MAX_IDENTIFIER_BYTES,
         )?;
         if db.table_exists(checkpoint_table).await? {
+            for column in ["job", "last_key", "tally"] {
+                if !db.column_exists(checkpoint_table, column).await? {
+                    return Err(Error::Config(format!(
+                        "Batches::forget: `{checkpoint_table}` is not a checkpoint table (it \
+                         has no `{column}` column); pass the table the job kept its \
+                         checkpoints in, migrate::data::DEFAULT_CHECKPOINT_TABLE by default"
+                    )));
+                }
+            }
             let sql = format!(
                 "DELETE FROM {} WHERE job = {}",
                 db.table(checkpoint_table),

@@ -100,6 +100,17 @@ each_backend! {
             adopting(&db).await.current_version("session").await.expect("current").map(|v| v.to_string()).as_deref(),
             Some("2.0.0")
         );
+        // Our own down below the adopted 2.1.0 is not Agno migrating the table again: the
+        // status names no conflict, and the table goes back up (before, every run and repair
+        // refused it with AdoptedVersion from then on).
+        let manager = adopting(&db).await;
+        let status = manager.status().await.expect("status");
+        assert!(status.iter().all(|s| s.adoption.is_none()), "{status:?}");
+        let up = manager.up().table("session").await.expect("up after our own down");
+        assert_eq!(steps(&up), ["session@2.1.0", "session@2.3.0"]);
+        // Agno moving past where we ever took the table is still a conflict.
+        db.exec("UPDATE agno_schema_versions SET version = '3.0.0' WHERE table_name = 'agno_sessions'").await;
+        manager.down().table("session").target("2.1.0").await.expect_err("3.0.0 is past ours");
     }
 
     async fn an_adopted_version_the_migrations_do_not_declare_is_refused(db) {

@@ -108,8 +108,45 @@ impl MigrationManager {
         if let Some(from) = &self.adopted_from {
             let adopted = self.backend.read_adopted(from).await?;
             self.adopt(&adopted, &has_row, &mut survey.states);
+            self.keep_own_downs(&mut survey.states).await?;
         }
         Ok(survey)
+    }
+
+    /// Clears the adoption conflicts this manager's own downs made: an adopted version above
+    /// the tracking row's is the other tool migrating the table again only if this manager
+    /// never took the table that far itself. After an up past the adopted version and a down
+    /// below it, the adopted table still says where the other tool left it. The history is
+    /// read only when a conflict is there to check.
+    async fn keep_own_downs(&self, states: &mut [ChainState]) -> Result<()> {
+        let below_ours = |state: &ChainState| matches!(&state.adoption, Some((_, Some(_))));
+        if !states.iter().any(below_ours) {
+            return Ok(());
+        }
+        let history = self.backend.history(&self.modules(), None).await?;
+        for (c, state) in states.iter_mut().enumerate() {
+            if !below_ours(state) {
+                continue;
+            }
+            let chain = &self.graph.chains[c];
+            let physical = self.physical(c);
+            let highest = history
+                .iter()
+                .filter(|e| e.module == chain.module && e.table == physical)
+                .filter(|e| e.direction == Direction::Up && e.outcome == Outcome::Succeeded)
+                .filter_map(|e| semver::Version::parse(&e.version).ok())
+                .max();
+            let adopted = state
+                .adoption
+                .as_ref()
+                .and_then(|(text, _)| super::setup::parse_version(text).ok());
+            if let (Some(adopted), Some(highest)) = (adopted, highest) {
+                if adopted <= highest {
+                    state.adoption = None;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What the rows alone say, before the settings that read other tables

@@ -268,6 +268,13 @@ impl fmt::Display for Problem {
                     conflict.from, conflict.adopted, conflict.tracking
                 ),
             },
+            Problem::Drift(drift) if drift.never_applied() => write!(
+                f,
+                "{} (declared at {}) never ran, though its table is recorded above it: it was \
+                 added below steps already applied; give it a version above the recorded one, \
+                 or apply it by hand and `accept-checksums {}`",
+                drift.step, drift.location, drift.step.table
+            ),
             Problem::Drift(drift) => write!(
                 f,
                 "{} was edited after it ran (declared at {}; applied with {}, now {}); revert \

@@ -76,7 +76,12 @@ pub struct AdoptionConflict {
     pub current: Option<String>,
 }
 
-/// An applied step whose migration changed after it ran.
+/// [`ChecksumDrift::applied`] of a step that never ran, though it lies below its table's
+/// recorded version (see [`ChecksumDrift::never_applied`]).
+pub const NEVER_APPLIED: &str = "never applied";
+
+/// An applied step whose migration changed after it ran, or a step added below its table's
+/// recorded version, which never ran ([`never_applied`](Self::never_applied)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -92,6 +97,13 @@ pub struct ChecksumDrift {
 }
 
 impl ChecksumDrift {
+    /// Whether the step never ran: it was added, or given a version, below steps already
+    /// applied, so a run would take it as applied and skip it (`applied` is
+    /// [`NEVER_APPLIED`]).
+    pub fn never_applied(&self) -> bool {
+        self.applied == NEVER_APPLIED
+    }
+
     /// The error a run meets at this drift.
     pub(crate) fn into_error(self) -> Error {
         Error::ChecksumMismatch {

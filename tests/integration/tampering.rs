@@ -87,6 +87,32 @@ each_backend! {
         assert!(row(&status, "memory").drift.is_none());
     }
 
+    async fn a_step_added_below_applied_ones_is_refused_not_skipped(db) {
+        // session@2.1.0 as a migration added after 2.0.0 and 2.3.0 ran: no history row of its
+        // own, and a chain checksum (the binary's has it) that differs from the stored one.
+        let m = db.manager().await;
+        m.up().table("session").await.expect("up");
+        db.exec("DELETE FROM migrate_schema_versions_history WHERE table_name = 'session' AND version = '2.1.0'").await;
+        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
+        rejects!(db, m.up(), Error::ChecksumMismatch { .. }, "session@2.1.0");
+        let err = m.up().await.expect_err("refused");
+        assert!(err.to_string().contains("never ran"), "{err}");
+        let status = listings_work(&db, &m).await;
+        let drift = row(&status, "session").drift.clone().expect("shown as drift");
+        assert!(drift.never_applied() && drift.step.version.to_string() == "2.1.0", "{drift:?}");
+        let problems = migrate::startup::Problem::of(row(&status, "session"));
+        assert!(problems.iter().any(|p| p.to_string().contains("never ran")), "{problems:?}");
+        // Applied by hand, it is accepted; the run is up to date again.
+        m.accept_checksums("session").await.expect("accept");
+        assert!(m.up().await.expect("up").applied.iter().all(|a| a.step.table != "session"));
+        // Steps under a baseline (or a stamp, or a fresh install) have no history either, and
+        // are not "added": no run below them.
+        db.exec("DELETE FROM migrate_schema_versions_history WHERE table_name = 'session' AND version IN ('2.0.0', '2.1.0')").await;
+        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
+        let status = listings_work(&db, &m).await;
+        assert!(row(&status, "session").drift.is_none(), "{status:?}");
+    }
+
     async fn a_dirty_table_is_listed(db) {
         let m = midway(&db).await;
         db.exec("UPDATE migrate_schema_versions SET dirty_version = '2.3.0', dirty_name = 'session_2_3_0', dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'").await;

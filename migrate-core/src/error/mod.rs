@@ -97,7 +97,7 @@ pub enum Error {
     },
 
     /// An applied migration was edited after it ran.
-    #[error("checksum drift in {step}, declared at {location}: it was applied with checksum {applied}, but the binary now has {current}; revert the edit, or accept it with MigrationManager::accept_checksums")]
+    #[error("{}", mismatch_text(.step, .location, .applied, .current))]
     ChecksumMismatch {
         /// The edited step.
         step: Box<StepKey>,
@@ -286,6 +286,23 @@ fn held_by(holder: &Option<String>) -> String {
         .as_ref()
         .map(|h| format!(" (held by {h})"))
         .unwrap_or_default()
+}
+
+fn mismatch_text(step: &StepKey, location: &str, applied: &str, current: &str) -> String {
+    if applied == crate::status::NEVER_APPLIED {
+        format!(
+            "{step}, declared at {location}, never ran, though its table is recorded above it: \
+             it was added below steps already applied, and a run would skip it; give it a \
+             version above the recorded one, or apply it by hand and accept it with \
+             MigrationManager::accept_checksums"
+        )
+    } else {
+        format!(
+            "checksum drift in {step}, declared at {location}: it was applied with checksum \
+             {applied}, but the binary now has {current}; revert the edit, or accept it with \
+             MigrationManager::accept_checksums"
+        )
+    }
 }
 
 fn adopted_text(

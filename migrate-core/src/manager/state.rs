@@ -289,8 +289,54 @@ impl MigrationManager {
         }
     }
 
+    /// A step of chain `c` below its recorded version that never ran although steps on both
+    /// sides of it did: a migration added under versions already applied (refinery's
+    /// "missing", sqlx's too). The steps under a baseline, a stamp or a fresh install have no
+    /// history of their own and are not it: the step's nearest recorded neighbours, below and
+    /// above, must both be runs.
+    fn inserted_below(
+        &self,
+        c: usize,
+        applied: usize,
+        history: &[crate::status::HistoryEntry],
+    ) -> Option<ChecksumDrift> {
+        let chain = &self.graph.chains[c];
+        let physical = self.physical(c);
+        let record = |n: usize| {
+            let version = self.graph.nodes[n].version.to_string();
+            let rows = history.iter().filter(move |h| {
+                h.module == chain.module
+                    && h.table == physical
+                    && h.version == version
+                    && h.direction == Direction::Up
+            });
+            if rows.clone().any(|h| h.outcome == Outcome::Succeeded) {
+                Some(true)
+            } else if rows.clone().any(|h| h.outcome == Outcome::Stamped) {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        let records: Vec<Option<bool>> =
+            chain.nodes[..applied].iter().map(|&n| record(n)).collect();
+        let missing = (0..applied).find(|&i| {
+            records[i].is_none()
+                && records[..i].iter().rev().flatten().next() == Some(&true)
+                && records[i + 1..].iter().flatten().next() == Some(&true)
+        })?;
+        let node = &self.graph.nodes[chain.nodes[missing]];
+        Some(ChecksumDrift {
+            step: node.key(),
+            location: node.migration.location(),
+            applied: crate::status::NEVER_APPLIED.to_string(),
+            current: node.migration.checksum().to_string(),
+        })
+    }
+
     /// The slow path, taken only when a chain checksum differs: finds, per suspect chain, the
-    /// first applied step whose recorded checksum differs from the binary's.
+    /// first applied step whose recorded checksum differs from the binary's, or a step added
+    /// below steps already applied.
     pub(super) async fn find_drift(
         &self,
         suspects: &[(usize, StateRow)],
@@ -323,7 +369,7 @@ impl MigrationManager {
                     },
                 )
             });
-            match drifted {
+            match drifted.or_else(|| self.inserted_below(*c, applied, &history)) {
                 Some(drift) => drifts.push((*c, drift)),
                 None => tracing::debug!(
                     module = chain.module,

@@ -70,6 +70,20 @@ each_backend! {
         assert_eq!(step.table, "session");
         assert!(!db.has_table("session").await);
         assert_eq!(manager.current_version("session").await.expect("current"), None);
+        // On MariaDB every step is journalled, so the fresh function's start left a mark. Rolled
+        // back, it records nothing again: not the step below the one it installs at (2.1.0),
+        // whose table would then be taken as built and only 2.3.0 run on no table.
+        let status = manager.status().await.expect("status");
+        let session = status.iter().find(|s| s.table == "session").expect("session");
+        assert_eq!(session.dirty.is_some(), db.backend() == migrate::testing::Backend::MySql, "{session:?}");
+        if session.dirty.is_some() {
+            assert!(!session.resumes, "a fresh install cut off is not resumed");
+            manager.resolve_dirty("session", migrate::manager::Resolution::RolledBack).await.expect("resolve");
+            assert_eq!(manager.current_version("session").await.expect("current"), None);
+        }
+        db.clear_control().await;
+        manager.install_fresh().await.expect("installed after all");
+        assert!(db.has_table("session").await);
     }
 }
 

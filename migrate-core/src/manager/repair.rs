@@ -60,7 +60,16 @@ impl MigrationManager {
                 (mark.direction, resolution),
                 (Direction::Up, Resolution::Completed) | (Direction::Down, Resolution::RolledBack)
             );
-            let keep = if done { Some(pos) } else { pos.checked_sub(1) };
+            // A fresh install's mark (its function's name, under the step it installs at) was
+            // made on a table with nothing recorded: rolled back, it records nothing again, not
+            // the step below (whose table would then be taken as built).
+            let keep = if done {
+                Some(pos)
+            } else if self.is_fresh_mark(c, pos, mark) {
+                None
+            } else {
+                pos.checked_sub(1)
+            };
             let version = keep.map(|p| self.graph.nodes[chain.nodes[p]].version.to_string());
             let checksum = keep.map(|p| checksum::render(chain.cumulative[p]));
             writes.push((c, version, checksum));
@@ -97,14 +106,25 @@ impl MigrationManager {
     }
 
     /// Whether `mark`, on chain `c`, is a `resumable` step cut off on its way up: one the next
-    /// `up` clears and runs again.
+    /// `up` clears and runs again. A fresh install cut off is not: its half-built table is not
+    /// the step's to resume.
     pub(super) fn resumes_up(&self, c: usize, mark: &DirtyMark) -> bool {
         let chain = &self.graph.chains[c];
         mark.direction == Direction::Up
             && semver::Version::parse(&mark.version)
                 .ok()
                 .and_then(|v| chain.position(&self.graph, &v))
-                .is_some_and(|p| self.graph.nodes[chain.nodes[p]].migration.resumable())
+                .is_some_and(|p| {
+                    self.graph.nodes[chain.nodes[p]].migration.resumable()
+                        && !self.is_fresh_mark(c, p, mark)
+                })
+    }
+
+    /// Whether `mark`, at step `pos` of chain `c`, was left by that step's `fresh` function
+    /// (`install_fresh`) rather than by the step itself.
+    fn is_fresh_mark(&self, c: usize, pos: usize, mark: &DirtyMark) -> bool {
+        let migration = self.graph.nodes[self.graph.chains[c].nodes[pos]].migration;
+        migration.fresh_name() == Some(mark.name.as_str()) && migration.name() != mark.name
     }
 
     /// Clears the dirty marks of `resumable` steps cut off on their way up, leaving the version

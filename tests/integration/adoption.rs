@@ -152,6 +152,11 @@ each_backend! {
         assert_eq!(manager.current_version("metrics").await.expect("current"), None);
         let again = manager.up().table("metrics").await.expect("up");
         assert!(steps(&again).contains(&"metrics@2.0.0".to_string()), "{again:?}");
+        // An unstamp leaves the table in place, which this baseline then takes: at its first
+        // step, unstamping would record nothing only to read as the baseline again.
+        manager.down().table("memory").target("2.0.0").await.expect("down");
+        let err = manager.unstamp("memory").await.expect_err("refused");
+        assert!(matches!(err, Error::Config(_)) && err.to_string().contains("first step"), "{err}");
     }
 
     async fn without_the_adopted_table_every_table_starts_at_the_baseline(db) {

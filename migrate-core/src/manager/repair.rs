@@ -225,10 +225,14 @@ impl MigrationManager {
         self.locked(None, async {
             let states = self.read_states(true).await?;
             let (c, pos) = recorded(&states).ok_or_else(nothing)?;
-            if let (Some(baseline), true) =
-                (&states[c].baseline, states[c].unrecorded_reads_as_baseline)
-            {
-                // As for a down: no version recorded would read as the baseline.
+            // As for a down: no version recorded would read as the baseline. Under
+            // `with_baseline_for_existing_tables` it does while the table exists, which an
+            // unstamp (unlike a down) leaves in place.
+            let reads_as_baseline = states[c].unrecorded_reads_as_baseline
+                || (self.baseline_if_exists
+                    && pos == 0
+                    && self.backend.table_exists(self.physical(c)).await?);
+            if let (Some(baseline), true) = (&states[c].baseline, reads_as_baseline) {
                 if pos == 0 {
                     return Err(Error::Config(format!(
                         "table `{table}` is at its first step: unstamping would leave no \

@@ -55,6 +55,7 @@ impl MigrationManager {
                 fresh.sort_by_key(|&(c, pos)| {
                     self.graph.nodes[self.graph.chains[c].nodes[pos]].rank
                 });
+                let fresh = self.ready_to_install(fresh, &states);
                 // A fresh function creates its table: one that is already there, with nothing
                 // recorded, is refused before anything is created.
                 for &(c, _) in &fresh {
@@ -94,6 +95,50 @@ impl MigrationManager {
             })
             .await?;
         finish(ran, started)
+    }
+
+    /// The fresh installs of `fresh` (in the graph's order) whose steps' `after` dependencies on
+    /// other tables are in place when they run: recorded (or adopted) already, or installed
+    /// fresh before them. A fresh install stands for every step of its table up to its
+    /// version, and runs before any step; one whose dependency is not in place (a table with no
+    /// fresh function, or one installed later) is left out, and its table goes up step by step
+    /// in the graph's order instead.
+    fn ready_to_install(
+        &self,
+        fresh: Vec<(usize, usize)>,
+        states: &[crate::plan::ChainState],
+    ) -> Vec<(usize, usize)> {
+        let mut installed: Vec<(usize, usize)> = Vec::new();
+        for (c, pos) in fresh {
+            let in_place = |dep: usize| {
+                let node = &self.graph.nodes[dep];
+                let state = &states[node.chain];
+                let recorded = state.stored.as_ref().or(if state.adopted {
+                    state.baseline.as_ref()
+                } else {
+                    None
+                });
+                node.chain == c
+                    || recorded.is_some_and(|v| node.version <= *v)
+                    || installed.iter().any(|&(d, p)| {
+                        d == node.chain && self.graph.chains[d].nodes[..=p].contains(&dep)
+                    })
+            };
+            let blocked = self.graph.chains[c].nodes[..=pos]
+                .iter()
+                .flat_map(|&n| &self.graph.nodes[n].after)
+                .find(|&&dep| !in_place(dep));
+            match blocked {
+                None => installed.push((c, pos)),
+                Some(&dep) => tracing::info!(
+                    table = self.graph.chains[c].table,
+                    after = %self.graph.nodes[dep].key(),
+                    "not installed fresh: a step it stands for runs after a step of another \
+                     table, which is not there yet; it goes up step by step"
+                ),
+            }
+        }
+        installed
     }
 
     /// Creates chain `c`'s table with the `fresh` function of its step at `pos`, and records it

@@ -227,3 +227,45 @@ async fn a_run_leaves_no_transaction_open() {
     assert_eq!(db.rows(idle_in_transaction).await, ["0"]);
     assert!(!db.has_table("session").await);
 }
+
+/// Runners in the lock-row mode create their schema before they take the lock: several
+/// starting at once on a new schema all get it (`CREATE SCHEMA IF NOT EXISTS` is not race-free
+/// on PostgreSQL: the losers used to fail on the catalog's unique index).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_creating_one_new_schema_at_once_all_go_on() {
+    let Some(db) = postgres().await else { return };
+    let mode = LockMode::Table {
+        stale_after: Duration::from_secs(600),
+    };
+    for round in 0..6 {
+        let schema = format!("new_tenant_{round}");
+        let mut runners = Vec::new();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(6));
+        for _ in 0..6 {
+            let executor = PgDb::connect(db.url())
+                .await
+                .unwrap()
+                .with_schema(&schema)
+                .unwrap()
+                .with_lock_mode(mode);
+            let manager = MigrationManager::new(executor, [&MIGRATIONS]).unwrap();
+            // Each with a connection open, then all at once.
+            manager.status().await.expect("status");
+            let start = start.clone();
+            runners.push(tokio::spawn(async move {
+                start.wait().await;
+                manager.up().await
+            }));
+        }
+        let mut applied = 0;
+        for runner in runners {
+            applied += runner
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{schema}: {e}"))
+                .applied
+                .len();
+        }
+        assert_eq!(applied, 10, "{schema}: every step once");
+    }
+}

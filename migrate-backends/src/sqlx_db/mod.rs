@@ -388,9 +388,21 @@ where
                 .fetch_optional(&mut *conn)
                 .await?;
             if found.is_none() {
-                sqlx::raw_sql(AssertSqlSafe(create.clone()))
+                let created = sqlx::raw_sql(AssertSqlSafe(create.clone()))
                     .execute(&mut *conn)
-                    .await?;
+                    .await;
+                if let Err(err) = created {
+                    // `IF NOT EXISTS` is not race-free: a runner that created the schema
+                    // between the two statements makes this one fail on the catalog's unique
+                    // index. The schema being there is all that was asked.
+                    let found = sqlx::raw_sql(AssertSqlSafe(literal_sql::<DB>(exists, &values)))
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    if found.is_none() {
+                        return Err(err.into());
+                    }
+                    tracing::debug!(error = %err, "another runner created the schema first");
+                }
             }
         }
         Ok(())

@@ -4,7 +4,7 @@ use super::setup::{parse_version, MigrationManager};
 use crate::backend::StepRecord;
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::plan::ChainState;
+use crate::plan::{ChainState, Request, Target};
 use crate::step::{Direction, DirtyMark, Outcome};
 
 /// How an operator resolves a dirty mark after checking the schema by hand.
@@ -130,14 +130,18 @@ impl MigrationManager {
     /// Clears the dirty marks of `resumable` steps cut off on their way up, leaving the version
     /// where it was, so that the run plans them again and they resume from their own
     /// checkpoint. Runs under the lock of an `up`; returns whether anything was cleared.
-    pub(super) async fn clear_resumable_marks(&self, states: &[ChainState]) -> Result<bool> {
+    pub(super) async fn clear_resumable_marks(
+        &self,
+        states: &[ChainState],
+        request: &Request,
+    ) -> Result<bool> {
         let mut cleared = false;
         for (c, state) in states.iter().enumerate() {
             let Some(mark) = &state.dirty else {
                 continue;
             };
             let chain = &self.graph.chains[c];
-            if !self.resumes_up(c, mark) {
+            if !self.resumes_up(c, mark) || !runs_step_of(request, c, &mark.version) {
                 continue;
             }
             let stored = state
@@ -343,4 +347,20 @@ impl MigrationManager {
         }
         Ok(())
     }
+}
+
+/// Whether `request` (an up) would run chain `c`'s step at `version`: the chain is selected
+/// and the target is not below it. A cut-off step the request leaves keeps its mark, which
+/// guards it (a down is refused as dirty) until an up that runs it.
+fn runs_step_of(request: &Request, c: usize, version: &str) -> bool {
+    let selected = request
+        .chains
+        .as_ref()
+        .is_none_or(|chains| chains.contains(&c));
+    let reached = match (&request.target, semver::Version::parse(version)) {
+        (Target::Version(target), Ok(version)) => version <= *target,
+        (Target::Version(_), Err(_)) => false,
+        (Target::Latest | Target::Base, _) => true,
+    };
+    selected && reached
 }

@@ -211,7 +211,8 @@ impl MigrationManager {
         let ran = self
             .locked(run.lock_wait, async {
                 let mut states = self.read_states(request.force).await?;
-                if request.direction == Direction::Up && self.clear_resumable_marks(&states).await?
+                if request.direction == Direction::Up
+                    && self.clear_resumable_marks(&states, request).await?
                 {
                     states = self.read_states(request.force).await?;
                 }

@@ -165,4 +165,15 @@ async fn stamp_and_unstamp_of_a_table_two_modules_share_must_name_the_module() {
         .await;
     recorded.sort();
     assert_eq!(recorded, ["alpha 1.1.0", "beta 1.0.0"]);
+    // current_version alike: the bare name read alpha's version for both.
+    let err = manager
+        .current_version("shared")
+        .await
+        .expect_err("ambiguous");
+    assert!(
+        err.to_string().contains("alpha:shared, beta:shared"),
+        "{err}"
+    );
+    let beta = manager.current_version("beta:shared").await.expect("beta");
+    assert_eq!(beta.map(|v| v.to_string()).as_deref(), Some("1.0.0"));
 }

@@ -14,13 +14,11 @@ impl MigrationManager {
     /// A stored version this binary does not know is returned as it is, so that a database
     /// ahead of the binary shows where it stands; one that is not a version at all (a row edited
     /// by hand) is [`Error::UnknownAppliedVersion`]. Dirty marks and checksum drift do not
-    /// matter here: [`status`](Self::status) shows them.
+    /// matter here: [`status`](Self::status) shows them. A table name two modules share is
+    /// written `module:table` ([`Error::Config`] otherwise, naming both).
     pub async fn current_version(&self, table: &str) -> Result<Option<Version>> {
-        let chains = self.resolve_tables(&[table.to_string()])?;
+        let c = self.resolve_one_table(table)?;
         let survey = self.survey().await?;
-        let Some(&c) = chains.first() else {
-            return Ok(None);
-        };
         let state = &survey.states[c];
         match (&state.unknown, shown_version(state)) {
             (Some(text), None) => {

@@ -370,7 +370,10 @@ async fn respond_detached(
 async fn detached<T: Send + 'static>(
     run: impl std::future::Future<Output = T> + Send + 'static,
 ) -> std::result::Result<T, Response> {
-    tokio::spawn(run).await.map_err(|e| {
+    // In the request's span (a host's request id), though it outlives the request.
+    tokio::spawn(tracing::Instrument::in_current_span(run))
+        .await
+        .map_err(|e| {
         let kind = if e.is_panic() { "Panicked" } else { "Cancelled" };
         tracing::error!(error = %e, kind, "migration run did not finish");
         error_response(

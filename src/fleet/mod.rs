@@ -43,6 +43,7 @@ use migrate_core::migration::MigrationSet;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// What a fleet run does on each target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,16 +284,21 @@ impl Fleet {
                 let fleet = shared.clone();
                 let pools = pools.clone();
                 let index = next;
-                let task = running.spawn(async move {
-                    let target = fleet.targets[index].clone();
-                    let clock = Instant::now();
-                    let outcome = fleet.run_one(&target, &pools, action).await;
-                    TargetReport {
-                        target,
-                        outcome,
-                        elapsed: clock.elapsed(),
+                // Each target's events in a span naming it, under the caller's span.
+                let span = tracing::info_span!("fleet_target", target = %self.targets[index]);
+                let task = running.spawn(
+                    async move {
+                        let target = fleet.targets[index].clone();
+                        let clock = Instant::now();
+                        let outcome = fleet.run_one(&target, &pools, action).await;
+                        TargetReport {
+                            target,
+                            outcome,
+                            elapsed: clock.elapsed(),
+                        }
                     }
-                });
+                    .instrument(span),
+                );
                 started_tasks.insert(task.id(), (index, Instant::now()));
                 next += 1;
             }

@@ -37,6 +37,52 @@ async fn spans_and_step_events(backend: Backend) {
         text.contains("version=2.1.0") && text.contains("migration run ended"),
         "{text}"
     );
+    // The run's span names the database, so that a process migrating several tells them apart.
+    let database = db
+        .url()
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .unwrap_or_default();
+    assert!(
+        ended
+            .iter()
+            .all(|l| l.contains("database=") && l.contains(database)),
+        "{database}:\n{text}"
+    );
+}
+
+/// A failed run's event carries the step's cause, which the run's error (`StepFailed`) leaves
+/// to `source()`: an operator reading the log sees why, not only which step.
+async fn a_failed_run_logs_its_cause(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    db.control("session@2.1.0", "fail").await;
+    let (log, _guard) = crate::harness::capture(tracing::Level::WARN);
+    let m = db.manager().await;
+    m.up().table("session").await.expect_err("told to fail");
+    let text = log.text();
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("migration run failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert!(
+        failed[0].contains("was told to fail"),
+        "the cause is missing: {text}"
+    );
+    db.clear_control().await;
+}
+
+#[tokio::test]
+async fn a_failed_run_logs_its_cause_on_sqlite() {
+    a_failed_run_logs_its_cause(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_failed_run_logs_its_cause_on_mysql() {
+    a_failed_run_logs_its_cause(Backend::MySql).await;
 }
 
 #[tokio::test]

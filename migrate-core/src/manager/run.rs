@@ -32,6 +32,8 @@ impl MigrationManager {
             dry_run = run.dry_run,
             dialect = %self.backend.dialect(),
             schema = self.backend.schema(),
+            // Which database: a process that migrates several (a fleet) tells them apart.
+            database = %self.backend.describe(),
         );
         let outcome = self
             .execute_in_span(request, run)
@@ -59,10 +61,12 @@ impl MigrationManager {
                 duration_ms = millis(report.total_time),
                 "migration run ended"
             ),
+            // As a `dyn Error`, so that a subscriber prints its causes too (`error.sources`):
+            // a failed step's message leaves its cause to `source()`.
             Err(err) => tracing::warn!(
                 parent: &span,
                 kind = err.kind(),
-                error = %err,
+                error = err as &(dyn std::error::Error + 'static),
                 "migration run failed"
             ),
         }
@@ -359,15 +363,23 @@ impl MigrationManager {
                             },
                         );
                     }
-                    Err(err @ Error::LockTimeout { .. }) if applied.is_empty() => {
-                        // Not a failed step: the step never started, and nothing ran before it.
+                    Err(err @ Error::LockTimeout { .. }) => {
+                        // Not a failed step: the step never started.
                         tracing::warn!(parent: &span, duration_ms, outcome = "lock_timeout", error = %err, "could not take the lock for the step");
-                        return Err(err);
+                        if applied.is_empty() {
+                            return Err(err);
+                        }
+                        // After steps were applied the error carries what the run did (a bare
+                        // `LockTimeout` says nothing ran); its category stays `Locked`.
+                        return Err(Error::StepFailed {
+                            step: Box::new(step.step.clone()),
+                            direction: step.direction,
+                            applied,
+                            source: Box::new(err),
+                        });
                     }
-                    // A lock timeout after steps were applied fails this step, so that the
-                    // error carries what the run did (a bare `LockTimeout` says nothing ran).
                     Err(source) => {
-                        tracing::error!(parent: &span, duration_ms, outcome = "failed", error = %source, "migration step failed");
+                        tracing::error!(parent: &span, duration_ms, outcome = "failed", error = &source as &(dyn std::error::Error + 'static), "migration step failed");
                         return Err(Error::StepFailed {
                             step: Box::new(step.step.clone()),
                             direction: step.direction,
@@ -385,7 +397,7 @@ impl MigrationManager {
                         raced = Some(last.step.table.clone());
                     }
                     Err(source) => {
-                        tracing::error!(step = %last.step, error = %source, "the last step's commit failed");
+                        tracing::error!(step = %last.step, error = &source as &(dyn std::error::Error + 'static), "the last step's commit failed");
                         return Err(Error::StepFailed {
                             step: Box::new(last.step),
                             direction: last.direction,

@@ -24,6 +24,41 @@ async fn nothing(_db: &mut Conn<'_>) -> Result<()> {
     Ok(())
 }
 
+// --- an up that fails, when the test on this thread says so ---------------------------------
+
+thread_local! {
+    /// Set by the test that wants `broken_up@1.1.0`'s up to fail (the stairway runs the
+    /// migrations on the test's own thread; the other tests run on theirs).
+    static FAIL_UP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[migrate::migration(table = "broken_up", version = "1.0.0", down = drop_broken_up)]
+async fn create_broken_up(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["CREATE TABLE broken_up (id INTEGER PRIMARY KEY)"]).await
+}
+async fn drop_broken_up(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["DROP TABLE broken_up"]).await
+}
+
+#[migrate::migration(table = "broken_up", version = "1.1.0", parent = "1.0.0", down = drop_broken_a)]
+async fn broken_a(db: &mut Conn<'_>) -> Result<()> {
+    if FAIL_UP.with(std::cell::Cell::get) {
+        return Err(Error::msg("broken_up@1.1.0 was told to fail"));
+    }
+    run(db, &["ALTER TABLE broken_up ADD COLUMN a INTEGER"]).await
+}
+async fn drop_broken_a(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["ALTER TABLE broken_up DROP COLUMN a"]).await
+}
+
+#[migrate::migration(table = "broken_up", version = "1.2.0", parent = "1.1.0", down = drop_broken_b)]
+async fn broken_b(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["ALTER TABLE broken_up ADD COLUMN b INTEGER"]).await
+}
+async fn drop_broken_b(db: &mut Conn<'_>) -> Result<()> {
+    run(db, &["ALTER TABLE broken_up DROP COLUMN b"]).await
+}
+
 // --- a down that forgets an index ---------------------------------------------------------
 
 #[migrate::migration(table = "forgotten_index", version = "1.0.0", down = drop_forgotten_index)]
@@ -455,4 +490,47 @@ fn a_check_that_names_no_step_is_an_error_before_anything_runs() {
         "{:?}",
         report.failures
     );
+    // Two checks of one step (bare and qualified here): only the first would have run.
+    let twice = Stairway::new([&MIGRATIONS])
+        .check("healthy@1.1.0", DataCheck::new())
+        .check(&format!("{module}:healthy@1.1.0"), DataCheck::new());
+    let err = migrate::testing::block_on(twice.run(Backend::Sqlite)).expect_err("twice");
+    assert!(
+        matches!(err, Error::Config(_)) && err.to_string().contains("name the same step"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_step_whose_up_fails_is_reported_with_every_other_step() {
+    // Before, the walk rebuilt a database through the failing step, failed again, and the
+    // whole report was lost to that one error.
+    FAIL_UP.with(|f| f.set(true));
+    let report = migrate::testing::block_on(stairway().run(Backend::Sqlite))
+        .expect("the report comes back")
+        .expect("sqlite is always there");
+    FAIL_UP.with(|f| f.set(false));
+    let up: Vec<String> = report
+        .failures
+        .iter()
+        .filter(|f| f.phase == Phase::Up)
+        .map(|f| f.step.to_string())
+        .collect();
+    assert_eq!(up.len(), 1, "{report}");
+    assert!(up[0].contains("broken_up@1.1.0"), "{report}");
+    let not_reached: Vec<String> = report.not_reached.iter().map(ToString::to_string).collect();
+    assert_eq!(not_reached.len(), 1, "{report}");
+    assert!(not_reached[0].contains("broken_up@1.2.0"), "{report}");
+    // The wrong downs of the other tables are still found, after it.
+    for wrong in ["forgotten_index", "leftover_column", "wrong_default"] {
+        assert!(
+            report.failures.iter().any(|f| f.step.table == wrong),
+            "{wrong}: {report}"
+        );
+    }
+    assert!(report
+        .passed
+        .iter()
+        .any(|s| s.table == "broken_up" && s.version.to_string() == "1.0.0"));
+    assert!(report.to_string().contains("not reached"), "{report}");
 }

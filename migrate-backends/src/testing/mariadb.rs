@@ -15,6 +15,9 @@ pub(crate) fn start() -> Result<String, String> {
     )
     .ok_or("mariadb-install-db not found")?;
     let dir = server_dir("mariadb")?;
+    // Before anything can fail: the directory goes however the start ends (each attempt's
+    // watchdog stops its server too).
+    watchdog("true", &dir)?;
     let data = dir.join("data");
     let root_user: &[&str] = if is_root() { &["--user=root"] } else { &[] };
     run(
@@ -79,10 +82,20 @@ fn serve(
         .spawn()
         .map_err(|e| format!("cannot start mariadbd: {e}"))?;
     watchdog(&format!("kill -9 {} 2>/dev/null", child.id()), dir)?;
-    // Ready once it accepts TCP connections; a server that exits lost the port (or failed).
+    // Ready once it says so in its log, is still running, and accepts TCP connections: a
+    // server that exits lost the port (or failed), and a listener that answers before it does
+    // may be another process that took the port.
     let deadline = Instant::now() + Duration::from_secs(90);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
         let exited = child.try_wait().ok().flatten();
+        let said_ready =
+            std::fs::read_to_string(&log).is_ok_and(|text| text.contains("ready for connections"));
+        if exited.is_none()
+            && said_ready
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            return Ok(format!("mysql://root@127.0.0.1:{port}/mysql"));
+        }
         if exited.is_some() || Instant::now() > deadline {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             let _ = child.kill();
@@ -90,5 +103,4 @@ fn serve(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(format!("mysql://root@127.0.0.1:{port}/mysql"))
 }

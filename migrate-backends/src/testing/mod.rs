@@ -100,23 +100,32 @@ fn unavailable(backend: Backend, why: &str) -> Result<()> {
 }
 
 fn report_skip(backend: Backend, why: &str) {
-    static REPORTED: [std::sync::atomic::AtomicBool; 3] = [
-        std::sync::atomic::AtomicBool::new(false),
-        std::sync::atomic::AtomicBool::new(false),
-        std::sync::atomic::AtomicBool::new(false),
-    ];
-    if !REPORTED[backend as usize].swap(true, Ordering::Relaxed) {
+    report_skip_once(backend.name(), why);
+}
+
+/// `SKIPPED: what (why)` on the process's stderr, once per `what`.
+fn report_skip_once(what: &str, why: &str) {
+    static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let first = REPORTED.lock().map_or(true, |mut reported| {
+        let first = !reported.iter().any(|r| r == what);
+        if first {
+            reported.push(what.to_string());
+        }
+        first
+    });
+    if first {
         // Straight to the process's stderr: the test harness captures eprintln!.
         let _ = writeln!(
             std::io::stderr(),
-            "\nSKIPPED: {} ({why}); set MIGRATE_TEST_REQUIRE_ALL=1 to make this a failure\n",
-            backend.name()
+            "\nSKIPPED: {what} ({why}); set MIGRATE_TEST_REQUIRE_ALL=1 to make this a failure\n"
         );
     }
 }
 
 /// A fresh database for one test. SQLite files are removed when it is dropped; server
-/// databases go with the throwaway server.
+/// databases go with the throwaway server, and on a server you supply
+/// (`MIGRATE_TEST_*_URL`) they stay, named `migrate_test_<pid>_<run>_<n>` (drop them with
+/// the server's own tools).
 #[derive(Debug)]
 pub struct TestDatabase {
     backend: Backend,
@@ -130,11 +139,24 @@ impl TestDatabase {
     pub async fn create(backend: Backend) -> Result<Option<TestDatabase>> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("migrate_test_{}_{n}", std::process::id());
-        if backend == Backend::Sqlite && !cfg!(feature = "sqlite") {
-            return Err(Error::Config(
-                "a SQLite test database needs the `sqlite` feature".to_string(),
-            ));
+        // Unique across runs too: a server you supply keeps them (a container's test binary
+        // often has the same process id at every run).
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.subsec_nanos() ^ (t.as_secs() as u32));
+        let name = format!("migrate_test_{}_{run:08x}_{n}", std::process::id());
+        let enabled = match backend {
+            Backend::Sqlite => cfg!(feature = "sqlite"),
+            Backend::Postgres => cfg!(feature = "postgres"),
+            Backend::MySql => cfg!(feature = "mysql"),
+        };
+        if !enabled {
+            // Before a server is started for nothing.
+            return Err(Error::Config(format!(
+                "a {} test database needs migrate's `{}` feature",
+                backend.name(),
+                backend.name()
+            )));
         }
         if backend == Backend::Sqlite {
             let dir = tempfile::Builder::new()

@@ -25,7 +25,7 @@ impl PgBouncer {
             if super::require_all() {
                 return Err("pgbouncer is required (MIGRATE_TEST_REQUIRE_ALL=1) but not installed: apt-get install pgbouncer".into());
             }
-            eprintln!("\nSKIPPED: pgbouncer (not installed); set MIGRATE_TEST_REQUIRE_ALL=1 to make this a failure\n");
+            super::report_skip_once("pgbouncer", "not installed");
             return Ok(None);
         };
         let rest = postgres_url
@@ -37,12 +37,22 @@ impl PgBouncer {
         let (host, port) = host_port.rsplit_once(':').ok_or("the URL has no port")?;
         let user = is_root().then_some(UNPRIVILEGED_USER);
         let dir = server_dir("pgbouncer")?;
+        // Before anything can fail: every attempt's daemon is stopped, and the directory goes,
+        // however the start ends.
+        watchdog(
+            &format!(
+                "for f in '{}'/pgbouncer-*.pid; do kill $(cat \"$f\") 2>/dev/null; done",
+                dir.display()
+            ),
+            &dir,
+        )?;
         let users_file = dir.join("users.txt");
         let entries: String = users.iter().map(|u| format!("\"{u}\" \"\"\n")).collect();
         std::fs::write(&users_file, entries).map_err(|e| format!("write users: {e}"))?;
         let mut failure = String::new();
-        for _ in 0..PORT_ATTEMPTS {
+        for attempt in 0..PORT_ATTEMPTS {
             let listen = free_port()?;
+            let pidfile = dir.join(format!("pgbouncer-{attempt}.pid"));
             let ini = dir.join("pgbouncer.ini");
             std::fs::write(
                 &ini,
@@ -53,26 +63,25 @@ impl PgBouncer {
                      ignore_startup_parameters = extra_float_digits\nlogfile = {}\npidfile = {}\n",
                     users_file.display(),
                     dir.join("pgbouncer.log").display(),
-                    dir.join("pgbouncer.pid").display()
+                    pidfile.display()
                 ),
             )
             .map_err(|e| format!("write pgbouncer.ini: {e}"))?;
             give_to(&dir, user)?;
             match run(command_as(user, &binary).arg("-d").arg(&ini), "pgbouncer") {
                 Ok(()) => {
-                    let stop = format!(
-                        "kill $(cat '{}') 2>/dev/null",
-                        dir.join("pgbouncer.pid").display()
-                    );
-                    watchdog(&stop, &dir)?;
-                    // It forks before it listens: wait until it answers.
-                    for _ in 0..100 {
-                        if std::net::TcpStream::connect(("127.0.0.1", listen)).is_ok() {
+                    // It forks before it listens, and writes its pid file once it listens (a
+                    // daemon that could not bind exits without one): wait for both, so that
+                    // another process answering on a port taken meanwhile is not taken for it.
+                    for _ in 0..250 {
+                        if pidfile.is_file()
+                            && std::net::TcpStream::connect(("127.0.0.1", listen)).is_ok()
+                        {
                             return Ok(Some(PgBouncer { port: listen }));
                         }
                         std::thread::sleep(std::time::Duration::from_millis(20));
                     }
-                    failure = "pgbouncer started but never listened".into();
+                    failure = format!("pgbouncer did not listen on port {listen}");
                 }
                 Err(e) => failure = e,
             }

@@ -48,6 +48,15 @@ impl Cluster {
         let dir = server_dir("postgres")?;
         give_to(&dir, user)?;
         let data = dir.join("data");
+        // Before anything can fail: the directory goes however the start ends.
+        let stop = format!(
+            "{} {} -D '{}' stop -m immediate 2>/dev/null",
+            user.map(|u| format!("runuser -u {u} --"))
+                .unwrap_or_default(),
+            pg_ctl.display(),
+            data.display()
+        );
+        watchdog(&stop, &dir)?;
         run(
             command_as(user, &initdb).arg("-D").arg(&data).args([
                 "-U",
@@ -69,14 +78,6 @@ impl Cluster {
             format!("host all +password_login 127.0.0.1/32 scram-sha-256\n{rules}"),
         )
         .map_err(|e| format!("write pg_hba.conf: {e}"))?;
-        let stop = format!(
-            "{} {} -D '{}' stop -m immediate",
-            user.map(|u| format!("runuser -u {u} --"))
-                .unwrap_or_default(),
-            pg_ctl.display(),
-            data.display()
-        );
-        watchdog(&stop, &dir)?;
         let mut failure = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;

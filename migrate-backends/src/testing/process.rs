@@ -89,13 +89,18 @@ pub(crate) fn give_to(dir: &Path, user: Option<&str>) -> Result<(), String> {
 /// Starts a watchdog shell that waits for this process to end, then runs `stop` and removes
 /// `dir`: the server is torn down even when a test panics or the runner is killed.
 pub(crate) fn watchdog(stop: &str, dir: &Path) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    // In a process group of its own, and deaf to the signals a terminal or a CI timeout sends
+    // the test's group (Ctrl-C): it must outlive the test to stop the server, which `pg_ctl`
+    // and `pgbouncer -d` detach from that group anyway.
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}; rm -rf '{dir}'",
+        "trap '' INT TERM HUP; while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop}; rm -rf '{dir}'",
         pid = std::process::id(),
         dir = dir.display()
     );
     Command::new("sh")
         .args(["-c", &script])
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -5,8 +5,9 @@
 //! For each step, in the order `up` runs them: snapshot, (seed rows), up, snapshot, (check),
 //! down, snapshot and compare with the one before the up, (check), up again and compare with
 //! the one after the first up. A failing step is recorded with its diff and the walk goes on
-//! from a fresh database brought to just after that step, so one run names every bad step.
-//! `irreversible` steps are passed over, and the report says so.
+//! from a fresh database brought to just after that step, so one run names every bad step; a
+//! step whose up fails leaves its table just before it, and the table's later steps are
+//! reported as not reached. `irreversible` steps are passed over, and the report says so.
 
 use super::{Backend, TestDatabase};
 use crate::snapshot::{snapshot, ColumnMove, Schema, SchemaDiff};
@@ -175,6 +176,8 @@ pub struct StairwayReport {
     pub column_moves: Vec<(StepKey, ColumnMove)>,
     /// Steps that failed.
     pub failures: Vec<StairwayFailure>,
+    /// Steps not tried: an earlier step of their table failed to come up.
+    pub not_reached: Vec<StepKey>,
 }
 
 impl StairwayReport {
@@ -183,10 +186,18 @@ impl StairwayReport {
         if !self.failures.is_empty() {
             let list: Vec<String> = self.failures.iter().map(ToString::to_string).collect();
             panic!(
-                "stairway on {}: {} of {} steps failed\n\n{}",
+                "stairway on {}: {} of {} steps failed{}\n\n{}",
                 self.backend.name(),
                 self.failures.len(),
-                self.failures.len() + self.passed.len() + self.irreversible.len(),
+                self.failures.len()
+                    + self.passed.len()
+                    + self.irreversible.len()
+                    + self.not_reached.len(),
+                if self.not_reached.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} not reached", self.not_reached.len())
+                },
                 list.join("\n\n")
             );
         }
@@ -205,6 +216,12 @@ impl fmt::Display for StairwayReport {
         )?;
         for step in &self.irreversible {
             writeln!(f, "  irreversible, not reverted: {step}")?;
+        }
+        for step in &self.not_reached {
+            writeln!(
+                f,
+                "  not reached (an earlier step of its table did not come up): {step}"
+            )?;
         }
         for (step, m) in &self.column_moves {
             writeln!(
@@ -299,20 +316,42 @@ impl Stairway {
             irreversible: Vec::new(),
             column_moves: Vec::new(),
             failures: Vec::new(),
+            not_reached: Vec::new(),
+        };
+        // The steps that could not come up: their table's later steps are not tried, and a
+        // rebuilt database stops the table before them.
+        let mut stuck: Vec<StepKey> = Vec::new();
+        let stopped = |stuck: &[StepKey], step: &StepKey| {
+            stuck.iter().any(|s| {
+                s.module == step.module && s.table == step.table && step.version >= s.version
+            })
         };
         for (i, info) in steps.iter().enumerate() {
+            if stopped(&stuck, &info.step) {
+                report.not_reached.push(info.step.clone());
+                continue;
+            }
             let failure = match self.round_trip(&db, &manager, info, &mut report).await {
                 Ok(()) => continue,
                 Err(failure) => failure,
             };
+            if matches!(
+                (failure.phase, &failure.problem),
+                (Phase::Up, Problem::Failed { .. })
+            ) {
+                stuck.push(info.step.clone());
+            }
             report.failures.push(*failure);
-            // Start again from a fresh database brought to just after this step.
+            // Start again from a fresh database brought to just after this step (before it,
+            // for a step that did not come up).
             db = TestDatabase::create(backend)
                 .await?
                 .ok_or_else(|| Error::Config(format!("{} went away", backend.name())))?;
             manager = MigrationManager::new(db.executor().await?, self.sets.iter().copied())?;
             for earlier in &steps[..=i] {
-                up_to(&manager, &earlier.step).await?;
+                if !stopped(&stuck, &earlier.step) {
+                    up_to(&manager, &earlier.step).await?;
+                }
             }
         }
         Ok(Some(report))
@@ -340,7 +379,19 @@ impl Stairway {
                 (format!("{}:{name}", key.module), name)
             })
             .collect();
-        for (name, _) in &self.checks {
+        for (i, (name, _)) in self.checks.iter().enumerate() {
+            let same_step = |other: &str| {
+                steps.iter().any(|(qualified, bare)| {
+                    (name == qualified || name == bare) && (other == qualified || other == bare)
+                })
+            };
+            // Only the first check of a step would run: a second one is refused, not skipped.
+            if let Some((other, _)) = self.checks[..i].iter().find(|(other, _)| same_step(other)) {
+                return Err(migrate_core::error::Error::Config(format!(
+                    "stairway checks `{other}` and `{name}` name the same step: give it one \
+                     DataCheck (seed, after_up and after_down together)"
+                )));
+            }
             if !steps
                 .iter()
                 .any(|(qualified, bare)| name == qualified || name == bare)

@@ -1,6 +1,8 @@
-//! The manager for hosts without an async runtime: the same methods as
+//! The manager for hosts without an async runtime: the methods of
 //! [`crate::MigrationManager`], each one blocking the calling thread on a private
-//! current-thread runtime.
+//! current-thread runtime, [`ensure`](MigrationManager::ensure) for start-up, and
+//! [`block_on`](MigrationManager::block_on) and [`configure`](MigrationManager::configure)
+//! for anything else of the async manager.
 //!
 //! ```
 //! migrate::migrations! {}
@@ -23,9 +25,11 @@
 //! }
 //! ```
 //!
-//! Called on a thread that already runs an async runtime, every method returns
-//! [`Error::InsideRuntime`] instead of blocking that runtime (or panicking, as a nested
-//! `block_on` would).
+//! Called on a thread inside a Tokio runtime's context, every method that waits on the
+//! database returns [`Error::InsideRuntime`] instead of blocking that runtime (or panicking,
+//! as a nested `block_on` would); the settings and the graph's listings do not wait, and work
+//! anywhere. Another executor's threads (async-std, smol) cannot be told apart: do not call it
+//! from their tasks.
 
 use crate::manager::Resolution;
 use crate::registry::MigrationSet;
@@ -117,28 +121,106 @@ impl MigrationManager {
     }
 
     /// See [`crate::MigrationManager::with_baseline`].
-    pub fn with_baseline(mut self, version: &str) -> Result<Self> {
-        let _entered = self.runtime.as_ref().map(Runtime::enter);
-        if let Some(inner) = self.inner.take() {
-            self.inner = Some(inner.with_baseline(version)?);
-        }
-        Ok(self)
+    pub fn with_baseline(self, version: &str) -> Result<Self> {
+        self.configure(|m| m.with_baseline(version))
     }
 
     /// See [`crate::MigrationManager::with_table_baseline`].
-    pub fn with_table_baseline(mut self, table: &str, version: &str) -> Result<Self> {
+    pub fn with_table_baseline(self, table: &str, version: &str) -> Result<Self> {
+        self.configure(|m| m.with_table_baseline(table, version))
+    }
+
+    /// See [`crate::MigrationManager::with_baseline_for_existing_tables`].
+    pub fn with_baseline_for_existing_tables(self, version: &str) -> Result<Self> {
+        self.configure(|m| m.with_baseline_for_existing_tables(version))
+    }
+
+    /// See [`crate::MigrationManager::with_table_name`].
+    pub fn with_table_name(self, table: &str, physical: &str) -> Result<Self> {
+        self.configure(|m| m.with_table_name(table, physical))
+    }
+
+    /// See [`crate::MigrationManager::with_adopted_versions`].
+    pub fn with_adopted_versions(self, table: &str) -> Result<Self> {
+        self.configure(|m| m.with_adopted_versions(table))
+    }
+
+    /// Applies any setting of the async manager (`|m| m.with_baseline("2.0.0")`), on this
+    /// manager's runtime.
+    pub fn configure(
+        mut self,
+        configure: impl FnOnce(crate::MigrationManager) -> Result<crate::MigrationManager>,
+    ) -> Result<Self> {
         let _entered = self.runtime.as_ref().map(Runtime::enter);
         if let Some(inner) = self.inner.take() {
-            self.inner = Some(inner.with_table_baseline(table, version)?);
+            self.inner = Some(configure(inner)?);
         }
         Ok(self)
     }
 
-    /// The async manager inside, for what this API does not wrap.
+    /// The async manager inside, for what does not wait on the database (its graph, its
+    /// migrations). Its async methods must run on this manager's runtime, where its
+    /// connections belong: through [`block_on`](Self::block_on), not another runtime.
     pub fn manager(&self) -> Result<&crate::MigrationManager> {
         self.inner
             .as_ref()
             .ok_or_else(|| Error::Config("the blocking manager was taken apart".to_string()))
+    }
+
+    /// Runs any async call of the manager inside on this manager's runtime, blocking the
+    /// calling thread (refused inside another runtime, as every method is):
+    /// `manager.block_on(|m| m.install_fresh())`.
+    pub fn block_on<'a, T, F>(
+        &'a self,
+        call: impl FnOnce(&'a crate::MigrationManager) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + 'a,
+    {
+        self.block("MigrationManager::block_on", call)
+    }
+
+    /// See [`crate::MigrationManager::install_fresh`].
+    pub fn install_fresh(&self) -> Result<Report> {
+        self.block("MigrationManager::install_fresh", |m| m.install_fresh())
+    }
+
+    /// See [`crate::startup::ensure`]: migrating (or checking) before a host without an async
+    /// runtime serves.
+    pub fn ensure(
+        &self,
+        policy: crate::startup::Policy,
+    ) -> std::result::Result<crate::startup::Ready, crate::startup::StartupError> {
+        let failed = |source: Error| crate::startup::StartupError::Migrate {
+            target: self
+                .inner
+                .as_ref()
+                .map_or_else(String::new, |m| m.backend().describe()),
+            source,
+        };
+        outside_runtime("MigrationManager::ensure").map_err(failed)?;
+        let inner = self.manager().map_err(failed)?;
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or_else(|| Error::Config("the blocking manager has no runtime".to_string()))
+            .map_err(failed)?;
+        runtime.block_on(crate::startup::ensure(inner, policy))
+    }
+
+    /// See [`crate::MigrationManager::latest_version`].
+    pub fn latest_version(&self) -> Result<Option<Version>> {
+        Ok(self.manager()?.latest_version())
+    }
+
+    /// See [`crate::MigrationManager::available_versions`].
+    pub fn available_versions(&self) -> Result<Vec<Version>> {
+        Ok(self.manager()?.available_versions())
+    }
+
+    /// See [`crate::MigrationManager::migrations`].
+    pub fn migrations(&self) -> Result<Vec<MigrationInfo>> {
+        Ok(self.manager()?.migrations())
     }
 
     /// Runs `f` on the private runtime, refusing inside another runtime.

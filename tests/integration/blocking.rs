@@ -136,3 +136,56 @@ fn the_example_runs_from_a_plain_main() {
     );
     assert!(dir.path().join("blocking-example.db").exists());
 }
+
+/// What a host without a runtime needs beyond runs: renamed tables, a fresh install, the
+/// start-up check, and any other async call through `block_on`.
+#[test]
+fn the_blocking_manager_configures_installs_and_checks_at_start_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("blocking.db").display()
+    );
+    let m = migrate::blocking::MigrationManager::connect(&url, [&crate::MIGRATIONS])
+        .expect("connect")
+        .with_table_name("session", "app_sessions")
+        .expect("rename");
+    let err = m
+        .ensure(migrate::startup::Policy::Check)
+        .expect_err("behind");
+    assert!(err.to_string().contains("is behind"), "{err}");
+    let report = m.install_fresh().expect("install fresh");
+    assert!(
+        report
+            .applied
+            .iter()
+            .any(|a| a.step.name == "session_fresh"),
+        "session installed by its fresh function: {report:?}"
+    );
+    let ready = m.ensure(migrate::startup::Policy::Check).expect("ready");
+    assert_eq!(ready.report, None);
+    let tables = m
+        .block_on(|inner| inner.status())
+        .expect("an async call through block_on");
+    assert!(tables.iter().all(|t| t.pending == 0), "{tables:?}");
+    assert!(m.latest_version().expect("latest").is_some());
+    assert!(!m.migrations().expect("migrations").is_empty());
+    let on_disk = sqlx_tables(&url);
+    assert!(on_disk.contains(&"app_sessions".to_string()), "{on_disk:?}");
+}
+
+/// The tables of a SQLite database, read on a runtime of this test's own.
+fn sqlx_tables(url: &str) -> Vec<String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&mut conn)
+                .await
+                .expect("tables")
+        })
+}

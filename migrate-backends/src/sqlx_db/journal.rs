@@ -167,6 +167,14 @@ where
                     Values::step(r, Outcome::Blocked, started_at, Some(us), Some(&message));
                 if let Err(clear_err) = self.run_in_transaction(&sql.refuse, &values).await {
                     tracing::warn!(error = %clear_err, "could not clear the dirty mark of a step that refused");
+                    // Not a clean refusal: the mark stays, and the next run will call the table
+                    // dirty. Say so, and how to settle it (nothing of the step ran).
+                    return Err(Error::msg(format!(
+                        "{err}; its dirty mark could not be cleared ({clear_err}): nothing of the \
+                         step ran, so resolve it as rolled back (`repair {} --rolled-back`), \
+                         then run again",
+                        r.table
+                    )));
                 }
                 Err(err)
             }

@@ -21,8 +21,10 @@ enum Style {
 /// the unit test below holds the macro test's table of names and versions, so the two agree.
 fn prefix_of(stem: &str) -> Option<(Version, Style)> {
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let described = |desc: &str| (!desc.trim().is_empty()).then_some(());
     if let Some(rest) = stem.strip_prefix('V') {
-        let (parts, _) = rest.split_once("__")?;
+        let (parts, desc) = rest.split_once("__")?;
+        described(desc)?;
         let parts: Vec<u64> = parts
             .split('_')
             .map(|p| if digits(p) { p.parse().ok() } else { None })
@@ -35,19 +37,30 @@ fn prefix_of(stem: &str) -> Option<(Version, Style)> {
     }
     let (head, rest) = stem.split_once('_')?;
     if head.contains('.') {
+        described(rest)?;
         return Version::parse(head).ok().map(|v| (v, Style::Semver));
     }
     if !digits(head) {
         return None;
     }
     if head.len() == 8 {
-        if let Some((time, _)) = rest.split_once('_') {
+        if let Some((time, desc)) = rest.split_once('_') {
             if time.len() == 6 && digits(time) {
+                described(desc)?;
                 let stamp = format!("{head}{time}").parse().ok()?;
                 return Some((Version::new(stamp, 0, 0), Style::Timestamp { split: true }));
             }
         }
+        // A date without a time: `sql_dir!` refuses it (it would read as sequence numbers).
+        let part = |r: std::ops::Range<usize>| head.get(r).and_then(|p| p.parse::<u32>().ok());
+        if matches!(
+            (part(0..4), part(4..6), part(6..8)),
+            (Some(1900..=2099), Some(1..=12), Some(1..=31))
+        ) {
+            return None;
+        }
     }
+    described(rest)?;
     let value = head.parse().ok()?;
     let style = if head.len() >= 12 {
         Style::Timestamp { split: false }
@@ -269,7 +282,17 @@ mod tests {
         ] {
             assert_eq!(version(stem).as_deref(), Some(expected), "{stem}");
         }
-        for bad in ["create_users", "V1_x__a", "Vfoo", "V1_2_3_4__a"] {
+        for bad in [
+            "create_users",
+            "V1_x__a",
+            "Vfoo",
+            "V1_2_3_4__a",
+            "20251025_add_users",
+            "001_",
+            "V1__",
+            "2.3.0_ ",
+            "20251025_120000_",
+        ] {
             assert_eq!(version(bad), None, "{bad}");
         }
     }

@@ -249,13 +249,24 @@ pub(crate) fn parse(attr: TokenStream, attr_span: Span) -> syn::Result<Migration
             .get_ident()
             .map(ToString::to_string)
             .unwrap_or_default();
-        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
-            let mut err = syn::Error::new(meta.path().span(), format!("`{key}` is given twice"));
-            err.combine(syn::Error::new(*first, format!("`{key}` first given here")));
+        // A path that is not one identifier (`a::b`) is an unknown key, told apart from
+        // another by its text: two of them are each named, not taken for one key given twice.
+        let written = if key.is_empty() {
+            meta.path().to_token_stream().to_string()
+        } else {
+            key.clone()
+        };
+        if let Some((_, first)) = seen.iter().find(|(k, _)| *k == written) {
+            let mut err =
+                syn::Error::new(meta.path().span(), format!("`{written}` is given twice"));
+            err.combine(syn::Error::new(
+                *first,
+                format!("`{written}` first given here"),
+            ));
             errors.push(err);
             continue;
         }
-        seen.push((key.clone(), meta.path().span()));
+        seen.push((written, meta.path().span()));
         let result: syn::Result<()> = (|| {
             match (key.as_str(), meta) {
                 ("irreversible", Meta::Path(p)) => irreversible = Some(p.span()),

@@ -390,6 +390,31 @@ mod tests {
     }
 
     #[test]
+    fn two_unknown_path_keys_are_each_named() {
+        let out = expand(
+            quote!(
+                table = "t",
+                version = "1.0.0",
+                irreversible,
+                a::b = 1,
+                c::d = 2
+            ),
+            up_fn(),
+        );
+        let errors = compile_errors(&out);
+        for expected in ["unknown key `a::b`", "unknown key `c::d`"] {
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "{expected} in {errors:?}"
+            );
+        }
+        assert!(
+            errors.iter().all(|e| !e.contains("given twice")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn rejects_versions_not_above_the_parent_and_missing_down() {
         let out = expand(
             quote!(table = "t", version = "1.0.0", parent = "1.0.0"),

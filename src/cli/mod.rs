@@ -315,8 +315,14 @@ fn scaffold(
     printer: &Printer,
     json: bool,
 ) -> u8 {
-    let result = match sql {
-        Some(dir) => crate::scaffold::new_sql(dir, name).map(|(up, down)| {
+    // The table a SQL file is for is its directory's `sql_dir!`; the name given is still
+    // checked, as for a function, so that a name the tracking tables cannot keep is refused
+    // here rather than at the macro.
+    let table_problem = migrate_core::dialect::tracked_name_problem(table)
+        .map(|why| crate::Error::Config(format!("table name `{}` {why}", table.escape_debug())));
+    let result = match (sql, table_problem) {
+        (_, Some(problem)) => Err(problem),
+        (Some(dir), None) => crate::scaffold::new_sql(dir, name).map(|(up, down)| {
             if json {
                 // As text: a path that is not UTF-8 has no JSON string (serde_json would fail).
                 let (up, down) = (up.display().to_string(), down.display().to_string());
@@ -329,7 +335,7 @@ fn scaffold(
                 ));
             }
         }),
-        None => crate::scaffold::new_rust(table, name).map(|source| {
+        (None, None) => crate::scaffold::new_rust(table, name).map(|source| {
             if json {
                 printer.json(&json!({ "ok": true, "table": table, "source": source }));
             } else {

@@ -354,6 +354,17 @@ fn scaffolding_needs_no_database() {
         dir.path().join("002_add_email.sql").exists()
             && dir.path().join("002_add_email.down.sql").exists()
     );
+    // The table is checked with --sql too: one with whitespace around it is refused, and no
+    // file is written.
+    let (out, err) = (Captured::default(), Captured::default());
+    let code = Cli::new([&crate::MIGRATIONS]).run_from(
+        ["migrate", "new", " t ", "add phone", "--sql", &sql_dir],
+        Box::new(out.clone()),
+        Box::new(err.clone()),
+    );
+    assert_ne!(code, exit::OK, "{}", out.text());
+    assert!(err.text().contains("table name"), "{}", err.text());
+    assert!(!dir.path().join("003_add_phone.sql").exists());
     let (out, err) = (Captured::default(), Captured::default());
     let code = Cli::new([&crate::MIGRATIONS]).run_from(
         ["migrate", "new", "session", "add state"],

@@ -9,7 +9,7 @@
 //! | `POST /migrations/down` | runs `down`; `target` or `to_base: true` is required |
 //! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `404` without a fleet, `400` for a body with any run option (a fleet goes up to every head), `409` while this router's previous fleet run is still going; each target waits [`HttpConfig::lock_wait`] for its lock, and one whose lock stays held fails (category `locked`) in the `207` |
 //!
-//! The two `POST` routes need `Authorization: Bearer <token>` (compared in constant time), and
+//! The `POST` routes need `Authorization: Bearer <token>` (compared in constant time), and
 //! so do the reads with [`HttpConfig::protect_reads`]. A run never queues behind another: while
 //! another runner holds the lock the answer is `409` naming the holder. Bad input is `400`, a
 //! failed step `500` with the step; every error body is `{"ok": false, "error": {"kind",

@@ -116,6 +116,8 @@ pub use migrate_core::Version;
 /// | `down = path` | the async function that reverts it (same signature) |
 /// | `irreversible` | declares on purpose that it has no down (one of `down`/`irreversible` is required) |
 /// | `transaction = false` | run outside a transaction (journalled; see the README) |
+/// | `resumable` | with `transaction = false`: a run cut off in this step runs it again from its own checkpoint (`migrate::data::Batches`) |
+/// | `fresh = path` | the async function that creates the table directly at this version, for `install_fresh` |
 /// | `after = "table@X.Y.Z"` | run after another table's migration of the same crate |
 /// | `name = "..."` | the name recorded in the history (default: the function name) |
 /// | `crate = "path"` | where the `migrate` crate is, when the host renames or re-exports it |
@@ -188,7 +190,7 @@ pub use migrate_macros::sql_dir;
 /// What `up`, `down` and the listings return.
 pub mod report {
     pub use migrate_core::report::{
-        PlannedStep, Progress, Report, ReportStatus, SkipReason, Skipped,
+        BlockedStep, PlannedStep, Progress, Report, ReportStatus, SkipReason, Skipped,
     };
     pub use migrate_core::status::{
         AdoptionConflict, ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus,

@@ -7,7 +7,7 @@
 //! [`DriftCheck::scratch_url`]:
 //!
 //! - SQLite: a file in the temporary directory;
-//! - PostgreSQL and MySQL/MariaDB: a database `migrate_drift_<pid>_<n>` created on the live
+//! - PostgreSQL and MySQL/MariaDB: a database `migrate_drift_<pid>_<n>_<nanos>` created on the live
 //!   database's server (the user needs the right to create databases), dropped afterwards.
 //!
 //! Nothing is written to the live database's schema. A live table with a dirty mark, or at a

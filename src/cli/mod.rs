@@ -12,7 +12,7 @@
 //! `status [--check]`, `current`, `history [--limit N]`, `up [--to V] [--table T]... [--force]
 //! [--dry-run]`, `down (--to V | -1 | --base) [--table T]... [--force] [--dry-run]`, `plan`,
 //! `verify`, `stamp T V`, `unstamp T`, `repair T --completed|--rolled-back`,
-//! `accept-checksums T` and `new T NAME [--sql DIR]`. The database is `--database-url` or
+//! `accept-checksums T`, `install-fresh` and `new T NAME [--sql DIR]`. The database is `--database-url` or
 //! `DATABASE_URL`; its password never appears in any output. `--json` prints one JSON document
 //! on stdout. The exit codes are in [`exit`] and under `--help`.
 //!

@@ -126,7 +126,15 @@ pub(crate) fn redact_password(
 ) -> migrate_core::error::Error {
     passwords(url).into_iter().fold(err, |err, secret| {
         let decoded = percent_decode(&secret);
-        err.redact(&secret).redact(&decoded)
+        [secret, decoded].iter().fold(err, |err, form| {
+            if form.chars().count() >= SHORT_PASSWORD {
+                err.redact(form)
+            } else {
+                // As `redact_secret` does: only where a URL writes it.
+                err.redact_as(&format!(":{form}@"), ":***@")
+                    .redact_as(&format!("password={form}"), "password=***")
+            }
+        })
     })
 }
 
@@ -217,6 +225,33 @@ mod tests {
         assert_eq!(
             redact_url_password(&format!("target {tls}"), tls),
             "target postgres://app:***@db/app?sslkey=/k&sslpassword=***"
+        );
+    }
+
+    #[test]
+    fn a_short_password_leaves_an_errors_other_words_alone() {
+        use migrate_core::error::Error;
+        let url = "postgres://app:a@db/nodb";
+        let err = redact_password(
+            Error::database(std::io::Error::other("database \"nodb\" does not exist")),
+            url,
+        );
+        let Error::Database(db) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(
+            err.to_string(),
+            "database error: database \"nodb\" does not exist",
+            "a one-letter password blanked every `a`"
+        );
+        assert!(db.driver_error().is_some(), "the driver's error is kept");
+        let quoted = redact_password(
+            Error::database(std::io::Error::other(format!("cannot reach {url}"))),
+            url,
+        );
+        assert_eq!(
+            quoted.to_string(),
+            "database error: cannot reach postgres://app:***@db/nodb"
         );
     }
 

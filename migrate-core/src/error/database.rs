@@ -24,8 +24,8 @@ impl DatabaseError {
         }
     }
 
-    pub(super) fn redact(mut self, secret: &str) -> Self {
-        self.message = self.message.replace(secret, "***");
+    pub(super) fn redact_as(mut self, secret: &str, replacement: &str) -> Self {
+        self.message = self.message.replace(secret, replacement);
         if self.driver_text_contains(secret) {
             // The driver's own error would show the secret through `source()` or `Debug`.
             self.driver = None;

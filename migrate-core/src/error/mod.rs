@@ -427,12 +427,19 @@ impl Error {
     /// The same error with every occurrence of `secret` in its messages replaced by `***`: a
     /// backend applies it to the errors of a connection made with that password.
     pub fn redact(self, secret: &str) -> Self {
-        if secret.is_empty() {
+        self.redact_as(secret, "***")
+    }
+
+    /// The same error with every occurrence of `text` in its messages replaced by
+    /// `replacement`: for a short password, which is blanked only where a URL writes it
+    /// (`:pw@` becomes `:***@`), as bare text it would blank unrelated letters.
+    pub fn redact_as(self, text: &str, replacement: &str) -> Self {
+        if text.is_empty() {
             return self;
         }
         match self {
-            Error::Database(db) => Error::Database(db.redact(secret)),
-            Error::Config(text) => Error::Config(text.replace(secret, "***")),
+            Error::Database(db) => Error::Database(db.redact_as(text, replacement)),
+            Error::Config(message) => Error::Config(message.replace(text, replacement)),
             other => other,
         }
     }

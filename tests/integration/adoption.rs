@@ -113,6 +113,24 @@ each_backend! {
         manager.down().table("session").target("2.1.0").await.expect_err("3.0.0 is past ours");
     }
 
+    async fn a_down_straight_from_the_adopted_version_is_not_a_conflict(db) {
+        // The first run is a down from where Agno left the table: our history has that down
+        // only, no up, and the table must still not read as migrated by Agno again.
+        db.exec("CREATE TABLE agno_sessions (session_id VARCHAR(64) PRIMARY KEY, data TEXT, created_at BIGINT)").await;
+        db.exec(AGNO_TABLE).await;
+        db.exec("INSERT INTO agno_schema_versions VALUES ('agno_sessions', '2.1.0', '2025-01-01T00:00:00', NULL)").await;
+        let manager = adopting(&db).await;
+        let down = manager.down().table("session").target("2.0.0").await.expect("down");
+        assert_eq!(steps(&down), ["session@2.1.0"]);
+        for _ in 0..2 {
+            // Twice: the second survey answers from what the first found.
+            let status = manager.status().await.expect("status");
+            assert!(status.iter().all(|s| s.adoption.is_none()), "{status:?}");
+        }
+        let up = manager.up().table("session").await.expect("up");
+        assert_eq!(steps(&up), ["session@2.1.0", "session@2.3.0"]);
+    }
+
     async fn an_adopted_version_the_migrations_do_not_declare_is_refused(db) {
         db.exec(AGNO_TABLE).await;
         db.exec("INSERT INTO agno_schema_versions VALUES ('memory', '2.2.0', '2025-01-01T00:00:00', NULL)").await;

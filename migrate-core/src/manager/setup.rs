@@ -36,6 +36,9 @@ pub struct MigrationManager {
     pub(super) baseline_if_exists: bool,
     /// The "up to date" verdicts a plain `up` gives from the state rows alone.
     pub(super) up_to_date: super::up_to_date::UpToDate,
+    /// Adopted versions (chain, text) this manager's own history reached: not a conflict,
+    /// whatever the tracking row says now (the history only grows), so it is not read again.
+    pub(super) adoptions_reached: std::sync::Mutex<Vec<(usize, String)>>,
 }
 
 impl std::fmt::Debug for MigrationManager {
@@ -104,6 +107,7 @@ impl MigrationManager {
             adopted_from: None,
             baseline_if_exists: false,
             up_to_date: Default::default(),
+            adoptions_reached: Default::default(),
         }
         .settled()
     }

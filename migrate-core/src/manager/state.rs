@@ -113,36 +113,55 @@ impl MigrationManager {
         Ok(survey)
     }
 
-    /// Clears the adoption conflicts this manager's own downs made: an adopted version above
-    /// the tracking row's is the other tool migrating the table again only if this manager
-    /// never took the table that far itself. After an up past the adopted version and a down
-    /// below it, the adopted table still says where the other tool left it. The history is
-    /// read only when a conflict is there to check.
+    /// Clears the adoption conflicts this manager's own moves made: an adopted version above
+    /// the tracking row's is the other tool migrating the table again only if this manager's
+    /// own history never had the table that far (an up applied or stamped there, or a down
+    /// that reverted it from there). After such a move below it, the adopted table still says
+    /// where the other tool left it. The history is read only when the rows suggest a
+    /// conflict this manager has not already found settled.
     async fn keep_own_downs(&self, states: &mut [ChainState]) -> Result<()> {
-        let below_ours = |state: &ChainState| matches!(&state.adoption, Some((_, Some(_))));
-        if !states.iter().any(below_ours) {
+        let mut open = Vec::new();
+        for (c, state) in states.iter_mut().enumerate() {
+            let Some((text, Some(_))) = &state.adoption else {
+                continue;
+            };
+            let known = self
+                .adoptions_reached
+                .lock()
+                .is_ok_and(|known| known.iter().any(|(k, t)| *k == c && t == text));
+            if known {
+                state.adoption = None;
+            } else {
+                open.push(c);
+            }
+        }
+        if open.is_empty() {
             return Ok(());
         }
         let history = self.backend.history(&self.modules(), None).await?;
-        for (c, state) in states.iter_mut().enumerate() {
-            if !below_ours(state) {
-                continue;
-            }
+        for c in open {
             let chain = &self.graph.chains[c];
             let physical = self.physical(c);
             let highest = history
                 .iter()
                 .filter(|e| e.module == chain.module && e.table == physical)
-                .filter(|e| e.direction == Direction::Up && e.outcome == Outcome::Succeeded)
+                .filter(|e| match (e.direction, e.outcome) {
+                    (Direction::Up, Outcome::Succeeded | Outcome::Stamped) => true,
+                    (Direction::Down, Outcome::Succeeded) => true,
+                    _ => false,
+                })
                 .filter_map(|e| semver::Version::parse(&e.version).ok())
                 .max();
-            let adopted = state
-                .adoption
-                .as_ref()
-                .and_then(|(text, _)| super::setup::parse_version(text).ok());
+            let Some((text, _)) = states[c].adoption.clone() else {
+                continue;
+            };
+            let adopted = super::setup::parse_version(&text).ok();
             if let (Some(adopted), Some(highest)) = (adopted, highest) {
                 if adopted <= highest {
-                    state.adoption = None;
+                    states[c].adoption = None;
+                    if let Ok(mut known) = self.adoptions_reached.lock() {
+                        known.push((c, text));
+                    }
                 }
             }
         }

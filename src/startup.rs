@@ -270,9 +270,9 @@ impl fmt::Display for Problem {
             },
             Problem::Drift(drift) if drift.never_applied() => write!(
                 f,
-                "{} (declared at {}) never ran, though its table is recorded above it: it was \
-                 added below steps already applied; give it a version above the recorded one, \
-                 or apply it by hand and `accept-checksums {}`",
+                "{} (declared at {}) has no run recorded, though its table is recorded above it: it was \
+                 added below steps already applied, and a run would skip it; give it a version \
+                 above the recorded one, or, once it is applied by hand, `accept-checksums {}`",
                 drift.step, drift.location, drift.step.table
             ),
             Problem::Drift(drift) => write!(

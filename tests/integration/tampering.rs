@@ -92,23 +92,33 @@ each_backend! {
         // own, and a chain checksum (the binary's has it) that differs from the stored one.
         let m = db.manager().await;
         m.up().table("session").await.expect("up");
+        let stale = "UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'";
+        // A step whose run failed, completed by hand (`repair --completed`), has rows: it is
+        // not taken for one added later.
+        db.exec("UPDATE migrate_schema_versions_history SET outcome = 'failed' WHERE table_name = 'session' AND version = '2.1.0'").await;
+        db.exec(stale).await;
+        let status = listings_work(&db, &m).await;
+        assert!(row(&status, "session").drift.is_none(), "{status:?}");
         db.exec("DELETE FROM migrate_schema_versions_history WHERE table_name = 'session' AND version = '2.1.0'").await;
-        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
         rejects!(db, m.up(), Error::ChecksumMismatch { .. }, "session@2.1.0");
         let err = m.up().await.expect_err("refused");
-        assert!(err.to_string().contains("never ran"), "{err}");
+        assert!(err.to_string().contains("has no run recorded"), "{err}");
         let status = listings_work(&db, &m).await;
         let drift = row(&status, "session").drift.clone().expect("shown as drift");
         assert!(drift.never_applied() && drift.step.version.to_string() == "2.1.0", "{drift:?}");
         let problems = migrate::startup::Problem::of(row(&status, "session"));
-        assert!(problems.iter().any(|p| p.to_string().contains("never ran")), "{problems:?}");
-        // Applied by hand, it is accepted; the run is up to date again.
+        assert!(problems.iter().any(|p| p.to_string().contains("has no run recorded")), "{problems:?}");
+        // Applied by hand, it is accepted; the run is up to date again, and stays so when the
+        // slow path is taken again (a `stamped` row records the acceptance).
         m.accept_checksums("session").await.expect("accept");
         assert!(m.up().await.expect("up").applied.iter().all(|a| a.step.table != "session"));
+        db.exec(stale).await;
+        let status = listings_work(&db, &m).await;
+        assert!(row(&status, "session").drift.is_none(), "accepted for good: {status:?}");
         // Steps under a baseline (or a stamp, or a fresh install) have no history either, and
         // are not "added": no run below them.
         db.exec("DELETE FROM migrate_schema_versions_history WHERE table_name = 'session' AND version IN ('2.0.0', '2.1.0')").await;
-        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
+        db.exec(stale).await;
         let status = listings_work(&db, &m).await;
         assert!(row(&status, "session").drift.is_none(), "{status:?}");
     }

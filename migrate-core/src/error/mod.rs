@@ -291,10 +291,10 @@ fn held_by(holder: &Option<String>) -> String {
 fn mismatch_text(step: &StepKey, location: &str, applied: &str, current: &str) -> String {
     if applied == crate::status::NEVER_APPLIED {
         format!(
-            "{step}, declared at {location}, never ran, though its table is recorded above it: \
-             it was added below steps already applied, and a run would skip it; give it a \
-             version above the recorded one, or apply it by hand and accept it with \
-             MigrationManager::accept_checksums"
+            "{step}, declared at {location}, has no run recorded, though its table is recorded \
+             above it: it was added below steps already applied, and a run would skip it; give \
+             it a version above the recorded one, or, once it is applied by hand, accept it \
+             with MigrationManager::accept_checksums"
         )
     } else {
         format!(

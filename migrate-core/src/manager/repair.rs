@@ -319,9 +319,43 @@ impl MigrationManager {
                 return Err(Error::dirty(chain.module, chain.table, mark));
             }
         }
+        // Steps added below applied ones, accepted here as applied by hand: each gets a
+        // `stamped` history row, so that the acceptance lasts (the slow path, taken again at
+        // the next edit, would find them again).
+        let history = self.backend.history(&self.modules(), None).await?;
         for c in chains {
             let chain = &self.graph.chains[c];
             let applied = chain.applied_len(&self.graph, states[c].stored.as_ref());
+            let pinned = applied
+                .checked_sub(1)
+                .map(|last| checksum::render(chain.cumulative[last]));
+            for pos in self.inserted_steps(c, applied, &history) {
+                let node = &self.graph.nodes[chain.nodes[pos]];
+                let version = node.version.to_string();
+                let stored = states[c].raw.as_deref();
+                let record = StepRecord {
+                    module: chain.module,
+                    table: self.physical(c),
+                    version: &version,
+                    name: node.migration.name(),
+                    checksum: node.migration.checksum(),
+                    direction: Direction::Up,
+                    expected: stored,
+                    new_version: stored,
+                    new_checksum: pinned.as_deref(),
+                };
+                tracing::info!(module = chain.module, table = chain.table, %version, "accepting a step added below applied ones as applied by hand");
+                if !self
+                    .backend
+                    .record_without_running(&record, Outcome::Stamped)
+                    .await?
+                {
+                    return Err(Error::ConcurrentRunners {
+                        table: chain.table.to_string(),
+                        attempts: 1,
+                    });
+                }
+            }
             for &n in &chain.nodes[..applied] {
                 let node = &self.graph.nodes[n];
                 self.backend

@@ -310,47 +310,78 @@ impl MigrationManager {
 
     /// A step of chain `c` below its recorded version that never ran although steps on both
     /// sides of it did: a migration added under versions already applied (refinery's
-    /// "missing", sqlx's too). The steps under a baseline, a stamp or a fresh install have no
-    /// history of their own and are not it: the step's nearest recorded neighbours, below and
-    /// above, must both be runs.
+    /// "missing", sqlx's too), which a run would take as applied and skip.
     fn inserted_below(
         &self,
         c: usize,
         applied: usize,
         history: &[crate::status::HistoryEntry],
     ) -> Option<ChecksumDrift> {
-        let chain = &self.graph.chains[c];
-        let physical = self.physical(c);
-        let record = |n: usize| {
-            let version = self.graph.nodes[n].version.to_string();
-            let rows = history.iter().filter(move |h| {
-                h.module == chain.module
-                    && h.table == physical
-                    && h.version == version
-                    && h.direction == Direction::Up
-            });
-            if rows.clone().any(|h| h.outcome == Outcome::Succeeded) {
-                Some(true)
-            } else if rows.clone().any(|h| h.outcome == Outcome::Stamped) {
-                Some(false)
-            } else {
-                None
-            }
-        };
-        let records: Vec<Option<bool>> =
-            chain.nodes[..applied].iter().map(|&n| record(n)).collect();
-        let missing = (0..applied).find(|&i| {
-            records[i].is_none()
-                && records[..i].iter().rev().flatten().next() == Some(&true)
-                && records[i + 1..].iter().flatten().next() == Some(&true)
-        })?;
-        let node = &self.graph.nodes[chain.nodes[missing]];
+        let pos = *self.inserted_steps(c, applied, history).first()?;
+        let node = &self.graph.nodes[self.graph.chains[c].nodes[pos]];
         Some(ChecksumDrift {
             step: node.key(),
             location: node.migration.location(),
             applied: crate::status::NEVER_APPLIED.to_string(),
             current: node.migration.checksum().to_string(),
         })
+    }
+
+    /// The positions, among chain `c`'s first `applied` steps, of the steps with no history
+    /// row at all whose nearest recorded neighbours below and above are both runs. Not such a
+    /// step: one with any row (a failed run an operator completed by hand), and one at or
+    /// under a stamp or a fresh install, which stand for the steps below them (as a baseline
+    /// does, whose steps have no rows and no run below them).
+    pub(super) fn inserted_steps(
+        &self,
+        c: usize,
+        applied: usize,
+        history: &[crate::status::HistoryEntry],
+    ) -> Vec<usize> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Record {
+            Run,
+            Anchor,
+            Other,
+        }
+        let chain = &self.graph.chains[c];
+        let physical = self.physical(c);
+        let records: Vec<Option<Record>> = chain.nodes[..applied]
+            .iter()
+            .map(|&n| {
+                let node = &self.graph.nodes[n];
+                let version = node.version.to_string();
+                let fresh = node.migration.fresh_name();
+                let rows = history.iter().filter(|h| {
+                    h.module == chain.module && h.table == physical && h.version == version
+                });
+                let mut record = None;
+                for h in rows {
+                    let this = match (h.direction, h.outcome) {
+                        (Direction::Up, Outcome::Stamped) => Record::Anchor,
+                        (Direction::Up, Outcome::Succeeded) if Some(h.name.as_str()) == fresh => {
+                            Record::Anchor
+                        }
+                        (Direction::Up, Outcome::Succeeded) => Record::Run,
+                        _ => Record::Other,
+                    };
+                    record = match (record, this) {
+                        (Some(Record::Anchor), _) | (_, Record::Anchor) => Some(Record::Anchor),
+                        (Some(Record::Run), _) | (_, Record::Run) => Some(Record::Run),
+                        _ => Some(Record::Other),
+                    };
+                }
+                record
+            })
+            .collect();
+        (0..applied)
+            .filter(|&i| {
+                records[i].is_none()
+                    && !records[i..].contains(&Some(Record::Anchor))
+                    && records[..i].iter().rev().flatten().next() == Some(&Record::Run)
+                    && records[i + 1..].iter().flatten().next() == Some(&Record::Run)
+            })
+            .collect()
     }
 
     /// The slow path, taken only when a chain checksum differs: finds, per suspect chain, the

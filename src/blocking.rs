@@ -187,10 +187,17 @@ impl MigrationManager {
 
     /// See [`crate::startup::ensure`]: migrating (or checking) before a host without an async
     /// runtime serves.
+    #[allow(clippy::result_large_err)] // the error of `startup::ensure`, which it returns
     pub fn ensure(
         &self,
         policy: crate::startup::Policy,
     ) -> std::result::Result<crate::startup::Ready, crate::startup::StartupError> {
+        // What waits on nothing answers anywhere, as the async `ensure` does.
+        if let Some(manager) = self.inner.as_ref() {
+            if let Some(settled) = crate::startup::settled_without_the_database(manager, &policy) {
+                return settled;
+            }
+        }
         let failed = |source: Error| crate::startup::StartupError::Migrate {
             target: self
                 .inner

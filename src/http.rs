@@ -415,8 +415,13 @@ async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             json!({ "kind": "FleetRunning", "category": "locked", "message": "a fleet run of this server is already going: try again when it has finished" }),
         );
     };
-    // Each target waits for its lock as long as a single run does here.
-    let fleet = (**fleet).clone().lock_wait(shared.lock_wait);
+    // Each target waits for its lock as long as a single run does here, unless the fleet
+    // was given a wait of its own.
+    let fleet = if fleet.has_lock_wait() {
+        (**fleet).clone()
+    } else {
+        (**fleet).clone().lock_wait(shared.lock_wait)
+    };
     let report = match detached(async move {
         let _running = running;
         fleet.up().await

@@ -331,19 +331,39 @@ pub struct Ready {
     pub report: Option<Report>,
 }
 
+/// What [`ensure`] answers without the database: an invalid policy, and `off`.
+#[allow(clippy::result_large_err)] // the error `ensure` returns
+pub(crate) fn settled_without_the_database(
+    manager: &MigrationManager,
+    policy: &Policy,
+) -> Option<Result<Ready, StartupError>> {
+    match policy {
+        Policy::Invalid(value) => Some(Err(StartupError::InvalidPolicy(value.clone()))),
+        Policy::Off => {
+            let target = manager.backend().describe();
+            tracing::info!(%target, "{POLICY_ENV}=off: not checking migrations");
+            Some(Ok(Ready {
+                policy: Policy::Off,
+                target,
+                report: None,
+            }))
+        }
+        Policy::Apply | Policy::Check => None,
+    }
+}
+
 /// Brings the database in line with `policy` before the application serves, or says why not.
 pub async fn ensure(manager: &MigrationManager, policy: Policy) -> Result<Ready, StartupError> {
+    if let Some(settled) = settled_without_the_database(manager, &policy) {
+        return settled;
+    }
     let target = manager.backend().describe();
     let failed = |source: Error| StartupError::Migrate {
         target: target.clone(),
         source,
     };
     let report = match &policy {
-        Policy::Invalid(value) => return Err(StartupError::InvalidPolicy(value.clone())),
-        Policy::Off => {
-            tracing::info!(%target, "{POLICY_ENV}=off: not checking migrations");
-            None
-        }
+        Policy::Invalid(_) | Policy::Off => None,
         Policy::Check => {
             let problems = Problem::of_all(&manager.status().await.map_err(failed)?);
             if !problems.is_empty() {

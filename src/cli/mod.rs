@@ -349,11 +349,11 @@ fn scaffold(
     }
 }
 
-/// `-v`: this library's tracing events (info, then debug, then trace) on the CLI's stderr,
-/// redacted like its other output, for as long as the guard lives. Other crates' events are
-/// left out (sqlx's, at `-vv`, quote every statement with its values, and some of its warnings
-/// quote connection parameters). A host (or a test) that installed a global subscriber keeps
-/// it.
+/// `-v`: the tracing events (info, then debug, then trace) on the CLI's stderr, redacted like
+/// its other output, for as long as the guard lives: this library's and the host's own (its
+/// migrations'), not sqlx's, which at `-vv` quote every statement with its values and some of
+/// whose warnings quote connection parameters. A host (or a test) whose subscriber is this
+/// thread's default, global or scoped, keeps it.
 fn logging(verbose: u8, printer: &Printer) -> Option<tracing::subscriber::DefaultGuard> {
     use tracing_subscriber::fmt::writer::MakeWriterExt;
     let level = match verbose {
@@ -362,12 +362,15 @@ fn logging(verbose: u8, printer: &Printer) -> Option<tracing::subscriber::Defaul
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
-    if tracing::dispatcher::has_been_set() {
+    let none_yet = tracing::dispatcher::get_default(|current| {
+        current.is::<tracing::subscriber::NoSubscriber>()
+    });
+    if !none_yet {
         return None;
     }
     let ours = |meta: &tracing::Metadata<'_>| {
         let crate_name = meta.target().split("::").next().unwrap_or_default();
-        matches!(crate_name, "migrate" | "migrate_core" | "migrate_backends")
+        !crate_name.starts_with("sqlx")
     };
     let subscriber = tracing_subscriber::fmt()
         .with_writer(printer.log_writer().with_filter(ours))

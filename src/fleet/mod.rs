@@ -183,6 +183,11 @@ impl Fleet {
         self
     }
 
+    /// Whether [`lock_wait`](Self::lock_wait) was set.
+    pub(crate) fn has_lock_wait(&self) -> bool {
+        self.lock_wait.is_some()
+    }
+
     /// Configures each target's manager (a baseline, table names), as `Cli::configure` does.
     pub fn configure(
         mut self,

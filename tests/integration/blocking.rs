@@ -113,6 +113,16 @@ async fn inside_a_runtime_it_errors_instead_of_blocking_or_panicking() {
     );
     let err = m.up().run().expect_err("inside a runtime");
     assert!(matches!(err, migrate::Error::InsideRuntime { .. }), "{err}");
+    // Start-up policies that wait on nothing answer here too, as the async ensure does.
+    let ready = m.ensure(migrate::startup::Policy::Off).expect("off");
+    assert_eq!(ready.policy, migrate::startup::Policy::Off);
+    let err = m
+        .ensure(migrate::startup::Policy::parse("sometimes"))
+        .expect_err("invalid");
+    assert!(
+        matches!(err, migrate::startup::StartupError::InvalidPolicy(_)),
+        "{err}"
+    );
     drop(m);
 }
 

@@ -171,9 +171,8 @@ where
                     // dirty. Say so, and how to settle it (nothing of the step ran).
                     return Err(Error::msg(format!(
                         "{err}; its dirty mark could not be cleared ({clear_err}): nothing of the \
-                         step ran, so resolve it as rolled back (`repair {} --rolled-back`), \
-                         then run again",
-                        r.table
+                         step ran, so resolve it as rolled back (`repair TABLE --rolled-back`, \
+                         or resolve_dirty with Resolution::RolledBack), then run again"
                     )));
                 }
                 Err(err)

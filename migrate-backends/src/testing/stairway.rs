@@ -321,18 +321,23 @@ impl Stairway {
         // The steps that could not come up: their table's later steps are not tried, and a
         // rebuilt database stops the table before them.
         let mut stuck: Vec<StepKey> = Vec::new();
-        let stopped = |stuck: &[StepKey], step: &StepKey| {
-            stuck.iter().any(|s| {
-                s.module == step.module && s.table == step.table && step.version >= s.version
-            })
-        };
         for (i, info) in steps.iter().enumerate() {
             if stopped(&stuck, &info.step) {
                 report.not_reached.push(info.step.clone());
                 continue;
             }
-            let failure = match self.round_trip(&db, &manager, info, &mut report).await {
-                Ok(()) => continue,
+            let failure = match self
+                .round_trip(&db, &manager, info, &stuck, &mut report)
+                .await
+            {
+                Ok(Tried::RoundTripped) => continue,
+                // A step of another table it runs after did not come up: nothing ran, and
+                // its table stops here too.
+                Ok(Tried::NotReached) => {
+                    report.not_reached.push(info.step.clone());
+                    stuck.push(info.step.clone());
+                    continue;
+                }
                 Err(failure) => failure,
             };
             if matches!(
@@ -413,8 +418,9 @@ impl Stairway {
         db: &TestDatabase,
         manager: &MigrationManager,
         info: &MigrationInfo,
+        stuck: &[StepKey],
         report: &mut StairwayReport,
-    ) -> std::result::Result<(), Box<StairwayFailure>> {
+    ) -> std::result::Result<Tried, Box<StairwayFailure>> {
         let step = &info.step;
         let fail = |phase, problem| {
             Box::new(StairwayFailure {
@@ -449,7 +455,14 @@ impl Stairway {
         if let Some(seed) = hook(|c| &c.seed) {
             run_check(db, &seed).await.map_err(failed(Phase::Data))?;
         }
-        up_to(manager, step).await.map_err(failed(Phase::Up))?;
+        if let Err(err) = up_to(manager, step).await {
+            if let Error::DependencyNotApplied { dependency, .. } = &err {
+                if stopped(stuck, dependency) {
+                    return Ok(Tried::NotReached);
+                }
+            }
+            return Err(failed(Phase::Up)(err));
+        }
         let after = snap(db).await.map_err(unreadable(Phase::Up))?;
         if let Some(after_up) = hook(|c| &c.after_up) {
             run_check(db, &after_up)
@@ -458,7 +471,7 @@ impl Stairway {
         }
         if !info.reversible {
             report.irreversible.push(step.clone());
-            return Ok(());
+            return Ok(Tried::RoundTripped);
         }
         let table = format!("{}:{}", step.module, step.table);
         let down = match &info.parent {
@@ -477,7 +490,7 @@ impl Stairway {
         let again = snap(db).await.map_err(unreadable(Phase::Redo))?;
         self.compare(step, &after, &again, Phase::Redo, report)?;
         report.passed.push(step.clone());
-        Ok(())
+        Ok(Tried::RoundTripped)
     }
 
     fn compare(
@@ -506,6 +519,21 @@ impl Stairway {
         }
         Ok(())
     }
+}
+
+/// How far the stairway got with one step.
+enum Tried {
+    /// Up, down and up again (or up alone, for an irreversible step).
+    RoundTripped,
+    /// Not tried: a step it runs after did not come up.
+    NotReached,
+}
+
+/// Whether `step` is at or above a step of its table that could not come up.
+fn stopped(stuck: &[StepKey], step: &StepKey) -> bool {
+    stuck
+        .iter()
+        .any(|s| s.module == step.module && s.table == step.table && step.version >= s.version)
 }
 
 async fn snap(db: &TestDatabase) -> Result<Schema> {

@@ -342,3 +342,55 @@ async fn a_session_holding_one_record_statement_gets_the_other_on_postgres() {
         "{first_name} prepared and run once, on one session"
     );
 }
+
+/// A set of its own: a transactional SQLite step that turns the foreign keys off, as SQLite's
+/// table rebuild does; SQLite ignores that inside a transaction, so a rebuild of a parent
+/// table would delete its children (`ON DELETE CASCADE`). The step is refused, and the
+/// children are kept.
+static REBUILDING: MigrationSet = MigrationSet::__new("rebuilding", "step_transactions", &[]);
+
+fn rebuild_parent<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        db.execute("PRAGMA foreign_keys=OFF").await?;
+        db.execute("CREATE TABLE parent_new (id INTEGER PRIMARY KEY)")
+            .await?;
+        db.execute("INSERT INTO parent_new SELECT id FROM parent")
+            .await?;
+        db.execute("DROP TABLE parent").await?;
+        db.execute("ALTER TABLE parent_new RENAME TO parent")
+            .await?;
+        Ok(())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_keys_pragma_inside_a_sqlite_step_is_refused() {
+    let Some(db) = database(Backend::Sqlite).await else {
+        return;
+    };
+    let executor = db.executor().await.expect("executor");
+    let setup = "CREATE TABLE parent (id INTEGER PRIMARY KEY); \
+         CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent (id) ON DELETE CASCADE); \
+         INSERT INTO parent VALUES (1); INSERT INTO child VALUES (10, 1);";
+    let mut conn = sqlx::SqliteConnection::connect(db.url())
+        .await
+        .expect("connect");
+    conn.execute(setup).await.expect("setup");
+    let manager = MigrationManager::from_migrations(
+        executor,
+        [step(&REBUILDING, "parent", "1.0.0", None, rebuild_parent)],
+    )
+    .expect("graph");
+    let err = manager.up().await.expect_err("refused");
+    assert!(
+        err.to_string().contains("transaction = false")
+            || std::error::Error::source(&err)
+                .is_some_and(|s| s.to_string().contains("transaction = false")),
+        "{err:?}"
+    );
+    let children: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM child")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(children, 1, "the child row is kept");
+}

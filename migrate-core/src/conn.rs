@@ -117,6 +117,37 @@ pub trait RawConn: Send {
     fn driver(&mut self) -> &mut dyn Any;
 }
 
+/// Whether `sql` sets SQLite's `foreign_keys` pragma (`PRAGMA [main.]foreign_keys = …` or
+/// `(…)`, in any case); reading it is not setting it.
+fn sets_foreign_keys(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    let word = |at: usize, w: &str| {
+        bytes
+            .get(at..at + w.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(w.as_bytes()))
+    };
+    let skip_space = |mut at: usize| {
+        while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+            at += 1;
+        }
+        at
+    };
+    (0..bytes.len()).any(|at| {
+        if !word(at, "pragma") {
+            return false;
+        }
+        let mut next = skip_space(at + "pragma".len());
+        if word(next, "main.") {
+            next += "main.".len();
+        }
+        if !word(next, "foreign_keys") {
+            return false;
+        }
+        let after = skip_space(next + "foreign_keys".len());
+        matches!(bytes.get(after), Some(b'=' | b'('))
+    })
+}
+
 /// The connection a migration function receives.
 ///
 /// Inside a transactional step it is the step's transaction; for `transaction = false` steps it
@@ -191,12 +222,18 @@ impl<'c> Conn<'c> {
     /// Runs one or more SQL statements (templates rendered first); returns the rows affected.
     /// Text that is only whitespace runs nothing and affects 0 rows (MySQL and MariaDB would
     /// refuse it as an empty query).
+    ///
+    /// On SQLite, inside the step's transaction, `PRAGMA foreign_keys = …` is refused with
+    /// [`Error::Config`]: SQLite ignores it there, so the table rebuild it usually comes with
+    /// would delete (`ON DELETE CASCADE`) or orphan the rows that refer to the rebuilt table.
+    /// Such a step is `transaction = false`.
     pub async fn execute(&mut self, sql: &str) -> Result<u64> {
         let sql = self.render(sql)?;
         refuse_nul(&sql)?;
         if sql.trim().is_empty() {
             return Ok(0);
         }
+        self.refuse_ignored_pragma(&sql)?;
         self.raw.execute(&sql).await
     }
 
@@ -204,7 +241,22 @@ impl<'c> Conn<'c> {
     pub async fn query(&mut self, sql: &str) -> Result<Vec<Row>> {
         let sql = self.render(sql)?;
         refuse_nul(&sql)?;
+        self.refuse_ignored_pragma(&sql)?;
         self.raw.query(&sql).await
+    }
+
+    /// See [`execute`](Self::execute): SQLite's `foreign_keys` pragma inside a transaction.
+    fn refuse_ignored_pragma(&self, sql: &str) -> Result<()> {
+        if self.in_transaction && self.raw.dialect() == Dialect::Sqlite && sets_foreign_keys(sql) {
+            return Err(Error::Config(
+                "PRAGMA foreign_keys has no effect inside a transaction, and this step runs in \
+                 one: SQLite would keep the foreign keys on, so a table rebuild would delete or \
+                 orphan the rows that refer to it; declare the step `transaction = false` (and \
+                 turn the foreign keys back on at its end)"
+                    .to_string(),
+            ));
+        }
+        Ok(())
     }
 
     /// Runs a query that returns one integer, such as `SELECT COUNT(*) ...`. A PostgreSQL
@@ -278,5 +330,26 @@ mod tests {
         let err = refuse_nul("DROP TABLE \"a\0b\"").unwrap_err();
         assert!(matches!(err, Error::Template(_)), "{err:?}");
         assert!(err.to_string().contains("offset 13"), "{err}");
+    }
+
+    #[test]
+    fn setting_sqlites_foreign_keys_is_told_from_reading_it() {
+        for sets in [
+            "PRAGMA foreign_keys=OFF",
+            "pragma  Foreign_Keys = 0;",
+            "CREATE TABLE t (a INT);\nPRAGMA main.foreign_keys=off;",
+            "PRAGMA foreign_keys(0)",
+        ] {
+            assert!(sets_foreign_keys(sets), "{sets}");
+        }
+        for not in [
+            "PRAGMA foreign_keys",
+            "PRAGMA foreign_key_check",
+            "PRAGMA defer_foreign_keys = ON",
+            "SELECT 'pragma'",
+            "",
+        ] {
+            assert!(!sets_foreign_keys(not), "{not}");
+        }
     }
 }

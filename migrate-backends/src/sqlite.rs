@@ -20,7 +20,7 @@ use crate::driver::{Driver, Sealed};
 use crate::lock_wait::LockWait;
 use crate::portable::{self, HISTORY_COLUMNS, HISTORY_VALUES};
 use crate::sqlite_opened::{
-    is_in_memory, options_trust_wal_index, url_is_in_memory, url_trusts_wal_index,
+    is_in_memory, options_trust_wal_index, url_is_in_memory, url_is_read_only, url_trusts_wal_index,
 };
 use crate::sqlx_db::DEFAULT_LOCK_TIMEOUT;
 use crate::statements::{compile, Statements, TrackingNames};
@@ -231,7 +231,8 @@ impl SqlxDb<Sqlite> {
         let in_memory = is_in_memory(path.as_ref());
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true);
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
         Self::connect_with_options(options, in_memory, true, None, None).await
     }
 
@@ -264,6 +265,13 @@ impl SqlxDb<Sqlite> {
         // sqlx keeps the file name of a `mode=memory` URL, and has no getter for the mode.
         let in_memory = is_in_memory(options.get_filename()) || url_is_in_memory(url);
         let wal_trusted = url_trusts_wal_index(url);
+        // Opened read-only, the database keeps the journal mode it has: switching it to WAL
+        // is a write, which would fail the connection.
+        let options = if url_is_read_only(url) {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
         Self::connect_with_options(options, in_memory, wal_trusted, table, lock_timeout).await
     }
 
@@ -283,7 +291,6 @@ impl SqlxDb<Sqlite> {
         let connections = if in_memory { 1 } else { 2 };
         let lock_timeout = lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT);
         let options = options
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             // Clamped as `PRAGMA busy_timeout` is: sqlx panics on more than `i32::MAX` ms.
             .busy_timeout(Duration::from_millis(millis(lock_timeout)));
@@ -293,8 +300,20 @@ impl SqlxDb<Sqlite> {
         // handed out after that gets the new one first.
         let busy_ms = Arc::new(AtomicU64::new(BUSY_AS_OPENED));
         let (on_acquire, on_connect) = (busy_ms.clone(), busy_ms.clone());
+        // An in-memory database lives as long as its one connection: the pool never retires
+        // it for age or idleness (sqlx's defaults would, and drop the database with it).
+        let (max_lifetime, idle_timeout) = if in_memory {
+            (None, None)
+        } else {
+            (
+                Some(Duration::from_secs(30 * 60)),
+                Some(Duration::from_secs(10 * 60)),
+            )
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
+            .max_lifetime(max_lifetime)
+            .idle_timeout(idle_timeout)
             .test_before_acquire(false)
             .before_acquire(move |conn, _| {
                 let ms = on_acquire.load(Ordering::Relaxed);

@@ -22,6 +22,16 @@ pub(crate) fn url_trusts_wal_index(url: &str) -> bool {
     !untrusted
 }
 
+/// Whether a URL opens its database read-only (`mode=ro`) or immutable: no connection may
+/// then switch its journal mode, which is a write.
+pub(crate) fn url_is_read_only(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    query_pairs(query).any(|(key, value)| {
+        (key == "mode" && value == "ro")
+            || (key == "immutable" && matches!(value.as_str(), "true" | "1" | "on" | "yes"))
+    })
+}
+
 /// Whether a pool's options leave its database's changes to be told by the wal-index, as
 /// [`url_trusts_wal_index`] says of a URL: not when they open it in memory (by the option or
 /// by its name), read-only, immutable or through a VFS of their choosing, nor when its name
@@ -101,6 +111,15 @@ fn names_memory(database_and_query: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{url_is_in_memory, url_trusts_wal_index};
+
+    #[test]
+    fn read_only_urls_are_told() {
+        use super::url_is_read_only;
+        assert!(url_is_read_only("sqlite://app.db?mode=ro"));
+        assert!(url_is_read_only("sqlite://app.db?immutable=1"));
+        assert!(!url_is_read_only("sqlite://app.db?mode=rwc"));
+        assert!(!url_is_read_only("sqlite://app.db"));
+    }
 
     #[test]
     fn connections_that_may_not_be_in_wal_mode_get_no_wal_index() {

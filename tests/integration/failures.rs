@@ -221,3 +221,58 @@ fn leave_open<'a>(db: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationF
         Ok(())
     })
 }
+
+static LOCKING: migrate::registry::MigrationSet =
+    migrate::registry::MigrationSet::__new("locking", "failures_locking", &[]);
+
+/// A step in mysqldump's shape that fails between its `LOCK TABLES` and its `UNLOCK TABLES`.
+fn lock_then_fail<'a>(db: &'a mut migrate::Conn<'_>) -> migrate::backend::MigrationFuture<'a> {
+    Box::pin(async move {
+        db.execute("LOCK TABLES locked_t WRITE").await?;
+        db.execute("INSERT INTO locked_t VALUES (1)").await?;
+        db.execute("UNLOCK TABLES").await?;
+        Ok(())
+    })
+}
+
+/// The session a failed journalled step leaves behind (here MariaDB's table locks) is not
+/// handed to the next statement: the failure is recorded, other sessions can write the table,
+/// and the manager reads its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_mariadb_step_leaves_no_table_lock_behind() {
+    let Some(db) = TestDb::new(migrate::testing::Backend::MySql).await else {
+        return;
+    };
+    db.exec("CREATE TABLE locked_t (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO locked_t VALUES (1)").await;
+    let step: &'static migrate::registry::Migration =
+        Box::leak(Box::new(migrate::registry::Migration::__new(
+            &LOCKING,
+            "locked_t",
+            "1.0.0",
+            None,
+            "lock_then_fail",
+            lock_then_fail,
+            migrate::registry::Reversal::Irreversible,
+            false,
+            None,
+            "fnv1a64:0000000000000000",
+            "failures.rs",
+            1,
+        )));
+    let manager = MigrationManager::from_migrations(db.executor().await, [step]).expect("graph");
+    let err = manager.up().await.expect_err("a duplicate key");
+    assert!(err.to_string().contains("locked_t"), "{err}");
+    let status = manager.status().await.expect("the state reads");
+    assert!(status[0].dirty.is_some(), "{status:?}");
+    let failed = db
+        .rows("SELECT outcome FROM migrate_schema_versions_history WHERE table_name = 'locked_t' ORDER BY id")
+        .await;
+    assert_eq!(
+        failed.last().map(String::as_str),
+        Some("failed"),
+        "{failed:?}"
+    );
+    db.exec("SET SESSION lock_wait_timeout = 5; INSERT INTO locked_t VALUES (2)")
+        .await;
+}

@@ -294,6 +294,36 @@ async fn a_sqlite_file_opened_read_only_is_refused_and_left_alone() {
     );
 }
 
+/// A database another tool made (journal mode DELETE), opened read-only: reading works. The
+/// switch to WAL that every other connection makes is a write, which failed the connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_in_another_journal_mode_opens_read_only() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("other.db");
+    let mut conn =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("create");
+    conn.execute("CREATE TABLE theirs (id INTEGER)")
+        .await
+        .expect("table");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .expect("mode");
+    assert_eq!(mode, "delete");
+    conn.close().await.expect("close");
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let m = MigrationManager::new(
+        migrate::connect(&url).await.expect("a read-only connect"),
+        [&MIGRATIONS],
+    )
+    .expect("graph");
+    let status = m.status().await.expect("status");
+    assert!(status.iter().all(|t| t.current.is_none()), "{status:?}");
+}
+
 /// Waits until a server session matches `filter` (a condition on `pg_stat_activity`), failing
 /// after a minute without `what`.
 async fn wait_for_activity(conn: &mut sqlx::PgConnection, filter: &str, what: &str) {

@@ -25,6 +25,18 @@ where
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
+    /// Lets go of the connection a journalled step failed or refused on: closed, since the
+    /// step may have left its session changed (`LOCK TABLES`, `USE`, `SET`, a pragma, a
+    /// temporary table) for whoever takes it next; given back to the pool only when it is the
+    /// pool's one connection (an in-memory SQLite database lives as long as it does).
+    fn retire(&self, conn: crate::held::Held<'_, DB>) {
+        if self.pool.options().get_max_connections() > 1 {
+            conn.close();
+        } else {
+            drop(conn);
+        }
+    }
+
     /// The values of the pending finish, taken.
     pub(super) fn take_pending(&self) -> Option<Values> {
         self.pending_finish
@@ -161,7 +173,7 @@ where
                 // A refusal comes before any change: the mark goes, the version stays.
                 conn.set_open_transaction(false);
                 Self::end_open_transaction(&mut conn).await;
-                drop(conn);
+                self.retire(conn);
                 let message = err.to_string();
                 let values =
                     Values::step(r, Outcome::Blocked, started_at, Some(us), Some(&message));
@@ -181,7 +193,7 @@ where
                 // The dirty mark stays: what the step changed before failing is unknown.
                 conn.set_open_transaction(false);
                 Self::end_open_transaction(&mut conn).await;
-                drop(conn);
+                self.retire(conn);
                 let message = err.to_string();
                 let values = Values::step(r, Outcome::Failed, started_at, Some(us), Some(&message));
                 self.record_best_effort(&sql.history_finish, &values).await;

@@ -442,13 +442,28 @@ async fn table_lock(
         runtime: HomeRuntime::current(),
     };
     db.ensure_schema(attempt.conn()).await?;
+    // The catalog first, as for the tracking tables: `CREATE TABLE IF NOT EXISTS` needs the
+    // schema's CREATE right even when the table is there, which a role that only uses the
+    // tables (made by their owner) lacks. One simple query, for a transaction pooler.
+    let exists = format!(
+        "SELECT 1 WHERE to_regclass({}) IS NOT NULL",
+        Dialect::Postgres.quote_literal(&table)
+    );
+    let found = sqlx::raw_sql(AssertSqlSafe(exists))
+        .fetch_optional(attempt.conn())
+        .await?;
     let create = format!(
         "CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, acquired_at BIGINT NOT NULL)"
     );
-    if let Err(err) = sqlx::raw_sql(AssertSqlSafe(create.clone()))
-        .execute(attempt.conn())
-        .await
-    {
+    let created = if found.is_some() {
+        Ok(())
+    } else {
+        sqlx::raw_sql(AssertSqlSafe(create.clone()))
+            .execute(attempt.conn())
+            .await
+            .map(|_| ())
+    };
+    if let Err(err) = created {
         // Two runners creating the table at once: the loser sees a duplicate; retry once.
         tracing::debug!(error = %err, "creating the lock table raced; retrying");
         sqlx::raw_sql(AssertSqlSafe(create))

@@ -187,6 +187,53 @@ async fn a_role_without_create_on_the_schema_is_refused_and_changes_nothing() {
     );
 }
 
+/// In the lock-row mode (PgBouncer, CockroachDB) a role that may use the tables but not create
+/// any takes the lock: the lock table is looked up before it is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_create_takes_the_lock_row() {
+    use migrate::postgres::{LockMode, PgDb};
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let mode = LockMode::Table {
+        stale_after: Duration::from_secs(600),
+    };
+    let owner = MigrationManager::new(
+        PgDb::connect(db.url())
+            .await
+            .expect("connect")
+            .with_lock_mode(mode),
+        [&MIGRATIONS],
+    )
+    .expect("graph");
+    owner
+        .up()
+        .table("eval")
+        .await
+        .expect("the owner starts, making the lock table");
+    let role = role_without_create(&db, "lock_row_no_create").await;
+    grant_tracking_tables(&db, &role).await;
+    db.exec(&format!(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON migrate_schema_versions_lock TO {role}"
+    ))
+    .await;
+    let m = MigrationManager::new(
+        PgDb::connect(&with_user(db.url(), &role))
+            .await
+            .expect("connect")
+            .with_lock_mode(mode),
+        [&MIGRATIONS],
+    )
+    .expect("graph");
+    m.stamp("eval", "2.0.0")
+        .await
+        .expect("the lock, without CREATE");
+    assert_eq!(
+        m.current_version("eval").await.expect("current"),
+        Some(v("2.0.0"))
+    );
+}
+
 /// A runner whose state read found no tracking tables, and which then waited for the lock while
 /// another made them, creates nothing: its plain `CREATE TABLE` is refused (PostgreSQL checks
 /// the CREATE right before whether the table exists), so it asks the catalog, finds the tables,

@@ -49,15 +49,26 @@ pub(crate) fn render<'s>(
             continue;
         }
         out.push_str(&rest[..start]);
+        let at = sql.len() - rest.len() + start;
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| Error::Template(format!("unclosed `{{{{` in: {sql}")))?;
+        let end = after.find("}}").ok_or_else(|| {
+            Error::Template(format!(
+                "unclosed `{{{{` at byte {at}: {} (a literal `{{{{` is written `\\{{{{`)",
+                excerpt(sql, at)
+            ))
+        })?;
         let key = after[..end].trim();
+        if key.contains("{{") {
+            return Err(Error::Template(format!(
+                "a placeholder inside a placeholder at byte {at}: {}",
+                excerpt(sql, at)
+            )));
+        }
         if key == "schema" {
             let schema = schema.ok_or_else(|| {
                 Error::Template(format!(
-                    "`{{{{schema}}}}` used, but no schema is configured: {sql}"
+                    "`{{{{schema}}}}` used at byte {at}, but no schema is configured: {}",
+                    excerpt(sql, at)
                 ))
             })?;
             out.push_str(&dialect.quote_ident(schema));
@@ -66,13 +77,26 @@ pub(crate) fn render<'s>(
             out.push_str(&qualified(dialect, schema, names.physical(table)));
         } else {
             return Err(Error::Template(format!(
-                "unknown placeholder `{{{{{key}}}}}` (expected tables.NAME or schema)"
+                "unknown placeholder `{{{{{key}}}}}` at byte {at} (expected tables.NAME or \
+                 schema; a literal `{{{{` is written `\\{{{{`)"
             )));
         }
         rest = &after[end + 2..];
     }
     out.push_str(rest);
     Ok(Cow::Owned(out))
+}
+
+/// At most 60 characters of `sql` from byte `at` (a character boundary), for an error that
+/// must not quote a whole statement (which may be megabytes).
+fn excerpt(sql: &str, at: usize) -> String {
+    let from = sql.get(at..).unwrap_or_default();
+    let cut: String = from.chars().take(60).collect();
+    if cut.len() < from.len() {
+        format!("`{cut}…`")
+    } else {
+        format!("`{cut}`")
+    }
 }
 
 #[cfg(test)]
@@ -141,10 +165,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_placeholders() {
-        for bad in ["{{tables.x", "{{nope}}", "{{tables.}}", "{{schema}}"] {
+        for bad in [
+            "{{tables.x",
+            "{{nope}}",
+            "{{tables.}}",
+            "{{schema}}",
+            "{{tables.a{{b}}",
+        ] {
             let err = render(Dialect::Sqlite, None, TableNames::none(), bad).unwrap_err();
             assert!(matches!(err, Error::Template(_)), "{bad}: {err}");
         }
+        // An error quotes where it is, not the whole statement.
+        let long = format!("SELECT '{}' FROM {{{{tables.x", "v".repeat(10_000));
+        let err = render(Dialect::Sqlite, None, TableNames::none(), &long).unwrap_err();
+        let text = err.to_string();
+        assert!(text.len() < 300 && text.contains("at byte 10015"), "{text}");
     }
 
     #[test]

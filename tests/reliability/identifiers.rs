@@ -110,7 +110,9 @@ fn rule_refuses(kind: Kind, name: &str) -> bool {
     // read `$(`, `{` and `}` as markers.
     let marker = matches!(kind, Kind::TrackingTable | Kind::Schema)
         && ["$(", "{", "}"].iter().any(|m| name.contains(m));
-    blank || name.contains('\0') || name.len() > max || marker
+    // A template's name holding `{{` reads as a placeholder inside a placeholder.
+    let nested = kind == Kind::TemplateTable && name.contains("{{");
+    blank || name.contains('\0') || name.len() > max || marker || nested
 }
 
 /// The name a step's action uses, per dialect (the SQLite and PostgreSQL suites run at once).

@@ -42,7 +42,7 @@ pub struct TableStatus {
     /// The adopted version table ([`with_adopted_versions`]) and this manager's own tracking
     /// table disagree on this table: a run refuses it with `Error::AdoptedVersion`.
     ///
-    /// [`with_adopted_versions`]: crate::MigrationManager::with_adopted_versions
+    /// [`with_adopted_versions`]: crate::manager::MigrationManager::with_adopted_versions
     pub adoption: Option<AdoptionConflict>,
 }
 

@@ -184,6 +184,7 @@ impl Fleet {
     }
 
     /// Whether [`lock_wait`](Self::lock_wait) was set.
+    #[cfg(feature = "http")]
     pub(crate) fn has_lock_wait(&self) -> bool {
         self.lock_wait.is_some()
     }

@@ -145,10 +145,12 @@ impl MigrationManager {
             let highest = history
                 .iter()
                 .filter(|e| e.module == chain.module && e.table == physical)
-                .filter(|e| match (e.direction, e.outcome) {
-                    (Direction::Up, Outcome::Succeeded | Outcome::Stamped) => true,
-                    (Direction::Down, Outcome::Succeeded) => true,
-                    _ => false,
+                .filter(|e| {
+                    matches!(
+                        (e.direction, e.outcome),
+                        (Direction::Up, Outcome::Succeeded | Outcome::Stamped)
+                            | (Direction::Down, Outcome::Succeeded)
+                    )
                 })
                 .filter_map(|e| semver::Version::parse(&e.version).ok())
                 .max();

@@ -117,8 +117,9 @@ pub trait RawConn: Send {
     fn driver(&mut self) -> &mut dyn Any;
 }
 
-/// Whether `sql` sets SQLite's `foreign_keys` pragma (`PRAGMA [main.]foreign_keys = …` or
-/// `(…)`, in any case); reading it is not setting it.
+/// Whether `sql` turns SQLite's foreign keys off (`PRAGMA [main.]foreign_keys = OFF`, `0`,
+/// `false` or `no`, or in parentheses, in any case), outside comments and quoted text;
+/// reading the pragma, or turning it on (which it is already), is not.
 fn sets_foreign_keys(sql: &str) -> bool {
     let bytes = sql.as_bytes();
     let word = |at: usize, w: &str| {
@@ -132,20 +133,65 @@ fn sets_foreign_keys(sql: &str) -> bool {
         }
         at
     };
-    (0..bytes.len()).any(|at| {
-        if !word(at, "pragma") {
-            return false;
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            // Quoted text and identifiers: to the closing quote (a doubled one stays inside).
+            quote @ (b'\'' | b'"' | b'`') => {
+                at += 1;
+                while at < bytes.len() {
+                    if bytes[at] == quote {
+                        if bytes.get(at + 1) == Some(&quote) {
+                            at += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    at += 1;
+                }
+                at += 1;
+            }
+            b'-' if bytes.get(at + 1) == Some(&b'-') => {
+                while at < bytes.len() && bytes[at] != b'\n' {
+                    at += 1;
+                }
+            }
+            b'/' if bytes.get(at + 1) == Some(&b'*') => {
+                at += 2;
+                while at < bytes.len() && !(bytes[at] == b'*' && bytes.get(at + 1) == Some(&b'/')) {
+                    at += 1;
+                }
+                at += 2;
+            }
+            _ if word(at, "pragma") => {
+                let mut next = skip_space(at + "pragma".len());
+                if word(next, "main.") {
+                    next += "main.".len();
+                }
+                if word(next, "foreign_keys") {
+                    let mut value = skip_space(next + "foreign_keys".len());
+                    if matches!(bytes.get(value), Some(b'=' | b'(')) {
+                        value = skip_space(value + 1);
+                        if matches!(bytes.get(value), Some(b'\'' | b'"')) {
+                            value += 1;
+                        }
+                        let off = ["off", "0", "false", "no"].iter().any(|w| {
+                            word(value, w)
+                                && !bytes
+                                    .get(value + w.len())
+                                    .is_some_and(|b| b.is_ascii_alphanumeric())
+                        });
+                        if off {
+                            return true;
+                        }
+                    }
+                }
+                at += "pragma".len();
+            }
+            _ => at += 1,
         }
-        let mut next = skip_space(at + "pragma".len());
-        if word(next, "main.") {
-            next += "main.".len();
-        }
-        if !word(next, "foreign_keys") {
-            return false;
-        }
-        let after = skip_space(next + "foreign_keys".len());
-        matches!(bytes.get(after), Some(b'=' | b'('))
-    })
+    }
+    false
 }
 
 /// The connection a migration function receives.
@@ -223,10 +269,10 @@ impl<'c> Conn<'c> {
     /// Text that is only whitespace runs nothing and affects 0 rows (MySQL and MariaDB would
     /// refuse it as an empty query).
     ///
-    /// On SQLite, inside the step's transaction, `PRAGMA foreign_keys = …` is refused with
+    /// On SQLite, inside the step's transaction, `PRAGMA foreign_keys = OFF` is refused with
     /// [`Error::Config`]: SQLite ignores it there, so the table rebuild it usually comes with
     /// would delete (`ON DELETE CASCADE`) or orphan the rows that refer to the rebuilt table.
-    /// Such a step is `transaction = false`.
+    /// Such a step is `transaction = false`. Turning them on, which they are, is left alone.
     pub async fn execute(&mut self, sql: &str) -> Result<u64> {
         let sql = self.render(sql)?;
         refuse_nul(&sql)?;
@@ -339,14 +385,22 @@ mod tests {
             "pragma  Foreign_Keys = 0;",
             "CREATE TABLE t (a INT);\nPRAGMA main.foreign_keys=off;",
             "PRAGMA foreign_keys(0)",
+            "PRAGMA foreign_keys = 'false'",
         ] {
             assert!(sets_foreign_keys(sets), "{sets}");
         }
         for not in [
             "PRAGMA foreign_keys",
+            "PRAGMA foreign_keys = ON",
+            "PRAGMA foreign_keys=1",
+            "PRAGMA foreign_keys = offline",
             "PRAGMA foreign_key_check",
             "PRAGMA defer_foreign_keys = ON",
             "SELECT 'pragma'",
+            "-- SQLite ignores PRAGMA foreign_keys = OFF here\nSELECT 1",
+            "/* PRAGMA foreign_keys = OFF */ SELECT 1",
+            "INSERT INTO docs VALUES ('PRAGMA foreign_keys=OFF')",
+            "INSERT INTO docs VALUES ('it''s PRAGMA foreign_keys=OFF')",
             "",
         ] {
             assert!(!sets_foreign_keys(not), "{not}");

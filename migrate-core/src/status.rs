@@ -76,6 +76,10 @@ pub struct AdoptionConflict {
     pub current: Option<String>,
 }
 
+/// The end of the history name `accept_checksums` records a step added below applied ones
+/// under (its `stamped` row: `add_state (accepted)`), accepted as applied by hand.
+pub const ACCEPTED_SUFFIX: &str = " (accepted)";
+
 /// [`ChecksumDrift::applied`] of a step that never ran, though it lies below its table's
 /// recorded version (see [`ChecksumDrift::never_applied`]).
 pub const NEVER_APPLIED: &str = "never applied";
@@ -94,6 +98,9 @@ pub struct ChecksumDrift {
     pub applied: String,
     /// The checksum of the migration in this binary.
     pub current: String,
+    /// The step never ran: it was added below steps already applied (`applied` is then
+    /// [`NEVER_APPLIED`]); in JSON, so that a consumer need not compare that text.
+    pub never_applied: bool,
 }
 
 impl ChecksumDrift {
@@ -101,7 +108,7 @@ impl ChecksumDrift {
     /// applied, so a run would take it as applied and skip it (`applied` is
     /// [`NEVER_APPLIED`]).
     pub fn never_applied(&self) -> bool {
-        self.applied == NEVER_APPLIED
+        self.never_applied
     }
 
     /// The error a run meets at this drift.

@@ -19,7 +19,7 @@ fn check_table_name(table: &str) -> Result<()> {
     if table.is_empty() || table.contains('\0') || table.len() > MAX_IDENTIFIER_BYTES {
         return Err(Error::Template(format!(
             "table name `{}` in `{{{{tables.…}}}}` must be 1 to {MAX_IDENTIFIER_BYTES} bytes without NUL (it has {} bytes)",
-            table.escape_debug(),
+            shortened(&table.escape_debug().to_string(), 200),
             table.len()
         )));
     }
@@ -58,9 +58,10 @@ pub(crate) fn render<'s>(
             ))
         })?;
         let key = after[..end].trim();
-        if key.contains("{{") {
+        if key.starts_with("tables.") && key.contains("{{") {
             return Err(Error::Template(format!(
-                "a placeholder inside a placeholder at byte {at}: {}",
+                "table name in `{{{{tables.…}}}}` holds `{{{{`, a placeholder inside a \
+                 placeholder, at byte {at}: {} (quote such a name with Conn::table)",
                 excerpt(sql, at)
             )));
         }
@@ -77,8 +78,9 @@ pub(crate) fn render<'s>(
             out.push_str(&qualified(dialect, schema, names.physical(table)));
         } else {
             return Err(Error::Template(format!(
-                "unknown placeholder `{{{{{key}}}}}` at byte {at} (expected tables.NAME or \
-                 schema; a literal `{{{{` is written `\\{{{{`)"
+                "unknown placeholder at byte {at}: {} (expected tables.NAME or schema; a \
+                 literal `{{{{` is written `\\{{{{`)",
+                excerpt(sql, at)
             )));
         }
         rest = &after[end + 2..];
@@ -90,12 +92,16 @@ pub(crate) fn render<'s>(
 /// At most 60 characters of `sql` from byte `at` (a character boundary), for an error that
 /// must not quote a whole statement (which may be megabytes).
 fn excerpt(sql: &str, at: usize) -> String {
-    let from = sql.get(at..).unwrap_or_default();
-    let cut: String = from.chars().take(60).collect();
-    if cut.len() < from.len() {
-        format!("`{cut}…`")
+    format!("`{}`", shortened(sql.get(at..).unwrap_or_default(), 60))
+}
+
+/// `text`'s first `max` characters, and `…` when there is more.
+fn shortened(text: &str, max: usize) -> String {
+    let cut: String = text.chars().take(max).collect();
+    if cut.len() < text.len() {
+        format!("{cut}…")
     } else {
-        format!("`{cut}`")
+        cut
     }
 }
 

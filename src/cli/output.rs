@@ -168,7 +168,14 @@ pub(super) fn status_table(statuses: &[TableStatus]) -> String {
         if notes {
             let mut note = Vec::new();
             if let Some(drift) = &s.drift {
-                note.push(format!("drift: {} edited after it ran", drift.step.version));
+                note.push(if drift.never_applied() {
+                    format!(
+                        "drift: {} has no run recorded, below applied steps",
+                        drift.step.version
+                    )
+                } else {
+                    format!("drift: {} edited after it ran", drift.step.version)
+                });
             }
             if let Some(version) = &s.unknown_version {
                 note.push(format!("ahead: {version} is unknown to this binary"));

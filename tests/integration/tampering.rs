@@ -123,6 +123,24 @@ each_backend! {
         assert!(row(&status, "session").drift.is_none(), "{status:?}");
     }
 
+    async fn a_run_after_a_stamp_is_judged_as_a_run(db) {
+        // session stamped at 2.3.0 once, then brought down and up again for real: its steps'
+        // newest rows are runs, so a step added between them is still found (an old stamp row
+        // vouched for everything below it before).
+        let m = db.manager().await;
+        m.up().table("session").await.expect("up");
+        m.stamp("session", "2.3.0").await.expect("stamp");
+        m.down().table("session").target("2.0.0").await.expect("down");
+        m.up().table("session").await.expect("up again");
+        db.exec("DELETE FROM migrate_schema_versions_history WHERE table_name = 'session' AND version = '2.1.0'").await;
+        db.exec("UPDATE migrate_schema_versions SET checksum = 'sha256-64:0000000000000000' WHERE table_name = 'session'").await;
+        rejects!(db, m.up(), Error::ChecksumMismatch { .. }, "session@2.1.0");
+        // Accepted, it is recorded under its name and `(accepted)`.
+        m.accept_checksums("session").await.expect("accept");
+        let names = db.rows("SELECT name FROM migrate_schema_versions_history WHERE table_name = 'session' AND version = '2.1.0'").await;
+        assert_eq!(names, ["session_2_1_0 (accepted)"]);
+    }
+
     async fn a_dirty_table_is_listed(db) {
         let m = midway(&db).await;
         db.exec("UPDATE migrate_schema_versions SET dirty_version = '2.3.0', dirty_name = 'session_2_3_0', dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'").await;

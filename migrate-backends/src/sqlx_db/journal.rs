@@ -27,13 +27,19 @@ where
 {
     /// Lets go of the connection a journalled step failed or refused on: closed, since the
     /// step may have left its session changed (`LOCK TABLES`, `USE`, `SET`, a pragma, a
-    /// temporary table) for whoever takes it next; given back to the pool only when it is the
-    /// pool's one connection (an in-memory SQLite database lives as long as it does).
+    /// temporary table) for whoever takes it next; given back to the pool when closing it could
+    /// end the database: an in-memory SQLite database lives as long as its connections (it has
+    /// no file, so no lock file either), and a pool of one connection.
     fn retire(&self, conn: crate::held::Held<'_, DB>) {
-        if self.pool.options().get_max_connections() > 1 {
-            conn.close();
-        } else {
+        #[cfg(feature = "sqlite")]
+        let in_memory =
+            DB::DIALECT == migrate_core::dialect::Dialect::Sqlite && self.lock.file.is_none();
+        #[cfg(not(feature = "sqlite"))]
+        let in_memory = false;
+        if in_memory || self.pool.options().get_max_connections() <= 1 {
             drop(conn);
+        } else {
+            conn.close();
         }
     }
 

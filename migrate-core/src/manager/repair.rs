@@ -102,7 +102,7 @@ impl MigrationManager {
         if self.nothing_recorded().await? {
             return Ok(());
         }
-        self.locked(None, self.repin(chains)).await
+        self.locked(None, self.repin(chains, true)).await
     }
 
     /// Whether `mark`, on chain `c`, is a `resumable` step cut off on its way up: one the next
@@ -183,7 +183,7 @@ impl MigrationManager {
             tables = legacy.len(),
             "re-pinning checksums written before SHA-256"
         );
-        self.repin(legacy).await?;
+        self.repin(legacy, false).await?;
         Ok(true)
     }
 
@@ -309,7 +309,10 @@ impl MigrationManager {
         }
     }
 
-    async fn repin(&self, chains: Vec<usize>) -> Result<()> {
+    /// Re-pins the checksums of `chains`; with `accept_added`, steps added below applied ones
+    /// are accepted as applied by hand too (only `accept_checksums`, an operator's decision,
+    /// does that; the re-pin of an old checksum format inside an `up` does not).
+    async fn repin(&self, chains: Vec<usize>, accept_added: bool) -> Result<()> {
         let states = self.read_states(true).await?;
         // Re-pinning rewrites the state row, which would clear a dirty mark: settling a step in
         // doubt is resolve_dirty's decision, so a dirty table is refused before any write.
@@ -322,22 +325,36 @@ impl MigrationManager {
         // Steps added below applied ones, accepted here as applied by hand: each gets a
         // `stamped` history row, so that the acceptance lasts (the slow path, taken again at
         // the next edit, would find them again).
-        let history = self.backend.history(&self.modules(), None).await?;
+        let history = if accept_added {
+            self.backend.history(&self.modules(), None).await?
+        } else {
+            Vec::new()
+        };
         for c in chains {
             let chain = &self.graph.chains[c];
             let applied = chain.applied_len(&self.graph, states[c].stored.as_ref());
             let pinned = applied
                 .checked_sub(1)
                 .map(|last| checksum::render(chain.cumulative[last]));
-            for pos in self.inserted_steps(c, applied, &history) {
+            let added = if accept_added {
+                self.inserted_steps(c, applied, &history)
+            } else {
+                Vec::new()
+            };
+            for pos in added {
                 let node = &self.graph.nodes[chain.nodes[pos]];
                 let version = node.version.to_string();
                 let stored = states[c].raw.as_deref();
+                let name = format!(
+                    "{}{}",
+                    node.migration.name(),
+                    crate::status::ACCEPTED_SUFFIX
+                );
                 let record = StepRecord {
                     module: chain.module,
                     table: self.physical(c),
                     version: &version,
-                    name: node.migration.name(),
+                    name: &name,
                     checksum: node.migration.checksum(),
                     direction: Direction::Up,
                     expected: stored,

@@ -326,6 +326,7 @@ impl MigrationManager {
             location: node.migration.location(),
             applied: crate::status::NEVER_APPLIED.to_string(),
             current: node.migration.checksum().to_string(),
+            never_applied: true,
         })
     }
 
@@ -333,7 +334,9 @@ impl MigrationManager {
     /// row at all whose nearest recorded neighbours below and above are both runs. Not such a
     /// step: one with any row (a failed run an operator completed by hand), and one at or
     /// under a stamp or a fresh install, which stand for the steps below them (as a baseline
-    /// does, whose steps have no rows and no run below them).
+    /// does, whose steps have no rows and no run below them). Each step is judged by its
+    /// newest row (a run after a stamp is a run), and an acceptance by `accept_checksums`
+    /// ([`ACCEPTED_SUFFIX`](crate::status::ACCEPTED_SUFFIX)) vouches for its own step only.
     pub(super) fn inserted_steps(
         &self,
         c: usize,
@@ -357,23 +360,21 @@ impl MigrationManager {
                 let rows = history.iter().filter(|h| {
                     h.module == chain.module && h.table == physical && h.version == version
                 });
-                let mut record = None;
-                for h in rows {
-                    let this = match (h.direction, h.outcome) {
-                        (Direction::Up, Outcome::Stamped) => Record::Anchor,
-                        (Direction::Up, Outcome::Succeeded) if Some(h.name.as_str()) == fresh => {
-                            Record::Anchor
-                        }
-                        (Direction::Up, Outcome::Succeeded) => Record::Run,
-                        _ => Record::Other,
-                    };
-                    record = match (record, this) {
-                        (Some(Record::Anchor), _) | (_, Record::Anchor) => Some(Record::Anchor),
-                        (Some(Record::Run), _) | (_, Record::Run) => Some(Record::Run),
-                        _ => Some(Record::Other),
-                    };
-                }
-                record
+                // The history is newest first: the step's newest row says what it is now.
+                let newest = rows.into_iter().next()?;
+                Some(match (newest.direction, newest.outcome) {
+                    (Direction::Up, Outcome::Stamped)
+                        if newest.name.ends_with(crate::status::ACCEPTED_SUFFIX) =>
+                    {
+                        Record::Run
+                    }
+                    (Direction::Up, Outcome::Stamped) => Record::Anchor,
+                    (Direction::Up, Outcome::Succeeded) if Some(newest.name.as_str()) == fresh => {
+                        Record::Anchor
+                    }
+                    (Direction::Up, Outcome::Succeeded) => Record::Run,
+                    _ => Record::Other,
+                })
             })
             .collect();
         (0..applied)
@@ -418,6 +419,7 @@ impl MigrationManager {
                         location: node.migration.location(),
                         applied: recorded.checksum.clone(),
                         current: current.to_string(),
+                        never_applied: false,
                     },
                 )
             });

@@ -80,9 +80,7 @@ pub struct AdoptionConflict {
 /// under (its `stamped` row: `add_state (accepted)`), accepted as applied by hand.
 pub const ACCEPTED_SUFFIX: &str = " (accepted)";
 
-/// [`ChecksumDrift::applied`] of a step that never ran, though it lies below its table's
-/// recorded version (see [`ChecksumDrift::never_applied`]).
-pub const NEVER_APPLIED: &str = "never applied";
+pub use crate::error::NEVER_APPLIED;
 
 /// An applied step whose migration changed after it ran, or a step added below its table's
 /// recorded version, which never ran ([`never_applied`](Self::never_applied)).

@@ -288,8 +288,12 @@ fn held_by(holder: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// `ChecksumDrift::applied` (and [`Error::ChecksumMismatch`]'s `applied`) of a step that never
+/// ran, though it lies below its table's recorded version (`ChecksumDrift::never_applied`).
+pub const NEVER_APPLIED: &str = "never applied";
+
 fn mismatch_text(step: &StepKey, location: &str, applied: &str, current: &str) -> String {
-    if applied == crate::status::NEVER_APPLIED {
+    if applied == NEVER_APPLIED {
         format!(
             "{step}, declared at {location}, has no run recorded, though its table is recorded \
              above it: it was added below steps already applied, and a run would skip it; give \

@@ -265,6 +265,7 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
             let mut runner = Runner::open(*kind, target, &steps, true).await;
             let elapsed = timed(&mut runner).await;
             record(&mut noop_fresh, kind, elapsed);
+            settle(runner).await;
         }
     }
     // A service's start-up, timed whole: connect, build the runner (ours: the manager over the
@@ -272,10 +273,16 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
     // here from the workload at run time, where a service would embed them at compile time.
     // The process is warm by now: what is built once per process (our shared statements, the
     // registry of compiled migrations) is not in these figures (a service pays it once, at
-    // its first start-up); the floor goes first in every round.
+    // its first start-up). The two alternate which goes first, and each runner is dropped and
+    // its connections' return to the pool run before the next clock starts.
     let mut startup: Vec<(Kind, Samples)> = Vec::new();
-    for _ in 0..cfg.fresh_calls {
-        for (kind, _, target) in last.iter().filter(|(k, _, _)| STARTUP_KINDS.contains(k)) {
+    let pair: Vec<&(Kind, Runner, Target)> = last
+        .iter()
+        .filter(|(k, _, _)| STARTUP_KINDS.contains(k))
+        .collect();
+    for round in 0..cfg.fresh_calls {
+        for offset in 0..pair.len() {
+            let (kind, _, target) = pair[(round + offset) % pair.len()];
             let clock = Instant::now();
             let mut runner = Runner::open(*kind, target, &steps, true).await;
             runner.run().await;
@@ -284,6 +291,7 @@ async fn measure_backend(cfg: &Config, backend: Backend) -> Option<BackendResult
                 startup.push((*kind, Samples::default()));
             }
             record(&mut startup, kind, elapsed);
+            settle(runner).await;
         }
     }
     for (kind, _, target) in &last {
@@ -447,6 +455,14 @@ fn main() {
     };
     let runtime = runtime.enable_all().build().expect("a Tokio runtime");
     runtime.block_on(run(multi_thread));
+}
+
+/// Drops a runner and lets what its drop starts (a pooled connection's return, which sqlx
+/// spawns and which pings) finish before the next clock starts, so that it is not timed as the
+/// next contender's.
+async fn settle(runner: Runner) {
+    drop(runner);
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
 }
 
 async fn run(multi_thread: bool) {

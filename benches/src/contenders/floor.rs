@@ -1,5 +1,7 @@
 //! The raw floor on sqlx: per migration a transaction, the SQL, one prepared version-row insert
-//! and the commit; the no-op is one `SELECT MAX(version)`.
+//! and the commit; the no-op is one `SELECT MAX(version)`: unprepared on a new connection (one
+//! round trip, as a service's first check can be; prepared, it would be two), prepared from
+//! then on (one round trip, and no parse).
 
 use crate::target::Target;
 use crate::workload::Step;
@@ -16,15 +18,24 @@ pub enum Conn {
 pub struct Floor {
     conn: Conn,
     steps: Arc<Vec<Step>>,
+    /// No check has run on this connection yet.
+    first: bool,
 }
 
 macro_rules! floor_run {
-    ($conn:expr, $steps:expr, $insert:literal) => {{
+    ($conn:expr, $first:expr, $steps:expr, $insert:literal) => {{
+        use sqlx::Row;
         let conn = $conn;
-        let max: Option<i64> = match sqlx::query_scalar("SELECT MAX(version) FROM raw_migrations")
-            .fetch_one(&mut *conn)
-            .await
-        {
+        const READ: &str = "SELECT MAX(version) FROM raw_migrations";
+        let read: Result<Option<i64>, sqlx::Error> = if std::mem::take($first) {
+            match sqlx::raw_sql(READ).fetch_one(&mut *conn).await {
+                Ok(row) => row.try_get(0),
+                Err(err) => Err(err),
+            }
+        } else {
+            sqlx::query_scalar(READ).fetch_one(&mut *conn).await
+        };
+        let max: Option<i64> = match read {
             Ok(max) => max,
             Err(_) => {
                 sqlx::raw_sql("CREATE TABLE raw_migrations (version BIGINT PRIMARY KEY)")
@@ -63,23 +74,30 @@ impl Floor {
                 Conn::MySql(sqlx::MySqlConnection::connect(url).await.expect("connect"))
             }
         };
-        Floor { conn, steps }
+        Floor {
+            conn,
+            steps,
+            first: true,
+        }
     }
 
     pub async fn run(&mut self) {
         match &mut self.conn {
             Conn::Sqlite(c) => floor_run!(
                 c,
+                &mut self.first,
                 self.steps,
                 "INSERT INTO raw_migrations (version) VALUES (?1)"
             ),
             Conn::Postgres(c) => floor_run!(
                 c,
+                &mut self.first,
                 self.steps,
                 "INSERT INTO raw_migrations (version) VALUES ($1)"
             ),
             Conn::MySql(c) => floor_run!(
                 c,
+                &mut self.first,
                 self.steps,
                 "INSERT INTO raw_migrations (version) VALUES (?)"
             ),

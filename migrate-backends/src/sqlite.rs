@@ -465,17 +465,47 @@ fn lock_file(database: &Path) -> Option<std::path::PathBuf> {
 /// How often a waiting runner retries the file lock.
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
+/// The lock file of the database the path leads to: a symbolic link (or a path through one)
+/// to a database locks beside the file SQLite opens, as every other path to it does. The
+/// path as given when the database cannot be resolved (not created yet).
+fn resolved_lock_file(lock: &Path) -> std::path::PathBuf {
+    let resolved = lock
+        .as_os_str()
+        .as_encoded_bytes()
+        .strip_suffix(LOCK_FILE_SUFFIX.as_bytes())
+        .and_then(|database| std::str::from_utf8(database).ok())
+        .and_then(|database| std::fs::canonicalize(database).ok());
+    match resolved {
+        Some(database) => {
+            let mut lock = database.into_os_string();
+            lock.push(LOCK_FILE_SUFFIX);
+            lock.into()
+        }
+        None => lock.to_path_buf(),
+    }
+}
+
 async fn file_lock(path: &Path, timeout: Duration) -> Result<Box<dyn RunLock>> {
-    let file = std::fs::OpenOptions::new()
+    let path = &resolved_lock_file(path);
+    let opened = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(path)
-        .map_err(|source| Error::Io {
-            operation: "open the run-lock file",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .open(path);
+    // A lock file another user made (a deploy user's, or root's) that this one may not write:
+    // an OS lock needs no write, as SQLite's shared files, made with the database's owner and
+    // mode, need none to be used.
+    let opened = match opened {
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            std::fs::File::open(path).map_err(|_| err)
+        }
+        other => other,
+    };
+    let file = opened.map_err(|source| Error::Io {
+        operation: "open the run-lock file",
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut wait = LockWait::new(timeout);
     let holder = || format!("another runner holding {}", path.display());
     loop {

@@ -429,3 +429,35 @@ async fn sqlite_a_lock_timeout_after_a_step_names_what_the_run_applied() {
     let thread = holder.lock().ok().and_then(|mut slot| slot.take());
     thread.expect("the writer ran").join().expect("the writer");
 }
+
+/// Two paths to one SQLite database, one through a symbolic link, take one run lock: SQLite
+/// opens the file the link leads to, and the lock file is beside it (it was beside each path,
+/// so the two runners excluded nothing).
+#[tokio::test]
+async fn sqlite_paths_through_a_symbolic_link_share_the_run_lock() {
+    use migrate::backend::MigrationBackend;
+    let dir = tempfile::tempdir().expect("dir");
+    let real = dir.path().join("real.db");
+    let link = dir.path().join("link.db");
+    let a = migrate::sqlite::SqliteDb::open(&real).await.expect("open");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let b = migrate::sqlite::SqliteDb::open(&link)
+        .await
+        .expect("open through the link");
+    let held = a.lock(None).await.expect("the lock through the file");
+    let Err(err) = b.lock(Some(Duration::ZERO)).await else {
+        panic!("the lock was taken through the other path while held")
+    };
+    assert!(matches!(err, migrate::Error::LockTimeout { .. }), "{err}");
+    held.release().await.expect("release");
+    b.lock(Some(Duration::ZERO))
+        .await
+        .expect("free again")
+        .release()
+        .await
+        .expect("release");
+    assert!(
+        !link.with_extension("db.migrate-lock").exists(),
+        "no lock beside the link"
+    );
+}

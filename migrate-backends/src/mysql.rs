@@ -285,6 +285,15 @@ async fn get_lock(db: &MySqlDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> 
             .fetch_one(session.conn())
             .await?;
         if taken == Some(1) {
+            // Nothing is sent on the lock's session until the release: a server's low
+            // `wait_timeout` (shared hosting) would end it mid-run and free the lock. Best
+            // effort, and at most the year MySQL allows.
+            if let Err(err) = sqlx::raw_sql("SET SESSION wait_timeout = 31536000")
+                .execute(session.conn())
+                .await
+            {
+                tracing::warn!(error = %err, "could not keep the lock's session from an idle timeout");
+            }
             return Ok(Box::new(NamedLock { session, name }));
         }
         if wait.expired() {

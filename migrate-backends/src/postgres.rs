@@ -346,6 +346,7 @@ async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>
             .fetch_one(session.conn())
             .await?;
         if taken {
+            keep_awake(session.conn()).await;
             return Ok(Box::new(AdvisoryLock { session, key }));
         }
         if wait.expired() {
@@ -358,6 +359,21 @@ async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>
             wait.report(&advisory_holder(session.conn(), key).await?);
         }
         tokio::time::sleep(LOCK_POLL).await;
+    }
+}
+
+/// Keeps the lock's session from being ended for idleness while the run goes on (nothing is
+/// sent on it until the release): a role's `idle_session_timeout` (PostgreSQL 14 and later)
+/// would end it mid-run, freeing the lock for another runner. Best effort: a server that
+/// refuses the setting leaves the session as it was, and says so.
+async fn keep_awake(conn: &mut PgConnection) {
+    if conn.server_version_num().is_some_and(|v| v >= 140_000) {
+        if let Err(err) = sqlx::raw_sql("SET idle_session_timeout = 0")
+            .execute(&mut *conn)
+            .await
+        {
+            tracing::warn!(error = %err, "could not keep the lock's session from an idle timeout");
+        }
     }
 }
 

@@ -269,3 +269,38 @@ async fn runners_creating_one_new_schema_at_once_all_go_on() {
         assert_eq!(applied, 10, "{schema}: every step once");
     }
 }
+
+/// A database whose sessions end after a second idle (`idle_session_timeout`): the lock's
+/// session, which sends nothing while the steps run, is kept from it, so the run keeps its
+/// lock and releases it (the server ended it mid-run before, freeing the lock for another
+/// runner, and the release failed the run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lock_session_outlives_an_idle_session_timeout() {
+    let Some(db) = postgres().await else { return };
+    let database = db
+        .url()
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .expect("a database name")
+        .to_string();
+    db.control("session@2.1.0", "pause").await;
+    db.control("session@2.3.0", "pause").await;
+    db.exec(&format!(
+        "ALTER DATABASE {database} SET idle_session_timeout = '1s'"
+    ))
+    .await;
+    let manager =
+        MigrationManager::new(PgDb::connect(db.url()).await.unwrap(), [&MIGRATIONS]).unwrap();
+    let report = manager
+        .up()
+        .table("session")
+        .await
+        .expect("the run keeps its lock");
+    assert_eq!(report.applied.len(), 3);
+    db.exec(&format!(
+        "ALTER DATABASE {database} RESET idle_session_timeout"
+    ))
+    .await;
+    db.clear_control().await;
+}

@@ -266,6 +266,17 @@ fn plan_down(
     let current = state.current();
     if !request.force && target.is_some() && current < target.as_ref() {
         if let Target::Version(requested) = &request.target {
+            // A release target over every table: a table already below it stays where it is,
+            // as `up` leaves a table above its target. A table named in the request is an
+            // error instead.
+            if request.chains.is_none() {
+                let reason = SkipReason::BelowTarget {
+                    current: current.cloned(),
+                    target: requested.clone(),
+                };
+                skip(plan, graph, c, 0, reason);
+                return Ok(());
+            }
             return Err(Error::TargetAboveCurrent {
                 table: chain.table.to_string(),
                 current: current.cloned(),

@@ -147,6 +147,15 @@ pub enum SkipReason {
         /// The release the request asked for.
         target: Version,
     },
+    /// A `down` to a release target over several tables found this table below it (or with
+    /// nothing applied): it stays where it is (`steps` is 0). Naming the table with
+    /// `.table(..)` makes this an error instead.
+    BelowTarget {
+        /// Where the table stands (`None`: nothing applied).
+        current: Option<Version>,
+        /// The release the request asked for.
+        target: Version,
+    },
     /// A step of this table refused to run, or a step these depend on did: the table stopped
     /// there (`steps` counts the steps left behind).
     Blocked {
@@ -170,6 +179,12 @@ impl std::fmt::Display for SkipReason {
             SkipReason::AboveTarget { current, target } => {
                 write!(f, "at {current}, above the target {target}: left as it is")
             }
+            SkipReason::BelowTarget { current, target } => match current {
+                Some(current) => {
+                    write!(f, "at {current}, below the target {target}: left as it is")
+                }
+                None => write!(f, "nothing applied, below the target {target}: left as it is"),
+            },
             SkipReason::Blocked { by } => write!(f, "stopped: {by} refused to run"),
             SkipReason::FirstStepKept { baseline } => write!(
                 f,

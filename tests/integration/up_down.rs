@@ -85,6 +85,29 @@ each_backend! {
         );
     }
 
+    async fn a_release_target_down_leaves_tables_below_it_where_they_are(db) {
+        // Down to release 2.1.0 over every table: session at 2.3.0 goes down to 2.1.0; eval,
+        // with nothing applied, is below it and stays so, reported (before, the whole down
+        // failed with TargetAboveCurrent for a table nobody named).
+        let manager = db.manager().await;
+        manager.up().table("session").await.expect("session to 2.3.0");
+        let report = manager.down().target("2.1.0").await.expect("release 2.1.0, down");
+        assert_eq!(steps(&report), ["session@2.3.0"]);
+        let below: Vec<String> = report
+            .skipped
+            .iter()
+            .filter(|s| matches!(s.reason, SkipReason::BelowTarget { .. }))
+            .map(|s| format!("{} {}", s.table, s.reason))
+            .collect();
+        assert!(
+            below.contains(&"eval nothing applied, below the target 2.1.0: left as it is".to_string()),
+            "{below:?}"
+        );
+        // Named, it is still an error.
+        let err = manager.down().table("eval").target("2.1.0").await.expect_err("named");
+        assert!(matches!(err, migrate::Error::TargetAboveCurrent { .. }), "{err}");
+    }
+
     async fn a_release_target_leaves_tables_above_it_where_they_are(db) {
         let manager = db.manager().await;
         manager.up().table("metrics").await.expect("metrics to 2.5.0");

@@ -198,21 +198,20 @@ impl MigrationManager {
                 return settled;
             }
         }
-        let failed = |source: Error| crate::startup::StartupError::Migrate {
-            target: self
-                .inner
-                .as_ref()
-                .map_or_else(String::new, |m| m.backend().describe()),
-            source,
-        };
-        outside_runtime("MigrationManager::ensure").map_err(failed)?;
-        let inner = self.manager().map_err(failed)?;
-        let runtime = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Config("the blocking manager has no runtime".to_string()))
-            .map_err(failed)?;
-        runtime.block_on(crate::startup::ensure(inner, policy))
+        // On this manager's runtime, as every call; what refuses it (another runtime) is the
+        // start-up's failure to migrate.
+        self.block("MigrationManager::ensure", |m| async move {
+            Ok(crate::startup::ensure(m, policy).await)
+        })
+        .unwrap_or_else(|source| {
+            Err(crate::startup::StartupError::Migrate {
+                target: self
+                    .inner
+                    .as_ref()
+                    .map_or_else(String::new, |m| m.backend().describe()),
+                source,
+            })
+        })
     }
 
     /// See [`crate::MigrationManager::latest_version`].

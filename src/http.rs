@@ -417,11 +417,10 @@ async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     };
     // Each target waits for its lock as long as a single run does here, unless the fleet
     // was given a wait of its own.
-    let fleet = if fleet.has_lock_wait() {
-        (**fleet).clone()
-    } else {
-        (**fleet).clone().lock_wait(shared.lock_wait)
-    };
+    let mut fleet = (**fleet).clone();
+    if !fleet.has_lock_wait() {
+        fleet = fleet.lock_wait(shared.lock_wait);
+    }
     let report = match detached(async move {
         let _running = running;
         fleet.up().await

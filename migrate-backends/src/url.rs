@@ -92,50 +92,46 @@ pub(crate) fn with_database(url: &str, database: &str) -> Option<String> {
 /// (`:pw@`, `password=pw`): as bare text it would blank unrelated digits and words (a count of
 /// `2` in JSON, a version `2.3.0`).
 pub fn redact_url_password(text: &str, url: &str) -> String {
-    let mut text = text.to_string();
-    for secret in passwords(url) {
-        let decoded = percent_decode(&secret);
-        text = redact_secret(text, &secret, &decoded);
-    }
-    text
+    blankings(url)
+        .into_iter()
+        .fold(text.to_string(), |text, (form, blank)| {
+            text.replace(&form, &blank)
+        })
 }
 
-/// `text` with `secret` (as written, and `decoded`) blanked out.
-fn redact_secret(mut text: String, secret: &str, decoded: &str) -> String {
-    for form in [secret, decoded] {
-        if form.is_empty() {
-            continue;
+/// What to replace, and with what, to blank every password of `url` out of a text: each
+/// password as written and percent-decoded, wherever it appears, or, shorter than
+/// [`SHORT_PASSWORD`], only where a URL writes it (`:pw@`, `password=pw`).
+fn blankings(url: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for secret in passwords(url) {
+        let decoded = percent_decode(&secret);
+        for form in [secret, decoded] {
+            if form.is_empty() {
+                continue;
+            }
+            if form.chars().count() >= SHORT_PASSWORD {
+                out.push((form, "***".to_string()));
+            } else {
+                out.push((format!(":{form}@"), ":***@".to_string()));
+                out.push((format!("password={form}"), "password=***".to_string()));
+            }
         }
-        text = if form.chars().count() >= SHORT_PASSWORD {
-            text.replace(form, "***")
-        } else {
-            text.replace(&format!(":{form}@"), ":***@")
-                .replace(&format!("password={form}"), "password=***")
-        };
     }
-    text
+    out
 }
 
 /// The length from which a password is blanked wherever it appears in a text.
 const SHORT_PASSWORD: usize = 4;
 
-/// `err` with the password of `url` blanked out, as written and percent-decoded.
+/// `err` with the password of `url` blanked out, as [`redact_url_password`] blanks a text.
 pub(crate) fn redact_password(
     err: migrate_core::error::Error,
     url: &str,
 ) -> migrate_core::error::Error {
-    passwords(url).into_iter().fold(err, |err, secret| {
-        let decoded = percent_decode(&secret);
-        [secret, decoded].iter().fold(err, |err, form| {
-            if form.chars().count() >= SHORT_PASSWORD {
-                err.redact(form)
-            } else {
-                // As `redact_secret` does: only where a URL writes it.
-                err.redact_as(&format!(":{form}@"), ":***@")
-                    .redact_as(&format!("password={form}"), "password=***")
-            }
-        })
-    })
+    blankings(url)
+        .into_iter()
+        .fold(err, |err, (form, blank)| err.redact_as(&form, &blank))
 }
 
 /// The `key=value` pairs of a URL's query (`a=b&c=d`), escapes decoded, as sqlx reads a

@@ -241,7 +241,6 @@ async fn a_role_without_create_takes_the_lock_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_without_create_uses_tracking_tables_made_while_it_waited() {
     use migrate::backend::MigrationBackend;
-    use sqlx::Connection;
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
@@ -251,14 +250,7 @@ async fn a_role_without_create_uses_tracking_tables_made_while_it_waited() {
         .expect("connect");
     // The run lock, held here until the tables exist.
     let key = executor.lock_key();
-    let mut holder = sqlx::PgConnection::connect(db.url())
-        .await
-        .expect("connect");
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(key)
-        .execute(&mut holder)
-        .await
-        .expect("the run lock");
+    let mut holder = crate::harness::hold_advisory_lock(db.url(), key).await;
     let m = MigrationManager::new(executor, [&MIGRATIONS]).expect("graph");
     let run = tokio::spawn(async move {
         let result = m.up().table("session").await;

@@ -622,3 +622,16 @@ impl Captured {
         String::from_utf8_lossy(&self.0.lock().expect("buffer")).into_owned()
     }
 }
+
+/// A session of its own on the PostgreSQL database at `url` holding the advisory lock `key`
+/// (a runner's run lock, `PgDb::lock_key`) until it is closed or dropped.
+pub async fn hold_advisory_lock(url: &str, key: i64) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let mut holder = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(&mut holder)
+        .await
+        .expect("the advisory lock");
+    holder
+}

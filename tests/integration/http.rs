@@ -453,14 +453,7 @@ async fn all_up_waits_lock_wait_per_target_and_runs_one_fleet_at_a_time() {
         .with_schema("tenant_00")
         .expect("schema")
         .lock_key();
-    let mut holder = sqlx::PgConnection::connect(db.url())
-        .await
-        .expect("connect");
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(key)
-        .execute(&mut holder)
-        .await
-        .expect("tenant_00's lock");
+    let holder = crate::harness::hold_advisory_lock(db.url(), key).await;
     let fleet = migrate::fleet::Fleet::new([&crate::MIGRATIONS])
         .all_schemas(&url, Some("tenant\\_%"))
         .await

@@ -382,28 +382,32 @@ where
     /// role often lacks, so the catalog is asked first, in one simple query (no statement to
     /// prepare, which a transaction-pooling proxy could lose between its two exchanges).
     pub(crate) async fn ensure_schema(&self, conn: &mut DB::Connection) -> Result<()> {
-        if let (Some(create), Some(exists)) = (&self.sql.create_schema, &self.sql.schema_exists) {
-            let values = Values::new().text(Bind::Schema, self.schema.as_deref());
-            let found = sqlx::raw_sql(AssertSqlSafe(literal_sql::<DB>(exists, &values)))
+        let (Some(create), Some(exists)) = (&self.sql.create_schema, &self.sql.schema_exists)
+        else {
+            return Ok(());
+        };
+        let values = Values::new().text(Bind::Schema, self.schema.as_deref());
+        let exists = literal_sql::<DB>(exists, &values);
+        let found = sqlx::raw_sql(AssertSqlSafe(exists.clone()))
+            .fetch_optional(&mut *conn)
+            .await?;
+        if found.is_some() {
+            return Ok(());
+        }
+        let created = sqlx::raw_sql(AssertSqlSafe(create.clone()))
+            .execute(&mut *conn)
+            .await;
+        if let Err(err) = created {
+            // `IF NOT EXISTS` is not race-free: a runner that created the schema between the
+            // two statements makes this one fail on the catalog's unique index. The schema
+            // being there is all that was asked.
+            let found = sqlx::raw_sql(AssertSqlSafe(exists))
                 .fetch_optional(&mut *conn)
                 .await?;
             if found.is_none() {
-                let created = sqlx::raw_sql(AssertSqlSafe(create.clone()))
-                    .execute(&mut *conn)
-                    .await;
-                if let Err(err) = created {
-                    // `IF NOT EXISTS` is not race-free: a runner that created the schema
-                    // between the two statements makes this one fail on the catalog's unique
-                    // index. The schema being there is all that was asked.
-                    let found = sqlx::raw_sql(AssertSqlSafe(literal_sql::<DB>(exists, &values)))
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    if found.is_none() {
-                        return Err(err.into());
-                    }
-                    tracing::debug!(error = %err, "another runner created the schema first");
-                }
+                return Err(err.into());
             }
+            tracing::debug!(error = %err, "another runner created the schema first");
         }
         Ok(())
     }

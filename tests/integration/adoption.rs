@@ -21,6 +21,16 @@ async fn adopting(db: &TestDb) -> MigrationManager {
         .expect("adopt")
 }
 
+/// As `examples/agno` configures it: the baseline only for tables that exist.
+async fn adopting_existing(db: &TestDb) -> MigrationManager {
+    MigrationManager::new(db.executor().await, [&MIGRATIONS])
+        .expect("valid graph")
+        .with_baseline_for_existing_tables("2.0.0")
+        .expect("baseline")
+        .with_adopted_versions("agno_schema_versions")
+        .expect("adopt")
+}
+
 async fn agno_rows(db: &TestDb) -> Vec<String> {
     db.rows("SELECT table_name, version, created_at, updated_at FROM agno_schema_versions ORDER BY table_name")
         .await
@@ -28,7 +38,8 @@ async fn agno_rows(db: &TestDb) -> Vec<String> {
 
 each_backend! {
     async fn an_agno_database_is_adopted_and_its_version_table_left_untouched(db) {
-        // What Agno's manager leaves: the sessions table at 2.1.0, stamped in its own table.
+        // A version table as Agno's manager leaves it (at this test set's release 2.1.0): the
+        // sessions table stamped in its own table.
         db.exec("CREATE TABLE agno_sessions (session_id VARCHAR(64) PRIMARY KEY, data TEXT, created_at BIGINT)").await;
         db.exec(AGNO_TABLE).await;
         db.exec("INSERT INTO agno_schema_versions VALUES ('agno_sessions', '2.1.0', '2025-01-01T00:00:00', NULL)").await;
@@ -129,6 +140,46 @@ each_backend! {
         }
         let up = manager.up().table("session").await.expect("up");
         assert_eq!(steps(&up), ["session@2.1.0", "session@2.3.0"]);
+    }
+
+    async fn an_adopted_version_is_a_release_and_a_stamp_on_a_missing_table_says_nothing(db) {
+        // What Agno's manager leaves: every table type stamped with the release it reached,
+        // whether or not that table has a step there, and tables it never created among them.
+        db.exec("CREATE TABLE memory (memory_id VARCHAR(64) PRIMARY KEY, session_id VARCHAR(64))").await;
+        db.exec(AGNO_TABLE).await;
+        for (table, version) in [("memory", "2.1.0"), ("eval", "2.1.0"), ("metrics", "2.5.0")] {
+            db.exec(&format!(
+                "INSERT INTO agno_schema_versions VALUES ('{table}', '{version}', '2025-01-01T00:00:00', NULL)"
+            ))
+            .await;
+        }
+        let manager = adopting_existing(&db).await;
+        // 2.1.0 is a release (session's, metrics'); memory's own steps at or below it end at
+        // 2.0.0 (before, a version memory does not declare refused every run).
+        let memory = manager.current_version("memory").await.expect("current");
+        assert_eq!(memory.map(|v| v.to_string()).as_deref(), Some("2.0.0"));
+        // eval and metrics do not exist: their stamps say nothing, and they are created (before,
+        // eval read as at 2.1.0, and metrics' 2.5.0 skipped its creation for good).
+        assert_eq!(manager.current_version("eval").await.expect("current"), None);
+        assert_eq!(manager.current_version("metrics").await.expect("current"), None);
+        let report = manager.up().await.expect("up");
+        let ran = steps(&report);
+        assert!(ran.contains(&"memory@2.3.0".to_string()), "{ran:?}");
+        assert!(!ran.contains(&"memory@2.0.0".to_string()), "memory exists: {ran:?}");
+        for created in ["eval@2.0.0", "metrics@2.0.0", "metrics@2.5.0", "session@2.0.0"] {
+            assert!(ran.contains(&created.to_string()), "{created}: {ran:?}");
+        }
+        assert!(db.has_column("memory", "created_at").await);
+        assert!(db.has_table("eval").await && db.has_table("metrics").await);
+
+        // Agno's manager runs again and stamps memory with a later release that none of
+        // memory's steps carry: memory is where ours is, not migrated by another tool.
+        db.exec("UPDATE agno_schema_versions SET version = '2.5.0' WHERE table_name = 'memory'").await;
+        let manager = adopting_existing(&db).await;
+        let status = manager.status().await.expect("status");
+        assert!(status.iter().all(|s| s.adoption.is_none()), "{status:?}");
+        assert!(manager.up().await.expect("up").applied.is_empty());
+        ensure(&manager, Policy::Check).await.expect("check passes");
     }
 
     async fn an_adopted_version_the_migrations_do_not_declare_is_refused(db) {

@@ -103,3 +103,70 @@ async fn duplicate_session_ids_stop_2_5_0_on_postgres() {
 async fn duplicate_session_ids_stop_2_5_0_on_mysql() {
     duplicate_session_ids_stop_2_5_0(Backend::MySql).await;
 }
+
+/// A database Agno 3.x built itself: every table created at its latest schema, and
+/// `agno_schema_versions` stamped as Agno stamps it, each physical table at the release its
+/// manager reached (3.0.0, also on `agno_memories`, whose last step is 2.3.0) and table types
+/// it never created stamped too. Adopted, it is at every head: nothing runs, no conflict.
+async fn an_agno_3_database_is_adopted_at_its_heads(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await.expect("database") else {
+        return;
+    };
+    manager(&db)
+        .await
+        .up()
+        .await
+        .expect("the tables at their heads");
+    // What Agno's own install leaves: its tables, its version table, none of ours.
+    for table in [
+        "migrate_schema_versions",
+        "migrate_schema_versions_history",
+        "migrate_schema_versions_lock",
+    ] {
+        exec(&db, &format!("DROP TABLE IF EXISTS {table}")).await;
+    }
+    exec(
+        &db,
+        "CREATE TABLE agno_schema_versions (table_name VARCHAR(255) PRIMARY KEY, \
+         version VARCHAR(50) NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT)",
+    )
+    .await;
+    let stamped = agno_migrations::PHYSICAL
+        .iter()
+        .map(|(_, physical)| *physical)
+        .chain(["agno_culture", "agno_components", "agno_learnings"]);
+    for table in stamped {
+        exec(
+            &db,
+            &format!("INSERT INTO agno_schema_versions VALUES ('{table}', '3.0.0', 1, NULL)"),
+        )
+        .await;
+    }
+    let m = manager(&db).await;
+    let status = m.status().await.expect("status");
+    for table in status.iter().filter(|s| !s.table.starts_with("v1_")) {
+        assert_eq!(table.current.as_ref(), Some(&table.latest), "{table:?}");
+        assert!(table.adoption.is_none(), "{table:?}");
+    }
+    let report = m.up().await.expect("up");
+    let ran: Vec<String> = report.applied.iter().map(|a| a.step.to_string()).collect();
+    assert!(
+        ran.iter().all(|step| step.contains("v1_")),
+        "only the v1 import (which has no Agno stamp) may run: {ran:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_agno_3_database_is_adopted_at_its_heads_on_sqlite() {
+    an_agno_3_database_is_adopted_at_its_heads(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agno_3_database_is_adopted_at_its_heads_on_postgres() {
+    an_agno_3_database_is_adopted_at_its_heads(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agno_3_database_is_adopted_at_its_heads_on_mysql() {
+    an_agno_3_database_is_adopted_at_its_heads(Backend::MySql).await;
+}

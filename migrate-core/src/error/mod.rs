@@ -196,9 +196,9 @@ pub enum Error {
     },
 
     /// The version table adopted with `MigrationManager::with_adopted_versions` says something
-    /// this manager cannot take: a version the table's migrations do not declare, or a version
-    /// above the one this manager's own tracking table records (another tool migrated the
-    /// table after it was adopted).
+    /// this manager cannot take: a version that no table of the module declares (or one below
+    /// the table's first version), or one standing for a version above what this manager's own
+    /// tracking table records (another tool migrated the table after it was adopted).
     #[error("{}", adopted_text(.table, .from, .adopted, .tracking, .current))]
     AdoptedVersion {
         /// The table (logical name).
@@ -318,8 +318,9 @@ fn adopted_text(
 ) -> String {
     match current {
         None => format!(
-            "`{from}` records table `{table}` at {adopted}, which none of its migrations declares; \
-             correct that row, or delete it to start from the baseline"
+            "`{from}` records table `{table}` at {adopted}, which is no release these migrations \
+             declare (or is below the table's first version); correct that row, or delete it to \
+             start from the baseline"
         ),
         Some(current) => format!(
             "`{from}` records table `{table}` at {adopted}, but `{tracking}` records it at {current}: \

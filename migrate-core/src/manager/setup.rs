@@ -206,10 +206,18 @@ impl MigrationManager {
     /// physical name, and one with no row there either starts at the baseline. The adopted table
     /// is only read, never written; once a step has run, this manager's own row counts.
     ///
-    /// A recorded version that the table's migrations do not declare, or one above what this
-    /// manager's tracking table records (the other tool migrated the table after the adoption),
-    /// is [`Error::AdoptedVersion`](crate::error::Error::AdoptedVersion), naming both tables.
-    /// Each run and listing reads the adopted table once (one more query).
+    /// A recorded version is read as a release: the table starts at its highest version at or
+    /// below it, provided some table of the same module declares that version (Agno stamps
+    /// every table with the release its manager reached, `3.0.0` on a memories table whose
+    /// steps end at `2.3.0`). Such a row naming a table that does not exist is passed over (Agno
+    /// stamps table types it never created), so the table starts as if the row were absent.
+    ///
+    /// A recorded version no table of the module declares, or one below the table's first
+    /// version, or one standing for a version above what this manager's tracking table records
+    /// (the other tool migrated the table after the adoption), is
+    /// [`Error::AdoptedVersion`](crate::error::Error::AdoptedVersion), naming both tables.
+    /// Each run and listing reads the adopted table once (one more query), and asks the catalog
+    /// whether each table it names without a row of ours exists.
     pub fn with_adopted_versions(mut self, table: &str) -> Result<Self> {
         crate::table_names::check_name(table)?;
         self.adopted_from = Some(table.to_string());

@@ -107,10 +107,56 @@ impl MigrationManager {
         }
         if let Some(from) = &self.adopted_from {
             let adopted = self.backend.read_adopted(from).await?;
-            self.adopt(&adopted, &has_row, &mut survey.states);
+            let missing = self.adopted_but_missing(&adopted, &has_row).await?;
+            self.adopt(&adopted, &has_row, &missing, &mut survey.states);
             self.keep_own_downs(&mut survey.states).await?;
         }
         Ok(survey)
+    }
+
+    /// The chains whose adopted row names a table that does not exist, among those with no
+    /// row of their own and a row this manager would take: the other tool records a version
+    /// for tables it never created (Agno's manager stamps every table type it knows, created
+    /// or not), which says nothing about them. A version it cannot take is refused whether or
+    /// not the table exists. One catalog query per such table, only with
+    /// `with_adopted_versions`.
+    async fn adopted_but_missing(
+        &self,
+        adopted: &[(String, String)],
+        has_row: &[bool],
+    ) -> Result<Vec<bool>> {
+        let mut missing = vec![false; has_row.len()];
+        for (c, flag) in missing.iter_mut().enumerate() {
+            let physical = self.physical(c);
+            let taken = adopted
+                .iter()
+                .find(|(table, _)| table == physical)
+                .is_some_and(|(_, text)| self.adopted_version(c, text).is_some());
+            if !has_row[c] && taken && !self.backend.table_exists(physical).await? {
+                *flag = true;
+            }
+        }
+        Ok(missing)
+    }
+
+    /// The version of chain `c` that an adopted row's `text` stands for, read as a release of
+    /// the product: the chain's highest version at or below it, when some table of the same
+    /// module declares that version (the other tool numbers its versions per release, and
+    /// stamps a table with a release none of that table's own steps carry: Agno stamps its
+    /// memories table 3.0.0, the memories steps ending at 2.3.0). `None` for a version no
+    /// table of the module declares, or one below the chain's first.
+    pub(super) fn adopted_version(&self, c: usize, text: &str) -> Option<Version> {
+        let version = super::setup::parse_version(text).ok()?;
+        let chain = &self.graph.chains[c];
+        let released = self.graph.chains.iter().any(|other| {
+            other.module == chain.module && other.position(&self.graph, &version).is_some()
+        });
+        if !released {
+            return None;
+        }
+        let below = chain.applied_len(&self.graph, Some(&version));
+        let node = *chain.nodes.get(below.checked_sub(1)?)?;
+        Some(self.graph.nodes[node].version.clone())
     }
 
     /// Clears the adoption conflicts this manager's own moves made: an adopted version above
@@ -157,7 +203,9 @@ impl MigrationManager {
             let Some((text, _)) = states[c].adoption.clone() else {
                 continue;
             };
-            let adopted = super::setup::parse_version(&text).ok();
+            let adopted = self
+                .adopted_version(c, &text)
+                .or_else(|| super::setup::parse_version(&text).ok());
             if let (Some(adopted), Some(highest)) = (adopted, highest) {
                 if adopted <= highest {
                     states[c].adoption = None;
@@ -273,34 +321,54 @@ impl MigrationManager {
     }
 
     /// Takes the adopted version table's rows as the starting state of the chains that have
-    /// no row of their own, and notes where the two cannot both be right.
-    fn adopt(&self, adopted: &[(String, String)], has_row: &[bool], states: &mut [ChainState]) {
+    /// no row of their own (each row read as a release, see [`adopted_version`]; a row for a
+    /// table that does not exist, flagged in `missing`, is passed over), and notes where the
+    /// two cannot both be right.
+    ///
+    /// [`adopted_version`]: Self::adopted_version
+    fn adopt(
+        &self,
+        adopted: &[(String, String)],
+        has_row: &[bool],
+        missing: &[bool],
+        states: &mut [ChainState],
+    ) {
         for (c, state) in states.iter_mut().enumerate() {
             let physical = self.physical(c);
             let Some((_, text)) = adopted.iter().find(|(table, _)| table == physical) else {
                 continue;
             };
             let chain = &self.graph.chains[c];
-            let version = super::setup::parse_version(text).ok();
+            let version = self.adopted_version(c, text);
             if has_row[c] {
                 // Ours counts; the other tool moving past it means two tools migrate one table.
-                if let (Some(version), Some(current)) = (&version, &state.stored) {
-                    if version > current {
+                let compared = version
+                    .clone()
+                    .or_else(|| super::setup::parse_version(text).ok());
+                if let (Some(compared), Some(current)) = (&compared, &state.stored) {
+                    if compared > current {
                         state.adoption = Some((text.clone(), Some(current.to_string())));
                     }
                 }
                 // A row with no version would read as the adopted version again: a down keeps
                 // the first step, as under a baseline.
-                if let Some(version) = version.filter(|v| chain.position(&self.graph, v).is_some())
-                {
+                if let Some(version) = version {
                     state.baseline = Some(version);
                     state.unrecorded_reads_as_baseline = true;
                 }
                 continue;
             }
-            match version.filter(|v| chain.position(&self.graph, v).is_some()) {
+            if missing.get(c).copied().unwrap_or(false) {
+                tracing::debug!(
+                    table = chain.table,
+                    adopted = %text,
+                    "the adopted version names a table that does not exist; passed over"
+                );
+                continue;
+            }
+            match version {
                 Some(version) => {
-                    tracing::debug!(table = chain.table, %version, "adopted starting version");
+                    tracing::debug!(table = chain.table, %version, adopted = %text, "adopted starting version");
                     state.baseline = Some(version);
                     state.adopted = true;
                     state.unrecorded_reads_as_baseline = true;

@@ -1,5 +1,5 @@
 //! Fresh installs: each table created directly as its head leaves it, for `install-fresh`.
-//! `round_trip_tests!` (tests/agno.rs) proves on every backend that each equals the table
+//! `round_trip_tests!` (`examples/agno/tests/round_trip.rs`) proves on every backend that each equals the table
 //! upgraded step by step; that is why sessions keep the `runs` backup column here too.
 
 use super::names::{constraint, index, run, types};

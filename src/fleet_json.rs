@@ -6,7 +6,8 @@ use crate::fleet::{FleetOutcome, FleetReport, TargetOutcome};
 use serde_json::{json, Value};
 
 /// `{"ok", "outcome", "succeeded", "failed", "max_connections", "total_time_ms", "targets":
-/// [{"target", "ok", "report" | "tables" | "error" | "not_run"}]}`.
+/// [{"target", "ok", "elapsed_ms", "report" | "tables" | "error" | "not_run"}]}`; "failed"
+/// counts the targets not run (`--fail-fast`) too.
 pub(crate) fn fleet_json(report: &FleetReport) -> Value {
     let targets: Vec<Value> = report
         .targets

@@ -13,7 +13,9 @@ Exit codes:
   4  drift: an applied migration was edited, or the database is ahead of this binary
   5  locked: another runner held the migration lock past the lock timeout
   6  dirty: a step started outside a transaction and never finished (see `repair`)
-  7  blocked: a step refused to run until its data is fixed (the reason and fix are printed)";
+  7  blocked: a step refused to run until its data is fixed (the reason and fix are printed)
+Over a fleet (--all-schemas, --targets), up, status and verify exit 0 when every target
+succeeded and 1 otherwise; a bad argument or targets-file line still exits 2.";
 
 /// What clap gives a bare `--schema`: a NUL, which no argument can hold, so that `--schema ""`
 /// (an empty variable) is told apart from it.
@@ -178,7 +180,8 @@ pub(super) struct FleetArgs {
     /// With --all-schemas: only schemas matching this SQL LIKE pattern (`tenant_%`).
     #[arg(long, value_name = "PATTERN", requires = "all_schemas")]
     pub(super) schema_like: Option<String>,
-    /// The targets, one per line: `URL` or `URL SCHEMA` (`#` starts a comment).
+    /// The targets, one per line: `URL` or `URL SCHEMA` (a `#` at a line's start or after a
+    /// space starts a comment; a target named twice is refused).
     #[arg(long, value_name = "FILE")]
     pub(super) targets: Option<PathBuf>,
     /// How many targets run at once (default 8).

@@ -57,10 +57,15 @@ pub(super) async fn run(
     if let Some(path) = &fleet_args.targets {
         fleet = fleet.targets_file(path)?;
     }
+    // Settings no target can take (a bad tracking table, transaction pooling for SQLite)
+    // are refused before anything connects (exit 2), as for one database, instead of
+    // failing every target after connecting to it.
+    fleet.check()?;
     if fleet_args.all_schemas {
         let url = arguments.database_url.as_deref().ok_or_else(|| {
             Error::Config("--all-schemas needs the server: pass --database-url URL".into())
         })?;
+        migrate_backends::checked_dialect(url, &arguments.connect_options())?;
         fleet = fleet
             .all_schemas(url, fleet_args.schema_like.as_deref())
             .await?;

@@ -220,16 +220,42 @@ impl Fleet {
     }
 
     async fn run(&self, action: Action) -> FleetReport {
+        // The whole run's wall time, the listing of schemas included.
+        let started = Instant::now();
         match self.relisted().await {
-            Some(fleet) => fleet.run_targets(action).await,
-            None => self.run_targets(action).await,
+            Some(fleet) => fleet.run_targets(action, started).await,
+            None => self.run_targets(action, started).await,
         }
+    }
+
+    /// Checks every target with the options it would connect with, connecting to nothing:
+    /// the tracking table's name, each schema's, and settings a target's database does not
+    /// take (a schema, or transaction pooling, on SQLite or MySQL). The CLI refuses a fleet
+    /// whose options fail here before anything connects, as it does for one database; a run
+    /// reports the same error under each target it concerns.
+    pub fn check(&self) -> Result<()> {
+        for target in &self.targets {
+            migrate_backends::checked_dialect(target.url(), &self.options_of(target))?;
+        }
+        Ok(())
+    }
+
+    /// The connection options of `target`: the fleet's, with a schema target's schema, and
+    /// without the fleet's schema for a database that has none.
+    fn options_of(&self, target: &Target) -> ConnectOptions {
+        let mut options = self.options.clone();
+        match target {
+            Target::Schema { schema, .. } => options.schema = Some(schema.clone()),
+            Target::Database { url } if !is_postgres_url(url) => options.schema = None,
+            Target::Database { .. } => {}
+        }
+        options
     }
 
     /// This fleet with the schemas of its listings listed again (`None` when it has none):
     /// each listing's schemas replaced by what it finds now, the other targets kept. A server
-    /// that cannot be listed keeps that listing's schemas, which then fail without running
-    /// (what was dropped since must not be made again).
+    /// that cannot be listed keeps the schemas listed when the fleet was built, which then
+    /// fail without running (what was dropped since must not be made again).
     async fn relisted(&self) -> Option<Fleet> {
         if self.listings.is_empty() {
             return None;
@@ -261,11 +287,11 @@ impl Fleet {
         Some(fleet)
     }
 
-    async fn run_targets(&self, action: Action) -> FleetReport {
-        let started = Instant::now();
+    async fn run_targets(&self, action: Action, started: Instant) -> FleetReport {
         let total = self.targets.len();
         let pools = self.shared_pools().await;
-        let in_shared_pools = u32::try_from(pools.len())
+        // Only the pools that connected hold connections.
+        let in_shared_pools = u32::try_from(pools.values().filter(|pool| pool.is_ok()).count())
             .unwrap_or(u32::MAX)
             .saturating_mul(shared_pool_size(self.concurrency));
         let in_own_pools = u32::try_from((total - self.schema_targets()).min(self.concurrency))
@@ -369,8 +395,8 @@ impl Fleet {
     }
 
     /// One pool per server that schema targets name; a server that cannot be reached maps to
-    /// its error's text, reported by each of its targets.
-    async fn shared_pools(&self) -> HashMap<String, std::result::Result<SharedPool, String>> {
+    /// its error, reported by each of its targets (see [`shared_failure`]).
+    async fn shared_pools(&self) -> HashMap<String, Result<SharedPool>> {
         let mut pools = HashMap::new();
         for target in &self.targets {
             if let Target::Schema { url, .. } = target {
@@ -378,7 +404,7 @@ impl Fleet {
                     let pool =
                         connect_shared(url, &self.options, shared_pool_size(self.concurrency))
                             .await;
-                    pools.insert(url.clone(), pool.map_err(|e| e.to_string()));
+                    pools.insert(url.clone(), pool);
                 }
             }
         }
@@ -388,7 +414,7 @@ impl Fleet {
     async fn run_one(
         &self,
         target: &Target,
-        pools: &HashMap<String, std::result::Result<SharedPool, String>>,
+        pools: &HashMap<String, Result<SharedPool>>,
         action: Action,
     ) -> TargetOutcome {
         if let Target::Schema { url, schema } = target {
@@ -439,23 +465,30 @@ impl Fleet {
     async fn backend(
         &self,
         target: &Target,
-        pools: &HashMap<String, std::result::Result<SharedPool, String>>,
+        pools: &HashMap<String, Result<SharedPool>>,
     ) -> Result<Box<dyn MigrationBackend>> {
         match target {
-            Target::Database { url } => {
-                let mut options = self.options.clone();
-                // A schema applies to PostgreSQL; another database has none to take.
-                if !is_postgres_url(url) {
-                    options.schema = None;
-                }
-                crate::connect_with(url, &options).await
-            }
+            Target::Database { url } => crate::connect_with(url, &self.options_of(target)).await,
             Target::Schema { url, schema } => match pools.get(url) {
                 Some(Ok(pool)) => on_schema(pool, schema, &self.options),
-                Some(Err(text)) => Err(Error::msg(text.clone())),
+                Some(Err(err)) => Err(shared_failure(err)),
                 None => Err(Error::msg(format!("no pool for {target}"))),
             },
         }
+    }
+}
+
+/// A shared pool's failure, as each of its schema targets reports it: an unreachable server
+/// or a bad setting keeps its kind (and so its category and exit code); another failure is
+/// given as its text.
+fn shared_failure(err: &Error) -> Error {
+    match err {
+        Error::Unreachable { target, waited } => Error::Unreachable {
+            target: target.clone(),
+            waited: *waited,
+        },
+        Error::Config(text) => Error::Config(text.clone()),
+        other => Error::msg(other.to_string()),
     }
 }
 

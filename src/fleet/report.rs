@@ -13,7 +13,7 @@ pub enum FleetOutcome {
     AllSucceeded,
     /// Some targets failed; [`FleetReport::failures`] names them.
     PartlyFailed,
-    /// Every target failed.
+    /// No target succeeded: each failed, or (with `fail_fast`) was not run after a failure.
     AllFailed,
 }
 

@@ -54,7 +54,7 @@ async fn a_fleet_runs_from_the_command_line_over_all_schemas_or_a_targets_file()
     let file = dir.path().join("targets");
     std::fs::write(
         &file,
-        format!("# two tenants\n{url} tenant_00\n{url} tenant_01\n"),
+        format!("\u{feff}# two tenants\n{url} tenant_00 # the first\n{url} tenant_01\n"),
     )
     .expect("write");
     let file = file.display().to_string();
@@ -95,6 +95,43 @@ async fn a_fleet_runs_from_the_command_line_over_all_schemas_or_a_targets_file()
             .contains("no schema of the server matches --schema-like"),
         "{}",
         none.stderr
+    );
+    // Settings no target can take are refused before anything connects, as for one
+    // database (they failed every target after connecting to it, exit 1).
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+    std::fs::write(&file, format!("{url} tenant_00\n{sqlite}\n")).expect("write");
+    let pooled = expect(
+        &url,
+        &["--transaction-pooling", "up", "--targets", &file],
+        exit::USAGE,
+    )
+    .await;
+    assert!(
+        pooled
+            .stderr
+            .contains("transaction pooling is for PostgreSQL"),
+        "{}",
+        pooled.stderr
+    );
+    let named = expect(
+        &url,
+        &["--tracking-table", "x{y", "up", "--targets", &file],
+        exit::USAGE,
+    )
+    .await;
+    assert!(named.stderr.contains("x{y"), "{}", named.stderr);
+    assert!(!dir.path().join("a.db").exists(), "nothing connected");
+    // A target named twice would race itself for its lock.
+    std::fs::write(
+        &file,
+        format!("{url} tenant_00\n{url} tenant_01\n{url} tenant_00\n"),
+    )
+    .expect("write");
+    let twice = expect(&url, &["up", "--targets", &file], exit::USAGE).await;
+    assert!(
+        twice.stderr.contains("line 3") && twice.stderr.contains("first on line 1"),
+        "{}",
+        twice.stderr
     );
     std::fs::write(&file, "# nobody yet\n").expect("write");
     let empty = expect(&url, &["status", "--targets", &file], exit::USAGE).await;

@@ -353,3 +353,42 @@ async fn a_kept_fleet_lists_its_schemas_again_at_each_run() {
         "the dropped tenant stays dropped"
     );
 }
+
+/// Schema targets on a server that cannot be reached each fail as `Unreachable` (category
+/// `unreachable`), as a database target there does, not as an untyped message; the pools
+/// that never connected are not counted in `max_connections`; and `Fleet::check` refuses,
+/// connecting to nothing, settings a target cannot take.
+#[tokio::test]
+async fn an_unreachable_server_of_schema_targets_keeps_its_error_kind() {
+    // A port nothing listens on: the connect is refused at once.
+    let url = "postgres://nobody@127.0.0.1:9/nowhere";
+    let fleet = Fleet::new([&MIGRATIONS])
+        .connect_options(ConnectOptions::new().connect_timeout(std::time::Duration::from_secs(2)))
+        .targets([Target::schema(url, "t1"), Target::schema(url, "t2")]);
+    fleet.check().expect("nothing wrong with the settings");
+    let report = fleet.up().await;
+    assert_eq!(report.outcome, FleetOutcome::AllFailed);
+    for (target, err) in report.failures() {
+        assert!(
+            matches!(err, Error::Unreachable { .. }),
+            "{target}: {err:?}"
+        );
+        assert_eq!(err.category(), migrate::error::ErrorCategory::Unreachable);
+    }
+    assert_eq!(report.max_connections, 0, "no pool connected");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let file = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+    let pooled = Fleet::new([&MIGRATIONS])
+        .connect_options(ConnectOptions::new().transaction_pooling(true))
+        .targets([Target::database(file.as_str())]);
+    let err = pooled
+        .check()
+        .expect_err("transaction pooling is PostgreSQL's");
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    let badly_named = Fleet::new([&MIGRATIONS])
+        .connect_options(ConnectOptions::new().tracking_table("x{y"))
+        .targets([Target::database(file.as_str())]);
+    assert!(matches!(badly_named.check(), Err(Error::Config(_))));
+    assert!(!dir.path().join("a.db").exists(), "nothing connected");
+}

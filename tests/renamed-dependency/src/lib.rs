@@ -1,6 +1,8 @@
 //! Migrations written against the `migrate` crate renamed to `db`.
 
-db::migrations! { crate = "db", module = "renamed", heads { session = "1.1.0" } }
+db::migrations! { crate = "db", module = "renamed", heads { session = "1.1.0", notes = "1.0.0" } }
+
+mod notes;
 
 /// The first version of `session`.
 #[db::migration(crate = "db", table = "session", version = "1.0.0", down = drop_session)]

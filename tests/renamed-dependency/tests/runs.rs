@@ -6,7 +6,12 @@ async fn migrations_of_a_renamed_dependency_run_up_and_down() {
     let manager = db::MigrationManager::new(backend, [&migrate_renamed_dependency::MIGRATIONS])
         .expect("graph");
     let report = manager.up().await.expect("up");
-    assert_eq!(report.applied.len(), 2);
+    assert_eq!(report.applied.len(), 3);
+    assert_eq!(
+        manager.current_version("notes").await.expect("version"),
+        Some(db::Version::new(1, 0, 0)),
+        "the SQL directory beside src/notes/mod.rs"
+    );
     assert_eq!(
         manager.current_version("session").await.expect("version"),
         Some(db::Version::new(1, 1, 0))

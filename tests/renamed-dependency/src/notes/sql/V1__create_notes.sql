@@ -1,0 +1,1 @@
+CREATE TABLE {{tables.notes}} (id INTEGER PRIMARY KEY, body TEXT);

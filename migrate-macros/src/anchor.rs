@@ -8,6 +8,7 @@ use crate::args::{
 use crate::keys::{shard_name, table_key, StepKey, SHARDS};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::{braced, Ident, LitStr, Token};
 
@@ -56,7 +57,7 @@ impl Parse for AnchorInput {
                             content.parse::<LitStr>()?
                         } else {
                             let ident: Ident = content.parse()?;
-                            LitStr::new(&ident.to_string(), ident.span())
+                            LitStr::new(&ident.unraw().to_string(), ident.span())
                         };
                         content.parse::<Token![=]>()?;
                         let lit: LitStr = content.parse()?;

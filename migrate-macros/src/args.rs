@@ -418,8 +418,9 @@ fn parse_after(lit: &LitStr) -> syn::Result<AfterArg> {
             format!("after = \"{text}\": {why}; expected \"table@X.Y.Z\""),
         )
     };
+    // At the last `@`: a table name may hold one, a version never does.
     let (table, version) = text
-        .split_once('@')
+        .rsplit_once('@')
         .ok_or_else(|| bad("missing `@`".into()))?;
     if table.trim().is_empty() {
         return Err(bad("empty table".into()));
@@ -441,6 +442,17 @@ mod tests {
     /// `tokens` wrapped in the invisible group a `macro_rules!` fragment arrives in.
     fn invisible(tokens: TokenStream) -> TokenTree {
         TokenTree::Group(Group::new(Delimiter::None, tokens))
+    }
+
+    #[test]
+    fn after_splits_at_the_last_at_sign() {
+        let after = parse_after(&LitStr::new("team@eu@2.1.0", Span::call_site()))
+            .expect("a table name may hold `@`");
+        assert_eq!(
+            (after.table.as_str(), after.version.to_string().as_str()),
+            ("team@eu", "2.1.0")
+        );
+        assert!(parse_after(&LitStr::new("team@eu", Span::call_site())).is_err());
     }
 
     #[test]

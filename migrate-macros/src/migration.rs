@@ -16,6 +16,7 @@ use crate::source::SourceFile;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use std::path::Path;
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 /// Expands the attribute. On error, returns the original item together with the errors, so
@@ -108,7 +109,7 @@ fn generate(
         let name = path
             .segments
             .last()
-            .map_or_else(String::new, |s| s.ident.to_string());
+            .map_or_else(String::new, |s| s.ident.unraw().to_string());
         (
             Action::Expression(quote_spanned!(path.span()=> #private::boxed(#path(#fresh_db)))),
             name,
@@ -117,7 +118,7 @@ fn generate(
     let name = args
         .name
         .as_ref()
-        .map_or_else(|| fn_name.to_string(), syn::LitStr::value);
+        .map_or_else(|| fn_name.unraw().to_string(), syn::LitStr::value);
     let sum = step_checksum(function, args, file)?;
     let table = args.table.value();
     let step = Step {

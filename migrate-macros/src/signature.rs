@@ -55,7 +55,8 @@ pub(crate) fn check_signature(function: &FnItem) -> syn::Result<Signature<'_>> {
     let mut argument = None;
     match sig.inputs.len() {
         1 => match &sig.inputs[0] {
-            FnArg::Typed(typed) => match &*typed.ty {
+            // A type given through a `macro_rules!` fragment (`$t:ty`) arrives grouped.
+            FnArg::Typed(typed) => match ungrouped(&typed.ty) {
                 syn::Type::Reference(r) if r.mutability.is_some() => argument = Some(typed),
                 other => errors.add(
                     other.span(),
@@ -157,6 +158,15 @@ pub(crate) fn boxed_function(
             #ret_check
             #boxed(#future)
         }
+    }
+}
+
+/// `ty` without the invisible group a macro fragment wraps it in, or parentheses.
+fn ungrouped(ty: &syn::Type) -> &syn::Type {
+    match ty {
+        syn::Type::Group(group) => ungrouped(&group.elem),
+        syn::Type::Paren(paren) => ungrouped(&paren.elem),
+        other => other,
     }
 }
 

@@ -1,8 +1,9 @@
 //! The forms a migration function takes that `#[migration]` rewrites into the plain `fn` it
 //! registers: attributes (outer and inner) kept, a `mut` or unused argument, an early `return`,
 //! `?` on the body's own errors, a visibility used from another module, the function called
-//! directly as the `MigrationFn` it now is, and functions written by `macro_rules!`.
-migrate::migrations! { heads { forms = "1.3.0", kept = "1.2.0", generated = "1.1.0" } }
+//! directly as the `MigrationFn` it now is, functions written by `macro_rules!` (the argument's
+//! type a `$t:ty` fragment too), and raw identifiers.
+migrate::migrations! { heads { forms = "1.3.0", kept = "1.2.0", generated = "1.1.0", r#type = "1.0.0" } }
 
 mod steps {
     /// Creates the table; documented, and public for the module above.
@@ -96,6 +97,20 @@ step_with_body!(generated_row(db), "1.1.0", "1.0.0", {
     Ok(())
 });
 
+/// Written by `macro_rules!` with the argument's type as a `$conn:ty` fragment (it arrives
+/// grouped), and named with a raw identifier, as the head above names its table.
+macro_rules! step_with_type {
+    ($name:ident, $conn:ty) => {
+        #[migrate::migration(table = "type", version = "1.0.0", irreversible)]
+        async fn $name(db: $conn) -> migrate::Result<()> {
+            db.execute("CREATE TABLE {{tables.type}} (id INTEGER PRIMARY KEY)").await?;
+            Ok(())
+        }
+    };
+}
+
+step_with_type!(r#use, &mut migrate::Conn<'_>);
+
 fn main() {
     // Each function is itself a `MigrationFn`, reachable with its visibility.
     let registered: [migrate::backend::MigrationFn; 4] =
@@ -107,6 +122,9 @@ fn main() {
         assert_eq!(manager.current_version("forms").await.unwrap(), Some("1.3.0".parse().unwrap()));
         assert_eq!(manager.current_version("kept").await.unwrap(), Some("1.2.0".parse().unwrap()));
         assert_eq!(manager.current_version("generated").await.unwrap(), Some("1.1.0".parse().unwrap()));
+        assert_eq!(manager.current_version("type").await.unwrap(), Some("1.0.0".parse().unwrap()));
+        let names: Vec<String> = manager.history(100).await.unwrap().into_iter().map(|e| e.name).collect();
+        assert!(names.iter().any(|n| n == "use"), "the name without `r#`: {names:?}");
     });
 }
 

@@ -234,7 +234,8 @@ impl Graph {
                 location: migration.location(),
                 after: after.to_string(),
             };
-            let (table, version) = after.split_once('@').ok_or_else(unknown)?;
+            // At the last `@`: a table name may hold one, a version never does.
+            let (table, version) = after.rsplit_once('@').ok_or_else(unknown)?;
             let version = Version::parse(version).map_err(|_| unknown())?;
             let chain = self
                 .chain_index(migration.set().module(), table)

@@ -1,5 +1,7 @@
 //! The checksum of a step: SHA-256 over everything the step runs, in a canonical form, so that
-//! formatting never changes it and a real edit always does.
+//! formatting never changes it and nearly every real edit does (the known exceptions: commas
+//! are not written, so `[a, -b]` and `[a - b]` read alike, as do runs of whitespace inside a
+//! string literal; the README lists them).
 //!
 //! - **Rust steps:** the up function's body and the down function's body (when the down is in
 //!   the same file), plus every file the bodies pull in (`include_str!`, `include!`, and

@@ -180,10 +180,26 @@ fn step_checksum(
     let mut included = Vec::new();
     let mut down_text = None;
     if let Some(source) = source {
-        included = source.read_included(&files);
+        match source.read_included(&files) {
+            Ok(read) => included = read,
+            Err(why) => errors.add(function.sig.ident.span(), why),
+        }
     }
     if let DownArg::Path(path) = &args.down {
-        let last = path.segments.last().map(|s| s.ident.to_string());
+        // Its body is hashed only when the path names a function of this file by its name
+        // alone (`revert`, `self::revert`) and the file defines one of that name: the body of
+        // a same-named function elsewhere in the file is not this down's.
+        let local = path.leading_colon.is_none()
+            && match path.segments.len() {
+                1 => true,
+                2 => path.segments[0].ident == "self",
+                _ => false,
+            };
+        let last = path
+            .segments
+            .last()
+            .filter(|_| local)
+            .map(|s| s.ident.to_string());
         let found = source
             .zip(last)
             .and_then(|(src, name)| src.body_of(&name).map(|b| (src, b)));
@@ -195,7 +211,13 @@ fn step_checksum(
                         format!("in the down `{}`: {UNFOLLOWED}", path.to_token_stream()),
                     );
                 }
-                included.extend(source.read_included(&body.includes));
+                match source.read_included(&body.includes) {
+                    Ok(read) => included.extend(read),
+                    Err(why) => errors.add(
+                        path.span(),
+                        format!("in the down `{}`: {why}", path.to_token_stream()),
+                    ),
+                }
                 body.canonical.clone()
             }
             None => format!("down = {}", path.to_token_stream()),
@@ -217,6 +239,73 @@ mod tests {
     use crate::test_support::expand_migration as expand;
     use crate::test_support::{compile_errors, implemented_traits, registered_call};
     use quote::quote;
+
+    /// The checksum of `up_fn()` with `attr`, declared in a file holding `file_text`.
+    fn checksum_in(attr: TokenStream, file_text: &str, n: usize) -> syn::Result<String> {
+        let dir = std::env::temp_dir().join(format!("migrate-down-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("steps.rs");
+        std::fs::write(&file, file_text).expect("write");
+        let args = args::parse(attr, Span::call_site()).expect("args");
+        let sum = step_checksum(&FnItem::parse(up_fn()).expect("fn"), &args, Some(&file));
+        let _ = std::fs::remove_dir_all(&dir);
+        sum
+    }
+
+    #[test]
+    fn a_downs_body_is_hashed_only_when_its_name_is_this_files_one_function() {
+        let one = "async fn revert(db: &mut Conn<'_>) -> Result<()> { db.execute(\"A\").await }";
+        let edited = one.replace("\"A\"", "\"B\"");
+        let down = quote!(table = "t", version = "1.0.0", down = revert);
+        assert_ne!(
+            checksum_in(down.clone(), one, 0).unwrap(),
+            checksum_in(down.clone(), &edited, 1).unwrap(),
+            "the body of this file's only `revert` is covered"
+        );
+        // Two functions named `revert` (two modules): neither body is this down's for sure,
+        // so the path is hashed, and an edit to either changes nothing.
+        let two = format!("mod v1 {{ {one} }} mod v2 {{ {one} }}");
+        let two_edited = format!("mod v1 {{ {one} }} mod v2 {{ {edited} }}");
+        assert_eq!(
+            checksum_in(down.clone(), &two, 2).unwrap(),
+            checksum_in(down.clone(), &two_edited, 3).unwrap()
+        );
+        // A path into another module names another function than this file's `revert`.
+        let elsewhere = quote!(table = "t", version = "1.0.0", down = other::revert);
+        assert_eq!(
+            checksum_in(elsewhere.clone(), one, 4).unwrap(),
+            checksum_in(elsewhere, &edited, 5).unwrap()
+        );
+        let local = quote!(table = "t", version = "1.0.0", down = self::revert);
+        assert_ne!(
+            checksum_in(local.clone(), one, 6).unwrap(),
+            checksum_in(local, &edited, 7).unwrap()
+        );
+        // A trait's bodiless `fn revert(&self);` does not take the next item's body.
+        let declared = format!("trait T {{ fn revert(&self); }} fn other() {{ 1 }} {one}");
+        let declared_edited = format!("trait T {{ fn revert(&self); }} fn other() {{ 2 }} {one}");
+        assert_eq!(
+            checksum_in(down.clone(), &declared, 8).unwrap(),
+            checksum_in(down, &declared_edited, 9).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_include_the_checksum_cannot_read_is_an_error_naming_it() {
+        let file = "async fn revert(db: &mut Conn<'_>) -> Result<()> { \
+                    db.execute(include_str!(\"missing.sql\")).await }";
+        let err = checksum_in(
+            quote!(table = "t", version = "1.0.0", down = revert),
+            file,
+            10,
+        )
+        .expect_err("missing.sql cannot be read");
+        assert!(
+            err.to_string().contains("cannot read `missing.sql`")
+                && err.to_string().contains("CARGO_MANIFEST_DIR"),
+            "{err}"
+        );
+    }
 
     fn up_fn() -> TokenStream {
         quote!(

@@ -22,8 +22,9 @@ pub(crate) struct Body {
     pub(crate) unfollowed: bool,
 }
 
-/// Every function of one file, by name (the first of a name wins).
-type Bodies = HashMap<String, Body>;
+/// Every function of one file with a body, by name; `None` for a name the file defines more
+/// than once (in two modules, or as a method too), which a down's name cannot tell apart.
+type Bodies = HashMap<String, Option<Body>>;
 
 /// The files read in this compilation, with the modification time they were read at.
 type Cache = HashMap<PathBuf, (SystemTime, Arc<Bodies>)>;
@@ -64,29 +65,39 @@ impl SourceFile {
         })
     }
 
-    /// The function named `name`, if this file defines one.
+    /// The function named `name`, if this file defines exactly one with a body.
     pub(crate) fn body_of(&self, name: &str) -> Option<&Body> {
-        self.bodies.get(name)
+        self.bodies.get(name)?.as_ref()
     }
 
-    /// Reads the files `includes` name, relative to this file. Unreadable ones are left out
-    /// (the compiler reports them at the include), and so is text that is not UTF-8 (which
-    /// `include_str!` and `include!` refuse).
-    pub(crate) fn read_included(&self, includes: &[FileInclude]) -> Vec<Included> {
-        includes
-            .iter()
-            .filter_map(|include| {
-                let content = std::fs::read(self.dir().join(&include.path)).ok()?;
-                if include.kind != IncludeKind::Bytes && std::str::from_utf8(&content).is_err() {
-                    return None;
-                }
-                Some(Included {
-                    kind: include.kind,
-                    label: include.label.clone(),
-                    content,
-                })
-            })
-            .collect()
+    /// Reads the files `includes` name, relative to this file. Text that is not UTF-8 is left
+    /// out (`include_str!` and `include!` refuse it, and the compiler says so at the include).
+    /// A file that cannot be read is an error naming it: the compiler, which found it, may
+    /// have looked elsewhere (from the file that invoked a `macro_rules!` written in this
+    /// one), and leaving it out would let an edit to it go unseen.
+    pub(crate) fn read_included(&self, includes: &[FileInclude]) -> Result<Vec<Included>, String> {
+        let mut read = Vec::with_capacity(includes.len());
+        for include in includes {
+            let path = self.dir().join(&include.path);
+            let content = std::fs::read(&path).map_err(|err| {
+                format!(
+                    "the step's checksum cannot read `{}` ({}: {err}); when the migration is \
+                     written by a `macro_rules!` of another file, write the path as \
+                     `concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/...\")`",
+                    include.label,
+                    path.display()
+                )
+            })?;
+            if include.kind != IncludeKind::Bytes && std::str::from_utf8(&content).is_err() {
+                continue;
+            }
+            read.push(Included {
+                kind: include.kind,
+                label: include.label.clone(),
+                content,
+            });
+        }
+        Ok(read)
     }
 
     /// The directory relative include paths are relative to.
@@ -105,19 +116,27 @@ fn index_functions(tokens: TokenStream, bodies: &mut Bodies) {
             (&tokens[i], tokens.get(i + 1))
         {
             if kw == "fn" {
-                let body = tokens[i + 2..].iter().find_map(|t| match t {
-                    TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => Some(g),
-                    _ => None,
-                });
+                // The body, unless a `;` ends the declaration first (a trait's method).
+                let body = tokens[i + 2..]
+                    .iter()
+                    .find_map(|t| match t {
+                        TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => Some(Some(g)),
+                        TokenTree::Punct(p) if p.as_char() == ';' => Some(None),
+                        _ => None,
+                    })
+                    .flatten();
                 if let Some(body) = body {
-                    bodies.entry(name.to_string()).or_insert_with(|| {
-                        let found = includes(&body.stream());
-                        Body {
-                            canonical: canonical(&body.stream()),
-                            unfollowed: !found.unfollowed.is_empty(),
-                            includes: found.files,
-                        }
-                    });
+                    bodies
+                        .entry(name.to_string())
+                        .and_modify(|seen| *seen = None)
+                        .or_insert_with(|| {
+                            let found = includes(&body.stream());
+                            Some(Body {
+                                canonical: canonical(&body.stream()),
+                                unfollowed: !found.unfollowed.is_empty(),
+                                includes: found.files,
+                            })
+                        });
                 }
             }
         }

@@ -183,64 +183,94 @@ impl DriftCheck {
     /// table is dirty or at a version no migration declares, or when a step fails on the
     /// scratch database.
     pub async fn run(&self, live_url: &str) -> Result<DriftReport> {
+        if let Some(scratch) = &self.scratch_url {
+            same_kind(live_url, scratch)?;
+        }
+        // The live schema is read right after its versions, and the versions again once the
+        // scratch database is built: a deploy's run in between (the scratch build may take
+        // minutes) would otherwise show its own changes as drift, at the old versions.
         let live = self.manager(live_url).await?;
         let versions = live_versions(&live).await?;
-        drop(live);
+        let actual = self.without_ignored(
+            snapshot(live_url, self.options.schema.as_deref(), self.tracking())
+                .await
+                .map_err(|e| {
+                    within(
+                        crate::url::redact_password(e, live_url),
+                        "reading the live schema",
+                    )
+                })?,
+        );
         let scratch = match &self.scratch_url {
             Some(url) => Scratch::Given(url.clone()),
             None => Scratch::create(live_url).await?,
         };
-        let outcome = self.compare(live_url, scratch.url(), versions).await;
+        let outcome = self.expected(scratch.url(), &versions).await;
+        let scratch_server = crate::url::server(scratch.url());
         let dropped = scratch.remove().await;
-        let report = outcome?;
+        let expected = outcome?;
         dropped?;
-        Ok(report)
-    }
-
-    async fn compare(
-        &self,
-        live_url: &str,
-        scratch_url: &str,
-        versions: Vec<TableVersion>,
-    ) -> Result<DriftReport> {
-        let tracking = self
-            .options
-            .tracking_table
-            .as_deref()
-            .unwrap_or(DEFAULT_TRACKING_TABLE);
-        let schema = self.options.schema.as_deref();
-        let redacted = |e| crate::url::redact_password(e, scratch_url);
-        let empty = self.without_ignored(
-            snapshot(scratch_url, schema, tracking)
-                .await
-                .map_err(redacted)?,
-        );
-        if !empty.tables.is_empty() {
-            let names: Vec<&str> = empty.tables.keys().map(String::as_str).collect();
-            return Err(Error::Config(format!(
-                "the scratch database {} is not empty (tables {}): the drift check needs an empty one",
-                crate::url::server(scratch_url),
-                names.join(", ")
-            )));
+        if live_versions(&live).await? != versions {
+            return Err(Error::msg(
+                "the live database's versions changed while the drift check ran (another \
+                 runner migrated it): run the check again",
+            ));
         }
-        let scratch = self.manager(scratch_url).await?;
-        migrate_to(&scratch, &versions).await?;
-        drop(scratch);
-        let expected = self.without_ignored(
-            snapshot(scratch_url, schema, tracking)
-                .await
-                .map_err(redacted)?,
-        );
-        let actual = self.without_ignored(
-            snapshot(live_url, schema, tracking)
-                .await
-                .map_err(|e| crate::url::redact_password(e, live_url))?,
-        );
         Ok(DriftReport {
             versions,
-            scratch: crate::url::server(scratch_url),
+            scratch: scratch_server,
             diff: expected.diff(&actual),
         })
+    }
+
+    fn tracking(&self) -> &str {
+        self.options
+            .tracking_table
+            .as_deref()
+            .unwrap_or(DEFAULT_TRACKING_TABLE)
+    }
+
+    /// The schema the migrations build at `versions`, on the empty scratch database.
+    async fn expected(&self, scratch_url: &str, versions: &[TableVersion]) -> Result<Schema> {
+        let schema = self.options.schema.as_deref();
+        let server = crate::url::server(scratch_url);
+        let redacted = |e, doing: &str| within(crate::url::redact_password(e, scratch_url), doing);
+        let empty = self.without_ignored(
+            snapshot(scratch_url, schema, self.tracking())
+                .await
+                .map_err(|e| redacted(e, "reading the scratch database's schema"))?,
+        );
+        let scratch = self.manager(scratch_url).await?;
+        let recorded = scratch.backend().read_state().await?;
+        // An extension installed beforehand (one the migrations need and cannot create
+        // without a superuser) is not a leftover.
+        let mut found: Vec<String> = empty
+            .object_names()
+            .into_iter()
+            .filter(|name| !name.starts_with("extension "))
+            .collect();
+        // A row with a version (or a mark) would make the scratch run skip its steps.
+        if recorded
+            .iter()
+            .any(|row| row.version.is_some() || row.dirty.is_some())
+        {
+            found.push(format!("rows in the tracking table `{}`", self.tracking()));
+        }
+        if !found.is_empty() {
+            return Err(Error::Config(format!(
+                "the scratch database {server} is not empty ({}): the drift check needs an empty one",
+                found.join(", ")
+            )));
+        }
+        migrate_to(&scratch, versions)
+            .await
+            .map_err(|e| within(e, &format!("migrating the scratch database {server}")))?;
+        drop(scratch);
+        Ok(self.without_ignored(
+            snapshot(scratch_url, schema, self.tracking())
+                .await
+                .map_err(|e| redacted(e, "reading the scratch database's schema"))?,
+        ))
     }
 
     fn without_ignored(&self, mut schema: Schema) -> Schema {
@@ -249,6 +279,32 @@ impl DriftCheck {
         }
         schema
     }
+}
+
+/// `err` with what the check was doing, for a database error (the others name their step or
+/// setting already).
+fn within(err: Error, doing: &str) -> Error {
+    match err {
+        Error::Database(e) => Error::Database(e.context(format!("drift check, {doing}"))),
+        other => other,
+    }
+}
+
+/// Refuses a scratch database of another kind than the live one: every type would differ.
+fn same_kind(live_url: &str, scratch_url: &str) -> Result<()> {
+    let kind = |url: &str| match url.split(':').next().unwrap_or_default() {
+        "postgresql" => "postgres".to_string(),
+        "mariadb" => "mysql".to_string(),
+        scheme => scheme.to_string(),
+    };
+    let (live, scratch) = (kind(live_url), kind(scratch_url));
+    if live == scratch {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "the scratch database is `{scratch}:` and the live one `{live}:`: the drift check \
+         compares two databases of one kind (and, for equal formatting, one server version)"
+    )))
 }
 
 /// Every table's version on the live database; a dirty or unknown one is refused.

@@ -135,6 +135,44 @@ each_backend! {
             .expect_err("the live database is no scratch database");
         assert!(matches!(err, Error::Config(_)), "{err:?}");
         assert!(err.to_string().contains("is not empty"), "{err}");
+
+        // A scratch database whose tables were dropped by hand still records their versions,
+        // which would skip every step there (before, each live table then read as "added"),
+        // and a view left behind is an object too.
+        let Some(scratch) = TestDb::new(db.backend()).await else { return };
+        scratch.manager().await.up().await.expect("up");
+        for table in ["memory", "metrics", "eval", "session"] {
+            scratch.exec(&format!("DROP TABLE {table}")).await;
+        }
+        let err = DriftCheck::new([&MIGRATIONS])
+            .scratch_url(scratch.url())
+            .run(db.url())
+            .await
+            .expect_err("the tracking rows remain");
+        assert!(err.to_string().contains("rows in the tracking table `migrate_schema_versions`"), "{err}");
+        let Some(other) = TestDb::new(db.backend()).await else { return };
+        other.exec("CREATE VIEW leftover AS SELECT 1 AS one").await;
+        let err = DriftCheck::new([&MIGRATIONS])
+            .scratch_url(other.url())
+            .run(db.url())
+            .await
+            .expect_err("a view remains");
+        assert!(err.to_string().contains("view leftover"), "{err}");
+    }
+
+    async fn a_scratch_database_of_another_kind_is_refused(db) {
+        let dir = tempfile::tempdir().expect("dir");
+        let scratch = match db.backend() {
+            Backend::Sqlite => "postgres://nobody@127.0.0.1:9/none".to_string(),
+            _ => format!("sqlite://{}?mode=rwc", dir.path().join("scratch.db").display()),
+        };
+        let err = DriftCheck::new([&MIGRATIONS])
+            .scratch_url(scratch.as_str())
+            .run(db.url())
+            .await
+            .expect_err("two kinds of database");
+        assert!(matches!(err, Error::Config(_)) && err.to_string().contains("one kind"), "{err}");
+        assert!(!dir.path().join("scratch.db").exists());
     }
 
     async fn verify_schema_passes_then_names_a_hand_change(db) {

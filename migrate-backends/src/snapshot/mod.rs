@@ -99,6 +99,33 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// Every object, as `kind name` (`table session`, `view active`), in a stable order.
+    pub fn object_names(&self) -> Vec<String> {
+        let kinds: [(&str, Vec<&String>); 9] = [
+            ("table", self.tables.keys().collect()),
+            ("view", self.views.keys().collect()),
+            (
+                "materialized view",
+                self.materialized_views.keys().collect(),
+            ),
+            ("trigger", self.triggers.keys().collect()),
+            ("sequence", self.sequences.keys().collect()),
+            ("enum", self.enums.keys().collect()),
+            ("type", self.types.keys().collect()),
+            ("routine", self.routines.keys().collect()),
+            ("", self.other.keys().collect()),
+        ];
+        kinds
+            .into_iter()
+            .flat_map(|(kind, names)| {
+                names.into_iter().map(move |name| match kind {
+                    "" => name.clone(),
+                    kind => format!("{kind} {name}"),
+                })
+            })
+            .collect()
+    }
+
     /// What changed from `self` (before) to `after`.
     pub fn diff(&self, after: &Schema) -> SchemaDiff {
         diff::diff(self, after)

@@ -29,10 +29,11 @@ const CONSTRAINTS: &str = "SELECT tc.TABLE_NAME, tc.CONSTRAINT_NAME, tc.CONSTRAI
       ' ON UPDATE ', r.UPDATE_RULE, ' ON DELETE ', r.DELETE_RULE) \
       FROM information_schema.REFERENTIAL_CONSTRAINTS r WHERE r.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA \
       AND r.TABLE_NAME = tc.TABLE_NAME AND r.CONSTRAINT_NAME = tc.CONSTRAINT_NAME), \
-    (SELECT cc.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS cc WHERE tc.CONSTRAINT_TYPE = 'CHECK' \
+    (SELECT GROUP_CONCAT(cc.CHECK_CLAUSE ORDER BY cc.CHECK_CLAUSE SEPARATOR ') AND (') \
+      FROM information_schema.CHECK_CONSTRAINTS cc WHERE tc.CONSTRAINT_TYPE = 'CHECK' \
       AND cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA \
       AND cc.TABLE_NAME = tc.TABLE_NAME AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME) \
-    FROM information_schema.TABLE_CONSTRAINTS tc WHERE tc.CONSTRAINT_SCHEMA = DATABASE() ORDER BY 1, 2";
+    FROM information_schema.TABLE_CONSTRAINTS tc WHERE tc.CONSTRAINT_SCHEMA = DATABASE() ORDER BY 1, 2, 3";
 /// [`CONSTRAINTS`] for MariaDB, or for MySQL, whose CHECK_CONSTRAINTS has no TABLE_NAME.
 fn constraints_query(mariadb: bool) -> String {
     if mariadb {
@@ -80,12 +81,30 @@ fn default_of(raw: Option<String>) -> Option<String> {
 }
 
 /// `sql` without the database's own name: MariaDB writes view and trigger bodies with every
-/// table qualified (`` `db`.`t` ``), which would make two databases' snapshots differ.
+/// table qualified (`` `db`.`t` ``), which would make two databases' snapshots differ. Only a
+/// qualifier is taken out: a name that follows a `.` is a table's or an alias's (`` `db`.`db` ``,
+/// a table named like its database), and stays.
 fn without_database(sql: &str, database: &str) -> String {
     if database.is_empty() {
         return sql.to_string();
     }
-    sql.replace(&format!("`{}`.", database.replace('`', "``")), "")
+    let qualifier = format!("`{}`.", database.replace('`', "``"));
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for (at, _) in sql.match_indices(&qualifier) {
+        if at < copied {
+            continue;
+        }
+        // What precedes it in the text as the server wrote it.
+        let qualified = sql[..at].ends_with('.');
+        out.push_str(&sql[copied..at]);
+        if qualified {
+            out.push_str(&qualifier);
+        }
+        copied = at + qualifier.len();
+    }
+    out.push_str(&sql[copied..]);
+    out
 }
 
 pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> {
@@ -176,7 +195,16 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
             if let Some(reference) = row.get(4).cloned().flatten() {
                 def.push_str(&format!(" REFERENCES {reference}"));
             }
-            t.constraints.insert(text(&row, 1), def);
+            // MariaDB names a column's CHECK, and an unnamed UNIQUE key, after the column: two
+            // constraints of one name. The first by type keeps the name, the other gets its
+            // type beside it (the rows come ordered by type, so both snapshots agree).
+            let name = text(&row, 1);
+            let key = if t.constraints.contains_key(&name) {
+                format!("{name} ({})", text(&row, 2).to_lowercase())
+            } else {
+                name
+            };
+            t.constraints.insert(key, def);
         }
     }
     for row in rows(&mut conn, TABLES).await? {
@@ -247,5 +275,20 @@ mod tests {
     fn the_mysql_constraints_query_names_no_check_table() {
         assert!(super::constraints_query(true).contains("cc.TABLE_NAME"));
         assert!(!super::constraints_query(false).contains("cc.TABLE_NAME"));
+    }
+
+    #[test]
+    fn only_the_databases_qualifier_is_taken_out() {
+        let view =
+            "select `shop`.`shop`.`id` AS `id` from `shop`.`shop` join `shop`.`items` `shop`";
+        assert_eq!(
+            super::without_database(view, "shop"),
+            "select `shop`.`id` AS `id` from `shop` join `items` `shop`"
+        );
+        let scratch = "select `scratch`.`shop`.`id` AS `id` from `scratch`.`shop` join `scratch`.`items` `shop`";
+        assert_eq!(
+            super::without_database(scratch, "scratch"),
+            super::without_database(view, "shop")
+        );
     }
 }

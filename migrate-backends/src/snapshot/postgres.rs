@@ -45,7 +45,8 @@ const TABLES: &str = "SELECT c.relname::text, pg_get_partkeydef(c.oid), \
     (SELECT p.relname::text FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid LIMIT 1), \
     pg_get_expr(c.relpartbound, c.oid), obj_description(c.oid, 'pg_class'), \
     CASE c.relpersistence WHEN 'u' THEN 'unlogged' END, \
-    CASE WHEN c.relrowsecurity THEN 'enabled' END, c.reloptions::text, \
+    CASE WHEN c.relrowsecurity AND c.relforcerowsecurity THEN 'enabled, forced' \
+    WHEN c.relrowsecurity THEN 'enabled' WHEN c.relforcerowsecurity THEN 'forced' END, c.reloptions::text, \
     CASE c.relreplident WHEN 'n' THEN 'nothing' WHEN 'f' THEN 'full' WHEN 'i' THEN 'index' END \
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
     ORDER BY 1";
@@ -60,6 +61,9 @@ const ROUTINES: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a'
     'returns ' || pg_get_function_result(p.oid), 'language ' || l.lanname, \
     CASE p.provolatile WHEN 'i' THEN 'immutable' WHEN 's' THEN 'stable' ELSE 'volatile' END, \
     CASE WHEN p.proisstrict THEN 'strict' END, CASE WHEN p.prosecdef THEN 'security definer' END, \
+    CASE WHEN p.proleakproof THEN 'leakproof' END, \
+    CASE p.proparallel WHEN 's' THEN 'parallel safe' WHEN 'r' THEN 'parallel restricted' END, \
+    'set ' || array_to_string(p.proconfig, ', '), \
     'as ' || coalesce(pg_get_function_sqlbody(p.oid), p.prosrc)) \
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang \
     WHERE n.nspname = $1 AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_proc'::regclass \
@@ -76,7 +80,9 @@ const TYPES: &str = "SELECT t.typname::text, CASE t.typtype WHEN 'd' THEN concat
     WHERE n.nspname = $1 AND (t.typtype = 'd' OR (t.typtype = 'c' AND \
     (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) = 'c')) ORDER BY 1";
 const TRIGGERS: &str =
-    "SELECT c.relname::text, t.tgname::text, pg_get_triggerdef(t.oid) FROM pg_trigger t \
+    "SELECT c.relname::text, t.tgname::text, pg_get_triggerdef(t.oid) || CASE t.tgenabled \
+    WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (enabled replica)' WHEN 'A' THEN ' (enabled always)' \
+    ELSE '' END FROM pg_trigger t \
     JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE n.nspname = $1 AND NOT t.tgisinternal ORDER BY 1, 2";
 
@@ -184,7 +190,16 @@ pub(super) async fn snapshot(
                 .insert(format!("{on}.{name}"), unqualified(text(&row, 2)));
         }
     }
-    for row in rows(&mut conn, ROUTINES, &namespace).await? {
+    // `pg_get_function_sqlbody` (a SQL-standard body) is PostgreSQL 14's; before it, the
+    // source text is all there is.
+    let routines = match conn.server_version_num() {
+        Some(version) if version < 140_000 => std::borrow::Cow::Owned(ROUTINES.replace(
+            "coalesce(pg_get_function_sqlbody(p.oid), p.prosrc)",
+            "p.prosrc",
+        )),
+        _ => std::borrow::Cow::Borrowed(ROUTINES),
+    };
+    for row in rows(&mut conn, &routines, &namespace).await? {
         out.routines.insert(text(&row, 0), text(&row, 1));
     }
     for row in rows(&mut conn, TYPES, &namespace).await? {

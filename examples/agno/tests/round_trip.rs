@@ -170,3 +170,120 @@ async fn an_agno_3_database_is_adopted_at_its_heads_on_postgres() {
 async fn an_agno_3_database_is_adopted_at_its_heads_on_mysql() {
     an_agno_3_database_is_adopted_at_its_heads(Backend::MySql).await;
 }
+
+/// One integer, read outside the manager.
+async fn count(db: &TestDatabase, sql: &str) -> i64 {
+    use sqlx::{AssertSqlSafe, Connection};
+    let sql_text = || AssertSqlSafe(sql.to_string());
+    let value = match db.backend() {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(db.url()).await.unwrap();
+            sqlx::query_scalar(sql_text()).fetch_one(&mut conn).await
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(db.url()).await.unwrap();
+            sqlx::query_scalar(sql_text()).fetch_one(&mut conn).await
+        }
+        Backend::MySql => {
+            let mut conn = sqlx::MySqlConnection::connect(db.url()).await.unwrap();
+            sqlx::query_scalar(sql_text()).fetch_one(&mut conn).await
+        }
+    };
+    value.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A v1 `memories` table found beside a memories table already at 2.3.0 (an Agno v2 database
+/// that kept its v1 tables): the import writes `created_at`, which 2.3.0 made NOT NULL
+/// without a default on PostgreSQL and MySQL (the insert failed there).
+async fn v1_memories_are_imported_into_a_2_3_0_table(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await.expect("database") else {
+        return;
+    };
+    let m = manager(&db).await;
+    m.up().await.expect("every head");
+    m.down()
+        .table("v1_memories")
+        .to_base()
+        .await
+        .expect("the import undone");
+    exec(
+        &db,
+        "CREATE TABLE memories (id VARCHAR(64) PRIMARY KEY, user_id VARCHAR(64), memory TEXT, \
+         updated_at BIGINT)",
+    )
+    .await;
+    exec(
+        &db,
+        r#"INSERT INTO memories VALUES ('m-1', 'u-1', '{"memory": "likes tea"}', 1700000000)"#,
+    )
+    .await;
+    m.up().await.expect("the import into the 2.3.0 table");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT created_at FROM agno_memories WHERE memory_id = 'm-1'"
+        )
+        .await,
+        1_700_000_000
+    );
+}
+
+#[tokio::test]
+async fn v1_memories_are_imported_into_a_2_3_0_table_on_sqlite() {
+    v1_memories_are_imported_into_a_2_3_0_table(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_memories_are_imported_into_a_2_3_0_table_on_postgres() {
+    v1_memories_are_imported_into_a_2_3_0_table(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_memories_are_imported_into_a_2_3_0_table_on_mysql() {
+    v1_memories_are_imported_into_a_2_3_0_table(Backend::MySql).await;
+}
+
+/// metrics@3.0.0 cut off after its first statement (on MySQL each commits), then run again:
+/// it finishes what is missing instead of taking the column for the whole step (which left
+/// the 2.x key refusing a second user's row for a day).
+async fn metrics_3_0_0_finishes_after_a_cut_off_run(backend: Backend) {
+    let Some(db) = TestDatabase::create(backend).await.expect("database") else {
+        return;
+    };
+    let m = manager(&db).await;
+    m.up().target("2.3.0").await.expect("up to 2.3.0");
+    let (column, index_count) = match backend {
+        Backend::MySql => (
+            "ALTER TABLE agno_metrics ADD COLUMN user_id VARCHAR(128) NOT NULL DEFAULT ''",
+            "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE \
+             TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'agno_metrics' AND INDEX_NAME = ",
+        ),
+        _ => (
+            "ALTER TABLE agno_metrics ADD COLUMN user_id VARCHAR NOT NULL DEFAULT ''",
+            "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'agno_metrics' AND indexname = ",
+        ),
+    };
+    exec(&db, column).await;
+    m.up().await.expect("the rest of 3.0.0");
+    for (index, expected) in [
+        ("'agno_metrics_uq_metrics_user_date_period'", 1),
+        ("'agno_metrics_uq_metrics_date_period'", 0),
+        ("'idx_agno_metrics_user_id'", 1),
+    ] {
+        assert_eq!(
+            count(&db, &format!("{index_count}{index}")).await,
+            expected,
+            "{index}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_3_0_0_finishes_after_a_cut_off_run_on_postgres() {
+    metrics_3_0_0_finishes_after_a_cut_off_run(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_3_0_0_finishes_after_a_cut_off_run_on_mysql() {
+    metrics_3_0_0_finishes_after_a_cut_off_run(Backend::MySql).await;
+}

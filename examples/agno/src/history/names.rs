@@ -90,6 +90,44 @@ pub fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The schema a catalog query filters on: the configured one, else the connection's own (the
+/// database, on MySQL).
+pub fn schema_filter(db: &Conn<'_>) -> String {
+    match (db.dialect(), db.schema()) {
+        (Dialect::MySql, _) => "DATABASE()".to_string(),
+        (_, Some(schema)) => db.dialect().quote_literal(schema),
+        _ => "current_schema()".to_string(),
+    }
+}
+
+/// Whether `table` has an index named `name` (a UNIQUE constraint has one of its name too).
+/// Each step checks every piece it makes, as Agno does: on MySQL, where each statement
+/// commits, a step cut off half-way and run again must finish what is missing.
+pub async fn index_exists(db: &mut Conn<'_>, table: &str, name: &str) -> migrate::Result<bool> {
+    let dialect = db.dialect();
+    let quote = |text: &str| dialect.quote_literal(text);
+    let sql = match dialect {
+        Dialect::Sqlite => format!(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = {} AND name = {}",
+            quote(db.physical_table(table)),
+            quote(name)
+        ),
+        Dialect::Postgres => format!(
+            "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = {} AND tablename = {} AND indexname = {}",
+            schema_filter(db),
+            quote(db.physical_table(table)),
+            quote(name)
+        ),
+        Dialect::MySql => format!(
+            "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = {} AND INDEX_NAME = {}",
+            quote(db.physical_table(table)),
+            quote(name)
+        ),
+    };
+    Ok(db.query_i64(&sql).await? > 0)
+}
+
 /// Runs each statement in order.
 pub async fn run(db: &mut Conn<'_>, statements: &[String]) -> migrate::Result<()> {
     for sql in statements {

@@ -277,14 +277,16 @@ pub async fn import_v1_memories(db: &mut Conn<'_>) -> Result<()> {
         .batch_size(batch_size())
         .start(db)
         .await?;
+    // From 2.3.0 on, `created_at` is NOT NULL without a default (PostgreSQL and MySQL): a v1
+    // memory, which has none, gets its `updated_at` there, as Agno gives it a time.
+    let created_at = db.column_exists("memory", "created_at").await?;
+    let mut columns = vec!["memory", "user_id", "updated_at"];
+    if created_at {
+        columns.push("created_at");
+    }
     while let Some(rows) = job.next(db).await? {
         let newer = newer_rows(db, "memory", "memory_id", &rows).await?;
-        let mut upsert = Upsert::new(
-            "memory",
-            &["memory_id"],
-            &["memory", "user_id", "updated_at"],
-        )
-        .newer_wins("updated_at");
+        let mut upsert = Upsert::new("memory", &["memory_id"], &columns).newer_wins("updated_at");
         for row in &rows {
             let id = row
                 .get(0)
@@ -298,12 +300,16 @@ pub async fn import_v1_memories(db: &mut Conn<'_>) -> Result<()> {
             }
             match json(row.get(2), "memory") {
                 Ok(Some(memory)) => {
-                    upsert.row(vec![
+                    let mut values = vec![
                         Value::Text(id),
                         Value::Text(memory.to_string()),
                         row.get(1).cloned().unwrap_or(Value::Null),
                         Value::Int(updated_at),
-                    ]);
+                    ];
+                    if created_at {
+                        values.push(Value::Int(updated_at));
+                    }
+                    upsert.row(values);
                     job.tally().moved(1);
                 }
                 Ok(None) => job.tally().refused("memory is NULL"),

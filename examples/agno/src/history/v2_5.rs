@@ -2,17 +2,8 @@
 //! from the start), refusing while NULL or duplicate ids exist; the approvals table appears.
 //! 2.5.6: approvals get `run_status` and its index (a 255-character prefix on MySQL).
 
-use super::names::{constraint, index, run, types};
+use super::names::{constraint, index, index_exists, run, schema_filter, types};
 use migrate::{Conn, Dialect, Error, Result};
-
-/// The schema the catalog queries look in: the configured one, else the connection's.
-fn schema_filter(db: &Conn<'_>) -> String {
-    match (db.dialect(), db.schema()) {
-        (Dialect::MySql, _) => "DATABASE()".to_string(),
-        (_, Some(schema)) => db.dialect().quote_literal(schema),
-        _ => "current_schema()".to_string(),
-    }
-}
 
 async fn has_primary_key(db: &mut Conn<'_>, table: &str) -> Result<bool> {
     let sql = format!(
@@ -75,13 +66,18 @@ async fn refuse_bad_session_ids(db: &mut Conn<'_>) -> Result<()> {
 
 #[migrate::migration(table = "session", version = "2.5.0", parent = "2.3.0", down = session_unique_again)]
 pub async fn session_primary_key(db: &mut Conn<'_>) -> Result<()> {
-    if db.dialect() == Dialect::Sqlite || has_primary_key(db, "session").await? {
+    if db.dialect() == Dialect::Sqlite {
         return Ok(());
     }
-    refuse_bad_session_ids(db).await?;
     let table = db.table("session");
     let uq = constraint(db, "session", "uq_session_id");
-    let mut sql = vec![format!("ALTER TABLE {table} ADD PRIMARY KEY (session_id)")];
+    let mut sql = Vec::new();
+    // Each piece on its own (a table with the key already, from a run cut off before the
+    // unique constraint went, still loses that redundant constraint, as with Agno).
+    if !has_primary_key(db, "session").await? {
+        refuse_bad_session_ids(db).await?;
+        sql.push(format!("ALTER TABLE {table} ADD PRIMARY KEY (session_id)"));
+    }
     if has_unique_session_id(db).await? {
         sql.push(match db.dialect() {
             Dialect::MySql => format!("ALTER TABLE {table} DROP INDEX {uq}"),
@@ -210,6 +206,9 @@ pub async fn approvals_run_status(db: &mut Conn<'_>) -> Result<()> {
             db.table("approvals")
         );
         db.execute(&sql).await?;
+    }
+    // Its own check: on MySQL the column commits before the index is made.
+    if !index_exists(db, "approvals", &run_status_index(db)).await? {
         let sql = run_status_index_sql(db);
         db.execute(&sql).await?;
     }

@@ -3,7 +3,7 @@
 //! `user_id`. Metrics move their unique key to `(user_id, date, aggregation_period)`, a table
 //! rebuild on SQLite, refusing while rows would collide.
 
-use super::names::{drop_index, index, index_name, now, run, types};
+use super::names::{drop_index, index, index_exists, index_name, now, run, types};
 use migrate::data::{Batches, Upsert};
 use migrate::query::Value;
 use migrate::{Conn, Dialect, Error, Result};
@@ -243,23 +243,28 @@ pub async fn runs_back_into_sessions(db: &mut Conn<'_>) -> Result<()> {
 /// Adds `user_id` and its index to `table`, and for knowledge the `(user_id, linked_to)` index
 /// (PostgreSQL and SQLite, as Agno).
 async fn add_user_id(db: &mut Conn<'_>, table: &str) -> Result<()> {
-    if db.column_exists(table, "user_id").await? {
-        return Ok(());
-    }
     let t = types(db);
     let physical = db.table(table);
-    let mut sql = vec![
-        format!("ALTER TABLE {physical} ADD COLUMN user_id {}", t.id),
-        format!(
-            "CREATE INDEX {} ON {physical} (user_id)",
-            index(db, table, "user_id")
-        ),
-    ];
-    if table == "knowledge" && db.dialect() != Dialect::MySql {
+    let mut sql = Vec::new();
+    // Each piece on its own, as Agno checks them: on MySQL each statement commits, and a run
+    // cut off after the column must still make the indexes.
+    if !db.column_exists(table, "user_id").await? {
         sql.push(format!(
-            "CREATE INDEX {} ON {physical} (user_id, linked_to)",
-            index(db, table, "user_id_linked_to")
+            "ALTER TABLE {physical} ADD COLUMN user_id {}",
+            t.id
         ));
+    }
+    let mut indexes = vec![("user_id", "user_id")];
+    if table == "knowledge" && db.dialect() != Dialect::MySql {
+        indexes.push(("user_id_linked_to", "user_id, linked_to"));
+    }
+    for (suffix, columns) in indexes {
+        if !index_exists(db, table, &index_name(db, table, suffix)).await? {
+            sql.push(format!(
+                "CREATE INDEX {} ON {physical} ({columns})",
+                index(db, table, suffix)
+            ));
+        }
     }
     run(db, &sql).await
 }

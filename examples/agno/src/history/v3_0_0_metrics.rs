@@ -2,7 +2,7 @@
 //! from `(date, aggregation_period)` to `(user_id, date, aggregation_period)` (a rebuild on
 //! SQLite), and the newest day's incomplete rollup dropped so that it is recomputed per user.
 
-use super::names::{constraint, drop_index, index, index_name, run, types};
+use super::names::{constraint, drop_index, index, index_exists, index_name, run, types};
 use super::v2_0_0::{metrics_columns, metrics_indexes};
 use migrate::{Conn, Dialect, Error, Result};
 
@@ -87,14 +87,32 @@ pub fn sqlite_metrics_v3(db: &Conn<'_>, name: &str) -> String {
 
 #[migrate::migration(table = "metrics", version = "3.0.0", parent = "2.3.0", down = metrics_key_back, fresh = super::fresh::metrics_fresh)]
 pub async fn metrics_user_key(db: &mut Conn<'_>) -> Result<()> {
-    if db.column_exists("metrics", "user_id").await? {
+    let has_user_id = db.column_exists("metrics", "user_id").await?;
+    // SQLite rebuilds the table in one transaction: with the column, it is done.
+    if has_user_id && db.dialect() == Dialect::Sqlite {
         return Ok(());
     }
-    refuse_colliding_rows(db).await?;
+    if !has_user_id {
+        refuse_colliding_rows(db).await?;
+    }
     let table = db.table("metrics");
     let new_key = constraint(db, "metrics", "uq_metrics_user_date_period");
     let old_key = constraint(db, "metrics", "uq_metrics_date_period");
     let user_index = index(db, "metrics", "user_id");
+    // On PostgreSQL and MySQL each piece is checked on its own, as Agno does: on MySQL every
+    // statement commits, and a run cut off after the column must still move the key (the old
+    // key left in place refuses a second user's row for a day).
+    let physical = db.physical_table("metrics").to_string();
+    let new_key_there = index_exists(
+        db,
+        "metrics",
+        &format!("{physical}_uq_metrics_user_date_period"),
+    )
+    .await?;
+    let old_key_there =
+        index_exists(db, "metrics", &format!("{physical}_uq_metrics_date_period")).await?;
+    let user_index_there =
+        index_exists(db, "metrics", &index_name(db, "metrics", "user_id")).await?;
     match db.dialect() {
         Dialect::Sqlite => {
             let old = db.quote_ident(&format!("{}_pre_v3_0_0", db.physical_table("metrics")));
@@ -116,26 +134,53 @@ pub async fn metrics_user_key(db: &mut Conn<'_>) -> Result<()> {
             run(db, &sql).await?;
         }
         Dialect::Postgres => {
-            let sql = [
-                format!("ALTER TABLE {table} ADD COLUMN user_id VARCHAR NOT NULL DEFAULT ''"),
-                format!("ALTER TABLE {table} ADD CONSTRAINT {new_key} UNIQUE (user_id, date, aggregation_period)"),
-                format!("ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {old_key}"),
-                format!("ALTER TABLE {table} ALTER COLUMN user_id DROP DEFAULT"),
-                format!("CREATE INDEX IF NOT EXISTS {user_index} ON {table} (user_id)"),
-            ];
+            let mut sql = Vec::new();
+            if !has_user_id {
+                sql.push(format!(
+                    "ALTER TABLE {table} ADD COLUMN user_id VARCHAR NOT NULL DEFAULT ''"
+                ));
+            }
+            if !new_key_there {
+                sql.push(format!("ALTER TABLE {table} ADD CONSTRAINT {new_key} UNIQUE (user_id, date, aggregation_period)"));
+            }
+            sql.push(format!(
+                "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {old_key}"
+            ));
+            sql.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN user_id DROP DEFAULT"
+            ));
+            sql.push(format!(
+                "CREATE INDEX IF NOT EXISTS {user_index} ON {table} (user_id)"
+            ));
             run(db, &sql).await?;
         }
         Dialect::MySql => {
             let t = types(db);
-            let sql = [
-                format!("ALTER TABLE {table} ADD COLUMN `user_id` {} NOT NULL DEFAULT ''", t.id),
-                format!("CREATE INDEX {user_index} ON {table} (`user_id`)"),
-                format!("ALTER TABLE {table} ADD CONSTRAINT {new_key} UNIQUE (`user_id`, `date`, `aggregation_period`)"),
-                format!("DROP INDEX {old_key} ON {table}"),
-                format!("ALTER TABLE {table} MODIFY COLUMN `user_id` {} NOT NULL", t.id),
-            ];
+            let mut sql = Vec::new();
+            if !has_user_id {
+                sql.push(format!(
+                    "ALTER TABLE {table} ADD COLUMN `user_id` {} NOT NULL DEFAULT ''",
+                    t.id
+                ));
+            }
+            if !user_index_there {
+                sql.push(format!("CREATE INDEX {user_index} ON {table} (`user_id`)"));
+            }
+            if !new_key_there {
+                sql.push(format!("ALTER TABLE {table} ADD CONSTRAINT {new_key} UNIQUE (`user_id`, `date`, `aggregation_period`)"));
+            }
+            if old_key_there {
+                sql.push(format!("DROP INDEX {old_key} ON {table}"));
+            }
+            sql.push(format!(
+                "ALTER TABLE {table} MODIFY COLUMN `user_id` {} NOT NULL",
+                t.id
+            ));
             run(db, &sql).await?;
         }
+    }
+    if has_user_id {
+        return Ok(());
     }
     drop_incomplete_newest_day(db).await
 }

@@ -221,6 +221,40 @@ async fn batches_resume_and_count_exactly(backend: Backend) {
         "{problems:?}"
     );
 
+    // `repair --completed` would record the half-copied job as done: refused, nothing changed.
+    let err = manager
+        .resolve_dirty("copy", migrate::manager::Resolution::Completed)
+        .await
+        .expect_err("a resumable step cut off is not settled by hand");
+    assert!(
+        matches!(err, Error::Config(_)) && err.to_string().contains("resumes it"),
+        "{err}"
+    );
+    // A dry run plans what the run would: the step resumed (it refused with Dirty before).
+    let dry = manager.up().dry_run(true).await.expect("dry run");
+    assert!(
+        dry.planned
+            .iter()
+            .any(|p| p.step.to_string().contains("copy@1.0.0")),
+        "{dry:?}"
+    );
+    // A run refused for another table's mark clears nothing (it cleared the copy's mark first,
+    // leaving it to be taken down over its half-done job).
+    let marked =
+        "UPDATE migrate_schema_versions SET dirty_version = '1.0.0', dirty_name = 'create_notes', \
+                  dirty_direction = 'down', dirty_since = 1 WHERE table_name = 'notes'";
+    sql(&db, &[marked.to_string()]).await;
+    let err = manager.up().await.expect_err("notes is dirty");
+    assert!(matches!(err, Error::Dirty { .. }), "{err}");
+    let copy = manager.status().await.expect("status");
+    assert!(
+        copy.iter().any(|s| s.table == "copy" && s.resumes),
+        "the copy's mark is still there: {copy:?}"
+    );
+    let unmarked = "UPDATE migrate_schema_versions SET dirty_version = NULL, dirty_name = NULL, \
+                    dirty_direction = NULL, dirty_since = NULL WHERE table_name = 'notes'";
+    sql(&db, &[unmarked.to_string()]).await;
+
     // The next run clears the mark of the resumable step, resumes after id 300, and counts the
     // whole job exactly.
     sql(&db, &["DELETE FROM copy_control".to_string()]).await;

@@ -60,6 +60,16 @@ impl MigrationManager {
                 (mark.direction, resolution),
                 (Direction::Up, Resolution::Completed) | (Direction::Down, Resolution::RolledBack)
             );
+            // A resumable step cut off is pending work, not a mark to settle: recorded as
+            // done, the rest of its job would never run (its checkpoint says how far it got).
+            if done && self.resumes_up(c, mark) {
+                return Err(Error::Config(format!(
+                    "`{}` step {} is a resumable step that was cut off: the next `up` resumes it \
+                     from its checkpoint; recording it as completed would skip the rest of its \
+                     job (run `up` instead)",
+                    chain.table, mark.version
+                )));
+            }
             // A fresh install's mark (its function's name, under the step it installs at) was
             // made on a table with nothing recorded: rolled back, it records nothing again, not
             // the step below (whose table would then be taken as built).
@@ -127,23 +137,56 @@ impl MigrationManager {
         migration.fresh_name() == Some(mark.name.as_str()) && migration.name() != mark.name
     }
 
-    /// Clears the dirty marks of `resumable` steps cut off on their way up, leaving the version
-    /// where it was, so that the run plans them again and they resume from their own
-    /// checkpoint. Runs under the lock of an `up`; returns whether anything was cleared.
-    pub(super) async fn clear_resumable_marks(
+    /// `states` as an `up` by `request` plans them: the marks of the `resumable` steps it runs
+    /// again taken away, with the chains they belong to. Such a step never finished, whatever
+    /// a baseline or an adopted version says: one at or above it is put below it (else the
+    /// table, which the cut-off step began to build, would read as at the baseline, and the
+    /// step would never resume).
+    pub(super) fn resumed(
         &self,
         states: &[ChainState],
         request: &Request,
-    ) -> Result<bool> {
-        let mut cleared = false;
-        for (c, state) in states.iter().enumerate() {
+    ) -> (Vec<ChainState>, Vec<usize>) {
+        let mut resumed = states.to_vec();
+        let mut chains = Vec::new();
+        for (c, state) in resumed.iter_mut().enumerate() {
+            let Some(mark) = state.dirty.take_if(|mark| {
+                self.resumes_up(c, mark) && runs_step_of(request, c, &mark.version)
+            }) else {
+                continue;
+            };
+            chains.push(c);
+            let (Ok(step), None) = (semver::Version::parse(&mark.version), &state.stored) else {
+                continue;
+            };
+            if state.baseline.as_ref().is_some_and(|b| *b >= step) {
+                let chain = &self.graph.chains[c];
+                let below = chain
+                    .applied_len(&self.graph, Some(&step))
+                    .saturating_sub(1);
+                state.baseline = below
+                    .checked_sub(1)
+                    .map(|p| self.graph.nodes[chain.nodes[p]].version.clone());
+            }
+        }
+        (resumed, chains)
+    }
+
+    /// Clears the dirty marks of the `resumable` steps on `chains` (see [`resumed`]),
+    /// leaving the version where it was, so that they resume from their own checkpoint.
+    /// Runs under the lock of an `up`, once the run is planned.
+    ///
+    /// [`resumed`]: Self::resumed
+    pub(super) async fn clear_resumable_marks(
+        &self,
+        states: &[ChainState],
+        chains: &[usize],
+    ) -> Result<()> {
+        for &c in chains {
+            let (state, chain) = (&states[c], &self.graph.chains[c]);
             let Some(mark) = &state.dirty else {
                 continue;
             };
-            let chain = &self.graph.chains[c];
-            if !self.resumes_up(c, mark) || !runs_step_of(request, c, &mark.version) {
-                continue;
-            }
             let stored = state
                 .stored
                 .as_ref()
@@ -164,9 +207,8 @@ impl MigrationManager {
                     checksum.as_deref(),
                 )
                 .await?;
-            cleared = true;
         }
-        Ok(cleared)
+        Ok(())
     }
 
     /// Re-pins the tables whose stored checksums the earlier algorithm wrote (clean ones: a

@@ -112,7 +112,11 @@ impl MigrationManager {
         let survey = self.survey_rows(&rows).await?;
         // A verdict that read the checksum history is not the rows' alone.
         let remember = from_rows_alone && survey.suspects.is_empty();
-        let states = self.judge(survey, request.force).await?;
+        let mut states = self.judge(survey, request.force).await?;
+        if run.dry_run && request.direction == Direction::Up {
+            // What the run would plan: its resumable steps cut off run again.
+            states = self.resumed(&states, request).0;
+        }
         let plan = match plan::plan(&self.graph, &states, request) {
             // A dirty mark may belong to a runner that is still working: wait for the lock,
             // and decide on the state read under it.
@@ -215,10 +219,15 @@ impl MigrationManager {
         let ran = self
             .locked(run.lock_wait, async {
                 let mut states = self.read_states(request.force).await?;
-                if request.direction == Direction::Up
-                    && self.clear_resumable_marks(&states, request).await?
-                {
-                    states = self.read_states(request.force).await?;
+                if request.direction == Direction::Up {
+                    let (resumed, chains) = self.resumed(&states, request);
+                    if !chains.is_empty() {
+                        // Planned before a mark is cleared: a run refused for another reason
+                        // (a dirty table, a target below) changes nothing.
+                        plan::plan(&self.graph, &resumed, request)?;
+                        self.clear_resumable_marks(&states, &chains).await?;
+                        states = resumed;
+                    }
                 }
                 if self.repin_legacy_checksums(&states).await? {
                     // Re-pinning rewrites the stored version text the compare-and-set expects.

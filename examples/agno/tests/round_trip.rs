@@ -287,3 +287,32 @@ async fn metrics_3_0_0_finishes_after_a_cut_off_run_on_postgres() {
 async fn metrics_3_0_0_finishes_after_a_cut_off_run_on_mysql() {
     metrics_3_0_0_finishes_after_a_cut_off_run(Backend::MySql).await;
 }
+
+/// A baseline below a table's first version (approvals start at 2.5.0, runs at 3.0.0) says
+/// nothing about that table: nothing of it is applied (it read as at 2.0.0, a version it does
+/// not have, and a down to the baseline then kept its first step).
+#[tokio::test]
+async fn a_baseline_below_a_tables_first_version_applies_nothing_of_it() {
+    let Some(db) = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("database")
+    else {
+        return;
+    };
+    let m = MigrationManager::new(db.executor().await.expect("executor"), [&MIGRATIONS])
+        .expect("graph")
+        .with_baseline("2.0.0")
+        .expect("baseline");
+    for (table, expected) in [
+        ("session", Some("2.0.0")),
+        ("approvals", None),
+        ("runs", None),
+    ] {
+        let current = m.current_version(table).await.expect("current");
+        assert_eq!(
+            current.map(|v| v.to_string()).as_deref(),
+            expected,
+            "{table}"
+        );
+    }
+}

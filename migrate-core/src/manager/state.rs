@@ -224,7 +224,12 @@ impl MigrationManager {
     pub(super) fn survey_rows_alone(&self, rows: &[StateRow]) -> (Survey, Vec<bool>) {
         let mut states: Vec<ChainState> = (0..self.graph.chains.len())
             .map(|c| {
-                let baseline = self.baseline_of(c);
+                // A baseline below a table's first version (a table a later release added)
+                // says nothing about it: nothing of it is applied.
+                let chain = &self.graph.chains[c];
+                let baseline = self
+                    .baseline_of(c)
+                    .filter(|b| chain.applied_len(&self.graph, Some(b)) > 0);
                 ChainState {
                     unrecorded_reads_as_baseline: baseline.is_some() && !self.baseline_if_exists,
                     baseline,

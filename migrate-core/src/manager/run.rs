@@ -250,6 +250,9 @@ impl MigrationManager {
         mut plan: Plan,
     ) -> Result<Ran> {
         let mut applied = Vec::new();
+        // How many of `applied` ran before the plan in hand was made: a plan made again
+        // counts those as already there.
+        let mut before_plan = 0;
         let mut stops = Stops::default();
         for attempt in 1..=MAX_ATTEMPTS {
             let mut raced = None;
@@ -417,7 +420,7 @@ impl MigrationManager {
                 }
             }
             let Some(table) = raced else {
-                return Ok(stops.finish(&self.graph, applied, plan));
+                return Ok(stops.finish(&self.graph, applied, before_plan, plan));
             };
             if request.force || attempt == MAX_ATTEMPTS {
                 return Err(Error::ConcurrentRunners {
@@ -430,10 +433,11 @@ impl MigrationManager {
                 plan::without_baselines(&mut states);
             }
             plan = plan::plan(&self.graph, &states, request)?;
+            before_plan = applied.len();
             // The new plan's held-back steps are counted again.
             stops.held.clear();
         }
-        Ok(stops.finish(&self.graph, applied, plan))
+        Ok(stops.finish(&self.graph, applied, before_plan, plan))
     }
 }
 
@@ -548,8 +552,27 @@ impl Stops {
         true
     }
 
-    fn finish(self, graph: &Graph, applied: Vec<AppliedStep>, plan: Plan) -> Ran {
+    /// What the run did; `plan` was made after the first `before_plan` steps of `applied`
+    /// ran, so its "already there" counts those, which this run applied: taken out.
+    fn finish(
+        self,
+        graph: &Graph,
+        applied: Vec<AppliedStep>,
+        before_plan: usize,
+        plan: Plan,
+    ) -> Ran {
         let mut skipped = plan.skipped;
+        for done in &applied[..before_plan.min(applied.len())] {
+            let there = skipped.iter_mut().find(|s| {
+                s.reason == SkipReason::AlreadyThere
+                    && s.module == done.step.module
+                    && s.table == done.step.table
+            });
+            if let Some(there) = there {
+                there.steps = there.steps.saturating_sub(1);
+            }
+        }
+        skipped.retain(|s| s.steps > 0 || s.reason != SkipReason::AlreadyThere);
         for &(chain, steps) in &self.held {
             let Some(by) = self.stopped_by(chain) else {
                 continue;

@@ -166,6 +166,11 @@ pub fn new_sql(dir: impl AsRef<Path>, name: &str) -> Result<(PathBuf, PathBuf)> 
     let stem = format!("{prefix}_{slug}");
     let up = dir.join(format!("{stem}.sql"));
     let down = dir.join(format!("{stem}.down.sql"));
+    // The name on one comment line: a line break in it would start SQL that runs.
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     for (path, text) in [
         (&up, format!("-- {name}: what this migration does.\n")),
         (
@@ -319,6 +324,19 @@ mod tests {
         );
         let split = next(&["20240101_120000_a.sql"], "b").unwrap();
         assert_eq!(split.as_bytes()[8], b'_', "{split}");
+    }
+
+    #[test]
+    fn a_name_with_a_line_break_stays_in_its_comment() {
+        let dir = std::env::temp_dir().join(format!("migrate-scaffold-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (up, down) = super::new_sql(&dir, "add x\nDROP TABLE users;").unwrap();
+        for path in [up, down] {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(text.starts_with("-- add x DROP TABLE users;"), "{text}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

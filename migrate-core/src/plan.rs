@@ -85,6 +85,9 @@ pub(crate) enum Target {
     Version(Version),
     /// `down` to nothing applied.
     Base,
+    /// `down` by this many steps from where each selected table stands when the run plans
+    /// (under the lock: a step another runner applied meanwhile is counted, not reverted too).
+    Back(usize),
 }
 
 /// A validated request.
@@ -122,13 +125,22 @@ fn chain_target(graph: &Graph, chain: usize, target: &Target) -> Option<Version>
     let chain = &graph.chains[chain];
     match target {
         Target::Latest => chain.head(graph).cloned(),
-        Target::Base => None,
+        Target::Base | Target::Back(_) => None,
         Target::Version(v) => {
             let len = chain.applied_len(graph, Some(v));
             len.checked_sub(1)
                 .map(|i| graph.nodes[chain.nodes[i]].version.clone())
         }
     }
+}
+
+/// The version `steps` below where chain `c` stands in `state` (`None`: nothing applied).
+fn back_from(graph: &Graph, c: usize, state: &ChainState, steps: usize) -> Option<Version> {
+    let chain = &graph.chains[c];
+    let applied = chain.applied_len(graph, state.current());
+    let keep = applied.checked_sub(steps)?;
+    keep.checked_sub(1)
+        .map(|i| graph.nodes[chain.nodes[i]].version.clone())
 }
 
 /// The chains a request selects: the ones it names, else all.
@@ -180,7 +192,10 @@ pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> R
     }
     let mut plan = Plan::default();
     for &c in &selected {
-        let target = chain_target(graph, c, &request.target);
+        let target = match request.target {
+            Target::Back(steps) => back_from(graph, c, &states[c], steps),
+            ref target => chain_target(graph, c, target),
+        };
         match request.direction {
             Direction::Up => plan_up(graph, c, &states[c], target, request, &mut plan)?,
             Direction::Down => plan_down(graph, c, &states[c], target, request, &mut plan)?,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub(super) const EXIT_CODES: &str = "\
 Exit codes:
   0  success, or nothing to do
-  1  a step failed, or another error (connection, database, I/O)
+  1  a step failed, or another error (connection, database, I/O, a panic)
   2  usage: a bad argument, table, version or target
   3  migrations are pending (status --check, verify)
   4  drift: an applied migration was edited, or the database is ahead of this binary
@@ -164,7 +164,8 @@ pub(super) struct VerifyArgs {
     /// created on the same server and dropped after).
     #[arg(long)]
     pub(super) schema_drift: bool,
-    /// With --schema-drift: an empty database to migrate instead of creating one.
+    /// With --schema-drift (refused without it): an empty database to migrate instead of
+    /// creating one.
     #[arg(long, value_name = "URL")]
     pub(super) scratch_url: Option<String>,
     #[command(flatten)]

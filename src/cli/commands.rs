@@ -196,11 +196,10 @@ async fn down(
     } else if let Some(to) = &args.to {
         request = request.target(to.clone());
     } else if args.one {
-        let (table, parent) = one_step_target(manager, &args.tables).await?;
-        request = match parent {
-            Some(parent) => request.target(parent),
-            None => request.to_base(),
-        };
+        // One step, counted under the lock: a step another runner applies while this one
+        // waits is the one reverted, not one more.
+        let table = one_step_table(manager, &args.tables).await?;
+        request = request.steps(1);
         if args.tables.is_empty() {
             request = request.table(table);
         }
@@ -217,13 +216,9 @@ fn names(name: &str, module: &str, table: &str) -> bool {
     }
 }
 
-/// For `down -1`: the one selected table (as `module:table`) and the version below its
-/// current one (`None`: its first step, so down to base). The table is chosen from the linked
-/// graph; the database is read once.
-async fn one_step_target(
-    manager: &MigrationManager,
-    tables: &[String],
-) -> Result<(String, Option<String>)> {
+/// For `down -1`: the one selected table (as `module:table`), which must have a step applied.
+/// The table is chosen from the linked graph; the database is read once.
+async fn one_step_table(manager: &MigrationManager, tables: &[String]) -> Result<String> {
     let linked: Vec<(&str, &str)> = manager.graph().tables().collect();
     let selected: Vec<&(&str, &str)> = match tables {
         [] => linked.iter().collect(),
@@ -231,26 +226,27 @@ async fn one_step_target(
         _ => Vec::new(),
     };
     let [&(module, table)] = selected.as_slice() else {
+        // A name that is no table is the usual `UnknownTable`, listing the known ones.
+        if let [name] = tables {
+            manager.current_version(name).await?;
+        }
         let known: Vec<String> = linked.iter().map(|(m, t)| format!("{m}:{t}")).collect();
         return Err(Error::Config(format!(
             "down -1 reverts one step of exactly one table: name it with --table ({}), once",
             known.join(", ")
         )));
     };
-    let newest = manager
+    let applied = manager
         .applied()
         .await?
         .into_iter()
-        .rfind(|m| m.step.module == module && m.step.table == table)
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "down -1: `{module}` table `{table}` has nothing applied"
-            ))
-        })?;
-    Ok((
-        format!("{module}:{table}"),
-        newest.parent.as_ref().map(ToString::to_string),
-    ))
+        .any(|m| m.step.module == module && m.step.table == table);
+    if !applied {
+        return Err(Error::Config(format!(
+            "down -1: `{module}` table `{table}` has nothing applied"
+        )));
+    }
+    Ok(format!("{module}:{table}"))
 }
 
 async fn verify(

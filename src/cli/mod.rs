@@ -185,6 +185,16 @@ impl Cli {
             );
             return usage_error(&printer, &err, arguments.json);
         }
+        if let Command::Verify(verify) = &arguments.command {
+            if verify.scratch_url.is_some() && !arguments.schema_drift() {
+                // A CI job written so would believe it compared the schema.
+                let err = Arguments::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--scratch-url is for verify's schema comparison: give --schema-drift (or a bare --schema) with it",
+                );
+                return usage_error(&printer, &err, arguments.json);
+            }
+        }
         if let Some(fleet) = fleet::fleet_of(&arguments.command) {
             let sets = self.sets.clone();
             let outcome = crate::blocking::outside_runtime("cli::run")
@@ -210,7 +220,21 @@ impl Cli {
             );
             return usage_error(&printer, &err, arguments.json);
         };
-        match self.execute(&arguments, &url, &printer) {
+        // A migration that panics fails the command (exit 1, with `--json` one document)
+        // instead of ending the process with Rust's 101 and nothing on stdout; the lock was
+        // released and the step rolled back on the way out.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.execute(&arguments, &url, &printer)
+        }))
+        .unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(a panic without a message)".to_string());
+            Err(crate::Error::msg(format!("the run panicked: {message}")))
+        });
+        match outcome {
             Ok(code) => code,
             Err(err) => commands::report_error(&err, &printer, arguments.json),
         }

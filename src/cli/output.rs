@@ -92,12 +92,37 @@ impl Printer {
         write_to(&self.stdout, &self.redact(text));
     }
 
-    /// One JSON document on stdout.
+    /// One JSON document on stdout. The password is taken out of its strings before it is
+    /// written: in the written text a password's `\` or `"` is escaped, so it would no longer
+    /// match, and a password of digits would blank numbers too (leaving no JSON).
     pub(super) fn json(&self, value: &serde_json::Value) {
-        let text = serde_json::to_string_pretty(value).unwrap_or_else(|e| {
+        let value = self.redact_strings(value.clone());
+        let text = serde_json::to_string_pretty(&value).unwrap_or_else(|e| {
             format!("{{\"ok\": false, \"error\": {{\"message\": \"cannot print JSON: {e}\"}}}}")
         });
-        self.out(&text);
+        write_to(&self.stdout, &format!("{text}\n"));
+    }
+
+    /// `value` with every string (and object key) redacted; numbers, booleans and `null`
+    /// as they are.
+    fn redact_strings(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => Value::String(self.redact(&text)),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| self.redact_strings(item))
+                    .collect(),
+            ),
+            Value::Object(fields) => Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(key, item)| (self.redact(&key), self.redact_strings(item)))
+                    .collect(),
+            ),
+            other => other,
+        }
     }
 
     /// The progress callback of a run: `[k/n] up module:table@version (name) … 3.2 ms` on
@@ -137,11 +162,16 @@ fn or_dash(value: Option<String>) -> String {
     value.unwrap_or_else(|| "-".to_string())
 }
 
-/// The `status` table; a `note` column appears when a table has drift or is ahead.
+/// The `status` table; a `note` column appears when a table has drift, is ahead, disagrees
+/// with an adopted version table, or has a resumable step that the next `up` resumes.
 pub(super) fn status_table(statuses: &[TableStatus]) -> String {
-    let notes = statuses
-        .iter()
-        .any(|s| s.drift.is_some() || s.unknown_version.is_some() || !s.linked);
+    let notes = statuses.iter().any(|s| {
+        s.drift.is_some()
+            || s.unknown_version.is_some()
+            || !s.linked
+            || s.adoption.is_some()
+            || s.resumes
+    });
     let mut header = vec!["module", "table", "current", "latest", "pending", "dirty"];
     if notes {
         header.push("note");
@@ -181,6 +211,21 @@ pub(super) fn status_table(statuses: &[TableStatus]) -> String {
                 note.push(format!("ahead: {version} is unknown to this binary"));
             } else if !s.linked {
                 note.push("ahead: table unknown to this binary".to_string());
+            }
+            if let Some(conflict) = &s.adoption {
+                note.push(match &conflict.current {
+                    Some(current) => format!(
+                        "adopted: `{}` records {}, `{}` {current}",
+                        conflict.from, conflict.adopted, conflict.tracking
+                    ),
+                    None => format!(
+                        "adopted: `{}` records {}, which no migration declares",
+                        conflict.from, conflict.adopted
+                    ),
+                });
+            }
+            if s.resumes {
+                note.push("resumes: the next up runs the cut-off step on".to_string());
             }
             row.push(note.join("; "));
         }
@@ -329,5 +374,50 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 
     fn make_writer(&'a self) -> LogWriter {
         self.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Printer;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// A writer whose bytes the test reads back.
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_loses_the_password_in_its_strings_and_stays_json() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let mut printer =
+            Printer::new(Box::new(Shared(written.clone())), Box::new(std::io::sink()));
+        printer.hide_password_of(r"postgres://app:pa\ss1@db/app");
+        printer.hide_password_of("postgres://app:1234@db/app");
+        printer.json(&serde_json::json!({
+            "message": r"cannot parse postgres://app:pa\ss1@db/app",
+            "other": "postgres://app:1234@db/app",
+            "id": 1234,
+            "total_time_ms": 0.41234,
+        }));
+        let text = String::from_utf8(written.lock().expect("buffer").clone()).expect("UTF-8");
+        let parsed: serde_json::Value =
+            serde_json::from_str(&text).expect("still one JSON document");
+        assert!(!text.contains("ss1"), "{text}");
+        assert!(
+            !parsed["other"].as_str().is_some_and(|s| s.contains("1234")),
+            "{text}"
+        );
+        assert_eq!(parsed["id"], 1234, "{text}");
+        assert_eq!(parsed["total_time_ms"], 0.41234, "{text}");
     }
 }

@@ -152,6 +152,15 @@ each_backend! {
         let applied = adopted["report"]["applied"].as_array().expect("applied").clone();
         let memory: Vec<_> = applied.iter().filter(|a| a["step"]["table"] == "memory").map(|a| a["step"]["version"].clone()).collect();
         assert_eq!(memory, ["2.3.0"], "memory@2.0.0 was adopted, not run: {adopted}");
+        // The other tool moves past ours: the status table says so, beside its exit code.
+        db.exec("UPDATE agno_schema_versions SET version = '9.0.0' WHERE table_name = 'memory'").await;
+        let adopt_status = ["--adopt-versions", "agno_schema_versions", "status", "--check"];
+        let conflict = expect(&url, &[&rename[..], &adopt_status[..]].concat(), exit::DRIFT).await;
+        assert!(
+            conflict.stdout.contains("adopted: `agno_schema_versions` records 9.0.0, `migrate_schema_versions` 2.3.0"),
+            "{}",
+            conflict.stdout
+        );
         let bad = expect(&url, &["--table-name", "session", "status"], exit::USAGE).await;
         assert!(bad.stderr.contains("LOGICAL=PHYSICAL"), "{}", bad.stderr);
         let unknown = expect(&url, &["--table-name", "sessions=x", "status"], exit::USAGE).await;
@@ -258,6 +267,13 @@ each_backend! {
         }
         let json = cli(&url, &["--json", "up", "--table", "nope"]).await.json();
         assert_eq!((json["ok"].as_bool(), json["error"]["kind"].as_str()), (Some(false), Some("UnknownTable")));
+        // `down -1` names the unknown table as every other command does (it was a Config error).
+        let json = cli(&url, &["--json", "down", "-1", "--table", "nope"]).await.json();
+        assert_eq!(json["error"]["kind"].as_str(), Some("UnknownTable"), "{json}");
+        // `--scratch-url` without the schema comparison it is for is refused, not ignored.
+        let run = cli(&url, &["verify", "--scratch-url", "sqlite::memory:"]).await;
+        assert_eq!(run.code, exit::USAGE, "{}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("--schema-drift"), "{}", run.stderr);
         // Usage errors the CLI finds itself or clap finds are one JSON document too.
         for args in [&["--json", "down"][..], &["--json", "--schema", "", "status"], &["--json", "up", "--to"]] {
             let run = cli(&url, args).await;
@@ -555,4 +571,25 @@ async fn verbose_logging_shows_only_this_librarys_events_without_the_password() 
         !stderr.contains("db.statement") && !stderr.contains("rows_affected"),
         "sqlx's statement log is not the CLI's: {stderr}"
     );
+}
+
+each_backend! {
+    async fn a_panicking_migration_fails_the_command_with_one_json_document(db) {
+        // Before, the panic ended the CLI's thread (a process: exit 101, nothing on stdout).
+        let url = url_with_password(&db).await;
+        db.control("session@2.1.0", "panic").await;
+        let run = cli(&url, &["--json", "up"]).await;
+        assert_eq!(run.code, exit::FAILED, "{}{}", run.stdout, run.stderr);
+        let json = run.json();
+        assert_eq!(json["ok"], false);
+        assert!(
+            json["error"]["message"].as_str().is_some_and(|m| m.contains("panicked")),
+            "{json}"
+        );
+        db.clear_control().await;
+        // The lock was released: the next run completes, or, on MariaDB, where every step is
+        // journalled outside a transaction, names the step the panic cut off.
+        let next = if db.backend() == Backend::MySql { exit::DIRTY } else { exit::OK };
+        expect(&url, &["up"], next).await;
+    }
 }

@@ -150,6 +150,17 @@ each_backend! {
 }
 
 each_backend! {
+    async fn a_panicking_run_answers_500_without_the_panics_text(db) {
+        db.control("session@2.1.0", "panic").await;
+        let addr = serve(&db, with_token()).await;
+        let (code, body) = request(addr, "POST", "/migrations/up", Some(TOKEN), None).await;
+        assert_eq!(code, 500, "{body}");
+        assert_eq!(body["error"]["kind"], "Panicked", "{body}");
+        // The migration's (or a driver's) text stays in the server's log.
+        assert!(!body.to_string().contains("told to panic"), "{body}");
+        db.clear_control().await;
+    }
+
     async fn a_run_goes_on_when_its_client_disconnects(db) {
         // A client that gives up (a timeout, a proxy's idle limit) while a step runs: the run
         // finishes, with nothing left dirty, instead of being dropped with the handler.

@@ -548,3 +548,28 @@ async fn a_utf16_sqlite_file_reads_its_state() {
         .iter()
         .all(|s| s.current.as_ref() == Some(&s.latest)));
 }
+
+each_backend! {
+    async fn a_down_by_steps_counts_from_where_the_table_stands_under_the_lock(db) {
+        let manager = db.manager().await;
+        manager.up().table("session").target("2.1.0").await.expect("up to 2.1.0");
+        // Another runner is in 2.3.0 (paused there, holding the lock) when the down asks for
+        // one step back: the down waits for the lock, and reverts that step alone (a version
+        // target read before the lock, 2.0.0, reverted 2.1.0 as well: `down -1` did that).
+        db.control("session@2.3.0", "pause").await;
+        let other = db.manager().await;
+        let up = tokio::spawn(async move { other.up().table("session").await.map(|r| steps(&r)) });
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let down = manager.down().table("session").steps(1).await.expect("one step down");
+        assert_eq!(up.await.expect("join").expect("up"), ["session@2.3.0"]);
+        assert_eq!(steps(&down), ["session@2.3.0"]);
+        let current = manager.current_version("session").await.expect("current");
+        assert_eq!(current, Some(v("2.1.0")));
+        db.clear_control().await;
+        // More steps than are applied go to nothing; with a target too is refused.
+        let rest = manager.down().table("session").steps(5).await.expect("down to nothing");
+        assert_eq!(steps(&rest), ["session@2.1.0", "session@2.0.0"]);
+        let err = manager.down().steps(1).target("2.0.0").await.expect_err("two targets");
+        assert!(matches!(err, migrate::Error::Config(_)), "{err}");
+    }
+}

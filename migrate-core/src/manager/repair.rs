@@ -453,7 +453,7 @@ fn runs_step_of(request: &Request, c: usize, version: &str) -> bool {
     let reached = match (&request.target, semver::Version::parse(version)) {
         (Target::Version(target), Ok(version)) => version <= *target,
         (Target::Version(_), Err(_)) => false,
-        (Target::Latest | Target::Base, _) => true,
+        (Target::Latest | Target::Base | Target::Back(_), _) => true,
     };
     selected && reached
 }

@@ -31,6 +31,7 @@ pub(super) struct RunOptions {
 struct Options {
     target: Option<String>,
     to_base: bool,
+    back: Option<usize>,
     tables: Vec<String>,
     force: bool,
     run: RunOptions,
@@ -41,6 +42,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("target", &self.target)
             .field("to_base", &self.to_base)
+            .field("back", &self.back)
             .field("tables", &self.tables)
             .field("force", &self.force)
             .field("dry_run", &self.run.dry_run)
@@ -58,16 +60,20 @@ impl Options {
         manager: &MigrationManager,
         direction: Direction,
     ) -> Result<(Request, RunOptions)> {
-        if self.target.is_some() && self.to_base {
+        let targets = usize::from(self.target.is_some())
+            + usize::from(self.to_base)
+            + usize::from(self.back.is_some());
+        if targets > 1 {
             return Err(Error::Config(
-                "down got both a target and to_base: give one".to_string(),
+                "down got more than one of a target, to_base and steps: give one".to_string(),
             ));
         }
-        let target = match (&self.target, self.to_base, direction) {
-            (Some(v), _, _) => Target::Version(parse_version(v)?),
-            (None, true, Direction::Down) => Target::Base,
-            (None, _, Direction::Up) => Target::Latest,
-            (None, _, Direction::Down) => return Err(Error::MissingDownTarget),
+        let target = match (&self.target, self.to_base, self.back, direction) {
+            (Some(v), _, _, _) => Target::Version(parse_version(v)?),
+            (None, _, Some(steps), Direction::Down) => Target::Back(steps),
+            (None, true, _, Direction::Down) => Target::Base,
+            (None, _, _, Direction::Up) => Target::Latest,
+            (None, _, _, Direction::Down) => return Err(Error::MissingDownTarget),
         };
         let chains = if self.tables.is_empty() {
             None
@@ -190,6 +196,16 @@ impl DownRequest<'_> {
     /// Reverts every step of the selected tables, root included.
     pub fn to_base(mut self) -> Self {
         self.options.to_base = true;
+        self
+    }
+
+    /// Reverts `steps` steps of each selected table, counted from where it stands when the
+    /// run plans under the lock (`down -1` on the CLI): a step another runner applied while
+    /// this one waited for the lock is one of them, where a version target read before would
+    /// have reverted it too. A table with fewer steps applied goes to nothing (or keeps its
+    /// first step under a baseline, as [`to_base`](Self::to_base) does).
+    pub fn steps(mut self, steps: usize) -> Self {
+        self.options.back = Some(steps);
         self
     }
 }

@@ -370,6 +370,9 @@ fn bad_sources() -> Vec<Batches> {
         Batches::new("copy", "source", "id").columns(&["id", "no_such_column"]),
         Batches::new("copy", "source", "id").filter("no_such_column = 1"),
         Batches::new("copy", "sou}}rce", "id"),
+        // A key no job can page by: refused by `start`, before the checkpoint is written
+        // (at the first batch, its row held the job's name against the corrected job).
+        Batches::new("copy", "source", "ratio"),
     ]
 }
 
@@ -416,7 +419,11 @@ fn start_bad_jobs<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((db.dialect(), told));
-        db.execute("CREATE TABLE source (id INTEGER PRIMARY KEY, payload TEXT)")
+        db.execute(
+            "CREATE TABLE source (id INTEGER PRIMARY KEY, payload TEXT, ratio DOUBLE PRECISION)",
+        )
+        .await?;
+        db.execute("INSERT INTO source (id, payload, ratio) VALUES (1, 'one', 0.5)")
             .await?;
         for job in bad_sources() {
             let told = match job.start(db).await {
@@ -626,6 +633,7 @@ async fn bad_jobs_are_refused_and_change_nothing(backend: Backend) {
         "batch job `copy` cannot read table `source`",
         // `{{tables.sou}}rce}}` would name another table: refused before anything is read.
         "batch job `copy`: table `sou}}rce` cannot be written as `{{tables.…}}`",
+        "batch job `copy`: the key `ratio` must be an integer, exact numeric or text column",
     ]) {
         assert!(message.contains(expected), "{message}");
     }

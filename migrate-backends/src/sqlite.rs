@@ -139,8 +139,13 @@ impl Driver for Sqlite {
             state_set: vec![s(&portable::state_upsert(state, ""))],
             set_step_checksum: s(&portable::set_step_checksum(history)),
             history_select: portable::history_select(history),
-            // SQLite's schemas are attached databases; `{{schema}}` is not used with it.
-            table_exists: s("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $(table)"),
+            // SQLite's schemas are attached databases; `{{schema}}` is not used with it. Its
+            // names are not case-sensitive (`Users` is `users`), and a view counts, as on
+            // PostgreSQL and MySQL.
+            table_exists: s(
+                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') \
+                 AND name = $(table) COLLATE NOCASE",
+            ),
             // SQLite's column names are not case-sensitive; `table_xinfo` also lists generated
             // and hidden columns.
             column_exists: s(

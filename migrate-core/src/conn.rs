@@ -315,7 +315,12 @@ impl<'c> Conn<'c> {
                 Value::Bool(b) => Some(i64::from(*b)),
                 other => other.as_i64(),
             })
-            .ok_or_else(|| Error::msg(format!("query returned no integer: {sql}")))
+            .ok_or_else(|| {
+                Error::msg(format!(
+                    "query returned no integer: {}",
+                    crate::template::shortened(sql, 120)
+                ))
+            })
     }
 
     /// Whether the logical `table` exists under its physical name (in the configured schema
@@ -361,7 +366,7 @@ fn refuse_nul(sql: &str) -> Result<()> {
         None => Ok(()),
         Some(at) => Err(Error::Template(format!(
             "SQL text has a NUL byte at offset {at}: {}",
-            sql.escape_debug()
+            crate::template::shortened(&sql.escape_debug().to_string(), 120)
         ))),
     }
 }

@@ -95,8 +95,9 @@ fn excerpt(sql: &str, at: usize) -> String {
     format!("`{}`", shortened(sql.get(at..).unwrap_or_default(), 60))
 }
 
-/// `text`'s first `max` characters, and `…` when there is more.
-fn shortened(text: &str, max: usize) -> String {
+/// `text`'s first `max` characters, and `…` when there is more: what an error quotes of a
+/// statement (a batch's upsert can be megabytes of row values, which belong in no log).
+pub(crate) fn shortened(text: &str, max: usize) -> String {
     let cut: String = text.chars().take(max).collect();
     if cut.len() < text.len() {
         format!("{cut}…")

@@ -162,3 +162,18 @@ async fn bad_renames_are_refused_before_any_database_is_touched() {
     }
     assert!(db.schema().await.is_empty(), "nothing was created");
 }
+
+each_backend! {
+    async fn a_view_exists_and_sqlite_finds_a_name_in_any_case(db) {
+        db.manager().await.up().table("session").await.expect("up");
+        db.exec("CREATE VIEW session_view AS SELECT session_id FROM session").await;
+        let manager = db.manager().await;
+        let backend = manager.backend();
+        assert!(backend.table_exists("session_view").await.expect("catalog"), "a view counts, on every backend");
+        if db.backend() == migrate::testing::Backend::Sqlite {
+            // SQLite's names ignore case (`SESSION` is `session`), as its columns' lookup did.
+            assert!(backend.table_exists("SESSION").await.expect("catalog"));
+        }
+        assert!(!backend.table_exists("no_such_table").await.expect("catalog"));
+    }
+}

@@ -349,7 +349,31 @@ impl Batches {
                 }
             }
         }
+        // A key of a type the job cannot page by (a binary UUID, a float) is refused here,
+        // before the checkpoint is written, not at the first batch (whose checkpoint row
+        // would then hold the job's name against the corrected job).
+        let key = ident(db.dialect(), &self.key);
+        let first = format!(
+            "SELECT {key} FROM {{{{tables.{}}}}} WHERE {key} IS NOT NULL{} LIMIT 1",
+            self.table,
+            self.filter_clause()
+        );
+        let first = db.query(&first).await?;
+        if let Some(value) = first.first().and_then(|row| row.get(0)) {
+            self.check_key_type(value)?;
+        }
         Ok(())
+    }
+
+    /// A key the job can page by and checkpoint: an integer, an exact number or text.
+    fn check_key_type(&self, value: &Value) -> Result<()> {
+        if matches!(value, Value::Int(_) | Value::Numeric(_) | Value::Text(_)) {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "batch job `{}`: the key `{}` must be an integer, exact numeric or text column",
+            self.job, self.key
+        )))
     }
 
     fn resume(&self, row: &Row) -> Result<Checkpoint> {
@@ -482,18 +506,31 @@ impl Job {
             spec.size.saturating_add(1)
         );
         if !db.in_transaction() {
-            db.execute("BEGIN").await?;
+            // SQLite takes the write lock at once: a deferred transaction that read first
+            // could not wait for it (SQLite's busy handler does not retry an upgrade from a
+            // read), and would fail with SQLITE_BUSY whenever the application writes.
+            let begin = if db.dialect() == Dialect::Sqlite {
+                "BEGIN IMMEDIATE"
+            } else {
+                "BEGIN"
+            };
+            db.execute(begin).await?;
             self.open = true;
         }
         let mut rows = db.query(&sql).await?;
+        if let Some(last) = rows.last().and_then(|r| r.get(self.key_index)) {
+            spec.check_key_type(last)?;
+        }
         if rows.len() > spec.size {
             let next = rows.pop().and_then(|r| r.get(self.key_index).cloned());
             let last = rows.last().and_then(|r| r.get(self.key_index)).cloned();
             let same = match (&next, &last) {
                 (Some(next), Some(last)) if next == last => true,
-                // Text and exact numbers compare as the column does (a collation that ignores
-                // case or trailing spaces, `2` and `2.0`), which Rust's equality does not know.
-                (Some(next @ (Value::Text(_) | Value::Numeric(_))), Some(last)) => {
+                (Some(Value::Int(_)), Some(Value::Int(_))) => false,
+                // Otherwise the two compare as the column does (a collation that ignores case
+                // or trailing spaces; `2` and `2.0`, one decoded as an integer, the other as
+                // an exact number), which Rust's equality does not know.
+                (Some(next), Some(last)) => {
                     let both = format!(
                         "SELECT COUNT(*) FROM {{{{tables.{}}}}} WHERE {key} = {} AND {key} = {}",
                         spec.table,
@@ -520,12 +557,6 @@ impl Job {
             self.done = true;
             return Ok(None);
         };
-        if !matches!(last, Value::Int(_) | Value::Numeric(_) | Value::Text(_)) {
-            return Err(Error::msg(format!(
-                "batch job `{}`: the key `{}` must be an integer, exact numeric or text column",
-                spec.job, spec.key
-            )));
-        }
         self.last = Some(last);
         self.pending = true;
         self.batches += 1;

@@ -196,8 +196,9 @@ fn sets_foreign_keys(sql: &str) -> bool {
 
 /// The connection a migration function receives.
 ///
-/// Inside a transactional step it is the step's transaction; for `transaction = false` steps it
-/// is a plain connection in autocommit mode. SQL passed to [`execute`](Conn::execute) and
+/// Inside a transactional step it is the step's transaction; for `transaction = false` steps,
+/// and for every step on MySQL/MariaDB (whose DDL commits on its own, so every step is
+/// journalled outside a transaction), it is a plain connection in autocommit mode. SQL passed to [`execute`](Conn::execute) and
 /// [`query`](Conn::query) may use `{{tables.name}}` (the quoted, schema-qualified table name)
 /// and `{{schema}}` (the quoted schema).
 pub struct Conn<'c> {
@@ -236,8 +237,9 @@ impl<'c> Conn<'c> {
     }
 
     /// Whether this connection is inside the step's transaction (`transaction = true`, the
-    /// default), or in autocommit mode (`transaction = false`): helpers such as
-    /// `migrate::data::Batches` commit per batch only in the second case.
+    /// default, on SQLite and PostgreSQL), or in autocommit mode (`transaction = false`, and
+    /// every step on MySQL/MariaDB): helpers such as `migrate::data::Batches` commit per batch
+    /// only in the second case.
     pub fn in_transaction(&self) -> bool {
         self.in_transaction
     }

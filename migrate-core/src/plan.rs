@@ -87,7 +87,11 @@ pub(crate) enum Target {
     Base,
     /// `down` by this many steps from where each selected table stands when the run plans
     /// (under the lock: a step another runner applied meanwhile is counted, not reverted too).
+    /// A run turns it into [`Target::Each`] once, so that planning again after a race does
+    /// not count from where its own downs left a table.
     Back(usize),
+    /// A version per chain (by index; `None`: nothing applied): [`Target::Back`] resolved.
+    Each(Vec<Option<Version>>),
 }
 
 /// A validated request.
@@ -98,6 +102,9 @@ pub(crate) struct Request {
     /// Selected chains; all when `None`.
     pub(crate) chains: Option<Vec<usize>>,
     pub(crate) force: bool,
+    /// The `resumable` steps this run runs again, by chain: cut off, they never finished,
+    /// whatever a baseline says (see [`below_resumed`]).
+    pub(crate) resumes: Vec<(usize, Version)>,
 }
 
 impl Request {
@@ -108,6 +115,7 @@ impl Request {
             target: Target::Latest,
             chains: None,
             force: false,
+            resumes: Vec::new(),
         }
     }
 
@@ -121,17 +129,52 @@ impl Request {
 }
 
 /// The version one chain should end at: `None` means nothing applied.
-fn chain_target(graph: &Graph, chain: usize, target: &Target) -> Option<Version> {
-    let chain = &graph.chains[chain];
+fn chain_target(graph: &Graph, c: usize, target: &Target) -> Option<Version> {
+    let chain = &graph.chains[c];
     match target {
         Target::Latest => chain.head(graph).cloned(),
         Target::Base | Target::Back(_) => None,
+        Target::Each(targets) => targets.get(c).cloned().flatten(),
         Target::Version(v) => {
             let len = chain.applied_len(graph, Some(v));
             len.checked_sub(1)
                 .map(|i| graph.nodes[chain.nodes[i]].version.clone())
         }
     }
+}
+
+/// `request` with a [`Target::Back`] resolved against `states` (each selected table's version
+/// that many steps below where it stands), for a run that may plan again.
+pub(crate) fn resolved(graph: &Graph, states: &[ChainState], request: &Request) -> Request {
+    let mut request = request.clone();
+    if let Target::Back(steps) = request.target {
+        request.target = Target::Each(
+            (0..graph.chains.len())
+                .map(|c| back_from(graph, c, &states[c], steps))
+                .collect(),
+        );
+    }
+    request
+}
+
+/// `state` of chain `c` with nothing recorded and a baseline at or above `step`, a `resumable`
+/// step cut off there, put below it: the step never finished, and the table it began to
+/// build would otherwise read as at the baseline.
+pub(crate) fn below_resumed(
+    graph: &Graph,
+    c: usize,
+    state: &ChainState,
+    step: &Version,
+) -> ChainState {
+    let mut state = state.clone();
+    if state.stored.is_none() && state.baseline.as_ref().is_some_and(|b| b >= step) {
+        let chain = &graph.chains[c];
+        let below = chain.applied_len(graph, Some(step)).saturating_sub(1);
+        state.baseline = below
+            .checked_sub(1)
+            .map(|p| graph.nodes[chain.nodes[p]].version.clone());
+    }
+    state
 }
 
 /// The version `steps` below where chain `c` stands in `state` (`None`: nothing applied).
@@ -192,13 +235,19 @@ pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> R
     }
     let mut plan = Plan::default();
     for &c in &selected {
+        let resumed = request
+            .resumes
+            .iter()
+            .find(|(chain, _)| *chain == c)
+            .map(|(_, step)| below_resumed(graph, c, &states[c], step));
+        let state = resumed.as_ref().unwrap_or(&states[c]);
         let target = match request.target {
-            Target::Back(steps) => back_from(graph, c, &states[c], steps),
+            Target::Back(steps) => back_from(graph, c, state, steps),
             ref target => chain_target(graph, c, target),
         };
         match request.direction {
-            Direction::Up => plan_up(graph, c, &states[c], target, request, &mut plan)?,
-            Direction::Down => plan_down(graph, c, &states[c], target, request, &mut plan)?,
+            Direction::Up => plan_up(graph, c, state, target, request, &mut plan)?,
+            Direction::Down => plan_down(graph, c, state, target, request, &mut plan)?,
         }
     }
     match request.direction {

@@ -88,6 +88,11 @@ impl RawConn for Recorder {
                 return Err(Error::msg(format!("told to fail: {sql}")));
             }
             let mut store = self.0.lock().unwrap();
+            // `RACE v`: "another runner" moves the next step's row to `v` before it runs.
+            if let Some(version) = sql.strip_prefix("RACE ") {
+                store.race_to = Some(version.to_string());
+                return Ok(0);
+            }
             let line = format!("{sql} {}", store.running);
             store.log.push(line);
             Ok(0)
@@ -216,6 +221,13 @@ fn up<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
 fn down<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
     Box::pin(async move { db.execute("down").await.map(|_| ()) })
 }
+/// A down after which "another runner" moves the next step's table to 2.0.0.
+fn down_then_race<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        db.execute("down").await?;
+        db.execute("RACE 2.0.0").await.map(|_| ())
+    })
+}
 fn fail<'a>(db: &'a mut Conn<'_>) -> MigrationFuture<'a> {
     Box::pin(async move { db.execute("FAIL").await.map(|_| ()) })
 }
@@ -228,6 +240,7 @@ fn m(table: &'static str, version: &'static str, parent: Option<&'static str>) -
         after: None,
         irreversible: false,
         failing: false,
+        races: false,
     }
 }
 
@@ -238,6 +251,7 @@ struct Spec {
     after: Option<&'static str>,
     irreversible: bool,
     failing: bool,
+    races: bool,
 }
 
 impl Spec {
@@ -253,6 +267,10 @@ impl Spec {
         self.failing = true;
         self
     }
+    fn down_races(mut self) -> Self {
+        self.races = true;
+        self
+    }
     fn build(self) -> &'static Migration {
         let name: &'static str =
             Box::leak(format!("{}@{}", self.table, self.version).into_boxed_str());
@@ -265,6 +283,8 @@ impl Spec {
             if self.failing { fail } else { up },
             if self.irreversible {
                 Reversal::Irreversible
+            } else if self.races {
+                Reversal::Down(down_then_race)
             } else {
                 Reversal::Down(down)
             },
@@ -559,6 +579,29 @@ fn a_race_replans_from_what_the_other_runner_did() {
         ["up a@3.0.0"],
         "only what was left: {report:?}"
     );
+}
+
+/// `down().steps(1)` over two tables; after the first down another runner reverts the other
+/// table's head, so this run plans again: it counts from where the tables stood when it first
+/// planned, not from where its own down left them (which reverted each table twice).
+#[test]
+fn steps_back_are_counted_once_when_a_race_makes_the_run_plan_again() {
+    let specs = vec![
+        m("a", "1.0.0", None),
+        m("a", "2.0.0", Some("1.0.0")),
+        m("a", "3.0.0", Some("2.0.0")),
+        m("b", "1.0.0", None),
+        m("b", "2.0.0", Some("1.0.0")),
+        m("b", "3.0.0", Some("2.0.0")).down_races(),
+    ];
+    let (manager, memory) = manager(specs);
+    block_on(manager.up()).unwrap();
+    // The downs run newest rank first: b@3.0.0, then a@3.0.0, whose row another runner has
+    // moved to 2.0.0 by then.
+    let report = block_on(manager.down().steps(1)).unwrap();
+    assert_eq!(ran(&report), ["down b@3.0.0"], "{report:?}");
+    assert_eq!(memory.version("a").as_deref(), Some("2.0.0"));
+    assert_eq!(memory.version("b").as_deref(), Some("2.0.0"));
 }
 
 #[test]

@@ -137,39 +137,31 @@ impl MigrationManager {
         migration.fresh_name() == Some(mark.name.as_str()) && migration.name() != mark.name
     }
 
-    /// `states` as an `up` by `request` plans them: the marks of the `resumable` steps it runs
-    /// again taken away, with the chains they belong to. Such a step never finished, whatever
-    /// a baseline or an adopted version says: one at or above it is put below it (else the
-    /// table, which the cut-off step began to build, would read as at the baseline, and the
-    /// step would never resume).
+    /// `states` as an `up` by `request` plans them, and `request` carrying the steps it
+    /// resumes: the marks of the `resumable` steps it runs again taken away (with the chains
+    /// they belong to). Such a step never finished, whatever a baseline or an adopted version
+    /// says; the request keeps that for every plan it makes (see `plan::below_resumed`), also
+    /// after the state is read again.
     pub(super) fn resumed(
         &self,
         states: &[ChainState],
         request: &Request,
-    ) -> (Vec<ChainState>, Vec<usize>) {
+    ) -> (Vec<ChainState>, Request, Vec<usize>) {
         let mut resumed = states.to_vec();
+        let mut request = request.clone();
         let mut chains = Vec::new();
         for (c, state) in resumed.iter_mut().enumerate() {
             let Some(mark) = state.dirty.take_if(|mark| {
-                self.resumes_up(c, mark) && runs_step_of(request, c, &mark.version)
+                self.resumes_up(c, mark) && runs_step_of(&request, c, &mark.version)
             }) else {
                 continue;
             };
             chains.push(c);
-            let (Ok(step), None) = (semver::Version::parse(&mark.version), &state.stored) else {
-                continue;
-            };
-            if state.baseline.as_ref().is_some_and(|b| *b >= step) {
-                let chain = &self.graph.chains[c];
-                let below = chain
-                    .applied_len(&self.graph, Some(&step))
-                    .saturating_sub(1);
-                state.baseline = below
-                    .checked_sub(1)
-                    .map(|p| self.graph.nodes[chain.nodes[p]].version.clone());
+            if let Ok(step) = semver::Version::parse(&mark.version) {
+                request.resumes.push((c, step));
             }
         }
-        (resumed, chains)
+        (resumed, request, chains)
     }
 
     /// Clears the dirty marks of the `resumable` steps on `chains` (see [`resumed`]),
@@ -453,7 +445,7 @@ fn runs_step_of(request: &Request, c: usize, version: &str) -> bool {
     let reached = match (&request.target, semver::Version::parse(version)) {
         (Target::Version(target), Ok(version)) => version <= *target,
         (Target::Version(_), Err(_)) => false,
-        (Target::Latest | Target::Base | Target::Back(_), _) => true,
+        (Target::Latest | Target::Base | Target::Back(_) | Target::Each(_), _) => true,
     };
     selected && reached
 }

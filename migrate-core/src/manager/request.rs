@@ -85,6 +85,7 @@ impl Options {
             target,
             chains,
             force: self.force,
+            resumes: Vec::new(),
         };
         crate::plan::check_target(&manager.graph, &request)?;
         Ok((request, self.run))

@@ -113,11 +113,18 @@ impl MigrationManager {
         // A verdict that read the checksum history is not the rows' alone.
         let remember = from_rows_alone && survey.suspects.is_empty();
         let mut states = self.judge(survey, request.force).await?;
+        let mut dry_request = None;
         if run.dry_run && request.direction == Direction::Up {
             // What the run would plan: its resumable steps cut off run again.
-            states = self.resumed(&states, request).0;
+            let (resumed, resuming, _) = self.resumed(&states, request);
+            states = resumed;
+            dry_request = Some(resuming);
         }
-        let plan = match plan::plan(&self.graph, &states, request) {
+        let plan = match plan::plan(
+            &self.graph,
+            &states,
+            dry_request.as_ref().unwrap_or(request),
+        ) {
             // A dirty mark may belong to a runner that is still working: wait for the lock,
             // and decide on the state read under it.
             Err(Error::Dirty { .. }) if !run.dry_run => None,
@@ -219,22 +226,26 @@ impl MigrationManager {
         let ran = self
             .locked(run.lock_wait, async {
                 let mut states = self.read_states(request.force).await?;
+                let mut request = request.clone();
                 if request.direction == Direction::Up {
-                    let (resumed, chains) = self.resumed(&states, request);
+                    let (resumed, resuming, chains) = self.resumed(&states, &request);
                     if !chains.is_empty() {
                         // Planned before a mark is cleared: a run refused for another reason
                         // (a dirty table, a target below) changes nothing.
-                        plan::plan(&self.graph, &resumed, request)?;
+                        plan::plan(&self.graph, &resumed, &resuming)?;
                         self.clear_resumable_marks(&states, &chains).await?;
                         states = resumed;
+                        request = resuming;
                     }
                 }
                 if self.repin_legacy_checksums(&states).await? {
                     // Re-pinning rewrites the stored version text the compare-and-set expects.
                     states = self.read_states(request.force).await?;
                 }
-                let plan = plan::plan(&self.graph, &states, request)?;
-                self.apply(request, run, plan).await
+                // `steps(n)` counted once, from the state read under the lock.
+                let request = plan::resolved(&self.graph, &states, &request);
+                let plan = plan::plan(&self.graph, &states, &request)?;
+                self.apply(&request, run, plan).await
             })
             .await?;
         finish(ran, started)

@@ -243,7 +243,8 @@ impl DriftCheck {
         let scratch = self.manager(scratch_url).await?;
         let recorded = scratch.backend().read_state().await?;
         // An extension installed beforehand (one the migrations need and cannot create
-        // without a superuser) is not a leftover.
+        // without a superuser) is not a leftover; the PostgreSQL snapshot leaves out the
+        // tables, views and types it brings.
         let mut found: Vec<String> = empty
             .object_names()
             .into_iter()

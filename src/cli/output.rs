@@ -219,7 +219,7 @@ pub(super) fn status_table(statuses: &[TableStatus]) -> String {
                         conflict.from, conflict.adopted, conflict.tracking
                     ),
                     None => format!(
-                        "adopted: `{}` records {}, which no migration declares",
+                        "adopted: `{}` records {}, no release of this table's migrations",
                         conflict.from, conflict.adopted
                     ),
                 });

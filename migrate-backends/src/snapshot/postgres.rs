@@ -21,6 +21,8 @@ const COLUMNS: &str = "SELECT c.relname::text, a.attname::text, format_type(a.at
     JOIN pg_type t ON t.oid = a.atttypid \
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+    AND x.objid = c.oid AND x.deptype = 'e') \
     ORDER BY c.relname, a.attnum";
 const CONSTRAINTS: &str = "SELECT c.relname::text, con.conname::text, pg_get_constraintdef(con.oid) \
     FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -28,7 +30,9 @@ const CONSTRAINTS: &str = "SELECT c.relname::text, con.conname::text, pg_get_con
 const INDEXES: &str = "SELECT tablename::text, indexname::text, indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY 1, 2";
 /// Views: the definition, and the options (`security_barrier`, `check_option`) if any.
 const VIEWS: &str = "SELECT c.relname::text, concat_ws(' WITH ', pg_get_viewdef(c.oid), c.reloptions::text) \
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v' ORDER BY 1";
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v' \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+    AND x.objid = c.oid AND x.deptype = 'e') ORDER BY 1";
 /// Extensions installed into the schema, policies and rules.
 const OTHER: &str = "SELECT 'extension ' || e.extname::text, 'version ' || e.extversion FROM pg_extension e \
     JOIN pg_namespace n ON n.oid = e.extnamespace WHERE n.nspname = $1 \
@@ -39,7 +43,9 @@ const OTHER: &str = "SELECT 'extension ' || e.extname::text, 'version ' || e.ext
 const SEQUENCES: &str = "SELECT sequencename::text, concat_ws(' ', data_type, 'start', start_value, 'increment', \
     increment_by, 'min', min_value, 'max', max_value, 'cycle', cycle) FROM pg_sequences WHERE schemaname = $1 ORDER BY 1";
 const ENUMS: &str = "SELECT t.typname::text, e.enumlabel::text FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid \
-    JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 ORDER BY t.typname, e.enumsortorder";
+    JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_type'::regclass \
+    AND x.objid = t.oid AND x.deptype = 'e') ORDER BY t.typname, e.enumsortorder";
 /// Per table: partition key, parent and bound, comment, persistence, row security.
 const TABLES: &str = "SELECT c.relname::text, pg_get_partkeydef(c.oid), \
     (SELECT p.relname::text FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid LIMIT 1), \
@@ -78,7 +84,9 @@ const TYPES: &str = "SELECT t.typname::text, CASE t.typtype WHEN 'd' THEN concat
     AND NOT a.attisdropped) || ')' END \
     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
     WHERE n.nspname = $1 AND (t.typtype = 'd' OR (t.typtype = 'c' AND \
-    (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) = 'c')) ORDER BY 1";
+    (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) = 'c')) \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_type'::regclass \
+    AND x.objid = t.oid AND x.deptype = 'e') ORDER BY 1";
 const TRIGGERS: &str =
     "SELECT c.relname::text, t.tgname::text, pg_get_triggerdef(t.oid) || CASE t.tgenabled \
     WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (enabled replica)' WHEN 'A' THEN ' (enabled always)' \

@@ -423,10 +423,25 @@ fn check_after_edges(
             .current()
             .is_some_and(|cur| node.version <= *cur)
     };
+    // A step with a dirty mark (cut off on its way up or down, in a table the request does
+    // not select) may be half applied: an edge to it is refused with its mark, not judged by
+    // the version its table records.
+    let refuse_marked = |n: usize| -> Result<()> {
+        let node = &graph.nodes[n];
+        let state = &states[node.chain];
+        match &state.dirty {
+            Some(mark) if Version::parse(&mark.version).is_ok_and(|v| v == node.version) => {
+                let chain = &graph.chains[node.chain];
+                Err(Error::dirty(chain.module, chain.table, mark))
+            }
+            _ => Ok(()),
+        }
+    };
     match direction {
         Direction::Up => {
             for step in &plan.steps {
                 for &dep in &graph.nodes[step.node].after {
+                    refuse_marked(dep)?;
                     if !is_applied(dep) && !planned.contains(&dep) {
                         return Err(Error::DependencyNotApplied {
                             step: Box::new(step.step.clone()),
@@ -439,6 +454,9 @@ fn check_after_edges(
         Direction::Down => {
             for (n, node) in graph.nodes.iter().enumerate() {
                 for &dep in &node.after {
+                    if planned.contains(&dep) && !planned.contains(&n) {
+                        refuse_marked(n)?;
+                    }
                     if planned.contains(&dep) && is_applied(n) && !planned.contains(&n) {
                         return Err(Error::DependentStillApplied {
                             step: Box::new(graph.nodes[dep].key()),

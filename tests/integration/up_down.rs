@@ -573,3 +573,24 @@ each_backend! {
         assert!(matches!(err, migrate::Error::Config(_)), "{err}");
     }
 }
+
+each_backend! {
+    async fn an_edge_to_a_step_cut_off_in_another_table_is_refused_with_its_mark(db) {
+        // memory@2.3.0 runs after session@2.1.0; it was cut off on its way up (a dirty mark,
+        // the version still 2.0.0), so it may be half applied. Taking session below 2.1.0
+        // under it is refused, naming the mark (before, memory counted as not applied and
+        // session@2.1.0 was reverted under it).
+        let manager = db.manager().await;
+        manager.up().await.expect("up");
+        manager.down().table("memory").target("2.0.0").await.expect("memory down");
+        db.exec(
+            "UPDATE migrate_schema_versions SET dirty_version = '2.3.0', dirty_name = 'memory_2_3_0', \
+             dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'memory'",
+        )
+        .await;
+        let before = db.fingerprint().await;
+        let err = manager.down().table("session").target("2.0.0").await.expect_err("refused");
+        assert!(matches!(&err, migrate::Error::Dirty { table, .. } if table == "memory"), "{err:?}");
+        assert_eq!(db.fingerprint().await, before, "nothing changed");
+    }
+}

@@ -185,9 +185,10 @@ pub trait MigrationBackend: Send + Sync {
     /// ends it returns [`Error::LockTimeout`](crate::error::Error::LockTimeout) naming it.
     fn lock(&self, wait: Option<Duration>) -> BoxFuture<'_, Result<Box<dyn RunLock>>>;
 
-    /// Runs one step with its tracking writes; `Done` means committed. The backend may leave
-    /// work for the next step pending (a transaction begun for it); [`end_run`](Self::end_run)
-    /// settles it.
+    /// Runs one step with its tracking writes; `Done` means the step's work committed. The
+    /// backend may leave work for the next step pending (a transaction begun for it, or, on
+    /// MySQL, a journalled step's finish: its state move and history row), which the next call
+    /// or [`end_run`](Self::end_run) settles.
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>>;
 
     /// Runs one step, and may leave its tracking writes and commit to ride on the connection's

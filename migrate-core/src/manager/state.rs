@@ -139,6 +139,13 @@ impl MigrationManager {
         Ok(missing)
     }
 
+    /// What an adopted row's `text` is compared with this manager's own version as: the
+    /// release it stands for, else the version as written (one no table declares).
+    fn adopted_compared(&self, c: usize, text: &str) -> Option<Version> {
+        self.adopted_version(c, text)
+            .or_else(|| super::setup::parse_version(text).ok())
+    }
+
     /// The version of chain `c` that an adopted row's `text` stands for, read as a release of
     /// the product: the chain's highest version at or below it, when some table of the same
     /// module declares that version (the other tool numbers its versions per release, and
@@ -203,10 +210,7 @@ impl MigrationManager {
             let Some((text, _)) = states[c].adoption.clone() else {
                 continue;
             };
-            let adopted = self
-                .adopted_version(c, &text)
-                .or_else(|| super::setup::parse_version(&text).ok());
-            if let (Some(adopted), Some(highest)) = (adopted, highest) {
+            if let (Some(adopted), Some(highest)) = (self.adopted_compared(c, &text), highest) {
                 if adopted <= highest {
                     states[c].adoption = None;
                     if let Ok(mut known) = self.adoptions_reached.lock() {
@@ -347,10 +351,9 @@ impl MigrationManager {
             let version = self.adopted_version(c, text);
             if has_row[c] {
                 // Ours counts; the other tool moving past it means two tools migrate one table.
-                let compared = version
-                    .clone()
-                    .or_else(|| super::setup::parse_version(text).ok());
-                if let (Some(compared), Some(current)) = (&compared, &state.stored) {
+                if let (Some(compared), Some(current)) =
+                    (&self.adopted_compared(c, text), &state.stored)
+                {
                     if compared > current {
                         state.adoption = Some((text.clone(), Some(current.to_string())));
                     }

@@ -89,6 +89,13 @@ impl MigrationManager {
                     Ok(ran) => ran,
                     Err(err) => return Err(with_applied_first(installed, err)),
                 };
+                // A table installed fresh was not "already there": this run made it.
+                ran.skipped.retain(|s| {
+                    s.reason != crate::report::SkipReason::AlreadyThere
+                        || !installed
+                            .iter()
+                            .any(|i| i.step.module == s.module && i.step.table == s.table)
+                });
                 installed.append(&mut ran.applied);
                 ran.applied = installed;
                 Ok(ran)

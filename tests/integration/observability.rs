@@ -81,6 +81,11 @@ async fn a_failed_run_logs_its_cause_on_sqlite() {
 }
 
 #[tokio::test]
+async fn a_failed_run_logs_its_cause_on_postgres() {
+    a_failed_run_logs_its_cause(Backend::Postgres).await;
+}
+
+#[tokio::test]
 async fn a_failed_run_logs_its_cause_on_mysql() {
     a_failed_run_logs_its_cause(Backend::MySql).await;
 }
@@ -93,6 +98,11 @@ async fn every_step_has_a_span_and_an_end_event_on_sqlite() {
 #[tokio::test]
 async fn every_step_has_a_span_and_an_end_event_on_postgres() {
     spans_and_step_events(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn every_step_has_a_span_and_an_end_event_on_mysql() {
+    spans_and_step_events(Backend::MySql).await;
 }
 
 /// The lines of `text` that end a run, well or not.

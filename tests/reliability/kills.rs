@@ -229,6 +229,18 @@ each_backend! {
                 break;
             }
         }
+        // The killed runners did work: their downs are in the ledger (a child failing at its
+        // start-up, or every down failing, would make each kill a kill of nothing).
+        let downs: usize = ledger::effects(&db)
+            .await
+            .values()
+            .map(|e| e.iter().filter(|d| *d == "down").count())
+            .sum();
+        assert!(
+            failure.is_some() || downs > 0,
+            "{} kills, and no runner ever reverted a step: the children did nothing",
+            figures.kills
+        );
         println!(
             "RELIABILITY kill backend={} seed={seed} kills={} recovered_clean={} dirty_completed={} dirty_rolled_back={} duplicated_or_phantom={} stuck_locks={} seconds={}",
             db.backend().name(),

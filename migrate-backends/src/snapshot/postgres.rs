@@ -41,7 +41,10 @@ const OTHER: &str = "SELECT 'extension ' || e.extname::text, 'version ' || e.ext
     UNION ALL SELECT 'rule ' || tablename::text || '.' || rulename::text, definition FROM pg_rules WHERE schemaname = $1 \
     ORDER BY 1";
 const SEQUENCES: &str = "SELECT sequencename::text, concat_ws(' ', data_type, 'start', start_value, 'increment', \
-    increment_by, 'min', min_value, 'max', max_value, 'cycle', cycle) FROM pg_sequences WHERE schemaname = $1 ORDER BY 1";
+    increment_by, 'min', min_value, 'max', max_value, 'cycle', cycle) FROM pg_sequences WHERE schemaname = $1 \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+    AND x.objid = (quote_ident(schemaname) || '.' || quote_ident(sequencename))::regclass \
+    AND x.deptype = 'e') ORDER BY 1";
 const ENUMS: &str = "SELECT t.typname::text, e.enumlabel::text FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid \
     JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 \
     AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_type'::regclass \
@@ -57,7 +60,10 @@ const TABLES: &str = "SELECT c.relname::text, pg_get_partkeydef(c.oid), \
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') \
     ORDER BY 1";
 const MATERIALIZED_VIEWS: &str =
-    "SELECT matviewname::text, definition FROM pg_matviews WHERE schemaname = $1 ORDER BY 1";
+    "SELECT matviewname::text, definition FROM pg_matviews WHERE schemaname = $1 \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+    AND x.objid = (quote_ident(schemaname) || '.' || quote_ident(matviewname))::regclass \
+    AND x.deptype = 'e') ORDER BY 1";
 /// Functions, procedures, aggregates: identity, result, language, attributes and body; those
 /// of extensions are left out.
 const ROUTINES: &str = "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' \
@@ -92,7 +98,9 @@ const TRIGGERS: &str =
     WHEN 'D' THEN ' (disabled)' WHEN 'R' THEN ' (enabled replica)' WHEN 'A' THEN ' (enabled always)' \
     ELSE '' END FROM pg_trigger t \
     JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-    WHERE n.nspname = $1 AND NOT t.tgisinternal ORDER BY 1, 2";
+    WHERE n.nspname = $1 AND NOT t.tgisinternal \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+    AND x.objid = c.oid AND x.deptype = 'e') ORDER BY 1, 2";
 
 pub(super) async fn snapshot(
     url: &str,

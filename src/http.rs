@@ -374,18 +374,19 @@ async fn detached<T: Send + 'static>(
     tokio::spawn(tracing::Instrument::in_current_span(run))
         .await
         .map_err(|e| {
-            let kind = if e.is_panic() {
-                "Panicked"
-            } else {
-                "Cancelled"
-            };
             // The panic's message (a migration's or a driver's text) goes to the log only.
-            tracing::error!(error = %e, kind, "migration run did not finish");
-            let message = if e.is_panic() {
-                "the run did not finish: it panicked (the message is in the server's log)"
+            let (kind, message) = if e.is_panic() {
+                (
+                    "Panicked",
+                    "the run did not finish: it panicked (the message is in the server's log)",
+                )
             } else {
-                "the run did not finish: the runtime cancelled it"
+                (
+                    "Cancelled",
+                    "the run did not finish: the runtime cancelled it",
+                )
             };
+            tracing::error!(error = %e, kind, "migration run did not finish");
             error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "kind": kind, "category": "other", "message": message }),

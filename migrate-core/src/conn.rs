@@ -368,7 +368,7 @@ fn refuse_nul(sql: &str) -> Result<()> {
         None => Ok(()),
         Some(at) => Err(Error::Template(format!(
             "SQL text has a NUL byte at offset {at}: {}",
-            crate::template::shortened(&sql.escape_debug().to_string(), 120)
+            crate::template::shortened(sql.get(at..).unwrap_or_default(), 60).escape_debug()
         ))),
     }
 }

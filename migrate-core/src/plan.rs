@@ -128,12 +128,13 @@ impl Request {
     }
 }
 
-/// The version one chain should end at: `None` means nothing applied.
-fn chain_target(graph: &Graph, c: usize, target: &Target) -> Option<Version> {
+/// The version chain `c`, standing at `state`, should end at: `None` means nothing applied.
+fn chain_target(graph: &Graph, c: usize, state: &ChainState, target: &Target) -> Option<Version> {
     let chain = &graph.chains[c];
     match target {
         Target::Latest => chain.head(graph).cloned(),
-        Target::Base | Target::Back(_) => None,
+        Target::Base => None,
+        Target::Back(steps) => back_from(graph, c, state, *steps),
         Target::Each(targets) => targets.get(c).cloned().flatten(),
         Target::Version(v) => {
             let len = chain.applied_len(graph, Some(v));
@@ -157,16 +158,15 @@ pub(crate) fn resolved(graph: &Graph, states: &[ChainState], request: &Request) 
     request
 }
 
-/// `state` of chain `c` with nothing recorded and a baseline at or above `step`, a `resumable`
-/// step cut off there, put below it: the step never finished, and the table it began to
-/// build would otherwise read as at the baseline.
-pub(crate) fn below_resumed(
-    graph: &Graph,
-    c: usize,
-    state: &ChainState,
-    step: &Version,
-) -> ChainState {
+/// `state` of chain `c` as a run that resumes `step`, a `resumable` step cut off, plans it:
+/// the step's mark taken away (the run runs it again), and a baseline at or above it, with
+/// nothing recorded, put below it (the step never finished, and the table it began to build
+/// would otherwise read as at the baseline).
+fn below_resumed(graph: &Graph, c: usize, state: &ChainState, step: &Version) -> ChainState {
     let mut state = state.clone();
+    state
+        .dirty
+        .take_if(|mark| Version::parse(&mark.version).is_ok_and(|v| v == *step));
     if state.stored.is_none() && state.baseline.as_ref().is_some_and(|b| b >= step) {
         let chain = &graph.chains[c];
         let below = chain.applied_len(graph, Some(step)).saturating_sub(1);
@@ -227,14 +227,8 @@ pub(crate) fn check_declared(graph: &Graph, chains: &[usize], version: &Version)
 /// made ([`check_target`]).
 pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> Result<Plan> {
     let selected = selected(graph, request);
-    for &c in &selected {
-        if let Some(mark) = &states[c].dirty {
-            let chain = &graph.chains[c];
-            return Err(Error::dirty(chain.module, chain.table, mark));
-        }
-    }
-    // The steps this run resumes never finished, whatever a baseline says: for the plan and
-    // for the `after` edges alike.
+    // The steps this run resumes: their marks do not refuse it, and they never finished,
+    // whatever a baseline says (for the plan and for the `after` edges alike).
     let adjusted: Vec<ChainState>;
     let states = if request.resumes.is_empty() {
         states
@@ -249,13 +243,16 @@ pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> R
             .collect();
         &adjusted
     };
+    for &c in &selected {
+        if let Some(mark) = &states[c].dirty {
+            let chain = &graph.chains[c];
+            return Err(Error::dirty(chain.module, chain.table, mark));
+        }
+    }
     let mut plan = Plan::default();
     for &c in &selected {
         let state = &states[c];
-        let target = match request.target {
-            Target::Back(steps) => back_from(graph, c, state, steps),
-            ref target => chain_target(graph, c, target),
-        };
+        let target = chain_target(graph, c, state, &request.target);
         match request.direction {
             Direction::Up => plan_up(graph, c, state, target, request, &mut plan)?,
             Direction::Down => plan_down(graph, c, state, target, request, &mut plan)?,
@@ -465,10 +462,11 @@ fn check_after_edges(
         Direction::Down => {
             for (n, node) in graph.nodes.iter().enumerate() {
                 for &dep in &node.after {
-                    if planned.contains(&dep) && !planned.contains(&n) {
-                        refuse_marked(n)?;
+                    if !planned.contains(&dep) || planned.contains(&n) {
+                        continue;
                     }
-                    if planned.contains(&dep) && is_applied(n) && !planned.contains(&n) {
+                    refuse_marked(n)?;
+                    if is_applied(n) {
                         return Err(Error::DependentStillApplied {
                             step: Box::new(graph.nodes[dep].key()),
                             dependent: Box::new(node.key()),

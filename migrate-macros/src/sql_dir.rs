@@ -135,21 +135,16 @@ pub(crate) fn expand(input: TokenStream, invoking_dir: Option<&Path>) -> TokenSt
 fn resolve_dir(dir: &str, invoking_dir: Option<&Path>) -> Option<PathBuf> {
     let from_root =
         std::env::var_os("CARGO_MANIFEST_DIR").map(|root| PathBuf::from(root).join(dir));
-    let from_file = invoking_dir.map(|d| absolute(d).join(dir));
+    // Made absolute against the compiler's working directory, which a relative path from the
+    // compiler is relative to (cargo names a workspace member's files from the workspace
+    // root): the `include_str!` paths written from it would otherwise be resolved again, from
+    // the invoking file's directory, and not found.
+    let from_file = invoking_dir.map(|d| {
+        std::path::absolute(d)
+            .unwrap_or_else(|_| d.to_path_buf())
+            .join(dir)
+    });
     from_root.into_iter().chain(from_file).find(|p| p.is_dir())
-}
-
-/// `path` made absolute against the compiler's working directory, which a relative path
-/// from the compiler is relative to: cargo names a workspace member's files from the
-/// workspace root. The `include_str!` paths written from it would otherwise be resolved
-/// again, from the invoking file's directory, and not found.
-fn absolute(path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    std::env::current_dir()
-        .map(|cwd| cwd.join(path))
-        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn generate(args: &Args, invoking_dir: Option<&Path>) -> syn::Result<TokenStream> {

@@ -227,11 +227,7 @@ impl Cli {
             self.execute(&arguments, &url, &printer)
         }))
         .unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(a panic without a message)".to_string());
+            let message = crate::fleet::panic_text(&*payload);
             Err(crate::Error::msg(format!("the run panicked: {message}")))
         });
         match outcome {

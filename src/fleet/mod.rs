@@ -576,7 +576,11 @@ fn panic_message(err: tokio::task::JoinError) -> String {
     if !err.is_panic() {
         return err.to_string();
     }
-    let payload = err.into_panic();
+    panic_text(&*err.into_panic())
+}
+
+/// What a panic's payload says, when it says it with text.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())

@@ -92,9 +92,6 @@ fn without_database(sql: &str, database: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut copied = 0;
     for (at, _) in sql.match_indices(&qualifier) {
-        if at < copied {
-            continue;
-        }
         // What precedes it in the text as the server wrote it.
         let qualified = sql[..at].ends_with('.');
         out.push_str(&sql[copied..at]);

@@ -137,44 +137,36 @@ impl MigrationManager {
         migration.fresh_name() == Some(mark.name.as_str()) && migration.name() != mark.name
     }
 
-    /// `states` as an `up` by `request` plans them, and `request` carrying the steps it
-    /// resumes: the marks of the `resumable` steps it runs again taken away (with the chains
-    /// they belong to). Such a step never finished, whatever a baseline or an adopted version
-    /// says; the request keeps that for every plan it makes (see `plan::below_resumed`), also
-    /// after the state is read again.
-    pub(super) fn resumed(
-        &self,
-        states: &[ChainState],
-        request: &Request,
-    ) -> (Vec<ChainState>, Request, Vec<usize>) {
-        let mut resumed = states.to_vec();
-        let mut request = request.clone();
-        let mut chains = Vec::new();
-        for (c, state) in resumed.iter_mut().enumerate() {
-            let Some(mark) = state.dirty.take_if(|mark| {
-                self.resumes_up(c, mark) && runs_step_of(&request, c, &mark.version)
-            }) else {
+    /// `request` carrying the `resumable` steps cut off that it runs again (by chain): the
+    /// plans it makes take their marks away and keep a baseline below them (see
+    /// `plan::below_resumed`), also after the state is read again.
+    pub(super) fn resuming(&self, states: &[ChainState], request: &Request) -> Request {
+        let mut resuming = request.clone();
+        for (c, state) in states.iter().enumerate() {
+            let Some(mark) = &state.dirty else {
                 continue;
             };
-            chains.push(c);
+            if !self.resumes_up(c, mark) || !runs_step_of(request, c, &mark.version) {
+                continue;
+            }
             if let Ok(step) = semver::Version::parse(&mark.version) {
-                request.resumes.push((c, step));
+                resuming.resumes.push((c, step));
             }
         }
-        (resumed, request, chains)
+        resuming
     }
 
-    /// Clears the dirty marks of the `resumable` steps on `chains` (see [`resumed`]),
+    /// Clears the dirty marks of the `resumable` steps `request` resumes (see [`resuming`]),
     /// leaving the version where it was, so that they resume from their own checkpoint.
     /// Runs under the lock of an `up`, once the run is planned.
     ///
-    /// [`resumed`]: Self::resumed
+    /// [`resuming`]: Self::resuming
     pub(super) async fn clear_resumable_marks(
         &self,
         states: &[ChainState],
-        chains: &[usize],
+        request: &Request,
     ) -> Result<()> {
-        for &c in chains {
+        for &(c, _) in &request.resumes {
             let (state, chain) = (&states[c], &self.graph.chains[c]);
             let Some(mark) = &state.dirty else {
                 continue;

@@ -112,14 +112,10 @@ impl MigrationManager {
         let survey = self.survey_rows(&rows).await?;
         // A verdict that read the checksum history is not the rows' alone.
         let remember = from_rows_alone && survey.suspects.is_empty();
-        let mut states = self.judge(survey, request.force).await?;
-        let mut dry_request = None;
-        if run.dry_run && request.direction == Direction::Up {
-            // What the run would plan: its resumable steps cut off run again.
-            let (resumed, resuming, _) = self.resumed(&states, request);
-            states = resumed;
-            dry_request = Some(resuming);
-        }
+        let states = self.judge(survey, request.force).await?;
+        // A dry run plans what the run would: its resumable steps cut off run again.
+        let dry_request = (run.dry_run && request.direction == Direction::Up)
+            .then(|| self.resuming(&states, request));
         let plan = match plan::plan(
             &self.graph,
             &states,
@@ -228,14 +224,13 @@ impl MigrationManager {
                 let mut states = self.read_states(request.force).await?;
                 let mut request = request.clone();
                 if request.direction == Direction::Up {
-                    let (resumed, resuming, chains) = self.resumed(&states, &request);
-                    if !chains.is_empty() {
+                    request = self.resuming(&states, &request);
+                    if !request.resumes.is_empty() {
                         // Planned before a mark is cleared: a run refused for another reason
                         // (a dirty table, a target below) changes nothing.
-                        plan::plan(&self.graph, &resumed, &resuming)?;
-                        self.clear_resumable_marks(&states, &chains).await?;
-                        states = resumed;
-                        request = resuming;
+                        plan::plan(&self.graph, &states, &request)?;
+                        self.clear_resumable_marks(&states, &request).await?;
+                        states = self.read_states(request.force).await?;
                     }
                 }
                 if self.repin_legacy_checksums(&states).await? {

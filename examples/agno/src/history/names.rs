@@ -31,9 +31,15 @@ pub fn drop_index(db: &Conn<'_>, table: &str, name: &str) -> String {
     }
 }
 
-/// A constraint named after the physical table: `agno_sessions_uq_session_id`.
+/// The quoted name of a constraint named after the physical table:
+/// `agno_sessions_uq_session_id`.
 pub fn constraint(db: &Conn<'_>, table: &str, suffix: &str) -> String {
-    db.quote_ident(&format!("{}_{suffix}", db.physical_table(table)))
+    db.quote_ident(&constraint_name(db, table, suffix))
+}
+
+/// The bare constraint name.
+pub fn constraint_name(db: &Conn<'_>, table: &str, suffix: &str) -> String {
+    format!("{}_{suffix}", db.physical_table(table))
 }
 
 /// The column types of one dialect, as SQLAlchemy renders Agno's schema types.

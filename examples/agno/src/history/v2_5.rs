@@ -2,7 +2,7 @@
 //! from the start), refusing while NULL or duplicate ids exist; the approvals table appears.
 //! 2.5.6: approvals get `run_status` and its index (a 255-character prefix on MySQL).
 
-use super::names::{constraint, index, index_exists, run, schema_filter, types};
+use super::names::{constraint, constraint_name, index, index_exists, run, schema_filter, types};
 use migrate::{Conn, Dialect, Error, Result};
 
 async fn has_primary_key(db: &mut Conn<'_>, table: &str) -> Result<bool> {
@@ -16,7 +16,7 @@ async fn has_primary_key(db: &mut Conn<'_>, table: &str) -> Result<bool> {
 }
 
 async fn has_unique_session_id(db: &mut Conn<'_>) -> Result<bool> {
-    let name = format!("{}_uq_session_id", db.physical_table("session"));
+    let name = constraint_name(db, "session", "uq_session_id");
     let sql = format!(
         "SELECT COUNT(*) FROM information_schema.table_constraints WHERE table_schema = {} \
          AND table_name = {} AND constraint_name = {} AND constraint_type = 'UNIQUE'",

@@ -2,7 +2,9 @@
 //! from `(date, aggregation_period)` to `(user_id, date, aggregation_period)` (a rebuild on
 //! SQLite), and the newest day's incomplete rollup dropped so that it is recomputed per user.
 
-use super::names::{constraint, drop_index, index, index_exists, index_name, run, types};
+use super::names::{
+    constraint, constraint_name, drop_index, index, index_exists, index_name, run, types,
+};
 use super::v2_0_0::{metrics_columns, metrics_indexes};
 use migrate::{Conn, Dialect, Error, Result};
 
@@ -102,17 +104,7 @@ pub async fn metrics_user_key(db: &mut Conn<'_>) -> Result<()> {
     // On PostgreSQL and MySQL each piece is checked on its own, as Agno does: on MySQL every
     // statement commits, and a run cut off after the column must still move the key (the old
     // key left in place refuses a second user's row for a day).
-    let physical = db.physical_table("metrics").to_string();
-    let new_key_there = index_exists(
-        db,
-        "metrics",
-        &format!("{physical}_uq_metrics_user_date_period"),
-    )
-    .await?;
-    let old_key_there =
-        index_exists(db, "metrics", &format!("{physical}_uq_metrics_date_period")).await?;
-    let user_index_there =
-        index_exists(db, "metrics", &index_name(db, "metrics", "user_id")).await?;
+    let new_key_name = constraint_name(db, "metrics", "uq_metrics_user_date_period");
     match db.dialect() {
         Dialect::Sqlite => {
             let old = db.quote_ident(&format!("{}_pre_v3_0_0", db.physical_table("metrics")));
@@ -140,7 +132,7 @@ pub async fn metrics_user_key(db: &mut Conn<'_>) -> Result<()> {
                     "ALTER TABLE {table} ADD COLUMN user_id VARCHAR NOT NULL DEFAULT ''"
                 ));
             }
-            if !new_key_there {
+            if !index_exists(db, "metrics", &new_key_name).await? {
                 sql.push(format!("ALTER TABLE {table} ADD CONSTRAINT {new_key} UNIQUE (user_id, date, aggregation_period)"));
             }
             sql.push(format!(
@@ -163,13 +155,14 @@ pub async fn metrics_user_key(db: &mut Conn<'_>) -> Result<()> {
                     t.id
                 ));
             }
-            if !user_index_there {
+            if !index_exists(db, "metrics", &index_name(db, "metrics", "user_id")).await? {
                 sql.push(format!("CREATE INDEX {user_index} ON {table} (`user_id`)"));
             }
-            if !new_key_there {
+            if !index_exists(db, "metrics", &new_key_name).await? {
                 sql.push(format!("ALTER TABLE {table} ADD CONSTRAINT {new_key} UNIQUE (`user_id`, `date`, `aggregation_period`)"));
             }
-            if old_key_there {
+            let old_key_name = constraint_name(db, "metrics", "uq_metrics_date_period");
+            if index_exists(db, "metrics", &old_key_name).await? {
                 sql.push(format!("DROP INDEX {old_key} ON {table}"));
             }
             sql.push(format!(

@@ -158,6 +158,7 @@ impl Driver for MySql {
             record_cas: 1,
             start: vec![ensure.clone(), marked, history_row.clone()],
             start_cas: 1,
+            clear_resumed: s(&portable::clear_resumed_mark(state)),
             journal_start: Some(journal_start),
             journal_start_existing: Some(journal_start_existing),
             journal_finish: Some(journal_finish),

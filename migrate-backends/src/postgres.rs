@@ -153,6 +153,7 @@ impl Driver for Postgres {
             record_cas: 0,
             start: vec![with_history(&marked)],
             start_cas: 0,
+            clear_resumed: s(&portable::clear_resumed_mark(state)),
             journal_start: None,
             journal_start_existing: None,
             journal_finish: None,

@@ -129,6 +129,7 @@ impl Driver for Sqlite {
             record_cas: 0,
             start: vec![marked, history_row.clone()],
             start_cas: 0,
+            clear_resumed: s(&portable::clear_resumed_mark(state)),
             journal_start: None,
             journal_start_existing: None,
             journal_finish: None,

@@ -40,9 +40,10 @@ pub(crate) enum Bind {
     DirtySince,
     Schema,
     Column,
+    ResumedSince,
 }
 
-const NAMES: [(Bind, &str); 19] = [
+const NAMES: [(Bind, &str); 20] = [
     (Bind::Module, "module"),
     (Bind::Table, "table"),
     (Bind::NewVersion, "new_version"),
@@ -62,6 +63,7 @@ const NAMES: [(Bind, &str); 19] = [
     (Bind::DirtySince, "dirty_since"),
     (Bind::Schema, "schema"),
     (Bind::Column, "column"),
+    (Bind::ResumedSince, "resumed_since"),
 ];
 
 /// One bound value.
@@ -129,6 +131,7 @@ impl Values {
                 error.map(|e| e.replace('\0', "\u{FFFD}")).as_deref(),
             )
             .int(Bind::DirtySince, Some(started_at.as_micros()))
+            .int(Bind::ResumedSince, r.resumes.map(|since| since.as_micros()))
     }
 }
 
@@ -378,6 +381,10 @@ pub struct Statements {
     pub(crate) record_and_commit_existing: Option<Stmt>,
     /// A journalled step's start: the dirty mark (same compare-and-set) and a "started" row.
     pub(crate) start: Vec<Stmt>,
+    /// Takes away the mark of a `resumable` step cut off, before its start sets a new one in
+    /// the same transaction (`StepRecord::resumes`); affects one row, or none when another
+    /// runner came first.
+    pub(crate) clear_resumed: Stmt,
     pub(crate) start_cas: usize,
     /// `start` as statements sent at once with their values written in, ending with a SELECT
     /// of 1 when the compare-and-set moved the row (MySQL). The executor
@@ -468,6 +475,7 @@ pub(crate) fn assert_templates_known(stmts: &Statements) {
         .chain(&stmts.refuse)
         .chain(&stmts.state_set)
         .chain([
+            &stmts.clear_resumed,
             &stmts.history,
             &stmts.history_finish,
             &stmts.set_step_checksum,

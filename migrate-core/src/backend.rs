@@ -49,6 +49,14 @@ pub struct StepRecord<'a> {
     pub new_version: Option<&'a str>,
     /// The chain checksum to store with `new_version`.
     pub new_checksum: Option<&'a str>,
+    /// `Some(since)`: this up runs again a `resumable` step that was cut off, whose dirty
+    /// mark (this step's version, going up, started at `since`) is still on the state row. A
+    /// journalled start replaces exactly that mark, in the transaction that sets the new one,
+    /// instead of requiring none: the old mark stays until the step really starts again, so a
+    /// run that ends before then leaves the step marked as cut off. No mark of that `since`
+    /// there means another runner came first ([`StepOutcome::Raced`]). `None` for every other
+    /// step.
+    pub resumes: Option<Timestamp>,
 }
 
 /// One step for the backend to run: the record, the function and how to run it.

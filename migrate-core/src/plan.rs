@@ -8,6 +8,7 @@ use crate::graph::Graph;
 use crate::migration::Reversal;
 use crate::report::{PlannedStep, SkipReason, Skipped};
 use crate::step::{Direction, DirtyMark};
+use crate::time::Timestamp;
 use semver::Version;
 
 /// The steps a request would run, in order, and the already-satisfied steps it passes over.
@@ -102,9 +103,42 @@ pub(crate) struct Request {
     /// Selected chains; all when `None`.
     pub(crate) chains: Option<Vec<usize>>,
     pub(crate) force: bool,
-    /// The `resumable` steps this run runs again, by chain: cut off, they never finished,
-    /// whatever a baseline says (see [`below_resumed`]).
-    pub(crate) resumes: Vec<(usize, Version)>,
+    /// The `resumable` steps this run runs again: cut off, they never finished, whatever a
+    /// baseline says (see [`below_resumed`]).
+    pub(crate) resumes: Vec<Resumed>,
+}
+
+/// A `resumable` step cut off that a run runs again: its chain, its version, and when the
+/// mark it left was set (what its start replaces, see
+/// [`StepRecord::resumes`](crate::backend::StepRecord::resumes)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resumed {
+    pub(crate) chain: usize,
+    pub(crate) step: Version,
+    pub(crate) since: Timestamp,
+}
+
+impl Resumed {
+    /// The step that left `mark` on chain `c`, as a run that resumes it names it (`None`: a
+    /// version that does not parse).
+    pub(crate) fn of(c: usize, mark: &DirtyMark) -> Option<Resumed> {
+        Some(Resumed {
+            chain: c,
+            step: Version::parse(&mark.version).ok()?,
+            since: mark.since,
+        })
+    }
+
+    /// Whether `mark` is the one this step left (its version and its start).
+    fn left(&self, mark: &DirtyMark) -> bool {
+        mark.since == self.since && Version::parse(&mark.version).is_ok_and(|v| v == self.step)
+    }
+
+    /// `state` of this step's chain as a run that resumes the step plans it (see
+    /// [`below_resumed`]); what `status` shows of a table whose step the next `up` resumes.
+    pub(crate) fn state_of(&self, graph: &Graph, state: &ChainState) -> ChainState {
+        below_resumed(graph, self.chain, state, self)
+    }
 }
 
 impl Request {
@@ -117,6 +151,20 @@ impl Request {
             force: false,
             resumes: Vec::new(),
         }
+    }
+
+    /// When the mark that the `resumable` step at `version` of chain `c` left was set, if this
+    /// request runs it again going `direction` (see [`StepRecord::resumes`]).
+    ///
+    /// [`StepRecord::resumes`]: crate::backend::StepRecord::resumes
+    pub(crate) fn resumed_since(
+        &self,
+        c: usize,
+        direction: Direction,
+        version: &Version,
+    ) -> Option<Timestamp> {
+        let resumed = self.resumes.iter().find(|r| r.chain == c)?;
+        (direction == Direction::Up && resumed.step == *version).then_some(resumed.since)
     }
 
     /// Whether this is [`latest_up`](Self::latest_up).
@@ -158,15 +206,15 @@ pub(crate) fn resolved(graph: &Graph, states: &[ChainState], request: &Request) 
     request
 }
 
-/// `state` of chain `c` as a run that resumes `step`, a `resumable` step cut off, plans it:
-/// the step's mark taken away (the run runs it again), and a baseline at or above it, with
-/// nothing recorded, put below it (the step never finished, and the table it began to build
-/// would otherwise read as at the baseline).
-fn below_resumed(graph: &Graph, c: usize, state: &ChainState, step: &Version) -> ChainState {
+/// `state` of chain `c` as a run that resumes a `resumable` step cut off plans it: the
+/// step's mark taken away (the run runs it again; the mark itself stays in the database until
+/// the step's start replaces it), and a baseline at or above it, with nothing recorded, put
+/// below it (the step never finished, and the table it began to build would otherwise read as
+/// at the baseline).
+fn below_resumed(graph: &Graph, c: usize, state: &ChainState, resumed: &Resumed) -> ChainState {
     let mut state = state.clone();
-    state
-        .dirty
-        .take_if(|mark| Version::parse(&mark.version).is_ok_and(|v| v == *step));
+    state.dirty.take_if(|mark| resumed.left(mark));
+    let step = &resumed.step;
     if state.stored.is_none() && state.baseline.as_ref().is_some_and(|b| b >= step) {
         let chain = &graph.chains[c];
         let below = chain.applied_len(graph, Some(step)).saturating_sub(1);
@@ -234,12 +282,10 @@ pub(crate) fn plan(graph: &Graph, states: &[ChainState], request: &Request) -> R
         states
     } else {
         adjusted = (0..states.len())
-            .map(
-                |c| match request.resumes.iter().find(|(chain, _)| *chain == c) {
-                    Some((_, step)) => below_resumed(graph, c, &states[c], step),
-                    None => states[c].clone(),
-                },
-            )
+            .map(|c| match request.resumes.iter().find(|r| r.chain == c) {
+                Some(resumed) => below_resumed(graph, c, &states[c], resumed),
+                None => states[c].clone(),
+            })
             .collect();
         &adjusted
     };

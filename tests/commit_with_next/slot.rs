@@ -57,6 +57,7 @@ async fn a_step_commits_at_once_when_another_task_filled_the_slot(backend: Backe
             expected: None,
             new_version: Some("1.0.0"),
             new_checksum: Some("slot-chain"),
+            resumes: None,
         },
         action: fill_the_slot,
         transactional: true,

@@ -56,6 +56,7 @@ async fn probe_step(
             expected,
             new_version: Some("1.0.0"),
             new_checksum: Some("probe-chain"),
+            resumes: None,
         },
         action: count_run,
         transactional: true,

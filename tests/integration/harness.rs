@@ -377,6 +377,7 @@ pub fn first_step<'a>(
             expected: None,
             new_version: Some("1.0.0"),
             new_checksum: Some("fnv1a64:0000000000000001"),
+            resumes: None,
         },
         action,
         transactional,

@@ -187,6 +187,7 @@ fn record(module: &str, direction: Direction) -> StepRecord<'_> {
         expected: if up { None } else { Some("1.0.0") },
         new_version: if up { Some("1.0.0") } else { None },
         new_checksum: if up { Some("fuzz-chain") } else { None },
+        resumes: None,
     }
 }
 

@@ -53,11 +53,15 @@ where
 
     /// Sets a journalled step's dirty mark and "started" row (with the previous step's
     /// pending finish, in one transaction); `false` when another runner moved the table first.
+    /// A `resumable` step run again (`resumes`) first takes away the mark it left when it was
+    /// cut off, in the same transaction: the start's compare-and-set (no mark) then passes only
+    /// if that mark was still there.
     async fn start_journal(
         &self,
         conn: &mut DB::Connection,
         values: &Values,
         row_exists: bool,
+        resumes: bool,
     ) -> Result<bool> {
         let sql = &self.sql;
         let start = match (row_exists, &sql.journal_start_existing) {
@@ -69,6 +73,10 @@ where
             let pending = self.take_pending();
             if let (Some(finish), Some(pending)) = (&sql.journal_finish, &pending) {
                 text.push_str(&literal_sql::<DB>(finish, pending));
+                text.push_str("; ");
+            }
+            if resumes {
+                text.push_str(&literal_sql::<DB>(&sql.clear_resumed, values));
                 text.push_str("; ");
             }
             text.push_str(&literal_sql::<DB>(start, values));
@@ -97,6 +105,10 @@ where
             return Ok(inserted == Some(&1));
         }
         let mut tx = self.begin(conn).await?;
+        if resumes {
+            let clear = std::slice::from_ref(&sql.clear_resumed);
+            Self::run_prepared(&mut tx, clear, values, sql.persistent).await?;
+        }
         let affected = Self::run_prepared(&mut tx, &sql.start, values, sql.persistent).await?;
         if affected.get(sql.start_cas) != Some(&1) {
             tx.rollback().await?;
@@ -135,7 +147,11 @@ where
         let values = Values::step(r, Outcome::Started, started_at, None, None);
         // A recorded version means the state row exists: the compare-and-set checks it.
         let row_exists = r.expected.is_some();
-        if !self.start_journal(&mut conn, &values, row_exists).await? {
+        let resumes = r.resumes.is_some();
+        if !self
+            .start_journal(&mut conn, &values, row_exists, resumes)
+            .await?
+        {
             conn.keep();
             return Ok(StepOutcome::Raced);
         }

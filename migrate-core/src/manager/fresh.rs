@@ -170,6 +170,7 @@ impl MigrationManager {
                 expected: None,
                 new_version: Some(&version),
                 new_checksum: Some(&chain_checksum),
+                resumes: None,
             },
             action,
             transactional: migration.transactional(),

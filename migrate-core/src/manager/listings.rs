@@ -4,7 +4,7 @@
 use super::setup::MigrationManager;
 use crate::error::{Error, Result};
 use crate::migration::Reversal;
-use crate::plan::ChainState;
+use crate::plan::{ChainState, Resumed};
 use crate::status::{AdoptionConflict, ChecksumDrift, HistoryEntry, MigrationInfo, TableStatus};
 use semver::Version;
 
@@ -111,7 +111,15 @@ impl MigrationManager {
             .enumerate()
             .map(|(c, chain)| {
                 let state = &survey.states[c];
-                let current = shown_version(state);
+                let resumes = self.resumes(c, state);
+                // A step the next `up` resumes never finished, whatever a baseline says.
+                let resumed = state
+                    .dirty
+                    .as_ref()
+                    .filter(|_| resumes)
+                    .and_then(|mark| Resumed::of(c, mark))
+                    .map(|resumed| resumed.state_of(&self.graph, state));
+                let current = shown_version(resumed.as_ref().unwrap_or(state));
                 let applied = chain.applied_len(&self.graph, current.as_ref());
                 TableStatus {
                     module: chain.module.to_string(),
@@ -127,7 +135,7 @@ impl MigrationManager {
                     unknown_version: state.unknown.clone(),
                     drift: drift_of[c].take(),
                     linked: true,
-                    resumes: self.resumes(c, state),
+                    resumes,
                     adoption: self.adoption_conflict(state),
                 }
             })

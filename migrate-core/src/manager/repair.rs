@@ -4,7 +4,7 @@ use super::setup::{parse_version, MigrationManager};
 use crate::backend::StepRecord;
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::plan::{ChainState, Request, Target};
+use crate::plan::{ChainState, Request, Resumed, Target};
 use crate::step::{Direction, DirtyMark, Outcome};
 
 /// How an operator resolves a dirty mark after checking the schema by hand.
@@ -125,7 +125,11 @@ impl MigrationManager {
                 .ok()
                 .and_then(|v| chain.position(&self.graph, &v))
                 .is_some_and(|p| {
-                    self.graph.nodes[chain.nodes[p]].migration.resumable()
+                    let migration = self.graph.nodes[chain.nodes[p]].migration;
+                    // A transactional step is never cut off half-way (and its commit
+                    // requires no mark): only a journalled one resumes.
+                    migration.resumable()
+                        && !migration.transactional()
                         && !self.is_fresh_mark(c, p, mark)
                 })
     }
@@ -139,7 +143,8 @@ impl MigrationManager {
 
     /// `request` carrying the `resumable` steps cut off that it runs again (by chain): the
     /// plans it makes take their marks away and keep a baseline below them (see
-    /// `plan::below_resumed`), also after the state is read again.
+    /// `plan::below_resumed`), and each step's start replaces its mark in the database (see
+    /// [`StepRecord::resumes`](crate::backend::StepRecord::resumes)).
     pub(super) fn resuming(&self, states: &[ChainState], request: &Request) -> Request {
         let mut resuming = request.clone();
         for (c, state) in states.iter().enumerate() {
@@ -149,50 +154,23 @@ impl MigrationManager {
             if !self.resumes_up(c, mark) || !runs_step_of(request, c, &mark.version) {
                 continue;
             }
-            if let Ok(step) = semver::Version::parse(&mark.version) {
-                resuming.resumes.push((c, step));
-            }
+            resuming.resumes.extend(Resumed::of(c, mark));
         }
         resuming
     }
 
-    /// Clears the dirty marks of the `resumable` steps `request` resumes (see [`resuming`]),
-    /// leaving the version where it was, so that they resume from their own checkpoint.
-    /// Runs under the lock of an `up`, once the run is planned.
-    ///
-    /// [`resuming`]: Self::resuming
-    pub(super) async fn clear_resumable_marks(
-        &self,
-        states: &[ChainState],
-        request: &Request,
-    ) -> Result<()> {
-        for &(c, _) in &request.resumes {
-            let (state, chain) = (&states[c], &self.graph.chains[c]);
-            let Some(mark) = &state.dirty else {
-                continue;
-            };
-            let stored = state
-                .stored
-                .as_ref()
-                .and_then(|v| chain.position(&self.graph, v));
-            let checksum = stored.map(|p| checksum::render(chain.cumulative[p]));
+    /// Logs the `resumable` steps cut off that `request` runs again.
+    pub(super) fn announce_resumed(&self, request: &Request) {
+        for resumed in &request.resumes {
+            let chain = &self.graph.chains[resumed.chain];
             tracing::info!(
                 module = chain.module,
                 table = chain.table,
-                step = %mark.version,
-                since = %mark.since,
+                step = %resumed.step,
+                since = %resumed.since,
                 "a resumable step was cut off: running it again"
             );
-            self.backend
-                .set_state(
-                    chain.module,
-                    self.physical(c),
-                    state.raw.as_deref(),
-                    checksum.as_deref(),
-                )
-                .await?;
         }
-        Ok(())
     }
 
     /// Re-pins the tables whose stored checksums the earlier algorithm wrote (clean ones: a
@@ -319,6 +297,7 @@ impl MigrationManager {
             expected: state.raw.as_deref(),
             new_version: new_version.as_deref(),
             new_checksum: new_checksum.as_deref(),
+            resumes: None,
         };
         tracing::info!(module = chain.module, table = chain.table, %outcome, to = ?new_version, "moving the record without running");
         if self
@@ -386,6 +365,7 @@ impl MigrationManager {
                     expected: stored,
                     new_version: stored,
                     new_checksum: pinned.as_deref(),
+                    resumes: None,
                 };
                 tracing::info!(module = chain.module, table = chain.table, %version, "accepting a step added below applied ones as applied by hand");
                 if !self

@@ -224,14 +224,10 @@ impl MigrationManager {
                 let mut states = self.read_states(request.force).await?;
                 let mut request = request.clone();
                 if request.direction == Direction::Up {
+                    // The marks stay until each step's start replaces its own: a run that
+                    // ends before then leaves them for the next.
                     request = self.resuming(&states, &request);
-                    if !request.resumes.is_empty() {
-                        // Planned before a mark is cleared: a run refused for another reason
-                        // (a dirty table, a target below) changes nothing.
-                        plan::plan(&self.graph, &states, &request)?;
-                        self.clear_resumable_marks(&states, &request).await?;
-                        states = self.read_states(request.force).await?;
-                    }
+                    self.announce_resumed(&request);
                 }
                 if self.repin_legacy_checksums(&states).await? {
                     // Re-pinning rewrites the stored version text the compare-and-set expects.
@@ -297,6 +293,7 @@ impl MigrationManager {
                         expected: step.expected.as_deref(),
                         new_version: step.new_version.as_deref(),
                         new_checksum: step.new_checksum.as_deref(),
+                        resumes: request.resumed_since(node.chain, step.direction, &node.version),
                     },
                     action,
                     transactional: migration.transactional(),

@@ -20,6 +20,30 @@ pub(crate) struct SqlxRaw<'c, DB: Driver> {
     /// What `driver()` hands out instead of the connection once the step's transaction is
     /// gone: no driver's connection, so typed access fails and sends nothing.
     no_connection: (),
+    /// Whether the step may have left a transaction of its own open: it sent a statement
+    /// that mentions one, or took the driver's connection (see
+    /// [`may_leave_a_transaction_open`](Self::may_leave_a_transaction_open)).
+    mentioned_a_transaction: bool,
+}
+
+/// Whether `sql` may open a transaction the step does not end: it holds the word
+/// `TRANSACTION` (`START TRANSACTION`), `BEGIN` (also `XA BEGIN`) or `AUTOCOMMIT`, or `XA`
+/// followed by `START`, in any case, anywhere (words are runs of letters, digits and `_`). A
+/// word in a name or a routine's body counts too: a false alarm costs a journalled step one
+/// round trip on MySQL, a miss could record writes that were rolled back.
+fn mentions_a_transaction(sql: &str) -> bool {
+    let mut after_xa = false;
+    for word in sql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+    {
+        let is = |name: &str| word.eq_ignore_ascii_case(name);
+        if is("transaction") || is("begin") || is("autocommit") || (after_xa && is("start")) {
+            return true;
+        }
+        after_xa = is("xa");
+    }
+    false
 }
 
 impl<'c, DB: Driver> SqlxRaw<'c, DB>
@@ -32,7 +56,18 @@ where
             sql,
             riding: Riding::Nothing,
             no_connection: (),
+            mentioned_a_transaction: false,
         }
+    }
+
+    /// Whether the step may have returned with a transaction of its own still open: it sent
+    /// a statement that mentions one, or took the driver's connection, whose statements this
+    /// does not see. A MySQL journalled step's finish then commits at once, on the step's
+    /// session (its `START TRANSACTION` commits the step's), instead of waiting for the next
+    /// step: a waiting finish is sent on another session when the step's ended meanwhile,
+    /// which would record the step while the server rolled its writes back.
+    pub(crate) fn may_leave_a_transaction_open(&self) -> bool {
+        self.mentioned_a_transaction
     }
 
     /// Carries `riding` (the previous step's pending commit) on the first statement.
@@ -157,6 +192,7 @@ where
 
     fn execute<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
+            self.mentioned_a_transaction |= mentions_a_transaction(sql);
             if let Some(carried) = self.ride(Some(sql)).await {
                 return carried;
             }
@@ -169,6 +205,7 @@ where
 
     fn query<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<Vec<Row>>> {
         Box::pin(async move {
+            self.mentioned_a_transaction |= mentions_a_transaction(sql);
             self.settle().await?;
             let rows = sqlx::raw_sql(AssertSqlSafe(sql))
                 .fetch_all(&mut *self.conn)
@@ -185,6 +222,7 @@ where
     }
 
     fn driver(&mut self) -> &mut dyn Any {
+        self.mentioned_a_transaction = true;
         // Statements sent through the typed connection would run ahead of the previous
         // step's commit, in its transaction.
         match self.riding {
@@ -202,4 +240,35 @@ fn refusal(why: &str) -> Error {
     Error::msg(format!(
         "the statement was not sent: {why} (the run plans the steps again)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions_a_transaction;
+
+    #[test]
+    fn statements_that_may_open_a_transaction_are_noticed_in_any_case() {
+        for sql in [
+            "START TRANSACTION",
+            "start\n  transaction",
+            "INSERT INTO t VALUES (1); Start Transaction; INSERT INTO t VALUES (2)",
+            "BEGIN",
+            "begin;",
+            "set autocommit = 0",
+            "SET @@AUTOCOMMIT=0",
+            "XA START 'x'",
+            "xa  start 'x'",
+            "XA BEGIN 'x'",
+        ] {
+            assert!(mentions_a_transaction(sql), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "UPDATE jobs SET started_at = 1, beginning = 2",
+            "SELECT xavier, start FROM t",
+            "",
+        ] {
+            assert!(!mentions_a_transaction(sql), "{sql}");
+        }
+    }
 }

@@ -314,3 +314,60 @@ async fn mysql_a_waiting_finish_is_sent_on_a_fresh_session() {
     assert_eq!(db.rows(mark).await, ["1.0.0|-"]);
     assert_eq!(db.rows(history).await, ["succeeded"]);
 }
+
+/// A step that opens a transaction of its own and returns without ending it.
+fn leave_a_transaction_open<'a>(
+    db: &'a mut migrate::Conn<'_>,
+) -> migrate::backend::MigrationFuture<'a> {
+    Box::pin(async {
+        db.execute("START TRANSACTION").await?;
+        db.execute("INSERT INTO left_open (id) VALUES (1)").await?;
+        let id = db.query_i64("SELECT CONNECTION_ID()").await?;
+        OPEN_STEP_SESSION.store(id, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    })
+}
+
+/// The session `leave_a_transaction_open` ran on.
+static OPEN_STEP_SESSION: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// MariaDB: a journalled step that returns with a transaction of its own still open has its
+/// writes and its finish committed when it returns, on its own session. Its finish used to wait
+/// for the next call like any other; had the session ended meanwhile, the server rolled the
+/// step's writes back and the finish, sent again on a fresh session, recorded the step as
+/// applied without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_step_leaving_its_transaction_open_is_committed_on_its_session() {
+    let Some(db) = TestDb::new(Backend::MySql).await else {
+        return;
+    };
+    db.exec("CREATE TABLE left_open (id INT PRIMARY KEY)").await;
+    let names = migrate::TableNames::new();
+    let step = first_step(
+        "left_open",
+        "left_open",
+        leave_a_transaction_open,
+        false,
+        &names,
+    );
+    let executor = run_first_step(&db, step, "the step").await;
+    // Seen from another session: the step's row and its record, both committed.
+    assert_eq!(db.rows("SELECT id FROM left_open").await, ["1"]);
+    let mark = "SELECT COALESCE(version, '-'), COALESCE(dirty_version, '-') \
+                FROM migrate_schema_versions WHERE table_name = 'left_open'";
+    assert_eq!(db.rows(mark).await, ["1.0.0|-"]);
+    // The step's session ending now loses nothing.
+    let session = OPEN_STEP_SESSION.load(std::sync::atomic::Ordering::SeqCst);
+    assert_ne!(session, 0, "the step noted its session");
+    assert_eq!(end_mysql_sessions(&db, &format!("id = {session}")).await, 1);
+    executor.read_state().await.expect("the next call answers");
+    assert_eq!(db.rows("SELECT id FROM left_open").await, ["1"]);
+    assert_eq!(db.rows(mark).await, ["1.0.0|-"]);
+    assert_eq!(
+        db.rows(
+            "SELECT outcome FROM migrate_schema_versions_history WHERE table_name = 'left_open'"
+        )
+        .await,
+        ["succeeded"]
+    );
+}

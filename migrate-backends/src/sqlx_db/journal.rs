@@ -120,10 +120,20 @@ where
 
     /// Records a journalled step that succeeded: its state row moved, its mark cleared, its
     /// history row finished; left pending where `journal_finish` is (committed with what
-    /// comes next), else committed now.
-    async fn finish_journal(&self, conn: &mut DB::Connection, values: Values) -> Result<()> {
+    /// comes next), else committed now. A step that `may_hold_a_transaction` (see
+    /// `SqlxRaw::may_leave_a_transaction_open`) has its `journal_finish` committed now, on its
+    /// own session, never sent on another.
+    async fn finish_journal(
+        &self,
+        conn: &mut DB::Connection,
+        values: Values,
+        may_hold_a_transaction: bool,
+    ) -> Result<()> {
         let sql = &self.sql;
-        if sql.journal_finish.is_some() {
+        if let Some(finish) = &sql.journal_finish {
+            if may_hold_a_transaction {
+                return Self::send_journal_finish(conn, finish, &values).await;
+            }
             if let Ok(mut slot) = self.pending_finish.lock() {
                 *slot = Some(values);
                 return Ok(());
@@ -160,11 +170,12 @@ where
         // cancelled run), the connection is closed, which rolls that back, instead of going
         // back to the pool with it open for the next user to commit.
         conn.set_open_transaction(true);
-        let result = {
+        let (result, may_hold_a_transaction) = {
             let mut raw = SqlxRaw::<DB>::new(&mut conn, &self.sql);
             let mut db =
                 Conn::new(&mut raw, self.schema.as_deref()).with_table_names(step.table_names);
-            (step.action)(&mut db).await
+            let result = (step.action)(&mut db).await;
+            (result, raw.may_leave_a_transaction_open())
         };
         let elapsed = clock.elapsed();
         let us = micros(elapsed);
@@ -174,7 +185,7 @@ where
                 // Still marked open: a finish that fails (a step that left a transaction of its
                 // own open, where SQLite's `BEGIN` refuses to nest) drops the connection closed,
                 // rolling that back, instead of giving it to the pool holding the write lock.
-                self.finish_journal(&mut conn, values)
+                self.finish_journal(&mut conn, values, may_hold_a_transaction)
                     .await
                     .map_err(|err| match err {
                         // The step ran: its finish waiting too long for the write lock is a

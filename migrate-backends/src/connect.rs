@@ -148,7 +148,28 @@ pub async fn connect_with(
 ) -> Result<Box<dyn MigrationBackend>> {
     connect_scheme(url, options)
         .await
+        .map_err(|e| match e {
+            // The driver's errors name no server or file ("failed to lookup address
+            // information", "unable to open database file"): say which.
+            Error::Database(driver) => {
+                Error::Database(driver.context(format!("connecting to {}", target(url))))
+            }
+            other => other,
+        })
         .map_err(|e| crate::url::redact_password(e, url))
+}
+
+/// What `url` connects to, for an error: the SQLite file as written, else the server and
+/// database (never the user or password).
+fn target(url: &str) -> String {
+    match url.strip_prefix("sqlite:") {
+        Some(rest) => {
+            let file = rest.strip_prefix("//").unwrap_or(rest);
+            let file = file.split_once('?').map_or(file, |(file, _)| file);
+            format!("the SQLite database `{}`", file.escape_debug())
+        }
+        None => crate::url::server(url),
+    }
 }
 
 /// The dialect of the database `url` names, after every check [`connect_with`] makes before it
@@ -158,7 +179,14 @@ pub async fn connect_with(
 /// option is the same [`Error::Config`] that `connect_with` returns.
 #[doc(hidden)]
 pub fn checked_dialect(url: &str, options: &ConnectOptions) -> Result<Dialect> {
-    let scheme = url.split(':').next().unwrap_or_default();
+    let Some((scheme, _)) = url.split_once(':') else {
+        // No password without a colon: the text is safe to show.
+        return Err(Error::Config(format!(
+            "`{}` is not a database URL: it has no scheme (for example \
+             `sqlite://app.db?mode=rwc`, `postgres://user@host/db`, `mysql://user@host/db`)",
+            url.escape_debug()
+        )));
+    };
     if let Some(table) = &options.tracking_table {
         crate::sqlx_db::check_tracking_table(table)?;
     }
@@ -180,6 +208,11 @@ pub fn checked_dialect(url: &str, options: &ConnectOptions) -> Result<Dialect> {
             options.no_schema("MySQL/MariaDB")?;
             Ok(Dialect::MySql)
         }
+        _ if scheme.bytes().any(|b| b.is_ascii_uppercase()) => Err(Error::Config(format!(
+            "URL scheme `{}:` is not lower case: write `{}:`",
+            scheme.escape_debug(),
+            scheme.to_ascii_lowercase().escape_debug()
+        ))),
         _ => Err(Error::Config(format!(
             "no enabled backend for URL scheme `{}:` (features: sqlite, postgres, mysql)",
             scheme.escape_debug()

@@ -44,6 +44,57 @@ each_backend! {
         }
     }
 
+    async fn a_url_without_a_scheme_or_in_capitals_says_so(db) {
+        if db.backend() != Backend::Sqlite {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bare = dir.path().join("app.db");
+        let bare = bare.to_str().expect("a UTF-8 temp path");
+        for (url, says) in [
+            (bare, "has no scheme"),
+            ("sqlite", "has no scheme"),
+            ("SQLITE://app.db", "write `sqlite:`"),
+            ("Postgres://u@h/db", "write `postgres:`"),
+        ] {
+            let err = match migrate::connect(url).await {
+                Ok(_) => panic!("`{url}` connected"),
+                Err(err) => err,
+            };
+            assert!(matches!(err, Error::Config(_)) && err.to_string().contains(says), "{url}: {err}");
+        }
+        assert!(!std::path::Path::new(bare).exists(), "no file made");
+        assert!(!std::path::Path::new("sqlite").exists(), "no file named `sqlite` made");
+    }
+
+    async fn a_failed_connect_names_the_server_or_file(db) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (url, named) = match db.backend() {
+            // No such directory: SQLite cannot create the file.
+            Backend::Sqlite => {
+                let file = dir.path().join("missing").join("app.db");
+                let file = file.to_str().expect("a UTF-8 temp path").to_string();
+                (format!("sqlite://{file}?mode=rwc"), file)
+            }
+            Backend::Postgres => (
+                "postgres://app:s3cret@no-such-host.invalid:5432/app".to_string(),
+                "postgres://no-such-host.invalid:5432/app".to_string(),
+            ),
+            Backend::MySql => (
+                "mysql://app:s3cret@no-such-host.invalid:3306/app".to_string(),
+                "mysql://no-such-host.invalid:3306/app".to_string(),
+            ),
+        };
+        let options = migrate::ConnectOptions::new().connect_timeout(Duration::from_secs(5));
+        let err = match migrate::connect_with(&url, &options).await {
+            Ok(_) => panic!("`{url}` connected"),
+            Err(err) => err,
+        };
+        let text = err.to_string();
+        assert!(text.contains(&named), "the error names `{named}`: {text}");
+        assert!(!text.contains("s3cret") && !format!("{err:?}").contains("s3cret"), "{err:?}");
+    }
+
     async fn an_unreachable_port_fails_within_the_connect_timeout(db) {
         let timeout = Duration::from_secs(2);
         let started = Instant::now();

@@ -131,7 +131,7 @@ fn two_modules_sharing_a_table() -> Vec<&'static migrate::registry::Migration> {
 }
 
 #[tokio::test]
-async fn stamp_and_unstamp_of_a_table_two_modules_share_must_name_the_module() {
+async fn stamp_unstamp_and_repairs_of_a_table_two_modules_share_must_name_the_module() {
     let Some(db) = crate::harness::TestDb::new(migrate::testing::Backend::Sqlite).await else {
         return;
     };
@@ -143,6 +143,14 @@ async fn stamp_and_unstamp_of_a_table_two_modules_share_must_name_the_module() {
     for (what, result) in [
         ("stamp", manager.stamp("shared", "1.0.0").await),
         ("unstamp", manager.unstamp("shared").await),
+        // The repairs alike: a bare name settled or re-pinned both modules' tables.
+        (
+            "resolve_dirty",
+            manager
+                .resolve_dirty("shared", migrate::manager::Resolution::Completed)
+                .await,
+        ),
+        ("accept_checksums", manager.accept_checksums("shared").await),
     ] {
         let err = result.expect_err(what);
         assert!(
@@ -156,6 +164,14 @@ async fn stamp_and_unstamp_of_a_table_two_modules_share_must_name_the_module() {
         before,
         "the refusals changed nothing"
     );
+    manager
+        .accept_checksums("alpha:shared")
+        .await
+        .expect("one module's table");
+    manager
+        .resolve_dirty("alpha:shared", migrate::manager::Resolution::Completed)
+        .await
+        .expect("one module's table, with no mark");
     manager
         .unstamp("beta:shared")
         .await

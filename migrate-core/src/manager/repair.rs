@@ -19,8 +19,11 @@ pub enum Resolution {
 impl MigrationManager {
     /// Clears the dirty mark of `table` after an operator checked the schema by hand. Takes
     /// the run lock.
+    ///
+    /// A table name two modules share must name its module (`module:table`), else
+    /// [`Error::Config`] names both, as for [`stamp`](Self::stamp).
     pub async fn resolve_dirty(&self, table: &str, resolution: Resolution) -> Result<()> {
-        let chains = self.resolve_tables(&[table.to_string()])?;
+        let chains = vec![self.resolve_one_table(table)?];
         // Nothing recorded at all: no mark to settle.
         if self.nothing_recorded().await? {
             return Ok(());
@@ -106,8 +109,11 @@ impl MigrationManager {
 
     /// Accepts the current binary's checksums for the applied steps of `table`: the explicit
     /// re-pin after an intentional edit of an applied migration. Takes the run lock.
+    ///
+    /// A table name two modules share must name its module (`module:table`), else
+    /// [`Error::Config`] names both: re-pinning both would accept an edit nobody reviewed.
     pub async fn accept_checksums(&self, table: &str) -> Result<()> {
-        let chains = self.resolve_tables(&[table.to_string()])?;
+        let chains = vec![self.resolve_one_table(table)?];
         // Nothing recorded at all: no checksum to re-pin.
         if self.nothing_recorded().await? {
             return Ok(());

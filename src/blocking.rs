@@ -91,7 +91,11 @@ impl MigrationManager {
         options: &ConnectOptions,
         sets: impl IntoIterator<Item = &'static MigrationSet>,
     ) -> Result<Self> {
-        Self::open(|| crate::connect_with(url, options), sets)
+        Self::opened(
+            "migrate::blocking::MigrationManager::connect",
+            || crate::connect_with(url, options),
+            sets,
+        )
     }
 
     /// Builds a manager over the backend that `open` makes. `open` runs on the private
@@ -105,7 +109,20 @@ impl MigrationManager {
         B: MigrationBackend + 'static,
         F: Future<Output = Result<B>>,
     {
-        outside_runtime("MigrationManager::open")?;
+        Self::opened("migrate::blocking::MigrationManager::open", open, sets)
+    }
+
+    /// [`open`](Self::open), called as `method` (what an error inside a runtime names).
+    fn opened<B, F>(
+        method: &'static str,
+        open: impl FnOnce() -> F,
+        sets: impl IntoIterator<Item = &'static MigrationSet>,
+    ) -> Result<Self>
+    where
+        B: MigrationBackend + 'static,
+        F: Future<Output = Result<B>>,
+    {
+        outside_runtime(method)?;
         let runtime = new_runtime()?;
         let db = runtime.block_on(open())?;
         // Entered while the backend may be dropped (a graph that fails to build drops it):
@@ -177,12 +194,14 @@ impl MigrationManager {
     where
         F: Future<Output = Result<T>> + 'a,
     {
-        self.block("MigrationManager::block_on", call)
+        self.block("migrate::blocking::MigrationManager::block_on", call)
     }
 
     /// See [`crate::MigrationManager::install_fresh`].
     pub fn install_fresh(&self) -> Result<Report> {
-        self.block("MigrationManager::install_fresh", |m| m.install_fresh())
+        self.block("migrate::blocking::MigrationManager::install_fresh", |m| {
+            m.install_fresh()
+        })
     }
 
     /// See [`crate::startup::ensure`]: migrating (or checking) before a host without an async
@@ -200,9 +219,10 @@ impl MigrationManager {
         }
         // On this manager's runtime, as every call; what refuses it (another runtime) is the
         // start-up's failure to migrate.
-        self.block("MigrationManager::ensure", |m| async move {
-            Ok(crate::startup::ensure(m, policy).await)
-        })
+        self.block(
+            "migrate::blocking::MigrationManager::ensure",
+            |m| async move { Ok(crate::startup::ensure(m, policy).await) },
+        )
         .unwrap_or_else(|source| {
             Err(crate::startup::StartupError::Migrate {
                 target: self
@@ -260,19 +280,24 @@ impl MigrationManager {
 
     /// See [`crate::MigrationManager::status`].
     pub fn status(&self) -> Result<Vec<TableStatus>> {
-        self.block("MigrationManager::status", |m| m.status())
+        self.block("migrate::blocking::MigrationManager::status", |m| {
+            m.status()
+        })
     }
 
     /// See [`crate::MigrationManager::history`].
     pub fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>> {
-        self.block("MigrationManager::history", move |m| m.history(limit))
+        self.block("migrate::blocking::MigrationManager::history", move |m| {
+            m.history(limit)
+        })
     }
 
     /// See [`crate::MigrationManager::current_version`].
     pub fn current_version(&self, table: &str) -> Result<Option<Version>> {
-        self.block("MigrationManager::current_version", move |m| {
-            m.current_version(table)
-        })
+        self.block(
+            "migrate::blocking::MigrationManager::current_version",
+            move |m| m.current_version(table),
+        )
     }
 
     /// See [`crate::MigrationManager::latest_version_of`].
@@ -282,36 +307,46 @@ impl MigrationManager {
 
     /// See [`crate::MigrationManager::pending`].
     pub fn pending(&self) -> Result<Vec<MigrationInfo>> {
-        self.block("MigrationManager::pending", |m| m.pending())
+        self.block("migrate::blocking::MigrationManager::pending", |m| {
+            m.pending()
+        })
     }
 
     /// See [`crate::MigrationManager::applied`].
     pub fn applied(&self) -> Result<Vec<MigrationInfo>> {
-        self.block("MigrationManager::applied", |m| m.applied())
+        self.block("migrate::blocking::MigrationManager::applied", |m| {
+            m.applied()
+        })
     }
 
     /// See [`crate::MigrationManager::stamp`].
     pub fn stamp(&self, table: &str, version: &str) -> Result<()> {
-        self.block("MigrationManager::stamp", move |m| m.stamp(table, version))
+        self.block("migrate::blocking::MigrationManager::stamp", move |m| {
+            m.stamp(table, version)
+        })
     }
 
     /// See [`crate::MigrationManager::unstamp`].
     pub fn unstamp(&self, table: &str) -> Result<()> {
-        self.block("MigrationManager::unstamp", move |m| m.unstamp(table))
+        self.block("migrate::blocking::MigrationManager::unstamp", move |m| {
+            m.unstamp(table)
+        })
     }
 
     /// See [`crate::MigrationManager::resolve_dirty`].
     pub fn resolve_dirty(&self, table: &str, resolution: Resolution) -> Result<()> {
-        self.block("MigrationManager::resolve_dirty", move |m| {
-            m.resolve_dirty(table, resolution)
-        })
+        self.block(
+            "migrate::blocking::MigrationManager::resolve_dirty",
+            move |m| m.resolve_dirty(table, resolution),
+        )
     }
 
     /// See [`crate::MigrationManager::accept_checksums`].
     pub fn accept_checksums(&self, table: &str) -> Result<()> {
-        self.block("MigrationManager::accept_checksums", move |m| {
-            m.accept_checksums(table)
-        })
+        self.block(
+            "migrate::blocking::MigrationManager::accept_checksums",
+            move |m| m.accept_checksums(table),
+        )
     }
 }
 
@@ -391,10 +426,10 @@ macro_rules! blocking_request {
             /// Runs the request, blocking until it ends.
             pub fn run(self) -> Result<Report> {
                 let request = self.inner?;
-                self.owner
-                    .block(concat!("MigrationManager::", stringify!($start)), |_| {
-                        request.run()
-                    })
+                self.owner.block(
+                    concat!("migrate::blocking::", stringify!($name), "::run"),
+                    |_| request.run(),
+                )
             }
         }
     };
@@ -407,5 +442,10 @@ impl DownRequest<'_> {
     /// See [`crate::manager::DownRequest::to_base`].
     pub fn to_base(self) -> Self {
         self.with(|r| r.to_base())
+    }
+
+    /// See [`crate::manager::DownRequest::steps`].
+    pub fn steps(self, steps: usize) -> Self {
+        self.with(|r| r.steps(steps))
     }
 }

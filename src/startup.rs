@@ -41,7 +41,8 @@ pub const POLICY_ENV: &str = "MIGRATE_ON_STARTUP";
 #[non_exhaustive]
 pub enum Policy {
     /// Apply pending migrations, then serve. A dirty, drifted or ahead database is refused
-    /// before anything runs. Up to date, it costs one read of the state table.
+    /// before anything runs. Up to date, it costs one read of the state table (and, with
+    /// `with_adopted_versions` or `with_baseline_for_existing_tables`, the reads those take).
     Apply,
     /// Serve only if the database is exactly where this binary expects it: not behind, not
     /// ahead, not dirty, no drift.
@@ -143,10 +144,17 @@ impl Problem {
                 module: module(),
                 table: table(),
                 recorded: status.unknown_version.clone().unwrap_or_else(|| {
-                    status
-                        .current
-                        .as_ref()
-                        .map_or_else(|| "a row".to_string(), Version::to_string)
+                    status.current.as_ref().map_or_else(
+                        || match &status.dirty {
+                            // Its first step was cut off: a mark and no version.
+                            Some(mark) => format!(
+                                "{} (a step cut off going {}, nothing finished)",
+                                mark.version, mark.direction
+                            ),
+                            None => "a row with no version".to_string(),
+                        },
+                        Version::to_string,
+                    )
                 }),
             }];
         }
@@ -300,8 +308,10 @@ pub enum StartupError {
         /// What is wrong, worst first per table.
         problems: Vec<Problem>,
     },
-    /// Reading the state or applying failed.
-    #[error("migrating {target} at start-up failed")]
+    /// Reading the state (every policy that reads it) or applying (`Apply`) failed.
+    #[error(
+        "the start-up check of {target} failed (reading its state, or applying under `apply`)"
+    )]
     Migrate {
         /// The database.
         target: String,

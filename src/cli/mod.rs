@@ -197,7 +197,7 @@ impl Cli {
         }
         if let Some(fleet) = fleet::fleet_of(&arguments.command) {
             let sets = self.sets.clone();
-            let outcome = crate::blocking::outside_runtime("cli::run")
+            let outcome = crate::blocking::outside_runtime("migrate::cli::Cli::run")
                 .and_then(|()| crate::blocking::new_runtime())
                 .and_then(|runtime| {
                     runtime.block_on(fleet::run(
@@ -237,7 +237,7 @@ impl Cli {
     }
 
     fn execute(self, arguments: &Arguments, url: &str, printer: &Printer) -> Result<u8> {
-        crate::blocking::outside_runtime("cli::run")?;
+        crate::blocking::outside_runtime("migrate::cli::Cli::run")?;
         let runtime = crate::blocking::new_runtime()?;
         let options = arguments.connect_options();
         let flags = arguments.manager_flags()?;

@@ -159,6 +159,13 @@ each_backend! {
         let status = listings_work(&db, &m).await;
         let knowledge = row(&status, "knowledge");
         assert!(!knowledge.linked && knowledge.dirty.is_some(), "{knowledge:?}");
+        // Start-up's problem says what is there: a step cut off, not "a row".
+        let problems = migrate::startup::Problem::of(knowledge);
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            said.len() == 1 && said[0].contains("1.0.0 (a step cut off going up, nothing finished)"),
+            "{said:?}"
+        );
     }
 
     async fn a_per_table_baseline_may_name_the_module(db) {

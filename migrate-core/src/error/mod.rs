@@ -230,9 +230,9 @@ pub enum Error {
 
     /// A method of the blocking API was called on a thread that is already running an async
     /// runtime, where blocking on it would stall that runtime.
-    #[error("migrate::blocking::{method} was called inside an async runtime's context; use the async MigrationManager there, or call it from a std::thread (tokio::task::spawn_blocking's threads carry the runtime's context too)")]
+    #[error("{method} blocks, and was called inside an async runtime's context: call it from a std::thread (tokio::task::spawn_blocking's threads carry the runtime's context too), or use the async API there")]
     InsideRuntime {
-        /// The method called.
+        /// The method called, by its path (`migrate::blocking::MigrationManager::status`).
         method: &'static str,
     },
 

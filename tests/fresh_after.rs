@@ -66,3 +66,21 @@ async fn a_fresh_install_waits_for_the_table_its_steps_run_after() {
         assert!(status.iter().all(|s| s.pending == 0), "{status:?}");
     }
 }
+
+/// The round trip that compares a fresh install with an upgrade refuses a fresh function that
+/// `install_fresh` passes over, naming it and the edge that keeps it out: it would never be
+/// compared, though the test passed (Agno's `session_fresh` sat so on session@3.0.0).
+#[tokio::test]
+async fn the_fresh_round_trip_names_a_fresh_function_it_could_not_test() {
+    let err = match migrate::testing::fresh_against_upgrade(Backend::Sqlite, &[&MIGRATIONS]).await {
+        Ok(diff) => panic!("passed: {diff:?}"),
+        Err(err) => err,
+    };
+    let text = err.to_string();
+    assert!(
+        matches!(err, migrate::Error::Config(_))
+            && text.contains("`orders_fresh` of fresh_after:orders@1.0.0")
+            && text.contains("customers@1.0.0"),
+        "{text}"
+    );
+}

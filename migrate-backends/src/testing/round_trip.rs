@@ -4,10 +4,10 @@
 use super::{Backend, DataCheck, Stairway, TestDatabase};
 use crate::snapshot::{snapshot, SchemaDiff};
 use crate::DEFAULT_TRACKING_TABLE;
-use migrate_core::error::Result;
+use migrate_core::error::{Error, Result};
 use migrate_core::graph::Graph;
 use migrate_core::manager::MigrationManager;
-use migrate_core::migration::MigrationSet;
+use migrate_core::migration::{Migration, MigrationSet};
 use std::future::Future;
 
 /// Runs a future to completion on a fresh tokio runtime, for synchronous `#[test]`s.
@@ -176,6 +176,20 @@ pub async fn fresh_against_upgrade(
     step_by_step.up().await?;
     let installer = MigrationManager::new(fresh.executor().await?, sets.iter().copied())?;
     let report = installer.install_fresh().await?;
+    let passed_over = passed_over(sets, &report);
+    if !passed_over.is_empty() {
+        return Err(Error::Config(format!(
+            "install_fresh on a new database passed over {} (a fresh install runs before any \
+             step, so a fresh function that stands for a step running `after` a step of another \
+             table is never used, and nothing tests it): {}",
+            if passed_over.len() == 1 {
+                "a fresh function"
+            } else {
+                "fresh functions"
+            },
+            passed_over.join("; ")
+        )));
+    }
     tracing::info!(
         steps = report.applied.len(),
         backend = backend.name(),
@@ -184,6 +198,58 @@ pub async fn fresh_against_upgrade(
     let upgraded = snapshot(upgraded.url(), None, DEFAULT_TRACKING_TABLE).await?;
     let fresh = snapshot(fresh.url(), None, DEFAULT_TRACKING_TABLE).await?;
     Ok(Some(upgraded.diff(&fresh)))
+}
+
+/// The fresh function of each table of `sets` (its chain's highest) that `report`, from
+/// `install_fresh` on a new database, did not run, each with the `after` edges of the steps it
+/// stands for.
+fn passed_over(
+    sets: &[&'static MigrationSet],
+    report: &migrate_core::report::Report,
+) -> Vec<String> {
+    let migrations: Vec<&'static Migration> =
+        sets.iter().flat_map(|set| set.migrations()).collect();
+    let version = |m: &Migration| migrate_core::Version::parse(m.version_str()).ok();
+    let mut out = Vec::new();
+    for fresh in &migrations {
+        let Some(name) = fresh.fresh_name() else {
+            continue;
+        };
+        let same_chain = |m: &&&Migration| {
+            m.set().module() == fresh.set().module() && m.table() == fresh.table()
+        };
+        // Only the highest fresh function of a table is for install_fresh.
+        let higher = migrations
+            .iter()
+            .filter(same_chain)
+            .any(|m| m.fresh_name().is_some() && version(m) > version(fresh));
+        let used = report.applied.iter().any(|a| {
+            a.step.module == fresh.set().module()
+                && a.step.table == fresh.table()
+                && a.step.name == name
+        });
+        if higher || used {
+            continue;
+        }
+        let after: Vec<&str> = migrations
+            .iter()
+            .filter(same_chain)
+            .filter(|m| version(m) <= version(fresh))
+            .filter_map(|m| m.after())
+            .collect();
+        out.push(format!(
+            "`{name}` of {}:{}@{} (it stands for steps that run after {})",
+            fresh.set().module(),
+            fresh.table(),
+            fresh.version_str(),
+            if after.is_empty() {
+                "nothing".to_string()
+            } else {
+                after.join(", ")
+            }
+        ));
+    }
+    out
 }
 
 async fn upgrade_from_empty(

@@ -1,4 +1,5 @@
-//! Fresh installs: each table created directly as its head leaves it, for `install-fresh`.
+//! Fresh installs: each table created directly as its head leaves it, for `install-fresh`
+//! (the session table's stands for 2.5.0, which leaves it as 3.0.0 does: see `v2_5.rs`).
 //! `round_trip_tests!` (`examples/agno/tests/round_trip.rs`) proves on every backend that each equals the table
 //! upgraded step by step; that is why sessions keep the `runs` backup column here too.
 

@@ -64,7 +64,16 @@ async fn refuse_bad_session_ids(db: &mut Conn<'_>) -> Result<()> {
     Ok(())
 }
 
-#[migrate::migration(table = "session", version = "2.5.0", parent = "2.3.0", down = session_unique_again)]
+// The session table's fresh function is here, not on 3.0.0 (which copies runs out and leaves
+// the table as 2.5.0 made it): 3.0.0 runs after `runs@3.0.0`, which runs after this step, so a
+// fresh install standing for 3.0.0 could never run first on a new database.
+#[migrate::migration(
+    table = "session",
+    version = "2.5.0",
+    parent = "2.3.0",
+    down = session_unique_again,
+    fresh = super::fresh::session_fresh
+)]
 pub async fn session_primary_key(db: &mut Conn<'_>) -> Result<()> {
     if db.dialect() == Dialect::Sqlite {
         return Ok(());

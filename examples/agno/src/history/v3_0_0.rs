@@ -101,8 +101,7 @@ fn text(run: &serde_json::Value, key: &str) -> Value {
     down = runs_back_into_sessions,
     after = "runs@3.0.0",
     transaction = false,
-    resumable,
-    fresh = super::fresh::session_fresh
+    resumable
 )]
 pub async fn move_runs_out_of_sessions(db: &mut Conn<'_>) -> Result<()> {
     if !db.column_exists("session", "runs").await? {

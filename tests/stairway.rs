@@ -503,6 +503,16 @@ fn a_check_that_names_no_step_is_an_error_before_anything_runs() {
         "{:?}",
         report.failures
     );
+    // An after_down on an irreversible step would never run.
+    let never_down = Stairway::new([&MIGRATIONS]).check(
+        "healthy@1.2.0",
+        DataCheck::new().after_down(|db| Box::pin(nothing(db))),
+    );
+    let err = migrate::testing::block_on(never_down.run(Backend::Sqlite)).expect_err("never down");
+    assert!(
+        matches!(err, Error::Config(_)) && err.to_string().contains("irreversible"),
+        "{err}"
+    );
     // Two checks of one step (bare and qualified here): only the first would have run.
     let twice = Stairway::new([&MIGRATIONS])
         .check("healthy@1.1.0", DataCheck::new())
@@ -531,6 +541,14 @@ fn a_step_whose_up_fails_is_reported_with_every_other_step() {
         .collect();
     assert_eq!(up.len(), 1, "{report}");
     assert!(up[0].contains("broken_up@1.1.0"), "{report}");
+    // With its cause: the step's error alone names the step, not what went wrong.
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|f| matches!(&f.problem, Problem::Failed { error } if error.contains("was told to fail"))),
+        "{report}"
+    );
     let mut not_reached: Vec<String> = report
         .not_reached
         .iter()
@@ -554,4 +572,44 @@ fn a_step_whose_up_fails_is_reported_with_every_other_step() {
         .iter()
         .any(|s| s.table == "broken_up" && s.version.to_string() == "1.0.0"));
     assert!(report.to_string().contains("not reached"), "{report}");
+}
+
+#[test]
+fn a_step_whose_seed_and_up_both_fail_keeps_the_report() {
+    // The seed fails first, so the up is never tried; the database rebuilt after the failure
+    // then met the failing up, and that error replaced the whole report.
+    async fn refuse(_db: &mut Conn<'_>) -> Result<()> {
+        Err(Error::msg("the seed could not be written"))
+    }
+    FAIL_UP.with(|f| f.set(true));
+    let walked = migrate::testing::block_on(
+        Stairway::new([&MIGRATIONS])
+            .check(
+                "broken_up@1.1.0",
+                DataCheck::new().seed(|db| Box::pin(refuse(db))),
+            )
+            .run(Backend::Sqlite),
+    );
+    FAIL_UP.with(|f| f.set(false));
+    let report = walked
+        .expect("the report comes back")
+        .expect("sqlite is always there");
+    let failed: Vec<(Phase, String)> = report
+        .failures
+        .iter()
+        .filter(|f| f.step.table == "broken_up")
+        .map(|f| (f.phase, format!("{:?}", f.problem)))
+        .collect();
+    assert!(
+        failed.iter().any(|(phase, problem)| *phase == Phase::Data && problem.contains("could not be written"))
+            && failed.iter().any(|(phase, problem)| *phase == Phase::Up && problem.contains("was told to fail")),
+        "{report}"
+    );
+    assert!(
+        report
+            .not_reached
+            .iter()
+            .any(|s| s.table == "broken_up" && s.version.to_string() == "1.2.0"),
+        "{report}"
+    );
 }

@@ -234,3 +234,15 @@ fn dialect(backend: Backend) -> migrate_core::dialect::Dialect {
         Backend::MySql => migrate_core::dialect::Dialect::MySql,
     }
 }
+
+/// `err`'s text, and each cause in its source chain on a line of its own (a step's failure
+/// names the step, and only its cause says what the database refused).
+pub(crate) fn with_causes(err: &migrate_core::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    text
+}

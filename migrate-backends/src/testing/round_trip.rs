@@ -145,13 +145,11 @@ pub fn round_trip_with(
         }
     });
     if let Err(err) = outcome {
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            text.push_str(&format!("\n  caused by: {cause}"));
-            source = cause.source();
-        }
-        panic!("{kind:?} on {}: {text}", backend.name());
+        panic!(
+            "{kind:?} on {}: {}",
+            backend.name(),
+            super::with_causes(&err)
+        );
     }
 }
 

@@ -354,8 +354,20 @@ impl Stairway {
                 .ok_or_else(|| Error::Config(format!("{} went away", backend.name())))?;
             manager = MigrationManager::new(db.executor().await?, self.sets.iter().copied())?;
             for earlier in &steps[..=i] {
-                if !stopped(&stuck, &earlier.step) {
-                    up_to(&manager, &earlier.step).await?;
+                if stopped(&stuck, &earlier.step) {
+                    continue;
+                }
+                // A step that failed before its up was tried (its seed, its first snapshot)
+                // may fail here: its table stops, and the report keeps what it found.
+                if let Err(err) = up_to(&manager, &earlier.step).await {
+                    stuck.push(earlier.step.clone());
+                    report.failures.push(StairwayFailure {
+                        step: earlier.step.clone(),
+                        phase: Phase::Up,
+                        problem: Problem::Failed {
+                            error: super::with_causes(&err),
+                        },
+                    });
                 }
             }
         }
@@ -397,6 +409,21 @@ impl Stairway {
                      DataCheck (seed, after_up and after_down together)"
                 )));
             }
+            let irreversible = self.sets.iter().flat_map(|set| set.migrations()).any(|m| {
+                let bare = format!("{}@{}", m.table(), m.version_str());
+                let qualified = format!("{}:{bare}", m.set().module());
+                (*name == bare || *name == qualified)
+                    && matches!(
+                        m.reversal(),
+                        migrate_core::migration::Reversal::Irreversible
+                    )
+            });
+            if irreversible && self.checks[i].1.after_down.is_some() {
+                return Err(migrate_core::error::Error::Config(format!(
+                    "stairway check `{name}` has an after_down, but the step is irreversible: \
+                     it never comes down, so the check would never run"
+                )));
+            }
             if !steps
                 .iter()
                 .any(|(qualified, bare)| name == qualified || name == bare)
@@ -434,7 +461,7 @@ impl Stairway {
                 fail(
                     phase,
                     Problem::Failed {
-                        error: e.to_string(),
+                        error: super::with_causes(&e),
                     },
                 )
             }
@@ -444,7 +471,7 @@ impl Stairway {
                 fail(
                     phase,
                     Problem::Snapshot {
-                        error: e.to_string(),
+                        error: super::with_causes(&e),
                     },
                 )
             }
@@ -551,8 +578,12 @@ async fn up_to(manager: &MigrationManager, step: &StepKey) -> Result<()> {
 
 /// Runs a data-check function on a connection to the test database.
 async fn run_check(db: &TestDatabase, f: &CheckFn) -> Result<()> {
-    let url = db.url();
-    let scheme = url.split(':').next().unwrap_or_default();
+    // sqlx's MySQL driver takes only `mysql:` (`connect` takes `mariadb:` too).
+    let url = match db.url().strip_prefix("mariadb:") {
+        Some(rest) => format!("mysql:{rest}"),
+        None => db.url().to_string(),
+    };
+    let url = url.as_str();
     macro_rules! on {
         ($conn:ty) => {{
             use sqlx::Connection;
@@ -572,13 +603,18 @@ async fn run_check(db: &TestDatabase, f: &CheckFn) -> Result<()> {
             result
         }};
     }
-    match scheme {
+    match db.backend() {
         #[cfg(feature = "sqlite")]
-        "sqlite" => on!(sqlx::SqliteConnection),
+        Backend::Sqlite => on!(sqlx::SqliteConnection),
         #[cfg(feature = "postgres")]
-        "postgres" => on!(sqlx::PgConnection),
+        Backend::Postgres => on!(sqlx::PgConnection),
         #[cfg(feature = "mysql")]
-        "mysql" => on!(sqlx::MySqlConnection),
-        _ => Err(Error::Config(format!("no backend for {url}"))),
+        Backend::MySql => on!(sqlx::MySqlConnection),
+        #[allow(unreachable_patterns)]
+        other => Err(Error::Config(format!(
+            "data checks on {} need the `{}` feature",
+            other.name(),
+            other.name()
+        ))),
     }
 }

@@ -1,7 +1,8 @@
 //! The compile-time graph checks: every mistake in the list below must fail `cargo build` with
 //! an error at the attribute, and a crate using every accepted form must compile and run.
 //! The expected compiler output is committed next to each case (`tests/ui/*.stderr`); refresh it
-//! with `TRYBUILD=overwrite cargo test --test compile_checks` after a toolchain bump.
+//! with `TRYBUILD=overwrite cargo test --all-features --test compile_checks --test round_trip_options`
+//! after a toolchain bump.
 
 // The snapshots are rustc 1.95's words; another compiler words some errors differently, so there
 // the cases are skipped with this message instead of failing.

@@ -49,7 +49,10 @@ pub struct Progress {
     pub step: StepKey,
     /// Up or down.
     pub direction: Direction,
-    /// `None` as the step starts; how long it took once it has ended successfully.
+    /// `None` as the step starts; how long it took once it has ended successfully. Its commit
+    /// may still wait to ride on the next step's first statement (or, on MySQL, its finish on
+    /// the next step's start): a step rolled back with it is reported to the callback again
+    /// when the run plans it again, and [`Report::applied`] counts only committed steps.
     pub finished: Option<Duration>,
 }
 

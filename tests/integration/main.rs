@@ -36,6 +36,7 @@ mod pgbouncer;
 mod pool_passed_in;
 mod postgres;
 mod query_values;
+mod quickstart;
 mod secrets;
 mod startup;
 mod surgery;

@@ -148,3 +148,14 @@ mod tests {
         assert!(!wait.report_due(), "the next report waits a whole interval");
     }
 }
+
+/// Who holds the lock, as `asked` found out; when asking failed, a holder that could not be
+/// named: a lock timeout stays a lock timeout (and a wait goes on) whatever the catalog query
+/// met.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) fn holder_or_unknown(asked: migrate_core::error::Result<String>) -> String {
+    asked.unwrap_or_else(|err| {
+        tracing::debug!(error = %err, "could not ask who holds the run lock");
+        format!("another session (asking which failed: {err})")
+    })
+}

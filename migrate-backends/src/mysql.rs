@@ -230,7 +230,10 @@ impl Driver for MySql {
     }
 
     fn lock(db: &MySqlDb, timeout: std::time::Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
-        Box::pin(get_lock(db, LockWait::new(timeout)))
+        Box::pin(async move {
+            db.lock_has_a_connection()?;
+            get_lock(db, LockWait::new(timeout)).await
+        })
     }
 }
 
@@ -300,11 +303,15 @@ async fn get_lock(db: &MySqlDb, mut wait: LockWait) -> Result<Box<dyn RunLock>> 
         if wait.expired() {
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
-                holder: Some(lock_holder(session.conn(), &name).await?),
+                holder: Some(crate::lock_wait::holder_or_unknown(
+                    lock_holder(session.conn(), &name).await,
+                )),
             });
         }
         if wait.report_due() {
-            wait.report(&lock_holder(session.conn(), &name).await?);
+            wait.report(&crate::lock_wait::holder_or_unknown(
+                lock_holder(session.conn(), &name).await,
+            ));
         }
     }
 }

@@ -219,6 +219,7 @@ impl Driver for Postgres {
 
     fn lock(db: &PgDb, timeout: Duration) -> BoxFuture<'_, Result<Box<dyn RunLock>>> {
         Box::pin(async move {
+            db.lock_has_a_connection()?;
             let wait = LockWait::new(timeout);
             match db.lock.mode {
                 LockMode::Advisory if db.pooled_proxy => Err(Error::Config(
@@ -353,11 +354,15 @@ async fn advisory_lock(db: &PgDb, mut wait: LockWait) -> Result<Box<dyn RunLock>
         if wait.expired() {
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
-                holder: Some(advisory_holder(session.conn(), key).await?),
+                holder: Some(crate::lock_wait::holder_or_unknown(
+                    advisory_holder(session.conn(), key).await,
+                )),
             });
         }
         if wait.report_due() {
-            wait.report(&advisory_holder(session.conn(), key).await?);
+            wait.report(&crate::lock_wait::holder_or_unknown(
+                advisory_holder(session.conn(), key).await,
+            ));
         }
         tokio::time::sleep(LOCK_POLL).await;
     }
@@ -521,11 +526,15 @@ async fn table_lock(
             attempt.armed = false; // not taken: nothing to delete
             return Err(Error::LockTimeout {
                 waited: wait.timeout(),
-                holder: Some(lock_row_holder(attempt.conn(), &table).await?),
+                holder: Some(crate::lock_wait::holder_or_unknown(
+                    lock_row_holder(attempt.conn(), &table).await,
+                )),
             });
         }
         if wait.report_due() {
-            wait.report(&lock_row_holder(attempt.conn(), &table).await?);
+            wait.report(&crate::lock_wait::holder_or_unknown(
+                lock_row_holder(attempt.conn(), &table).await,
+            ));
         }
         tokio::time::sleep(LOCK_POLL).await;
     }

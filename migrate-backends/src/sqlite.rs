@@ -4,7 +4,8 @@
 //!   lock timeout; the OS frees it when the process ends, so a crashed runner cannot leave it
 //!   behind. Each step also runs in `BEGIN IMMEDIATE` (SQLite's write lock, bounded by the busy
 //!   timeout) and moves the state row with a compare-and-set, so even runners that share no
-//!   lock file (a pool passed in with [`SqliteDb::from_pool`]) apply every step exactly once.
+//!   lock file (an in-memory database, which has none) apply every step exactly once. A pool
+//!   passed in with [`SqliteDb::from_pool`] takes the lock file of its database file too.
 //! - **Transactions:** SQLite's DDL is transactional, so a step and its tracking rows commit
 //!   together; `transaction = false` steps are journalled.
 //! - **The "up to date" check** asks the database's wal-index (the `-shm` file) whether anything
@@ -201,7 +202,7 @@ impl Driver for Sqlite {
         Box::pin(async move {
             match &db.lock.file {
                 Some(path) => file_lock(path, timeout).await,
-                // In-memory, or a pool passed in: per-step BEGIN IMMEDIATE and the
+                // In-memory (no file to lock beside): per-step BEGIN IMMEDIATE and the
                 // compare-and-set keep every step exactly-once.
                 None => Ok(Box::new(NoLock) as Box<dyn RunLock>),
             }

@@ -120,6 +120,24 @@ each_backend! {
         assert_eq!(pool.size(), 1, "the same connection, not a new one");
     }
 
+    async fn a_server_pool_of_one_connection_is_refused_at_the_lock_naming_the_pool(db) {
+        if db.backend() == Backend::Sqlite {
+            return;
+        }
+        // The executor keeps the only connection after its state read; the lock waited the
+        // pool's acquire timeout for a second and failed with "pool timed out".
+        let pool = OwnPool::of(&db, 1).await;
+        let manager = MigrationManager::new(pool.executor(), [&crate::MIGRATIONS]).expect("graph");
+        let started = std::time::Instant::now();
+        let err = manager.up().await.expect_err("one connection");
+        assert!(
+            matches!(err, migrate::Error::Config(_)) && err.to_string().contains("max_connections(2)"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(4), "waited {:?}", started.elapsed());
+        assert!(manager.status().await.expect("status").iter().all(|s| s.current.is_none()));
+    }
+
     async fn a_pool_with_every_connection_busy_begins_nothing(db) {
         let pool = OwnPool::of(&db, 2).await;
         let (owners, other) = (pool.hold().await, pool.hold().await);

@@ -521,6 +521,23 @@ where
         }
     }
 
+    /// Refuses, before waiting for it, a run lock that needs a connection of its own from a
+    /// pool of one (a pool passed in with `from_pool`): the executor keeps the pool's only
+    /// connection after its state read, and the lock would wait the pool's acquire timeout for
+    /// a second, then fail with a pool error that names neither.
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    pub(crate) fn lock_has_a_connection(&self) -> Result<()> {
+        let max = self.pool.options().get_max_connections();
+        if max < 2 {
+            return Err(Error::Config(format!(
+                "the pool passed in holds at most {max} connection: the run lock keeps one for \
+                 the whole run and the steps need another; give the pool max_connections(2) or \
+                 more"
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs `stmts` in one transaction on a held connection.
     async fn run_in_transaction(&self, stmts: &[Stmt], values: &Values) -> Result<()> {
         let mut conn = self.conn().await?;

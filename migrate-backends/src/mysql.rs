@@ -347,6 +347,14 @@ impl RunLock for NamedLock {
                     .await;
             if matches!(released, Ok(Some(1))) {
                 session.into_pool();
+            } else if let Ok(answer) = released {
+                // 0: another session holds it; NULL: nobody does. Either way this run did not
+                // hold it to its end, and other runners were not kept out.
+                tracing::warn!(
+                    lock = %name,
+                    answer = ?answer,
+                    "the run lock was not held when the run released it: this run may not have kept other runners out"
+                );
             }
             // Otherwise (not held any more, or the connection broke) the session is ended.
             released.map(|_| ()).map_err(Error::from)

@@ -440,7 +440,17 @@ impl RunLock for AdvisoryLock {
                     Ok(())
                 }
                 // Not held any more, or the connection broke: the session is ended (dropped).
-                Ok(false) | Err(_) => unlocked.map(|_| ()).map_err(Error::from),
+                Ok(false) => {
+                    // The session that took it is not this one any more: a transaction-pooling
+                    // proxy that hands each statement its own server connection, unless
+                    // `behind_transaction_pooler` was set.
+                    tracing::warn!(
+                        key,
+                        "the run lock was not held when the run released it: this run may not have kept other runners out (behind a transaction-pooling proxy, use PgDb::behind_transaction_pooler)"
+                    );
+                    Ok(())
+                }
+                Err(err) => Err(Error::from(err)),
             }
         })
     }
@@ -614,8 +624,17 @@ impl TableLock {
                 let beat = format!(
                     "UPDATE {table} SET acquired_at = {now} WHERE id = 1 AND holder = {holder}"
                 );
-                if let Err(err) = sqlx::raw_sql(AssertSqlSafe(beat)).execute(&pool).await {
-                    tracing::warn!(error = %err, "could not refresh the lock row; it goes stale if this lasts");
+                match sqlx::raw_sql(AssertSqlSafe(beat)).execute(&pool).await {
+                    Ok(done) if done.rows_affected() == 0 => {
+                        // Taken over: another runner found it stale (this process stalled, or
+                        // the clocks disagree by more than `stale_after`).
+                        tracing::warn!(%holder, "the lock row is not this run's any more: another runner took it over, and this run no longer keeps it out");
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not refresh the lock row; it goes stale if this lasts");
+                    }
                 }
             }
         })
@@ -640,7 +659,10 @@ impl RunLock for TableLock {
         let pool = self.pool.take();
         Box::pin(async move {
             if let Some(pool) = pool {
-                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await?;
+                let done = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await?;
+                if done.rows_affected() == 0 {
+                    tracing::warn!("the lock row was not this run's when the run released it: another runner took it over, and this run may not have kept it out");
+                }
             }
             Ok(())
         })

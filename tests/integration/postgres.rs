@@ -89,11 +89,14 @@ async fn the_lock_table_fallback_serializes_runners() {
         let manager = MigrationManager::new(executor, [&MIGRATIONS]).unwrap();
         runners.push(tokio::spawn(async move { manager.up().await }));
     }
-    let mut applied = 0;
+    let mut applied = Vec::new();
     for runner in runners {
-        applied += runner.await.unwrap().expect("runner").applied.len();
+        applied.push(runner.await.unwrap().expect("runner").applied.len());
     }
-    assert_eq!(applied, 10);
+    // One runner took the row and applied everything while the others waited; the
+    // compare-and-set alone would let them share the steps.
+    applied.sort_unstable();
+    assert_eq!(applied, [0, 0, 10]);
     assert!(
         db.rows("SELECT holder FROM migrate_schema_versions_lock")
             .await
@@ -303,4 +306,40 @@ async fn the_lock_session_outlives_an_idle_session_timeout() {
     ))
     .await;
     db.clear_control().await;
+}
+
+/// A lock row taken over while its run goes on (another runner found it stale: this process
+/// stalled, or the clocks disagree) is said in the log, by the heartbeat and at release: the run
+/// no longer keeps the other out. Both were silent.
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn a_lock_row_taken_over_is_said_in_the_log() {
+    use migrate::backend::MigrationBackend;
+    let Some(db) = postgres().await else { return };
+    let (log, _guard) = crate::harness::capture(tracing::Level::WARN);
+    let mode = LockMode::Table {
+        stale_after: Duration::from_millis(400),
+    };
+    let executor = PgDb::connect(db.url()).await.unwrap().with_lock_mode(mode);
+    let held = executor.lock(None).await.expect("the lock");
+    db.exec("UPDATE migrate_schema_versions_lock SET holder = 'pid 4242 elsewhere'")
+        .await;
+    // The heartbeat beats every 100 ms (a quarter of `stale_after`).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        log.text().contains("the lock row is not this run's any more"),
+        "the heartbeat: {}",
+        log.text()
+    );
+    held.release().await.expect("release");
+    assert!(
+        log.text().contains("the lock row was not this run's when the run released it"),
+        "the release: {}",
+        log.text()
+    );
+    assert_eq!(
+        db.rows("SELECT holder FROM migrate_schema_versions_lock").await,
+        ["pid 4242 elsewhere"],
+        "the other runner's row is left alone"
+    );
 }

@@ -49,9 +49,10 @@ pub enum LockMode {
     /// A row in `<tracking table>_lock`, for databases or poolers without session advisory
     /// locks (CockroachDB, PgBouncer in transaction mode). The holder refreshes its row every
     /// quarter of `stale_after` while it runs; a crashed runner's row is taken over once it is
-    /// older than `stale_after`.
+    /// older than `stale_after`, by the server's clock.
     Table {
-        /// How old a lock row must be before another runner may take it over.
+        /// How old a lock row must be before another runner may take it over: at least
+        /// 400 ms (a run with less fails with `Error::Config` when it takes the lock).
         stale_after: Duration,
     },
 }
@@ -456,11 +457,24 @@ impl RunLock for AdvisoryLock {
     }
 }
 
+/// The server's time now, in microseconds since the epoch, as the lock row keeps it.
+const SERVER_MICROS: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+
+/// The shortest `stale_after` a lock row takes: its heartbeat beats at most every 100 ms, a
+/// quarter of this, and a shorter one would let every waiter take a live run's row over.
+const SHORTEST_STALE_AFTER: Duration = Duration::from_millis(400);
+
 async fn table_lock(
     db: &PgDb,
     stale_after: Duration,
     mut wait: LockWait,
 ) -> Result<Box<dyn RunLock>> {
+    if stale_after < SHORTEST_STALE_AFTER {
+        return Err(Error::Config(format!(
+            "LockMode::Table's stale_after of {stale_after:?} is shorter than \
+             {SHORTEST_STALE_AFTER:?}: another runner would take a live run's lock row over"
+        )));
+    }
     let table = db.names.lock_table.clone();
     let holder = format!("pid {} at {}", std::process::id(), Timestamp::now());
     let delete = format!(
@@ -507,15 +521,15 @@ async fn table_lock(
     // the `INSERT`. The holder text is this attempt's alone, so the delete touches no one
     // else's row.
     attempt.armed = true;
+    let stale_micros = micros(stale_after);
     loop {
-        let now = Timestamp::now().as_micros();
-        let stale = now - micros(stale_after);
         // Literals on the simple protocol: the lock row is what runs behind a transaction-pooling
-        // proxy, where a prepared statement may not be found on the next exchange.
+        // proxy, where a prepared statement may not be found on the next exchange. The times
+        // are the server's: runners whose clocks disagree still agree on what is stale.
         let taken = sqlx::raw_sql(AssertSqlSafe(format!(
-            "INSERT INTO {table} AS l (id, holder, acquired_at) VALUES (1, {}, {now}) \
+            "INSERT INTO {table} AS l (id, holder, acquired_at) VALUES (1, {}, {SERVER_MICROS}) \
              ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, acquired_at = excluded.acquired_at \
-             WHERE l.acquired_at < {stale}",
+             WHERE l.acquired_at < {SERVER_MICROS} - {stale_micros}",
             Dialect::Postgres.quote_literal(&holder)
         )))
         .execute(attempt.conn())
@@ -620,9 +634,8 @@ impl TableLock {
             let Some(pool) = pool else { return };
             loop {
                 tokio::time::sleep(every).await;
-                let now = Timestamp::now().as_micros();
                 let beat = format!(
-                    "UPDATE {table} SET acquired_at = {now} WHERE id = 1 AND holder = {holder}"
+                    "UPDATE {table} SET acquired_at = {SERVER_MICROS} WHERE id = 1 AND holder = {holder}"
                 );
                 match sqlx::raw_sql(AssertSqlSafe(beat)).execute(&pool).await {
                     Ok(done) if done.rows_affected() == 0 => {

@@ -145,6 +145,21 @@ async fn a_lock_row_held_longer_than_stale_after_is_kept_fresh() {
     let mode = LockMode::Table {
         stale_after: Duration::from_millis(600),
     };
+    // A `stale_after` shorter than the heartbeat can keep would let every waiter take a live
+    // run's row over: refused when the lock is taken.
+    let hasty = PgDb::connect(db.url())
+        .await
+        .unwrap()
+        .with_lock_mode(LockMode::Table {
+            stale_after: Duration::from_millis(100),
+        });
+    match hasty.lock(None).await {
+        Err(err @ migrate::Error::Config(_)) => {
+            assert!(err.to_string().contains("stale_after of 100ms"), "{err}")
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a stale_after of 100 ms was taken"),
+    }
     let first = PgDb::connect(db.url()).await.unwrap().with_lock_mode(mode);
     let second = PgDb::connect(db.url()).await.unwrap().with_lock_mode(mode);
     let held = first.lock(None).await.expect("the first runner's lock");
@@ -327,18 +342,21 @@ async fn a_lock_row_taken_over_is_said_in_the_log() {
     // The heartbeat beats every 100 ms (a quarter of `stale_after`).
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
-        log.text().contains("the lock row is not this run's any more"),
+        log.text()
+            .contains("the lock row is not this run's any more"),
         "the heartbeat: {}",
         log.text()
     );
     held.release().await.expect("release");
     assert!(
-        log.text().contains("the lock row was not this run's when the run released it"),
+        log.text()
+            .contains("the lock row was not this run's when the run released it"),
         "the release: {}",
         log.text()
     );
     assert_eq!(
-        db.rows("SELECT holder FROM migrate_schema_versions_lock").await,
+        db.rows("SELECT holder FROM migrate_schema_versions_lock")
+            .await,
         ["pid 4242 elsewhere"],
         "the other runner's row is left alone"
     );

@@ -96,6 +96,14 @@ impl Values {
         self.0.get(index)
     }
 
+    /// The text bound to `name`, if it is text and set.
+    pub(crate) fn text_of(&self, name: Bind) -> Option<&str> {
+        match self.0.get(name as usize) {
+            Some(Param::Text(Some(text))) => Some(text),
+            _ => None,
+        }
+    }
+
     /// The values of one step's tracking writes.
     pub(crate) fn step(
         r: &StepRecord<'_>,

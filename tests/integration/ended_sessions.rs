@@ -247,8 +247,9 @@ async fn mysql_a_finish_that_cannot_be_recorded_says_so() {
         .expect_err("the finish has no history table to finish");
     let message = err.to_string();
     assert!(
-        message.contains("finish of the last journalled step could not be recorded")
-            && message.contains("history"),
+        message.contains(
+            "finish of the last journalled step, integration:waiting@1.0.0, could not be recorded"
+        ) && message.contains("history"),
         "{message}"
     );
     db.exec("RENAME TABLE history_away TO migrate_schema_versions_history")

@@ -579,15 +579,18 @@ where
             if let Err(err) = Box::pin(Self::send_journal_finish(&mut conn, finish, &values)).await
             {
                 if !(conn.untested() && lost_session::<DB>(&err)) {
-                    return Err(unrecorded_finish(err));
+                    return Err(unrecorded_finish(err, &values));
                 }
                 tracing::debug!(error = %err, "a journalled step's finish met an ended session; sending it again on another connection");
                 conn.close();
-                conn = self.plain_conn().await.map_err(unrecorded_finish)?;
+                conn = self
+                    .plain_conn()
+                    .await
+                    .map_err(|err| unrecorded_finish(err, &values))?;
                 drop(conn.take_state_cache());
                 Box::pin(Self::send_journal_finish(&mut conn, finish, &values))
                     .await
-                    .map_err(unrecorded_finish)?;
+                    .map_err(|err| unrecorded_finish(err, &values))?;
             }
         }
         Ok(conn)
@@ -656,14 +659,22 @@ pub(crate) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// `err`, from a journalled step's finish that could not be committed, saying so: the call that
-/// sent it first fails with it, and the step stays marked until `repair` settles it.
-fn unrecorded_finish(err: Error) -> Error {
+/// `err`, from a journalled step's finish (its `values`) that could not be committed, saying so
+/// and naming the step: the call that sent it first fails with it (any call, a state read or a
+/// listing), and the step stays marked until `repair` settles it.
+fn unrecorded_finish(err: Error, values: &Values) -> Error {
+    use crate::statements::Bind;
+    let step = format!(
+        "{}:{}@{}",
+        values.text_of(Bind::Module).unwrap_or("?"),
+        values.text_of(Bind::Table).unwrap_or("?"),
+        values.text_of(Bind::StepVersion).unwrap_or("?"),
+    );
     match err {
-        Error::Database(driver) => Error::Database(driver.context(
-            "the finish of the last journalled step could not be recorded (the step stays \
-             marked dirty; `repair` settles it)",
-        )),
+        Error::Database(driver) => Error::Database(driver.context(format!(
+            "the finish of the last journalled step, {step}, could not be recorded (the step \
+             stays marked dirty; `repair` settles it)"
+        ))),
         other => other,
     }
 }

@@ -192,15 +192,23 @@ impl MigrationManager {
         // What the backend left pending commits under the lock, whatever the run returned.
         let ended = self.backend.end_run().await;
         let released = lock.release().await;
-        let value = outcome.unwrap_or_else(|panic| {
+        // A run that panicked or failed returns that: what the end and the release met is
+        // said in the log, or nothing would say it (a step recorded before the failure may
+        // stay marked when its pending finish could not commit).
+        let failed = match &outcome {
+            Err(_) => Some("after a panic"),
+            Ok(Err(_)) => Some("after the run failed"),
+            Ok(Ok(_)) => None,
+        };
+        if let Some(after) = failed {
             if let Err(err) = &ended {
-                tracing::warn!(error = %err, "after a panic, what the run left pending could not commit");
+                tracing::warn!(error = %err, "{after}, what the run left pending could not commit");
             }
             if let Err(err) = &released {
-                tracing::warn!(error = %err, "after a panic, the run lock could not be released");
+                tracing::warn!(error = %err, "{after}, the run lock could not be released");
             }
-            std::panic::resume_unwind(panic)
-        })?;
+        }
+        let value = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         ended?;
         released?;
         Ok(value)

@@ -24,7 +24,8 @@ pub(crate) fn corrupt(what: &str, value: &str) -> Error {
     )))
 }
 
-/// Decodes a row of `TrackingSql::read_state`.
+/// Decodes a row of `TrackingSql::read_state`. A value of the wrong type names its column
+/// and, once they are read, the row's module and table.
 pub(crate) fn state_row<R>(row: &R) -> Result<StateRow>
 where
     R: Row,
@@ -32,15 +33,44 @@ where
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     usize: ColumnIndex<R>,
 {
+    let module: String = named(get(row, 0), 0, None)?;
+    let table: String = named(get(row, 1), 1, None)?;
+    let of = Some((module.as_str(), table.as_str()));
+    let version = named(get(row, 2), 2, of)?;
+    let checksum = named(get(row, 3), 3, of)?;
+    let dirty_version = named(get(row, 4), 4, of)?;
+    let dirty_name = named(get(row, 5), 5, of)?;
+    let dirty_direction = named(get(row, 6), 6, of)?;
+    let dirty_since = named(get(row, 7), 7, of)?;
     state_of(StateFields {
-        module: get(row, 0)?,
-        table: get(row, 1)?,
-        version: get(row, 2)?,
-        checksum: get(row, 3)?,
-        dirty_version: get(row, 4)?,
-        dirty_name: get(row, 5)?,
-        dirty_direction: get(row, 6)?,
-        dirty_since: get(row, 7)?,
+        module,
+        table,
+        version,
+        checksum,
+        dirty_version,
+        dirty_name,
+        dirty_direction,
+        dirty_since,
+    })
+}
+
+/// `got`, the state read's column `index` (of the row for `module:table`, when known), with a
+/// driver's error saying which (nothing is built unless it failed).
+fn named<T>(got: Result<T>, index: usize, row: Option<(&str, &str)>) -> Result<T> {
+    got.map_err(|err| match err {
+        Error::Database(driver) => {
+            let column = crate::portable::STATE_READ_COLUMNS
+                .get(index)
+                .copied()
+                .unwrap_or("?");
+            let of_row = row.map_or_else(String::new, |(module, table)| {
+                format!("'s row for `{module}:{table}`")
+            });
+            Error::Database(driver.context(format!(
+                "reading column `{column}` of the tracking table{of_row}"
+            )))
+        }
+        other => other,
     })
 }
 
@@ -64,7 +94,12 @@ pub(crate) fn state_of(f: StateFields) -> Result<StateRow> {
             Some(DirtyMark::new(
                 version,
                 f.dirty_name.unwrap_or_default(),
-                Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
+                Direction::parse(&direction).ok_or_else(|| {
+                    corrupt(
+                        &format!("dirty_direction in its row for `{}:{}`", f.module, f.table),
+                        &direction,
+                    )
+                })?,
                 Timestamp::from_micros(f.dirty_since.unwrap_or(0)),
             ))
         }

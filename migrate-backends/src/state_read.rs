@@ -279,7 +279,10 @@ where
                 Ok(Some(rows))
             }
             // A value the packing cannot describe: the rows one by one, which name it.
-            Err(_) => self.read_rows(conn, unpacked, true).await,
+            Err(err) => {
+                tracing::debug!(error = %err, "the packed state did not unpack; reading the rows one by one");
+                self.read_rows(conn, unpacked, true).await
+            }
         }
     }
 

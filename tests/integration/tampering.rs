@@ -182,6 +182,28 @@ each_backend! {
         rejects!(db, m.down().target("2.0.0").to_base(), Error::Config(_), "to_base");
     }
 
+    async fn a_garbled_state_row_is_named_by_its_row_and_column(db) {
+        let m = midway(&db).await;
+        db.exec("UPDATE migrate_schema_versions SET dirty_version = '2.1.0', dirty_name = 'x', dirty_direction = 'sideways', dirty_since = 1 WHERE table_name = 'eval'").await;
+        let err = m.up().await.expect_err("a direction that is none");
+        let text = err.to_string();
+        assert!(
+            text.contains("dirty_direction in its row for `integration:eval`") && text.contains("sideways"),
+            "{text}"
+        );
+        if db.backend() == Backend::Sqlite {
+            // A value of another type (another tool wrote a REAL): the driver's mismatch,
+            // named by its column and row.
+            db.exec("UPDATE migrate_schema_versions SET dirty_direction = 'up', dirty_since = 1.5 WHERE table_name = 'eval'").await;
+            let err = m.up().await.expect_err("a REAL where an integer belongs");
+            let text = err.to_string();
+            assert!(
+                text.contains("reading column `dirty_since` of the tracking table's row for `integration:eval`"),
+                "{text}"
+            );
+        }
+    }
+
     async fn a_null_version_means_nothing_recorded(db) {
         let m = midway(&db).await;
         db.exec("UPDATE migrate_schema_versions SET version = NULL, checksum = NULL WHERE table_name = 'eval'").await;

@@ -119,6 +119,17 @@ impl<DB: sqlx::Database> Drop for LockSession<DB> {
     }
 }
 
+/// Who holds the lock, as `asked` found out; when asking failed, a holder that could not be
+/// named: a lock timeout stays a lock timeout (and a wait goes on) whatever the catalog query
+/// met.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) fn holder_or_unknown(asked: migrate_core::error::Result<String>) -> String {
+    asked.unwrap_or_else(|err| {
+        tracing::debug!(error = %err, "could not ask who holds the run lock");
+        format!("another session (asking which failed: {err})")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,15 +158,4 @@ mod tests {
         assert!(wait.report_due());
         assert!(!wait.report_due(), "the next report waits a whole interval");
     }
-}
-
-/// Who holds the lock, as `asked` found out; when asking failed, a holder that could not be
-/// named: a lock timeout stays a lock timeout (and a wait goes on) whatever the catalog query
-/// met.
-#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
-pub(crate) fn holder_or_unknown(asked: migrate_core::error::Result<String>) -> String {
-    asked.unwrap_or_else(|err| {
-        tracing::debug!(error = %err, "could not ask who holds the run lock");
-        format!("another session (asking which failed: {err})")
-    })
 }

@@ -82,7 +82,11 @@ impl MigrationManager {
         url: &str,
         sets: impl IntoIterator<Item = &'static MigrationSet>,
     ) -> Result<Self> {
-        Self::connect_with(url, &ConnectOptions::default(), sets)
+        Self::opened(
+            "migrate::blocking::MigrationManager::connect",
+            || crate::connect(url),
+            sets,
+        )
     }
 
     /// [`connect`](Self::connect) with a schema, a tracking table and timeouts.
@@ -92,7 +96,7 @@ impl MigrationManager {
         sets: impl IntoIterator<Item = &'static MigrationSet>,
     ) -> Result<Self> {
         Self::opened(
-            "migrate::blocking::MigrationManager::connect",
+            "migrate::blocking::MigrationManager::connect_with",
             || crate::connect_with(url, options),
             sets,
         )

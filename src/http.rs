@@ -267,7 +267,7 @@ async fn history(
             return denied;
         }
     }
-    let mut limit = DEFAULT_HISTORY;
+    let mut limit = DEFAULT_HISTORY.min(shared.max_history);
     for pair in query.as_deref().unwrap_or_default().split('&') {
         match pair.split_once('=') {
             Some(("limit", value)) => match value.parse::<usize>() {
@@ -312,12 +312,20 @@ struct RunBody {
 
 /// The body, or why it is not a run request.
 fn parse_body(body: &Bytes) -> std::result::Result<RunBody, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RunBody::default());
+    const SHAPE: &str =
+        "{\"target\" (or \"to\"), \"tables\" (or \"table\"), \"force\", \"dry_run\", \"to_base\"}";
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Ok(RunBody::default()),
+        // serde reads a JSON array into the struct field by field, in order, unchecked.
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(format!(
+                "the body is not a run request: a JSON object {SHAPE}"
+            ))
+        }
     }
-    serde_json::from_slice(body).map_err(|e| {
-        format!("the body is not a run request ({{\"target\", \"tables\", \"force\", \"dry_run\", \"to_base\"}}): {e}")
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not a run request ({SHAPE}): {e}"))
 }
 
 async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {

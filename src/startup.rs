@@ -252,7 +252,7 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "`{module}` table `{table}` is dirty: {} step {} ({}) started at {} and never \
-                 finished (unless a runner is applying it now); check the schema, then `repair {table} --completed` or \
+                 finished (unless a runner is applying it now); check the schema, then `repair {module}:{table} --completed` or \
                  `--rolled-back`",
                 mark.direction, mark.version, mark.name, mark.since
             ),
@@ -280,14 +280,19 @@ impl fmt::Display for Problem {
                 f,
                 "{} (declared at {}) has no run recorded, though its table is recorded above it: it was \
                  added below steps already applied, and a run would skip it; give it a version \
-                 above the recorded one, or, once it is applied by hand, `accept-checksums {}`",
-                drift.step, drift.location, drift.step.table
+                 above the recorded one, or, once it is applied by hand, `accept-checksums {}:{}`",
+                drift.step, drift.location, drift.step.module, drift.step.table
             ),
             Problem::Drift(drift) => write!(
                 f,
                 "{} was edited after it ran (declared at {}; applied with {}, now {}); revert \
-                 the edit, or `accept-checksums {}`",
-                drift.step, drift.location, drift.applied, drift.current, drift.step.table
+                 the edit, or `accept-checksums {}:{}`",
+                drift.step,
+                drift.location,
+                drift.applied,
+                drift.current,
+                drift.step.module,
+                drift.step.table
             ),
         }
     }

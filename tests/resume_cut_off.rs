@@ -123,6 +123,16 @@ async fn cut_off_step_keeps_its_mark(backend: Backend) {
     let still = ledger_status(&manager).await;
     assert_eq!(still.dirty.as_ref(), Some(&mark), "{still:?}");
 
+    // A mark written without its time (by hand, or by another tool) reads as time 0, and is
+    // resumed as such.
+    execute(
+        &db,
+        "UPDATE migrate_schema_versions SET dirty_since = NULL WHERE table_name = 'ledger'",
+    )
+    .await;
+    let mark = ledger_status(&manager).await.dirty.expect("the mark");
+    assert_eq!(mark.since.as_micros(), 0);
+
     // A run that ends after it is planned and before the step starts (here its progress
     // callback panics, as a kill would stop it) leaves the mark where it was.
     let url = db.url().to_string();

@@ -179,7 +179,12 @@ fn target(url: &str) -> String {
 /// option is the same [`Error::Config`] that `connect_with` returns.
 #[doc(hidden)]
 pub fn checked_dialect(url: &str, options: &ConnectOptions) -> Result<Dialect> {
-    let Some((scheme, _)) = url.split_once(':') else {
+    // A bare path, or a Windows one (`C:\\app.db`, whose one letter reads as a scheme).
+    let scheme = url
+        .split_once(':')
+        .map(|(scheme, _)| scheme)
+        .filter(|scheme| scheme.len() > 1);
+    let Some(scheme) = scheme else {
         // No password without a colon: the text is safe to show.
         return Err(Error::Config(format!(
             "`{}` is not a database URL: it has no scheme (for example \

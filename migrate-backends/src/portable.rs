@@ -58,12 +58,14 @@ pub(crate) fn clear_mark(state: &str) -> String {
 }
 
 /// Takes away the mark a `resumable` step left when it was cut off, going up at
-/// `$(resumed_since)`: the first statement of its start when a run resumes it, in the
-/// transaction that sets its new mark. Nothing matches when another runner came first.
+/// `$(resumed_since)` (0 for a mark written without a time, as it reads): the first statement
+/// of its start when a run resumes it, in the transaction that sets its new mark. Nothing
+/// matches when another runner came first.
 pub(crate) fn clear_resumed_mark(state: &str) -> String {
     format!(
         "UPDATE {state} SET {CLEAR_DIRTY}, updated_at = $(now) WHERE module = $(module) \
-         AND table_name = $(table) AND dirty_direction = 'up' AND dirty_since = $(resumed_since)"
+         AND table_name = $(table) AND dirty_direction = 'up' \
+         AND COALESCE(dirty_since, 0) = $(resumed_since)"
     )
 }
 

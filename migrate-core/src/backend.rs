@@ -197,6 +197,13 @@ pub trait MigrationBackend: Send + Sync {
     /// backend may leave work for the next step pending (a transaction begun for it, or, on
     /// MySQL, a journalled step's finish: its state move and history row), which the next call
     /// or [`end_run`](Self::end_run) settles.
+    ///
+    /// A journalled step whose [`StepRecord::resumes`] is set runs again a `resumable` step
+    /// that was cut off: its start must take that mark away (only a mark of that time, going
+    /// up; a mark written without a time reads as 0) in the write that sets its own, and
+    /// answer [`StepOutcome::Raced`] when the mark is not there. The manager no longer clears
+    /// it beforehand: a backend that ignores `resumes` finds the mark and never starts the
+    /// step.
     fn run_step<'a>(&'a self, step: &'a StepRun<'a>) -> BoxFuture<'a, Result<StepOutcome>>;
 
     /// Runs one step, and may leave its tracking writes and commit to ride on the connection's

@@ -15,7 +15,8 @@ Exit codes:
   6  dirty: a step started outside a transaction and never finished (see `repair`)
   7  blocked: a step refused to run until its data is fixed (the reason and fix are printed)
 Over a fleet (--all-schemas, --targets), up, status and verify exit 0 when every target
-succeeded and 1 otherwise; a bad argument or targets-file line still exits 2.";
+succeeded and 1 otherwise; a bad argument or targets-file line still exits 2 (a targets
+file that cannot be read, 1).";
 
 /// What clap gives a bare `--schema`: a NUL, which no argument can hold, so that `--schema ""`
 /// (an empty variable) is told apart from it.

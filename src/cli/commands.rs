@@ -320,11 +320,24 @@ async fn repair(
     json: bool,
 ) -> Result<u8> {
     let migrations = manager.migrations();
-    // An unknown name goes straight to resolve_dirty, which names the known tables before
-    // anything is read: the database is not even opened.
-    let known = migrations
+    let resolution = if completed {
+        Resolution::Completed
+    } else {
+        Resolution::RolledBack
+    };
+    // An unknown name, or a bare one that two modules share, goes straight to resolve_dirty,
+    // which refuses it naming the tables before anything is read or described.
+    let mut modules: Vec<&str> = migrations
         .iter()
-        .any(|m| names(table, &m.step.module, &m.step.table));
+        .filter(|m| names(table, &m.step.module, &m.step.table))
+        .map(|m| m.step.module.as_str())
+        .collect();
+    modules.sort_unstable();
+    modules.dedup();
+    if modules.len() > 1 {
+        manager.resolve_dirty(table, resolution).await?;
+    }
+    let known = !modules.is_empty();
     let statuses = if known {
         manager.status().await?
     } else {
@@ -377,11 +390,6 @@ async fn repair(
             }
         }
     }
-    let resolution = if completed {
-        Resolution::Completed
-    } else {
-        Resolution::RolledBack
-    };
     manager.resolve_dirty(table, resolution).await?;
     let what = if completed {
         "recorded the step as completed"

@@ -10,13 +10,30 @@ use crate::{Error, Result};
 
 /// The fleet options of a command, if it runs over a fleet.
 pub(super) fn fleet_of(command: &Command) -> Option<&FleetArgs> {
-    let fleet = match command {
-        Command::Up(args) => &args.fleet,
-        Command::Status { fleet, .. } => fleet,
-        Command::Verify(verify) => &verify.fleet,
-        _ => return None,
-    };
-    fleet.is_fleet().then_some(fleet)
+    options_of(command).filter(|fleet| fleet.is_fleet())
+}
+
+/// The fleet options a command takes, whether or not it names a fleet.
+fn options_of(command: &Command) -> Option<&FleetArgs> {
+    match command {
+        Command::Up(args) => Some(&args.fleet),
+        Command::Status { fleet, .. } => Some(fleet),
+        Command::Verify(verify) => Some(&verify.fleet),
+        _ => None,
+    }
+}
+
+/// The option of a fleet that `command` gives without naming a fleet, if any: it would be
+/// ignored, and an operator who forgot `--targets` would believe a fleet ran.
+pub(super) fn stray_fleet_option(command: &Command) -> Option<&'static str> {
+    let fleet = options_of(command).filter(|fleet| !fleet.is_fleet())?;
+    if fleet.concurrency.is_some() {
+        Some("--concurrency")
+    } else if fleet.fail_fast {
+        Some("--fail-fast")
+    } else {
+        None
+    }
 }
 
 /// Runs the command over the fleet and prints one line per target and a summary; exits 0

@@ -195,6 +195,13 @@ impl Cli {
                 return usage_error(&printer, &err, arguments.json);
             }
         }
+        if let Some(option) = fleet::stray_fleet_option(&arguments.command) {
+            let err = Arguments::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!("{option} is for a fleet: give --targets FILE or --all-schemas with it"),
+            );
+            return usage_error(&printer, &err, arguments.json);
+        }
         if let Some(fleet) = fleet::fleet_of(&arguments.command) {
             let sets = self.sets.clone();
             let outcome = crate::blocking::outside_runtime("migrate::cli::Cli::run")

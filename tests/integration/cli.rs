@@ -274,6 +274,12 @@ each_backend! {
         let run = cli(&url, &["verify", "--scratch-url", "sqlite::memory:"]).await;
         assert_eq!(run.code, exit::USAGE, "{}{}", run.stdout, run.stderr);
         assert!(run.stderr.contains("--schema-drift"), "{}", run.stderr);
+        // A fleet's options without a fleet: refused, not a single-database run that exits 0.
+        for args in [&["up", "--fail-fast"][..], &["status", "--concurrency", "4"]] {
+            let run = cli(&url, args).await;
+            assert_eq!(run.code, exit::USAGE, "{args:?}: {}{}", run.stdout, run.stderr);
+            assert!(run.stderr.contains("is for a fleet"), "{args:?}: {}", run.stderr);
+        }
         // Usage errors the CLI finds itself or clap finds are one JSON document too.
         for args in [&["--json", "down"][..], &["--json", "--schema", "", "status"], &["--json", "up", "--to"]] {
             let run = cli(&url, args).await;
@@ -310,7 +316,7 @@ each_backend! {
         expect(&url, &["up"], exit::DIRTY).await;
         expect(&url, &["status", "--check"], exit::DIRTY).await;
         let verify = expect(&url, &["verify"], exit::DIRTY).await.stdout;
-        assert!(verify.contains("dirty") && verify.contains("repair metrics"), "{verify}");
+        assert!(verify.contains("dirty") && verify.contains("repair integration:metrics"), "{verify}");
         let repair = expect(&url, &["repair", "metrics", "--rolled-back"], exit::OK).await.stdout;
         assert!(repair.contains("is dirty: up step 2.5.0") && repair.contains("outside a transaction"), "{repair}");
         expect(&url, &["up"], exit::OK).await;

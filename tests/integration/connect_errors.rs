@@ -54,6 +54,7 @@ each_backend! {
         for (url, says) in [
             (bare, "has no scheme"),
             ("sqlite", "has no scheme"),
+            ("C:\\data\\app.db", "has no scheme"),
             ("SQLITE://app.db", "write `sqlite:`"),
             ("Postgres://u@h/db", "write `postgres:`"),
         ] {

@@ -97,6 +97,10 @@ each_backend! {
             ("/migrations/down", r#"{"target": "2.0.0", "to_base": true}"#, "InvalidBody"),
             ("/migrations/up", r#"{"colour": "blue"}"#, "InvalidBody"),
             ("/migrations/up", "not json", "InvalidBody"),
+            // serde would read an array into the body field by field: `[]` ran everything,
+            // this one reverted every table to its base.
+            ("/migrations/up", "[]", "InvalidBody"),
+            ("/migrations/down", "[null, null, [], false, false, true]", "InvalidBody"),
         ] {
             let (code, json) = request(addr, "POST", path, Some(TOKEN), Some(body)).await;
             assert_eq!((code, json["error"]["kind"].as_str()), (400, Some(kind)), "{body}: {json}");
@@ -146,6 +150,10 @@ each_backend! {
         assert_eq!(code, 200);
         assert_eq!(history["history"].as_array().map(Vec::len), Some(1));
         assert_eq!(history["history"][0]["direction"], "down");
+        // A cap below the default of 50 holds for a request that names no limit too.
+        let capped = serve(&db, HttpConfig { max_history: Some(3), ..with_token() }).await;
+        let (code, history) = request(capped, "GET", "/migrations/history", None, None).await;
+        assert_eq!((code, history["history"].as_array().map(Vec::len)), (200, Some(3)), "{history}");
     }
 }
 

@@ -31,7 +31,7 @@ each_backend! {
         assert_eq!(problems.iter().map(Problem::kind).collect::<Vec<_>>(), ["ahead"], "{err}");
         db.exec("UPDATE migrate_schema_versions SET version = '2.3.0', dirty_version = '2.3.0', dirty_name = 'session_2_3_0', dirty_direction = 'up', dirty_since = 1 WHERE table_name = 'session'").await;
         let err = ensure(&m, Policy::Check).await.expect_err("dirty");
-        assert!(err.to_string().contains("is dirty") && err.to_string().contains("repair session"), "{err}");
+        assert!(err.to_string().contains("is dirty") && err.to_string().contains("repair integration:session"), "{err}");
     }
 
     async fn apply_migrates_before_serving_and_refuses_a_dirty_database(db) {

@@ -172,10 +172,18 @@ pub fn new_sql(dir: impl AsRef<Path>, name: &str) -> Result<(PathBuf, PathBuf)> 
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     for (path, text) in [
-        (&up, format!("-- {name}: what this migration does.\n")),
+        // Comments only: `sql_dir!` refuses a file with no statement, so the crate does not
+        // build until both are written (a blank step would be recorded as applied).
+        (
+            &up,
+            format!("-- {name}: what this migration does (the build fails until it is written).\n"),
+        ),
         (
             &down,
-            format!("-- {name}: how to undo it. Delete this file if it cannot be undone.\n"),
+            format!(
+                "-- {name}: how to undo it (the build fails until it is written). Delete this \
+                 file if it cannot be undone.\n"
+            ),
         ),
     ] {
         let mut file = std::fs::OpenOptions::new()

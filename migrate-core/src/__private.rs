@@ -86,8 +86,19 @@ pub fn run_sql<'a>(
     statements: &'static [&'static str],
 ) -> MigrationFuture<'a> {
     Box::pin(async move {
-        for statement in statements {
-            db.execute(statement).await?;
+        let n = statements.len();
+        for (k, statement) in statements.iter().enumerate() {
+            db.execute(statement).await.map_err(|err| match err {
+                // Which statement of a split file: the ones before it ran, outside a
+                // transaction, and an operator settling the mark needs to know which.
+                crate::error::Error::Database(driver) if n > 1 => {
+                    let start: String = statement.trim_start().chars().take(60).collect();
+                    crate::error::Error::Database(
+                        driver.context(format!("statement {} of {n} (`{start}`…)", k + 1)),
+                    )
+                }
+                other => other,
+            })?;
         }
         Ok(())
     })

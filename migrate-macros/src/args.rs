@@ -139,7 +139,7 @@ impl Errors {
 
 /// The most characters of a module or table name the tracking tables keep (MySQL's
 /// `VARCHAR(191)`); `migrate_core::dialect::MAX_TRACKED_NAME_CHARS` at run time.
-const MAX_TRACKED_NAME_CHARS: usize = 191;
+pub(crate) const MAX_TRACKED_NAME_CHARS: usize = 191;
 
 /// A `module` or `table` name the tracking tables keep exactly: not blank, no whitespace around
 /// it (MySQL's collation ignores trailing spaces), no NUL, at most [`MAX_TRACKED_NAME_CHARS`]

@@ -319,23 +319,8 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
             );
             continue;
         }
-        if let Some(statement) = sql_text::client_command(&sql) {
-            errors.add(
-                span,
-                format!("sql_dir!: `{}` uses `{}`, a command of the `mysql` client that servers do not know; write the routine with plain `;`: a `BEGIN ... END` body stays in its statement", shown(name), statement.lines().next().unwrap_or_default()),
-            );
-        }
-        for unknown in sql_text::unknown_placeholders(&sql) {
-            errors.add(
-                span,
-                format!("sql_dir!: `{}` uses the unknown template `{unknown}`; the templates are {{{{tables.NAME}}}} and {{{{schema}}}}, and `\\{{{{` writes a literal `{{{{`", shown(name)),
-            );
-        }
-        if let Some(statement) = sql_text::transaction_control(&sql) {
-            errors.add(
-                span,
-                format!("sql_dir!: `{}` controls its own transaction (`{}`): every file runs in one transaction already (or, with `{}` on its first line, statement by statement outside one); remove it", shown(name), statement.lines().next().unwrap_or_default(), sql_text::NO_TRANSACTION),
-            );
+        for problem in sql_text::problems(&shown(name), &sql, parsed.fresh) {
+            errors.add(span, format!("sql_dir!: {problem}"));
         }
         if parsed.down || parsed.fresh {
             downs.push((parsed, name.clone(), path, sql));

@@ -99,6 +99,12 @@ fn version_of(stem: &str) -> Result<(Version, Style), String> {
         ));
     };
     if head.contains('.') {
+        let max = crate::args::MAX_TRACKED_NAME_CHARS;
+        if head.chars().count() > max {
+            return Err(format!(
+                "its version is longer than the {max} characters the tracking tables keep"
+            ));
+        }
         let version = Version::parse(head).map_err(|e| format!("`{head}` is not semver: {e}"))?;
         described(desc)?;
         return Ok((version, Style::Semver));
@@ -192,5 +198,13 @@ mod tests {
         assert!(v("20251025_add_users.sql").contains("a date without a time"));
         // Eight digits that are no date stay a sequence number.
         assert_eq!(v("00000012_a.sql"), "12.0.0");
+        // A version longer than the tracking tables keep (a long pre-release).
+        let long = format!("1.0.0-{}_a.sql", "x".repeat(190));
+        assert!(
+            v(&long).contains("longer than the 191 characters"),
+            "{}",
+            v(&long)
+        );
+        assert!(v(&format!("1.0.0-{}_a.sql", "x".repeat(185))).starts_with("1.0.0-"));
     }
 }

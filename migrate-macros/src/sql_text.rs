@@ -15,6 +15,46 @@ pub(crate) fn no_transaction(sql: &str) -> bool {
         .is_some_and(|line| line.trim().eq_ignore_ascii_case(NO_TRANSACTION))
 }
 
+/// What is wrong with the file `shown` (text `sql`; `fresh` for a `.fresh.sql`), each as a
+/// message naming it: a `mysql` client command, an unknown template, a statement that controls
+/// its own transaction, no statement at all, and a marker line that is not the one marker.
+pub(crate) fn problems(shown: &str, sql: &str, fresh: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(statement) = client_command(sql) {
+        out.push(format!("`{shown}` uses `{}`, a command of the `mysql` client that servers do not know; write the routine with plain `;`: a `BEGIN ... END` body stays in its statement", statement.lines().next().unwrap_or_default()));
+    }
+    for unknown in unknown_placeholders(sql) {
+        out.push(format!("`{shown}` uses the unknown template `{unknown}`; the templates are {{{{tables.NAME}}}} and {{{{schema}}}}, and `\\{{{{` writes a literal `{{{{`"));
+    }
+    if let Some(statement) = transaction_control(sql) {
+        out.push(format!("`{shown}` controls its own transaction (`{}`): every file runs in one transaction already (or, with `{NO_TRANSACTION}` on its first line, statement by statement outside one); remove it", statement.lines().next().unwrap_or_default()));
+    }
+    if statements(sql).is_empty() {
+        // A scaffolded file not written yet would be recorded as applied, and its real SQL
+        // then refused as an edit; a file of lone CR line endings reads as one comment.
+        out.push(format!("`{shown}` holds no statement, only comments and blank lines (or lone CR line endings, which read as one comment line): write the migration, or `SELECT 1;` for a step that does nothing on purpose"));
+    }
+    for (n, line) in sql.lines().enumerate() {
+        let Some(comment) = line.trim().strip_prefix("--") else {
+            continue;
+        };
+        let names_migrate = comment
+            .trim_start()
+            .get(..8)
+            .is_some_and(|word| word.eq_ignore_ascii_case("migrate:"));
+        if !names_migrate {
+            continue;
+        }
+        let the_marker = line.trim().eq_ignore_ascii_case(NO_TRANSACTION);
+        if n == 0 && the_marker && fresh {
+            out.push(format!("`{shown}` is a fresh install, which runs as its up and down say: put `{NO_TRANSACTION}` on the up (or the down) instead"));
+        } else if !(n == 0 && the_marker) {
+            out.push(format!("`{shown}` line {}: `{}` is not a marker: only `{NO_TRANSACTION}`, alone on the first line, is one", n + 1, line.trim()));
+        }
+    }
+    out
+}
+
 /// The statements of `sql`, each without its `;`; statements holding nothing but comments and
 /// whitespace are left out. The body of a trigger, function, procedure or event
 /// (`BEGIN ... END`, PostgreSQL's `BEGIN ATOMIC ... END`) stays in its statement.
@@ -269,9 +309,9 @@ pub(crate) fn unknown_placeholders(sql: &str) -> Vec<String> {
         let key = after[..end].trim();
         // What the renderer accepts at run time: a table name of 1 to 63 bytes, without NUL.
         let known = key == "schema"
-            || key
-                .strip_prefix("tables.")
-                .is_some_and(|t| !t.is_empty() && t.len() <= 63 && !t.contains('\0'));
+            || key.strip_prefix("tables.").is_some_and(|t| {
+                !t.is_empty() && t.len() <= 63 && !t.contains('\0') && !t.contains("{{")
+            });
         if !known {
             unknown.push(format!("{{{{{}}}}}", &after[..end]));
         }
@@ -375,5 +415,27 @@ mod tests {
         let sql = "DELIMITER $$\nCREATE PROCEDURE p() BEGIN SELECT 1; END $$\nDELIMITER ;";
         assert!(client_command(sql).is_some_and(|s| s.starts_with("DELIMITER")));
         assert_eq!(client_command("CREATE TABLE delimiter (x INT);"), None);
+    }
+
+    #[test]
+    fn problems_name_files_without_statements_and_stray_markers() {
+        let said = |sql: &str, fresh: bool| problems("f.sql", sql, fresh).join("\n");
+        assert!(said("-- to do\n\n/* later */\n", false).contains("holds no statement"));
+        assert!(said("-- header\rCREATE TABLE a (x INT);\r", false).contains("holds no statement"));
+        assert!(said("SELECT 1;", false).is_empty());
+        assert!(said(
+            "-- migrate: no-transaction\nCREATE INDEX i ON t (a);",
+            false
+        )
+        .is_empty());
+        for stray in [
+            "-- licence\n-- migrate: no-transaction\nSELECT 1;",
+            "--migrate:no-transaction\nSELECT 1;",
+            "-- migrate: no-transaction (for CONCURRENTLY)\nSELECT 1;",
+        ] {
+            assert!(said(stray, false).contains("is not a marker"), "{stray}");
+        }
+        assert!(said("-- migrate: no-transaction\nSELECT 1;", true).contains("is a fresh install"));
+        assert!(said("SELECT '{{tables.{{schema}}}}';", false).contains("unknown template"));
     }
 }

@@ -1,0 +1,1 @@
+CREATE TABLE {{tables.ledger}} (id INTEGER PRIMARY KEY);

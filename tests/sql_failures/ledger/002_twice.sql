@@ -1,0 +1,3 @@
+-- migrate: no-transaction
+INSERT INTO {{tables.ledger}} (id) VALUES (1);
+INSERT INTO {{tables.ledger}} (id) VALUES (1);

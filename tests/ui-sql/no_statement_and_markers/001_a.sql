@@ -1,0 +1,3 @@
+-- add a: what this migration does.
+
+-- (not written yet)

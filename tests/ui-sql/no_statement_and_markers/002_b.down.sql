@@ -1,0 +1,3 @@
+-- undo b
+-- migrate:no-transaction
+DROP TABLE b;

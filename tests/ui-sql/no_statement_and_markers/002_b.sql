@@ -1,0 +1,1 @@
+CREATE TABLE {{tables.{{schema}}}} (id INT);

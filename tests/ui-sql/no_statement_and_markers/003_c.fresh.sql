@@ -1,0 +1,2 @@
+-- migrate: no-transaction
+CREATE TABLE c (id INT);

@@ -252,9 +252,9 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "`{module}` table `{table}` is dirty: {} step {} ({}) started at {} and never \
-                 finished (unless a runner is applying it now); check the schema, then `repair {module}:{table} --completed` or \
+                 finished (unless a runner is applying it now); check the schema, then `repair {} --completed` or \
                  `--rolled-back`",
-                mark.direction, mark.version, mark.name, mark.since
+                mark.direction, mark.version, mark.name, mark.since, command_name(module, table)
             ),
             Problem::Adopted {
                 module,
@@ -280,19 +280,18 @@ impl fmt::Display for Problem {
                 f,
                 "{} (declared at {}) has no run recorded, though its table is recorded above it: it was \
                  added below steps already applied, and a run would skip it; give it a version \
-                 above the recorded one, or, once it is applied by hand, `accept-checksums {}:{}`",
-                drift.step, drift.location, drift.step.module, drift.step.table
+                 above the recorded one, or, once it is applied by hand, `accept-checksums {}`",
+                drift.step, drift.location, command_name(&drift.step.module, &drift.step.table)
             ),
             Problem::Drift(drift) => write!(
                 f,
                 "{} was edited after it ran (declared at {}; applied with {}, now {}); revert \
-                 the edit, or `accept-checksums {}:{}`",
+                 the edit, or `accept-checksums {}`",
                 drift.step,
                 drift.location,
                 drift.applied,
                 drift.current,
-                drift.step.module,
-                drift.step.table
+                command_name(&drift.step.module, &drift.step.table)
             ),
         }
     }
@@ -418,4 +417,15 @@ pub async fn ensure(manager: &MigrationManager, policy: Policy) -> Result<Ready,
         target,
         report,
     })
+}
+
+/// How a repair command names `table` of `module`: `module:table`, which names it even when
+/// another module has a table of that name; the bare table for a module whose name a command
+/// line could not carry that way (a `:` or whitespace in it).
+fn command_name(module: &str, table: &str) -> String {
+    if module.contains(':') || module.contains(char::is_whitespace) {
+        table.to_string()
+    } else {
+        format!("{module}:{table}")
+    }
 }

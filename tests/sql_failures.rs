@@ -53,6 +53,25 @@ async fn fail_where_they_should(backend: Backend) {
         "its first statement did not run"
     );
 
+    // install_fresh checks the same before it creates anything.
+    let Some(new) = TestDatabase::create(backend).await.expect("database") else {
+        return;
+    };
+    let installer = MigrationManager::new(new.executor().await.expect("executor"), [&MIGRATIONS])
+        .expect("graph");
+    let err = installer
+        .install_fresh()
+        .await
+        .expect_err("no schema to render");
+    assert!(matches!(err, Error::Template(_)), "{err}");
+    let nothing = installer.status().await.expect("status");
+    assert!(
+        nothing
+            .iter()
+            .all(|s| s.current.is_none() && s.dirty.is_none()),
+        "{nothing:?}"
+    );
+
     // The second of two statements fails: the error says which.
     let err = manager
         .up()
@@ -65,7 +84,7 @@ async fn fail_where_they_should(backend: Backend) {
             .map(ToString::to_string)
             .unwrap_or_default()
     );
-    assert!(text.contains("statement 2 of 2 (`INSERT INTO"), "{text}");
+    assert!(text.contains("statement 2 of 2 of the file"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

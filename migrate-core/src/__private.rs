@@ -91,12 +91,10 @@ pub fn run_sql<'a>(
             db.execute(statement).await.map_err(|err| match err {
                 // Which statement of a split file: the ones before it ran, outside a
                 // transaction, and an operator settling the mark needs to know which.
-                crate::error::Error::Database(driver) if n > 1 => {
-                    let start: String = statement.trim_start().chars().take(60).collect();
-                    crate::error::Error::Database(
-                        driver.context(format!("statement {} of {n} (`{start}`…)", k + 1)),
-                    )
-                }
+                // (Its text is left out: it may hold what a log should not.)
+                crate::error::Error::Database(driver) if n > 1 => crate::error::Error::Database(
+                    driver.context(format!("statement {} of {n} of the file", k + 1)),
+                ),
                 other => other,
             })?;
         }

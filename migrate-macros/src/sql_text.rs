@@ -32,24 +32,29 @@ pub(crate) fn problems(shown: &str, sql: &str, fresh: bool) -> Vec<String> {
     if statements(sql).is_empty() {
         // A scaffolded file not written yet would be recorded as applied, and its real SQL
         // then refused as an edit; a file of lone CR line endings reads as one comment.
-        out.push(format!("`{shown}` holds no statement, only comments and blank lines (or lone CR line endings, which read as one comment line): write the migration, or `SELECT 1;` for a step that does nothing on purpose"));
+        out.push(format!("`{shown}` holds no statement, only comments and blank lines (or lone CR line endings, which read as one comment line): write the migration, or `SELECT 1;` for a step that does nothing on purpose (a step already applied then reads as edited: `accept-checksums` it once)"));
     }
     for (n, line) in sql.lines().enumerate() {
         let Some(comment) = line.trim().strip_prefix("--") else {
             continue;
         };
+        // A marker meant, not a comment that begins "Migrate: copy the old rows": the word
+        // `migrate:` and, after it, a transaction.
+        let comment = comment.trim_start();
         let names_migrate = comment
-            .trim_start()
             .get(..8)
             .is_some_and(|word| word.eq_ignore_ascii_case("migrate:"));
-        if !names_migrate {
+        let about_transactions = comment
+            .get(8..)
+            .is_some_and(|rest| rest.to_ascii_lowercase().contains("transaction"));
+        if !names_migrate || !about_transactions {
             continue;
         }
         let the_marker = line.trim().eq_ignore_ascii_case(NO_TRANSACTION);
         if n == 0 && the_marker && fresh {
             out.push(format!("`{shown}` is a fresh install, which runs as its up and down say: put `{NO_TRANSACTION}` on the up (or the down) instead"));
         } else if !(n == 0 && the_marker) {
-            out.push(format!("`{shown}` line {}: `{}` is not a marker: only `{NO_TRANSACTION}`, alone on the first line, is one", n + 1, line.trim()));
+            out.push(format!("`{shown}` line {}: `{}` is not a marker: only `{NO_TRANSACTION}`, alone on the first line, is one (a step already applied reads as edited after the fix: `accept-checksums` it once)", n + 1, line.trim()));
         }
     }
     out
@@ -83,7 +88,11 @@ pub(crate) fn statements(sql: &str) -> Vec<String> {
         };
         match skip_to {
             Some(end) => {
-                if !matches!(b, b'-' | b'/') {
+                // A comment is not a statement, but MySQL's executable comments (`/*! ... */`,
+                // MariaDB's `/*M! ... */`) run.
+                let executable =
+                    b == b'/' && (sql[i..].starts_with("/*!") || sql[i..].starts_with("/*M!"));
+                if !matches!(b, b'-' | b'/') || executable {
                     meaningful = true;
                 }
                 i = end.max(i + 1);
@@ -436,6 +445,11 @@ mod tests {
             assert!(said(stray, false).contains("is not a marker"), "{stray}");
         }
         assert!(said("-- migrate: no-transaction\nSELECT 1;", true).contains("is a fresh install"));
+        // MySQL's executable comments are statements.
+        assert!(said("/*!40101 SET NAMES utf8mb4 */;", false).is_empty());
+        // Comments that begin with the word, about something else, are comments.
+        assert!(said("-- Migrate: copy the old rows\nSELECT 1;", false).is_empty());
+        assert!(said("-- migrate: what this migration does\nSELECT 1;", false).is_empty());
         assert!(said("SELECT '{{tables.{{schema}}}}';", false).contains("unknown template"));
     }
 }

@@ -49,7 +49,9 @@ each_backend! {
         if db.backend() == Backend::Sqlite {
             for url in [
                 format!("sqlite://u:{PASSWORD}@/nonexistent-dir/x/y.db"),
-                // The file is named in the error (it is what failed); a query's text is not.
+                // A password in the query, which sqlx refuses as an unknown parameter before
+                // any file is opened (the file itself is named by connect's errors, tested in
+                // connect_errors.rs): the refusal quotes no password.
                 format!("sqlite:///nonexistent-dir/db.sqlite?mode=ro&password={PASSWORD}"),
             ] {
                 assert_hidden(&url).await;

@@ -56,6 +56,13 @@ impl MigrationManager {
                     self.graph.nodes[self.graph.chains[c].nodes[pos]].rank
                 });
                 let fresh = self.ready_to_install(fresh, &states);
+                // Every SQL step the install may run renders before anything is created (the
+                // steps its fresh functions stand for included: checking more is harmless).
+                let mut from_nothing = states.clone();
+                plan::without_baselines(&mut from_nothing);
+                if let Ok(planned) = plan::plan(&self.graph, &from_nothing, &Request::latest_up()) {
+                    self.check_sql_templates(&planned.steps)?;
+                }
                 // A fresh function creates its table: one that is already there, with nothing
                 // recorded, is refused before anything is created.
                 for &(c, _) in &fresh {

@@ -14,7 +14,6 @@ use crate::report::{
     BlockedStep, PlannedStep, Progress, Report, ReportStatus, SkipReason, Skipped,
 };
 use crate::step::{AppliedStep, Direction};
-use crate::template;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -151,48 +150,6 @@ impl MigrationManager {
         Box::pin(self.execute_locked(request, run, started)).await
     }
 
-    /// The planned steps with the SQL of the steps that SQL files declare, rendered for this
-    /// database: the offline `--sql` view of a run.
-    fn with_sql(&self, mut steps: Vec<PlannedStep>) -> Result<Vec<PlannedStep>> {
-        for step in &mut steps {
-            step.sql = self.rendered_sql(step)?.map(std::borrow::Cow::into_owned);
-        }
-        Ok(steps)
-    }
-
-    /// The SQL of a step a SQL file declares, rendered for this database; a template it cannot
-    /// render (`{{schema}}` with no schema configured) is an [`Error::Template`] naming the
-    /// step and its file.
-    fn rendered_sql(&self, step: &PlannedStep) -> Result<Option<std::borrow::Cow<'static, str>>> {
-        let migration = self.graph.nodes[step.node].migration;
-        let sql = match step.direction {
-            Direction::Up => migration.sql(),
-            Direction::Down => migration.down_sql(),
-        };
-        let Some(sql) = sql else {
-            return Ok(None);
-        };
-        let schema = self.backend.schema();
-        template::render(self.backend.dialect(), schema, &self.table_names, sql)
-            .map(Some)
-            .map_err(|err| match err {
-                Error::Template(why) => {
-                    Error::Template(format!("{} ({}): {why}", step.step, migration.location()))
-                }
-                other => other,
-            })
-    }
-
-    /// Every SQL-file step of `plan` renders: checked before the first step runs, so a
-    /// template no step could render refuses the run with nothing changed (a step of a
-    /// no-transaction file, rendered statement by statement as it runs, would fail after
-    /// its journal mark and its earlier statements).
-    fn check_sql_templates(&self, plan: &Plan) -> Result<()> {
-        plan.steps
-            .iter()
-            .try_for_each(|step| self.rendered_sql(step).map(drop))
-    }
-
     /// Runs `f` holding the run lock (taken within `wait`, else the backend's lock timeout,
     /// the tracking tables prepared under it) and releases the lock whatever `f` returns: runs
     /// and repairs never interleave.
@@ -267,7 +224,7 @@ impl MigrationManager {
                 // `steps(n)` counted once, from the state read under the lock.
                 let request = plan::resolved(&self.graph, &states, &request);
                 let plan = plan::plan(&self.graph, &states, &request)?;
-                self.check_sql_templates(&plan)?;
+                self.check_sql_templates(&plan.steps)?;
                 self.apply(&request, run, plan).await
             })
             .await?;
@@ -468,6 +425,7 @@ impl MigrationManager {
                 plan::without_baselines(&mut states);
             }
             plan = plan::plan(&self.graph, &states, request)?;
+            self.check_sql_templates(&plan.steps)?;
             before_plan = applied.len();
             // The new plan's held-back steps are counted again.
             stops.held.clear();

@@ -299,8 +299,9 @@ impl<'c> Conn<'c> {
             return Err(Error::Config(
                 "PRAGMA foreign_keys has no effect inside a transaction, and this step runs in \
                  one: SQLite would keep the foreign keys on, so a table rebuild would delete or \
-                 orphan the rows that refer to it; declare the step `transaction = false` (and \
-                 turn the foreign keys back on at its end)"
+                 orphan the rows that refer to it; declare the step `transaction = false` (a SQL \
+                 file: `-- migrate: no-transaction` on its first line), and turn the foreign keys \
+                 back on at its end"
                     .to_string(),
             ));
         }

@@ -49,6 +49,21 @@ each_backend! {
         let StartupError::NotReady { problems, .. } = &err else { panic!("{err}") };
         assert_eq!(problems.iter().map(Problem::kind).collect::<Vec<_>>(), ["dirty"], "{err}");
         assert_eq!(db.fingerprint().await, before, "nothing ran");
+
+        // Ahead, and edited: refused as not ready (not a failed migration), nothing run.
+        db.exec("UPDATE migrate_schema_versions SET dirty_version = NULL, dirty_name = NULL, dirty_direction = NULL, dirty_since = NULL, version = '2.9.0' WHERE table_name = 'metrics'").await;
+        let before = db.fingerprint().await;
+        let err = ensure(&m, Policy::Apply).await.expect_err("ahead");
+        let StartupError::NotReady { problems, .. } = &err else { panic!("{err}") };
+        assert_eq!(problems.iter().map(Problem::kind).collect::<Vec<_>>(), ["ahead"], "{err}");
+        assert_eq!(db.fingerprint().await, before, "nothing ran");
+        db.exec("UPDATE migrate_schema_versions SET version = '2.1.0', checksum = 'sha256-64:0000000000000000' WHERE table_name = 'metrics'").await;
+        db.exec("UPDATE migrate_schema_versions_history SET checksum = 'sha256:00' WHERE table_name = 'metrics'").await;
+        let before = db.fingerprint().await;
+        let err = ensure(&m, Policy::Apply).await.expect_err("edited");
+        let StartupError::NotReady { problems, .. } = &err else { panic!("{err}") };
+        assert!(!problems.is_empty() && problems.iter().all(|p| p.kind() == "drift"), "{err}");
+        assert_eq!(db.fingerprint().await, before, "nothing ran");
     }
 
     async fn off_touches_nothing(db) {

@@ -172,7 +172,14 @@ impl TestDatabase {
             // Created the way applications open it (WAL), so that later connections never
             // have to switch the journal mode while another one holds a lock.
             #[cfg(feature = "sqlite")]
-            crate::sqlite::SqliteDb::open(&path).await?.close().await;
+            match crate::sqlite::SqliteDb::open(&path).await {
+                Ok(db) => db.close().await,
+                Err(err) => {
+                    // The directory was kept for the database: nothing owns it now.
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(err);
+                }
+            }
             let url = format!("sqlite://{}?mode=rwc", path.display());
             return Ok(Some(TestDatabase {
                 backend,

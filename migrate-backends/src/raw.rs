@@ -70,6 +70,14 @@ where
         self.mentioned_a_transaction
     }
 
+    /// Notes whether `sql` may open a transaction, where the answer is used: only a database
+    /// whose journalled finish waits for the next step (MySQL) asks.
+    fn notice(&mut self, sql: &str) {
+        if self.sql.journal_finish.is_some() && !self.mentioned_a_transaction {
+            self.mentioned_a_transaction = mentions_a_transaction(sql);
+        }
+    }
+
     /// Carries `riding` (the previous step's pending commit) on the first statement.
     pub(crate) fn with_riding(mut self, riding: Riding) -> Self {
         self.riding = riding;
@@ -192,7 +200,7 @@ where
 
     fn execute<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
-            self.mentioned_a_transaction |= mentions_a_transaction(sql);
+            self.notice(sql);
             if let Some(carried) = self.ride(Some(sql)).await {
                 return carried;
             }
@@ -205,7 +213,7 @@ where
 
     fn query<'a>(&'a mut self, sql: &'a str) -> BoxFuture<'a, Result<Vec<Row>>> {
         Box::pin(async move {
-            self.mentioned_a_transaction |= mentions_a_transaction(sql);
+            self.notice(sql);
             self.settle().await?;
             let rows = sqlx::raw_sql(AssertSqlSafe(sql))
                 .fetch_all(&mut *self.conn)

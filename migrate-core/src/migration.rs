@@ -11,8 +11,10 @@ pub type MigrationFuture<'a> = BoxFuture<'a, Result<()>>;
 /// A migration function as the registry stores it: the user's `async fn` rewritten by
 /// `#[migration]` into a plain `fn` that returns its body's future boxed, or, when the function
 /// must stay as written (an attribute such as `#[tracing::instrument]` on it, an `impl Trait`
-/// argument), a shim that boxes its future; for a SQL file of `sql_dir!`, an instance of the
-/// directory's shim that runs that file's statements.
+/// argument), a shim that boxes its future; for a function whose body only executes string
+/// literals, the shared function that runs that list (the user's function is then compiled only
+/// if something calls it); for a SQL file of `sql_dir!`, an instance of the directory's shim
+/// that runs that file's statements.
 pub type MigrationFn = for<'a, 'b> fn(&'a mut Conn<'b>) -> MigrationFuture<'a>;
 
 /// How a migration is undone.
@@ -202,7 +204,8 @@ impl Migration {
     pub fn reversal(&self) -> Reversal {
         self.reversal
     }
-    /// The function that applies the migration.
+    /// The function that applies the migration: the `#[migration]` function itself, or, for a
+    /// body of `db.execute("...").await?;` lines, a function that runs the same statements.
     pub fn up(&self) -> MigrationFn {
         self.up
     }

@@ -21,6 +21,7 @@ mod source;
 mod sql_dir;
 mod sql_names;
 mod sql_text;
+mod statements;
 #[cfg(test)]
 mod test_support;
 

@@ -4,7 +4,8 @@
 //! its body's future boxed (so that the function itself is the registered `MigrationFn`), followed
 //! by a `const _: () = { ... };` block holding the graph-check items (see
 //! `migrate_core::__private`), the shims that box the down's and the fresh function's futures,
-//! and the `inventory` registration.
+//! and the `inventory` registration. A body of `db.execute("...").await?;` lines is registered
+//! as its statements instead (`statements.rs`), the function kept for rustc to check.
 
 use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
 use crate::checksum;
@@ -13,6 +14,7 @@ use crate::item::FnItem;
 use crate::register::{register, Action, Declaration, Step};
 use crate::signature::{boxed_function, check_signature, rewritable, Signature};
 use crate::source::SourceFile;
+use crate::statements::only_executes;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use std::path::Path;
@@ -87,7 +89,15 @@ fn generate(
     // The function is rewritten into the registered one unless something in it needs the
     // `async fn` as written; then it is kept, and a shim boxes its future.
     let rewrite = rewritable(function, signature);
-    let up = if rewrite {
+    // A body of `db.execute("...").await?;` lines is registered as its statements, and the
+    // function, rewritten all the same, is only type-checked.
+    let statements = rewrite
+        .then(|| only_executes(function, signature))
+        .flatten();
+    let registered_as_itself = statements.is_none();
+    let up = if let Some(list) = statements {
+        Action::Statements(list)
+    } else if rewrite {
         Action::Function(quote!(#fn_name))
     } else {
         let ty_span = signature.argument.ty.span();
@@ -149,6 +159,14 @@ fn generate(
         boxed_function(function, signature, &private)
     } else {
         function.to_token_stream()
+    };
+    // A function registered as its statements is named nowhere: it is used all the same. (An
+    // `allow` on it, not a reference to it in an item of its own: every item rustc checks
+    // costs, and a reference in a `const` would have it compiled.)
+    let function = if registered_as_itself {
+        function
+    } else {
+        quote!(#[allow(dead_code)] #function)
     };
     Ok(quote! {
         #function

@@ -162,7 +162,7 @@ pub(crate) fn boxed_function(
 }
 
 /// `ty` without the invisible group a macro fragment wraps it in, or parentheses.
-fn ungrouped(ty: &syn::Type) -> &syn::Type {
+pub(crate) fn ungrouped(ty: &syn::Type) -> &syn::Type {
     match ty {
         syn::Type::Group(group) => ungrouped(&group.elem),
         syn::Type::Paren(paren) => ungrouped(&paren.elem),

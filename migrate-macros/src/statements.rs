@@ -1,0 +1,319 @@
+//! The commonest migration body, read on its tokens: only `db.execute("...").await?;` lines
+//! and a final `Ok(())`. Such a function is registered as the list of its statements, run by a
+//! shared generic function (`migrate_core::__private::run_statements`), instead of as itself:
+//! the function is still emitted and checked (types, borrows), but rustc generates no machine
+//! code for a private function nothing calls (BENCHMARKS.md, "Compile time"). What runs is the same: each statement through
+//! `Conn::execute`, in order, stopping at the first error, which `?` passes on unchanged.
+
+use crate::item::FnItem;
+use crate::signature::{ungrouped, Signature};
+use proc_macro2::{Delimiter, Literal, TokenTree};
+
+/// The string literals the body executes, in order, when the function is nothing but that and
+/// nothing about it needs the function itself: it is not `pub` (a public function is compiled
+/// for other crates anyway), its attributes are only documentation and lint levels (another
+/// attribute may wrap the body), it has no inner attributes, and its argument is a plain name
+/// (`db`, `mut db`) that the body's calls name, of type `&mut Conn<'_>` written as a path
+/// ending in `Conn` (so that `execute` is `Conn`'s own: a `&mut dyn Trait` argument would call
+/// the trait's). `None` otherwise: the function is then registered as itself.
+///
+/// Two contrived bodies are read as statements although they mean something else: one whose
+/// `db` a `macro_rules!` hygiene keeps from the argument of that name (it names another `db`
+/// in scope), and one under a user's own `fn Ok`.
+pub(crate) fn only_executes(function: &FnItem, signature: Signature<'_>) -> Option<Vec<Literal>> {
+    const LINT_LEVELS: [&str; 6] = ["doc", "allow", "warn", "deny", "expect", "forbid"];
+    if matches!(function.vis, syn::Visibility::Public(_)) || !function.inner_attrs.is_empty() {
+        return None;
+    }
+    let plain = function.attrs.iter().all(|attr| {
+        attr.path()
+            .get_ident()
+            .is_some_and(|ident| LINT_LEVELS.iter().any(|level| ident == level))
+    });
+    if !plain {
+        return None;
+    }
+    let db = match &*signature.argument.pat {
+        syn::Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => &pat.ident,
+        _ => return None,
+    };
+    if !names_conn(&signature.argument.ty) {
+        return None;
+    }
+    let tokens: Vec<TokenTree> = function.block.stream().into_iter().collect();
+    let mut rest = tokens.as_slice();
+    let mut statements = Vec::new();
+    loop {
+        match rest {
+            // `Ok(())`, last.
+            [TokenTree::Ident(ok), TokenTree::Group(unit)]
+                if ok == "Ok"
+                    && unit.delimiter() == Delimiter::Parenthesis
+                    && is_empty_parens(unit.stream()) =>
+            {
+                return Some(statements);
+            }
+            // `db.execute("...").await?;`
+            [TokenTree::Ident(name), TokenTree::Punct(dot1), TokenTree::Ident(execute), TokenTree::Group(args), TokenTree::Punct(dot2), TokenTree::Ident(await_), TokenTree::Punct(question), TokenTree::Punct(semi), tail @ ..]
+                if name == db
+                    && dot1.as_char() == '.'
+                    && execute == "execute"
+                    && args.delimiter() == Delimiter::Parenthesis
+                    && dot2.as_char() == '.'
+                    && await_ == "await"
+                    && question.as_char() == '?'
+                    && semi.as_char() == ';' =>
+            {
+                statements.push(string_literal(args.stream())?);
+                rest = tail;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Whether `ty` is `&mut` of a path whose last segment is `Conn` (`&mut migrate::Conn<'_>`,
+/// `&mut Conn<'_>`): the argument's type is checked against `&mut migrate::Conn<'_>` by rustc
+/// in the kept function, and `Conn` derefs to nothing, so such a path is that type.
+fn names_conn(ty: &syn::Type) -> bool {
+    let syn::Type::Reference(reference) = ungrouped(ty) else {
+        return false;
+    };
+    if reference.mutability.is_none() {
+        return false;
+    }
+    match ungrouped(&reference.elem) {
+        syn::Type::Path(path) => {
+            path.qself.is_none() && path.path.segments.last().is_some_and(|s| s.ident == "Conn")
+        }
+        _ => false,
+    }
+}
+
+/// Whether `tokens` is `()` and nothing else.
+fn is_empty_parens(tokens: proc_macro2::TokenStream) -> bool {
+    let mut tokens = tokens.into_iter();
+    matches!(
+        (tokens.next(), tokens.next()),
+        (Some(TokenTree::Group(unit)), None)
+            if unit.delimiter() == Delimiter::Parenthesis && unit.stream().is_empty()
+    )
+}
+
+/// The one string literal `tokens` holds (`"..."`, `r#"..."#`, no suffix), or `None`.
+fn string_literal(tokens: proc_macro2::TokenStream) -> Option<Literal> {
+    let mut tokens = tokens.into_iter();
+    let literal = match (tokens.next(), tokens.next()) {
+        (Some(TokenTree::Literal(literal)), None) => literal,
+        _ => return None,
+    };
+    match syn::Lit::new(literal.clone()) {
+        syn::Lit::Str(text) if text.suffix().is_empty() => Some(literal),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::check_signature;
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    /// The statements of `function` as written, or `None`.
+    fn read(function: TokenStream) -> Option<Vec<String>> {
+        let function = FnItem::parse(function).expect("a function");
+        let signature = check_signature(&function).expect("a migration's signature");
+        only_executes(&function, signature)
+            .map(|list| list.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn a_body_of_execute_lines_is_read_as_its_literals_in_order() {
+        let read = read(quote!(
+            /// Adds a column.
+            #[allow(clippy::needless_question_mark)]
+            async fn add(mut conn: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                conn.execute("ALTER TABLE t ADD a INT").await?;
+                conn.execute(r#"UPDATE t SET a = 1 WHERE b = "x""#).await?;
+                Ok(())
+            }
+        ));
+        assert_eq!(
+            read.expect("read"),
+            [
+                "\"ALTER TABLE t ADD a INT\"",
+                "r#\"UPDATE t SET a = 1 WHERE b = \"x\"\"#"
+            ]
+        );
+        let nothing = super::tests::read(quote!(
+            async fn none(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                Ok(())
+            }
+        ));
+        assert_eq!(nothing.expect("read"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_statements_are_registered_and_the_function_is_kept_and_used() {
+        use crate::test_support::{compile_errors, expand_migration, registered_call};
+        use quote::ToTokens;
+        let out = expand_migration(
+            quote!(table = "t", version = "1.0.0", irreversible),
+            quote!(
+                async fn create(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    db.execute("CREATE TABLE t (id INT)").await?;
+                    Ok(())
+                }
+            ),
+        );
+        assert!(compile_errors(&out).is_empty(), "{out}");
+        let call = registered_call(&out).expect("one registration");
+        let registered: syn::Expr =
+            syn::parse_quote!(::migrate::__private::run_statements::<__MigrateUpStatements>);
+        assert_eq!(call.args[5], registered, "{out}");
+        let file: syn::File = syn::parse2(out.clone()).expect("output parses");
+        // The function stays, rewritten as it would be registered, so rustc checks it.
+        assert!(
+            file.items.iter().any(|item| matches!(item,
+                syn::Item::Fn(f) if f.sig.ident == "create" && f.sig.asyncness.is_none())),
+            "{out}"
+        );
+        let text = out.to_string();
+        assert!(
+            text.contains(
+                "const LIST : & 'static [& 'static str] = & [\"CREATE TABLE t (id INT)\"]"
+            ),
+            "{text}"
+        );
+        // Named nowhere, so it is allowed to be unused.
+        assert!(
+            file.items.iter().any(|item| matches!(item,
+                syn::Item::Fn(f) if f.sig.ident == "create"
+                    && f.attrs.iter().any(|a| a.path().is_ident("allow")
+                        && a.meta.to_token_stream().to_string().contains("dead_code")))),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn anything_else_keeps_the_function_registered_as_itself() {
+        let bodies = [
+            // Not only executes of literals.
+            quote!({
+                let sql = "X";
+                db.execute(sql).await?;
+                Ok(())
+            }),
+            quote!({
+                db.execute(concat!("X", "Y")).await?;
+                Ok(())
+            }),
+            quote!({
+                db.execute(b"X").await?;
+                Ok(())
+            }),
+            quote!({ db.execute("X" "Y").await?; Ok(()) }),
+            quote!({
+                db.execute(1).await?;
+                Ok(())
+            }),
+            quote!({
+                db.query("X").await?;
+                Ok(())
+            }),
+            quote!({
+                db.execute("X").await;
+                Ok(())
+            }),
+            quote!({
+                db.execute("X").await?;
+            }),
+            quote!({
+                db.execute("X").await?;
+                Ok(());
+            }),
+            quote!({
+                db.execute("X").await?;
+                Ok(1)
+            }),
+            quote!({
+                db.execute("X").await?;
+                return Ok(());
+            }),
+            quote!({
+                db.execute("X").await?;
+                db.execute("Y").await
+            }),
+            // Another name than the argument's.
+            quote!({
+                other.execute("X").await?;
+                Ok(())
+            }),
+        ];
+        for body in bodies {
+            let function = quote!(
+                async fn up(db: &mut migrate::Conn<'_>) -> migrate::Result<()> #body
+            );
+            assert_eq!(read(function), None, "{body}");
+        }
+        let functions = [
+            // Compiled for other crates anyway.
+            quote!(
+                pub async fn up(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    Ok(())
+                }
+            ),
+            // Another attribute may wrap the body.
+            quote!(
+                #[tracing::instrument]
+                async fn up(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    Ok(())
+                }
+            ),
+            quote!(
+                #[inline]
+                async fn up(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    Ok(())
+                }
+            ),
+            // An argument whose `execute` may not be `Conn`'s.
+            quote!(
+                async fn up(db: &mut (dyn Exec + Send)) -> migrate::Result<()> {
+                    db.execute("X").await?;
+                    Ok(())
+                }
+            ),
+            quote!(
+                async fn up(db: &mut Connection<'_>) -> migrate::Result<()> {
+                    Ok(())
+                }
+            ),
+            quote!(
+                async fn up(db: &mut <X as Y>::Conn) -> migrate::Result<()> {
+                    Ok(())
+                }
+            ),
+            quote!(
+                async fn up(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    #![allow(unused)]
+                    Ok(())
+                }
+            ),
+            // An argument that is not a plain name.
+            quote!(
+                async fn up(ref db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    Ok(())
+                }
+            ),
+            quote!(
+                async fn up(_: &mut migrate::Conn<'_>) -> migrate::Result<()> {
+                    Ok(())
+                }
+            ),
+        ];
+        for function in functions {
+            assert_eq!(read(function.clone()), None, "{function}");
+        }
+    }
+}

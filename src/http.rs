@@ -9,8 +9,9 @@
 //! | `POST /migrations/down` | runs `down`; `target` or `to_base: true` is required |
 //! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `404` without a fleet, `400` for a body with any run option (a fleet goes up to every head), `409` while this router's previous fleet run is still going; each target waits [`HttpConfig::lock_wait`] for its lock, and one whose lock stays held fails (category `locked`) in the `207` |
 //!
-//! The `POST` routes need `Authorization: Bearer <token>` (compared in constant time), and
-//! so do the reads with [`HttpConfig::protect_reads`]. A run never queues behind another: while
+//! The `POST` routes need `Authorization: Bearer <token>` (compared in constant time, before
+//! the body is read), and so do the reads with [`HttpConfig::protect_reads`]. A body over 64 KiB
+//! is `413`. A run never queues behind another: while
 //! another runner holds the lock the answer is `409` naming the holder. Bad input is `400`, a
 //! failed step `500` with the step; every error body is `{"ok": false, "error": {"kind",
 //! "category", "message", ...}}`.
@@ -34,7 +35,7 @@ use crate::error::ErrorCategory;
 use crate::error_json::error_json;
 use crate::{Error, MigrationManager, Result};
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -297,6 +298,36 @@ async fn history(
     }
 }
 
+/// The most a run request's body may hold: a JSON object of a few options and table names.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The body of a `POST`, read only once its token is checked (an unauthenticated request is
+/// answered without waiting for a body it may never finish sending), and at most
+/// [`MAX_BODY`] bytes of it; else the `401` or the `413`.
+async fn authorized_body(
+    shared: &Shared,
+    request: Request,
+) -> std::result::Result<Bytes, Response> {
+    if let Some(denied) = authorize(shared, request.headers()) {
+        return Err(denied);
+    }
+    axum::body::to_bytes(request.into_body(), MAX_BODY)
+        .await
+        .map_err(|e| {
+            error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({
+                    "kind": "InvalidBody",
+                    "category": "bad_input",
+                    "message": format!(
+                        "the body could not be read whole within {MAX_BODY} bytes (a run request \
+                         is a small JSON object): {e}"
+                    ),
+                }),
+            )
+        })
+}
+
 /// The body of `up` and `down`: the manager's request options.
 #[derive(Debug, Default, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -328,10 +359,11 @@ fn parse_body(body: &Bytes) -> std::result::Result<RunBody, String> {
         .map_err(|e| format!("the body is not a run request ({SHAPE}): {e}"))
 }
 
-async fn up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = authorize(&shared, &headers) {
-        return denied;
-    }
+async fn up(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let body = match authorized_body(&shared, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let body = match parse_body(&body) {
         Ok(body) => body,
         Err(message) => return bad_request("InvalidBody", message),
@@ -404,10 +436,11 @@ async fn detached<T: Send + 'static>(
 
 /// The fleet up: `200` when every target succeeded, else `207` (Multi-Status) with every
 /// target's result, failures named with their target and step.
-async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = authorize(&shared, &headers) {
-        return denied;
-    }
+async fn all_up(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let body = match authorized_body(&shared, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     // A fleet goes up to every head: a request that asks for anything else (a dry run, above
     // all) is refused, not run as a plain up.
     match parse_body(&body) {
@@ -456,10 +489,11 @@ async fn all_up(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     (status, Json(crate::fleet_json::fleet_json(&report))).into_response()
 }
 
-async fn down(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(denied) = authorize(&shared, &headers) {
-        return denied;
-    }
+async fn down(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let body = match authorized_body(&shared, request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let body = match parse_body(&body) {
         Ok(body) => body,
         Err(message) => return bad_request("InvalidBody", message),

@@ -179,7 +179,7 @@ pub(super) struct FleetArgs {
     /// Every schema of the --database-url server but PostgreSQL's own and `public`.
     #[arg(long, conflicts_with = "targets")]
     pub(super) all_schemas: bool,
-    /// With --all-schemas: only schemas matching this SQL LIKE pattern (`tenant_%`).
+    /// With --all-schemas: only schemas matching this SQL LIKE pattern (`tenant\_%`; `_` is a wildcard).
     #[arg(long, value_name = "PATTERN", requires = "all_schemas")]
     pub(super) schema_like: Option<String>,
     /// The targets, one per line: `URL` or `URL SCHEMA` (a `#` at a line's start or after a

@@ -8,7 +8,7 @@
 //! # async fn demo() -> migrate::Result<()> {
 //! use migrate::fleet::{Fleet, FleetOutcome};
 //! let fleet = Fleet::new([&MIGRATIONS])
-//!     .all_schemas("postgres://app@db/app", Some("tenant_%"))
+//!     .all_schemas("postgres://app@db/app", Some("tenant\\_%"))
 //!     .await?
 //!     .concurrency(8);
 //! let report = fleet.up().await;
@@ -128,9 +128,11 @@ impl Fleet {
     }
 
     /// Adds every schema of the PostgreSQL database at `url` but its own and `public`
-    /// (with `like`, those matching that SQL `LIKE` pattern, such as `tenant_%`). Each run
-    /// (`up`, `status`, `verify`) lists them again: a fleet kept for many runs takes the
-    /// schemas made since, and leaves out the ones dropped.
+    /// (with `like`, those matching that SQL `LIKE` pattern, such as `tenant\\_%`: in `LIKE`,
+    /// `_` matches any one character, so `tenant_%` would take a schema `tenants` too). Each
+    /// run (`up`, `status`, `verify`) lists them again: a fleet kept for many runs takes the
+    /// schemas made since, and leaves out the ones dropped; a server that cannot be listed
+    /// fails its schemas listed before, or itself as a target when it had none.
     pub async fn all_schemas(self, url: &str, like: Option<&str>) -> Result<Self> {
         #[cfg(feature = "postgres")]
         {
@@ -237,7 +239,28 @@ impl Fleet {
         for target in &self.targets {
             migrate_backends::checked_dialect(target.url(), &self.options_of(target))?;
         }
+        if let Some((index, first)) = self.named_again().next() {
+            return Err(Error::Config(format!(
+                "{} is named twice (targets {} and {}): it would race itself for its own lock",
+                self.targets[index],
+                first + 1,
+                index + 1
+            )));
+        }
         Ok(())
+    }
+
+    /// Each target equal to an earlier one, with the earlier one's index.
+    fn named_again(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.targets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, target)| {
+                self.targets[..index]
+                    .iter()
+                    .position(|earlier| earlier == target)
+                    .map(|first| (index, first))
+            })
     }
 
     /// The connection options of `target`: the fleet's, with a schema target's schema, and
@@ -255,7 +278,8 @@ impl Fleet {
     /// This fleet with the schemas of its listings listed again (`None` when it has none):
     /// each listing's schemas replaced by what it finds now, the other targets kept. A server
     /// that cannot be listed keeps the schemas listed when the fleet was built, which then
-    /// fail without running (what was dropped since must not be made again).
+    /// fail without running (what was dropped since must not be made again); one that had
+    /// none fails as a target of its own (`run_targets`).
     async fn relisted(&self) -> Option<Fleet> {
         if self.listings.is_empty() {
             return None;
@@ -279,7 +303,14 @@ impl Fleet {
                     tracing::warn!(%server, error = %err, "could not list the schemas again; their targets fail");
                     fleet.unlisted.push((
                         listing.clone(),
-                        format!("the schemas of {server} could not be listed again: {err}"),
+                        if listing.schemas.is_empty() {
+                            format!(
+                                "the schemas of {server} could not be listed (none were when \
+                                 the fleet was built): {err}"
+                            )
+                        } else {
+                            format!("the schemas of {server} could not be listed again: {err}")
+                        },
                     ));
                 }
             }
@@ -308,11 +339,32 @@ impl Fleet {
         let mut next = 0;
         let mut failures = 0;
         let mut done = 0;
+        // A target named twice would race itself for its own lock: its second mention fails
+        // without running.
+        for (index, first) in self.named_again() {
+            failures += 1;
+            done += 1;
+            outcomes[index] = Some(TargetReport {
+                target: self.targets[index].clone(),
+                outcome: TargetOutcome::Failed(Error::Config(format!(
+                    "{} is named twice (targets {} and {}): the second is not run, as it would \
+                     race the first for its own lock",
+                    self.targets[index],
+                    first + 1,
+                    index + 1
+                ))),
+                elapsed: Duration::ZERO,
+            });
+        }
         loop {
-            while running.len() < self.concurrency
-                && next < total
-                && !(self.fail_fast && failures > 0)
-            {
+            while running.len() < self.concurrency && !(self.fail_fast && failures > 0) {
+                // Past the targets that already have their outcome (named twice).
+                while next < total && outcomes[next].is_some() {
+                    next += 1;
+                }
+                if next == total {
+                    break;
+                }
                 let fleet = shared.clone();
                 let pools = pools.clone();
                 let index = next;
@@ -373,7 +425,7 @@ impl Fleet {
         for pool in pools.values().flatten() {
             close(pool).await;
         }
-        let targets = outcomes
+        let mut targets: Vec<TargetReport> = outcomes
             .into_iter()
             .zip(&self.targets)
             .map(|(report, target)| {
@@ -384,6 +436,17 @@ impl Fleet {
                 })
             })
             .collect();
+        // A server that could not be listed, and had no schema listed before, has no target
+        // to fail: it fails as itself, so that the run does not read as all succeeded.
+        for (listing, why) in &self.unlisted {
+            if listing.schemas.is_empty() {
+                targets.push(TargetReport {
+                    target: Target::database(&listing.url),
+                    outcome: TargetOutcome::Failed(Error::msg(why.clone())),
+                    elapsed: Duration::ZERO,
+                });
+            }
+        }
         FleetReport::new(targets, max_connections, started.elapsed())
     }
 

@@ -192,6 +192,32 @@ async fn a_fleet_of_schemas_names_exactly_the_broken_ones_and_a_rerun_touches_on
     );
 }
 
+/// A target given twice through the API (a targets file refuses it already) would race itself
+/// for its own lock and be counted twice: `check` refuses it, and a run fails its second
+/// mention without running it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_named_twice_is_refused_and_runs_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
+    let fleet = Fleet::new([&MIGRATIONS]).concurrency(4).targets([
+        Target::database(url("a.db")),
+        Target::database(url("b.db")),
+        Target::database(url("a.db")),
+    ]);
+    let err = fleet.check().expect_err("named twice");
+    assert!(
+        matches!(&err, Error::Config(why) if why.contains("named twice (targets 1 and 3)")),
+        "{err}"
+    );
+    let report = fleet.up().await;
+    assert_eq!(report.outcome, FleetOutcome::PartlyFailed, "{report:?}");
+    let outcomes: Vec<bool> = report.targets.iter().map(|t| t.failed()).collect();
+    assert_eq!(outcomes, [false, false, true], "{report:?}");
+    let (_, err) = report.failures().next().expect("the second mention");
+    assert!(err.to_string().contains("the second is not run"), "{err}");
+    assert!(matches!(report.targets[0].outcome, TargetOutcome::Ran(_)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_of_sqlite_files_fails_only_the_file_that_is_not_a_database() {
     let dir = tempfile::tempdir().expect("dir");
@@ -352,6 +378,49 @@ async fn a_kept_fleet_lists_its_schemas_again_at_each_run() {
         ["relist_b", "relist_c"],
         "the dropped tenant stays dropped"
     );
+}
+
+/// A kept fleet whose server listed no schema when it was built, and cannot be listed at a
+/// run, has no schema target to fail: the server fails as a target of its own, so that the
+/// run does not read as all succeeded (it did: `AllSucceeded` over no target, HTTP's 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_cannot_be_listed_fails_though_it_had_no_schema() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let database = db
+        .url()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let role = format!("unlisted_{database}");
+    db.exec(&format!("CREATE ROLE {role} LOGIN")).await;
+    let url = as_role(db.url(), &role);
+    let fleet = Fleet::new([&MIGRATIONS])
+        .all_schemas(&url, Some("nobody\\_%"))
+        .await
+        .expect("listed: no schema yet");
+    assert!(fleet.target_list().is_empty());
+    // The role may no longer log in: the listing at the run fails.
+    db.exec(&format!("ALTER ROLE {role} NOLOGIN")).await;
+    let report = fleet.up().await;
+    assert_eq!(report.outcome, FleetOutcome::AllFailed, "{report:?}");
+    let failures: Vec<(String, String)> = report
+        .failures()
+        .map(|(target, err)| (target.to_string(), err.to_string()))
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].1.contains("could not be listed")
+            && failures[0].1.contains("none were when the fleet was built"),
+        "{failures:?}"
+    );
+    assert!(failures[0].0.contains(&database), "{failures:?}");
+    db.exec(&format!("ALTER ROLE {role} LOGIN")).await;
 }
 
 /// Schema targets on a server that cannot be reached each fail as `Unreachable` (category

@@ -215,6 +215,73 @@ async fn the_bearer_scheme_is_read_without_regard_to_case() {
     }
 }
 
+/// The head of a `POST /migrations/up` announcing a body of `length` bytes, and `sent` of them.
+async fn post_announcing(
+    addr: SocketAddr,
+    token: Option<&str>,
+    length: usize,
+    sent: &[u8],
+) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!("POST /migrations/up HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    ));
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    stream.write_all(sent).await.expect("send the body");
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .expect("an answer without the rest of the body")
+    .expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_token_is_checked_before_the_body_is_read_and_the_body_is_capped() {
+    let Some(db) = TestDb::new(migrate::testing::Backend::Sqlite).await else {
+        return;
+    };
+    let addr = serve(&db, with_token()).await;
+    // Two megabytes announced, none sent: the 401 does not wait for them (it did, reading the
+    // body first).
+    let (code, body) = post_announcing(addr, None, 2_000_000, b"").await;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body["error"]["kind"], "Unauthorized", "{body}");
+    // With the token, a body over 64 KiB is refused as this library's JSON, before it runs.
+    let oversized = vec![b' '; 64 * 1024 + 1];
+    let (code, body) = post_announcing(addr, Some(TOKEN), oversized.len(), &oversized).await;
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(body["error"]["kind"], "InvalidBody", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("65536 bytes")),
+        "{body}"
+    );
+    let status = db.manager().await.status().await.expect("status");
+    assert!(
+        status.iter().all(|table| table.current.is_none()),
+        "nothing ran: {status:?}"
+    );
+}
+
 /// A dry run with this `Authorization` header.
 async fn request_with_authorization(addr: SocketAddr, authorization: &str) -> (u16, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");

@@ -95,3 +95,46 @@ each_backend! {
         );
     }
 }
+
+/// Twenty rows of 1 MiB each: one statement would be 20 MiB (40 MiB on MariaDB, where text is
+/// sent in hex), over MariaDB's default `max_allowed_packet` of 16 MiB. `Upsert::execute`
+/// sends statements of at most `MAX_STATEMENT_BYTES`, and every row arrives.
+fn upsert_large_rows<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        let mut upsert = Upsert::new("large", &["k"], &["v"]);
+        for k in 0..20 {
+            let text = format!("{k:02}{}", "x".repeat(1024 * 1024 - 2));
+            upsert.row(vec![Value::Int(k), Value::Text(text)]);
+        }
+        let statements = upsert.statements(db.dialect(), migrate::data::MAX_STATEMENT_BYTES)?;
+        if statements.len() < 5 {
+            return Err(migrate::Error::msg(format!(
+                "{} statements for 20 MiB",
+                statements.len()
+            )));
+        }
+        upsert.execute(db).await?;
+        Ok(())
+    })
+}
+
+each_backend! {
+    async fn a_large_upsert_is_sent_as_statements_under_the_servers_limit(db) {
+        let text = match db.backend() {
+            Backend::MySql => "LONGTEXT",
+            _ => "TEXT",
+        };
+        db.exec(&format!("CREATE TABLE large (k INTEGER PRIMARY KEY, v {text})")).await;
+        if db.backend() == Backend::MySql {
+            let limit = db.rows("SELECT CAST(@@max_allowed_packet AS SIGNED)").await;
+            let limit: u64 = limit[0].parse().expect("a number");
+            assert!(limit < 40 * 1024 * 1024, "the test needs a server limit under one statement: {limit}");
+        }
+        let names = migrate::TableNames::new();
+        let step = first_step("large", "upsert_large_rows", upsert_large_rows, true, &names);
+        let _executor = run_first_step_on(db.executor().await, step, "the upsert runs").await;
+        let rows = db.rows("SELECT k, LENGTH(v), SUBSTR(v, 1, 2) FROM large ORDER BY k").await;
+        let expected: Vec<String> = (0..20).map(|k| format!("{k}|1048576|{k:02}")).collect();
+        assert_eq!(rows, expected);
+    }
+}

@@ -22,8 +22,10 @@ const MAX_JOB_BYTES: usize = 191;
 /// Each batch ends with its checkpoint: the last key and the [`Tally`] so far, written in the
 /// same transaction as the batch's own writes. In a `transaction = false` migration every
 /// batch is its own transaction, so a killed run resumes after the last committed batch, and
-/// the job's counts come out exact. In a transactional migration the whole job is one
-/// transaction: a kill leaves nothing to resume, and the next run starts over.
+/// the job's counts come out exact. In a transactional migration on SQLite and PostgreSQL the
+/// whole job is one transaction: a kill leaves nothing to resume, and the next run starts over.
+/// On MySQL and MariaDB every step is journalled outside a transaction, so every batch commits
+/// on its own there, transactional or not.
 ///
 /// The key must be unique and not change while the job runs (a primary key); rows whose key
 /// is NULL cannot be paged and are counted as refused. Writes should be idempotent upserts

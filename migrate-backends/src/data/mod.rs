@@ -16,7 +16,7 @@
 //!     for row in &rows {
 //!         upsert.row(row.values().to_vec());
 //!     }
-//!     db.execute(&upsert.sql(db.dialect())?).await?;
+//!     upsert.execute(db).await?; // under MAX_STATEMENT_BYTES a statement
 //!     job.tally().moved(rows.len() as u64);
 //! }
 //! let tally = job.finish(db).await?; // moved, skipped and refused, each with its reasons
@@ -28,5 +28,5 @@ mod sql;
 mod tally;
 
 pub use batches::{Batches, Job, DEFAULT_CHECKPOINT_TABLE};
-pub use sql::{literal, Upsert};
+pub use sql::{literal, Upsert, MAX_STATEMENT_BYTES};
 pub use tally::Tally;

@@ -1,7 +1,7 @@
 //! SQL text for data migrations: values as literals, and idempotent multi-row upserts.
 
 use crate::decode::is_number_literal;
-use migrate_core::conn::Value;
+use migrate_core::conn::{Conn, Value};
 use migrate_core::dialect::Dialect;
 use migrate_core::error::{Error, Result};
 use std::fmt::Write;
@@ -114,6 +114,12 @@ fn as_written(quoted: String) -> String {
     }
 }
 
+/// The most bytes [`Upsert::execute`] puts in one statement: well under MariaDB's and MySQL's
+/// default `max_allowed_packet` (16 MiB and 64 MiB) and PostgreSQL's and SQLite's limits (1 GiB
+/// and 1 billion bytes), so that a batch of large rows is several statements, not one the
+/// server refuses.
+pub const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
+
 /// A multi-row `INSERT` that is safe to run again: a row whose key exists updates it, or, with
 /// [`newer_wins`](Upsert::newer_wins), updates it only when the incoming row is newer. Running
 /// the same upsert twice changes nothing the second time. On MySQL and MariaDB, `ON DUPLICATE
@@ -185,7 +191,22 @@ impl Upsert {
 
     /// The statement for `dialect`; empty when there is no row. A row of the wrong width, no
     /// key, or a `newer_wins` column that is not written is an error.
+    ///
+    /// One statement for every row, however large: a server caps a statement's size
+    /// (MariaDB's `max_allowed_packet` is 16 MiB by default, and a text value is written in
+    /// hex there, twice its size). [`execute`](Upsert::execute) keeps each statement under
+    /// [`MAX_STATEMENT_BYTES`].
     pub fn sql(&self, dialect: Dialect) -> Result<String> {
+        Ok(self
+            .statements(dialect, usize::MAX)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// The statements for `dialect`, each holding as many rows as keep it under `max_bytes`
+    /// (a row larger than that alone gets a statement of its own); none when there is no row.
+    /// Errors as [`sql`](Upsert::sql).
+    pub fn statements(&self, dialect: Dialect, max_bytes: usize) -> Result<Vec<String>> {
         if self.keys.is_empty() {
             return Err(Error::Config(format!(
                 "upsert into `{}` has no key",
@@ -202,7 +223,7 @@ impl Upsert {
         }
         check_template_table(&format!("upsert into `{}`", self.table), &self.table)?;
         if self.rows.is_empty() {
-            return Ok(String::new());
+            return Ok(Vec::new());
         }
         let q = |c: &String| ident(dialect, c);
         let width = self.keys.len() + self.columns.len();
@@ -212,11 +233,18 @@ impl Upsert {
         } else {
             " AS t"
         };
-        let mut sql = format!(
+        let head = format!(
             "INSERT INTO {{{{tables.{}}}}}{alias} ({}) VALUES ",
             self.table,
             names.join(", ")
         );
+        let mut tail = String::new();
+        match dialect {
+            Dialect::MySql => self.on_duplicate_key(dialect, &mut tail),
+            Dialect::Sqlite | Dialect::Postgres => self.on_conflict(dialect, &mut tail),
+        }
+        let mut statements = Vec::new();
+        let mut sql = String::new();
         for (i, row) in self.rows.iter().enumerate() {
             if row.len() != width {
                 return Err(Error::Config(format!(
@@ -226,18 +254,34 @@ impl Upsert {
                 )));
             }
             let values: Result<Vec<String>> = row.iter().map(|v| literal(dialect, v)).collect();
-            if i > 0 {
+            let tuple = format!("({})", values?.join(", "));
+            let grown = sql.len() + 2 + tuple.len() + tail.len();
+            if !sql.is_empty() && grown > max_bytes {
+                sql.push_str(&tail);
+                statements.push(std::mem::take(&mut sql));
+            }
+            if sql.is_empty() {
+                sql.push_str(&head);
+            } else {
                 sql.push_str(", ");
             }
-            sql.push('(');
-            sql.push_str(&values?.join(", "));
-            sql.push(')');
+            sql.push_str(&tuple);
         }
-        match dialect {
-            Dialect::MySql => self.on_duplicate_key(dialect, &mut sql),
-            Dialect::Sqlite | Dialect::Postgres => self.on_conflict(dialect, &mut sql),
+        sql.push_str(&tail);
+        statements.push(sql);
+        Ok(statements)
+    }
+
+    /// Runs the upsert on `db`: its statements (see [`statements`](Upsert::statements)) each
+    /// under [`MAX_STATEMENT_BYTES`], in order, in whatever transaction `db` is in (a batch's
+    /// own, with [`Job::next`](crate::data::Job::next)). Returns the rows the database counts
+    /// as affected.
+    pub async fn execute(&self, db: &mut Conn<'_>) -> Result<u64> {
+        let mut affected = 0;
+        for statement in self.statements(db.dialect(), MAX_STATEMENT_BYTES)? {
+            affected += db.execute(&statement).await?;
         }
-        Ok(sql)
+        Ok(affected)
     }
 
     fn on_conflict(&self, dialect: Dialect, sql: &mut String) {
@@ -298,6 +342,53 @@ impl Upsert {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn statements_split_the_rows_under_the_budget_in_order() {
+        let mut upsert = Upsert::new("t", &["id"], &["v"]);
+        for (id, v) in [(1, "a"), (2, "b"), (3, &*"x".repeat(300)), (4, "d")] {
+            upsert.row(vec![Value::Int(id), Value::Text(v.to_string())]);
+        }
+        let one = upsert.sql(Dialect::Sqlite).expect("sql");
+        let all = upsert
+            .statements(Dialect::Sqlite, usize::MAX)
+            .expect("statements");
+        assert_eq!(all, [one.clone()]);
+        let split = upsert.statements(Dialect::Sqlite, 150).expect("statements");
+        let head = "INSERT INTO {{tables.t}} AS t (\"id\", \"v\") VALUES ";
+        let tail = " ON CONFLICT (\"id\") DO UPDATE SET \"v\" = excluded.\"v\"";
+        // Rows 1 and 2 fit together; row 3 is over the budget alone; row 4 after it.
+        assert_eq!(split.len(), 3, "{split:#?}");
+        for statement in &split {
+            assert!(
+                statement.starts_with(head) && statement.ends_with(tail),
+                "{statement}"
+            );
+        }
+        assert!(
+            split[0].contains("(1, 'a'), (2, 'b')") && split[0].len() <= 150,
+            "{}",
+            split[0]
+        );
+        assert!(
+            split[1].contains("(3, 'xxx") && !split[1].contains("(4,"),
+            "{}",
+            split[1]
+        );
+        assert!(
+            split[2].contains("(4, 'd')") && split[2].len() <= 150,
+            "{}",
+            split[2]
+        );
+        // The same rows as the one statement holds, in the same order.
+        let rows = |s: &str| s[head.len()..s.len() - tail.len()].to_string();
+        let joined: Vec<String> = split.iter().map(|s| rows(s)).collect();
+        assert_eq!(joined.join(", "), rows(&one));
+        assert!(Upsert::new("t", &["id"], &["v"])
+            .statements(Dialect::Sqlite, 10)
+            .expect("no rows")
+            .is_empty());
+    }
+
     use super::*;
 
     fn one() -> Upsert {

@@ -72,3 +72,40 @@ each_backend! {
         }
     }
 }
+
+/// Reads `vanishing` one row a batch, and renames it away after the first batch: the next
+/// batch's read fails.
+fn page_vanishing<'a>(db: &'a mut migrate::Conn<'_>) -> MigrationFuture<'a> {
+    Box::pin(async move {
+        let mut job = Batches::new("page vanishing", "vanishing", "k")
+            .batch_size(1)
+            .start(db)
+            .await?;
+        while let Some(rows) = job.next(db).await? {
+            job.tally().moved(rows.len() as u64);
+            db.execute("ALTER TABLE vanishing RENAME TO vanished")
+                .await?;
+        }
+        job.finish(db).await?;
+        Ok(())
+    })
+}
+
+each_backend! {
+    async fn a_database_error_of_a_batch_names_the_job(db) {
+        db.exec("CREATE TABLE vanishing (k INTEGER PRIMARY KEY)").await;
+        db.exec("INSERT INTO vanishing (k) VALUES (1), (2)").await;
+        let names = migrate::TableNames::new();
+        let step = first_step("copied", "page_vanishing", page_vanishing, false, &names);
+        let executor = db.executor().await;
+        executor.prepare().await.expect("tracking tables");
+        let err = executor.run_step(&step).await.expect_err("the table is gone");
+        let mut text = err.to_string();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(inner) = cause {
+            text.push_str(&format!(": {inner}"));
+            cause = inner.source();
+        }
+        assert!(text.contains("batch job `page vanishing` after 1 batches"), "{text}");
+    }
+}

@@ -316,3 +316,49 @@ async fn a_baseline_below_a_tables_first_version_applies_nothing_of_it() {
         );
     }
 }
+
+/// v1 sessions found beside a sessions table without `runs` (one Agno 3 created itself): the
+/// import is refused as `Blocked` before its checkpoint is written, naming the column and the
+/// way out (before, every `up` stopped at the upsert's raw driver error).
+#[tokio::test]
+async fn v1_sessions_beside_a_sessions_table_without_runs_are_refused() {
+    let Some(db) = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("database")
+    else {
+        return;
+    };
+    let m = manager(&db).await;
+    m.up().await.expect("every head");
+    m.down()
+        .table("v1_sessions")
+        .to_base()
+        .await
+        .expect("the import undone");
+    exec(&db, "ALTER TABLE agno_sessions DROP COLUMN runs").await;
+    exec(
+        &db,
+        "CREATE TABLE agent_sessions (session_id VARCHAR(64) PRIMARY KEY, agent_id VARCHAR(64), \
+         user_id VARCHAR(64), memory TEXT, session_data TEXT, extra_data TEXT, agent_data TEXT, \
+         created_at BIGINT, updated_at BIGINT); \
+         INSERT INTO agent_sessions VALUES ('s1', 'a', 'u', '{}', '{}', NULL, '{}', 1, 2)",
+    )
+    .await;
+    let err = m
+        .up()
+        .table("v1_sessions")
+        .await
+        .expect_err("no runs column to import into");
+    let (reason, fix) = err.refusal().expect("a refusal");
+    assert!(reason.contains("no `runs` column"), "{reason}");
+    assert!(fix.contains("before 3.0.0"), "{fix}");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM migrate_data_checkpoints WHERE job LIKE 'agno_v1_%'"
+        )
+        .await,
+        0,
+        "no checkpoint written: the import stopped before its job started"
+    );
+}

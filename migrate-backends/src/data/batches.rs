@@ -479,7 +479,26 @@ impl Job {
     /// Checkpoints the previous batch (its writes and the checkpoint commit together), then
     /// reads the next one; `None` when the table has no row left. Outside the step's
     /// transaction each batch runs in a transaction of its own.
+    ///
+    /// A database error (of the checkpoint, the read, the batch's `BEGIN` or `COMMIT`) names
+    /// the job and how many batches it had done.
     pub async fn next(&mut self, db: &mut Conn<'_>) -> Result<Option<Vec<Row>>> {
+        let next = self.next_batch(db).await;
+        next.map_err(|err| self.named(err))
+    }
+
+    /// A database error with the job's name and progress in front.
+    fn named(&self, err: Error) -> Error {
+        match err {
+            Error::Database(driver) => Error::Database(driver.context(format!(
+                "batch job `{}` after {} batches",
+                self.spec.job, self.batches
+            ))),
+            other => other,
+        }
+    }
+
+    async fn next_batch(&mut self, db: &mut Conn<'_>) -> Result<Option<Vec<Row>>> {
         if self.pending {
             self.checkpoint(db).await?;
         }
@@ -575,7 +594,9 @@ impl Job {
     /// resumed runs included.
     pub async fn finish(mut self, db: &mut Conn<'_>) -> Result<Tally> {
         if self.pending {
-            self.checkpoint(db).await?;
+            if let Err(err) = self.checkpoint(db).await {
+                return Err(self.named(err));
+            }
         }
         let checkpoint = db.table(&self.spec.checkpoint);
         db.execute(&format!(

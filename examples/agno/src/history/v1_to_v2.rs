@@ -124,6 +124,18 @@ async fn import_sessions(
     if !db.table_exists(source).await? {
         return Ok(Tally::default());
     }
+    // Refused before the checkpoint is written: a sessions table Agno 3 created itself has
+    // no `runs` column to write into (every `up` stopped at the upsert's error).
+    if !db.column_exists("session", "runs").await? {
+        return Err(migrate::Error::blocked(
+            format!(
+                "the v1 sessions of `{source}` cannot be imported: the sessions table has no \
+                 `runs` column (Agno 3 created it itself)"
+            ),
+            "import v1 data into a database at 2.x, before 3.0.0, or drop the v1 tables \
+             that were imported already",
+        ));
+    }
     let data = format!("{kind}_data");
     let id = format!("{kind}_id");
     let mut job = Batches::new(&format!("agno_v1_{source}"), source, "session_id")

@@ -352,7 +352,7 @@ mod tests {
         let all = upsert
             .statements(Dialect::Sqlite, usize::MAX)
             .expect("statements");
-        assert_eq!(all, [one.clone()]);
+        assert_eq!(all.as_slice(), std::slice::from_ref(&one));
         let split = upsert.statements(Dialect::Sqlite, 150).expect("statements");
         let head = "INSERT INTO {{tables.t}} AS t (\"id\", \"v\") VALUES ";
         let tail = " ON CONFLICT (\"id\") DO UPDATE SET \"v\" = excluded.\"v\"";

@@ -7,6 +7,7 @@
 
 #![deny(dead_code)]
 
+use migrate::backend::MigrationFn;
 use migrate::testing::{Backend, TestDatabase};
 use migrate::{Error, MigrationManager};
 
@@ -105,6 +106,18 @@ async fn run_as_written(backend: Backend) {
     ] {
         assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
     }
+    // The statement bodies were registered as their statements, the other as itself.
+    let up = |name: &str| {
+        MIGRATIONS
+            .migrations()
+            .find(|m| m.name() == name)
+            .map(|m| m.up())
+            .expect("registered")
+    };
+    let itself: MigrationFn = check_listed;
+    assert!(std::ptr::fn_addr_eq(up("check_listed"), itself));
+    let itself: MigrationFn = fill_listed;
+    assert!(!std::ptr::fn_addr_eq(up("fill_listed"), itself));
 
     let err = manager
         .up()

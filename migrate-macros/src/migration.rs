@@ -155,18 +155,13 @@ fn generate(
         line: quote_spanned!(args.table.span()=> ::core::line!()),
     };
     let registration = register(&step);
-    let function = if rewrite {
-        boxed_function(function, signature, &private)
-    } else {
-        function.to_token_stream()
-    };
     // A function registered as its statements is named nowhere: it is used all the same. (An
     // `allow` on it, not a reference to it in an item of its own: every item rustc checks
     // costs, and a reference in a `const` would have it compiled.)
-    let function = if registered_as_itself {
-        function
+    let function = if rewrite {
+        boxed_function(function, signature, &private, !registered_as_itself)
     } else {
-        quote!(#[allow(dead_code)] #function)
+        function.to_token_stream()
     };
     Ok(quote! {
         #function

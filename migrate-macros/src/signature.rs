@@ -119,12 +119,18 @@ fn mentions_impl_trait(ty: &syn::Type) -> bool {
 /// user wrote; the argument's pattern and type and the return type as written are checked
 /// inside, where errors point at them. As in an `async fn`, the argument is moved into the
 /// future and `return` and `?` leave the body.
+///
+/// `unused` marks it `allow(dead_code)`, after the user's attributes (so that a lint level
+/// of theirs does not override it), for a function registered as its statements and named
+/// nowhere.
 pub(crate) fn boxed_function(
     function: &FnItem,
     signature: Signature<'_>,
     private: &TokenStream,
+    unused: bool,
 ) -> TokenStream {
     let (outer, inner) = (&function.attrs, &function.inner_attrs);
+    let unused = unused.then(|| quote!(#[allow(dead_code)]));
     let vis = &function.vis;
     let sig = &function.sig;
     let name = &sig.ident;
@@ -151,6 +157,7 @@ pub(crate) fn boxed_function(
     let future = quote_spanned!(ret_span=> async move { #argument #block });
     quote! {
         #(#outer)*
+        #unused
         #vis fn #name<#lifetime>(
             #param: &#lifetime mut #private::Conn<'_>,
         ) -> #private::MigrationFuture<#lifetime> #where_clause {

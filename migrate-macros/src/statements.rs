@@ -161,6 +161,7 @@ mod tests {
         let out = expand_migration(
             quote!(table = "t", version = "1.0.0", irreversible),
             quote!(
+                #[warn(dead_code)]
                 async fn create(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
                     db.execute("CREATE TABLE t (id INT)").await?;
                     Ok(())
@@ -186,11 +187,12 @@ mod tests {
             ),
             "{text}"
         );
-        // Named nowhere, so it is allowed to be unused.
+        // Named nowhere, so it is allowed to be unused: after the user's own lint levels,
+        // which would otherwise override it.
         assert!(
             file.items.iter().any(|item| matches!(item,
                 syn::Item::Fn(f) if f.sig.ident == "create"
-                    && f.attrs.iter().any(|a| a.path().is_ident("allow")
+                    && f.attrs.last().is_some_and(|a| a.path().is_ident("allow")
                         && a.meta.to_token_stream().to_string().contains("dead_code")))),
             "{out}"
         );

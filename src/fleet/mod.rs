@@ -128,7 +128,7 @@ impl Fleet {
     }
 
     /// Adds every schema of the PostgreSQL database at `url` but its own and `public`
-    /// (with `like`, those matching that SQL `LIKE` pattern, such as `tenant\\_%`: in `LIKE`,
+    /// (with `like`, those matching that SQL `LIKE` pattern, such as `tenant\_%`: in `LIKE`,
     /// `_` matches any one character, so `tenant_%` would take a schema `tenants` too). Each
     /// run (`up`, `status`, `verify`) lists them again: a fleet kept for many runs takes the
     /// schemas made since, and leaves out the ones dropped; a server that cannot be listed
@@ -293,9 +293,14 @@ impl Fleet {
                 Ok(schemas) => {
                     let was = |t: &Target| matches!(t, Target::Schema { url: u, schema } if u == url && listing.schemas.contains(schema));
                     fleet.targets.retain(|t| !was(t));
-                    fleet
-                        .targets
-                        .extend(schemas.iter().map(|s| Target::schema(url, s)));
+                    // A schema also given as a target of its own (one the first run made) is
+                    // not added twice.
+                    for schema in &schemas {
+                        let target = Target::schema(url, schema);
+                        if !fleet.targets.contains(&target) {
+                            fleet.targets.push(target);
+                        }
+                    }
                     fleet.listings[i].schemas = schemas;
                 }
                 Err(err) => {
@@ -340,9 +345,8 @@ impl Fleet {
         let mut failures = 0;
         let mut done = 0;
         // A target named twice would race itself for its own lock: its second mention fails
-        // without running.
+        // without running (and, its first mention running, does not stop a `fail_fast` run).
         for (index, first) in self.named_again() {
-            failures += 1;
             done += 1;
             outcomes[index] = Some(TargetReport {
                 target: self.targets[index].clone(),

@@ -423,6 +423,30 @@ async fn a_server_that_cannot_be_listed_fails_though_it_had_no_schema() {
     db.exec(&format!("ALTER ROLE {role} LOGIN")).await;
 }
 
+/// A schema given as a target of its own and also matched by a listing (the first run made
+/// it) runs once at later runs, not twice and not as "named twice".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_schema_also_given_as_a_target_runs_once() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let fleet = Fleet::new([&MIGRATIONS])
+        .targets([Target::schema(db.url(), "twice_new")])
+        .all_schemas(db.url(), Some("twice\\_%"))
+        .await
+        .expect("listed: none yet");
+    assert_eq!(fleet.target_list().len(), 1);
+    for run in 0..2 {
+        let report = fleet.up().await;
+        assert_eq!(
+            report.outcome,
+            FleetOutcome::AllSucceeded,
+            "run {run}: {report:?}"
+        );
+        assert_eq!(report.targets.len(), 1, "run {run}: {report:?}");
+    }
+}
+
 /// Schema targets on a server that cannot be reached each fail as `Unreachable` (category
 /// `unreachable`), as a database target there does, not as an untyped message; the pools
 /// that never connected are not counted in `max_connections`; and `Fleet::check` refuses,

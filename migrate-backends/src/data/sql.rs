@@ -114,10 +114,11 @@ fn as_written(quoted: String) -> String {
     }
 }
 
-/// The most bytes [`Upsert::execute`] puts in one statement: well under MariaDB's and MySQL's
-/// default `max_allowed_packet` (16 MiB and 64 MiB) and PostgreSQL's and SQLite's limits (1 GiB
-/// and 1 billion bytes), so that a batch of large rows is several statements, not one the
-/// server refuses.
+/// The most bytes [`Upsert::execute`] puts in one statement of several rows (a row larger than
+/// that alone is a statement of its own, and the size is counted before `{{tables.x}}` is
+/// rendered): well under MariaDB's and MySQL's default `max_allowed_packet` (16 MiB and 64
+/// MiB) and PostgreSQL's and SQLite's limits (1 GiB and 1 billion bytes), so that a batch of
+/// large rows is several statements, not one the server refuses.
 pub const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// A multi-row `INSERT` that is safe to run again: a row whose key exists updates it, or, with

@@ -93,6 +93,16 @@ each_backend! {
             db.rows("SELECT job FROM migrate_data_checkpoints").await,
             ["copy {{braced}}"]
         );
+        if db.backend() == Backend::MySql {
+            // A tally naming many rows outgrows MySQL's 64 KiB `TEXT`.
+            let tally = db
+                .rows(
+                    "SELECT DATA_TYPE FROM information_schema.columns WHERE table_schema = \
+                     DATABASE() AND table_name = 'migrate_data_checkpoints' AND column_name = 'tally'",
+                )
+                .await;
+            assert_eq!(tally, ["mediumtext"]);
+        }
     }
 }
 

@@ -281,10 +281,16 @@ impl Batches {
             Dialect::MySql => crate::mysql::EXACT_TEXT,
             _ => "",
         };
+        // MySQL's `TEXT` holds 64 KiB: a tally whose reasons name many rows outgrows it (and
+        // is cut off, or refused in strict mode); `MEDIUMTEXT` holds 16 MiB.
+        let tally = match db.dialect() {
+            Dialect::MySql => "MEDIUMTEXT",
+            _ => "TEXT",
+        };
         db.execute(&format!(
             "CREATE TABLE IF NOT EXISTS {checkpoint} (job VARCHAR({MAX_JOB_BYTES}) PRIMARY KEY, \
              source_table TEXT, source_key TEXT, last_key TEXT, key_kind VARCHAR(8), \
-             tally TEXT NOT NULL, done INTEGER NOT NULL, updated_at BIGINT NOT NULL){options}"
+             tally {tally} NOT NULL, done INTEGER NOT NULL, updated_at BIGINT NOT NULL){options}"
         ))
         .await?;
         Ok(())
@@ -487,7 +493,8 @@ impl Job {
         next.map_err(|err| self.named(err))
     }
 
-    /// A database error with the job's name and progress in front.
+    /// A database error with the job's name and progress in front (the batches read; the last
+    /// of them is not committed when its own checkpoint failed).
     fn named(&self, err: Error) -> Error {
         match err {
             Error::Database(driver) => Error::Database(driver.context(format!(
@@ -599,13 +606,17 @@ impl Job {
             }
         }
         let checkpoint = db.table(&self.spec.checkpoint);
-        db.execute(&format!(
-            "UPDATE {checkpoint} SET done = 1, tally = {}, updated_at = {} WHERE job = {}",
-            text_literal(db.dialect(), &self.tally.encode()),
-            now_micros(),
-            text_literal(db.dialect(), &self.spec.job)
-        ))
-        .await?;
+        let done = db
+            .execute(&format!(
+                "UPDATE {checkpoint} SET done = 1, tally = {}, updated_at = {} WHERE job = {}",
+                text_literal(db.dialect(), &self.tally.encode()),
+                now_micros(),
+                text_literal(db.dialect(), &self.spec.job)
+            ))
+            .await;
+        if let Err(err) = done {
+            return Err(self.named(err));
+        }
         tracing::info!(job = %self.spec.job, batches = self.batches, rows = self.rows, result = %self.tally, "batch job done");
         Ok(self.tally)
     }

@@ -15,20 +15,23 @@ pub(crate) fn as_role(url: &str, role: &str) -> String {
     format!("{scheme}://{role}@{host}")
 }
 
+/// The database a server URL names (its path, without the query).
+fn database_name(url: &str) -> &str {
+    url.rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+}
+
 /// Twelve tenant schemas owned by an ordinary role, three of them broken on purpose: a
 /// conflicting object (tenant_03), a dirty mark (tenant_06), a schema the role cannot write
 /// (tenant_09). Returns the role's URL.
 pub(crate) async fn tenants(db: &TestDb) -> String {
     // One role per test database: tests run side by side on one server, and roles are the
     // server's.
-    let database = db
-        .url()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default();
+    let database = database_name(db.url());
     let role = format!("fleet_{database}");
     db.exec(&format!("CREATE ROLE {role} LOGIN")).await;
     for i in 0..12 {
@@ -388,15 +391,7 @@ async fn a_server_that_cannot_be_listed_fails_though_it_had_no_schema() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let database = db
-        .url()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .split('?')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let database = database_name(db.url());
     let role = format!("unlisted_{database}");
     db.exec(&format!("CREATE ROLE {role} LOGIN")).await;
     let url = as_role(db.url(), &role);
@@ -419,7 +414,7 @@ async fn a_server_that_cannot_be_listed_fails_though_it_had_no_schema() {
             && failures[0].1.contains("none were when the fleet was built"),
         "{failures:?}"
     );
-    assert!(failures[0].0.contains(&database), "{failures:?}");
+    assert!(failures[0].0.contains(database), "{failures:?}");
     db.exec(&format!("ALTER ROLE {role} LOGIN")).await;
 }
 

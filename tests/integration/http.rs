@@ -46,15 +46,19 @@ async fn exchange(
     stream.write_all(head.as_bytes()).await.expect("send");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
-    let text = String::from_utf8_lossy(&response);
+    parsed(&response)
+}
+
+/// An HTTP response's status and JSON body (`Null` when the body is not JSON).
+fn parsed(response: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(response);
     let (head, body) = text.split_once("\r\n\r\n").expect("a response");
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status code");
-    let json = serde_json::from_str(body).unwrap_or(Value::Null);
-    (status, json)
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// Serves the fixture's migrations on `db` at a free loopback port.
@@ -243,14 +247,7 @@ async fn post_announcing(
     .await
     .expect("an answer without the rest of the body")
     .expect("read");
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    parsed(&response)
 }
 
 #[tokio::test]
@@ -294,16 +291,7 @@ async fn request_with_authorization(addr: SocketAddr, authorization: &str) -> (u
     stream.write_all(head.as_bytes()).await.expect("send");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    let json = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, b)| serde_json::from_str(b).ok());
-    (status, json.unwrap_or(Value::Null))
+    parsed(&response)
 }
 
 #[tokio::test]

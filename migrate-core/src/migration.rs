@@ -78,6 +78,21 @@ impl MigrationGroup {
 
 inventory::collect!(MigrationGroup);
 
+/// What the registry holds now, in two addresses: its newest `#[migration]` entry and its
+/// newest group. `inventory` adds an entry in front of the others (when a library loaded at run
+/// time registers its migrations), so the mark moves whenever the registry grows.
+pub(crate) fn registry_mark() -> (usize, usize) {
+    let newest = inventory::iter::<Migration>
+        .into_iter()
+        .next()
+        .map_or(0, |m| std::ptr::from_ref(m) as usize);
+    let newest_group = inventory::iter::<MigrationGroup>
+        .into_iter()
+        .next()
+        .map_or(0, |g| std::ptr::from_ref(g) as usize);
+    (newest, newest_group)
+}
+
 /// Every migration linked into this binary, of every set, in no particular order.
 pub fn registered() -> impl Iterator<Item = &'static Migration> {
     let grouped = inventory::iter::<MigrationGroup>

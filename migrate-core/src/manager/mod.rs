@@ -7,6 +7,7 @@ mod repair;
 mod request;
 mod run;
 mod setup;
+mod shared_graphs;
 mod sql_steps;
 mod state;
 mod up_to_date;

@@ -8,6 +8,7 @@ use crate::migration::{Migration, MigrationSet};
 use crate::table_names::TableNames;
 use semver::Version;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Runs the migrations of the given sets against one database.
 ///
@@ -23,7 +24,8 @@ use std::collections::HashMap;
 /// ```
 pub struct MigrationManager {
     pub(super) backend: Box<dyn MigrationBackend>,
-    pub(super) graph: Graph,
+    /// Shared by the process's managers over the same sets (`shared_graphs`).
+    pub(super) graph: Arc<Graph>,
     pub(super) sets: Vec<&'static MigrationSet>,
     pub(super) baseline: Option<Version>,
     /// Per-table baselines, by chain index (a name may select one module's chain or all).
@@ -65,13 +67,26 @@ pub(super) fn parse_version(input: &str) -> Result<Version> {
 impl MigrationManager {
     /// Builds a manager over the migrations of `sets`, validating the linked graph (an empty set,
     /// a duplicate module, an `after` cycle are errors here). Touches no database.
+    ///
+    /// The graph (and the "up to date" verdict at its heads) is built once per process for the
+    /// same `sets`, in the same order, and shared by the managers built after: the first manager
+    /// pays the chain checksums and the plan over every migration (about 0.1 ms for 300), later
+    /// ones (a fleet's, one per target; a test suite's) a lookup. A library loaded at run time
+    /// that registers more migrations makes the next manager build the graph again.
     pub fn new<B: MigrationBackend + 'static>(
         db: B,
         sets: impl IntoIterator<Item = &'static MigrationSet>,
     ) -> Result<Self> {
         let sets: Vec<_> = sets.into_iter().collect();
-        let graph = Graph::build(sets.iter().copied())?;
-        Ok(Self::with_graph(Box::new(db), graph, sets))
+        if let Some((graph, heads)) = super::shared_graphs::kept(&sets) {
+            let mut manager = Self::unsettled(Box::new(db), graph, sets);
+            manager.up_to_date = super::up_to_date::UpToDate::with_heads(heads);
+            return Ok(manager);
+        }
+        let graph = Arc::new(Graph::build(sets.iter().copied())?);
+        let manager = Self::with_graph(Box::new(db), graph.clone(), sets);
+        super::shared_graphs::keep(&manager.sets, graph, manager.up_to_date.heads());
+        Ok(manager)
     }
 
     /// Builds a manager over migrations made at run time instead of registered by
@@ -89,12 +104,21 @@ impl MigrationManager {
                 sets.push(set);
             }
         }
-        Ok(Self::with_graph(Box::new(db), graph, sets))
+        Ok(Self::with_graph(Box::new(db), Arc::new(graph), sets))
     }
 
     fn with_graph(
         backend: Box<dyn MigrationBackend>,
-        graph: Graph,
+        graph: Arc<Graph>,
+        sets: Vec<&'static MigrationSet>,
+    ) -> Self {
+        Self::unsettled(backend, graph, sets).settled()
+    }
+
+    /// The manager with the default settings and no verdict at the heads worked out yet.
+    fn unsettled(
+        backend: Box<dyn MigrationBackend>,
+        graph: Arc<Graph>,
         sets: Vec<&'static MigrationSet>,
     ) -> Self {
         MigrationManager {
@@ -109,7 +133,6 @@ impl MigrationManager {
             up_to_date: Default::default(),
             adoptions_reached: Default::default(),
         }
-        .settled()
     }
 
     /// Works out the "up to date" verdict at the heads for the current settings, forgetting

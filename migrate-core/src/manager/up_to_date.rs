@@ -58,8 +58,9 @@ impl Known {
     }
 }
 
-#[derive(Debug)]
-struct Verdict {
+/// A verdict: the rows it was reached from and the steps it skips.
+#[derive(Clone, Debug)]
+pub(super) struct Verdict {
     rows: Arc<[StateRow]>,
     skipped: Vec<Skipped>,
 }
@@ -75,11 +76,22 @@ impl UpToDate {
                 skipped,
             }
         });
+        Self::with_heads(heads)
+    }
+
+    /// Nothing remembered yet, and `heads` (from [`heads`](Self::heads) of a manager over the
+    /// same graph and settings) as the verdict at the heads.
+    pub(super) fn with_heads(heads: Option<Verdict>) -> Self {
         UpToDate {
             heads,
             last: Mutex::default(),
             last_ended_up_to_date: AtomicBool::new(false),
         }
+    }
+
+    /// The verdict at the heads (its rows shared, not copied).
+    pub(super) fn heads(&self) -> Option<Verdict> {
+        self.heads.clone()
     }
 
     /// Records whether the run that just ended found the database up to date, and returns

@@ -18,6 +18,7 @@
 
 mod compile_crates;
 mod contenders;
+mod startup_probe;
 mod target;
 mod workload;
 
@@ -477,6 +478,29 @@ async fn run(multi_thread: bool) {
         return;
     }
     let cfg = config();
+    if let Some(i) = args.iter().position(|a| a == "--probe-prepare-sqlite") {
+        let steps = Arc::new(workload::workload(APPLY_N));
+        startup_probe::prepare_sqlite(&args[i + 1], &steps).await;
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--probe-first-startup") {
+        let steps = Arc::new(workload::workload(APPLY_N));
+        startup_probe::first_startup(&args[i + 1], &args[i + 2], &steps).await;
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--probe-new") {
+        let n = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+        startup_probe::build_graph_repeatedly(n);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--probe-startup") {
+        let rounds = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(200);
+        let steps = Arc::new(workload::workload(APPLY_N));
+        for &backend in &cfg.backends {
+            startup_probe::probe(backend, &steps, rounds).await;
+        }
+        return;
+    }
     let from_pool = args.iter().any(|a| a == "--from-pool");
     contenders::ours::FROM_POOL.store(from_pool, std::sync::atomic::Ordering::Relaxed);
     println!(

@@ -64,8 +64,11 @@ macro_rules! floor_run {
 
 impl Floor {
     pub async fn open(target: &Target, steps: Arc<Vec<Step>>) -> Floor {
-        let url = &target.url;
-        let conn = match target.backend {
+        Floor::open_url(target.backend, &target.url, steps).await
+    }
+
+    pub async fn open_url(backend: Backend, url: &str, steps: Arc<Vec<Step>>) -> Floor {
+        let conn = match backend {
             Backend::Sqlite => Conn::Sqlite(crate::sqlite_connection(url).await),
             Backend::Postgres => {
                 Conn::Postgres(sqlx::PgConnection::connect(url).await.expect("connect"))

@@ -1,7 +1,7 @@
 //! The contenders. Each opens its connection (untimed) and exposes `run`, which applies what is
 //! pending: on an empty database that is the apply, on an up-to-date one the no-op check.
 
-mod floor;
+pub mod floor;
 pub mod ours;
 mod refinery_runner;
 mod sea_orm_runner;

@@ -488,6 +488,12 @@ async fn run(multi_thread: bool) {
         startup_probe::first_startup(&args[i + 1], &args[i + 2], &steps).await;
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--probe-reads") {
+        let rounds = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(200);
+        let steps = Arc::new(workload::workload(APPLY_N));
+        startup_probe::first_reads(&steps, rounds).await;
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--probe-new") {
         let n = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
         startup_probe::build_graph_repeatedly(n);

@@ -133,3 +133,76 @@ pub async fn first_startup(path: &str, which: &str, steps: &Arc<Vec<Step>>) {
     }
     println!("{which} {}", start.elapsed().as_micros());
 }
+
+/// `--probe-reads`: on MariaDB, the first query on a new connection, for several shapes of the
+/// state read and the floor's `MAX`, each on a connection of its own, alternating; medians.
+pub async fn first_reads(steps: &Arc<Vec<Step>>, rounds: usize) {
+    use sqlx::{Connection, Row};
+    let (Some(floor_target), Some(ours_target)) = (
+        Target::fresh(Backend::MySql).await,
+        Target::fresh(Backend::MySql).await,
+    ) else {
+        println!("mysql: SKIPPED");
+        return;
+    };
+    Floor::open(&floor_target, steps.clone()).await.run().await;
+    {
+        let executor = migrate::connect(&ours_target.url).await.expect("connect");
+        let manager = MigrationManager::new(executor, [&crate::MIGRATIONS]).expect("graph");
+        manager.up().await.expect("apply");
+    }
+    let mut conn = sqlx::MySqlConnection::connect(&ours_target.url)
+        .await
+        .expect("connect");
+    let state: String = sqlx::raw_sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
+         AND table_name = 'migrate_schema_versions'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("state table")
+    .get(0);
+    let shapes: Vec<(&str, String, &str)> = vec![
+        ("floor MAX", "SELECT MAX(version) FROM raw_migrations".into(), "floor"),
+        (
+            "ours, 9 columns",
+            format!("SELECT module, table_name, version, checksum, dirty_version, dirty_name, dirty_direction, dirty_since, fingerprint FROM {state}"),
+            "ours",
+        ),
+        (
+            "5 columns",
+            format!("SELECT module, table_name, version, checksum, fingerprint FROM {state}"),
+            "ours",
+        ),
+        (
+            "BIT_XOR",
+            format!("SELECT BIT_XOR(fingerprint) FROM {state}"),
+            "ours",
+        ),
+        ("SELECT 1", "SELECT 1".into(), "ours"),
+    ];
+    let mut times: Vec<Vec<Duration>> = shapes.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for k in 0..shapes.len() {
+            let i = (round + k) % shapes.len();
+            let (_, sql, which) = &shapes[i];
+            let url = if *which == "floor" {
+                &floor_target.url
+            } else {
+                &ours_target.url
+            };
+            let mut conn = sqlx::MySqlConnection::connect(url).await.expect("connect");
+            let start = Instant::now();
+            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .fetch_all(&mut conn)
+                .await
+                .expect("read");
+            times[i].push(start.elapsed());
+            std::hint::black_box(rows);
+            drop(conn);
+        }
+    }
+    for ((name, _, _), samples) in shapes.iter().zip(times) {
+        println!("{name}: {:.0} µs", median(samples));
+    }
+}

@@ -27,6 +27,9 @@
 //! - **Bounded**: at most [`concurrency`](Fleet::concurrency) targets run at once (default 8).
 //!   Schemas of one server share one pool of `2 × concurrency + 1` connections (a run holds
 //!   one for its lock and one for its steps), so 1,000 schemas never open 1,000 connections.
+//!   A server's pool is connected when its first target starts (servers as many at once as
+//!   targets run, so unreachable servers are waited for side by side, not one after another)
+//!   and closed after its last target, not held to the end of the run.
 //! - **Re-runs** do what is left: a target already at head costs one state read.
 //! - **Progress** goes through `tracing`: `k/n targets` and the failures so far.
 
@@ -325,15 +328,7 @@ impl Fleet {
 
     async fn run_targets(&self, action: Action, started: Instant) -> FleetReport {
         let total = self.targets.len();
-        let pools = self.shared_pools().await;
-        // Only the pools that connected hold connections.
-        let in_shared_pools = u32::try_from(pools.values().filter(|pool| pool.is_ok()).count())
-            .unwrap_or(u32::MAX)
-            .saturating_mul(shared_pool_size(self.concurrency));
-        let in_own_pools = u32::try_from((total - self.schema_targets()).min(self.concurrency))
-            .unwrap_or(u32::MAX)
-            .saturating_mul(3);
-        let max_connections = in_shared_pools.saturating_add(in_own_pools);
+        let pools = self.shared_pools();
         let pools = Arc::new(pools);
         let shared = Arc::new(self.clone());
         let mut outcomes: Vec<Option<TargetReport>> = (0..total).map(|_| None).collect();
@@ -359,6 +354,13 @@ impl Fleet {
                 ))),
                 elapsed: Duration::ZERO,
             });
+        }
+        // The schema targets of each server still to finish: its pool is closed after the last.
+        let mut unfinished: HashMap<&str, usize> = HashMap::new();
+        for (target, outcome) in self.targets.iter().zip(&outcomes) {
+            if let (Target::Schema { url, .. }, None) = (target, outcome) {
+                *unfinished.entry(url.as_str()).or_default() += 1;
+            }
         }
         loop {
             while running.len() < self.concurrency && !(self.fail_fast && failures > 0) {
@@ -425,10 +427,37 @@ impl Fleet {
             }
             tracing::info!(done, total, failures, "{done}/{total} targets");
             outcomes[index] = Some(report);
+            if let Target::Schema { url, .. } = &self.targets[index] {
+                let left = unfinished.get_mut(url.as_str()).map(|left| {
+                    *left = left.saturating_sub(1);
+                    *left
+                });
+                if left == Some(0) {
+                    if let Some(Ok(pool)) = pools.get(url).and_then(|cell| cell.get()) {
+                        close(pool).await;
+                    }
+                }
+            }
         }
-        for pool in pools.values().flatten() {
-            close(pool).await;
+        // The pools of servers whose targets did not all run (a `fail_fast` run that stopped).
+        for cell in pools.values() {
+            if let Some(Ok(pool)) = cell.get() {
+                close(pool).await;
+            }
         }
+        // Only the pools that connected held connections.
+        let in_shared_pools = u32::try_from(
+            pools
+                .values()
+                .filter(|cell| matches!(cell.get(), Some(Ok(_))))
+                .count(),
+        )
+        .unwrap_or(u32::MAX)
+        .saturating_mul(shared_pool_size(self.concurrency));
+        let in_own_pools = u32::try_from((total - self.schema_targets()).min(self.concurrency))
+            .unwrap_or(u32::MAX)
+            .saturating_mul(3);
+        let max_connections = in_shared_pools.saturating_add(in_own_pools);
         let mut targets: Vec<TargetReport> = outcomes
             .into_iter()
             .zip(&self.targets)
@@ -461,29 +490,23 @@ impl Fleet {
             .count()
     }
 
-    /// One pool per server that schema targets name; a server that cannot be reached maps to
-    /// its error, reported by each of its targets (see [`shared_failure`]).
-    async fn shared_pools(&self) -> HashMap<String, Result<SharedPool>> {
-        let mut pools = HashMap::new();
+    /// One pool per server that schema targets name, connected by the first of them to start
+    /// (the others wait for it); a server that cannot be reached keeps its error, reported by
+    /// each of its targets (see [`shared_failure`]). Servers are so connected as their targets
+    /// come up, as many at once as targets run, and each pool is closed after its server's last
+    /// target: a fleet over many servers does not hold a session on each for the whole run,
+    /// nor wait for unreachable servers one after another before it starts.
+    fn shared_pools(&self) -> SharedPools {
+        let mut pools = SharedPools::new();
         for target in &self.targets {
             if let Target::Schema { url, .. } = target {
-                if !pools.contains_key(url) {
-                    let pool =
-                        connect_shared(url, &self.options, shared_pool_size(self.concurrency))
-                            .await;
-                    pools.insert(url.clone(), pool);
-                }
+                pools.entry(url.clone()).or_default();
             }
         }
         pools
     }
 
-    async fn run_one(
-        &self,
-        target: &Target,
-        pools: &HashMap<String, Result<SharedPool>>,
-        action: Action,
-    ) -> TargetOutcome {
+    async fn run_one(&self, target: &Target, pools: &SharedPools, action: Action) -> TargetOutcome {
         if let Target::Schema { url, schema } = target {
             let unlisted = self
                 .unlisted
@@ -532,15 +555,23 @@ impl Fleet {
     async fn backend(
         &self,
         target: &Target,
-        pools: &HashMap<String, Result<SharedPool>>,
+        pools: &SharedPools,
     ) -> Result<Box<dyn MigrationBackend>> {
         match target {
             Target::Database { url } => crate::connect_with(url, &self.options_of(target)).await,
-            Target::Schema { url, schema } => match pools.get(url) {
-                Some(Ok(pool)) => on_schema(pool, schema, &self.options),
-                Some(Err(err)) => Err(shared_failure(err)),
-                None => Err(Error::msg(format!("no pool for {target}"))),
-            },
+            Target::Schema { url, schema } => {
+                let Some(cell) = pools.get(url) else {
+                    return Err(Error::msg(format!("no pool for {target}")));
+                };
+                let size = shared_pool_size(self.concurrency);
+                match cell
+                    .get_or_init(|| connect_shared(url, &self.options, size))
+                    .await
+                {
+                    Ok(pool) => on_schema(pool, schema, &self.options),
+                    Err(err) => Err(shared_failure(err)),
+                }
+            }
         }
     }
 }
@@ -577,6 +608,10 @@ async fn list_schemas(
 fn is_postgres_url(url: &str) -> bool {
     matches!(url.split(':').next(), Some("postgres" | "postgresql"))
 }
+
+/// Each server's pool for its schema targets, by URL: connected by the first target to need
+/// it, then its outcome (the pool, or why there is none) for every other.
+type SharedPools = HashMap<String, tokio::sync::OnceCell<Result<SharedPool>>>;
 
 #[cfg(feature = "postgres")]
 type SharedPool = crate::postgres::PgDb;

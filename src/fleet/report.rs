@@ -73,7 +73,8 @@ pub struct FleetReport {
     pub outcome: FleetOutcome,
     /// One per target.
     pub targets: Vec<TargetReport>,
-    /// The most connections the run's pools could hold at once, all pools together.
+    /// The most connections the run's pools could hold, all pools that connected counted as if
+    /// open at once (an upper bound: a server's pool is closed after its last target).
     pub max_connections: u32,
     /// Wall time of the whole run.
     pub total_time: Duration,

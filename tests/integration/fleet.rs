@@ -480,3 +480,131 @@ async fn an_unreachable_server_of_schema_targets_keeps_its_error_kind() {
     assert!(matches!(badly_named.check(), Err(Error::Config(_))));
     assert!(!dir.path().join("a.db").exists(), "nothing connected");
 }
+
+/// Schema targets on servers that accept a connection and never answer (each waits the whole
+/// connect timeout) are waited for side by side, as many as run at once: four such servers take
+/// about one timeout, not four one after another. Each target fails as `Unreachable`.
+#[tokio::test]
+async fn silent_servers_are_waited_for_side_by_side() {
+    let mut urls = Vec::new();
+    let mut listeners = Vec::new();
+    for _ in 0..4 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        urls.push(format!("postgres://nobody@{address}/silent"));
+        listeners.push(tokio::spawn(async move {
+            // Accepted and held, never answered.
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        }));
+    }
+    let timeout = std::time::Duration::from_secs(2);
+    let fleet = Fleet::new([&MIGRATIONS])
+        .concurrency(4)
+        .connect_options(ConnectOptions::new().connect_timeout(timeout))
+        .targets(urls.iter().map(|url| Target::schema(url, "tenant")));
+    let started = std::time::Instant::now();
+    let report = fleet.up().await;
+    let took = started.elapsed();
+    for listener in listeners {
+        listener.abort();
+    }
+    assert_eq!(report.outcome, FleetOutcome::AllFailed, "{report:?}");
+    assert_eq!(report.failures().count(), 4);
+    for (target, err) in report.failures() {
+        assert!(
+            matches!(err, Error::Unreachable { .. }),
+            "{target}: {err:?}"
+        );
+    }
+    assert!(
+        took < timeout * 3,
+        "four silent servers took {took:?}: waited one after another ({timeout:?} each)"
+    );
+}
+
+/// A server's shared pool is closed after its last schema target, not held while the targets
+/// of the next server run: at the second server's target, the first database has no session
+/// of the fleet's left.
+#[tokio::test]
+async fn a_servers_pool_is_closed_after_its_last_target() {
+    let (Some(first), Some(second)) = (
+        TestDb::new(Backend::Postgres).await,
+        TestDb::new(Backend::Postgres).await,
+    ) else {
+        return;
+    };
+    // The fleet connects as a role of its own, whose sessions are the ones counted (the test's
+    // own pools hold sessions on both databases).
+    let first_database = database_name(first.url()).to_string();
+    let role = format!("pools_{first_database}");
+    first.exec(&format!("CREATE ROLE {role} LOGIN")).await;
+    first
+        .exec(&format!("CREATE SCHEMA tenant_a AUTHORIZATION {role}"))
+        .await;
+    second
+        .exec(&format!("CREATE SCHEMA tenant_b AUTHORIZATION {role}"))
+        .await;
+    let observer = second.url().to_string();
+    let (first_url, second_url) = (as_role(first.url(), &role), as_role(second.url(), &role));
+    let managers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen: std::sync::Arc<std::sync::Mutex<Option<i64>>> = Default::default();
+    let (counted, seen_by_configure) = (managers.clone(), seen.clone());
+    let fleet = Fleet::new([&MIGRATIONS])
+        .concurrency(1)
+        .targets([
+            Target::schema(&first_url, "tenant_a"),
+            Target::schema(&second_url, "tenant_b"),
+        ])
+        .configure(move |manager| {
+            // The second target's manager (one target at a time): how many sessions the first
+            // database still has, waiting up to five seconds for them to end.
+            if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                let (url, database, role) =
+                    (observer.clone(), first_database.clone(), role.clone());
+                let sessions = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    runtime.block_on(sessions_left(&url, &database, &role))
+                })
+                .join()
+                .expect("observer thread");
+                *seen_by_configure.lock().expect("seen") = Some(sessions);
+            }
+            Ok(manager)
+        });
+    let report = fleet.up().await;
+    assert_eq!(report.outcome, FleetOutcome::AllSucceeded, "{report:?}");
+    assert_eq!(
+        *seen.lock().expect("seen"),
+        Some(0),
+        "the first server's pool was still open during the second server's target"
+    );
+}
+
+/// The sessions of `role` on `database`, once they are gone or after five seconds.
+async fn sessions_left(url: &str, database: &str, role: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("observer");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let sessions: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND usename = $2",
+        )
+        .bind(database)
+        .bind(role)
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_stat_activity");
+        if sessions == 0 || std::time::Instant::now() > deadline {
+            return sessions;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -242,7 +242,7 @@ impl Fleet {
         for target in &self.targets {
             migrate_backends::checked_dialect(target.url(), &self.options_of(target))?;
         }
-        if let Some((index, first)) = self.named_again().next() {
+        if let Some(&(index, first)) = self.named_again().first() {
             return Err(Error::Config(format!(
                 "{} is named twice (targets {} and {}): it would race itself for its own lock",
                 self.targets[index],
@@ -253,17 +253,18 @@ impl Fleet {
         Ok(())
     }
 
-    /// Each target equal to an earlier one, with the earlier one's index.
-    fn named_again(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.targets
-            .iter()
-            .enumerate()
-            .filter_map(|(index, target)| {
-                self.targets[..index]
-                    .iter()
-                    .position(|earlier| earlier == target)
-                    .map(|first| (index, first))
-            })
+    /// Each target equal to an earlier one, with the first one's index (one pass: a fleet of
+    /// thousands of targets is checked in linear time).
+    fn named_again(&self) -> Vec<(usize, usize)> {
+        let mut first_at: HashMap<&Target, usize> = HashMap::with_capacity(self.targets.len());
+        let mut again = Vec::new();
+        for (index, target) in self.targets.iter().enumerate() {
+            let first = *first_at.entry(target).or_insert(index);
+            if first != index {
+                again.push((index, first));
+            }
+        }
+        again
     }
 
     /// The connection options of `target`: the fleet's, with a schema target's schema, and

@@ -37,14 +37,15 @@ fn addresses(sets: &[&'static MigrationSet]) -> Vec<usize> {
         .collect()
 }
 
-/// The graph and the verdict at the heads kept for exactly `sets`, in this order, if the
-/// registry has not grown since.
-pub(super) fn kept(sets: &[&'static MigrationSet]) -> Option<(Arc<Graph>, Option<Verdict>)> {
-    kept_at(sets, registry_mark())
+/// The registry's mark now: read once by a manager before it looks up or builds its graph, so
+/// that a graph is never kept under a mark later than the registry it was built from.
+pub(super) fn mark() -> (usize, usize) {
+    registry_mark()
 }
 
-/// [`kept`] for the registry at `mark`.
-fn kept_at(
+/// The graph and the verdict at the heads kept for exactly `sets`, in this order, for the
+/// registry at `mark` (see [`mark`]).
+pub(super) fn kept_at(
     sets: &[&'static MigrationSet],
     mark: (usize, usize),
 ) -> Option<(Arc<Graph>, Option<Verdict>)> {
@@ -55,9 +56,15 @@ fn kept_at(
         .map(|entry| (entry.graph.clone(), entry.heads.clone()))
 }
 
-/// Keeps the graph built for `sets` and its verdict at the heads under the default settings,
-/// in place of an entry for the same sets, or of the oldest when [`KEPT`] are kept.
-pub(super) fn keep(sets: &[&'static MigrationSet], graph: Arc<Graph>, heads: Option<Verdict>) {
+/// Keeps the graph built for `sets` from the registry at `mark`, and its verdict at the heads
+/// under the default settings, in place of an entry for the same sets, or of the oldest when
+/// [`KEPT`] are kept.
+pub(super) fn keep_at(
+    sets: &[&'static MigrationSet],
+    mark: (usize, usize),
+    graph: Arc<Graph>,
+    heads: Option<Verdict>,
+) {
     let Ok(mut kept) = KEPT_GRAPHS.lock() else {
         return;
     };
@@ -68,7 +75,7 @@ pub(super) fn keep(sets: &[&'static MigrationSet], graph: Arc<Graph>, heads: Opt
     }
     kept.push(Entry {
         sets,
-        mark: registry_mark(),
+        mark,
         graph,
         heads,
     });
@@ -99,7 +106,17 @@ mod tests {
         })
     }
 
-    // One test: the kept graphs are the process's, and these steps depend on their order.
+    fn keep(sets: &[&'static MigrationSet], graph: Arc<Graph>, heads: Option<Verdict>) {
+        keep_at(sets, mark(), graph, heads);
+    }
+
+    fn kept(sets: &[&'static MigrationSet]) -> Option<(Arc<Graph>, Option<Verdict>)> {
+        kept_at(sets, mark())
+    }
+
+    // One test: the kept graphs are the process's, and these steps depend on their order. No
+    // other unit test of this crate calls `MigrationManager::new` (it would keep a graph too,
+    // and could push one of these out); the integration tests run in binaries of their own.
     #[test]
     fn a_graph_is_kept_for_exactly_its_sets_while_the_registry_is_unchanged() {
         let built = graph();
@@ -108,7 +125,7 @@ mod tests {
         assert!(Arc::ptr_eq(&found, &built) && heads.is_none());
         assert!(kept(&[&SECOND]).is_none(), "other sets");
         assert!(kept(&[&FIRST, &SECOND]).is_none(), "more sets");
-        let (newest, groups) = registry_mark();
+        let (newest, groups) = mark();
         assert!(
             kept_at(&[&FIRST], (newest ^ 1, groups)).is_none(),
             "a registry that grew builds again"

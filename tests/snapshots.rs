@@ -190,6 +190,14 @@ fn stable_across_runs_and_rebuilds(backend: Backend) {
             Backend::Postgres => {
                 assert_eq!(first.enums["mood"], ["sad", "ok", "happy"]);
                 assert!(first.sequences.contains_key("ticket_seq"));
+                // A sequence a table owns (an identity column's) is named with its table.
+                assert!(
+                    first
+                        .sequences
+                        .contains_key("measurement.measurement_id_seq"),
+                    "{:?}",
+                    first.sequences
+                );
                 assert!(
                     first.types["positive"].contains("VALUE > 0"),
                     "{:?}",

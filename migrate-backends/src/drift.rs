@@ -161,7 +161,9 @@ impl DriftCheck {
         self
     }
 
-    /// A table to leave out of the comparison (another tool's version table, say).
+    /// A table to leave out of the comparison (another tool's version table, say), with what
+    /// belongs to it: its columns, indexes and constraints, its triggers, and on PostgreSQL the
+    /// sequences it owns (a `serial` or identity column's), its policies and its rules.
     pub fn ignore_table(mut self, table: impl Into<String>) -> Self {
         self.ignored.push(table.into());
         self
@@ -276,7 +278,18 @@ impl DriftCheck {
 
     fn without_ignored(&self, mut schema: Schema) -> Schema {
         for table in &self.ignored {
+            // Triggers, owned sequences, policies and rules are named `<table>.<name>`.
+            let owned = |key: &str| {
+                key.strip_prefix(table.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            };
             schema.tables.remove(table);
+            schema.triggers.retain(|key, _| !owned(key));
+            schema.sequences.retain(|key, _| !owned(key));
+            schema.other.retain(|key, _| match key.split_once(' ') {
+                Some(("policy" | "rule", name)) => !owned(name),
+                _ => true,
+            });
         }
         schema
     }

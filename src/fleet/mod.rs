@@ -29,7 +29,8 @@
 //!   one for its lock and one for its steps), so 1,000 schemas never open 1,000 connections.
 //!   A server's pool is connected when its first target starts (servers as many at once as
 //!   targets run, so unreachable servers are waited for side by side, not one after another)
-//!   and closed after its last target, not held to the end of the run.
+//!   and closed after its last target in the list, not held to the end of the run (targets
+//!   run in list order: a list that interleaves servers keeps each pool until its last line).
 //! - **Re-runs** do what is left: a target already at head costs one state read.
 //! - **Progress** goes through `tracing`: `k/n targets` and the failures so far.
 
@@ -495,8 +496,9 @@ impl Fleet {
     /// (the others wait for it); a server that cannot be reached keeps its error, reported by
     /// each of its targets (see [`shared_failure`]). Servers are so connected as their targets
     /// come up, as many at once as targets run, and each pool is closed after its server's last
-    /// target: a fleet over many servers does not hold a session on each for the whole run,
-    /// nor wait for unreachable servers one after another before it starts.
+    /// target in the list: a fleet whose list puts each server's schemas together (as listings
+    /// do) does not hold a session on every server for the whole run, nor wait for unreachable
+    /// servers one after another before it starts.
     fn shared_pools(&self) -> SharedPools {
         let mut pools = SharedPools::new();
         for target in &self.targets {

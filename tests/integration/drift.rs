@@ -105,6 +105,52 @@ each_backend! {
         assert_scratch_removed(&db, &drifted.scratch).await;
     }
 
+    async fn an_ignored_table_is_left_out_with_its_triggers_and_sequences(db) {
+        db.manager().await.up().await.expect("up");
+        // Another tool's version table, with what belongs to it: a trigger everywhere, and on
+        // PostgreSQL the sequence of its `serial` column and a policy.
+        let statements: &[&str] = match db.backend() {
+            Backend::Sqlite => &[
+                "CREATE TABLE tool_versions (id INTEGER PRIMARY KEY, version TEXT)",
+                "CREATE TRIGGER tool_versions_touch AFTER INSERT ON tool_versions \
+                 BEGIN UPDATE tool_versions SET version = version WHERE id = NEW.id; END",
+            ],
+            Backend::Postgres => &[
+                "CREATE TABLE tool_versions (id serial PRIMARY KEY, version TEXT)",
+                "CREATE TRIGGER tool_versions_touch BEFORE UPDATE ON tool_versions \
+                 FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+                "CREATE POLICY tool_versions_all ON tool_versions USING (true)",
+            ],
+            Backend::MySql => &[
+                "CREATE TABLE tool_versions (id INTEGER PRIMARY KEY, version TEXT)",
+                "CREATE TRIGGER tool_versions_touch BEFORE INSERT ON tool_versions \
+                 FOR EACH ROW SET NEW.version = COALESCE(NEW.version, '')",
+            ],
+        };
+        for sql in statements {
+            db.exec(sql).await;
+        }
+        let seen = DriftCheck::new([&MIGRATIONS]).run(db.url()).await.expect("drift check");
+        let lines = &seen.diff.changes;
+        assert!(
+            lines.iter().any(|l| l.starts_with("trigger tool_versions.tool_versions_touch")),
+            "{lines:?}"
+        );
+        if db.backend() == Backend::Postgres {
+            assert!(
+                lines.iter().any(|l| l.starts_with("sequence tool_versions.tool_versions_id_seq")),
+                "{lines:?}"
+            );
+        }
+        let ignored = DriftCheck::new([&MIGRATIONS])
+            .ignore_table("tool_versions")
+            .run(db.url())
+            .await
+            .expect("drift check");
+        assert!(ignored.is_clean(), "{ignored}");
+        assert_scratch_removed(&db, &ignored.scratch).await;
+    }
+
     async fn a_database_part_way_up_is_compared_at_its_own_versions(db) {
         let manager = db.manager().await;
         manager.up().table("session").target("2.1.0").await.expect("up part way");

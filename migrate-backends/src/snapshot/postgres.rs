@@ -40,11 +40,16 @@ const OTHER: &str = "SELECT 'extension ' || e.extname::text, 'version ' || e.ext
       'to ' || roles::text, 'using ' || qual, 'with check ' || with_check) FROM pg_policies WHERE schemaname = $1 \
     UNION ALL SELECT 'rule ' || tablename::text || '.' || rulename::text, definition FROM pg_rules WHERE schemaname = $1 \
     ORDER BY 1";
-const SEQUENCES: &str = "SELECT sequencename::text, concat_ws(' ', data_type, 'start', start_value, 'increment', \
-    increment_by, 'min', min_value, 'max', max_value, 'cycle', cycle) FROM pg_sequences WHERE schemaname = $1 \
-    AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
-    AND x.objid = (quote_ident(schemaname) || '.' || quote_ident(sequencename))::regclass \
-    AND x.deptype = 'e') ORDER BY 1";
+/// Sequences: the table that owns one (a `serial` or identity column's, or `OWNED BY`; NULL
+/// for none), its name and its settings.
+const SEQUENCES: &str = "SELECT (SELECT t.relname::text FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid \
+    WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seq AND d.refclassid = 'pg_class'::regclass \
+    AND d.deptype IN ('a', 'i') LIMIT 1), s.sequencename::text, concat_ws(' ', s.data_type, 'start', s.start_value, \
+    'increment', s.increment_by, 'min', s.min_value, 'max', s.max_value, 'cycle', s.cycle) \
+    FROM (SELECT q.*, (quote_ident(q.schemaname) || '.' || quote_ident(q.sequencename))::regclass::oid AS seq \
+    FROM pg_sequences q WHERE q.schemaname = $1) s \
+    WHERE NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+    AND x.objid = s.seq AND x.deptype = 'e') ORDER BY 2";
 const ENUMS: &str = "SELECT t.typname::text, e.enumlabel::text FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid \
     JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1 \
     AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_type'::regclass \
@@ -230,10 +235,22 @@ pub(super) async fn snapshot(
             .insert(text(&row, 0), normalize_sql(&text(&row, 1)));
     }
     for row in rows(&mut conn, SEQUENCES, &namespace).await? {
-        let name = text(&row, 0);
-        if !is_tracking(&name, tracking_table) {
-            out.sequences.insert(name, text(&row, 1));
+        let owner: Option<String> = row.first().cloned().flatten();
+        let name = text(&row, 1);
+        if is_tracking(&name, tracking_table)
+            || owner
+                .as_deref()
+                .is_some_and(|t| is_tracking(t, tracking_table))
+        {
+            continue;
         }
+        // A sequence a table owns is named with it (`session.session_id_seq`), as its
+        // triggers, policies and rules are: `DriftCheck::ignore_table` leaves them out with it.
+        let key = match owner {
+            Some(table) => format!("{table}.{name}"),
+            None => name,
+        };
+        out.sequences.insert(key, text(&row, 2));
     }
     for row in rows(&mut conn, ENUMS, &namespace).await? {
         out.enums

@@ -51,9 +51,11 @@ pub(super) async fn snapshot(url: &str, tracking_table: &str) -> Result<Schema> 
                     .insert(name, sqlite_sql::canonical(&text(object, 3)));
             }
             "trigger" => {
-                schema
-                    .triggers
-                    .insert(name, sqlite_sql::canonical(&text(object, 3)));
+                // Named with its table, as on PostgreSQL and MySQL.
+                schema.triggers.insert(
+                    format!("{table}.{name}"),
+                    sqlite_sql::canonical(&text(object, 3)),
+                );
             }
             _ => {}
         }

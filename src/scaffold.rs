@@ -81,12 +81,24 @@ fn slug(name: &str) -> Result<String> {
     let slug = slug.trim_matches('_').to_string();
     if slug.is_empty() {
         return Err(Error::Config(format!(
-            "`{}` has nothing a migration can be named after: use letters or digits",
+            "`{}` has nothing a migration can be named after: use ASCII letters or digits",
             name.escape_debug()
+        )));
+    }
+    if slug.len() > MAX_SLUG {
+        return Err(Error::Config(format!(
+            "`{}` makes a name of {} characters: at most {MAX_SLUG} (file systems keep 255 bytes \
+             for a file name, the version and `.down.sql` included)",
+            name.escape_debug(),
+            slug.len()
         )));
     }
     Ok(slug)
 }
+
+/// The longest name a migration's files and function get from `migrate new` (a name of 255
+/// bytes, the most most file systems keep, less a version of up to 21 and `.down.sql`).
+const MAX_SLUG: usize = 200;
 
 /// Now in UTC, as `YYYYMMDDHHMMSS`.
 fn timestamp_now() -> String {
@@ -171,30 +183,33 @@ pub fn new_sql(dir: impl AsRef<Path>, name: &str) -> Result<(PathBuf, PathBuf)> 
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    for (path, text) in [
-        // Comments only: `sql_dir!` refuses a file with no statement, so the crate does not
-        // build until both are written (a blank step would be recorded as applied).
-        (
-            &up,
-            format!("-- {name}: what this migration does (the build fails until it is written).\n"),
-        ),
-        (
-            &down,
-            format!(
-                "-- {name}: how to undo it (the build fails until it is written). Delete this \
-                 file if it cannot be undone.\n"
-            ),
-        ),
-    ] {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(io("create the migration file", path))?;
-        file.write_all(text.as_bytes())
-            .map_err(io("write the migration file", path))?;
+    let up_text =
+        format!("-- {name}: what this migration does (the build fails until it is written).\n");
+    let down_text = format!(
+        "-- {name}: how to undo it (the build fails until it is written). Delete this file if it \
+         cannot be undone.\n"
+    );
+    // Comments only: `sql_dir!` refuses a file with no statement, so the crate does not build
+    // until both are written (a blank step would be recorded as applied).
+    write_new(&up, &up_text).map_err(io("create the migration file", &up))?;
+    if let Err(err) = write_new(&down, &down_text) {
+        // Both files or neither: an up file alone would be a step with no down to write.
+        let _ = std::fs::remove_file(&up);
+        return Err(io("create the migration file", &down)(err));
     }
     Ok((up, down))
+}
+
+/// Creates `path` with `text`, never over an existing file; a file left half-written is
+/// removed.
+fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(text.as_bytes()).inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })
 }
 
 /// Rust's keywords, strict and reserved (lower case: a slug has no capitals), and `_`.
@@ -219,6 +234,23 @@ pub fn new_rust(table: &str, name: &str) -> Result<String> {
     if let Some(why) = migrate_core::dialect::tracked_name_problem(table) {
         return Err(Error::Config(format!(
             "table name `{}` {why}",
+            table.escape_debug()
+        )));
+    }
+    if table.contains(':') {
+        return Err(Error::Config(format!(
+            "`new` takes a table name, not `module:table` (`{}`): the new step belongs to the \
+             crate whose migrations it is written into",
+            table.escape_debug()
+        )));
+    }
+    if let Some(known) = registered()
+        .map(|m| m.table())
+        .find(|known| *known != table && known.eq_ignore_ascii_case(table))
+    {
+        return Err(Error::Config(format!(
+            "table `{}` differs only in case from the table `{known}` that migrations already \
+             declare: MySQL's tracking tables would take them for one; write `{known}`",
             table.escape_debug()
         )));
     }
@@ -268,6 +300,34 @@ pub fn new_rust(table: &str, name: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_too_long_for_a_file_is_refused_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let long = "x".repeat(MAX_SLUG + 1);
+        let err = new_sql(dir.path(), &long).expect_err("too long");
+        assert!(
+            matches!(&err, Error::Config(text) if text.contains("at most")),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+        // The longest accepted name fits, its down file's name included.
+        let (up, down) = new_sql(dir.path(), &"y".repeat(MAX_SLUG)).expect("longest");
+        assert!(up.exists() && down.exists());
+        assert!(matches!(
+            new_rust("t", &long),
+            Err(Error::Config(text)) if text.contains("at most")
+        ));
+    }
+
+    #[test]
+    fn a_module_qualified_table_is_refused() {
+        let err = new_rust("app:session", "add state").expect_err("module:table");
+        assert!(
+            matches!(&err, Error::Config(text) if text.contains("module:table")),
+            "{err}"
+        );
+    }
 
     fn next(files: &[&str], name: &str) -> Result<String> {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -83,7 +83,16 @@ impl Parse for AnchorInput {
                     heads = Some(list);
                 }
                 "module" | "heads" | "crate" => {
-                    errors.add(key.span(), format!("`{key}` is given twice"))
+                    errors.add(key.span(), format!("`{key}` is given twice"));
+                    // Its value read and set aside, so that what follows still parses.
+                    if input.peek(Token![=]) {
+                        input.parse::<Token![=]>()?;
+                        input.parse::<syn::Lit>()?;
+                    } else if input.peek(syn::token::Brace) {
+                        let value;
+                        braced!(value in input);
+                        value.parse::<TokenStream>()?;
+                    }
                 }
                 _ => {
                     errors.add(
@@ -108,12 +117,38 @@ impl Parse for AnchorInput {
     }
 }
 
-/// Expands the anchor.
+/// Expands the anchor. Input it refuses still gets an anchor (with no heads, and the crate
+/// path if one was given that parses), beside the errors: the crate's `#[migration]`s and
+/// `sql_dir!`s name it, and would otherwise each add "cannot find" errors to the one mistake.
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    match syn::parse2::<AnchorInput>(input) {
+    match syn::parse2::<AnchorInput>(input.clone()) {
         Ok(anchor) => generate(&anchor),
-        Err(err) => err.into_compile_error(),
+        Err(err) => {
+            let fallback = AnchorInput {
+                module: None,
+                heads: None,
+                krate: given_crate(input),
+            };
+            let anchor = generate(&fallback);
+            let errors = err.into_compile_error();
+            quote!(#errors #anchor)
+        }
     }
+}
+
+/// The `crate = "path"` of input that does not parse as a whole, if it is there and parses.
+fn given_crate(input: TokenStream) -> Option<CratePath> {
+    use proc_macro2::TokenTree;
+    let tokens: Vec<TokenTree> = input.into_iter().collect();
+    tokens.windows(3).find_map(|window| match window {
+        [TokenTree::Ident(key), TokenTree::Punct(eq), TokenTree::Literal(lit)]
+            if key == "crate" && eq.as_char() == '=' =>
+        {
+            let lit: LitStr = syn::parse2(TokenTree::Literal(lit.clone()).into()).ok()?;
+            parse_crate_path(&lit).ok()
+        }
+        _ => None,
+    })
 }
 
 fn generate(anchor: &AnchorInput) -> TokenStream {

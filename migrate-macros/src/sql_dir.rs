@@ -56,7 +56,16 @@ impl Parse for Args {
                     Ok(()) => table = Some(value),
                     Err(e) => errors.push(e),
                 },
-                "dir" => dir = Some(value),
+                "dir" => {
+                    if value.value().trim().is_empty() {
+                        errors.add(
+                            value.span(),
+                            "`dir` is empty: name the directory of the SQL files, relative to \
+                             the crate's Cargo.toml",
+                        );
+                    }
+                    dir = Some(value);
+                }
                 "parent" => match parse_version(&value, "parent") {
                     Ok(v) => parent = Some(v),
                     Err(e) => errors.push(e),
@@ -256,14 +265,47 @@ fn read_steps(dir: &Path, dir_text: &str, args: &Args, span: Span) -> syn::Resul
     let mut errors = Errors::default();
     let entries = std::fs::read_dir(dir)
         .map_err(|e| syn::Error::new(span, format!("sql_dir!: cannot read `{dir_text}`: {e}")))?;
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.') && name.to_ascii_lowercase().ends_with(".sql"))
-        .collect();
-    names.sort();
     let shown = |name: &str| format!("{}/{name}", dir_text.trim_end_matches('/'));
+    let mut names: Vec<String> = Vec::new();
+    for entry in entries {
+        // An entry left out silently would be a step that never runs (and, as the newest,
+        // leaves no gap): every `.sql` name is a file this reads, or an error.
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                errors.add(span, format!("sql_dir!: cannot read `{dir_text}`: {e}"));
+                continue;
+            }
+        };
+        let file_name = entry.file_name();
+        let lossy = file_name.to_string_lossy();
+        if lossy.starts_with('.') || !lossy.to_ascii_lowercase().ends_with(".sql") {
+            continue;
+        }
+        let Some(name) = file_name.to_str() else {
+            errors.add(
+                span,
+                format!(
+                    "sql_dir!: `{}`: the file name is not UTF-8; rename it",
+                    shown(&lossy)
+                ),
+            );
+            continue;
+        };
+        if !entry.path().is_file() {
+            errors.add(
+                span,
+                format!(
+                    "sql_dir!: `{}` is not a file that can be read (a directory, or a link to \
+                     nothing); rename or remove it",
+                    shown(name)
+                ),
+            );
+            continue;
+        }
+        names.push(name.to_string());
+    }
+    names.sort();
     names.retain(|name| {
         let lower_case = name.ends_with(".sql");
         if !lower_case {

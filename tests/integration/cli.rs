@@ -400,6 +400,17 @@ fn scaffolding_needs_no_database() {
         "{}",
         out.text()
     );
+    // A table that differs only in case from a declared one would start a second chain that
+    // the graph then refuses: refused here, with the declared name, as bad input.
+    let (out, err) = (Captured::default(), Captured::default());
+    let code = Cli::new([&crate::MIGRATIONS]).run_from(
+        ["migrate", "new", "Session", "add state"],
+        Box::new(out.clone()),
+        Box::new(err.clone()),
+    );
+    assert_eq!(code, exit::USAGE, "{}", out.text());
+    assert!(err.text().contains("`session`"), "{}", err.text());
+    assert!(out.text().is_empty(), "{}", out.text());
 }
 
 #[test]

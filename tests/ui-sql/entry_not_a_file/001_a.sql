@@ -1,0 +1,1 @@
+CREATE TABLE x_001_a (id INT);

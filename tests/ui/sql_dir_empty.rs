@@ -1,0 +1,5 @@
+migrate::migrations! {}
+
+migrate::sql_dir!(table = "t", dir = "");
+
+fn main() {}

@@ -221,21 +221,13 @@ impl MigrationManager {
                 return settled;
             }
         }
-        // On this manager's runtime, as every call; what refuses it (another runtime) is the
-        // start-up's failure to migrate.
+        // On this manager's runtime, as every call; what keeps it from running there (a
+        // runtime's context, a closed manager) is said as itself: nothing was read.
         self.block(
             "migrate::blocking::MigrationManager::ensure",
             |m| async move { Ok(crate::startup::ensure(m, policy).await) },
         )
-        .unwrap_or_else(|source| {
-            Err(crate::startup::StartupError::Migrate {
-                target: self
-                    .inner
-                    .as_ref()
-                    .map_or_else(String::new, |m| m.backend().describe()),
-                source,
-            })
-        })
+        .unwrap_or_else(|cannot| Err(crate::startup::StartupError::CannotRun(cannot)))
     }
 
     /// See [`crate::MigrationManager::latest_version`].

@@ -323,6 +323,11 @@ pub enum StartupError {
         #[source]
         source: Error,
     },
+    /// The blocking [`ensure`](crate::blocking::MigrationManager::ensure) could not run where
+    /// it was called: inside an async runtime's context ([`Error::InsideRuntime`], naming the
+    /// call), or on a manager that is no longer open. Nothing was read.
+    #[error(transparent)]
+    CannotRun(Error),
 }
 
 fn join(problems: &[Problem]) -> String {

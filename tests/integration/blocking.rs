@@ -146,6 +146,20 @@ async fn inside_a_runtime_it_errors_instead_of_blocking_or_panicking() {
         matches!(err, migrate::startup::StartupError::InvalidPolicy(_)),
         "{err}"
     );
+    // A policy that reads the database cannot run here: said as such, not as a failed read.
+    let err = m
+        .ensure(migrate::startup::Policy::Check)
+        .expect_err("inside a runtime");
+    assert!(
+        matches!(
+            &err,
+            migrate::startup::StartupError::CannotRun(migrate::Error::InsideRuntime {
+                method: "migrate::blocking::MigrationManager::ensure"
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("inside an async runtime"), "{err}");
     drop(m);
 }
 

@@ -89,10 +89,50 @@ pub(crate) fn error_json(err: &Error) -> Value {
             step,
             report,
         } => json!({ "reason": reason, "fix": fix, "step": step, "report": report }),
+        Error::AdoptedVersion {
+            table,
+            from,
+            adopted,
+            tracking,
+            current,
+        } => json!({
+            "table": table,
+            "from": from,
+            "adopted": adopted,
+            "tracking": tracking,
+            "current": current,
+        }),
         _ => Value::Null,
     };
     if let (Value::Object(body), Value::Object(details)) = (&mut body, details) {
         body.extend(details);
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adopted_version_conflict_carries_its_rows() {
+        let body = error_json(&Error::AdoptedVersion {
+            table: "memory".into(),
+            from: "agno_schema_versions".into(),
+            adopted: "2.2.0".into(),
+            tracking: "migrate_schema_versions".into(),
+            current: Some("2.1.0".into()),
+        });
+        assert_eq!(body["kind"], "AdoptedVersion");
+        assert_eq!(body["category"], "drift");
+        for (key, value) in [
+            ("table", "memory"),
+            ("from", "agno_schema_versions"),
+            ("adopted", "2.2.0"),
+            ("tracking", "migrate_schema_versions"),
+            ("current", "2.1.0"),
+        ] {
+            assert_eq!(body[key], value, "{key}: {body}");
+        }
+    }
 }

@@ -135,6 +135,18 @@ impl Errors {
     pub(crate) fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
     }
+
+    /// The errors so far and `err`, where parsing cannot go on: what was found before the
+    /// input stopped parsing is reported with it, not lost.
+    pub(crate) fn and(self, err: syn::Error) -> syn::Error {
+        match self.0 {
+            Some(mut found) => {
+                found.combine(err);
+                found
+            }
+            None => err,
+        }
+    }
 }
 
 /// The most characters of a module or table name the tracking tables keep (MySQL's

@@ -43,9 +43,14 @@ impl Parse for Args {
         let mut errors = Errors::default();
         let mut seen: Vec<String> = Vec::new();
         while !input.is_empty() {
-            let key = parse_key(input)?;
-            input.parse::<Token![=]>()?;
-            let value: LitStr = input.parse()?;
+            let parsed = parse_key(input).and_then(|key| {
+                input.parse::<Token![=]>()?;
+                Ok((key, input.parse::<LitStr>()?))
+            });
+            let (key, value) = match parsed {
+                Ok(pair) => pair,
+                Err(err) => return Err(std::mem::take(&mut errors).and(err)),
+            };
             let name = key.to_string();
             if seen.contains(&name) {
                 errors.add(key.span(), format!("`{name}` is given twice"));
@@ -88,7 +93,9 @@ impl Parse for Args {
                 ),
             }
             if !input.is_empty() {
-                input.parse::<Token![,]>()?;
+                if let Err(err) = input.parse::<Token![,]>() {
+                    return Err(std::mem::take(&mut errors).and(err));
+                }
             }
         }
         if table.is_none() && !seen.iter().any(|k| k == "table") {

@@ -66,7 +66,14 @@ fn try_expand(
             e1.combine(e2);
             return Err(e1);
         }
-        (Err(e), _) | (_, Err(e)) => return Err(e),
+        // The function's own mistakes are reported with the arguments': one build shows both.
+        (Ok(function), Err(mut e)) => {
+            if let Err(signature) = check_signature(&function) {
+                e.combine(signature);
+            }
+            return Err(e);
+        }
+        (Err(e), Ok(_)) => return Err(e),
     };
     let signature = check_signature(&function)?;
     generate(&function, signature, &args, file)

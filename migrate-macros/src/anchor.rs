@@ -25,96 +25,101 @@ struct AnchorInput {
 
 impl Parse for AnchorInput {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut module = None;
-        let mut heads = None;
-        let mut krate = None;
         let mut errors = Errors::default();
-        while !input.is_empty() {
-            let key = parse_key(input)?;
-            match key.to_string().as_str() {
-                "crate" if krate.is_none() => {
-                    input.parse::<Token![=]>()?;
-                    let lit: LitStr = input.parse()?;
-                    match parse_crate_path(&lit) {
-                        Ok(path) => krate = Some(path),
+        match parse_arguments(input, &mut errors) {
+            Ok(anchor) => errors.finish().map(|()| anchor),
+            // What was found before the input stopped parsing is reported with it.
+            Err(err) => Err(errors.and(err)),
+        }
+    }
+}
+
+/// The arguments of `migrations!{}`; mistakes that do not stop the parsing go to `errors`.
+fn parse_arguments(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<AnchorInput> {
+    let mut module = None;
+    let mut heads = None;
+    let mut krate = None;
+    while !input.is_empty() {
+        let key = parse_key(input)?;
+        match key.to_string().as_str() {
+            "crate" if krate.is_none() => {
+                input.parse::<Token![=]>()?;
+                let lit: LitStr = input.parse()?;
+                match parse_crate_path(&lit) {
+                    Ok(path) => krate = Some(path),
+                    Err(e) => errors.push(e),
+                }
+            }
+            "module" if module.is_none() => {
+                input.parse::<Token![=]>()?;
+                let lit: LitStr = input.parse()?;
+                if let Err(e) = check_tracked_name(&lit, "module") {
+                    errors.push(e);
+                }
+                module = Some(lit);
+            }
+            "heads" if heads.is_none() => {
+                let content;
+                braced!(content in input);
+                let mut list: Vec<Head> = Vec::new();
+                while !content.is_empty() {
+                    let table = if content.peek(LitStr) {
+                        content.parse::<LitStr>()?
+                    } else {
+                        let ident: Ident = content.parse()?;
+                        LitStr::new(&ident.unraw().to_string(), ident.span())
+                    };
+                    content.parse::<Token![=]>()?;
+                    let lit: LitStr = content.parse()?;
+                    match parse_version(&lit, "head") {
+                        Ok(version) => {
+                            if list.iter().any(|h| h.table.value() == table.value()) {
+                                errors.add(
+                                    table.span(),
+                                    format!("table `{}` is listed twice in heads", table.value()),
+                                );
+                            }
+                            list.push(Head { table, version });
+                        }
                         Err(e) => errors.push(e),
                     }
+                    if !content.is_empty() {
+                        content.parse::<Token![,]>()?;
+                    }
                 }
-                "module" if module.is_none() => {
+                heads = Some(list);
+            }
+            "module" | "heads" | "crate" => {
+                errors.add(key.span(), format!("`{key}` is given twice"));
+                // Its value read and set aside, so that what follows still parses.
+                if input.peek(Token![=]) {
                     input.parse::<Token![=]>()?;
-                    let lit: LitStr = input.parse()?;
-                    if let Err(e) = check_tracked_name(&lit, "module") {
-                        errors.push(e);
-                    }
-                    module = Some(lit);
-                }
-                "heads" if heads.is_none() => {
-                    let content;
-                    braced!(content in input);
-                    let mut list: Vec<Head> = Vec::new();
-                    while !content.is_empty() {
-                        let table = if content.peek(LitStr) {
-                            content.parse::<LitStr>()?
-                        } else {
-                            let ident: Ident = content.parse()?;
-                            LitStr::new(&ident.unraw().to_string(), ident.span())
-                        };
-                        content.parse::<Token![=]>()?;
-                        let lit: LitStr = content.parse()?;
-                        match parse_version(&lit, "head") {
-                            Ok(version) => {
-                                if list.iter().any(|h| h.table.value() == table.value()) {
-                                    errors.add(
-                                        table.span(),
-                                        format!(
-                                            "table `{}` is listed twice in heads",
-                                            table.value()
-                                        ),
-                                    );
-                                }
-                                list.push(Head { table, version });
-                            }
-                            Err(e) => errors.push(e),
-                        }
-                        if !content.is_empty() {
-                            content.parse::<Token![,]>()?;
-                        }
-                    }
-                    heads = Some(list);
-                }
-                "module" | "heads" | "crate" => {
-                    errors.add(key.span(), format!("`{key}` is given twice"));
-                    // Its value read and set aside, so that what follows still parses.
-                    if input.peek(Token![=]) {
-                        input.parse::<Token![=]>()?;
-                        input.parse::<syn::Lit>()?;
-                    } else if input.peek(syn::token::Brace) {
-                        let value;
-                        braced!(value in input);
-                        value.parse::<TokenStream>()?;
-                    }
-                }
-                _ => {
-                    errors.add(
-                        key.span(),
-                        format!("unknown key `{key}` in migrations!{{}}; expected `module = \"...\"`, `heads {{ table = \"X.Y.Z\", ... }}` or `crate = \"path\"`"),
-                    );
-                    // What follows an unknown key cannot be parsed reliably.
-                    input.parse::<TokenStream>()?;
-                    break;
+                    input.parse::<syn::Lit>()?;
+                } else if input.peek(syn::token::Brace) {
+                    let value;
+                    braced!(value in input);
+                    value.parse::<TokenStream>()?;
                 }
             }
-            if !input.is_empty() {
-                input.parse::<Token![,]>()?;
+            _ => {
+                errors.add(
+                    key.span(),
+                    format!("unknown key `{key}` in migrations!{{}}; expected `module = \"...\"`, `heads {{ table = \"X.Y.Z\", ... }}` or `crate = \"path\"`"),
+                );
+                // What follows an unknown key cannot be parsed reliably.
+                input.parse::<TokenStream>()?;
+                break;
             }
         }
-        errors.finish()?;
-        Ok(AnchorInput {
-            module,
-            heads,
-            krate,
-        })
+        if !input.is_empty() {
+            input.parse::<Token![,]>()?;
+        }
     }
+    Ok(AnchorInput {
+        module,
+        heads,
+        krate,
+    })
 }
 
 /// Expands the anchor. Input it refuses still gets an anchor (with no heads, and the crate

@@ -246,7 +246,7 @@ pub fn new_rust(table: &str, name: &str) -> Result<String> {
     }
     if let Some(known) = registered()
         .map(|m| m.table())
-        .find(|known| *known != table && known.eq_ignore_ascii_case(table))
+        .find(|known| migrate_core::dialect::differ_only_in_case(known, table))
     {
         return Err(Error::Config(format!(
             "table `{}` differs only in case from the table `{known}` that migrations already \

@@ -13,6 +13,18 @@ pub const MAX_IDENTIFIER_BYTES: usize = 63;
 /// is blank or holds a NUL (PostgreSQL's text refuses it).
 pub const MAX_TRACKED_NAME_CHARS: usize = 191;
 
+/// Whether two module or table names are different names that the tracking tables would take
+/// for one (MySQL's collation ignores case): the graph refuses such a pair
+/// (`GraphError::NamesDifferOnlyInCase`), and `migrate new` refuses a table that would make one.
+pub fn differ_only_in_case(a: &str, b: &str) -> bool {
+    a != b && case_folded(a) == case_folded(b)
+}
+
+/// The form in which names are compared by [`differ_only_in_case`].
+pub(crate) fn case_folded(name: &str) -> String {
+    name.to_lowercase()
+}
+
 /// What keeps the tracking tables from storing `name` (a module or table name) exactly, if
 /// anything: `"is blank"`, whitespace around it (MySQL's collation ignores trailing spaces),
 /// `"contains NUL"`, or that it is longer than [`MAX_TRACKED_NAME_CHARS`].
@@ -178,5 +190,19 @@ impl fmt::Display for Dialect {
             Dialect::Postgres => "PostgreSQL",
             Dialect::MySql => "MySQL/MariaDB",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_differ_only_in_case_as_the_graph_compares_them() {
+        assert!(differ_only_in_case("Session", "session"));
+        // The graph folds case beyond ASCII (its `NamesDifferOnlyInCase`), and so does this.
+        assert!(differ_only_in_case("Ägg", "ägg"));
+        assert!(!differ_only_in_case("session", "session"));
+        assert!(!differ_only_in_case("session", "sessions"));
     }
 }

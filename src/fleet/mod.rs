@@ -44,7 +44,7 @@ use crate::startup::Problem;
 use crate::{ConnectOptions, Error, MigrationManager, Result};
 use migrate_core::backend::MigrationBackend;
 use migrate_core::migration::MigrationSet;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -299,13 +299,14 @@ impl Fleet {
                     let was = |t: &Target| matches!(t, Target::Schema { url: u, schema } if u == url && listing.schemas.contains(schema));
                     fleet.targets.retain(|t| !was(t));
                     // A schema also given as a target of its own (one the first run made) is
-                    // not added twice.
-                    for schema in &schemas {
-                        let target = Target::schema(url, schema);
-                        if !fleet.targets.contains(&target) {
-                            fleet.targets.push(target);
-                        }
-                    }
+                    // not added twice (a set: a listing may hold thousands of schemas).
+                    let given: HashSet<Target> = fleet.targets.iter().cloned().collect();
+                    fleet.targets.extend(
+                        schemas
+                            .iter()
+                            .map(|s| Target::schema(url, s))
+                            .filter(|target| !given.contains(target)),
+                    );
                     fleet.listings[i].schemas = schemas;
                 }
                 Err(err) => {
@@ -330,8 +331,7 @@ impl Fleet {
 
     async fn run_targets(&self, action: Action, started: Instant) -> FleetReport {
         let total = self.targets.len();
-        let pools = self.shared_pools();
-        let pools = Arc::new(pools);
+        let pools = Arc::new(self.shared_pools());
         let shared = Arc::new(self.clone());
         let mut outcomes: Vec<Option<TargetReport>> = (0..total).map(|_| None).collect();
         let mut running = tokio::task::JoinSet::new();
@@ -442,24 +442,14 @@ impl Fleet {
             }
         }
         // The pools of servers whose targets did not all run (a `fail_fast` run that stopped).
-        for cell in pools.values() {
-            if let Some(Ok(pool)) = cell.get() {
-                close(pool).await;
+        for (url, left) in &unfinished {
+            if *left > 0 {
+                if let Some(Ok(pool)) = pools.get(*url).and_then(|cell| cell.get()) {
+                    close(pool).await;
+                }
             }
         }
-        // Only the pools that connected held connections.
-        let in_shared_pools = u32::try_from(
-            pools
-                .values()
-                .filter(|cell| matches!(cell.get(), Some(Ok(_))))
-                .count(),
-        )
-        .unwrap_or(u32::MAX)
-        .saturating_mul(shared_pool_size(self.concurrency));
-        let in_own_pools = u32::try_from((total - self.schema_targets()).min(self.concurrency))
-            .unwrap_or(u32::MAX)
-            .saturating_mul(3);
-        let max_connections = in_shared_pools.saturating_add(in_own_pools);
+        let max_connections = self.max_connections(&pools);
         let mut targets: Vec<TargetReport> = outcomes
             .into_iter()
             .zip(&self.targets)
@@ -483,6 +473,24 @@ impl Fleet {
             }
         }
         FleetReport::new(targets, max_connections, started.elapsed())
+    }
+
+    /// The connections the run's pools could hold: every shared pool that connected (only
+    /// those held connections), counted as if all were open at once, and a pool of its own per
+    /// database target running.
+    fn max_connections(&self, pools: &SharedPools) -> u32 {
+        let connected = pools
+            .values()
+            .filter(|cell| matches!(cell.get(), Some(Ok(_))))
+            .count();
+        let in_shared_pools = u32::try_from(connected)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(shared_pool_size(self.concurrency));
+        let databases = self.targets.len() - self.schema_targets();
+        let in_own_pools = u32::try_from(databases.min(self.concurrency))
+            .unwrap_or(u32::MAX)
+            .saturating_mul(3);
+        in_shared_pools.saturating_add(in_own_pools)
     }
 
     fn schema_targets(&self) -> usize {

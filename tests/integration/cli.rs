@@ -356,6 +356,21 @@ async fn connection_errors_never_show_the_password() {
     }
 }
 
+/// The CLI run with `args` (no database URL), on this thread: for commands that need none.
+fn offline(args: &[&str]) -> Run {
+    let (out, err) = (Captured::default(), Captured::default());
+    let code = Cli::new([&crate::MIGRATIONS]).run_from(
+        args.iter().copied(),
+        Box::new(out.clone()),
+        Box::new(err.clone()),
+    );
+    Run {
+        code,
+        stdout: out.text(),
+        stderr: err.text(),
+    }
+}
+
 #[test]
 fn scaffolding_needs_no_database() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -364,53 +379,33 @@ fn scaffolding_needs_no_database() {
         "CREATE TABLE t (id INT);",
     )
     .expect("write");
-    let (out, err) = (Captured::default(), Captured::default());
     let sql_dir = dir.path().to_string_lossy().into_owned();
-    let code = Cli::new([&crate::MIGRATIONS]).run_from(
-        ["migrate", "new", "t", "add email", "--sql", &sql_dir],
-        Box::new(out.clone()),
-        Box::new(err.clone()),
-    );
-    assert_eq!(code, exit::OK, "{}", err.text());
+    let run = offline(&["migrate", "new", "t", "add email", "--sql", &sql_dir]);
+    assert_eq!(run.code, exit::OK, "{}", run.stderr);
     assert!(
         dir.path().join("002_add_email.sql").exists()
             && dir.path().join("002_add_email.down.sql").exists()
     );
     // The table is checked with --sql too: one with whitespace around it is refused, and no
     // file is written.
-    let (out, err) = (Captured::default(), Captured::default());
-    let code = Cli::new([&crate::MIGRATIONS]).run_from(
-        ["migrate", "new", " t ", "add phone", "--sql", &sql_dir],
-        Box::new(out.clone()),
-        Box::new(err.clone()),
-    );
-    assert_ne!(code, exit::OK, "{}", out.text());
-    assert!(err.text().contains("table name"), "{}", err.text());
+    let run = offline(&["migrate", "new", " t ", "add phone", "--sql", &sql_dir]);
+    assert_ne!(run.code, exit::OK, "{}", run.stdout);
+    assert!(run.stderr.contains("table name"), "{}", run.stderr);
     assert!(!dir.path().join("003_add_phone.sql").exists());
-    let (out, err) = (Captured::default(), Captured::default());
-    let code = Cli::new([&crate::MIGRATIONS]).run_from(
-        ["migrate", "new", "session", "add state"],
-        Box::new(out.clone()),
-        Box::new(err.clone()),
-    );
-    assert_eq!(code, exit::OK, "{}", err.text());
+    let run = offline(&["migrate", "new", "session", "add state"]);
+    assert_eq!(run.code, exit::OK, "{}", run.stderr);
     assert!(
-        out.text()
+        run.stdout
             .contains("table = \"session\", version = \"2.4.0\", parent = \"2.3.0\""),
         "{}",
-        out.text()
+        run.stdout
     );
     // A table that differs only in case from a declared one would start a second chain that
     // the graph then refuses: refused here, with the declared name, as bad input.
-    let (out, err) = (Captured::default(), Captured::default());
-    let code = Cli::new([&crate::MIGRATIONS]).run_from(
-        ["migrate", "new", "Session", "add state"],
-        Box::new(out.clone()),
-        Box::new(err.clone()),
-    );
-    assert_eq!(code, exit::USAGE, "{}", out.text());
-    assert!(err.text().contains("`session`"), "{}", err.text());
-    assert!(out.text().is_empty(), "{}", out.text());
+    let run = offline(&["migrate", "new", "Session", "add state"]);
+    assert_eq!(run.code, exit::USAGE, "{}", run.stdout);
+    assert!(run.stderr.contains("`session`"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
 
 #[test]

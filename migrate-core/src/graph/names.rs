@@ -14,7 +14,7 @@ pub(super) fn check_case<'n>(
 ) -> Result<(), GraphError> {
     let mut seen: HashMap<(String, String), &str> = HashMap::new();
     for (what, name) in names {
-        let key = (what, name.to_lowercase());
+        let key = (what, crate::dialect::case_folded(name));
         match seen.get(&key) {
             Some(&first) if first != name => {
                 return Err(GraphError::NamesDifferOnlyInCase {

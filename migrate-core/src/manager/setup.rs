@@ -78,15 +78,15 @@ impl MigrationManager {
         sets: impl IntoIterator<Item = &'static MigrationSet>,
     ) -> Result<Self> {
         let sets: Vec<_> = sets.into_iter().collect();
-        let mark = super::shared_graphs::mark();
-        if let Some((graph, heads)) = super::shared_graphs::kept_at(&sets, mark) {
+        let mark = crate::migration::registry_mark();
+        if let Some((graph, heads)) = super::shared_graphs::kept(&sets, mark) {
             let mut manager = Self::unsettled(Box::new(db), graph, sets);
             manager.up_to_date = super::up_to_date::UpToDate::with_heads(heads);
             return Ok(manager);
         }
         let graph = Arc::new(Graph::build(sets.iter().copied())?);
         let manager = Self::with_graph(Box::new(db), graph.clone(), sets);
-        super::shared_graphs::keep_at(&manager.sets, mark, graph, manager.up_to_date.heads());
+        super::shared_graphs::keep(&manager.sets, mark, graph, manager.up_to_date.heads());
         Ok(manager)
     }
 

@@ -9,12 +9,13 @@
 //!
 //! An entry is used only while the registry is as it was when the entry was made: a library
 //! loaded at run time that registers migrations moves the registry's mark
-//! ([`registry_mark`]), and the graph is built again. Only graphs that were built are kept:
-//! an invalid graph is refused again, with the same error, on every call.
+//! ([`registry_mark`](crate::migration::registry_mark)), and the graph is built again. Only
+//! graphs that were built are kept: an invalid graph is refused again, with the same error, on
+//! every call.
 
 use super::up_to_date::Verdict;
 use crate::graph::Graph;
-use crate::migration::{registry_mark, MigrationSet};
+use crate::migration::MigrationSet;
 use std::sync::{Arc, Mutex};
 
 /// The most graphs kept: a process uses a few sets of sets; more are built each time.
@@ -37,15 +38,11 @@ fn addresses(sets: &[&'static MigrationSet]) -> Vec<usize> {
         .collect()
 }
 
-/// The registry's mark now: read once by a manager before it looks up or builds its graph, so
-/// that a graph is never kept under a mark later than the registry it was built from.
-pub(super) fn mark() -> (usize, usize) {
-    registry_mark()
-}
-
 /// The graph and the verdict at the heads kept for exactly `sets`, in this order, for the
-/// registry at `mark` (see [`mark`]).
-pub(super) fn kept_at(
+/// registry at `mark` ([`registry_mark`](crate::migration::registry_mark), read once by a
+/// manager before it looks up or builds its graph, so that a graph is never kept under a mark
+/// later than what it was built from).
+pub(super) fn kept(
     sets: &[&'static MigrationSet],
     mark: (usize, usize),
 ) -> Option<(Arc<Graph>, Option<Verdict>)> {
@@ -59,7 +56,7 @@ pub(super) fn kept_at(
 /// Keeps the graph built for `sets` from the registry at `mark`, and its verdict at the heads
 /// under the default settings, in place of an entry for the same sets, or of the oldest when
 /// [`KEPT`] are kept.
-pub(super) fn keep_at(
+pub(super) fn keep(
     sets: &[&'static MigrationSet],
     mark: (usize, usize),
     graph: Arc<Graph>,
@@ -84,6 +81,7 @@ pub(super) fn keep_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migration::registry_mark;
 
     static FIRST: MigrationSet = MigrationSet::__new("first", "shared_graphs_test", &[]);
     static SECOND: MigrationSet = MigrationSet::__new("second", "shared_graphs_test", &[]);
@@ -106,12 +104,12 @@ mod tests {
         })
     }
 
-    fn keep(sets: &[&'static MigrationSet], graph: Arc<Graph>, heads: Option<Verdict>) {
-        keep_at(sets, mark(), graph, heads);
+    fn keep_now(sets: &[&'static MigrationSet], graph: Arc<Graph>) {
+        keep(sets, registry_mark(), graph, None);
     }
 
-    fn kept(sets: &[&'static MigrationSet]) -> Option<(Arc<Graph>, Option<Verdict>)> {
-        kept_at(sets, mark())
+    fn kept_now(sets: &[&'static MigrationSet]) -> Option<(Arc<Graph>, Option<Verdict>)> {
+        kept(sets, registry_mark())
     }
 
     // One test: the kept graphs are the process's, and these steps depend on their order. No
@@ -120,35 +118,38 @@ mod tests {
     #[test]
     fn a_graph_is_kept_for_exactly_its_sets_while_the_registry_is_unchanged() {
         let built = graph();
-        keep(&[&FIRST], built.clone(), None);
-        let (found, heads) = kept(&[&FIRST]).expect("kept for the same sets");
+        keep_now(&[&FIRST], built.clone());
+        let (found, heads) = kept_now(&[&FIRST]).expect("kept for the same sets");
         assert!(Arc::ptr_eq(&found, &built) && heads.is_none());
-        assert!(kept(&[&SECOND]).is_none(), "other sets");
-        assert!(kept(&[&FIRST, &SECOND]).is_none(), "more sets");
-        let (newest, groups) = mark();
+        assert!(kept_now(&[&SECOND]).is_none(), "other sets");
+        assert!(kept_now(&[&FIRST, &SECOND]).is_none(), "more sets");
+        let (newest, groups) = registry_mark();
         assert!(
-            kept_at(&[&FIRST], (newest ^ 1, groups)).is_none(),
+            kept(&[&FIRST], (newest ^ 1, groups)).is_none(),
             "a registry that grew builds again"
         );
 
-        keep(&[&FIRST, &SECOND], graph(), None);
+        keep_now(&[&FIRST, &SECOND], graph());
         assert!(
-            kept(&[&SECOND, &FIRST]).is_none(),
+            kept_now(&[&SECOND, &FIRST]).is_none(),
             "the sets' order is part of the key"
         );
 
         // Kept again for the same sets: replaced, not kept twice.
         let rebuilt = graph();
-        keep(&[&FIRST], rebuilt.clone(), None);
-        let (found, _) = kept(&[&FIRST]).expect("kept");
+        keep_now(&[&FIRST], rebuilt.clone());
+        let (found, _) = kept_now(&[&FIRST]).expect("kept");
         assert!(Arc::ptr_eq(&found, &rebuilt));
 
         // At most KEPT: the oldest goes first.
         for other in &OTHERS[..KEPT - 1] {
-            keep(&[other], graph(), None);
+            keep_now(&[other], graph());
         }
-        assert!(kept(&[&FIRST, &SECOND]).is_none(), "the oldest was dropped");
-        assert!(kept(&[&FIRST]).is_some() && kept(&[&OTHERS[KEPT - 2]]).is_some());
+        assert!(
+            kept_now(&[&FIRST, &SECOND]).is_none(),
+            "the oldest was dropped"
+        );
+        assert!(kept_now(&[&FIRST]).is_some() && kept_now(&[&OTHERS[KEPT - 2]]).is_some());
         assert_eq!(KEPT_GRAPHS.lock().expect("kept").len(), KEPT);
     }
 }

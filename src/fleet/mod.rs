@@ -44,7 +44,7 @@ use crate::startup::Problem;
 use crate::{ConnectOptions, Error, MigrationManager, Result};
 use migrate_core::backend::MigrationBackend;
 use migrate_core::migration::MigrationSet;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -300,7 +300,8 @@ impl Fleet {
                     fleet.targets.retain(|t| !was(t));
                     // A schema also given as a target of its own (one the first run made) is
                     // not added twice (a set: a listing may hold thousands of schemas).
-                    let given: HashSet<Target> = fleet.targets.iter().cloned().collect();
+                    let given: std::collections::HashSet<Target> =
+                        fleet.targets.iter().cloned().collect();
                     fleet.targets.extend(
                         schemas
                             .iter()

@@ -7,13 +7,15 @@
 //! | `GET /migrations/history?limit=N` | `{"ok": true, "history": [...]}`, newest first |
 //! | `POST /migrations/up` | runs `up`; the JSON body holds `target`, `tables`, `force`, `dry_run` |
 //! | `POST /migrations/down` | runs `down`; `target` or `to_base: true` is required |
-//! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `404` without a fleet, `400` for a body with any run option (a fleet goes up to every head), `409` while this router's previous fleet run is still going; each target waits [`HttpConfig::lock_wait`] for its lock, and one whose lock stays held fails (category `locked`) in the `207` |
+//! | `POST /migrations/all/up` | runs [`HttpConfig::fleet`] up: `200` when every target succeeded, `207` with each target's result when some failed, `500` with the same body when none succeeded, `404` without a fleet, `400` for a body with any run option (a fleet goes up to every head), `409` while this router's previous fleet run is still going; each target waits [`HttpConfig::lock_wait`] for its lock, and one whose lock stays held fails (category `locked`) in the `207` |
 //!
 //! The `POST` routes need `Authorization: Bearer <token>` (compared in constant time, before
-//! the body is read), and so do the reads with [`HttpConfig::protect_reads`]. A body over 64 KiB
-//! is `413`. A run never queues behind another: while
+//! the body is read), and so do the reads with [`HttpConfig::protect_reads`]. Without a token
+//! ([`HttpConfig::insecure_no_auth`]) a `POST` a browser sent from another site is `403`. A body
+//! over 64 KiB is `413`, one cut off `400`. A run never queues behind another: while
 //! another runner holds the lock the answer is `409` naming the holder. Bad input is `400`, a
-//! failed step `500` with the step; every error body is `{"ok": false, "error": {"kind",
+//! failed step `500` with the step, a database that cannot be reached (or went away) `503`;
+//! every error body is `{"ok": false, "error": {"kind",
 //! "category", "message", ...}}`.
 //!
 //! ```no_run
@@ -167,6 +169,30 @@ pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> 
             ));
         }
     }
+    if config.protect_reads && token.is_none() {
+        return Err(Error::Config(
+            "protect_reads needs a token to protect the reads with: set HttpConfig { token: \
+             Some(..), .. } (with insecure_no_auth alone the reads would stay open)"
+                .to_string(),
+        ));
+    }
+    if config.max_history == Some(0) {
+        return Err(Error::Config(
+            "max_history is 0: /migrations/history could never answer a row (leave it None for \
+             the default of 1,000)"
+                .to_string(),
+        ));
+    }
+    if let Some(fleet) = &config.fleet {
+        if fleet.runs_nothing() {
+            return Err(Error::Config(
+                "the fleet for POST /migrations/all/up has no target and lists no server's \
+                 schemas: every run would answer 200 having done nothing"
+                    .to_string(),
+            ));
+        }
+        fleet.check()?;
+    }
     let shared = Arc::new(Shared {
         manager: manager.into(),
         token: token.map(digest),
@@ -268,11 +294,19 @@ async fn history(
             return denied;
         }
     }
-    let mut limit = DEFAULT_HISTORY.min(shared.max_history);
+    let mut limit = None;
     for pair in query.as_deref().unwrap_or_default().split('&') {
-        match pair.split_once('=') {
-            Some(("limit", value)) => match value.parse::<usize>() {
-                Ok(n) if n <= shared.max_history => limit = n,
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("limit", _) if limit.is_some() => {
+                return bad_request(
+                    "InvalidQuery",
+                    "`limit` is given twice: give it once".to_string(),
+                )
+            }
+            ("limit", value) => match value.parse::<usize>() {
+                Ok(n) if n <= shared.max_history && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    limit = Some(n)
+                }
                 _ => {
                     return bad_request(
                         "InvalidLimit",
@@ -292,6 +326,7 @@ async fn history(
             }
         }
     }
+    let limit = limit.unwrap_or(DEFAULT_HISTORY.min(shared.max_history));
     match shared.manager.history(limit).await {
         Ok(history) => Json(json!({ "ok": true, "history": history })).into_response(),
         Err(err) => failure(&err),
@@ -303,7 +338,8 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// The body of a `POST`, read only once its token is checked (an unauthenticated request is
 /// answered without waiting for a body it may never finish sending), and at most
-/// [`MAX_BODY`] bytes of it; else the `401` or the `413`.
+/// [`MAX_BODY`] bytes of it; else the `401`, the `403` (a browser's cross-site request to a
+/// router without a token), the `413` (a body over the limit) or the `400` (a body cut off).
 async fn authorized_body(
     shared: &Shared,
     request: Request,
@@ -311,21 +347,71 @@ async fn authorized_body(
     if let Some(denied) = authorize(shared, request.headers()) {
         return Err(denied);
     }
+    if shared.token.is_none() {
+        if let Some(site) = cross_site(request.headers()) {
+            return Err(error_response(
+                StatusCode::FORBIDDEN,
+                json!({
+                    "kind": "CrossSite",
+                    "category": "unauthorized",
+                    "message": format!(
+                        "a browser sent this request from another site ({site}): without a \
+                         token the migration routes refuse what a web page could send"
+                    ),
+                }),
+            ));
+        }
+    }
     axum::body::to_bytes(request.into_body(), MAX_BODY)
         .await
         .map_err(|e| {
-            error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({
-                    "kind": "InvalidBody",
-                    "category": "bad_input",
-                    "message": format!(
-                        "the body could not be read whole within {MAX_BODY} bytes (a run request \
-                         is a small JSON object): {e}"
+            let too_large =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |err| {
+                    err.source()
+                })
+                .any(|err| err.is::<http_body_util::LengthLimitError>());
+            let (status, message) = if too_large {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the body is over {MAX_BODY} bytes (a run request is a small JSON object)"
                     ),
-                }),
+                )
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("the body could not be read whole: {e}"),
+                )
+            };
+            error_response(
+                status,
+                json!({ "kind": "InvalidBody", "category": "bad_input", "message": message }),
             )
         })
+}
+
+/// Why a request is a browser's from another site, if it is: its `Sec-Fetch-Site` says so, or
+/// its `Origin` names another host than its `Host`. A web page can send a `POST` with a
+/// text body to any address without asking first (a "simple" request); only one with an
+/// `Authorization` header needs the server's leave. Tools (curl, a deploy script) send
+/// neither header.
+fn cross_site(headers: &HeaderMap) -> Option<String> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        if !matches!(site, "same-origin" | "none") {
+            return Some(format!("Sec-Fetch-Site: {site}"));
+        }
+    }
+    let origin = text(header::ORIGIN)?;
+    let origin_host = origin.split_once("://").map(|(_, host)| host);
+    let same = origin_host
+        .zip(text(header::HOST))
+        .is_some_and(|(origin_host, host)| origin_host.eq_ignore_ascii_case(host));
+    (!same).then(|| format!("Origin: {origin}"))
 }
 
 /// The body of `up` and `down`: the manager's request options.
@@ -335,7 +421,8 @@ struct RunBody {
     #[serde(alias = "to")]
     target: Option<String>,
     table: Option<String>,
-    tables: Vec<String>,
+    /// `None` when not given (every table); an empty list is refused, not read as every table.
+    tables: Option<Vec<String>>,
     force: bool,
     dry_run: bool,
     to_base: bool,
@@ -355,8 +442,14 @@ fn parse_body(body: &Bytes) -> std::result::Result<RunBody, String> {
             ))
         }
     }
-    serde_json::from_slice(body)
-        .map_err(|e| format!("the body is not a run request ({SHAPE}): {e}"))
+    let body: RunBody = serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not a run request ({SHAPE}): {e}"))?;
+    if body.tables.as_ref().is_some_and(Vec::is_empty) {
+        // A list built by the client that came out empty: running every table instead (a
+        // down to every base) is not what it meant.
+        return Err("`tables` is empty: leave it out to run every table, or name one".to_string());
+    }
+    Ok(body)
 }
 
 async fn up(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -384,7 +477,11 @@ async fn up(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         if let Some(target) = body.target {
             request = request.target(target);
         }
-        for table in body.table.into_iter().chain(body.tables) {
+        for table in body
+            .table
+            .into_iter()
+            .chain(body.tables.into_iter().flatten())
+        {
             request = request.table(table);
         }
         request.await
@@ -482,11 +579,14 @@ async fn all_up(State(shared): State<Arc<Shared>>, request: Request) -> Response
         Ok(report) => report,
         Err(panicked) => return panicked,
     };
+    // No target succeeded: a failure, not a mixed answer that `curl -f` would take for one.
     let status = match report.outcome {
         crate::fleet::FleetOutcome::AllSucceeded => StatusCode::OK,
-        _ => StatusCode::MULTI_STATUS,
+        crate::fleet::FleetOutcome::PartlyFailed => StatusCode::MULTI_STATUS,
+        crate::fleet::FleetOutcome::AllFailed => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (status, Json(crate::fleet_json::fleet_json(&report))).into_response()
+    let body = crate::fleet_json::fleet_json(&report, crate::fleet_json::Panics::Hidden);
+    (status, Json(body)).into_response()
 }
 
 async fn down(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -517,7 +617,11 @@ async fn down(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         if body.to_base {
             request = request.to_base();
         }
-        for table in body.table.into_iter().chain(body.tables) {
+        for table in body
+            .table
+            .into_iter()
+            .chain(body.tables.into_iter().flatten())
+        {
             request = request.table(table);
         }
         request.await

@@ -4,7 +4,7 @@ use super::args::{Arguments, Command, FleetArgs};
 use super::output::Printer;
 use super::{exit, Configure};
 use crate::fleet::{Fleet, FleetOutcome, FleetReport, TargetOutcome};
-use crate::fleet_json::fleet_json;
+use crate::fleet_json::{fleet_json, Panics};
 use crate::registry::MigrationSet;
 use crate::{Error, Result};
 
@@ -105,7 +105,7 @@ pub(super) async fn run(
         _ => ("status", fleet.status().await),
     };
     if arguments.json {
-        printer.json(&fleet_json(&report));
+        printer.json(&fleet_json(&report, Panics::Shown));
     } else {
         printer.out(&text(what, &report));
     }

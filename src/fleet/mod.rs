@@ -209,6 +209,13 @@ impl Fleet {
         &self.targets
     }
 
+    /// Whether the fleet has nothing to run: no target, and no server whose schemas each run
+    /// lists again (such a fleet may find schemas made later).
+    #[cfg(feature = "http")]
+    pub(crate) fn runs_nothing(&self) -> bool {
+        self.targets.is_empty() && self.listings.is_empty()
+    }
+
     /// Every target up to its latest versions.
     pub async fn up(&self) -> FleetReport {
         self.run(Action::Up).await
@@ -413,9 +420,8 @@ impl Fleet {
                     tracing::error!(error = %err, "a fleet target's task panicked");
                     TargetReport {
                         target: self.targets[index].clone(),
-                        outcome: TargetOutcome::Failed(Error::msg(format!(
-                            "its run panicked: {}",
-                            panic_message(err)
+                        outcome: TargetOutcome::Failed(Error::migration(TargetPanicked(
+                            panic_message(err),
                         ))),
                         elapsed: clock.elapsed(),
                     }
@@ -683,6 +689,27 @@ async fn close(pool: &SharedPool) {
 
 #[cfg(not(feature = "postgres"))]
 async fn close(_: &SharedPool) {}
+
+/// A target whose run panicked, with what the panic said: shown by the CLI and kept in the
+/// report, left out of the HTTP route's answer (as a single run's panic is).
+#[derive(Debug)]
+pub(crate) struct TargetPanicked(String);
+
+impl std::fmt::Display for TargetPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "its run panicked: {}", self.0)
+    }
+}
+
+impl std::error::Error for TargetPanicked {}
+
+impl TargetPanicked {
+    /// Whether `err` is a target's panic.
+    #[cfg(any(feature = "cli", feature = "http"))]
+    pub(crate) fn is(err: &Error) -> bool {
+        matches!(err, Error::Migration(inner) if inner.is::<TargetPanicked>())
+    }
+}
 
 /// What a task's panic said, when it said it with text. (The fleet never cancels its tasks,
 /// so a task that did not finish panicked.)

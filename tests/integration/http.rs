@@ -8,10 +8,10 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const TOKEN: &str = "test-token-5b1e";
+pub(crate) const TOKEN: &str = "test-token-5b1e";
 
 /// One request on a fresh connection: the status code and the JSON body.
-async fn request(
+pub(crate) async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -50,7 +50,7 @@ async fn exchange(
 }
 
 /// An HTTP response's status and JSON body (`Null` when the body is not JSON).
-fn parsed(response: &[u8]) -> (u16, Value) {
+pub(crate) fn parsed(response: &[u8]) -> (u16, Value) {
     let text = String::from_utf8_lossy(response);
     let (head, body) = text.split_once("\r\n\r\n").expect("a response");
     let status = head
@@ -62,7 +62,7 @@ fn parsed(response: &[u8]) -> (u16, Value) {
 }
 
 /// Serves the fixture's migrations on `db` at a free loopback port.
-async fn serve(db: &TestDb, config: HttpConfig) -> SocketAddr {
+pub(crate) async fn serve(db: &TestDb, config: HttpConfig) -> SocketAddr {
     let app = router(db.manager().await, config).expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -72,7 +72,7 @@ async fn serve(db: &TestDb, config: HttpConfig) -> SocketAddr {
     addr
 }
 
-fn with_token() -> HttpConfig {
+pub(crate) fn with_token() -> HttpConfig {
     HttpConfig {
         token: Some(TOKEN.to_string()),
         ..Default::default()

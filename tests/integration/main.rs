@@ -29,6 +29,8 @@ mod fleet;
 mod fresh;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "http")]
+mod http_input;
 mod locks;
 #[cfg(feature = "cli")]
 mod observability;

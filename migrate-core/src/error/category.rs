@@ -28,7 +28,11 @@ pub enum ErrorCategory {
     StepFailed,
     /// A step refused to run because the data is not ready ([`Error::blocked`]).
     Blocked,
-    /// The database server could not be reached.
+    /// The database server could not be reached: no connection opened within the connect
+    /// timeout, or a connection failed or was lost while in use (an I/O error, no pooled
+    /// connection within the pool's timeout; an [`Error::Database`] whose
+    /// [`is_connection_failure`](super::DatabaseError::is_connection_failure)). Trying again
+    /// later is the answer; a step cut off this way is a [`StepFailed`](Self::StepFailed).
     Unreachable,
     /// Anything else: the driver, the file system, the graph, a misuse of the API.
     Other,
@@ -67,6 +71,7 @@ impl Error {
             Error::StepFailed { .. } => ErrorCategory::StepFailed,
             Error::Blocked { .. } => ErrorCategory::Blocked,
             Error::Unreachable { .. } => ErrorCategory::Unreachable,
+            Error::Database(db) if db.is_connection_failure() => ErrorCategory::Unreachable,
             Error::Graph(_)
             | Error::InsideRuntime { .. }
             | Error::Template(_)

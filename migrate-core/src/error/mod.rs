@@ -469,11 +469,20 @@ impl From<sqlx_core::error::Error> for Error {
         let text = err.to_string();
         let proxied = text.contains("prepared statement \"sqlx_s_")
             || text.contains(&format!("prepared statement \"{SESSION_STATEMENT_PREFIX}"));
+        // The connection's failure, not a statement's: no connection within the pool's
+        // timeout, the socket refused or lost, the pool closed by its host.
+        let connection_failed = matches!(
+            err,
+            sqlx_core::error::Error::Io(_)
+                | sqlx_core::error::Error::PoolTimedOut
+                | sqlx_core::error::Error::PoolClosed
+        );
         match Error::database(err) {
             Error::Database(db) if proxied => Error::Database(db.context(
                 "the server looks like a transaction-pooling proxy (PgBouncer's transaction mode); \
                  connect with ConnectOptions::transaction_pooling (CLI --transaction-pooling)",
             )),
+            Error::Database(db) if connection_failed => Error::Database(db.connection_failed()),
             other => other,
         }
     }
@@ -509,5 +518,19 @@ mod tests {
             Error::database(std::io::Error::other("login failed for hunter2")).redact("hunter2");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+    }
+
+    #[cfg(feature = "sqlx")]
+    #[test]
+    fn a_failed_connection_is_unreachable_and_a_failed_statement_is_not() {
+        use sqlx_core::error::Error as Sqlx;
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for err in [Sqlx::Io(refused), Sqlx::PoolTimedOut, Sqlx::PoolClosed] {
+            let err = Error::from(err);
+            assert_eq!(err.category(), ErrorCategory::Unreachable, "{err}");
+            assert_eq!(err.kind(), "Database");
+        }
+        let statement = Error::from(Sqlx::RowNotFound);
+        assert_eq!(statement.category(), ErrorCategory::Other, "{statement}");
     }
 }

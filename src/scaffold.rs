@@ -221,16 +221,10 @@ const RUST_KEYWORDS: &[&str] = &[
     "union", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
 ];
 
-/// The source of the next `#[migration]` function of `table`, continuing the newest version any
-/// linked migration declares for it (a minor bump), or starting it at 1.0.0. Its body returns an
-/// error until it is written.
-///
-/// ```
-/// let source = migrate::scaffold::new_rust("audit_log", "create audit log").unwrap();
-/// assert!(source.contains("table = \"audit_log\", version = \"1.0.0\""));
-/// assert!(source.contains("async fn create_audit_log("));
-/// ```
-pub fn new_rust(table: &str, name: &str) -> Result<String> {
+/// A table name `new` can scaffold a step for: one the tracking tables can keep, not
+/// `module:table`, and not one differing only in case from a table migrations already declare
+/// (each would build a chain the graph refuses later). Used for Rust steps and SQL files alike.
+pub(crate) fn check_new_table(table: &str) -> Result<()> {
     if let Some(why) = migrate_core::dialect::tracked_name_problem(table) {
         return Err(Error::Config(format!(
             "table name `{}` {why}",
@@ -254,6 +248,20 @@ pub fn new_rust(table: &str, name: &str) -> Result<String> {
             table.escape_debug()
         )));
     }
+    Ok(())
+}
+
+/// The source of the next `#[migration]` function of `table`, continuing the newest version any
+/// linked migration declares for it (a minor bump), or starting it at 1.0.0. Its body returns an
+/// error until it is written.
+///
+/// ```
+/// let source = migrate::scaffold::new_rust("audit_log", "create audit log").unwrap();
+/// assert!(source.contains("table = \"audit_log\", version = \"1.0.0\""));
+/// assert!(source.contains("async fn create_audit_log("));
+/// ```
+pub fn new_rust(table: &str, name: &str) -> Result<String> {
+    check_new_table(table)?;
     let function = slug(name)?;
     // A function's name: not starting with a digit, and not a keyword (`async fn move(` would
     // not compile).

@@ -465,7 +465,9 @@ impl Scratch {
             _ => format!("CREATE DATABASE {quoted}"),
         };
         if let Err(e) = crate::admin::execute_on(live_url, &create).await {
-            return Err(Error::Config(crate::url::redact_url_password(
+            // The server's answer (a missing right, a lost connection), not the caller's
+            // input: a database error, not a usage one.
+            return Err(scratch_failure(crate::url::redact_url_password(
                 &format!(
                     "cannot create the scratch database `{name}` on {}: {e}; give an empty database with a scratch URL (`--scratch-url`) instead",
                     crate::url::server(live_url)
@@ -526,7 +528,7 @@ async fn drop_database(admin_url: &str, name: &str, dialect: Dialect) -> Result<
             crate::admin::execute_on(admin_url, &format!("DROP DATABASE IF EXISTS {quoted}")).await;
     }
     dropped.map_err(|e| {
-        Error::Config(crate::url::redact_url_password(
+        scratch_failure(crate::url::redact_url_password(
             &format!(
                 "the drift check could not drop its scratch database `{name}` on {}: {e}",
                 crate::url::server(admin_url)
@@ -534,6 +536,12 @@ async fn drop_database(admin_url: &str, name: &str, dialect: Dialect) -> Result<
             admin_url,
         ))
     })
+}
+
+/// A scratch database the server would not create or drop: a database error (category
+/// `Other`, the CLI's exit 1), since only the server's rights or state can change the answer.
+fn scratch_failure(message: String) -> Error {
+    Error::Database(migrate_core::error::DatabaseError::message(message))
 }
 
 /// Whether a server URL names a database (`scheme://host/db`, not `scheme://host/`).

@@ -225,8 +225,9 @@ pub(super) struct DownArgs {
     /// The version to go down to.
     #[arg(long, value_parser = parse_version)]
     pub(super) to: Option<String>,
-    /// One step down (Alembic's `downgrade -1`); needs exactly one table.
-    #[arg(short = '1')]
+    /// One step down (Alembic's `downgrade -1`); needs exactly one table. Not with `--force`,
+    /// which ignores the recorded version the step counts from.
+    #[arg(short = '1', conflicts_with = "force")]
     pub(super) one: bool,
     /// Revert every step, first ones included.
     #[arg(long)]

@@ -343,13 +343,12 @@ fn scaffold(
     json: bool,
 ) -> u8 {
     // The table a SQL file is for is its directory's `sql_dir!`; the name given is still
-    // checked, as for a function, so that a name the tracking tables cannot keep is refused
-    // here rather than at the macro.
-    let table_problem = migrate_core::dialect::tracked_name_problem(table)
-        .map(|why| crate::Error::Config(format!("table name `{}` {why}", table.escape_debug())));
-    let result = match (sql, table_problem) {
-        (_, Some(problem)) => Err(problem),
-        (Some(dir), None) => crate::scaffold::new_sql(dir, name).map(|(up, down)| {
+    // checked, as for a function (one the tracking tables can keep, no `module:table`, no
+    // case-only twin of a declared table), so that it is refused here rather than at the macro
+    // or the graph.
+    let result = match (sql, crate::scaffold::check_new_table(table)) {
+        (_, Err(problem)) => Err(problem),
+        (Some(dir), Ok(())) => crate::scaffold::new_sql(dir, name).map(|(up, down)| {
             if json {
                 // As text: a path that is not UTF-8 has no JSON string (serde_json would fail).
                 let (up, down) = (up.display().to_string(), down.display().to_string());
@@ -362,7 +361,7 @@ fn scaffold(
                 ));
             }
         }),
-        (None, None) => crate::scaffold::new_rust(table, name).map(|source| {
+        (None, Ok(())) => crate::scaffold::new_rust(table, name).map(|source| {
             if json {
                 printer.json(&json!({ "ok": true, "table": table, "source": source }));
             } else {

@@ -240,6 +240,9 @@ each_backend! {
             &["down"][..],
             &["down", "-1"],
             &["down", "--to", "2.0.0", "--base"],
+            // One step counts from the recorded version, which --force ignores: it reverted
+            // every step above that one, never applied ones included.
+            &["down", "-1", "--force", "--table", "session"],
             &["up", "--to", "banana"],
             &["up", "--table", "nope"],
             &["stamp", "session", "x.y"],
@@ -406,6 +409,14 @@ fn scaffolding_needs_no_database() {
     assert_eq!(run.code, exit::USAGE, "{}", run.stdout);
     assert!(run.stderr.contains("`session`"), "{}", run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
+    // With --sql the same refusals hold (a case-only twin, `module:table`), and no file is
+    // written.
+    for table in ["Session", "agno:session"] {
+        let run = offline(&["migrate", "new", table, "add phone", "--sql", &sql_dir]);
+        assert_eq!(run.code, exit::USAGE, "{table}: {}", run.stdout);
+        assert!(run.stderr.contains("session"), "{table}: {}", run.stderr);
+        assert!(!dir.path().join("003_add_phone.sql").exists(), "{table}");
+    }
 }
 
 #[test]

@@ -344,3 +344,32 @@ async fn a_scratch_database_with_an_extension_installed_is_empty() {
     assert!(!text.contains("type earth"), "{text}");
     assert!(text.contains("extension earthdistance"), "{text}");
 }
+
+/// A scratch database the server will not create (a role without `CREATEDB`) is the server's
+/// answer, not a usage mistake: category `Other` (the CLI's exit 1), not `BadInput` (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scratch_database_the_server_will_not_create_is_a_database_error() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let database = db.url().rsplit('/').next().unwrap_or_default().to_string();
+    let role = format!("nocreate_{database}");
+    db.exec(&format!("CREATE ROLE {role} LOGIN NOCREATEDB"))
+        .await;
+    let url = crate::fleet::as_role(db.url(), &role);
+    let err = DriftCheck::new([&MIGRATIONS])
+        .run(&url)
+        .await
+        .expect_err("no right to create a database");
+    assert_eq!(
+        (err.category(), err.kind()),
+        (migrate::error::ErrorCategory::Other, "Database"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("cannot create the scratch database"),
+        "{err}"
+    );
+    db.exec(&format!("DROP ROLE {role}")).await;
+}

@@ -7,7 +7,7 @@ use super::setup::MigrationManager;
 use crate::backend::{StepOutcome, StepRecord, StepRun};
 use crate::checksum;
 use crate::error::{Error, Result};
-use crate::plan::{self, Request};
+use crate::plan::{self, ChainState, Request};
 use crate::report::Report;
 use crate::step::{AppliedStep, Direction};
 use std::time::Instant;
@@ -32,50 +32,16 @@ impl MigrationManager {
     /// ```
     pub async fn install_fresh(&self) -> Result<Report> {
         let started = Instant::now();
+        // Refused before the lock as well as under it: taking the lock creates the tracking
+        // tables, which an install refused for bad input must not leave behind.
+        let unlocked = self.read_states(false).await?;
+        let fresh = self.fresh_steps(&unlocked)?;
+        self.check_installable(&unlocked, &fresh).await?;
         let ran = self
             .locked(None, async {
                 let states = self.read_states(false).await?;
-                let mut fresh: Vec<(usize, usize)> = Vec::new();
-                for (c, state) in states.iter().enumerate() {
-                    let chain = &self.graph.chains[c];
-                    if let Some(mark) = &state.dirty {
-                        return Err(Error::dirty(chain.module, chain.table, mark));
-                    }
-                    if state.stored.is_some() || state.adopted {
-                        continue;
-                    }
-                    let highest = chain
-                        .nodes
-                        .iter()
-                        .rposition(|&n| self.graph.nodes[n].migration.fresh().is_some());
-                    if let Some(pos) = highest {
-                        fresh.push((c, pos));
-                    }
-                }
-                fresh.sort_by_key(|&(c, pos)| {
-                    self.graph.nodes[self.graph.chains[c].nodes[pos]].rank
-                });
-                let fresh = self.ready_to_install(fresh, &states);
-                // Every SQL step the install may run renders before anything is created (the
-                // steps its fresh functions stand for included: checking more is harmless).
-                let mut from_nothing = states.clone();
-                plan::without_baselines(&mut from_nothing);
-                if let Ok(planned) = plan::plan(&self.graph, &from_nothing, &Request::latest_up()) {
-                    self.check_sql_templates(&planned.steps)?;
-                }
-                // A fresh function creates its table: one that is already there, with nothing
-                // recorded, is refused before anything is created.
-                for &(c, _) in &fresh {
-                    let physical = self.physical(c);
-                    if self.backend.table_exists(physical).await? {
-                        return Err(Error::Config(format!(
-                            "install_fresh: table `{physical}` exists but nothing is recorded for \
-                             `{}`; install_fresh is for a new database (an existing one goes up \
-                             from a baseline, see with_baseline_for_existing_tables)",
-                            self.graph.chains[c].table
-                        )));
-                    }
-                }
+                let fresh = self.fresh_steps(&states)?;
+                self.check_installable(&states, &fresh).await?;
                 let mut installed = Vec::new();
                 for (c, pos) in fresh {
                     match self.run_fresh(c, pos).await {
@@ -231,5 +197,61 @@ fn with_applied_first(mut before: Vec<AppliedStep>, err: Error) -> Error {
             }
         }
         other => other,
+    }
+}
+
+impl MigrationManager {
+    /// The step each table with nothing recorded is installed at (its highest with a `fresh`
+    /// function), in rank order, of those ready to install; a dirty table is refused.
+    fn fresh_steps(&self, states: &[ChainState]) -> Result<Vec<(usize, usize)>> {
+        let mut fresh: Vec<(usize, usize)> = Vec::new();
+        for (c, state) in states.iter().enumerate() {
+            let chain = &self.graph.chains[c];
+            if let Some(mark) = &state.dirty {
+                return Err(Error::dirty(chain.module, chain.table, mark));
+            }
+            if state.stored.is_some() || state.adopted {
+                continue;
+            }
+            let highest = chain
+                .nodes
+                .iter()
+                .rposition(|&n| self.graph.nodes[n].migration.fresh().is_some());
+            if let Some(pos) = highest {
+                fresh.push((c, pos));
+            }
+        }
+        fresh.sort_by_key(|&(c, pos)| self.graph.nodes[self.graph.chains[c].nodes[pos]].rank);
+        Ok(self.ready_to_install(fresh, states))
+    }
+
+    /// Refuses an install that could not finish: a SQL step that does not render, or a table a
+    /// fresh function would create that exists with nothing recorded.
+    async fn check_installable(
+        &self,
+        states: &[ChainState],
+        fresh: &[(usize, usize)],
+    ) -> Result<()> {
+        // Every SQL step the install may run renders before anything is created (the steps its
+        // fresh functions stand for included: checking more is harmless).
+        let mut from_nothing = states.to_vec();
+        plan::without_baselines(&mut from_nothing);
+        if let Ok(planned) = plan::plan(&self.graph, &from_nothing, &Request::latest_up()) {
+            self.check_sql_templates(&planned.steps)?;
+        }
+        // A fresh function creates its table: one that is already there, with nothing
+        // recorded, is refused before anything is created.
+        for &(c, _) in fresh {
+            let physical = self.physical(c);
+            if self.backend.table_exists(physical).await? {
+                return Err(Error::Config(format!(
+                    "install_fresh: table `{physical}` exists but nothing is recorded for \
+                     `{}`; install_fresh is for a new database (an existing one goes up from a \
+                     baseline, see with_baseline_for_existing_tables)",
+                    self.graph.chains[c].table
+                )));
+            }
+        }
+        Ok(())
     }
 }

@@ -234,6 +234,7 @@ impl Batches {
             done,
             pending: false,
             open: false,
+            failed: false,
             batches: 0,
             rows: 0,
             started: Instant::now(),
@@ -476,6 +477,10 @@ pub struct Job {
     pending: bool,
     /// This job opened a transaction for the pending batch.
     open: bool,
+    /// One of the job's own statements failed: its batch may have been rolled back while the
+    /// job still holds it as pending, so a later checkpoint could move past writes that are
+    /// gone. Every later call is refused; the step ends, and its next run resumes.
+    failed: bool,
     batches: u64,
     rows: u64,
     started: Instant,
@@ -488,9 +493,29 @@ impl Job {
     ///
     /// A database error (of the checkpoint, the read, the batch's `BEGIN` or `COMMIT`) names
     /// the job and how many batches it had done.
+    ///
+    /// After an error of the job's own (its checkpoint, read, `BEGIN` or `COMMIT` failed, a
+    /// deadlock or a serialization failure included) every later call is refused: the failed
+    /// batch may have been rolled back, and checkpointing past it would skip its rows. Return
+    /// the error from the step; its next run resumes from the last committed checkpoint.
     pub async fn next(&mut self, db: &mut Conn<'_>) -> Result<Option<Vec<Row>>> {
+        self.refuse_after_failure()?;
         let next = self.next_batch(db).await;
+        self.failed = next.is_err();
         next.map_err(|err| self.named(err))
+    }
+
+    /// The refusal of a job whose own statement failed before.
+    fn refuse_after_failure(&self) -> Result<()> {
+        if !self.failed {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "batch job `{}` failed earlier (after {} batches) and cannot go on: its last batch \
+             may have been rolled back; return the error from the step, whose next run resumes \
+             from the last checkpoint",
+            self.spec.job, self.batches
+        )))
     }
 
     /// A database error with the job's name and progress in front (the batches read; the last
@@ -546,8 +571,13 @@ impl Job {
             self.open = true;
         }
         let mut rows = db.query(&sql).await?;
-        if let Some(last) = rows.last().and_then(|r| r.get(self.key_index)) {
-            spec.check_key_type(last)?;
+        for row in rows.iter().rev().take(2) {
+            // The batch's last key (the checkpoint to be) and the next batch's first: a key
+            // the checkpoint cannot keep (a float among a NUMERIC column's integers on SQLite)
+            // is refused, whichever of the two it is.
+            if let Some(key) = row.get(self.key_index) {
+                spec.check_key_type(key)?;
+            }
         }
         if rows.len() > spec.size {
             let next = rows.pop().and_then(|r| r.get(self.key_index).cloned());
@@ -599,10 +629,31 @@ impl Job {
 
     /// Checkpoints the last batch and marks the job done; returns the counts of the whole job,
     /// resumed runs included.
+    ///
+    /// A job left before [`next`](Self::next) answered `None` is done only if no row is left
+    /// after its last batch: with rows left (a loop that stopped at a deadline), the last batch
+    /// is checkpointed and `finish` fails, so that the step is not recorded as applied with
+    /// those rows never processed; its next run resumes after the checkpoint.
     pub async fn finish(mut self, db: &mut Conn<'_>) -> Result<Tally> {
-        if self.pending {
-            if let Err(err) = self.checkpoint(db).await {
-                return Err(self.named(err));
+        self.refuse_after_failure()?;
+        if !self.done {
+            // Checkpoints the pending batch, then reads on: `None` marks the job done.
+            match self.next_batch(db).await {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    if self.open {
+                        // Only read in this transaction: nothing of it is kept.
+                        let _ = db.execute("ROLLBACK").await;
+                    }
+                    return Err(Error::Config(format!(
+                        "batch job `{}` was finished with rows left after its last batch ({} \
+                         batches done this run, checkpointed): call next() until it answers \
+                         None, or return an error from the step so that its next run resumes",
+                        self.spec.job,
+                        self.batches - 1
+                    )));
+                }
+                Err(err) => return Err(self.named(err)),
             }
         }
         let checkpoint = db.table(&self.spec.checkpoint);
@@ -626,7 +677,15 @@ impl Job {
             Some(Value::Int(i)) => ("int", i.to_string()),
             Some(Value::Text(t)) => ("text", t.clone()),
             Some(Value::Numeric(digits)) => ("numeric", digits.clone()),
-            _ => return Ok(()),
+            None => return Ok(()),
+            // `next_batch` checks every key it keeps: a key of another kind is this crate's
+            // mistake, and checkpointing nothing would commit the batch without its progress.
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "batch job `{}`: a key of kind {other:?} cannot be checkpointed",
+                    self.spec.job
+                )))
+            }
         };
         let dialect = db.dialect();
         let sql = format!(

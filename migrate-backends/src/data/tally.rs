@@ -102,10 +102,13 @@ impl Tally {
 
 /// Adds `rows` to `reason`'s count. Counts saturate: a checkpoint is text in the database, and
 /// no count read from it may overflow. A reason is kept as its checkpoint line can hold it
-/// (tabs and line breaks as spaces), so that a resumed job adds to the same entry.
+/// (tabs and line breaks as spaces; a NUL, which no database's text column takes, as U+FFFD),
+/// so that a resumed job adds to the same entry.
 fn add(counts: &mut BTreeMap<String, u64>, reason: String, rows: u64) {
-    let reason = if reason.contains(['\t', '\n', '\r']) {
-        reason.replace(['\t', '\n', '\r'], " ")
+    let reason = if reason.contains(['\t', '\n', '\r', '\0']) {
+        reason
+            .replace(['\t', '\n', '\r'], " ")
+            .replace('\0', "\u{fffd}")
     } else {
         reason
     };
@@ -160,6 +163,16 @@ mod tests {
             "41 moved, 1 skipped, 5 refused; 1 skipped: a newer row exists; 1 refused: line  end ; 2 refused: runs is not JSON; 2 refused: tab here"
         );
         assert_eq!(Tally::decode("nonsense"), None);
+    }
+
+    #[test]
+    fn a_nul_in_a_reason_is_kept_as_a_replacement_character() {
+        // No database's text column takes a NUL: every checkpoint of the job would fail.
+        let mut tally = Tally::default();
+        tally.refused("bad\0byte");
+        assert!(!tally.encode().contains('\0'));
+        let back = Tally::decode(&tally.encode()).unwrap();
+        assert_eq!(back.refused_by_reason()["bad\u{fffd}byte"], 1);
     }
 
     #[test]

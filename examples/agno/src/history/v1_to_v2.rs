@@ -328,8 +328,8 @@ pub async fn import_v1_memories(db: &mut Conn<'_>) -> Result<()> {
             }
         }
         if !upsert.is_empty() {
-            let sql = upsert.sql(db.dialect())?;
-            db.execute(&sql).await?;
+            // In statements under the server's packet limit.
+            upsert.execute(db).await?;
         }
     }
     let tally = job.finish(db).await?;

@@ -181,8 +181,9 @@ pub async fn move_runs_out_of_sessions(db: &mut Conn<'_>) -> Result<()> {
             }
         }
         if !upsert.is_empty() {
-            let sql = upsert.sql(db.dialect())?;
-            db.execute(&sql).await?;
+            // In statements under the server's packet limit (one statement of a batch of
+            // large sessions could pass MariaDB's 16 MiB and fail at every resume).
+            upsert.execute(db).await?;
         }
     }
     let tally = job.finish(db).await?;

@@ -361,3 +361,49 @@ async fn a_lock_row_taken_over_is_said_in_the_log() {
         "the other runner's row is left alone"
     );
 }
+
+/// The lock's session ended by the server while the steps run (an administrator's
+/// `pg_terminate_backend`, a balancer dropping an idle connection): the steps committed, each
+/// under its compare-and-set, so the run answers its report, and the failed release is said in
+/// the log (it answered a bare driver error, and the report of what was applied was lost).
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lock_session_ended_still_answers_its_report() {
+    let Some(db) = postgres().await else { return };
+    let (log, _guard) = crate::harness::capture(tracing::Level::WARN);
+    db.control("session@2.1.0", "pause").await;
+    db.control("session@2.3.0", "pause").await;
+    let manager =
+        MigrationManager::new(PgDb::connect(db.url()).await.unwrap(), [&MIGRATIONS]).unwrap();
+    // The advisory lock's session, ended while the first step sleeps (in this task: the log
+    // is captured on this thread).
+    let end_the_lock_session = async {
+        for _ in 0..150 {
+            let ended = db
+                .rows(
+                    "SELECT pg_terminate_backend(pid, 5000)::text FROM pg_locks \
+                     WHERE locktype = 'advisory' AND database = \
+                     (SELECT oid FROM pg_database WHERE datname = current_database())",
+                )
+                .await;
+            if !ended.is_empty() {
+                return ended;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Vec::new()
+    };
+    let (report, ended) = tokio::join!(
+        async { manager.up().table("session").await },
+        end_the_lock_session
+    );
+    assert_eq!(ended, ["true"], "the lock's session was found and ended");
+    let report = report.expect("the steps committed: the report, not the release's error");
+    assert_eq!(report.applied.len(), 3, "{report:?}");
+    assert!(
+        log.text().contains("the run lock could not be released"),
+        "the release's failure is in the log: {}",
+        log.text()
+    );
+    db.clear_control().await;
+}

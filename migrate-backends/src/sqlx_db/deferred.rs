@@ -94,6 +94,11 @@ where
                 let committed = answered + 1 >= pending.statements;
                 let fate = if committed {
                     Fate::Committed
+                } else if DB::is_lost_session(&err) {
+                    // The session ended (57P01 while COMMIT waited for a synchronous replica
+                    // says "already committed locally"): the server may have committed or
+                    // not; the state row decides.
+                    Fate::Unknown
                 } else if err.as_database_error().is_some() {
                     Fate::RolledBack(if DB::is_lost_race(&err) {
                         Cause::Race

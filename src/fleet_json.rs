@@ -34,17 +34,16 @@ pub(crate) fn fleet_json(report: &FleetReport, panics: Panics) -> Value {
             let (key, value) = match &t.outcome {
                 TargetOutcome::Ran(run) => ("report", json!(run)),
                 TargetOutcome::Read(tables) => ("tables", json!(tables)),
-                TargetOutcome::Failed(err)
-                    if panics == Panics::Hidden && TargetPanicked::is(err) =>
-                {
-                    (
-                        "error",
-                        json!({
-                            "kind": "Panicked",
-                            "category": "other",
-                            "message": "its run panicked (the message is in the server's log)",
-                        }),
-                    )
+                TargetOutcome::Failed(err) if TargetPanicked::is(err) => {
+                    let message = match panics {
+                        Panics::Shown => err.to_string(),
+                        Panics::Hidden => {
+                            "its run panicked (the message is in the server's log)".to_string()
+                        }
+                    };
+                    let kind =
+                        json!({ "kind": "Panicked", "category": "other", "message": message });
+                    ("error", kind)
                 }
                 TargetOutcome::Failed(err) => ("error", error_json(err)),
                 TargetOutcome::NotRun => ("not_run", Value::Bool(true)),

@@ -56,17 +56,18 @@ pub struct HttpConfig {
     /// [`insecure_no_auth`](Self::insecure_no_auth)) [`router`] refuses to build, and so it
     /// does with one that has whitespace at either end or a byte outside printable ASCII.
     pub token: Option<String>,
-    /// Require the token on the `GET` routes too.
+    /// Require the token on the `GET` routes too (a router with this and no token is refused).
     pub protect_reads: bool,
     /// How long a run waits for another runner's lock before answering `409` (default zero:
     /// requests never queue).
     pub lock_wait: Duration,
-    /// The most history rows one request may ask for (default 1,000).
+    /// The most history rows one request may ask for (default 1,000; `Some(0)` is refused).
     pub max_history: Option<usize>,
     /// Serve without any token. Only through [`insecure_no_auth`](Self::insecure_no_auth).
     pub insecure_no_auth: bool,
     /// The fleet `POST /migrations/all/up` runs (every database AgentOS knows, every tenant
-    /// schema); without one that route answers `404`.
+    /// schema); without one that route answers `404`. A fleet with no target and no listed
+    /// server is refused when the router is built.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
@@ -84,8 +85,10 @@ impl std::fmt::Debug for HttpConfig {
 }
 
 impl HttpConfig {
-    /// Every route open to anyone who can reach the server: for a server bound to loopback in
-    /// a test, never for one reachable from a network.
+    /// Every route open to anyone who can reach the server (but for a browser's `POST` from
+    /// another site, `403`): for a server bound to loopback in a test, never for one reachable
+    /// from a network. A page served from a host name that resolves to this server (DNS
+    /// rebinding) is not told apart.
     pub fn insecure_no_auth() -> Self {
         HttpConfig {
             insecure_no_auth: true,
@@ -136,8 +139,10 @@ fn digest(text: &str) -> [u8; 32] {
 
 /// The routes under `/migrations`, ready to merge into the host's router. Refuses (an
 /// [`Error::Config`]) to build without a token unless the config is
-/// [`HttpConfig::insecure_no_auth`], and with a token no request could match: one with
-/// whitespace at either end, or a byte other than printable ASCII and tab.
+/// [`HttpConfig::insecure_no_auth`]; with a token no request could match (whitespace at either
+/// end, or a byte other than printable ASCII and tab); with `protect_reads` but no token;
+/// with `max_history: Some(0)`; and with a fleet that has nothing to run or that
+/// [`Fleet::check`](crate::fleet::Fleet::check) refuses.
 pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> Result<Router> {
     let token = config.token.as_deref().filter(|t| !t.is_empty());
     if token.is_none() && !config.insecure_no_auth {
@@ -348,7 +353,7 @@ async fn authorized_body(
         return Err(denied);
     }
     if shared.token.is_none() {
-        if let Some(site) = cross_site(request.headers()) {
+        if let Some(site) = cross_site(request.headers(), request.uri()) {
             return Err(error_response(
                 StatusCode::FORBIDDEN,
                 json!({
@@ -390,26 +395,29 @@ async fn authorized_body(
         })
 }
 
-/// Why a request is a browser's from another site, if it is: its `Sec-Fetch-Site` says so, or
-/// its `Origin` names another host than its `Host`. A web page can send a `POST` with a
-/// text body to any address without asking first (a "simple" request); only one with an
-/// `Authorization` header needs the server's leave. Tools (curl, a deploy script) send
-/// neither header.
-fn cross_site(headers: &HeaderMap) -> Option<String> {
+/// Why a request is a browser's from another site, if it is: its `Sec-Fetch-Site` says so (a
+/// browser that sends it is believed either way), or, from a browser without it, its `Origin`
+/// names another host than the request's (its `Host`, or the URI's authority over HTTP/2). A
+/// web page can send a `POST` with a text body to any address without asking first (a
+/// "simple" request); only one with an `Authorization` header needs the server's leave. Tools
+/// (curl, a deploy script) send neither header. This does not stop DNS rebinding (a page whose
+/// own host name resolves to the server): bind a router without a token to loopback in tests
+/// only.
+fn cross_site(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
     let text = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
-        if !matches!(site, "same-origin" | "none") {
-            return Some(format!("Sec-Fetch-Site: {site}"));
-        }
+        return (!matches!(site, "same-origin" | "none"))
+            .then(|| format!("Sec-Fetch-Site: {site}"));
     }
     let origin = text(header::ORIGIN)?;
     let origin_host = origin.split_once("://").map(|(_, host)| host);
+    let host = text(header::HOST).or_else(|| uri.authority().map(|a| a.as_str()));
     let same = origin_host
-        .zip(text(header::HOST))
+        .zip(host)
         .is_some_and(|(origin_host, host)| origin_host.eq_ignore_ascii_case(host));
     (!same).then(|| format!("Origin: {origin}"))
 }
@@ -418,14 +426,26 @@ fn cross_site(headers: &HeaderMap) -> Option<String> {
 #[derive(Debug, Default, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct RunBody {
-    #[serde(alias = "to")]
+    #[serde(alias = "to", deserialize_with = "given")]
     target: Option<String>,
+    #[serde(deserialize_with = "given")]
     table: Option<String>,
     /// `None` when not given (every table); an empty list is refused, not read as every table.
+    #[serde(deserialize_with = "given")]
     tables: Option<Vec<String>>,
     force: bool,
     dry_run: bool,
     to_base: bool,
+}
+
+/// A field that is given: `null` is refused (serde would read it as left out, and
+/// `"tables": null` from a client's unset variable would run every table).
+fn given<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// The body, or why it is not a run request.
@@ -531,8 +551,9 @@ async fn detached<T: Send + 'static>(
         })
 }
 
-/// The fleet up: `200` when every target succeeded, else `207` (Multi-Status) with every
-/// target's result, failures named with their target and step.
+/// The fleet up: `200` when every target succeeded, `207` (Multi-Status) when some failed and
+/// `500` when none succeeded, with every target's result, failures named with their target and
+/// step.
 async fn all_up(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let body = match authorized_body(&shared, request).await {
         Ok(body) => body,

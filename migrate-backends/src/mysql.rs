@@ -356,8 +356,16 @@ impl RunLock for NamedLock {
                     "the run lock was not held when the run released it: this run may not have kept other runners out"
                 );
             }
-            // Otherwise (not held any more, or the connection broke) the session is ended.
-            released.map(|_| ()).map_err(Error::from)
+            // Otherwise (not held any more, or the connection broke) the session is ended. A
+            // session that ended during the run took the lock with it: nothing is left to
+            // release, and what the run did is committed.
+            match released {
+                Err(err) if <MySql as Driver>::is_lost_session(&err) => {
+                    tracing::warn!(lock = %name, error = %err, "the run lock's session ended during the run, and the lock with it: this run may not have kept other runners out");
+                    Ok(())
+                }
+                other => other.map(|_| ()).map_err(Error::from),
+            }
         })
     }
 }

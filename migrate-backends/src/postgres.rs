@@ -451,6 +451,13 @@ impl RunLock for AdvisoryLock {
                     );
                     Ok(())
                 }
+                // The lock's session ended during the run (an administrator, a restart, a
+                // balancer): the lock went with it. What the run did is committed; the
+                // release has nothing left to do.
+                Err(err) if <Postgres as Driver>::is_lost_session(&err) => {
+                    tracing::warn!(key, error = %err, "the run lock's session ended during the run, and the lock with it: this run may not have kept other runners out");
+                    Ok(())
+                }
                 Err(err) => Err(Error::from(err)),
             }
         })

@@ -37,6 +37,13 @@ macro_rules! rejects {
 pub(crate) use rejects;
 
 each_backend! {
+    async fn a_down_by_steps_with_force_is_refused(db) {
+        // Forced, a down reverts every step above its target, applied or not; one counted
+        // from the recorded version (which force ignores) reverted more than one step.
+        let manager = midway(&db).await;
+        rejects!(db, manager.down().steps(1).force(true).table("session"), Error::Config(_), "force");
+    }
+
     async fn a_target_that_is_not_semver(db) {
         let m = midway(&db).await;
         rejects!(

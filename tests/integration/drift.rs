@@ -361,6 +361,7 @@ async fn a_scratch_database_the_server_will_not_create_is_a_database_error() {
         .run(&url)
         .await
         .expect_err("no right to create a database");
+    db.exec(&format!("DROP ROLE {role}")).await;
     assert_eq!(
         (err.category(), err.kind()),
         (migrate::error::ErrorCategory::Other, "Database"),
@@ -371,5 +372,4 @@ async fn a_scratch_database_the_server_will_not_create_is_a_database_error() {
             .contains("cannot create the scratch database"),
         "{err}"
     );
-    db.exec(&format!("DROP ROLE {role}")).await;
 }

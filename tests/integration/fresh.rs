@@ -19,6 +19,23 @@ each_backend! {
         assert!(!db.has_table("migrate_schema_versions").await);
     }
 
+    async fn a_second_install_while_the_first_runs_waits_for_it_instead_of_refusing(db) {
+        // The first install's fresh function sleeps (on MariaDB journalled: its mark is there
+        // while it runs); the second arrives then, and waits for the lock instead of taking
+        // the mark (or a table made and not yet recorded) for a database to refuse.
+        db.control("session fresh", "pause").await;
+        let (first, second) = (db.manager().await, db.manager().await);
+        let (first, second) = tokio::join!(first.install_fresh(), async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            second.install_fresh().await
+        });
+        let first = first.expect("the first install");
+        assert_eq!(first.applied[0].step.name, "session_fresh");
+        let second = second.expect("the second install waits, then finds every table installed");
+        assert!(second.applied.is_empty(), "{:?}", second.applied);
+        db.clear_control().await;
+    }
+
     async fn install_fresh_creates_a_table_at_its_fresh_version_and_the_rest_step_by_step(db) {
         let manager = db.manager().await.with_baseline("2.0.0").expect("baseline");
         let report = manager.install_fresh().await.expect("install fresh");

@@ -39,9 +39,29 @@ async fn an_empty_list_of_tables_is_refused_not_read_as_every_table() {
     let (code, up) = request(addr, "POST", "/migrations/up", Some(TOKEN), None).await;
     assert_eq!(code, 200, "{up}");
     let before = db.manager().await.status().await.expect("status");
-    for (path, body) in [
-        ("/migrations/down", r#"{"to_base": true, "tables": []}"#),
-        ("/migrations/up", r#"{"tables": []}"#),
+    for (path, body, says) in [
+        (
+            "/migrations/down",
+            r#"{"to_base": true, "tables": []}"#,
+            "`tables` is empty",
+        ),
+        ("/migrations/up", r#"{"tables": []}"#, "`tables` is empty"),
+        // A client's unset variable: null is not "left out" either.
+        (
+            "/migrations/down",
+            r#"{"to_base": true, "tables": null}"#,
+            "invalid type: null",
+        ),
+        (
+            "/migrations/down",
+            r#"{"to_base": true, "table": null}"#,
+            "invalid type: null",
+        ),
+        (
+            "/migrations/down",
+            r#"{"target": null}"#,
+            "invalid type: null",
+        ),
     ] {
         let (code, answer) = request(addr, "POST", path, Some(TOKEN), Some(body)).await;
         assert_eq!(
@@ -52,8 +72,8 @@ async fn an_empty_list_of_tables_is_refused_not_read_as_every_table() {
         assert!(
             answer["error"]["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("`tables` is empty")),
-            "{answer}"
+                .is_some_and(|m| m.contains(says)),
+            "{body}: {answer}"
         );
     }
     let after = db.manager().await.status().await.expect("status");
@@ -125,6 +145,11 @@ async fn without_a_token_a_browsers_cross_site_post_is_refused() {
         post_with_headers(open, "/migrations/up", &same, r#"{"dry_run": true}"#).await;
     assert_eq!(code, 200, "{body}");
     let (code, body) = post_with_headers(open, "/migrations/up", "", r#"{"dry_run": true}"#).await;
+    assert_eq!(code, 200, "{body}");
+    // A browser that says same-origin is believed, though a proxy rewrote the Host.
+    let proxied = "Sec-Fetch-Site: same-origin\r\nOrigin: https://ops.example:8443\r\n";
+    let (code, body) =
+        post_with_headers(open, "/migrations/up", proxied, r#"{"dry_run": true}"#).await;
     assert_eq!(code, 200, "{body}");
     // With a token the header a page cannot send without the server's leave protects the route.
     let guarded = serve(&db, with_token()).await;

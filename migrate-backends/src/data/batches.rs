@@ -572,9 +572,10 @@ impl Job {
         }
         let mut rows = db.query(&sql).await?;
         for row in rows.iter().rev().take(2) {
-            // The batch's last key (the checkpoint to be) and the next batch's first: a key
-            // the checkpoint cannot keep (a float among a NUMERIC column's integers on SQLite)
-            // is refused, whichever of the two it is.
+            // The last two rows read: with a full batch, its last key (the checkpoint to be)
+            // and the next batch's first; with a short one, its last two. A key the
+            // checkpoint cannot keep (a float among a NUMERIC column's integers on SQLite) is
+            // refused wherever it is among them.
             if let Some(key) = row.get(self.key_index) {
                 spec.check_key_type(key)?;
             }
@@ -647,8 +648,9 @@ impl Job {
                     }
                     return Err(Error::Config(format!(
                         "batch job `{}` was finished with rows left after its last batch ({} \
-                         batches done this run, checkpointed): call next() until it answers \
-                         None, or return an error from the step so that its next run resumes",
+                         batches done this run): call next() until it answers None; in a step \
+                         outside a transaction (transaction = false) they are checkpointed, and \
+                         the step's next run resumes after them",
                         self.spec.job,
                         self.batches - 1
                     )));

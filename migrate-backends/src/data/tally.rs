@@ -102,7 +102,7 @@ impl Tally {
 
 /// Adds `rows` to `reason`'s count. Counts saturate: a checkpoint is text in the database, and
 /// no count read from it may overflow. A reason is kept as its checkpoint line can hold it
-/// (tabs and line breaks as spaces; a NUL, which no database's text column takes, as U+FFFD),
+/// (tabs and line breaks as spaces; a NUL, which PostgreSQL's text refuses, as U+FFFD),
 /// so that a resumed job adds to the same entry.
 fn add(counts: &mut BTreeMap<String, u64>, reason: String, rows: u64) {
     let reason = if reason.contains(['\t', '\n', '\r', '\0']) {
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn a_nul_in_a_reason_is_kept_as_a_replacement_character() {
-        // No database's text column takes a NUL: every checkpoint of the job would fail.
+        // PostgreSQL's text refuses a NUL: every checkpoint of the job would fail.
         let mut tally = Tally::default();
         tally.refused("bad\0byte");
         assert!(!tally.encode().contains('\0'));

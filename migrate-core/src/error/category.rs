@@ -30,7 +30,8 @@ pub enum ErrorCategory {
     Blocked,
     /// The database server could not be reached: no connection opened within the connect
     /// timeout, or a connection failed or was lost while in use (an I/O error, no pooled
-    /// connection within the pool's timeout; an [`Error::Database`] whose
+    /// connection within the pool's timeout, whether the server is gone or the pool busy; an
+    /// [`Error::Database`] whose
     /// [`is_connection_failure`](super::DatabaseError::is_connection_failure)). Trying again
     /// later is the answer; a step cut off this way is a [`StepFailed`](Self::StepFailed).
     Unreachable,

@@ -1,27 +1,31 @@
 //! [`DatabaseError`]: a driver's error, with every password it quotes redacted.
 
-/// A database driver's error. Its message is the driver's, with any password in a URL replaced
-/// by `***`; [`source`](std::error::Error::source) continues with the driver error's own causes,
-/// and [`driver_error`](Self::driver_error) gives the driver's error for downcasting.
+/// A database driver's error. Its message is the driver's, with any password in a URL and the
+/// value of any `password=` replaced by `***`; [`source`](std::error::Error::source) continues
+/// with the driver error's own causes (none when one of them quotes such a password), and
+/// [`driver_error`](Self::driver_error) gives the driver's error for downcasting.
 pub struct DatabaseError {
     message: String,
     driver: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// A cause below the driver's message quotes a password: `source()` stops here.
+    causes_hidden: bool,
     connection_failed: bool,
 }
 
 impl DatabaseError {
     pub(super) fn new(driver: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
-        let message = redact_urls(&driver.to_string());
-        // A cause below the driver's message that quotes a URL's password would show it
-        // through `source()`: the driver's error is not kept then.
+        let message = redact_secrets(&driver.to_string());
+        // A cause below the driver's message that quotes a password would show it through
+        // `source()` (an error report walks it): the causes are not shown then.
         let mut causes = std::iter::successors(driver.source(), |err| err.source());
-        let leaks = causes.any(|err| {
+        let causes_hidden = causes.any(|err| {
             let text = err.to_string();
-            redact_urls(&text) != text
+            redact_secrets(&text) != text
         });
         DatabaseError {
             message,
-            driver: (!leaks).then_some(driver),
+            driver: Some(driver),
+            causes_hidden,
             connection_failed: false,
         }
     }
@@ -29,8 +33,9 @@ impl DatabaseError {
     /// A driver error made of a message alone (a corrupt tracking row, say).
     pub fn message(message: impl Into<String>) -> Self {
         DatabaseError {
-            message: redact_urls(&message.into()),
+            message: redact_secrets(&message.into()),
             driver: None,
+            causes_hidden: false,
             connection_failed: false,
         }
     }
@@ -113,29 +118,48 @@ impl std::fmt::Debug for DatabaseError {
 impl std::error::Error for DatabaseError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         // The driver's message is already this error's: continue below it.
+        if self.causes_hidden {
+            return None;
+        }
         self.driver.as_deref().and_then(|d| d.source())
     }
 }
 
 /// Replaces the password of every `scheme://user:password@host` in `text`, and the value of
 /// every `password=` (a URL's query, a connection string), with `***`.
-fn redact_urls(text: &str) -> String {
+fn redact_secrets(text: &str) -> String {
     redact_password_parameters(&redact_url_authorities(text))
 }
 
-/// Replaces the value of every `password=` (in any case) in `text` with `***`: up to the next
-/// `&`, `;`, `#`, quote or whitespace.
+/// Replaces the value of every `password=` (in any case; spaces allowed around `=`) in `text`
+/// with `***`: a quoted value to its closing quote, else up to the next `&`, `;`, `#`, quote or
+/// whitespace.
 fn redact_password_parameters(text: &str) -> String {
-    const KEY: &str = "password=";
+    const KEY: &str = "password";
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     while let Some(found) = lower[at..].find(KEY) {
-        let value_start = at + found + KEY.len();
+        let after_key = at + found + KEY.len();
+        let rest = &text[after_key..];
+        let spaced = rest.len() - rest.trim_start().len();
+        let Some(value) = rest.trim_start().strip_prefix('=') else {
+            // `password` without `=` after it: ordinary text.
+            out.push_str(&text[at..after_key]);
+            at = after_key;
+            continue;
+        };
+        let value_start = after_key + spaced + 1 + (value.len() - value.trim_start().len());
         out.push_str(&text[at..value_start]);
-        let value_len = text[value_start..]
-            .find(|c: char| matches!(c, '&' | ';' | '#' | '"' | '\'') || c.is_whitespace())
-            .unwrap_or(text.len() - value_start);
+        let value = &text[value_start..];
+        let value_len = match value.chars().next() {
+            Some(quote @ ('\'' | '"')) => value[1..]
+                .find(quote)
+                .map_or(value.len(), |close| close + 2),
+            _ => value
+                .find(|c: char| matches!(c, '&' | ';' | '#' | '"' | '\'') || c.is_whitespace())
+                .unwrap_or(value.len()),
+        };
         if value_len > 0 {
             out.push_str("***");
         }
@@ -177,29 +201,41 @@ mod tests {
     #[test]
     fn urls_lose_their_passwords() {
         assert_eq!(
-            redact_urls("cannot reach postgres://app:s3cret@db:5432/app?x=1 now"),
+            redact_secrets("cannot reach postgres://app:s3cret@db:5432/app?x=1 now"),
             "cannot reach postgres://app:***@db:5432/app?x=1 now"
         );
-        assert_eq!(redact_urls("mysql://root@h/db"), "mysql://root@h/db");
+        assert_eq!(redact_secrets("mysql://root@h/db"), "mysql://root@h/db");
         assert_eq!(
-            redact_urls("a://u:p@h b://v:q@i"),
+            redact_secrets("a://u:p@h b://v:q@i"),
             "a://u:***@h b://v:***@i"
         );
-        assert_eq!(redact_urls("no url"), "no url");
+        assert_eq!(redact_secrets("no url"), "no url");
     }
 
     #[test]
     fn password_parameters_lose_their_values() {
         assert_eq!(
-            redact_urls("postgres://db/app?user=app&Password=s3cret&sslmode=off"),
+            redact_secrets("postgres://db/app?user=app&Password=s3cret&sslmode=off"),
             "postgres://db/app?user=app&Password=***&sslmode=off"
         );
         assert_eq!(
-            redact_urls("host=db password=s3cret user=app"),
+            redact_secrets("host=db password=s3cret user=app"),
             "host=db password=*** user=app"
         );
-        assert_eq!(redact_urls("password= empty"), "password= empty");
-        assert_eq!(redact_urls("ends password=x"), "ends password=***");
+        assert_eq!(redact_secrets("ends password=x"), "ends password=***");
+        assert_eq!(
+            redact_secrets("password='a b' user=app"),
+            "password=*** user=app"
+        );
+        assert_eq!(
+            redact_secrets(r#"password = "x y" next"#),
+            "password = *** next"
+        );
+        assert_eq!(redact_secrets("password=''"), "password=***");
+        assert_eq!(
+            redact_secrets("the password is wrong; password"),
+            "the password is wrong; password"
+        );
     }
 
     #[derive(Debug)]
@@ -229,7 +265,8 @@ mod tests {
         let err = DatabaseError::new(Box::new(Outer(Inner)));
         assert_eq!(err.to_string(), "database error: could not connect");
         assert!(err.source().is_none(), "the cause would show the password");
-        assert!(err.driver_error().is_none());
         assert!(!format!("{err:?}").contains("hunter2"));
+        // Still there for a caller that downcasts on purpose.
+        assert!(err.driver_error().is_some_and(|d| d.is::<Outer>()));
     }
 }

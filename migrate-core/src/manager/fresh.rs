@@ -32,11 +32,26 @@ impl MigrationManager {
     /// ```
     pub async fn install_fresh(&self) -> Result<Report> {
         let started = Instant::now();
-        // Refused before the lock as well as under it: taking the lock creates the tracking
-        // tables, which an install refused for bad input must not leave behind.
-        let unlocked = self.read_states(false).await?;
-        let fresh = self.fresh_steps(&unlocked)?;
-        self.check_installable(&unlocked, &fresh).await?;
+        // Checked before the lock as well as under it: taking the lock creates the tracking
+        // tables, which an install refused for bad input must not leave behind. A refusal
+        // before the lock stands only on a database no runner has touched (no tracking table:
+        // a runner makes it under the lock before anything else); otherwise another runner may
+        // be part-way (its dirty mark, a table it made and has not recorded yet), and the
+        // check under the lock decides, after it.
+        let unlocked = async {
+            let states = self.read_states(false).await?;
+            let fresh = self.fresh_steps(&states)?;
+            self.check_installable(&states, &fresh).await
+        };
+        if let Err(refused) = unlocked.await {
+            let tracking = self
+                .backend
+                .table_exists(self.backend.tracking_table())
+                .await;
+            if matches!(tracking, Ok(false)) {
+                return Err(refused);
+            }
+        }
         let ran = self
             .locked(None, async {
                 let states = self.read_states(false).await?;

@@ -68,6 +68,15 @@ impl Options {
                 "down got more than one of a target, to_base and steps: give one".to_string(),
             ));
         }
+        if self.back.is_some() && self.force {
+            // Forced, a down reverts every step above its target, applied or not: counted
+            // from the recorded version, which force ignores, `steps(1)` reverted more.
+            return Err(Error::Config(
+                "down by steps counts from the recorded version, which force ignores: give a \
+                 target version with force"
+                    .to_string(),
+            ));
+        }
         let target = match (&self.target, self.to_base, self.back, direction) {
             (Some(v), _, _, _) => Target::Version(parse_version(v)?),
             (None, _, Some(steps), Direction::Down) => Target::Back(steps),
@@ -204,7 +213,9 @@ impl DownRequest<'_> {
     /// run plans under the lock (`down -1` on the CLI): a step another runner applied while
     /// this one waited for the lock is one of them, where a version target read before would
     /// have reverted it too. A table with fewer steps applied goes to nothing (or keeps its
-    /// first step under a baseline, as [`to_base`](Self::to_base) does).
+    /// first step under a baseline, as [`to_base`](Self::to_base) does). Not with
+    /// [`force`](Self::force) (`Error::Config`): force ignores the recorded version the steps
+    /// count from.
     pub fn steps(mut self, steps: usize) -> Self {
         self.options.back = Some(steps);
         self

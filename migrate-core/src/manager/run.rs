@@ -152,8 +152,7 @@ impl MigrationManager {
 
     /// Runs `f` holding the run lock (taken within `wait`, else the backend's lock timeout,
     /// the tracking tables prepared under it) and releases the lock whatever `f` returns: runs
-    /// and repairs never interleave. A release that fails (the lock's session ended) is
-    /// logged, not returned: what `f` did is committed.
+    /// and repairs never interleave.
     ///
     /// A panic out of `f` (a migration's, or a progress callback's) is caught, `f` is dropped
     /// (a step's connection with it, which rolls its transaction back), what the backend left
@@ -186,16 +185,15 @@ impl MigrationManager {
                 tracing::warn!(error = %err, "{after}, what the run left pending could not commit");
             }
         }
-        // Nor does a release that failed undo a run that succeeded: every step committed
-        // under its compare-and-set, and the report is what the caller needs. The lock's
-        // session is gone (ended by the server, a balancer's idle limit), and its lock with it;
-        // a lock row (`LockMode::Table`) left behind goes stale. Said in the log.
-        if let Err(err) = &released {
-            let after = failed.unwrap_or("after the run");
+        if let (Some(after), Err(err)) = (failed, &released) {
             tracing::warn!(error = %err, "{after}, the run lock could not be released");
         }
         let value = outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         ended?;
+        // A lock whose session ended during the run is released by the backend with a warning
+        // (it went with its session); any other failure to release (a lock row left behind
+        // keeps other runners waiting) is the caller's to know.
+        released?;
         Ok(value)
     }
 

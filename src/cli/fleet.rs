@@ -99,9 +99,8 @@ pub(super) async fn run(
         Command::Up(_) => ("up", fleet.up().await),
         // `status --check` gates like `verify`: a target with anything pending, dirty,
         // drifted or ahead fails, and the fleet exits 1.
-        Command::Verify(_) | Command::Status { check: true, .. } => {
-            ("verify", fleet.verify().await)
-        }
+        Command::Verify(_) => ("verify", fleet.verify().await),
+        Command::Status { check: true, .. } => ("status --check", fleet.verify().await),
         _ => ("status", fleet.status().await),
     };
     if arguments.json {
@@ -113,6 +112,21 @@ pub(super) async fn run(
         FleetOutcome::AllSucceeded => exit::OK,
         _ => exit::FAILED,
     })
+}
+
+/// Why a table needs an operator, as `status` would say it; `None` when it does not.
+fn attention(table: &crate::report::TableStatus) -> Option<&'static str> {
+    if table.dirty.is_some() {
+        Some("dirty")
+    } else if table.drift.is_some() {
+        Some("drift")
+    } else if table.unknown_version.is_some() || !table.linked {
+        Some("ahead")
+    } else if table.adoption.is_some() {
+        Some("adopted version disagrees")
+    } else {
+        None
+    }
 }
 
 fn text(what: &str, report: &FleetReport) -> String {
@@ -129,8 +143,22 @@ fn text(what: &str, report: &FleetReport) -> String {
             ),
             TargetOutcome::Read(tables) => {
                 let pending: usize = tables.iter().map(|s| s.pending).sum();
+                // `status` reads without judging (its exit code is 0), but a table that
+                // needs an operator is named: "ok" alone hid a dirty or drifted target.
+                let attention: Vec<String> = tables
+                    .iter()
+                    .filter_map(|s| attention(s).map(|why| format!("{} ({why})", s.table)))
+                    .collect();
+                let (label, attention) = if attention.is_empty() {
+                    ("ok     ", String::new())
+                } else {
+                    (
+                        "ATTEND ",
+                        format!("; needs attention: {}", attention.join(", ")),
+                    )
+                };
                 format!(
-                    "ok      {}: {} table(s), {pending} step(s) pending",
+                    "{label} {}: {} table(s), {pending} step(s) pending{attention}",
                     t.target,
                     tables.len()
                 )

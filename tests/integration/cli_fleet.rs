@@ -76,6 +76,30 @@ async fn a_fleet_runs_from_the_command_line_over_all_schemas_or_a_targets_file()
     )
     .await;
     assert!(gate.stdout.contains("FAILED  "), "{}", gate.stdout);
+    assert!(
+        gate.stdout.contains("fleet status --check: "),
+        "{}",
+        gate.stdout
+    );
+    // Plain `status` reads without judging, but names what needs an operator: tenant_06's
+    // `eval` is dirty (it printed "ok" for it).
+    let listed = crate::cli::cli(&url, &[&["status"][..], &all[..]].concat()).await;
+    let tenant_06 = listed
+        .stdout
+        .lines()
+        .find(|line| line.contains("schema tenant_06:"))
+        .unwrap_or_default();
+    assert!(
+        tenant_06.starts_with("ATTEND ") && tenant_06.contains("needs attention: eval (dirty)"),
+        "{}",
+        listed.stdout
+    );
+    let tenant_00 = listed
+        .stdout
+        .lines()
+        .find(|line| line.contains("schema tenant_00:"))
+        .unwrap_or_default();
+    assert!(tenant_00.starts_with("ok "), "{}", listed.stdout);
     let bad = expect(
         &url,
         &[&["up", "--to", "2.0.0"][..], &all[..]].concat(),

@@ -244,6 +244,13 @@ impl Upsert {
             Dialect::MySql => self.on_duplicate_key(dialect, &mut tail),
             Dialect::Sqlite | Dialect::Postgres => self.on_conflict(dialect, &mut tail),
         }
+        // Two rows with one key: PostgreSQL refuses to update a row twice in one statement,
+        // SQLite and MySQL keep the last, and which happens would hang on how the rows were
+        // split into statements. Refused alike everywhere (a key written twice alike; keys the
+        // column's collation takes for one, such as `a` and `A` on MySQL, are not seen here).
+        let updates = !self.columns.is_empty() && !self.keep_existing;
+        let mut first_of_key: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         let mut statements = Vec::new();
         let mut sql = String::new();
         for (i, row) in self.rows.iter().enumerate() {
@@ -254,8 +261,23 @@ impl Upsert {
                     row.len()
                 )));
             }
-            let values: Result<Vec<String>> = row.iter().map(|v| literal(dialect, v)).collect();
-            let tuple = format!("({})", values?.join(", "));
+            let values = row
+                .iter()
+                .map(|v| literal(dialect, v))
+                .collect::<Result<Vec<String>>>()?;
+            if updates {
+                let key = values[..self.keys.len()].join(", ");
+                if let Some(first) = first_of_key.insert(key.clone(), i) {
+                    return Err(Error::Config(format!(
+                        "upsert into `{}`: rows {first} and {i} have the same key ({}) = ({key}): \
+                         PostgreSQL refuses to update a row twice in one statement, and SQLite \
+                         and MySQL would keep the last; give each key one row",
+                        self.table,
+                        self.keys.join(", ")
+                    )));
+                }
+            }
+            let tuple = format!("({})", values.join(", "));
             let grown = sql.len() + 2 + tuple.len() + tail.len();
             if !sql.is_empty() && grown > max_bytes {
                 sql.push_str(&tail);
@@ -343,6 +365,31 @@ impl Upsert {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn two_rows_with_one_key_are_refused_where_the_upsert_updates() {
+        let rows = [(1, "a"), (2, "b"), (1, "c")];
+        let mut updates = Upsert::new("t", &["id"], &["v"]);
+        let mut keeps = Upsert::new("t", &["id"], &["v"]).keep_existing();
+        for (id, v) in rows {
+            updates.row(vec![Value::Int(id), Value::Text(v.to_string())]);
+            keeps.row(vec![Value::Int(id), Value::Text(v.to_string())]);
+        }
+        for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
+            let err = updates
+                .statements(dialect, usize::MAX)
+                .expect_err("one key twice");
+            assert!(
+                err.to_string()
+                    .contains("rows 0 and 2 have the same key (id) = (1)"),
+                "{err}"
+            );
+            // Whichever way the rows would be split.
+            assert!(updates.statements(dialect, 10).is_err());
+            // Without an update, the first row is kept on every backend: accepted.
+            assert!(keeps.statements(dialect, usize::MAX).is_ok());
+        }
+    }
+
     #[test]
     fn statements_split_the_rows_under_the_budget_in_order() {
         let mut upsert = Upsert::new("t", &["id"], &["v"]);

@@ -102,23 +102,12 @@ pub fn run_sql<'a>(
     })
 }
 
-/// The statements of a `#[migration]` function whose body is only `db.execute("...").await?;`
-/// lines and `Ok(())`: a type the attribute declares per such function, whose [`run_statements`]
-/// instance is registered instead of the function. The function stays, type-checked, but rustc
-/// generates no code for it unless something calls it (BENCHMARKS.md, "Compile time").
-pub trait Statements {
-    /// The string literals the body executes, in order.
-    const LIST: &'static [&'static str];
-}
-
-/// Runs `S`'s statements in order, each through [`Conn::execute`] and stopping at the first
-/// error, as the function's body would.
-pub fn run_statements<'a, 'b, S: Statements>(db: &'a mut Conn<'b>) -> MigrationFuture<'a> {
-    execute_each(db, S::LIST)
-}
-
-/// The one future every [`run_statements`] instance shares.
-fn execute_each<'a>(
+/// What a `#[migration]` function whose body is only `db.execute("...").await?;` lines and
+/// `Ok(())` becomes: the attribute rewrites its body into one call of this, with the body's
+/// string literals in order (BENCHMARKS.md, "Compile time": an `async` body costs rustc a future
+/// to type-check and borrow-check per function; this is one plain call). Each statement runs
+/// through [`Conn::execute`], stopping at the first error, as the body would.
+pub fn execute_statements<'a>(
     db: &'a mut Conn<'_>,
     statements: &'static [&'static str],
 ) -> MigrationFuture<'a> {

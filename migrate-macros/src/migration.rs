@@ -12,7 +12,9 @@ use crate::checksum;
 use crate::includes::{includes, Includes};
 use crate::item::FnItem;
 use crate::register::{register, Action, Declaration, Step};
-use crate::signature::{boxed_function, check_signature, rewritable, Signature};
+use crate::signature::{
+    boxed_function, check_signature, rewritable, statements_function, Signature,
+};
 use crate::source::SourceFile;
 use crate::statements::only_executes;
 use proc_macro2::{Span, TokenStream};
@@ -96,15 +98,12 @@ fn generate(
     // The function is rewritten into the registered one unless something in it needs the
     // `async fn` as written; then it is kept, and a shim boxes its future.
     let rewrite = rewritable(function, signature);
-    // A body of `db.execute("...").await?;` lines is registered as its statements, and the
-    // function, rewritten all the same, is only type-checked.
+    // A body of `db.execute("...").await?;` lines is rewritten into one call that runs its
+    // statements (no future of its own for rustc to check), and registered as itself.
     let statements = rewrite
         .then(|| only_executes(function, signature))
         .flatten();
-    let registered_as_itself = statements.is_none();
-    let up = if let Some(list) = statements {
-        Action::Statements(list)
-    } else if rewrite {
+    let up = if rewrite {
         Action::Function(quote!(#fn_name))
     } else {
         let ty_span = signature.argument.ty.span();
@@ -162,11 +161,10 @@ fn generate(
         line: quote_spanned!(args.table.span()=> ::core::line!()),
     };
     let registration = register(&step);
-    // A function registered as its statements is named nowhere: it is used all the same. (An
-    // `allow` on it, not a reference to it in an item of its own: every item rustc checks
-    // costs, and a reference in a `const` would have it compiled.)
-    let function = if rewrite {
-        boxed_function(function, signature, &private, !registered_as_itself)
+    let function = if let Some(list) = statements {
+        statements_function(function, signature, &private, &list)
+    } else if rewrite {
+        boxed_function(function, signature, &private)
     } else {
         function.to_token_stream()
     };

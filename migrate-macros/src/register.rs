@@ -58,9 +58,6 @@ pub(crate) enum Action {
     /// `#[migration]`'s up kept as written, its down or its fresh function, boxed): registered
     /// through a shim of its own that evaluates it.
     Expression(TokenStream),
-    /// The string literals a `#[migration]` body only executes (`statements.rs`): registered as
-    /// the shared `run_statements` over a type of the step's own that lists them.
-    Statements(Vec<proc_macro2::Literal>),
 }
 
 /// The name of the type that stands for a child step in the `heads` check, in words:
@@ -219,8 +216,7 @@ fn parts(step: &Step<'_>, suffix: &str) -> Parts {
         }
     });
     // The function an action registers, and the shim it needs: a function of type
-    // `MigrationFn` that evaluates an expression over `db`, or the type that lists a body's
-    // statements.
+    // `MigrationFn` that evaluates an expression over `db`.
     let function = |name: &str, action: &Action| match action {
         Action::Function(function) => (quote!(), function.clone()),
         Action::Expression(body) => {
@@ -231,25 +227,6 @@ fn parts(step: &Step<'_>, suffix: &str) -> Parts {
                 }
             };
             (shim, quote!(#name))
-        }
-        Action::Statements(list) => {
-            // `__migrate_up` lists in `__MigrateUpStatements`.
-            let kind: String = name
-                .trim_start_matches("__migrate_")
-                .char_indices()
-                .map(|(i, c)| if i == 0 { c.to_ascii_uppercase() } else { c })
-                .collect();
-            let listed = syn::Ident::new(
-                &format!("__Migrate{kind}Statements{}", suffix.replace('_', "")),
-                Span::call_site(),
-            );
-            let items = quote! {
-                struct #listed;
-                impl #private::Statements for #listed {
-                    const LIST: &'static [&'static str] = &[#(#list),*];
-                }
-            };
-            (items, quote!(#private::run_statements::<#listed>))
         }
     };
     let (up_shim, up) = function("__migrate_up", &step.up);

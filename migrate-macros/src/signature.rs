@@ -127,10 +127,8 @@ pub(crate) fn boxed_function(
     function: &FnItem,
     signature: Signature<'_>,
     private: &TokenStream,
-    unused: bool,
 ) -> TokenStream {
     let (outer, inner) = (&function.attrs, &function.inner_attrs);
-    let unused = unused.then(|| quote!(#[allow(dead_code)]));
     let vis = &function.vis;
     let sig = &function.sig;
     let name = &sig.ident;
@@ -157,13 +155,54 @@ pub(crate) fn boxed_function(
     let future = quote_spanned!(ret_span=> async move { #argument #block });
     quote! {
         #(#outer)*
-        #unused
         #vis fn #name<#lifetime>(
             #param: &#lifetime mut #private::Conn<'_>,
         ) -> #private::MigrationFuture<#lifetime> #where_clause {
             #(#inner)*
             #ret_check
             #boxed(#future)
+        }
+    }
+}
+
+/// A function whose body only executes string literals (`statements.rs`), rewritten into the
+/// registered `MigrationFn` as one call that runs `statements` in order: what the body would
+/// do, without a future of its own (an `async` body is a future rustc type-checks and
+/// borrow-checks per function: most of such a crate's build). The argument is still bound as
+/// declared and the return type still checked, so a wrong type is an error at that type.
+pub(crate) fn statements_function(
+    function: &FnItem,
+    signature: Signature<'_>,
+    private: &TokenStream,
+    statements: &[proc_macro2::Literal],
+) -> TokenStream {
+    let outer = &function.attrs;
+    let vis = &function.vis;
+    let sig = &function.sig;
+    let name = &sig.ident;
+    let where_clause = &sig.generics.where_clause;
+    let param = syn::Ident::new("__migrate_db", Span::mixed_site());
+    let lifetime = syn::Lifetime::new("'__migrate", Span::call_site());
+    let syn::PatType { attrs, pat, ty, .. } = signature.argument;
+    let connection = syn::Ident::new("__migrate_db", param.span().located_at(ty.span()));
+    // The argument's name as the body wrote it (`statements.rs` takes only a plain name).
+    let db = match &**pat {
+        syn::Pat::Ident(binding) => &binding.ident,
+        other => return syn::Error::new_spanned(other, "expected a name").to_compile_error(),
+    };
+    let output = signature.output;
+    let ret_span = output.span();
+    let ret_check = quote_spanned!(ret_span=> #private::returns::<#output>(););
+    quote! {
+        #(#outer)*
+        #vis fn #name<#lifetime>(
+            #param: &#lifetime mut #private::Conn<'_>,
+        ) -> #private::MigrationFuture<#lifetime> #where_clause {
+            #ret_check
+            #(#attrs)*
+            #[allow(unused_mut)]
+            let #pat: #ty = #connection;
+            #private::execute_statements(#db, &[#(#statements),*])
         }
     }
 }

@@ -2,9 +2,12 @@
 //! rewrites such a body into one call that runs its statements (no future of its own for rustc
 //! to check), and what runs must be what the body says: each statement in order, templates
 //! rendered, stopping at the first error, which arrives as the body's `?` would pass it on. The
-//! crate denies `dead_code`: a function registered this way counts as used.
+//! crate denies `dead_code` (a function registered this way counts as used) and warnings (one
+//! the rewritten function caused would fail the build), and the statement bodies forbid
+//! `unused_mut` and `unused_variables`: a lint level the attribute added inside them (an
+//! `allow(unused_mut)`, say) is an error under `forbid`.
 
-#![deny(dead_code)]
+#![deny(dead_code, warnings)]
 
 use migrate::backend::MigrationFn;
 use migrate::testing::{Backend, TestDatabase};
@@ -13,6 +16,7 @@ use migrate::{Error, MigrationManager};
 migrate::migrations! {}
 
 #[migrate::migration(table = "listed", version = "1.0.0", down = drop_listed)]
+#[forbid(unused_mut, unused_variables)]
 async fn create_listed(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
     db.execute("CREATE TABLE {{tables.listed}} (id INTEGER PRIMARY KEY, note VARCHAR(40))")
         .await?;
@@ -26,6 +30,7 @@ async fn drop_listed(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
 
 /// Three statements, one a raw string, run in order (the third needs the first two).
 #[migrate::migration(table = "listed", version = "1.1.0", parent = "1.0.0", irreversible)]
+#[forbid(unused_mut, unused_variables)]
 async fn fill_listed(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
     db.execute("INSERT INTO {{tables.listed}} (id, note) VALUES (1, 'one')")
         .await?;
@@ -38,6 +43,7 @@ async fn fill_listed(db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
 
 /// No statement at all.
 #[migrate::migration(table = "listed", version = "1.2.0", parent = "1.1.0", irreversible)]
+#[forbid(unused_mut, unused_variables)]
 async fn nothing_to_do(_db: &mut migrate::Conn<'_>) -> migrate::Result<()> {
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! its body's future boxed (so that the function itself is the registered `MigrationFn`), followed
 //! by a `const _: () = { ... };` block holding the graph-check items (see
 //! `migrate_core::__private`), the shims that box the down's and the fresh function's futures,
-//! and the `inventory` registration. A body of `db.execute("...").await?;` lines is registered
-//! as its statements instead (`statements.rs`), the function kept for rustc to check.
+//! and the `inventory` registration. A body of `db.execute("...").await?;` lines is rewritten
+//! into one call that runs its statements instead (`statements.rs`), with no future of its own.
 
 use crate::args::{self, CratePath, DownArg, Errors, MigrationArgs};
 use crate::checksum;
@@ -161,8 +161,8 @@ fn generate(
         line: quote_spanned!(args.table.span()=> ::core::line!()),
     };
     let registration = register(&step);
-    let function = if let Some(list) = statements {
-        statements_function(function, signature, &private, &list)
+    let function = if let Some(body) = statements {
+        statements_function(function, signature, &private, &body)
     } else if rewrite {
         boxed_function(function, signature, &private)
     } else {

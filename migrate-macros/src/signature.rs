@@ -120,9 +120,6 @@ fn mentions_impl_trait(ty: &syn::Type) -> bool {
 /// inside, where errors point at them. As in an `async fn`, the argument is moved into the
 /// future and `return` and `?` leave the body.
 ///
-/// `unused` marks it `allow(dead_code)`, after the user's attributes (so that a lint level
-/// of theirs does not override it), for a function registered as its statements and named
-/// nowhere.
 pub(crate) fn boxed_function(
     function: &FnItem,
     signature: Signature<'_>,
@@ -174,7 +171,7 @@ pub(crate) fn statements_function(
     function: &FnItem,
     signature: Signature<'_>,
     private: &TokenStream,
-    statements: &[proc_macro2::Literal],
+    body: &crate::statements::Executes,
 ) -> TokenStream {
     let outer = &function.attrs;
     let vis = &function.vis;
@@ -185,14 +182,24 @@ pub(crate) fn statements_function(
     let lifetime = syn::Lifetime::new("'__migrate", Span::call_site());
     let syn::PatType { attrs, pat, ty, .. } = signature.argument;
     let connection = syn::Ident::new("__migrate_db", param.span().located_at(ty.span()));
-    // The argument's name as the body wrote it (`statements.rs` takes only a plain name).
-    let db = match &**pat {
-        syn::Pat::Ident(binding) => &binding.ident,
-        other => return syn::Error::new_spanned(other, "expected a name").to_compile_error(),
-    };
     let output = signature.output;
     let ret_span = output.span();
     let ret_check = quote_spanned!(ret_span=> #private::returns::<#output>(););
+    let ok = &body.ok;
+    let statements = &body.statements;
+    // The argument is bound as declared and named as the body named it, so rustc resolves both
+    // (and lints them: an unneeded `mut`, an unused argument) as it did the body. A body of
+    // `Ok(())` alone names no argument: its binding is a reborrow, left unused as written.
+    let (binding, run) = match &body.db {
+        Some(db) => (
+            quote!(#connection),
+            quote!(#private::execute_statements(#db, &[#(#statements),*])),
+        ),
+        None => (
+            quote!(&mut *#connection),
+            quote!(#private::execute_statements(#connection, &[])),
+        ),
+    };
     quote! {
         #(#outer)*
         #vis fn #name<#lifetime>(
@@ -200,9 +207,10 @@ pub(crate) fn statements_function(
         ) -> #private::MigrationFuture<#lifetime> #where_clause {
             #ret_check
             #(#attrs)*
-            #[allow(unused_mut)]
-            let #pat: #ty = #connection;
-            #private::execute_statements(#db, &[#(#statements),*])
+            let #pat: #ty = #binding;
+            // The body's `Ok(())`, checked against the return type as the body's was.
+            let _: #output = #ok(());
+            #run
         }
     }
 }

@@ -8,20 +8,28 @@
 
 use crate::item::FnItem;
 use crate::signature::{ungrouped, Signature};
-use proc_macro2::{Delimiter, Literal, TokenTree};
+use proc_macro2::{Delimiter, Ident, Literal, TokenTree};
 
-/// The string literals the body executes, in order, when the function is nothing but that and
-/// nothing about it needs the function itself: it is not `pub` (a public function is compiled
-/// for other crates anyway), its attributes are only documentation and lint levels (another
-/// attribute may wrap the body), it has no inner attributes, and its argument is a plain name
-/// (`db`, `mut db`) that the body's calls name, of type `&mut Conn<'_>` written as a path
-/// ending in `Conn` (so that `execute` is `Conn`'s own: a `&mut dyn Trait` argument would call
-/// the trait's). `None` otherwise: the function is then registered as itself.
-///
-/// Two contrived bodies are read as statements although they mean something else: one whose
-/// `db` a `macro_rules!` hygiene keeps from the argument of that name (it names another `db`
-/// in scope), and one under a user's own `fn Ok`.
-pub(crate) fn only_executes(function: &FnItem, signature: Signature<'_>) -> Option<Vec<Literal>> {
+/// A body that only executes string literals, as read.
+pub(crate) struct Executes {
+    /// The literals, in order.
+    pub(crate) statements: Vec<Literal>,
+    /// The body's first `db` as written (its span and hygiene): the rewritten call names the
+    /// connection with it, so rustc resolves it as the body did. `None` when the body is only
+    /// `Ok(())`.
+    pub(crate) db: Option<Ident>,
+    /// The body's `Ok` as written: the rewritten function checks `Ok(())` against the return
+    /// type with it, as the body did (a user's own `Ok` in scope is an error there too).
+    pub(crate) ok: Ident,
+}
+
+/// What the body executes, when the function is nothing but that: it is not `pub`, its
+/// attributes are only documentation and lint levels (another attribute may wrap the body), it
+/// has no inner attributes, and its argument is a plain name (`db`, `mut db`) that the body's
+/// calls name, of type `&mut Conn<'_>` written as a path ending in `Conn` (so that `execute` is
+/// `Conn`'s own: a `&mut dyn Trait` argument would call the trait's). `None` otherwise: the
+/// function keeps its body, boxed.
+pub(crate) fn only_executes(function: &FnItem, signature: Signature<'_>) -> Option<Executes> {
     const LINT_LEVELS: [&str; 6] = ["doc", "allow", "warn", "deny", "expect", "forbid"];
     if matches!(function.vis, syn::Visibility::Public(_)) || !function.inner_attrs.is_empty() {
         return None;
@@ -44,6 +52,7 @@ pub(crate) fn only_executes(function: &FnItem, signature: Signature<'_>) -> Opti
     let tokens: Vec<TokenTree> = function.block.stream().into_iter().collect();
     let mut rest = tokens.as_slice();
     let mut statements = Vec::new();
+    let mut first_db = None;
     loop {
         match rest {
             // `Ok(())`, last.
@@ -52,7 +61,11 @@ pub(crate) fn only_executes(function: &FnItem, signature: Signature<'_>) -> Opti
                     && unit.delimiter() == Delimiter::Parenthesis
                     && is_empty_parens(unit.stream()) =>
             {
-                return Some(statements);
+                return Some(Executes {
+                    statements,
+                    db: first_db,
+                    ok: ok.clone(),
+                });
             }
             // `db.execute("...").await?;`
             [TokenTree::Ident(name), TokenTree::Punct(dot1), TokenTree::Ident(execute), TokenTree::Group(args), TokenTree::Punct(dot2), TokenTree::Ident(await_), TokenTree::Punct(question), TokenTree::Punct(semi), tail @ ..]
@@ -66,6 +79,7 @@ pub(crate) fn only_executes(function: &FnItem, signature: Signature<'_>) -> Opti
                     && semi.as_char() == ';' =>
             {
                 statements.push(string_literal(args.stream())?);
+                first_db.get_or_insert_with(|| name.clone());
                 rest = tail;
             }
             _ => return None,
@@ -126,7 +140,7 @@ mod tests {
         let function = FnItem::parse(function).expect("a function");
         let signature = check_signature(&function).expect("a migration's signature");
         only_executes(&function, signature)
-            .map(|list| list.iter().map(ToString::to_string).collect())
+            .map(|read| read.statements.iter().map(ToString::to_string).collect())
     }
 
     #[test]

@@ -89,8 +89,8 @@ pub(super) enum Command {
     Current,
     /// The newest rows of the migration history.
     History {
-        /// How many rows (at most 1,000,000).
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(..=1_000_000))]
+        /// How many rows (1 to 1,000,000: 0 would print "no history yet" over any history).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         limit: u32,
     },
     /// Applies pending migrations.

@@ -244,6 +244,8 @@ each_backend! {
             // every step above that one, never applied ones included.
             &["down", "-1", "--force", "--table", "session"],
             &["up", "--to", "banana"],
+            // No row would read as "no history yet".
+            &["history", "--limit", "0"],
             &["up", "--table", "nope"],
             &["stamp", "session", "x.y"],
             &["stamp", "session", "9.9.9"],

@@ -125,41 +125,31 @@ pub(crate) fn boxed_function(
     signature: Signature<'_>,
     private: &TokenStream,
 ) -> TokenStream {
-    let (outer, inner) = (&function.attrs, &function.inner_attrs);
-    let vis = &function.vis;
-    let sig = &function.sig;
-    let name = &sig.ident;
-    let where_clause = &sig.generics.where_clause;
-    // Names the user's body cannot see (`mixed_site`), so nothing it declares is shadowed.
-    let param = syn::Ident::new("__migrate_db", Span::mixed_site());
-    let lifetime = syn::Lifetime::new("'__migrate", Span::call_site());
+    let inner = &function.inner_attrs;
     // The argument as the user declared it, bound to the connection: a wrong type is an error
     // at that type.
     let argument = {
         let syn::PatType { attrs, pat, ty, .. } = signature.argument;
-        let connection = syn::Ident::new("__migrate_db", param.span().located_at(ty.span()));
+        let connection = connection_at(ty);
         quote!(#(#attrs)* let #pat: #ty = #connection;)
     };
-    // The return type as the user wrote it must be a migration's: an error at that type. (The
-    // body's own type is the future's output, checked by `boxed`: nothing follows the body, so
-    // a body that ends by returning or diverging draws no `unreachable` warning.)
-    let output = signature.output;
-    let ret_span = output.span();
-    let ret_check = quote_spanned!(ret_span=> #private::returns::<#output>(););
+    // The body's own type is the future's output, checked by `boxed`: nothing follows the
+    // body, so a body that ends by returning or diverging draws no `unreachable` warning.
+    let ret_check = return_check(signature, private);
+    let ret_span = signature.output.span();
     let block = &function.block;
     let boxed = quote_spanned!(ret_span=> #private::boxed);
     // Spanned at the return type, where an error about the future's output belongs.
     let future = quote_spanned!(ret_span=> async move { #argument #block });
-    quote! {
-        #(#outer)*
-        #vis fn #name<#lifetime>(
-            #param: &#lifetime mut #private::Conn<'_>,
-        ) -> #private::MigrationFuture<#lifetime> #where_clause {
+    registered_fn(
+        function,
+        private,
+        quote! {
             #(#inner)*
             #ret_check
             #boxed(#future)
-        }
-    }
+        },
+    )
 }
 
 /// A function whose body only executes string literals (`statements.rs`), rewritten into the
@@ -173,18 +163,10 @@ pub(crate) fn statements_function(
     private: &TokenStream,
     body: &crate::statements::Executes,
 ) -> TokenStream {
-    let outer = &function.attrs;
-    let vis = &function.vis;
-    let sig = &function.sig;
-    let name = &sig.ident;
-    let where_clause = &sig.generics.where_clause;
-    let param = syn::Ident::new("__migrate_db", Span::mixed_site());
-    let lifetime = syn::Lifetime::new("'__migrate", Span::call_site());
     let syn::PatType { attrs, pat, ty, .. } = signature.argument;
-    let connection = syn::Ident::new("__migrate_db", param.span().located_at(ty.span()));
+    let connection = connection_at(ty);
     let output = signature.output;
-    let ret_span = output.span();
-    let ret_check = quote_spanned!(ret_span=> #private::returns::<#output>(););
+    let ret_check = return_check(signature, private);
     let ok = &body.ok;
     let statements = &body.statements;
     // The argument is bound as declared and named as the body named it, so rustc resolves both
@@ -200,19 +182,53 @@ pub(crate) fn statements_function(
             quote!(#private::execute_statements(#connection, &[])),
         ),
     };
-    quote! {
-        #(#outer)*
-        #vis fn #name<#lifetime>(
-            #param: &#lifetime mut #private::Conn<'_>,
-        ) -> #private::MigrationFuture<#lifetime> #where_clause {
+    registered_fn(
+        function,
+        private,
+        quote! {
             #ret_check
             #(#attrs)*
             let #pat: #ty = #binding;
             // The body's `Ok(())`, checked against the return type as the body's was.
             let _: #output = #ok(());
             #run
+        },
+    )
+}
+
+/// The user's function as the registered `MigrationFn`, with `body`: its outer attributes,
+/// visibility, name and `where` clause, and the one parameter, the connection.
+fn registered_fn(function: &FnItem, private: &TokenStream, body: TokenStream) -> TokenStream {
+    let outer = &function.attrs;
+    let vis = &function.vis;
+    let name = &function.sig.ident;
+    let where_clause = &function.sig.generics.where_clause;
+    let param = syn::Ident::new(PARAM, Span::mixed_site());
+    let lifetime = syn::Lifetime::new("'__migrate", Span::call_site());
+    quote! {
+        #(#outer)*
+        #vis fn #name<#lifetime>(
+            #param: &#lifetime mut #private::Conn<'_>,
+        ) -> #private::MigrationFuture<#lifetime> #where_clause {
+            #body
         }
     }
+}
+
+/// The connection parameter's name: `mixed_site`, so the user's body cannot see it and nothing
+/// it declares is shadowed.
+const PARAM: &str = "__migrate_db";
+
+/// The connection parameter, named where the argument's type `ty` is (errors about binding it
+/// point there).
+fn connection_at(ty: &syn::Type) -> syn::Ident {
+    syn::Ident::new(PARAM, Span::mixed_site().located_at(ty.span()))
+}
+
+/// The return type as the user wrote it must be a migration's: an error at that type.
+fn return_check(signature: Signature<'_>, private: &TokenStream) -> TokenStream {
+    let output = signature.output;
+    quote_spanned!(output.span()=> #private::returns::<#output>();)
 }
 
 /// `ty` without the invisible group a macro fragment wraps it in, or parentheses.

@@ -281,11 +281,21 @@ async fn the_token_is_checked_before_the_body_is_read_and_the_body_is_capped() {
 
 /// A dry run with this `Authorization` header.
 async fn request_with_authorization(addr: SocketAddr, authorization: &str) -> (u16, Value) {
+    let header = format!("Authorization: {authorization}\r\n");
+    post_with_headers(addr, "/migrations/up", &header, r#"{"dry_run": true}"#).await
+}
+
+/// A `POST` with extra header lines (each ending in `\r\n`).
+pub(crate) async fn post_with_headers(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, Value) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let body = r#"{"dry_run": true}"#;
     let head = format!(
-        "POST /migrations/up HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Authorization: {authorization}\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\
+         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("send");

@@ -4,31 +4,12 @@
 //! configured so it could never work, and a database that went away under a running server.
 
 use crate::harness::TestDb;
-use crate::http::{parsed, request, serve, with_token, TOKEN};
+use crate::http::{parsed, post_with_headers, request, serve, with_token, TOKEN};
 use migrate::http::{router, HttpConfig};
 use migrate::testing::Backend;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A `POST` with extra header lines (each ending in `\r\n`).
-async fn post_with_headers(
-    addr: SocketAddr,
-    path: &str,
-    headers: &str,
-    body: &str,
-) -> (u16, serde_json::Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\
-         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("send");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    parsed(&response)
-}
 
 #[tokio::test]
 async fn an_empty_list_of_tables_is_refused_not_read_as_every_table() {

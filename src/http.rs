@@ -65,6 +65,10 @@ pub struct HttpConfig {
     pub max_history: Option<usize>,
     /// Serve without any token. Only through [`insecure_no_auth`](Self::insecure_no_auth).
     pub insecure_no_auth: bool,
+    /// Counts the runs this router started, so that a host's shutdown can wait for them
+    /// ([`Runs::wait_idle`]): a run goes on when its client disconnects, in a task of its own,
+    /// which a runtime that shuts down would cut off mid-step.
+    pub runs: Runs,
     /// The fleet `POST /migrations/all/up` runs (every database AgentOS knows, every tenant
     /// schema); without one that route answers `404`. A fleet with no target and no listed
     /// server is refused when the router is built.
@@ -79,6 +83,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("lock_wait", &self.lock_wait)
             .field("max_history", &self.max_history)
             .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("runs", &self.runs.running())
             .field("fleet", &self.fleet.as_ref().map(|f| f.target_list().len()))
             .finish()
     }
@@ -97,6 +102,88 @@ impl HttpConfig {
     }
 }
 
+/// The runs a router started that have not finished, for a host's graceful shutdown: keep a
+/// clone, give it to the router in [`HttpConfig::runs`], stop taking requests, then await
+/// [`wait_idle`](Self::wait_idle) before the process exits.
+///
+/// ```no_run
+/// # migrate::migrations! {}
+/// # #[migrate::migration(table = "t", version = "1.0.0", irreversible)]
+/// # async fn t(_: &mut migrate::Conn<'_>) -> migrate::Result<()> { Ok(()) }
+/// # async fn serve(
+/// #     manager: migrate::MigrationManager,
+/// #     token: String,
+/// #     shutdown: impl std::future::Future<Output = ()> + Send + 'static, // a signal, say
+/// # ) -> Result<(), Box<dyn std::error::Error>> {
+/// use migrate::http::{router, HttpConfig, Runs};
+/// let runs = Runs::new();
+/// let config = HttpConfig { token: Some(token), runs: runs.clone(), ..Default::default() };
+/// let app = router(manager, config)?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(shutdown)
+///     .await?;
+/// runs.wait_idle().await; // a run its client left goes on to its end
+/// # Ok(()) }
+/// # fn main() {}
+/// ```
+#[derive(Clone, Default)]
+pub struct Runs(Arc<RunCount>);
+
+#[derive(Default)]
+struct RunCount {
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Runs {
+    /// A tracker with no run.
+    pub fn new() -> Self {
+        Runs::default()
+    }
+
+    /// How many runs have started and not finished.
+    pub fn running(&self) -> usize {
+        self.0.running.load(Ordering::Acquire)
+    }
+
+    /// Waits until no run is going (at once when none is).
+    pub async fn wait_idle(&self) {
+        loop {
+            // Registered before the count is read: a run that ends in between still wakes it.
+            let notified = self.0.idle.notified();
+            if self.running() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Counts a run until the guard is dropped (at its end, or as its task unwinds).
+    fn start(&self) -> RunGuard {
+        self.0.running.fetch_add(1, Ordering::AcqRel);
+        RunGuard(self.0.clone())
+    }
+}
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs")
+            .field("running", &self.running())
+            .finish()
+    }
+}
+
+struct RunGuard(Arc<RunCount>);
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 const DEFAULT_HISTORY: usize = 50;
 const DEFAULT_MAX_HISTORY: usize = 1_000;
 
@@ -108,6 +195,7 @@ struct Shared {
     lock_wait: Duration,
     max_history: usize,
     fleet: Option<Arc<crate::fleet::Fleet>>,
+    runs: Runs,
     /// Whether a `POST /migrations/all/up` of this router is running: a second one answers
     /// `409` rather than running every target again behind it.
     fleet_running: AtomicBool,
@@ -205,6 +293,7 @@ pub fn router(manager: impl Into<Arc<MigrationManager>>, config: HttpConfig) -> 
         lock_wait: config.lock_wait,
         max_history: config.max_history.unwrap_or(DEFAULT_MAX_HISTORY),
         fleet: config.fleet.clone(),
+        runs: config.runs.clone(),
         fleet_running: AtomicBool::new(false),
     });
     Ok(Router::new()
@@ -487,7 +576,8 @@ async fn up(State(shared): State<Arc<Shared>>, request: Request) -> Response {
             "`to_base` belongs to down, not up".to_string(),
         );
     }
-    respond_detached(async move {
+    let runs = shared.runs.clone();
+    respond_detached(&runs, async move {
         let mut request = shared
             .manager
             .up()
@@ -511,9 +601,10 @@ async fn up(State(shared): State<Arc<Shared>>, request: Request) -> Response {
 
 /// A run request's answer, the run [`detached`] from the request.
 async fn respond_detached(
+    runs: &Runs,
     run: impl std::future::Future<Output = Result<crate::report::Report>> + Send + 'static,
 ) -> Response {
-    match detached(run).await {
+    match detached(runs, run).await {
         Ok(outcome) => respond(outcome),
         Err(not_finished) => not_finished,
     }
@@ -522,11 +613,18 @@ async fn respond_detached(
 /// Runs `run` in a task of its own and waits for it. A client that disconnects (a timeout, a
 /// load balancer's idle limit) drops the handler's future: the run must not go with it, or a
 /// step cut off between its statements would be left dirty and a commit riding on the next
-/// step lost. The task lives as long as the runtime: a process that exits mid-run still ends
-/// it there. A run that panics answers `500`, and so does one the runtime cancelled.
+/// step lost. The task lives as long as the runtime, and is counted in `runs` until it ends,
+/// so that a host's shutdown can wait for it ([`Runs::wait_idle`]). A run that panics answers
+/// `500`, and so does one the runtime cancelled.
 async fn detached<T: Send + 'static>(
+    runs: &Runs,
     run: impl std::future::Future<Output = T> + Send + 'static,
 ) -> std::result::Result<T, Response> {
+    let counted = runs.start();
+    let run = async move {
+        let _counted = counted;
+        run.await
+    };
     // In the request's span (a host's request id), though it outlives the request.
     tokio::spawn(tracing::Instrument::in_current_span(run))
         .await
@@ -591,7 +689,8 @@ async fn all_up(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if !fleet.has_lock_wait() {
         fleet = fleet.lock_wait(shared.lock_wait);
     }
-    let report = match detached(async move {
+    let runs = shared.runs.clone();
+    let report = match detached(&runs, async move {
         let _running = running;
         fleet.up().await
     })
@@ -625,7 +724,8 @@ async fn down(State(shared): State<Arc<Shared>>, request: Request) -> Response {
             "give `target` or `to_base: true`, not both".to_string(),
         );
     }
-    respond_detached(async move {
+    let runs = shared.runs.clone();
+    respond_detached(&runs, async move {
         let mut request = shared
             .manager
             .down()

@@ -294,3 +294,41 @@ async fn a_fleet_where_no_target_succeeded_answers_500_without_a_panics_text() {
     assert!(!body.to_string().contains("told to panic"), "{body}");
     db.clear_control().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_can_wait_for_the_runs_its_clients_left() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    // A step that sleeps; the client leaves while it runs.
+    db.control("session@2.3.0", "pause").await;
+    let runs = migrate::http::Runs::new();
+    let config = HttpConfig {
+        runs: runs.clone(),
+        ..with_token()
+    };
+    let addr = serve(&db, config).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /migrations/up HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("send");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while runs.running() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(runs.running(), 1, "the run is counted");
+    drop(stream);
+    // What a host's shutdown awaits: it returns once the run has ended, every table at head.
+    tokio::time::timeout(Duration::from_secs(30), runs.wait_idle())
+        .await
+        .expect("the run ends");
+    assert_eq!(runs.running(), 0);
+    let status = db.manager().await.status().await.expect("status");
+    assert!(
+        status.iter().all(|t| t.pending == 0 && t.dirty.is_none()),
+        "the run had finished when wait_idle returned: {status:?}"
+    );
+    db.clear_control().await;
+}

@@ -118,8 +118,14 @@ fn is_empty_parens(tokens: proc_macro2::TokenStream) -> bool {
 /// The one string literal `tokens` holds (`"..."`, `r#"..."#`, no suffix), or `None`.
 fn string_literal(tokens: proc_macro2::TokenStream) -> Option<Literal> {
     let mut tokens = tokens.into_iter();
-    let literal = match (tokens.next(), tokens.next()) {
-        (Some(TokenTree::Literal(literal)), None) => literal,
+    // A trailing comma is how rustfmt writes a call whose literal is too long for one line.
+    let literal = match (tokens.next(), tokens.next(), tokens.next()) {
+        (Some(TokenTree::Literal(literal)), None, None) => literal,
+        (Some(TokenTree::Literal(literal)), Some(TokenTree::Punct(comma)), None)
+            if comma.as_char() == ',' =>
+        {
+            literal
+        }
         _ => return None,
     };
     match syn::Lit::new(literal.clone()) {
@@ -151,6 +157,9 @@ mod tests {
             async fn add(mut conn: &mut migrate::Conn<'_>) -> migrate::Result<()> {
                 conn.execute("ALTER TABLE t ADD a INT").await?;
                 conn.execute(r#"UPDATE t SET a = 1 WHERE b = "x""#).await?;
+                // rustfmt's form of a call whose literal is long.
+                conn.execute("CREATE INDEX a_long_index_name ON t (a)")
+                    .await?;
                 Ok(())
             }
         ));
@@ -158,7 +167,8 @@ mod tests {
             read.expect("read"),
             [
                 "\"ALTER TABLE t ADD a INT\"",
-                "r#\"UPDATE t SET a = 1 WHERE b = \"x\"\"#"
+                "r#\"UPDATE t SET a = 1 WHERE b = \"x\"\"#",
+                "\"CREATE INDEX a_long_index_name ON t (a)\""
             ]
         );
         let nothing = super::tests::read(quote!(
@@ -237,6 +247,12 @@ mod tests {
                 Ok(())
             }),
             quote!({ db.execute("X" "Y").await?; Ok(()) }),
+            // Two arguments, or a comma that is not the last token.
+            quote!({
+                db.execute("X", 1).await?;
+                Ok(())
+            }),
+            quote!({ db.execute("X",,).await?; Ok(()) }),
             quote!({
                 db.execute(1).await?;
                 Ok(())
